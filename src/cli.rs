@@ -1,0 +1,142 @@
+//! Command-line interface: clap derive structs only. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Activation, Dtype, Init, Placement};
+use crate::experiment::grad_norms::BnArms;
+
+/// Numerical-stability experiments on deep MLPs: vanishing and exploding gradients, and what
+/// BatchNorm (with or without scale/shift), its placement and skip connections change.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bn-lab",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per-layer gradient norms of freshly initialised networks, BatchNorm off and on
+    /// (one forward + one backward each). Writes grad_norms.png and grad_norms.json.
+    GradNorms(GradNormsArgs),
+    /// Compare the hand-written gradients of a small network with central finite
+    /// differences in f64 and print the largest relative error per parameter tensor.
+    Gradcheck(GradcheckArgs),
+}
+
+/// Network and data flags shared by every experiment.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
+    /// Hidden width, units per layer [default: 256; gradcheck: 6].
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Samples per batch [default: 256; gradcheck: 8].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Activation function.
+    #[arg(long, value_enum, default_value_t = Activation::Sigmoid)]
+    pub act: Activation,
+    /// Weight initialisation: he, xavier, lecun or normal:STD (e.g. normal:0.05).
+    #[arg(long, default_value = "xavier", value_parser = parse_init)]
+    pub init: Init,
+    /// BatchNorm with learnable scale gamma and shift beta (the default).
+    #[arg(long, overrides_with = "no_affine")]
+    pub affine: bool,
+    /// BatchNorm as pure standardisation, without gamma and beta.
+    #[arg(long, overrides_with = "affine")]
+    pub no_affine: bool,
+    /// BatchNorm before the activation (pre: act(BN(z))) or after it (post: BN(act(z))).
+    #[arg(long, value_enum, default_value_t = Placement::Pre)]
+    pub placement: Placement,
+    /// Add skip connections h_l = h_{l-1} + a_l wherever the shapes match.
+    #[arg(long)]
+    pub residual: bool,
+    /// BatchNorm epsilon added to the variance.
+    #[arg(long, default_value_t = 1e-5)]
+    pub eps: f64,
+    /// BatchNorm momentum of the running statistics (PyTorch's convention).
+    #[arg(long, default_value_t = 0.1)]
+    pub momentum: f64,
+    /// Input dimension [default: the width].
+    #[arg(long)]
+    pub d_in: Option<usize>,
+    /// Output dimension [default: 10; gradcheck: 3].
+    #[arg(long)]
+    pub d_out: Option<usize>,
+    /// Random seed for data and weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Float type to compute in.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+}
+
+impl NetArgs {
+    pub fn affine(&self) -> bool {
+        !self.no_affine
+    }
+}
+
+fn parse_init(s: &str) -> Result<Init, String> {
+    s.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct GradNormsArgs {
+    /// Number of hidden layers; several, comma-separated, compare depths (e.g. 3,50).
+    #[arg(long, value_delimiter = ',', default_value = "50")]
+    pub depth: Vec<usize>,
+    /// BatchNorm arms to run.
+    #[arg(long, value_enum, default_value_t = BnArms::Both)]
+    pub bn: BnArms,
+    /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Output directory for grad_norms.png and grad_norms.json.
+    #[arg(long, default_value = "bn-lab-out")]
+    pub out: PathBuf,
+    /// Also save the batch, targets, every parameter and every gradient of the first
+    /// configuration (first depth, BN off before on, first seed) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_net: Option<PathBuf>,
+    /// Write the JSON results to stdout instead of the table (files are still written).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GradcheckArgs {
+    /// Number of hidden layers.
+    #[arg(long, default_value_t = 3)]
+    pub depth: usize,
+    /// BatchNorm on or off.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub bn: OnOff,
+    /// Check BatchNorm in eval mode (running statistics) instead of train mode.
+    #[arg(long)]
+    pub eval: bool,
+    /// Finite-difference step h in (L(p+h) - L(p-h)) / 2h.
+    #[arg(long, default_value_t = 1e-5)]
+    pub step: f64,
+    /// Relative error above which the check fails (exit code 1).
+    #[arg(long, default_value_t = 1e-6)]
+    pub tol: f64,
+    /// Network flags (gradcheck always computes in f64; --dtype is ignored).
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}

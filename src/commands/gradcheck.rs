@@ -1,0 +1,77 @@
+//! `bn-lab gradcheck`.
+
+use anyhow::{Result, bail};
+
+use crate::cli::{GradcheckArgs, OnOff};
+use crate::commands::{NetDefaults, print};
+use crate::gradcheck;
+use crate::model::Mode;
+
+const SMALL: NetDefaults = NetDefaults {
+    width: 6,
+    batch: 8,
+    d_out: 3,
+};
+
+pub fn run(args: &GradcheckArgs) -> Result<()> {
+    if !(args.step.is_finite() && args.step > 0.0) {
+        bail!("--step must be a positive number (got {})", args.step);
+    }
+    let net = args.net.net_config(SMALL, args.depth, args.bn == OnOff::On);
+    let batch = args.net.shape(SMALL).batch;
+    net.validate(batch)?;
+    let params = net.memory_estimate_bytes(batch, 8) / 8.0;
+    if params > 2e6 {
+        bail!(
+            "--width/--depth/--batch: this check would take about {params:.0} forward passes per parameter set; use a smaller network (the defaults are depth 3, width 6, batch 8)"
+        );
+    }
+    net.check_memory(batch, 8)?;
+    let mode = if args.eval { Mode::Eval } else { Mode::Train };
+    let r = gradcheck::check(&net, batch, args.net.seed, args.step, mode);
+    let mut out = format!(
+        "gradcheck: depth {}, width {}, {}, {} init, BN {}, residual {}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
+        net.depth,
+        net.width,
+        net.act,
+        net.init,
+        match &net.bn {
+            None => "off".to_string(),
+            Some(bn) => format!(
+                "on ({}, {})",
+                if bn.affine { "affine" } else { "no affine" },
+                bn.placement
+            ),
+        },
+        net.residual,
+        batch,
+        mode,
+        args.step,
+        r.loss
+    );
+    out.push_str(&format!(
+        "{:<18} {:>6} {:>12} {:>12} {:>12}\n",
+        "tensor", "size", "|analytic|", "rel error", "max abs err"
+    ));
+    for t in &r.tensors {
+        out.push_str(&format!(
+            "{:<18} {:>6} {:>12.4e} {:>12.3e} {:>12.3e}\n",
+            t.name, t.len, t.analytic_norm.0, t.rel_error.0, t.max_abs_error.0
+        ));
+    }
+    let worst = r.max_rel_error();
+    let ok = worst <= args.tol;
+    out.push_str(&format!(
+        "largest relative error {worst:.3e}: {} (tolerance {:e})\n",
+        if ok { "PASS" } else { "FAIL" },
+        args.tol
+    ));
+    print(&out);
+    if !ok {
+        bail!(
+            "gradient check failed: relative error {worst:.3e} above --tol {:e}",
+            args.tol
+        );
+    }
+    Ok(())
+}

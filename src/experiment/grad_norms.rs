@@ -1,0 +1,527 @@
+//! `bn-lab grad-norms`: per-layer gradient magnitudes of freshly initialised networks, BN off
+//! and on: one forward and one backward per configuration and seed.
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
+use crate::data::{self, Stream};
+use crate::experiment::ToolInfo;
+use crate::float::Float;
+use crate::model::{Mlp, Mode};
+use crate::ops;
+use crate::stats::{self, Num, Special, nums};
+
+/// Which BatchNorm arms to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BnArms {
+    Off,
+    On,
+    Both,
+}
+
+impl BnArms {
+    pub fn arms(self) -> &'static [bool] {
+        match self {
+            BnArms::Off => &[false],
+            BnArms::On => &[true],
+            BnArms::Both => &[false, true],
+        }
+    }
+}
+
+/// A validated `grad-norms` configuration (everything needed to reproduce the numbers).
+#[derive(Clone, Debug, Serialize)]
+pub struct GradNormsConfig {
+    pub depths: Vec<usize>,
+    pub width: usize,
+    pub batch: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+    pub act: Activation,
+    pub init: Init,
+    pub bn: BnArms,
+    /// BN settings used by the BN-on arm.
+    pub bn_settings: BnConfig,
+    pub residual: bool,
+    /// First seed; seeds `seed .. seed + seeds` are run.
+    pub seed: u64,
+    pub seeds: usize,
+    pub dtype: Dtype,
+    /// Below this first/last ratio of weight-gradient norms the verdict is "vanishing".
+    pub vanishing_below: f64,
+    /// Above this ratio the verdict is "exploding".
+    pub exploding_above: f64,
+}
+
+impl GradNormsConfig {
+    /// The network of one (depth, BN on/off) configuration.
+    pub fn net(&self, depth: usize, bn: bool) -> NetConfig {
+        NetConfig {
+            d_in: self.d_in,
+            width: self.width,
+            d_out: self.d_out,
+            depth,
+            act: self.act,
+            init: self.init,
+            bn: bn.then_some(self.bn_settings),
+            residual: self.residual,
+        }
+    }
+
+    /// Every (depth, bn) pair in run order: depths as given, BN off before on.
+    pub fn arms(&self) -> Vec<(usize, bool)> {
+        self.depths
+            .iter()
+            .flat_map(|&d| self.bn.arms().iter().map(move |&b| (d, b)))
+            .collect()
+    }
+
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..self.seeds as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
+    }
+}
+
+/// Per-layer measurements of one network at initialisation, input side first (layer 1 .. depth).
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerValues {
+    pub seed: u64,
+    pub loss: Num,
+    /// `||dL/dW_l||_F`.
+    pub weight_grad_norm: Vec<Num>,
+    /// `||dL/dh_l||_F`: the backprop signal reaching block l's output.
+    pub activation_grad_norm: Vec<Num>,
+    /// Standard deviation of `h_l` over batch and units.
+    pub activation_std: Vec<Num>,
+}
+
+/// Layers (1-based) where a quantity is 0, inf or NaN.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SpecialLayers {
+    pub zero: Vec<usize>,
+    pub inf: Vec<usize>,
+    pub nan: Vec<usize>,
+}
+
+impl SpecialLayers {
+    fn of(values: &[Num]) -> Self {
+        let mut s = SpecialLayers::default();
+        for (i, v) in values.iter().enumerate() {
+            match stats::classify(v.0) {
+                Some(Special::Zero) => s.zero.push(i + 1),
+                Some(Special::Inf) => s.inf.push(i + 1),
+                Some(Special::NaN) => s.nan.push(i + 1),
+                None => {}
+            }
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zero.is_empty() && self.inf.is_empty() && self.nan.is_empty()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Vanishing,
+    Stable,
+    Exploding,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Vanishing => "vanishing",
+            Verdict::Stable => "stable",
+            Verdict::Exploding => "exploding",
+        })
+    }
+}
+
+/// How a per-layer gradient curve behaves from the output back to the input.
+#[derive(Clone, Debug, Serialize)]
+pub struct CurveSummary {
+    /// Layer 1's value (geometric mean over seeds).
+    pub first: Num,
+    /// Layer `depth`'s value (geometric mean over seeds).
+    pub last: Num,
+    /// `first / last`.
+    pub ratio: Num,
+    /// `exp(-slope)` of a least-squares fit of `ln(value)` against the layer index, over finite
+    /// positive values: the factor the gradient is multiplied by per layer it travels towards
+    /// the input (< 1 vanishing, > 1 exploding). `null` with fewer than two usable layers.
+    pub growth_per_layer: Option<Num>,
+    pub verdict: Verdict,
+    /// Layers where the value is 0 (underflow), inf or NaN in any seed.
+    pub special: SpecialLayers,
+}
+
+impl CurveSummary {
+    fn new(per_seed: &[&[Num]], vanishing_below: f64, exploding_above: f64) -> Self {
+        let depth = per_seed[0].len();
+        let gmean: Vec<f64> = (0..depth)
+            .map(|l| stats::geometric_mean(&per_seed.iter().map(|s| s[l].0).collect::<Vec<_>>()))
+            .collect();
+        let (first, last) = (gmean[0], gmean[depth - 1]);
+        let ratio = first / last;
+        let growth = stats::log_slope(&gmean).map(|s| Num((-s).exp()));
+        let mut special = SpecialLayers::default();
+        for s in per_seed {
+            let sp = SpecialLayers::of(s);
+            for (dst, src) in [
+                (&mut special.zero, sp.zero),
+                (&mut special.inf, sp.inf),
+                (&mut special.nan, sp.nan),
+            ] {
+                dst.extend(src);
+                dst.sort_unstable();
+                dst.dedup();
+            }
+        }
+        let verdict =
+            if !special.inf.is_empty() || !special.nan.is_empty() || ratio > exploding_above {
+                Verdict::Exploding
+            } else if !special.zero.is_empty() || ratio < vanishing_below {
+                Verdict::Vanishing
+            } else if ratio.is_nan() {
+                Verdict::Exploding
+            } else {
+                Verdict::Stable
+            };
+        CurveSummary {
+            first: Num(first),
+            last: Num(last),
+            ratio: Num(ratio),
+            growth_per_layer: growth,
+            verdict,
+            special,
+        }
+    }
+}
+
+/// Results of one (depth, BN on/off) configuration over all seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArmResult {
+    /// Short label for legends and tables, e.g. `depth 50, BN on`.
+    pub label: String,
+    pub depth: usize,
+    pub bn: bool,
+    pub net: NetConfig,
+    pub seeds: Vec<LayerValues>,
+    /// Summary of `weight_grad_norm` (the verdict the table shows).
+    pub weight_grad: CurveSummary,
+    /// Summary of `activation_grad_norm`.
+    pub activation_grad: CurveSummary,
+}
+
+/// Everything `grad-norms` computed; written to `grad_norms.json` and drawn in `grad_norms.png`.
+#[derive(Clone, Debug, Serialize)]
+pub struct GradNormsReport {
+    pub tool: ToolInfo,
+    pub config: GradNormsConfig,
+    pub arms: Vec<ArmResult>,
+}
+
+/// A saved network: the batch, targets, every parameter and its gradient (see the README).
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedNet {
+    pub format: &'static str,
+    pub tool: ToolInfo,
+    pub dtype: Dtype,
+    pub seed: u64,
+    pub config: NetConfig,
+    pub mode: Mode,
+    pub loss: Num,
+    pub x: SavedTensor,
+    pub y: SavedTensor,
+    pub params: Vec<SavedParam>,
+}
+
+/// A tensor as its shape and its values in row-major order.
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<Num>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedParam {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub value: Vec<Num>,
+    pub grad: Vec<Num>,
+}
+
+fn to_nums<T: Float>(it: impl Iterator<Item = T>) -> Vec<Num> {
+    it.map(|v| Num(v.f64())).collect()
+}
+
+fn tensor<T: Float>(a: &Array2<T>) -> SavedTensor {
+    SavedTensor {
+        shape: a.shape().to_vec(),
+        data: to_nums(a.iter().copied()),
+    }
+}
+
+/// One forward and backward of a fresh network of `net` on the linear-teacher batch of `seed`.
+pub fn measure<T: Float>(
+    net_cfg: &NetConfig,
+    batch: usize,
+    seed: u64,
+    save: bool,
+) -> (LayerValues, Option<SavedNet>) {
+    let data = data::linear_teacher::<T>(seed, batch, net_cfg.d_in, net_cfg.d_out);
+    let mut net = Mlp::<T>::new(net_cfg, &mut data::rng(seed, Stream::Weights));
+    let mut d_o = Array2::zeros((batch, net_cfg.d_out));
+    let loss = {
+        let o = net
+            .forward(data.x.view(), Mode::Train)
+            .expect("data is drawn with the config's shapes");
+        ops::mse_loss(o, data.y.view(), d_o.view_mut())
+    };
+    net.backward(d_o.view()).expect("forward ran just before");
+    let values = LayerValues {
+        seed,
+        loss: Num(loss),
+        weight_grad_norm: net
+            .blocks
+            .iter()
+            .map(|b| Num(stats::frobenius_norm(&b.linear.dw)))
+            .collect(),
+        activation_grad_norm: nums(&net.grad_signal_norm),
+        activation_std: (1..=net.depth())
+            .map(|l| Num(stats::std_dev(&net.hidden(l))))
+            .collect(),
+    };
+    let saved = save.then(|| SavedNet {
+        format: "bn-lab-net-v1",
+        tool: ToolInfo::current(),
+        dtype: if T::NAME == "f32" {
+            Dtype::F32
+        } else {
+            Dtype::F64
+        },
+        seed,
+        config: net_cfg.clone(),
+        mode: Mode::Train,
+        loss: Num(loss),
+        x: tensor(&data.x),
+        y: tensor(&data.y),
+        params: net
+            .params_mut()
+            .into_iter()
+            .map(|p| SavedParam {
+                name: p.id.to_string(),
+                shape: p.value.shape().to_vec(),
+                value: to_nums(p.value.iter().copied()),
+                grad: to_nums(p.grad.iter().copied()),
+            })
+            .collect(),
+    });
+    (values, saved)
+}
+
+/// Run every configuration and seed (in parallel on rayon's pool). With `save_net`, also
+/// return the first configuration's first seed as a [`SavedNet`].
+pub fn run(cfg: &GradNormsConfig, save_net: bool) -> (GradNormsReport, Option<SavedNet>) {
+    let arms = cfg.arms();
+    let seeds = cfg.seed_list();
+    let jobs: Vec<(usize, u64)> = (0..arms.len())
+        .flat_map(|a| seeds.iter().map(move |&s| (a, s)))
+        .collect();
+    let mut results: Vec<(LayerValues, Option<SavedNet>)> = jobs
+        .par_iter()
+        .enumerate()
+        .map(|(i, &(a, seed))| {
+            let (depth, bn) = arms[a];
+            let net = cfg.net(depth, bn);
+            let save = save_net && i == 0;
+            match cfg.dtype {
+                Dtype::F32 => measure::<f32>(&net, cfg.batch, seed, save),
+                Dtype::F64 => measure::<f64>(&net, cfg.batch, seed, save),
+            }
+        })
+        .collect();
+    let saved = results.first_mut().and_then(|r| r.1.take());
+    let mut values = results.into_iter().map(|r| r.0);
+    let arm_results = arms
+        .iter()
+        .map(|&(depth, bn)| {
+            let per_seed: Vec<LayerValues> = values.by_ref().take(seeds.len()).collect();
+            let w: Vec<&[Num]> = per_seed.iter().map(|s| &s.weight_grad_norm[..]).collect();
+            let g: Vec<&[Num]> = per_seed
+                .iter()
+                .map(|s| &s.activation_grad_norm[..])
+                .collect();
+            ArmResult {
+                label: arm_label(cfg, depth, bn),
+                depth,
+                bn,
+                net: cfg.net(depth, bn),
+                weight_grad: CurveSummary::new(&w, cfg.vanishing_below, cfg.exploding_above),
+                activation_grad: CurveSummary::new(&g, cfg.vanishing_below, cfg.exploding_above),
+                seeds: per_seed,
+            }
+        })
+        .collect();
+    (
+        GradNormsReport {
+            tool: ToolInfo::current(),
+            config: cfg.clone(),
+            arms: arm_results,
+        },
+        saved,
+    )
+}
+
+fn arm_label(cfg: &GradNormsConfig, depth: usize, bn: bool) -> String {
+    let mut s = if cfg.depths.len() > 1 {
+        format!("depth {depth}, ")
+    } else {
+        String::new()
+    };
+    if bn {
+        s.push_str("BN on");
+        let bs = &cfg.bn_settings;
+        let mut extra = Vec::new();
+        if !bs.affine {
+            extra.push("no affine");
+        }
+        if bs.placement == Placement::Post {
+            extra.push("after act");
+        }
+        if !extra.is_empty() {
+            s.push_str(&format!(" ({})", extra.join(", ")));
+        }
+    } else {
+        s.push_str("BN off");
+    }
+    s
+}
+
+/// A title line describing the shared settings, e.g. `sigmoid, xavier init, width 256, batch 256, f32`.
+pub fn title(cfg: &GradNormsConfig) -> String {
+    let depths = cfg
+        .depths
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" & ");
+    let mut s = format!(
+        "depth {depths}, {} , {} init, width {}, batch {}, {}",
+        cfg.act, cfg.init, cfg.width, cfg.batch, cfg.dtype
+    )
+    .replace(" ,", ",");
+    if cfg.residual {
+        s.push_str(", residual");
+    }
+    if cfg.seeds > 1 {
+        s.push_str(&format!(", {} seeds from {}", cfg.seeds, cfg.seed));
+    } else {
+        s.push_str(&format!(", seed {}", cfg.seed));
+    }
+    s
+}
+
+/// Format a number for tables: `3.1e-29`, `0`, `inf`, `NaN`.
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if v == 0.0 {
+        "0".into()
+    } else if (1e-2..1e4).contains(&v.abs()) {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+fn fmt_layers(v: &[usize]) -> String {
+    // Collapse runs: 3,4,5,9 -> 3-5,9
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// The stdout table.
+pub fn table(report: &GradNormsReport) -> String {
+    let cfg = &report.config;
+    let mut out = format!("grad-norms: {}\n", title(cfg));
+    let label_w = report
+        .arms
+        .iter()
+        .map(|a| a.label.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    out.push_str(&format!(
+        "{:<label_w$}  {:>10}  {:>10}  {:>10}  {:>12}  {:<9}  {:>12}  {:<9}\n",
+        "config", "|dW_1|", "|dW_L|", "ratio", "growth/layer", "verdict", "signal ratio", "signal"
+    ));
+    let mut notes = Vec::new();
+    for a in &report.arms {
+        let w = &a.weight_grad;
+        out.push_str(&format!(
+            "{:<label_w$}  {:>10}  {:>10}  {:>10}  {:>12}  {:<9}  {:>12}  {:<9}\n",
+            a.label,
+            fmt_num(w.first.0),
+            fmt_num(w.last.0),
+            fmt_num(w.ratio.0),
+            w.growth_per_layer.map_or("-".to_string(), |g| fmt_num(g.0)),
+            w.verdict.to_string(),
+            fmt_num(a.activation_grad.ratio.0),
+            a.activation_grad.verdict.to_string(),
+        ));
+        for (what, sp) in [
+            ("|dW_l|", &w.special),
+            ("|dL/dh_l|", &a.activation_grad.special),
+        ] {
+            for (kind, layers) in [
+                ("0 (underflow)", &sp.zero),
+                ("inf (overflow)", &sp.inf),
+                ("NaN", &sp.nan),
+            ] {
+                if !layers.is_empty() {
+                    notes.push(format!(
+                        "  {}: {what} is {kind} at layers {}",
+                        a.label,
+                        fmt_layers(layers)
+                    ));
+                }
+            }
+        }
+    }
+    for n in notes {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "ratio = layer 1 / layer L (L = depth); growth/layer = factor per layer towards the input (least-squares fit);\n\
+         verdict: vanishing if ratio < {:.0e} or a layer underflows to 0, exploding if ratio > {:.0e} or a layer is inf/NaN, else stable.\n\
+         signal = the backprop signal |dL/dh_l|, judged the same way.\n",
+        cfg.vanishing_below, cfg.exploding_above
+    ));
+    out
+}

@@ -1,0 +1,24 @@
+//! bn-lab: numerical-stability experiments on deep multilayer perceptrons, with hand-written
+//! backprop through BatchNorm.
+//!
+//! The library is what the `bn-lab` binary runs: [`model::Mlp`] (forward/backward, train and
+//! eval modes, [`model::Mlp::params_mut`] as the one parameter/gradient accessor), the pure
+//! kernels in [`ops`], [`gradcheck`], the experiment runners in [`experiment`] returning
+//! serialisable results, and [`plot`] drawing those results.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod data;
+pub mod experiment;
+pub mod float;
+pub mod gradcheck;
+pub mod model;
+pub mod ops;
+pub mod output;
+pub mod plot;
+pub mod stats;
+
+pub use config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
+pub use float::Float;
+pub use model::{Mlp, Mode};

@@ -1,0 +1,111 @@
+//! `grad_norms.png`: per-layer weight-gradient norms (top), backprop signal and forward
+//! activation spread (bottom), one curve per configuration, BN off warm and BN on cool.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
+use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
+use crate::stats::{Num, geometric_mean};
+
+/// Geometric-mean curve over seeds plus a min-max band (empty with one seed).
+fn curve(
+    arm: &ArmResult,
+    pick: impl Fn(&LayerValues) -> &Vec<Num>,
+    color: plotters::style::RGBColor,
+) -> Series {
+    let depth = arm.depth;
+    let mut points = Vec::with_capacity(depth);
+    let mut band = Vec::new();
+    for l in 0..depth {
+        let vals: Vec<f64> = arm.seeds.iter().map(|s| pick(s)[l].0).collect();
+        let x = (l + 1) as f64;
+        points.push((x, geometric_mean(&vals)));
+        if vals.len() > 1 {
+            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            band.push((x, lo, hi));
+        }
+    }
+    let mut s = Series::new(arm.label.clone(), color, points);
+    s.band = band;
+    s.markers = depth <= 60;
+    s
+}
+
+fn colors(report: &GradNormsReport) -> Vec<plotters::style::RGBColor> {
+    let (mut warm, mut cool) = (0, 0);
+    report
+        .arms
+        .iter()
+        .map(|a| {
+            if a.bn {
+                cool += 1;
+                COOL[(cool - 1) % COOL.len()]
+            } else {
+                warm += 1;
+                WARM[(warm - 1) % WARM.len()]
+            }
+        })
+        .collect()
+}
+
+/// Draw the report into `path` (1800 x 1300 px).
+pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
+    let colors = colors(report);
+    let max_depth = report.arms.iter().map(|a| a.depth).max().unwrap_or(1) as f64;
+    let x_range = Some((
+        if max_depth > 1.0 { 1.0 } else { 0.5 },
+        if max_depth > 1.0 { max_depth } else { 1.5 },
+    ));
+    let make = |caption: &str, y_label: &str, pick: &dyn Fn(&LayerValues) -> &Vec<Num>| {
+        let mut p = Panel::new(
+            caption,
+            "layer l (1 = input side, L = output side)",
+            y_label,
+            true,
+        );
+        p.x_range = x_range;
+        p.series = report
+            .arms
+            .iter()
+            .zip(&colors)
+            .map(|(a, &c)| curve(a, pick, c))
+            .collect();
+        p
+    };
+    let weight = make(
+        "Weight gradient ‖∂L/∂W_l‖ per layer",
+        "‖∂L/∂W_l‖ (Frobenius, log scale)",
+        &|s| &s.weight_grad_norm,
+    );
+    let signal = make(
+        "Backprop signal ‖∂L/∂h_l‖ reaching layer l",
+        "‖∂L/∂h_l‖ (log scale)",
+        &|s| &s.activation_grad_norm,
+    );
+    let spread = make(
+        "Forward activations: std(h_l)",
+        "std(h_l) (log scale)",
+        &|s| &s.activation_std,
+    );
+
+    png(path, (1800, 1300), |root| {
+        let mut subtitle = title(&report.config);
+        if report.config.seeds > 1 {
+            subtitle.push_str(" (lines: geometric mean; bands: min-max over seeds)");
+        }
+        let body = titled(
+            root,
+            "Gradient norms at initialisation: BatchNorm off vs on",
+            &subtitle,
+        )?;
+        let (top, bottom) = body.split_vertically(620);
+        draw_panel(&top, &weight)?;
+        let (left, right) = bottom.split_horizontally(900);
+        draw_panel(&left, &signal)?;
+        draw_panel(&right, &spread)?;
+        Ok(())
+    })
+}

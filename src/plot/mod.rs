@@ -1,0 +1,465 @@
+//! PNG plots drawn from the results structs, with an embedded font (DejaVu Sans, licence in
+//! `DejaVuSans-LICENSE.txt` beside this file) so text renders on machines without system fonts.
+//!
+//! [`draw_panel`] is the shared building block: one chart with a linear or log y axis whose
+//! ranges come from finite (and, on a log axis, positive) values only; 0 is drawn as a ▼ on the
+//! bottom edge and inf/NaN as a ✕ on the top edge instead of as lines.
+
+pub mod grad_norms;
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
+/// The family name every plot asks for.
+pub const FAMILY: &str = "sans-serif";
+
+static REGISTER: Once = Once::new();
+
+/// Register the embedded font with plotters (idempotent).
+pub fn register_font() {
+    REGISTER.call_once(|| {
+        for style in [
+            FontStyle::Normal,
+            FontStyle::Bold,
+            FontStyle::Italic,
+            FontStyle::Oblique,
+        ] {
+            // The bytes are a valid TrueType font shipped with the crate.
+            plotters::style::register_font(FAMILY, style, FONT)
+                .unwrap_or_else(|_| unreachable!("embedded font is valid"));
+        }
+    });
+}
+
+/// Colours for curves without BatchNorm (warm) and with it (cool), so the two arms read apart
+/// at a glance, also for colour-blind viewers (red/orange vs blue/teal).
+pub const WARM: [RGBColor; 4] = [
+    RGBColor(214, 39, 40),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+];
+pub const COOL: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(23, 190, 207),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
+
+/// One curve of a panel. `y` may hold 0, inf and NaN: they are marked, not drawn as lines.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    pub color: RGBColor,
+    pub points: Vec<(f64, f64)>,
+    /// Optional min-max band `(x, lo, hi)` drawn shaded behind the line.
+    pub band: Vec<(f64, f64, f64)>,
+    pub markers: bool,
+    pub dashed: bool,
+}
+
+impl Series {
+    pub fn new(label: impl Into<String>, color: RGBColor, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            label: label.into(),
+            color,
+            points,
+            band: Vec::new(),
+            markers: false,
+            dashed: false,
+        }
+    }
+}
+
+/// One chart.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    pub caption: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+    /// Horizontal guide lines `(y, label)`, drawn dashed in grey.
+    pub guides: Vec<(f64, String)>,
+    /// Fixed x range; computed from the data when `None`.
+    pub x_range: Option<(f64, f64)>,
+}
+
+impl Panel {
+    pub fn new(
+        caption: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+        log_y: bool,
+    ) -> Self {
+        Panel {
+            caption: caption.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            log_y,
+            series: Vec::new(),
+            guides: Vec::new(),
+            x_range: None,
+        }
+    }
+}
+
+fn usable(v: f64, log: bool) -> bool {
+    v.is_finite() && (!log || v > 0.0)
+}
+
+/// The y range in plot coordinates (log10 of the value on a log axis, snapped to whole decades)
+/// covering the usable values.
+pub fn y_range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|&v| usable(v, log)) {
+        let v = if log { v.log10() } else { v };
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (-1.0, 1.0);
+    }
+    if log {
+        // At least two decades, so the axis always carries three whole-decade labels.
+        let (mut a, mut b) = (lo.floor(), hi.ceil());
+        if b - a < 2.0 {
+            let mid = ((lo + hi) / 2.0).round();
+            a = a.min(mid - 1.0);
+            b = b.max(mid + 1.0);
+        }
+        (a, b)
+    } else {
+        let pad = if hi > lo {
+            0.05 * (hi - lo)
+        } else {
+            lo.abs().max(1.0) * 0.1
+        };
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Split points into runs of usable values.
+fn segments(points: &[(f64, f64)], log: bool) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new()];
+    for &(x, y) in points {
+        if usable(y, log) {
+            out.last_mut().expect("never empty").push((x, y));
+        } else if !out.last().expect("never empty").is_empty() {
+            out.push(Vec::new());
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Choose the chart corner with the fewest data points for the legend.
+/// `x`, `y` are the axis ranges in plot coordinates; `to_plot` maps a value onto the y axis.
+fn legend_corner(
+    panel: &Panel,
+    x: (f64, f64),
+    y: (f64, f64),
+    to_plot: impl Fn(f64) -> f64,
+) -> SeriesLabelPosition {
+    let mut counts = [0usize; 4]; // UR, UL, LR, LL
+    for s in &panel.series {
+        for &(px, py) in s.points.iter().filter(|p| usable(p.1, panel.log_y)) {
+            let a = (px - x.0) / (x.1 - x.0);
+            let b = (to_plot(py) - y.0) / (y.1 - y.0);
+            let (left, right, up, low) = (a < 0.45, a > 0.55, b > 0.6, b < 0.4);
+            counts[0] += (up && right) as usize;
+            counts[1] += (up && left) as usize;
+            counts[2] += (low && right) as usize;
+            counts[3] += (low && left) as usize;
+        }
+    }
+    let corners = [
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::LowerRight,
+        SeriesLabelPosition::LowerLeft,
+    ];
+    let best = (0..4).min_by_key(|&i| counts[i]).expect("four corners");
+    corners.into_iter().nth(best).expect("index below four")
+}
+
+/// Label of a log-axis tick at `10^t`.
+fn log_tick(t: f64) -> String {
+    let k = t.round();
+    if (t - k).abs() < 1e-9 {
+        match k as i64 {
+            -2 => "0.01".into(),
+            -1 => "0.1".into(),
+            0 => "1".into(),
+            1 => "10".into(),
+            2 => "100".into(),
+            e => format!("1e{e}"),
+        }
+    } else {
+        let v = 10f64.powf(t);
+        if (0.01..1000.0).contains(&v) {
+            format!("{v:.2}")
+        } else {
+            format!("{v:.1e}")
+        }
+    }
+}
+
+fn lin_tick(v: &f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.1e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// Draw one panel into `area`. On a log axis values are drawn at `log10(y)` on a linear axis
+/// with decade ticks (plotters' own log axis mislabels ranges of many decades).
+pub fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let log = panel.log_y;
+    let to_plot = |y: f64| if log { y.log10() } else { y };
+    let all_y = panel.series.iter().flat_map(|s| {
+        s.points
+            .iter()
+            .map(|p| p.1)
+            .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+    });
+    let (y0, y1) = y_range(all_y, log);
+    let (x0, x1) = panel.x_range.unwrap_or_else(|| {
+        let xs = panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0));
+        let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+        if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else if lo.is_finite() {
+            (lo - 1.0, lo + 1.0)
+        } else {
+            (0.0, 1.0)
+        }
+    });
+    let corner = legend_corner(panel, (x0, x1), (y0, y1), to_plot);
+    // On a log axis, about one label per decade (at most 11): plotters then picks whole-decade steps.
+    let y_labels = if log {
+        ((y1 - y0).round() as usize).clamp(2, 10) + 1
+    } else {
+        8
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.caption, (FAMILY, 30))
+        .margin(16)
+        .x_label_area_size(70)
+        .y_label_area_size(110)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow!("building chart: {e}"))?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .axis_desc_style((FAMILY, 26))
+        .label_style((FAMILY, 22))
+        .y_labels(y_labels)
+        .x_label_formatter(&|v: &f64| lin_tick(v))
+        .light_line_style(BLACK.mix(0.05))
+        .bold_line_style(BLACK.mix(0.15));
+    let log_fmt = |t: &f64| log_tick(*t);
+    if log {
+        mesh.y_label_formatter(&log_fmt);
+    } else {
+        mesh.y_label_formatter(&lin_tick);
+    }
+    mesh.draw().map_err(|e| anyhow!("drawing axes: {e}"))?;
+    drop(mesh);
+
+    for (y, label) in &panel.guides {
+        if !usable(*y, log) || to_plot(*y) < y0 || to_plot(*y) > y1 {
+            continue;
+        }
+        let style = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, to_plot(*y)), (x1, to_plot(*y))],
+                12,
+                8,
+                style,
+            ))
+            .map_err(|e| anyhow!("drawing guide: {e}"))?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 30, y)], style));
+    }
+    let (mut any_zero, mut any_bad) = (false, false);
+    for s in &panel.series {
+        let color = s.color;
+        // Band: polygons over runs where both bounds are usable.
+        let mut run: Vec<(f64, f64, f64)> = Vec::new();
+        let mut flush = |run: &mut Vec<(f64, f64, f64)>| -> Result<()> {
+            if run.len() >= 2 {
+                let mut poly: Vec<(f64, f64)> = run.iter().map(|b| (b.0, to_plot(b.2))).collect();
+                poly.extend(run.iter().rev().map(|b| (b.0, to_plot(b.1))));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        poly,
+                        color.mix(0.18).filled(),
+                    )))
+                    .map_err(|e| anyhow!("drawing band: {e}"))?;
+            }
+            run.clear();
+            Ok(())
+        };
+        for &b in &s.band {
+            if usable(b.1, log) && usable(b.2, log) {
+                run.push(b);
+            } else {
+                flush(&mut run)?;
+            }
+        }
+        flush(&mut run)?;
+
+        let style = ShapeStyle::from(&color).stroke_width(3);
+        let legend_line = move |(x, y): (i32, i32)| {
+            PathElement::new(
+                vec![(x, y), (x + 30, y)],
+                ShapeStyle::from(&color).stroke_width(4),
+            )
+        };
+        let mut labelled = false;
+        for seg in segments(&s.points, log) {
+            let seg: Vec<(f64, f64)> = seg.into_iter().map(|(x, y)| (x, to_plot(y))).collect();
+            let drawn = if s.dashed {
+                chart.draw_series(DashedLineSeries::new(seg.clone(), 14, 8, style))
+            } else {
+                chart.draw_series(LineSeries::new(seg.clone(), style))
+            }
+            .map_err(|e| anyhow!("drawing line: {e}"))?;
+            if !labelled {
+                drawn.label(s.label.clone()).legend(legend_line);
+                labelled = true;
+            }
+            if s.markers {
+                chart
+                    .draw_series(seg.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(|e| anyhow!("drawing markers: {e}"))?;
+            }
+        }
+        if !labelled {
+            // No usable value at all: still list the series in the legend.
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(|e| anyhow!("drawing legend: {e}"))?
+                .label(format!("{} (no finite value)", s.label))
+                .legend(legend_line);
+        }
+        // Special values on the edges: 0 (and negatives on a log axis) at the bottom, inf/NaN at the top.
+        for &(x, y) in &s.points {
+            if usable(y, log) {
+                continue;
+            }
+            if y.is_finite() {
+                any_zero = true;
+                chart
+                    .draw_series(std::iter::once(
+                        EmptyElement::at((x, y0))
+                            + Polygon::new(vec![(-7, -16), (7, -16), (0, -3)], color.filled()),
+                    ))
+                    .map_err(|e| anyhow!("drawing marker: {e}"))?;
+            } else {
+                any_bad = true;
+                let st = ShapeStyle::from(&color).stroke_width(3);
+                chart
+                    .draw_series(std::iter::once(
+                        EmptyElement::at((x, y1)) + Cross::new((0, 9), 7, st),
+                    ))
+                    .map_err(|e| anyhow!("drawing marker: {e}"))?;
+            }
+        }
+    }
+    let grey = RGBColor(60, 60, 60);
+    if any_zero {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(|e| anyhow!("drawing legend: {e}"))?
+            .label(if log {
+                "bottom edge: exactly 0 (underflow)"
+            } else {
+                "bottom edge: 0"
+            })
+            .legend(move |(x, y)| {
+                EmptyElement::at((x + 15, y))
+                    + Polygon::new(vec![(-7, -7), (7, -7), (0, 6)], grey.filled())
+            });
+    }
+    if any_bad {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(|e| anyhow!("drawing legend: {e}"))?
+            .label("top edge: inf or NaN (overflow)")
+            .legend(move |(x, y)| {
+                Cross::new((x + 15, y), 7, ShapeStyle::from(&grey).stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(corner)
+        .label_font((FAMILY, 22))
+        .background_style(WHITE.mix(0.88))
+        .border_style(BLACK.mix(0.4))
+        .margin(12)
+        .draw()
+        .map_err(|e| anyhow!("drawing legend: {e}"))?;
+    Ok(())
+}
+
+/// Fill `root` white and draw a title and subtitle, returning the area below them.
+pub fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+) -> Result<DrawingArea<DB, Shift>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("filling background: {e}"))?;
+    let (w, _) = root.dim_in_pixel();
+    let (top, rest) = root.split_vertically(110);
+    let center = |size: u32| {
+        TextStyle::from((FAMILY, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Top,
+        ))
+    };
+    top.draw_text(title, &center(42), (w as i32 / 2, 14))
+        .map_err(|e| anyhow!("drawing title: {e}"))?;
+    top.draw_text(
+        subtitle,
+        &center(26).color(&RGBColor(70, 70, 70)),
+        (w as i32 / 2, 66),
+    )
+    .map_err(|e| anyhow!("drawing title: {e}"))?;
+    Ok(rest)
+}
+
+/// Render `draw` into a PNG of `size` pixels at `path`.
+pub fn png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    draw(&root)?;
+    root.present().map_err(|e| anyhow!("writing PNG: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Statistics accumulated in f64, and numbers that may be 0, inf or NaN written so a reader
+//! can tell them apart.
+
+use ndarray::{ArrayBase, Data, Dimension};
+use serde::{Deserialize, Serialize};
+
+use crate::float::Float;
+
+/// `||m||_F = sqrt(sum m_ij^2)`, accumulated in f64 (an f32 sum of squares of 1e-30 would be 0).
+pub fn frobenius_norm<T: Float, S: Data<Elem = T>, D: Dimension>(m: &ArrayBase<S, D>) -> f64 {
+    // Scale by the largest magnitude so squares of huge finite values do not overflow to inf.
+    let max = m.iter().fold(0.0f64, |acc, &v| {
+        let a = v.f64().abs();
+        if a > acc || a.is_nan() { a } else { acc }
+    });
+    if max == 0.0 || !max.is_finite() {
+        return max;
+    }
+    let sum: f64 = m.iter().map(|&v| (v.f64() / max).powi(2)).sum();
+    max * sum.sqrt()
+}
+
+/// Population standard deviation of every element, two passes in f64.
+pub fn std_dev<T: Float, S: Data<Elem = T>, D: Dimension>(m: &ArrayBase<S, D>) -> f64 {
+    let n = m.len() as f64;
+    if n == 0.0 {
+        return f64::NAN;
+    }
+    let mean = m.iter().map(|&v| v.f64()).sum::<f64>() / n;
+    (m.iter().map(|&v| (v.f64() - mean).powi(2)).sum::<f64>() / n).sqrt()
+}
+
+/// Mean and population standard deviation, in f64.
+pub fn mean_std<T: Float, S: Data<Elem = T>, D: Dimension>(m: &ArrayBase<S, D>) -> (f64, f64) {
+    let n = m.len() as f64;
+    let mean = m.iter().map(|&v| v.f64()).sum::<f64>() / n;
+    (mean, std_dev(m))
+}
+
+/// An f64 that serialises as a JSON number when finite and as the string `"inf"`, `"-inf"` or
+/// `"NaN"` otherwise (JSON has no such numbers; serde_json would write `null` for all three).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
+pub struct Num(pub f64);
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_finite() {
+            s.serialize_f64(v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            F(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::F(v) => Ok(Num(v)),
+            Raw::S(s) => match s.as_str() {
+                "inf" => Ok(Num(f64::INFINITY)),
+                "-inf" => Ok(Num(f64::NEG_INFINITY)),
+                "NaN" => Ok(Num(f64::NAN)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"inf\", \"-inf\" or \"NaN\", got \"{s}\""
+                ))),
+            },
+        }
+    }
+}
+
+/// Wrap a slice of f64 for serialisation.
+pub fn nums(v: &[f64]) -> Vec<Num> {
+    v.iter().copied().map(Num).collect()
+}
+
+/// How a value failed to be a positive finite number, for tables and plots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Special {
+    Zero,
+    Inf,
+    NaN,
+}
+
+pub fn classify(v: f64) -> Option<Special> {
+    if v.is_nan() {
+        Some(Special::NaN)
+    } else if v.is_infinite() {
+        Some(Special::Inf)
+    } else if v == 0.0 {
+        Some(Special::Zero)
+    } else {
+        None
+    }
+}
+
+/// Least-squares slope of `ln(y)` against the index, over the finite positive values only.
+/// `None` when fewer than two such values exist.
+pub fn log_slope(y: &[f64]) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = y
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite() && **v > 0.0)
+        .map(|(i, v)| (i as f64, v.ln()))
+        .collect();
+    if pts.len() < 2 {
+        return None;
+    }
+    let n = pts.len() as f64;
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    Some(sxy / sxx)
+}
+
+/// Geometric mean of positive finite values; 0 if any is 0, inf/NaN propagate.
+pub fn geometric_mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    if v.iter().any(|x| x.is_nan()) {
+        return f64::NAN;
+    }
+    if v.contains(&0.0) {
+        return 0.0;
+    }
+    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
+}
