@@ -15,6 +15,7 @@ pub mod float;
 pub mod gradcheck;
 pub mod model;
 pub mod ops;
+pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod stats;
