@@ -89,6 +89,7 @@ fn parse_init(s: &str) -> Result<Init, String> {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct GradNormsArgs {
     /// Number of hidden layers; several, comma-separated, compare depths (e.g. 3,50).
     #[arg(long, value_delimiter = ',', default_value = "50")]
@@ -114,6 +115,7 @@ pub struct GradNormsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct GradcheckArgs {
     /// Number of hidden layers.
     #[arg(long, default_value_t = 3)]

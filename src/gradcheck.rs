@@ -67,7 +67,13 @@ fn loss_at(net: &mut Mlp<f64>, x: ArrayView2<f64>, y: ArrayView2<f64>, mode: Mod
     ops::mse_loss_value(o, y)
 }
 
-fn compare(name: String, analytic: &ArrayD<f64>, numeric: &ArrayD<f64>, loss: f64) -> TensorCheck {
+/// Compare an analytic gradient with a numeric one (see the module docs for the error measure).
+pub fn compare(
+    name: String,
+    analytic: &ArrayD<f64>,
+    numeric: &ArrayD<f64>,
+    loss: f64,
+) -> TensorCheck {
     let diff = analytic - numeric;
     let (na, nn, nd) = (
         frobenius_norm(analytic),

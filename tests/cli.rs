@@ -1,0 +1,424 @@
+//! The `bn-lab` binary end to end: files written, the diary's vanishing-gradient claim, non-finite
+//! results, determinism, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+/// A fresh, empty directory under the target dir for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn arm(report: &Value, bn: bool) -> &Value {
+    report["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["bn"] == bn)
+        .unwrap()
+}
+
+/// A JSON value written by `stats::Num`: a number, or "inf"/"-inf"/"NaN".
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) if s == "inf" => f64::INFINITY,
+        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        Value::String(s) if s == "NaN" => f64::NAN,
+        other => panic!("not a number: {other}"),
+    }
+}
+
+#[test]
+fn grad_norms_depth_50_vanishes_without_bn_and_not_with_it() {
+    let dir = scratch("depth50");
+    let out = run(&[
+        "grad-norms",
+        "--depth",
+        "50",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("vanishing") && stdout.contains("stable"),
+        "{stdout}"
+    );
+
+    // A real PNG of the documented size with something drawn on it.
+    let img = image::open(dir.join("grad_norms.png"))
+        .expect("valid PNG")
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (1800, 1300));
+    let coloured = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    assert!(coloured > 50_000, "only {coloured} non-white pixels");
+
+    let r = json(&dir.join("grad_norms.json"));
+    assert_eq!(r["config"]["seed"], 0);
+    assert_eq!(r["config"]["dtype"], "f32");
+    assert_eq!(r["tool"]["version"], env!("CARGO_PKG_VERSION"));
+    for bn in [false, true] {
+        let a = arm(&r, bn);
+        let s = &a["seeds"][0];
+        for key in ["weight_grad_norm", "activation_grad_norm", "activation_std"] {
+            assert_eq!(s[key].as_array().unwrap().len(), 50, "{key}");
+        }
+    }
+    let off = arm(&r, false);
+    let ratio_off = num(&off["weight_grad"]["ratio"]);
+    assert!(ratio_off < 1e-20, "BN off first/last ratio {ratio_off:e}");
+    assert_eq!(off["weight_grad"]["verdict"], "vanishing");
+    let on = arm(&r, true);
+    let ratio_on = num(&on["weight_grad"]["ratio"]);
+    assert!(
+        (1e-2..1e2).contains(&ratio_on),
+        "BN on first/last ratio {ratio_on:e}"
+    );
+    assert_eq!(on["weight_grad"]["verdict"], "stable");
+    // The ratio is what the per-layer values say.
+    let w = off["seeds"][0]["weight_grad_norm"].as_array().unwrap();
+    assert!((num(&w[0]) / num(&w[49]) / ratio_off - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn same_seed_gives_identical_numbers_and_another_seed_does_not() {
+    let (a, b, c) = (scratch("seed_a"), scratch("seed_b"), scratch("seed_c"));
+    let args = |d: &Path, seed: &'static str| {
+        vec![
+            "grad-norms".to_string(),
+            "--depth".into(),
+            "3,8".into(),
+            "--width".into(),
+            "32".into(),
+            "--batch".into(),
+            "16".into(),
+            "--seeds".into(),
+            "2".into(),
+            "--seed".into(),
+            seed.into(),
+            "--out".into(),
+            d.to_str().unwrap().into(),
+        ]
+    };
+    for (d, seed) in [(&a, "7"), (&b, "7"), (&c, "8")] {
+        let out = bin().args(args(d, seed)).output().unwrap();
+        assert!(out.status.success());
+    }
+    let (ra, rb, rc) = (
+        json(&a.join("grad_norms.json")),
+        json(&b.join("grad_norms.json")),
+        json(&c.join("grad_norms.json")),
+    );
+    assert_eq!(ra["arms"], rb["arms"]);
+    assert_ne!(ra["arms"], rc["arms"]);
+    assert_eq!(ra["arms"].as_array().unwrap().len(), 4);
+    assert_eq!(ra["arms"][0]["seeds"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn overflow_is_a_result_not_a_crash() {
+    let dir = scratch("overflow");
+    let out = run(&[
+        "grad-norms",
+        "--act",
+        "linear",
+        "--init",
+        "normal:3",
+        "--depth",
+        "100",
+        "--dtype",
+        "f32",
+        "--bn",
+        "off",
+        "--width",
+        "64",
+        "--batch",
+        "32",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("NaN") || stdout.contains("inf"), "{stdout}");
+    let r = json(&dir.join("grad_norms.json"));
+    let a = arm(&r, false);
+    assert_eq!(a["weight_grad"]["verdict"], "exploding");
+    let std = a["seeds"][0]["activation_std"].as_array().unwrap();
+    assert!(
+        std.iter().any(|v| v == "inf" || v == "NaN"),
+        "activation std never overflowed"
+    );
+    let sp = &a["weight_grad"]["special"];
+    assert!(!sp["inf"].as_array().unwrap().is_empty() || !sp["nan"].as_array().unwrap().is_empty());
+    assert!(image::open(dir.join("grad_norms.png")).is_ok());
+}
+
+#[test]
+fn underflow_to_exactly_zero_is_reported_per_layer() {
+    let dir = scratch("underflow");
+    let out = run(&[
+        "grad-norms",
+        "--depth",
+        "200",
+        "--dtype",
+        "f32",
+        "--bn",
+        "off",
+        "--width",
+        "64",
+        "--batch",
+        "32",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("0 (underflow)"), "{stdout}");
+    let r = json(&dir.join("grad_norms.json"));
+    let a = arm(&r, false);
+    let zeros = a["weight_grad"]["special"]["zero"].as_array().unwrap();
+    assert!(zeros.len() > 50 && zeros[0] == 1, "{zeros:?}");
+    assert_eq!(a["seeds"][0]["weight_grad_norm"][0], 0.0);
+    assert_eq!(a["weight_grad"]["verdict"], "vanishing");
+}
+
+#[test]
+fn save_net_writes_parameters_and_gradients_that_reproduce_the_loss() {
+    let dir = scratch("save_net");
+    let file = dir.join("net.json");
+    let out = run(&[
+        "grad-norms",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "5",
+        "--d-out",
+        "2",
+        "--bn",
+        "off",
+        "--dtype",
+        "f64",
+        "--out",
+        dir.to_str().unwrap(),
+        "--save-net",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = json(&file);
+    assert_eq!(n["format"], "bn-lab-net-v1");
+    let names: Vec<&str> = n["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "layers.1.weight",
+            "layers.1.bias",
+            "layers.2.weight",
+            "layers.2.bias",
+            "layers.3.weight",
+            "layers.3.bias",
+            "out.weight",
+            "out.bias"
+        ]
+    );
+    // Recompute the forward pass from the saved numbers alone (sigmoid MLP, z = h W + b).
+    let mat = |v: &Value| -> ndarray::Array2<f64> {
+        let shape: Vec<usize> = v["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_u64().unwrap() as usize)
+            .collect();
+        let data = v
+            .get("data")
+            .or(v.get("value"))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(num)
+            .collect();
+        let cols = if shape.len() == 2 { shape[1] } else { shape[0] };
+        let rows = if shape.len() == 2 { shape[0] } else { 1 };
+        ndarray::Array2::from_shape_vec((rows, cols), data).unwrap()
+    };
+    let p = n["params"].as_array().unwrap();
+    let mut h = mat(&n["x"]);
+    for l in 0..3 {
+        let z = h.dot(&mat(&p[2 * l])) + &mat(&p[2 * l + 1]);
+        h = z.mapv(|v| 1.0 / (1.0 + (-v).exp()));
+    }
+    let o = h.dot(&mat(&p[6])) + &mat(&p[7]);
+    let y = mat(&n["y"]);
+    let loss = 0.5 * (&o - &y).mapv(|r| r * r).sum() / 5.0;
+    assert!(
+        (loss - num(&n["loss"])).abs() < 1e-12,
+        "{loss} vs {}",
+        n["loss"]
+    );
+    // dL/db_out = sum over the batch of (o - y) / batch.
+    let db_out = (&o - &y).sum_axis(ndarray::Axis(0)) / 5.0;
+    let saved: Vec<f64> = p[7]["grad"].as_array().unwrap().iter().map(num).collect();
+    for (a, b) in db_out.iter().zip(&saved) {
+        assert!((a - b).abs() < 1e-12);
+    }
+}
+
+/// A failing invocation: non-zero exit, one line on stderr naming `flag`, no panic, nothing written.
+fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
+    let mut full: Vec<&str> = args.to_vec();
+    let d = dir.to_str().unwrap().to_string();
+    full.extend(["--out", &d]);
+    let out = run(&full);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(
+        out.status.code().map(|c| c == 101),
+        Some(false),
+        "{args:?} panicked: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(flag),
+        "{args:?}: error does not name {flag}: {stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_naming_the_flag_and_writes_nothing() {
+    let dir = scratch("bad_input");
+    let out_dir = dir.join("out");
+    let g = "grad-norms";
+    assert_refused(&[g, "--depth", "0"], "--depth", &dir);
+    assert_refused(&[g, "--depth", "3,0"], "--depth", &dir);
+    assert_refused(&[g, "--width", "0"], "--width", &dir);
+    assert_refused(&[g, "--batch", "0", "--bn", "off"], "--batch", &dir);
+    assert_refused(&[g, "--batch", "1"], "--batch", &dir);
+    assert_refused(&[g, "--act", "swish"], "--act", &dir);
+    assert_refused(&[g, "--init", "glorot"], "--init", &dir);
+    assert_refused(&[g, "--init", "normal:-1"], "--init", &dir);
+    assert_refused(&[g, "--init", "normal:"], "--init", &dir);
+    assert_refused(&[g, "--init", "normal"], "--init", &dir);
+    assert_refused(&[g, "--seeds", "0"], "--seeds", &dir);
+    assert_refused(&[g, "--dtype", "f16"], "--dtype", &dir);
+    assert_refused(
+        &[g, "--depth", "1000", "--width", "100000"],
+        "--width",
+        &dir,
+    );
+    assert_refused(&[g, "--eps", "-1"], "--eps", &dir);
+    assert_refused(&[g, "--depth", "-3"], "--depth", &dir);
+    assert_refused(&[g, "--momentum", "2"], "--momentum", &dir);
+    let _ = out_dir;
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+}
+
+#[test]
+fn an_unwritable_output_path_is_refused_before_any_work() {
+    let dir = scratch("unwritable");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under_file = file.join("sub");
+    let out = run(&[
+        "grad-norms",
+        "--depth",
+        "3",
+        "--out",
+        under_file.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--out"), "{stderr}");
+    let out = run(&[
+        "grad-norms",
+        "--depth",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+        "--save-net",
+        under_file.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--save-net"), "{stderr}");
+    // Nothing but the file we made.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, [std::ffi::OsString::from("a-file")]);
+}
+
+#[test]
+fn gradcheck_command_passes_and_reports_every_tensor() {
+    let out = run(&[
+        "gradcheck",
+        "--act",
+        "tanh",
+        "--placement",
+        "post",
+        "--residual",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "layers.1.weight",
+        "layers.3.gamma",
+        "out.bias",
+        "input",
+        "PASS",
+    ] {
+        assert!(stdout.contains(name), "{name} missing: {stdout}");
+    }
+}

@@ -1,0 +1,111 @@
+//! Hand-written backprop against central finite differences in f64, over every combination of
+//! activation x BN off/on x affine on/off x placement pre/post x residual on/off.
+
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig, Placement};
+use bn_lab::gradcheck::check;
+use bn_lab::model::Mode;
+
+const TOL: f64 = 1e-6;
+const STEP: f64 = 1e-5;
+
+fn net(act: Activation, bn: Option<BnConfig>, residual: bool, d_in: usize) -> NetConfig {
+    NetConfig {
+        d_in,
+        width: 6,
+        d_out: 3,
+        depth: 3,
+        act,
+        init: Init::Xavier,
+        bn,
+        residual,
+    }
+}
+
+fn all_configs() -> Vec<NetConfig> {
+    let mut out = Vec::new();
+    for act in Activation::ALL {
+        for residual in [false, true] {
+            out.push(net(act, None, residual, 6));
+            for affine in [false, true] {
+                for placement in [Placement::Pre, Placement::Post] {
+                    let bn = BnConfig {
+                        affine,
+                        placement,
+                        ..BnConfig::default()
+                    };
+                    out.push(net(act, Some(bn), residual, 6));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn assert_passes(cfg: &NetConfig, mode: Mode, seed: u64) {
+    let r = check(cfg, 8, seed, STEP, mode);
+    // Every parameter tensor and the input are checked.
+    let expected_tensors = cfg.depth
+        * if cfg.bn.is_some_and(|b| b.affine) {
+            4
+        } else {
+            2
+        }
+        + 2
+        + 1;
+    assert_eq!(r.tensors.len(), expected_tensors, "{cfg:?}");
+    for t in &r.tensors {
+        assert!(
+            t.rel_error.0 < TOL,
+            "{} rel error {:e} in {mode:?} mode for {cfg:?}",
+            t.name,
+            t.rel_error.0
+        );
+    }
+}
+
+#[test]
+fn backward_matches_finite_differences_for_every_configuration_in_train_mode() {
+    for cfg in all_configs() {
+        assert_passes(&cfg, Mode::Train, 0);
+    }
+}
+
+#[test]
+fn backward_matches_finite_differences_with_bn_in_eval_mode() {
+    for cfg in all_configs().into_iter().filter(|c| c.bn.is_some()) {
+        assert_passes(&cfg, Mode::Eval, 0);
+    }
+}
+
+#[test]
+fn backward_matches_finite_differences_when_input_width_differs() {
+    // d_in != width: the first block has no skip connection even with --residual.
+    for act in [Activation::Tanh, Activation::Relu] {
+        let bn = BnConfig {
+            affine: true,
+            placement: Placement::Pre,
+            ..BnConfig::default()
+        };
+        assert_passes(&net(act, Some(bn), true, 4), Mode::Train, 3);
+        assert_passes(&net(act, None, true, 4), Mode::Train, 3);
+    }
+}
+
+#[test]
+fn the_error_measure_flags_a_gradient_that_is_off_by_one_percent() {
+    // The check must be able to fail: an analytic gradient 1% off gives a relative error of ~1e-2.
+    use bn_lab::gradcheck::compare;
+    use ndarray::ArrayD;
+    let numeric = ArrayD::from_shape_vec(vec![4], vec![0.3, -1.2, 0.05, 2.0]).unwrap();
+    let wrong = &numeric * 1.01;
+    let t = compare("w".into(), &wrong, &numeric, 1.0);
+    assert!(
+        (t.rel_error.0 - 0.01 / 1.01).abs() < 1e-12,
+        "{}",
+        t.rel_error.0
+    );
+    // A tensor whose true gradient is 0 but whose analytic gradient is not also fails.
+    let zero = ArrayD::zeros(vec![4]);
+    let t = compare("b".into(), &numeric, &zero, 1.0);
+    assert!(t.rel_error.0 >= 1.0);
+}
