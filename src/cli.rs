@@ -29,6 +29,10 @@ pub enum Command {
     /// Compare the hand-written gradients of a small network with central finite
     /// differences in f64 and print the largest relative error per parameter tensor.
     Gradcheck(GradcheckArgs),
+    /// Train the same network with BatchNorm off, on, without scale/shift and after the
+    /// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
+    /// ratios and gradient norms. Writes train_loss.png, train_layers.png and train.json.
+    Train(crate::commands::train::TrainArgs),
 }
 
 /// Network and data flags shared by every experiment.

@@ -3,6 +3,7 @@
 
 pub mod grad_norms;
 pub mod gradcheck;
+pub mod train;
 
 use std::io::Write;
 
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::GradNorms(args) => grad_norms::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }
 
