@@ -33,6 +33,11 @@ pub enum Command {
     /// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
     /// ratios and gradient norms. Writes train_loss.png, train_layers.png and train.json.
     Train(crate::commands::train::TrainArgs),
+    /// Train sigmoid and ReLU networks with BatchNorm with scale/shift, without, and without BN
+    /// on the non-linear task: per layer, how many activation inputs sit in (-1, 1), saturate,
+    /// or leave ReLU units dead or linear, before and after training, and which fits better.
+    /// Writes nonlinearity.png, nonlinearity_hist.png and nonlinearity.json.
+    Nonlinearity(crate::commands::nonlinearity::NonlinearityArgs),
 }
 
 /// Network and data flags shared by every experiment.

@@ -3,6 +3,7 @@
 
 pub mod grad_norms;
 pub mod gradcheck;
+pub mod nonlinearity;
 pub mod train;
 
 use std::io::Write;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::GradNorms(args) => grad_norms::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Nonlinearity(args) => nonlinearity::run(&args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! struct; the CLI writes it to JSON and the plot code draws from the same struct.
 
 pub mod grad_norms;
+pub mod nonlinearity;
 pub mod train;
 
 use serde::Serialize;

@@ -6,6 +6,7 @@
 //! bottom edge and inf/NaN as a ✕ on the top edge instead of as lines.
 
 pub mod grad_norms;
+pub mod nonlinearity;
 pub mod train;
 
 use std::path::Path;
