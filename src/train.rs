@@ -129,6 +129,29 @@ impl History {
     pub fn best_test_loss(&self) -> f64 {
         best(&self.test_loss)
     }
+
+    /// Mean mini-batch (train-mode) loss over the last tenth of the evaluations: how well SGD
+    /// fits, without the noise of one evaluation. Eval-mode losses of BN nets can jump from one
+    /// evaluation to the next while the running statistics lag the weights.
+    pub fn late_batch_loss(&self) -> f64 {
+        late(&self.batch_loss)
+    }
+
+    /// Mean test loss (eval mode) over the last tenth of the evaluations.
+    pub fn late_test_loss(&self) -> f64 {
+        late(&self.test_loss)
+    }
+}
+
+/// Mean of the last `ceil(n / 10)` values after the first (the initial network), or the only
+/// value there is.
+pub fn late(v: &[Num]) -> f64 {
+    let rest = if v.len() > 1 { &v[1..] } else { v };
+    if rest.is_empty() {
+        return f64::NAN;
+    }
+    let k = rest.len().div_ceil(10);
+    rest[rest.len() - k..].iter().map(|x| x.0).sum::<f64>() / k as f64
 }
 
 /// Smallest finite value, NaN if there is none.
@@ -187,6 +210,35 @@ pub fn second_moment_top_eigenvalue<T: Float>(h: ndarray::ArrayView2<T>) -> f64 
         lambda = next;
     }
     lambda
+}
+
+/// Samples [`recalibrated_losses`] uses for the population statistics at most.
+pub const RECALIBRATION_SAMPLES: usize = 2048;
+
+/// Train and test loss of `net` in eval mode after replacing every BN layer's running
+/// statistics by the statistics of (up to [`RECALIBRATION_SAMPLES`] of) the training set under
+/// the final weights ("precise BN"), on a copy: the network function itself, free of both the
+/// batch-statistics noise of train mode and the lag of the running averages. Without BN this
+/// is the plain eval-mode loss.
+pub fn recalibrated_losses<T: Float>(net: &Mlp<T>, data: &Dataset<T>, chunk: usize) -> (f64, f64) {
+    let mut c = net.clone();
+    let mut has_bn = false;
+    for b in &mut c.blocks {
+        if let Some(bn) = b.bn.as_mut() {
+            // running = batch statistics of the one forward below (variance unbiased).
+            bn.momentum = 1.0;
+            has_bn = true;
+        }
+    }
+    if has_bn {
+        let n = data.train.x.nrows().min(RECALIBRATION_SAMPLES);
+        c.forward(data.train.x.slice(s![..n, ..]), Mode::Train)
+            .expect("the data has the network's input width");
+    }
+    (
+        eval_loss(&mut c, &data.train, chunk),
+        eval_loss(&mut c, &data.test, chunk),
+    )
 }
 
 /// Record `||dW||` and `std(lr dW) / std(W)` of every weight matrix, from the last backward.

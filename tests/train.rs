@@ -152,6 +152,7 @@ fn train_writes_both_pictures_and_a_json_with_the_documented_fields() {
             "lr",
             "net",
             "diverged",
+            "late_batch_loss",
             "final_train_loss",
             "best_train_loss",
             "final_test_loss",
@@ -467,4 +468,51 @@ fn bad_train_flags_get_a_one_line_error_naming_the_flag_and_write_nothing() {
     assert_refused(&[t, "--task", "xor"], "--task", &dir);
     assert_refused(&[t, "--momentum", "2"], "--momentum", &dir);
     assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+}
+
+#[test]
+fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_statistics_with_it() {
+    let data = data::make_task::<f64>(Task::Nonlinear, 9, 96, 32, 8, 2);
+    let plain = Mlp::<f64>::new(
+        &net(Activation::Tanh, None, 2),
+        &mut data::rng(9, Stream::Weights),
+    );
+    let (tr, te) = train::recalibrated_losses(&plain, &data, 16);
+    let mut c = plain.clone();
+    assert_eq!(tr, train::eval_loss(&mut c, &data.train, 16));
+    assert_eq!(te, train::eval_loss(&mut c, &data.test, 16));
+
+    // With BN, the recalibrated network normalises with the statistics of the whole training
+    // set: its training-set loss equals a train-mode forward of the whole set as one batch,
+    // up to the unbiased (n / (n - 1)) variance the running statistics keep.
+    let bn = Mlp::<f64>::new(
+        &net(
+            Activation::Tanh,
+            Some(BnConfig {
+                eps: 0.0,
+                ..BnConfig::default()
+            }),
+            2,
+        ),
+        &mut data::rng(9, Stream::Weights),
+    );
+    let (tr, _) = train::recalibrated_losses(&bn, &data, 16);
+    let mut c = bn.clone();
+    let mut d_o = Array2::<f64>::zeros((96, 2));
+    let o = c.forward(data.train.x.view(), Mode::Train).unwrap();
+    let whole_batch = ops::mse_loss(o, data.train.y.view(), d_o.view_mut());
+    assert!(
+        (tr - whole_batch).abs() < 0.02 * whole_batch,
+        "{tr} vs {whole_batch}"
+    );
+    // The original's running statistics are untouched.
+    assert!(
+        bn.blocks[0]
+            .bn
+            .as_ref()
+            .unwrap()
+            .running_mean
+            .iter()
+            .all(|&m| m == 0.0)
+    );
 }

@@ -56,7 +56,7 @@ pub struct NonlinearityArgs {
     #[arg(long, value_delimiter = ',')]
     pub lr: Option<Vec<f64>>,
     /// SGD updates per run.
-    #[arg(long, default_value_t = 1200)]
+    #[arg(long, default_value_t = 1000)]
     pub steps: usize,
     /// Repeat over K seeds (seed, seed+1, ...): weights and batch order change, the data set does not.
     #[arg(long, value_name = "K", default_value_t = 3)]

@@ -157,6 +157,8 @@ pub struct TrainRun {
     pub lr: f64,
     pub net: NetConfig,
     pub diverged: bool,
+    /// Mean mini-batch loss (train mode) over the last tenth of the evaluations.
+    pub late_batch_loss: Num,
     pub final_train_loss: Num,
     pub best_train_loss: Num,
     pub final_test_loss: Num,
@@ -215,6 +217,7 @@ fn run_one<T: Float>(
         lr,
         net: net_cfg,
         diverged: history.divergence.is_some(),
+        late_batch_loss: Num(history.late_batch_loss()),
         final_train_loss: Num(history.final_train_loss()),
         best_train_loss: Num(history.best_train_loss()),
         final_test_loss: Num(history.final_test_loss()),
@@ -365,17 +368,26 @@ pub fn table(report: &TrainReport) -> String {
         .unwrap_or(6)
         .max(6);
     out.push_str(&format!(
-        "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}  {}\n",
-        "config", "lr", "train end", "train best", "test end", "test best", "2/λ_out", "status"
+        "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}  {}\n",
+        "config",
+        "lr",
+        "mini-batch",
+        "train end",
+        "train best",
+        "test end",
+        "test best",
+        "2/λ_out",
+        "status"
     ));
     for (i, r) in report.runs.iter().enumerate() {
         if i > 0 && report.runs[i - 1].lr != r.lr {
             out.push('\n');
         }
         out.push_str(&format!(
-            "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}  {}\n",
+            "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}  {}\n",
             r.label,
             r.lr,
+            fmt_num(r.late_batch_loss.0),
             fmt_num(r.final_train_loss.0),
             fmt_num(r.best_train_loss.0),
             fmt_num(r.final_test_loss.0),
@@ -385,7 +397,8 @@ pub fn table(report: &TrainReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "losses: 1/(2n) sum (o - y)^2 over the whole split, BN in eval mode (running statistics);\n\
+        "mini-batch: mean training mini-batch loss (BN batch statistics) over the last tenth of the run;\n\
+         train/test: 1/(2n) sum (o - y)^2 over the whole split, BN in eval mode (running statistics);\n\
          reference levels: predicting 0 scores {} on the test set, the best linear model (least squares) {} (train {}).\n\
          DIVERGED@k: the mini-batch loss at step k was inf/NaN or over {:.0e} x the first one; the run stopped there and its 'end' columns are the losses at that point.\n\
          2/λ_out: λ = top eigenvalue of mean [h, 1][h, 1]^T of the last hidden layer on the first mini-batch; SGD on the output layer alone diverges above this lr.\n",

@@ -164,9 +164,9 @@ fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
 /// Loss curves (train solid, test dashed; geometric mean over seeds with a min-max band).
 fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
     let mut p = Panel::new(
-        format!("{act}: loss (solid: train, dashed: test)"),
+        format!("{act}: loss (solid: train mini-batch, dashed: test)"),
         "step (SGD updates)",
-        "loss, eval mode (log scale)",
+        "loss (log scale)",
         true,
     );
     p.x_range = Some((0.0, report.config.steps.max(1) as f64));
@@ -187,7 +187,7 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
                     .iter()
                     .map(|r| {
                         let h = &r.history;
-                        let series = if test { &h.test_loss } else { &h.train_loss };
+                        let series = if test { &h.test_loss } else { &h.batch_loss };
                         if r.diverged && i + 1 >= series.len() {
                             f64::INFINITY
                         } else {
