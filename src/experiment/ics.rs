@@ -24,7 +24,9 @@ use crate::data::Task;
 use crate::experiment::ToolInfo;
 use crate::experiment::grad_norms::{BnArms, fmt_num};
 use crate::experiment::landscape::{Progress, bn_label, net_title};
-use crate::experiment::trainer::{self, TrainSetup, Trainer, finite_mean, loss_and_grad};
+use crate::experiment::trainer::{
+    self, TrainSetup, Trainer, finite_mean, finite_median, loss_and_grad,
+};
 use crate::float::Float;
 use crate::model::{Block, Mlp};
 use crate::stats::{Num, frobenius_norm};
@@ -172,14 +174,15 @@ pub struct IcsRecord {
     pub grad_norm: Vec<Num>,
 }
 
-/// Averages over the measured steps of one run.
+/// Summary over the measured steps of one run: medians (robust to the first steps, where an
+/// untrained net's gradients can be orders of magnitude larger).
 #[derive(Clone, Debug, Serialize)]
 pub struct IcsSummary {
-    /// Per layer: mean over steps of `l2_diff`, `cosine`, and `l2_diff / grad_norm`.
+    /// Per layer: median over steps of `l2_diff`, `cosine`, and `l2_diff / grad_norm`.
     pub layer_l2_diff: Vec<Num>,
     pub layer_cosine: Vec<Num>,
     pub layer_relative: Vec<Num>,
-    /// Means over steps and over layers 2..=depth+1 (layer 1's ICS is 0 by definition).
+    /// Means over layers 2..=depth+1 of those medians (layer 1's ICS is 0 by definition).
     pub l2_diff: Num,
     pub cosine: Num,
     pub relative: Num,
@@ -189,7 +192,7 @@ impl IcsSummary {
     fn of(records: &[IcsRecord], layers: usize) -> Self {
         let per_layer = |f: &dyn Fn(&IcsRecord, usize) -> f64| -> Vec<Num> {
             (0..layers)
-                .map(|l| Num(finite_mean(records.iter().map(|r| f(r, l)))))
+                .map(|l| Num(finite_median(records.iter().map(|r| f(r, l)))))
                 .collect()
         };
         let rel = |r: &IcsRecord, l: usize| r.l2_diff[l].0 / r.grad_norm[l].0;
@@ -227,11 +230,11 @@ pub struct IcsArm {
 /// Whether BN reduced ICS in this run, by each of Santurkar et al.'s two measures.
 #[derive(Clone, Debug, Serialize)]
 pub struct IcsVerdict {
-    /// Mean `||G - G'||` (layers 2..) with BN divided by without.
+    /// Summary `||G - G'||` (see [`IcsSummary::l2_diff`]) with BN divided by without.
     pub l2_ratio: Num,
-    /// Mean relative `||G - G'|| / ||G||` with BN divided by without.
+    /// Summary relative `||G - G'|| / ||G||` with BN divided by without.
     pub relative_ratio: Num,
-    /// Mean `cos(G, G')` without and with BN.
+    /// Summary `cos(G, G')` without and with BN.
     pub cosine_off: Num,
     pub cosine_on: Num,
     /// `yes` (smaller l2 difference and higher cosine with BN), `no` (neither) or `mixed`.
@@ -365,7 +368,7 @@ pub fn table(report: &IcsReport) -> String {
     let cfg = &report.config;
     let mut out = format!("ics: {}\n", title(cfg));
     out.push_str(&format!(
-        "measured every {} steps; per layer: ||G - G'|| (relative to ||G||) and cos(G, G'), means over measured steps\n",
+        "measured every {} steps; per layer: ||G - G'|| (relative to ||G||) and cos(G, G'), medians over measured steps\n",
         cfg.every
     ));
     let lw = report

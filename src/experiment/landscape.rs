@@ -34,8 +34,8 @@ use crate::data::{self, Batch, Stream, Task};
 use crate::experiment::ToolInfo;
 use crate::experiment::grad_norms::{BnArms, fmt_num};
 use crate::experiment::trainer::{
-    self, TrainSetup, Trainer, dist, finite_mean, grads_flat_into, loss_and_grad, max_nan, min_nan,
-    norm, params_flat, set_params_flat,
+    self, TrainSetup, Trainer, dist, finite_median, grads_flat_into, loss_and_grad, max_nan,
+    min_nan, norm, params_flat, set_params_flat,
 };
 use crate::float::Float;
 use crate::model::{Mlp, Mode, ParamKind};
@@ -274,38 +274,39 @@ pub struct Slice {
     pub median_ratio_to_center: Num,
 }
 
-/// Averages over the probes of one run (probes with non-finite values are skipped).
+/// Medians over the probes of one run (robust to the first steps, where an untrained net can
+/// be orders of magnitude rougher; non-finite values are skipped).
 #[derive(Clone, Debug, Serialize)]
 pub struct LandscapeSummary {
     pub probes: usize,
-    /// Mean of `loss_max - loss_min`.
-    pub mean_loss_variation: Num,
-    /// Mean of `(loss_max - loss_min) / loss`: the variation relative to the current loss.
-    pub mean_relative_loss_variation: Num,
-    /// Mean of `grad_dist_max`.
-    pub mean_grad_dist: Num,
-    /// Mean of `grad_dist_max / grad_norm`: gradient change relative to the gradient itself.
-    pub mean_relative_grad_dist: Num,
-    /// Mean and max of `beta`.
-    pub mean_beta: Num,
+    /// Median of `loss_max - loss_min`.
+    pub median_loss_variation: Num,
+    /// Median of `(loss_max - loss_min) / loss`: the variation relative to the current loss.
+    pub median_relative_loss_variation: Num,
+    /// Median of `grad_dist_max`.
+    pub median_grad_dist: Num,
+    /// Median of `grad_dist_max / grad_norm`: gradient change relative to the gradient itself.
+    pub median_relative_grad_dist: Num,
+    /// Median and max of `beta`.
+    pub median_beta: Num,
     pub max_beta: Num,
-    pub mean_grad_norm: Num,
+    pub median_grad_norm: Num,
 }
 
 impl LandscapeSummary {
     fn of(probes: &[Probe]) -> Self {
-        let m = |f: &dyn Fn(&Probe) -> f64| Num(finite_mean(probes.iter().map(f)));
+        let m = |f: &dyn Fn(&Probe) -> f64| Num(finite_median(probes.iter().map(f)));
         LandscapeSummary {
             probes: probes.len(),
-            mean_loss_variation: m(&|p| p.loss_max.0 - p.loss_min.0),
-            mean_relative_loss_variation: m(&|p| (p.loss_max.0 - p.loss_min.0) / p.loss.0),
-            mean_grad_dist: m(&|p| p.grad_dist_max.0),
-            mean_relative_grad_dist: m(&|p| p.grad_dist_max.0 / p.grad_norm.0),
-            mean_beta: m(&|p| p.beta.0),
+            median_loss_variation: m(&|p| p.loss_max.0 - p.loss_min.0),
+            median_relative_loss_variation: m(&|p| (p.loss_max.0 - p.loss_min.0) / p.loss.0),
+            median_grad_dist: m(&|p| p.grad_dist_max.0),
+            median_relative_grad_dist: m(&|p| p.grad_dist_max.0 / p.grad_norm.0),
+            median_beta: m(&|p| p.beta.0),
             max_beta: Num(max_nan(
                 probes.iter().map(|p| p.beta.0).filter(|b| b.is_finite()),
             )),
-            mean_grad_norm: m(&|p| p.grad_norm.0),
+            median_grad_norm: m(&|p| p.grad_norm.0),
         }
     }
 }
@@ -600,12 +601,12 @@ pub fn table(report: &LandscapeReport) -> String {
             a.label,
             fmt_num(last),
             fmt_num(a.final_test_loss.0),
-            fmt_num(s.mean_grad_norm.0),
-            fmt_num(s.mean_loss_variation.0),
-            fmt_num(s.mean_relative_loss_variation.0),
-            fmt_num(s.mean_grad_dist.0),
-            fmt_num(s.mean_relative_grad_dist.0),
-            fmt_num(s.mean_beta.0),
+            fmt_num(s.median_grad_norm.0),
+            fmt_num(s.median_loss_variation.0),
+            fmt_num(s.median_relative_loss_variation.0),
+            fmt_num(s.median_grad_dist.0),
+            fmt_num(s.median_relative_grad_dist.0),
+            fmt_num(s.median_beta.0),
             a.slice.as_ref().map_or("-".into(), |sl| format!(
                 "{}x",
                 fmt_num(sl.max_ratio_to_center.0)
@@ -619,7 +620,7 @@ pub fn table(report: &LandscapeReport) -> String {
         }
     }
     out.push_str(
-        "columns: means over probes of |g| (gradient norm), loss var (max - min of the loss along the path),\n\
+        "columns: medians over probes of |g| (gradient norm), loss var (max - min of the loss along the path),\n\
          rel var (loss var / loss), |dg| (largest gradient change along the path), |dg|/|g|, beta (effective\n\
          beta-smoothness: largest |dg| per distance moved); slice max: largest loss on the 2-D slice / loss at its centre.\n",
     );
@@ -631,24 +632,29 @@ pub fn table(report: &LandscapeReport) -> String {
         out.push_str(&format!(
             "loss variation: {}; relative: {}\n",
             ratio_words(
-                o.mean_loss_variation.0,
-                n.mean_loss_variation.0,
+                o.median_loss_variation.0,
+                n.median_loss_variation.0,
                 "smaller",
                 "LARGER"
             ),
             ratio_words(
-                o.mean_relative_loss_variation.0,
-                n.mean_relative_loss_variation.0,
+                o.median_relative_loss_variation.0,
+                n.median_relative_loss_variation.0,
                 "smaller",
                 "LARGER"
             ),
         ));
         out.push_str(&format!(
             "gradient change: {}; relative: {}\n",
-            ratio_words(o.mean_grad_dist.0, n.mean_grad_dist.0, "smaller", "LARGER"),
             ratio_words(
-                o.mean_relative_grad_dist.0,
-                n.mean_relative_grad_dist.0,
+                o.median_grad_dist.0,
+                n.median_grad_dist.0,
+                "smaller",
+                "LARGER"
+            ),
+            ratio_words(
+                o.median_relative_grad_dist.0,
+                n.median_relative_grad_dist.0,
                 "smaller",
                 "LARGER"
             ),
@@ -656,15 +662,15 @@ pub fn table(report: &LandscapeReport) -> String {
         out.push_str(&format!(
             "effective beta-smoothness: {}\n",
             ratio_words(
-                o.mean_beta.0,
-                n.mean_beta.0,
+                o.median_beta.0,
+                n.median_beta.0,
                 "smaller (smoother)",
                 "LARGER (rougher)"
             )
         ));
         if off.diverged_at.is_some() || on.diverged_at.is_some() {
             out.push_str(
-                "note: a diverged run's means cover only its probes before divergence, so these ratios compare unequal stretches of training\n",
+                "note: a diverged run's medians cover only its probes before divergence, so these ratios compare unequal stretches of training\n",
             );
         }
     }

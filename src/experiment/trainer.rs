@@ -19,8 +19,7 @@ pub const DIVERGENCE_FACTOR: f64 = 1e6;
 
 /// Whether `loss` counts as diverged relative to the first step's loss.
 pub fn diverged(loss: f64, first: f64) -> bool {
-    !loss.is_finite()
-        || (first.is_finite() && loss > DIVERGENCE_FACTOR * first.max(f64::MIN_POSITIVE))
+    !loss.is_finite() || (first.is_finite() && first > 0.0 && loss > DIVERGENCE_FACTOR * first)
 }
 
 /// What a trainer needs besides the network.
@@ -191,4 +190,14 @@ pub fn finite_mean(v: impl IntoIterator<Item = f64>) -> f64 {
         .filter(|x| x.is_finite())
         .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+/// Median of the finite values (NaN when there are none); the upper median for an even count.
+pub fn finite_median(v: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }

@@ -290,8 +290,16 @@ where
             Rectangle::new([(0.0, a), (1.0, b)], viridis((a - lo) / (hi - lo)).filled())
         }))
         .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+    if scale.clipped {
+        area.draw_text(
+            &format!("top colour: ≥ {}", decade_label(hi)),
+            &TextStyle::from((FAMILY, 20).into_font()),
+            (10, 30),
+        )
+        .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+    }
     if bad {
-        let (w, h) = area.dim_in_pixel();
+        let (_, h) = area.dim_in_pixel();
         let style = TextStyle::from((FAMILY, 20).into_font());
         area.draw(&Rectangle::new(
             [(140, h as i32 - 70), (170, h as i32 - 45)],
@@ -300,7 +308,6 @@ where
         .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
         area.draw_text("inf/NaN", &style, (176, h as i32 - 68))
             .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
-        let _ = w;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `ics.png`: Santurkar et al.'s internal covariate shift over training (top: mean over layers
-//! 2..out with a min-max band over those layers) and per layer (bottom: mean over the measured
+//! 2..out with a min-max band over those layers) and per layer (bottom: median over the measured
 //! steps), BN off warm and BN on cool.
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, title};
-use crate::experiment::trainer::{finite_mean, max_nan, min_nan};
+use crate::experiment::trainer::{finite_mean, finite_median, max_nan, min_nan};
 use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
 
 fn color(a: &IcsArm) -> plotters::style::RGBColor {
@@ -55,13 +55,13 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
         false,
     );
     let mut l2_layer = Panel::new(
-        "‖G − G′‖ per layer (mean over steps; layer 1: 0)",
+        "‖G − G′‖ per layer (median over steps; layer 1: 0)",
         layer_label.as_str(),
         "‖G − G′‖ (log)",
         true,
     );
     let mut cos_layer = Panel::new(
-        "cos(G, G′) per layer (mean over steps)",
+        "cos(G, G′) per layer (median over steps)",
         layer_label.as_str(),
         "cos(G, G′)",
         false,
@@ -102,7 +102,7 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
             .map(|l| {
                 (
                     (l + 1) as f64,
-                    finite_mean(a.records.iter().map(|r| r.grad_norm[l].0)),
+                    finite_median(a.records.iter().map(|r| r.grad_norm[l].0)),
                 )
             })
             .collect();

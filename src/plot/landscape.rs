@@ -199,10 +199,14 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<()> {
                     let s = arm.slice.as_ref().expect("values come from the slice");
                     let map = HeatMap {
                         caption: format!(
-                            "{}: loss {} at θ*, up to {}",
+                            "{}: loss {} at θ*, {}",
                             arm.label,
                             fmt_num(s.center_loss.0),
-                            fmt_num(s.max.0)
+                            if s.max.0.is_finite() {
+                                format!("up to {}", fmt_num(s.max.0))
+                            } else {
+                                "inf/NaN in places".to_string()
+                            }
                         ),
                         x_label: "α (direction d₁, filter-normalised)".into(),
                         y_label: "β (direction d₂, filter-normalised)".into(),
