@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Activation, Dtype, Init, Placement};
+use crate::data::Task;
 use crate::experiment::grad_norms::BnArms;
 
 /// Numerical-stability experiments on deep MLPs: vanishing and exploding gradients, and what
@@ -29,6 +30,15 @@ pub enum Command {
     /// Compare the hand-written gradients of a small network with central finite
     /// differences in f64 and print the largest relative error per parameter tensor.
     Gradcheck(GradcheckArgs),
+    /// Loss landscape while training, BN off vs on (Santurkar et al. 2018): loss variation,
+    /// gradient predictiveness and effective beta-smoothness along the gradient, and a 2-D
+    /// slice of the loss around the trained weights (Li et al. 2018). Writes landscape.png,
+    /// landscape_slice.png and landscape.json.
+    Landscape(LandscapeArgs),
+    /// Internal covariate shift while training, BN off vs on (Santurkar et al. 2018): how much
+    /// a layer's gradient changes when the layers before it take their update. Writes ics.png
+    /// and ics.json.
+    Ics(IcsArgs),
     /// Train the same network with BatchNorm off, on, without scale/shift and after the
     /// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
     /// ratios and gradient norms. Writes train_loss.png, train_layers.png and train.json.
@@ -150,4 +160,98 @@ pub struct GradcheckArgs {
 pub enum OnOff {
     On,
     Off,
+}
+
+/// Training flags shared by `landscape` and `ics` (plain SGD: no momentum, no weight decay).
+#[derive(Debug, Clone, Args)]
+pub struct ProbeTrainArgs {
+    /// Number of hidden layers.
+    #[arg(long, default_value_t = 8)]
+    pub depth: usize,
+    /// BatchNorm arms to run.
+    #[arg(long, value_enum, default_value_t = BnArms::Both)]
+    pub bn: BnArms,
+    /// Regression task: linear teacher, or the non-linear sin/cos target (see the README).
+    #[arg(long, value_enum, default_value_t = Task::Nonlinear)]
+    pub task: Task,
+    /// SGD steps.
+    #[arg(long, default_value_t = 400)]
+    pub steps: usize,
+    /// SGD learning rate.
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Measure every K steps (steps 0, K, 2K, ...).
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub every: usize,
+    /// Training samples (mini-batches are drawn from these without replacement per epoch).
+    #[arg(long, default_value_t = 4096)]
+    pub n_train: usize,
+    /// Test samples (for the final test loss, BN in eval mode).
+    #[arg(long, default_value_t = 1024)]
+    pub n_test: usize,
+}
+
+/// ReLU with He init by default: deep sigmoid nets without BN barely move on these tasks, and
+/// Santurkar et al. measured ReLU networks.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.help("Hidden width, units per layer [default: 128]")),
+    mut_arg("batch", |a| a.help("Samples per batch [default: 128]"))
+)]
+pub struct LandscapeArgs {
+    #[command(flatten)]
+    pub train: ProbeTrainArgs,
+    /// Probe step sizes as multiples of the learning rate, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.5,1,1.5,2,2.5,3,3.5,4",
+        allow_negative_numbers = true
+    )]
+    pub probe_steps: Vec<f64>,
+    /// Points per side of the 2-D slice grid.
+    #[arg(long, default_value_t = 25)]
+    pub slice_grid: usize,
+    /// The slice covers [-S, S] along each filter-normalised direction.
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub slice_span: f64,
+    /// Training samples the slice's loss is computed on (one batch, BN in train mode).
+    #[arg(long, default_value_t = 512)]
+    pub slice_samples: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Output directory for landscape.png, landscape_slice.png and landscape.json.
+    #[arg(long, default_value = "bn-lab-out")]
+    pub out: PathBuf,
+    /// Write the JSON results to stdout instead of the summary (files are still written).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Same network defaults as `landscape`.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.help("Hidden width, units per layer [default: 128]")),
+    mut_arg("batch", |a| a.help("Samples per batch [default: 128]"))
+)]
+pub struct IcsArgs {
+    #[command(flatten)]
+    pub train: ProbeTrainArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Output directory for ics.png and ics.json.
+    #[arg(long, default_value = "bn-lab-out")]
+    pub out: PathBuf,
+    /// Write the JSON results to stdout instead of the summary (files are still written).
+    #[arg(long)]
+    pub json: bool,
 }

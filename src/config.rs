@@ -98,6 +98,13 @@ impl fmt::Display for Dtype {
 }
 
 /// Weight initialisation. Biases always start at 0.
+///
+/// ```
+/// use bn_lab::config::Init;
+/// assert_eq!("normal:0.05".parse::<Init>(), Ok(Init::Normal(0.05)));
+/// assert_eq!(Init::He.std(8, 4), 0.5); // sqrt(2 / 8)
+/// assert!("normal:-1".parse::<Init>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// N(0, 2 / fan_in) (He et al. 2015), for ReLU.

@@ -39,6 +39,14 @@ pub fn mean_std<T: Float, S: Data<Elem = T>, D: Dimension>(m: &ArrayBase<S, D>) 
 
 /// An f64 that serialises as a JSON number when finite and as the string `"inf"`, `"-inf"` or
 /// `"NaN"` otherwise (JSON has no such numbers; serde_json would write `null` for all three).
+///
+/// ```
+/// use bn_lab::stats::Num;
+/// let v = vec![Num(0.0), Num(1.5e-30), Num(f64::INFINITY), Num(f64::NAN)];
+/// assert_eq!(serde_json::to_string(&v).unwrap(), r#"[0.0,1.5e-30,"inf","NaN"]"#);
+/// let back: Vec<Num> = serde_json::from_str(r#"[0.0,"inf","-inf"]"#).unwrap();
+/// assert_eq!(back[1].0, f64::INFINITY);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
 pub struct Num(pub f64);
 

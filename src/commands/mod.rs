@@ -3,6 +3,8 @@
 
 pub mod grad_norms;
 pub mod gradcheck;
+pub mod ics;
+pub mod landscape;
 pub mod nonlinearity;
 pub mod train;
 
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::GradNorms(args) => grad_norms::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
+        Command::Landscape(args) => landscape::run(&args),
+        Command::Ics(args) => ics::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Nonlinearity(args) => nonlinearity::run(&args),
     }

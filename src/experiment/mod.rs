@@ -2,8 +2,11 @@
 //! struct; the CLI writes it to JSON and the plot code draws from the same struct.
 
 pub mod grad_norms;
+pub mod ics;
+pub mod landscape;
 pub mod nonlinearity;
 pub mod train;
+pub mod trainer;
 
 use serde::Serialize;
 

@@ -6,6 +6,9 @@
 //! bottom edge and inf/NaN as a ✕ on the top edge instead of as lines.
 
 pub mod grad_norms;
+pub mod heatmap;
+pub mod ics;
+pub mod landscape;
 pub mod nonlinearity;
 pub mod train;
 

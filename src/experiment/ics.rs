@@ -1,0 +1,442 @@
+//! `bn-lab ics`: internal covariate shift measured as Santurkar et al. 2018 define it (their
+//! Definition 2.1), with and without BatchNorm.
+//!
+//! At a measured step t, on that step's mini-batch (x, y), for layer i:
+//!
+//! ```text
+//! G_i  = dL/dW_i (W_1^t,     ..., W_{i-1}^t,     W_i^t, ..., W_L^t;  x, y)
+//! G'_i = dL/dW_i (W_1^{t+1}, ..., W_{i-1}^{t+1}, W_i^t, ..., W_L^t;  x, y)
+//! ICS_i = ||G_i - G'_i||_2, and cos(G_i, G'_i) = <G_i, G'_i> / (||G_i|| ||G'_i||)
+//! ```
+//!
+//! "Layer" means a hidden block (its weight matrix `W_i`; "taking the update" moves every
+//! parameter of the block: weights, bias, and BN's gamma and beta) or, as layer L + 1, the
+//! output layer. Layer 1 has no layers before it, so `G'_1 = G_1` and its ICS is exactly 0.
+//! The update is the SGD step the run takes next (`-lr * gradient`), and BN is in train mode
+//! (batch statistics of the same batch) throughout, as during training.
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
+use crate::data::Task;
+use crate::experiment::ToolInfo;
+use crate::experiment::grad_norms::{BnArms, fmt_num};
+use crate::experiment::landscape::{Progress, bn_label, net_title};
+use crate::experiment::trainer::{
+    self, TrainSetup, Trainer, finite_mean, finite_median, loss_and_grad,
+};
+use crate::float::Float;
+use crate::model::{Block, Mlp};
+use crate::stats::{Num, frobenius_norm};
+
+/// A validated `ics` configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsConfig {
+    pub depth: usize,
+    pub width: usize,
+    pub batch: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+    pub act: Activation,
+    pub init: Init,
+    pub bn: BnArms,
+    /// BN settings used by the BN-on arm.
+    pub bn_settings: BnConfig,
+    pub residual: bool,
+    pub task: Task,
+    pub n_train: usize,
+    pub n_test: usize,
+    /// SGD steps (plain SGD: no momentum, no weight decay).
+    pub steps: usize,
+    pub lr: f64,
+    /// Measure at steps 0, every, 2 every, ...
+    pub every: usize,
+    pub seed: u64,
+    pub dtype: Dtype,
+}
+
+impl IcsConfig {
+    pub fn net(&self, bn: bool) -> NetConfig {
+        NetConfig {
+            d_in: self.d_in,
+            width: self.width,
+            d_out: self.d_out,
+            depth: self.depth,
+            act: self.act,
+            init: self.init,
+            bn: bn.then_some(self.bn_settings),
+            residual: self.residual,
+        }
+    }
+
+    pub fn setup(&self) -> TrainSetup {
+        TrainSetup {
+            task: self.task,
+            n_train: self.n_train,
+            n_test: self.n_test,
+            batch: self.batch,
+            lr: self.lr,
+            seed: self.seed,
+        }
+    }
+
+    /// Layer names: `1` .. `depth`, then `out`.
+    pub fn layer_names(&self) -> Vec<String> {
+        (1..=self.depth)
+            .map(|l| l.to_string())
+            .chain(std::iter::once("out".to_string()))
+            .collect()
+    }
+}
+
+/// ICS of one layer at one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerIcs {
+    /// `||G - G'||`.
+    pub l2_diff: f64,
+    /// `cos(G, G')`.
+    pub cosine: f64,
+    /// `||G||`.
+    pub grad_norm: f64,
+}
+
+impl LayerIcs {
+    /// Compare two gradients of one weight matrix, in f64.
+    pub fn of<T: Float>(g: &Array2<T>, g2: &Array2<T>) -> Self {
+        let (mut dot, mut diff) = (0.0f64, Vec::with_capacity(g.len()));
+        for (&a, &b) in g.iter().zip(g2.iter()) {
+            dot += a.f64() * b.f64();
+            diff.push(a.f64() - b.f64());
+        }
+        let (na, nb) = (frobenius_norm(g), frobenius_norm(g2));
+        LayerIcs {
+            l2_diff: frobenius_norm(&ndarray::ArrayView1::from(&diff[..])),
+            cosine: dot / (na * nb),
+            grad_norm: na,
+        }
+    }
+}
+
+/// Copy block `src`'s parameters (weights, bias, gamma, beta) into `dst`: the block "takes its update".
+fn take_update<T: Float>(dst: &mut Block<T>, src: &Block<T>) {
+    dst.linear.w.assign(&src.linear.w);
+    dst.linear.b.assign(&src.linear.b);
+    if let (Some(d), Some(s)) = (
+        dst.bn.as_mut().and_then(|bn| bn.affine.as_mut()),
+        src.bn.as_ref().and_then(|bn| bn.affine.as_ref()),
+    ) {
+        d.gamma.assign(&s.gamma);
+        d.beta.assign(&s.beta);
+    }
+}
+
+/// ICS of every layer (1..=depth, then the output layer) between `before`, whose gradients are
+/// those of a train-mode backward on `(x, y)`, and `after`, the same network one update later.
+/// `G'_i` is computed on a copy of `before` whose blocks `1..i` have taken the update.
+pub fn measure<T: Float>(
+    before: &Mlp<T>,
+    after: &Mlp<T>,
+    x: &Array2<T>,
+    y: &Array2<T>,
+) -> Vec<LayerIcs> {
+    let depth = before.depth();
+    let mut copy = before.clone();
+    let mut d_o = Array2::zeros(y.dim());
+    (0..=depth)
+        .map(|i| {
+            // Layer i + 1: blocks 1..=i have taken their update.
+            if i > 0 {
+                take_update(&mut copy.blocks[i - 1], &after.blocks[i - 1]);
+            }
+            loss_and_grad(&mut copy, x, y, &mut d_o);
+            if i < depth {
+                LayerIcs::of(&before.blocks[i].linear.dw, &copy.blocks[i].linear.dw)
+            } else {
+                LayerIcs::of(&before.out.dw, &copy.out.dw)
+            }
+        })
+        .collect()
+}
+
+/// ICS of every layer at one measured step.
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsRecord {
+    pub step: usize,
+    /// The step's mini-batch loss before the update.
+    pub loss: Num,
+    /// Per layer (1..=depth, then the output layer): `||G - G'||`.
+    pub l2_diff: Vec<Num>,
+    /// Per layer: `cos(G, G')`.
+    pub cosine: Vec<Num>,
+    /// Per layer: `||G||`, the scale `l2_diff` should be read against.
+    pub grad_norm: Vec<Num>,
+}
+
+/// Summary over the measured steps of one run: medians (robust to the first steps, where an
+/// untrained net's gradients can be orders of magnitude larger).
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsSummary {
+    /// Per layer: median over steps of `l2_diff`, `cosine`, and `l2_diff / grad_norm`.
+    pub layer_l2_diff: Vec<Num>,
+    pub layer_cosine: Vec<Num>,
+    pub layer_relative: Vec<Num>,
+    /// Means over layers 2..=depth+1 of those medians (layer 1's ICS is 0 by definition).
+    pub l2_diff: Num,
+    pub cosine: Num,
+    pub relative: Num,
+}
+
+impl IcsSummary {
+    fn of(records: &[IcsRecord], layers: usize) -> Self {
+        let per_layer = |f: &dyn Fn(&IcsRecord, usize) -> f64| -> Vec<Num> {
+            (0..layers)
+                .map(|l| Num(finite_median(records.iter().map(|r| f(r, l)))))
+                .collect()
+        };
+        let rel = |r: &IcsRecord, l: usize| r.l2_diff[l].0 / r.grad_norm[l].0;
+        let layer_l2_diff = per_layer(&|r, l| r.l2_diff[l].0);
+        let layer_cosine = per_layer(&|r, l| r.cosine[l].0);
+        let layer_relative = per_layer(&rel);
+        let over = |v: &[Num]| Num(finite_mean(v.iter().skip(1).map(|n| n.0)));
+        IcsSummary {
+            l2_diff: over(&layer_l2_diff),
+            cosine: over(&layer_cosine),
+            relative: over(&layer_relative),
+            layer_l2_diff,
+            layer_cosine,
+            layer_relative,
+        }
+    }
+}
+
+/// One training run (BN off or on).
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsArm {
+    pub label: String,
+    pub bn: bool,
+    pub net: NetConfig,
+    /// Loss of each step's mini-batch before its update (train mode).
+    pub train_loss: Vec<Num>,
+    /// Step at which the loss became inf/NaN or grew 1e6-fold (training stopped there).
+    pub diverged_at: Option<usize>,
+    /// Test loss after training, BN in eval mode.
+    pub final_test_loss: Num,
+    pub records: Vec<IcsRecord>,
+    pub summary: IcsSummary,
+}
+
+/// Whether BN reduced ICS in this run, by each of Santurkar et al.'s two measures.
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsVerdict {
+    /// Summary `||G - G'||` (see [`IcsSummary::l2_diff`]) with BN divided by without.
+    pub l2_ratio: Num,
+    /// Summary relative `||G - G'|| / ||G||` with BN divided by without.
+    pub relative_ratio: Num,
+    /// Summary `cos(G, G')` without and with BN.
+    pub cosine_off: Num,
+    pub cosine_on: Num,
+    /// `yes` (smaller l2 difference and higher cosine with BN), `no` (neither) or `mixed`.
+    pub bn_reduced_ics: &'static str,
+}
+
+impl IcsVerdict {
+    fn of(off: &IcsSummary, on: &IcsSummary) -> Self {
+        let l2_ratio = on.l2_diff.0 / off.l2_diff.0;
+        let better_l2 = l2_ratio < 1.0;
+        let better_cos = on.cosine.0 > off.cosine.0;
+        IcsVerdict {
+            l2_ratio: Num(l2_ratio),
+            relative_ratio: Num(on.relative.0 / off.relative.0),
+            cosine_off: off.cosine,
+            cosine_on: on.cosine,
+            bn_reduced_ics: match (better_l2, better_cos) {
+                (true, true) => "yes",
+                (false, false) => "no",
+                _ => "mixed",
+            },
+        }
+    }
+}
+
+/// Everything `ics` computed; written to `ics.json` and drawn in `ics.png`.
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsReport {
+    pub tool: ToolInfo,
+    pub config: IcsConfig,
+    /// Names of the per-layer entries: `1` .. `depth`, `out`.
+    pub layer_names: Vec<String>,
+    pub arms: Vec<IcsArm>,
+    /// Present when both arms ran.
+    pub verdict: Option<IcsVerdict>,
+}
+
+/// Units of work [`run`] reports (one per training step).
+pub fn work_units(cfg: &IcsConfig) -> u64 {
+    (cfg.bn.arms().len() * cfg.steps) as u64
+}
+
+/// Train every arm (in parallel), measuring ICS every `every` steps.
+pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
+    let arms: Vec<IcsArm> = cfg
+        .bn
+        .arms()
+        .par_iter()
+        .map(|&bn| match cfg.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, bn, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, bn, progress),
+        })
+        .collect();
+    let verdict = match (arms.iter().find(|a| !a.bn), arms.iter().find(|a| a.bn)) {
+        (Some(off), Some(on)) => Some(IcsVerdict::of(&off.summary, &on.summary)),
+        _ => None,
+    };
+    IcsReport {
+        tool: ToolInfo::current(),
+        config: cfg.clone(),
+        layer_names: cfg.layer_names(),
+        arms,
+        verdict,
+    }
+}
+
+fn run_arm<T: Float>(cfg: &IcsConfig, bn: bool, progress: Progress) -> IcsArm {
+    let net_cfg = cfg.net(bn);
+    let mut tr = Trainer::<T>::new(&net_cfg, &cfg.setup());
+    let (mut train_loss, mut records) = (Vec::with_capacity(cfg.steps), Vec::new());
+    let mut diverged_at = None;
+    for step in 0..cfg.steps {
+        let loss = tr.forward_backward();
+        train_loss.push(Num(loss));
+        if trainer::diverged(loss, train_loss[0].0) {
+            diverged_at = Some(step);
+            progress((cfg.steps - step) as u64);
+            break;
+        }
+        if step % cfg.every == 0 {
+            let before = tr.net.clone();
+            tr.step();
+            let layers = measure(&before, &tr.net, &tr.x, &tr.y);
+            records.push(IcsRecord {
+                step,
+                loss: Num(loss),
+                l2_diff: layers.iter().map(|l| Num(l.l2_diff)).collect(),
+                cosine: layers.iter().map(|l| Num(l.cosine)).collect(),
+                grad_norm: layers.iter().map(|l| Num(l.grad_norm)).collect(),
+            });
+        } else {
+            tr.step();
+        }
+        progress(1);
+    }
+    IcsArm {
+        label: if bn {
+            bn_label(&cfg.bn_settings)
+        } else {
+            "BN off".into()
+        },
+        bn,
+        net: net_cfg,
+        final_test_loss: Num(tr.test_loss()),
+        train_loss,
+        diverged_at,
+        summary: IcsSummary::of(&records, cfg.depth + 1),
+        records,
+    }
+}
+
+/// A subtitle describing the shared settings.
+pub fn title(cfg: &IcsConfig) -> String {
+    net_title(
+        cfg.depth,
+        cfg.width,
+        cfg.act,
+        cfg.init,
+        cfg.residual,
+        cfg.task,
+        cfg.batch,
+        cfg.lr,
+        cfg.steps,
+        cfg.seed,
+        cfg.dtype,
+    )
+}
+
+/// The stdout summary.
+pub fn table(report: &IcsReport) -> String {
+    let cfg = &report.config;
+    let mut out = format!("ics: {}\n", title(cfg));
+    out.push_str(&format!(
+        "measured every {} steps; per layer: ||G - G'|| (relative to ||G||) and cos(G, G'), medians over measured steps\n",
+        cfg.every
+    ));
+    let lw = report
+        .arms
+        .iter()
+        .map(|a| a.label.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    out.push_str(&format!("{:<6}", "layer"));
+    for a in &report.arms {
+        out.push_str(&format!(
+            "  {:>w$}",
+            format!("{}: |G-G'| (rel), cos", a.label),
+            w = lw + 30
+        ));
+    }
+    out.push('\n');
+    for (l, name) in report.layer_names.iter().enumerate() {
+        out.push_str(&format!("{name:<6}"));
+        for a in &report.arms {
+            let s = &a.summary;
+            out.push_str(&format!(
+                "  {:>w$}",
+                format!(
+                    "{} ({}), {}",
+                    fmt_num(s.layer_l2_diff[l].0),
+                    fmt_num(s.layer_relative[l].0),
+                    fmt_cos(s.layer_cosine[l].0)
+                ),
+                w = lw + 30
+            ));
+        }
+        out.push('\n');
+    }
+    for a in &report.arms {
+        let last = a.train_loss.last().map_or(f64::NAN, |l| l.0);
+        out.push_str(&format!(
+            "{:<lw$}  layers 2..out: |G-G'| {}, relative {}, cos {}; final batch loss {}, test loss {}",
+            a.label,
+            fmt_num(a.summary.l2_diff.0),
+            fmt_num(a.summary.relative.0),
+            fmt_cos(a.summary.cosine.0),
+            fmt_num(last),
+            fmt_num(a.final_test_loss.0),
+        ));
+        if let Some(step) = a.diverged_at {
+            out.push_str(&format!("; DIVERGED at step {step}"));
+        }
+        out.push('\n');
+    }
+    if let Some(v) = &report.verdict {
+        out.push_str(&format!(
+            "BN reduced internal covariate shift in this run: {} (|G-G'| with BN = {}x without; relative {}x; cos {} with BN vs {} without)\n",
+            v.bn_reduced_ics,
+            fmt_num(v.l2_ratio.0),
+            fmt_num(v.relative_ratio.0),
+            fmt_cos(v.cosine_on.0),
+            fmt_cos(v.cosine_off.0),
+        ));
+    }
+    out
+}
+
+fn fmt_cos(c: f64) -> String {
+    if c.is_finite() {
+        format!("{c:.4}")
+    } else {
+        fmt_num(c)
+    }
+}

@@ -1,0 +1,678 @@
+//! `bn-lab landscape`: how smooth is the loss along the path training takes, with and without
+//! BatchNorm (Santurkar et al. 2018, "How Does Batch Normalization Help Optimization?"), and a
+//! 2-D slice of the loss around the trained weights (Li et al. 2018, "Visualizing the Loss
+//! Landscape of Neural Nets").
+//!
+//! Probe at step t, with weights `theta`, mini-batch B and gradient `g = grad L_B(theta)`:
+//! for each step size `eta_k = m_k * lr` (default `m = 0.5, 1, ..., 4`)
+//!
+//! ```text
+//! theta_k = theta - eta_k g
+//! loss variation          [min, max] of L_B over {theta, theta_1, ..., theta_K}
+//! gradient predictiveness ||grad L_B(theta_k) - g||            (band over k)
+//! effective beta          max_k ||grad L_B(theta_k) - g|| / (eta_k ||g||)
+//! ```
+//!
+//! For a quadratic `L = 1/2 theta^T H theta + b^T theta` the gradient moves by `-eta H g`, so every
+//! ratio equals `||H u||` with `u = g / ||g||`: the effective beta is the curvature the gradient
+//! direction actually meets, a lower bound on the global Lipschitz constant of the gradient.
+//!
+//! BN mode of the probes: train mode (batch statistics) on the same mini-batch the training
+//! step uses, so each probe measures the loss function the optimiser is descending. Probes run
+//! on a copy of the network: the training run's weights, gradients and running statistics are
+//! never touched, so probing does not change the trajectory.
+
+use ndarray::{Array2, Ix2, s};
+use ndarray_rand::RandomExt;
+use ndarray_rand::rand_distr::StandardNormal;
+use rand::Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
+use crate::data::{self, Batch, Stream, Task};
+use crate::experiment::ToolInfo;
+use crate::experiment::grad_norms::{BnArms, fmt_num};
+use crate::experiment::trainer::{
+    self, TrainSetup, Trainer, dist, finite_median, grads_flat_into, loss_and_grad, max_nan,
+    min_nan, norm, params_flat, set_params_flat,
+};
+use crate::float::Float;
+use crate::model::{Mlp, Mode, ParamKind};
+use crate::ops;
+use crate::stats::{self, Num, nums};
+
+/// A validated `landscape` configuration: everything needed to reproduce the numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct LandscapeConfig {
+    pub depth: usize,
+    pub width: usize,
+    pub batch: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+    pub act: Activation,
+    pub init: Init,
+    pub bn: BnArms,
+    /// BN settings used by the BN-on arm.
+    pub bn_settings: BnConfig,
+    pub residual: bool,
+    pub task: Task,
+    pub n_train: usize,
+    pub n_test: usize,
+    /// SGD steps (plain SGD: no momentum, no weight decay).
+    pub steps: usize,
+    pub lr: f64,
+    /// Probe at steps 0, every, 2 every, ...
+    pub every: usize,
+    /// Probe step sizes as multiples of `lr`.
+    pub probe_multipliers: Vec<f64>,
+    /// BN mode of every probe and of the slice: always train mode (batch statistics).
+    pub probe_bn_mode: Mode,
+    /// Slice grid: `slice_grid x slice_grid` points with coordinates in `[-slice_span, slice_span]`.
+    pub slice_grid: usize,
+    pub slice_span: f64,
+    /// The slice's loss is computed on the first `slice_samples` training samples, as one batch.
+    pub slice_samples: usize,
+    pub seed: u64,
+    pub dtype: Dtype,
+}
+
+impl LandscapeConfig {
+    pub fn net(&self, bn: bool) -> NetConfig {
+        NetConfig {
+            d_in: self.d_in,
+            width: self.width,
+            d_out: self.d_out,
+            depth: self.depth,
+            act: self.act,
+            init: self.init,
+            bn: bn.then_some(self.bn_settings),
+            residual: self.residual,
+        }
+    }
+
+    pub fn setup(&self) -> TrainSetup {
+        TrainSetup {
+            task: self.task,
+            n_train: self.n_train,
+            n_test: self.n_test,
+            batch: self.batch,
+            lr: self.lr,
+            seed: self.seed,
+        }
+    }
+
+    /// Probe step sizes `eta_k = m_k * lr`.
+    pub fn step_sizes(&self) -> Vec<f64> {
+        self.probe_multipliers.iter().map(|m| m * self.lr).collect()
+    }
+
+    /// Slice coordinates, `slice_grid` values evenly from `-slice_span` to `slice_span`.
+    pub fn slice_coords(&self) -> Vec<f64> {
+        let n = self.slice_grid;
+        (0..n)
+            .map(|i| -self.slice_span + 2.0 * self.slice_span * i as f64 / (n - 1) as f64)
+            .collect()
+    }
+}
+
+// ------------------------------------------------------------------ the measures
+
+/// Santurkar et al.'s three measures along one gradient path (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathProbe {
+    /// `L(theta)`.
+    pub loss_start: f64,
+    /// `||g||`.
+    pub grad_norm: f64,
+    /// `eta_k`.
+    pub step_sizes: Vec<f64>,
+    /// `L(theta - eta_k g)`.
+    pub losses: Vec<f64>,
+    /// `||grad L(theta - eta_k g) - g||`.
+    pub grad_dist: Vec<f64>,
+    /// `grad_dist_k / (eta_k ||g||)`: gradient change per unit distance moved.
+    pub smoothness: Vec<f64>,
+}
+
+impl PathProbe {
+    /// `[min, max]` of the loss over the start and every point of the path (NaN if any is NaN).
+    pub fn loss_range(&self) -> (f64, f64) {
+        let all = || std::iter::once(self.loss_start).chain(self.losses.iter().copied());
+        (min_nan(all()), max_nan(all()))
+    }
+
+    /// The effective beta-smoothness: the largest gradient change per distance moved.
+    pub fn beta(&self) -> f64 {
+        max_nan(self.smoothness.iter().copied())
+    }
+}
+
+/// Move from `theta` along `-g` by each of `step_sizes` and record the loss and the gradient
+/// there. `loss_grad(theta', grad_out)` returns `L(theta')` and writes `grad L(theta')` into
+/// `grad_out` (cleared and refilled); it is the only access to the function being probed, so
+/// the same code measures a network or a known quadratic.
+pub fn probe_path(
+    theta: &[f64],
+    loss_start: f64,
+    g: &[f64],
+    step_sizes: &[f64],
+    mut loss_grad: impl FnMut(&[f64], &mut Vec<f64>) -> f64,
+) -> PathProbe {
+    let grad_norm = norm(g);
+    let mut point = vec![0.0; theta.len()];
+    let mut gk = Vec::with_capacity(g.len());
+    let (mut losses, mut grad_dist, mut smoothness) = (Vec::new(), Vec::new(), Vec::new());
+    for &eta in step_sizes {
+        for ((p, &t), &gi) in point.iter_mut().zip(theta).zip(g) {
+            *p = t - eta * gi;
+        }
+        losses.push(loss_grad(&point, &mut gk));
+        let d = dist(&gk, g);
+        grad_dist.push(d);
+        smoothness.push(d / (eta * grad_norm));
+    }
+    PathProbe {
+        loss_start,
+        grad_norm,
+        step_sizes: step_sizes.to_vec(),
+        losses,
+        grad_dist,
+        smoothness,
+    }
+}
+
+/// A random direction in parameter space, normalised per neuron (Li et al.'s filter
+/// normalisation for fully connected layers): for every weight matrix `W: (fan_in, fan_out)`,
+/// column `j` (the weights into unit `j`) of the direction is a Gaussian vector rescaled to
+/// `||W[:, j]||`. Biases and BN's gamma and beta get 0 (Li et al.'s `ignore biasbn`), so the
+/// slice moves only the weights, each neuron by an amount proportional to its own scale, which
+/// makes nets whose weights differ in scale (BN makes its layer's loss scale-invariant)
+/// comparable. Flat, in [`Mlp::params_mut`] order.
+pub fn filter_normalized_direction<T: Float, R: Rng>(net: &mut Mlp<T>, rng: &mut R) -> Vec<f64> {
+    let mut out = Vec::new();
+    for p in net.params_mut() {
+        if p.id.kind != ParamKind::Weight {
+            out.extend(std::iter::repeat_n(0.0, p.value.len()));
+            continue;
+        }
+        let w = p
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("weights are matrices");
+        let mut d = Array2::<f64>::random_using(w.dim(), StandardNormal, rng);
+        for (mut dc, wc) in d.columns_mut().into_iter().zip(w.columns()) {
+            let (dn, wn) = (stats::frobenius_norm(&dc), stats::frobenius_norm(&wc));
+            dc *= if dn > 0.0 { wn / dn } else { 0.0 };
+        }
+        out.extend(d.iter().copied());
+    }
+    out
+}
+
+// ------------------------------------------------------------------ results
+
+/// One probe of one training run, at `step` (before that step's update).
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    pub step: usize,
+    /// `L(theta_t)` on the step's mini-batch.
+    pub loss: Num,
+    /// `||g||`, the full gradient (every parameter).
+    pub grad_norm: Num,
+    /// `L(theta_t - eta_k g)`, one per step size.
+    pub losses: Vec<Num>,
+    /// Min and max of the loss over the start and the path: the loss variation.
+    pub loss_min: Num,
+    pub loss_max: Num,
+    /// `||grad L(theta_t - eta_k g) - g||`: gradient predictiveness (smaller is more predictive).
+    pub grad_dist: Vec<Num>,
+    pub grad_dist_min: Num,
+    pub grad_dist_max: Num,
+    /// `grad_dist_k / (eta_k ||g||)`.
+    pub smoothness: Vec<Num>,
+    /// Effective beta-smoothness: the max of `smoothness`.
+    pub beta: Num,
+    pub beta_min: Num,
+}
+
+impl Probe {
+    fn new(step: usize, p: &PathProbe) -> Self {
+        let (lo, hi) = p.loss_range();
+        Probe {
+            step,
+            loss: Num(p.loss_start),
+            grad_norm: Num(p.grad_norm),
+            losses: nums(&p.losses),
+            loss_min: Num(lo),
+            loss_max: Num(hi),
+            grad_dist: nums(&p.grad_dist),
+            grad_dist_min: Num(min_nan(p.grad_dist.iter().copied())),
+            grad_dist_max: Num(max_nan(p.grad_dist.iter().copied())),
+            smoothness: nums(&p.smoothness),
+            beta: Num(p.beta()),
+            beta_min: Num(min_nan(p.smoothness.iter().copied())),
+        }
+    }
+}
+
+/// The loss on a 2-D slice around the trained weights.
+#[derive(Clone, Debug, Serialize)]
+pub struct Slice {
+    /// Coordinates along both directions (the same list for alpha and beta).
+    pub coords: Vec<f64>,
+    /// `loss[j][i]` = `L(theta + coords[i] d1 + coords[j] d2)` on the slice batch, train mode.
+    pub loss: Vec<Vec<Num>>,
+    /// `L(theta)` at the centre.
+    pub center_loss: Num,
+    pub min: Num,
+    pub max: Num,
+    /// `max / center_loss`: how far the loss climbs within the slice.
+    pub max_ratio_to_center: Num,
+    /// Median over the grid of `loss / center_loss`.
+    pub median_ratio_to_center: Num,
+}
+
+/// Medians over the probes of one run (robust to the first steps, where an untrained net can
+/// be orders of magnitude rougher; non-finite values are skipped).
+#[derive(Clone, Debug, Serialize)]
+pub struct LandscapeSummary {
+    pub probes: usize,
+    /// Median of `loss_max - loss_min`.
+    pub median_loss_variation: Num,
+    /// Median of `(loss_max - loss_min) / loss`: the variation relative to the current loss.
+    pub median_relative_loss_variation: Num,
+    /// Median of `grad_dist_max`.
+    pub median_grad_dist: Num,
+    /// Median of `grad_dist_max / grad_norm`: gradient change relative to the gradient itself.
+    pub median_relative_grad_dist: Num,
+    /// Median and max of `beta`.
+    pub median_beta: Num,
+    pub max_beta: Num,
+    pub median_grad_norm: Num,
+}
+
+impl LandscapeSummary {
+    fn of(probes: &[Probe]) -> Self {
+        let m = |f: &dyn Fn(&Probe) -> f64| Num(finite_median(probes.iter().map(f)));
+        LandscapeSummary {
+            probes: probes.len(),
+            median_loss_variation: m(&|p| p.loss_max.0 - p.loss_min.0),
+            median_relative_loss_variation: m(&|p| (p.loss_max.0 - p.loss_min.0) / p.loss.0),
+            median_grad_dist: m(&|p| p.grad_dist_max.0),
+            median_relative_grad_dist: m(&|p| p.grad_dist_max.0 / p.grad_norm.0),
+            median_beta: m(&|p| p.beta.0),
+            max_beta: Num(max_nan(
+                probes.iter().map(|p| p.beta.0).filter(|b| b.is_finite()),
+            )),
+            median_grad_norm: m(&|p| p.grad_norm.0),
+        }
+    }
+}
+
+/// One training run (BN off or on).
+#[derive(Clone, Debug, Serialize)]
+pub struct LandscapeArm {
+    pub label: String,
+    pub bn: bool,
+    pub net: NetConfig,
+    /// Loss of each step's mini-batch before its update (train mode).
+    pub train_loss: Vec<Num>,
+    /// Step at which the loss became inf/NaN or grew 1e6-fold (training stopped there).
+    pub diverged_at: Option<usize>,
+    /// Test loss after training, BN in eval mode (running statistics).
+    pub final_test_loss: Num,
+    pub probes: Vec<Probe>,
+    pub summary: LandscapeSummary,
+    /// `None` if the run diverged (no trained weights to look around).
+    pub slice: Option<Slice>,
+}
+
+/// Everything `landscape` computed; written to `landscape.json` and drawn in `landscape.png`
+/// and `landscape_slice.png`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LandscapeReport {
+    pub tool: ToolInfo,
+    pub config: LandscapeConfig,
+    /// `eta_k = probe_multipliers[k] * lr`.
+    pub step_sizes: Vec<f64>,
+    pub arms: Vec<LandscapeArm>,
+}
+
+// ------------------------------------------------------------------ running
+
+/// Progress callback: called with the number of units just finished (one per training step
+/// and one per slice row).
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// Units of work [`run`] reports to its progress callback.
+pub fn work_units(cfg: &LandscapeConfig) -> u64 {
+    (cfg.bn.arms().len() * (cfg.steps + cfg.slice_grid)) as u64
+}
+
+/// Train every arm (in parallel), probing as configured, then slice around the final weights.
+pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
+    let arms = cfg
+        .bn
+        .arms()
+        .par_iter()
+        .map(|&bn| match cfg.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, bn, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, bn, progress),
+        })
+        .collect();
+    LandscapeReport {
+        tool: ToolInfo::current(),
+        config: cfg.clone(),
+        step_sizes: cfg.step_sizes(),
+        arms,
+    }
+}
+
+/// Probe the trainer's current point along its current gradient, on a copy of the network.
+fn probe<T: Float>(tr: &mut Trainer<T>, loss: f64, step_sizes: &[f64]) -> PathProbe {
+    let theta = params_flat(&mut tr.net);
+    let g = trainer::grads_flat(&mut tr.net);
+    let mut copy = tr.net.clone();
+    let mut d_o = Array2::zeros(tr.y.dim());
+    let (x, y) = (&tr.x, &tr.y);
+    probe_path(&theta, loss, &g, step_sizes, |point, grad| {
+        set_params_flat(&mut copy, point);
+        let l = loss_and_grad(&mut copy, x, y, &mut d_o);
+        grads_flat_into(&mut copy, grad);
+        l
+    })
+}
+
+fn run_arm<T: Float>(cfg: &LandscapeConfig, bn: bool, progress: Progress) -> LandscapeArm {
+    let net_cfg = cfg.net(bn);
+    let mut tr = Trainer::<T>::new(&net_cfg, &cfg.setup());
+    let step_sizes = cfg.step_sizes();
+    let (mut train_loss, mut probes) = (Vec::with_capacity(cfg.steps), Vec::new());
+    let mut diverged_at = None;
+    for step in 0..cfg.steps {
+        let loss = tr.forward_backward();
+        train_loss.push(Num(loss));
+        if trainer::diverged(loss, train_loss[0].0) {
+            diverged_at = Some(step);
+            progress((cfg.steps - step) as u64);
+            break;
+        }
+        if step % cfg.every == 0 {
+            probes.push(Probe::new(step, &probe(&mut tr, loss, &step_sizes)));
+        }
+        tr.step();
+        progress(1);
+    }
+    let final_test_loss = Num(tr.test_loss());
+    let slice = if diverged_at.is_none() {
+        Some(slice(&mut tr.net, &tr.train, cfg, progress))
+    } else {
+        progress(cfg.slice_grid as u64);
+        None
+    };
+    LandscapeArm {
+        label: if bn {
+            bn_label(&cfg.bn_settings)
+        } else {
+            "BN off".into()
+        },
+        bn,
+        net: net_cfg,
+        train_loss,
+        diverged_at,
+        final_test_loss,
+        summary: LandscapeSummary::of(&probes),
+        probes,
+        slice,
+    }
+}
+
+/// `BN on`, with `(no affine, after act)` where those apply.
+pub fn bn_label(bs: &BnConfig) -> String {
+    let mut extra = Vec::new();
+    if !bs.affine {
+        extra.push("no affine");
+    }
+    if bs.placement == Placement::Post {
+        extra.push("after act");
+    }
+    if extra.is_empty() {
+        "BN on".into()
+    } else {
+        format!("BN on ({})", extra.join(", "))
+    }
+}
+
+/// The loss on the plane `theta + a d1 + b d2` through the trained weights, with two
+/// filter-normalised directions from the `Directions` stream of the seed.
+fn slice<T: Float>(
+    net: &mut Mlp<T>,
+    train: &Batch<T>,
+    cfg: &LandscapeConfig,
+    progress: Progress,
+) -> Slice {
+    let theta = params_flat(net);
+    let mut rng = data::rng(cfg.seed, Stream::Directions);
+    let d1 = filter_normalized_direction(net, &mut rng);
+    let d2 = filter_normalized_direction(net, &mut rng);
+    let x = train.x.slice(s![..cfg.slice_samples, ..]).to_owned();
+    let y = train.y.slice(s![..cfg.slice_samples, ..]).to_owned();
+    let loss_at = |copy: &mut Mlp<T>, point: &[f64]| {
+        set_params_flat(copy, point);
+        let o = copy
+            .forward(x.view(), Mode::Train)
+            .expect("slice samples have the net's input width");
+        ops::mse_loss_value(o, y.view())
+    };
+    let center_loss = loss_at(&mut net.clone(), &theta);
+    let coords = cfg.slice_coords();
+    let loss: Vec<Vec<f64>> = coords
+        .par_iter()
+        .map_init(
+            || (net.clone(), vec![0.0; theta.len()]),
+            |(copy, point), &b| {
+                let row = coords
+                    .iter()
+                    .map(|&a| {
+                        for (((p, &t), &u), &v) in point.iter_mut().zip(&theta).zip(&d1).zip(&d2) {
+                            *p = t + a * u + b * v;
+                        }
+                        loss_at(copy, point)
+                    })
+                    .collect();
+                progress(1);
+                row
+            },
+        )
+        .collect();
+    let flat: Vec<f64> = loss.iter().flatten().copied().collect();
+    let mut ratios: Vec<f64> = flat.iter().map(|l| l / center_loss).collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    Slice {
+        coords,
+        loss: loss.iter().map(|r| nums(r)).collect(),
+        center_loss: Num(center_loss),
+        min: Num(min_nan(flat.iter().copied())),
+        max: Num(max_nan(flat.iter().copied())),
+        max_ratio_to_center: Num(max_nan(flat.iter().copied()) / center_loss),
+        median_ratio_to_center: Num(ratios[ratios.len() / 2]),
+    }
+}
+
+// ------------------------------------------------------------------ reporting
+
+/// A subtitle describing the shared settings.
+pub fn title(cfg: &LandscapeConfig) -> String {
+    net_title(
+        cfg.depth,
+        cfg.width,
+        cfg.act,
+        cfg.init,
+        cfg.residual,
+        cfg.task,
+        cfg.batch,
+        cfg.lr,
+        cfg.steps,
+        cfg.seed,
+        cfg.dtype,
+    )
+}
+
+/// `depth 8 x width 128 relu (he init), nonlinear task, batch 128, lr 0.01, 400 steps, seed 0, f32`.
+#[allow(clippy::too_many_arguments)]
+pub fn net_title(
+    depth: usize,
+    width: usize,
+    act: Activation,
+    init: Init,
+    residual: bool,
+    task: Task,
+    batch: usize,
+    lr: f64,
+    steps: usize,
+    seed: u64,
+    dtype: Dtype,
+) -> String {
+    format!(
+        "{depth} x {width} {act}{} ({init} init), {} task, batch {batch}, lr {lr}, {steps} steps, seed {seed}, {dtype}",
+        if residual { " residual" } else { "" },
+        task_name(task),
+    )
+}
+
+pub fn task_name(t: Task) -> &'static str {
+    match t {
+        Task::Linear => "linear",
+        Task::Nonlinear => "nonlinear",
+    }
+}
+
+fn ratio_words(off: f64, on: f64, lower: &str, higher: &str) -> String {
+    let r = on / off;
+    if !r.is_finite() || r <= 0.0 {
+        "not comparable (a value is 0, inf or NaN)".into()
+    } else if r < 1.0 {
+        format!("{lower} with BN ({}x of BN off)", fmt_num(r))
+    } else {
+        format!("{higher} with BN ({}x of BN off)", fmt_num(r))
+    }
+}
+
+/// The stdout summary.
+pub fn table(report: &LandscapeReport) -> String {
+    let cfg = &report.config;
+    let mut out = format!("landscape: {}\n", title(cfg));
+    out.push_str(&format!(
+        "probes every {} steps at step sizes {} x lr, BN in train mode on the step's batch\n",
+        cfg.every,
+        cfg.probe_multipliers
+            .iter()
+            .map(|m| format!("{m}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    let lw = report
+        .arms
+        .iter()
+        .map(|a| a.label.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    out.push_str(&format!(
+        "{:<lw$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
+        "config",
+        "final loss",
+        "test loss",
+        "|g|",
+        "loss var",
+        "rel var",
+        "|dg|",
+        "|dg|/|g|",
+        "beta",
+        "slice max"
+    ));
+    for a in &report.arms {
+        let s = &a.summary;
+        let last = a.train_loss.last().map_or(f64::NAN, |l| l.0);
+        out.push_str(&format!(
+            "{:<lw$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
+            a.label,
+            fmt_num(last),
+            fmt_num(a.final_test_loss.0),
+            fmt_num(s.median_grad_norm.0),
+            fmt_num(s.median_loss_variation.0),
+            fmt_num(s.median_relative_loss_variation.0),
+            fmt_num(s.median_grad_dist.0),
+            fmt_num(s.median_relative_grad_dist.0),
+            fmt_num(s.median_beta.0),
+            a.slice.as_ref().map_or("-".into(), |sl| format!(
+                "{}x",
+                fmt_num(sl.max_ratio_to_center.0)
+            )),
+        ));
+        if let Some(step) = a.diverged_at {
+            out.push_str(&format!(
+                "  {}: diverged at step {step} (loss inf/NaN or 1e6x the first); no slice\n",
+                a.label
+            ));
+        }
+    }
+    out.push_str(
+        "columns: medians over probes of |g| (gradient norm), loss var (max - min of the loss along the path),\n\
+         rel var (loss var / loss), |dg| (largest gradient change along the path), |dg|/|g|, beta (effective\n\
+         beta-smoothness: largest |dg| per distance moved); slice max: largest loss on the 2-D slice / loss at its centre.\n",
+    );
+    if let (Some(off), Some(on)) = (
+        report.arms.iter().find(|a| !a.bn),
+        report.arms.iter().find(|a| a.bn),
+    ) {
+        let (o, n) = (&off.summary, &on.summary);
+        out.push_str(&format!(
+            "loss variation: {}; relative: {}\n",
+            ratio_words(
+                o.median_loss_variation.0,
+                n.median_loss_variation.0,
+                "smaller",
+                "LARGER"
+            ),
+            ratio_words(
+                o.median_relative_loss_variation.0,
+                n.median_relative_loss_variation.0,
+                "smaller",
+                "LARGER"
+            ),
+        ));
+        out.push_str(&format!(
+            "gradient change: {}; relative: {}\n",
+            ratio_words(
+                o.median_grad_dist.0,
+                n.median_grad_dist.0,
+                "smaller",
+                "LARGER"
+            ),
+            ratio_words(
+                o.median_relative_grad_dist.0,
+                n.median_relative_grad_dist.0,
+                "smaller",
+                "LARGER"
+            ),
+        ));
+        out.push_str(&format!(
+            "effective beta-smoothness: {}\n",
+            ratio_words(
+                o.median_beta.0,
+                n.median_beta.0,
+                "smaller (smoother)",
+                "LARGER (rougher)"
+            )
+        ));
+        if off.diverged_at.is_some() || on.diverged_at.is_some() {
+            out.push_str(
+                "note: a diverged run's medians cover only its probes before divergence, so these ratios compare unequal stretches of training\n",
+            );
+        }
+    }
+    out
+}

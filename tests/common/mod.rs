@@ -1,0 +1,72 @@
+//! Helpers shared by the end-to-end tests: run the binary, scratch directories.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh scratch directory path (not created) unique to this test process and `name`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bn-lab-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Run `bn-lab` with `args`.
+pub fn bn_lab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+        .args(args)
+        .output()
+        .expect("the bn-lab binary runs")
+}
+
+/// Run `bn-lab` with `args` writing into `out`; panic with its stderr if it fails.
+pub fn bn_lab_ok(args: &[&str], out: &Path) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    let out_s = out.to_str().expect("temp paths are UTF-8");
+    all.extend(["--out", out_s]);
+    let o = bn_lab(&all);
+    assert!(
+        o.status.success(),
+        "bn-lab {all:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Read and parse a JSON file.
+pub fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("the JSON file was written");
+    serde_json::from_str(&text).expect("the JSON file parses")
+}
+
+/// Assert that `v` has every one of `fields`.
+pub fn has_fields(v: &serde_json::Value, fields: &[&str], what: &str) {
+    for f in fields {
+        assert!(v.get(f).is_some(), "{what} lacks field '{f}': {v}");
+    }
+}
+
+/// Run `bn-lab` with bad flags and check: non-zero exit, one `Error:` line on stderr that
+/// names `flag`, and nothing written into `out`.
+pub fn rejects(args: &[&str], flag: &str, out: &Path) {
+    let mut all: Vec<&str> = args.to_vec();
+    let out_s = out.to_str().expect("temp paths are UTF-8");
+    all.extend(["--out", out_s]);
+    let o = bn_lab(&all);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "bn-lab {all:?} should fail");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("Error: "), "{err}");
+    assert!(err.contains(flag), "error should name {flag}: {err}");
+    assert!(
+        o.stdout.is_empty(),
+        "nothing on stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(!out.exists(), "{} must not be created", out.display());
+}

@@ -1,0 +1,267 @@
+//! `bn-lab ics`: the measure on cases with a known answer, and the command end to end.
+
+mod common;
+
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::data::{self, Stream};
+use bn_lab::experiment::ics::measure;
+use bn_lab::experiment::trainer::loss_and_grad;
+use bn_lab::model::Mlp;
+use bn_lab::optim::{Sgd, SgdConfig};
+use common::{bn_lab_ok, has_fields, json, rejects, scratch};
+use ndarray::Array2;
+
+fn net_cfg(act: Activation, depth: usize, bn: bool) -> NetConfig {
+    NetConfig {
+        d_in: 5,
+        width: 7,
+        d_out: 3,
+        depth,
+        act,
+        init: Init::Xavier,
+        bn: bn.then(BnConfig::default),
+        residual: false,
+    }
+}
+
+/// `before` with the gradients of a train-mode backward on a batch, and `after` one SGD step later.
+fn before_after(cfg: &NetConfig, lr: f64) -> (Mlp<f64>, Mlp<f64>, Array2<f64>, Array2<f64>) {
+    let batch = 11;
+    let d = data::linear_teacher::<f64>(2, batch, cfg.d_in, cfg.d_out);
+    let mut net = Mlp::<f64>::new(cfg, &mut data::rng(2, Stream::Weights));
+    let mut d_o = Array2::zeros((batch, cfg.d_out));
+    loss_and_grad(&mut net, &d.x, &d.y, &mut d_o);
+    let before = net.clone();
+    Sgd::new(SgdConfig {
+        lr,
+        momentum: 0.0,
+        weight_decay: 0.0,
+    })
+    .step(&mut net);
+    (before, net, d.x, d.y)
+}
+
+/// Layer 1 has no layers before it: G' is recomputed from unchanged weights on the same batch,
+/// so it equals G bit for bit, with and without BN. The later layers do shift.
+#[test]
+fn the_first_layers_ics_is_exactly_zero() {
+    for bn in [false, true] {
+        let cfg = net_cfg(Activation::Tanh, 4, bn);
+        let (before, after, x, y) = before_after(&cfg, 0.5);
+        let ics = measure(&before, &after, &x, &y);
+        assert_eq!(ics.len(), 5, "four hidden layers and the output layer");
+        assert_eq!(ics[0].l2_diff, 0.0, "bn {bn}");
+        assert!((ics[0].cosine - 1.0).abs() < 1e-12);
+        for (i, l) in ics.iter().enumerate().skip(1) {
+            assert!(l.l2_diff > 0.0, "bn {bn}, layer {}: {l:?}", i + 1);
+            assert!(l.cosine < 1.0 + 1e-12);
+        }
+    }
+}
+
+#[test]
+fn nothing_shifts_when_the_update_is_zero() {
+    let cfg = net_cfg(Activation::Relu, 3, true);
+    let (before, after, x, y) = before_after(&cfg, 0.0);
+    for l in measure(&before, &after, &x, &y) {
+        assert_eq!(l.l2_diff, 0.0);
+    }
+}
+
+/// A one-hidden-layer linear net, computed a second way with plain matrix products:
+/// `G_out = h_1^T (o - y) / N` with `h_1 = x W_1 + b_1`, `o = h_1 W_out + b_out`, and `G'_out`
+/// the same with layer 1's updated `W_1', b_1'`. Layer 1's own G' is G (nothing before it).
+#[test]
+fn the_output_layers_ics_of_a_linear_net_matches_the_closed_form() {
+    let cfg = net_cfg(Activation::Linear, 1, false);
+    let (before, after, x, y) = before_after(&cfg, 0.3);
+    let n = x.nrows() as f64;
+    let g_out = |w1: &Array2<f64>, b1: &ndarray::Array1<f64>| {
+        let h1 = x.dot(w1) + b1;
+        let o = h1.dot(&before.out.w) + &before.out.b;
+        h1.t().dot(&(o - &y)) / n
+    };
+    let g = g_out(&before.blocks[0].linear.w, &before.blocks[0].linear.b);
+    let g2 = g_out(&after.blocks[0].linear.w, &after.blocks[0].linear.b);
+    let diff = (&g - &g2).mapv(|v| v * v).sum().sqrt();
+    let cos = (&g * &g2).sum() / (g.mapv(|v| v * v).sum().sqrt() * g2.mapv(|v| v * v).sum().sqrt());
+    let ics = measure(&before, &after, &x, &y);
+    assert_eq!(ics[0].l2_diff, 0.0);
+    assert!(
+        (ics[1].l2_diff - diff).abs() <= 1e-12 * diff.max(1.0),
+        "{} vs {diff}",
+        ics[1].l2_diff
+    );
+    assert!((ics[1].cosine - cos).abs() < 1e-12);
+    assert!(diff > 1e-3, "the update is large enough to measure: {diff}");
+}
+
+const TINY: &[&str] = &[
+    "ics",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--batch",
+    "8",
+    "--d-out",
+    "2",
+    "--steps",
+    "12",
+    "--every",
+    "4",
+    "--n-train",
+    "64",
+    "--n-test",
+    "16",
+    "--lr",
+    "0.05",
+];
+
+#[test]
+fn ics_writes_the_documented_json_and_picture() {
+    let out = scratch("ics-e2e");
+    let o = bn_lab_ok(TINY, &out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("BN reduced internal covariate shift in this run: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" s\n"), "prints the time taken: {stdout}");
+    assert!(out.join("ics.png").metadata().unwrap().len() > 1000);
+    let v = json(&out.join("ics.json"));
+    has_fields(
+        &v,
+        &["tool", "config", "layer_names", "arms", "verdict"],
+        "report",
+    );
+    has_fields(
+        &v["config"],
+        &[
+            "depth",
+            "width",
+            "batch",
+            "d_in",
+            "d_out",
+            "act",
+            "init",
+            "bn",
+            "bn_settings",
+            "residual",
+            "task",
+            "n_train",
+            "n_test",
+            "steps",
+            "lr",
+            "every",
+            "seed",
+            "dtype",
+        ],
+        "config",
+    );
+    assert_eq!(v["layer_names"], serde_json::json!(["1", "2", "3", "out"]));
+    has_fields(
+        &v["verdict"],
+        &[
+            "l2_ratio",
+            "relative_ratio",
+            "cosine_off",
+            "cosine_on",
+            "bn_reduced_ics",
+        ],
+        "verdict",
+    );
+    assert!(["yes", "no", "mixed"].contains(&v["verdict"]["bn_reduced_ics"].as_str().unwrap()));
+    let arms = v["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 2);
+    for a in arms {
+        has_fields(
+            a,
+            &[
+                "label",
+                "bn",
+                "net",
+                "train_loss",
+                "diverged_at",
+                "final_test_loss",
+                "records",
+                "summary",
+            ],
+            "arm",
+        );
+        has_fields(
+            &a["summary"],
+            &[
+                "layer_l2_diff",
+                "layer_cosine",
+                "layer_relative",
+                "l2_diff",
+                "cosine",
+                "relative",
+            ],
+            "summary",
+        );
+        let records = a["records"].as_array().unwrap();
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| r["step"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [0, 4, 8]
+        );
+        for r in records {
+            has_fields(
+                r,
+                &["step", "loss", "l2_diff", "cosine", "grad_norm"],
+                "record",
+            );
+            let l2 = r["l2_diff"].as_array().unwrap();
+            assert_eq!(l2.len(), 4);
+            assert_eq!(l2[0].as_f64(), Some(0.0), "layer 1's ICS is exactly 0");
+            assert!(l2[1..].iter().all(|v| v.as_f64().unwrap() > 0.0));
+        }
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn ics_is_deterministic_for_a_seed() {
+    let (a, b, c) = (
+        scratch("ics-det-a"),
+        scratch("ics-det-b"),
+        scratch("ics-det-c"),
+    );
+    bn_lab_ok(TINY, &a);
+    bn_lab_ok(TINY, &b);
+    let mut other_seed = TINY.to_vec();
+    other_seed.extend(["--seed", "1"]);
+    bn_lab_ok(&other_seed, &c);
+    let read = |d: &std::path::Path| std::fs::read_to_string(d.join("ics.json")).unwrap();
+    assert_eq!(read(&a), read(&b));
+    assert_ne!(read(&a), read(&c));
+    for d in [a, b, c] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn bad_ics_flags_give_one_line_naming_the_flag_and_write_nothing() {
+    let out = scratch("ics-bad");
+    for (extra, flag) in [
+        (&["--steps", "0"][..], "--steps"),
+        (&["--every", "0"], "--every"),
+        (&["--lr", "0"], "--lr"),
+        (&["--lr", "inf"], "--lr"),
+        (&["--n-train", "4"], "--n-train"),
+        (&["--batch", "1"], "--batch"),
+        (&["--width", "0"], "--width"),
+        (&["--eps=-1"], "--eps"),
+        (&["--lr", "-0.1"], "--lr"),
+        (&["--init", "normal"], "--init"),
+        (&["--task", "xor"], "--task"),
+    ] {
+        let mut args = TINY.to_vec();
+        args.extend(extra);
+        rejects(&args, flag, &out);
+    }
+}

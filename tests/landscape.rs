@@ -1,0 +1,497 @@
+//! `bn-lab landscape`: the measures on cases with a closed-form answer, probes leaving the
+//! training run untouched, and the command end to end.
+
+mod common;
+
+use bn_lab::config::{Activation, BnConfig, Dtype, Init, NetConfig};
+use bn_lab::data::{self, Stream, Task};
+use bn_lab::experiment::grad_norms::BnArms;
+use bn_lab::experiment::landscape::{
+    self, LandscapeConfig, filter_normalized_direction, probe_path,
+};
+use bn_lab::model::{Mlp, Mode, ParamKind};
+use bn_lab::ops;
+use common::{bn_lab_ok, has_fields, json, rejects, scratch};
+use ndarray::{Array1, Array2, Axis, concatenate};
+use ndarray_rand::RandomExt;
+use ndarray_rand::rand_distr::StandardNormal;
+
+fn rel_err(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(1e-300)
+}
+
+/// For `L = 1/2 t^T H t + b^T t` the gradient is `H t + b`, so moving by `-eta g` changes it by
+/// exactly `-eta H g`: every ratio `||dg|| / (eta ||g||)` is `||H u||` with `u = g / ||g||`,
+/// and `L(t - eta g) = L(t) - eta g^T g + eta^2 / 2 g^T H g`.
+#[test]
+fn effective_beta_on_a_quadratic_is_the_norm_of_h_times_the_gradient_direction() {
+    let n = 7;
+    let mut rng = data::rng(11, Stream::Data);
+    let a = Array2::<f64>::random_using((n, n), StandardNormal, &mut rng);
+    let h = a.t().dot(&a) + Array2::<f64>::eye(n); // symmetric positive definite
+    let b = Array1::<f64>::random_using(n, StandardNormal, &mut rng);
+    let theta = Array1::<f64>::random_using(n, StandardNormal, &mut rng);
+    let loss = |t: &Array1<f64>| 0.5 * t.dot(&h.dot(t)) + b.dot(t);
+    let g = h.dot(&theta) + &b;
+    let step_sizes = [0.01, 0.05, 0.1, 0.4];
+    let probe = probe_path(
+        theta.as_slice().unwrap(),
+        loss(&theta),
+        g.as_slice().unwrap(),
+        &step_sizes,
+        |point, grad| {
+            let t = Array1::from(point.to_vec());
+            grad.clear();
+            grad.extend((h.dot(&t) + &b).iter());
+            loss(&t)
+        },
+    );
+    let gn = g.dot(&g).sqrt();
+    let hg = h.dot(&g);
+    let h_u = hg.dot(&hg).sqrt() / gn;
+    for (k, &eta) in step_sizes.iter().enumerate() {
+        assert!(
+            rel_err(probe.smoothness[k], h_u) < 1e-10,
+            "{k}: {} vs {h_u}",
+            probe.smoothness[k]
+        );
+        assert!(rel_err(probe.grad_dist[k], eta * hg.dot(&hg).sqrt()) < 1e-10);
+        let expected = loss(&theta) - eta * g.dot(&g) + 0.5 * eta * eta * g.dot(&hg);
+        assert!(rel_err(probe.losses[k], expected) < 1e-10);
+    }
+    assert!(rel_err(probe.beta(), h_u) < 1e-10);
+    assert!(rel_err(probe.grad_norm, gn) < 1e-12);
+    let (lo, hi) = probe.loss_range();
+    let all: Vec<f64> = std::iter::once(probe.loss_start)
+        .chain(probe.losses.iter().copied())
+        .collect();
+    assert_eq!(lo, all.iter().copied().fold(f64::INFINITY, f64::min));
+    assert_eq!(hi, all.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+}
+
+/// A one-hidden-layer linear net `o = (x W1 + b1) W_out + b_out`: with the hidden layer held,
+/// the MSE `1/(2N) ||Z V - Y||^2` (`Z = [h_1, 1]`, `V = [W_out; b_out]`) is quadratic in the
+/// output layer with Hessian `(1/N) Z^T Z` acting on each output column. The probe, fed by the
+/// network's own forward and backward, must find `beta = ||H u||` for that Hessian.
+#[test]
+fn effective_beta_of_a_linear_nets_output_layer_matches_its_closed_form_hessian() {
+    let (batch, d_in, width, d_out) = (9, 3, 5, 2);
+    let cfg = NetConfig {
+        d_in,
+        width,
+        d_out,
+        depth: 1,
+        act: Activation::Linear,
+        init: Init::Xavier,
+        bn: None,
+        residual: false,
+    };
+    let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(3, Stream::Weights));
+    let d = data::linear_teacher::<f64>(3, batch, d_in, d_out);
+    // Targets away from anything the net fits, so the gradient is large.
+    let y = d.y.mapv(|v| 3.0 * v + 1.0);
+    let mut d_o = Array2::zeros((batch, d_out));
+    let mut loss_grad = |net: &mut Mlp<f64>, v: &[f64], grad: &mut Vec<f64>| {
+        let (w, b) = v.split_at(width * d_out);
+        net.out
+            .w
+            .assign(&Array2::from_shape_vec((width, d_out), w.to_vec()).unwrap());
+        net.out.b.assign(&Array1::from(b.to_vec()));
+        let l = {
+            let o = net.forward(d.x.view(), Mode::Train).unwrap();
+            ops::mse_loss(o, y.view(), d_o.view_mut())
+        };
+        net.backward(d_o.view()).unwrap();
+        grad.clear();
+        grad.extend(net.out.dw.iter());
+        grad.extend(net.out.db.iter());
+        l
+    };
+    let v0: Vec<f64> = net.out.w.iter().chain(net.out.b.iter()).copied().collect();
+    let mut g = Vec::new();
+    let l0 = loss_grad(&mut net, &v0, &mut g);
+    let h1 = net.hidden(1).to_owned();
+    let step_sizes = [0.02, 0.1, 0.3];
+    let probe = probe_path(&v0, l0, &g, &step_sizes, |v, grad| {
+        loss_grad(&mut net, v, grad)
+    });
+
+    // H u in closed form: rows r of V (width weights, then the bias), columns k (outputs).
+    let z = concatenate(Axis(1), &[h1.view(), Array2::ones((batch, 1)).view()]).unwrap();
+    let zz = z.t().dot(&z) / batch as f64;
+    let gm = Array2::from_shape_vec((width + 1, d_out), g.clone()).unwrap(); // same layout as V
+    let hg = zz.dot(&gm);
+    let h_u =
+        hg.iter().map(|v| v * v).sum::<f64>().sqrt() / gm.iter().map(|v| v * v).sum::<f64>().sqrt();
+    for (k, s) in probe.smoothness.iter().enumerate() {
+        assert!(rel_err(*s, h_u) < 1e-9, "step {k}: {s} vs {h_u}");
+    }
+    assert!(rel_err(probe.beta(), h_u) < 1e-9);
+}
+
+#[test]
+fn filter_normalized_directions_scale_each_neuron_to_its_weights_and_leave_biases_and_bn_alone() {
+    let cfg = NetConfig {
+        d_in: 4,
+        width: 6,
+        d_out: 3,
+        depth: 3,
+        act: Activation::Relu,
+        init: Init::He,
+        bn: Some(BnConfig::default()),
+        residual: false,
+    };
+    let mut net = Mlp::<f32>::new(&cfg, &mut data::rng(5, Stream::Weights));
+    let dir = filter_normalized_direction(&mut net, &mut data::rng(5, Stream::Directions));
+    let mut i = 0;
+    let mut weights = 0;
+    for p in net.params_mut() {
+        let n = p.value.len();
+        let d = &dir[i..i + n];
+        i += n;
+        if p.id.kind != ParamKind::Weight {
+            assert!(d.iter().all(|&v| v == 0.0), "{} must not move", p.id);
+            continue;
+        }
+        weights += 1;
+        let (rows, cols) = (p.value.shape()[0], p.value.shape()[1]);
+        for j in 0..cols {
+            let dn: f64 = (0..rows)
+                .map(|r| d[r * cols + j].powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let wn: f64 = (0..rows)
+                .map(|r| (p.value[[r, j]] as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(rel_err(dn, wn) < 1e-12, "{} column {j}: {dn} vs {wn}", p.id);
+        }
+    }
+    assert_eq!(i, dir.len());
+    assert_eq!(
+        weights, 4,
+        "three hidden weight matrices and the output layer"
+    );
+}
+
+fn tiny(every: usize, bn: BnArms) -> LandscapeConfig {
+    LandscapeConfig {
+        depth: 3,
+        width: 8,
+        batch: 8,
+        d_in: 8,
+        d_out: 2,
+        act: Activation::Relu,
+        init: Init::He,
+        bn,
+        bn_settings: BnConfig::default(),
+        residual: false,
+        task: Task::Nonlinear,
+        n_train: 64,
+        n_test: 16,
+        steps: 25,
+        lr: 0.05,
+        every,
+        probe_multipliers: vec![0.5, 1.0, 4.0],
+        probe_bn_mode: Mode::Train,
+        slice_grid: 3,
+        slice_span: 0.5,
+        slice_samples: 16,
+        seed: 7,
+        dtype: Dtype::F32,
+    }
+}
+
+/// Probing runs on a copy: the loss of every step, the final test loss (which reads BN's
+/// running statistics) and the slice around the final weights are bit-identical whether the
+/// run is probed at every step or only at step 0.
+#[test]
+fn probes_do_not_change_the_training_trajectory() {
+    let every_step = landscape::run(&tiny(1, BnArms::Both), &|_| {});
+    let once = landscape::run(&tiny(1000, BnArms::Both), &|_| {});
+    for (a, b) in every_step.arms.iter().zip(&once.arms) {
+        assert_eq!(a.probes.len(), 25);
+        assert_eq!(b.probes.len(), 1);
+        let bits = |v: &[bn_lab::stats::Num]| v.iter().map(|n| n.0.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.train_loss), bits(&b.train_loss), "{}", a.label);
+        assert_eq!(a.final_test_loss.0.to_bits(), b.final_test_loss.0.to_bits());
+        let (sa, sb) = (a.slice.as_ref().unwrap(), b.slice.as_ref().unwrap());
+        assert_eq!(
+            sa.loss
+                .iter()
+                .flatten()
+                .map(|n| n.0.to_bits())
+                .collect::<Vec<_>>(),
+            sb.loss
+                .iter()
+                .flatten()
+                .map(|n| n.0.to_bits())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// The probe at 1x lr reaches exactly the weights the next SGD step goes to, so in plain SGD
+/// with the step's batch its loss is that batch's loss after the step (recomputed here).
+#[test]
+fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
+    let cfg = LandscapeConfig {
+        probe_multipliers: vec![1.0],
+        dtype: Dtype::F64,
+        bn: BnArms::Off,
+        ..tiny(1, BnArms::Off)
+    };
+    let report = landscape::run(&cfg, &|_| {});
+    let arm = &report.arms[0];
+    // Rebuild the run by hand: same seed streams, same batches.
+    let net_cfg = cfg.net(false);
+    let mut tr = bn_lab::experiment::trainer::Trainer::<f64>::new(&net_cfg, &cfg.setup());
+    for p in arm.probes.iter().take(5) {
+        let loss = tr.forward_backward();
+        assert_eq!(loss.to_bits(), p.loss.0.to_bits());
+        let (x, y) = (tr.x.clone(), tr.y.clone());
+        tr.step();
+        let after = {
+            let o = tr.net.forward(x.view(), Mode::Train).unwrap();
+            ops::mse_loss_value(o, y.view())
+        };
+        assert!(
+            rel_err(after, p.losses[0].0) < 1e-12,
+            "{after} vs {}",
+            p.losses[0].0
+        );
+    }
+}
+
+const TINY: &[&str] = &[
+    "landscape",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--batch",
+    "8",
+    "--d-out",
+    "2",
+    "--steps",
+    "12",
+    "--every",
+    "4",
+    "--n-train",
+    "64",
+    "--n-test",
+    "16",
+    "--slice-grid",
+    "5",
+    "--slice-samples",
+    "16",
+    "--lr",
+    "0.05",
+];
+
+#[test]
+fn landscape_writes_the_documented_json_and_both_pictures() {
+    let out = scratch("landscape-e2e");
+    let o = bn_lab_ok(TINY, &out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("effective beta-smoothness"), "{stdout}");
+    assert!(stdout.contains(" s\n"), "prints the time taken: {stdout}");
+    for f in ["landscape.png", "landscape_slice.png", "landscape.json"] {
+        assert!(out.join(f).metadata().unwrap().len() > 1000, "{f}");
+    }
+    let v = json(&out.join("landscape.json"));
+    has_fields(&v, &["tool", "config", "step_sizes", "arms"], "report");
+    has_fields(
+        &v["config"],
+        &[
+            "depth",
+            "width",
+            "batch",
+            "d_in",
+            "d_out",
+            "act",
+            "init",
+            "bn",
+            "bn_settings",
+            "residual",
+            "task",
+            "n_train",
+            "n_test",
+            "steps",
+            "lr",
+            "every",
+            "probe_multipliers",
+            "probe_bn_mode",
+            "slice_grid",
+            "slice_span",
+            "slice_samples",
+            "seed",
+            "dtype",
+        ],
+        "config",
+    );
+    assert_eq!(v["config"]["probe_bn_mode"], "train");
+    assert_eq!(v["step_sizes"].as_array().unwrap().len(), 8);
+    let arms = v["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 2);
+    assert_eq!(
+        (arms[0]["bn"].as_bool(), arms[1]["bn"].as_bool()),
+        (Some(false), Some(true))
+    );
+    for a in arms {
+        has_fields(
+            a,
+            &[
+                "label",
+                "bn",
+                "net",
+                "train_loss",
+                "diverged_at",
+                "final_test_loss",
+                "probes",
+                "summary",
+                "slice",
+            ],
+            "arm",
+        );
+        assert_eq!(a["train_loss"].as_array().unwrap().len(), 12);
+        let probes = a["probes"].as_array().unwrap();
+        assert_eq!(
+            probes
+                .iter()
+                .map(|p| p["step"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [0, 4, 8]
+        );
+        for p in probes {
+            has_fields(
+                p,
+                &[
+                    "step",
+                    "loss",
+                    "grad_norm",
+                    "losses",
+                    "loss_min",
+                    "loss_max",
+                    "grad_dist",
+                    "grad_dist_min",
+                    "grad_dist_max",
+                    "smoothness",
+                    "beta",
+                    "beta_min",
+                ],
+                "probe",
+            );
+            assert_eq!(p["losses"].as_array().unwrap().len(), 8);
+            let beta = p["beta"].as_f64().unwrap();
+            let max_s = p["smoothness"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_f64().unwrap())
+                .fold(0.0, f64::max);
+            assert_eq!(beta, max_s);
+        }
+        has_fields(
+            &a["summary"],
+            &[
+                "probes",
+                "median_loss_variation",
+                "median_relative_loss_variation",
+                "median_grad_dist",
+                "median_relative_grad_dist",
+                "median_beta",
+                "max_beta",
+                "median_grad_norm",
+            ],
+            "summary",
+        );
+        let s = &a["slice"];
+        has_fields(
+            s,
+            &[
+                "coords",
+                "loss",
+                "center_loss",
+                "min",
+                "max",
+                "max_ratio_to_center",
+                "median_ratio_to_center",
+            ],
+            "slice",
+        );
+        assert_eq!(s["coords"].as_array().unwrap().len(), 5);
+        let rows = s["loss"].as_array().unwrap();
+        assert_eq!(rows.len(), 5);
+        assert!(rows.iter().all(|r| r.as_array().unwrap().len() == 5));
+        // The grid's centre is the trained weights themselves.
+        assert_eq!(rows[2][2].as_f64(), s["center_loss"].as_f64());
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn landscape_is_deterministic_for_a_seed() {
+    let (a, b, c) = (
+        scratch("landscape-det-a"),
+        scratch("landscape-det-b"),
+        scratch("landscape-det-c"),
+    );
+    bn_lab_ok(TINY, &a);
+    bn_lab_ok(TINY, &b);
+    let mut other_seed = TINY.to_vec();
+    other_seed.extend(["--seed", "1"]);
+    bn_lab_ok(&other_seed, &c);
+    let read = |d: &std::path::Path| std::fs::read_to_string(d.join("landscape.json")).unwrap();
+    assert_eq!(read(&a), read(&b));
+    assert_ne!(read(&a), read(&c));
+    for d in [a, b, c] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn a_diverging_run_is_reported_not_crashed() {
+    let out = scratch("landscape-diverge");
+    let mut args: Vec<&str> = TINY
+        .iter()
+        .map(|&a| if a == "0.05" { "1000" } else { a })
+        .collect();
+    args.extend(["--bn", "off"]);
+    let o = bn_lab_ok(&args, &out);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("diverged at step"));
+    let v = json(&out.join("landscape.json"));
+    let arm = &v["arms"][0];
+    assert!(arm["diverged_at"].as_u64().is_some(), "{arm}");
+    assert!(arm["slice"].is_null());
+    assert!(out.join("landscape_slice.png").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn bad_landscape_flags_give_one_line_naming_the_flag_and_write_nothing() {
+    let out = scratch("landscape-bad");
+    for (extra, flag) in [
+        (&["--steps", "0"][..], "--steps"),
+        (&["--every", "0"], "--every"),
+        (&["--lr", "-1"], "--lr"),
+        (&["--lr", "nan"], "--lr"),
+        (&["--probe-steps", "1,0"], "--probe-steps"),
+        (&["--slice-grid", "2"], "--slice-grid"),
+        (&["--slice-span", "0"], "--slice-span"),
+        (&["--slice-span", "-1"], "--slice-span"),
+        (&["--probe-steps", "-1"], "--probe-steps"),
+        (&["--slice-samples", "1"], "--slice-samples"),
+        (&["--slice-samples", "100"], "--slice-samples"),
+        (&["--n-train", "4"], "--n-train"),
+        (&["--n-test", "0"], "--n-test"),
+        (&["--batch", "1"], "--batch"),
+        (&["--depth", "0"], "--depth"),
+        (&["--act", "swish"], "--act"),
+        (&["--bn", "maybe"], "--bn"),
+    ] {
+        let mut args = TINY.to_vec();
+        args.extend(extra);
+        rejects(&args, flag, &out);
+    }
+}
