@@ -197,8 +197,10 @@ pub fn config(args: &NonlinearityArgs) -> Result<NonlinearityConfig> {
         for &arm in &cfg.configs {
             let net = cfg.net(act, arm);
             net.validate(cfg.batch)?;
-            // A second copy of the network is probed before and after training.
-            net.check_memory(2 * cfg.batch * parallel, cfg.dtype.bytes())?;
+            // Each run also holds a copy for the probe (batch rows) and one for the final
+            // recalibration forward (up to RECALIBRATION_SAMPLES rows).
+            let rows = 2 * cfg.batch + cfg.n_train.min(crate::train::RECALIBRATION_SAMPLES);
+            net.check_memory(rows * parallel, cfg.dtype.bytes())?;
         }
     }
     Ok(cfg)
