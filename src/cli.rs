@@ -39,6 +39,15 @@ pub enum Command {
     /// a layer's gradient changes when the layers before it take their update. Writes ics.png
     /// and ics.json.
     Ics(IcsArgs),
+    /// Train the same network with BatchNorm off, on, without scale/shift and after the
+    /// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
+    /// ratios and gradient norms. Writes train_loss.png, train_layers.png and train.json.
+    Train(crate::commands::train::TrainArgs),
+    /// Train sigmoid and ReLU networks with BatchNorm with scale/shift, without, and without BN
+    /// on the non-linear task: per layer, how many activation inputs sit in (-1, 1), saturate,
+    /// or leave ReLU units dead or linear, before and after training, and which fits better.
+    /// Writes nonlinearity.png, nonlinearity_hist.png and nonlinearity.json.
+    Nonlinearity(crate::commands::nonlinearity::NonlinearityArgs),
 }
 
 /// Network and data flags shared by every experiment.

@@ -19,6 +19,7 @@ pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod stats;
+pub mod train;
 
 pub use config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
 pub use float::Float;

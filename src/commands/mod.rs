@@ -5,6 +5,8 @@ pub mod grad_norms;
 pub mod gradcheck;
 pub mod ics;
 pub mod landscape;
+pub mod nonlinearity;
+pub mod train;
 
 use std::io::Write;
 
@@ -20,6 +22,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gradcheck(args) => gradcheck::run(&args),
         Command::Landscape(args) => landscape::run(&args),
         Command::Ics(args) => ics::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Nonlinearity(args) => nonlinearity::run(&args),
     }
 }
 

@@ -4,6 +4,8 @@
 pub mod grad_norms;
 pub mod ics;
 pub mod landscape;
+pub mod nonlinearity;
+pub mod train;
 pub mod trainer;
 
 use serde::Serialize;

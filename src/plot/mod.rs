@@ -9,6 +9,8 @@ pub mod grad_norms;
 pub mod heatmap;
 pub mod ics;
 pub mod landscape;
+pub mod nonlinearity;
+pub mod train;
 
 use std::path::Path;
 use std::sync::Once;
@@ -64,6 +66,8 @@ pub struct Series {
     pub band: Vec<(f64, f64, f64)>,
     pub markers: bool,
     pub dashed: bool,
+    /// Listed in the legend (default `true`).
+    pub legend: bool,
 }
 
 impl Series {
@@ -75,6 +79,7 @@ impl Series {
             band: Vec::new(),
             markers: false,
             dashed: false,
+            legend: true,
         }
     }
 }
@@ -91,6 +96,13 @@ pub struct Panel {
     pub guides: Vec<(f64, String)>,
     /// Fixed x range; computed from the data when `None`.
     pub x_range: Option<(f64, f64)>,
+    /// Legend text for the ✕ marks on the top edge [default: inf or NaN (overflow)].
+    pub top_edge_label: Option<String>,
+    /// Fixed y range `(lo, hi)` in data units (snapped to whole decades on a log axis), so
+    /// several panels share one scale; computed from the data when `None`.
+    pub y_range: Option<(f64, f64)>,
+    /// Label only whole numbers on the x axis (layer indices).
+    pub integer_x: bool,
 }
 
 impl Panel {
@@ -108,6 +120,9 @@ impl Panel {
             series: Vec::new(),
             guides: Vec::new(),
             x_range: None,
+            top_edge_label: None,
+            y_range: None,
+            integer_x: false,
         }
     }
 }
@@ -237,7 +252,10 @@ where
             .map(|p| p.1)
             .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
     });
-    let (y0, y1) = y_range(all_y, log);
+    let (y0, y1) = match panel.y_range {
+        Some((lo, hi)) => y_range([lo, hi].into_iter(), log),
+        None => y_range(all_y, log),
+    };
     let (x0, x1) = panel.x_range.unwrap_or_else(|| {
         let xs = panel
             .series
@@ -268,13 +286,20 @@ where
         .y_label_area_size(110)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow!("building chart: {e}"))?;
+    let x_fmt = |v: &f64| {
+        if panel.integer_x && (v - v.round()).abs() > 1e-9 {
+            String::new()
+        } else {
+            lin_tick(v)
+        }
+    };
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
         .axis_desc_style((FAMILY, 26))
         .label_style((FAMILY, 22))
         .y_labels(y_labels)
-        .x_label_formatter(&|v: &f64| lin_tick(v))
+        .x_label_formatter(&x_fmt)
         .light_line_style(BLACK.mix(0.05))
         .bold_line_style(BLACK.mix(0.15));
     let log_fmt = |t: &f64| log_tick(*t);
@@ -346,7 +371,7 @@ where
                 chart.draw_series(LineSeries::new(seg.clone(), style))
             }
             .map_err(|e| anyhow!("drawing line: {e}"))?;
-            if !labelled {
+            if !labelled && s.legend {
                 drawn.label(s.label.clone()).legend(legend_line);
                 labelled = true;
             }
@@ -356,7 +381,7 @@ where
                     .map_err(|e| anyhow!("drawing markers: {e}"))?;
             }
         }
-        if !labelled {
+        if !labelled && s.legend {
             // No usable value at all: still list the series in the legend.
             chart
                 .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
@@ -407,7 +432,12 @@ where
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(|e| anyhow!("drawing legend: {e}"))?
-            .label("top edge: inf or NaN (overflow)")
+            .label(
+                panel
+                    .top_edge_label
+                    .clone()
+                    .unwrap_or_else(|| "top edge: inf or NaN (overflow)".to_string()),
+            )
             .legend(move |(x, y)| {
                 Cross::new((x + 15, y), 7, ShapeStyle::from(&grey).stroke_width(3))
             });

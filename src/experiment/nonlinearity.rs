@@ -1,0 +1,774 @@
+//! `bn-lab nonlinearity`: the diary's argument that BatchNorm without scale and shift pins a
+//! sigmoid's input into (-1, 1), where the sigmoid is nearly linear, so the network loses its
+//! non-linearity, and that gamma/beta let it move out again.
+//!
+//! Sigmoid (and ReLU) networks are trained with BN with scale/shift, BN without, and no BN on
+//! the non-linear task. Before and after training, a probe batch (the first `batch` test
+//! samples, BN with batch statistics, on a copy of the network so its running statistics are
+//! untouched) measures per layer the activation's input `u`:
+//!
+//! ```text
+//! inside_unit    fraction of u in (-1, 1)                 (sigmoid(u) ~ 1/2 + u/4 there)
+//! saturated      sigmoid(u) < 0.03 or > 0.97 (|u| > 3.48);  tanh: |tanh(u)| > 0.97 (|u| > 2.09)
+//! always_active  ReLU units with u > 0 for every sample   (the unit is linear on this batch)
+//! dead           ReLU units with u <= 0 for every sample  (the unit is absent on this batch)
+//! ```
+
+use std::fmt;
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
+use crate::data::{self, Stream, Task};
+use crate::experiment::ToolInfo;
+use crate::experiment::grad_norms::fmt_num;
+use crate::float::Float;
+use crate::model::{Mlp, Mode};
+use crate::ops;
+use crate::optim::SgdConfig;
+use crate::stats::Num;
+use crate::train::{self, History, TrainSettings};
+
+/// The BatchNorm variants compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NlArm {
+    /// BN with learnable scale gamma and shift beta.
+    Affine,
+    /// BN as pure standardisation.
+    NoAffine,
+    /// No BN.
+    Off,
+}
+
+impl NlArm {
+    pub fn label(self) -> &'static str {
+        match self {
+            NlArm::Affine => "BN + affine",
+            NlArm::NoAffine => "BN, no affine",
+            NlArm::Off => "no BN",
+        }
+    }
+}
+
+impl fmt::Display for NlArm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Sigmoid outputs below this or above `1 - this` count as saturated.
+pub const SIGMOID_SATURATION: f64 = 0.03;
+/// `|tanh(u)|` above this counts as saturated.
+pub const TANH_SATURATION: f64 = 0.97;
+/// Histograms of activation inputs cover `[-HIST_RANGE, HIST_RANGE]` (outside: counted apart).
+pub const HIST_RANGE: f64 = 6.0;
+pub const HIST_BINS: usize = 48;
+
+/// The learning rate used for `act` when `--lr` is not given: 0.1 for sigmoid and tanh (BN
+/// without scale/shift on sigmoid diverges from about 0.3), 0.01 for the others (a ReLU net
+/// without BN diverges at 0.03 to 0.1 in this setting; see `bn-lab train`).
+pub fn default_lr(act: Activation) -> f64 {
+    match act {
+        Activation::Sigmoid | Activation::Tanh => 0.1,
+        _ => 0.01,
+    }
+}
+
+/// The initialisation used for `act` when `--init` is not given: He for (leaky) ReLU,
+/// Xavier otherwise.
+pub fn default_init(act: Activation) -> Init {
+    match act {
+        Activation::Relu | Activation::LeakyRelu => Init::He,
+        _ => Init::Xavier,
+    }
+}
+
+/// A validated `nonlinearity` configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct NonlinearityConfig {
+    pub task: Task,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub depth: usize,
+    pub width: usize,
+    pub batch: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+    pub acts: Vec<Activation>,
+    pub configs: Vec<NlArm>,
+    /// `null`: He for (leaky) ReLU, Xavier otherwise (each run's `net.init` says which).
+    pub init: Option<Init>,
+    /// Placement, epsilon and momentum of the BN arms (affine comes from the arm).
+    pub bn_settings: BnConfig,
+    /// Learning rate per activation, in `acts` order.
+    pub lrs: Vec<f64>,
+    pub sgd_momentum: f64,
+    pub weight_decay: f64,
+    pub steps: usize,
+    pub eval_every: usize,
+    pub diverge_factor: f64,
+    /// First seed; seeds `seed .. seed + seeds` are run.
+    pub seed: u64,
+    pub seeds: usize,
+    pub dtype: Dtype,
+}
+
+impl NonlinearityConfig {
+    pub fn net(&self, act: Activation, arm: NlArm) -> NetConfig {
+        NetConfig {
+            d_in: self.d_in,
+            width: self.width,
+            d_out: self.d_out,
+            depth: self.depth,
+            act,
+            init: self.init.unwrap_or_else(|| default_init(act)),
+            bn: match arm {
+                NlArm::Affine => Some(BnConfig {
+                    affine: true,
+                    ..self.bn_settings
+                }),
+                NlArm::NoAffine => Some(BnConfig {
+                    affine: false,
+                    ..self.bn_settings
+                }),
+                NlArm::Off => None,
+            },
+            residual: false,
+        }
+    }
+
+    /// The learning rate of `act`'s runs.
+    pub fn lr(&self, act: Activation) -> f64 {
+        let i = self
+            .acts
+            .iter()
+            .position(|&a| a == act)
+            .expect("runs only use configured activations");
+        self.lrs[i]
+    }
+
+    pub fn settings(&self, act: Activation, seed: u64) -> TrainSettings {
+        TrainSettings {
+            steps: self.steps,
+            batch: self.batch,
+            sgd: SgdConfig {
+                lr: self.lr(act),
+                momentum: self.sgd_momentum,
+                weight_decay: self.weight_decay,
+            },
+            eval_every: self.eval_every,
+            diag_every: 0,
+            diverge_factor: self.diverge_factor,
+            seed,
+        }
+    }
+
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..self.seeds as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
+    }
+
+    /// Every (activation, configuration, seed) in run order.
+    pub fn runs(&self) -> Vec<(Activation, NlArm, u64)> {
+        let seeds = self.seed_list();
+        let mut v = Vec::new();
+        for &act in &self.acts {
+            for &arm in &self.configs {
+                for &s in &seeds {
+                    v.push((act, arm, s));
+                }
+            }
+        }
+        v
+    }
+
+    /// Hidden layers (1-based) whose histograms are kept: first, middle, last.
+    pub fn hist_layers(&self) -> Vec<usize> {
+        let mut v = vec![1, self.depth.div_ceil(2), self.depth];
+        v.dedup();
+        v
+    }
+}
+
+/// Counts of values in equal bins over `[lo, hi)`, and of those outside.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Histogram {
+    pub lo: f64,
+    pub hi: f64,
+    pub counts: Vec<u64>,
+    pub below: u64,
+    pub above: u64,
+    /// Values that were inf or NaN.
+    pub non_finite: u64,
+}
+
+impl Histogram {
+    pub fn new(lo: f64, hi: f64, bins: usize, values: impl Iterator<Item = f64>) -> Self {
+        let mut h = Histogram {
+            lo,
+            hi,
+            counts: vec![0; bins],
+            below: 0,
+            above: 0,
+            non_finite: 0,
+        };
+        let width = (hi - lo) / bins as f64;
+        for v in values {
+            if !v.is_finite() {
+                h.non_finite += 1;
+            } else if v < lo {
+                h.below += 1;
+            } else if v >= hi {
+                h.above += 1;
+            } else {
+                let i = (((v - lo) / width) as usize).min(bins - 1);
+                h.counts[i] += 1;
+            }
+        }
+        h
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.below + self.above + self.non_finite
+    }
+
+    pub fn bin_width(&self) -> f64 {
+        (self.hi - self.lo) / self.counts.len() as f64
+    }
+}
+
+/// A histogram of one layer's activation inputs.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerHistogram {
+    pub layer: usize,
+    pub hist: Histogram,
+}
+
+/// Per-layer measurements on the probe batch, layer 1 first. Fields that do not apply to the
+/// activation are `null`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeStats {
+    /// Fraction of activation inputs in (-1, 1).
+    pub inside_unit: Vec<Num>,
+    /// Sigmoid/tanh: fraction of activation outputs in the saturated range.
+    pub saturated: Option<Vec<Num>>,
+    /// (Leaky) ReLU: fraction of units whose input is > 0 for every probe sample.
+    pub always_active: Option<Vec<Num>>,
+    /// (Leaky) ReLU: fraction of units whose input is <= 0 for every probe sample.
+    pub dead: Option<Vec<Num>>,
+    /// Standard deviation of the activation inputs.
+    pub input_std: Vec<Num>,
+    pub histograms: Vec<LayerHistogram>,
+}
+
+/// Measure `net` on `x` in train mode (batch statistics), on a copy.
+pub fn probe<T: Float>(
+    net: &Mlp<T>,
+    x: ndarray::ArrayView2<T>,
+    hist_layers: &[usize],
+) -> ProbeStats {
+    let mut copy = net.clone();
+    copy.forward(x, Mode::Train)
+        .expect("the probe batch has the network's input width");
+    let act = net.config.act;
+    let relu_like = matches!(act, Activation::Relu | Activation::LeakyRelu);
+    let saturating = matches!(act, Activation::Sigmoid | Activation::Tanh);
+    let mut s = ProbeStats {
+        inside_unit: Vec::new(),
+        saturated: saturating.then(Vec::new),
+        always_active: relu_like.then(Vec::new),
+        dead: relu_like.then(Vec::new),
+        input_std: Vec::new(),
+        histograms: Vec::new(),
+    };
+    for l in 1..=copy.depth() {
+        let u: Array2<f64> = copy.activation_input(l).mapv(|v| v.f64());
+        let n = u.len() as f64;
+        s.inside_unit
+            .push(Num(u.iter().filter(|v| v.abs() < 1.0).count() as f64 / n));
+        s.input_std.push(Num(crate::stats::std_dev(&u)));
+        if let Some(sat) = &mut s.saturated {
+            let count = u
+                .iter()
+                .filter(|&&v| {
+                    let a = ops::act_scalar(act, v);
+                    match act {
+                        Activation::Sigmoid => {
+                            !(SIGMOID_SATURATION..=1.0 - SIGMOID_SATURATION).contains(&a)
+                        }
+                        _ => a.abs() > TANH_SATURATION,
+                    }
+                })
+                .count();
+            sat.push(Num(count as f64 / n));
+        }
+        if let (Some(on), Some(dead)) = (&mut s.always_active, &mut s.dead) {
+            let units = u.ncols() as f64;
+            let (mut all_on, mut all_off) = (0usize, 0usize);
+            for col in u.columns() {
+                if col.iter().all(|&v| v > 0.0) {
+                    all_on += 1;
+                }
+                if col.iter().all(|&v| v <= 0.0) {
+                    all_off += 1;
+                }
+            }
+            on.push(Num(all_on as f64 / units));
+            dead.push(Num(all_off as f64 / units));
+        }
+        if hist_layers.contains(&l) {
+            s.histograms.push(LayerHistogram {
+                layer: l,
+                hist: Histogram::new(-HIST_RANGE, HIST_RANGE, HIST_BINS, u.iter().copied()),
+            });
+        }
+    }
+    s
+}
+
+/// One trained network.
+#[derive(Clone, Debug, Serialize)]
+pub struct NlRun {
+    pub act: Activation,
+    pub config: NlArm,
+    pub seed: u64,
+    pub label: String,
+    pub net: NetConfig,
+    pub diverged: bool,
+    /// Mean mini-batch loss (train mode) over the last tenth of the evaluations: the fit.
+    pub late_batch_loss: Num,
+    /// Mean test loss (eval mode) over the last tenth of the evaluations.
+    pub late_test_loss: Num,
+    /// Train and test loss of the final network with its BN statistics recomputed over the
+    /// training set ([`train::recalibrated_losses`]): the fit the verdict is judged on.
+    pub recalibrated_train_loss: Num,
+    pub recalibrated_test_loss: Num,
+    pub final_train_loss: Num,
+    pub best_train_loss: Num,
+    pub final_test_loss: Num,
+    pub best_test_loss: Num,
+    pub before: ProbeStats,
+    pub after: ProbeStats,
+    /// BN + affine: the learned `gamma[layer][unit]` and `beta[layer][unit]` (layer 1 first).
+    pub gamma: Option<Vec<Vec<Num>>>,
+    pub beta: Option<Vec<Vec<Num>>>,
+    pub history: History,
+}
+
+/// How this run bears on the diary's claim for one activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// BN + affine fitted the training data better (lower recalibrated train loss, by more
+    /// than the tolerance, in most seeds) than BN without affine.
+    Supports,
+    /// BN without affine fitted better.
+    Contradicts,
+    /// Within `tolerance` of each other, or the seeds disagree.
+    NoClearDifference,
+}
+
+/// Per configuration of one activation, averaged over seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArmMeans {
+    pub config: NlArm,
+    /// Mean over seeds of `recalibrated_train_loss` (the fit) and `recalibrated_test_loss`.
+    pub train_loss: Num,
+    pub test_loss: Num,
+    /// Mean over seeds of `late_batch_loss`.
+    pub batch_loss: Num,
+    /// Mean over layers and seeds of `inside_unit` before and after training.
+    pub inside_unit_before: Num,
+    pub inside_unit_after: Num,
+    /// Same for `saturated` (sigmoid/tanh), `always_active` and `dead` (ReLU).
+    pub saturated_before: Option<Num>,
+    pub saturated_after: Option<Num>,
+    pub always_active_after: Option<Num>,
+    pub dead_after: Option<Num>,
+    pub diverged_runs: usize,
+}
+
+/// The comparison the diary's claim is about, for one activation.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActSummary {
+    pub act: Activation,
+    pub arms: Vec<ArmMeans>,
+    /// `mean recalibrated train loss without affine / with affine` (> 1: affine fits better).
+    pub no_affine_over_affine_train: Option<Num>,
+    /// The same for the recalibrated test loss.
+    pub no_affine_over_affine_test: Option<Num>,
+    /// Seeds in which affine reached the lower recalibrated train loss.
+    pub seeds_affine_better: Option<usize>,
+    pub verdict: Option<Verdict>,
+}
+
+/// Everything `nonlinearity` computed; written to `nonlinearity.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NonlinearityReport {
+    pub tool: ToolInfo,
+    pub config: NonlinearityConfig,
+    /// Loss of predicting 0 for every test sample (a reference level).
+    pub zero_predictor_test_loss: Num,
+    /// Train and test loss of the best linear model (least squares on the training split):
+    /// what a network that behaves linearly can reach.
+    pub linear_fit_train_loss: Num,
+    pub linear_fit_test_loss: Num,
+    /// A ratio within `1 +- tolerance` is "no clear difference".
+    pub tolerance: f64,
+    pub summary: Vec<ActSummary>,
+    pub runs: Vec<NlRun>,
+    /// Wall-clock seconds (not part of the reproducible numbers).
+    pub seconds: f64,
+}
+
+fn run_one<T: Float>(
+    cfg: &NonlinearityConfig,
+    data: &data::Dataset<T>,
+    (act, arm, seed): (Activation, NlArm, u64),
+    progress: &(dyn Fn(u64) + Sync),
+) -> NlRun {
+    let net_cfg = cfg.net(act, arm);
+    let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
+    let probe_x = data.test.x.slice(ndarray::s![..cfg.batch, ..]);
+    let layers = cfg.hist_layers();
+    let before = probe(&net, probe_x, &layers);
+    let history = train::train(&mut net, data, &cfg.settings(act, seed), progress);
+    let after = probe(&net, probe_x, &layers);
+    let (recal_train, recal_test) = train::recalibrated_losses(&net, data, cfg.batch);
+    let affine = |pick: &dyn Fn(&crate::model::ScaleShift<T>) -> Vec<Num>| {
+        (arm == NlArm::Affine).then(|| {
+            net.blocks
+                .iter()
+                .filter_map(|b| b.bn.as_ref().and_then(|bn| bn.affine.as_ref()))
+                .map(pick)
+                .collect()
+        })
+    };
+    let gamma = affine(&|ss| ss.gamma.iter().map(|v| Num(v.f64())).collect());
+    let beta = affine(&|ss| ss.beta.iter().map(|v| Num(v.f64())).collect());
+    NlRun {
+        act,
+        config: arm,
+        seed,
+        label: format!("{act}, {}", arm.label()),
+        net: net_cfg,
+        diverged: history.divergence.is_some(),
+        late_batch_loss: Num(history.late_batch_loss()),
+        late_test_loss: Num(history.late_test_loss()),
+        recalibrated_train_loss: Num(recal_train),
+        recalibrated_test_loss: Num(recal_test),
+        final_train_loss: Num(history.final_train_loss()),
+        best_train_loss: Num(history.best_train_loss()),
+        final_test_loss: Num(history.final_test_loss()),
+        best_test_loss: Num(history.best_test_loss()),
+        before,
+        after,
+        gamma,
+        beta,
+        history,
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+/// Mean over seeds' runs and layers of one per-layer measurement.
+fn layer_mean(runs: &[&NlRun], pick: impl Fn(&NlRun) -> Option<&Vec<Num>>) -> Option<Num> {
+    let vals: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| pick(r))
+        .flat_map(|v| v.iter().map(|x| x.0))
+        .collect();
+    (!vals.is_empty()).then(|| Num(mean(vals.into_iter())))
+}
+
+fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<ActSummary> {
+    cfg.acts
+        .iter()
+        .map(|&act| {
+            let of = |arm: NlArm| -> Vec<&NlRun> {
+                runs.iter()
+                    .filter(|r| r.act == act && r.config == arm)
+                    .collect()
+            };
+            let arms: Vec<ArmMeans> = cfg
+                .configs
+                .iter()
+                .map(|&arm| {
+                    let rs = of(arm);
+                    ArmMeans {
+                        config: arm,
+                        train_loss: Num(mean(rs.iter().map(|r| r.recalibrated_train_loss.0))),
+                        test_loss: Num(mean(rs.iter().map(|r| r.recalibrated_test_loss.0))),
+                        batch_loss: Num(mean(rs.iter().map(|r| r.late_batch_loss.0))),
+                        inside_unit_before: layer_mean(&rs, |r| Some(&r.before.inside_unit))
+                            .unwrap_or(Num(f64::NAN)),
+                        inside_unit_after: layer_mean(&rs, |r| Some(&r.after.inside_unit))
+                            .unwrap_or(Num(f64::NAN)),
+                        saturated_before: layer_mean(&rs, |r| r.before.saturated.as_ref()),
+                        saturated_after: layer_mean(&rs, |r| r.after.saturated.as_ref()),
+                        always_active_after: layer_mean(&rs, |r| r.after.always_active.as_ref()),
+                        dead_after: layer_mean(&rs, |r| r.after.dead.as_ref()),
+                        diverged_runs: rs.iter().filter(|r| r.diverged).count(),
+                    }
+                })
+                .collect();
+            let find = |arm| arms.iter().find(|a| a.config == arm);
+            let (ratio_train, ratio_test, better, verdict) =
+                match (find(NlArm::Affine), find(NlArm::NoAffine)) {
+                    (Some(a), Some(n)) => {
+                        let rt = n.train_loss.0 / a.train_loss.0;
+                        let rtest = n.test_loss.0 / a.test_loss.0;
+                        let (ra, rn) = (of(NlArm::Affine), of(NlArm::NoAffine));
+                        let better = ra
+                            .iter()
+                            .zip(&rn)
+                            .filter(|(a, n)| {
+                                a.recalibrated_train_loss.0 < n.recalibrated_train_loss.0
+                            })
+                            .count();
+                        let seeds = ra.len();
+                        let verdict = if rt > 1.0 + tolerance && 2 * better > seeds {
+                            Verdict::Supports
+                        } else if rt < 1.0 / (1.0 + tolerance) && 2 * better < seeds {
+                            Verdict::Contradicts
+                        } else {
+                            Verdict::NoClearDifference
+                        };
+                        (Some(Num(rt)), Some(Num(rtest)), Some(better), Some(verdict))
+                    }
+                    _ => (None, None, None, None),
+                };
+            ActSummary {
+                act,
+                arms,
+                no_affine_over_affine_train: ratio_train,
+                no_affine_over_affine_test: ratio_test,
+                seeds_affine_better: better,
+                verdict,
+            }
+        })
+        .collect()
+}
+
+/// Runs and the reference levels: zero predictor (test), linear fit (train, test).
+type Typed = (Vec<NlRun>, f64, (f64, f64));
+
+fn run_typed<T: Float>(cfg: &NonlinearityConfig, progress: &(dyn Fn(u64) + Sync)) -> Typed {
+    // One data set for every run: the seeds vary weights and batch order, the task is fixed.
+    let data = data::make_task::<T>(
+        cfg.task,
+        cfg.seed,
+        cfg.n_train,
+        cfg.n_test,
+        cfg.d_in,
+        cfg.d_out,
+    );
+    let zero = data.test.y.iter().map(|v| v.f64().powi(2)).sum::<f64>()
+        / (2.0 * data.test.y.nrows() as f64);
+    let runs = cfg
+        .runs()
+        .into_par_iter()
+        .map(|job| run_one(cfg, &data, job, progress))
+        .collect();
+    (runs, zero, train::linear_fit_losses(&data))
+}
+
+/// Run every (activation, configuration, seed) in parallel; `progress(n)` is told of every `n`
+/// finished steps (of `runs().len() * steps`).
+pub fn run(cfg: &NonlinearityConfig, progress: &(dyn Fn(u64) + Sync)) -> NonlinearityReport {
+    let start = std::time::Instant::now();
+    let (runs, zero, linear) = match cfg.dtype {
+        Dtype::F32 => run_typed::<f32>(cfg, progress),
+        Dtype::F64 => run_typed::<f64>(cfg, progress),
+    };
+    let tolerance = 0.10;
+    NonlinearityReport {
+        tool: ToolInfo::current(),
+        config: cfg.clone(),
+        zero_predictor_test_loss: Num(zero),
+        linear_fit_train_loss: Num(linear.0),
+        linear_fit_test_loss: Num(linear.1),
+        tolerance,
+        summary: summarise(cfg, &runs, tolerance),
+        runs,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// The shared settings in one line.
+pub fn title(cfg: &NonlinearityConfig) -> String {
+    let lrs = cfg
+        .acts
+        .iter()
+        .zip(&cfg.lrs)
+        .map(|(a, lr)| format!("{lr} ({a})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut s = format!(
+        "{} task · depth {}, width {} · lr {lrs} · {} steps, batch {}",
+        match cfg.task {
+            Task::Linear => "linear",
+            Task::Nonlinear => "non-linear",
+        },
+        cfg.depth,
+        cfg.width,
+        cfg.steps,
+        cfg.batch
+    );
+    if cfg.bn_settings.placement == crate::config::Placement::Post {
+        s.push_str(" · BN after the activation");
+    }
+    if cfg.sgd_momentum != 0.0 {
+        s.push_str(&format!(", momentum {}", cfg.sgd_momentum));
+    }
+    if cfg.weight_decay != 0.0 {
+        s.push_str(&format!(", wd {}", cfg.weight_decay));
+    }
+    if cfg.seeds > 1 {
+        s.push_str(&format!(" · {} seeds from {}", cfg.seeds, cfg.seed));
+    } else {
+        s.push_str(&format!(" · seed {}", cfg.seed));
+    }
+    s.push_str(&format!(" · {}", cfg.dtype));
+    s
+}
+
+fn pct(v: Option<Num>) -> String {
+    match v {
+        Some(Num(x)) if x.is_finite() => format!("{:.1}%", 100.0 * x),
+        Some(Num(x)) => fmt_num(x),
+        None => "-".into(),
+    }
+}
+
+/// The stdout summary.
+pub fn table(report: &NonlinearityReport) -> String {
+    let cfg = &report.config;
+    let mut out = format!("nonlinearity: {}\n", title(cfg));
+    out.push_str(&format!(
+        "{:<10} {:<14} {:>10} {:>10} {:>10} {:>16} {:>16} {:>9} {:>9}\n",
+        "act",
+        "config",
+        "train",
+        "test",
+        "mini-batch",
+        "in (-1,1) before",
+        "in (-1,1) after",
+        "saturated",
+        "dead/lin"
+    ));
+    for s in &report.summary {
+        for a in &s.arms {
+            let last = match (a.saturated_after, a.dead_after, a.always_active_after) {
+                (Some(sat), _, _) => (pct(Some(sat)), "-".to_string()),
+                (None, Some(d), Some(l)) => (
+                    "-".to_string(),
+                    format!("{}/{}", pct(Some(d)), pct(Some(l))),
+                ),
+                _ => ("-".to_string(), "-".to_string()),
+            };
+            out.push_str(&format!(
+                "{:<10} {:<14} {:>10} {:>10} {:>10} {:>16} {:>16} {:>9} {:>9}{}\n",
+                s.act.name(),
+                a.config.label(),
+                fmt_num(a.train_loss.0),
+                fmt_num(a.test_loss.0),
+                fmt_num(a.batch_loss.0),
+                pct(Some(a.inside_unit_before)),
+                pct(Some(a.inside_unit_after)),
+                last.0,
+                last.1,
+                if a.diverged_runs > 0 {
+                    format!("  ({} run(s) DIVERGED)", a.diverged_runs)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "train/test: final loss, BN statistics recomputed over the training set; mini-batch: training mini-batch loss (BN batch statistics)\n\
+         over the last tenth of the run; all means over {} seed(s). Predicting 0 scores {} on the test set, the best linear model {} (train {}).\n\
+         in (-1,1): share of activation inputs in (-1, 1), mean over layers; saturated (after training): sigmoid output < {} or > {} (tanh: |t| > {});\n\
+         dead/lin (after training): ReLU units inactive / active for every sample of a {}-sample probe batch.\n",
+        cfg.seeds,
+        fmt_num(report.zero_predictor_test_loss.0),
+        fmt_num(report.linear_fit_test_loss.0),
+        fmt_num(report.linear_fit_train_loss.0),
+        SIGMOID_SATURATION,
+        1.0 - SIGMOID_SATURATION,
+        TANH_SATURATION,
+        cfg.batch
+    ));
+    out.push('\n');
+    out.push_str(&verdict_text(report));
+    out
+}
+
+/// The plain-words answer to the diary's claim, one paragraph per activation.
+pub fn verdict_text(report: &NonlinearityReport) -> String {
+    let mut out = String::new();
+    for s in &report.summary {
+        let (Some(rt), Some(rtest), Some(better), Some(verdict)) = (
+            s.no_affine_over_affine_train,
+            s.no_affine_over_affine_test,
+            s.seeds_affine_better,
+            s.verdict,
+        ) else {
+            continue;
+        };
+        let find = |arm| s.arms.iter().find(|a| a.config == arm);
+        let (a, n) = (
+            find(NlArm::Affine).expect("verdict implies both arms"),
+            find(NlArm::NoAffine).expect("verdict implies both arms"),
+        );
+        let seeds = report.config.seeds;
+        let how = if rt.0 >= 1.0 {
+            format!("{}x lower with affine", fmt_num(rt.0))
+        } else {
+            format!("{}x lower without affine", fmt_num(1.0 / rt.0))
+        };
+        let word = match verdict {
+            Verdict::Supports => "SUPPORTS",
+            Verdict::Contradicts => "CONTRADICTS",
+            Verdict::NoClearDifference => "does NOT clearly support",
+        };
+        out.push_str(&format!(
+            "{}: this run {word} the diary's claim that scale/shift fits the non-linear task better: \
+             train loss {} with affine vs {} without ({how}; affine lower in {better} of {seeds} seed(s)); test loss without/with affine {}x.\n",
+            s.act.name(),
+            fmt_num(a.train_loss.0),
+            fmt_num(n.train_loss.0),
+            fmt_num(rtest.0),
+        ));
+        out.push_str(&format!(
+            "  inputs in (-1, 1): without affine {} -> {} (pinned by standardisation), with affine {} -> {}",
+            pct(Some(n.inside_unit_before)),
+            pct(Some(n.inside_unit_after)),
+            pct(Some(a.inside_unit_before)),
+            pct(Some(a.inside_unit_after)),
+        ));
+        if let (Some(sb), Some(sa)) = (a.saturated_before, a.saturated_after) {
+            out.push_str(&format!(
+                "; saturated with affine {} -> {}",
+                pct(Some(sb)),
+                pct(Some(sa))
+            ));
+        }
+        out.push_str(".\n");
+        if verdict == Verdict::NoClearDifference && (rt.0 - 1.0).abs() <= report.tolerance {
+            out.push_str(&format!(
+                "  (the two are within {:.0}% of each other)\n",
+                100.0 * report.tolerance
+            ));
+        }
+    }
+    out
+}

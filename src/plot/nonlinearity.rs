@@ -1,0 +1,465 @@
+//! `nonlinearity.png` (per-layer fractions before/after training, learned gamma, loss curves;
+//! one column per activation) and `nonlinearity_hist.png` (histograms of activation inputs of
+//! the first, middle and last layer before and after training, per configuration).
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::config::Activation;
+use crate::experiment::nonlinearity::{
+    Histogram, NlArm, NlRun, NonlinearityReport, ProbeStats, SIGMOID_SATURATION, TANH_SATURATION,
+    title,
+};
+use crate::plot::{COOL, FAMILY, Panel, Series, WARM, draw_panel, png, titled};
+use crate::stats::{Num, geometric_mean};
+
+/// BN + affine dark blue, BN without affine teal, no BN red.
+pub fn arm_color(arm: NlArm) -> RGBColor {
+    match arm {
+        NlArm::Affine => COOL[0],
+        NlArm::NoAffine => COOL[1],
+        NlArm::Off => WARM[0],
+    }
+}
+
+fn runs_of(report: &NonlinearityReport, act: Activation, arm: NlArm) -> Vec<&NlRun> {
+    report
+        .runs
+        .iter()
+        .filter(|r| r.act == act && r.config == arm)
+        .collect()
+}
+
+/// A curve's points and its min-max band.
+type Curve = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
+
+/// Mean over seeds per layer, with a min-max band when there are several seeds.
+fn per_layer(runs: &[&NlRun], pick: &dyn Fn(&NlRun) -> Option<&Vec<Num>>) -> Option<Curve> {
+    let per_seed: Vec<&Vec<Num>> = runs.iter().filter_map(|r| pick(r)).collect();
+    let depth = per_seed.first()?.len();
+    let mut pts = Vec::with_capacity(depth);
+    let mut band = Vec::new();
+    for l in 0..depth {
+        let vals: Vec<f64> = per_seed.iter().map(|v| v[l].0).collect();
+        let x = (l + 1) as f64;
+        pts.push((x, vals.iter().sum::<f64>() / vals.len() as f64));
+        if vals.len() > 1 {
+            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            band.push((x, lo, hi));
+        }
+    }
+    Some((pts, band))
+}
+
+/// A per-layer fraction panel: after training solid (with seed band), before training dashed.
+fn fraction_panel(
+    report: &NonlinearityReport,
+    act: Activation,
+    caption: &str,
+    pick: &dyn Fn(&ProbeStats) -> Option<&Vec<Num>>,
+) -> Panel {
+    let mut p = layer_panel(
+        report,
+        act,
+        caption,
+        "fraction (solid: after, dashed: before)",
+        pick,
+    );
+    p.y_range = Some((0.0, 1.0));
+    p
+}
+
+/// A per-layer panel: after training solid (with seed band), before training dashed.
+fn layer_panel(
+    report: &NonlinearityReport,
+    act: Activation,
+    caption: &str,
+    y_label: &str,
+    pick: &dyn Fn(&ProbeStats) -> Option<&Vec<Num>>,
+) -> Panel {
+    let mut p = Panel::new(caption, "layer l (1 = input side)", y_label, false);
+    p.integer_x = true;
+    let depth = report.config.depth as f64;
+    p.x_range = Some(if depth > 1.0 {
+        (1.0, depth)
+    } else {
+        (0.5, 1.5)
+    });
+    for &arm in &report.config.configs {
+        let runs = runs_of(report, act, arm);
+        let color = arm_color(arm);
+        if let Some((pts, band)) = per_layer(&runs, &|r| pick(&r.after)) {
+            let mut s = Series::new(arm.label(), color, pts);
+            s.band = band;
+            s.markers = true;
+            p.series.push(s);
+        }
+        if let Some((pts, _)) = per_layer(&runs, &|r| pick(&r.before)) {
+            let mut s = Series::new(format!("{} before", arm.label()), color, pts);
+            s.dashed = true;
+            s.legend = false;
+            p.series.push(s);
+        }
+    }
+    p
+}
+
+/// Step outline of a histogram as density (fraction per unit of x), for `draw_panel`.
+fn step_points(h: &Histogram) -> Vec<(f64, f64)> {
+    let total = h.total().max(1) as f64;
+    let w = h.bin_width();
+    let mut pts = vec![(h.lo, 0.0)];
+    for (i, &c) in h.counts.iter().enumerate() {
+        let d = c as f64 / total / w;
+        let x0 = h.lo + i as f64 * w;
+        pts.push((x0, d));
+        pts.push((x0 + w, d));
+    }
+    pts.push((h.hi, 0.0));
+    pts
+}
+
+/// Histogram of every learned gamma of the BN + affine runs of `act` (all seeds and layers).
+fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
+    let runs = runs_of(report, act, NlArm::Affine);
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.gamma.as_ref())
+        .flat_map(|g| g.iter().flatten().map(|v| v.0))
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let lo = finite.iter().copied().fold(1.0f64, f64::min);
+    let hi = finite.iter().copied().fold(1.0f64, f64::max);
+    let pad = ((hi - lo) * 0.05).max(0.05);
+    let h = Histogram::new(lo - pad, hi + pad, 40, values.iter().copied());
+    let mean_abs = finite.iter().map(|v| v.abs()).sum::<f64>() / finite.len().max(1) as f64;
+    let betas: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.beta.as_ref())
+        .flat_map(|b| b.iter().flatten().map(|v| v.0.abs()))
+        .filter(|v| v.is_finite())
+        .collect();
+    let mean_beta = betas.iter().sum::<f64>() / betas.len().max(1) as f64;
+    let mut p = Panel::new(
+        format!("{act}: learned γ (all start at 1)"),
+        "γ (BN scale), all layers and units",
+        "density",
+        false,
+    );
+    p.series.push(Series::new(
+        format!("BN + affine: mean |γ| {mean_abs:.2}, mean |β| {mean_beta:.2}"),
+        arm_color(NlArm::Affine),
+        step_points(&h),
+    ));
+    Some(p)
+}
+
+/// Loss curves (train solid, test dashed; geometric mean over seeds with a min-max band).
+fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
+    let mut p = Panel::new(
+        format!("{act}: loss (solid: train mini-batch, dashed: test)"),
+        "step (SGD updates)",
+        "loss (log scale)",
+        true,
+    );
+    p.x_range = Some((0.0, report.config.steps.max(1) as f64));
+    p.top_edge_label = Some("top edge: diverged".into());
+    p.guides.push((
+        report.linear_fit_train_loss.0,
+        "best linear model (train)".into(),
+    ));
+    for &arm in &report.config.configs {
+        let runs = runs_of(report, act, arm);
+        let Some(first) = runs.first() else { continue };
+        let color = arm_color(arm);
+        for test in [false, true] {
+            let mut pts = Vec::new();
+            let mut band = Vec::new();
+            for (i, &step) in first.history.eval_steps.iter().enumerate() {
+                let v: Vec<f64> = runs
+                    .iter()
+                    .map(|r| {
+                        let h = &r.history;
+                        let series = if test { &h.test_loss } else { &h.batch_loss };
+                        if r.diverged && i + 1 >= series.len() {
+                            f64::INFINITY
+                        } else {
+                            series.get(i).map_or(f64::NAN, |x| x.0)
+                        }
+                    })
+                    .collect();
+                pts.push((step as f64, geometric_mean(&v)));
+                if v.len() > 1 && v.iter().all(|x| x.is_finite()) {
+                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    band.push((step as f64, lo, hi));
+                }
+            }
+            let mut s = Series::new(arm.label(), color, pts);
+            s.band = band;
+            if test {
+                s.dashed = true;
+                s.legend = false;
+            }
+            p.series.push(s);
+        }
+    }
+    p
+}
+
+/// Draw the main figure into `path`: one column per activation.
+pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<()> {
+    let acts = &report.config.acts;
+    let mut columns: Vec<Vec<Panel>> = Vec::new();
+    for &act in acts {
+        let mut col = vec![fraction_panel(
+            report,
+            act,
+            &format!("{act}: activation inputs inside (−1, 1)"),
+            &|s| Some(&s.inside_unit),
+        )];
+        match act {
+            Activation::Sigmoid | Activation::Tanh => {
+                let cap = if act == Activation::Sigmoid {
+                    format!(
+                        "{act}: saturated (output < {SIGMOID_SATURATION} or > {})",
+                        1.0 - SIGMOID_SATURATION
+                    )
+                } else {
+                    format!("{act}: saturated (|tanh| > {TANH_SATURATION})")
+                };
+                col.push(fraction_panel(report, act, &cap, &|s| s.saturated.as_ref()));
+                let std = layer_panel(
+                    report,
+                    act,
+                    &format!("{act}: spread of the activation inputs"),
+                    "std of u (solid: after, dashed: before)",
+                    &|s| Some(&s.input_std),
+                );
+                col.push(std);
+            }
+            Activation::Relu | Activation::LeakyRelu => {
+                col.push(fraction_panel(
+                    report,
+                    act,
+                    &format!("{act}: dead units (input ≤ 0 for the whole batch)"),
+                    &|s| s.dead.as_ref(),
+                ));
+                col.push(fraction_panel(
+                    report,
+                    act,
+                    &format!("{act}: linear units (input > 0 for the whole batch)"),
+                    &|s| s.always_active.as_ref(),
+                ));
+            }
+            Activation::Linear => {}
+        }
+        if let Some(g) = gamma_panel(report, act) {
+            col.push(g);
+        }
+        col.push(loss_panel(report, act));
+        columns.push(col);
+    }
+    let rows = columns.iter().map(|c| c.len()).max().unwrap_or(1);
+    let cols = columns.len().max(1);
+    let (pw, ph) = (900u32, 560u32);
+    png(path, (pw * cols as u32, 110 + ph * rows as u32), |root| {
+        let body = titled(
+            root,
+            "Does BatchNorm's scale/shift restore the non-linearity? (diary argument 4)",
+            &title(&report.config),
+        )?;
+        let areas = body.split_evenly((rows, cols));
+        for (c, col) in columns.iter().enumerate() {
+            for (r, p) in col.iter().enumerate() {
+                draw_panel(&areas[r * cols + c], p)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One histogram panel: before training grey, after training in the configuration's colour,
+/// the nearly-linear interval (-1, 1) shaded and, for sigmoid/tanh, the saturation thresholds
+/// drawn as dotted lines.
+fn draw_hist_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    act: Activation,
+    before: &Histogram,
+    after: &Histogram,
+    color: RGBColor,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let dens = |h: &Histogram| -> Vec<f64> {
+        let total = h.total().max(1) as f64;
+        h.counts
+            .iter()
+            .map(|&c| c as f64 / total / h.bin_width())
+            .collect()
+    };
+    let (db, da) = (dens(before), dens(after));
+    let top = db
+        .iter()
+        .chain(&da)
+        .copied()
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.1;
+    let (lo, hi) = (after.lo, after.hi);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FAMILY, 24))
+        .margin(10)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(lo..hi, 0.0..top)
+        .map_err(|e| anyhow!("building chart: {e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("activation input u")
+        .y_desc("density")
+        .axis_desc_style((FAMILY, 20))
+        .label_style((FAMILY, 18))
+        .y_labels(4)
+        .y_label_formatter(&|v: &f64| format!("{v:.2}"))
+        .light_line_style(BLACK.mix(0.04))
+        .bold_line_style(BLACK.mix(0.12))
+        .draw()
+        .map_err(|e| anyhow!("drawing axes: {e}"))?;
+    // The interval where a sigmoid is nearly linear.
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(-1.0, 0.0), (1.0, top)],
+            RGBColor(255, 200, 0).mix(0.18).filled(),
+        )))
+        .map_err(|e| anyhow!("drawing band: {e}"))?
+        .label("(−1, 1)")
+        .legend(|(x, y)| {
+            Rectangle::new(
+                [(x, y - 7), (x + 24, y + 7)],
+                RGBColor(255, 200, 0).mix(0.35).filled(),
+            )
+        });
+    let threshold = match act {
+        Activation::Sigmoid => Some(((1.0 - SIGMOID_SATURATION) / SIGMOID_SATURATION).ln()),
+        Activation::Tanh => Some(TANH_SATURATION.atanh()),
+        _ => None,
+    };
+    if let Some(t) = threshold {
+        let style = ShapeStyle::from(&RGBColor(110, 110, 110)).stroke_width(2);
+        for x in [-t, t] {
+            chart
+                .draw_series(DashedLineSeries::new(vec![(x, 0.0), (x, top)], 5, 6, style))
+                .map_err(|e| anyhow!("drawing threshold: {e}"))?;
+        }
+    }
+    let w = after.bin_width();
+    chart
+        .draw_series(db.iter().enumerate().map(|(i, &d)| {
+            let x0 = before.lo + i as f64 * w;
+            Rectangle::new(
+                [(x0, 0.0), (x0 + w, d)],
+                RGBColor(150, 150, 150).mix(0.45).filled(),
+            )
+        }))
+        .map_err(|e| anyhow!("drawing bars: {e}"))?
+        .label("before training")
+        .legend(|(x, y)| {
+            Rectangle::new(
+                [(x, y - 7), (x + 24, y + 7)],
+                RGBColor(150, 150, 150).mix(0.6).filled(),
+            )
+        });
+    let mut outline = Vec::with_capacity(2 * da.len() + 2);
+    outline.push((lo, 0.0));
+    for (i, &d) in da.iter().enumerate() {
+        let x0 = after.lo + i as f64 * w;
+        outline.push((x0, d));
+        outline.push((x0 + w, d));
+    }
+    outline.push((hi, 0.0));
+    let style = ShapeStyle::from(&color).stroke_width(3);
+    chart
+        .draw_series(LineSeries::new(outline, style))
+        .map_err(|e| anyhow!("drawing outline: {e}"))?
+        .label("after training")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+    let outside =
+        |h: &Histogram| (h.below + h.above + h.non_finite) as f64 / h.total().max(1) as f64;
+    let (ob, oa) = (outside(before), outside(after));
+    if ob >= 5e-4 || oa >= 5e-4 {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(|e| anyhow!("drawing legend: {e}"))?
+            .label(format!(
+                "outside ±{}: {:.1}% → {:.1}%",
+                hi,
+                100.0 * ob,
+                100.0 * oa
+            ))
+            .legend(|(x, y)| EmptyElement::at((x, y)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FAMILY, 18))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .margin(8)
+        .draw()
+        .map_err(|e| anyhow!("drawing legend: {e}"))?;
+    Ok(())
+}
+
+/// Draw the histograms of the first seed into `path`: one row per (activation, configuration),
+/// one column per probed layer.
+pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
+    let cfg = &report.config;
+    let runs: Vec<&NlRun> = report.runs.iter().filter(|r| r.seed == cfg.seed).collect();
+    let layers = cfg.hist_layers();
+    let rows = runs.len().max(1);
+    let cols = layers.len().max(1);
+    let (pw, ph) = (700u32, 380u32);
+    png(path, (pw * cols as u32, 110 + ph * rows as u32), |root| {
+        let body = titled(
+            root,
+            "Activation inputs before and after training (first, middle, last layer)",
+            &format!(
+                "probe: first {} test samples, BN with batch statistics · shaded: (−1, 1) · dotted: sigmoid/tanh saturation thresholds · seed {}",
+                cfg.batch, cfg.seed
+            ),
+        )?;
+        let areas = body.split_evenly((rows, cols));
+        for (r, run) in runs.iter().enumerate() {
+            for (c, &layer) in layers.iter().enumerate() {
+                let find = |s: &ProbeStats| {
+                    s.histograms
+                        .iter()
+                        .find(|h| h.layer == layer)
+                        .map(|h| h.hist.clone())
+                };
+                let (Some(before), Some(after)) = (find(&run.before), find(&run.after)) else {
+                    continue;
+                };
+                draw_hist_panel(
+                    &areas[r * cols + c],
+                    &format!("{}: layer {layer}", run.label),
+                    run.act,
+                    &before,
+                    &after,
+                    arm_color(run.config),
+                )?;
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,295 @@
+//! `train_loss.png` (loss curves, one panel per learning rate, one colour per configuration)
+//! and `train_layers.png` (per-layer update-to-weight ratios and gradient norms over steps).
+
+use std::path::Path;
+
+use anyhow::Result;
+use plotters::style::RGBColor;
+
+use crate::data::Task;
+use crate::experiment::train::{TrainArm, TrainConfig, TrainReport, TrainRun};
+use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
+use crate::stats::Num;
+
+/// BN off warm, the BN arms cool.
+pub fn arm_color(arm: TrainArm) -> RGBColor {
+    match arm {
+        TrainArm::Off => WARM[0],
+        TrainArm::On => COOL[0],
+        TrainArm::NoAffine => COOL[1],
+        TrainArm::Post => COOL[2],
+        TrainArm::PostNoAffine => COOL[3],
+    }
+}
+
+/// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
+pub fn ramp(t: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 4] = [
+        (13.0, 8.0, 135.0),
+        (126.0, 3.0, 168.0),
+        (204.0, 71.0, 120.0),
+        (240.0, 140.0, 40.0),
+    ];
+    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let i = (t.floor() as usize).min(STOPS.len() - 2);
+    let f = t - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// `(x, y)` points of a loss curve; for a diverged run the last point becomes inf, so it is
+/// drawn as a ✕ on the top edge at the divergence step.
+fn loss_points(run: &TrainRun, values: &[Num]) -> Vec<(f64, f64)> {
+    let mut pts: Vec<(f64, f64)> = run
+        .history
+        .eval_steps
+        .iter()
+        .zip(values)
+        .map(|(&s, v)| (s as f64, v.0))
+        .collect();
+    if let (Some(d), Some(last)) = (&run.history.divergence, pts.last_mut()) {
+        *last = (d.step as f64, f64::INFINITY);
+    }
+    pts
+}
+
+/// Smallest and largest positive finite value.
+fn extent<'a>(values: impl Iterator<Item = &'a (f64, f64)>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .map(|p| p.1)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    lo.is_finite().then_some((lo, hi))
+}
+
+fn union(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> Option<(f64, f64)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn grid(n: usize) -> (usize, usize) {
+    let cols = match n {
+        0 | 1 => 1,
+        2 | 4 => 2,
+        _ => 3,
+    };
+    (cols, n.div_ceil(cols))
+}
+
+fn lr_caption(report: &TrainReport, lr: f64) -> String {
+    let diverged: Vec<&str> = report
+        .runs
+        .iter()
+        .filter(|r| r.lr == lr && r.diverged)
+        .map(|r| r.label.as_str())
+        .collect();
+    let n = report.runs.iter().filter(|r| r.lr == lr).count();
+    if diverged.is_empty() {
+        format!("learning rate {lr}")
+    } else if diverged.len() == n && n > 1 {
+        format!("learning rate {lr}: all diverged")
+    } else {
+        format!("learning rate {lr}: {} diverged", diverged.join(", "))
+    }
+}
+
+/// The settings in a line that fits under a plot title.
+pub fn short_title(cfg: &TrainConfig) -> String {
+    let mut s = format!(
+        "{} task · depth {}, width {}, {}, {} init · batch {}",
+        match cfg.task {
+            Task::Linear => "linear",
+            Task::Nonlinear => "non-linear",
+        },
+        cfg.depth,
+        cfg.width,
+        cfg.act,
+        cfg.init,
+        cfg.batch,
+    );
+    if cfg.sgd_momentum != 0.0 {
+        s.push_str(&format!(", momentum {}", cfg.sgd_momentum));
+    }
+    if cfg.weight_decay != 0.0 {
+        s.push_str(&format!(", wd {}", cfg.weight_decay));
+    }
+    if cfg.residual {
+        s.push_str(", residual");
+    }
+    s.push_str(&format!(" · {} · seed {}", cfg.dtype, cfg.seed));
+    s
+}
+
+/// Draw the loss curves into `path`: one panel per learning rate.
+pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<()> {
+    let cfg = &report.config;
+    let steps = cfg.steps as f64;
+    let mut panels = Vec::new();
+    for &lr in &cfg.lrs {
+        let mut p = Panel::new(
+            lr_caption(report, lr),
+            "step (SGD updates)",
+            "loss ½‖o − y‖² per sample (log scale)",
+            true,
+        );
+        p.x_range = Some((0.0, steps.max(1.0)));
+        p.guides.push((
+            report.linear_fit_train_loss.0,
+            "best linear model (train)".into(),
+        ));
+        p.top_edge_label = Some(format!(
+            "top edge: diverged (loss inf/NaN or ×{:.0e})",
+            cfg.diverge_factor
+        ));
+        for r in report.runs.iter().filter(|r| r.lr == lr) {
+            let color = arm_color(r.config);
+            let train = loss_points(r, &r.history.train_loss);
+            let test = loss_points(r, &r.history.test_loss);
+            let label = match &r.history.divergence {
+                None => r.label.clone(),
+                Some(d) => format!("{} (diverged at step {})", r.label, d.step),
+            };
+            // A run that diverged at once has a single finite point: show it as a dot.
+            let few = train.iter().filter(|p| p.1.is_finite()).count() < 2;
+            let mut s = Series::new(label, color, train);
+            s.markers = few;
+            p.series.push(s);
+            let mut t = Series::new(format!("{} test", r.label), color, test);
+            t.dashed = true;
+            t.legend = false;
+            p.series.push(t);
+        }
+        panels.push(p);
+    }
+    let (cols, rows) = grid(panels.len());
+    let (pw, ph) = (900u32, 640u32);
+    png(path, (pw * cols as u32, 110 + ph * rows as u32), |root| {
+        let subtitle = format!(
+            "{}  ·  solid: training set, dashed: test set (BN in eval mode)",
+            short_title(cfg)
+        );
+        let body = titled(
+            root,
+            "Training with and without BatchNorm across learning rates",
+            &subtitle,
+        )?;
+        let areas = body.split_evenly((rows, cols));
+        for (area, p) in areas.iter().zip(&panels) {
+            draw_panel(area, p)?;
+        }
+        Ok(())
+    })
+}
+
+/// Up to four hidden layers spread from the input side to the output side (1-based), and the
+/// output layer.
+pub fn shown_layers(depth: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..4)
+        .map(|k| 1 + ((depth - 1) as f64 * k as f64 / 3.0).round() as usize)
+        .collect();
+    v.dedup();
+    v
+}
+
+/// Draw the per-layer diagnostics of the runs at `config.diag_lr` into `path`: one row per
+/// configuration, update-to-weight ratio on the left and gradient norm on the right.
+pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<()> {
+    let cfg = &report.config;
+    let lr = cfg.diag_lr;
+    let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
+    let hidden = shown_layers(cfg.depth);
+    let mut ratio_panels = Vec::new();
+    let mut norm_panels = Vec::new();
+    let (mut ratio_range, mut norm_range) = (None, None);
+    for r in &runs {
+        let d = &r.history.layers;
+        let xs: Vec<f64> = d.steps.iter().map(|&s| s as f64).collect();
+        let suffix = match &r.history.divergence {
+            None => String::new(),
+            Some(dv) => format!(" (diverged at step {})", dv.step),
+        };
+        let mut ratio = Panel::new(
+            format!("{}: update / weight{suffix}", r.label),
+            "step (SGD updates)",
+            "std(lr·∂L/∂W) / std(W) (log)",
+            true,
+        );
+        let mut norm = Panel::new(
+            format!("{}: gradient norm{suffix}", r.label),
+            "step (SGD updates)",
+            "‖∂L/∂W_l‖ (log scale)",
+            true,
+        );
+        for p in [&mut ratio, &mut norm] {
+            p.x_range = Some((0.0, (cfg.steps as f64).max(1.0)));
+        }
+        ratio
+            .guides
+            .push((1e-3, "1e-3 (rule of thumb)".to_string()));
+        let n = hidden.len();
+        let mut layer_series = |idx: usize, label: String, color: RGBColor, dashed: bool| {
+            let pts = |v: &Vec<Num>| -> Vec<(f64, f64)> {
+                xs.iter().zip(v).map(|(&x, y)| (x, y.0)).collect()
+            };
+            let rp = pts(&d.update_ratio[idx]);
+            let np = pts(&d.grad_norm[idx]);
+            ratio_range = union(ratio_range, extent(rp.iter()));
+            norm_range = union(norm_range, extent(np.iter()));
+            let few = rp.len() < 3;
+            let mut a = Series::new(label.clone(), color, rp);
+            let mut b = Series::new(label, color, np);
+            for s in [&mut a, &mut b] {
+                s.dashed = dashed;
+                s.markers = few;
+            }
+            ratio.series.push(a);
+            norm.series.push(b);
+        };
+        for (k, &l) in hidden.iter().enumerate() {
+            let t = if n > 1 {
+                k as f64 / (n - 1) as f64
+            } else {
+                0.0
+            };
+            layer_series(l - 1, format!("layer {l}"), ramp(t), false);
+        }
+        layer_series(
+            cfg.depth,
+            "output layer".to_string(),
+            RGBColor(40, 40, 40),
+            true,
+        );
+        ratio_panels.push(ratio);
+        norm_panels.push(norm);
+    }
+    // Keep the 1e-3 guide on the scale.
+    ratio_range = union(ratio_range, Some((1e-3, 1e-3)));
+    for p in &mut ratio_panels {
+        p.y_range = ratio_range;
+    }
+    for p in &mut norm_panels {
+        p.y_range = norm_range;
+    }
+    let rows = runs.len().max(1);
+    let (pw, ph) = (900u32, 520u32);
+    png(path, (2 * pw, 110 + ph * rows as u32), |root| {
+        let subtitle = format!("learning rate {lr} · {}", short_title(cfg));
+        let body = titled(
+            root,
+            "Per-layer update-to-weight ratio and gradient norm during training",
+            &subtitle,
+        )?;
+        let areas = body.split_evenly((rows, 2));
+        for (i, (ratio, norm)) in ratio_panels.iter().zip(&norm_panels).enumerate() {
+            draw_panel(&areas[2 * i], ratio)?;
+            draw_panel(&areas[2 * i + 1], norm)?;
+        }
+        Ok(())
+    })
+}

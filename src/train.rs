@@ -1,0 +1,439 @@
+//! The training loop shared by `bn-lab train` and `bn-lab nonlinearity`: mini-batch SGD over a
+//! [`data::Sampler`] with [`optim::Sgd`], train/test losses with BatchNorm in eval mode,
+//! divergence detection, and per-layer diagnostics every k steps.
+//!
+//! ```text
+//! for step in 0..steps:
+//!     (x, y) = next shuffled mini-batch            Mode::Train: BN uses batch statistics
+//!     L_batch = 1/(2B) sum (o - y)^2               diverged if inf/NaN or > 1e6 * L_batch(step 0)
+//!     backward; every k steps record per layer
+//!         ||dL/dW_l||_F and  std(lr * dL/dW_l) / std(W_l)   (before the update)
+//!     SGD update
+//!     every k steps: train and test loss in Mode::Eval (BN uses running statistics)
+//! ```
+//!
+//! A divergent run stops, is recorded with its step and loss, and never panics: every number
+//! that may be non-finite is a [`Num`].
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ndarray::{Array2, s};
+use serde::Serialize;
+
+use crate::data::{Batch, Dataset, Sampler};
+use crate::float::Float;
+use crate::model::{Mlp, Mode};
+use crate::ops;
+use crate::optim::{Sgd, SgdConfig};
+use crate::stats::{self, Num};
+
+/// How to train one network.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TrainSettings {
+    /// Number of SGD updates.
+    pub steps: usize,
+    /// Samples per mini-batch.
+    pub batch: usize,
+    pub sgd: SgdConfig,
+    /// Evaluate the train and test loss (eval mode) every this many steps, and after the last.
+    pub eval_every: usize,
+    /// Record per-layer diagnostics every this many steps (0: never).
+    pub diag_every: usize,
+    /// A run diverges when its mini-batch loss exceeds this factor times its first one.
+    pub diverge_factor: f64,
+    /// Seed of the mini-batch order (the `Shuffle` stream).
+    pub seed: u64,
+}
+
+/// Why a run was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DivergenceReason {
+    /// The mini-batch loss became inf or NaN.
+    NonFinite,
+    /// The mini-batch loss grew by more than `diverge_factor` over the first mini-batch's.
+    Grew,
+}
+
+/// Where and how a run diverged.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Divergence {
+    /// Number of updates done before the mini-batch whose loss tripped the check.
+    pub step: usize,
+    /// That mini-batch loss.
+    pub loss: Num,
+    pub reason: DivergenceReason,
+}
+
+/// Per-layer diagnostics, recorded from the gradients of the mini-batch at `steps[i]`, before
+/// its update. Layers are the hidden weight matrices `W_1 .. W_L` and the output layer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LayerDiagnostics {
+    /// Update count at each record.
+    pub steps: Vec<usize>,
+    /// `"1" .. "L"` and `"out"`.
+    pub layers: Vec<String>,
+    /// `update_ratio[layer][i] = std(lr * dL/dW) / std(W)` at `steps[i]`: the relative size of
+    /// the plain SGD step (makemore's rule of thumb: around 1e-3). With `--sgd-momentum` the
+    /// applied step is `lr * velocity`, not this.
+    pub update_ratio: Vec<Vec<Num>>,
+    /// `grad_norm[layer][i] = ||dL/dW||_F` at `steps[i]`.
+    pub grad_norm: Vec<Vec<Num>>,
+}
+
+/// What happened during one training run.
+#[derive(Clone, Debug, Serialize)]
+pub struct History {
+    /// Update count at each evaluation (0: the initial network).
+    pub eval_steps: Vec<usize>,
+    /// Mean train-mode mini-batch loss over the steps since the previous evaluation (at step 0:
+    /// the first mini-batch, before any update). This is the loss SGD sees.
+    pub batch_loss: Vec<Num>,
+    /// Loss on the whole training set, eval mode.
+    pub train_loss: Vec<Num>,
+    /// Loss on the test set, eval mode.
+    pub test_loss: Vec<Num>,
+    pub layers: LayerDiagnostics,
+    /// Updates actually done (fewer than `steps` when the run diverged).
+    pub steps_done: usize,
+    /// `None` when the run finished.
+    pub divergence: Option<Divergence>,
+    /// Largest eigenvalue of `1/B sum_i [h_i, 1][h_i, 1]^T` over the first mini-batch, `h_i`
+    /// the last hidden layer's output (train mode, before any update): the curvature of the
+    /// loss in the output layer's weights and bias. Gradient descent on that quadratic alone
+    /// diverges for `lr > 2 / lambda`.
+    pub output_curvature: Num,
+}
+
+impl History {
+    /// `2 / output_curvature`: above this learning rate the output layer alone is unstable.
+    pub fn output_lr_limit(&self) -> f64 {
+        2.0 / self.output_curvature.0
+    }
+}
+
+impl History {
+    /// Last evaluated train loss (for a diverged run: at the divergence).
+    pub fn final_train_loss(&self) -> f64 {
+        self.train_loss.last().map_or(f64::NAN, |v| v.0)
+    }
+
+    pub fn final_test_loss(&self) -> f64 {
+        self.test_loss.last().map_or(f64::NAN, |v| v.0)
+    }
+
+    /// Smallest finite train loss over the evaluations (NaN if none is finite).
+    pub fn best_train_loss(&self) -> f64 {
+        best(&self.train_loss)
+    }
+
+    pub fn best_test_loss(&self) -> f64 {
+        best(&self.test_loss)
+    }
+
+    /// Mean mini-batch (train-mode) loss over the last tenth of the evaluations: how well SGD
+    /// fits, without the noise of one evaluation. Eval-mode losses of BN nets can jump from one
+    /// evaluation to the next while the running statistics lag the weights.
+    pub fn late_batch_loss(&self) -> f64 {
+        late(&self.batch_loss)
+    }
+
+    /// Mean test loss (eval mode) over the last tenth of the evaluations.
+    pub fn late_test_loss(&self) -> f64 {
+        late(&self.test_loss)
+    }
+}
+
+/// Mean of the last `ceil(n / 10)` values after the first (the initial network), or the only
+/// value there is.
+pub fn late(v: &[Num]) -> f64 {
+    let rest = if v.len() > 1 { &v[1..] } else { v };
+    if rest.is_empty() {
+        return f64::NAN;
+    }
+    let k = rest.len().div_ceil(10);
+    rest[rest.len() - k..].iter().map(|x| x.0).sum::<f64>() / k as f64
+}
+
+/// Smallest finite value, NaN if there is none.
+pub fn best(v: &[Num]) -> f64 {
+    v.iter()
+        .map(|n| n.0)
+        .filter(|x| x.is_finite())
+        .fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a })
+}
+
+/// Loss of `net` on all of `data` in eval mode, in chunks of `chunk` rows (eval mode has no
+/// batch dependence, so chunking changes nothing but memory).
+pub fn eval_loss<T: Float>(net: &mut Mlp<T>, data: &Batch<T>, chunk: usize) -> f64 {
+    let n = data.x.nrows();
+    let chunk = chunk.max(1);
+    let mut sum = 0.0;
+    let mut lo = 0;
+    while lo < n {
+        let hi = (lo + chunk).min(n);
+        let x = data.x.slice(s![lo..hi, ..]);
+        let y = data.y.slice(s![lo..hi, ..]);
+        let o = net
+            .forward(x, Mode::Eval)
+            .expect("the data has the network's input width");
+        // mse_loss_value averages over its rows: weight each chunk by its size.
+        sum += ops::mse_loss_value(o, y) * (hi - lo) as f64;
+        lo = hi;
+    }
+    sum / n as f64
+}
+
+/// Largest eigenvalue of `M = 1/B sum_i [h_i, 1][h_i, 1]^T` for `h: (B, n)`, by power
+/// iteration in f64 (`M` is symmetric positive semi-definite, so the iteration converges to it
+/// from a positive start). NaN if `h` holds inf/NaN.
+pub fn second_moment_top_eigenvalue<T: Float>(h: ndarray::ArrayView2<T>) -> f64 {
+    let (b, n) = h.dim();
+    let mut a = Array2::<f64>::ones((b, n + 1));
+    a.slice_mut(s![.., ..n]).assign(&h.mapv(|v| v.f64()));
+    if a.iter().any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
+    let m = a.t().dot(&a) / b as f64;
+    let mut v = ndarray::Array1::<f64>::from_elem(n + 1, 1.0 / ((n + 1) as f64).sqrt());
+    let mut lambda = 0.0;
+    for _ in 0..500 {
+        let w = m.dot(&v);
+        let norm = w.dot(&w).sqrt();
+        if norm == 0.0 {
+            return 0.0;
+        }
+        let next = v.dot(&w);
+        v = w / norm;
+        if (next - lambda).abs() <= 1e-12 * next.abs() {
+            return next;
+        }
+        lambda = next;
+    }
+    lambda
+}
+
+/// Samples [`recalibrated_losses`] uses for the population statistics at most.
+pub const RECALIBRATION_SAMPLES: usize = 2048;
+
+/// Train and test loss of `net` in eval mode after replacing every BN layer's running
+/// statistics by the statistics of (up to [`RECALIBRATION_SAMPLES`] of) the training set under
+/// the final weights ("precise BN"), on a copy: the network function itself, free of both the
+/// batch-statistics noise of train mode and the lag of the running averages. Without BN this
+/// is the plain eval-mode loss.
+pub fn recalibrated_losses<T: Float>(net: &Mlp<T>, data: &Dataset<T>, chunk: usize) -> (f64, f64) {
+    let mut c = net.clone();
+    let mut has_bn = false;
+    for b in &mut c.blocks {
+        if let Some(bn) = b.bn.as_mut() {
+            // running = batch statistics of the one forward below (variance unbiased).
+            bn.momentum = 1.0;
+            has_bn = true;
+        }
+    }
+    if has_bn {
+        let n = data.train.x.nrows().min(RECALIBRATION_SAMPLES);
+        c.forward(data.train.x.slice(s![..n, ..]), Mode::Train)
+            .expect("the data has the network's input width");
+    }
+    (
+        eval_loss(&mut c, &data.train, chunk),
+        eval_loss(&mut c, &data.test, chunk),
+    )
+}
+
+/// Record `||dW||` and `std(lr dW) / std(W)` of every weight matrix, from the last backward.
+fn record_diagnostics<T: Float>(net: &Mlp<T>, lr: f64, step: usize, d: &mut LayerDiagnostics) {
+    d.steps.push(step);
+    let linears = net
+        .blocks
+        .iter()
+        .map(|b| &b.linear)
+        .chain(std::iter::once(&net.out));
+    for (i, lin) in linears.enumerate() {
+        let std_w = stats::std_dev(&lin.w);
+        let std_g = stats::std_dev(&lin.dw);
+        d.update_ratio[i].push(Num(lr.abs() * std_g / std_w));
+        d.grad_norm[i].push(Num(stats::frobenius_norm(&lin.dw)));
+    }
+}
+
+/// Train `net` in place on `data.train` and evaluate on both splits. `progress(n)` is called
+/// with the number of steps just finished (all remaining ones at once when the run stops early).
+///
+/// The train and test losses are evaluated at step 0, every `eval_every` steps, after the last
+/// step, and at a divergence.
+pub fn train<T: Float>(
+    net: &mut Mlp<T>,
+    data: &Dataset<T>,
+    s: &TrainSettings,
+    progress: &(dyn Fn(u64) + Sync),
+) -> History {
+    let cfg = &net.config;
+    let (batch, d_in, d_out) = (s.batch, cfg.d_in, cfg.d_out);
+    let n_layers = net.depth() + 1;
+    let mut layers = LayerDiagnostics {
+        layers: (1..=net.depth())
+            .map(|l| l.to_string())
+            .chain(std::iter::once("out".to_string()))
+            .collect(),
+        update_ratio: vec![Vec::new(); n_layers],
+        grad_norm: vec![Vec::new(); n_layers],
+        ..LayerDiagnostics::default()
+    };
+    let mut sampler = Sampler::new(data.train.x.nrows(), s.seed);
+    let mut sgd = Sgd::<T>::new(s.sgd);
+    let mut x = Array2::<T>::zeros((batch, d_in));
+    let mut y = Array2::<T>::zeros((batch, d_out));
+    let mut d_o = Array2::<T>::zeros((batch, d_out));
+    let eval_every = s.eval_every.max(1);
+
+    let mut h = History {
+        eval_steps: Vec::new(),
+        batch_loss: Vec::new(),
+        train_loss: Vec::new(),
+        test_loss: Vec::new(),
+        layers: LayerDiagnostics::default(),
+        steps_done: 0,
+        divergence: None,
+        output_curvature: Num(f64::NAN),
+    };
+    let evaluate = |net: &mut Mlp<T>, h: &mut History, step: usize, batch_loss: f64| {
+        h.eval_steps.push(step);
+        h.batch_loss.push(Num(batch_loss));
+        h.train_loss.push(Num(eval_loss(net, &data.train, batch)));
+        h.test_loss.push(Num(eval_loss(net, &data.test, batch)));
+    };
+
+    // The initial network, before the first mini-batch's forward (an eval forward overwrites
+    // the buffers the backward reads). Its batch loss is filled in by step 0.
+    evaluate(net, &mut h, 0, f64::NAN);
+    let mut first_loss = f64::NAN;
+    // Mini-batch losses since the last evaluation.
+    let (mut acc, mut acc_n) = (0.0f64, 0usize);
+    for step in 0..s.steps {
+        sampler.next_into(&data.train, x.view_mut(), y.view_mut());
+        let loss = {
+            let o = net
+                .forward(x.view(), Mode::Train)
+                .expect("the sampler fills the network's input width");
+            ops::mse_loss(o, y.view(), d_o.view_mut())
+        };
+        if step == 0 {
+            first_loss = loss;
+            h.batch_loss[0] = Num(loss);
+            h.output_curvature = Num(second_moment_top_eigenvalue(net.hidden(net.depth())));
+        }
+        let reason = if !loss.is_finite() {
+            Some(DivergenceReason::NonFinite)
+        } else if loss > s.diverge_factor * first_loss.max(f64::MIN_POSITIVE) {
+            Some(DivergenceReason::Grew)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            h.divergence = Some(Divergence {
+                step,
+                loss: Num(loss),
+                reason,
+            });
+            // The state at the divergence, so the table's "final" says how bad it got.
+            if h.eval_steps.last() != Some(&step) {
+                evaluate(net, &mut h, step, loss);
+            }
+            progress((s.steps - step) as u64);
+            break;
+        }
+        net.backward(d_o.view()).expect("forward ran just before");
+        if s.diag_every > 0 && step % s.diag_every == 0 {
+            record_diagnostics(net, s.sgd.lr, step, &mut layers);
+        }
+        sgd.step(net);
+        acc += loss;
+        acc_n += 1;
+        let done = step + 1;
+        h.steps_done = done;
+        if done % eval_every == 0 || done == s.steps {
+            evaluate(net, &mut h, done, acc / acc_n as f64);
+            acc = 0.0;
+            acc_n = 0;
+        }
+        progress(1);
+    }
+    h.layers = layers;
+    h
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} steps (eta {eta})",
+    )
+    .expect("the template is valid");
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Losses `(train, test)` of the best linear model `o = x W + b`, fitted by least squares on
+/// the training split (normal equations in f64 with a ridge of 1e-10 of the mean diagonal, so a
+/// rank-deficient input, as the non-linear task's, still solves): the level a network that
+/// behaves linearly can reach.
+pub fn linear_fit_losses<T: Float>(data: &Dataset<T>) -> (f64, f64) {
+    let with_bias = |b: &Batch<T>| {
+        let (n, d) = b.x.dim();
+        let mut a = Array2::<f64>::ones((n, d + 1));
+        a.slice_mut(s![.., ..d]).assign(&b.x.mapv(|v| v.f64()));
+        a
+    };
+    let a = with_bias(&data.train);
+    let y = data.train.y.mapv(|v| v.f64());
+    let k = a.ncols();
+    let mut g = a.t().dot(&a);
+    let ridge = 1e-10 * g.diag().sum() / k as f64;
+    for i in 0..k {
+        g[[i, i]] += ridge.max(f64::MIN_POSITIVE);
+    }
+    let rhs = a.t().dot(&y);
+    // Cholesky g = L L^T, then two triangular solves per output column.
+    let mut l = Array2::<f64>::zeros((k, k));
+    for i in 0..k {
+        for j in 0..=i {
+            let mut sum = g[[i, j]];
+            for p in 0..j {
+                sum -= l[[i, p]] * l[[j, p]];
+            }
+            if i == j {
+                if sum.is_nan() || sum <= 0.0 {
+                    return (f64::NAN, f64::NAN);
+                }
+                l[[i, i]] = sum.sqrt();
+            } else {
+                l[[i, j]] = sum / l[[j, j]];
+            }
+        }
+    }
+    let mut w = rhs.clone();
+    for mut col in w.columns_mut() {
+        for i in 0..k {
+            let mut s = col[i];
+            for p in 0..i {
+                s -= l[[i, p]] * col[p];
+            }
+            col[i] = s / l[[i, i]];
+        }
+        for i in (0..k).rev() {
+            let mut s = col[i];
+            for p in i + 1..k {
+                s -= l[[p, i]] * col[p];
+            }
+            col[i] = s / l[[i, i]];
+        }
+    }
+    let loss = |b: &Batch<T>| {
+        let o = with_bias(b).dot(&w);
+        let yb = b.y.mapv(|v| v.f64());
+        0.5 * (&o - &yb).mapv(|r| r * r).sum() / b.x.nrows() as f64
+    };
+    (loss(&data.train), loss(&data.test))
+}

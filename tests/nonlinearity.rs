@@ -1,0 +1,350 @@
+//! `bn-lab nonlinearity`: files and documented fields, the probe's measures on cases with a
+//! known answer, determinism, and bad flags refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::data::{self, Stream, Task};
+use bn_lab::experiment::nonlinearity::{Histogram, probe};
+use bn_lab::model::Mlp;
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) if s == "inf" => f64::INFINITY,
+        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        Value::String(s) if s == "NaN" => f64::NAN,
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn run_tiny(dir: &Path, seed: &str) -> (String, Value) {
+    let out = run(&[
+        "nonlinearity",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "16",
+        "--d-out",
+        "2",
+        "--n-train",
+        "64",
+        "--n-test",
+        "32",
+        "--steps",
+        "40",
+        "--eval-every",
+        "10",
+        "--seeds",
+        "2",
+        "--seed",
+        seed,
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = serde_json::from_str(&std::fs::read_to_string(dir.join("nonlinearity.json")).unwrap())
+        .unwrap();
+    (String::from_utf8(out.stdout).unwrap(), r)
+}
+
+#[test]
+fn nonlinearity_writes_both_pictures_and_a_json_with_the_documented_fields() {
+    let dir = scratch("nl_e2e");
+    let (stdout, r) = run_tiny(&dir, "1");
+    for png in ["nonlinearity.png", "nonlinearity_hist.png"] {
+        let img = image::open(dir.join(png)).expect("valid PNG").to_rgb8();
+        let coloured = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+        assert!(coloured > 20_000, "{png}: only {coloured} non-white pixels");
+    }
+    let cfg = &r["config"];
+    assert_eq!(cfg["acts"], serde_json::json!(["sigmoid", "relu"]));
+    assert_eq!(
+        cfg["configs"],
+        serde_json::json!(["affine", "no-affine", "off"])
+    );
+    assert_eq!(cfg["lrs"], serde_json::json!([0.1, 0.01]));
+    assert!(cfg["init"].is_null());
+    for key in [
+        "zero_predictor_test_loss",
+        "linear_fit_train_loss",
+        "linear_fit_test_loss",
+        "tolerance",
+    ] {
+        assert!(num(&r[key]).is_finite(), "{key}");
+    }
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2 * 3 * 2, "acts x configs x seeds");
+    for run in runs {
+        let act = run["act"].as_str().unwrap();
+        let arm = run["config"].as_str().unwrap();
+        // Initialisation per activation when --init is not given.
+        let init = if act == "relu" { "he" } else { "xavier" };
+        assert_eq!(run["net"]["init"], init);
+        for key in [
+            "seed",
+            "label",
+            "diverged",
+            "late_batch_loss",
+            "late_test_loss",
+            "recalibrated_train_loss",
+            "recalibrated_test_loss",
+            "final_train_loss",
+            "best_train_loss",
+            "final_test_loss",
+            "best_test_loss",
+            "history",
+        ] {
+            assert!(!run[key].is_null(), "runs[].{key} missing");
+        }
+        for when in ["before", "after"] {
+            let p = &run[when];
+            for key in ["inside_unit", "input_std"] {
+                assert_eq!(p[key].as_array().unwrap().len(), 3, "{when}.{key}");
+            }
+            let fractions: Vec<&str> = if act == "sigmoid" {
+                assert!(p["always_active"].is_null() && p["dead"].is_null());
+                vec!["inside_unit", "saturated"]
+            } else {
+                assert!(p["saturated"].is_null());
+                vec!["inside_unit", "always_active", "dead"]
+            };
+            for key in fractions {
+                for v in p[key].as_array().unwrap() {
+                    let v = num(v);
+                    assert!((0.0..=1.0).contains(&v), "{when}.{key} = {v}");
+                }
+            }
+            let hists = p["histograms"].as_array().unwrap();
+            let layers: Vec<u64> = hists.iter().map(|h| h["layer"].as_u64().unwrap()).collect();
+            assert_eq!(layers, [1, 2, 3], "first, middle, last");
+            for h in hists {
+                let h = &h["hist"];
+                let total: u64 = h["counts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_u64().unwrap())
+                    .sum::<u64>()
+                    + h["below"].as_u64().unwrap()
+                    + h["above"].as_u64().unwrap()
+                    + h["non_finite"].as_u64().unwrap();
+                assert_eq!(total, 16 * 8, "probe batch x width");
+            }
+        }
+        let has_gamma = !run["gamma"].is_null();
+        assert_eq!(has_gamma, arm == "affine", "{}", run["label"]);
+        if has_gamma {
+            let g = run["gamma"].as_array().unwrap();
+            assert_eq!(g.len(), 3);
+            assert_eq!(g[0].as_array().unwrap().len(), 8);
+            assert_eq!(run["beta"].as_array().unwrap().len(), 3);
+        }
+    }
+    let summary = r["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 2);
+    for s in summary {
+        assert_eq!(s["arms"].as_array().unwrap().len(), 3);
+        let verdict = s["verdict"].as_str().unwrap();
+        assert!(
+            ["supports", "contradicts", "no-clear-difference"].contains(&verdict),
+            "{verdict}"
+        );
+        let better = s["seeds_affine_better"].as_u64().unwrap();
+        assert!(better <= 2);
+        assert!(num(&s["no_affine_over_affine_train"]) > 0.0);
+    }
+    for text in ["sigmoid: this run", "relu: this run", "in (-1, 1)", " s\n"] {
+        assert!(stdout.contains(text), "{text:?} missing from: {stdout}");
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers_and_another_seed_does_not() {
+    let (a, b, c) = (scratch("nl_a"), scratch("nl_b"), scratch("nl_c"));
+    let (_, ra) = run_tiny(&a, "4");
+    let (_, rb) = run_tiny(&b, "4");
+    let (_, rc) = run_tiny(&c, "9");
+    assert_eq!(ra["runs"], rb["runs"]);
+    assert_eq!(ra["summary"], rb["summary"]);
+    assert_ne!(ra["runs"], rc["runs"]);
+}
+
+fn bn_net(act: Activation, affine: bool) -> NetConfig {
+    NetConfig {
+        d_in: 6,
+        width: 12,
+        d_out: 2,
+        depth: 3,
+        act,
+        init: Init::Xavier,
+        bn: Some(BnConfig {
+            affine,
+            ..BnConfig::default()
+        }),
+        residual: false,
+    }
+}
+
+#[test]
+fn standardised_relu_inputs_have_no_dead_and_no_always_active_units() {
+    // BN without scale/shift feeds a ReLU x_hat, which has mean 0 over the batch in every
+    // unit: each unit sees both signs, so none is dead or linear on that batch.
+    let data = data::make_task::<f64>(Task::Nonlinear, 5, 32, 32, 6, 2);
+    let net = Mlp::<f64>::new(
+        &bn_net(Activation::Relu, false),
+        &mut data::rng(5, Stream::Weights),
+    );
+    let p = probe(&net, data.test.x.view(), &[1, 3]);
+    for l in 0..3 {
+        assert_eq!(p.dead.as_ref().unwrap()[l].0, 0.0);
+        assert_eq!(p.always_active.as_ref().unwrap()[l].0, 0.0);
+    }
+}
+
+#[test]
+fn standardised_sigmoid_inputs_have_unit_spread_and_no_saturation_at_init() {
+    // x_hat = (z - mean) / sqrt(var + eps) has std sqrt(var / (var + eps)) ~ 1; saturation
+    // needs |u| > 3.48, which a standardised batch reaches in few entries, if any.
+    let data = data::make_task::<f64>(Task::Nonlinear, 6, 32, 32, 6, 2);
+    let net = Mlp::<f64>::new(
+        &bn_net(Activation::Sigmoid, false),
+        &mut data::rng(6, Stream::Weights),
+    );
+    let p = probe(&net, data.test.x.view(), &[]);
+    assert!(p.histograms.is_empty());
+    for l in 0..3 {
+        assert!(
+            (p.input_std[l].0 - 1.0).abs() < 1e-3,
+            "{}",
+            p.input_std[l].0
+        );
+        assert!(p.saturated.as_ref().unwrap()[l].0 < 0.02);
+        // A standard normal has 68% inside (-1, 1); a standardised batch is near that.
+        assert!((0.4..0.95).contains(&p.inside_unit[l].0));
+    }
+}
+
+#[test]
+fn a_scaled_up_gamma_moves_sigmoid_inputs_out_of_the_unit_interval() {
+    // The diary's mechanism, checked on the probe: with gamma = 10 every |u| = 10 |x_hat|, so
+    // only |x_hat| < 0.1 stays inside (-1, 1), and saturation follows.
+    let data = data::make_task::<f64>(Task::Nonlinear, 7, 64, 64, 6, 2);
+    let mut net = Mlp::<f64>::new(
+        &bn_net(Activation::Sigmoid, true),
+        &mut data::rng(7, Stream::Weights),
+    );
+    let before = probe(&net, data.test.x.view(), &[]);
+    for b in &mut net.blocks {
+        b.bn.as_mut()
+            .unwrap()
+            .affine
+            .as_mut()
+            .unwrap()
+            .gamma
+            .fill(10.0);
+    }
+    let after = probe(&net, data.test.x.view(), &[]);
+    for l in 0..3 {
+        assert!(after.inside_unit[l].0 < 0.2 * before.inside_unit[l].0);
+        assert!(after.saturated.as_ref().unwrap()[l].0 > 0.5);
+        assert!((after.input_std[l].0 - 10.0).abs() < 0.01);
+    }
+}
+
+#[test]
+fn the_probe_does_not_touch_the_running_statistics() {
+    let data = data::make_task::<f64>(Task::Nonlinear, 8, 32, 32, 6, 2);
+    let net = Mlp::<f64>::new(
+        &bn_net(Activation::Relu, true),
+        &mut data::rng(8, Stream::Weights),
+    );
+    let before: Vec<_> = net
+        .blocks
+        .iter()
+        .map(|b| b.bn.as_ref().unwrap().running_mean.clone())
+        .collect();
+    let _ = probe(&net, data.test.x.view(), &[1]);
+    for (b, m) in net.blocks.iter().zip(&before) {
+        assert_eq!(&b.bn.as_ref().unwrap().running_mean, m);
+    }
+}
+
+#[test]
+fn histogram_counts_every_value_once() {
+    let h = Histogram::new(
+        -1.0,
+        1.0,
+        4,
+        [-2.0, -1.0, -0.5, 0.0, 0.49, 0.5, 0.99, 1.0, f64::NAN].into_iter(),
+    );
+    assert_eq!(h.counts, [1, 1, 2, 2]);
+    assert_eq!((h.below, h.above, h.non_finite), (1, 1, 1));
+    assert_eq!(h.total(), 9);
+}
+
+fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
+    let mut full: Vec<&str> = args.to_vec();
+    let d = dir.to_str().unwrap().to_string();
+    full.extend(["--out", &d]);
+    let out = run(&full);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(flag),
+        "{args:?}: {flag} not named: {stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
+}
+
+#[test]
+fn bad_nonlinearity_flags_get_a_one_line_error_naming_the_flag_and_write_nothing() {
+    let dir = scratch("nl_bad");
+    let n = "nonlinearity";
+    assert_refused(&[n, "--lr", "0.1,0.2,0.3"], "--lr", &dir);
+    assert_refused(&[n, "--lr", "0"], "--lr", &dir);
+    assert_refused(&[n, "--acts", "relu,relu"], "--acts", &dir);
+    assert_refused(&[n, "--acts", "swish"], "--acts", &dir);
+    assert_refused(&[n, "--configs", "off,off"], "--configs", &dir);
+    assert_refused(&[n, "--seeds", "0"], "--seeds", &dir);
+    assert_refused(&[n, "--steps", "0"], "--steps", &dir);
+    assert_refused(&[n, "--depth", "0"], "--depth", &dir);
+    assert_refused(&[n, "--batch", "1"], "--batch", &dir);
+    assert_refused(&[n, "--n-test", "10"], "--n-test", &dir);
+    assert_refused(&[n, "--init", "normal:0"], "--init", &dir);
+    assert_refused(&[n, "--eps", "-1"], "--eps", &dir);
+    assert_refused(&[n, "--eval-every", "0"], "--eval-every", &dir);
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+}

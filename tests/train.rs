@@ -1,0 +1,518 @@
+//! `bn-lab train` and the training loop behind it: files and documented fields, SGD reducing
+//! the loss, divergence recorded instead of a crash, determinism, the diagnostics computed two
+//! ways, and bad flags refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::data::{self, Sampler, Stream, Task};
+use bn_lab::model::{Mlp, Mode};
+use bn_lab::ops;
+use bn_lab::optim::SgdConfig;
+use bn_lab::stats;
+use bn_lab::train::{self, DivergenceReason, TrainSettings};
+use ndarray::Array2;
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A JSON value written by `stats::Num`: a number, or "inf"/"-inf"/"NaN".
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) if s == "inf" => f64::INFINITY,
+        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        Value::String(s) if s == "NaN" => f64::NAN,
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// A tiny `train` invocation: two learning rates, the second absurd, so it diverges.
+fn tiny(dir: &Path, seed: &str) -> Vec<String> {
+    [
+        "train",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+        "--d-out",
+        "2",
+        "--n-train",
+        "64",
+        "--n-test",
+        "32",
+        "--steps",
+        "30",
+        "--eval-every",
+        "10",
+        "--diag-every",
+        "5",
+        "--lr",
+        "0.02,50",
+        "--seed",
+        seed,
+        "--out",
+        dir.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn run_tiny(dir: &Path, seed: &str) -> (Output, Value) {
+    let args = tiny(dir, seed);
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&dir.join("train.json"));
+    (out, r)
+}
+
+#[test]
+fn train_writes_both_pictures_and_a_json_with_the_documented_fields() {
+    let dir = scratch("train_e2e");
+    let (out, r) = run_tiny(&dir, "3");
+    for png in ["train_loss.png", "train_layers.png"] {
+        let img = image::open(dir.join(png)).expect("valid PNG").to_rgb8();
+        let coloured = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+        assert!(coloured > 20_000, "{png}: only {coloured} non-white pixels");
+    }
+    assert_eq!(r["tool"]["name"], "bn-lab");
+    let cfg = &r["config"];
+    for key in [
+        "task",
+        "n_train",
+        "n_test",
+        "depth",
+        "width",
+        "batch",
+        "d_in",
+        "d_out",
+        "act",
+        "init",
+        "bn_settings",
+        "configs",
+        "lrs",
+        "sgd_momentum",
+        "weight_decay",
+        "steps",
+        "eval_every",
+        "diag_every",
+        "diverge_factor",
+        "seed",
+        "dtype",
+        "diag_lr",
+    ] {
+        assert!(!cfg[key].is_null(), "config.{key} missing");
+    }
+    assert_eq!(cfg["act"], "relu");
+    assert_eq!(cfg["init"], "he");
+    assert_eq!(cfg["task"], "nonlinear");
+    assert_eq!(
+        cfg["configs"],
+        serde_json::json!(["off", "on", "no-affine", "post"])
+    );
+    // Default: the largest learning rate at which nothing diverged.
+    assert_eq!(num(&cfg["diag_lr"]), 0.02);
+    for key in [
+        "zero_predictor_test_loss",
+        "linear_fit_train_loss",
+        "linear_fit_test_loss",
+    ] {
+        assert!(num(&r[key]).is_finite(), "{key}");
+    }
+
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 8, "4 configurations x 2 learning rates");
+    for run in runs {
+        for key in [
+            "label",
+            "config",
+            "lr",
+            "net",
+            "diverged",
+            "late_batch_loss",
+            "final_train_loss",
+            "best_train_loss",
+            "final_test_loss",
+            "best_test_loss",
+            "output_lr_limit",
+            "history",
+        ] {
+            assert!(!run[key].is_null(), "runs[].{key} missing");
+        }
+        let h = &run["history"];
+        let n = h["eval_steps"].as_array().unwrap().len();
+        for key in ["batch_loss", "train_loss", "test_loss"] {
+            assert_eq!(h[key].as_array().unwrap().len(), n, "{key}");
+        }
+        let layers = &h["layers"];
+        assert_eq!(layers["layers"], serde_json::json!(["1", "2", "3", "out"]));
+        let points = layers["steps"].as_array().unwrap().len();
+        for key in ["update_ratio", "grad_norm"] {
+            let per_layer = layers[key].as_array().unwrap();
+            assert_eq!(per_layer.len(), 4, "{key}: one array per layer");
+            for l in per_layer {
+                assert_eq!(l.as_array().unwrap().len(), points, "{key}");
+            }
+        }
+        if run["diverged"] == false {
+            assert_eq!(h["eval_steps"], serde_json::json!([0, 10, 20, 30]));
+            assert_eq!(layers["steps"], serde_json::json!([0, 5, 10, 15, 20, 25]));
+            assert_eq!(h["steps_done"], 30);
+            assert!(h["divergence"].is_null());
+            assert!(num(&run["best_train_loss"]) <= num(&run["final_train_loss"]));
+        }
+    }
+    let summary = r["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 4);
+    for s in summary {
+        for key in [
+            "config",
+            "label",
+            "diverged_at",
+            "largest_stable_lr",
+            "best_test_loss",
+            "best_lr",
+        ] {
+            assert!(s.get(key).is_some(), "summary[].{key} missing");
+        }
+    }
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for text in ["BN off", "BN after act", "test best", "DIVERGED@", " s\n"] {
+        assert!(stdout.contains(text), "{text:?} missing from: {stdout}");
+    }
+}
+
+#[test]
+fn an_absurd_learning_rate_diverges_and_is_recorded_not_a_crash() {
+    let dir = scratch("train_diverge");
+    let (_, r) = run_tiny(&dir, "3");
+    let runs = r["runs"].as_array().unwrap();
+    for run in runs {
+        let lr = num(&run["lr"]);
+        let div = &run["history"]["divergence"];
+        if lr == 50.0 {
+            assert_eq!(run["diverged"], true, "{}", run["label"]);
+            let step = div["step"].as_u64().unwrap();
+            assert!(step < 30);
+            assert_eq!(run["history"]["steps_done"].as_u64().unwrap(), step);
+            let reason = div["reason"].as_str().unwrap();
+            assert!(reason == "non-finite" || reason == "grew", "{reason}");
+            // The 'end' losses are taken at the divergence: far worse than the start.
+            let end = num(&run["final_train_loss"]);
+            assert!(
+                !end.is_finite() || end > 10.0 * num(&run["history"]["train_loss"][0]),
+                "{end}"
+            );
+        } else {
+            assert_eq!(run["diverged"], false, "{}", run["label"]);
+        }
+    }
+    let off = r["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["config"] == "off")
+        .unwrap();
+    assert_eq!(off["diverged_at"], serde_json::json!([50.0]));
+    assert_eq!(num(&off["largest_stable_lr"]), 0.02);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers_and_another_seed_does_not() {
+    let (a, b, c) = (scratch("train_a"), scratch("train_b"), scratch("train_c"));
+    let (_, ra) = run_tiny(&a, "5");
+    let (_, rb) = run_tiny(&b, "5");
+    let (_, rc) = run_tiny(&c, "6");
+    assert_eq!(ra["runs"], rb["runs"]);
+    assert_eq!(ra["summary"], rb["summary"]);
+    assert_ne!(ra["runs"], rc["runs"]);
+}
+
+fn net(act: Activation, bn: Option<BnConfig>, depth: usize) -> NetConfig {
+    NetConfig {
+        d_in: 8,
+        width: 16,
+        d_out: 2,
+        depth,
+        act,
+        init: Init::He,
+        bn,
+        residual: false,
+    }
+}
+
+fn settings(lr: f64, steps: usize) -> TrainSettings {
+    TrainSettings {
+        steps,
+        batch: 16,
+        sgd: SgdConfig {
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        eval_every: 50,
+        diag_every: 1,
+        diverge_factor: 1e6,
+        seed: 1,
+    }
+}
+
+#[test]
+fn sgd_on_the_linear_task_reduces_the_train_and_test_loss() {
+    let data = data::make_task::<f64>(Task::Linear, 2, 256, 128, 8, 2);
+    for bn in [None, Some(BnConfig::default())] {
+        let cfg = net(Activation::Relu, bn, 2);
+        let mut m = Mlp::<f64>::new(&cfg, &mut data::rng(2, Stream::Weights));
+        let h = train::train(&mut m, &data, &settings(0.05, 400), &|_| {});
+        assert!(h.divergence.is_none());
+        assert_eq!(h.steps_done, 400);
+        let (t0, t1) = (h.train_loss[0].0, h.final_train_loss());
+        let (s0, s1) = (h.test_loss[0].0, h.final_test_loss());
+        assert!(t1 < 0.2 * t0, "BN {bn:?}: train loss {t0} -> {t1}");
+        assert!(s1 < 0.2 * s0, "BN {bn:?}: test loss {s0} -> {s1}");
+    }
+}
+
+#[test]
+fn divergence_stops_the_run_at_the_step_it_happens() {
+    let data = data::make_task::<f32>(Task::Linear, 2, 256, 64, 8, 2);
+    let cfg = net(Activation::Linear, None, 3);
+    let mut m = Mlp::<f32>::new(&cfg, &mut data::rng(2, Stream::Weights));
+    let steps = std::sync::atomic::AtomicU64::new(0);
+    let h = train::train(&mut m, &data, &settings(10.0, 200), &|n| {
+        steps.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    });
+    let d = h.divergence.expect("lr 10 on a deep linear net diverges");
+    assert_eq!(h.steps_done, d.step);
+    assert!(d.step < 200);
+    assert!(
+        matches!(
+            d.reason,
+            DivergenceReason::Grew | DivergenceReason::NonFinite
+        ),
+        "{d:?}"
+    );
+    // Progress still adds up to every step, so a progress bar always completes.
+    assert_eq!(steps.load(std::sync::atomic::Ordering::Relaxed), 200);
+    // The last evaluation is the state at the divergence.
+    assert_eq!(*h.eval_steps.last().unwrap(), d.step);
+}
+
+#[test]
+fn update_ratio_and_gradient_norm_match_a_forward_backward_done_by_hand() {
+    let data = data::make_task::<f64>(Task::Nonlinear, 4, 128, 32, 8, 2);
+    let cfg = net(Activation::Tanh, Some(BnConfig::default()), 3);
+    let lr = 0.3;
+    let mut a = Mlp::<f64>::new(&cfg, &mut data::rng(4, Stream::Weights));
+    let mut b = a.clone();
+    let h = train::train(&mut a, &data, &settings(lr, 1), &|_| {});
+
+    // The same first mini-batch, drawn again from the same shuffle stream.
+    let mut x = Array2::<f64>::zeros((16, 8));
+    let mut y = Array2::<f64>::zeros((16, 2));
+    Sampler::new(128, 1).next_into(&data.train, x.view_mut(), y.view_mut());
+    let mut d_o = Array2::<f64>::zeros((16, 2));
+    let o = b.forward(x.view(), Mode::Train).unwrap();
+    ops::mse_loss(o, y.view(), d_o.view_mut());
+    b.backward(d_o.view()).unwrap();
+    for l in 0..3 {
+        let lin = &b.blocks[l].linear;
+        let ratio = lr * stats::std_dev(&lin.dw) / stats::std_dev(&lin.w);
+        let got = h.layers.update_ratio[l][0].0;
+        assert!(
+            (got - ratio).abs() <= 1e-12 * ratio,
+            "layer {l}: {got} vs {ratio}"
+        );
+        let norm = stats::frobenius_norm(&lin.dw);
+        assert!((h.layers.grad_norm[l][0].0 - norm).abs() <= 1e-12 * norm);
+    }
+    let out_norm = stats::frobenius_norm(&b.out.dw);
+    assert!((h.layers.grad_norm[3][0].0 - out_norm).abs() <= 1e-12 * out_norm);
+}
+
+#[test]
+fn top_eigenvalue_of_a_rank_one_second_moment_is_its_squared_norm() {
+    // Every row h = (1, 2, 2): M = [h,1][h,1]^T, rank one, lambda = |[h, 1]|^2 = 1 + 4 + 4 + 1.
+    let h = Array2::from_shape_fn((5, 3), |(_, j)| [1.0f64, 2.0, 2.0][j]);
+    let lambda = train::second_moment_top_eigenvalue(h.view());
+    assert!((lambda - 10.0).abs() < 1e-9, "{lambda}");
+    // Rows +-e_1 (mean 0): M = diag(1, 0, 1) over [h, 1], lambda = 1.
+    let h = Array2::from_shape_fn((4, 2), |(i, j)| {
+        if j == 0 {
+            if i % 2 == 0 { 1.0f64 } else { -1.0 }
+        } else {
+            0.0
+        }
+    });
+    assert!((train::second_moment_top_eigenvalue(h.view()) - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn output_lr_limit_separates_stable_from_divergent_for_a_linear_model() {
+    // The output layer's curvature lambda_out is a diagonal block of the full Hessian, so the
+    // largest curvature is at least lambda_out: above 2 / lambda_out gradient descent is
+    // unstable from the start. A one-block linear network on the linear task: 5x the limit
+    // diverges, a fifth of it trains.
+    let data = data::make_task::<f64>(Task::Linear, 7, 256, 64, 8, 2);
+    let cfg = NetConfig {
+        d_in: 8,
+        width: 8,
+        d_out: 2,
+        depth: 1,
+        act: Activation::Linear,
+        init: Init::Lecun,
+        bn: None,
+        residual: false,
+    };
+    let fresh = || Mlp::<f64>::new(&cfg, &mut data::rng(7, Stream::Weights));
+    let probe = train::train(&mut fresh(), &data, &settings(1e-3, 1), &|_| {});
+    let limit = probe.output_lr_limit();
+    assert!(limit.is_finite() && limit > 0.0);
+    let low = train::train(&mut fresh(), &data, &settings(0.2 * limit, 300), &|_| {});
+    assert!(low.divergence.is_none());
+    let high = train::train(&mut fresh(), &data, &settings(5.0 * limit, 300), &|_| {});
+    assert!(high.divergence.is_some());
+}
+
+#[test]
+fn the_best_linear_model_fits_the_linear_task_exactly_and_not_the_nonlinear_one() {
+    let lin = data::make_task::<f64>(Task::Linear, 3, 512, 128, 16, 3);
+    let (train_loss, test_loss) = train::linear_fit_losses(&lin);
+    assert!(
+        train_loss < 1e-12 && test_loss < 1e-12,
+        "{train_loss} {test_loss}"
+    );
+    // The non-linear target sin(3 u1) cos(2 u2) has almost no linear part: the best linear
+    // model scores about as badly as predicting 0.
+    let non = data::make_task::<f64>(Task::Nonlinear, 3, 2048, 512, 16, 3);
+    let (_, test_loss) = train::linear_fit_losses(&non);
+    let zero = non.test.y.mapv(|v| v * v).sum() / (2.0 * 512.0);
+    assert!(
+        test_loss > 0.9 * zero,
+        "{test_loss} vs zero predictor {zero}"
+    );
+}
+
+/// A failing invocation: non-zero exit, one line on stderr naming `flag`, nothing written.
+fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
+    let mut full: Vec<&str> = args.to_vec();
+    let d = dir.to_str().unwrap().to_string();
+    full.extend(["--out", &d]);
+    let out = run(&full);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(flag),
+        "{args:?}: error does not name {flag}: {stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
+}
+
+#[test]
+fn bad_train_flags_get_a_one_line_error_naming_the_flag_and_write_nothing() {
+    let dir = scratch("train_bad");
+    let t = "train";
+    assert_refused(&[t, "--lr", "0"], "--lr", &dir);
+    assert_refused(&[t, "--lr", "-0.1"], "--lr", &dir);
+    assert_refused(&[t, "--lr", "0.1,0.1"], "--lr", &dir);
+    assert_refused(&[t, "--lr", "fast"], "--lr", &dir);
+    assert_refused(&[t, "--configs", "on,on"], "--configs", &dir);
+    assert_refused(&[t, "--configs", "bn"], "--configs", &dir);
+    assert_refused(&[t, "--steps", "0"], "--steps", &dir);
+    assert_refused(&[t, "--depth", "0"], "--depth", &dir);
+    assert_refused(&[t, "--width", "0"], "--width", &dir);
+    assert_refused(&[t, "--batch", "1"], "--batch", &dir);
+    assert_refused(&[t, "--n-train", "10"], "--n-train", &dir);
+    assert_refused(&[t, "--n-test", "0"], "--n-test", &dir);
+    assert_refused(&[t, "--sgd-momentum", "1"], "--sgd-momentum", &dir);
+    assert_refused(&[t, "--weight-decay", "-1"], "--weight-decay", &dir);
+    assert_refused(&[t, "--eval-every", "0"], "--eval-every", &dir);
+    assert_refused(&[t, "--diag-every", "0"], "--diag-every", &dir);
+    assert_refused(&[t, "--diverge-factor", "0.5"], "--diverge-factor", &dir);
+    assert_refused(&[t, "--diag-lr", "0.7"], "--diag-lr", &dir);
+    assert_refused(&[t, "--placement", "post"], "--placement", &dir);
+    assert_refused(&[t, "--no-affine"], "--no-affine", &dir);
+    assert_refused(&[t, "--task", "xor"], "--task", &dir);
+    assert_refused(&[t, "--momentum", "2"], "--momentum", &dir);
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+}
+
+#[test]
+fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_statistics_with_it() {
+    let data = data::make_task::<f64>(Task::Nonlinear, 9, 96, 32, 8, 2);
+    let plain = Mlp::<f64>::new(
+        &net(Activation::Tanh, None, 2),
+        &mut data::rng(9, Stream::Weights),
+    );
+    let (tr, te) = train::recalibrated_losses(&plain, &data, 16);
+    let mut c = plain.clone();
+    assert_eq!(tr, train::eval_loss(&mut c, &data.train, 16));
+    assert_eq!(te, train::eval_loss(&mut c, &data.test, 16));
+
+    // With BN, the recalibrated network normalises with the statistics of the whole training
+    // set: its training-set loss equals a train-mode forward of the whole set as one batch,
+    // up to the unbiased (n / (n - 1)) variance the running statistics keep.
+    let bn = Mlp::<f64>::new(
+        &net(
+            Activation::Tanh,
+            Some(BnConfig {
+                eps: 0.0,
+                ..BnConfig::default()
+            }),
+            2,
+        ),
+        &mut data::rng(9, Stream::Weights),
+    );
+    let (tr, _) = train::recalibrated_losses(&bn, &data, 16);
+    let mut c = bn.clone();
+    let mut d_o = Array2::<f64>::zeros((96, 2));
+    let o = c.forward(data.train.x.view(), Mode::Train).unwrap();
+    let whole_batch = ops::mse_loss(o, data.train.y.view(), d_o.view_mut());
+    assert!(
+        (tr - whole_batch).abs() < 0.02 * whole_batch,
+        "{tr} vs {whole_batch}"
+    );
+    // The original's running statistics are untouched.
+    assert!(
+        bn.blocks[0]
+            .bn
+            .as_ref()
+            .unwrap()
+            .running_mean
+            .iter()
+            .all(|&m| m == 0.0)
+    );
+}
