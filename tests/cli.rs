@@ -1,30 +1,12 @@
 //! The `bn-lab` binary end to end: files written, the diary's vanishing-gradient claim, non-finite
 //! results, determinism, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{assert_refused, bn_lab as run, json, num, scratch_dir as scratch};
+use std::path::Path;
 
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-/// A fresh, empty directory under the target dir for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 fn arm(report: &Value, bn: bool) -> &Value {
     report["arms"]
@@ -33,17 +15,6 @@ fn arm(report: &Value, bn: bool) -> &Value {
         .iter()
         .find(|a| a["bn"] == bn)
         .unwrap()
-}
-
-/// A JSON value written by `stats::Num`: a number, or "inf"/"-inf"/"NaN".
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap(),
-        Value::String(s) if s == "inf" => f64::INFINITY,
-        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
-        Value::String(s) if s == "NaN" => f64::NAN,
-        other => panic!("not a number: {other}"),
-    }
 }
 
 #[test]
@@ -123,7 +94,8 @@ fn same_seed_gives_identical_numbers_and_another_seed_does_not() {
         ]
     };
     for (d, seed) in [(&a, "7"), (&b, "7"), (&c, "8")] {
-        let out = bin().args(args(d, seed)).output().unwrap();
+        let args = args(d, seed);
+        let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success());
     }
     let (ra, rb, rc) = (
@@ -298,36 +270,6 @@ fn save_net_writes_parameters_and_gradients_that_reproduce_the_loss() {
     for (a, b) in db_out.iter().zip(&saved) {
         assert!((a - b).abs() < 1e-12);
     }
-}
-
-/// A failing invocation: non-zero exit, one line on stderr naming `flag`, no panic, nothing written.
-fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
-    let mut full: Vec<&str> = args.to_vec();
-    let d = dir.to_str().unwrap().to_string();
-    full.extend(["--out", &d]);
-    let out = run(&full);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(
-        out.status.code().map(|c| c == 101),
-        Some(false),
-        "{args:?} panicked: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(flag),
-        "{args:?}: error does not name {flag}: {stderr}"
-    );
-    let left: Vec<_> = std::fs::read_dir(dir)
-        .map(|r| r.collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
 }
 
 #[test]

@@ -1,38 +1,16 @@
 //! `bn-lab nonlinearity`: files and documented fields, the probe's measures on cases with a
 //! known answer, determinism, and bad flags refused.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{assert_refused, bn_lab as run, num, scratch_dir as scratch};
+use std::path::Path;
 
 use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::nonlinearity::{Histogram, probe};
 use bn_lab::model::Mlp;
 use serde_json::Value;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap(),
-        Value::String(s) if s == "inf" => f64::INFINITY,
-        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
-        Value::String(s) if s == "NaN" => f64::NAN,
-        other => panic!("not a number: {other}"),
-    }
-}
 
 fn run_tiny(dir: &Path, seed: &str) -> (String, Value) {
     let out = run(&[
@@ -303,30 +281,6 @@ fn histogram_counts_every_value_once() {
     assert_eq!(h.counts, [1, 1, 2, 2]);
     assert_eq!((h.below, h.above, h.non_finite), (1, 1, 1));
     assert_eq!(h.total(), 9);
-}
-
-fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
-    let mut full: Vec<&str> = args.to_vec();
-    let d = dir.to_str().unwrap().to_string();
-    full.extend(["--out", &d]);
-    let out = run(&full);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(flag),
-        "{args:?}: {flag} not named: {stderr}"
-    );
-    let left: Vec<_> = std::fs::read_dir(dir)
-        .map(|r| r.collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //! the loss, divergence recorded instead of a crash, determinism, the diagnostics computed two
 //! ways, and bad flags refused.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{assert_refused, bn_lab as run, json, num, scratch_dir as scratch};
+use std::path::Path;
+use std::process::Output;
 
 use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
 use bn_lab::data::{self, Sampler, Stream, Task};
@@ -14,35 +17,6 @@ use bn_lab::stats;
 use bn_lab::train::{self, DivergenceReason, TrainSettings};
 use ndarray::Array2;
 use serde_json::Value;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// A JSON value written by `stats::Num`: a number, or "inf"/"-inf"/"NaN".
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap(),
-        Value::String(s) if s == "inf" => f64::INFINITY,
-        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
-        Value::String(s) if s == "NaN" => f64::NAN,
-        other => panic!("not a number: {other}"),
-    }
-}
 
 /// A tiny `train` invocation: two learning rates, the second absurd, so it diverges.
 fn tiny(dir: &Path, seed: &str) -> Vec<String> {
@@ -414,31 +388,6 @@ fn the_best_linear_model_fits_the_linear_task_exactly_and_not_the_nonlinear_one(
         test_loss > 0.9 * zero,
         "{test_loss} vs zero predictor {zero}"
     );
-}
-
-/// A failing invocation: non-zero exit, one line on stderr naming `flag`, nothing written.
-fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
-    let mut full: Vec<&str> = args.to_vec();
-    let d = dir.to_str().unwrap().to_string();
-    full.extend(["--out", &d]);
-    let out = run(&full);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(flag),
-        "{args:?}: error does not name {flag}: {stderr}"
-    );
-    let left: Vec<_> = std::fs::read_dir(dir)
-        .map(|r| r.collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
 }
 
 #[test]

@@ -70,3 +70,49 @@ pub fn rejects(args: &[&str], flag: &str, out: &Path) {
     );
     assert!(!out.exists(), "{} must not be created", out.display());
 }
+
+/// A fresh, empty, existing directory under the target dir, for one test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the target dir is writable");
+    dir
+}
+
+/// A JSON value written by `stats::Num`: a number, or "inf"/"-inf"/"NaN".
+pub fn num(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().expect("JSON numbers are f64"),
+        serde_json::Value::String(s) if s == "inf" => f64::INFINITY,
+        serde_json::Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        serde_json::Value::String(s) if s == "NaN" => f64::NAN,
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// A failing invocation writing into the existing, empty `dir`: non-zero exit (not a panic's
+/// 101), one `Error:` line on stderr naming `flag`, and `dir` left empty.
+pub fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
+    let mut full: Vec<&str> = args.to_vec();
+    let d = dir.to_str().expect("temp paths are UTF-8").to_string();
+    full.extend(["--out", &d]);
+    let out = bn_lab(&full);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(flag),
+        "{args:?}: error does not name {flag}: {stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
+}
