@@ -146,3 +146,62 @@ pub fn geometric_mean(v: &[f64]) -> f64 {
     }
     (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
 }
+
+/// `||a||_2` in f64.
+pub fn norm(a: &[f64]) -> f64 {
+    frobenius_norm(&ndarray::ArrayView1::from(a))
+}
+
+/// `||a - b||_2` in f64.
+pub fn dist(a: &[f64], b: &[f64]) -> f64 {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    norm(&d)
+}
+
+/// Largest value, NaN if any is NaN (so a blown-up probe is never hidden).
+pub fn max_nan(v: impl IntoIterator<Item = f64>) -> f64 {
+    v.into_iter().fold(f64::NEG_INFINITY, |a, b| {
+        if a.is_nan() || b.is_nan() {
+            f64::NAN
+        } else {
+            a.max(b)
+        }
+    })
+}
+
+/// Smallest value, NaN if any is NaN.
+pub fn min_nan(v: impl IntoIterator<Item = f64>) -> f64 {
+    v.into_iter().fold(f64::INFINITY, |a, b| {
+        if a.is_nan() || b.is_nan() {
+            f64::NAN
+        } else {
+            a.min(b)
+        }
+    })
+}
+
+/// Mean of the finite values (NaN when there are none).
+pub fn finite_mean(v: impl IntoIterator<Item = f64>) -> f64 {
+    let (s, n) = v
+        .into_iter()
+        .filter(|x| x.is_finite())
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+/// Median of the finite values (NaN when there are none); the upper median for an even count.
+pub fn finite_median(v: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Smallest finite value, NaN if there is none.
+pub fn finite_min(v: impl IntoIterator<Item = f64>) -> f64 {
+    v.into_iter()
+        .filter(|x| x.is_finite())
+        .fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a })
+}

@@ -1,6 +1,8 @@
-//! The training loop shared by `bn-lab train` and `bn-lab nonlinearity`: mini-batch SGD over a
-//! [`data::Sampler`] with [`optim::Sgd`], train/test losses with BatchNorm in eval mode,
-//! divergence detection, and per-layer diagnostics every k steps.
+//! Training shared by every experiment that trains: the loop behind `bn-lab train` and
+//! `bn-lab nonlinearity` (mini-batch SGD over a [`data::Sampler`] with [`optim::Sgd`], train/test
+//! losses with BatchNorm in eval mode, divergence detection, and per-layer diagnostics every k
+//! steps), and the step-wise [`Trainer`] that `bn-lab landscape` and `bn-lab ics` drive one
+//! update at a time.
 //!
 //! ```text
 //! for step in 0..steps:
@@ -19,7 +21,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::{Array2, s};
 use serde::Serialize;
 
-use crate::data::{Batch, Dataset, Sampler};
+use crate::config::NetConfig;
+use crate::data::{self, Batch, Dataset, Sampler, Stream, Task};
 use crate::float::Float;
 use crate::model::{Mlp, Mode};
 use crate::ops;
@@ -123,11 +126,11 @@ impl History {
 
     /// Smallest finite train loss over the evaluations (NaN if none is finite).
     pub fn best_train_loss(&self) -> f64 {
-        best(&self.train_loss)
+        stats::finite_min(self.train_loss.iter().map(|n| n.0))
     }
 
     pub fn best_test_loss(&self) -> f64 {
-        best(&self.test_loss)
+        stats::finite_min(self.test_loss.iter().map(|n| n.0))
     }
 
     /// Mean mini-batch (train-mode) loss over the last tenth of the evaluations: how well SGD
@@ -152,14 +155,6 @@ pub fn late(v: &[Num]) -> f64 {
     }
     let k = rest.len().div_ceil(10);
     rest[rest.len() - k..].iter().map(|x| x.0).sum::<f64>() / k as f64
-}
-
-/// Smallest finite value, NaN if there is none.
-pub fn best(v: &[Num]) -> f64 {
-    v.iter()
-        .map(|n| n.0)
-        .filter(|x| x.is_finite())
-        .fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a })
 }
 
 /// Loss of `net` on all of `data` in eval mode, in chunks of `chunk` rows (eval mode has no
@@ -323,13 +318,7 @@ pub fn train<T: Float>(
             h.batch_loss[0] = Num(loss);
             h.output_curvature = Num(second_moment_top_eigenvalue(net.hidden(net.depth())));
         }
-        let reason = if !loss.is_finite() {
-            Some(DivergenceReason::NonFinite)
-        } else if loss > s.diverge_factor * first_loss.max(f64::MIN_POSITIVE) {
-            Some(DivergenceReason::Grew)
-        } else {
-            None
-        };
+        let reason = divergence(loss, first_loss, s.diverge_factor);
         if let Some(reason) = reason {
             h.divergence = Some(Divergence {
                 step,
@@ -436,4 +425,150 @@ pub fn linear_fit_losses<T: Float>(data: &Dataset<T>) -> (f64, f64) {
         0.5 * (&o - &yb).mapv(|r| r * r).sum() / b.x.nrows() as f64
     };
     (loss(&data.train), loss(&data.test))
+}
+
+// ------------------------------------------------------------------ step-wise training
+//
+// `landscape` and `ics` measure the network between the backward pass and the update, so they
+// drive training one step at a time. Plain SGD (no momentum, no weight decay): one step moves
+// the weights by exactly `-lr * g`, so the landscape probe at `1x lr` lands where training goes
+// next and the ICS update of the earlier layers is exactly `-lr * G`.
+
+/// A run is stopped when its loss is inf/NaN or has grown by this factor over the first step's.
+pub const DIVERGENCE_FACTOR: f64 = 1e6;
+
+/// Why `loss` counts as diverged relative to the first step's loss `first`: inf/NaN, or more
+/// than `factor` times `first`. The one divergence rule of every training run.
+pub fn divergence(loss: f64, first: f64, factor: f64) -> Option<DivergenceReason> {
+    if !loss.is_finite() {
+        Some(DivergenceReason::NonFinite)
+    } else if loss > factor * first.max(f64::MIN_POSITIVE) {
+        Some(DivergenceReason::Grew)
+    } else {
+        None
+    }
+}
+
+/// What a trainer needs besides the network.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainSetup {
+    pub task: Task,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+/// One training run: network, optimiser, data, sampler and the current mini-batch.
+pub struct Trainer<T: Float> {
+    pub net: Mlp<T>,
+    pub sgd: Sgd<T>,
+    pub train: Batch<T>,
+    pub test: Batch<T>,
+    sampler: Sampler,
+    /// The current mini-batch, `(batch, d_in)` and `(batch, d_out)`.
+    pub x: Array2<T>,
+    pub y: Array2<T>,
+    d_o: Array2<T>,
+}
+
+impl<T: Float> Trainer<T> {
+    /// Weights from the `Weights` stream of `seed`, data from its `Data` stream, batches from
+    /// its `Shuffle` stream: two nets built from one seed (BN off and on) start from the same
+    /// weights and see the same batches in the same order.
+    pub fn new(net_cfg: &NetConfig, setup: &TrainSetup) -> Self {
+        let ds = data::make_task::<T>(
+            setup.task,
+            setup.seed,
+            setup.n_train,
+            setup.n_test,
+            net_cfg.d_in,
+            net_cfg.d_out,
+        );
+        let net = Mlp::new(net_cfg, &mut data::rng(setup.seed, Stream::Weights));
+        Trainer {
+            net,
+            sgd: Sgd::new(SgdConfig {
+                lr: setup.lr,
+                momentum: 0.0,
+                weight_decay: 0.0,
+            }),
+            train: ds.train,
+            test: ds.test,
+            sampler: Sampler::new(setup.n_train, setup.seed),
+            x: Array2::zeros((setup.batch, net_cfg.d_in)),
+            y: Array2::zeros((setup.batch, net_cfg.d_out)),
+            d_o: Array2::zeros((setup.batch, net_cfg.d_out)),
+        }
+    }
+
+    /// Draw the next mini-batch, run forward (train mode) and backward on it; return its loss.
+    pub fn forward_backward(&mut self) -> f64 {
+        self.sampler
+            .next_into(&self.train, self.x.view_mut(), self.y.view_mut());
+        loss_and_grad(&mut self.net, &self.x, &self.y, &mut self.d_o)
+    }
+
+    /// One SGD step from the gradients of the last [`Trainer::forward_backward`].
+    pub fn step(&mut self) {
+        self.sgd.step(&mut self.net);
+    }
+
+    /// Loss on the test split with BN's running statistics (eval mode).
+    pub fn test_loss(&mut self) -> f64 {
+        eval_loss(&mut self.net, &self.test, self.x.nrows())
+    }
+}
+
+/// Forward in train mode on `(x, y)`, backward, and return the loss. `d_o: (batch, d_out)` scratch.
+pub fn loss_and_grad<T: Float>(
+    net: &mut Mlp<T>,
+    x: &Array2<T>,
+    y: &Array2<T>,
+    d_o: &mut Array2<T>,
+) -> f64 {
+    let loss = {
+        let o = net
+            .forward(x.view(), Mode::Train)
+            .expect("batches have the net's input width");
+        ops::mse_loss(o, y.view(), d_o.view_mut())
+    };
+    net.backward(d_o.view()).expect("forward ran just before");
+    loss
+}
+
+/// Every parameter, flattened in [`Mlp::params_mut`] order.
+pub fn params_flat<T: Float>(net: &mut Mlp<T>) -> Vec<f64> {
+    net.params_mut()
+        .iter()
+        .flat_map(|p| p.value.iter().map(|v| v.f64()).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Every gradient of the last backward, flattened in [`Mlp::params_mut`] order.
+pub fn grads_flat<T: Float>(net: &mut Mlp<T>) -> Vec<f64> {
+    let mut out = Vec::new();
+    grads_flat_into(net, &mut out);
+    out
+}
+
+/// [`grads_flat`] into a reused buffer.
+pub fn grads_flat_into<T: Float>(net: &mut Mlp<T>, out: &mut Vec<f64>) {
+    out.clear();
+    for p in net.params_mut() {
+        out.extend(p.grad.iter().map(|v| v.f64()));
+    }
+}
+
+/// Overwrite every parameter from a flat vector in [`Mlp::params_mut`] order.
+pub fn set_params_flat<T: Float>(net: &mut Mlp<T>, theta: &[f64]) {
+    let mut i = 0;
+    for mut p in net.params_mut() {
+        for v in p.value.iter_mut() {
+            *v = T::of(theta[i]);
+            i += 1;
+        }
+    }
+    assert_eq!(i, theta.len(), "flat parameter vector of the wrong length");
 }

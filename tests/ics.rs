@@ -5,9 +5,9 @@ mod common;
 use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::ics::measure;
-use bn_lab::experiment::trainer::loss_and_grad;
 use bn_lab::model::Mlp;
 use bn_lab::optim::{Sgd, SgdConfig};
+use bn_lab::train::loss_and_grad;
 use common::{bn_lab_ok, has_fields, json, rejects, scratch};
 use ndarray::Array2;
 

@@ -245,7 +245,7 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
     let arm = &report.arms[0];
     // Rebuild the run by hand: same seed streams, same batches.
     let net_cfg = cfg.net(false);
-    let mut tr = bn_lab::experiment::trainer::Trainer::<f64>::new(&net_cfg, &cfg.setup());
+    let mut tr = bn_lab::train::Trainer::<f64>::new(&net_cfg, &cfg.setup());
     for p in arm.probes.iter().take(5) {
         let loss = tr.forward_backward();
         assert_eq!(loss.to_bits(), p.loss.0.to_bits());

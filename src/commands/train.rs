@@ -68,7 +68,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "K", default_value_t = 5)]
     pub diag_every: usize,
     /// A run diverges when its mini-batch loss exceeds this factor times its first one.
-    #[arg(long, default_value_t = 1e6)]
+    #[arg(long, default_value_t = crate::train::DIVERGENCE_FACTOR)]
     pub diverge_factor: f64,
     /// Learning rate whose per-layer diagnostics train_layers.png shows [default: the largest
     /// at which no configuration diverged, else the smallest].

@@ -24,12 +24,11 @@ use crate::data::Task;
 use crate::experiment::ToolInfo;
 use crate::experiment::grad_norms::{BnArms, fmt_num};
 use crate::experiment::landscape::{Progress, bn_label, net_title};
-use crate::experiment::trainer::{
-    self, TrainSetup, Trainer, finite_mean, finite_median, loss_and_grad,
-};
 use crate::float::Float;
 use crate::model::{Block, Mlp};
 use crate::stats::{Num, frobenius_norm};
+use crate::stats::{finite_mean, finite_median};
+use crate::train::{self, TrainSetup, Trainer, loss_and_grad};
 
 /// A validated `ics` configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -309,7 +308,7 @@ fn run_arm<T: Float>(cfg: &IcsConfig, bn: bool, progress: Progress) -> IcsArm {
     for step in 0..cfg.steps {
         let loss = tr.forward_backward();
         train_loss.push(Num(loss));
-        if trainer::diverged(loss, train_loss[0].0) {
+        if train::divergence(loss, train_loss[0].0, train::DIVERGENCE_FACTOR).is_some() {
             diverged_at = Some(step);
             progress((cfg.steps - step) as u64);
             break;

@@ -33,14 +33,14 @@ use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
 use crate::data::{self, Batch, Stream, Task};
 use crate::experiment::ToolInfo;
 use crate::experiment::grad_norms::{BnArms, fmt_num};
-use crate::experiment::trainer::{
-    self, TrainSetup, Trainer, dist, finite_median, grads_flat_into, loss_and_grad, max_nan,
-    min_nan, norm, params_flat, set_params_flat,
-};
 use crate::float::Float;
 use crate::model::{Mlp, Mode, ParamKind};
 use crate::ops;
 use crate::stats::{self, Num, nums};
+use crate::stats::{dist, finite_median, max_nan, min_nan, norm};
+use crate::train::{
+    self, TrainSetup, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat,
+};
 
 /// A validated `landscape` configuration: everything needed to reproduce the numbers.
 #[derive(Clone, Debug, Serialize)]
@@ -373,7 +373,7 @@ pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
 /// Probe the trainer's current point along its current gradient, on a copy of the network.
 fn probe<T: Float>(tr: &mut Trainer<T>, loss: f64, step_sizes: &[f64]) -> PathProbe {
     let theta = params_flat(&mut tr.net);
-    let g = trainer::grads_flat(&mut tr.net);
+    let g = train::grads_flat(&mut tr.net);
     let mut copy = tr.net.clone();
     let mut d_o = Array2::zeros(tr.y.dim());
     let (x, y) = (&tr.x, &tr.y);
@@ -394,7 +394,7 @@ fn run_arm<T: Float>(cfg: &LandscapeConfig, bn: bool, progress: Progress) -> Lan
     for step in 0..cfg.steps {
         let loss = tr.forward_backward();
         train_loss.push(Num(loss));
-        if trainer::diverged(loss, train_loss[0].0) {
+        if train::divergence(loss, train_loss[0].0, train::DIVERGENCE_FACTOR).is_some() {
             diverged_at = Some(step);
             progress((cfg.steps - step) as u64);
             break;

@@ -6,7 +6,6 @@ pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
 pub mod train;
-pub mod trainer;
 
 use serde::Serialize;
 

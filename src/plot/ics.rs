@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, title};
-use crate::experiment::trainer::{finite_mean, finite_median, max_nan, min_nan};
 use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
+use crate::stats::{finite_mean, finite_median, max_nan, min_nan};
 
 fn color(a: &IcsArm) -> plotters::style::RGBColor {
     if a.bn { COOL[0] } else { WARM[0] }
