@@ -325,7 +325,11 @@ where
             ))
             .map_err(|e| anyhow!("drawing guide: {e}"))?
             .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 30, y)], style));
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (12, 0)], style)
+                    + PathElement::new(vec![(18, 0), (30, 0)], style)
+            });
     }
     let (mut any_zero, mut any_bad) = (false, false);
     for s in &panel.series {
@@ -356,11 +360,20 @@ where
         flush(&mut run)?;
 
         let style = ShapeStyle::from(&color).stroke_width(3);
+        // A dashed series gets a dashed legend sample: three short strokes instead of one line.
+        let dashed = s.dashed;
         let legend_line = move |(x, y): (i32, i32)| {
-            PathElement::new(
-                vec![(x, y), (x + 30, y)],
-                ShapeStyle::from(&color).stroke_width(4),
-            )
+            let st = ShapeStyle::from(&color).stroke_width(4);
+            // Solid: three touching strokes; dashed: the same strokes with gaps.
+            let [a, b, c] = if dashed {
+                [(0, 7), (11, 19), (23, 30)]
+            } else {
+                [(0, 10), (10, 20), (20, 30)]
+            };
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(a.0, 0), (a.1, 0)], st)
+                + PathElement::new(vec![(b.0, 0), (b.1, 0)], st)
+                + PathElement::new(vec![(c.0, 0), (c.1, 0)], st)
         };
         let mut labelled = false;
         for seg in segments(&s.points, log) {
