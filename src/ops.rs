@@ -4,11 +4,11 @@
 //! Shapes are row-major `(batch, features)`. Reductions over the batch are
 //! accumulated in `f64`.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
 use crate::config::Activation;
 use crate::float::Float;
+use crate::parallel::gemm;
 
 // ---------------------------------------------------------------- linear
 
@@ -24,7 +24,7 @@ pub fn linear_forward<T: Float>(
     for mut row in z.rows_mut() {
         row.assign(&b);
     }
-    general_mat_mul(T::one(), &x, &w, T::one(), &mut z);
+    gemm(T::one(), &x, &w, T::one(), &mut z);
 }
 
 /// Gradients of `z = x W + b` given `dz = dL/dz`:
@@ -41,25 +41,32 @@ pub fn linear_backward<T: Float>(
     db: ArrayViewMut1<T>,
     dx: Option<(ArrayViewMut2<T>, bool)>,
 ) {
-    general_mat_mul(T::one(), &x.t(), &dz, T::zero(), &mut dw);
+    gemm(T::one(), &x.t(), &dz, T::zero(), &mut dw);
     sum_rows_into(dz, db);
     if let Some((mut dx, accumulate_dx)) = dx {
         let beta = if accumulate_dx { T::one() } else { T::zero() };
-        general_mat_mul(T::one(), &dz, &w.t(), beta, &mut dx);
+        gemm(T::one(), &dz, &w.t(), beta, &mut dx);
     }
 }
 
-/// `out[j] = sum_i m[i, j]`, accumulated in f64.
+/// `out[j] = sum_i m[i, j]`, accumulated in f64 (in blocks of columns on the stack: no allocation).
 pub fn sum_rows_into<T: Float>(m: ArrayView2<T>, mut out: ArrayViewMut1<T>) {
-    let mut acc = vec![0.0f64; m.ncols()];
-    for row in m.rows() {
-        for (a, &v) in acc.iter_mut().zip(row.iter()) {
-            *a += v.f64();
+    const BLOCK: usize = 64;
+    let n = m.ncols();
+    let mut acc = [0.0f64; BLOCK];
+    for c0 in (0..n).step_by(BLOCK) {
+        let c1 = (c0 + BLOCK).min(n);
+        let acc = &mut acc[..c1 - c0];
+        acc.fill(0.0);
+        for row in m.slice(ndarray::s![.., c0..c1]).rows() {
+            for (a, &v) in acc.iter_mut().zip(row.iter()) {
+                *a += v.f64();
+            }
+        }
+        for (o, &a) in out.slice_mut(ndarray::s![c0..c1]).iter_mut().zip(acc.iter()) {
+            *o = T::of(a);
         }
     }
-    Zip::from(&mut out)
-        .and(&ndarray::ArrayView1::from(&acc[..]))
-        .for_each(|o, &a| *o = T::of(a));
 }
 
 // ----------------------------------------------------------- activations
@@ -284,6 +291,304 @@ pub fn scale_columns_f64_inplace<T: Float>(mut d: ArrayViewMut2<T>, s: &[f64]) {
     for mut row in d.rows_mut() {
         for (v, &s) in row.iter_mut().zip(s) {
             *v = T::of(v.f64() * s);
+        }
+    }
+}
+
+// ------------------------------------------------------- fused block passes
+//
+// What the model runs. Each pass reads and writes whole rows of a `(batch, c)` column block
+// once, doing several steps of the math per row while the row sits in L1 cache, and adds
+// per-column sums into f64 accumulators (`acc_j += ...`, never reset here). Every pass is
+// column-local, so `parallel::par_cols` can hand disjoint column blocks to threads and the
+// result does not depend on how the columns were cut. Views must have contiguous rows
+// (inner stride 1), as the model's own buffers and their column blocks do.
+
+/// Rows of `x` as slices.
+#[inline]
+fn rows<'a, T>(x: &'a ArrayView2<'_, T>) -> impl Iterator<Item = &'a [T]> + 'a {
+    x.rows()
+        .into_iter()
+        .map(|r| r.to_slice().expect("kernel buffers have contiguous rows"))
+}
+
+/// Rows of `x` as mutable slices.
+#[inline]
+fn rows_mut<'a, T>(x: &'a mut ArrayViewMut2<'_, T>) -> impl Iterator<Item = &'a mut [T]> + 'a {
+    x.rows_mut()
+        .into_iter()
+        .map(|r| r.into_slice().expect("kernel buffers have contiguous rows"))
+}
+
+/// `acc_j += sum_i x_ij` (f64). `x: (N, c)`, `acc: (c)`.
+pub fn add_col_sums<T: Float>(x: ArrayView2<T>, acc: &mut [f64]) {
+    for row in rows(&x) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v.f64();
+        }
+    }
+}
+
+/// `acc_j += sum_i (x_ij - shift_j)^2` (f64): the second pass of a two-pass variance.
+/// `x: (N, c)`; `shift, acc: (c)`.
+pub fn add_col_sq_dev<T: Float>(x: ArrayView2<T>, shift: &[f64], acc: &mut [f64]) {
+    for row in rows(&x) {
+        for ((a, &v), &m) in acc.iter_mut().zip(row).zip(shift) {
+            let d = v.f64() - m;
+            *a += d * d;
+        }
+    }
+}
+
+/// `a = act(z + b)` in place (`z` becomes `a`); when given, `sums_j += sum_i a_ij` (f64) and
+/// `h = h_in + a` (a skip connection). `z, h_in, h: (N, c)`; `b, sums: (c)`.
+#[allow(clippy::type_complexity)]
+pub fn bias_act_forward<T: Float>(
+    act: Activation,
+    mut z: ArrayViewMut2<T>,
+    b: &[T],
+    mut sums: Option<&mut [f64]>,
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    let mut skip = skip;
+    let mut skip_rows = skip
+        .as_mut()
+        .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
+    for row in rows_mut(&mut z) {
+        for (v, &b) in row.iter_mut().zip(b) {
+            *v = act_scalar(act, *v + b);
+        }
+        if let Some(sums) = sums.as_deref_mut() {
+            for (s, &v) in sums.iter_mut().zip(row.iter()) {
+                *s += v.f64();
+            }
+        }
+        if let Some((h_in, h)) = skip_rows.as_mut() {
+            let h_in = h_in.next().expect("same rows");
+            let h = h.next().expect("same rows");
+            let (h_in, h) = (
+                h_in.to_slice().expect("contiguous rows"),
+                h.into_slice().expect("contiguous rows"),
+            );
+            for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(row.iter()) {
+                *h = a + x;
+            }
+        }
+    }
+}
+
+/// BatchNorm before the activation, after its statistics are known:
+/// `x_hat = (z - shift) * inv_std` in place (`zx` holds `z` on entry and `x_hat` on exit),
+/// `a = act(gamma * x_hat + beta)`, and `h = h_in + a` when `skip` is given.
+/// `zx, a, h_in, h: (N, c)`; `shift, inv_std, gamma, beta: (c)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_pre_forward<T: Float>(
+    act: Activation,
+    mut zx: ArrayViewMut2<T>,
+    mut a: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    let mut skip = skip;
+    let mut skip_rows = skip
+        .as_mut()
+        .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
+    for (xh, a) in rows_mut(&mut zx).zip(rows_mut(&mut a)) {
+        for ((v, &m), &s) in xh.iter_mut().zip(shift).zip(inv_std) {
+            *v = T::of((v.f64() - m) * s);
+        }
+        for (((a, &x), &g), &b) in a.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+            *a = act_scalar(act, g * x + b);
+        }
+        if let Some((h_in, h)) = skip_rows.as_mut() {
+            let h_in = h_in.next().expect("same rows");
+            let h = h.next().expect("same rows");
+            let (h_in, h) = (
+                h_in.to_slice().expect("contiguous rows"),
+                h.into_slice().expect("contiguous rows"),
+            );
+            for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(a.iter()) {
+                *h = a + x;
+            }
+        }
+    }
+}
+
+/// BatchNorm after the activation, after its statistics are known:
+/// `x_hat = (a - shift) * inv_std` into `x_hat`, and, when `h` is given,
+/// `h = gamma * x_hat + beta` (plus `h_in` when given: a skip connection).
+/// `a, x_hat, h, h_in: (N, c)`; `shift, inv_std, gamma, beta: (c)`.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn bn_post_forward<T: Float>(
+    a: ArrayView2<T>,
+    mut x_hat: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    h: Option<(ArrayViewMut2<T>, Option<ArrayView2<T>>)>,
+) {
+    let mut h = h;
+    let mut h_rows = h.as_mut().map(|(h, h_in)| {
+        (
+            h.rows_mut().into_iter(),
+            h_in.as_ref().map(|x| x.rows().into_iter()),
+        )
+    });
+    for (a, xh) in rows(&a).zip(rows_mut(&mut x_hat)) {
+        for (((v, &a), &m), &s) in xh.iter_mut().zip(a).zip(shift).zip(inv_std) {
+            *v = T::of((a.f64() - m) * s);
+        }
+        if let Some((h, h_in)) = h_rows.as_mut() {
+            let h = h
+                .next()
+                .expect("same rows")
+                .into_slice()
+                .expect("contiguous rows");
+            for (((h, &x), &g), &b) in h.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+                *h = g * x + b;
+            }
+            if let Some(h_in) = h_in.as_mut() {
+                let h_in = h_in.next().expect("same rows");
+                for (h, &x) in h.iter_mut().zip(h_in.to_slice().expect("contiguous rows")) {
+                    *h += x;
+                }
+            }
+        }
+    }
+}
+
+/// Backward through `a = act(z + b)` (no BatchNorm): `dz = dh * act'(a)`, `db_j += sum_i dz_ij`
+/// and `sq_j += sum_i dh_ij^2` (f64, for `||dL/dh||`), and `copy = dh` when given (the identity
+/// path of a skip connection). `dh, a, dz, copy: (N, c)`; `db, sq: (c)`.
+pub fn act_backward_fused<T: Float>(
+    act: Activation,
+    dh: ArrayView2<T>,
+    a: ArrayView2<T>,
+    mut dz: ArrayViewMut2<T>,
+    db: &mut [f64],
+    sq: &mut [f64],
+    copy: Option<ArrayViewMut2<T>>,
+) {
+    let mut copy = copy;
+    let mut copy_rows = copy.as_mut().map(|c| c.rows_mut().into_iter());
+    for ((dh, a), dz) in rows(&dh).zip(rows(&a)).zip(rows_mut(&mut dz)) {
+        for ((dz, &d), &a) in dz.iter_mut().zip(dh).zip(a) {
+            *dz = d * act_grad_from_output(act, a);
+        }
+        for ((s, q), (&d, &g)) in db.iter_mut().zip(sq.iter_mut()).zip(dz.iter().zip(dh)) {
+            *s += d.f64();
+            *q += g.f64() * g.f64();
+        }
+        if let Some(c) = copy_rows.as_mut() {
+            let c = c.next().expect("same rows");
+            c.into_slice().expect("contiguous rows").copy_from_slice(dh);
+        }
+    }
+}
+
+/// First backward pass through BatchNorm: `dy = dL/dy` where `y = gamma x_hat + beta` is BN's
+/// output, that is `dy = dh * act'(a)` for BN before the activation (`act` given) and `dy = dh`
+/// after it; `s_dy_j += sum_i dy_ij`, `s_dyx_j += sum_i dy_ij x_hat_ij`, `sq_j += sum_i dh_ij^2`
+/// (all f64), and `copy = dh` when given (a skip connection's identity path).
+/// `dh, a, x_hat, dy, copy: (N, c)`; `s_dy, s_dyx, sq: (c)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_sums<T: Float>(
+    act: Option<(Activation, ArrayView2<T>)>,
+    dh: ArrayView2<T>,
+    x_hat: ArrayView2<T>,
+    mut dy: ArrayViewMut2<T>,
+    s_dy: &mut [f64],
+    s_dyx: &mut [f64],
+    sq: &mut [f64],
+    copy: Option<ArrayViewMut2<T>>,
+) {
+    let mut copy = copy;
+    let mut copy_rows = copy.as_mut().map(|c| c.rows_mut().into_iter());
+    let mut act_rows = act.as_ref().map(|(act, a)| (*act, a.rows().into_iter()));
+    for ((dh, xh), dy) in rows(&dh).zip(rows(&x_hat)).zip(rows_mut(&mut dy)) {
+        match act_rows.as_mut() {
+            Some((act, a_rows)) => {
+                let a = a_rows
+                    .next()
+                    .expect("same rows")
+                    .to_slice()
+                    .expect("contiguous rows");
+                let act = *act;
+                for ((y, &d), &a) in dy.iter_mut().zip(dh).zip(a) {
+                    *y = d * act_grad_from_output(act, a);
+                }
+            }
+            None => dy.copy_from_slice(dh),
+        }
+        for ((((s, sx), q), (&y, &x)), &g) in s_dy
+            .iter_mut()
+            .zip(s_dyx.iter_mut())
+            .zip(sq.iter_mut())
+            .zip(dy.iter().zip(xh))
+            .zip(dh)
+        {
+            let y = y.f64();
+            *s += y;
+            *sx += y * x.f64();
+            *q += g.f64() * g.f64();
+        }
+        if let Some(c) = copy_rows.as_mut() {
+            let c = c.next().expect("same rows");
+            c.into_slice().expect("contiguous rows").copy_from_slice(dh);
+        }
+    }
+}
+
+/// Second backward pass through BatchNorm, in place on `d` (`dy` on entry, `dL/dz` on exit).
+/// With batch statistics (train mode):
+///
+/// `dx = k * (dy - mean_i(dy) - x_hat * mean_i(dy x_hat))`, `k = gamma * inv_std`,
+///
+/// (the closed form of the gradient through the batch mean and biased variance; `m_dy` and
+/// `m_dyx` are those two means), and `dx = k * dy` with running statistics (eval mode). For BN
+/// after the activation (`post_act` given), `dz = dx * act'(a)`, else `dz = dx`. Then
+/// `db_j += sum_i dz_ij` (f64). `d, x_hat, a: (N, c)`; `k, m_dy, m_dyx, db: (c)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_apply<T: Float>(
+    mut d: ArrayViewMut2<T>,
+    x_hat: ArrayView2<T>,
+    k: &[f64],
+    m_dy: &[f64],
+    m_dyx: &[f64],
+    batch_stats: bool,
+    post_act: Option<(Activation, ArrayView2<T>)>,
+    db: &mut [f64],
+) {
+    let mut act_rows = post_act
+        .as_ref()
+        .map(|(act, a)| (*act, a.rows().into_iter()));
+    for (d, xh) in rows_mut(&mut d).zip(rows(&x_hat)) {
+        if batch_stats {
+            for ((((v, &x), &k), &m), &mx) in d.iter_mut().zip(xh).zip(k).zip(m_dy).zip(m_dyx) {
+                *v = T::of(k * (v.f64() - m - x.f64() * mx));
+            }
+        } else {
+            for (v, &k) in d.iter_mut().zip(k) {
+                *v = T::of(k * v.f64());
+            }
+        }
+        if let Some((act, a_rows)) = act_rows.as_mut() {
+            let a = a_rows
+                .next()
+                .expect("same rows")
+                .to_slice()
+                .expect("contiguous rows");
+            let act = *act;
+            for (v, &a) in d.iter_mut().zip(a) {
+                *v *= act_grad_from_output(act, a);
+            }
+        }
+        for (s, &v) in db.iter_mut().zip(d.iter()) {
+            *s += v.f64();
         }
     }
 }

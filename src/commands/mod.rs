@@ -1,6 +1,7 @@
 //! The CLI's commands: turn parsed arguments into validated configs once, run the experiment,
 //! write its files and print its summary.
 
+pub mod bench;
 pub mod grad_norms;
 pub mod gradcheck;
 
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::GradNorms(args) => grad_norms::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
 
