@@ -273,17 +273,18 @@ impl<T: Float> Block<T> {
         let c = &mut self.cache;
         let (w, b) = (
             self.linear.w.view(),
-            self.linear.b.as_slice().expect("owned arrays are contiguous"),
+            self.linear
+                .b
+                .as_slice()
+                .expect("owned arrays are contiguous"),
         );
         match (&mut self.bn, self.placement) {
             (None, _) => {
                 gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
                 let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
-                par_cols(
-                    (c.a.view_mut(), b, skip_io),
-                    rows,
-                    &|(a, b, skip_io)| ops::bias_act_forward(act, a, b, None, skip_io),
-                );
+                par_cols((c.a.view_mut(), b, skip_io), rows, &|(a, b, skip_io)| {
+                    ops::bias_act_forward(act, a, b, None, skip_io)
+                });
             }
             (Some(bn), Placement::Pre) => {
                 // z = h W (without the bias) goes into x_hat's buffer and is standardised in
@@ -416,10 +417,16 @@ impl<T: Float> Block<T> {
                 }
                 let n = rows as f64;
                 let (gamma, _) = bn.scale_shift();
-                for j in 0..acc.k.len() {
-                    acc.k[j] = gamma[j].f64() * bn.inv_std[j];
-                    acc.s_dy[j] /= n;
-                    acc.s_dyx[j] /= n;
+                for (((k, &g), &is), (m, mx)) in acc
+                    .k
+                    .iter_mut()
+                    .zip(gamma)
+                    .zip(&bn.inv_std)
+                    .zip(acc.s_dy.iter_mut().zip(acc.s_dyx.iter_mut()))
+                {
+                    *k = g.f64() * is;
+                    *m /= n;
+                    *mx /= n;
                 }
                 let batch_stats = bn.batch_stats;
                 par_cols(
@@ -452,7 +459,13 @@ impl<T: Float> Block<T> {
         for (db, &s) in lin.db.iter_mut().zip(&acc.db) {
             *db = T::of(s);
         }
-        gemm(T::one(), &h_in.t(), &dz.view(), T::zero(), &mut lin.dw.view_mut());
+        gemm(
+            T::one(),
+            &h_in.t(),
+            &dz.view(),
+            T::zero(),
+            &mut lin.dw.view_mut(),
+        );
         if let Some(mut d) = dh_in {
             let beta = if self.skip { T::one() } else { T::zero() };
             gemm(T::one(), &dz.view(), &lin.w.t(), beta, &mut d);

@@ -63,7 +63,11 @@ pub fn sum_rows_into<T: Float>(m: ArrayView2<T>, mut out: ArrayViewMut1<T>) {
                 *a += v.f64();
             }
         }
-        for (o, &a) in out.slice_mut(ndarray::s![c0..c1]).iter_mut().zip(acc.iter()) {
+        for (o, &a) in out
+            .slice_mut(ndarray::s![c0..c1])
+            .iter_mut()
+            .zip(acc.iter())
+        {
             *o = T::of(a);
         }
     }
@@ -304,6 +308,50 @@ pub fn scale_columns_f64_inplace<T: Float>(mut d: ArrayViewMut2<T>, s: &[f64]) {
 // result does not depend on how the columns were cut. Views must have contiguous rows
 // (inner stride 1), as the model's own buffers and their column blocks do.
 
+/// Activations as compile-time constants, so that each pass is compiled once per activation
+/// and its element loop holds no per-element `match` (which would stop vectorisation).
+const ACTS: [Activation; 5] = Activation::ALL;
+
+/// `act(x)` for the activation `ACTS[A]`, resolved at compile time.
+#[inline(always)]
+fn act_k<T: Float, const A: usize>(x: T) -> T {
+    act_scalar(ACTS[A], x)
+}
+
+/// `act'` from the output, for the activation `ACTS[A]`, resolved at compile time.
+#[inline(always)]
+fn grad_k<T: Float, const A: usize>(a: T) -> T {
+    act_grad_from_output(ACTS[A], a)
+}
+
+/// Evaluate `$e` with `$A` bound to the index of `$act` in [`Activation::ALL`] as a constant.
+macro_rules! per_act {
+    ($act:expr, $A:ident => $e:expr) => {
+        match $act {
+            Activation::Sigmoid => {
+                const $A: usize = 0;
+                $e
+            }
+            Activation::Tanh => {
+                const $A: usize = 1;
+                $e
+            }
+            Activation::Relu => {
+                const $A: usize = 2;
+                $e
+            }
+            Activation::LeakyRelu => {
+                const $A: usize = 3;
+                $e
+            }
+            Activation::Linear => {
+                const $A: usize = 4;
+                $e
+            }
+        }
+    };
+}
+
 /// Rows of `x` as slices.
 #[inline]
 fn rows<'a, T>(x: &'a ArrayView2<'_, T>) -> impl Iterator<Item = &'a [T]> + 'a {
@@ -318,6 +366,26 @@ fn rows_mut<'a, T>(x: &'a mut ArrayViewMut2<'_, T>) -> impl Iterator<Item = &'a 
     x.rows_mut()
         .into_iter()
         .map(|r| r.into_slice().expect("kernel buffers have contiguous rows"))
+}
+
+/// `out = d * act'(a)` for one row.
+#[inline]
+fn mul_act_grad_row<T: Float>(act: Activation, out: &mut [T], d: &[T], a: &[T]) {
+    per_act!(act, A => {
+        for ((o, &d), &a) in out.iter_mut().zip(d).zip(a) {
+            *o = d * grad_k::<T, A>(a);
+        }
+    })
+}
+
+/// `d *= act'(a)` for one row.
+#[inline]
+fn mul_act_grad_row_inplace<T: Float>(act: Activation, d: &mut [T], a: &[T]) {
+    per_act!(act, A => {
+        for (v, &a) in d.iter_mut().zip(a) {
+            *v *= grad_k::<T, A>(a);
+        }
+    })
 }
 
 /// `acc_j += sum_i x_ij` (f64). `x: (N, c)`, `acc: (c)`.
@@ -347,6 +415,17 @@ pub fn bias_act_forward<T: Float>(
     act: Activation,
     mut z: ArrayViewMut2<T>,
     b: &[T],
+    sums: Option<&mut [f64]>,
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    per_act!(act, A => bias_act_forward_k::<T, A>(z.view_mut(), b, sums, skip))
+}
+
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn bias_act_forward_k<T: Float, const A: usize>(
+    mut z: ArrayViewMut2<T>,
+    b: &[T],
     mut sums: Option<&mut [f64]>,
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
 ) {
@@ -356,7 +435,7 @@ pub fn bias_act_forward<T: Float>(
         .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
     for row in rows_mut(&mut z) {
         for (v, &b) in row.iter_mut().zip(b) {
-            *v = act_scalar(act, *v + b);
+            *v = act_k::<T, A>(*v + b);
         }
         if let Some(sums) = sums.as_deref_mut() {
             for (s, &v) in sums.iter_mut().zip(row.iter()) {
@@ -392,6 +471,28 @@ pub fn bn_pre_forward<T: Float>(
     beta: &[T],
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
 ) {
+    per_act!(act, A => bn_pre_forward_k::<T, A>(
+        zx.view_mut(),
+        a.view_mut(),
+        shift,
+        inv_std,
+        gamma,
+        beta,
+        skip
+    ))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bn_pre_forward_k<T: Float, const A: usize>(
+    mut zx: ArrayViewMut2<T>,
+    mut a: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
     let mut skip = skip;
     let mut skip_rows = skip
         .as_mut()
@@ -401,7 +502,7 @@ pub fn bn_pre_forward<T: Float>(
             *v = T::of((v.f64() - m) * s);
         }
         for (((a, &x), &g), &b) in a.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
-            *a = act_scalar(act, g * x + b);
+            *a = act_k::<T, A>(g * x + b);
         }
         if let Some((h_in, h)) = skip_rows.as_mut() {
             let h_in = h_in.next().expect("same rows");
@@ -473,11 +574,23 @@ pub fn act_backward_fused<T: Float>(
     sq: &mut [f64],
     copy: Option<ArrayViewMut2<T>>,
 ) {
+    per_act!(act, A => act_backward_fused_k::<T, A>(dh, a, dz.view_mut(), db, sq, copy))
+}
+
+#[inline(always)]
+fn act_backward_fused_k<T: Float, const A: usize>(
+    dh: ArrayView2<T>,
+    a: ArrayView2<T>,
+    mut dz: ArrayViewMut2<T>,
+    db: &mut [f64],
+    sq: &mut [f64],
+    copy: Option<ArrayViewMut2<T>>,
+) {
     let mut copy = copy;
     let mut copy_rows = copy.as_mut().map(|c| c.rows_mut().into_iter());
     for ((dh, a), dz) in rows(&dh).zip(rows(&a)).zip(rows_mut(&mut dz)) {
         for ((dz, &d), &a) in dz.iter_mut().zip(dh).zip(a) {
-            *dz = d * act_grad_from_output(act, a);
+            *dz = d * grad_k::<T, A>(a);
         }
         for ((s, q), (&d, &g)) in db.iter_mut().zip(sq.iter_mut()).zip(dz.iter().zip(dh)) {
             *s += d.f64();
@@ -517,10 +630,7 @@ pub fn bn_backward_sums<T: Float>(
                     .expect("same rows")
                     .to_slice()
                     .expect("contiguous rows");
-                let act = *act;
-                for ((y, &d), &a) in dy.iter_mut().zip(dh).zip(a) {
-                    *y = d * act_grad_from_output(act, a);
-                }
+                mul_act_grad_row(*act, dy, dh, a);
             }
             None => dy.copy_from_slice(dh),
         }
@@ -582,10 +692,7 @@ pub fn bn_backward_apply<T: Float>(
                 .expect("same rows")
                 .to_slice()
                 .expect("contiguous rows");
-            let act = *act;
-            for (v, &a) in d.iter_mut().zip(a) {
-                *v *= act_grad_from_output(act, a);
-            }
+            mul_act_grad_row_inplace(*act, d, a);
         }
         for (s, &v) in db.iter_mut().zip(d.iter()) {
             *s += v.f64();

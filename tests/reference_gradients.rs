@@ -2,6 +2,8 @@
 //! straightforward reference written here with plain ndarray `.dot()` in f64: same outputs,
 //! same gradients, same running statistics, to within rounding.
 
+#![allow(clippy::op_ref)] // `&a * &b` reads as the math and keeps every operand borrowed.
+
 use bn_lab::config::{Activation, BnConfig, Init, NetConfig, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
@@ -184,10 +186,7 @@ fn reference(
                     Placement::Post => dh.clone(),
                 };
                 if blk.gamma.is_some() {
-                    bn_grads = Some((
-                        (&dy * &f.x_hat).sum_axis(Axis(0)),
-                        dy.sum_axis(Axis(0)),
-                    ));
+                    bn_grads = Some(((&dy * &f.x_hat).sum_axis(Axis(0)), dy.sum_axis(Axis(0))));
                 }
                 let dxh = match &blk.gamma {
                     Some(g) => &dy * &row(g),
@@ -211,7 +210,7 @@ fn reference(
         let db = dz.sum_axis(Axis(0));
         let mut dprev = dz.dot(&blk.w.t());
         if blk.skip {
-            dprev = dprev + &dh;
+            dprev += &dh;
         }
         per_block.push((dw, db, bn_grads));
         dh = dprev;
@@ -341,7 +340,11 @@ fn check(cfg: &NetConfig, batch: usize, mode: Mode, threads: usize, tol: f64) ->
     }
     for (blk, rr) in net.blocks.iter().zip(&r.running) {
         if let (Some(bn), Some((rm, rv))) = (&blk.bn, rr) {
-            let e1 = rel_err(&row(&bn.running_mean).to_owned(), &row(rm).to_owned(), 1e-12);
+            let e1 = rel_err(
+                &row(&bn.running_mean).to_owned(),
+                &row(rm).to_owned(),
+                1e-12,
+            );
             let e2 = rel_err(&row(&bn.running_var).to_owned(), &row(rv).to_owned(), 1e-12);
             assert!(e1 < tol && e2 < tol, "running statistics differ: {what}");
         }
@@ -366,7 +369,10 @@ fn check(cfg: &NetConfig, batch: usize, mode: Mode, threads: usize, tol: f64) ->
 /// Norm of the weight gradient of the layer that `grads[i]` belongs to (params_mut order:
 /// weight, bias[, gamma, beta] per layer; weights are the 2-D tensors with more than one row).
 fn weight_grad_norm(grads: &[Array2<f64>], i: usize) -> f64 {
-    let w = (0..=i).rev().find(|&j| grads[j].nrows() > 1).expect("a weight first");
+    let w = (0..=i)
+        .rev()
+        .find(|&j| grads[j].nrows() > 1)
+        .expect("a weight first");
     grads[w].mapv(|v| v * v).sum().sqrt()
 }
 
