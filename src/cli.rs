@@ -114,6 +114,10 @@ pub struct GradNormsArgs {
     /// Write the JSON results to stdout instead of the table (files are still written).
     #[arg(long)]
     pub json: bool,
+    /// Threads for the configurations run side by side and for each network's matrix
+    /// products and BatchNorm/activation passes [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
