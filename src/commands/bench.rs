@@ -7,6 +7,9 @@ use crate::commands::{STANDARD, print};
 use crate::experiment::bench::{self, BenchConfig};
 use crate::parallel;
 
+/// Largest `--ceiling-size`: three 4096^2 f64 matrices are 400 MB.
+const MAX_CEILING_SIZE: usize = 4096;
+
 /// Validate the flags into a config (the network and its memory are checked before anything runs).
 pub fn config(args: &BenchArgs) -> Result<BenchConfig> {
     if args.steps == 0 {
@@ -15,8 +18,11 @@ pub fn config(args: &BenchArgs) -> Result<BenchConfig> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1 (got 0)");
     }
-    if args.ceiling_size == 0 {
-        bail!("--ceiling-size must be at least 1 (got 0)");
+    if !(1..=MAX_CEILING_SIZE).contains(&args.ceiling_size) {
+        bail!(
+            "--ceiling-size must be between 1 and {MAX_CEILING_SIZE} (got {})",
+            args.ceiling_size
+        );
     }
     let net = args
         .net
