@@ -48,6 +48,9 @@ pub enum Command {
     /// or leave ReLU units dead or linear, before and after training, and which fits better.
     /// Writes nonlinearity.png, nonlinearity_hist.png and nonlinearity.json.
     Nonlinearity(crate::commands::nonlinearity::NonlinearityArgs),
+    /// Time one forward+backward pass (median after warm-up) and compare its speed with a
+    /// matrix-multiply ceiling measured on the spot. Prints only; writes no files.
+    Bench(BenchArgs),
 }
 
 /// Network and data flags shared by every experiment.
@@ -131,6 +134,10 @@ pub struct GradNormsArgs {
     /// Write the JSON results to stdout instead of the table (files are still written).
     #[arg(long)]
     pub json: bool,
+    /// Threads for the configurations run side by side and for each network's matrix
+    /// products and BatchNorm/activation passes [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +259,39 @@ pub struct IcsArgs {
     #[arg(long, default_value = "bn-lab-out")]
     pub out: PathBuf,
     /// Write the JSON results to stdout instead of the summary (files are still written).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bench` takes the network flags of `grad-norms`, with ReLU and He init as defaults (the
+/// setting of the PyTorch figures in the README).
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he"))
+)]
+pub struct BenchArgs {
+    /// Number of hidden layers.
+    #[arg(long, default_value_t = 50)]
+    pub depth: usize,
+    /// BatchNorm on or off.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub bn: OnOff,
+    /// Threads for matrix products and BatchNorm/activation kernels [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed forward+backward steps; the median is reported.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps run first (buffers allocated, caches warm).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Side n of the n x n x n matrix product timed as the speed ceiling.
+    #[arg(long, default_value_t = 512)]
+    pub ceiling_size: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Print one JSON object (median_ms, gflops, ceiling_gflops, ...) instead of the summary.
     #[arg(long)]
     pub json: bool,
 }

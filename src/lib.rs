@@ -17,6 +17,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod output;
+pub mod parallel;
 pub mod plot;
 pub mod stats;
 pub mod train;

@@ -14,14 +14,14 @@
 //! [`Mlp::backward`] overwrites (does not accumulate) every gradient.
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Zip};
-use ndarray_rand::RandomExt;
-use ndarray_rand::rand_distr::StandardNormal;
+use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use rand::Rng;
 use serde::Serialize;
 
 use crate::config::{Activation, BnConfig, Init, NetConfig, Placement};
 use crate::float::Float;
 use crate::ops;
+use crate::parallel::{gemm, par_cols};
 
 /// Whether BatchNorm normalises with the batch's statistics (and updates its running
 /// statistics) or with the running statistics.
@@ -59,8 +59,11 @@ impl<T: Float> Linear<T> {
     /// the same seed hold the same numbers up to rounding), biases 0.
     pub fn new<R: Rng>(fan_in: usize, fan_out: usize, init: Init, rng: &mut R) -> Self {
         let std = init.std(fan_in, fan_out);
-        let w = Array2::<f64>::random_using((fan_in, fan_out), StandardNormal, rng)
-            .mapv(|v| T::of(v * std));
+        // Row-major draws, as `Array2::<f64>::random_using(..).mapv(..)` would make them.
+        let w = Array2::from_shape_simple_fn((fan_in, fan_out), || {
+            let v: f64 = StandardNormal.sample(rng);
+            T::of(v * std)
+        });
         Linear {
             w,
             b: Array1::zeros(fan_out),
@@ -100,8 +103,13 @@ pub struct BatchNorm<T> {
     pub inv_std: Vec<f64>,
     /// Whether the last forward used batch statistics (train mode).
     batch_stats: bool,
-    scratch_a: Vec<f64>,
-    scratch_b: Vec<f64>,
+    /// What the forward subtracts from the matrix product before scaling by `inv_std`: `mean`
+    /// minus the bias for BN before the activation (the bias is folded in, never added), `mean`
+    /// after it.
+    shift: Vec<f64>,
+    /// Stand-ins for gamma and beta without scale/shift (`1 * x + 0 = x` exactly).
+    ones: Vec<T>,
+    zeros: Vec<T>,
 }
 
 impl<T: Float> BatchNorm<T> {
@@ -122,63 +130,62 @@ impl<T: Float> BatchNorm<T> {
             var: vec![0.0; n],
             inv_std: vec![0.0; n],
             batch_stats: false,
-            scratch_a: vec![0.0; n],
-            scratch_b: vec![0.0; n],
+            shift: vec![0.0; n],
+            ones: vec![T::one(); n],
+            zeros: vec![T::zero(); n],
         }
     }
 
-    /// Fill `mean`/`inv_std` for normalising `x: (N, n)` in `mode`, updating running statistics in train mode.
-    fn prepare(&mut self, x: ArrayView2<T>, mode: Mode) {
-        match mode {
-            Mode::Train => {
-                ops::batch_mean_var(x, &mut self.mean, &mut self.var);
-                let n = x.nrows() as f64;
-                let m = self.momentum;
-                let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-                for j in 0..self.mean.len() {
-                    self.inv_std[j] = 1.0 / (self.var[j] + self.eps).sqrt();
-                    self.running_mean[j] =
-                        T::of((1.0 - m) * self.running_mean[j].f64() + m * self.mean[j]);
-                    self.running_var[j] =
-                        T::of((1.0 - m) * self.running_var[j].f64() + m * self.var[j] * unbias);
-                }
-                self.batch_stats = true;
-            }
-            Mode::Eval => {
-                for j in 0..self.mean.len() {
-                    self.mean[j] = self.running_mean[j].f64();
-                    self.var[j] = self.running_var[j].f64();
-                    self.inv_std[j] = 1.0 / (self.var[j] + self.eps).sqrt();
-                }
-                self.batch_stats = false;
-            }
+    /// `(gamma, beta)`, or ones and zeros without scale/shift.
+    fn scale_shift(&self) -> (&[T], &[T]) {
+        match &self.affine {
+            Some(ss) => (
+                ss.gamma.as_slice().expect("owned arrays are contiguous"),
+                ss.beta.as_slice().expect("owned arrays are contiguous"),
+            ),
+            None => (&self.ones, &self.zeros),
         }
     }
 
-    /// On entry `d = dL/dy` (`y` the BN output), on exit `d = dL/dx`; fills `dgamma`, `dbeta`.
-    fn backward_inplace(&mut self, x_hat: ArrayView2<T>, mut d: ArrayViewMut2<T>) {
-        if let Some(ss) = &mut self.affine {
-            ops::scale_shift_param_grads(
-                d.view(),
-                x_hat,
-                ss.dgamma.view_mut(),
-                ss.dbeta.view_mut(),
-                &mut self.scratch_a,
-                &mut self.scratch_b,
-            );
-            ops::scale_columns_inplace(d.view_mut(), ss.gamma.view());
+    /// Batch statistics of `x: (N, n)` plus a per-column `bias` not yet added to it (train
+    /// mode): `mean = mean_i(x) + bias`, biased `var`, `inv_std`, `shift = mean_i(x)`; updates the
+    /// running statistics. Two passes over `x`, in f64.
+    fn batch_stats_of(&mut self, x: ArrayView2<T>, bias: Option<&[T]>) {
+        let rows = x.nrows();
+        let n = rows as f64;
+        self.shift.fill(0.0);
+        par_cols((x.view(), &mut self.shift[..]), rows, &|(x, acc)| {
+            ops::add_col_sums(x, acc)
+        });
+        self.shift.iter_mut().for_each(|s| *s /= n);
+        self.var.fill(0.0);
+        par_cols(
+            (x.view(), &self.shift[..], &mut self.var[..]),
+            rows,
+            &|(x, shift, acc)| ops::add_col_sq_dev(x, shift, acc),
+        );
+        let m = self.momentum;
+        let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        for j in 0..self.mean.len() {
+            self.var[j] /= n;
+            self.mean[j] = self.shift[j] + bias.map_or(0.0, |b| b[j].f64());
+            self.inv_std[j] = 1.0 / (self.var[j] + self.eps).sqrt();
+            self.running_mean[j] = T::of((1.0 - m) * self.running_mean[j].f64() + m * self.mean[j]);
+            self.running_var[j] =
+                T::of((1.0 - m) * self.running_var[j].f64() + m * self.var[j] * unbias);
         }
-        if self.batch_stats {
-            ops::bn_backward_batch_stats_inplace(
-                x_hat,
-                &self.inv_std,
-                d,
-                &mut self.scratch_a,
-                &mut self.scratch_b,
-            );
-        } else {
-            ops::scale_columns_f64_inplace(d, &self.inv_std);
+        self.batch_stats = true;
+    }
+
+    /// Running statistics (eval mode); `shift = running_mean - bias`.
+    fn running_stats(&mut self, bias: Option<&[T]>) {
+        for j in 0..self.mean.len() {
+            self.mean[j] = self.running_mean[j].f64();
+            self.var[j] = self.running_var[j].f64();
+            self.inv_std[j] = 1.0 / (self.var[j] + self.eps).sqrt();
+            self.shift[j] = self.mean[j] - bias.map_or(0.0, |b| b[j].f64());
         }
+        self.batch_stats = false;
     }
 }
 
@@ -252,127 +259,262 @@ impl<T: Float> Block<T> {
         self.cache.a.view()
     }
 
+    /// Forward pass: fills this block's buffers from `h_in = h_{l-1}: (batch, fan_in)`.
+    ///
+    /// One matrix product, then (without BN) one pass `a = act(z + b)`, or (with BN) two
+    /// read-only statistics passes and one pass that normalises and applies scale/shift and the
+    /// activation; the skip connection is added in the last pass.
     fn forward(&mut self, h_in: ArrayView2<T>, mode: Mode) {
         self.ensure_buffers(h_in.nrows());
+        let rows = h_in.nrows();
         let act = self.act;
+        let has_h = self.has_h_buffer();
+        let skip = self.skip;
         let c = &mut self.cache;
+        let (w, b) = (
+            self.linear.w.view(),
+            self.linear
+                .b
+                .as_slice()
+                .expect("owned arrays are contiguous"),
+        );
         match (&mut self.bn, self.placement) {
             (None, _) => {
-                ops::linear_forward(
-                    h_in,
-                    self.linear.w.view(),
-                    self.linear.b.view(),
-                    c.a.view_mut(),
-                );
-                ops::act_forward_inplace(act, c.a.view_mut());
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
+                par_cols((c.a.view_mut(), b, skip_io), rows, &|(a, b, skip_io)| {
+                    ops::bias_act_forward(act, a, b, None, skip_io)
+                });
             }
             (Some(bn), Placement::Pre) => {
-                // z is computed into x_hat's buffer and standardised in place.
-                ops::linear_forward(
-                    h_in,
-                    self.linear.w.view(),
-                    self.linear.b.view(),
-                    c.x_hat.view_mut(),
-                );
-                bn.prepare(c.x_hat.view(), mode);
-                ops::normalize_inplace(c.x_hat.view_mut(), &bn.mean, &bn.inv_std);
-                match &bn.affine {
-                    // a = act(gamma * x_hat + beta), fused in one pass
-                    Some(ss) => {
-                        for (mut a, xh) in c.a.rows_mut().into_iter().zip(c.x_hat.rows()) {
-                            Zip::from(&mut a)
-                                .and(&xh)
-                                .and(&ss.gamma)
-                                .and(&ss.beta)
-                                .for_each(|a, &xh, &g, &b| {
-                                    *a = ops::act_scalar(act, g * xh + b);
-                                });
-                        }
-                    }
-                    None => Zip::from(&mut c.a)
-                        .and(&c.x_hat)
-                        .for_each(|a, &xh| *a = ops::act_scalar(act, xh)),
+                // z = h W (without the bias) goes into x_hat's buffer and is standardised in
+                // place; the bias only shifts the mean, so it is folded into `shift`.
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.x_hat.view_mut());
+                match mode {
+                    Mode::Train => bn.batch_stats_of(c.x_hat.view(), Some(b)),
+                    Mode::Eval => bn.running_stats(Some(b)),
                 }
+                let (gamma, beta) = bn.scale_shift();
+                let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
+                par_cols(
+                    (
+                        c.x_hat.view_mut(),
+                        c.a.view_mut(),
+                        &bn.shift[..],
+                        &bn.inv_std[..],
+                        gamma,
+                        beta,
+                        skip_io,
+                    ),
+                    rows,
+                    &|(zx, a, shift, inv_std, gamma, beta, skip_io)| {
+                        ops::bn_pre_forward(act, zx, a, shift, inv_std, gamma, beta, skip_io)
+                    },
+                );
             }
             (Some(bn), Placement::Post) => {
-                ops::linear_forward(
-                    h_in,
-                    self.linear.w.view(),
-                    self.linear.b.view(),
-                    c.a.view_mut(),
-                );
-                ops::act_forward_inplace(act, c.a.view_mut());
-                bn.prepare(c.a.view(), mode);
-                ops::normalize_into(c.a.view(), &bn.mean, &bn.inv_std, c.x_hat.view_mut());
-                if let Some(ss) = &bn.affine {
-                    for (mut h, xh) in c.h.rows_mut().into_iter().zip(c.x_hat.rows()) {
-                        Zip::from(&mut h)
-                            .and(&xh)
-                            .and(&ss.gamma)
-                            .and(&ss.beta)
-                            .for_each(|h, &xh, &g, &b| {
-                                *h = g * xh + b;
-                            });
-                    }
-                    if self.skip {
-                        c.h += &h_in;
-                    }
-                    return;
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
+                    ops::bias_act_forward(act, a, b, None, None)
+                });
+                match mode {
+                    Mode::Train => bn.batch_stats_of(c.a.view(), None),
+                    Mode::Eval => bn.running_stats(None),
                 }
+                let (gamma, beta) = bn.scale_shift();
+                let h_out = has_h.then(|| (c.h.view_mut(), skip.then(|| h_in.view())));
+                par_cols(
+                    (
+                        c.a.view(),
+                        c.x_hat.view_mut(),
+                        &bn.shift[..],
+                        &bn.inv_std[..],
+                        gamma,
+                        beta,
+                        h_out,
+                    ),
+                    rows,
+                    &|(a, x_hat, shift, inv_std, gamma, beta, h_out)| {
+                        ops::bn_post_forward(a, x_hat, shift, inv_std, gamma, beta, h_out)
+                    },
+                );
             }
-        }
-        if self.skip {
-            // Branch output: a_l, or x_hat for post-BN without scale/shift.
-            let branch = if self.bn.is_some() && self.placement == Placement::Post {
-                &c.x_hat
-            } else {
-                &c.a
-            };
-            Zip::from(&mut c.h)
-                .and(branch)
-                .and(&h_in)
-                .for_each(|h, &r, &x| *h = r + x);
         }
     }
 
     /// Given `dh = dL/dh_l`, fill this block's gradients and write `dL/dh_{l-1}` into `dh_in`.
-    /// `scratch: (batch, width)` receives `dL/dz_l`.
+    /// `dz: (batch, width)` receives `dL/dz_l`. Returns `sum dh^2` (f64), for `||dL/dh_l||`.
+    ///
+    /// Without BN one pass `dz = dh * act'(a)`; with BN two passes (sums, then the closed-form
+    /// gradient through the batch statistics); then the two matrix products.
     fn backward(
         &mut self,
         h_in: ArrayView2<T>,
         dh: ArrayView2<T>,
-        mut scratch: ArrayViewMut2<T>,
-        dh_in: Option<ArrayViewMut2<T>>,
-    ) {
+        mut dz: ArrayViewMut2<T>,
+        mut dh_in: Option<ArrayViewMut2<T>>,
+        acc: &mut ColScratch,
+    ) -> f64 {
+        let rows = dh.nrows();
         let act = self.act;
         let c = &self.cache;
+        acc.reset();
+        // The identity path of h_l = h_{l-1} + a_l: dh_in = dh + (dz W^T, added below).
+        let copy = if self.skip {
+            dh_in.as_mut().map(|d| d.view_mut())
+        } else {
+            None
+        };
         match (&mut self.bn, self.placement) {
-            (None, _) => ops::act_backward(act, c.a.view(), dh, scratch.view_mut()),
-            (Some(bn), Placement::Pre) => {
-                ops::act_backward(act, c.a.view(), dh, scratch.view_mut()); // dL/dy
-                bn.backward_inplace(c.x_hat.view(), scratch.view_mut()); // dL/dz
-            }
-            (Some(bn), Placement::Post) => {
-                scratch.assign(&dh); // dL/dy
-                bn.backward_inplace(c.x_hat.view(), scratch.view_mut()); // dL/da
-                ops::act_backward_inplace(act, c.a.view(), scratch.view_mut()); // dL/dz
+            (None, _) => par_cols(
+                (
+                    dh.view(),
+                    c.a.view(),
+                    dz.view_mut(),
+                    &mut acc.db[..],
+                    &mut acc.sq[..],
+                    copy,
+                ),
+                rows,
+                &|(dh, a, dz, db, sq, copy)| ops::act_backward_fused(act, dh, a, dz, db, sq, copy),
+            ),
+            (Some(bn), placement) => {
+                let (pre_act, post_act) = match placement {
+                    Placement::Pre => (Some(c.a.view()), None),
+                    Placement::Post => (None, Some(c.a.view())),
+                };
+                par_cols(
+                    (
+                        dh.view(),
+                        pre_act,
+                        c.x_hat.view(),
+                        dz.view_mut(),
+                        &mut acc.s_dy[..],
+                        &mut acc.s_dyx[..],
+                        &mut acc.sq[..],
+                        copy,
+                    ),
+                    rows,
+                    &|(dh, a, x_hat, dy, s_dy, s_dyx, sq, copy)| {
+                        ops::bn_backward_sums(
+                            a.map(|a| (act, a)),
+                            dh,
+                            x_hat,
+                            dy,
+                            s_dy,
+                            s_dyx,
+                            sq,
+                            copy,
+                        )
+                    },
+                );
+                // dgamma = sum dy x_hat, dbeta = sum dy; dL/dx_hat = gamma dy.
+                if let Some(ss) = &mut bn.affine {
+                    for j in 0..acc.s_dy.len() {
+                        ss.dgamma[j] = T::of(acc.s_dyx[j]);
+                        ss.dbeta[j] = T::of(acc.s_dy[j]);
+                    }
+                }
+                let n = rows as f64;
+                let (gamma, _) = bn.scale_shift();
+                for (((k, &g), &is), (m, mx)) in acc
+                    .k
+                    .iter_mut()
+                    .zip(gamma)
+                    .zip(&bn.inv_std)
+                    .zip(acc.s_dy.iter_mut().zip(acc.s_dyx.iter_mut()))
+                {
+                    *k = g.f64() * is;
+                    *m /= n;
+                    *mx /= n;
+                }
+                let batch_stats = bn.batch_stats;
+                par_cols(
+                    (
+                        dz.view_mut(),
+                        c.x_hat.view(),
+                        &acc.k[..],
+                        &acc.s_dy[..],
+                        &acc.s_dyx[..],
+                        post_act,
+                        &mut acc.db[..],
+                    ),
+                    rows,
+                    &|(d, x_hat, k, m_dy, m_dyx, a, db)| {
+                        ops::bn_backward_apply(
+                            d,
+                            x_hat,
+                            k,
+                            m_dy,
+                            m_dyx,
+                            batch_stats,
+                            a.map(|a| (act, a)),
+                            db,
+                        )
+                    },
+                );
             }
         }
-        let dx = dh_in.map(|mut d| {
-            if self.skip {
-                d.assign(&dh); // identity path of h_l = h_{l-1} + a_l
-            }
-            (d, self.skip)
-        });
         let lin = &mut self.linear;
-        ops::linear_backward(
-            h_in,
-            lin.w.view(),
-            scratch.view(),
-            lin.dw.view_mut(),
-            lin.db.view_mut(),
-            dx,
+        for (db, &s) in lin.db.iter_mut().zip(&acc.db) {
+            *db = T::of(s);
+        }
+        gemm(
+            T::one(),
+            &h_in.t(),
+            &dz.view(),
+            T::zero(),
+            &mut lin.dw.view_mut(),
         );
+        if let Some(mut d) = dh_in {
+            let beta = if self.skip { T::one() } else { T::zero() };
+            gemm(T::one(), &dz.view(), &lin.w.t(), beta, &mut d);
+        }
+        acc.sq.iter().sum()
+    }
+}
+
+/// Per-column f64 accumulators of the backward pass, all `(width)`, reused by every block.
+#[derive(Clone, Debug, Default)]
+struct ColScratch {
+    s_dy: Vec<f64>,
+    s_dyx: Vec<f64>,
+    sq: Vec<f64>,
+    db: Vec<f64>,
+    k: Vec<f64>,
+}
+
+impl ColScratch {
+    fn new(n: usize) -> Self {
+        ColScratch {
+            s_dy: vec![0.0; n],
+            s_dyx: vec![0.0; n],
+            sq: vec![0.0; n],
+            db: vec![0.0; n],
+            k: vec![0.0; n],
+        }
+    }
+
+    fn reset(&mut self) {
+        for v in [
+            &mut self.s_dy,
+            &mut self.s_dyx,
+            &mut self.sq,
+            &mut self.db,
+            &mut self.k,
+        ] {
+            v.fill(0.0);
+        }
+    }
+}
+
+/// `sqrt(sum_sq)`, or the scaled [`crate::stats::frobenius_norm`] of `m` where squaring may
+/// have overflowed or underflowed (only possible for f64 entries beyond about 1e±150).
+fn norm_from_sum_sq<T: Float>(sum_sq: f64, m: &Array2<T>) -> f64 {
+    if sum_sq.is_finite() && (sum_sq > 1e-280 || T::BYTES == 4) {
+        sum_sq.sqrt()
+    } else {
+        crate::stats::frobenius_norm(m)
     }
 }
 
@@ -438,6 +580,8 @@ pub struct Mlp<T> {
     dz: Array2<T>,
     /// `dL/dX`, `(batch, d_in)`.
     dx: Array2<T>,
+    /// Per-column accumulators of the backward pass.
+    cols: ColScratch,
     /// `||dL/dh_l||_F` for l = 1..depth (input side first), recorded by the last backward:
     /// the backprop signal reaching each block's output.
     pub grad_signal_norm: Vec<f64>,
@@ -475,6 +619,7 @@ impl<T: Float> Mlp<T> {
             dh_next: empty(),
             dz: empty(),
             dx: empty(),
+            cols: ColScratch::new(config.width),
             grad_signal_norm: vec![0.0; config.depth],
             last_mode: None,
         }
@@ -594,7 +739,6 @@ impl<T: Float> Mlp<T> {
             );
         }
         for l in (0..depth).rev() {
-            self.grad_signal_norm[l] = crate::stats::frobenius_norm(&self.dh);
             let (before, rest) = self.blocks.split_at_mut(l);
             let h_in = if l == 0 {
                 self.x.view()
@@ -608,7 +752,14 @@ impl<T: Float> Mlp<T> {
             } else {
                 None
             };
-            rest[0].backward(h_in, self.dh.view(), self.dz.view_mut(), dh_in);
+            let sum_sq = rest[0].backward(
+                h_in,
+                self.dh.view(),
+                self.dz.view_mut(),
+                dh_in,
+                &mut self.cols,
+            );
+            self.grad_signal_norm[l] = norm_from_sum_sq(sum_sq, &self.dh);
             std::mem::swap(&mut self.dh, &mut self.dh_next);
         }
         Ok(())

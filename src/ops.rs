@@ -4,11 +4,11 @@
 //! Shapes are row-major `(batch, features)`. Reductions over the batch are
 //! accumulated in `f64`.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
 use crate::config::Activation;
 use crate::float::Float;
+use crate::parallel::gemm;
 
 // ---------------------------------------------------------------- linear
 
@@ -24,7 +24,7 @@ pub fn linear_forward<T: Float>(
     for mut row in z.rows_mut() {
         row.assign(&b);
     }
-    general_mat_mul(T::one(), &x, &w, T::one(), &mut z);
+    gemm(T::one(), &x, &w, T::one(), &mut z);
 }
 
 /// Gradients of `z = x W + b` given `dz = dL/dz`:
@@ -41,32 +41,113 @@ pub fn linear_backward<T: Float>(
     db: ArrayViewMut1<T>,
     dx: Option<(ArrayViewMut2<T>, bool)>,
 ) {
-    general_mat_mul(T::one(), &x.t(), &dz, T::zero(), &mut dw);
+    gemm(T::one(), &x.t(), &dz, T::zero(), &mut dw);
     sum_rows_into(dz, db);
     if let Some((mut dx, accumulate_dx)) = dx {
         let beta = if accumulate_dx { T::one() } else { T::zero() };
-        general_mat_mul(T::one(), &dz, &w.t(), beta, &mut dx);
+        gemm(T::one(), &dz, &w.t(), beta, &mut dx);
     }
 }
 
-/// `out[j] = sum_i m[i, j]`, accumulated in f64.
+/// `out[j] = sum_i m[i, j]`, accumulated in f64 (in blocks of columns on the stack: no allocation).
 pub fn sum_rows_into<T: Float>(m: ArrayView2<T>, mut out: ArrayViewMut1<T>) {
-    let mut acc = vec![0.0f64; m.ncols()];
-    for row in m.rows() {
-        for (a, &v) in acc.iter_mut().zip(row.iter()) {
-            *a += v.f64();
+    const BLOCK: usize = 64;
+    let n = m.ncols();
+    let mut acc = [0.0f64; BLOCK];
+    for c0 in (0..n).step_by(BLOCK) {
+        let c1 = (c0 + BLOCK).min(n);
+        let acc = &mut acc[..c1 - c0];
+        acc.fill(0.0);
+        for row in m.slice(ndarray::s![.., c0..c1]).rows() {
+            for (a, &v) in acc.iter_mut().zip(row.iter()) {
+                *a += v.f64();
+            }
+        }
+        for (o, &a) in out
+            .slice_mut(ndarray::s![c0..c1])
+            .iter_mut()
+            .zip(acc.iter())
+        {
+            *o = T::of(a);
         }
     }
-    Zip::from(&mut out)
-        .and(&ndarray::ArrayView1::from(&acc[..]))
-        .for_each(|o, &a| *o = T::of(a));
 }
 
 // ----------------------------------------------------------- activations
 
-/// Numerically stable logistic function.
+/// `e^x` for `x <= 0`, branch-free so that loops over it vectorise: `x = n ln2 + r` with
+/// `|r| <= ln2/2`, a degree-11 Taylor polynomial for `e^r` (truncation error below 7e-15
+/// relative) and `2^n` built from its bits. Arguments below -708 are taken as -708
+/// (`e^-708 ~ 3e-308`); NaN stays NaN. Meant for results rounded to f32 afterwards, where it
+/// is as good as a correctly rounded `expf`.
+#[inline(always)]
+fn exp_nonpos_f64(x: f64) -> f64 {
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const ROUND: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52: adding it rounds to an integer
+    let x = if x < -708.0 { -708.0 } else { x };
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // The low bits of t hold n; (n + 1023) << 52 are the bits of 2^n.
+    let scale = f64::from_bits(t.to_bits().wrapping_add(1023) << 52);
+    let mut p = 1.0 / 39_916_800.0;
+    for c in [
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    p * scale
+}
+
+/// The logistic function in f64 for f32 networks: `1 / (1 + e)` or `e / (1 + e)` with
+/// `e = exp(-|x|) <= 1`, so nothing overflows.
+#[inline(always)]
+fn sigmoid_f64_for_f32(x: f64) -> f64 {
+    let e = exp_nonpos_f64(-x.abs());
+    if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+/// `tanh` in f64 for f32 networks: `sign(x) (1 - e) / (1 + e)` with `e = exp(-2|x|)`, and an
+/// odd Taylor polynomial below |x| = 0.02 where `1 - e` would cancel.
+#[inline(always)]
+fn tanh_f64_for_f32(x: f64) -> f64 {
+    let a = x.abs();
+    let e = exp_nonpos_f64(-2.0 * a);
+    let big = (1.0 - e) / (1.0 + e);
+    let x2 = x * x;
+    let small = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0))));
+    if a < 0.02 {
+        small
+    } else if x < 0.0 {
+        -big
+    } else {
+        big
+    }
+}
+
+/// Numerically stable logistic function. f32 networks evaluate it in f64 with a
+/// vectorisable exponential (rounded once to f32); f64 networks use the platform's `exp`.
 #[inline(always)]
 pub fn sigmoid<T: Float>(x: T) -> T {
+    if T::BYTES == 4 {
+        return T::of(sigmoid_f64_for_f32(x.f64()));
+    }
     if x >= T::zero() {
         T::one() / (T::one() + (-x).exp())
     } else {
@@ -80,6 +161,8 @@ pub fn sigmoid<T: Float>(x: T) -> T {
 pub fn act_scalar<T: Float>(act: Activation, x: T) -> T {
     match act {
         Activation::Sigmoid => sigmoid(x),
+        // As sigmoid: f32 networks evaluate it in f64, vectorisably.
+        Activation::Tanh if T::BYTES == 4 => T::of(tanh_f64_for_f32(x.f64())),
         Activation::Tanh => x.tanh(),
         Activation::Relu => {
             if x > T::zero() {
@@ -288,6 +371,456 @@ pub fn scale_columns_f64_inplace<T: Float>(mut d: ArrayViewMut2<T>, s: &[f64]) {
     }
 }
 
+// ------------------------------------------------------- fused block passes
+//
+// What the model runs. Each pass reads and writes whole rows of a `(batch, c)` column block
+// once, doing several steps of the math per row while the row sits in L1 cache, and adds
+// per-column sums into f64 accumulators (`acc_j += ...`, never reset here). Every pass is
+// column-local, so `parallel::par_cols` can hand disjoint column blocks to threads and the
+// result does not depend on how the columns were cut. Views must have contiguous rows
+// (inner stride 1), as the model's own buffers and their column blocks do.
+
+/// Activations as compile-time constants, so that each pass is compiled once per activation
+/// and its element loop holds no per-element `match` (which would stop vectorisation).
+const ACTS: [Activation; 5] = Activation::ALL;
+
+/// `act(x)` for the activation `ACTS[A]`, resolved at compile time.
+#[inline(always)]
+fn act_k<T: Float, const A: usize>(x: T) -> T {
+    act_scalar(ACTS[A], x)
+}
+
+/// `act'` from the output, for the activation `ACTS[A]`, resolved at compile time.
+#[inline(always)]
+fn grad_k<T: Float, const A: usize>(a: T) -> T {
+    act_grad_from_output(ACTS[A], a)
+}
+
+/// Evaluate `$e` with `$A` bound to the index of `$act` in [`Activation::ALL`] as a constant.
+macro_rules! per_act {
+    ($act:expr, $A:ident => $e:expr) => {
+        match $act {
+            Activation::Sigmoid => {
+                const $A: usize = 0;
+                $e
+            }
+            Activation::Tanh => {
+                const $A: usize = 1;
+                $e
+            }
+            Activation::Relu => {
+                const $A: usize = 2;
+                $e
+            }
+            Activation::LeakyRelu => {
+                const $A: usize = 3;
+                $e
+            }
+            Activation::Linear => {
+                const $A: usize = 4;
+                $e
+            }
+        }
+    };
+}
+
+/// Rows of `x` as slices.
+#[inline]
+fn rows<'a, T>(x: &'a ArrayView2<'_, T>) -> impl Iterator<Item = &'a [T]> + 'a {
+    x.rows()
+        .into_iter()
+        .map(|r| r.to_slice().expect("kernel buffers have contiguous rows"))
+}
+
+/// Rows of `x` as mutable slices.
+#[inline]
+fn rows_mut<'a, T>(x: &'a mut ArrayViewMut2<'_, T>) -> impl Iterator<Item = &'a mut [T]> + 'a {
+    x.rows_mut()
+        .into_iter()
+        .map(|r| r.into_slice().expect("kernel buffers have contiguous rows"))
+}
+
+/// `out = d * act'(a)` for one row.
+#[inline]
+fn mul_act_grad_row<T: Float>(act: Activation, out: &mut [T], d: &[T], a: &[T]) {
+    per_act!(act, A => {
+        for ((o, &d), &a) in out.iter_mut().zip(d).zip(a) {
+            *o = d * grad_k::<T, A>(a);
+        }
+    })
+}
+
+/// `d *= act'(a)` for one row.
+#[inline]
+fn mul_act_grad_row_inplace<T: Float>(act: Activation, d: &mut [T], a: &[T]) {
+    per_act!(act, A => {
+        for (v, &a) in d.iter_mut().zip(a) {
+            *v *= grad_k::<T, A>(a);
+        }
+    })
+}
+
+/// `acc_j += sum_i x_ij` (f64). `x: (N, c)`, `acc: (c)`.
+pub fn add_col_sums<T: Float>(x: ArrayView2<T>, acc: &mut [f64]) {
+    for row in rows(&x) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v.f64();
+        }
+    }
+}
+
+/// `acc_j += sum_i (x_ij - shift_j)^2` (f64): the second pass of a two-pass variance.
+/// `x: (N, c)`; `shift, acc: (c)`.
+pub fn add_col_sq_dev<T: Float>(x: ArrayView2<T>, shift: &[f64], acc: &mut [f64]) {
+    for row in rows(&x) {
+        for ((a, &v), &m) in acc.iter_mut().zip(row).zip(shift) {
+            let d = v.f64() - m;
+            *a += d * d;
+        }
+    }
+}
+
+/// `a = act(z + b)` in place (`z` becomes `a`); when given, `sums_j += sum_i a_ij` (f64) and
+/// `h = h_in + a` (a skip connection). `z, h_in, h: (N, c)`; `b, sums: (c)`.
+#[allow(clippy::type_complexity)]
+pub fn bias_act_forward<T: Float>(
+    act: Activation,
+    mut z: ArrayViewMut2<T>,
+    b: &[T],
+    sums: Option<&mut [f64]>,
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { bias_act_forward_avx2(act, z, b, sums, skip) };
+    }
+    per_act!(act, A => bias_act_forward_k::<T, A>(z.view_mut(), b, sums, skip))
+}
+
+/// [`bias_act_forward`] compiled for AVX2 (8 f32 / 4 f64 lanes instead of SSE2's 4 / 2).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::type_complexity)]
+unsafe fn bias_act_forward_avx2<T: Float>(
+    act: Activation,
+    mut z: ArrayViewMut2<T>,
+    b: &[T],
+    sums: Option<&mut [f64]>,
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    per_act!(act, A => bias_act_forward_k::<T, A>(z.view_mut(), b, sums, skip))
+}
+
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn bias_act_forward_k<T: Float, const A: usize>(
+    mut z: ArrayViewMut2<T>,
+    b: &[T],
+    mut sums: Option<&mut [f64]>,
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    let mut skip = skip;
+    let mut skip_rows = skip
+        .as_mut()
+        .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
+    for row in rows_mut(&mut z) {
+        for (v, &b) in row.iter_mut().zip(b) {
+            *v = act_k::<T, A>(*v + b);
+        }
+        if let Some(sums) = sums.as_deref_mut() {
+            for (s, &v) in sums.iter_mut().zip(row.iter()) {
+                *s += v.f64();
+            }
+        }
+        if let Some((h_in, h)) = skip_rows.as_mut() {
+            let h_in = h_in.next().expect("same rows");
+            let h = h.next().expect("same rows");
+            let (h_in, h) = (
+                h_in.to_slice().expect("contiguous rows"),
+                h.into_slice().expect("contiguous rows"),
+            );
+            for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(row.iter()) {
+                *h = a + x;
+            }
+        }
+    }
+}
+
+/// BatchNorm before the activation, after its statistics are known:
+/// `x_hat = (z - shift) * inv_std` in place (`zx` holds `z` on entry and `x_hat` on exit),
+/// `a = act(gamma * x_hat + beta)`, and `h = h_in + a` when `skip` is given.
+/// `zx, a, h_in, h: (N, c)`; `shift, inv_std, gamma, beta: (c)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_pre_forward<T: Float>(
+    act: Activation,
+    mut zx: ArrayViewMut2<T>,
+    mut a: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { bn_pre_forward_avx2(act, zx, a, shift, inv_std, gamma, beta, skip) };
+    }
+    per_act!(act, A => bn_pre_forward_k::<T, A>(
+        zx.view_mut(),
+        a.view_mut(),
+        shift,
+        inv_std,
+        gamma,
+        beta,
+        skip
+    ))
+}
+
+/// [`bn_pre_forward`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bn_pre_forward_avx2<T: Float>(
+    act: Activation,
+    mut zx: ArrayViewMut2<T>,
+    mut a: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    per_act!(act, A => bn_pre_forward_k::<T, A>(
+        zx.view_mut(),
+        a.view_mut(),
+        shift,
+        inv_std,
+        gamma,
+        beta,
+        skip
+    ))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bn_pre_forward_k<T: Float, const A: usize>(
+    mut zx: ArrayViewMut2<T>,
+    mut a: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+) {
+    let mut skip = skip;
+    let mut skip_rows = skip
+        .as_mut()
+        .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
+    for (xh, a) in rows_mut(&mut zx).zip(rows_mut(&mut a)) {
+        for ((v, &m), &s) in xh.iter_mut().zip(shift).zip(inv_std) {
+            *v = T::of((v.f64() - m) * s);
+        }
+        for (((a, &x), &g), &b) in a.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+            *a = act_k::<T, A>(g * x + b);
+        }
+        if let Some((h_in, h)) = skip_rows.as_mut() {
+            let h_in = h_in.next().expect("same rows");
+            let h = h.next().expect("same rows");
+            let (h_in, h) = (
+                h_in.to_slice().expect("contiguous rows"),
+                h.into_slice().expect("contiguous rows"),
+            );
+            for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(a.iter()) {
+                *h = a + x;
+            }
+        }
+    }
+}
+
+/// BatchNorm after the activation, after its statistics are known:
+/// `x_hat = (a - shift) * inv_std` into `x_hat`, and, when `h` is given,
+/// `h = gamma * x_hat + beta` (plus `h_in` when given: a skip connection).
+/// `a, x_hat, h, h_in: (N, c)`; `shift, inv_std, gamma, beta: (c)`.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn bn_post_forward<T: Float>(
+    a: ArrayView2<T>,
+    mut x_hat: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    h: Option<(ArrayViewMut2<T>, Option<ArrayView2<T>>)>,
+) {
+    let mut h = h;
+    let mut h_rows = h.as_mut().map(|(h, h_in)| {
+        (
+            h.rows_mut().into_iter(),
+            h_in.as_ref().map(|x| x.rows().into_iter()),
+        )
+    });
+    for (a, xh) in rows(&a).zip(rows_mut(&mut x_hat)) {
+        for (((v, &a), &m), &s) in xh.iter_mut().zip(a).zip(shift).zip(inv_std) {
+            *v = T::of((a.f64() - m) * s);
+        }
+        if let Some((h, h_in)) = h_rows.as_mut() {
+            let h = h
+                .next()
+                .expect("same rows")
+                .into_slice()
+                .expect("contiguous rows");
+            for (((h, &x), &g), &b) in h.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+                *h = g * x + b;
+            }
+            if let Some(h_in) = h_in.as_mut() {
+                let h_in = h_in.next().expect("same rows");
+                for (h, &x) in h.iter_mut().zip(h_in.to_slice().expect("contiguous rows")) {
+                    *h += x;
+                }
+            }
+        }
+    }
+}
+
+/// Backward through `a = act(z + b)` (no BatchNorm): `dz = dh * act'(a)`, `db_j += sum_i dz_ij`
+/// and `sq_j += sum_i dh_ij^2` (f64, for `||dL/dh||`), and `copy = dh` when given (the identity
+/// path of a skip connection). `dh, a, dz, copy: (N, c)`; `db, sq: (c)`.
+pub fn act_backward_fused<T: Float>(
+    act: Activation,
+    dh: ArrayView2<T>,
+    a: ArrayView2<T>,
+    mut dz: ArrayViewMut2<T>,
+    db: &mut [f64],
+    sq: &mut [f64],
+    copy: Option<ArrayViewMut2<T>>,
+) {
+    per_act!(act, A => act_backward_fused_k::<T, A>(dh, a, dz.view_mut(), db, sq, copy))
+}
+
+#[inline(always)]
+fn act_backward_fused_k<T: Float, const A: usize>(
+    dh: ArrayView2<T>,
+    a: ArrayView2<T>,
+    mut dz: ArrayViewMut2<T>,
+    db: &mut [f64],
+    sq: &mut [f64],
+    copy: Option<ArrayViewMut2<T>>,
+) {
+    let mut copy = copy;
+    let mut copy_rows = copy.as_mut().map(|c| c.rows_mut().into_iter());
+    for ((dh, a), dz) in rows(&dh).zip(rows(&a)).zip(rows_mut(&mut dz)) {
+        for ((dz, &d), &a) in dz.iter_mut().zip(dh).zip(a) {
+            *dz = d * grad_k::<T, A>(a);
+        }
+        for ((s, q), (&d, &g)) in db.iter_mut().zip(sq.iter_mut()).zip(dz.iter().zip(dh)) {
+            *s += d.f64();
+            *q += g.f64() * g.f64();
+        }
+        if let Some(c) = copy_rows.as_mut() {
+            let c = c.next().expect("same rows");
+            c.into_slice().expect("contiguous rows").copy_from_slice(dh);
+        }
+    }
+}
+
+/// First backward pass through BatchNorm: `dy = dL/dy` where `y = gamma x_hat + beta` is BN's
+/// output, that is `dy = dh * act'(a)` for BN before the activation (`act` given) and `dy = dh`
+/// after it; `s_dy_j += sum_i dy_ij`, `s_dyx_j += sum_i dy_ij x_hat_ij`, `sq_j += sum_i dh_ij^2`
+/// (all f64), and `copy = dh` when given (a skip connection's identity path).
+/// `dh, a, x_hat, dy, copy: (N, c)`; `s_dy, s_dyx, sq: (c)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_sums<T: Float>(
+    act: Option<(Activation, ArrayView2<T>)>,
+    dh: ArrayView2<T>,
+    x_hat: ArrayView2<T>,
+    mut dy: ArrayViewMut2<T>,
+    s_dy: &mut [f64],
+    s_dyx: &mut [f64],
+    sq: &mut [f64],
+    copy: Option<ArrayViewMut2<T>>,
+) {
+    let mut copy = copy;
+    let mut copy_rows = copy.as_mut().map(|c| c.rows_mut().into_iter());
+    let mut act_rows = act.as_ref().map(|(act, a)| (*act, a.rows().into_iter()));
+    for ((dh, xh), dy) in rows(&dh).zip(rows(&x_hat)).zip(rows_mut(&mut dy)) {
+        match act_rows.as_mut() {
+            Some((act, a_rows)) => {
+                let a = a_rows
+                    .next()
+                    .expect("same rows")
+                    .to_slice()
+                    .expect("contiguous rows");
+                mul_act_grad_row(*act, dy, dh, a);
+            }
+            None => dy.copy_from_slice(dh),
+        }
+        for ((((s, sx), q), (&y, &x)), &g) in s_dy
+            .iter_mut()
+            .zip(s_dyx.iter_mut())
+            .zip(sq.iter_mut())
+            .zip(dy.iter().zip(xh))
+            .zip(dh)
+        {
+            let y = y.f64();
+            *s += y;
+            *sx += y * x.f64();
+            *q += g.f64() * g.f64();
+        }
+        if let Some(c) = copy_rows.as_mut() {
+            let c = c.next().expect("same rows");
+            c.into_slice().expect("contiguous rows").copy_from_slice(dh);
+        }
+    }
+}
+
+/// Second backward pass through BatchNorm, in place on `d` (`dy` on entry, `dL/dz` on exit).
+/// With batch statistics (train mode):
+///
+/// `dx = k * (dy - mean_i(dy) - x_hat * mean_i(dy x_hat))`, `k = gamma * inv_std`,
+///
+/// (the closed form of the gradient through the batch mean and biased variance; `m_dy` and
+/// `m_dyx` are those two means), and `dx = k * dy` with running statistics (eval mode). For BN
+/// after the activation (`post_act` given), `dz = dx * act'(a)`, else `dz = dx`. Then
+/// `db_j += sum_i dz_ij` (f64). `d, x_hat, a: (N, c)`; `k, m_dy, m_dyx, db: (c)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_apply<T: Float>(
+    mut d: ArrayViewMut2<T>,
+    x_hat: ArrayView2<T>,
+    k: &[f64],
+    m_dy: &[f64],
+    m_dyx: &[f64],
+    batch_stats: bool,
+    post_act: Option<(Activation, ArrayView2<T>)>,
+    db: &mut [f64],
+) {
+    let mut act_rows = post_act
+        .as_ref()
+        .map(|(act, a)| (*act, a.rows().into_iter()));
+    for (d, xh) in rows_mut(&mut d).zip(rows(&x_hat)) {
+        if batch_stats {
+            for ((((v, &x), &k), &m), &mx) in d.iter_mut().zip(xh).zip(k).zip(m_dy).zip(m_dyx) {
+                *v = T::of(k * (v.f64() - m - x.f64() * mx));
+            }
+        } else {
+            for (v, &k) in d.iter_mut().zip(k) {
+                *v = T::of(k * v.f64());
+            }
+        }
+        if let Some((act, a_rows)) = act_rows.as_mut() {
+            let a = a_rows
+                .next()
+                .expect("same rows")
+                .to_slice()
+                .expect("contiguous rows");
+            mul_act_grad_row_inplace(*act, d, a);
+        }
+        for (s, &v) in db.iter_mut().zip(d.iter()) {
+            *s += v.f64();
+        }
+    }
+}
+
 // ------------------------------------------------------------------ loss
 
 /// `L = 1/(2N) sum_{i,k} (o_ik - y_ik)^2` (the diary's 1/2 (O - Y)^2 averaged over the batch)
@@ -318,4 +851,62 @@ pub fn mse_loss_value<T: Float>(o: ArrayView2<T>, y: ArrayView2<T>) -> f64 {
 /// Column sums helper used by tests: `sum over axis 0` in f64.
 pub fn column_sums_f64<T: Float>(m: ArrayView2<T>) -> Vec<f64> {
     m.map(|v| v.f64()).sum_axis(Axis(0)).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorisable f32 sigmoid and tanh agree with the platform's f64 functions rounded to
+    /// f32 (within one f32 ulp, almost always exactly), including extremes, inf and NaN.
+    #[test]
+    fn f32_sigmoid_and_tanh_match_f64_libm_rounded() {
+        let mut xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-3).collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            1e-8,
+            -0.019_99,
+            0.020_01,
+            87.0,
+            -87.0,
+            -103.0,
+            -104.0,
+            -120.0,
+            -800.0,
+            800.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ]);
+        let (mut exact, mut total) = (0usize, 0usize);
+        for &x in &xs {
+            let xd = x as f64;
+            let want_s = (1.0 / (1.0 + (-xd).exp())) as f32;
+            let want_t = xd.tanh() as f32;
+            for (got, want) in [
+                (sigmoid(x), want_s),
+                (act_scalar(Activation::Tanh, x), want_t),
+            ] {
+                total += 1;
+                if got == want {
+                    exact += 1;
+                } else {
+                    let ulp = (want.abs() * f32::EPSILON).max(f32::from_bits(1));
+                    assert!((got - want).abs() <= ulp, "x = {x:e}: {got:e} vs {want:e}");
+                }
+            }
+        }
+        assert!(
+            exact as f64 >= 0.999 * total as f64,
+            "{exact} of {total} exact"
+        );
+        assert!(sigmoid(f32::NAN).is_nan());
+        assert!(act_scalar(Activation::Tanh, f32::NAN).is_nan());
+        assert_eq!(sigmoid(-200.0f32), 0.0);
+        assert!(sigmoid(-100.0f32) > 0.0, "f32 subnormal results are kept");
+    }
 }

@@ -8,6 +8,11 @@ use crate::float::Float;
 
 /// `||m||_F = sqrt(sum m_ij^2)`, accumulated in f64 (an f32 sum of squares of 1e-30 would be 0).
 pub fn frobenius_norm<T: Float, S: Data<Elem = T>, D: Dimension>(m: &ArrayBase<S, D>) -> f64 {
+    // Fast path: the plain sum of squares, unless it overflowed, underflowed or met inf/NaN.
+    let sum = sum_f64(m, |v| v * v);
+    if sum.is_finite() && sum >= 1e-250 {
+        return sum.sqrt();
+    }
     // Scale by the largest magnitude so squares of huge finite values do not overflow to inf.
     let max = m.iter().fold(0.0f64, |acc, &v| {
         let a = v.f64().abs();
@@ -20,14 +25,42 @@ pub fn frobenius_norm<T: Float, S: Data<Elem = T>, D: Dimension>(m: &ArrayBase<S
     max * sum.sqrt()
 }
 
+/// `sum_i f(m_i)` in f64 over 8 interleaved partial sums (vectorisable, and no less accurate
+/// than one running sum).
+fn sum_f64<T: Float, S: Data<Elem = T>, D: Dimension>(
+    m: &ArrayBase<S, D>,
+    f: impl Fn(f64) -> f64,
+) -> f64 {
+    let mut acc = [0.0f64; 8];
+    match m.as_slice_memory_order() {
+        Some(s) => {
+            let mut chunks = s.chunks_exact(8);
+            for c in &mut chunks {
+                for (a, &v) in acc.iter_mut().zip(c) {
+                    *a += f(v.f64());
+                }
+            }
+            for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+                *a += f(v.f64());
+            }
+        }
+        None => {
+            for (i, &v) in m.iter().enumerate() {
+                acc[i % 8] += f(v.f64());
+            }
+        }
+    }
+    acc.iter().sum()
+}
+
 /// Population standard deviation of every element, two passes in f64.
 pub fn std_dev<T: Float, S: Data<Elem = T>, D: Dimension>(m: &ArrayBase<S, D>) -> f64 {
     let n = m.len() as f64;
     if n == 0.0 {
         return f64::NAN;
     }
-    let mean = m.iter().map(|&v| v.f64()).sum::<f64>() / n;
-    (m.iter().map(|&v| (v.f64() - mean).powi(2)).sum::<f64>() / n).sqrt()
+    let mean = sum_f64(m, |v| v) / n;
+    (sum_f64(m, |v| (v - mean) * (v - mean)) / n).sqrt()
 }
 
 /// Mean and population standard deviation, in f64.

@@ -4,9 +4,10 @@ use anyhow::{Result, bail};
 
 use crate::cli::GradNormsArgs;
 use crate::commands::{STANDARD, print};
+use crate::config::human_bytes;
 use crate::experiment::grad_norms::{self, GradNormsConfig};
 use crate::output::{self, Staged};
-use crate::plot;
+use crate::{parallel, plot};
 
 /// Validate the flags into a config: every network it will build is checked, including its
 /// memory estimate, before anything is allocated.
@@ -35,10 +36,11 @@ pub fn config(args: &GradNormsArgs) -> Result<GradNormsConfig> {
         vanishing_below: 1e-2,
         exploding_above: 1e2,
     };
-    // Configurations run two at a time (rayon over 2 cores): the memory check allows for that.
-    let parallel = rayon::current_num_threads()
-        .min(cfg.arms().len() * cfg.seeds)
-        .max(1);
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1 (got 0)");
+    }
+    // Configurations run side by side, one per thread: the memory check allows for that.
+    let parallel = threads(args).min(cfg.arms().len() * cfg.seeds).max(1);
     for (depth, bn) in cfg.arms() {
         let net = cfg.net(depth, bn);
         net.validate(cfg.batch)?;
@@ -47,6 +49,14 @@ pub fn config(args: &GradNormsArgs) -> Result<GradNormsConfig> {
     Ok(cfg)
 }
 
+/// `--threads`, or every core.
+fn threads(args: &GradNormsArgs) -> usize {
+    args.threads.unwrap_or_else(parallel::available_threads)
+}
+
+/// Networks whose estimate is at least this large get it printed under the table.
+const SHOW_MEMORY_FROM: f64 = 64.0 * 1024.0 * 1024.0;
+
 pub fn run(args: &GradNormsArgs) -> Result<()> {
     let cfg = config(args)?;
     output::prepare_dir(&args.out, "--out")?;
@@ -54,7 +64,9 @@ pub fn run(args: &GradNormsArgs) -> Result<()> {
         output::check_file_writable(path, "--save-net")?;
     }
     let start = std::time::Instant::now();
-    let (report, saved) = grad_norms::run(&cfg, args.save_net.is_some());
+    let (report, saved) = parallel::with_threads(threads(args), || {
+        grad_norms::run(&cfg, args.save_net.is_some())
+    })?;
     let json = serde_json::to_string_pretty(&report)?;
 
     let mut staged = Staged::new();
@@ -72,6 +84,21 @@ pub fn run(args: &GradNormsArgs) -> Result<()> {
         print("\n");
     } else {
         let mut text = grad_norms::table(&report);
+        let largest = cfg
+            .arms()
+            .iter()
+            .map(|&(depth, bn)| {
+                cfg.net(depth, bn)
+                    .memory_estimate_bytes(cfg.batch, cfg.dtype.bytes())
+            })
+            .fold(0.0, f64::max);
+        if largest >= SHOW_MEMORY_FROM {
+            text.push_str(&format!(
+                "memory: the largest network needs about {} (parameters, gradients, cached activations); up to {} run at once\n",
+                human_bytes(largest),
+                threads(args).min(cfg.arms().len() * cfg.seeds).max(1)
+            ));
+        }
         text.push_str(&format!(
             "wrote {} and {}",
             png_path.display(),

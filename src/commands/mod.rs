@@ -1,6 +1,7 @@
 //! The CLI's commands: turn parsed arguments into validated configs once, run the experiment,
 //! write its files and print its summary.
 
+pub mod bench;
 pub mod grad_norms;
 pub mod gradcheck;
 pub mod ics;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ics(args) => ics::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Nonlinearity(args) => nonlinearity::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
 

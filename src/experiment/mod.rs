@@ -1,6 +1,7 @@
 //! One runner per experiment. Each takes a validated config and returns a `Serialize` results
 //! struct; the CLI writes it to JSON and the plot code draws from the same struct.
 
+pub mod bench;
 pub mod grad_norms;
 pub mod ics;
 pub mod landscape;

@@ -1,0 +1,106 @@
+//! `cargo bench`: one training step's forward+backward (forward in train mode, MSE loss,
+//! backward) of the network, depth 50, width 256, batch 256, ReLU, He init, f32/f64,
+//! BatchNorm off/on; and the matrix-multiply ceiling `bn-lab bench` compares against.
+//!
+//! Ids: `fwd_bwd/{f32,f64}/bn_{off,on}/d50_w256_b256/t{threads}`, then a printed
+//! `ceiling/t{threads}` line (best GFLOP/s of 512^3 products). Thread counts come from
+//! `BN_LAB_BENCH_THREADS` (comma-separated, default `1,2`), e.g.
+//! `BN_LAB_BENCH_THREADS=1 cargo bench`. Filter as usual: `cargo bench -- fwd_bwd/f32`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::data::{self, Stream};
+use bn_lab::experiment::bench::matmul_ceiling;
+use bn_lab::model::{Mlp, Mode};
+use bn_lab::{Float, ops};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::Array2;
+
+const DEPTH: usize = 50;
+const WIDTH: usize = 256;
+const BATCH: usize = 256;
+
+fn threads() -> Vec<usize> {
+    let s = std::env::var("BN_LAB_BENCH_THREADS").unwrap_or_else(|_| "1,2".into());
+    s.split(',')
+        .map(|t| {
+            t.trim()
+                .parse()
+                .expect("BN_LAB_BENCH_THREADS: comma-separated thread counts, e.g. 1,2")
+        })
+        .collect()
+}
+
+fn fwd_bwd<T: Float>(c: &mut Criterion, bn: bool, threads: usize) {
+    let cfg = NetConfig {
+        d_in: WIDTH,
+        width: WIDTH,
+        d_out: 10,
+        depth: DEPTH,
+        act: Activation::Relu,
+        init: Init::He,
+        bn: bn.then(BnConfig::default),
+        residual: false,
+    };
+    let d = data::linear_teacher::<T>(0, BATCH, cfg.d_in, cfg.d_out);
+    let mut net = Mlp::<T>::new(&cfg, &mut data::rng(0, Stream::Weights));
+    let mut d_o = Array2::<T>::zeros((BATCH, cfg.d_out));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    let id = format!(
+        "fwd_bwd/{}/bn_{}/d{DEPTH}_w{WIDTH}_b{BATCH}/t{threads}",
+        T::NAME,
+        if bn { "on" } else { "off" }
+    );
+    // Each step runs on the pool (criterion itself stays on this thread); entering the pool
+    // costs microseconds against steps of tens of milliseconds.
+    c.bench_function(&id, |b| {
+        b.iter(|| {
+            pool.install(|| {
+                let o = net.forward(black_box(d.x.view()), Mode::Train).unwrap();
+                ops::mse_loss(o, d.y.view(), d_o.view_mut());
+                net.backward(d_o.view()).unwrap();
+                black_box(&net.grad_signal_norm);
+            })
+        })
+    });
+}
+
+fn benches(c: &mut Criterion) {
+    for t in threads() {
+        for bn in [false, true] {
+            fwd_bwd::<f32>(c, bn, t);
+            fwd_bwd::<f64>(c, bn, t);
+        }
+    }
+    // The ceiling as `bn-lab bench` measures it (best of repeated 512^3 products).
+    for t in threads() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .expect("thread pool");
+        pool.install(|| {
+            let gf32 = matmul_ceiling::<f32>(512);
+            let gf64 = matmul_ceiling::<f64>(512);
+            println!(
+                "ceiling/t{t}: f32 {gf32:.1} GFLOP/s, f64 {gf64:.1} GFLOP/s (512^3, best of ~0.2 s)"
+            );
+        });
+    }
+}
+
+criterion_group! {
+    name = fwd_bwd_group;
+    // No HTML plots: criterion's plotters backend needs system fonts this tool does not assume.
+    config = Criterion::default()
+        .without_plots()
+        .sample_size(15)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(fwd_bwd_group);
