@@ -309,15 +309,16 @@ impl NetConfig {
         let depth = self.depth as f64;
         let mut params = din * w + w + (depth - 1.0) * (w * w + w) + w * dout + dout;
         let mut per_block_acts = 1.0; // activation output a_l
-        if let Some(bn) = &self.bn {
+        let post_affine = self
+            .bn
+            .is_some_and(|bn| bn.affine && bn.placement == Placement::Post);
+        if self.bn.is_some() {
             params += depth * 4.0 * w; // gamma, beta, running mean, running var
             per_block_acts += 1.0; // x_hat
-            if bn.affine && bn.placement == Placement::Post {
-                per_block_acts += 1.0; // gamma x_hat + beta, distinct from x_hat
-            }
         }
-        if self.residual {
-            per_block_acts += 1.0; // h_l = h_{l-1} + a_l
+        if self.residual || post_affine {
+            // h_l in a buffer of its own: h_{l-1} + branch, or gamma x_hat + beta after the activation.
+            per_block_acts += 1.0;
         }
         let acts = depth * per_block_acts * b * w;
         let io = 3.0 * b * din + 3.0 * b * dout; // x, y, dx; o, d_o, targets
