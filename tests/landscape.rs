@@ -5,6 +5,7 @@ mod common;
 
 use bn_lab::config::{Activation, BnConfig, Dtype, Init, NetConfig};
 use bn_lab::data::{self, Stream, Task};
+use bn_lab::experiment::ProbeRun;
 use bn_lab::experiment::grad_norms::BnArms;
 use bn_lab::experiment::landscape::{
     self, LandscapeConfig, filter_normalized_direction, probe_path,
@@ -176,29 +177,31 @@ fn filter_normalized_directions_scale_each_neuron_to_its_weights_and_leave_biase
 
 fn tiny(every: usize, bn: BnArms) -> LandscapeConfig {
     LandscapeConfig {
-        depth: 3,
-        width: 8,
-        batch: 8,
-        d_in: 8,
-        d_out: 2,
-        act: Activation::Relu,
-        init: Init::He,
-        bn,
-        bn_settings: BnConfig::default(),
-        residual: false,
-        task: Task::Nonlinear,
-        n_train: 64,
-        n_test: 16,
-        steps: 25,
-        lr: 0.05,
-        every,
+        run: ProbeRun {
+            depth: 3,
+            width: 8,
+            batch: 8,
+            d_in: 8,
+            d_out: 2,
+            act: Activation::Relu,
+            init: Init::He,
+            bn,
+            bn_settings: BnConfig::default(),
+            residual: false,
+            task: Task::Nonlinear,
+            n_train: 64,
+            n_test: 16,
+            steps: 25,
+            lr: 0.05,
+            every,
+            seed: 7,
+            dtype: Dtype::F32,
+        },
         probe_multipliers: vec![0.5, 1.0, 4.0],
         probe_bn_mode: Mode::Train,
         slice_grid: 3,
         slice_span: 0.5,
         slice_samples: 16,
-        seed: 7,
-        dtype: Dtype::F32,
     }
 }
 
@@ -235,11 +238,14 @@ fn probes_do_not_change_the_training_trajectory() {
 /// with the step's batch its loss is that batch's loss after the step (recomputed here).
 #[test]
 fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
+    let base = tiny(1, BnArms::Off);
     let cfg = LandscapeConfig {
+        run: ProbeRun {
+            dtype: Dtype::F64,
+            ..base.run.clone()
+        },
         probe_multipliers: vec![1.0],
-        dtype: Dtype::F64,
-        bn: BnArms::Off,
-        ..tiny(1, BnArms::Off)
+        ..base
     };
     let report = landscape::run(&cfg, &|_| {});
     let arm = &report.arms[0];

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::IcsArgs;
-use crate::commands::landscape::{PROBE_DEFAULTS, check_nets, check_train, progress_bar};
+use crate::commands::landscape::{check_nets, probe_run, progress_bar};
 use crate::commands::print;
 use crate::config::NetConfig;
 use crate::experiment::ics::{self, IcsConfig};
@@ -12,29 +12,7 @@ use crate::plot;
 
 /// Validate the flags into a config.
 pub fn config(args: &IcsArgs) -> Result<IcsConfig> {
-    let s = args.net.shape(PROBE_DEFAULTS);
-    let t = &args.train;
-    check_train(t, s.batch)?;
-    let cfg = IcsConfig {
-        depth: t.depth,
-        width: s.width,
-        batch: s.batch,
-        d_in: s.d_in,
-        d_out: s.d_out,
-        act: args.net.act,
-        init: args.net.init,
-        bn: t.bn,
-        bn_settings: args.net.bn_config(),
-        residual: args.net.residual,
-        task: t.task,
-        n_train: t.n_train,
-        n_test: t.n_test,
-        steps: t.steps,
-        lr: t.lr,
-        every: t.every,
-        seed: args.net.seed,
-        dtype: args.net.dtype,
-    };
+    let cfg: IcsConfig = probe_run(&args.train, &args.net)?;
     let nets: Vec<NetConfig> = cfg.bn.arms().iter().map(|&bn| cfg.net(bn)).collect();
     // Per arm: the training net, the copy before the update, and the measuring copy.
     let samples = cfg.batch.max(cfg.n_test);

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{LandscapeArgs, NetArgs, ProbeTrainArgs};
 use crate::commands::{NetDefaults, print};
 use crate::config::NetConfig;
+use crate::experiment::ProbeRun;
 use crate::experiment::landscape::{self, LandscapeConfig};
 use crate::model::Mode;
 use crate::output::{self, Staged};
@@ -70,11 +71,35 @@ pub fn check_nets(
     Ok(())
 }
 
+/// The paired training runs both `landscape` and `ics` measure, from their shared flags.
+pub fn probe_run(t: &ProbeTrainArgs, net: &NetArgs) -> Result<ProbeRun> {
+    let s = net.shape(PROBE_DEFAULTS);
+    check_train(t, s.batch)?;
+    Ok(ProbeRun {
+        depth: t.depth,
+        width: s.width,
+        batch: s.batch,
+        d_in: s.d_in,
+        d_out: s.d_out,
+        act: net.act,
+        init: net.init,
+        bn: t.bn,
+        bn_settings: net.bn_config(),
+        residual: net.residual,
+        task: t.task,
+        n_train: t.n_train,
+        n_test: t.n_test,
+        steps: t.steps,
+        lr: t.lr,
+        every: t.every,
+        seed: net.seed,
+        dtype: net.dtype,
+    })
+}
+
 /// Validate the flags into a config.
 pub fn config(args: &LandscapeArgs) -> Result<LandscapeConfig> {
-    let s = args.net.shape(PROBE_DEFAULTS);
     let t = &args.train;
-    check_train(t, s.batch)?;
     if args.probe_steps.is_empty() {
         bail!("--probe-steps needs at least one value");
     }
@@ -105,29 +130,12 @@ pub fn config(args: &LandscapeArgs) -> Result<LandscapeConfig> {
         );
     }
     let cfg = LandscapeConfig {
-        depth: t.depth,
-        width: s.width,
-        batch: s.batch,
-        d_in: s.d_in,
-        d_out: s.d_out,
-        act: args.net.act,
-        init: args.net.init,
-        bn: t.bn,
-        bn_settings: args.net.bn_config(),
-        residual: args.net.residual,
-        task: t.task,
-        n_train: t.n_train,
-        n_test: t.n_test,
-        steps: t.steps,
-        lr: t.lr,
-        every: t.every,
+        run: probe_run(t, &args.net)?,
         probe_multipliers: args.probe_steps.clone(),
         probe_bn_mode: Mode::Train,
         slice_grid: args.slice_grid,
         slice_span: args.slice_span,
         slice_samples: args.slice_samples,
-        seed: args.net.seed,
-        dtype: args.net.dtype,
     };
     let nets: Vec<NetConfig> = cfg.bn.arms().iter().map(|&bn| cfg.net(bn)).collect();
     for net in &nets {

@@ -19,76 +19,18 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
-use crate::data::Task;
-use crate::experiment::ToolInfo;
-use crate::experiment::grad_norms::{BnArms, fmt_num};
+use crate::config::{Dtype, NetConfig};
+use crate::experiment::grad_norms::fmt_num;
 use crate::experiment::landscape::{Progress, bn_label, net_title};
+use crate::experiment::{ProbeRun, ToolInfo};
 use crate::float::Float;
 use crate::model::{Block, Mlp};
 use crate::stats::{Num, frobenius_norm};
 use crate::stats::{finite_mean, finite_median};
-use crate::train::{self, TrainSetup, Trainer, loss_and_grad};
+use crate::train::{self, Trainer, loss_and_grad};
 
-/// A validated `ics` configuration.
-#[derive(Clone, Debug, Serialize)]
-pub struct IcsConfig {
-    pub depth: usize,
-    pub width: usize,
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
-    pub act: Activation,
-    pub init: Init,
-    pub bn: BnArms,
-    /// BN settings used by the BN-on arm.
-    pub bn_settings: BnConfig,
-    pub residual: bool,
-    pub task: Task,
-    pub n_train: usize,
-    pub n_test: usize,
-    /// SGD steps (plain SGD: no momentum, no weight decay).
-    pub steps: usize,
-    pub lr: f64,
-    /// Measure at steps 0, every, 2 every, ...
-    pub every: usize,
-    pub seed: u64,
-    pub dtype: Dtype,
-}
-
-impl IcsConfig {
-    pub fn net(&self, bn: bool) -> NetConfig {
-        NetConfig {
-            d_in: self.d_in,
-            width: self.width,
-            d_out: self.d_out,
-            depth: self.depth,
-            act: self.act,
-            init: self.init,
-            bn: bn.then_some(self.bn_settings),
-            residual: self.residual,
-        }
-    }
-
-    pub fn setup(&self) -> TrainSetup {
-        TrainSetup {
-            task: self.task,
-            n_train: self.n_train,
-            n_test: self.n_test,
-            batch: self.batch,
-            lr: self.lr,
-            seed: self.seed,
-        }
-    }
-
-    /// Layer names: `1` .. `depth`, then `out`.
-    pub fn layer_names(&self) -> Vec<String> {
-        (1..=self.depth)
-            .map(|l| l.to_string())
-            .chain(std::iter::once("out".to_string()))
-            .collect()
-    }
-}
+/// A validated `ics` configuration: the paired training runs it measures.
+pub type IcsConfig = ProbeRun;
 
 /// ICS of one layer at one step.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -31,39 +31,21 @@ use serde::Serialize;
 
 use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
 use crate::data::{self, Batch, Stream, Task};
-use crate::experiment::ToolInfo;
-use crate::experiment::grad_norms::{BnArms, fmt_num};
+use crate::experiment::grad_norms::fmt_num;
+use crate::experiment::{ProbeRun, ToolInfo};
 use crate::float::Float;
 use crate::model::{Mlp, Mode, ParamKind};
 use crate::ops;
 use crate::stats::{self, Num, nums};
 use crate::stats::{dist, finite_median, max_nan, min_nan, norm};
-use crate::train::{
-    self, TrainSetup, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat,
-};
+use crate::train::{self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat};
 
 /// A validated `landscape` configuration: everything needed to reproduce the numbers.
 #[derive(Clone, Debug, Serialize)]
 pub struct LandscapeConfig {
-    pub depth: usize,
-    pub width: usize,
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
-    pub act: Activation,
-    pub init: Init,
-    pub bn: BnArms,
-    /// BN settings used by the BN-on arm.
-    pub bn_settings: BnConfig,
-    pub residual: bool,
-    pub task: Task,
-    pub n_train: usize,
-    pub n_test: usize,
-    /// SGD steps (plain SGD: no momentum, no weight decay).
-    pub steps: usize,
-    pub lr: f64,
-    /// Probe at steps 0, every, 2 every, ...
-    pub every: usize,
+    /// The paired training runs that are probed.
+    #[serde(flatten)]
+    pub run: ProbeRun,
     /// Probe step sizes as multiples of `lr`.
     pub probe_multipliers: Vec<f64>,
     /// BN mode of every probe and of the slice: always train mode (batch statistics).
@@ -73,35 +55,17 @@ pub struct LandscapeConfig {
     pub slice_span: f64,
     /// The slice's loss is computed on the first `slice_samples` training samples, as one batch.
     pub slice_samples: usize,
-    pub seed: u64,
-    pub dtype: Dtype,
+}
+
+/// The shared run settings read as the config's own (`cfg.depth`, `cfg.net(bn)`, ...).
+impl std::ops::Deref for LandscapeConfig {
+    type Target = ProbeRun;
+    fn deref(&self) -> &ProbeRun {
+        &self.run
+    }
 }
 
 impl LandscapeConfig {
-    pub fn net(&self, bn: bool) -> NetConfig {
-        NetConfig {
-            d_in: self.d_in,
-            width: self.width,
-            d_out: self.d_out,
-            depth: self.depth,
-            act: self.act,
-            init: self.init,
-            bn: bn.then_some(self.bn_settings),
-            residual: self.residual,
-        }
-    }
-
-    pub fn setup(&self) -> TrainSetup {
-        TrainSetup {
-            task: self.task,
-            n_train: self.n_train,
-            n_test: self.n_test,
-            batch: self.batch,
-            lr: self.lr,
-            seed: self.seed,
-        }
-    }
-
     /// Probe step sizes `eta_k = m_k * lr`.
     pub fn step_sizes(&self) -> Vec<f64> {
         self.probe_multipliers.iter().map(|m| m * self.lr).collect()

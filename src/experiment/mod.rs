@@ -10,6 +10,11 @@ pub mod train;
 
 use serde::Serialize;
 
+use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
+use crate::data::Task;
+use crate::experiment::grad_norms::BnArms;
+use crate::train::TrainSetup;
+
 /// Which tool and version produced a results file.
 #[derive(Clone, Debug, Serialize)]
 pub struct ToolInfo {
@@ -23,5 +28,68 @@ impl ToolInfo {
             name: env!("CARGO_PKG_NAME"),
             version: env!("CARGO_PKG_VERSION"),
         }
+    }
+}
+
+/// A validated configuration of the paired training runs (BN off and on, same weights, same
+/// batches, plain SGD) that `landscape` and `ics` measure while they train.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeRun {
+    pub depth: usize,
+    pub width: usize,
+    pub batch: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+    pub act: Activation,
+    pub init: Init,
+    pub bn: BnArms,
+    /// BN settings used by the BN-on arm.
+    pub bn_settings: BnConfig,
+    pub residual: bool,
+    pub task: Task,
+    pub n_train: usize,
+    pub n_test: usize,
+    /// SGD steps (plain SGD: no momentum, no weight decay).
+    pub steps: usize,
+    pub lr: f64,
+    /// Measure at steps 0, every, 2 every, ...
+    pub every: usize,
+    pub seed: u64,
+    pub dtype: Dtype,
+}
+
+impl ProbeRun {
+    /// The network of the BN-off or BN-on arm.
+    pub fn net(&self, bn: bool) -> NetConfig {
+        NetConfig {
+            d_in: self.d_in,
+            width: self.width,
+            d_out: self.d_out,
+            depth: self.depth,
+            act: self.act,
+            init: self.init,
+            bn: bn.then_some(self.bn_settings),
+            residual: self.residual,
+        }
+    }
+
+    /// What the step-wise trainer needs besides the network.
+    pub fn setup(&self) -> TrainSetup {
+        TrainSetup {
+            task: self.task,
+            n_train: self.n_train,
+            n_test: self.n_test,
+            batch: self.batch,
+            lr: self.lr,
+            seed: self.seed,
+        }
+    }
+
+    /// Layer names: `1` .. `depth`, then `out`.
+    pub fn layer_names(&self) -> Vec<String> {
+        (1..=self.depth)
+            .map(|l| l.to_string())
+            .chain(std::iter::once("out".to_string()))
+            .collect()
     }
 }
