@@ -17,7 +17,6 @@
 //! A divergent run stops, is recorded with its step and loss, and never panics: every number
 //! that may be non-finite is a [`Num`].
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::{Array2, s};
 use serde::Serialize;
 
@@ -350,18 +349,6 @@ pub fn train<T: Float>(
     }
     h.layers = layers;
     h
-}
-
-/// A progress bar on stderr, hidden when stderr is not a terminal.
-pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} steps (eta {eta})",
-    )
-    .expect("the template is valid");
-    pb.set_style(style);
-    pb.set_message(what.to_string());
-    pb
 }
 
 /// Losses `(train, test)` of the best linear model `o = x W + b`, fitted by least squares on

@@ -3,8 +3,9 @@
 use anyhow::Result;
 
 use crate::cli::IcsArgs;
-use crate::commands::landscape::{check_nets, probe_run, progress_bar};
+use crate::commands::landscape::{check_nets, probe_run};
 use crate::commands::print;
+use crate::commands::progress_bar;
 use crate::config::NetConfig;
 use crate::experiment::ics::{self, IcsConfig};
 use crate::output::{self, Staged};

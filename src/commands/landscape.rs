@@ -1,10 +1,9 @@
 //! `bn-lab landscape`.
 
 use anyhow::{Result, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{LandscapeArgs, NetArgs, ProbeTrainArgs};
-use crate::commands::{NetDefaults, print};
+use crate::commands::{NetDefaults, print, progress_bar};
 use crate::config::NetConfig;
 use crate::experiment::ProbeRun;
 use crate::experiment::landscape::{self, LandscapeConfig};
@@ -19,18 +18,6 @@ pub const PROBE_DEFAULTS: NetDefaults = NetDefaults {
     batch: 128,
     d_out: 10,
 };
-
-/// A progress bar on stderr, hidden when stderr is not a terminal.
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% ({elapsed}, eta {eta})")
-            .expect("the template is valid")
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
-}
 
 /// Check the training flags shared with `ics`.
 pub fn check_train(t: &ProbeTrainArgs, batch: usize) -> Result<()> {

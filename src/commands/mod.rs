@@ -11,6 +11,8 @@ pub mod train;
 
 use std::io::Write;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, NetArgs};
@@ -95,4 +97,17 @@ pub fn print(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes());
     let _ = out.flush();
+}
+
+/// A progress bar on stderr for commands that take over a second; hidden when stderr is not a
+/// terminal (indicatif draws nothing to a pipe or file).
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% ({elapsed}, eta {eta})")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
 }

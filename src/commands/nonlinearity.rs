@@ -211,7 +211,7 @@ pub fn run(args: &NonlinearityArgs) -> Result<()> {
     output::prepare_dir(&args.out, "--out")?;
     let start = std::time::Instant::now();
     let total = (cfg.runs().len() * cfg.steps) as u64;
-    let pb = crate::train::progress_bar(total, "nonlinearity");
+    let pb = crate::commands::progress_bar(total, "nonlinearity");
     let report = nonlinearity::run(&cfg, &|n| pb.inc(n));
     pb.finish_and_clear();
     let json = serde_json::to_string_pretty(&report)?;

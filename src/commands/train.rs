@@ -226,7 +226,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     output::prepare_dir(&args.out, "--out")?;
     let start = std::time::Instant::now();
     let total = (cfg.runs().len() * cfg.steps) as u64;
-    let pb = crate::train::progress_bar(total, "train");
+    let pb = crate::commands::progress_bar(total, "train");
     let mut report = train::run(&cfg, &|n| pb.inc(n));
     pb.finish_and_clear();
     if args.diag_lr.is_none() {
