@@ -69,6 +69,15 @@ pub enum Task {
     Nonlinear,
 }
 
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Task::Linear => "linear",
+            Task::Nonlinear => "non-linear",
+        })
+    }
+}
+
 /// Train and test samples of one task; the same seed gives the same split.
 #[derive(Clone, Debug)]
 pub struct Dataset<T> {

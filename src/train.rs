@@ -351,6 +351,12 @@ pub fn train<T: Float>(
     h
 }
 
+/// Loss of the constant prediction 0 on `data`: `1/(2n) sum y^2`, the level a network that has
+/// learned nothing would reach.
+pub fn zero_predictor_loss<T: Float>(data: &Batch<T>) -> f64 {
+    data.y.iter().map(|v| v.f64().powi(2)).sum::<f64>() / (2.0 * data.y.nrows() as f64)
+}
+
 /// Losses `(train, test)` of the best linear model `o = x W + b`, fitted by least squares on
 /// the training split (normal equations in f64 with a ridge of 1e-10 of the mean diagonal, so a
 /// rank-deficient input, as the non-linear task's, still solves): the level a network that

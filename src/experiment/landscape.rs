@@ -502,15 +502,8 @@ pub fn net_title(
     format!(
         "{depth} x {width} {act}{} ({init} init), {} task, batch {batch}, lr {lr}, {steps} steps, seed {seed}, {dtype}",
         if residual { " residual" } else { "" },
-        task_name(task),
+        task,
     )
-}
-
-pub fn task_name(t: Task) -> &'static str {
-    match t {
-        Task::Linear => "linear",
-        Task::Nonlinear => "nonlinear",
-    }
 }
 
 fn ratio_words(off: f64, on: f64, lower: &str, higher: &str) -> String {

@@ -570,8 +570,7 @@ fn run_typed<T: Float>(cfg: &NonlinearityConfig, progress: &(dyn Fn(u64) + Sync)
         cfg.d_in,
         cfg.d_out,
     );
-    let zero = data.test.y.iter().map(|v| v.f64().powi(2)).sum::<f64>()
-        / (2.0 * data.test.y.nrows() as f64);
+    let zero = train::zero_predictor_loss(&data.test);
     let runs = cfg
         .runs()
         .into_par_iter()
@@ -613,14 +612,7 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
         .join(", ");
     let mut s = format!(
         "{} task · depth {}, width {} · lr {lrs} · {} steps, batch {}",
-        match cfg.task {
-            Task::Linear => "linear",
-            Task::Nonlinear => "non-linear",
-        },
-        cfg.depth,
-        cfg.width,
-        cfg.steps,
-        cfg.batch
+        cfg.task, cfg.depth, cfg.width, cfg.steps, cfg.batch
     );
     if cfg.bn_settings.placement == crate::config::Placement::Post {
         s.push_str(" · BN after the activation");

@@ -239,8 +239,7 @@ fn run_typed<T: Float>(cfg: &TrainConfig, progress: &(dyn Fn(u64) + Sync)) -> Ty
         cfg.d_in,
         cfg.d_out,
     );
-    let zero = data.test.y.iter().map(|v| v.f64().powi(2)).sum::<f64>()
-        / (2.0 * data.test.y.nrows() as f64);
+    let zero = train::zero_predictor_loss(&data.test);
     let runs = cfg
         .runs()
         .par_iter()
@@ -294,32 +293,38 @@ pub fn run(cfg: &TrainConfig, progress: &(dyn Fn(u64) + Sync)) -> TrainReport {
     }
 }
 
-/// The shared settings in one line, for titles and the table.
-pub fn title(cfg: &TrainConfig) -> String {
-    let mut s = format!(
-        "{} task, depth {}, width {}, {}, {} init, batch {}, {} steps",
-        match cfg.task {
-            Task::Linear => "linear",
-            Task::Nonlinear => "non-linear",
-        },
-        cfg.depth,
-        cfg.width,
-        cfg.act,
-        cfg.init,
-        cfg.batch,
-        cfg.steps,
-    );
+/// The shared settings as short phrases: `non-linear task`, `depth 10`, ...
+fn title_parts(cfg: &TrainConfig) -> Vec<String> {
+    let mut parts = vec![
+        format!("{} task", cfg.task),
+        format!("depth {}, width {}", cfg.depth, cfg.width),
+        format!("{}, {} init", cfg.act, cfg.init),
+        format!("batch {}", cfg.batch),
+    ];
     if cfg.sgd_momentum != 0.0 {
-        s.push_str(&format!(", SGD momentum {}", cfg.sgd_momentum));
+        parts.push(format!("SGD momentum {}", cfg.sgd_momentum));
     }
     if cfg.weight_decay != 0.0 {
-        s.push_str(&format!(", weight decay {}", cfg.weight_decay));
+        parts.push(format!("weight decay {}", cfg.weight_decay));
     }
     if cfg.residual {
-        s.push_str(", residual");
+        parts.push("residual".into());
     }
-    s.push_str(&format!(", {}, seed {}", cfg.dtype, cfg.seed));
-    s
+    parts.push(cfg.dtype.to_string());
+    parts.push(format!("seed {}", cfg.seed));
+    parts
+}
+
+/// The shared settings in one line, for the table.
+pub fn title(cfg: &TrainConfig) -> String {
+    let mut parts = title_parts(cfg);
+    parts.insert(4, format!("{} steps", cfg.steps));
+    parts.join(", ")
+}
+
+/// The settings in a line that fits under a plot title.
+pub fn short_title(cfg: &TrainConfig) -> String {
+    title_parts(cfg).join(" · ")
 }
 
 /// How a run ended, for the table: `ok` or `DIVERGED@37`.

@@ -6,8 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::data::Task;
-use crate::experiment::train::{TrainArm, TrainConfig, TrainReport, TrainRun};
+use crate::experiment::train::{TrainArm, TrainReport, TrainRun, short_title};
 use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
 use crate::stats::Num;
 
@@ -97,33 +96,6 @@ fn lr_caption(report: &TrainReport, lr: f64) -> String {
     } else {
         format!("learning rate {lr}: {} diverged", diverged.join(", "))
     }
-}
-
-/// The settings in a line that fits under a plot title.
-pub fn short_title(cfg: &TrainConfig) -> String {
-    let mut s = format!(
-        "{} task · depth {}, width {}, {}, {} init · batch {}",
-        match cfg.task {
-            Task::Linear => "linear",
-            Task::Nonlinear => "non-linear",
-        },
-        cfg.depth,
-        cfg.width,
-        cfg.act,
-        cfg.init,
-        cfg.batch,
-    );
-    if cfg.sgd_momentum != 0.0 {
-        s.push_str(&format!(", momentum {}", cfg.sgd_momentum));
-    }
-    if cfg.weight_decay != 0.0 {
-        s.push_str(&format!(", wd {}", cfg.weight_decay));
-    }
-    if cfg.residual {
-        s.push_str(", residual");
-    }
-    s.push_str(&format!(" · {} · seed {}", cfg.dtype, cfg.seed));
-    s
 }
 
 /// Draw the loss curves into `path`: one panel per learning rate.
