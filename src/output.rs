@@ -80,11 +80,21 @@ impl Staged {
         draw(&tmp).with_context(|| format!("cannot write '{}'", path.display()))
     }
 
-    /// Rename every staged file into place.
+    /// Move every staged file into place: a rename, or, where the destination exists and is not
+    /// a regular file (`/dev/stdout`, a named pipe), a copy into it, so such a path is written to
+    /// and never replaced.
     pub fn commit(mut self) -> Result<()> {
         for (tmp, dest) in std::mem::take(&mut self.files) {
-            fs::rename(&tmp, &dest)
-                .with_context(|| format!("cannot write '{}'", dest.display()))?;
+            let special = fs::metadata(&dest).is_ok_and(|m| !m.is_file());
+            let moved = if special {
+                fs::copy(&tmp, &dest).and_then(|_| fs::remove_file(&tmp))
+            } else {
+                fs::rename(&tmp, &dest)
+            };
+            if let Err(e) = moved {
+                let _ = fs::remove_file(&tmp);
+                return Err(anyhow!("cannot write '{}': {e}", dest.display()));
+            }
         }
         Ok(())
     }

@@ -364,3 +364,49 @@ fn gradcheck_command_passes_and_reports_every_tensor() {
         assert!(stdout.contains(name), "{name} missing: {stdout}");
     }
 }
+
+/// `--save-net /dev/stdout` or a named pipe is written into, never replaced by a rename.
+#[cfg(unix)]
+#[test]
+fn save_net_into_a_named_pipe_writes_through_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("save_net_fifo");
+    let fifo = dir.join("net.pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("mkfifo not available; skipped");
+        return;
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out_dir = dir.join("out");
+    let out = run(&[
+        "grad-norms",
+        "--depth",
+        "2",
+        "--width",
+        "4",
+        "--batch",
+        "3",
+        "--bn",
+        "off",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--save-net",
+        fifo.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = reader.join().unwrap();
+    let saved: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(saved["format"], "bn-lab-net-v1");
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the pipe was replaced"
+    );
+}
