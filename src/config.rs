@@ -198,6 +198,24 @@ pub struct BnConfig {
     pub momentum: f64,
 }
 
+impl BnConfig {
+    /// `BN on`, with `(no affine, after act)` where those apply: the label of a BN-on arm.
+    pub fn label(&self) -> String {
+        let mut extra = Vec::new();
+        if !self.affine {
+            extra.push("no affine");
+        }
+        if self.placement == Placement::Post {
+            extra.push("after act");
+        }
+        if extra.is_empty() {
+            "BN on".into()
+        } else {
+            format!("BN on ({})", extra.join(", "))
+        }
+    }
+}
+
 impl Default for BnConfig {
     fn default() -> Self {
         BnConfig {

@@ -5,7 +5,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
+use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
 use crate::data::{self, Stream};
 use crate::experiment::ToolInfo;
 use crate::float::Float;
@@ -386,22 +386,11 @@ fn arm_label(cfg: &GradNormsConfig, depth: usize, bn: bool) -> String {
     } else {
         String::new()
     };
-    if bn {
-        s.push_str("BN on");
-        let bs = &cfg.bn_settings;
-        let mut extra = Vec::new();
-        if !bs.affine {
-            extra.push("no affine");
-        }
-        if bs.placement == Placement::Post {
-            extra.push("after act");
-        }
-        if !extra.is_empty() {
-            s.push_str(&format!(" ({})", extra.join(", ")));
-        }
+    s.push_str(&if bn {
+        cfg.bn_settings.label()
     } else {
-        s.push_str("BN off");
-    }
+        "BN off".to_string()
+    });
     s
 }
 

@@ -21,13 +21,13 @@ use serde::Serialize;
 
 use crate::config::{Dtype, NetConfig};
 use crate::experiment::grad_norms::fmt_num;
-use crate::experiment::landscape::{Progress, bn_label, net_title};
+use crate::experiment::landscape::Progress;
 use crate::experiment::{ProbeRun, ToolInfo};
 use crate::float::Float;
 use crate::model::{Block, Mlp};
 use crate::stats::{Num, frobenius_norm};
 use crate::stats::{finite_mean, finite_median};
-use crate::train::{self, Trainer, loss_and_grad};
+use crate::train::loss_and_grad;
 
 /// A validated `ics` configuration: the paired training runs it measures.
 pub type IcsConfig = ProbeRun;
@@ -243,22 +243,14 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
 }
 
 fn run_arm<T: Float>(cfg: &IcsConfig, bn: bool, progress: Progress) -> IcsArm {
-    let net_cfg = cfg.net(bn);
-    let mut tr = Trainer::<T>::new(&net_cfg, &cfg.setup());
-    let (mut train_loss, mut records) = (Vec::with_capacity(cfg.steps), Vec::new());
-    let mut diverged_at = None;
-    for step in 0..cfg.steps {
-        let loss = tr.forward_backward();
-        train_loss.push(Num(loss));
-        if train::divergence(loss, train_loss[0].0, train::DIVERGENCE_FACTOR).is_some() {
-            diverged_at = Some(step);
-            progress((cfg.steps - step) as u64);
-            break;
-        }
-        if step % cfg.every == 0 {
-            let before = tr.net.clone();
-            tr.step();
-            let layers = measure(&before, &tr.net, &tr.x, &tr.y);
+    let mut records = Vec::new();
+    let (mut tr, train_loss, diverged_at) =
+        cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
+            // The network after the update this step is about to take (plain SGD is stateless, so
+            // stepping a copy gives exactly the weights the run moves to next).
+            let mut after = tr.net.clone();
+            tr.sgd.step(&mut after);
+            let layers = measure(&tr.net, &after, &tr.x, &tr.y);
             records.push(IcsRecord {
                 step,
                 loss: Num(loss),
@@ -266,19 +258,11 @@ fn run_arm<T: Float>(cfg: &IcsConfig, bn: bool, progress: Progress) -> IcsArm {
                 cosine: layers.iter().map(|l| Num(l.cosine)).collect(),
                 grad_norm: layers.iter().map(|l| Num(l.grad_norm)).collect(),
             });
-        } else {
-            tr.step();
-        }
-        progress(1);
-    }
+        });
     IcsArm {
-        label: if bn {
-            bn_label(&cfg.bn_settings)
-        } else {
-            "BN off".into()
-        },
+        label: cfg.arm_label(bn),
         bn,
-        net: net_cfg,
+        net: cfg.net(bn),
         final_test_loss: Num(tr.test_loss()),
         train_loss,
         diverged_at,
@@ -289,19 +273,7 @@ fn run_arm<T: Float>(cfg: &IcsConfig, bn: bool, progress: Progress) -> IcsArm {
 
 /// A subtitle describing the shared settings.
 pub fn title(cfg: &IcsConfig) -> String {
-    net_title(
-        cfg.depth,
-        cfg.width,
-        cfg.act,
-        cfg.init,
-        cfg.residual,
-        cfg.task,
-        cfg.batch,
-        cfg.lr,
-        cfg.steps,
-        cfg.seed,
-        cfg.dtype,
-    )
+    cfg.title()
 }
 
 /// The stdout summary.

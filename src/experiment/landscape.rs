@@ -29,8 +29,8 @@ use rand::Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
-use crate::data::{self, Batch, Stream, Task};
+use crate::config::{Dtype, NetConfig};
+use crate::data::{self, Batch, Stream};
 use crate::experiment::grad_norms::fmt_num;
 use crate::experiment::{ProbeRun, ToolInfo};
 use crate::float::Float;
@@ -350,25 +350,12 @@ fn probe<T: Float>(tr: &mut Trainer<T>, loss: f64, step_sizes: &[f64]) -> PathPr
 }
 
 fn run_arm<T: Float>(cfg: &LandscapeConfig, bn: bool, progress: Progress) -> LandscapeArm {
-    let net_cfg = cfg.net(bn);
-    let mut tr = Trainer::<T>::new(&net_cfg, &cfg.setup());
     let step_sizes = cfg.step_sizes();
-    let (mut train_loss, mut probes) = (Vec::with_capacity(cfg.steps), Vec::new());
-    let mut diverged_at = None;
-    for step in 0..cfg.steps {
-        let loss = tr.forward_backward();
-        train_loss.push(Num(loss));
-        if train::divergence(loss, train_loss[0].0, train::DIVERGENCE_FACTOR).is_some() {
-            diverged_at = Some(step);
-            progress((cfg.steps - step) as u64);
-            break;
-        }
-        if step % cfg.every == 0 {
-            probes.push(Probe::new(step, &probe(&mut tr, loss, &step_sizes)));
-        }
-        tr.step();
-        progress(1);
-    }
+    let mut probes = Vec::new();
+    let (mut tr, train_loss, diverged_at) =
+        cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
+            probes.push(Probe::new(step, &probe(tr, loss, &step_sizes)));
+        });
     let final_test_loss = Num(tr.test_loss());
     let slice = if diverged_at.is_none() {
         Some(slice(&mut tr.net, &tr.train, cfg, progress))
@@ -377,35 +364,15 @@ fn run_arm<T: Float>(cfg: &LandscapeConfig, bn: bool, progress: Progress) -> Lan
         None
     };
     LandscapeArm {
-        label: if bn {
-            bn_label(&cfg.bn_settings)
-        } else {
-            "BN off".into()
-        },
+        label: cfg.arm_label(bn),
         bn,
-        net: net_cfg,
+        net: cfg.net(bn),
         train_loss,
         diverged_at,
         final_test_loss,
         summary: LandscapeSummary::of(&probes),
         probes,
         slice,
-    }
-}
-
-/// `BN on`, with `(no affine, after act)` where those apply.
-pub fn bn_label(bs: &BnConfig) -> String {
-    let mut extra = Vec::new();
-    if !bs.affine {
-        extra.push("no affine");
-    }
-    if bs.placement == Placement::Post {
-        extra.push("after act");
-    }
-    if extra.is_empty() {
-        "BN on".into()
-    } else {
-        format!("BN on ({})", extra.join(", "))
     }
 }
 
@@ -469,41 +436,7 @@ fn slice<T: Float>(
 
 /// A subtitle describing the shared settings.
 pub fn title(cfg: &LandscapeConfig) -> String {
-    net_title(
-        cfg.depth,
-        cfg.width,
-        cfg.act,
-        cfg.init,
-        cfg.residual,
-        cfg.task,
-        cfg.batch,
-        cfg.lr,
-        cfg.steps,
-        cfg.seed,
-        cfg.dtype,
-    )
-}
-
-/// `depth 8 x width 128 relu (he init), nonlinear task, batch 128, lr 0.01, 400 steps, seed 0, f32`.
-#[allow(clippy::too_many_arguments)]
-pub fn net_title(
-    depth: usize,
-    width: usize,
-    act: Activation,
-    init: Init,
-    residual: bool,
-    task: Task,
-    batch: usize,
-    lr: f64,
-    steps: usize,
-    seed: u64,
-    dtype: Dtype,
-) -> String {
-    format!(
-        "{depth} x {width} {act}{} ({init} init), {} task, batch {batch}, lr {lr}, {steps} steps, seed {seed}, {dtype}",
-        if residual { " residual" } else { "" },
-        task,
-    )
+    cfg.run.title()
 }
 
 fn ratio_words(off: f64, on: f64, lower: &str, higher: &str) -> String {

@@ -13,7 +13,9 @@ use serde::Serialize;
 use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
 use crate::data::Task;
 use crate::experiment::grad_norms::BnArms;
-use crate::train::TrainSetup;
+use crate::float::Float;
+use crate::stats::Num;
+use crate::train::{DIVERGENCE_FACTOR, TrainSetup, Trainer, divergence};
 
 /// Which tool and version produced a results file.
 #[derive(Clone, Debug, Serialize)]
@@ -83,6 +85,61 @@ impl ProbeRun {
             lr: self.lr,
             seed: self.seed,
         }
+    }
+
+    /// `8 x 128 relu (he init), non-linear task, batch 128, lr 0.01, 400 steps, seed 0, f32`.
+    pub fn title(&self) -> String {
+        format!(
+            "{} x {} {}{} ({} init), {} task, batch {}, lr {}, {} steps, seed {}, {}",
+            self.depth,
+            self.width,
+            self.act,
+            if self.residual { " residual" } else { "" },
+            self.init,
+            self.task,
+            self.batch,
+            self.lr,
+            self.steps,
+            self.seed,
+            self.dtype,
+        )
+    }
+
+    /// `BN off`, or the BN-on arm's label.
+    pub fn arm_label(&self, bn: bool) -> String {
+        if bn {
+            self.bn_settings.label()
+        } else {
+            "BN off".into()
+        }
+    }
+
+    /// Train the BN-off or BN-on arm with plain SGD, calling `measure(trainer, step, loss)` at
+    /// steps 0, every, 2 every, ... after the backward pass and before the update (the trainer
+    /// holds that step's batch and gradients). Stops at a divergence. `progress` gets one unit
+    /// per step. Returns the trainer, every step's mini-batch loss, and the divergence step.
+    pub fn train_measured<T: Float>(
+        &self,
+        bn: bool,
+        progress: &(dyn Fn(u64) + Sync),
+        mut measure: impl FnMut(&mut Trainer<T>, usize, f64),
+    ) -> (Trainer<T>, Vec<Num>, Option<usize>) {
+        let mut tr = Trainer::<T>::new(&self.net(bn), &self.setup());
+        let mut train_loss = Vec::with_capacity(self.steps);
+        for step in 0..self.steps {
+            let loss = tr.forward_backward();
+            train_loss.push(Num(loss));
+            if divergence(loss, train_loss[0].0, DIVERGENCE_FACTOR).is_some() {
+                progress((self.steps - step) as u64);
+                return (tr, train_loss, Some(step));
+            }
+            if step % self.every == 0 {
+                measure(&mut tr, step, loss);
+            }
+            tr.step();
+            progress(1);
+        }
+        (tr, train_loss, None)
     }
 
     /// Layer names: `1` .. `depth`, then `out`.
