@@ -8,7 +8,7 @@ use bn_lab::experiment::ics::measure;
 use bn_lab::model::Mlp;
 use bn_lab::optim::{Sgd, SgdConfig};
 use bn_lab::train::loss_and_grad;
-use common::{bn_lab_ok, has_fields, json, rejects, scratch};
+use common::{assert_deterministic, bn_lab_ok, has_fields, json, rejects, scratch};
 use ndarray::Array2;
 
 fn net_cfg(act: Activation, depth: usize, bn: bool) -> NetConfig {
@@ -226,22 +226,7 @@ fn ics_writes_the_documented_json_and_picture() {
 
 #[test]
 fn ics_is_deterministic_for_a_seed() {
-    let (a, b, c) = (
-        scratch("ics-det-a"),
-        scratch("ics-det-b"),
-        scratch("ics-det-c"),
-    );
-    bn_lab_ok(TINY, &a);
-    bn_lab_ok(TINY, &b);
-    let mut other_seed = TINY.to_vec();
-    other_seed.extend(["--seed", "1"]);
-    bn_lab_ok(&other_seed, &c);
-    let read = |d: &std::path::Path| std::fs::read_to_string(d.join("ics.json")).unwrap();
-    assert_eq!(read(&a), read(&b));
-    assert_ne!(read(&a), read(&c));
-    for d in [a, b, c] {
-        std::fs::remove_dir_all(d).unwrap();
-    }
+    assert_deterministic(TINY, "ics.json", "ics");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use bn_lab::experiment::landscape::{
 };
 use bn_lab::model::{Mlp, Mode, ParamKind};
 use bn_lab::ops;
-use common::{bn_lab_ok, has_fields, json, rejects, scratch};
+use common::{assert_deterministic, bn_lab_ok, has_fields, json, rejects, scratch};
 use ndarray::{Array1, Array2, Axis, concatenate};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::StandardNormal;
@@ -438,22 +438,7 @@ fn landscape_writes_the_documented_json_and_both_pictures() {
 
 #[test]
 fn landscape_is_deterministic_for_a_seed() {
-    let (a, b, c) = (
-        scratch("landscape-det-a"),
-        scratch("landscape-det-b"),
-        scratch("landscape-det-c"),
-    );
-    bn_lab_ok(TINY, &a);
-    bn_lab_ok(TINY, &b);
-    let mut other_seed = TINY.to_vec();
-    other_seed.extend(["--seed", "1"]);
-    bn_lab_ok(&other_seed, &c);
-    let read = |d: &std::path::Path| std::fs::read_to_string(d.join("landscape.json")).unwrap();
-    assert_eq!(read(&a), read(&b));
-    assert_ne!(read(&a), read(&c));
-    for d in [a, b, c] {
-        std::fs::remove_dir_all(d).unwrap();
-    }
+    assert_deterministic(TINY, "landscape.json", "landscape");
 }
 
 #[test]

@@ -116,3 +116,32 @@ pub fn assert_refused(args: &[&str], flag: &str, dir: &Path) {
         .unwrap_or_default();
     assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
 }
+
+/// Run `args` twice with the same seed and once with `--seed 1`: `json_file` must be identical
+/// for the same seed and differ for the other one.
+pub fn assert_deterministic(args: &[&str], json_file: &str, name: &str) {
+    let dirs: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|k| scratch(&format!("{name}-det-{k}")))
+        .collect();
+    bn_lab_ok(args, &dirs[0]);
+    bn_lab_ok(args, &dirs[1]);
+    let mut other_seed = args.to_vec();
+    other_seed.extend(["--seed", "1"]);
+    bn_lab_ok(&other_seed, &dirs[2]);
+    let read =
+        |d: &Path| std::fs::read_to_string(d.join(json_file)).expect("the JSON file was written");
+    assert_eq!(
+        read(&dirs[0]),
+        read(&dirs[1]),
+        "same seed, different {json_file}"
+    );
+    assert_ne!(
+        read(&dirs[0]),
+        read(&dirs[2]),
+        "another seed, same {json_file}"
+    );
+    for d in dirs {
+        std::fs::remove_dir_all(d).expect("scratch dirs are removable");
+    }
+}
