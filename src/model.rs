@@ -765,14 +765,14 @@ impl<T: Float> Mlp<T> {
         Ok(())
     }
 
-    /// Every parameter with its gradient, hidden blocks first (weight, bias, gamma, beta), then
-    /// the output layer. The one accessor optimisers, gradient checks and reports share.
-    pub fn params_mut(&mut self) -> Vec<Param<'_, T>> {
-        let mut ps = Vec::with_capacity(4 * self.blocks.len() + 2);
+    /// Call `f` on every parameter with its gradient, hidden blocks first (weight, bias, gamma,
+    /// beta), then the output layer. The one accessor optimisers, gradient checks and reports
+    /// share; [`Mlp::params_mut`] collects the same sequence. Allocates nothing.
+    pub fn for_each_param_mut<'a>(&'a mut self, mut f: impl FnMut(Param<'a, T>)) {
         for (i, block) in self.blocks.iter_mut().enumerate() {
             let layer = LayerId::Hidden(i + 1);
             let lin = &mut block.linear;
-            ps.push(Param {
+            f(Param {
                 id: ParamId {
                     layer,
                     kind: ParamKind::Weight,
@@ -780,7 +780,7 @@ impl<T: Float> Mlp<T> {
                 value: lin.w.view_mut().into_dyn(),
                 grad: lin.dw.view().into_dyn(),
             });
-            ps.push(Param {
+            f(Param {
                 id: ParamId {
                     layer,
                     kind: ParamKind::Bias,
@@ -789,7 +789,7 @@ impl<T: Float> Mlp<T> {
                 grad: lin.db.view().into_dyn(),
             });
             if let Some(ss) = block.bn.as_mut().and_then(|bn| bn.affine.as_mut()) {
-                ps.push(Param {
+                f(Param {
                     id: ParamId {
                         layer,
                         kind: ParamKind::Gamma,
@@ -797,7 +797,7 @@ impl<T: Float> Mlp<T> {
                     value: ss.gamma.view_mut().into_dyn(),
                     grad: ss.dgamma.view().into_dyn(),
                 });
-                ps.push(Param {
+                f(Param {
                     id: ParamId {
                         layer,
                         kind: ParamKind::Beta,
@@ -808,7 +808,7 @@ impl<T: Float> Mlp<T> {
             }
         }
         let layer = LayerId::Output;
-        ps.push(Param {
+        f(Param {
             id: ParamId {
                 layer,
                 kind: ParamKind::Weight,
@@ -816,7 +816,7 @@ impl<T: Float> Mlp<T> {
             value: self.out.w.view_mut().into_dyn(),
             grad: self.out.dw.view().into_dyn(),
         });
-        ps.push(Param {
+        f(Param {
             id: ParamId {
                 layer,
                 kind: ParamKind::Bias,
@@ -824,6 +824,12 @@ impl<T: Float> Mlp<T> {
             value: self.out.b.view_mut().into_dyn(),
             grad: self.out.db.view().into_dyn(),
         });
+    }
+
+    /// Every parameter with its gradient, in [`Mlp::for_each_param_mut`] order.
+    pub fn params_mut(&mut self) -> Vec<Param<'_, T>> {
+        let mut ps = Vec::with_capacity(4 * self.blocks.len() + 2);
+        self.for_each_param_mut(|p| ps.push(p));
         ps
     }
 

@@ -42,19 +42,22 @@ impl<T: Float> Sgd<T> {
             weight_decay,
         } = self.config;
         let (lr, mu, wd) = (T::of(lr), T::of(momentum), T::of(weight_decay));
-        let mut params = net.params_mut();
-        if self.velocity.len() != params.len() {
-            self.velocity = params
+        if momentum != 0.0 && self.velocity.is_empty() {
+            // First step: one zero velocity per parameter (the only allocation SGD makes).
+            self.velocity = net
+                .params_mut()
                 .iter()
                 .map(|p| ArrayD::zeros(p.value.raw_dim()))
                 .collect();
         }
-        for (p, v) in params.iter_mut().zip(self.velocity.iter_mut()) {
+        let mut velocity = self.velocity.iter_mut();
+        net.for_each_param_mut(|mut p| {
             if momentum == 0.0 {
                 Zip::from(&mut p.value)
                     .and(&p.grad)
                     .for_each(|w, &g| *w -= lr * (g + wd * *w));
             } else {
+                let v = velocity.next().expect("one velocity per parameter");
                 Zip::from(&mut p.value)
                     .and(&p.grad)
                     .and(v)
@@ -63,6 +66,6 @@ impl<T: Float> Sgd<T> {
                         *w -= lr * *v;
                     });
             }
-        }
+        });
     }
 }
