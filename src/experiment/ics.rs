@@ -19,10 +19,10 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::{Dtype, NetConfig};
+use crate::config::Dtype;
 use crate::experiment::grad_norms::fmt_num;
 use crate::experiment::landscape::Progress;
-use crate::experiment::{ProbeRun, ToolInfo};
+use crate::experiment::{ProbeRun, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::model::{Block, Mlp};
 use crate::stats::{Num, frobenius_norm};
@@ -155,17 +155,19 @@ impl IcsSummary {
 /// One training run (BN off or on).
 #[derive(Clone, Debug, Serialize)]
 pub struct IcsArm {
-    pub label: String,
-    pub bn: bool,
-    pub net: NetConfig,
-    /// Loss of each step's mini-batch before its update (train mode).
-    pub train_loss: Vec<Num>,
-    /// Step at which the loss became inf/NaN or grew 1e6-fold (training stopped there).
-    pub diverged_at: Option<usize>,
-    /// Test loss after training, BN in eval mode.
-    pub final_test_loss: Num,
+    /// The run itself: label, network, losses, divergence.
+    #[serde(flatten)]
+    pub run: TrainedArm,
     pub records: Vec<IcsRecord>,
     pub summary: IcsSummary,
+}
+
+/// The run's common fields read as the arm's own (`arm.label`, `arm.final_test_loss`, ...).
+impl std::ops::Deref for IcsArm {
+    type Target = TrainedArm;
+    fn deref(&self) -> &TrainedArm {
+        &self.run
+    }
 }
 
 /// Whether BN reduced ICS in this run, by each of Santurkar et al.'s two measures.
@@ -244,28 +246,22 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
 
 fn run_arm<T: Float>(cfg: &IcsConfig, bn: bool, progress: Progress) -> IcsArm {
     let mut records = Vec::new();
-    let (mut tr, train_loss, diverged_at) =
-        cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
-            // The network after the update this step is about to take (plain SGD is stateless, so
-            // stepping a copy gives exactly the weights the run moves to next).
-            let mut after = tr.net.clone();
-            tr.sgd.step(&mut after);
-            let layers = measure(&tr.net, &after, &tr.x, &tr.y);
-            records.push(IcsRecord {
-                step,
-                loss: Num(loss),
-                l2_diff: layers.iter().map(|l| Num(l.l2_diff)).collect(),
-                cosine: layers.iter().map(|l| Num(l.cosine)).collect(),
-                grad_norm: layers.iter().map(|l| Num(l.grad_norm)).collect(),
-            });
+    let (_, run) = cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
+        // The network after the update this step is about to take (plain SGD is stateless, so
+        // stepping a copy gives exactly the weights the run moves to next).
+        let mut after = tr.net.clone();
+        tr.sgd.step(&mut after);
+        let layers = measure(&tr.net, &after, &tr.x, &tr.y);
+        records.push(IcsRecord {
+            step,
+            loss: Num(loss),
+            l2_diff: layers.iter().map(|l| Num(l.l2_diff)).collect(),
+            cosine: layers.iter().map(|l| Num(l.cosine)).collect(),
+            grad_norm: layers.iter().map(|l| Num(l.grad_norm)).collect(),
         });
+    });
     IcsArm {
-        label: cfg.arm_label(bn),
-        bn,
-        net: cfg.net(bn),
-        final_test_loss: Num(tr.test_loss()),
-        train_loss,
-        diverged_at,
+        run,
         summary: IcsSummary::of(&records, cfg.depth + 1),
         records,
     }

@@ -29,10 +29,10 @@ use rand::Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::{Dtype, NetConfig};
+use crate::config::Dtype;
 use crate::data::{self, Batch, Stream};
 use crate::experiment::grad_norms::fmt_num;
-use crate::experiment::{ProbeRun, ToolInfo};
+use crate::experiment::{ProbeRun, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::model::{Mlp, Mode, ParamKind};
 use crate::ops;
@@ -278,19 +278,21 @@ impl LandscapeSummary {
 /// One training run (BN off or on).
 #[derive(Clone, Debug, Serialize)]
 pub struct LandscapeArm {
-    pub label: String,
-    pub bn: bool,
-    pub net: NetConfig,
-    /// Loss of each step's mini-batch before its update (train mode).
-    pub train_loss: Vec<Num>,
-    /// Step at which the loss became inf/NaN or grew 1e6-fold (training stopped there).
-    pub diverged_at: Option<usize>,
-    /// Test loss after training, BN in eval mode (running statistics).
-    pub final_test_loss: Num,
+    /// The run itself: label, network, losses, divergence.
+    #[serde(flatten)]
+    pub run: TrainedArm,
     pub probes: Vec<Probe>,
     pub summary: LandscapeSummary,
     /// `None` if the run diverged (no trained weights to look around).
     pub slice: Option<Slice>,
+}
+
+/// The run's common fields read as the arm's own (`arm.label`, `arm.final_test_loss`, ...).
+impl std::ops::Deref for LandscapeArm {
+    type Target = TrainedArm;
+    fn deref(&self) -> &TrainedArm {
+        &self.run
+    }
 }
 
 /// Everything `landscape` computed; written to `landscape.json` and drawn in `landscape.png`
@@ -352,24 +354,17 @@ fn probe<T: Float>(tr: &mut Trainer<T>, loss: f64, step_sizes: &[f64]) -> PathPr
 fn run_arm<T: Float>(cfg: &LandscapeConfig, bn: bool, progress: Progress) -> LandscapeArm {
     let step_sizes = cfg.step_sizes();
     let mut probes = Vec::new();
-    let (mut tr, train_loss, diverged_at) =
-        cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
-            probes.push(Probe::new(step, &probe(tr, loss, &step_sizes)));
-        });
-    let final_test_loss = Num(tr.test_loss());
-    let slice = if diverged_at.is_none() {
+    let (mut tr, run) = cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
+        probes.push(Probe::new(step, &probe(tr, loss, &step_sizes)));
+    });
+    let slice = if run.diverged_at.is_none() {
         Some(slice(&mut tr.net, &tr.train, cfg, progress))
     } else {
         progress(cfg.slice_grid as u64);
         None
     };
     LandscapeArm {
-        label: cfg.arm_label(bn),
-        bn,
-        net: cfg.net(bn),
-        train_loss,
-        diverged_at,
-        final_test_loss,
+        run,
         summary: LandscapeSummary::of(&probes),
         probes,
         slice,

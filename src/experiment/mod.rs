@@ -117,21 +117,23 @@ impl ProbeRun {
     /// Train the BN-off or BN-on arm with plain SGD, calling `measure(trainer, step, loss)` at
     /// steps 0, every, 2 every, ... after the backward pass and before the update (the trainer
     /// holds that step's batch and gradients). Stops at a divergence. `progress` gets one unit
-    /// per step. Returns the trainer, every step's mini-batch loss, and the divergence step.
+    /// per step. Returns the trained trainer and what every arm reports.
     pub fn train_measured<T: Float>(
         &self,
         bn: bool,
         progress: &(dyn Fn(u64) + Sync),
         mut measure: impl FnMut(&mut Trainer<T>, usize, f64),
-    ) -> (Trainer<T>, Vec<Num>, Option<usize>) {
+    ) -> (Trainer<T>, TrainedArm) {
         let mut tr = Trainer::<T>::new(&self.net(bn), &self.setup());
         let mut train_loss = Vec::with_capacity(self.steps);
+        let mut diverged_at = None;
         for step in 0..self.steps {
             let loss = tr.forward_backward();
             train_loss.push(Num(loss));
             if divergence(loss, train_loss[0].0, DIVERGENCE_FACTOR).is_some() {
                 progress((self.steps - step) as u64);
-                return (tr, train_loss, Some(step));
+                diverged_at = Some(step);
+                break;
             }
             if step % self.every == 0 {
                 measure(&mut tr, step, loss);
@@ -139,7 +141,15 @@ impl ProbeRun {
             tr.step();
             progress(1);
         }
-        (tr, train_loss, None)
+        let arm = TrainedArm {
+            label: self.arm_label(bn),
+            bn,
+            net: self.net(bn),
+            train_loss,
+            diverged_at,
+            final_test_loss: Num(tr.test_loss()),
+        };
+        (tr, arm)
     }
 
     /// Layer names: `1` .. `depth`, then `out`.
@@ -149,4 +159,20 @@ impl ProbeRun {
             .chain(std::iter::once("out".to_string()))
             .collect()
     }
+}
+
+/// What every measured training run reports, whatever it measured (flattened into the arms of
+/// `landscape.json` and `ics.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainedArm {
+    /// `BN off`, `BN on`, `BN on (no affine)`, ...
+    pub label: String,
+    pub bn: bool,
+    pub net: NetConfig,
+    /// Loss of each step's mini-batch before its update (train mode).
+    pub train_loss: Vec<Num>,
+    /// Step at which the loss became inf/NaN or grew 1e6-fold (training stopped there).
+    pub diverged_at: Option<usize>,
+    /// Test loss after training, BN in eval mode (running statistics).
+    pub final_test_loss: Num,
 }
