@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_refused, bn_lab as run, json, num, scratch_dir as scratch};
+use common::{assert_refused, bn_lab as run, bn_lab_ok, json, num, scratch_dir as scratch};
 use std::path::Path;
 
 use serde_json::Value;
@@ -20,18 +20,7 @@ fn arm(report: &Value, bn: bool) -> &Value {
 #[test]
 fn grad_norms_depth_50_vanishes_without_bn_and_not_with_it() {
     let dir = scratch("depth50");
-    let out = run(&[
-        "grad-norms",
-        "--depth",
-        "50",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bn_lab_ok(&["grad-norms", "--depth", "50"], &dir);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         stdout.contains("vanishing") && stdout.contains("stable"),
@@ -112,29 +101,25 @@ fn same_seed_gives_identical_numbers_and_another_seed_does_not() {
 #[test]
 fn overflow_is_a_result_not_a_crash() {
     let dir = scratch("overflow");
-    let out = run(&[
-        "grad-norms",
-        "--act",
-        "linear",
-        "--init",
-        "normal:3",
-        "--depth",
-        "100",
-        "--dtype",
-        "f32",
-        "--bn",
-        "off",
-        "--width",
-        "64",
-        "--batch",
-        "32",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = bn_lab_ok(
+        &[
+            "grad-norms",
+            "--act",
+            "linear",
+            "--init",
+            "normal:3",
+            "--depth",
+            "100",
+            "--dtype",
+            "f32",
+            "--bn",
+            "off",
+            "--width",
+            "64",
+            "--batch",
+            "32",
+        ],
+        &dir,
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("NaN") || stdout.contains("inf"), "{stdout}");
