@@ -1,12 +1,14 @@
-//! Command-line interface: clap derive structs only. Doc comments are the help text.
+//! Command-line interface: clap derive structs only, no logic. Doc comments are the help text.
+//! The shared groups ([`NetArgs`], [`DataArgs`], [`OutputArgs`]) are flattened into every
+//! command that uses them; a command changes a default with `mut_arg`, never by redeclaring a
+//! flag. `commands/` turns these into validated experiment configs.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Activation, Dtype, Init, Placement};
+use crate::config::{Activation, Dtype, Init, Norm, Placement};
 use crate::data::Task;
-use crate::experiment::grad_norms::BnArms;
 
 /// Numerical-stability experiments on deep MLPs: vanishing and exploding gradients, and what
 /// BatchNorm (with or without scale/shift), its placement and skip connections change.
@@ -42,30 +44,32 @@ pub enum Command {
     /// Train the same network with BatchNorm off, on, without scale/shift and after the
     /// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
     /// ratios and gradient norms. Writes train_loss.png, train_layers.png and train.json.
-    Train(crate::commands::train::TrainArgs),
+    Train(TrainArgs),
     /// Train sigmoid and ReLU networks with BatchNorm with scale/shift, without, and without BN
     /// on the non-linear task: per layer, how many activation inputs sit in (-1, 1), saturate,
     /// or leave ReLU units dead or linear, before and after training, and which fits better.
     /// Writes nonlinearity.png, nonlinearity_hist.png and nonlinearity.json.
-    Nonlinearity(crate::commands::nonlinearity::NonlinearityArgs),
+    Nonlinearity(NonlinearityArgs),
     /// Time one forward+backward pass (median after warm-up) and compare its speed with a
     /// matrix-multiply ceiling measured on the spot. Prints only; writes no files.
     Bench(BenchArgs),
 }
 
-/// Network and data flags shared by every experiment.
+/// Network flags shared by every command (defaults: `grad-norms`'s; other commands change
+/// them with `mut_arg`).
 #[derive(Debug, Clone, Args)]
 pub struct NetArgs {
-    /// Hidden width, units per layer [default: 256; gradcheck: 6].
-    #[arg(long)]
-    pub width: Option<usize>,
-    /// Samples per batch [default: 256; gradcheck: 8].
-    #[arg(long)]
-    pub batch: Option<usize>,
+    /// Hidden width, units per layer.
+    #[arg(long, default_value_t = 256)]
+    pub width: usize,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
     /// Activation function.
-    #[arg(long, value_enum, default_value_t = Activation::Sigmoid)]
-    pub act: Activation,
-    /// Weight initialisation: he, xavier, lecun or normal:STD (e.g. normal:0.05).
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    pub act: Option<Activation>,
+    /// Weight initialisation: he, xavier, lecun, normal:STD (e.g. normal:0.05) or auto (he for
+    /// (leaky) ReLU, xavier otherwise).
     #[arg(long, default_value = "xavier", value_parser = parse_init)]
     pub init: Init,
     /// BatchNorm with learnable scale gamma and shift beta (the default).
@@ -81,18 +85,18 @@ pub struct NetArgs {
     #[arg(long)]
     pub residual: bool,
     /// BatchNorm epsilon added to the variance.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
     pub eps: f64,
     /// BatchNorm momentum of the running statistics (PyTorch's convention).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub momentum: f64,
     /// Input dimension [default: the width].
     #[arg(long)]
     pub d_in: Option<usize>,
-    /// Output dimension [default: 10; gradcheck: 3].
-    #[arg(long)]
-    pub d_out: Option<usize>,
-    /// Random seed for data and weights.
+    /// Output dimension.
+    #[arg(long, default_value_t = 10)]
+    pub d_out: usize,
+    /// Random seed for data, weights and batch order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Float type to compute in.
@@ -100,14 +104,43 @@ pub struct NetArgs {
     pub dtype: Dtype,
 }
 
-impl NetArgs {
-    pub fn affine(&self) -> bool {
-        !self.no_affine
-    }
-}
-
 fn parse_init(s: &str) -> Result<Init, String> {
     s.parse()
+}
+
+/// Which BatchNorm arms to run: off, on (with the `--affine`/`--no-affine` and `--placement`
+/// settings), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BnFlag {
+    Off,
+    On,
+    Both,
+}
+
+/// The data flags of the commands that train.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Regression task: linear (a linear teacher) or nonlinear (sin(3 u1) cos(2 u2) of a 2-D
+    /// latent lifted to the input width; see the README).
+    #[arg(long, value_enum, default_value_t = Task::Nonlinear)]
+    pub task: Task,
+    /// Training samples (mini-batches are drawn from these without replacement per epoch).
+    #[arg(long, default_value_t = 2048)]
+    pub n_train: usize,
+    /// Test samples.
+    #[arg(long, default_value_t = 1024)]
+    pub n_test: usize,
+}
+
+/// Where the files go and what stdout shows.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output directory for the command's PNG and JSON files.
+    #[arg(long, default_value = "bn-lab-out")]
+    pub out: PathBuf,
+    /// Write the JSON results to stdout instead of the summary (files are still written).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,70 +150,64 @@ pub struct GradNormsArgs {
     #[arg(long, value_delimiter = ',', default_value = "50")]
     pub depth: Vec<usize>,
     /// BatchNorm arms to run.
-    #[arg(long, value_enum, default_value_t = BnArms::Both)]
-    pub bn: BnArms,
+    #[arg(long, value_enum, default_value_t = BnFlag::Both)]
+    pub bn: BnFlag,
     /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
     #[command(flatten)]
     pub net: NetArgs,
-    /// Output directory for grad_norms.png and grad_norms.json.
-    #[arg(long, default_value = "bn-lab-out")]
-    pub out: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Also save the batch, targets, every parameter and every gradient of the first
     /// configuration (first depth, BN off before on, first seed) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub save_net: Option<PathBuf>,
-    /// Write the JSON results to stdout instead of the table (files are still written).
-    #[arg(long)]
-    pub json: bool,
     /// Threads for the configurations run side by side and for each network's matrix
     /// products and BatchNorm/activation passes [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
 }
 
+/// A tiny network by default: every parameter is perturbed twice.
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("width", |a| a.default_value("6")),
+    mut_arg("batch", |a| a.default_value("8")),
+    mut_arg("d_out", |a| a.default_value("3")),
+    mut_arg("dtype", |a| a.hide(true))
+)]
 pub struct GradcheckArgs {
     /// Number of hidden layers.
     #[arg(long, default_value_t = 3)]
     pub depth: usize,
-    /// BatchNorm on or off.
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
-    pub bn: OnOff,
+    /// BatchNorm on or off (one network is checked).
+    #[arg(long, value_enum, default_value_t = BnFlag::On)]
+    pub bn: BnFlag,
     /// Check BatchNorm in eval mode (running statistics) instead of train mode.
     #[arg(long)]
     pub eval: bool,
     /// Finite-difference step h in (L(p+h) - L(p-h)) / 2h.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
     pub step: f64,
     /// Relative error above which the check fails (exit code 1).
     #[arg(long, default_value_t = 1e-6)]
     pub tol: f64,
-    /// Network flags (gradcheck always computes in f64; --dtype is ignored).
+    /// Network flags (gradcheck always computes in f64).
     #[command(flatten)]
     pub net: NetArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
 /// Training flags shared by `landscape` and `ics` (plain SGD: no momentum, no weight decay).
 #[derive(Debug, Clone, Args)]
-pub struct ProbeTrainArgs {
+pub struct MeasuredTrainArgs {
     /// Number of hidden layers.
     #[arg(long, default_value_t = 8)]
     pub depth: usize,
     /// BatchNorm arms to run.
-    #[arg(long, value_enum, default_value_t = BnArms::Both)]
-    pub bn: BnArms,
-    /// Regression task: linear teacher, or the non-linear sin/cos target (see the README).
-    #[arg(long, value_enum, default_value_t = Task::Nonlinear)]
-    pub task: Task,
+    #[arg(long, value_enum, default_value_t = BnFlag::Both)]
+    pub bn: BnFlag,
     /// SGD steps.
     #[arg(long, default_value_t = 400)]
     pub steps: usize,
@@ -190,26 +217,24 @@ pub struct ProbeTrainArgs {
     /// Measure every K steps (steps 0, K, 2K, ...).
     #[arg(long, value_name = "K", default_value_t = 10)]
     pub every: usize,
-    /// Training samples (mini-batches are drawn from these without replacement per epoch).
-    #[arg(long, default_value_t = 4096)]
-    pub n_train: usize,
-    /// Test samples (for the final test loss, BN in eval mode).
-    #[arg(long, default_value_t = 1024)]
-    pub n_test: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// ReLU with He init by default: deep sigmoid nets without BN barely move on these tasks, and
 /// Santurkar et al. measured ReLU networks.
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 #[command(
     mut_arg("act", |a| a.default_value("relu")),
     mut_arg("init", |a| a.default_value("he")),
-    mut_arg("width", |a| a.help("Hidden width, units per layer [default: 128]")),
-    mut_arg("batch", |a| a.help("Samples per batch [default: 128]"))
+    mut_arg("width", |a| a.default_value("128")),
+    mut_arg("batch", |a| a.default_value("128")),
+    mut_arg("n_train", |a| a.default_value("4096"))
 )]
 pub struct LandscapeArgs {
     #[command(flatten)]
-    pub train: ProbeTrainArgs,
+    pub train: MeasuredTrainArgs,
     /// Probe step sizes as multiples of the learning rate, comma-separated.
     #[arg(
         long,
@@ -234,38 +259,155 @@ pub struct LandscapeArgs {
     pub slice_samples: usize,
     #[command(flatten)]
     pub net: NetArgs,
-    /// Output directory for landscape.png, landscape_slice.png and landscape.json.
-    #[arg(long, default_value = "bn-lab-out")]
-    pub out: PathBuf,
-    /// Write the JSON results to stdout instead of the summary (files are still written).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Same network defaults as `landscape`.
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 #[command(
     mut_arg("act", |a| a.default_value("relu")),
     mut_arg("init", |a| a.default_value("he")),
-    mut_arg("width", |a| a.help("Hidden width, units per layer [default: 128]")),
-    mut_arg("batch", |a| a.help("Samples per batch [default: 128]"))
+    mut_arg("width", |a| a.default_value("128")),
+    mut_arg("batch", |a| a.default_value("128")),
+    mut_arg("n_train", |a| a.default_value("4096"))
 )]
 pub struct IcsArgs {
     #[command(flatten)]
-    pub train: ProbeTrainArgs,
+    pub train: MeasuredTrainArgs,
     #[command(flatten)]
     pub net: NetArgs,
-    /// Output directory for ics.png and ics.json.
-    #[arg(long, default_value = "bn-lab-out")]
-    pub out: PathBuf,
-    /// Write the JSON results to stdout instead of the summary (files are still written).
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Flags of `bn-lab train`: small networks, so 16 runs finish in seconds.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("64")),
+    mut_arg("batch", |a| a.default_value("64").help("Samples per mini-batch")),
+    mut_arg("affine", |a| a.hide(true)),
+    mut_arg("no_affine", |a| a.hide(true)),
+    mut_arg("placement", |a| a.hide(true))
+)]
+pub struct TrainArgs {
+    /// Learning rates to compare, comma-separated; one loss panel each.
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,0.3,1")]
+    pub lr: Vec<f64>,
+    /// Configurations to compare, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "off,on,no-affine,post"
+    )]
+    pub configs: Vec<Norm>,
+    /// Number of hidden layers.
+    #[arg(long, default_value_t = 10)]
+    pub depth: usize,
+    /// SGD updates per run.
+    #[arg(long, default_value_t = 600)]
+    pub steps: usize,
+    /// SGD momentum (PyTorch's convention; 0: plain SGD). Not BN's --momentum.
+    #[arg(long, default_value_t = 0.0)]
+    pub sgd_momentum: f64,
+    /// L2 weight decay added to every gradient.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Evaluate the train and test loss every K steps.
+    #[arg(long, value_name = "K", default_value_t = 20)]
+    pub eval_every: usize,
+    /// Record per-layer update ratios and gradient norms every K steps.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub diag_every: usize,
+    /// A run diverges when its mini-batch loss exceeds this factor times its first one.
+    #[arg(long, default_value_t = crate::train::DIVERGENCE_FACTOR)]
+    pub diverge_factor: f64,
+    /// Learning rate whose per-layer diagnostics train_layers.png shows [default: the largest
+    /// at which no configuration diverged, else the smallest].
     #[arg(long)]
-    pub json: bool,
+    pub diag_lr: Option<f64>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Flags of `bn-lab nonlinearity`: it compares activations (`--acts`) and BN variants
+/// (`--configs`), and picks the initialisation per activation unless `--init` is given.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value(None::<&str>).hide(true)),
+    mut_arg("init", |a| a.default_value("auto")),
+    mut_arg("width", |a| a.default_value("64")),
+    mut_arg("batch", |a| a.default_value("64").help(
+        "Samples per mini-batch (also the size of the probe batch the fractions are measured on)"
+    )),
+    mut_arg("affine", |a| a.hide(true)),
+    mut_arg("no_affine", |a| a.hide(true)),
+    mut_arg("residual", |a| a.hide(true)),
+    mut_arg("n_test", |a| a.help("Test samples (the first --batch of them are the probe batch)"))
+)]
+pub struct NonlinearityArgs {
+    /// Activations to compare, comma-separated (sigmoid, tanh, relu, leaky-relu, linear).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sigmoid,relu"
+    )]
+    pub acts: Vec<Activation>,
+    /// BN variants to compare, comma-separated; --placement moves every BN arm.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "on,no-affine,off"
+    )]
+    pub configs: Vec<Norm>,
+    /// Number of hidden layers.
+    #[arg(long, default_value_t = 6)]
+    pub depth: usize,
+    /// Learning rate: one for every run, or one per --acts entry (comma-separated, same order)
+    /// [default: 0.1 for sigmoid and tanh, 0.01 otherwise].
+    #[arg(long, value_delimiter = ',')]
+    pub lr: Option<Vec<f64>>,
+    /// SGD updates per run.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Repeat over K seeds (seed, seed+1, ...): weights and batch order change, the data set does not.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub seeds: usize,
+    /// SGD momentum (PyTorch's convention; 0: plain SGD).
+    #[arg(long, default_value_t = 0.0)]
+    pub sgd_momentum: f64,
+    /// L2 weight decay added to every gradient.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Evaluate the train and test loss every K steps.
+    #[arg(long, value_name = "K", default_value_t = 50)]
+    pub eval_every: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `bench` takes the network flags of `grad-norms`, with ReLU and He init as defaults (the
 /// setting of the PyTorch figures in the README).
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 #[command(
     mut_arg("act", |a| a.default_value("relu")),
     mut_arg("init", |a| a.default_value("he"))
@@ -274,9 +416,9 @@ pub struct BenchArgs {
     /// Number of hidden layers.
     #[arg(long, default_value_t = 50)]
     pub depth: usize,
-    /// BatchNorm on or off.
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
-    pub bn: OnOff,
+    /// BatchNorm on or off (one network is timed).
+    #[arg(long, value_enum, default_value_t = BnFlag::On)]
+    pub bn: BnFlag,
     /// Threads for matrix products and BatchNorm/activation kernels [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Task;
+
 /// Element-wise non-linearity applied in every hidden block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -115,6 +117,9 @@ pub enum Init {
     Lecun,
     /// N(0, std^2) with the given std.
     Normal(f64),
+    /// He for (leaky) ReLU, Xavier otherwise: resolved per activation by [`Init::resolve`]
+    /// before a network is built.
+    Auto,
 }
 
 impl Init {
@@ -125,6 +130,17 @@ impl Init {
             Init::Xavier => (2.0 / (fan_in + fan_out) as f64).sqrt(),
             Init::Lecun => (1.0 / fan_in as f64).sqrt(),
             Init::Normal(std) => std,
+            // `NetSpec::net` resolves `auto`; a hand-built config means what `xavier` means.
+            Init::Auto => Init::Xavier.std(fan_in, fan_out),
+        }
+    }
+
+    /// `auto` made concrete for `act`: He for (leaky) ReLU, Xavier otherwise.
+    pub fn resolve(self, act: Activation) -> Init {
+        match (self, act) {
+            (Init::Auto, Activation::Relu | Activation::LeakyRelu) => Init::He,
+            (Init::Auto, _) => Init::Xavier,
+            (init, _) => init,
         }
     }
 }
@@ -136,6 +152,7 @@ impl fmt::Display for Init {
             Init::Xavier => f.write_str("xavier"),
             Init::Lecun => f.write_str("lecun"),
             Init::Normal(std) => write!(f, "normal:{std}"),
+            Init::Auto => f.write_str("auto"),
         }
     }
 }
@@ -148,6 +165,7 @@ impl FromStr for Init {
             "he" => Ok(Init::He),
             "xavier" => Ok(Init::Xavier),
             "lecun" => Ok(Init::Lecun),
+            "auto" => Ok(Init::Auto),
             _ => {
                 if let Some(std) = s.strip_prefix("normal:") {
                     let std: f64 = std.trim().parse().map_err(|_| {
@@ -165,7 +183,7 @@ impl FromStr for Init {
                     Err("'normal' needs a std, e.g. normal:0.05".to_string())
                 } else {
                     Err(format!(
-                        "unknown init '{s}' (expected he, xavier, lecun or normal:STD)"
+                        "unknown init '{s}' (expected he, xavier, lecun, normal:STD or auto)"
                     ))
                 }
             }
@@ -198,24 +216,6 @@ pub struct BnConfig {
     pub momentum: f64,
 }
 
-impl BnConfig {
-    /// `BN on`, with `(no affine, after act)` where those apply: the label of a BN-on arm.
-    pub fn label(&self) -> String {
-        let mut extra = Vec::new();
-        if !self.affine {
-            extra.push("no affine");
-        }
-        if self.placement == Placement::Post {
-            extra.push("after act");
-        }
-        if extra.is_empty() {
-            "BN on".into()
-        } else {
-            format!("BN on ({})", extra.join(", "))
-        }
-    }
-}
-
 impl Default for BnConfig {
     fn default() -> Self {
         BnConfig {
@@ -225,6 +225,342 @@ impl Default for BnConfig {
             momentum: 0.1,
         }
     }
+}
+
+/// Which normalisation the hidden blocks use: the one type every command compares arms of.
+///
+/// The text form (flags, JSON, experiment files) is `off`, `on` (BatchNorm with scale/shift
+/// before the activation; `affine`, its old name in `nonlinearity`, is accepted too), `no-affine`, `post` and
+/// `post-no-affine`. The numeric constants (`eps`, `momentum`) are not part of the variant:
+/// they live in [`NetSpec`], so every arm of one run shares them.
+///
+/// ```
+/// use bn_lab::config::{Norm, Placement};
+/// let n: Norm = "post-no-affine".parse().unwrap();
+/// assert_eq!(n, Norm::Batch { affine: false, placement: Placement::Post });
+/// assert_eq!(n.to_string(), "post-no-affine");
+/// assert_eq!(n.label(), "BN after act, no affine");
+/// assert_eq!("affine".parse::<Norm>(), Ok(Norm::BN));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Norm {
+    /// No normalisation: `a = act(z)`.
+    Off,
+    /// BatchNorm (Ioffe & Szegedy 2015): per unit over the batch, with or without learnable
+    /// scale/shift, before (`act(BN(z))`) or after (`BN(act(z))`) the activation.
+    Batch { affine: bool, placement: Placement },
+}
+
+impl Norm {
+    /// BatchNorm with scale/shift before the activation, as in the original paper.
+    pub const BN: Norm = Norm::Batch {
+        affine: true,
+        placement: Placement::Pre,
+    };
+
+    /// Every variant, in the order the CLI lists them.
+    pub const ALL: [Norm; 5] = [
+        Norm::Off,
+        Norm::BN,
+        Norm::Batch {
+            affine: false,
+            placement: Placement::Pre,
+        },
+        Norm::Batch {
+            affine: true,
+            placement: Placement::Post,
+        },
+        Norm::Batch {
+            affine: false,
+            placement: Placement::Post,
+        },
+    ];
+
+    /// The text form: `off`, `on`, `no-affine`, `post`, `post-no-affine`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Norm::Off => "off",
+            Norm::Batch {
+                affine: true,
+                placement: Placement::Pre,
+            } => "on",
+            Norm::Batch {
+                affine: false,
+                placement: Placement::Pre,
+            } => "no-affine",
+            Norm::Batch {
+                affine: true,
+                placement: Placement::Post,
+            } => "post",
+            Norm::Batch {
+                affine: false,
+                placement: Placement::Post,
+            } => "post-no-affine",
+        }
+    }
+
+    /// The legend and table label of an arm with this normalisation.
+    pub fn label(self) -> &'static str {
+        match self {
+            Norm::Off => "BN off",
+            Norm::Batch {
+                affine: true,
+                placement: Placement::Pre,
+            } => "BN on",
+            Norm::Batch {
+                affine: false,
+                placement: Placement::Pre,
+            } => "BN, no affine",
+            Norm::Batch {
+                affine: true,
+                placement: Placement::Post,
+            } => "BN after act",
+            Norm::Batch {
+                affine: false,
+                placement: Placement::Post,
+            } => "BN after act, no affine",
+        }
+    }
+
+    /// Whether the blocks are normalised at all.
+    pub fn is_on(self) -> bool {
+        self != Norm::Off
+    }
+
+    /// Whether the normaliser has learnable scale/shift.
+    pub fn affine(self) -> bool {
+        matches!(self, Norm::Batch { affine: true, .. })
+    }
+
+    /// The same variant with BN moved to `placement` (no BN stays no BN).
+    pub fn placed(self, placement: Placement) -> Norm {
+        match self {
+            Norm::Off => Norm::Off,
+            Norm::Batch { affine, .. } => Norm::Batch { affine, placement },
+        }
+    }
+
+    /// The BatchNorm settings of a block, with the run's shared constants.
+    pub fn bn_config(self, eps: f64, momentum: f64) -> Option<BnConfig> {
+        match self {
+            Norm::Off => None,
+            Norm::Batch { affine, placement } => Some(BnConfig {
+                affine,
+                placement,
+                eps,
+                momentum,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Norm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Norm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "affine" => Ok(Norm::BN),
+            _ => Norm::ALL.into_iter().find(|n| n.name() == s).ok_or_else(|| {
+                format!("unknown normalisation '{s}' (expected off, on, no-affine, post or post-no-affine)")
+            }),
+        }
+    }
+}
+
+impl Serialize for Norm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Norm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl clap::ValueEnum for Norm {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Norm::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let v = clap::builder::PossibleValue::new(self.name());
+        Some(match self {
+            Norm::Off => v.help("no BatchNorm"),
+            Norm::Batch {
+                affine: true,
+                placement: Placement::Pre,
+            } => v
+                .alias("affine")
+                .help("BN with scale/shift before the activation"),
+            Norm::Batch {
+                affine: false,
+                placement: Placement::Pre,
+            } => v.help("BN without scale/shift before the activation"),
+            Norm::Batch {
+                affine: true,
+                placement: Placement::Post,
+            } => v.help("BN with scale/shift after the activation"),
+            Norm::Batch {
+                affine: false,
+                placement: Placement::Post,
+            } => v.help("BN without scale/shift after the activation"),
+        })
+    }
+}
+
+/// Everything about a network and its input that is not an axis an experiment compares
+/// along: the shape, initialisation, skip connections, BatchNorm constants, seed and float
+/// type. Every experiment config flattens one, so its JSON keys sit beside the experiment's
+/// own. Depth, activation and normalisation are the experiment's: some compare several.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetSpec {
+    /// Units per hidden layer.
+    pub width: usize,
+    /// Samples per (mini-)batch.
+    pub batch: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+    /// `auto`: He for (leaky) ReLU, Xavier otherwise.
+    pub init: Init,
+    /// `h_l = h_{l-1} + a_l` wherever the shapes match.
+    pub residual: bool,
+    /// BatchNorm's epsilon and running-statistics momentum, shared by every BN arm.
+    pub eps: f64,
+    pub momentum: f64,
+    /// Seed of the data, the weights and the batch order (one stream each).
+    pub seed: u64,
+    pub dtype: Dtype,
+}
+
+impl NetSpec {
+    /// The network with `depth` hidden blocks of activation `act`, normalised by `norm`.
+    pub fn net(&self, depth: usize, act: Activation, norm: Norm) -> NetConfig {
+        NetConfig {
+            d_in: self.d_in,
+            width: self.width,
+            d_out: self.d_out,
+            depth,
+            act,
+            init: self.init.resolve(act),
+            bn: norm.bn_config(self.eps, self.momentum),
+            residual: self.residual,
+        }
+    }
+
+    /// Check the fields themselves (every network built from them is checked again by
+    /// [`NetConfig::validate`] with its depth and normalisation).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least("width", 1, self.width)?;
+        at_least("batch", 1, self.batch)?;
+        at_least("d_in", 1, self.d_in)?;
+        at_least("d_out", 1, self.d_out)?;
+        finite_in("eps", ">= 0", self.eps, |v| v >= 0.0)?;
+        finite_in("momentum", "in [0, 1]", self.momentum, |v| {
+            (0.0..=1.0).contains(&v)
+        })?;
+        Ok(())
+    }
+}
+
+/// The data set of the experiments that train: a seeded synthetic task and its split.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub task: Task,
+    pub n_train: usize,
+    pub n_test: usize,
+}
+
+impl DataSpec {
+    /// Mini-batches of `batch` samples are drawn from the training split, so it needs at least
+    /// that many; the data set must fit in memory.
+    pub fn validate(&self, batch: usize) -> Result<(), ConfigError> {
+        if self.n_train < batch {
+            return Err(ConfigError::BelowOther {
+                field: "n_train",
+                other: "batch",
+                min: batch,
+                got: self.n_train,
+                why: "",
+            });
+        }
+        at_least("n_test", 1, self.n_test)?;
+        Ok(())
+    }
+
+    /// Refuse a data set (x, y and the split copies, drawn in f64: a generous bound) that
+    /// would take more than half the memory available.
+    pub fn check_memory(&self, d_in: usize) -> Result<(), ConfigError> {
+        let need = 4.0 * (self.n_train as f64 + self.n_test as f64) * (d_in as f64 + 16.0) * 8.0;
+        let have = available_memory_bytes() as f64;
+        if need > have / 2.0 {
+            return Err(ConfigError::TooMuchMemory {
+                fields: &["n_train", "n_test"],
+                need: human_bytes(need),
+                have: human_bytes(have / 2.0),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `got >= min`, or a [`ConfigError::TooSmall`] naming `field`.
+pub fn at_least(field: &'static str, min: usize, got: usize) -> Result<(), ConfigError> {
+    if got < min {
+        Err(ConfigError::TooSmall { field, min, got })
+    } else {
+        Ok(())
+    }
+}
+
+/// `got <= max`, or a [`ConfigError::TooLarge`] naming `field`.
+pub fn at_most(field: &'static str, max: usize, got: usize) -> Result<(), ConfigError> {
+    if got > max {
+        Err(ConfigError::TooLarge { field, max, got })
+    } else {
+        Ok(())
+    }
+}
+
+/// A finite `got` for which `ok` holds, or a [`ConfigError::BadNumber`] saying `what` it must be.
+pub fn finite_in(
+    field: &'static str,
+    what: &'static str,
+    got: f64,
+    ok: impl Fn(f64) -> bool,
+) -> Result<(), ConfigError> {
+    if got.is_finite() && ok(got) {
+        Ok(())
+    } else {
+        Err(ConfigError::BadNumber { field, what, got })
+    }
+}
+
+/// A non-empty list without repeated values.
+pub fn distinct<T: PartialEq + fmt::Display>(
+    field: &'static str,
+    v: &[T],
+) -> Result<(), ConfigError> {
+    if v.is_empty() {
+        return Err(ConfigError::Empty { field });
+    }
+    for (i, a) in v.iter().enumerate() {
+        if v[..i].contains(a) {
+            return Err(ConfigError::Repeated {
+                field,
+                value: a.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The architecture of one MLP (see the README's "The network").
@@ -243,29 +579,129 @@ pub struct NetConfig {
     pub residual: bool,
 }
 
-/// A configuration or input that cannot be run. The message names the flag.
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// A configuration that cannot be run. Each names the config field it is about (`n_train`,
+/// `probe_multipliers`, ...); [`ConfigError::render`] writes the message with those names
+/// spelled as the caller's users know them (the CLI passes its flag names, an experiment file
+/// its keys). `Display` uses the field names themselves.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConfigError {
-    #[error("{flag} must be at least {min} (got {got})")]
     TooSmall {
-        flag: &'static str,
+        field: &'static str,
         min: usize,
         got: usize,
     },
-    #[error(
-        "--batch must be at least 2 with BatchNorm on (the variance of a batch of 1 is 0, so BN is undefined); got --batch {0}"
-    )]
-    BatchTooSmallForBn(usize),
-    #[error("{flag} must be a finite number {what} (got {got})")]
+    TooLarge {
+        field: &'static str,
+        max: usize,
+        got: usize,
+    },
+    /// `field` must be at least the value of another field.
+    BelowOther {
+        field: &'static str,
+        other: &'static str,
+        min: usize,
+        got: usize,
+        why: &'static str,
+    },
+    /// BatchNorm needs two samples per batch; `field` is the batch it would normalise.
+    BatchTooSmallForBn {
+        field: &'static str,
+        got: usize,
+    },
     BadNumber {
-        flag: &'static str,
+        field: &'static str,
         what: &'static str,
         got: f64,
     },
-    #[error(
-        "this network needs about {need} of memory but only {have} is available; reduce --depth, --width or --batch"
-    )]
-    TooMuchMemory { need: String, have: String },
+    Empty {
+        field: &'static str,
+    },
+    Repeated {
+        field: &'static str,
+        value: String,
+    },
+    /// Anything else about one field, said in words.
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The run would need more memory than the machine has; `fields` are what to reduce.
+    TooMuchMemory {
+        fields: &'static [&'static str],
+        need: String,
+        have: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(&|field| field.to_string()))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The field the error is about (the first one to reduce, for memory).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::TooSmall { field, .. }
+            | ConfigError::TooLarge { field, .. }
+            | ConfigError::BelowOther { field, .. }
+            | ConfigError::BatchTooSmallForBn { field, .. }
+            | ConfigError::BadNumber { field, .. }
+            | ConfigError::Empty { field }
+            | ConfigError::Repeated { field, .. }
+            | ConfigError::Invalid { field, .. } => field,
+            ConfigError::TooMuchMemory { fields, .. } => fields.first().copied().unwrap_or(""),
+        }
+    }
+
+    /// The message, with every field name written as `name(field)`.
+    pub fn render(&self, name: &dyn Fn(&str) -> String) -> String {
+        match self {
+            ConfigError::TooSmall { field, min, got } => {
+                format!("{} must be at least {min} (got {got})", name(field))
+            }
+            ConfigError::TooLarge { field, max, got } => {
+                format!("{} must be at most {max} (got {got})", name(field))
+            }
+            ConfigError::BelowOther {
+                field,
+                other,
+                min,
+                got,
+                why,
+            } => format!(
+                "{} must be at least {} ({min}){why} (got {got})",
+                name(field),
+                name(other)
+            ),
+            ConfigError::BatchTooSmallForBn { field, got } => format!(
+                "{f} must be at least 2 with BatchNorm on (the variance of a batch of 1 is 0, so BN is undefined); got {f} {got}",
+                f = name(field)
+            ),
+            ConfigError::BadNumber { field, what, got } => {
+                format!("{} must be a finite number {what} (got {got})", name(field))
+            }
+            ConfigError::Empty { field } => format!("{} needs at least one value", name(field)),
+            ConfigError::Repeated { field, value } => {
+                format!("{}: '{value}' is given twice", name(field))
+            }
+            ConfigError::Invalid { field, message } => format!("{}: {message}", name(field)),
+            ConfigError::TooMuchMemory { fields, need, have } => {
+                let names: Vec<String> = fields.iter().map(|f| name(f)).collect();
+                let reduce = match names.split_last() {
+                    None => String::new(),
+                    Some((last, [])) => format!("; reduce {last}"),
+                    Some((last, rest)) => format!("; reduce {} or {last}", rest.join(", ")),
+                };
+                format!(
+                    "this run needs about {need} of memory but only {have} is available{reduce}"
+                )
+            }
+        }
+    }
 }
 
 /// Largest total of any single dimension we accept before even estimating memory.
@@ -274,36 +710,27 @@ const MAX_DIM: usize = 1 << 28;
 impl NetConfig {
     /// Check that a network of this shape can be built and run on `batch` samples.
     pub fn validate(&self, batch: usize) -> Result<(), ConfigError> {
-        let at_least = |flag, min, got| {
-            if got < min {
-                Err(ConfigError::TooSmall { flag, min, got })
-            } else {
-                Ok(())
-            }
-        };
-        at_least("--depth", 1, self.depth)?;
-        at_least("--width", 1, self.width)?;
-        at_least("--d-in", 1, self.d_in)?;
-        at_least("--d-out", 1, self.d_out)?;
-        at_least("--batch", 1, batch)?;
+        self.validate_as(batch, "batch")
+    }
+
+    /// [`NetConfig::validate`] for a batch that config field `batch_field` sets.
+    pub fn validate_as(&self, batch: usize, batch_field: &'static str) -> Result<(), ConfigError> {
+        at_least("depth", 1, self.depth)?;
+        at_least("width", 1, self.width)?;
+        at_least("d_in", 1, self.d_in)?;
+        at_least("d_out", 1, self.d_out)?;
+        at_least(batch_field, 1, batch)?;
         if let Some(bn) = &self.bn {
             if batch < 2 {
-                return Err(ConfigError::BatchTooSmallForBn(batch));
-            }
-            if !(bn.eps.is_finite() && bn.eps >= 0.0) {
-                return Err(ConfigError::BadNumber {
-                    flag: "--eps",
-                    what: ">= 0",
-                    got: bn.eps,
+                return Err(ConfigError::BatchTooSmallForBn {
+                    field: batch_field,
+                    got: batch,
                 });
             }
-            if !(bn.momentum.is_finite() && (0.0..=1.0).contains(&bn.momentum)) {
-                return Err(ConfigError::BadNumber {
-                    flag: "--momentum",
-                    what: "in [0, 1]",
-                    got: bn.momentum,
-                });
-            }
+            finite_in("eps", ">= 0", bn.eps, |v| v >= 0.0)?;
+            finite_in("momentum", "in [0, 1]", bn.momentum, |v| {
+                (0.0..=1.0).contains(&v)
+            })?;
         }
         Ok(())
     }
@@ -353,6 +780,7 @@ impl NetConfig {
             .any(|&d| d > MAX_DIM);
         if too_big_dim || need > have as f64 {
             return Err(ConfigError::TooMuchMemory {
+                fields: &["depth", "width", "batch"],
                 need: human_bytes(need),
                 have: human_bytes(have as f64),
             });

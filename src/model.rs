@@ -25,7 +25,7 @@ use crate::parallel::{gemm, par_cols};
 
 /// Whether BatchNorm normalises with the batch's statistics (and updates its running
 /// statistics) or with the running statistics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Train,

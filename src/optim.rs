@@ -69,3 +69,11 @@ impl<T: Float> Sgd<T> {
         });
     }
 }
+
+/// SGD momentum in [0, 1) and a weight decay >= 0.
+pub fn check_sgd(sgd_momentum: f64, weight_decay: f64) -> Result<(), crate::config::ConfigError> {
+    crate::config::finite_in("sgd_momentum", "in [0, 1)", sgd_momentum, |v| {
+        (0.0..1.0).contains(&v)
+    })?;
+    crate::config::finite_in("weight_decay", ">= 0", weight_decay, |v| v >= 0.0)
+}

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
+use crate::plot::Figures;
+
 /// Create `dir` (and parents) and check that a file can be written in it. `flag` names the
 /// option the path came from, for the error message.
 pub fn prepare_dir(dir: &Path, flag: &str) -> Result<()> {
@@ -105,5 +107,51 @@ impl Drop for Staged {
         for (tmp, _) in &self.files {
             let _ = fs::remove_file(tmp);
         }
+    }
+}
+
+/// A file written beside an experiment's JSON and figures (`--save-net`): its path and how to
+/// make its bytes from the report.
+pub struct Extra<'a, R> {
+    pub path: PathBuf,
+    /// The flag the path came from, for error messages.
+    pub flag: &'a str,
+    pub bytes: &'a (dyn Fn(&R) -> Result<Vec<u8>> + Sync),
+}
+
+/// Write everything an experiment produces, all or nothing: `<dir>/<STEM>.json` (the `json`
+/// given, serialised once by the caller), every figure of [`Figures::figures`], and the
+/// extras. Returns the paths in the order the summary names them: figures, JSON, extras.
+pub fn export<E: Figures>(
+    report: &E::Report,
+    json: &str,
+    dir: &Path,
+    extras: &[Extra<'_, E::Report>],
+) -> Result<Vec<PathBuf>> {
+    let mut staged = Staged::new();
+    let mut written = Vec::new();
+    let json_path = dir.join(format!("{}.json", E::STEM));
+    staged.write(&json_path, json.as_bytes())?;
+    for fig in E::figures() {
+        let path = dir.join(fig.file);
+        staged.write_with(&path, |tmp| (fig.draw)(report, tmp))?;
+        written.push(path);
+    }
+    written.push(json_path);
+    for extra in extras {
+        staged.write(&extra.path, &(extra.bytes)(report)?)?;
+        written.push(extra.path.clone());
+    }
+    staged.commit()?;
+    Ok(written)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub fn join_paths(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }

@@ -238,3 +238,18 @@ pub fn finite_min(v: impl IntoIterator<Item = f64>) -> f64 {
         .filter(|x| x.is_finite())
         .fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a })
 }
+
+/// Format a number for tables: `3.1e-29`, `0`, `inf`, `NaN`.
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if v == 0.0 {
+        "0".into()
+    } else if (1e-2..1e4).contains(&v.abs()) {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.2e}")
+    }
+}

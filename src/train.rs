@@ -351,6 +351,28 @@ pub fn train<T: Float>(
     h
 }
 
+/// The levels a trained network is compared with: predicting 0, and the best linear model.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ReferenceLosses {
+    /// Loss of predicting 0 for every test sample: `1/(2 n) sum y^2`.
+    pub zero_predictor_test_loss: Num,
+    /// Train and test loss of the best linear model (least squares on the training split):
+    /// what a network that behaves linearly can reach.
+    pub linear_fit_train_loss: Num,
+    pub linear_fit_test_loss: Num,
+}
+
+impl ReferenceLosses {
+    pub fn of<T: Float>(data: &Dataset<T>) -> Self {
+        let (train, test) = linear_fit_losses(data);
+        ReferenceLosses {
+            zero_predictor_test_loss: Num(zero_predictor_loss(&data.test)),
+            linear_fit_train_loss: Num(train),
+            linear_fit_test_loss: Num(test),
+        }
+    }
+}
+
 /// Loss of the constant prediction 0 on `data`: `1/(2n) sum y^2`, the level a network that has
 /// learned nothing would reach.
 pub fn zero_predictor_loss<T: Float>(data: &Batch<T>) -> f64 {

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{assert_refused, bn_lab as run, bn_lab_ok, json, num, scratch_dir as scratch};
+use common::{
+    assert_refused, assert_schema, bn_lab as run, bn_lab_ok, json, num, scratch_dir as scratch,
+};
 use std::path::Path;
 
 use serde_json::Value;
@@ -13,7 +15,7 @@ fn arm(report: &Value, bn: bool) -> &Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["bn"] == bn)
+        .find(|a| a["norm"] == if bn { "on" } else { "off" })
         .unwrap()
 }
 
@@ -36,6 +38,7 @@ fn grad_norms_depth_50_vanishes_without_bn_and_not_with_it() {
     assert!(coloured > 50_000, "only {coloured} non-white pixels");
 
     let r = json(&dir.join("grad_norms.json"));
+    assert_schema(&r, "grad_norms");
     assert_eq!(r["config"]["seed"], 0);
     assert_eq!(r["config"]["dtype"], "f32");
     assert_eq!(r["tool"]["version"], env!("CARGO_PKG_VERSION"));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_refused, bn_lab as run, json, num, scratch_dir as scratch};
+use common::{assert_refused, assert_schema, bn_lab as run, json, num, scratch_dir as scratch};
 use std::path::Path;
 use std::process::Output;
 
@@ -14,7 +14,7 @@ use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
 use bn_lab::optim::SgdConfig;
 use bn_lab::stats;
-use bn_lab::train::{self, DivergenceReason, TrainSettings};
+use bn_lab::train::{self, TrainSettings};
 use ndarray::Array2;
 use serde_json::Value;
 
@@ -73,38 +73,13 @@ fn train_writes_both_pictures_and_a_json_with_the_documented_fields() {
         assert!(coloured > 20_000, "{png}: only {coloured} non-white pixels");
     }
     assert_eq!(r["tool"]["name"], "bn-lab");
+    assert_schema(&r, "train");
     let cfg = &r["config"];
-    for key in [
-        "task",
-        "n_train",
-        "n_test",
-        "depth",
-        "width",
-        "batch",
-        "d_in",
-        "d_out",
-        "act",
-        "init",
-        "bn_settings",
-        "configs",
-        "lrs",
-        "sgd_momentum",
-        "weight_decay",
-        "steps",
-        "eval_every",
-        "diag_every",
-        "diverge_factor",
-        "seed",
-        "dtype",
-        "diag_lr",
-    ] {
-        assert!(!cfg[key].is_null(), "config.{key} missing");
-    }
     assert_eq!(cfg["act"], "relu");
     assert_eq!(cfg["init"], "he");
     assert_eq!(cfg["task"], "nonlinear");
     assert_eq!(
-        cfg["configs"],
+        cfg["norms"],
         serde_json::json!(["off", "on", "no-affine", "post"])
     );
     // Default: the largest learning rate at which nothing diverged.
@@ -120,22 +95,6 @@ fn train_writes_both_pictures_and_a_json_with_the_documented_fields() {
     let runs = r["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 8, "4 configurations x 2 learning rates");
     for run in runs {
-        for key in [
-            "label",
-            "config",
-            "lr",
-            "net",
-            "diverged",
-            "late_batch_loss",
-            "final_train_loss",
-            "best_train_loss",
-            "final_test_loss",
-            "best_test_loss",
-            "output_lr_limit",
-            "history",
-        ] {
-            assert!(!run[key].is_null(), "runs[].{key} missing");
-        }
         let h = &run["history"];
         let n = h["eval_steps"].as_array().unwrap().len();
         for key in ["batch_loss", "train_loss", "test_loss"] {
@@ -161,18 +120,6 @@ fn train_writes_both_pictures_and_a_json_with_the_documented_fields() {
     }
     let summary = r["summary"].as_array().unwrap();
     assert_eq!(summary.len(), 4);
-    for s in summary {
-        for key in [
-            "config",
-            "label",
-            "diverged_at",
-            "largest_stable_lr",
-            "best_test_loss",
-            "best_lr",
-        ] {
-            assert!(s.get(key).is_some(), "summary[].{key} missing");
-        }
-    }
     let stdout = String::from_utf8(out.stdout).unwrap();
     for text in ["BN off", "BN after act", "test best", "DIVERGED@", " s\n"] {
         assert!(stdout.contains(text), "{text:?} missing from: {stdout}");
@@ -208,7 +155,7 @@ fn an_absurd_learning_rate_diverges_and_is_recorded_not_a_crash() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["config"] == "off")
+        .find(|s| s["norm"] == "off")
         .unwrap();
     assert_eq!(off["diverged_at"], serde_json::json!([50.0]));
     assert_eq!(num(&off["largest_stable_lr"]), 0.02);
@@ -282,13 +229,6 @@ fn divergence_stops_the_run_at_the_step_it_happens() {
     let d = h.divergence.expect("lr 10 on a deep linear net diverges");
     assert_eq!(h.steps_done, d.step);
     assert!(d.step < 200);
-    assert!(
-        matches!(
-            d.reason,
-            DivergenceReason::Grew | DivergenceReason::NonFinite
-        ),
-        "{d:?}"
-    );
     // Progress still adds up to every step, so a progress bar always completes.
     assert_eq!(steps.load(std::sync::atomic::Ordering::Relaxed), 200);
     // The last evaluation is the state at the divergence.

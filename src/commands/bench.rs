@@ -2,8 +2,8 @@
 
 use anyhow::{Result, bail};
 
-use crate::cli::{BenchArgs, OnOff};
-use crate::commands::{STANDARD, print};
+use crate::cli::BenchArgs;
+use crate::commands::{flag_error, print};
 use crate::experiment::bench::{self, BenchConfig};
 use crate::parallel;
 
@@ -24,12 +24,14 @@ pub fn config(args: &BenchArgs) -> Result<BenchConfig> {
             args.ceiling_size
         );
     }
-    let net = args
-        .net
-        .net_config(STANDARD, args.depth, args.bn == OnOff::On);
-    let batch = args.net.shape(STANDARD).batch;
-    net.validate(batch)?;
-    net.check_memory(batch, args.net.dtype.bytes())?;
+    let spec = args.net.spec();
+    let norm = args.bn.single(args.net.batch_norm(), "bench times")?;
+    let net = spec.net(args.depth, args.net.activation(), norm);
+    let batch = spec.batch;
+    spec.validate()
+        .and_then(|()| net.validate(batch))
+        .and_then(|()| net.check_memory(batch, spec.dtype.bytes()))
+        .map_err(|e| flag_error(&[], &e))?;
     Ok(BenchConfig {
         net,
         batch,

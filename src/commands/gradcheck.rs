@@ -2,33 +2,32 @@
 
 use anyhow::{Result, bail};
 
-use crate::cli::{GradcheckArgs, OnOff};
-use crate::commands::{NetDefaults, print};
+use crate::cli::GradcheckArgs;
+use crate::commands::{flag_error, print};
 use crate::gradcheck;
 use crate::model::Mode;
-
-const SMALL: NetDefaults = NetDefaults {
-    width: 6,
-    batch: 8,
-    d_out: 3,
-};
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
     if !(args.step.is_finite() && args.step > 0.0) {
         bail!("--step must be a positive number (got {})", args.step);
     }
-    let net = args.net.net_config(SMALL, args.depth, args.bn == OnOff::On);
-    let batch = args.net.shape(SMALL).batch;
-    net.validate(batch)?;
+    let spec = args.net.spec();
+    let norm = args.bn.single(args.net.batch_norm(), "gradcheck checks")?;
+    let net = spec.net(args.depth, args.net.activation(), norm);
+    let batch = spec.batch;
+    spec.validate()
+        .and_then(|()| net.validate(batch))
+        .map_err(|e| flag_error(&[], &e))?;
     let params = net.memory_estimate_bytes(batch, 8) / 8.0;
     if params > 2e6 {
         bail!(
             "--width/--depth/--batch: this check would take about {params:.0} forward passes per parameter set; use a smaller network (the defaults are depth 3, width 6, batch 8)"
         );
     }
-    net.check_memory(batch, 8)?;
+    net.check_memory(batch, 8)
+        .map_err(|e| flag_error(&[], &e))?;
     let mode = if args.eval { Mode::Eval } else { Mode::Train };
-    let r = gradcheck::check(&net, batch, args.net.seed, args.step, mode);
+    let r = gradcheck::check(&net, batch, spec.seed, args.step, mode);
     let mut out = format!(
         "gradcheck: depth {}, width {}, {}, {} init, BN {}, residual {}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
         net.depth,

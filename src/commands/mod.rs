@@ -1,5 +1,7 @@
-//! The CLI's commands: turn parsed arguments into validated configs once, run the experiment,
-//! write its files and print its summary.
+//! The CLI's commands: turn parsed arguments into a validated experiment config once, then run
+//! it with [`execute`], which is the same for every experiment: validate, run with a progress
+//! bar, write JSON and figures all-or-nothing, print the summary. Errors name the flags the
+//! user typed: config fields are spelled as flags by [`flag_name`].
 
 pub mod bench;
 pub mod grad_norms;
@@ -11,12 +13,13 @@ pub mod train;
 
 use std::io::Write;
 
+use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use anyhow::Result;
-
-use crate::cli::{Cli, Command, NetArgs};
-use crate::config::{BnConfig, NetConfig};
+use crate::cli::{BnFlag, Cli, Command, DataArgs, NetArgs, OutputArgs};
+use crate::config::{Activation, ConfigError, DataSpec, NetSpec, Norm};
+use crate::output::{self, Extra};
+use crate::plot::Figures;
 
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -31,65 +34,119 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Defaults that differ between commands (a finite-difference check wants a tiny net).
-#[derive(Clone, Copy, Debug)]
-pub struct NetDefaults {
-    pub width: usize,
-    pub batch: usize,
-    pub d_out: usize,
+/// Config fields whose flag is not `--` + the field with `-` for `_`, per command.
+pub type Renames = &'static [(&'static str, &'static str)];
+
+/// The flag that sets config field `field`: `n_train` -> `--n-train`, or its rename.
+pub fn flag_name(renames: Renames, field: &str) -> String {
+    renames.iter().find(|(f, _)| *f == field).map_or_else(
+        || format!("--{}", field.replace('_', "-")),
+        |(_, flag)| flag.to_string(),
+    )
 }
 
-/// What most commands use: width 256, batch 256, 10 outputs.
-pub const STANDARD: NetDefaults = NetDefaults {
-    width: 256,
-    batch: 256,
-    d_out: 10,
-};
-
-/// Resolved shape flags.
-#[derive(Clone, Copy, Debug)]
-pub struct Shape {
-    pub width: usize,
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
+/// A config error as this command's users read it: with flag names.
+pub fn flag_error(renames: Renames, e: &ConfigError) -> anyhow::Error {
+    anyhow!("{}", e.render(&|f| flag_name(renames, f)))
 }
 
 impl NetArgs {
-    pub fn shape(&self, defaults: NetDefaults) -> Shape {
-        let width = self.width.unwrap_or(defaults.width);
-        Shape {
-            width,
-            batch: self.batch.unwrap_or(defaults.batch),
-            d_in: self.d_in.unwrap_or(width),
-            d_out: self.d_out.unwrap_or(defaults.d_out),
-        }
-    }
-
-    /// BN settings from the flags.
-    pub fn bn_config(&self) -> BnConfig {
-        BnConfig {
-            affine: self.affine(),
-            placement: self.placement,
+    /// The network flags as a spec (`--d-in` defaults to the width).
+    pub fn spec(&self) -> NetSpec {
+        NetSpec {
+            width: self.width,
+            batch: self.batch,
+            d_in: self.d_in.unwrap_or(self.width),
+            d_out: self.d_out,
+            init: self.init,
+            residual: self.residual,
             eps: self.eps,
             momentum: self.momentum,
+            seed: self.seed,
+            dtype: self.dtype,
         }
     }
 
-    /// The network these flags describe, with `depth` blocks and BN on or off.
-    pub fn net_config(&self, defaults: NetDefaults, depth: usize, bn: bool) -> NetConfig {
-        let s = self.shape(defaults);
-        NetConfig {
-            d_in: s.d_in,
-            width: s.width,
-            d_out: s.d_out,
-            depth,
-            act: self.act,
-            init: self.init,
-            bn: bn.then(|| self.bn_config()),
-            residual: self.residual,
+    /// `--act`; every command that shows the flag gives it a default.
+    pub fn activation(&self) -> Activation {
+        self.act.unwrap_or(Activation::Sigmoid)
+    }
+
+    /// The BatchNorm variant `--affine`/`--no-affine` and `--placement` describe.
+    pub fn batch_norm(&self) -> Norm {
+        Norm::Batch {
+            affine: !self.no_affine,
+            placement: self.placement,
         }
     }
+}
+
+impl BnFlag {
+    /// The arms `--bn` selects, with `on` meaning `bn`.
+    pub fn norms(self, bn: Norm) -> Vec<Norm> {
+        match self {
+            BnFlag::Off => vec![Norm::Off],
+            BnFlag::On => vec![bn],
+            BnFlag::Both => vec![Norm::Off, bn],
+        }
+    }
+
+    /// The one network of `gradcheck` and `bench`.
+    pub fn single(self, bn: Norm, what: &str) -> Result<Norm> {
+        match self {
+            BnFlag::Off => Ok(Norm::Off),
+            BnFlag::On => Ok(bn),
+            BnFlag::Both => Err(anyhow!(
+                "--bn both: {what} one network; give --bn on or --bn off"
+            )),
+        }
+    }
+}
+
+impl DataArgs {
+    pub fn spec(&self) -> DataSpec {
+        DataSpec {
+            task: self.task,
+            n_train: self.n_train,
+            n_test: self.n_test,
+        }
+    }
+}
+
+/// Run experiment `E` on `cfg` the way every command does: validate (errors with flag names),
+/// refuse unwritable outputs, run with a progress bar, write the JSON, figures and `extras`
+/// all-or-nothing, and print the summary (or the JSON with `--json`) and the time taken.
+/// Validation runs inside the caller's thread pool, so memory checks see its size.
+pub fn execute<E: Figures>(
+    cfg: &E::Config,
+    renames: Renames,
+    out: &OutputArgs,
+    extras: &[Extra<'_, E::Report>],
+) -> Result<E::Report> {
+    E::validate(cfg).map_err(|e| flag_error(renames, &e))?;
+    output::prepare_dir(&out.out, "--out")?;
+    for extra in extras {
+        output::check_file_writable(&extra.path, extra.flag)?;
+    }
+    let start = std::time::Instant::now();
+    let pb = progress_bar(E::work_units(cfg), E::NAME);
+    let report = E::run(cfg, &|n| pb.inc(n));
+    pb.finish_and_clear();
+    let json = serde_json::to_string_pretty(&report)?;
+    let written = output::export::<E>(&report, &json, &out.out, extras)?;
+    if out.json {
+        print(&json);
+        print("\n");
+    } else {
+        let mut text = E::summary(&report);
+        text.push_str(&format!(
+            "wrote {} in {:.2} s\n",
+            output::join_paths(&written),
+            start.elapsed().as_secs_f64()
+        ));
+        print(&text);
+    }
+    Ok(report)
 }
 
 /// Print to stdout, ignoring a closed pipe (`bn-lab ... | head`).

@@ -3,86 +3,95 @@
 
 use ndarray::Array2;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
+use crate::config::{
+    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, at_least, distinct, finite_in,
+    human_bytes,
+};
 use crate::data::{self, Stream};
-use crate::experiment::ToolInfo;
+use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
 use crate::model::{Mlp, Mode};
 use crate::ops;
-use crate::stats::{self, Num, Special, nums};
-
-/// Which BatchNorm arms to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum BnArms {
-    Off,
-    On,
-    Both,
-}
-
-impl BnArms {
-    pub fn arms(self) -> &'static [bool] {
-        match self {
-            BnArms::Off => &[false],
-            BnArms::On => &[true],
-            BnArms::Both => &[false, true],
-        }
-    }
-}
+use crate::stats::{self, Num, Special, fmt_num, nums};
 
 /// A validated `grad-norms` configuration (everything needed to reproduce the numbers).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GradNormsConfig {
     pub depths: Vec<usize>,
-    pub width: usize,
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
     pub act: Activation,
-    pub init: Init,
-    pub bn: BnArms,
-    /// BN settings used by the BN-on arm.
-    pub bn_settings: BnConfig,
-    pub residual: bool,
-    /// First seed; seeds `seed .. seed + seeds` are run.
-    pub seed: u64,
+    /// The normalisation arms, BN off first by default.
+    pub norms: Vec<Norm>,
+    #[serde(flatten)]
+    pub net: NetSpec,
+    /// Seeds `seed .. seed + seeds` are run.
     pub seeds: usize,
-    pub dtype: Dtype,
     /// Below this first/last ratio of weight-gradient norms the verdict is "vanishing".
     pub vanishing_below: f64,
     /// Above this ratio the verdict is "exploding".
     pub exploding_above: f64,
+    /// Also keep the first configuration's first seed as a [`SavedNet`] (`--save-net`); not
+    /// part of the numbers, so not recorded.
+    #[serde(skip)]
+    pub save_net: bool,
 }
 
+/// The verdict thresholds of `grad-norms` (see the README).
+pub const VANISHING_BELOW: f64 = 1e-2;
+pub const EXPLODING_ABOVE: f64 = 1e2;
+
 impl GradNormsConfig {
-    /// The network of one (depth, BN on/off) configuration.
-    pub fn net(&self, depth: usize, bn: bool) -> NetConfig {
-        NetConfig {
-            d_in: self.d_in,
-            width: self.width,
-            d_out: self.d_out,
-            depth,
-            act: self.act,
-            init: self.init,
-            bn: bn.then_some(self.bn_settings),
-            residual: self.residual,
-        }
+    /// The network of one (depth, normalisation) configuration.
+    pub fn net(&self, depth: usize, norm: Norm) -> NetConfig {
+        self.net.net(depth, self.act, norm)
     }
 
-    /// Every (depth, bn) pair in run order: depths as given, BN off before on.
-    pub fn arms(&self) -> Vec<(usize, bool)> {
+    /// Every (depth, norm) pair in run order: depths as given, norms as given within each.
+    pub fn arms(&self) -> Vec<(usize, Norm)> {
         self.depths
             .iter()
-            .flat_map(|&d| self.bn.arms().iter().map(move |&b| (d, b)))
+            .flat_map(|&d| self.norms.iter().map(move |&n| (d, n)))
             .collect()
     }
 
     pub fn seed_list(&self) -> Vec<u64> {
         (0..self.seeds as u64)
-            .map(|i| self.seed.wrapping_add(i))
+            .map(|i| self.net.seed.wrapping_add(i))
             .collect()
+    }
+
+    /// Networks run side by side, one per thread of the current pool.
+    pub fn parallel_runs(&self) -> usize {
+        rayon::current_num_threads()
+            .min(self.arms().len().saturating_mul(self.seeds))
+            .max(1)
+    }
+
+    /// Check every network it will build, including its memory estimate with as many running
+    /// at once as the current thread pool allows, before anything is allocated.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        distinct("depths", &self.depths)?;
+        distinct("norms", &self.norms)?;
+        at_least("seeds", 1, self.seeds)?;
+        self.net.validate()?;
+        finite_in("vanishing_below", "> 0", self.vanishing_below, |v| v > 0.0)?;
+        finite_in(
+            "exploding_above",
+            "> vanishing_below",
+            self.exploding_above,
+            |v| v > self.vanishing_below,
+        )?;
+        let parallel = self.parallel_runs();
+        for (depth, norm) in self.arms() {
+            let net = self.net(depth, norm);
+            net.validate(self.net.batch)?;
+            net.check_memory(
+                self.net.batch.saturating_mul(parallel),
+                self.net.dtype.bytes(),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -211,7 +220,7 @@ pub struct ArmResult {
     /// Short label for legends and tables, e.g. `depth 50, BN on`.
     pub label: String,
     pub depth: usize,
-    pub bn: bool,
+    pub norm: Norm,
     pub net: NetConfig,
     pub seeds: Vec<LayerValues>,
     /// Summary of `weight_grad_norm` (the verdict the table shows).
@@ -226,6 +235,9 @@ pub struct GradNormsReport {
     pub tool: ToolInfo,
     pub config: GradNormsConfig,
     pub arms: Vec<ArmResult>,
+    /// With `save_net`: the first configuration's first seed.
+    #[serde(skip)]
+    pub saved_net: Option<SavedNet>,
 }
 
 /// A saved network: the batch, targets, every parameter and its gradient (see the README).
@@ -327,9 +339,9 @@ pub fn measure<T: Float>(
     (values, saved)
 }
 
-/// Run every configuration and seed (in parallel on rayon's pool). With `save_net`, also
-/// return the first configuration's first seed as a [`SavedNet`].
-pub fn run(cfg: &GradNormsConfig, save_net: bool) -> (GradNormsReport, Option<SavedNet>) {
+/// Run every configuration and seed (in parallel on rayon's pool). With `cfg.save_net`, also
+/// keep the first configuration's first seed as a [`SavedNet`].
+pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     let arms = cfg.arms();
     let seeds = cfg.seed_list();
     let jobs: Vec<(usize, u64)> = (0..arms.len())
@@ -339,20 +351,22 @@ pub fn run(cfg: &GradNormsConfig, save_net: bool) -> (GradNormsReport, Option<Sa
         .par_iter()
         .enumerate()
         .map(|(i, &(a, seed))| {
-            let (depth, bn) = arms[a];
-            let net = cfg.net(depth, bn);
-            let save = save_net && i == 0;
-            match cfg.dtype {
-                Dtype::F32 => measure::<f32>(&net, cfg.batch, seed, save),
-                Dtype::F64 => measure::<f64>(&net, cfg.batch, seed, save),
-            }
+            let (depth, norm) = arms[a];
+            let net = cfg.net(depth, norm);
+            let save = cfg.save_net && i == 0;
+            let result = match cfg.net.dtype {
+                Dtype::F32 => measure::<f32>(&net, cfg.net.batch, seed, save),
+                Dtype::F64 => measure::<f64>(&net, cfg.net.batch, seed, save),
+            };
+            progress(1);
+            result
         })
         .collect();
     let saved = results.first_mut().and_then(|r| r.1.take());
     let mut values = results.into_iter().map(|r| r.0);
     let arm_results = arms
         .iter()
-        .map(|&(depth, bn)| {
+        .map(|&(depth, norm)| {
             let per_seed: Vec<LayerValues> = values.by_ref().take(seeds.len()).collect();
             let w: Vec<&[Num]> = per_seed.iter().map(|s| &s.weight_grad_norm[..]).collect();
             let g: Vec<&[Num]> = per_seed
@@ -360,38 +374,30 @@ pub fn run(cfg: &GradNormsConfig, save_net: bool) -> (GradNormsReport, Option<Sa
                 .map(|s| &s.activation_grad_norm[..])
                 .collect();
             ArmResult {
-                label: arm_label(cfg, depth, bn),
+                label: arm_label(cfg, depth, norm),
                 depth,
-                bn,
-                net: cfg.net(depth, bn),
+                norm,
+                net: cfg.net(depth, norm),
                 weight_grad: CurveSummary::new(&w, cfg.vanishing_below, cfg.exploding_above),
                 activation_grad: CurveSummary::new(&g, cfg.vanishing_below, cfg.exploding_above),
                 seeds: per_seed,
             }
         })
         .collect();
-    (
-        GradNormsReport {
-            tool: ToolInfo::current(),
-            config: cfg.clone(),
-            arms: arm_results,
-        },
-        saved,
-    )
+    GradNormsReport {
+        tool: ToolInfo::current(),
+        config: cfg.clone(),
+        arms: arm_results,
+        saved_net: saved,
+    }
 }
 
-fn arm_label(cfg: &GradNormsConfig, depth: usize, bn: bool) -> String {
-    let mut s = if cfg.depths.len() > 1 {
-        format!("depth {depth}, ")
+fn arm_label(cfg: &GradNormsConfig, depth: usize, norm: Norm) -> String {
+    if cfg.depths.len() > 1 {
+        format!("depth {depth}, {}", norm.label())
     } else {
-        String::new()
-    };
-    s.push_str(&if bn {
-        cfg.bn_settings.label()
-    } else {
-        "BN off".to_string()
-    });
-    s
+        norm.label().to_string()
+    }
 }
 
 /// A title line describing the shared settings, e.g. `sigmoid, xavier init, width 256, batch 256, f32`.
@@ -404,33 +410,22 @@ pub fn title(cfg: &GradNormsConfig) -> String {
         .join(" & ");
     let mut s = format!(
         "depth {depths}, {} , {} init, width {}, batch {}, {}",
-        cfg.act, cfg.init, cfg.width, cfg.batch, cfg.dtype
+        cfg.act,
+        cfg.net.init.resolve(cfg.act),
+        cfg.net.width,
+        cfg.net.batch,
+        cfg.net.dtype
     )
     .replace(" ,", ",");
-    if cfg.residual {
+    if cfg.net.residual {
         s.push_str(", residual");
     }
     if cfg.seeds > 1 {
-        s.push_str(&format!(", {} seeds from {}", cfg.seeds, cfg.seed));
+        s.push_str(&format!(", {} seeds from {}", cfg.seeds, cfg.net.seed));
     } else {
-        s.push_str(&format!(", seed {}", cfg.seed));
+        s.push_str(&format!(", seed {}", cfg.net.seed));
     }
     s
-}
-
-/// Format a number for tables: `3.1e-29`, `0`, `inf`, `NaN`.
-pub fn fmt_num(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
-    } else if v == 0.0 {
-        "0".into()
-    } else if (1e-2..1e4).contains(&v.abs()) {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.2e}")
-    }
 }
 
 fn fmt_layers(v: &[usize]) -> String {
@@ -513,4 +508,50 @@ pub fn table(report: &GradNormsReport) -> String {
         cfg.vanishing_below, cfg.exploding_above
     ));
     out
+}
+
+/// `bn-lab grad-norms`.
+pub struct GradNorms;
+
+/// Networks whose estimate is at least this large get it printed under the table.
+const SHOW_MEMORY_FROM: f64 = 64.0 * 1024.0 * 1024.0;
+
+impl Experiment for GradNorms {
+    type Config = GradNormsConfig;
+    type Report = GradNormsReport;
+    const NAME: &'static str = "grad-norms";
+    const STEM: &'static str = "grad_norms";
+
+    fn validate(cfg: &GradNormsConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    fn work_units(cfg: &GradNormsConfig) -> u64 {
+        (cfg.arms().len() * cfg.seeds) as u64
+    }
+
+    fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &GradNormsReport) -> String {
+        let cfg = &report.config;
+        let mut text = table(report);
+        let largest = cfg
+            .arms()
+            .iter()
+            .map(|&(depth, norm)| {
+                cfg.net(depth, norm)
+                    .memory_estimate_bytes(cfg.net.batch, cfg.net.dtype.bytes())
+            })
+            .fold(0.0, f64::max);
+        if largest >= SHOW_MEMORY_FROM {
+            text.push_str(&format!(
+                "memory: the largest network needs about {} (parameters, gradients, cached activations); up to {} run at once\n",
+                human_bytes(largest),
+                cfg.parallel_runs()
+            ));
+        }
+        text
+    }
 }

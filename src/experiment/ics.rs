@@ -19,18 +19,24 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::Dtype;
-use crate::experiment::grad_norms::fmt_num;
-use crate::experiment::landscape::Progress;
-use crate::experiment::{ProbeRun, ToolInfo, TrainedArm};
+use crate::config::{ConfigError, Dtype, Norm};
+use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::model::{Block, Mlp};
-use crate::stats::{Num, frobenius_norm};
+use crate::stats::{Num, fmt_num, frobenius_norm};
 use crate::stats::{finite_mean, finite_median};
 use crate::train::loss_and_grad;
 
-/// A validated `ics` configuration: the paired training runs it measures.
-pub type IcsConfig = ProbeRun;
+/// A validated `ics` configuration: the training runs it measures.
+pub type IcsConfig = MeasuredTrainConfig;
+
+/// Check the runs and their memory: per arm, the training net, the copy before the update,
+/// and the measuring copy.
+pub fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
+    cfg.validate()?;
+    let samples = cfg.net.batch.max(cfg.data.n_test);
+    cfg.check_memory(samples, 3 * cfg.norms.len())
+}
 
 /// ICS of one layer at one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,14 +168,6 @@ pub struct IcsArm {
     pub summary: IcsSummary,
 }
 
-/// The run's common fields read as the arm's own (`arm.label`, `arm.final_test_loss`, ...).
-impl std::ops::Deref for IcsArm {
-    type Target = TrainedArm;
-    fn deref(&self) -> &TrainedArm {
-        &self.run
-    }
-}
-
 /// Whether BN reduced ICS in this run, by each of Santurkar et al.'s two measures.
 #[derive(Clone, Debug, Serialize)]
 pub struct IcsVerdict {
@@ -217,21 +215,23 @@ pub struct IcsReport {
 
 /// Units of work [`run`] reports (one per training step).
 pub fn work_units(cfg: &IcsConfig) -> u64 {
-    (cfg.bn.arms().len() * cfg.steps) as u64
+    (cfg.norms.len() * cfg.steps) as u64
 }
 
 /// Train every arm (in parallel), measuring ICS every `every` steps.
 pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
     let arms: Vec<IcsArm> = cfg
-        .bn
-        .arms()
+        .norms
         .par_iter()
-        .map(|&bn| match cfg.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, bn, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, bn, progress),
+        .map(|&norm| match cfg.net.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, norm, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, norm, progress),
         })
         .collect();
-    let verdict = match (arms.iter().find(|a| !a.bn), arms.iter().find(|a| a.bn)) {
+    let verdict = match (
+        arms.iter().find(|a| !a.run.norm.is_on()),
+        arms.iter().find(|a| a.run.norm.is_on()),
+    ) {
         (Some(off), Some(on)) => Some(IcsVerdict::of(&off.summary, &on.summary)),
         _ => None,
     };
@@ -244,9 +244,9 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
     }
 }
 
-fn run_arm<T: Float>(cfg: &IcsConfig, bn: bool, progress: Progress) -> IcsArm {
+fn run_arm<T: Float>(cfg: &IcsConfig, norm: Norm, progress: Progress) -> IcsArm {
     let mut records = Vec::new();
-    let (_, run) = cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
+    let (_, run) = cfg.train_measured::<T>(norm, progress, |tr, step, loss| {
         // The network after the update this step is about to take (plain SGD is stateless, so
         // stepping a copy gives exactly the weights the run moves to next).
         let mut after = tr.net.clone();
@@ -283,7 +283,7 @@ pub fn table(report: &IcsReport) -> String {
     let lw = report
         .arms
         .iter()
-        .map(|a| a.label.len())
+        .map(|a| a.run.label.len())
         .max()
         .unwrap_or(6)
         .max(6);
@@ -291,7 +291,7 @@ pub fn table(report: &IcsReport) -> String {
     for a in &report.arms {
         out.push_str(&format!(
             "  {:>w$}",
-            format!("{}: |G-G'| (rel), cos", a.label),
+            format!("{}: |G-G'| (rel), cos", a.run.label),
             w = lw + 30
         ));
     }
@@ -314,17 +314,17 @@ pub fn table(report: &IcsReport) -> String {
         out.push('\n');
     }
     for a in &report.arms {
-        let last = a.train_loss.last().map_or(f64::NAN, |l| l.0);
+        let last = a.run.train_loss.last().map_or(f64::NAN, |l| l.0);
         out.push_str(&format!(
             "{:<lw$}  layers 2..out: |G-G'| {}, relative {}, cos {}; final batch loss {}, test loss {}",
-            a.label,
+            a.run.label,
             fmt_num(a.summary.l2_diff.0),
             fmt_num(a.summary.relative.0),
             fmt_cos(a.summary.cosine.0),
             fmt_num(last),
-            fmt_num(a.final_test_loss.0),
+            fmt_num(a.run.final_test_loss.0),
         ));
-        if let Some(step) = a.diverged_at {
+        if let Some(step) = a.run.diverged_at {
             out.push_str(&format!("; DIVERGED at step {step}"));
         }
         out.push('\n');
@@ -347,5 +347,31 @@ fn fmt_cos(c: f64) -> String {
         format!("{c:.4}")
     } else {
         fmt_num(c)
+    }
+}
+
+/// `bn-lab ics`.
+pub struct Ics;
+
+impl Experiment for Ics {
+    type Config = IcsConfig;
+    type Report = IcsReport;
+    const NAME: &'static str = "ics";
+    const STEM: &'static str = "ics";
+
+    fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
+        validate(cfg)
+    }
+
+    fn work_units(cfg: &IcsConfig) -> u64 {
+        work_units(cfg)
+    }
+
+    fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &IcsReport) -> String {
+        table(report)
     }
 }

@@ -27,25 +27,24 @@ use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::StandardNormal;
 use rand::Rng;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::Dtype;
+use crate::config::{ConfigError, Dtype, Norm, at_least, at_most, finite_in};
 use crate::data::{self, Batch, Stream};
-use crate::experiment::grad_norms::fmt_num;
-use crate::experiment::{ProbeRun, ToolInfo, TrainedArm};
+use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::model::{Mlp, Mode, ParamKind};
 use crate::ops;
-use crate::stats::{self, Num, nums};
+use crate::stats::{self, Num, fmt_num, nums};
 use crate::stats::{dist, finite_median, max_nan, min_nan, norm};
 use crate::train::{self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat};
 
 /// A validated `landscape` configuration: everything needed to reproduce the numbers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LandscapeConfig {
-    /// The paired training runs that are probed.
+    /// The training runs that are probed.
     #[serde(flatten)]
-    pub run: ProbeRun,
+    pub run: MeasuredTrainConfig,
     /// Probe step sizes as multiples of `lr`.
     pub probe_multipliers: Vec<f64>,
     /// BN mode of every probe and of the slice: always train mode (batch statistics).
@@ -57,18 +56,59 @@ pub struct LandscapeConfig {
     pub slice_samples: usize,
 }
 
-/// The shared run settings read as the config's own (`cfg.depth`, `cfg.net(bn)`, ...).
-impl std::ops::Deref for LandscapeConfig {
-    type Target = ProbeRun;
-    fn deref(&self) -> &ProbeRun {
-        &self.run
-    }
-}
+/// Most points of the slice grid per side (401^2 forward passes per arm).
+pub const MAX_SLICE_GRID: usize = 401;
 
 impl LandscapeConfig {
     /// Probe step sizes `eta_k = m_k * lr`.
     pub fn step_sizes(&self) -> Vec<f64> {
-        self.probe_multipliers.iter().map(|m| m * self.lr).collect()
+        self.probe_multipliers
+            .iter()
+            .map(|m| m * self.run.lr)
+            .collect()
+    }
+
+    /// Check every field and every network, with the copies the run keeps alive, before
+    /// anything is allocated.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.run.validate()?;
+        if self.probe_multipliers.is_empty() {
+            return Err(ConfigError::Empty {
+                field: "probe_multipliers",
+            });
+        }
+        for &m in &self.probe_multipliers {
+            finite_in("probe_multipliers", "> 0 (a multiple of lr)", m, |v| {
+                v > 0.0
+            })?;
+        }
+        at_least("slice_grid", 3, self.slice_grid)?;
+        at_most("slice_grid", MAX_SLICE_GRID, self.slice_grid)?;
+        finite_in("slice_span", "> 0", self.slice_span, |v| v > 0.0)?;
+        at_least("slice_samples", 1, self.slice_samples)?;
+        if self.slice_samples > self.run.data.n_train {
+            return Err(ConfigError::Invalid {
+                field: "slice_samples",
+                message: format!(
+                    "must be at most the {} training samples (got {})",
+                    self.run.data.n_train, self.slice_samples
+                ),
+            });
+        }
+        for &norm in &self.run.norms {
+            // The slice runs one batch of slice_samples, so BN needs two of them as well.
+            self.run
+                .net(norm)
+                .validate_as(self.slice_samples, "slice_samples")?;
+        }
+        // Per arm: the training net, a probe copy, and up to two slice copies.
+        let samples = self
+            .run
+            .net
+            .batch
+            .max(self.slice_samples)
+            .max(self.run.data.n_test);
+        self.run.check_memory(samples, 4 * self.run.norms.len())
     }
 
     /// Slice coordinates, `slice_grid` values evenly from `-slice_span` to `slice_span`.
@@ -287,14 +327,6 @@ pub struct LandscapeArm {
     pub slice: Option<Slice>,
 }
 
-/// The run's common fields read as the arm's own (`arm.label`, `arm.final_test_loss`, ...).
-impl std::ops::Deref for LandscapeArm {
-    type Target = TrainedArm;
-    fn deref(&self) -> &TrainedArm {
-        &self.run
-    }
-}
-
 /// Everything `landscape` computed; written to `landscape.json` and drawn in `landscape.png`
 /// and `landscape_slice.png`.
 #[derive(Clone, Debug, Serialize)]
@@ -308,24 +340,20 @@ pub struct LandscapeReport {
 
 // ------------------------------------------------------------------ running
 
-/// Progress callback: called with the number of units just finished (one per training step
-/// and one per slice row).
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
-
 /// Units of work [`run`] reports to its progress callback.
 pub fn work_units(cfg: &LandscapeConfig) -> u64 {
-    (cfg.bn.arms().len() * (cfg.steps + cfg.slice_grid)) as u64
+    (cfg.run.norms.len() * (cfg.run.steps + cfg.slice_grid)) as u64
 }
 
 /// Train every arm (in parallel), probing as configured, then slice around the final weights.
 pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
     let arms = cfg
-        .bn
-        .arms()
+        .run
+        .norms
         .par_iter()
-        .map(|&bn| match cfg.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, bn, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, bn, progress),
+        .map(|&norm| match cfg.run.net.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, norm, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, norm, progress),
         })
         .collect();
     LandscapeReport {
@@ -351,12 +379,14 @@ fn probe<T: Float>(tr: &mut Trainer<T>, loss: f64, step_sizes: &[f64]) -> PathPr
     })
 }
 
-fn run_arm<T: Float>(cfg: &LandscapeConfig, bn: bool, progress: Progress) -> LandscapeArm {
+fn run_arm<T: Float>(cfg: &LandscapeConfig, norm: Norm, progress: Progress) -> LandscapeArm {
     let step_sizes = cfg.step_sizes();
     let mut probes = Vec::new();
-    let (mut tr, run) = cfg.train_measured::<T>(bn, progress, |tr, step, loss| {
-        probes.push(Probe::new(step, &probe(tr, loss, &step_sizes)));
-    });
+    let (mut tr, run) = cfg
+        .run
+        .train_measured::<T>(norm, progress, |tr, step, loss| {
+            probes.push(Probe::new(step, &probe(tr, loss, &step_sizes)));
+        });
     let slice = if run.diverged_at.is_none() {
         Some(slice(&mut tr.net, &tr.train, cfg, progress))
     } else {
@@ -380,7 +410,7 @@ fn slice<T: Float>(
     progress: Progress,
 ) -> Slice {
     let theta = params_flat(net);
-    let mut rng = data::rng(cfg.seed, Stream::Directions);
+    let mut rng = data::rng(cfg.run.net.seed, Stream::Directions);
     let d1 = filter_normalized_direction(net, &mut rng);
     let d2 = filter_normalized_direction(net, &mut rng);
     let x = train.x.slice(s![..cfg.slice_samples, ..]).to_owned();
@@ -451,7 +481,7 @@ pub fn table(report: &LandscapeReport) -> String {
     let mut out = format!("landscape: {}\n", title(cfg));
     out.push_str(&format!(
         "probes every {} steps at step sizes {} x lr, BN in train mode on the step's batch\n",
-        cfg.every,
+        cfg.run.every,
         cfg.probe_multipliers
             .iter()
             .map(|m| format!("{m}"))
@@ -461,7 +491,7 @@ pub fn table(report: &LandscapeReport) -> String {
     let lw = report
         .arms
         .iter()
-        .map(|a| a.label.len())
+        .map(|a| a.run.label.len())
         .max()
         .unwrap_or(6)
         .max(6);
@@ -480,12 +510,12 @@ pub fn table(report: &LandscapeReport) -> String {
     ));
     for a in &report.arms {
         let s = &a.summary;
-        let last = a.train_loss.last().map_or(f64::NAN, |l| l.0);
+        let last = a.run.train_loss.last().map_or(f64::NAN, |l| l.0);
         out.push_str(&format!(
             "{:<lw$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
-            a.label,
+            a.run.label,
             fmt_num(last),
-            fmt_num(a.final_test_loss.0),
+            fmt_num(a.run.final_test_loss.0),
             fmt_num(s.median_grad_norm.0),
             fmt_num(s.median_loss_variation.0),
             fmt_num(s.median_relative_loss_variation.0),
@@ -497,10 +527,10 @@ pub fn table(report: &LandscapeReport) -> String {
                 fmt_num(sl.max_ratio_to_center.0)
             )),
         ));
-        if let Some(step) = a.diverged_at {
+        if let Some(step) = a.run.diverged_at {
             out.push_str(&format!(
                 "  {}: diverged at step {step} (loss inf/NaN or 1e6x the first); no slice\n",
-                a.label
+                a.run.label
             ));
         }
     }
@@ -510,8 +540,8 @@ pub fn table(report: &LandscapeReport) -> String {
          beta-smoothness: largest |dg| per distance moved); slice max: largest loss on the 2-D slice / loss at its centre.\n",
     );
     if let (Some(off), Some(on)) = (
-        report.arms.iter().find(|a| !a.bn),
-        report.arms.iter().find(|a| a.bn),
+        report.arms.iter().find(|a| !a.run.norm.is_on()),
+        report.arms.iter().find(|a| a.run.norm.is_on()),
     ) {
         let (o, n) = (&off.summary, &on.summary);
         out.push_str(&format!(
@@ -553,11 +583,37 @@ pub fn table(report: &LandscapeReport) -> String {
                 "LARGER (rougher)"
             )
         ));
-        if off.diverged_at.is_some() || on.diverged_at.is_some() {
+        if off.run.diverged_at.is_some() || on.run.diverged_at.is_some() {
             out.push_str(
                 "note: a diverged run's medians cover only its probes before divergence, so these ratios compare unequal stretches of training\n",
             );
         }
     }
     out
+}
+
+/// `bn-lab landscape`.
+pub struct Landscape;
+
+impl Experiment for Landscape {
+    type Config = LandscapeConfig;
+    type Report = LandscapeReport;
+    const NAME: &'static str = "landscape";
+    const STEM: &'static str = "landscape";
+
+    fn validate(cfg: &LandscapeConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    fn work_units(cfg: &LandscapeConfig) -> u64 {
+        work_units(cfg)
+    }
+
+    fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &LandscapeReport) -> String {
+        table(report)
+    }
 }

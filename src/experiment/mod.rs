@@ -1,5 +1,9 @@
-//! One runner per experiment. Each takes a validated config and returns a `Serialize` results
-//! struct; the CLI writes it to JSON and the plot code draws from the same struct.
+//! One module per experiment. Each has a config (`Serialize + Deserialize`, validated by its
+//! own `validate()` whose errors name config fields), a `Serialize` report, and a marker type
+//! implementing [`Experiment`]: its name, how to run it and the summary it prints. Its plot
+//! module implements [`crate::plot::Figures`] for the same marker type (the figures drawn from
+//! the report), `commands::execute` runs any of them the same way, and
+//! [`crate::output::export`] writes their files.
 
 pub mod bench;
 pub mod grad_norms;
@@ -8,14 +12,40 @@ pub mod landscape;
 pub mod nonlinearity;
 pub mod train;
 
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
-use crate::data::Task;
-use crate::experiment::grad_norms::BnArms;
+use crate::config::{
+    Activation, ConfigError, DataSpec, NetConfig, NetSpec, Norm, at_least, distinct, finite_in,
+};
 use crate::float::Float;
 use crate::stats::Num;
 use crate::train::{DIVERGENCE_FACTOR, TrainSetup, Trainer, divergence};
+
+/// Progress callback: called with the number of work units just finished.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// An experiment the CLI (and, later, experiment files) can run: everything
+/// `commands::execute` needs to validate, run, export and summarise it.
+pub trait Experiment {
+    /// The validated input: every number the run depends on.
+    type Config: Serialize + DeserializeOwned + Clone + Send + Sync;
+    /// The results: written to `<STEM>.json`, drawn, summarised.
+    type Report: Serialize;
+    /// The subcommand, e.g. `grad-norms`.
+    const NAME: &'static str;
+    /// Stem of the JSON file, e.g. `grad_norms`.
+    const STEM: &'static str;
+    /// Check the config before anything is allocated; errors name config fields.
+    fn validate(cfg: &Self::Config) -> Result<(), ConfigError>;
+    /// Units of work `run` reports to its progress callback (0: too quick for a bar).
+    fn work_units(cfg: &Self::Config) -> u64;
+    /// Run the experiment. Values the config leaves open are resolved here and recorded in the
+    /// report's config, so the report's config reruns to the same numbers.
+    fn run(cfg: &Self::Config, progress: Progress) -> Self::Report;
+    /// The stdout summary (table and verdict).
+    fn summary(report: &Self::Report) -> String;
+}
 
 /// Which tool and version produced a results file.
 #[derive(Clone, Debug, Serialize)]
@@ -33,57 +63,67 @@ impl ToolInfo {
     }
 }
 
-/// A validated configuration of the paired training runs (BN off and on, same weights, same
-/// batches, plain SGD) that `landscape` and `ics` measure while they train.
-#[derive(Clone, Debug, Serialize)]
-pub struct ProbeRun {
+/// The training runs `landscape` and `ics` measure while they train: one per normalisation
+/// arm, from the same weights on the same batches, plain SGD (no momentum, so one step moves
+/// the weights by exactly `-lr * g`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredTrainConfig {
     pub depth: usize,
-    pub width: usize,
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
     pub act: Activation,
-    pub init: Init,
-    pub bn: BnArms,
-    /// BN settings used by the BN-on arm.
-    pub bn_settings: BnConfig,
-    pub residual: bool,
-    pub task: Task,
-    pub n_train: usize,
-    pub n_test: usize,
-    /// SGD steps (plain SGD: no momentum, no weight decay).
+    /// The arms, in legend order.
+    pub norms: Vec<Norm>,
+    #[serde(flatten)]
+    pub net: NetSpec,
+    #[serde(flatten)]
+    pub data: DataSpec,
+    /// SGD steps.
     pub steps: usize,
     pub lr: f64,
     /// Measure at steps 0, every, 2 every, ...
     pub every: usize,
-    pub seed: u64,
-    pub dtype: Dtype,
 }
 
-impl ProbeRun {
-    /// The network of the BN-off or BN-on arm.
-    pub fn net(&self, bn: bool) -> NetConfig {
-        NetConfig {
-            d_in: self.d_in,
-            width: self.width,
-            d_out: self.d_out,
-            depth: self.depth,
-            act: self.act,
-            init: self.init,
-            bn: bn.then_some(self.bn_settings),
-            residual: self.residual,
+impl MeasuredTrainConfig {
+    /// The network of one arm.
+    pub fn net(&self, norm: Norm) -> NetConfig {
+        self.net.net(self.depth, self.act, norm)
+    }
+
+    /// Check the training fields and every arm's network (memory is the caller's: it knows
+    /// how many copies it keeps).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        distinct("norms", &self.norms)?;
+        self.net.validate()?;
+        at_least("steps", 1, self.steps)?;
+        at_least("every", 1, self.every)?;
+        finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
+        self.data.validate(self.net.batch)?;
+        self.data.check_memory(self.net.d_in)?;
+        for &norm in &self.norms {
+            self.net(norm).validate(self.net.batch)?;
         }
+        Ok(())
+    }
+
+    /// Check every arm's memory: `samples` is the largest batch any copy runs on, `copies` how
+    /// many copies are alive at once.
+    pub fn check_memory(&self, samples: usize, copies: usize) -> Result<(), ConfigError> {
+        for &norm in &self.norms {
+            self.net(norm)
+                .check_memory(samples.saturating_mul(copies), self.net.dtype.bytes())?;
+        }
+        Ok(())
     }
 
     /// What the step-wise trainer needs besides the network.
     pub fn setup(&self) -> TrainSetup {
         TrainSetup {
-            task: self.task,
-            n_train: self.n_train,
-            n_test: self.n_test,
-            batch: self.batch,
+            task: self.data.task,
+            n_train: self.data.n_train,
+            n_test: self.data.n_test,
+            batch: self.net.batch,
             lr: self.lr,
-            seed: self.seed,
+            seed: self.net.seed,
         }
     }
 
@@ -92,39 +132,30 @@ impl ProbeRun {
         format!(
             "{} x {} {}{} ({} init), {} task, batch {}, lr {}, {} steps, seed {}, {}",
             self.depth,
-            self.width,
+            self.net.width,
             self.act,
-            if self.residual { " residual" } else { "" },
-            self.init,
-            self.task,
-            self.batch,
+            if self.net.residual { " residual" } else { "" },
+            self.net.init.resolve(self.act),
+            self.data.task,
+            self.net.batch,
             self.lr,
             self.steps,
-            self.seed,
-            self.dtype,
+            self.net.seed,
+            self.net.dtype,
         )
     }
 
-    /// `BN off`, or the BN-on arm's label.
-    pub fn arm_label(&self, bn: bool) -> String {
-        if bn {
-            self.bn_settings.label()
-        } else {
-            "BN off".into()
-        }
-    }
-
-    /// Train the BN-off or BN-on arm with plain SGD, calling `measure(trainer, step, loss)` at
+    /// Train one arm with plain SGD, calling `measure(trainer, step, loss)` at
     /// steps 0, every, 2 every, ... after the backward pass and before the update (the trainer
     /// holds that step's batch and gradients). Stops at a divergence. `progress` gets one unit
     /// per step. Returns the trained trainer and what every arm reports.
     pub fn train_measured<T: Float>(
         &self,
-        bn: bool,
-        progress: &(dyn Fn(u64) + Sync),
+        norm: Norm,
+        progress: Progress,
         mut measure: impl FnMut(&mut Trainer<T>, usize, f64),
     ) -> (Trainer<T>, TrainedArm) {
-        let mut tr = Trainer::<T>::new(&self.net(bn), &self.setup());
+        let mut tr = Trainer::<T>::new(&self.net(norm), &self.setup());
         let mut train_loss = Vec::with_capacity(self.steps);
         let mut diverged_at = None;
         for step in 0..self.steps {
@@ -142,9 +173,9 @@ impl ProbeRun {
             progress(1);
         }
         let arm = TrainedArm {
-            label: self.arm_label(bn),
-            bn,
-            net: self.net(bn),
+            label: norm.label().to_string(),
+            norm,
+            net: self.net(norm),
             train_loss,
             diverged_at,
             final_test_loss: Num(tr.test_loss()),
@@ -165,9 +196,9 @@ impl ProbeRun {
 /// `landscape.json` and `ics.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainedArm {
-    /// `BN off`, `BN on`, `BN on (no affine)`, ...
+    /// `BN off`, `BN on`, `BN, no affine`, ... ([`Norm::label`]).
     pub label: String,
-    pub bn: bool,
+    pub norm: Norm,
     pub net: NetConfig,
     /// Loss of each step's mini-batch before its update (train mode).
     pub train_loss: Vec<Num>,

@@ -14,50 +14,23 @@
 //! dead           ReLU units with u <= 0 for every sample  (the unit is absent on this batch)
 //! ```
 
-use std::fmt;
-
 use ndarray::Array2;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig};
-use crate::data::{self, Stream, Task};
-use crate::experiment::ToolInfo;
-use crate::experiment::grad_norms::fmt_num;
+use crate::config::{
+    Activation, ConfigError, DataSpec, Dtype, NetConfig, NetSpec, Norm, Placement, at_least,
+    distinct, finite_in,
+};
+use crate::data::{self, Stream};
+use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::optim::SgdConfig;
-use crate::stats::Num;
-use crate::train::{self, History, TrainSettings};
-
-/// The BatchNorm variants compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum NlArm {
-    /// BN with learnable scale gamma and shift beta.
-    Affine,
-    /// BN as pure standardisation.
-    NoAffine,
-    /// No BN.
-    Off,
-}
-
-impl NlArm {
-    pub fn label(self) -> &'static str {
-        match self {
-            NlArm::Affine => "BN + affine",
-            NlArm::NoAffine => "BN, no affine",
-            NlArm::Off => "no BN",
-        }
-    }
-}
-
-impl fmt::Display for NlArm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+use crate::optim::check_sgd;
+use crate::stats::{Num, fmt_num};
+use crate::train::{self, History, ReferenceLosses, TrainSettings};
 
 /// Sigmoid outputs below this or above `1 - this` count as saturated.
 pub const SIGMOID_SATURATION: f64 = 0.03;
@@ -77,32 +50,20 @@ pub fn default_lr(act: Activation) -> f64 {
     }
 }
 
-/// The initialisation used for `act` when `--init` is not given: He for (leaky) ReLU,
-/// Xavier otherwise.
-pub fn default_init(act: Activation) -> Init {
-    match act {
-        Activation::Relu | Activation::LeakyRelu => Init::He,
-        _ => Init::Xavier,
-    }
-}
-
 /// A validated `nonlinearity` configuration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NonlinearityConfig {
-    pub task: Task,
-    pub n_train: usize,
-    pub n_test: usize,
+    #[serde(flatten)]
+    pub data: DataSpec,
     pub depth: usize,
-    pub width: usize,
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
+    /// The activations compared (`init: auto` picks He for (leaky) ReLU, Xavier otherwise;
+    /// each run's `net.init` says which).
     pub acts: Vec<Activation>,
-    pub configs: Vec<NlArm>,
-    /// `null`: He for (leaky) ReLU, Xavier otherwise (each run's `net.init` says which).
-    pub init: Option<Init>,
-    /// Placement, epsilon and momentum of the BN arms (affine comes from the arm).
-    pub bn_settings: BnConfig,
+    #[serde(flatten)]
+    pub net: NetSpec,
+    /// The normalisation arms; the verdict compares the BN arm with scale/shift with the one
+    /// without (same placement).
+    pub norms: Vec<Norm>,
     /// Learning rate per activation, in `acts` order.
     pub lrs: Vec<f64>,
     pub sgd_momentum: f64,
@@ -110,34 +71,76 @@ pub struct NonlinearityConfig {
     pub steps: usize,
     pub eval_every: usize,
     pub diverge_factor: f64,
-    /// First seed; seeds `seed .. seed + seeds` are run.
-    pub seed: u64,
+    /// Seeds `seed .. seed + seeds` are run.
     pub seeds: usize,
-    pub dtype: Dtype,
 }
 
 impl NonlinearityConfig {
-    pub fn net(&self, act: Activation, arm: NlArm) -> NetConfig {
-        NetConfig {
-            d_in: self.d_in,
-            width: self.width,
-            d_out: self.d_out,
-            depth: self.depth,
-            act,
-            init: self.init.unwrap_or_else(|| default_init(act)),
-            bn: match arm {
-                NlArm::Affine => Some(BnConfig {
-                    affine: true,
-                    ..self.bn_settings
-                }),
-                NlArm::NoAffine => Some(BnConfig {
-                    affine: false,
-                    ..self.bn_settings
-                }),
-                NlArm::Off => None,
-            },
-            residual: false,
+    pub fn net(&self, act: Activation, norm: Norm) -> NetConfig {
+        self.net.net(self.depth, act, norm)
+    }
+
+    /// The two arms the verdict compares: BN with scale/shift and BN without, at the same
+    /// placement (the first BN arm's).
+    pub fn affine_pair(&self) -> Option<(Norm, Norm)> {
+        let with = self.norms.iter().copied().find(|n| n.affine())?;
+        let Norm::Batch { placement, .. } = with else {
+            return None;
+        };
+        let without = Norm::Batch {
+            affine: false,
+            placement,
+        };
+        self.norms.contains(&without).then_some((with, without))
+    }
+
+    /// Check every field and every network before anything is allocated.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        distinct("acts", &self.acts)?;
+        distinct("norms", &self.norms)?;
+        if self.lrs.len() != self.acts.len() {
+            return Err(ConfigError::Invalid {
+                field: "lrs",
+                message: format!(
+                    "give one value per activation ({} values for {} activations)",
+                    self.lrs.len(),
+                    self.acts.len()
+                ),
+            });
         }
+        for &lr in &self.lrs {
+            finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
+        }
+        check_sgd(self.sgd_momentum, self.weight_decay)?;
+        at_least("steps", 1, self.steps)?;
+        at_least("seeds", 1, self.seeds)?;
+        at_least("eval_every", 1, self.eval_every)?;
+        finite_in("diverge_factor", "> 1", self.diverge_factor, |v| v > 1.0)?;
+        self.net.validate()?;
+        self.data.validate(self.net.batch)?;
+        self.data.check_memory(self.net.d_in)?;
+        if self.data.n_test < self.net.batch {
+            return Err(ConfigError::BelowOther {
+                field: "n_test",
+                other: "batch",
+                min: self.net.batch,
+                got: self.data.n_test,
+                why: " (the probe batch is the first batch test samples)",
+            });
+        }
+        let parallel = rayon::current_num_threads().min(self.runs().len()).max(1);
+        for &act in &self.acts {
+            for &norm in &self.norms {
+                let net = self.net(act, norm);
+                net.validate(self.net.batch)?;
+                // Each run also holds a copy for the probe (batch rows) and one for the final
+                // recalibration forward (up to RECALIBRATION_SAMPLES rows).
+                let rows =
+                    2 * self.net.batch + self.data.n_train.min(crate::train::RECALIBRATION_SAMPLES);
+                net.check_memory(rows.saturating_mul(parallel), self.net.dtype.bytes())?;
+            }
+        }
+        Ok(())
     }
 
     /// The learning rate of `act`'s runs.
@@ -153,7 +156,7 @@ impl NonlinearityConfig {
     pub fn settings(&self, act: Activation, seed: u64) -> TrainSettings {
         TrainSettings {
             steps: self.steps,
-            batch: self.batch,
+            batch: self.net.batch,
             sgd: SgdConfig {
                 lr: self.lr(act),
                 momentum: self.sgd_momentum,
@@ -168,18 +171,18 @@ impl NonlinearityConfig {
 
     pub fn seed_list(&self) -> Vec<u64> {
         (0..self.seeds as u64)
-            .map(|i| self.seed.wrapping_add(i))
+            .map(|i| self.net.seed.wrapping_add(i))
             .collect()
     }
 
     /// Every (activation, configuration, seed) in run order.
-    pub fn runs(&self) -> Vec<(Activation, NlArm, u64)> {
+    pub fn runs(&self) -> Vec<(Activation, Norm, u64)> {
         let seeds = self.seed_list();
         let mut v = Vec::new();
         for &act in &self.acts {
-            for &arm in &self.configs {
+            for &norm in &self.norms {
                 for &s in &seeds {
-                    v.push((act, arm, s));
+                    v.push((act, norm, s));
                 }
             }
         }
@@ -334,7 +337,7 @@ pub fn probe<T: Float>(
 #[derive(Clone, Debug, Serialize)]
 pub struct NlRun {
     pub act: Activation,
-    pub config: NlArm,
+    pub norm: Norm,
     pub seed: u64,
     pub label: String,
     pub net: NetConfig,
@@ -375,7 +378,7 @@ pub enum Verdict {
 /// Per configuration of one activation, averaged over seeds.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArmMeans {
-    pub config: NlArm,
+    pub norm: Norm,
     /// Mean over seeds of `recalibrated_train_loss` (the fit) and `recalibrated_test_loss`.
     pub train_loss: Num,
     pub test_loss: Num,
@@ -411,12 +414,9 @@ pub struct ActSummary {
 pub struct NonlinearityReport {
     pub tool: ToolInfo,
     pub config: NonlinearityConfig,
-    /// Loss of predicting 0 for every test sample (a reference level).
-    pub zero_predictor_test_loss: Num,
-    /// Train and test loss of the best linear model (least squares on the training split):
-    /// what a network that behaves linearly can reach.
-    pub linear_fit_train_loss: Num,
-    pub linear_fit_test_loss: Num,
+    /// What predicting 0 and the best linear model reach on this task.
+    #[serde(flatten)]
+    pub reference: ReferenceLosses,
     /// A ratio within `1 +- tolerance` is "no clear difference".
     pub tolerance: f64,
     pub summary: Vec<ActSummary>,
@@ -428,19 +428,19 @@ pub struct NonlinearityReport {
 fn run_one<T: Float>(
     cfg: &NonlinearityConfig,
     data: &data::Dataset<T>,
-    (act, arm, seed): (Activation, NlArm, u64),
-    progress: &(dyn Fn(u64) + Sync),
+    (act, norm, seed): (Activation, Norm, u64),
+    progress: Progress,
 ) -> NlRun {
-    let net_cfg = cfg.net(act, arm);
+    let net_cfg = cfg.net(act, norm);
     let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
-    let probe_x = data.test.x.slice(ndarray::s![..cfg.batch, ..]);
+    let probe_x = data.test.x.slice(ndarray::s![..cfg.net.batch, ..]);
     let layers = cfg.hist_layers();
     let before = probe(&net, probe_x, &layers);
     let history = train::train(&mut net, data, &cfg.settings(act, seed), progress);
     let after = probe(&net, probe_x, &layers);
-    let (recal_train, recal_test) = train::recalibrated_losses(&net, data, cfg.batch);
+    let (recal_train, recal_test) = train::recalibrated_losses(&net, data, cfg.net.batch);
     let affine = |pick: &dyn Fn(&crate::model::ScaleShift<T>) -> Vec<Num>| {
-        (arm == NlArm::Affine).then(|| {
+        norm.affine().then(|| {
             net.blocks
                 .iter()
                 .filter_map(|b| b.bn.as_ref().and_then(|bn| bn.affine.as_ref()))
@@ -452,9 +452,9 @@ fn run_one<T: Float>(
     let beta = affine(&|ss| ss.beta.iter().map(|v| Num(v.f64())).collect());
     NlRun {
         act,
-        config: arm,
+        norm,
         seed,
-        label: format!("{act}, {}", arm.label()),
+        label: format!("{act}, {}", norm.label()),
         net: net_cfg,
         diverged: history.divergence.is_some(),
         late_batch_loss: Num(history.late_batch_loss()),
@@ -492,18 +492,18 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
     cfg.acts
         .iter()
         .map(|&act| {
-            let of = |arm: NlArm| -> Vec<&NlRun> {
+            let of = |norm: Norm| -> Vec<&NlRun> {
                 runs.iter()
-                    .filter(|r| r.act == act && r.config == arm)
+                    .filter(|r| r.act == act && r.norm == norm)
                     .collect()
             };
             let arms: Vec<ArmMeans> = cfg
-                .configs
+                .norms
                 .iter()
-                .map(|&arm| {
-                    let rs = of(arm);
+                .map(|&norm| {
+                    let rs = of(norm);
                     ArmMeans {
-                        config: arm,
+                        norm,
                         train_loss: Num(mean(rs.iter().map(|r| r.recalibrated_train_loss.0))),
                         test_loss: Num(mean(rs.iter().map(|r| r.recalibrated_test_loss.0))),
                         batch_loss: Num(mean(rs.iter().map(|r| r.late_batch_loss.0))),
@@ -519,32 +519,32 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
                     }
                 })
                 .collect();
-            let find = |arm| arms.iter().find(|a| a.config == arm);
-            let (ratio_train, ratio_test, better, verdict) =
-                match (find(NlArm::Affine), find(NlArm::NoAffine)) {
-                    (Some(a), Some(n)) => {
-                        let rt = n.train_loss.0 / a.train_loss.0;
-                        let rtest = n.test_loss.0 / a.test_loss.0;
-                        let (ra, rn) = (of(NlArm::Affine), of(NlArm::NoAffine));
-                        let better = ra
-                            .iter()
-                            .zip(&rn)
-                            .filter(|(a, n)| {
-                                a.recalibrated_train_loss.0 < n.recalibrated_train_loss.0
-                            })
-                            .count();
-                        let seeds = ra.len();
-                        let verdict = if rt > 1.0 + tolerance && 2 * better > seeds {
-                            Verdict::Supports
-                        } else if rt < 1.0 / (1.0 + tolerance) && 2 * better < seeds {
-                            Verdict::Contradicts
-                        } else {
-                            Verdict::NoClearDifference
-                        };
-                        (Some(Num(rt)), Some(Num(rtest)), Some(better), Some(verdict))
-                    }
-                    _ => (None, None, None, None),
-                };
+            let find = |norm| arms.iter().find(|a| a.norm == norm);
+            let pair = cfg
+                .affine_pair()
+                .and_then(|(with, without)| Some((with, without, find(with)?, find(without)?)));
+            let (ratio_train, ratio_test, better, verdict) = match pair {
+                Some((with, without, a, n)) => {
+                    let rt = n.train_loss.0 / a.train_loss.0;
+                    let rtest = n.test_loss.0 / a.test_loss.0;
+                    let (ra, rn) = (of(with), of(without));
+                    let better = ra
+                        .iter()
+                        .zip(&rn)
+                        .filter(|(a, n)| a.recalibrated_train_loss.0 < n.recalibrated_train_loss.0)
+                        .count();
+                    let seeds = ra.len();
+                    let verdict = if rt > 1.0 + tolerance && 2 * better > seeds {
+                        Verdict::Supports
+                    } else if rt < 1.0 / (1.0 + tolerance) && 2 * better < seeds {
+                        Verdict::Contradicts
+                    } else {
+                        Verdict::NoClearDifference
+                    };
+                    (Some(Num(rt)), Some(Num(rtest)), Some(better), Some(verdict))
+                }
+                _ => (None, None, None, None),
+            };
             ActSummary {
                 act,
                 arms,
@@ -557,33 +557,33 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
         .collect()
 }
 
-/// Runs and the reference levels: zero predictor (test), linear fit (train, test).
-type Typed = (Vec<NlRun>, f64, (f64, f64));
-
-fn run_typed<T: Float>(cfg: &NonlinearityConfig, progress: &(dyn Fn(u64) + Sync)) -> Typed {
+fn run_typed<T: Float>(
+    cfg: &NonlinearityConfig,
+    progress: Progress,
+) -> (Vec<NlRun>, ReferenceLosses) {
     // One data set for every run: the seeds vary weights and batch order, the task is fixed.
     let data = data::make_task::<T>(
-        cfg.task,
-        cfg.seed,
-        cfg.n_train,
-        cfg.n_test,
-        cfg.d_in,
-        cfg.d_out,
+        cfg.data.task,
+        cfg.net.seed,
+        cfg.data.n_train,
+        cfg.data.n_test,
+        cfg.net.d_in,
+        cfg.net.d_out,
     );
-    let zero = train::zero_predictor_loss(&data.test);
+    let reference = ReferenceLosses::of(&data);
     let runs = cfg
         .runs()
         .into_par_iter()
         .map(|job| run_one(cfg, &data, job, progress))
         .collect();
-    (runs, zero, train::linear_fit_losses(&data))
+    (runs, reference)
 }
 
 /// Run every (activation, configuration, seed) in parallel; `progress(n)` is told of every `n`
 /// finished steps (of `runs().len() * steps`).
-pub fn run(cfg: &NonlinearityConfig, progress: &(dyn Fn(u64) + Sync)) -> NonlinearityReport {
+pub fn run(cfg: &NonlinearityConfig, progress: Progress) -> NonlinearityReport {
     let start = std::time::Instant::now();
-    let (runs, zero, linear) = match cfg.dtype {
+    let (runs, reference) = match cfg.net.dtype {
         Dtype::F32 => run_typed::<f32>(cfg, progress),
         Dtype::F64 => run_typed::<f64>(cfg, progress),
     };
@@ -591,9 +591,7 @@ pub fn run(cfg: &NonlinearityConfig, progress: &(dyn Fn(u64) + Sync)) -> Nonline
     NonlinearityReport {
         tool: ToolInfo::current(),
         config: cfg.clone(),
-        zero_predictor_test_loss: Num(zero),
-        linear_fit_train_loss: Num(linear.0),
-        linear_fit_test_loss: Num(linear.1),
+        reference,
         tolerance,
         summary: summarise(cfg, &runs, tolerance),
         runs,
@@ -612,9 +610,17 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
         .join(", ");
     let mut s = format!(
         "{} task · depth {}, width {} · lr {lrs} · {} steps, batch {}",
-        cfg.task, cfg.depth, cfg.width, cfg.steps, cfg.batch
+        cfg.data.task, cfg.depth, cfg.net.width, cfg.steps, cfg.net.batch
     );
-    if cfg.bn_settings.placement == crate::config::Placement::Post {
+    if cfg.norms.iter().any(|n| {
+        matches!(
+            n,
+            Norm::Batch {
+                placement: Placement::Post,
+                ..
+            }
+        )
+    }) {
         s.push_str(" · BN after the activation");
     }
     if cfg.sgd_momentum != 0.0 {
@@ -624,11 +630,11 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
         s.push_str(&format!(", wd {}", cfg.weight_decay));
     }
     if cfg.seeds > 1 {
-        s.push_str(&format!(" · {} seeds from {}", cfg.seeds, cfg.seed));
+        s.push_str(&format!(" · {} seeds from {}", cfg.seeds, cfg.net.seed));
     } else {
-        s.push_str(&format!(" · seed {}", cfg.seed));
+        s.push_str(&format!(" · seed {}", cfg.net.seed));
     }
-    s.push_str(&format!(" · {}", cfg.dtype));
+    s.push_str(&format!(" · {}", cfg.net.dtype));
     s
 }
 
@@ -669,7 +675,7 @@ pub fn table(report: &NonlinearityReport) -> String {
             out.push_str(&format!(
                 "{:<10} {:<14} {:>10} {:>10} {:>10} {:>16} {:>16} {:>9} {:>9}{}\n",
                 s.act.name(),
-                a.config.label(),
+                a.norm.label(),
                 fmt_num(a.train_loss.0),
                 fmt_num(a.test_loss.0),
                 fmt_num(a.batch_loss.0),
@@ -691,13 +697,13 @@ pub fn table(report: &NonlinearityReport) -> String {
          in (-1,1): share of activation inputs in (-1, 1), mean over layers; saturated (after training): sigmoid output < {} or > {} (tanh: |t| > {});\n\
          dead/lin (after training): ReLU units inactive / active for every sample of a {}-sample probe batch.\n",
         cfg.seeds,
-        fmt_num(report.zero_predictor_test_loss.0),
-        fmt_num(report.linear_fit_test_loss.0),
-        fmt_num(report.linear_fit_train_loss.0),
+        fmt_num(report.reference.zero_predictor_test_loss.0),
+        fmt_num(report.reference.linear_fit_test_loss.0),
+        fmt_num(report.reference.linear_fit_train_loss.0),
         SIGMOID_SATURATION,
         1.0 - SIGMOID_SATURATION,
         TANH_SATURATION,
-        cfg.batch
+        cfg.net.batch
     ));
     out.push('\n');
     out.push_str(&verdict_text(report));
@@ -716,10 +722,14 @@ pub fn verdict_text(report: &NonlinearityReport) -> String {
         ) else {
             continue;
         };
-        let find = |arm| s.arms.iter().find(|a| a.config == arm);
+        let find = |norm| s.arms.iter().find(|a| a.norm == norm);
+        let (with, without) = report
+            .config
+            .affine_pair()
+            .expect("a verdict implies both arms");
         let (a, n) = (
-            find(NlArm::Affine).expect("verdict implies both arms"),
-            find(NlArm::NoAffine).expect("verdict implies both arms"),
+            find(with).expect("a verdict implies both arms"),
+            find(without).expect("a verdict implies both arms"),
         );
         let seeds = report.config.seeds;
         let how = if rt.0 >= 1.0 {
@@ -763,4 +773,30 @@ pub fn verdict_text(report: &NonlinearityReport) -> String {
         }
     }
     out
+}
+
+/// `bn-lab nonlinearity`.
+pub struct Nonlinearity;
+
+impl Experiment for Nonlinearity {
+    type Config = NonlinearityConfig;
+    type Report = NonlinearityReport;
+    const NAME: &'static str = "nonlinearity";
+    const STEM: &'static str = "nonlinearity";
+
+    fn validate(cfg: &NonlinearityConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    fn work_units(cfg: &NonlinearityConfig) -> u64 {
+        (cfg.runs().len() * cfg.steps) as u64
+    }
+
+    fn run(cfg: &NonlinearityConfig, progress: Progress) -> NonlinearityReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &NonlinearityReport) -> String {
+        table(report)
+    }
 }

@@ -6,93 +6,32 @@
 //! the same mini-batches in the same order, so runs differ only in configuration and learning
 //! rate.
 
-use std::fmt;
-
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
-use crate::data::{self, Stream, Task};
-use crate::experiment::ToolInfo;
-use crate::experiment::grad_norms::fmt_num;
+use crate::config::{
+    Activation, ConfigError, DataSpec, Dtype, NetConfig, NetSpec, Norm, Placement, at_least,
+    distinct, finite_in,
+};
+use crate::data::{self, Stream};
+use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
 use crate::model::Mlp;
-use crate::optim::SgdConfig;
-use crate::stats::Num;
-use crate::train::{self, History, TrainSettings};
-
-/// One network configuration compared by `train`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrainArm {
-    /// No BatchNorm.
-    Off,
-    /// BN with scale/shift before the activation: act(gamma x_hat + beta).
-    On,
-    /// BN without scale/shift before the activation: act(x_hat).
-    NoAffine,
-    /// BN with scale/shift after the activation: gamma BN(act(z)) + beta.
-    Post,
-    /// BN without scale/shift after the activation.
-    PostNoAffine,
-}
-
-impl TrainArm {
-    /// The BN settings of this arm (`None`: no BN), with `eps` and `momentum` from `base`.
-    pub fn bn(self, base: BnConfig) -> Option<BnConfig> {
-        let with = |affine, placement| {
-            Some(BnConfig {
-                affine,
-                placement,
-                ..base
-            })
-        };
-        match self {
-            TrainArm::Off => None,
-            TrainArm::On => with(true, Placement::Pre),
-            TrainArm::NoAffine => with(false, Placement::Pre),
-            TrainArm::Post => with(true, Placement::Post),
-            TrainArm::PostNoAffine => with(false, Placement::Post),
-        }
-    }
-
-    /// Legend and table label.
-    pub fn label(self) -> &'static str {
-        match self {
-            TrainArm::Off => "BN off",
-            TrainArm::On => "BN on",
-            TrainArm::NoAffine => "BN, no affine",
-            TrainArm::Post => "BN after act",
-            TrainArm::PostNoAffine => "BN after act, no affine",
-        }
-    }
-}
-
-impl fmt::Display for TrainArm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+use crate::optim::{SgdConfig, check_sgd};
+use crate::stats::{Num, fmt_num};
+use crate::train::{self, History, ReferenceLosses, TrainSettings};
 
 /// A validated `train` configuration: everything needed to reproduce every number.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    pub task: Task,
-    pub n_train: usize,
-    pub n_test: usize,
+    #[serde(flatten)]
+    pub data: DataSpec,
     pub depth: usize,
-    pub width: usize,
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
     pub act: Activation,
-    pub init: Init,
-    pub residual: bool,
-    /// BN epsilon and running-statistics momentum of every BN arm (affine and placement come
-    /// from the arm).
-    pub bn_settings: BnConfig,
+    #[serde(flatten)]
+    pub net: NetSpec,
     /// Configurations, in legend order.
-    pub configs: Vec<TrainArm>,
+    pub norms: Vec<Norm>,
     /// Learning rates, one panel each.
     pub lrs: Vec<f64>,
     /// SGD momentum (PyTorch convention) and weight decay, shared by every run.
@@ -103,30 +42,21 @@ pub struct TrainConfig {
     pub diag_every: usize,
     /// A run diverges when its mini-batch loss exceeds this times its first one (or is inf/NaN).
     pub diverge_factor: f64,
-    pub seed: u64,
-    pub dtype: Dtype,
-    /// The learning rate whose per-layer diagnostics `train_layers.png` shows.
-    pub diag_lr: f64,
+    /// The learning rate whose per-layer diagnostics `train_layers.png` shows; `null`: the
+    /// largest at which no configuration diverged, else the smallest (resolved by the run and
+    /// recorded in the report's config).
+    pub diag_lr: Option<f64>,
 }
 
 impl TrainConfig {
-    pub fn net(&self, arm: TrainArm) -> NetConfig {
-        NetConfig {
-            d_in: self.d_in,
-            width: self.width,
-            d_out: self.d_out,
-            depth: self.depth,
-            act: self.act,
-            init: self.init,
-            bn: arm.bn(self.bn_settings),
-            residual: self.residual,
-        }
+    pub fn net(&self, norm: Norm) -> NetConfig {
+        self.net.net(self.depth, self.act, norm)
     }
 
     pub fn settings(&self, lr: f64) -> TrainSettings {
         TrainSettings {
             steps: self.steps,
-            batch: self.batch,
+            batch: self.net.batch,
             sgd: SgdConfig {
                 lr,
                 momentum: self.sgd_momentum,
@@ -135,17 +65,52 @@ impl TrainConfig {
             eval_every: self.eval_every,
             diag_every: self.diag_every,
             diverge_factor: self.diverge_factor,
-            seed: self.seed,
+            seed: self.net.seed,
         }
     }
 
     /// Every (lr, configuration) pair in run order: learning rates as given, configurations in
-    /// `configs` order within each.
-    pub fn runs(&self) -> Vec<(f64, TrainArm)> {
+    /// `norms` order within each.
+    pub fn runs(&self) -> Vec<(f64, Norm)> {
         self.lrs
             .iter()
-            .flat_map(|&lr| self.configs.iter().map(move |&a| (lr, a)))
+            .flat_map(|&lr| self.norms.iter().map(move |&n| (lr, n)))
             .collect()
+    }
+
+    /// Check every field and every network before anything is allocated.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        distinct("lrs", &self.lrs)?;
+        for &lr in &self.lrs {
+            finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
+        }
+        distinct("norms", &self.norms)?;
+        at_least("steps", 1, self.steps)?;
+        at_least("eval_every", 1, self.eval_every)?;
+        at_least("diag_every", 1, self.diag_every)?;
+        finite_in("diverge_factor", "> 1", self.diverge_factor, |v| v > 1.0)?;
+        check_sgd(self.sgd_momentum, self.weight_decay)?;
+        if let Some(d) = self.diag_lr
+            && !self.lrs.contains(&d)
+        {
+            return Err(ConfigError::Invalid {
+                field: "diag_lr",
+                message: format!("must be one of the learning rates (got {d})"),
+            });
+        }
+        self.net.validate()?;
+        self.data.validate(self.net.batch)?;
+        self.data.check_memory(self.net.d_in)?;
+        let parallel = rayon::current_num_threads().min(self.runs().len()).max(1);
+        for &norm in &self.norms {
+            let net = self.net(norm);
+            net.validate(self.net.batch)?;
+            net.check_memory(
+                self.net.batch.saturating_mul(parallel),
+                self.net.dtype.bytes(),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -153,7 +118,7 @@ impl TrainConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainRun {
     pub label: String,
-    pub config: TrainArm,
+    pub norm: Norm,
     pub lr: f64,
     pub net: NetConfig,
     pub diverged: bool,
@@ -172,7 +137,7 @@ pub struct TrainRun {
 /// Per configuration, over the learning-rate sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArmSummary {
-    pub config: TrainArm,
+    pub norm: Norm,
     pub label: String,
     /// Learning rates at which this configuration diverged.
     pub diverged_at: Vec<f64>,
@@ -189,12 +154,9 @@ pub struct ArmSummary {
 pub struct TrainReport {
     pub tool: ToolInfo,
     pub config: TrainConfig,
-    /// Loss of predicting 0 for every test sample: `1/(2 n) sum y^2` (a reference level).
-    pub zero_predictor_test_loss: Num,
-    /// Train and test loss of the best linear model (least squares on the training split):
-    /// what a network that behaves linearly can reach.
-    pub linear_fit_train_loss: Num,
-    pub linear_fit_test_loss: Num,
+    /// What predicting 0 and the best linear model reach on this task.
+    #[serde(flatten)]
+    pub reference: ReferenceLosses,
     pub runs: Vec<TrainRun>,
     pub summary: Vec<ArmSummary>,
     /// Wall-clock seconds of the training (not part of the reproducible numbers).
@@ -205,15 +167,15 @@ fn run_one<T: Float>(
     cfg: &TrainConfig,
     data: &data::Dataset<T>,
     lr: f64,
-    arm: TrainArm,
-    progress: &(dyn Fn(u64) + Sync),
+    norm: Norm,
+    progress: Progress,
 ) -> TrainRun {
-    let net_cfg = cfg.net(arm);
-    let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(cfg.seed, Stream::Weights));
+    let net_cfg = cfg.net(norm);
+    let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(cfg.net.seed, Stream::Weights));
     let history = train::train(&mut net, data, &cfg.settings(lr), progress);
     TrainRun {
-        label: arm.label().to_string(),
-        config: arm,
+        label: norm.label().to_string(),
+        norm,
         lr,
         net: net_cfg,
         diverged: history.divergence.is_some(),
@@ -227,40 +189,37 @@ fn run_one<T: Float>(
     }
 }
 
-/// Runs and the reference levels: zero predictor (test), linear fit (train, test).
-type Typed = (Vec<TrainRun>, f64, (f64, f64));
-
-fn run_typed<T: Float>(cfg: &TrainConfig, progress: &(dyn Fn(u64) + Sync)) -> Typed {
+fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> (Vec<TrainRun>, ReferenceLosses) {
     let data = data::make_task::<T>(
-        cfg.task,
-        cfg.seed,
-        cfg.n_train,
-        cfg.n_test,
-        cfg.d_in,
-        cfg.d_out,
+        cfg.data.task,
+        cfg.net.seed,
+        cfg.data.n_train,
+        cfg.data.n_test,
+        cfg.net.d_in,
+        cfg.net.d_out,
     );
-    let zero = train::zero_predictor_loss(&data.test);
+    let reference = ReferenceLosses::of(&data);
     let runs = cfg
         .runs()
         .par_iter()
-        .map(|&(lr, arm)| run_one(cfg, &data, lr, arm, progress))
+        .map(|&(lr, norm)| run_one(cfg, &data, lr, norm, progress))
         .collect();
-    (runs, zero, train::linear_fit_losses(&data))
+    (runs, reference)
 }
 
 /// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress(n)`
 /// is told of every `n` finished steps (of `runs().len() * steps` in all).
-pub fn run(cfg: &TrainConfig, progress: &(dyn Fn(u64) + Sync)) -> TrainReport {
+pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
     let start = std::time::Instant::now();
-    let (runs, zero, linear) = match cfg.dtype {
+    let (runs, reference) = match cfg.net.dtype {
         Dtype::F32 => run_typed::<f32>(cfg, progress),
         Dtype::F64 => run_typed::<f64>(cfg, progress),
     };
     let summary = cfg
-        .configs
+        .norms
         .iter()
-        .map(|&arm| {
-            let mine: Vec<&TrainRun> = runs.iter().filter(|r| r.config == arm).collect();
+        .map(|&norm| {
+            let mine: Vec<&TrainRun> = runs.iter().filter(|r| r.norm == norm).collect();
             let diverged_at: Vec<f64> = mine.iter().filter(|r| r.diverged).map(|r| r.lr).collect();
             let largest_stable_lr = mine
                 .iter()
@@ -272,8 +231,8 @@ pub fn run(cfg: &TrainConfig, progress: &(dyn Fn(u64) + Sync)) -> TrainReport {
                 .filter(|r| r.best_test_loss.0.is_finite())
                 .min_by(|a, b| a.best_test_loss.0.total_cmp(&b.best_test_loss.0));
             ArmSummary {
-                config: arm,
-                label: arm.label().to_string(),
+                norm,
+                label: norm.label().to_string(),
                 diverged_at,
                 largest_stable_lr,
                 best_test_loss: Num(best.map_or(f64::NAN, |r| r.best_test_loss.0)),
@@ -281,12 +240,15 @@ pub fn run(cfg: &TrainConfig, progress: &(dyn Fn(u64) + Sync)) -> TrainReport {
             }
         })
         .collect();
+    let mut config = cfg.clone();
+    config.diag_lr = Some(
+        cfg.diag_lr
+            .unwrap_or_else(|| default_diag_lr(&cfg.lrs, &runs)),
+    );
     TrainReport {
         tool: ToolInfo::current(),
-        config: cfg.clone(),
-        zero_predictor_test_loss: Num(zero),
-        linear_fit_train_loss: Num(linear.0),
-        linear_fit_test_loss: Num(linear.1),
+        config,
+        reference,
         runs,
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -296,10 +258,10 @@ pub fn run(cfg: &TrainConfig, progress: &(dyn Fn(u64) + Sync)) -> TrainReport {
 /// The shared settings as short phrases: `non-linear task`, `depth 10`, ...
 fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     let mut parts = vec![
-        format!("{} task", cfg.task),
-        format!("depth {}, width {}", cfg.depth, cfg.width),
-        format!("{}, {} init", cfg.act, cfg.init),
-        format!("batch {}", cfg.batch),
+        format!("{} task", cfg.data.task),
+        format!("depth {}, width {}", cfg.depth, cfg.net.width),
+        format!("{}, {} init", cfg.act, cfg.net.init.resolve(cfg.act)),
+        format!("batch {}", cfg.net.batch),
     ];
     if cfg.sgd_momentum != 0.0 {
         parts.push(format!("SGD momentum {}", cfg.sgd_momentum));
@@ -307,11 +269,11 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     if cfg.weight_decay != 0.0 {
         parts.push(format!("weight decay {}", cfg.weight_decay));
     }
-    if cfg.residual {
+    if cfg.net.residual {
         parts.push("residual".into());
     }
-    parts.push(cfg.dtype.to_string());
-    parts.push(format!("seed {}", cfg.seed));
+    parts.push(cfg.net.dtype.to_string());
+    parts.push(format!("seed {}", cfg.net.seed));
     parts
 }
 
@@ -336,18 +298,18 @@ pub fn status(r: &TrainRun) -> String {
 }
 
 /// Whether some BN configuration trained at a learning rate where BN off diverged, and which.
-pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<TrainArm>)> {
+pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Norm>)> {
     let mut out = Vec::new();
     for &lr in &report.config.lrs {
         let at: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
-        let off_diverged = at.iter().any(|r| r.config == TrainArm::Off && r.diverged);
+        let off_diverged = at.iter().any(|r| r.norm == Norm::Off && r.diverged);
         if !off_diverged {
             continue;
         }
-        let ok: Vec<TrainArm> = at
+        let ok: Vec<Norm> = at
             .iter()
-            .filter(|r| r.config != TrainArm::Off && !r.diverged)
-            .map(|r| r.config)
+            .filter(|r| r.norm != Norm::Off && !r.diverged)
+            .map(|r| r.norm)
             .collect();
         out.push((lr, ok));
     }
@@ -407,9 +369,9 @@ pub fn table(report: &TrainReport) -> String {
          reference levels: predicting 0 scores {} on the test set, the best linear model (least squares) {} (train {}).\n\
          DIVERGED@k: the mini-batch loss at step k was inf/NaN or over {:.0e} x the first one; the run stopped there and its 'end' columns are the losses at that point.\n\
          2/λ_out: λ = top eigenvalue of mean [h, 1][h, 1]^T of the last hidden layer on the first mini-batch; SGD on the output layer alone diverges above this lr.\n",
-        fmt_num(report.zero_predictor_test_loss.0),
-        fmt_num(report.linear_fit_test_loss.0),
-        fmt_num(report.linear_fit_train_loss.0),
+        fmt_num(report.reference.zero_predictor_test_loss.0),
+        fmt_num(report.reference.linear_fit_test_loss.0),
+        fmt_num(report.reference.linear_fit_train_loss.0),
         cfg.diverge_factor
     ));
     out.push_str("\nper configuration:\n");
@@ -435,11 +397,11 @@ pub fn table(report: &TrainReport) -> String {
 pub fn verdict(report: &TrainReport) -> String {
     let cfg = &report.config;
     let mut out = String::new();
-    if !cfg.configs.contains(&TrainArm::Off) {
+    if !cfg.norms.contains(&Norm::Off) {
         return out;
     }
     let rescues = bn_rescues(report);
-    let off = report.summary.iter().find(|s| s.config == TrainArm::Off);
+    let off = report.summary.iter().find(|s| s.norm == Norm::Off);
     if rescues.is_empty() {
         out.push_str(&format!(
             "\nhigher learning rates with BN: NOT shown by this run: BN off did not diverge at any of lr {}.\n",
@@ -470,14 +432,14 @@ pub fn verdict(report: &TrainReport) -> String {
         }
     }
     // Placement: the diary's remark that BN after the activation can do better.
-    let best = |arm| {
+    let best = |norm| {
         report
             .summary
             .iter()
-            .find(|s| s.config == arm)
+            .find(|s| s.norm == norm)
             .map(|s| s.best_test_loss.0)
     };
-    if let (Some(pre), Some(post)) = (best(TrainArm::On), best(TrainArm::Post)) {
+    if let (Some(pre), Some(post)) = (best(Norm::BN), best(Norm::BN.placed(Placement::Post))) {
         let verdict = if post < pre {
             "after the activation did better"
         } else {
@@ -495,9 +457,8 @@ pub fn verdict(report: &TrainReport) -> String {
 
 /// The learning rate `train_layers.png` shows by default: the largest at which no
 /// configuration diverged (so every curve runs the whole way), else the smallest of the sweep.
-pub fn default_diag_lr(report: &TrainReport) -> f64 {
-    let lrs = &report.config.lrs;
-    let all_ok = |lr: f64| report.runs.iter().all(|r| r.lr != lr || !r.diverged);
+pub fn default_diag_lr(lrs: &[f64], runs: &[TrainRun]) -> f64 {
+    let all_ok = |lr: f64| runs.iter().all(|r| r.lr != lr || !r.diverged);
     let stable = lrs
         .iter()
         .copied()
@@ -507,5 +468,31 @@ pub fn default_diag_lr(report: &TrainReport) -> f64 {
         stable
     } else {
         lrs.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// `bn-lab train`.
+pub struct Train;
+
+impl Experiment for Train {
+    type Config = TrainConfig;
+    type Report = TrainReport;
+    const NAME: &'static str = "train";
+    const STEM: &'static str = "train";
+
+    fn validate(cfg: &TrainConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    fn work_units(cfg: &TrainConfig) -> u64 {
+        (cfg.runs().len() * cfg.steps) as u64
+    }
+
+    fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &TrainReport) -> String {
+        table(report)
     }
 }

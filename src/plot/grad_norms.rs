@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
-use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
+use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, png, titled};
 use crate::stats::{Num, geometric_mean};
 
 /// Geometric-mean curve over seeds plus a min-max band (empty with one seed).
@@ -40,7 +40,7 @@ fn colors(report: &GradNormsReport) -> Vec<plotters::style::RGBColor> {
         .arms
         .iter()
         .map(|a| {
-            if a.bn {
+            if a.norm.is_on() {
                 cool += 1;
                 COOL[(cool - 1) % COOL.len()]
             } else {
@@ -108,4 +108,13 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
         draw_panel(&right, &spread)?;
         Ok(())
     })
+}
+
+impl Figures for crate::experiment::grad_norms::GradNorms {
+    fn figures() -> Vec<Figure<Self::Report>> {
+        vec![Figure {
+            file: "grad_norms.png",
+            draw,
+        }]
+    }
 }

@@ -7,11 +7,11 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, title};
-use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
+use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, png, titled};
 use crate::stats::{finite_mean, finite_median, max_nan, min_nan};
 
 fn color(a: &IcsArm) -> plotters::style::RGBColor {
-    if a.bn { COOL[0] } else { WARM[0] }
+    if a.run.norm.is_on() { COOL[0] } else { WARM[0] }
 }
 
 /// Mean over layers 2.. (layer 1's ICS is 0 by definition) with a min-max band, per step.
@@ -73,12 +73,12 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
     for a in &report.arms {
         l2.series.push(over_steps(
             a,
-            format!("{}: mean, band min-max over layers", a.label),
+            format!("{}: mean, band min-max over layers", a.run.label),
             |r| r.l2_diff.iter().map(|v| v.0).collect(),
         ));
         cos.series.push(over_steps(
             a,
-            format!("{}: mean, band min-max over layers", a.label),
+            format!("{}: mean, band min-max over layers", a.run.label),
             |r| r.cosine.iter().map(|v| v.0).collect(),
         ));
         let per_layer = |v: &[crate::stats::Num]| -> Vec<(f64, f64)> {
@@ -89,7 +89,7 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
         };
         // Layer 1's shift is 0 by definition (nothing before it): not drawn on the log axis.
         let mut s = Series::new(
-            format!("{}: ‖G − G′‖", a.label),
+            format!("{}: ‖G − G′‖", a.run.label),
             color(a),
             per_layer(&a.summary.layer_l2_diff)
                 .into_iter()
@@ -107,14 +107,14 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
             })
             .collect();
         let mut g = Series::new(
-            format!("{}: ‖G‖ (dashed), for scale", a.label),
+            format!("{}: ‖G‖ (dashed), for scale", a.run.label),
             color(a),
             grad_norm,
         );
         g.dashed = true;
         l2_layer.series.push(g);
         let mut c = Series::new(
-            a.label.clone(),
+            a.run.label.clone(),
             color(a),
             per_layer(&a.summary.layer_cosine),
         );
@@ -143,4 +143,13 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
         draw_panel(&br, &cos_layer)?;
         Ok(())
     })
+}
+
+impl Figures for crate::experiment::ics::Ics {
+    fn figures() -> Vec<Figure<Self::Report>> {
+        vec![Figure {
+            file: "ics.png",
+            draw,
+        }]
+    }
 }

@@ -6,13 +6,13 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::experiment::grad_norms::fmt_num;
 use crate::experiment::landscape::{LandscapeArm, LandscapeReport, Probe, title};
 use crate::plot::heatmap::{HeatMap, LogScale, draw_colorbar, draw_heatmap};
-use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
+use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, png, titled};
+use crate::stats::fmt_num;
 
 fn color(a: &LandscapeArm) -> plotters::style::RGBColor {
-    if a.bn { COOL[0] } else { WARM[0] }
+    if a.run.norm.is_on() { COOL[0] } else { WARM[0] }
 }
 
 /// Line `(step, line(p))` with band `(step, lo(p), hi(p))` over an arm's probes.
@@ -48,7 +48,7 @@ fn median(v: &[f64]) -> f64 {
 /// Draw the measures over training into `path` (1800 x 1300 px).
 pub fn draw(report: &LandscapeReport, path: &Path) -> Result<()> {
     let cfg = &report.config;
-    let x_range = Some((0.0, cfg.steps.saturating_sub(1).max(1) as f64));
+    let x_range = Some((0.0, cfg.run.steps.saturating_sub(1).max(1) as f64));
     let x_label = "training step";
     let mut loss = Panel::new(
         "Loss variation along the gradient",
@@ -80,20 +80,20 @@ pub fn draw(report: &LandscapeReport, path: &Path) -> Result<()> {
     for a in &report.arms {
         loss.series.push(banded(
             a,
-            format!("{}: L(θ_t) and range on path", a.label),
+            format!("{}: L(θ_t) and range on path", a.run.label),
             |p| p.loss.0,
             |p| p.loss_min.0,
             |p| p.loss_max.0,
         ));
         grad.series.push(banded(
             a,
-            format!("{}: median and range", a.label),
+            format!("{}: median and range", a.run.label),
             |p| median(&p.grad_dist.iter().map(|v| v.0).collect::<Vec<_>>()),
             |p| p.grad_dist_min.0,
             |p| p.grad_dist_max.0,
         ));
         let mut gn = Series::new(
-            format!("{}: ‖g‖ (dashed), for scale", a.label),
+            format!("{}: ‖g‖ (dashed), for scale", a.run.label),
             color(a),
             a.probes
                 .iter()
@@ -104,14 +104,14 @@ pub fn draw(report: &LandscapeReport, path: &Path) -> Result<()> {
         grad.series.push(gn);
         beta.series.push(banded(
             a,
-            format!("{}: β = max over path, band min-max", a.label),
+            format!("{}: β = max over path, band min-max", a.run.label),
             |p| p.beta.0,
             |p| p.beta_min.0,
             |p| p.beta.0,
         ));
         rel.series.push(banded(
             a,
-            format!("{}: median and range", a.label),
+            format!("{}: median and range", a.run.label),
             |p| median(&p.grad_dist.iter().map(|v| v.0).collect::<Vec<_>>()) / p.grad_norm.0,
             |p| p.grad_dist_min.0 / p.grad_norm.0,
             |p| p.grad_dist_max.0 / p.grad_norm.0,
@@ -130,7 +130,7 @@ pub fn draw(report: &LandscapeReport, path: &Path) -> Result<()> {
         let subtitle = format!(
             "{}; probes every {} steps at η = {mlo}–{mhi} × lr",
             title(cfg),
-            cfg.every
+            cfg.run.every
         );
         let body = titled(
             root,
@@ -200,7 +200,7 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<()> {
                     let map = HeatMap {
                         caption: format!(
                             "{}: loss {} at θ*, {}",
-                            arm.label,
+                            arm.run.label,
                             fmt_num(s.center_loss.0),
                             if s.max.0.is_finite() {
                                 format!("up to {}", fmt_num(s.max.0))
@@ -218,7 +218,7 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<()> {
                 }
                 None => {
                     let mut empty = Panel::new(
-                        format!("{}: diverged, no slice", arm.label),
+                        format!("{}: diverged, no slice", arm.run.label),
                         "α",
                         "β",
                         false,
@@ -238,4 +238,19 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<()> {
         }
         Ok(())
     })
+}
+
+impl Figures for crate::experiment::landscape::Landscape {
+    fn figures() -> Vec<Figure<Self::Report>> {
+        vec![
+            Figure {
+                file: "landscape.png",
+                draw,
+            },
+            Figure {
+                file: "landscape_slice.png",
+                draw: draw_slice,
+            },
+        ]
+    }
 }

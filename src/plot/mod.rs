@@ -43,6 +43,43 @@ pub fn register_font() {
 
 /// Colours for curves without BatchNorm (warm) and with it (cool), so the two arms read apart
 /// at a glance, also for colour-blind viewers (red/orange vs blue/teal).
+/// One colour per normalisation arm, the same in every figure: BN off warm, the BN arms cool.
+/// One figure an experiment draws: its file name and the function drawing it from the report.
+pub struct Figure<R> {
+    /// File name inside the output directory, e.g. `grad_norms.png`.
+    pub file: &'static str,
+    pub draw: fn(&R, &std::path::Path) -> Result<()>,
+}
+
+/// The figures of an experiment, drawn from its report (implemented in its plot module).
+pub trait Figures: crate::experiment::Experiment {
+    /// In the order the summary lists them.
+    fn figures() -> Vec<Figure<Self::Report>>;
+}
+
+pub fn norm_color(norm: crate::config::Norm) -> RGBColor {
+    use crate::config::{Norm, Placement};
+    match norm {
+        Norm::Off => WARM[0],
+        Norm::Batch {
+            affine: true,
+            placement: Placement::Pre,
+        } => COOL[0],
+        Norm::Batch {
+            affine: false,
+            placement: Placement::Pre,
+        } => COOL[1],
+        Norm::Batch {
+            affine: true,
+            placement: Placement::Post,
+        } => COOL[2],
+        Norm::Batch {
+            affine: false,
+            placement: Placement::Post,
+        } => COOL[3],
+    }
+}
+
 pub const WARM: [RGBColor; 4] = [
     RGBColor(214, 39, 40),
     RGBColor(255, 127, 14),

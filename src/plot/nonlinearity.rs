@@ -8,28 +8,18 @@ use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::config::Activation;
+use crate::config::{Activation, Norm};
 use crate::experiment::nonlinearity::{
-    Histogram, NlArm, NlRun, NonlinearityReport, ProbeStats, SIGMOID_SATURATION, TANH_SATURATION,
-    title,
+    Histogram, NlRun, NonlinearityReport, ProbeStats, SIGMOID_SATURATION, TANH_SATURATION, title,
 };
-use crate::plot::{COOL, FAMILY, Panel, Series, WARM, draw_panel, png, titled};
+use crate::plot::{FAMILY, Figure, Figures, Panel, Series, draw_panel, norm_color, png, titled};
 use crate::stats::{Num, geometric_mean};
 
-/// BN + affine dark blue, BN without affine teal, no BN red.
-pub fn arm_color(arm: NlArm) -> RGBColor {
-    match arm {
-        NlArm::Affine => COOL[0],
-        NlArm::NoAffine => COOL[1],
-        NlArm::Off => WARM[0],
-    }
-}
-
-fn runs_of(report: &NonlinearityReport, act: Activation, arm: NlArm) -> Vec<&NlRun> {
+fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRun> {
     report
         .runs
         .iter()
-        .filter(|r| r.act == act && r.config == arm)
+        .filter(|r| r.act == act && r.norm == arm)
         .collect()
 }
 
@@ -89,9 +79,9 @@ fn layer_panel(
     } else {
         (0.5, 1.5)
     });
-    for &arm in &report.config.configs {
+    for &arm in &report.config.norms {
         let runs = runs_of(report, act, arm);
-        let color = arm_color(arm);
+        let color = norm_color(arm);
         if let Some((pts, band)) = per_layer(&runs, &|r| pick(&r.after)) {
             let mut s = Series::new(arm.label(), color, pts);
             s.band = band;
@@ -125,7 +115,8 @@ fn step_points(h: &Histogram) -> Vec<(f64, f64)> {
 
 /// Histogram of every learned gamma of the BN + affine runs of `act` (all seeds and layers).
 fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
-    let runs = runs_of(report, act, NlArm::Affine);
+    let affine = report.config.norms.iter().copied().find(|n| n.affine())?;
+    let runs = runs_of(report, act, affine);
     let values: Vec<f64> = runs
         .iter()
         .filter_map(|r| r.gamma.as_ref())
@@ -154,8 +145,11 @@ fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
         false,
     );
     p.series.push(Series::new(
-        format!("BN + affine: mean |γ| {mean_abs:.2}, mean |β| {mean_beta:.2}"),
-        arm_color(NlArm::Affine),
+        format!(
+            "{}: mean |γ| {mean_abs:.2}, mean |β| {mean_beta:.2}",
+            affine.label()
+        ),
+        norm_color(affine),
         step_points(&h),
     ));
     Some(p)
@@ -172,13 +166,13 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
     p.x_range = Some((0.0, report.config.steps.max(1) as f64));
     p.top_edge_label = Some("top edge: diverged".into());
     p.guides.push((
-        report.linear_fit_train_loss.0,
+        report.reference.linear_fit_train_loss.0,
         "best linear model (train)".into(),
     ));
-    for &arm in &report.config.configs {
+    for &arm in &report.config.norms {
         let runs = runs_of(report, act, arm);
         let Some(first) = runs.first() else { continue };
-        let color = arm_color(arm);
+        let color = norm_color(arm);
         for test in [false, true] {
             let mut pts = Vec::new();
             let mut band = Vec::new();
@@ -424,7 +418,11 @@ where
 /// one column per probed layer.
 pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
     let cfg = &report.config;
-    let runs: Vec<&NlRun> = report.runs.iter().filter(|r| r.seed == cfg.seed).collect();
+    let runs: Vec<&NlRun> = report
+        .runs
+        .iter()
+        .filter(|r| r.seed == cfg.net.seed)
+        .collect();
     let layers = cfg.hist_layers();
     let rows = runs.len().max(1);
     let cols = layers.len().max(1);
@@ -435,7 +433,7 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
             "Activation inputs before and after training (first, middle, last layer)",
             &format!(
                 "probe: first {} test samples, BN with batch statistics · shaded: (−1, 1) · dotted: sigmoid/tanh saturation thresholds · seed {}",
-                cfg.batch, cfg.seed
+                cfg.net.batch, cfg.net.seed
             ),
         )?;
         let areas = body.split_evenly((rows, cols));
@@ -456,10 +454,25 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
                     run.act,
                     &before,
                     &after,
-                    arm_color(run.config),
+                    norm_color(run.norm),
                 )?;
             }
         }
         Ok(())
     })
+}
+
+impl Figures for crate::experiment::nonlinearity::Nonlinearity {
+    fn figures() -> Vec<Figure<Self::Report>> {
+        vec![
+            Figure {
+                file: "nonlinearity.png",
+                draw,
+            },
+            Figure {
+                file: "nonlinearity_hist.png",
+                draw: draw_histograms,
+            },
+        ]
+    }
 }

@@ -6,20 +6,9 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::experiment::train::{TrainArm, TrainReport, TrainRun, short_title};
-use crate::plot::{COOL, Panel, Series, WARM, draw_panel, png, titled};
+use crate::experiment::train::{TrainReport, TrainRun, short_title};
+use crate::plot::{Figure, Figures, Panel, Series, draw_panel, norm_color, png, titled};
 use crate::stats::Num;
-
-/// BN off warm, the BN arms cool.
-pub fn arm_color(arm: TrainArm) -> RGBColor {
-    match arm {
-        TrainArm::Off => WARM[0],
-        TrainArm::On => COOL[0],
-        TrainArm::NoAffine => COOL[1],
-        TrainArm::Post => COOL[2],
-        TrainArm::PostNoAffine => COOL[3],
-    }
-}
 
 /// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
 pub fn ramp(t: f64) -> RGBColor {
@@ -112,7 +101,7 @@ pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<()> {
         );
         p.x_range = Some((0.0, steps.max(1.0)));
         p.guides.push((
-            report.linear_fit_train_loss.0,
+            report.reference.linear_fit_train_loss.0,
             "best linear model (train)".into(),
         ));
         p.top_edge_label = Some(format!(
@@ -120,7 +109,7 @@ pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<()> {
             cfg.diverge_factor
         ));
         for r in report.runs.iter().filter(|r| r.lr == lr) {
-            let color = arm_color(r.config);
+            let color = norm_color(r.norm);
             let train = loss_points(r, &r.history.train_loss);
             let test = loss_points(r, &r.history.test_loss);
             let label = match &r.history.divergence {
@@ -173,7 +162,7 @@ pub fn shown_layers(depth: usize) -> Vec<usize> {
 /// configuration, update-to-weight ratio on the left and gradient norm on the right.
 pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<()> {
     let cfg = &report.config;
-    let lr = cfg.diag_lr;
+    let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
     let hidden = shown_layers(cfg.depth);
     let mut ratio_panels = Vec::new();
@@ -264,4 +253,19 @@ pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<()> {
         }
         Ok(())
     })
+}
+
+impl Figures for crate::experiment::train::Train {
+    fn figures() -> Vec<Figure<Self::Report>> {
+        vec![
+            Figure {
+                file: "train_loss.png",
+                draw: draw_loss,
+            },
+            Figure {
+                file: "train_layers.png",
+                draw: draw_layers,
+            },
+        ]
+    }
 }

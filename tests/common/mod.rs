@@ -145,3 +145,77 @@ pub fn assert_deterministic(args: &[&str], json_file: &str, name: &str) {
         std::fs::remove_dir_all(d).expect("scratch dirs are removable");
     }
 }
+
+/// The shape of a JSON value, one line per path: `arms[].seeds[].loss: number`. Arrays merge
+/// their elements' shapes; a path seen with several types lists them (`null|number`).
+pub fn schema(v: &serde_json::Value) -> String {
+    use std::collections::BTreeMap;
+    fn walk(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, Vec<&'static str>>) {
+        let kind = match v {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "bool",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Array(_) => "array",
+            serde_json::Value::Object(_) => "object",
+        };
+        let kinds = out.entry(path.to_string()).or_default();
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+            kinds.sort_unstable();
+        }
+        match v {
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(item, &format!("{path}[]"), out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(item, &p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(v, "", &mut out);
+    out.remove("");
+    out.iter()
+        .map(|(p, k)| format!("{p}: {}\n", k.join("|")))
+        .collect()
+}
+
+/// Compare the schema of `v` with `tests/snapshots/<name>.schema`; with
+/// `BN_LAB_UPDATE_SNAPSHOTS=1` in the environment, rewrite the snapshot instead. A changed
+/// report shape fails here with the lines that differ.
+pub fn assert_schema(v: &serde_json::Value, name: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.schema"));
+    let got = schema(v);
+    if std::env::var_os("BN_LAB_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with BN_LAB_UPDATE_SNAPSHOTS=1 to create it",
+            path.display()
+        )
+    });
+    if got != want {
+        let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+        let added: Vec<&&str> = g.iter().filter(|l| !w.contains(l)).collect();
+        let removed: Vec<&&str> = w.iter().filter(|l| !g.contains(l)).collect();
+        panic!(
+            "{name}: the report's shape changed (rerun with BN_LAB_UPDATE_SNAPSHOTS=1 if intended)\nnew: {added:#?}\ngone: {removed:#?}"
+        );
+    }
+}
