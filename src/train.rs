@@ -20,13 +20,15 @@
 use ndarray::{Array2, s};
 use serde::Serialize;
 
-use crate::config::NetConfig;
-use crate::data::{self, Batch, Dataset, Sampler, Stream, Task};
+use crate::data::{Batch, Dataset, Sampler};
 use crate::float::Float;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::optim::{Sgd, SgdConfig};
 use crate::stats::{self, Num};
+
+/// Progress callback: called with the number of work units just finished.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// How to train one network.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -251,8 +253,9 @@ fn record_diagnostics<T: Float>(net: &Mlp<T>, lr: f64, step: usize, d: &mut Laye
     }
 }
 
-/// Train `net` in place on `data.train` and evaluate on both splits. `progress(n)` is called
-/// with the number of steps just finished (all remaining ones at once when the run stops early).
+/// Train `net` in place on `data.train` and evaluate on both splits: [`fit`] with a
+/// [`HistoryRecorder`]. `progress(n)` is called with the number of steps just finished (all
+/// remaining ones at once when the run stops early).
 ///
 /// The train and test losses are evaluated at step 0, every `eval_every` steps, after the last
 /// step, and at a divergence.
@@ -260,95 +263,113 @@ pub fn train<T: Float>(
     net: &mut Mlp<T>,
     data: &Dataset<T>,
     s: &TrainSettings,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: Progress,
 ) -> History {
-    let cfg = &net.config;
-    let (batch, d_in, d_out) = (s.batch, cfg.d_in, cfg.d_out);
-    let n_layers = net.depth() + 1;
-    let mut layers = LayerDiagnostics {
-        layers: (1..=net.depth())
-            .map(|l| l.to_string())
-            .chain(std::iter::once("out".to_string()))
-            .collect(),
-        update_ratio: vec![Vec::new(); n_layers],
-        grad_norm: vec![Vec::new(); n_layers],
-        ..LayerDiagnostics::default()
-    };
-    let mut sampler = Sampler::new(data.train.x.nrows(), s.seed);
-    let mut sgd = Sgd::<T>::new(s.sgd);
-    let mut x = Array2::<T>::zeros((batch, d_in));
-    let mut y = Array2::<T>::zeros((batch, d_out));
-    let mut d_o = Array2::<T>::zeros((batch, d_out));
-    let eval_every = s.eval_every.max(1);
+    let mut recorder = HistoryRecorder::new(net, s);
+    let mut tr = Trainer::new(net, data, s.sgd, s.batch, s.seed);
+    fit(&mut tr, s.steps, s.diverge_factor, progress, &mut recorder);
+    recorder.history
+}
 
-    let mut h = History {
-        eval_steps: Vec::new(),
-        batch_loss: Vec::new(),
-        train_loss: Vec::new(),
-        test_loss: Vec::new(),
-        layers: LayerDiagnostics::default(),
-        steps_done: 0,
-        divergence: None,
-        output_curvature: Num(f64::NAN),
-    };
-    let evaluate = |net: &mut Mlp<T>, h: &mut History, step: usize, batch_loss: f64| {
+/// Records a [`History`]: train/test losses every `eval_every` steps, per-layer diagnostics
+/// every `diag_every` steps, the output layer's curvature at step 0.
+pub struct HistoryRecorder {
+    pub history: History,
+    eval_every: usize,
+    diag_every: usize,
+    steps: usize,
+    /// Mini-batch losses since the last evaluation.
+    acc: f64,
+    acc_n: usize,
+}
+
+impl HistoryRecorder {
+    pub fn new<T: Float>(net: &Mlp<T>, s: &TrainSettings) -> Self {
+        let n_layers = net.depth() + 1;
+        HistoryRecorder {
+            history: History {
+                eval_steps: Vec::new(),
+                batch_loss: Vec::new(),
+                train_loss: Vec::new(),
+                test_loss: Vec::new(),
+                layers: LayerDiagnostics {
+                    layers: layer_names(net.depth()),
+                    update_ratio: vec![Vec::new(); n_layers],
+                    grad_norm: vec![Vec::new(); n_layers],
+                    ..LayerDiagnostics::default()
+                },
+                steps_done: 0,
+                divergence: None,
+                output_curvature: Num(f64::NAN),
+            },
+            eval_every: s.eval_every.max(1),
+            diag_every: s.diag_every,
+            steps: s.steps,
+            acc: 0.0,
+            acc_n: 0,
+        }
+    }
+
+    fn evaluate<T: Float>(&mut self, tr: &mut Trainer<'_, T>, step: usize, batch_loss: f64) {
+        let h = &mut self.history;
+        let chunk = tr.x.nrows();
         h.eval_steps.push(step);
         h.batch_loss.push(Num(batch_loss));
-        h.train_loss.push(Num(eval_loss(net, &data.train, batch)));
-        h.test_loss.push(Num(eval_loss(net, &data.test, batch)));
-    };
-
-    // The initial network, before the first mini-batch's forward (an eval forward overwrites
-    // the buffers the backward reads). Its batch loss is filled in by step 0.
-    evaluate(net, &mut h, 0, f64::NAN);
-    let mut first_loss = f64::NAN;
-    // Mini-batch losses since the last evaluation.
-    let (mut acc, mut acc_n) = (0.0f64, 0usize);
-    for step in 0..s.steps {
-        sampler.next_into(&data.train, x.view_mut(), y.view_mut());
-        let loss = {
-            let o = net
-                .forward(x.view(), Mode::Train)
-                .expect("the sampler fills the network's input width");
-            ops::mse_loss(o, y.view(), d_o.view_mut())
-        };
-        if step == 0 {
-            first_loss = loss;
-            h.batch_loss[0] = Num(loss);
-            h.output_curvature = Num(second_moment_top_eigenvalue(net.hidden(net.depth())));
-        }
-        let reason = divergence(loss, first_loss, s.diverge_factor);
-        if let Some(reason) = reason {
-            h.divergence = Some(Divergence {
-                step,
-                loss: Num(loss),
-                reason,
-            });
-            // The state at the divergence, so the table's "final" says how bad it got.
-            if h.eval_steps.last() != Some(&step) {
-                evaluate(net, &mut h, step, loss);
-            }
-            progress((s.steps - step) as u64);
-            break;
-        }
-        net.backward(d_o.view()).expect("forward ran just before");
-        if s.diag_every > 0 && step % s.diag_every == 0 {
-            record_diagnostics(net, s.sgd.lr, step, &mut layers);
-        }
-        sgd.step(net);
-        acc += loss;
-        acc_n += 1;
-        let done = step + 1;
-        h.steps_done = done;
-        if done % eval_every == 0 || done == s.steps {
-            evaluate(net, &mut h, done, acc / acc_n as f64);
-            acc = 0.0;
-            acc_n = 0;
-        }
-        progress(1);
+        h.train_loss
+            .push(Num(eval_loss(tr.net, &tr.data.train, chunk)));
+        h.test_loss
+            .push(Num(eval_loss(tr.net, &tr.data.test, chunk)));
     }
-    h.layers = layers;
-    h
+}
+
+impl<T: Float> Observer<T> for HistoryRecorder {
+    fn start(&mut self, tr: &mut Trainer<'_, T>) {
+        // The initial network, before the first mini-batch's forward (an eval forward
+        // overwrites the buffers the backward reads). Its batch loss is filled in by step 0.
+        self.evaluate(tr, 0, f64::NAN);
+    }
+
+    fn after_forward(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
+        if step == 0 {
+            self.history.batch_loss[0] = Num(loss);
+            self.history.output_curvature =
+                Num(second_moment_top_eigenvalue(tr.net.hidden(tr.net.depth())));
+        }
+    }
+
+    fn diverged(&mut self, tr: &mut Trainer<'_, T>, d: &Divergence) {
+        self.history.divergence = Some(*d);
+        // The state at the divergence, so the table's "final" says how bad it got.
+        if self.history.eval_steps.last() != Some(&d.step) {
+            self.evaluate(tr, d.step, d.loss.0);
+        }
+    }
+
+    fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, _loss: f64) {
+        if self.diag_every > 0 && step % self.diag_every == 0 {
+            record_diagnostics(tr.net, tr.sgd.config.lr, step, &mut self.history.layers);
+        }
+    }
+
+    fn after_update(&mut self, tr: &mut Trainer<'_, T>, done: usize, loss: f64) {
+        self.acc += loss;
+        self.acc_n += 1;
+        self.history.steps_done = done;
+        if done % self.eval_every == 0 || done == self.steps {
+            let mean = self.acc / self.acc_n as f64;
+            self.evaluate(tr, done, mean);
+            self.acc = 0.0;
+            self.acc_n = 0;
+        }
+    }
+}
+
+/// Layer names of a net of `depth` blocks: `1` .. `depth`, then `out`.
+pub fn layer_names(depth: usize) -> Vec<String> {
+    (1..=depth)
+        .map(|l| l.to_string())
+        .chain(std::iter::once("out".to_string()))
+        .collect()
 }
 
 /// The levels a trained network is compared with: predicting 0, and the best linear model.
@@ -464,23 +485,13 @@ pub fn divergence(loss: f64, first: f64, factor: f64) -> Option<DivergenceReason
     }
 }
 
-/// What a trainer needs besides the network.
-#[derive(Clone, Copy, Debug)]
-pub struct TrainSetup {
-    pub task: Task,
-    pub n_train: usize,
-    pub n_test: usize,
-    pub batch: usize,
-    pub lr: f64,
-    pub seed: u64,
-}
-
-/// One training run: network, optimiser, data, sampler and the current mini-batch.
-pub struct Trainer<T: Float> {
-    pub net: Mlp<T>,
+/// What an experiment sees of a training run at its hooks: the network, the optimiser, the
+/// data and the current mini-batch. After the backward pass of a step (`before_update`), the
+/// network holds that batch's gradients.
+pub struct Trainer<'a, T: Float> {
+    pub net: &'a mut Mlp<T>,
     pub sgd: Sgd<T>,
-    pub train: Batch<T>,
-    pub test: Batch<T>,
+    pub data: &'a Dataset<T>,
     sampler: Sampler,
     /// The current mini-batch, `(batch, d_in)` and `(batch, d_out)`.
     pub x: Array2<T>,
@@ -488,52 +499,118 @@ pub struct Trainer<T: Float> {
     d_o: Array2<T>,
 }
 
-impl<T: Float> Trainer<T> {
-    /// Weights from the `Weights` stream of `seed`, data from its `Data` stream, batches from
-    /// its `Shuffle` stream: two nets built from one seed (BN off and on) start from the same
-    /// weights and see the same batches in the same order.
-    pub fn new(net_cfg: &NetConfig, setup: &TrainSetup) -> Self {
-        let ds = data::make_task::<T>(
-            setup.task,
-            setup.seed,
-            setup.n_train,
-            setup.n_test,
-            net_cfg.d_in,
-            net_cfg.d_out,
-        );
-        let net = Mlp::new(net_cfg, &mut data::rng(setup.seed, Stream::Weights));
+impl<'a, T: Float> Trainer<'a, T> {
+    /// Mini-batches of `batch` samples from `data.train` in the order of the `Shuffle` stream
+    /// of `seed`; two runs of one seed see the same batches in the same order.
+    pub fn new(
+        net: &'a mut Mlp<T>,
+        data: &'a Dataset<T>,
+        sgd: SgdConfig,
+        batch: usize,
+        seed: u64,
+    ) -> Self {
+        let (d_in, d_out) = (net.config.d_in, net.config.d_out);
         Trainer {
             net,
-            sgd: Sgd::new(SgdConfig {
-                lr: setup.lr,
-                momentum: 0.0,
-                weight_decay: 0.0,
-            }),
-            train: ds.train,
-            test: ds.test,
-            sampler: Sampler::new(setup.n_train, setup.seed),
-            x: Array2::zeros((setup.batch, net_cfg.d_in)),
-            y: Array2::zeros((setup.batch, net_cfg.d_out)),
-            d_o: Array2::zeros((setup.batch, net_cfg.d_out)),
+            sgd: Sgd::new(sgd),
+            data,
+            sampler: Sampler::new(data.train.x.nrows(), seed),
+            x: Array2::zeros((batch, d_in)),
+            y: Array2::zeros((batch, d_out)),
+            d_o: Array2::zeros((batch, d_out)),
         }
     }
 
-    /// Draw the next mini-batch, run forward (train mode) and backward on it; return its loss.
-    pub fn forward_backward(&mut self) -> f64 {
+    /// Draw the next mini-batch and run forward (train mode) on it; return its loss (the
+    /// loss gradient waits in a buffer for [`Trainer::backward`]).
+    pub fn forward(&mut self) -> f64 {
         self.sampler
-            .next_into(&self.train, self.x.view_mut(), self.y.view_mut());
-        loss_and_grad(&mut self.net, &self.x, &self.y, &mut self.d_o)
+            .next_into(&self.data.train, self.x.view_mut(), self.y.view_mut());
+        let o = self
+            .net
+            .forward(self.x.view(), Mode::Train)
+            .expect("the sampler fills the network's input width");
+        ops::mse_loss(o, self.y.view(), self.d_o.view_mut())
     }
 
-    /// One SGD step from the gradients of the last [`Trainer::forward_backward`].
+    /// Backward from the last [`Trainer::forward`].
+    pub fn backward(&mut self) {
+        self.net
+            .backward(self.d_o.view())
+            .expect("forward ran just before");
+    }
+
+    /// One optimiser step from the gradients of the last backward.
     pub fn step(&mut self) {
-        self.sgd.step(&mut self.net);
+        self.sgd.step(self.net);
     }
 
     /// Loss on the test split with BN's running statistics (eval mode).
     pub fn test_loss(&mut self) -> f64 {
-        eval_loss(&mut self.net, &self.test, self.x.nrows())
+        eval_loss(self.net, &self.data.test, self.x.nrows())
     }
+}
+
+/// Hooks into [`fit`], each called with the trainer at that point of a step. Every hook is
+/// optional; an experiment implements the ones it measures at.
+pub trait Observer<T: Float> {
+    /// Before the first step.
+    fn start(&mut self, _tr: &mut Trainer<'_, T>) {}
+    /// After step `step`'s forward pass, with its mini-batch loss (also at a divergence).
+    fn after_forward(&mut self, _tr: &mut Trainer<'_, T>, _step: usize, _loss: f64) {}
+    /// The run stopped at `d.step`: its loss was inf/NaN or grew too much.
+    fn diverged(&mut self, _tr: &mut Trainer<'_, T>, _d: &Divergence) {}
+    /// After step `step`'s backward pass, before its update: the gradients are the batch's.
+    fn before_update(&mut self, _tr: &mut Trainer<'_, T>, _step: usize, _loss: f64) {}
+    /// After the update; `done` updates have been made.
+    fn after_update(&mut self, _tr: &mut Trainer<'_, T>, _done: usize, _loss: f64) {}
+}
+
+/// The one training loop of every experiment that trains:
+///
+/// ```text
+/// start
+/// for step in 0..steps:
+///     loss = forward(next mini-batch)          after_forward
+///     stop if inf/NaN or > diverge_factor x the first loss           diverged
+///     backward                                 before_update
+///     optimiser step                           after_update
+/// ```
+///
+/// `progress(n)` gets one unit per step (the remaining ones at once at a divergence).
+/// Returns the divergence, if any.
+pub fn fit<T: Float>(
+    tr: &mut Trainer<'_, T>,
+    steps: usize,
+    diverge_factor: f64,
+    progress: Progress,
+    observer: &mut dyn Observer<T>,
+) -> Option<Divergence> {
+    observer.start(tr);
+    let mut first_loss = f64::NAN;
+    for step in 0..steps {
+        let loss = tr.forward();
+        if step == 0 {
+            first_loss = loss;
+        }
+        observer.after_forward(tr, step, loss);
+        if let Some(reason) = divergence(loss, first_loss, diverge_factor) {
+            let d = Divergence {
+                step,
+                loss: Num(loss),
+                reason,
+            };
+            observer.diverged(tr, &d);
+            progress((steps - step) as u64);
+            return Some(d);
+        }
+        tr.backward();
+        observer.before_update(tr, step, loss);
+        tr.step();
+        observer.after_update(tr, step + 1, loss);
+        progress(1);
+    }
+    None
 }
 
 /// Forward in train mode on `(x, y)`, backward, and return the loss. `d_o: (batch, d_out)` scratch.

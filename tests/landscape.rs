@@ -266,10 +266,17 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
     let report = landscape::run(&cfg, &|_| {});
     let arm = &report.arms[0];
     // Rebuild the run by hand: same seed streams, same batches.
-    let net_cfg = cfg.run.net(Norm::Off);
-    let mut tr = bn_lab::train::Trainer::<f64>::new(&net_cfg, &cfg.run.setup());
+    let data = cfg.run.dataset::<f64>();
+    let mut net = cfg.run.initial_net::<f64>(Norm::Off);
+    let sgd = bn_lab::optim::SgdConfig {
+        lr: cfg.run.lr,
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    let mut tr = bn_lab::train::Trainer::new(&mut net, &data, sgd, cfg.run.net.batch, 7);
     for p in arm.probes.iter().take(5) {
-        let loss = tr.forward_backward();
+        let loss = tr.forward();
+        tr.backward();
         assert_eq!(loss.to_bits(), p.loss.0.to_bits());
         let (x, y) = (tr.x.clone(), tr.y.clone());
         tr.step();

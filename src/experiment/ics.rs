@@ -246,12 +246,14 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
 
 fn run_arm<T: Float>(cfg: &IcsConfig, norm: Norm, progress: Progress) -> IcsArm {
     let mut records = Vec::new();
-    let (_, run) = cfg.train_measured::<T>(norm, progress, |tr, step, loss| {
+    let data = cfg.dataset::<T>();
+    let mut net = cfg.initial_net::<T>(norm);
+    let run = cfg.train_measured(norm, &mut net, &data, progress, |tr, step, loss| {
         // The network after the update this step is about to take (plain SGD is stateless, so
         // stepping a copy gives exactly the weights the run moves to next).
         let mut after = tr.net.clone();
         tr.sgd.step(&mut after);
-        let layers = measure(&tr.net, &after, &tr.x, &tr.y);
+        let layers = measure(tr.net, &after, &tr.x, &tr.y);
         records.push(IcsRecord {
             step,
             loss: Num(loss),

@@ -365,9 +365,9 @@ pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
 }
 
 /// Probe the trainer's current point along its current gradient, on a copy of the network.
-fn probe<T: Float>(tr: &mut Trainer<T>, loss: f64, step_sizes: &[f64]) -> PathProbe {
-    let theta = params_flat(&mut tr.net);
-    let g = train::grads_flat(&mut tr.net);
+fn probe<T: Float>(tr: &mut Trainer<'_, T>, loss: f64, step_sizes: &[f64]) -> PathProbe {
+    let theta = params_flat(tr.net);
+    let g = train::grads_flat(tr.net);
     let mut copy = tr.net.clone();
     let mut d_o = Array2::zeros(tr.y.dim());
     let (x, y) = (&tr.x, &tr.y);
@@ -382,13 +382,15 @@ fn probe<T: Float>(tr: &mut Trainer<T>, loss: f64, step_sizes: &[f64]) -> PathPr
 fn run_arm<T: Float>(cfg: &LandscapeConfig, norm: Norm, progress: Progress) -> LandscapeArm {
     let step_sizes = cfg.step_sizes();
     let mut probes = Vec::new();
-    let (mut tr, run) = cfg
+    let data = cfg.run.dataset::<T>();
+    let mut net = cfg.run.initial_net::<T>(norm);
+    let run = cfg
         .run
-        .train_measured::<T>(norm, progress, |tr, step, loss| {
+        .train_measured(norm, &mut net, &data, progress, |tr, step, loss| {
             probes.push(Probe::new(step, &probe(tr, loss, &step_sizes)));
         });
     let slice = if run.diverged_at.is_none() {
-        Some(slice(&mut tr.net, &tr.train, cfg, progress))
+        Some(slice(&mut net, &data.train, cfg, progress))
     } else {
         progress(cfg.slice_grid as u64);
         None

@@ -18,12 +18,14 @@ use serde::{Deserialize, Serialize};
 use crate::config::{
     Activation, ConfigError, DataSpec, NetConfig, NetSpec, Norm, at_least, distinct, finite_in,
 };
+use crate::data::{self, Dataset, Stream};
 use crate::float::Float;
+use crate::model::Mlp;
+use crate::optim::SgdConfig;
 use crate::stats::Num;
-use crate::train::{DIVERGENCE_FACTOR, TrainSetup, Trainer, divergence};
+use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, fit, layer_names};
 
-/// Progress callback: called with the number of work units just finished.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+pub use crate::train::Progress;
 
 /// An experiment the CLI (and, later, experiment files) can run: everything
 /// `commands::execute` needs to validate, run, export and summarise it.
@@ -115,16 +117,25 @@ impl MeasuredTrainConfig {
         Ok(())
     }
 
-    /// What the step-wise trainer needs besides the network.
-    pub fn setup(&self) -> TrainSetup {
-        TrainSetup {
-            task: self.data.task,
-            n_train: self.data.n_train,
-            n_test: self.data.n_test,
-            batch: self.net.batch,
-            lr: self.lr,
-            seed: self.net.seed,
-        }
+    /// The data every arm trains on (the `Data` stream of the seed).
+    pub fn dataset<T: Float>(&self) -> Dataset<T> {
+        data::make_task(
+            self.data.task,
+            self.net.seed,
+            self.data.n_train,
+            self.data.n_test,
+            self.net.d_in,
+            self.net.d_out,
+        )
+    }
+
+    /// One arm's network as initialised: every arm draws the same weights (the `Weights` stream
+    /// of the seed; BN draws no random numbers).
+    pub fn initial_net<T: Float>(&self, norm: Norm) -> Mlp<T> {
+        Mlp::new(
+            &self.net(norm),
+            &mut data::rng(self.net.seed, Stream::Weights),
+        )
     }
 
     /// `8 x 128 relu (he init), non-linear task, batch 128, lr 0.01, 400 steps, seed 0, f32`.
@@ -145,50 +156,68 @@ impl MeasuredTrainConfig {
         )
     }
 
-    /// Train one arm with plain SGD, calling `measure(trainer, step, loss)` at
-    /// steps 0, every, 2 every, ... after the backward pass and before the update (the trainer
-    /// holds that step's batch and gradients). Stops at a divergence. `progress` gets one unit
-    /// per step. Returns the trained trainer and what every arm reports.
+    /// Train `net` (an arm with normalisation `norm`) on `data` with plain SGD by [`fit`],
+    /// calling `measure(trainer, step, loss)` at steps 0, every, 2 every, ... after the backward
+    /// pass and before the update (the trainer holds that step's batch and gradients). Stops at
+    /// a divergence. `progress` gets one unit per step. Returns what every arm reports.
     pub fn train_measured<T: Float>(
         &self,
         norm: Norm,
+        net: &mut Mlp<T>,
+        data: &Dataset<T>,
         progress: Progress,
-        mut measure: impl FnMut(&mut Trainer<T>, usize, f64),
-    ) -> (Trainer<T>, TrainedArm) {
-        let mut tr = Trainer::<T>::new(&self.net(norm), &self.setup());
-        let mut train_loss = Vec::with_capacity(self.steps);
-        let mut diverged_at = None;
-        for step in 0..self.steps {
-            let loss = tr.forward_backward();
-            train_loss.push(Num(loss));
-            if divergence(loss, train_loss[0].0, DIVERGENCE_FACTOR).is_some() {
-                progress((self.steps - step) as u64);
-                diverged_at = Some(step);
-                break;
-            }
-            if step % self.every == 0 {
-                measure(&mut tr, step, loss);
-            }
-            tr.step();
-            progress(1);
-        }
-        let arm = TrainedArm {
+        measure: impl FnMut(&mut Trainer<'_, T>, usize, f64),
+    ) -> TrainedArm {
+        let sgd = SgdConfig {
+            lr: self.lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        let mut tr = Trainer::new(net, data, sgd, self.net.batch, self.net.seed);
+        let mut observer = Measured {
+            every: self.every,
+            train_loss: Vec::with_capacity(self.steps),
+            measure,
+        };
+        let divergence = fit(
+            &mut tr,
+            self.steps,
+            DIVERGENCE_FACTOR,
+            progress,
+            &mut observer,
+        );
+        TrainedArm {
             label: norm.label().to_string(),
             norm,
             net: self.net(norm),
-            train_loss,
-            diverged_at,
+            train_loss: observer.train_loss,
+            diverged_at: divergence.map(|d| d.step),
             final_test_loss: Num(tr.test_loss()),
-        };
-        (tr, arm)
+        }
     }
 
     /// Layer names: `1` .. `depth`, then `out`.
     pub fn layer_names(&self) -> Vec<String> {
-        (1..=self.depth)
-            .map(|l| l.to_string())
-            .chain(std::iter::once("out".to_string()))
-            .collect()
+        layer_names(self.depth)
+    }
+}
+
+/// Records every step's mini-batch loss and hands the trainer to `measure` every `every` steps.
+struct Measured<F> {
+    every: usize,
+    train_loss: Vec<Num>,
+    measure: F,
+}
+
+impl<T: Float, F: FnMut(&mut Trainer<'_, T>, usize, f64)> Observer<T> for Measured<F> {
+    fn after_forward(&mut self, _tr: &mut Trainer<'_, T>, _step: usize, loss: f64) {
+        self.train_loss.push(Num(loss));
+    }
+
+    fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
+        if step % self.every == 0 {
+            (self.measure)(tr, step, loss);
+        }
     }
 }
 
