@@ -236,3 +236,44 @@ pub struct TrainedArm {
     /// Test loss after training, BN in eval mode (running statistics).
     pub final_test_loss: Num,
 }
+
+/// Why a config could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not the config's shape: a missing field, a wrong type, an unknown variant.
+    #[error("{0}")]
+    Shape(#[from] serde_json::Error),
+    /// A key the config does not have (a typo would otherwise be ignored silently).
+    #[error("unknown field '{0}'")]
+    UnknownField(String),
+}
+
+/// Read a config of type `C` from JSON (a run's `config`, or a file), refusing unknown keys.
+/// serde's `deny_unknown_fields` does not work with the flattened [`NetSpec`], so the config
+/// is written back and every key of the input must appear in it. The caller validates.
+pub fn load_config<C: Serialize + DeserializeOwned>(v: &serde_json::Value) -> Result<C, LoadError> {
+    let cfg: C = serde_json::from_value(v.clone())?;
+    let back = serde_json::to_value(&cfg)?;
+    match unknown_key(v, &back, "") {
+        Some(key) => Err(LoadError::UnknownField(key)),
+        None => Ok(cfg),
+    }
+}
+
+/// The first key path of `given` missing from `known` (objects compared key by key).
+fn unknown_key(given: &serde_json::Value, known: &serde_json::Value, path: &str) -> Option<String> {
+    let (serde_json::Value::Object(g), serde_json::Value::Object(k)) = (given, known) else {
+        return None;
+    };
+    g.iter().find_map(|(key, gv)| {
+        let p = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match k.get(key) {
+            None => Some(p),
+            Some(kv) => unknown_key(gv, kv, &p),
+        }
+    })
+}

@@ -1,0 +1,223 @@
+//! A run's JSON records its config; read back and rerun, that config gives the same numbers,
+//! for every command that writes a JSON (`gradcheck` and `bench` write none: bench's only
+//! numbers are timings).
+
+mod common;
+
+use bn_lab::experiment::grad_norms::GradNorms;
+use bn_lab::experiment::ics::Ics;
+use bn_lab::experiment::landscape::Landscape;
+use bn_lab::experiment::nonlinearity::Nonlinearity;
+use bn_lab::experiment::train::{Train, TrainConfig};
+use bn_lab::experiment::{Experiment, LoadError, load_config};
+use common::{bn_lab_ok, json, scratch_dir};
+use serde_json::Value;
+
+/// Run `args` through the CLI, rebuild the config from its JSON, run it through the library
+/// and compare every field but the wall-clock `seconds`.
+fn rerun_gives_the_same_report<E: Experiment>(args: &[&str], name: &str) {
+    let dir = scratch_dir(&format!("roundtrip-{name}"));
+    bn_lab_ok(args, &dir);
+    let mut written = json(&dir.join(format!("{}.json", E::STEM)));
+    let cfg: E::Config = load_config(&written["config"]).expect("the recorded config loads");
+    E::validate(&cfg).expect("the recorded config is valid");
+    let mut again = serde_json::to_value(E::run(&cfg, &|_| {})).unwrap();
+    for v in [&mut written, &mut again] {
+        if let Value::Object(m) = v {
+            m.remove("seconds");
+        }
+    }
+    assert_eq!(
+        written, again,
+        "{name}: rerunning the recorded config differs"
+    );
+}
+
+#[test]
+fn grad_norms_reruns_from_its_json() {
+    rerun_gives_the_same_report::<GradNorms>(
+        &[
+            "grad-norms",
+            "--depth",
+            "4,12",
+            "--width",
+            "16",
+            "--batch",
+            "32",
+            "--seeds",
+            "2",
+            "--act",
+            "tanh",
+            "--residual",
+            "--placement",
+            "post",
+            "--seed",
+            "3",
+        ],
+        "grad-norms",
+    );
+}
+
+#[test]
+fn train_reruns_from_its_json_with_the_resolved_diag_lr() {
+    let args = [
+        "train",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+        "--d-out",
+        "2",
+        "--steps",
+        "30",
+        "--lr",
+        "0.02,50",
+        "--n-train",
+        "64",
+        "--n-test",
+        "16",
+        "--eval-every",
+        "10",
+        "--sgd-momentum",
+        "0.5",
+    ];
+    rerun_gives_the_same_report::<Train>(&args, "train");
+    // diag_lr was left open on the command line and is recorded resolved.
+    let dir = scratch_dir("roundtrip-train-diag");
+    bn_lab_ok(&args, &dir);
+    let cfg: TrainConfig = load_config(&json(&dir.join("train.json"))["config"]).unwrap();
+    assert_eq!(cfg.diag_lr, Some(0.02));
+}
+
+#[test]
+fn nonlinearity_reruns_from_its_json() {
+    rerun_gives_the_same_report::<Nonlinearity>(
+        &[
+            "nonlinearity",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--batch",
+            "16",
+            "--d-out",
+            "2",
+            "--n-train",
+            "64",
+            "--n-test",
+            "32",
+            "--steps",
+            "20",
+            "--eval-every",
+            "10",
+            "--seeds",
+            "2",
+            "--acts",
+            "tanh,relu",
+        ],
+        "nonlinearity",
+    );
+}
+
+#[test]
+fn landscape_reruns_from_its_json() {
+    rerun_gives_the_same_report::<Landscape>(
+        &[
+            "landscape",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--batch",
+            "8",
+            "--d-out",
+            "2",
+            "--steps",
+            "12",
+            "--every",
+            "4",
+            "--n-train",
+            "64",
+            "--n-test",
+            "16",
+            "--slice-grid",
+            "5",
+            "--slice-samples",
+            "16",
+            "--lr",
+            "0.05",
+        ],
+        "landscape",
+    );
+}
+
+#[test]
+fn ics_reruns_from_its_json() {
+    rerun_gives_the_same_report::<Ics>(
+        &[
+            "ics",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--batch",
+            "8",
+            "--d-out",
+            "2",
+            "--steps",
+            "12",
+            "--every",
+            "4",
+            "--n-train",
+            "64",
+            "--n-test",
+            "16",
+            "--lr",
+            "0.05",
+            "--dtype",
+            "f64",
+        ],
+        "ics",
+    );
+}
+
+#[test]
+fn a_config_with_an_unknown_or_misspelt_field_is_refused() {
+    let dir = scratch_dir("roundtrip-unknown");
+    bn_lab_ok(
+        &["grad-norms", "--depth", "3", "--width", "8", "--batch", "8"],
+        &dir,
+    );
+    let mut cfg = json(&dir.join("grad_norms.json"))["config"].clone();
+    cfg["widht"] = Value::from(8);
+    match load_config::<<GradNorms as Experiment>::Config>(&cfg) {
+        Err(LoadError::UnknownField(f)) => assert_eq!(f, "widht"),
+        other => panic!("expected an unknown-field error, got {other:?}"),
+    }
+    cfg.as_object_mut().unwrap().remove("widht");
+    cfg.as_object_mut().unwrap().remove("width");
+    let err = load_config::<<GradNorms as Experiment>::Config>(&cfg).unwrap_err();
+    assert!(err.to_string().contains("width"), "{err}");
+}
+
+#[test]
+fn validation_errors_name_the_config_field() {
+    let dir = scratch_dir("roundtrip-invalid");
+    bn_lab_ok(
+        &[
+            "train", "--depth", "2", "--width", "8", "--batch", "8", "--steps", "5",
+        ],
+        &dir,
+    );
+    let mut cfg: TrainConfig = load_config(&json(&dir.join("train.json"))["config"]).unwrap();
+    cfg.data.n_train = 4;
+    let err = cfg.validate().unwrap_err();
+    assert_eq!(err.field(), "n_train");
+    assert_eq!(
+        err.to_string(),
+        "n_train must be at least batch (8) (got 4)",
+        "the library names config fields"
+    );
+}
