@@ -2,28 +2,10 @@
 
 use anyhow::Result;
 
-use crate::cli::{LandscapeArgs, MeasuredTrainArgs, NetArgs};
-use crate::commands::{Renames, execute};
-use crate::experiment::MeasuredTrainConfig;
+use crate::cli::LandscapeArgs;
+use crate::commands::{MEASURED_RENAMES, execute, measured_train};
 use crate::experiment::landscape::{Landscape, LandscapeConfig};
 use crate::model::Mode;
-
-/// Config fields of `landscape` and `ics` set by flags of another name.
-pub const RENAMES: Renames = &[("norms", "--bn"), ("probe_multipliers", "--probe-steps")];
-
-/// The training runs `landscape` and `ics` measure, from their shared flags.
-pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> MeasuredTrainConfig {
-    MeasuredTrainConfig {
-        depth: t.depth,
-        act: net.activation(),
-        norms: t.bn.norms(net.batch_norm()),
-        net: net.spec(),
-        data: t.data.spec(),
-        steps: t.steps,
-        lr: t.lr,
-        every: t.every,
-    }
-}
 
 /// The config the flags describe (validated by [`execute`]).
 pub fn config(args: &LandscapeArgs) -> LandscapeConfig {
@@ -38,5 +20,5 @@ pub fn config(args: &LandscapeArgs) -> LandscapeConfig {
 }
 
 pub fn run(args: &LandscapeArgs) -> Result<()> {
-    execute::<Landscape>(&config(args), RENAMES, &args.output, &[]).map(|_| ())
+    execute::<Landscape>(&config(args), MEASURED_RENAMES, &args.output, &[]).map(|_| ())
 }

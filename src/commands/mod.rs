@@ -16,8 +16,9 @@ use std::io::Write;
 use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{BnFlag, Cli, Command, DataArgs, NetArgs, OutputArgs};
+use crate::cli::{BnFlag, Cli, Command, DataArgs, MeasuredTrainArgs, NetArgs, OutputArgs};
 use crate::config::{Activation, ConfigError, DataSpec, NetSpec, Norm};
+use crate::experiment::MeasuredTrainConfig;
 use crate::output::{self, Extra};
 use crate::plot::Figures;
 
@@ -110,6 +111,23 @@ impl DataArgs {
             n_train: self.n_train,
             n_test: self.n_test,
         }
+    }
+}
+
+/// Config fields of `landscape` and `ics` set by flags of another name.
+pub const MEASURED_RENAMES: Renames = &[("norms", "--bn"), ("probe_multipliers", "--probe-steps")];
+
+/// The training runs `landscape` and `ics` measure, from their shared flags.
+pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> MeasuredTrainConfig {
+    MeasuredTrainConfig {
+        depth: t.depth,
+        act: net.activation(),
+        norms: t.bn.norms(net.batch_norm()),
+        net: net.spec(),
+        data: t.data.spec(),
+        steps: t.steps,
+        lr: t.lr,
+        every: t.every,
     }
 }
 
