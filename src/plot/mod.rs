@@ -1,9 +1,12 @@
 //! PNG plots drawn from the results structs, with an embedded font (DejaVu Sans, licence in
 //! `DejaVuSans-LICENSE.txt` beside this file) so text renders on machines without system fonts.
 //!
-//! [`draw_panel`] is the shared building block: one chart with a linear or log y axis whose
-//! ranges come from finite (and, on a log axis, positive) values only; 0 is drawn as a ▼ on the
-//! bottom edge and inf/NaN as a ✕ on the top edge instead of as lines.
+//! Two shared building blocks:
+//! - [`Grid`] (over [`figure`]) lays out a figure: a white PNG with a title and subtitle on top
+//!   and equal cells below, one panel each;
+//! - [`draw_panel`] draws one chart with a linear or log y axis whose ranges come from finite
+//!   (and, on a log axis, positive) values only; 0 is drawn as a ▼ on the bottom edge and
+//!   inf/NaN as a ✕ on the top edge instead of as lines.
 
 pub mod grad_norms;
 pub mod heatmap;
@@ -659,4 +662,84 @@ pub fn png(
     draw(&root)?;
     root.present().map_err(|e| anyhow!("writing PNG: {e}"))?;
     Ok(())
+}
+
+/// Height in pixels of the band at the top of every figure that holds its title and subtitle.
+pub const TITLE_HEIGHT: u32 = 110;
+
+/// A figure's drawing area, or a part of it.
+pub type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Render a figure into the PNG `path` of `size` pixels: white, with `title` and `subtitle`
+/// centred in the top [`TITLE_HEIGHT`] pixels; `draw_body` fills the area below. Figures
+/// whose panels sit in equal cells use [`Grid`] instead.
+pub fn figure(
+    path: &Path,
+    size: (u32, u32),
+    title: &str,
+    subtitle: &str,
+    draw_body: impl FnOnce(&Area<'_>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let body = titled(&root, title, subtitle)?;
+    draw_body(&body)?;
+    root.present().map_err(failed("writing PNG"))?;
+    Ok(())
+}
+
+/// The layout of most figures: `rows` x `cols` equal cells of `cell` pixels below the title
+/// band, one panel each. The PNG is sized from the cells, so a panel keeps its size (and its
+/// text stays readable) however many panels a figure has.
+#[derive(Clone, Copy, Debug)]
+pub struct Grid {
+    pub rows: usize,
+    pub cols: usize,
+    /// Width and height of one cell in pixels.
+    pub cell: (u32, u32),
+}
+
+impl Grid {
+    pub fn new(rows: usize, cols: usize, cell: (u32, u32)) -> Self {
+        Grid { rows, cols, cell }
+    }
+
+    /// The size of the PNG: the cells plus the title band.
+    pub fn size(&self) -> (u32, u32) {
+        (
+            self.cell.0 * self.cols as u32,
+            TITLE_HEIGHT + self.cell.1 * self.rows as u32,
+        )
+    }
+
+    /// Render the figure into `path`; `draw_cells` gets the cells in row-major order
+    /// (row `r`, column `c` at `r * cols + c`).
+    pub fn draw(
+        &self,
+        path: &Path,
+        title: &str,
+        subtitle: &str,
+        draw_cells: impl FnOnce(&[Area<'_>]) -> Result<()>,
+    ) -> Result<()> {
+        figure(path, self.size(), title, subtitle, |body| {
+            draw_cells(&body.split_evenly((self.rows, self.cols)))
+        })
+    }
+
+    /// Render the figure into `path` with `panels` filling the cells in row-major order; cells
+    /// beyond the last panel stay blank.
+    pub fn draw_panels<'p>(
+        &self,
+        path: &Path,
+        title: &str,
+        subtitle: &str,
+        panels: impl IntoIterator<Item = &'p Panel>,
+    ) -> Result<()> {
+        self.draw(path, title, subtitle, |cells| {
+            for (cell, panel) in cells.iter().zip(panels) {
+                draw_panel(cell, panel)?;
+            }
+            Ok(())
+        })
+    }
 }
