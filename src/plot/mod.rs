@@ -621,49 +621,6 @@ where
     Ok(())
 }
 
-/// Fill `root` white and draw a title and subtitle, returning the area below them.
-pub fn titled<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    subtitle: &str,
-) -> Result<DrawingArea<DB, Shift>>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)
-        .map_err(|e| anyhow!("filling background: {e}"))?;
-    let (w, _) = root.dim_in_pixel();
-    let (top, rest) = root.split_vertically(110);
-    let center = |size: u32| {
-        TextStyle::from((FAMILY, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
-            plotters::style::text_anchor::HPos::Center,
-            plotters::style::text_anchor::VPos::Top,
-        ))
-    };
-    top.draw_text(title, &center(42), (w as i32 / 2, 14))
-        .map_err(|e| anyhow!("drawing title: {e}"))?;
-    top.draw_text(
-        subtitle,
-        &center(26).color(&RGBColor(70, 70, 70)),
-        (w as i32 / 2, 66),
-    )
-    .map_err(|e| anyhow!("drawing title: {e}"))?;
-    Ok(rest)
-}
-
-/// Render `draw` into a PNG of `size` pixels at `path`.
-pub fn png(
-    path: &Path,
-    size: (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
-) -> Result<()> {
-    register_font();
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    draw(&root)?;
-    root.present().map_err(|e| anyhow!("writing PNG: {e}"))?;
-    Ok(())
-}
-
 /// Height in pixels of the band at the top of every figure that holds its title and subtitle.
 pub const TITLE_HEIGHT: u32 = 110;
 
@@ -682,10 +639,32 @@ pub fn figure(
 ) -> Result<()> {
     register_font();
     let root = BitMapBackend::new(path, size).into_drawing_area();
-    let body = titled(&root, title, subtitle)?;
+    let body = draw_title(&root, title, subtitle)?;
     draw_body(&body)?;
     root.present().map_err(failed("writing PNG"))?;
     Ok(())
+}
+
+/// Fill `root` white and draw the title and subtitle, returning the area below them.
+fn draw_title<'a>(root: &Area<'a>, title: &str, subtitle: &str) -> Result<Area<'a>> {
+    root.fill(&WHITE).map_err(failed("filling background"))?;
+    let (w, _) = root.dim_in_pixel();
+    let (top, rest) = root.split_vertically(TITLE_HEIGHT);
+    let center = |size: u32| {
+        TextStyle::from((FAMILY, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Top,
+        ))
+    };
+    top.draw_text(title, &center(42), (w as i32 / 2, 14))
+        .map_err(failed("drawing title"))?;
+    top.draw_text(
+        subtitle,
+        &center(26).color(&RGBColor(70, 70, 70)),
+        (w as i32 / 2, 66),
+    )
+    .map_err(failed("drawing title"))?;
+    Ok(rest)
 }
 
 /// The layout of most figures: `rows` x `cols` equal cells of `cell` pixels below the title
