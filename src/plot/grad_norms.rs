@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
-use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, png, titled};
+use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, figure};
 use crate::stats::{Num, geometric_mean};
 
 /// Geometric-mean curve over seeds plus a min-max band (empty with one seed).
@@ -34,6 +34,7 @@ fn curve(
     s
 }
 
+/// One colour per arm: BN off arms take the warm colours in order, BN on arms the cool ones.
 fn colors(report: &GradNormsReport) -> Vec<plotters::style::RGBColor> {
     let (mut warm, mut cool) = (0, 0);
     report
@@ -51,63 +52,74 @@ fn colors(report: &GradNormsReport) -> Vec<plotters::style::RGBColor> {
         .collect()
 }
 
-/// Draw the report into `path` (1800 x 1300 px).
-pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
-    let colors = colors(report);
+/// A per-layer panel on a log axis: one curve (with seed band) per arm, layer 1 to the
+/// deepest arm's depth on x, so arms of different depths share the axis.
+fn layer_panel(
+    report: &GradNormsReport,
+    caption: &str,
+    y_label: &str,
+    pick: &dyn Fn(&LayerValues) -> &Vec<Num>,
+) -> Panel {
     let max_depth = report.arms.iter().map(|a| a.depth).max().unwrap_or(1) as f64;
-    let x_range = Some((
+    let mut p = Panel::new(
+        caption,
+        "layer l (1 = input side, L = output side)",
+        y_label,
+        true,
+    );
+    p.x_range = Some((
         if max_depth > 1.0 { 1.0 } else { 0.5 },
         if max_depth > 1.0 { max_depth } else { 1.5 },
     ));
-    let make = |caption: &str, y_label: &str, pick: &dyn Fn(&LayerValues) -> &Vec<Num>| {
-        let mut p = Panel::new(
-            caption,
-            "layer l (1 = input side, L = output side)",
-            y_label,
-            true,
-        );
-        p.x_range = x_range;
-        p.series = report
-            .arms
-            .iter()
-            .zip(&colors)
-            .map(|(a, &c)| curve(a, pick, c))
-            .collect();
-        p
-    };
-    let weight = make(
+    p.series = report
+        .arms
+        .iter()
+        .zip(colors(report))
+        .map(|(a, c)| curve(a, pick, c))
+        .collect();
+    p
+}
+
+/// Draw the report into `path` (1800 x 1300 px).
+pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
+    let weight = layer_panel(
+        report,
         "Weight gradient ‖∂L/∂W_l‖ per layer",
         "‖∂L/∂W_l‖ (Frobenius, log scale)",
         &|s| &s.weight_grad_norm,
     );
-    let signal = make(
+    let signal = layer_panel(
+        report,
         "Backprop signal ‖∂L/∂h_l‖ reaching layer l",
         "‖∂L/∂h_l‖ (log scale)",
         &|s| &s.activation_grad_norm,
     );
-    let spread = make(
+    let spread = layer_panel(
+        report,
         "Forward activations: std(h_l)",
         "std(h_l) (log scale)",
         &|s| &s.activation_std,
     );
 
-    png(path, (1800, 1300), |root| {
-        let mut subtitle = title(&report.config);
-        if report.config.seeds > 1 {
-            subtitle.push_str(" (lines: geometric mean; bands: min-max over seeds)");
-        }
-        let body = titled(
-            root,
-            "Gradient norms at initialisation: BatchNorm off vs on",
-            &subtitle,
-        )?;
-        let (top, bottom) = body.split_vertically(620);
-        draw_panel(&top, &weight)?;
-        let (left, right) = bottom.split_horizontally(900);
-        draw_panel(&left, &signal)?;
-        draw_panel(&right, &spread)?;
-        Ok(())
-    })
+    let mut subtitle = title(&report.config);
+    if report.config.seeds > 1 {
+        subtitle.push_str(" (lines: geometric mean; bands: min-max over seeds)");
+    }
+    // Not an even grid: the weight gradients, the quantity the figure is about, get the full
+    // width on top.
+    figure(
+        path,
+        (1800, 1300),
+        "Gradient norms at initialisation: BatchNorm off vs on",
+        &subtitle,
+        |body| {
+            let (top, bottom) = body.split_vertically(620);
+            draw_panel(&top, &weight)?;
+            let (left, right) = bottom.split_horizontally(900);
+            draw_panel(&left, &signal)?;
+            draw_panel(&right, &spread)
+        },
+    )
 }
 
 impl Figures for crate::experiment::grad_norms::GradNorms {

@@ -1,11 +1,11 @@
 //! Heat maps of a scalar field on a square grid, with a log-scaled colour map (viridis),
 //! iso-lines at whole and half decades, and a colour bar.
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plot::FAMILY;
+use crate::plot::{Chart, FAMILY, failed};
 
 /// Viridis (matplotlib's perceptually uniform, colour-blind-friendly map) at nine stops.
 const VIRIDIS: [(u8, u8, u8); 9] = [
@@ -145,7 +145,16 @@ pub fn iso_segments(coords: &[f64], values: &[Vec<f64>], level: f64) -> Vec<[(f6
     out
 }
 
-/// Draw `map` into `area` with colours from `scale`.
+/// A coordinate tick label with at most two decimals and no trailing zeros.
+fn coord_tick(v: &f64) -> String {
+    format!("{v:.2}")
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// Draw `map` into `area` with colours from `scale`: one square per grid point, iso-lines on
+/// top, then the marker (with its legend).
 pub fn draw_heatmap<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     map: &HeatMap,
@@ -156,6 +165,7 @@ where
 {
     let c = map.coords;
     let n = c.len();
+    // Half a cell: each grid point sits in the middle of its square.
     let h = if n > 1 { (c[1] - c[0]) / 2.0 } else { 0.5 };
     let (x0, x1) = (c[0] - h, c[n - 1] + h);
     let mut chart = ChartBuilder::on(area)
@@ -164,7 +174,7 @@ where
         .x_label_area_size(70)
         .y_label_area_size(90)
         .build_cartesian_2d(x0..x1, x0..x1)
-        .map_err(|e| anyhow!("building heat map: {e}"))?;
+        .map_err(failed("building heat map"))?;
     chart
         .configure_mesh()
         .disable_mesh()
@@ -174,20 +184,10 @@ where
         .label_style((FAMILY, 22))
         .x_labels(5)
         .y_labels(5)
-        .x_label_formatter(&|v| {
-            format!("{v:.2}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-        })
-        .y_label_formatter(&|v| {
-            format!("{v:.2}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-        })
+        .x_label_formatter(&coord_tick)
+        .y_label_formatter(&coord_tick)
         .draw()
-        .map_err(|e| anyhow!("drawing heat map axes: {e}"))?;
+        .map_err(failed("drawing heat map axes"))?;
     chart
         .draw_series(
             (0..n)
@@ -199,35 +199,60 @@ where
                     )
                 }),
         )
-        .map_err(|e| anyhow!("drawing heat map: {e}"))?;
+        .map_err(failed("drawing heat map"))?;
+    draw_iso_lines(&mut chart, map, scale)?;
+    if let Some((p, label)) = &map.marker {
+        draw_marker(&mut chart, *p, label)?;
+    }
+    Ok(())
+}
+
+/// White iso-lines at the [`levels`] of `scale`, so equal losses read across the colours.
+fn draw_iso_lines<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    map: &HeatMap,
+    scale: &LogScale,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let line = ShapeStyle::from(&WHITE.mix(0.75)).stroke_width(2);
     for level in levels(scale) {
         chart
             .draw_series(
-                iso_segments(c, &map.values, level)
+                iso_segments(map.coords, &map.values, level)
                     .into_iter()
                     .map(|s| PathElement::new(s.to_vec(), line)),
             )
-            .map_err(|e| anyhow!("drawing iso-lines: {e}"))?;
+            .map_err(failed("drawing iso-lines"))?;
     }
-    if let Some((p, label)) = &map.marker {
-        let st = ShapeStyle::from(&WHITE).stroke_width(4);
-        chart
-            .draw_series(std::iter::once(Cross::new(*p, 12, st)))
-            .map_err(|e| anyhow!("drawing marker: {e}"))?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                Cross::new((x + 12, y), 8, ShapeStyle::from(&BLACK).stroke_width(3))
-            });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 22))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(|e| anyhow!("drawing legend: {e}"))?;
-    }
+    Ok(())
+}
+
+/// A white cross at `p` with `label` in a legend at the upper left (drawn black there, as the
+/// legend's background is white).
+fn draw_marker<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    p: (f64, f64),
+    label: &str,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let st = ShapeStyle::from(&WHITE).stroke_width(4);
+    chart
+        .draw_series(std::iter::once(Cross::new(p, 12, st)))
+        .map_err(failed("drawing marker"))?
+        .label(label)
+        .legend(move |(x, y)| Cross::new((x + 12, y), 8, ShapeStyle::from(&BLACK).stroke_width(3)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FAMILY, 22))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(failed("drawing legend"))?;
     Ok(())
 }
 
@@ -261,7 +286,7 @@ where
         .margin_right(16)
         .y_label_area_size(120)
         .build_cartesian_2d(0.0..1.0, lo..hi)
-        .map_err(|e| anyhow!("building colour bar: {e}"))?;
+        .map_err(failed("building colour bar"))?;
     let clipped = scale.clipped;
     let fmt = move |t: &f64| {
         let s = decade_label(*t);
@@ -281,7 +306,7 @@ where
         .y_labels(8)
         .y_label_formatter(&fmt)
         .draw()
-        .map_err(|e| anyhow!("drawing colour bar axis: {e}"))?;
+        .map_err(failed("drawing colour bar axis"))?;
     let steps = 200;
     chart
         .draw_series((0..steps).map(|k| {
@@ -289,14 +314,27 @@ where
             let b = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
             Rectangle::new([(0.0, a), (1.0, b)], viridis((a - lo) / (hi - lo)).filled())
         }))
-        .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+        .map_err(failed("drawing colour bar"))?;
+    draw_colorbar_notes(area, scale, bad)
+}
+
+/// Notes beside the colour bar: above it, that the top colour also stands for larger values
+/// (when the scale is clipped); below it, the inf/NaN swatch (when `bad`).
+fn draw_colorbar_notes<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    scale: &LogScale,
+    bad: bool,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     if scale.clipped {
         area.draw_text(
-            &format!("top colour: ≥ {}", decade_label(hi)),
+            &format!("top colour: ≥ {}", decade_label(scale.hi)),
             &TextStyle::from((FAMILY, 20).into_font()),
             (10, 30),
         )
-        .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+        .map_err(failed("drawing colour bar"))?;
     }
     if bad {
         let (_, h) = area.dim_in_pixel();
@@ -305,9 +343,9 @@ where
             [(140, h as i32 - 70), (170, h as i32 - 45)],
             BAD.filled(),
         ))
-        .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+        .map_err(failed("drawing colour bar"))?;
         area.draw_text("inf/NaN", &style, (176, h as i32 - 68))
-            .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+            .map_err(failed("drawing colour bar"))?;
     }
     Ok(())
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, title};
-use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, png, titled};
-use crate::stats::{finite_mean, finite_median, max_nan, min_nan};
+use crate::plot::{COOL, Figure, Figures, Grid, Panel, Series, WARM};
+use crate::stats::{Num, finite_mean, finite_median, max_nan, min_nan};
 
 fn color(a: &IcsArm) -> plotters::style::RGBColor {
     if a.run.norm.is_on() { COOL[0] } else { WARM[0] }
@@ -35,70 +35,70 @@ fn over_steps(a: &IcsArm, label: String, pick: impl Fn(&IcsRecord) -> Vec<f64>) 
     s
 }
 
-/// Draw the report into `path` (1800 x 1300 px).
-pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
-    let cfg = &report.config;
-    let steps_x = Some((0.0, cfg.steps.saturating_sub(1).max(1) as f64));
+/// x range of the over-training panels: the whole run, one step at least.
+fn steps_x(report: &IcsReport) -> Option<(f64, f64)> {
+    Some((0.0, report.config.steps.saturating_sub(1).max(1) as f64))
+}
+
+/// x range and label of the per-layer panels, with a little room either side of the end
+/// layers' markers.
+fn layer_x(report: &IcsReport) -> (Option<(f64, f64)>, String) {
     let n_layers = report.layer_names.len();
-    let layer_x = Some((0.7, n_layers as f64 + 0.3));
-    let layer_label = format!("layer (1 = input side, {n_layers} = output layer)");
-    let mut l2 = Panel::new(
-        "‖G − G′‖ over training (layers 2 to out)",
-        "training step",
-        "‖G − G′‖ (log)",
-        true,
-    );
-    let mut cos = Panel::new(
-        "cos(G, G′) over training (layers 2 to out)",
-        "training step",
-        "cos(G, G′)",
-        false,
-    );
-    let mut l2_layer = Panel::new(
-        "‖G − G′‖ per layer (median over steps; layer 1: 0)",
-        layer_label.as_str(),
-        "‖G − G′‖ (log)",
-        true,
-    );
-    let mut cos_layer = Panel::new(
-        "cos(G, G′) per layer (median over steps)",
-        layer_label.as_str(),
-        "cos(G, G′)",
-        false,
-    );
-    l2.x_range = steps_x;
-    cos.x_range = steps_x;
-    l2_layer.x_range = layer_x;
-    cos_layer.x_range = layer_x;
+    (
+        Some((0.7, n_layers as f64 + 0.3)),
+        format!("layer (1 = input side, {n_layers} = output layer)"),
+    )
+}
+
+/// `(layer, value)` points, layers numbered from 1.
+fn per_layer(v: &[Num]) -> Vec<(f64, f64)> {
+    v.iter()
+        .enumerate()
+        .map(|(l, n)| ((l + 1) as f64, n.0))
+        .collect()
+}
+
+/// A measure over training: per arm, its mean over layers 2 to out with a min-max band.
+fn over_training(
+    report: &IcsReport,
+    caption: &str,
+    y_label: &str,
+    log_y: bool,
+    pick: impl Fn(&IcsRecord) -> Vec<f64>,
+) -> Panel {
+    let mut p = Panel::new(caption, "training step", y_label, log_y);
+    p.x_range = steps_x(report);
     for a in &report.arms {
-        l2.series.push(over_steps(
+        p.series.push(over_steps(
             a,
             format!("{}: mean, band min-max over layers", a.run.label),
-            |r| r.l2_diff.iter().map(|v| v.0).collect(),
+            &pick,
         ));
-        cos.series.push(over_steps(
-            a,
-            format!("{}: mean, band min-max over layers", a.run.label),
-            |r| r.cosine.iter().map(|v| v.0).collect(),
-        ));
-        let per_layer = |v: &[crate::stats::Num]| -> Vec<(f64, f64)> {
-            v.iter()
-                .enumerate()
-                .map(|(l, n)| ((l + 1) as f64, n.0))
-                .collect()
-        };
+    }
+    p
+}
+
+/// ‖G − G′‖ per layer with ‖G‖ dashed beside it, so the shift reads against the gradient's
+/// own size.
+fn l2_per_layer(report: &IcsReport) -> Panel {
+    let (x_range, x_label) = layer_x(report);
+    let mut p = Panel::new(
+        "‖G − G′‖ per layer (median over steps; layer 1: 0)",
+        x_label.as_str(),
+        "‖G − G′‖ (log)",
+        true,
+    );
+    p.x_range = x_range;
+    for a in &report.arms {
         // Layer 1's shift is 0 by definition (nothing before it): not drawn on the log axis.
-        let mut s = Series::new(
-            format!("{}: ‖G − G′‖", a.run.label),
-            color(a),
-            per_layer(&a.summary.layer_l2_diff)
-                .into_iter()
-                .skip(1)
-                .collect(),
-        );
+        let shift = per_layer(&a.summary.layer_l2_diff)
+            .into_iter()
+            .skip(1)
+            .collect();
+        let mut s = Series::new(format!("{}: ‖G − G′‖", a.run.label), color(a), shift);
         s.markers = true;
-        l2_layer.series.push(s);
-        let grad_norm: Vec<(f64, f64)> = (0..n_layers)
+        p.series.push(s);
+        let grad_norm: Vec<(f64, f64)> = (0..report.layer_names.len())
             .map(|l| {
                 (
                     (l + 1) as f64,
@@ -112,37 +112,64 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
             grad_norm,
         );
         g.dashed = true;
-        l2_layer.series.push(g);
+        p.series.push(g);
+    }
+    p
+}
+
+/// cos(G, G′) per layer, with cos = 1 (no shift) as a guide.
+fn cos_per_layer(report: &IcsReport) -> Panel {
+    let (x_range, x_label) = layer_x(report);
+    let mut p = Panel::new(
+        "cos(G, G′) per layer (median over steps)",
+        x_label.as_str(),
+        "cos(G, G′)",
+        false,
+    );
+    p.x_range = x_range;
+    for a in &report.arms {
         let mut c = Series::new(
             a.run.label.clone(),
             color(a),
             per_layer(&a.summary.layer_cosine),
         );
         c.markers = true;
-        cos_layer.series.push(c);
+        p.series.push(c);
     }
+    p.guides.push((1.0, "cos = 1: no shift".into()));
+    p
+}
+
+/// Draw the report into `path` (1800 x 1300 px): over training on top, per layer below.
+pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
+    let cfg = &report.config;
+    let subtitle = format!(
+        "{}; G′ = ∂L/∂W_i after layers 1..i−1 step, every {} steps",
+        title(cfg),
+        cfg.every
+    );
+    let l2 = over_training(
+        report,
+        "‖G − G′‖ over training (layers 2 to out)",
+        "‖G − G′‖ (log)",
+        true,
+        |r| r.l2_diff.iter().map(|v| v.0).collect(),
+    );
+    let mut cos = over_training(
+        report,
+        "cos(G, G′) over training (layers 2 to out)",
+        "cos(G, G′)",
+        false,
+        |r| r.cosine.iter().map(|v| v.0).collect(),
+    );
     cos.guides.push((1.0, "cos = 1: no shift".into()));
-    cos_layer.guides.push((1.0, "cos = 1: no shift".into()));
-    png(path, (1800, 1300), |root| {
-        let subtitle = format!(
-            "{}; G′ = ∂L/∂W_i after layers 1..i−1 step, every {} steps",
-            title(cfg),
-            cfg.every
-        );
-        let body = titled(
-            root,
-            "Internal covariate shift (Santurkar et al. 2018): BatchNorm off vs on",
-            &subtitle,
-        )?;
-        let (top, bottom) = body.split_vertically(595);
-        let (tl, tr) = top.split_horizontally(900);
-        let (bl, br) = bottom.split_horizontally(900);
-        draw_panel(&tl, &l2)?;
-        draw_panel(&tr, &cos)?;
-        draw_panel(&bl, &l2_layer)?;
-        draw_panel(&br, &cos_layer)?;
-        Ok(())
-    })
+    let panels = [l2, cos, l2_per_layer(report), cos_per_layer(report)];
+    Grid::new(2, 2, (900, 595)).draw_panels(
+        path,
+        "Internal covariate shift (Santurkar et al. 2018): BatchNorm off vs on",
+        &subtitle,
+        &panels,
+    )
 }
 
 impl Figures for crate::experiment::ics::Ics {

@@ -1,9 +1,12 @@
 //! PNG plots drawn from the results structs, with an embedded font (DejaVu Sans, licence in
 //! `DejaVuSans-LICENSE.txt` beside this file) so text renders on machines without system fonts.
 //!
-//! [`draw_panel`] is the shared building block: one chart with a linear or log y axis whose
-//! ranges come from finite (and, on a log axis, positive) values only; 0 is drawn as a ▼ on the
-//! bottom edge and inf/NaN as a ✕ on the top edge instead of as lines.
+//! Two shared building blocks:
+//! - [`Grid`] (over [`figure`]) lays out a figure: a white PNG with a title and subtitle on top
+//!   and equal cells below, one panel each;
+//! - [`draw_panel`] draws one chart with a linear or log y axis whose ranges come from finite
+//!   (and, on a log axis, positive) values only; 0 is drawn as a ▼ on the bottom edge and
+//!   inf/NaN as a ✕ on the top edge instead of as lines.
 
 pub mod grad_norms;
 pub mod heatmap;
@@ -12,11 +15,13 @@ pub mod landscape;
 pub mod nonlinearity;
 pub mod train;
 
+use std::fmt::Display;
 use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
@@ -213,19 +218,78 @@ fn segments(points: &[(f64, f64)], log: bool) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
-/// Choose the chart corner with the fewest data points for the legend.
-/// `x`, `y` are the axis ranges in plot coordinates; `to_plot` maps a value onto the y axis.
-fn legend_corner(
-    panel: &Panel,
+/// The ranges of a panel's axes in plot coordinates: on a log y axis a value `v` sits at
+/// `log10(v)` (see [`Axes::plot_y`]).
+#[derive(Clone, Copy, Debug)]
+struct Axes {
     x: (f64, f64),
     y: (f64, f64),
-    to_plot: impl Fn(f64) -> f64,
-) -> SeriesLabelPosition {
+    log: bool,
+}
+
+impl Axes {
+    /// The panel's fixed ranges where it has them, otherwise ranges covering its data (the y
+    /// range also covers the bands, so no band is cut off).
+    fn of(panel: &Panel) -> Self {
+        let log = panel.log_y;
+        let all_y = panel.series.iter().flat_map(|s| {
+            s.points
+                .iter()
+                .map(|p| p.1)
+                .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+        });
+        let y = match panel.y_range {
+            Some((lo, hi)) => y_range([lo, hi].into_iter(), log),
+            None => y_range(all_y, log),
+        };
+        let x = panel.x_range.unwrap_or_else(|| x_extent(panel));
+        Axes { x, y, log }
+    }
+
+    /// Where the value `v` sits on the y axis.
+    fn plot_y(&self, v: f64) -> f64 {
+        if self.log { v.log10() } else { v }
+    }
+
+    /// How many y labels to ask plotters for. On a log axis about one per decade (at most 11),
+    /// so plotters picks whole-decade steps.
+    fn y_label_count(&self) -> usize {
+        if self.log {
+            ((self.y.1 - self.y.0).round() as usize).clamp(2, 10) + 1
+        } else {
+            8
+        }
+    }
+}
+
+/// The x range covering every series' points; a single x gets one unit either side, and no
+/// data at all gets (0, 1), so the chart can still be built.
+fn x_extent(panel: &Panel) -> (f64, f64) {
+    let xs = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0));
+    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else if lo.is_finite() {
+        (lo - 1.0, lo + 1.0)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// Choose the chart corner with the fewest data points for the legend, so it hides as little
+/// of the curves as possible.
+fn legend_corner(panel: &Panel, axes: &Axes) -> SeriesLabelPosition {
+    let (x, y) = (axes.x, axes.y);
     let mut counts = [0usize; 4]; // UR, UL, LR, LL
     for s in &panel.series {
         for &(px, py) in s.points.iter().filter(|p| usable(p.1, panel.log_y)) {
             let a = (px - x.0) / (x.1 - x.0);
-            let b = (to_plot(py) - y.0) / (y.1 - y.0);
+            let b = (axes.plot_y(py) - y.0) / (y.1 - y.0);
             let (left, right, up, low) = (a < 0.45, a > 0.55, b > 0.6, b < 0.4);
             counts[0] += (up && right) as usize;
             counts[1] += (up && left) as usize;
@@ -275,223 +339,61 @@ fn lin_tick(v: &f64) -> String {
     }
 }
 
+/// A `map_err` adapter that turns a plotters error into "`what`: error", so each failure says
+/// which part of a figure it hit.
+pub(crate) fn failed<E: Display>(what: &'static str) -> impl FnOnce(E) -> anyhow::Error {
+    move |e| anyhow!("{what}: {e}")
+}
+
+/// A chart with `f64` on both axes, as every panel and histogram uses (a log y axis is drawn
+/// as `log10` values on a linear axis).
+pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// List `label` in the legend with `sample` as its symbol, without drawing anything in the
+/// chart: for notes such as the meaning of the edge marks.
+pub(crate) fn legend_entry<'a, DB, E, F>(
+    chart: &mut Chart<'a, DB>,
+    label: impl Into<String>,
+    sample: F,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    E: IntoDynElement<'a, DB, (i32, i32)>,
+    F: Fn((i32, i32)) -> E + 'a,
+{
+    chart
+        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+        .map_err(failed("drawing legend"))?
+        .label(label)
+        .legend(sample);
+    Ok(())
+}
+
 /// Draw one panel into `area`. On a log axis values are drawn at `log10(y)` on a linear axis
 /// with decade ticks (plotters' own log axis mislabels ranges of many decades).
 pub fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let log = panel.log_y;
-    let to_plot = |y: f64| if log { y.log10() } else { y };
-    let all_y = panel.series.iter().flat_map(|s| {
-        s.points
-            .iter()
-            .map(|p| p.1)
-            .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
-    });
-    let (y0, y1) = match panel.y_range {
-        Some((lo, hi)) => y_range([lo, hi].into_iter(), log),
-        None => y_range(all_y, log),
-    };
-    let (x0, x1) = panel.x_range.unwrap_or_else(|| {
-        let xs = panel
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0));
-        let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-            (a.min(x), b.max(x))
-        });
-        if lo.is_finite() && hi > lo {
-            (lo, hi)
-        } else if lo.is_finite() {
-            (lo - 1.0, lo + 1.0)
-        } else {
-            (0.0, 1.0)
-        }
-    });
-    let corner = legend_corner(panel, (x0, x1), (y0, y1), to_plot);
-    // On a log axis, about one label per decade (at most 11): plotters then picks whole-decade steps.
-    let y_labels = if log {
-        ((y1 - y0).round() as usize).clamp(2, 10) + 1
-    } else {
-        8
-    };
+    let axes = Axes::of(panel);
+    let corner = legend_corner(panel, &axes);
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.caption, (FAMILY, 30))
         .margin(16)
         .x_label_area_size(70)
         .y_label_area_size(110)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow!("building chart: {e}"))?;
-    let x_fmt = |v: &f64| {
-        if panel.integer_x && (v - v.round()).abs() > 1e-9 {
-            String::new()
-        } else {
-            lin_tick(v)
-        }
-    };
-    let mut mesh = chart.configure_mesh();
-    mesh.x_desc(&panel.x_label)
-        .y_desc(&panel.y_label)
-        .axis_desc_style((FAMILY, 26))
-        .label_style((FAMILY, 22))
-        .y_labels(y_labels)
-        .x_label_formatter(&x_fmt)
-        .light_line_style(BLACK.mix(0.05))
-        .bold_line_style(BLACK.mix(0.15));
-    let log_fmt = |t: &f64| log_tick(*t);
-    if log {
-        mesh.y_label_formatter(&log_fmt);
-    } else {
-        mesh.y_label_formatter(&lin_tick);
-    }
-    mesh.draw().map_err(|e| anyhow!("drawing axes: {e}"))?;
-    drop(mesh);
-
-    for (y, label) in &panel.guides {
-        if !usable(*y, log) || to_plot(*y) < y0 || to_plot(*y) > y1 {
-            continue;
-        }
-        let style = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(2);
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(x0, to_plot(*y)), (x1, to_plot(*y))],
-                12,
-                8,
-                style,
-            ))
-            .map_err(|e| anyhow!("drawing guide: {e}"))?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (12, 0)], style)
-                    + PathElement::new(vec![(18, 0), (30, 0)], style)
-            });
-    }
-    let (mut any_zero, mut any_bad) = (false, false);
+        .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)
+        .map_err(failed("building chart"))?;
+    draw_panel_axes(&mut chart, panel, &axes)?;
+    draw_guides(&mut chart, panel, &axes)?;
+    let mut edges = EdgeMarks::default();
     for s in &panel.series {
-        let color = s.color;
-        // Band: polygons over runs where both bounds are usable.
-        let mut run: Vec<(f64, f64, f64)> = Vec::new();
-        let mut flush = |run: &mut Vec<(f64, f64, f64)>| -> Result<()> {
-            if run.len() >= 2 {
-                let mut poly: Vec<(f64, f64)> = run.iter().map(|b| (b.0, to_plot(b.2))).collect();
-                poly.extend(run.iter().rev().map(|b| (b.0, to_plot(b.1))));
-                chart
-                    .draw_series(std::iter::once(Polygon::new(
-                        poly,
-                        color.mix(0.18).filled(),
-                    )))
-                    .map_err(|e| anyhow!("drawing band: {e}"))?;
-            }
-            run.clear();
-            Ok(())
-        };
-        for &b in &s.band {
-            if usable(b.1, log) && usable(b.2, log) {
-                run.push(b);
-            } else {
-                flush(&mut run)?;
-            }
-        }
-        flush(&mut run)?;
-
-        let style = ShapeStyle::from(&color).stroke_width(3);
-        // A dashed series gets a dashed legend sample: three short strokes instead of one line.
-        let dashed = s.dashed;
-        let legend_line = move |(x, y): (i32, i32)| {
-            let st = ShapeStyle::from(&color).stroke_width(4);
-            // Solid: three touching strokes; dashed: the same strokes with gaps.
-            let [a, b, c] = if dashed {
-                [(0, 7), (11, 19), (23, 30)]
-            } else {
-                [(0, 10), (10, 20), (20, 30)]
-            };
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(a.0, 0), (a.1, 0)], st)
-                + PathElement::new(vec![(b.0, 0), (b.1, 0)], st)
-                + PathElement::new(vec![(c.0, 0), (c.1, 0)], st)
-        };
-        let mut labelled = false;
-        for seg in segments(&s.points, log) {
-            let seg: Vec<(f64, f64)> = seg.into_iter().map(|(x, y)| (x, to_plot(y))).collect();
-            let drawn = if s.dashed {
-                chart.draw_series(DashedLineSeries::new(seg.clone(), 14, 8, style))
-            } else {
-                chart.draw_series(LineSeries::new(seg.clone(), style))
-            }
-            .map_err(|e| anyhow!("drawing line: {e}"))?;
-            if !labelled && s.legend {
-                drawn.label(s.label.clone()).legend(legend_line);
-                labelled = true;
-            }
-            if s.markers {
-                chart
-                    .draw_series(seg.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                    .map_err(|e| anyhow!("drawing markers: {e}"))?;
-            }
-        }
-        if !labelled && s.legend {
-            // No usable value at all: still list the series in the legend.
-            chart
-                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-                .map_err(|e| anyhow!("drawing legend: {e}"))?
-                .label(format!("{} (no finite value)", s.label))
-                .legend(legend_line);
-        }
-        // Special values on the edges: 0 (and negatives on a log axis) at the bottom, inf/NaN at the top.
-        for &(x, y) in &s.points {
-            if usable(y, log) {
-                continue;
-            }
-            if y.is_finite() {
-                any_zero = true;
-                chart
-                    .draw_series(std::iter::once(
-                        EmptyElement::at((x, y0))
-                            + Polygon::new(vec![(-7, -16), (7, -16), (0, -3)], color.filled()),
-                    ))
-                    .map_err(|e| anyhow!("drawing marker: {e}"))?;
-            } else {
-                any_bad = true;
-                let st = ShapeStyle::from(&color).stroke_width(3);
-                chart
-                    .draw_series(std::iter::once(
-                        EmptyElement::at((x, y1)) + Cross::new((0, 9), 7, st),
-                    ))
-                    .map_err(|e| anyhow!("drawing marker: {e}"))?;
-            }
-        }
+        draw_band(&mut chart, s, &axes)?;
+        draw_line(&mut chart, s, &axes)?;
+        edges = edges.or(draw_edge_marks(&mut chart, s, &axes)?);
     }
-    let grey = RGBColor(60, 60, 60);
-    if any_zero {
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(|e| anyhow!("drawing legend: {e}"))?
-            .label(if log {
-                "bottom edge: exactly 0 (underflow)"
-            } else {
-                "bottom edge: 0"
-            })
-            .legend(move |(x, y)| {
-                EmptyElement::at((x + 15, y))
-                    + Polygon::new(vec![(-7, -7), (7, -7), (0, 6)], grey.filled())
-            });
-    }
-    if any_bad {
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(|e| anyhow!("drawing legend: {e}"))?
-            .label(
-                panel
-                    .top_edge_label
-                    .clone()
-                    .unwrap_or_else(|| "top edge: inf or NaN (overflow)".to_string()),
-            )
-            .legend(move |(x, y)| {
-                Cross::new((x + 15, y), 7, ShapeStyle::from(&grey).stroke_width(3))
-            });
-    }
+    explain_edge_marks(&mut chart, panel, edges)?;
     chart
         .configure_series_labels()
         .position(corner)
@@ -500,23 +402,291 @@ where
         .border_style(BLACK.mix(0.4))
         .margin(12)
         .draw()
-        .map_err(|e| anyhow!("drawing legend: {e}"))?;
+        .map_err(failed("drawing legend"))?;
     Ok(())
 }
 
-/// Fill `root` white and draw a title and subtitle, returning the area below them.
-pub fn titled<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    subtitle: &str,
-) -> Result<DrawingArea<DB, Shift>>
+/// Axis labels, tick labels and the light grid. Integer x axes (layer indices) leave the
+/// fractional ticks unlabelled; log y axes are labelled in decades.
+fn draw_panel_axes<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    panel: &Panel,
+    axes: &Axes,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE)
-        .map_err(|e| anyhow!("filling background: {e}"))?;
+    let x_fmt = |v: &f64| {
+        if panel.integer_x && (v - v.round()).abs() > 1e-9 {
+            String::new()
+        } else {
+            lin_tick(v)
+        }
+    };
+    let log_fmt = |t: &f64| log_tick(*t);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .axis_desc_style((FAMILY, 26))
+        .label_style((FAMILY, 22))
+        .y_labels(axes.y_label_count())
+        .x_label_formatter(&x_fmt)
+        .light_line_style(BLACK.mix(0.05))
+        .bold_line_style(BLACK.mix(0.15));
+    if axes.log {
+        mesh.y_label_formatter(&log_fmt);
+    } else {
+        mesh.y_label_formatter(&lin_tick);
+    }
+    mesh.draw().map_err(failed("drawing axes"))
+}
+
+/// The panel's horizontal guide lines (reference levels such as the best linear fit), dashed
+/// grey across the whole width; guides off the y range are left out rather than clamped.
+fn draw_guides<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    panel: &Panel,
+    axes: &Axes,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let ((x0, x1), (y0, y1)) = (axes.x, axes.y);
+    for (y, label) in &panel.guides {
+        let at = axes.plot_y(*y);
+        if !usable(*y, axes.log) || at < y0 || at > y1 {
+            continue;
+        }
+        let style = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, at), (x1, at)],
+                12,
+                8,
+                style,
+            ))
+            .map_err(failed("drawing guide"))?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (12, 0)], style)
+                    + PathElement::new(vec![(18, 0), (30, 0)], style)
+            });
+    }
+    Ok(())
+}
+
+/// The series' min-max band, shaded in its colour: one polygon per run of x where both bounds
+/// are usable, so a gap (e.g. a seed that overflowed) breaks the band instead of bridging it.
+fn draw_band<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, s: &Series, axes: &Axes) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut run: Vec<(f64, f64, f64)> = Vec::new();
+    for &b in &s.band {
+        if usable(b.1, axes.log) && usable(b.2, axes.log) {
+            run.push(b);
+        } else {
+            draw_band_run(chart, &run, s.color, axes)?;
+            run.clear();
+        }
+    }
+    draw_band_run(chart, &run, s.color, axes)
+}
+
+/// One polygon of a band: upper bounds left to right, then lower bounds back (a single point
+/// has no area and is skipped).
+fn draw_band_run<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    run: &[(f64, f64, f64)],
+    color: RGBColor,
+    axes: &Axes,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    if run.len() < 2 {
+        return Ok(());
+    }
+    let mut poly: Vec<(f64, f64)> = run.iter().map(|b| (b.0, axes.plot_y(b.2))).collect();
+    poly.extend(run.iter().rev().map(|b| (b.0, axes.plot_y(b.1))));
+    chart
+        .draw_series(std::iter::once(Polygon::new(
+            poly,
+            color.mix(0.18).filled(),
+        )))
+        .map_err(failed("drawing band"))?;
+    Ok(())
+}
+
+/// The series' line, one piece per run of usable values (solid or dashed, with dots if asked),
+/// listed once in the legend; a series without any usable value is still listed, saying so.
+fn draw_line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    s: &Series,
+    axes: &Axes,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let color = s.color;
+    let style = ShapeStyle::from(&color).stroke_width(3);
+    // The legend sample: three touching strokes for a solid line, the same with gaps for a
+    // dashed one, so the legend tells the two apart.
+    let [a, b, c] = if s.dashed {
+        [(0, 7), (11, 19), (23, 30)]
+    } else {
+        [(0, 10), (10, 20), (20, 30)]
+    };
+    let sample = move |(x, y): (i32, i32)| {
+        let st = ShapeStyle::from(&color).stroke_width(4);
+        EmptyElement::at((x, y))
+            + PathElement::new(vec![(a.0, 0), (a.1, 0)], st)
+            + PathElement::new(vec![(b.0, 0), (b.1, 0)], st)
+            + PathElement::new(vec![(c.0, 0), (c.1, 0)], st)
+    };
+    let mut labelled = false;
+    for seg in segments(&s.points, axes.log) {
+        let seg: Vec<(f64, f64)> = seg.into_iter().map(|(x, y)| (x, axes.plot_y(y))).collect();
+        let drawn = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(seg.clone(), 14, 8, style))
+        } else {
+            chart.draw_series(LineSeries::new(seg.clone(), style))
+        }
+        .map_err(failed("drawing line"))?;
+        if !labelled && s.legend {
+            drawn.label(s.label.clone()).legend(sample);
+            labelled = true;
+        }
+        if s.markers {
+            chart
+                .draw_series(seg.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(failed("drawing markers"))?;
+        }
+    }
+    if !labelled && s.legend {
+        legend_entry(chart, format!("{} (no finite value)", s.label), sample)?;
+    }
+    Ok(())
+}
+
+/// Which edges of a panel carry marks for values a line cannot show.
+#[derive(Clone, Copy, Debug, Default)]
+struct EdgeMarks {
+    /// A ▼ on the bottom edge: 0 (or, on a log axis, a negative value).
+    bottom: bool,
+    /// A ✕ on the top edge: inf or NaN.
+    top: bool,
+}
+
+impl EdgeMarks {
+    fn or(self, other: EdgeMarks) -> EdgeMarks {
+        EdgeMarks {
+            bottom: self.bottom || other.bottom,
+            top: self.top || other.top,
+        }
+    }
+}
+
+/// Mark the series' unusable values on the panel's edges, at their x: finite ones (0, or
+/// negatives on a log axis) as a ▼ on the bottom edge, inf/NaN as a ✕ on the top edge, so
+/// underflow and overflow stay visible where a line would just stop.
+fn draw_edge_marks<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    s: &Series,
+    axes: &Axes,
+) -> Result<EdgeMarks>
+where
+    DB::ErrorType: 'static,
+{
+    let mut marks = EdgeMarks::default();
+    for &(x, y) in &s.points {
+        if usable(y, axes.log) {
+            continue;
+        }
+        if y.is_finite() {
+            marks.bottom = true;
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((x, axes.y.0))
+                        + Polygon::new(vec![(-7, -16), (7, -16), (0, -3)], s.color.filled()),
+                ))
+                .map_err(failed("drawing marker"))?;
+        } else {
+            marks.top = true;
+            let st = ShapeStyle::from(&s.color).stroke_width(3);
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((x, axes.y.1)) + Cross::new((0, 9), 7, st),
+                ))
+                .map_err(failed("drawing marker"))?;
+        }
+    }
+    Ok(marks)
+}
+
+/// Legend entries (in grey) saying what the edge marks mean, only for the marks drawn.
+fn explain_edge_marks<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    panel: &Panel,
+    edges: EdgeMarks,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let grey = RGBColor(60, 60, 60);
+    if edges.bottom {
+        let label = if panel.log_y {
+            "bottom edge: exactly 0 (underflow)"
+        } else {
+            "bottom edge: 0"
+        };
+        legend_entry(chart, label, move |(x, y)| {
+            EmptyElement::at((x + 15, y))
+                + Polygon::new(vec![(-7, -7), (7, -7), (0, 6)], grey.filled())
+        })?;
+    }
+    if edges.top {
+        let label = panel
+            .top_edge_label
+            .clone()
+            .unwrap_or_else(|| "top edge: inf or NaN (overflow)".to_string());
+        legend_entry(chart, label, move |(x, y)| {
+            Cross::new((x + 15, y), 7, ShapeStyle::from(&grey).stroke_width(3))
+        })?;
+    }
+    Ok(())
+}
+
+/// Height in pixels of the band at the top of every figure that holds its title and subtitle.
+pub const TITLE_HEIGHT: u32 = 110;
+
+/// A figure's drawing area, or a part of it.
+pub type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Render a figure into the PNG `path` of `size` pixels: white, with `title` and `subtitle`
+/// centred in the top [`TITLE_HEIGHT`] pixels; `draw_body` fills the area below. Figures
+/// whose panels sit in equal cells use [`Grid`] instead.
+pub fn figure(
+    path: &Path,
+    size: (u32, u32),
+    title: &str,
+    subtitle: &str,
+    draw_body: impl FnOnce(&Area<'_>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let body = draw_title(&root, title, subtitle)?;
+    draw_body(&body)?;
+    root.present().map_err(failed("writing PNG"))?;
+    Ok(())
+}
+
+/// Fill `root` white and draw the title and subtitle, returning the area below them.
+fn draw_title<'a>(root: &Area<'a>, title: &str, subtitle: &str) -> Result<Area<'a>> {
+    root.fill(&WHITE).map_err(failed("filling background"))?;
     let (w, _) = root.dim_in_pixel();
-    let (top, rest) = root.split_vertically(110);
+    let (top, rest) = root.split_vertically(TITLE_HEIGHT);
     let center = |size: u32| {
         TextStyle::from((FAMILY, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Center,
@@ -524,25 +694,68 @@ where
         ))
     };
     top.draw_text(title, &center(42), (w as i32 / 2, 14))
-        .map_err(|e| anyhow!("drawing title: {e}"))?;
+        .map_err(failed("drawing title"))?;
     top.draw_text(
         subtitle,
         &center(26).color(&RGBColor(70, 70, 70)),
         (w as i32 / 2, 66),
     )
-    .map_err(|e| anyhow!("drawing title: {e}"))?;
+    .map_err(failed("drawing title"))?;
     Ok(rest)
 }
 
-/// Render `draw` into a PNG of `size` pixels at `path`.
-pub fn png(
-    path: &Path,
-    size: (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
-) -> Result<()> {
-    register_font();
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    draw(&root)?;
-    root.present().map_err(|e| anyhow!("writing PNG: {e}"))?;
-    Ok(())
+/// The layout of most figures: `rows` x `cols` equal cells of `cell` pixels below the title
+/// band, one panel each. The PNG is sized from the cells, so a panel keeps its size (and its
+/// text stays readable) however many panels a figure has.
+#[derive(Clone, Copy, Debug)]
+pub struct Grid {
+    pub rows: usize,
+    pub cols: usize,
+    /// Width and height of one cell in pixels.
+    pub cell: (u32, u32),
+}
+
+impl Grid {
+    pub fn new(rows: usize, cols: usize, cell: (u32, u32)) -> Self {
+        Grid { rows, cols, cell }
+    }
+
+    /// The size of the PNG: the cells plus the title band.
+    pub fn size(&self) -> (u32, u32) {
+        (
+            self.cell.0 * self.cols as u32,
+            TITLE_HEIGHT + self.cell.1 * self.rows as u32,
+        )
+    }
+
+    /// Render the figure into `path`; `draw_cells` gets the cells in row-major order
+    /// (row `r`, column `c` at `r * cols + c`).
+    pub fn draw(
+        &self,
+        path: &Path,
+        title: &str,
+        subtitle: &str,
+        draw_cells: impl FnOnce(&[Area<'_>]) -> Result<()>,
+    ) -> Result<()> {
+        figure(path, self.size(), title, subtitle, |body| {
+            draw_cells(&body.split_evenly((self.rows, self.cols)))
+        })
+    }
+
+    /// Render the figure into `path` with `panels` filling the cells in row-major order; cells
+    /// beyond the last panel stay blank.
+    pub fn draw_panels<'p>(
+        &self,
+        path: &Path,
+        title: &str,
+        subtitle: &str,
+        panels: impl IntoIterator<Item = &'p Panel>,
+    ) -> Result<()> {
+        self.draw(path, title, subtitle, |cells| {
+            for (cell, panel) in cells.iter().zip(panels) {
+                draw_panel(cell, panel)?;
+            }
+            Ok(())
+        })
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -12,7 +12,10 @@ use crate::config::{Activation, Norm};
 use crate::experiment::nonlinearity::{
     Histogram, NlRun, NonlinearityReport, ProbeStats, SIGMOID_SATURATION, TANH_SATURATION, title,
 };
-use crate::plot::{FAMILY, Figure, Figures, Panel, Series, draw_panel, norm_color, png, titled};
+use crate::plot::{
+    Chart, FAMILY, Figure, Figures, Grid, Panel, Series, draw_panel, failed, legend_entry,
+    norm_color,
+};
 use crate::stats::{Num, geometric_mean};
 
 fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRun> {
@@ -98,7 +101,8 @@ fn layer_panel(
     p
 }
 
-/// Step outline of a histogram as density (fraction per unit of x), for `draw_panel`.
+/// Step outline of a histogram as density (fraction per unit of x): the learned-γ panel's
+/// curve and the after-training outline of the histogram panels.
 fn step_points(h: &Histogram) -> Vec<(f64, f64)> {
     let total = h.total().max(1) as f64;
     let w = h.bin_width();
@@ -155,6 +159,36 @@ fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
     Some(p)
 }
 
+/// The geometric mean over `runs` of the training mini-batch loss (or, with `test`, the test
+/// loss) at each evaluation step, with a min-max band where every seed is finite. A diverged
+/// seed counts as inf from its last recorded value on, so the mean turns inf there too.
+/// `runs` must not be empty (its first run gives the evaluation steps).
+fn mean_loss(runs: &[&NlRun], test: bool) -> Curve {
+    let mut pts = Vec::new();
+    let mut band = Vec::new();
+    for (i, &step) in runs[0].history.eval_steps.iter().enumerate() {
+        let v: Vec<f64> = runs
+            .iter()
+            .map(|r| {
+                let h = &r.history;
+                let series = if test { &h.test_loss } else { &h.batch_loss };
+                if r.diverged && i + 1 >= series.len() {
+                    f64::INFINITY
+                } else {
+                    series.get(i).map_or(f64::NAN, |x| x.0)
+                }
+            })
+            .collect();
+        pts.push((step as f64, geometric_mean(&v)));
+        if v.len() > 1 && v.iter().all(|x| x.is_finite()) {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            band.push((step as f64, lo, hi));
+        }
+    }
+    (pts, band)
+}
+
 /// Loss curves (train solid, test dashed; geometric mean over seeds with a min-max band).
 fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
     let mut p = Panel::new(
@@ -171,32 +205,12 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
     ));
     for &arm in &report.config.norms {
         let runs = runs_of(report, act, arm);
-        let Some(first) = runs.first() else { continue };
-        let color = norm_color(arm);
+        if runs.is_empty() {
+            continue;
+        }
         for test in [false, true] {
-            let mut pts = Vec::new();
-            let mut band = Vec::new();
-            for (i, &step) in first.history.eval_steps.iter().enumerate() {
-                let v: Vec<f64> = runs
-                    .iter()
-                    .map(|r| {
-                        let h = &r.history;
-                        let series = if test { &h.test_loss } else { &h.batch_loss };
-                        if r.diverged && i + 1 >= series.len() {
-                            f64::INFINITY
-                        } else {
-                            series.get(i).map_or(f64::NAN, |x| x.0)
-                        }
-                    })
-                    .collect();
-                pts.push((step as f64, geometric_mean(&v)));
-                if v.len() > 1 && v.iter().all(|x| x.is_finite()) {
-                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-                    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    band.push((step as f64, lo, hi));
-                }
-            }
-            let mut s = Series::new(arm.label(), color, pts);
+            let (pts, band) = mean_loss(&runs, test);
+            let mut s = Series::new(arm.label(), norm_color(arm), pts);
             s.band = band;
             if test {
                 s.dashed = true;
@@ -208,76 +222,89 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
     p
 }
 
-/// Draw the main figure into `path`: one column per activation.
-pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<()> {
-    let acts = &report.config.acts;
-    let mut columns: Vec<Vec<Panel>> = Vec::new();
-    for &act in acts {
-        let mut col = vec![fraction_panel(
-            report,
-            act,
-            &format!("{act}: activation inputs inside (−1, 1)"),
-            &|s| Some(&s.inside_unit),
-        )];
-        match act {
-            Activation::Sigmoid | Activation::Tanh => {
-                let cap = if act == Activation::Sigmoid {
-                    format!(
-                        "{act}: saturated (output < {SIGMOID_SATURATION} or > {})",
-                        1.0 - SIGMOID_SATURATION
-                    )
-                } else {
-                    format!("{act}: saturated (|tanh| > {TANH_SATURATION})")
-                };
-                col.push(fraction_panel(report, act, &cap, &|s| s.saturated.as_ref()));
-                let std = layer_panel(
-                    report,
-                    act,
-                    &format!("{act}: spread of the activation inputs"),
-                    "std of u (solid: after, dashed: before)",
-                    &|s| Some(&s.input_std),
-                );
-                col.push(std);
-            }
-            Activation::Relu | Activation::LeakyRelu => {
-                col.push(fraction_panel(
-                    report,
-                    act,
-                    &format!("{act}: dead units (input ≤ 0 for the whole batch)"),
-                    &|s| s.dead.as_ref(),
-                ));
-                col.push(fraction_panel(
-                    report,
-                    act,
-                    &format!("{act}: linear units (input > 0 for the whole batch)"),
-                    &|s| s.always_active.as_ref(),
-                ));
-            }
-            Activation::Linear => {}
+/// The panels of one activation's column, top to bottom: inputs inside (−1, 1); saturation
+/// and input spread (sigmoid, tanh) or dead and linear units (ReLU kinds); learned γ (when a
+/// BN + affine arm ran); the loss.
+fn activation_column(report: &NonlinearityReport, act: Activation) -> Vec<Panel> {
+    let mut col = vec![fraction_panel(
+        report,
+        act,
+        &format!("{act}: activation inputs inside (−1, 1)"),
+        &|s| Some(&s.inside_unit),
+    )];
+    match act {
+        Activation::Sigmoid | Activation::Tanh => {
+            let cap = if act == Activation::Sigmoid {
+                format!(
+                    "{act}: saturated (output < {SIGMOID_SATURATION} or > {})",
+                    1.0 - SIGMOID_SATURATION
+                )
+            } else {
+                format!("{act}: saturated (|tanh| > {TANH_SATURATION})")
+            };
+            col.push(fraction_panel(report, act, &cap, &|s| s.saturated.as_ref()));
+            col.push(layer_panel(
+                report,
+                act,
+                &format!("{act}: spread of the activation inputs"),
+                "std of u (solid: after, dashed: before)",
+                &|s| Some(&s.input_std),
+            ));
         }
-        if let Some(g) = gamma_panel(report, act) {
-            col.push(g);
+        Activation::Relu | Activation::LeakyRelu => {
+            col.push(fraction_panel(
+                report,
+                act,
+                &format!("{act}: dead units (input ≤ 0 for the whole batch)"),
+                &|s| s.dead.as_ref(),
+            ));
+            col.push(fraction_panel(
+                report,
+                act,
+                &format!("{act}: linear units (input > 0 for the whole batch)"),
+                &|s| s.always_active.as_ref(),
+            ));
         }
-        col.push(loss_panel(report, act));
-        columns.push(col);
+        Activation::Linear => {}
     }
+    col.extend(gamma_panel(report, act));
+    col.push(loss_panel(report, act));
+    col
+}
+
+/// Draw the main figure into `path`: one column per activation (shorter columns leave their
+/// bottom cells blank).
+pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<()> {
+    let columns: Vec<Vec<Panel>> = report
+        .config
+        .acts
+        .iter()
+        .map(|&act| activation_column(report, act))
+        .collect();
     let rows = columns.iter().map(|c| c.len()).max().unwrap_or(1);
     let cols = columns.len().max(1);
-    let (pw, ph) = (900u32, 560u32);
-    png(path, (pw * cols as u32, 110 + ph * rows as u32), |root| {
-        let body = titled(
-            root,
-            "Does BatchNorm's scale/shift restore the non-linearity? (diary argument 4)",
-            &title(&report.config),
-        )?;
-        let areas = body.split_evenly((rows, cols));
-        for (c, col) in columns.iter().enumerate() {
-            for (r, p) in col.iter().enumerate() {
-                draw_panel(&areas[r * cols + c], p)?;
+    Grid::new(rows, cols, (900, 560)).draw(
+        path,
+        "Does BatchNorm's scale/shift restore the non-linearity? (diary argument 4)",
+        &title(&report.config),
+        |cells| {
+            for (c, col) in columns.iter().enumerate() {
+                for (r, p) in col.iter().enumerate() {
+                    draw_panel(&cells[r * cols + c], p)?;
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
+}
+
+/// Density (fraction per unit of x) of each bin.
+fn densities(h: &Histogram) -> Vec<f64> {
+    let total = h.total().max(1) as f64;
+    h.counts
+        .iter()
+        .map(|&c| c as f64 / total / h.bin_width())
+        .collect()
 }
 
 /// One histogram panel: before training grey, after training in the configuration's colour,
@@ -294,14 +321,7 @@ fn draw_hist_panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let dens = |h: &Histogram| -> Vec<f64> {
-        let total = h.total().max(1) as f64;
-        h.counts
-            .iter()
-            .map(|&c| c as f64 / total / h.bin_width())
-            .collect()
-    };
-    let (db, da) = (dens(before), dens(after));
+    let (db, da) = (densities(before), densities(after));
     let top = db
         .iter()
         .chain(&da)
@@ -309,14 +329,47 @@ where
         .fold(0.0f64, f64::max)
         .max(1e-3)
         * 1.1;
-    let (lo, hi) = (after.lo, after.hi);
+    let mut chart = hist_chart(area, caption, (after.lo, after.hi), top)?;
+    draw_linear_interval(&mut chart, top)?;
+    draw_saturation_thresholds(&mut chart, act, top)?;
+    draw_before_bars(&mut chart, before, &db, after.bin_width())?;
+    let style = ShapeStyle::from(&color).stroke_width(3);
+    chart
+        .draw_series(LineSeries::new(step_points(after), style))
+        .map_err(failed("drawing outline"))?
+        .label("after training")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+    note_outside(&mut chart, before, after)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FAMILY, 18))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .margin(8)
+        .draw()
+        .map_err(failed("drawing legend"))?;
+    Ok(())
+}
+
+/// The chart of a histogram panel: activation input `x` from `x.0` to `x.1`, density from 0
+/// to `top`, with smaller text than a [`Panel`] as the figure has many small cells.
+fn hist_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    x: (f64, f64),
+    top: f64,
+) -> Result<Chart<'a, DB>>
+where
+    DB::ErrorType: 'static,
+{
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FAMILY, 24))
         .margin(10)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(lo..hi, 0.0..top)
-        .map_err(|e| anyhow!("building chart: {e}"))?;
+        .build_cartesian_2d(x.0..x.1, 0.0..top)
+        .map_err(failed("building chart"))?;
     chart
         .configure_mesh()
         .x_desc("activation input u")
@@ -328,14 +381,24 @@ where
         .light_line_style(BLACK.mix(0.04))
         .bold_line_style(BLACK.mix(0.12))
         .draw()
-        .map_err(|e| anyhow!("drawing axes: {e}"))?;
-    // The interval where a sigmoid is nearly linear.
+        .map_err(failed("drawing axes"))?;
+    Ok(chart)
+}
+
+/// Shade (−1, 1), where a sigmoid is nearly linear: inputs there see no non-linearity.
+fn draw_linear_interval<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    top: f64,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     chart
         .draw_series(std::iter::once(Rectangle::new(
             [(-1.0, 0.0), (1.0, top)],
             RGBColor(255, 200, 0).mix(0.18).filled(),
         )))
-        .map_err(|e| anyhow!("drawing band: {e}"))?
+        .map_err(failed("drawing band"))?
         .label("(−1, 1)")
         .legend(|(x, y)| {
             Rectangle::new(
@@ -343,6 +406,19 @@ where
                 RGBColor(255, 200, 0).mix(0.35).filled(),
             )
         });
+    Ok(())
+}
+
+/// Dotted vertical lines at ± the input beyond which sigmoid/tanh count as saturated (the
+/// same thresholds as the saturation panels); nothing for other activations.
+fn draw_saturation_thresholds<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    act: Activation,
+    top: f64,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let threshold = match act {
         Activation::Sigmoid => Some(((1.0 - SIGMOID_SATURATION) / SIGMOID_SATURATION).ln()),
         Activation::Tanh => Some(TANH_SATURATION.atanh()),
@@ -353,19 +429,31 @@ where
         for x in [-t, t] {
             chart
                 .draw_series(DashedLineSeries::new(vec![(x, 0.0), (x, top)], 5, 6, style))
-                .map_err(|e| anyhow!("drawing threshold: {e}"))?;
+                .map_err(failed("drawing threshold"))?;
         }
     }
-    let w = after.bin_width();
+    Ok(())
+}
+
+/// The before-training histogram as translucent grey bars of `densities`, `width` wide.
+fn draw_before_bars<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    before: &Histogram,
+    densities: &[f64],
+    width: f64,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     chart
-        .draw_series(db.iter().enumerate().map(|(i, &d)| {
-            let x0 = before.lo + i as f64 * w;
+        .draw_series(densities.iter().enumerate().map(|(i, &d)| {
+            let x0 = before.lo + i as f64 * width;
             Rectangle::new(
-                [(x0, 0.0), (x0 + w, d)],
+                [(x0, 0.0), (x0 + width, d)],
                 RGBColor(150, 150, 150).mix(0.45).filled(),
             )
         }))
-        .map_err(|e| anyhow!("drawing bars: {e}"))?
+        .map_err(failed("drawing bars"))?
         .label("before training")
         .legend(|(x, y)| {
             Rectangle::new(
@@ -373,44 +461,31 @@ where
                 RGBColor(150, 150, 150).mix(0.6).filled(),
             )
         });
-    let mut outline = Vec::with_capacity(2 * da.len() + 2);
-    outline.push((lo, 0.0));
-    for (i, &d) in da.iter().enumerate() {
-        let x0 = after.lo + i as f64 * w;
-        outline.push((x0, d));
-        outline.push((x0 + w, d));
-    }
-    outline.push((hi, 0.0));
-    let style = ShapeStyle::from(&color).stroke_width(3);
-    chart
-        .draw_series(LineSeries::new(outline, style))
-        .map_err(|e| anyhow!("drawing outline: {e}"))?
-        .label("after training")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+    Ok(())
+}
+
+/// A legend line with the share of values outside the histogram's range (or not finite),
+/// before → after, when it is at least 0.05 % either time: the bars alone would hide them.
+fn note_outside<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    before: &Histogram,
+    after: &Histogram,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let outside =
         |h: &Histogram| (h.below + h.above + h.non_finite) as f64 / h.total().max(1) as f64;
     let (ob, oa) = (outside(before), outside(after));
     if ob >= 5e-4 || oa >= 5e-4 {
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(|e| anyhow!("drawing legend: {e}"))?
-            .label(format!(
-                "outside ±{}: {:.1}% → {:.1}%",
-                hi,
-                100.0 * ob,
-                100.0 * oa
-            ))
-            .legend(|(x, y)| EmptyElement::at((x, y)));
+        let label = format!(
+            "outside ±{}: {:.1}% → {:.1}%",
+            after.hi,
+            100.0 * ob,
+            100.0 * oa
+        );
+        legend_entry(chart, label, |(x, y)| EmptyElement::at((x, y)))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 18))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .margin(8)
-        .draw()
-        .map_err(|e| anyhow!("drawing legend: {e}"))?;
     Ok(())
 }
 
@@ -424,42 +499,40 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
         .filter(|r| r.seed == cfg.net.seed)
         .collect();
     let layers = cfg.hist_layers();
-    let rows = runs.len().max(1);
     let cols = layers.len().max(1);
-    let (pw, ph) = (700u32, 380u32);
-    png(path, (pw * cols as u32, 110 + ph * rows as u32), |root| {
-        let body = titled(
-            root,
-            "Activation inputs before and after training (first, middle, last layer)",
-            &format!(
-                "probe: first {} test samples, BN with batch statistics · shaded: (−1, 1) · dotted: sigmoid/tanh saturation thresholds · seed {}",
-                cfg.net.batch, cfg.net.seed
-            ),
-        )?;
-        let areas = body.split_evenly((rows, cols));
-        for (r, run) in runs.iter().enumerate() {
-            for (c, &layer) in layers.iter().enumerate() {
-                let find = |s: &ProbeStats| {
-                    s.histograms
-                        .iter()
-                        .find(|h| h.layer == layer)
-                        .map(|h| h.hist.clone())
-                };
-                let (Some(before), Some(after)) = (find(&run.before), find(&run.after)) else {
-                    continue;
-                };
-                draw_hist_panel(
-                    &areas[r * cols + c],
-                    &format!("{}: layer {layer}", run.label),
-                    run.act,
-                    &before,
-                    &after,
-                    norm_color(run.norm),
-                )?;
+    let subtitle = format!(
+        "probe: first {} test samples, BN with batch statistics · shaded: (−1, 1) · dotted: sigmoid/tanh saturation thresholds · seed {}",
+        cfg.net.batch, cfg.net.seed
+    );
+    Grid::new(runs.len().max(1), cols, (700, 380)).draw(
+        path,
+        "Activation inputs before and after training (first, middle, last layer)",
+        &subtitle,
+        |cells| {
+            for (r, run) in runs.iter().enumerate() {
+                for (c, &layer) in layers.iter().enumerate() {
+                    let find = |s: &ProbeStats| {
+                        s.histograms
+                            .iter()
+                            .find(|h| h.layer == layer)
+                            .map(|h| h.hist.clone())
+                    };
+                    let (Some(before), Some(after)) = (find(&run.before), find(&run.after)) else {
+                        continue;
+                    };
+                    draw_hist_panel(
+                        &cells[r * cols + c],
+                        &format!("{}: layer {layer}", run.label),
+                        run.act,
+                        &before,
+                        &after,
+                        norm_color(run.norm),
+                    )?;
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 impl Figures for crate::experiment::nonlinearity::Nonlinearity {

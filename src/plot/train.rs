@@ -7,7 +7,7 @@ use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::experiment::train::{TrainReport, TrainRun, short_title};
-use crate::plot::{Figure, Figures, Panel, Series, draw_panel, norm_color, png, titled};
+use crate::plot::{Figure, Figures, Grid, Panel, Series, norm_color};
 use crate::stats::Num;
 
 /// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
@@ -61,7 +61,9 @@ fn union(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> Option<(f64, f64)> {
     }
 }
 
-fn grid(n: usize) -> (usize, usize) {
+/// `(columns, rows)` for `n` loss panels: two columns for 2 or 4 panels (a square), at most
+/// three otherwise, so the figure stays wider than tall.
+fn loss_layout(n: usize) -> (usize, usize) {
     let cols = match n {
         0 | 1 => 1,
         2 | 4 => 2,
@@ -70,6 +72,7 @@ fn grid(n: usize) -> (usize, usize) {
     (cols, n.div_ceil(cols))
 }
 
+/// The caption of a learning rate's panel, naming the runs that diverged at it.
 fn lr_caption(report: &TrainReport, lr: f64) -> String {
     let diverged: Vec<&str> = report
         .runs
@@ -87,65 +90,61 @@ fn lr_caption(report: &TrainReport, lr: f64) -> String {
     }
 }
 
+/// The loss panel of one learning rate: per run, training loss solid and test loss dashed in
+/// the run's colour, a diverged run ending in a ✕ at its divergence step.
+fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
+    let cfg = &report.config;
+    let mut p = Panel::new(
+        lr_caption(report, lr),
+        "step (SGD updates)",
+        "loss ½‖o − y‖² per sample (log scale)",
+        true,
+    );
+    p.x_range = Some((0.0, (cfg.steps as f64).max(1.0)));
+    p.guides.push((
+        report.reference.linear_fit_train_loss.0,
+        "best linear model (train)".into(),
+    ));
+    p.top_edge_label = Some(format!(
+        "top edge: diverged (loss inf/NaN or ×{:.0e})",
+        cfg.diverge_factor
+    ));
+    for r in report.runs.iter().filter(|r| r.lr == lr) {
+        let color = norm_color(r.norm);
+        let train = loss_points(r, &r.history.train_loss);
+        let test = loss_points(r, &r.history.test_loss);
+        let label = match &r.history.divergence {
+            None => r.label.clone(),
+            Some(d) => format!("{} (diverged at step {})", r.label, d.step),
+        };
+        // A run that diverged at once has a single finite point: show it as a dot.
+        let few = train.iter().filter(|p| p.1.is_finite()).count() < 2;
+        let mut s = Series::new(label, color, train);
+        s.markers = few;
+        p.series.push(s);
+        let mut t = Series::new(format!("{} test", r.label), color, test);
+        t.dashed = true;
+        t.legend = false;
+        p.series.push(t);
+    }
+    p
+}
+
 /// Draw the loss curves into `path`: one panel per learning rate.
 pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<()> {
     let cfg = &report.config;
-    let steps = cfg.steps as f64;
-    let mut panels = Vec::new();
-    for &lr in &cfg.lrs {
-        let mut p = Panel::new(
-            lr_caption(report, lr),
-            "step (SGD updates)",
-            "loss ½‖o − y‖² per sample (log scale)",
-            true,
-        );
-        p.x_range = Some((0.0, steps.max(1.0)));
-        p.guides.push((
-            report.reference.linear_fit_train_loss.0,
-            "best linear model (train)".into(),
-        ));
-        p.top_edge_label = Some(format!(
-            "top edge: diverged (loss inf/NaN or ×{:.0e})",
-            cfg.diverge_factor
-        ));
-        for r in report.runs.iter().filter(|r| r.lr == lr) {
-            let color = norm_color(r.norm);
-            let train = loss_points(r, &r.history.train_loss);
-            let test = loss_points(r, &r.history.test_loss);
-            let label = match &r.history.divergence {
-                None => r.label.clone(),
-                Some(d) => format!("{} (diverged at step {})", r.label, d.step),
-            };
-            // A run that diverged at once has a single finite point: show it as a dot.
-            let few = train.iter().filter(|p| p.1.is_finite()).count() < 2;
-            let mut s = Series::new(label, color, train);
-            s.markers = few;
-            p.series.push(s);
-            let mut t = Series::new(format!("{} test", r.label), color, test);
-            t.dashed = true;
-            t.legend = false;
-            p.series.push(t);
-        }
-        panels.push(p);
-    }
-    let (cols, rows) = grid(panels.len());
-    let (pw, ph) = (900u32, 640u32);
-    png(path, (pw * cols as u32, 110 + ph * rows as u32), |root| {
-        let subtitle = format!(
-            "{}  ·  solid: training set, dashed: test set (BN in eval mode)",
-            short_title(cfg)
-        );
-        let body = titled(
-            root,
-            "Training with and without BatchNorm across learning rates",
-            &subtitle,
-        )?;
-        let areas = body.split_evenly((rows, cols));
-        for (area, p) in areas.iter().zip(&panels) {
-            draw_panel(area, p)?;
-        }
-        Ok(())
-    })
+    let panels: Vec<Panel> = cfg.lrs.iter().map(|&lr| lr_panel(report, lr)).collect();
+    let (cols, rows) = loss_layout(panels.len());
+    let subtitle = format!(
+        "{}  ·  solid: training set, dashed: test set (BN in eval mode)",
+        short_title(cfg)
+    );
+    Grid::new(rows, cols, (900, 640)).draw_panels(
+        path,
+        "Training with and without BatchNorm across learning rates",
+        &subtitle,
+        &panels,
+    )
 }
 
 /// Up to four hidden layers spread from the input side to the output side (1-based), and the
@@ -158,101 +157,99 @@ pub fn shown_layers(depth: usize) -> Vec<usize> {
     v
 }
 
+/// The two diagnostics panels of one run: update-to-weight ratio and gradient norm over the
+/// steps, for the [`shown_layers`] (coloured input side to output side) and the output layer
+/// (dashed dark grey).
+fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
+    let cfg = &report.config;
+    let d = &run.history.layers;
+    let suffix = match &run.history.divergence {
+        None => String::new(),
+        Some(dv) => format!(" (diverged at step {})", dv.step),
+    };
+    let mut ratio = Panel::new(
+        format!("{}: update / weight{suffix}", run.label),
+        "step (SGD updates)",
+        "std(lr·∂L/∂W) / std(W) (log)",
+        true,
+    );
+    let mut norm = Panel::new(
+        format!("{}: gradient norm{suffix}", run.label),
+        "step (SGD updates)",
+        "‖∂L/∂W_l‖ (log scale)",
+        true,
+    );
+    for p in [&mut ratio, &mut norm] {
+        p.x_range = Some((0.0, (cfg.steps as f64).max(1.0)));
+    }
+    ratio
+        .guides
+        .push((1e-3, "1e-3 (rule of thumb)".to_string()));
+    let xs: Vec<f64> = d.steps.iter().map(|&s| s as f64).collect();
+    let mut layer_series = |idx: usize, label: String, color: RGBColor, dashed: bool| {
+        let pts = |v: &Vec<Num>| -> Vec<(f64, f64)> {
+            xs.iter().zip(v).map(|(&x, y)| (x, y.0)).collect()
+        };
+        let rp = pts(&d.update_ratio[idx]);
+        let few = rp.len() < 3;
+        let mut a = Series::new(label.clone(), color, rp);
+        let mut b = Series::new(label, color, pts(&d.grad_norm[idx]));
+        for s in [&mut a, &mut b] {
+            s.dashed = dashed;
+            s.markers = few;
+        }
+        ratio.series.push(a);
+        norm.series.push(b);
+    };
+    let hidden = shown_layers(cfg.depth);
+    let n = hidden.len();
+    for (k, &l) in hidden.iter().enumerate() {
+        let t = if n > 1 {
+            k as f64 / (n - 1) as f64
+        } else {
+            0.0
+        };
+        layer_series(l - 1, format!("layer {l}"), ramp(t), false);
+    }
+    layer_series(
+        cfg.depth,
+        "output layer".to_string(),
+        RGBColor(40, 40, 40),
+        true,
+    );
+    (ratio, norm)
+}
+
+/// The smallest and largest positive finite value over every series of `panels`.
+fn shared_extent<'a>(panels: impl Iterator<Item = &'a Panel>) -> Option<(f64, f64)> {
+    panels
+        .flat_map(|p| &p.series)
+        .map(|s| extent(s.points.iter()))
+        .fold(None, union)
+}
+
 /// Draw the per-layer diagnostics of the runs at `config.diag_lr` into `path`: one row per
-/// configuration, update-to-weight ratio on the left and gradient norm on the right.
+/// configuration, update-to-weight ratio on the left and gradient norm on the right, each
+/// column on one y scale so the rows compare directly.
 pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<()> {
     let cfg = &report.config;
     let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
-    let hidden = shown_layers(cfg.depth);
-    let mut ratio_panels = Vec::new();
-    let mut norm_panels = Vec::new();
-    let (mut ratio_range, mut norm_range) = (None, None);
-    for r in &runs {
-        let d = &r.history.layers;
-        let xs: Vec<f64> = d.steps.iter().map(|&s| s as f64).collect();
-        let suffix = match &r.history.divergence {
-            None => String::new(),
-            Some(dv) => format!(" (diverged at step {})", dv.step),
-        };
-        let mut ratio = Panel::new(
-            format!("{}: update / weight{suffix}", r.label),
-            "step (SGD updates)",
-            "std(lr·∂L/∂W) / std(W) (log)",
-            true,
-        );
-        let mut norm = Panel::new(
-            format!("{}: gradient norm{suffix}", r.label),
-            "step (SGD updates)",
-            "‖∂L/∂W_l‖ (log scale)",
-            true,
-        );
-        for p in [&mut ratio, &mut norm] {
-            p.x_range = Some((0.0, (cfg.steps as f64).max(1.0)));
-        }
-        ratio
-            .guides
-            .push((1e-3, "1e-3 (rule of thumb)".to_string()));
-        let n = hidden.len();
-        let mut layer_series = |idx: usize, label: String, color: RGBColor, dashed: bool| {
-            let pts = |v: &Vec<Num>| -> Vec<(f64, f64)> {
-                xs.iter().zip(v).map(|(&x, y)| (x, y.0)).collect()
-            };
-            let rp = pts(&d.update_ratio[idx]);
-            let np = pts(&d.grad_norm[idx]);
-            ratio_range = union(ratio_range, extent(rp.iter()));
-            norm_range = union(norm_range, extent(np.iter()));
-            let few = rp.len() < 3;
-            let mut a = Series::new(label.clone(), color, rp);
-            let mut b = Series::new(label, color, np);
-            for s in [&mut a, &mut b] {
-                s.dashed = dashed;
-                s.markers = few;
-            }
-            ratio.series.push(a);
-            norm.series.push(b);
-        };
-        for (k, &l) in hidden.iter().enumerate() {
-            let t = if n > 1 {
-                k as f64 / (n - 1) as f64
-            } else {
-                0.0
-            };
-            layer_series(l - 1, format!("layer {l}"), ramp(t), false);
-        }
-        layer_series(
-            cfg.depth,
-            "output layer".to_string(),
-            RGBColor(40, 40, 40),
-            true,
-        );
-        ratio_panels.push(ratio);
-        norm_panels.push(norm);
-    }
+    let mut rows: Vec<(Panel, Panel)> = runs.iter().map(|r| layer_panels(report, r)).collect();
     // Keep the 1e-3 guide on the scale.
-    ratio_range = union(ratio_range, Some((1e-3, 1e-3)));
-    for p in &mut ratio_panels {
-        p.y_range = ratio_range;
+    let ratio_range = union(shared_extent(rows.iter().map(|r| &r.0)), Some((1e-3, 1e-3)));
+    let norm_range = shared_extent(rows.iter().map(|r| &r.1));
+    for (ratio, norm) in &mut rows {
+        ratio.y_range = ratio_range;
+        norm.y_range = norm_range;
     }
-    for p in &mut norm_panels {
-        p.y_range = norm_range;
-    }
-    let rows = runs.len().max(1);
-    let (pw, ph) = (900u32, 520u32);
-    png(path, (2 * pw, 110 + ph * rows as u32), |root| {
-        let subtitle = format!("learning rate {lr} · {}", short_title(cfg));
-        let body = titled(
-            root,
-            "Per-layer update-to-weight ratio and gradient norm during training",
-            &subtitle,
-        )?;
-        let areas = body.split_evenly((rows, 2));
-        for (i, (ratio, norm)) in ratio_panels.iter().zip(&norm_panels).enumerate() {
-            draw_panel(&areas[2 * i], ratio)?;
-            draw_panel(&areas[2 * i + 1], norm)?;
-        }
-        Ok(())
-    })
+    let subtitle = format!("learning rate {lr} · {}", short_title(cfg));
+    Grid::new(runs.len().max(1), 2, (900, 520)).draw_panels(
+        path,
+        "Per-layer update-to-weight ratio and gradient norm during training",
+        &subtitle,
+        rows.iter().flat_map(|(ratio, norm)| [ratio, norm]),
+    )
 }
 
 impl Figures for crate::experiment::train::Train {

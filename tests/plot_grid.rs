@@ -1,0 +1,46 @@
+//! The shared figure layout: a `Grid` figure is exactly its cells plus the title band, its
+//! panels fill the cells in row-major order and cells without a panel stay blank.
+
+mod common;
+
+use bn_lab::plot::{Grid, Panel, Series, TITLE_HEIGHT};
+use plotters::style::RGBColor;
+
+#[test]
+fn a_grid_figure_is_its_cells_plus_the_title_band() {
+    // The 2 x 2 figures (ics, landscape) keep their former fixed 1800 x 1300 px.
+    assert_eq!(Grid::new(2, 2, (900, 595)).size(), (1800, 1300));
+    assert_eq!(
+        Grid::new(3, 2, (900, 520)).size(),
+        (1800, TITLE_HEIGHT + 3 * 520)
+    );
+}
+
+#[test]
+fn panels_fill_the_cells_row_by_row_and_the_cells_left_over_stay_white() {
+    let dir = common::scratch_dir("plot_grid");
+    let path = dir.join("grid.png");
+    let grid = Grid::new(2, 2, (600, 400));
+    let mut panel = Panel::new("a panel", "x", "y", false);
+    panel.series.push(Series::new(
+        "a line",
+        RGBColor(214, 39, 40),
+        vec![(0.0, 0.0), (1.0, 1.0)],
+    ));
+    grid.draw_panels(&path, "a title", "a subtitle", [&panel, &panel, &panel])
+        .expect("the figure renders");
+
+    let img = image::open(&path).expect("valid PNG").to_rgb8();
+    assert_eq!(img.dimensions(), grid.size());
+    let inked = |row: u32, col: u32| {
+        let (x0, y0) = (col * 600, TITLE_HEIGHT + row * 400);
+        (x0..x0 + 600)
+            .flat_map(|x| (y0..y0 + 400).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0 != [255, 255, 255])
+            .count()
+    };
+    for (row, col) in [(0, 0), (0, 1), (1, 0)] {
+        assert!(inked(row, col) > 1000, "cell ({row}, {col}) has no panel");
+    }
+    assert_eq!(inked(1, 1), 0, "the fourth cell has no panel to draw");
+}
