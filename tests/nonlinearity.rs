@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
 use bn_lab::data::{self, Stream, Task};
-use bn_lab::experiment::nonlinearity::{Histogram, probe};
+use bn_lab::experiment::nonlinearity::{Histogram, activation_stats};
 use bn_lab::model::Mlp;
 use serde_json::Value;
 
@@ -177,7 +177,7 @@ fn standardised_relu_inputs_have_no_dead_and_no_always_active_units() {
         &bn_net(Activation::Relu, false),
         &mut data::rng(5, Stream::Weights),
     );
-    let p = probe(&net, data.test.x.view(), &[1, 3]);
+    let p = activation_stats(&net, data.test.x.view(), &[1, 3]);
     for l in 0..3 {
         assert_eq!(p.dead.as_ref().unwrap()[l].0, 0.0);
         assert_eq!(p.always_active.as_ref().unwrap()[l].0, 0.0);
@@ -193,7 +193,7 @@ fn standardised_sigmoid_inputs_have_unit_spread_and_no_saturation_at_init() {
         &bn_net(Activation::Sigmoid, false),
         &mut data::rng(6, Stream::Weights),
     );
-    let p = probe(&net, data.test.x.view(), &[]);
+    let p = activation_stats(&net, data.test.x.view(), &[]);
     assert!(p.histograms.is_empty());
     for l in 0..3 {
         assert!(
@@ -216,7 +216,7 @@ fn a_scaled_up_gamma_moves_sigmoid_inputs_out_of_the_unit_interval() {
         &bn_net(Activation::Sigmoid, true),
         &mut data::rng(7, Stream::Weights),
     );
-    let before = probe(&net, data.test.x.view(), &[]);
+    let before = activation_stats(&net, data.test.x.view(), &[]);
     for b in &mut net.blocks {
         b.bn.as_mut()
             .unwrap()
@@ -226,7 +226,7 @@ fn a_scaled_up_gamma_moves_sigmoid_inputs_out_of_the_unit_interval() {
             .gamma
             .fill(10.0);
     }
-    let after = probe(&net, data.test.x.view(), &[]);
+    let after = activation_stats(&net, data.test.x.view(), &[]);
     for l in 0..3 {
         assert!(after.inside_unit[l].0 < 0.2 * before.inside_unit[l].0);
         assert!(after.saturated.as_ref().unwrap()[l].0 > 0.5);

@@ -137,18 +137,18 @@ impl SpecialLayers {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum Trend {
     Vanishing,
     Stable,
     Exploding,
 }
 
-impl std::fmt::Display for Verdict {
+impl std::fmt::Display for Trend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Verdict::Vanishing => "vanishing",
-            Verdict::Stable => "stable",
-            Verdict::Exploding => "exploding",
+            Trend::Vanishing => "vanishing",
+            Trend::Stable => "stable",
+            Trend::Exploding => "exploding",
         })
     }
 }
@@ -166,7 +166,7 @@ pub struct CurveSummary {
     /// positive values: the factor the gradient is multiplied by per layer it travels towards
     /// the input (< 1 vanishing, > 1 exploding). `null` with fewer than two usable layers.
     pub growth_per_layer: Option<Num>,
-    pub verdict: Verdict,
+    pub verdict: Trend,
     /// Layers where the value is 0 (underflow), inf or NaN in any seed.
     pub special: SpecialLayers,
 }
@@ -195,13 +195,13 @@ impl CurveSummary {
         }
         let verdict =
             if !special.inf.is_empty() || !special.nan.is_empty() || ratio > exploding_above {
-                Verdict::Exploding
+                Trend::Exploding
             } else if !special.zero.is_empty() || ratio < vanishing_below {
-                Verdict::Vanishing
+                Trend::Vanishing
             } else if ratio.is_nan() {
-                Verdict::Exploding
+                Trend::Exploding
             } else {
-                Verdict::Stable
+                Trend::Stable
             };
         CurveSummary {
             first: Num(first),

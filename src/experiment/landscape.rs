@@ -477,7 +477,7 @@ fn ratio_words(off: f64, on: f64, lower: &str, higher: &str) -> String {
     }
 }
 
-/// The stdout summary.
+/// The stdout summary: settings, one row per arm, the column key, and BN against no BN.
 pub fn table(report: &LandscapeReport) -> String {
     let cfg = &report.config;
     let mut out = format!("landscape: {}\n", title(cfg));
@@ -511,30 +511,7 @@ pub fn table(report: &LandscapeReport) -> String {
         "slice max"
     ));
     for a in &report.arms {
-        let s = &a.summary;
-        let last = a.run.train_loss.last().map_or(f64::NAN, |l| l.0);
-        out.push_str(&format!(
-            "{:<lw$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
-            a.run.label,
-            fmt_num(last),
-            fmt_num(a.run.final_test_loss.0),
-            fmt_num(s.median_grad_norm.0),
-            fmt_num(s.median_loss_variation.0),
-            fmt_num(s.median_relative_loss_variation.0),
-            fmt_num(s.median_grad_dist.0),
-            fmt_num(s.median_relative_grad_dist.0),
-            fmt_num(s.median_beta.0),
-            a.slice.as_ref().map_or("-".into(), |sl| format!(
-                "{}x",
-                fmt_num(sl.max_ratio_to_center.0)
-            )),
-        ));
-        if let Some(step) = a.run.diverged_at {
-            out.push_str(&format!(
-                "  {}: diverged at step {step} (loss inf/NaN or 1e6x the first); no slice\n",
-                a.run.label
-            ));
-        }
+        out.push_str(&arm_row(a, lw));
     }
     out.push_str(
         "columns: medians over probes of |g| (gradient norm), loss var (max - min of the loss along the path),\n\
@@ -545,51 +522,76 @@ pub fn table(report: &LandscapeReport) -> String {
         report.arms.iter().find(|a| !a.run.norm.is_on()),
         report.arms.iter().find(|a| a.run.norm.is_on()),
     ) {
-        let (o, n) = (&off.summary, &on.summary);
+        out.push_str(&bn_against_no_bn(off, on));
+    }
+    out
+}
+
+/// One arm's row of the table (and a line if it diverged).
+fn arm_row(a: &LandscapeArm, lw: usize) -> String {
+    let s = &a.summary;
+    let last = a.run.train_loss.last().map_or(f64::NAN, |l| l.0);
+    let mut out = format!(
+        "{:<lw$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
+        a.run.label,
+        fmt_num(last),
+        fmt_num(a.run.final_test_loss.0),
+        fmt_num(s.median_grad_norm.0),
+        fmt_num(s.median_loss_variation.0),
+        fmt_num(s.median_relative_loss_variation.0),
+        fmt_num(s.median_grad_dist.0),
+        fmt_num(s.median_relative_grad_dist.0),
+        fmt_num(s.median_beta.0),
+        a.slice.as_ref().map_or("-".into(), |sl| format!(
+            "{}x",
+            fmt_num(sl.max_ratio_to_center.0)
+        )),
+    );
+    if let Some(step) = a.run.diverged_at {
         out.push_str(&format!(
-            "loss variation: {}; relative: {}\n",
-            ratio_words(
-                o.median_loss_variation.0,
-                n.median_loss_variation.0,
-                "smaller",
-                "LARGER"
-            ),
-            ratio_words(
-                o.median_relative_loss_variation.0,
-                n.median_relative_loss_variation.0,
-                "smaller",
-                "LARGER"
-            ),
+            "  {}: diverged at step {step} (loss inf/NaN or 1e6x the first); no slice\n",
+            a.run.label
         ));
-        out.push_str(&format!(
-            "gradient change: {}; relative: {}\n",
-            ratio_words(
-                o.median_grad_dist.0,
-                n.median_grad_dist.0,
-                "smaller",
-                "LARGER"
-            ),
-            ratio_words(
-                o.median_relative_grad_dist.0,
-                n.median_relative_grad_dist.0,
-                "smaller",
-                "LARGER"
-            ),
-        ));
-        out.push_str(&format!(
-            "effective beta-smoothness: {}\n",
-            ratio_words(
-                o.median_beta.0,
-                n.median_beta.0,
-                "smaller (smoother)",
-                "LARGER (rougher)"
-            )
-        ));
-        if off.run.diverged_at.is_some() || on.run.diverged_at.is_some() {
-            out.push_str(
-                "note: a diverged run's medians cover only its probes before divergence, so these ratios compare unequal stretches of training\n",
-            );
-        }
+    }
+    out
+}
+
+/// The three measures with BN relative to without, in words.
+fn bn_against_no_bn(off: &LandscapeArm, on: &LandscapeArm) -> String {
+    let (o, n) = (&off.summary, &on.summary);
+    let pair = |what: &str, abs: (f64, f64), rel: (f64, f64)| {
+        format!(
+            "{what}: {}; relative: {}\n",
+            ratio_words(abs.0, abs.1, "smaller", "LARGER"),
+            ratio_words(rel.0, rel.1, "smaller", "LARGER"),
+        )
+    };
+    let mut out = pair(
+        "loss variation",
+        (o.median_loss_variation.0, n.median_loss_variation.0),
+        (
+            o.median_relative_loss_variation.0,
+            n.median_relative_loss_variation.0,
+        ),
+    );
+    out.push_str(&pair(
+        "gradient change",
+        (o.median_grad_dist.0, n.median_grad_dist.0),
+        (o.median_relative_grad_dist.0, n.median_relative_grad_dist.0),
+    ));
+    out.push_str(&format!(
+        "effective beta-smoothness: {}\n",
+        ratio_words(
+            o.median_beta.0,
+            n.median_beta.0,
+            "smaller (smoother)",
+            "LARGER (rougher)"
+        )
+    ));
+    if off.run.diverged_at.is_some() || on.run.diverged_at.is_some() {
+        out.push_str(
+            "note: a diverged run's medians cover only its probes before divergence, so these ratios compare unequal stretches of training\n",
+        );
     }
     out
 }

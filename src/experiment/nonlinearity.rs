@@ -254,7 +254,7 @@ pub struct LayerHistogram {
 /// Per-layer measurements on the probe batch, layer 1 first. Fields that do not apply to the
 /// activation are `null`.
 #[derive(Clone, Debug, Serialize)]
-pub struct ProbeStats {
+pub struct ActivationStats {
     /// Fraction of activation inputs in (-1, 1).
     pub inside_unit: Vec<Num>,
     /// Sigmoid/tanh: fraction of activation outputs in the saturated range.
@@ -269,18 +269,18 @@ pub struct ProbeStats {
 }
 
 /// Measure `net` on `x` in train mode (batch statistics), on a copy.
-pub fn probe<T: Float>(
+pub fn activation_stats<T: Float>(
     net: &Mlp<T>,
     x: ndarray::ArrayView2<T>,
     hist_layers: &[usize],
-) -> ProbeStats {
+) -> ActivationStats {
     let mut copy = net.clone();
     copy.forward(x, Mode::Train)
         .expect("the probe batch has the network's input width");
     let act = net.config.act;
     let relu_like = matches!(act, Activation::Relu | Activation::LeakyRelu);
     let saturating = matches!(act, Activation::Sigmoid | Activation::Tanh);
-    let mut s = ProbeStats {
+    let mut s = ActivationStats {
         inside_unit: Vec::new(),
         saturated: saturating.then(Vec::new),
         always_active: relu_like.then(Vec::new),
@@ -354,8 +354,8 @@ pub struct NlRun {
     pub best_train_loss: Num,
     pub final_test_loss: Num,
     pub best_test_loss: Num,
-    pub before: ProbeStats,
-    pub after: ProbeStats,
+    pub before: ActivationStats,
+    pub after: ActivationStats,
     /// BN + affine: the learned `gamma[layer][unit]` and `beta[layer][unit]` (layer 1 first).
     pub gamma: Option<Vec<Vec<Num>>>,
     pub beta: Option<Vec<Vec<Num>>>,
@@ -365,7 +365,7 @@ pub struct NlRun {
 /// How this run bears on the diary's claim for one activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum AffineVerdict {
     /// BN + affine fitted the training data better (lower recalibrated train loss, by more
     /// than the tolerance, in most seeds) than BN without affine.
     Supports,
@@ -406,7 +406,7 @@ pub struct ActSummary {
     pub no_affine_over_affine_test: Option<Num>,
     /// Seeds in which affine reached the lower recalibrated train loss.
     pub seeds_affine_better: Option<usize>,
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<AffineVerdict>,
 }
 
 /// Everything `nonlinearity` computed; written to `nonlinearity.json`.
@@ -435,9 +435,9 @@ fn run_one<T: Float>(
     let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
     let probe_x = data.test.x.slice(ndarray::s![..cfg.net.batch, ..]);
     let layers = cfg.hist_layers();
-    let before = probe(&net, probe_x, &layers);
+    let before = activation_stats(&net, probe_x, &layers);
     let history = train::train(&mut net, data, &cfg.settings(act, seed), progress);
-    let after = probe(&net, probe_x, &layers);
+    let after = activation_stats(&net, probe_x, &layers);
     let (recal_train, recal_test) = train::recalibrated_losses(&net, data, cfg.net.batch);
     let affine = |pick: &dyn Fn(&crate::model::ScaleShift<T>) -> Vec<Num>| {
         norm.affine().then(|| {
@@ -535,11 +535,11 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
                         .count();
                     let seeds = ra.len();
                     let verdict = if rt > 1.0 + tolerance && 2 * better > seeds {
-                        Verdict::Supports
+                        AffineVerdict::Supports
                     } else if rt < 1.0 / (1.0 + tolerance) && 2 * better < seeds {
-                        Verdict::Contradicts
+                        AffineVerdict::Contradicts
                     } else {
-                        Verdict::NoClearDifference
+                        AffineVerdict::NoClearDifference
                     };
                     (Some(Num(rt)), Some(Num(rtest)), Some(better), Some(verdict))
                 }
@@ -738,9 +738,9 @@ pub fn verdict_text(report: &NonlinearityReport) -> String {
             format!("{}x lower without affine", fmt_num(1.0 / rt.0))
         };
         let word = match verdict {
-            Verdict::Supports => "SUPPORTS",
-            Verdict::Contradicts => "CONTRADICTS",
-            Verdict::NoClearDifference => "does NOT clearly support",
+            AffineVerdict::Supports => "SUPPORTS",
+            AffineVerdict::Contradicts => "CONTRADICTS",
+            AffineVerdict::NoClearDifference => "does NOT clearly support",
         };
         out.push_str(&format!(
             "{}: this run {word} the diary's claim that scale/shift fits the non-linear task better: \
@@ -765,7 +765,7 @@ pub fn verdict_text(report: &NonlinearityReport) -> String {
             ));
         }
         out.push_str(".\n");
-        if verdict == Verdict::NoClearDifference && (rt.0 - 1.0).abs() <= report.tolerance {
+        if verdict == AffineVerdict::NoClearDifference && (rt.0 - 1.0).abs() <= report.tolerance {
             out.push_str(&format!(
                 "  (the two are within {:.0}% of each other)\n",
                 100.0 * report.tolerance

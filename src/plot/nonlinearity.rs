@@ -10,7 +10,8 @@ use plotters::prelude::*;
 
 use crate::config::{Activation, Norm};
 use crate::experiment::nonlinearity::{
-    Histogram, NlRun, NonlinearityReport, ProbeStats, SIGMOID_SATURATION, TANH_SATURATION, title,
+    ActivationStats, Histogram, NlRun, NonlinearityReport, SIGMOID_SATURATION, TANH_SATURATION,
+    title,
 };
 use crate::plot::{
     Chart, FAMILY, Figure, Figures, Grid, Panel, Series, draw_panel, failed, legend_entry,
@@ -53,7 +54,7 @@ fn fraction_panel(
     report: &NonlinearityReport,
     act: Activation,
     caption: &str,
-    pick: &dyn Fn(&ProbeStats) -> Option<&Vec<Num>>,
+    pick: &dyn Fn(&ActivationStats) -> Option<&Vec<Num>>,
 ) -> Panel {
     let mut p = layer_panel(
         report,
@@ -72,7 +73,7 @@ fn layer_panel(
     act: Activation,
     caption: &str,
     y_label: &str,
-    pick: &dyn Fn(&ProbeStats) -> Option<&Vec<Num>>,
+    pick: &dyn Fn(&ActivationStats) -> Option<&Vec<Num>>,
 ) -> Panel {
     let mut p = Panel::new(caption, "layer l (1 = input side)", y_label, false);
     p.integer_x = true;
@@ -511,7 +512,7 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
         |cells| {
             for (r, run) in runs.iter().enumerate() {
                 for (c, &layer) in layers.iter().enumerate() {
-                    let find = |s: &ProbeStats| {
+                    let find = |s: &ActivationStats| {
                         s.histograms
                             .iter()
                             .find(|h| h.layer == layer)
