@@ -502,10 +502,13 @@ impl DataSpec {
         let need = 4.0 * (self.n_train as f64 + self.n_test as f64) * (d_in as f64 + 16.0) * 8.0;
         let have = available_memory_bytes() as f64;
         if need > have / 2.0 {
-            return Err(ConfigError::TooMuchMemory {
-                fields: &["n_train", "n_test"],
-                need: human_bytes(need),
-                have: human_bytes(have / 2.0),
+            return Err(ConfigError::Invalid {
+                field: "n_train",
+                message: format!(
+                    "the data set needs about {} of memory, more than half of the {} available",
+                    human_bytes(need),
+                    human_bytes(have)
+                ),
             });
         }
         Ok(())
