@@ -132,6 +132,17 @@ pub struct DataArgs {
     pub n_test: usize,
 }
 
+/// The optimiser flags of `train` and `nonlinearity` (landscape and ics use plain SGD).
+#[derive(Debug, Clone, Args)]
+pub struct SgdArgs {
+    /// SGD momentum (PyTorch's convention; 0: plain SGD). Not BN's --momentum.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub sgd_momentum: f64,
+    /// L2 weight decay added to every gradient.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub weight_decay: f64,
+}
+
 /// Where the files go and what stdout shows.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
@@ -284,7 +295,6 @@ pub struct IcsArgs {
 
 /// Flags of `bn-lab train`: small networks, so 16 runs finish in seconds.
 #[derive(Debug, Args)]
-#[command(allow_negative_numbers = true)]
 #[command(
     allow_negative_numbers = true,
     mut_arg("act", |a| a.default_value("relu")),
@@ -313,12 +323,8 @@ pub struct TrainArgs {
     /// SGD updates per run.
     #[arg(long, default_value_t = 600)]
     pub steps: usize,
-    /// SGD momentum (PyTorch's convention; 0: plain SGD). Not BN's --momentum.
-    #[arg(long, default_value_t = 0.0)]
-    pub sgd_momentum: f64,
-    /// L2 weight decay added to every gradient.
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f64,
+    #[command(flatten)]
+    pub sgd: SgdArgs,
     /// Evaluate the train and test loss every K steps.
     #[arg(long, value_name = "K", default_value_t = 20)]
     pub eval_every: usize,
@@ -343,7 +349,6 @@ pub struct TrainArgs {
 /// Flags of `bn-lab nonlinearity`: it compares activations (`--acts`) and BN variants
 /// (`--configs`), and picks the initialisation per activation unless `--init` is given.
 #[derive(Debug, Args)]
-#[command(allow_negative_numbers = true)]
 #[command(
     allow_negative_numbers = true,
     mut_arg("act", |a| a.default_value(None::<&str>).hide(true)),
@@ -387,12 +392,8 @@ pub struct NonlinearityArgs {
     /// Repeat over K seeds (seed, seed+1, ...): weights and batch order change, the data set does not.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub seeds: usize,
-    /// SGD momentum (PyTorch's convention; 0: plain SGD).
-    #[arg(long, default_value_t = 0.0)]
-    pub sgd_momentum: f64,
-    /// L2 weight decay added to every gradient.
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f64,
+    #[command(flatten)]
+    pub sgd: SgdArgs,
     /// Evaluate the train and test loss every K steps.
     #[arg(long, value_name = "K", default_value_t = 50)]
     pub eval_every: usize,

@@ -8,7 +8,7 @@ use bn_lab::experiment::ics::measure;
 use bn_lab::model::Mlp;
 use bn_lab::optim::{Sgd, SgdConfig};
 use bn_lab::train::loss_and_grad;
-use common::{assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch};
+use common::{TINY_ICS, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch};
 use ndarray::Array2;
 
 fn net_cfg(act: Activation, depth: usize, bn: bool) -> NetConfig {
@@ -96,32 +96,10 @@ fn the_output_layers_ics_of_a_linear_net_matches_the_closed_form() {
     assert!(diff > 1e-3, "the update is large enough to measure: {diff}");
 }
 
-const TINY: &[&str] = &[
-    "ics",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--d-out",
-    "2",
-    "--steps",
-    "12",
-    "--every",
-    "4",
-    "--n-train",
-    "64",
-    "--n-test",
-    "16",
-    "--lr",
-    "0.05",
-];
-
 #[test]
 fn ics_writes_the_documented_json_and_picture() {
     let out = scratch("ics-e2e");
-    let o = bn_lab_ok(TINY, &out);
+    let o = bn_lab_ok(TINY_ICS, &out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("BN reduced internal covariate shift in this run: "),
@@ -155,7 +133,7 @@ fn ics_writes_the_documented_json_and_picture() {
 
 #[test]
 fn ics_is_deterministic_for_a_seed() {
-    assert_deterministic(TINY, "ics.json", "ics");
+    assert_deterministic(TINY_ICS, "ics.json", "ics");
 }
 
 #[test]
@@ -174,7 +152,7 @@ fn bad_ics_flags_give_one_line_naming_the_flag_and_write_nothing() {
         (&["--init", "normal"], "--init"),
         (&["--task", "xor"], "--task"),
     ] {
-        let mut args = TINY.to_vec();
+        let mut args = TINY_ICS.to_vec();
         args.extend(extra);
         rejects(&args, flag, &out);
     }

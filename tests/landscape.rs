@@ -11,7 +11,9 @@ use bn_lab::experiment::landscape::{
 };
 use bn_lab::model::{Mlp, Mode, ParamKind};
 use bn_lab::ops;
-use common::{assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch};
+use common::{
+    TINY_LANDSCAPE, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch,
+};
 use ndarray::{Array1, Array2, Axis, concatenate};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::StandardNormal;
@@ -292,36 +294,10 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
     }
 }
 
-const TINY: &[&str] = &[
-    "landscape",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--d-out",
-    "2",
-    "--steps",
-    "12",
-    "--every",
-    "4",
-    "--n-train",
-    "64",
-    "--n-test",
-    "16",
-    "--slice-grid",
-    "5",
-    "--slice-samples",
-    "16",
-    "--lr",
-    "0.05",
-];
-
 #[test]
 fn landscape_writes_the_documented_json_and_both_pictures() {
     let out = scratch("landscape-e2e");
-    let o = bn_lab_ok(TINY, &out);
+    let o = bn_lab_ok(TINY_LANDSCAPE, &out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("effective beta-smoothness"), "{stdout}");
     assert!(stdout.contains(" s\n"), "prints the time taken: {stdout}");
@@ -372,13 +348,13 @@ fn landscape_writes_the_documented_json_and_both_pictures() {
 
 #[test]
 fn landscape_is_deterministic_for_a_seed() {
-    assert_deterministic(TINY, "landscape.json", "landscape");
+    assert_deterministic(TINY_LANDSCAPE, "landscape.json", "landscape");
 }
 
 #[test]
 fn a_diverging_run_is_reported_not_crashed() {
     let out = scratch("landscape-diverge");
-    let mut args: Vec<&str> = TINY
+    let mut args: Vec<&str> = TINY_LANDSCAPE
         .iter()
         .map(|&a| if a == "0.05" { "1000" } else { a })
         .collect();
@@ -415,7 +391,7 @@ fn bad_landscape_flags_give_one_line_naming_the_flag_and_write_nothing() {
         (&["--act", "swish"], "--act"),
         (&["--bn", "maybe"], "--bn"),
     ] {
-        let mut args = TINY.to_vec();
+        let mut args = TINY_LANDSCAPE.to_vec();
         args.extend(extra);
         rejects(&args, flag, &out);
     }

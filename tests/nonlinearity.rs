@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{assert_refused, assert_schema, bn_lab as run, num, scratch_dir as scratch};
+use common::{
+    TINY_NONLINEARITY, assert_refused, assert_schema, bn_lab as run, num, scratch_dir as scratch,
+};
 use std::path::Path;
 
 use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
@@ -13,31 +15,9 @@ use bn_lab::model::Mlp;
 use serde_json::Value;
 
 fn run_tiny(dir: &Path, seed: &str) -> (String, Value) {
-    let out = run(&[
-        "nonlinearity",
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "16",
-        "--d-out",
-        "2",
-        "--n-train",
-        "64",
-        "--n-test",
-        "32",
-        "--steps",
-        "40",
-        "--eval-every",
-        "10",
-        "--seeds",
-        "2",
-        "--seed",
-        seed,
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let mut args = TINY_NONLINEARITY.to_vec();
+    args.extend(["--seed", seed, "--out", dir.to_str().unwrap()]);
+    let out = run(&args);
     assert!(
         out.status.success(),
         "{}",

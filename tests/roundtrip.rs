@@ -60,29 +60,8 @@ fn grad_norms_reruns_from_its_json() {
 
 #[test]
 fn train_reruns_from_its_json_with_the_resolved_diag_lr() {
-    let args = [
-        "train",
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "8",
-        "--d-out",
-        "2",
-        "--steps",
-        "30",
-        "--lr",
-        "0.02,50",
-        "--n-train",
-        "64",
-        "--n-test",
-        "16",
-        "--eval-every",
-        "10",
-        "--sgd-momentum",
-        "0.5",
-    ];
+    let mut args = common::TINY_TRAIN.to_vec();
+    args.extend(["--sgd-momentum", "0.5"]);
     rerun_gives_the_same_report::<Train>(&args, "train");
     // diag_lr was left open on the command line and is recorded resolved.
     let dir = scratch_dir("roundtrip-train-diag");
@@ -93,94 +72,23 @@ fn train_reruns_from_its_json_with_the_resolved_diag_lr() {
 
 #[test]
 fn nonlinearity_reruns_from_its_json() {
-    rerun_gives_the_same_report::<Nonlinearity>(
-        &[
-            "nonlinearity",
-            "--depth",
-            "3",
-            "--width",
-            "8",
-            "--batch",
-            "16",
-            "--d-out",
-            "2",
-            "--n-train",
-            "64",
-            "--n-test",
-            "32",
-            "--steps",
-            "20",
-            "--eval-every",
-            "10",
-            "--seeds",
-            "2",
-            "--acts",
-            "tanh,relu",
-        ],
-        "nonlinearity",
-    );
+    let mut args = common::TINY_NONLINEARITY.to_vec();
+    args.extend(["--acts", "tanh,relu"]);
+    rerun_gives_the_same_report::<Nonlinearity>(&args, "nonlinearity");
 }
 
 #[test]
 fn landscape_reruns_from_its_json() {
-    rerun_gives_the_same_report::<Landscape>(
-        &[
-            "landscape",
-            "--depth",
-            "3",
-            "--width",
-            "8",
-            "--batch",
-            "8",
-            "--d-out",
-            "2",
-            "--steps",
-            "12",
-            "--every",
-            "4",
-            "--n-train",
-            "64",
-            "--n-test",
-            "16",
-            "--slice-grid",
-            "5",
-            "--slice-samples",
-            "16",
-            "--lr",
-            "0.05",
-        ],
-        "landscape",
-    );
+    let mut args = common::TINY_LANDSCAPE.to_vec();
+    args.extend(["--seed", "2"]);
+    rerun_gives_the_same_report::<Landscape>(&args, "landscape");
 }
 
 #[test]
 fn ics_reruns_from_its_json() {
-    rerun_gives_the_same_report::<Ics>(
-        &[
-            "ics",
-            "--depth",
-            "3",
-            "--width",
-            "8",
-            "--batch",
-            "8",
-            "--d-out",
-            "2",
-            "--steps",
-            "12",
-            "--every",
-            "4",
-            "--n-train",
-            "64",
-            "--n-test",
-            "16",
-            "--lr",
-            "0.05",
-            "--dtype",
-            "f64",
-        ],
-        "ics",
-    );
+    let mut args = common::TINY_ICS.to_vec();
+    args.extend(["--dtype", "f64"]);
+    rerun_gives_the_same_report::<Ics>(&args, "ics");
 }
 
 #[test]

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{assert_refused, assert_schema, bn_lab as run, json, num, scratch_dir as scratch};
+use common::{
+    TINY_TRAIN, assert_refused, assert_schema, bn_lab as run, json, num, scratch_dir as scratch,
+};
 use std::path::Path;
 use std::process::Output;
 
@@ -18,37 +20,14 @@ use bn_lab::train::{self, TrainSettings};
 use ndarray::Array2;
 use serde_json::Value;
 
-/// A tiny `train` invocation: two learning rates, the second absurd, so it diverges.
+/// [`TINY_TRAIN`] with a seed, writing into `dir`.
 fn tiny(dir: &Path, seed: &str) -> Vec<String> {
-    [
-        "train",
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "8",
-        "--d-out",
-        "2",
-        "--n-train",
-        "64",
-        "--n-test",
-        "32",
-        "--steps",
-        "30",
-        "--eval-every",
-        "10",
-        "--diag-every",
-        "5",
-        "--lr",
-        "0.02,50",
-        "--seed",
-        seed,
-        "--out",
-        dir.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec()
+    TINY_TRAIN
+        .iter()
+        .copied()
+        .chain(["--seed", seed, "--out", dir.to_str().unwrap()])
+        .map(String::from)
+        .collect()
 }
 
 fn run_tiny(dir: &Path, seed: &str) -> (Output, Value) {

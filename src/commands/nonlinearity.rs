@@ -36,8 +36,8 @@ pub fn config(args: &NonlinearityArgs) -> Result<NonlinearityConfig> {
             .map(|n| n.placed(args.net.placement))
             .collect(),
         lrs,
-        sgd_momentum: args.sgd_momentum,
-        weight_decay: args.weight_decay,
+        sgd_momentum: args.sgd.sgd_momentum,
+        weight_decay: args.sgd.weight_decay,
         steps: args.steps,
         eval_every: args.eval_every,
         diverge_factor: crate::train::DIVERGENCE_FACTOR,

@@ -219,3 +219,101 @@ pub fn assert_schema(v: &serde_json::Value, name: &str) {
         );
     }
 }
+
+// Tiny runs of each command, shared by its tests and tests/roundtrip.rs.
+
+pub const TINY_ICS: &[&str] = &[
+    "ics",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--batch",
+    "8",
+    "--d-out",
+    "2",
+    "--steps",
+    "12",
+    "--every",
+    "4",
+    "--n-train",
+    "64",
+    "--n-test",
+    "16",
+    "--lr",
+    "0.05",
+];
+
+pub const TINY_LANDSCAPE: &[&str] = &[
+    "landscape",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--batch",
+    "8",
+    "--d-out",
+    "2",
+    "--steps",
+    "12",
+    "--every",
+    "4",
+    "--n-train",
+    "64",
+    "--n-test",
+    "16",
+    "--slice-grid",
+    "5",
+    "--slice-samples",
+    "16",
+    "--lr",
+    "0.05",
+];
+
+/// A tiny `train` run: two learning rates, the second absurd, so it diverges.
+pub const TINY_TRAIN: &[&str] = &[
+    "train",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--batch",
+    "8",
+    "--d-out",
+    "2",
+    "--n-train",
+    "64",
+    "--n-test",
+    "32",
+    "--steps",
+    "30",
+    "--eval-every",
+    "10",
+    "--diag-every",
+    "5",
+    "--lr",
+    "0.02,50",
+];
+
+/// A tiny `nonlinearity` run: sigmoid and ReLU, every arm, two seeds.
+pub const TINY_NONLINEARITY: &[&str] = &[
+    "nonlinearity",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--batch",
+    "16",
+    "--d-out",
+    "2",
+    "--n-train",
+    "64",
+    "--n-test",
+    "32",
+    "--steps",
+    "40",
+    "--eval-every",
+    "10",
+    "--seeds",
+    "2",
+];
