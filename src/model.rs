@@ -355,9 +355,6 @@ impl<T: Float> Block<T> {
         mut dh_in: Option<ArrayViewMut2<T>>,
         acc: &mut ColScratch,
     ) -> f64 {
-        let rows = dh.nrows();
-        let act = self.act;
-        let c = &self.cache;
         acc.reset();
         // The identity path of h_l = h_{l-1} + a_l: dh_in = dh + (dz W^T, added below).
         let copy = if self.skip {
@@ -365,113 +362,191 @@ impl<T: Float> Block<T> {
         } else {
             None
         };
-        match (&mut self.bn, self.placement) {
-            (None, _) => par_cols(
-                (
-                    dh.view(),
-                    c.a.view(),
-                    dz.view_mut(),
-                    &mut acc.db[..],
-                    &mut acc.sq[..],
-                    copy,
-                ),
-                rows,
-                &|(dh, a, dz, db, sq, copy)| ops::act_backward_fused(act, dh, a, dz, db, sq, copy),
-            ),
-            (Some(bn), placement) => {
-                let (pre_act, post_act) = match placement {
-                    Placement::Pre => (Some(c.a.view()), None),
-                    Placement::Post => (None, Some(c.a.view())),
-                };
-                par_cols(
-                    (
-                        dh.view(),
-                        pre_act,
-                        c.x_hat.view(),
-                        dz.view_mut(),
-                        &mut acc.s_dy[..],
-                        &mut acc.s_dyx[..],
-                        &mut acc.sq[..],
-                        copy,
-                    ),
-                    rows,
-                    &|(dh, a, x_hat, dy, s_dy, s_dyx, sq, copy)| {
-                        ops::bn_backward_sums(
-                            a.map(|a| (act, a)),
-                            dh,
-                            x_hat,
-                            dy,
-                            s_dy,
-                            s_dyx,
-                            sq,
-                            copy,
-                        )
-                    },
-                );
-                // dgamma = sum dy x_hat, dbeta = sum dy; dL/dx_hat = gamma dy.
-                if let Some(ss) = &mut bn.affine {
-                    for j in 0..acc.s_dy.len() {
-                        ss.dgamma[j] = T::of(acc.s_dyx[j]);
-                        ss.dbeta[j] = T::of(acc.s_dy[j]);
-                    }
-                }
-                let n = rows as f64;
-                let (gamma, _) = bn.scale_shift();
-                for (((k, &g), &is), (m, mx)) in acc
-                    .k
-                    .iter_mut()
-                    .zip(gamma)
-                    .zip(&bn.inv_std)
-                    .zip(acc.s_dy.iter_mut().zip(acc.s_dyx.iter_mut()))
-                {
-                    *k = g.f64() * is;
-                    *m /= n;
-                    *mx /= n;
-                }
-                let batch_stats = bn.batch_stats;
-                par_cols(
-                    (
-                        dz.view_mut(),
-                        c.x_hat.view(),
-                        &acc.k[..],
-                        &acc.s_dy[..],
-                        &acc.s_dyx[..],
-                        post_act,
-                        &mut acc.db[..],
-                    ),
-                    rows,
-                    &|(d, x_hat, k, m_dy, m_dyx, a, db)| {
-                        ops::bn_backward_apply(
-                            d,
-                            x_hat,
-                            k,
-                            m_dy,
-                            m_dyx,
-                            batch_stats,
-                            a.map(|a| (act, a)),
-                            db,
-                        )
-                    },
-                );
-            }
+        let (act, c) = (self.act, &self.cache);
+        match &mut self.bn {
+            None => act_backward_pass(act, c.a.view(), dh, dz.view_mut(), copy, acc),
+            Some(bn) => bn.backward(act, self.placement, c, dh, dz.view_mut(), copy, acc),
         }
-        let lin = &mut self.linear;
-        for (db, &s) in lin.db.iter_mut().zip(&acc.db) {
-            *db = T::of(s);
-        }
-        gemm(
-            T::one(),
-            &h_in.t(),
-            &dz.view(),
-            T::zero(),
-            &mut lin.dw.view_mut(),
-        );
-        if let Some(mut d) = dh_in {
-            let beta = if self.skip { T::one() } else { T::zero() };
-            gemm(T::one(), &dz.view(), &lin.w.t(), beta, &mut d);
-        }
+        self.linear
+            .backward(h_in, dz.view(), dh_in, self.skip, &acc.db);
         acc.sq.iter().sum()
     }
+}
+
+impl<T: Float> Linear<T> {
+    /// Gradients of `z = h_in W + b` given `dz = dL/dz`: `db` from `db_sums` (the f64 column sums
+    /// of `dz` that the last backward pass accumulated), `dW = h_in^T dz`, and, when `dh_in` is
+    /// given, `dh_in = dz W^T`, added to the identity path already written there if `skip`.
+    /// `h_in, dh_in: (batch, fan_in)`, `dz: (batch, fan_out)`, `db_sums: (fan_out)`.
+    fn backward(
+        &mut self,
+        h_in: ArrayView2<T>,
+        dz: ArrayView2<T>,
+        dh_in: Option<ArrayViewMut2<T>>,
+        skip: bool,
+        db_sums: &[f64],
+    ) {
+        for (db, &s) in self.db.iter_mut().zip(db_sums) {
+            *db = T::of(s);
+        }
+        gemm(T::one(), &h_in.t(), &dz, T::zero(), &mut self.dw.view_mut());
+        if let Some(mut d) = dh_in {
+            let beta = if skip { T::one() } else { T::zero() };
+            gemm(T::one(), &dz, &self.w.t(), beta, &mut d);
+        }
+    }
+}
+
+impl<T: Float> BatchNorm<T> {
+    /// Backward through BN and the activation of one block, given `dh = dL/dh_l`, in two passes:
+    ///
+    /// ```text
+    /// pass 1  dy = dh * act'(a) (BN before the activation) or dy = dh (after it), and its sums
+    /// pass 2  dx = gamma inv_std (dy - mean_i(dy) - x_hat mean_i(dy x_hat))  (batch statistics)
+    ///         or dx = gamma inv_std dy (running statistics); dz = dx * act'(a) (BN after the
+    ///         activation) or dz = dx (before it)
+    /// ```
+    ///
+    /// `dz` receives `dy`, then `dL/dz_l`; [`BatchNorm::affine`] `dgamma = sum_i dy x_hat` and
+    /// `dbeta = sum_i dy`; `acc` the column sums `db = sum_i dz` and `sq = sum_i dh^2`; `copy`
+    /// (when given) `dh`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &mut self,
+        act: Activation,
+        placement: Placement,
+        c: &BlockCache<T>,
+        dh: ArrayView2<T>,
+        mut dz: ArrayViewMut2<T>,
+        copy: Option<ArrayViewMut2<T>>,
+        acc: &mut ColScratch,
+    ) {
+        let (pre_act, post_act) = match placement {
+            Placement::Pre => (Some(c.a.view()), None),
+            Placement::Post => (None, Some(c.a.view())),
+        };
+        bn_sums_pass(act, pre_act, dh, c.x_hat.view(), dz.view_mut(), copy, acc);
+        self.scale_shift_grads(acc);
+        self.backward_coefficients(dh.nrows(), acc);
+        bn_apply_pass(act, post_act, c.x_hat.view(), self.batch_stats, dz, acc);
+    }
+
+    /// `dgamma = sum_i dy_i x_hat_i`, `dbeta = sum_i dy_i`: pass 1's sums, as they stand.
+    fn scale_shift_grads(&mut self, acc: &ColScratch) {
+        if let Some(ss) = &mut self.affine {
+            for j in 0..acc.s_dy.len() {
+                ss.dgamma[j] = T::of(acc.s_dyx[j]);
+                ss.dbeta[j] = T::of(acc.s_dy[j]);
+            }
+        }
+    }
+
+    /// Pass 2's per-column coefficients, in `acc`: `k = gamma * inv_std`, and pass 1's sums
+    /// turned into means over the `rows` of the batch (`s_dy / N`, `s_dyx / N`).
+    fn backward_coefficients(&self, rows: usize, acc: &mut ColScratch) {
+        let n = rows as f64;
+        let (gamma, _) = self.scale_shift();
+        for (((k, &g), &is), (m, mx)) in acc
+            .k
+            .iter_mut()
+            .zip(gamma)
+            .zip(&self.inv_std)
+            .zip(acc.s_dy.iter_mut().zip(acc.s_dyx.iter_mut()))
+        {
+            *k = g.f64() * is;
+            *m /= n;
+            *mx /= n;
+        }
+    }
+}
+
+// One pass each over a block's `(batch, width)` buffers, split over threads by columns.
+
+/// Backward through `a = act(z)` without BN: `dz = dh * act'(a)`, adding `db = sum_i dz` and
+/// `sq = sum_i dh^2` into `acc`, and `copy = dh` when given (a skip connection's identity path).
+/// `a, dh, dz, copy: (batch, width)`.
+fn act_backward_pass<T: Float>(
+    act: Activation,
+    a: ArrayView2<T>,
+    dh: ArrayView2<T>,
+    dz: ArrayViewMut2<T>,
+    copy: Option<ArrayViewMut2<T>>,
+    acc: &mut ColScratch,
+) {
+    par_cols(
+        (dh, a, dz, &mut acc.db[..], &mut acc.sq[..], copy),
+        dh.nrows(),
+        &|(dh, a, dz, db, sq, copy)| ops::act_backward_fused(act, dh, a, dz, db, sq, copy),
+    );
+}
+
+/// BN's pass 1 ([`ops::bn_backward_sums`]): `dy = dh * act'(a)` (`pre_act` given: BN before the
+/// activation) or `dy = dh` into `dy`, adding `s_dy = sum_i dy`, `s_dyx = sum_i dy x_hat` and
+/// `sq = sum_i dh^2` into `acc`; `copy = dh` when given. All views `(batch, width)`.
+fn bn_sums_pass<T: Float>(
+    act: Activation,
+    pre_act: Option<ArrayView2<T>>,
+    dh: ArrayView2<T>,
+    x_hat: ArrayView2<T>,
+    dy: ArrayViewMut2<T>,
+    copy: Option<ArrayViewMut2<T>>,
+    acc: &mut ColScratch,
+) {
+    par_cols(
+        (
+            dh,
+            pre_act,
+            x_hat,
+            dy,
+            &mut acc.s_dy[..],
+            &mut acc.s_dyx[..],
+            &mut acc.sq[..],
+            copy,
+        ),
+        dh.nrows(),
+        &|(dh, a, x_hat, dy, s_dy, s_dyx, sq, copy)| {
+            ops::bn_backward_sums(a.map(|a| (act, a)), dh, x_hat, dy, s_dy, s_dyx, sq, copy)
+        },
+    );
+}
+
+/// BN's pass 2 ([`ops::bn_backward_apply`]), in place on `d` (`dy` on entry, `dL/dz` on exit),
+/// with the coefficients `k, s_dy, s_dyx` (means by now) in `acc`; `post_act` given: BN after the
+/// activation, `act'(a)` applied last. Adds `db = sum_i dz` into `acc`. `d, x_hat, post_act:
+/// (batch, width)`.
+fn bn_apply_pass<T: Float>(
+    act: Activation,
+    post_act: Option<ArrayView2<T>>,
+    x_hat: ArrayView2<T>,
+    batch_stats: bool,
+    d: ArrayViewMut2<T>,
+    acc: &mut ColScratch,
+) {
+    let rows = d.nrows();
+    par_cols(
+        (
+            d,
+            x_hat,
+            &acc.k[..],
+            &acc.s_dy[..],
+            &acc.s_dyx[..],
+            post_act,
+            &mut acc.db[..],
+        ),
+        rows,
+        &|(d, x_hat, k, m_dy, m_dyx, a, db)| {
+            ops::bn_backward_apply(
+                d,
+                x_hat,
+                k,
+                m_dy,
+                m_dyx,
+                batch_stats,
+                a.map(|a| (act, a)),
+                db,
+            )
+        },
+    );
 }
 
 /// Per-column f64 accumulators of the backward pass, all `(width)`, reused by every block.
