@@ -1,8 +1,8 @@
-//! Training shared by every experiment that trains: the loop behind `bn-lab train` and
-//! `bn-lab nonlinearity` (mini-batch SGD over a [`data::Sampler`] with [`optim::Sgd`], train/test
-//! losses with BatchNorm in eval mode, divergence detection, and per-layer diagnostics every k
-//! steps), and the step-wise [`Trainer`] that `bn-lab landscape` and `bn-lab ics` drive one
-//! update at a time.
+//! Training shared by every experiment that trains: the one loop [`fit`] (mini-batch SGD over a
+//! [`crate::data::Sampler`] with [`crate::optim::Sgd`], divergence detection) with its
+//! [`Observer`] hooks, and [`HistoryRecorder`], the observer behind `bn-lab train` and
+//! `bn-lab nonlinearity` (train/test losses with BatchNorm in eval mode and per-layer diagnostics
+//! every k steps). `bn-lab landscape` and `bn-lab ics` plug their own observers into the same loop.
 //!
 //! ```text
 //! for step in 0..steps:
