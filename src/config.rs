@@ -463,11 +463,7 @@ impl NetSpec {
         at_least("batch", 1, self.batch)?;
         at_least("d_in", 1, self.d_in)?;
         at_least("d_out", 1, self.d_out)?;
-        finite_in("eps", ">= 0", self.eps, |v| v >= 0.0)?;
-        finite_in("momentum", "in [0, 1]", self.momentum, |v| {
-            (0.0..=1.0).contains(&v)
-        })?;
-        Ok(())
+        check_bn_constants(self.eps, self.momentum)
     }
 }
 
@@ -513,6 +509,14 @@ impl DataSpec {
         }
         Ok(())
     }
+}
+
+/// BatchNorm's `eps >= 0` and running-statistics `momentum` in [0, 1].
+fn check_bn_constants(eps: f64, momentum: f64) -> Result<(), ConfigError> {
+    finite_in("eps", ">= 0", eps, |v| v >= 0.0)?;
+    finite_in("momentum", "in [0, 1]", momentum, |v| {
+        (0.0..=1.0).contains(&v)
+    })
 }
 
 /// `got >= min`, or a [`ConfigError::TooSmall`] naming `field`.
@@ -730,10 +734,7 @@ impl NetConfig {
                     got: batch,
                 });
             }
-            finite_in("eps", ">= 0", bn.eps, |v| v >= 0.0)?;
-            finite_in("momentum", "in [0, 1]", bn.momentum, |v| {
-                (0.0..=1.0).contains(&v)
-            })?;
+            check_bn_constants(bn.eps, bn.momentum)?;
         }
         Ok(())
     }

@@ -541,6 +541,57 @@ fn act_backward_fused_matches_reference_for_every_activation() {
     worst.report();
 }
 
+/// One block's BatchNorm and activation run forward and backward through the reference pairs.
+struct RefBlock {
+    /// The activation's output.
+    a: Array2<f64>,
+    bn: r::BatchNormCache,
+    /// The gradient reaching BN's output.
+    dy: Array2<f64>,
+    grads: r::BatchNormGrads,
+    /// The gradient reaching the block's pre-activation `z`.
+    dz: Array2<f64>,
+}
+
+/// `act(BN(z))` (pre) or `BN(act(z))` (post), forward, then backward from `dh`.
+fn reference_block(
+    act: Activation,
+    placement: Placement,
+    z: &Array2<f64>,
+    dh: &Array2<f64>,
+    ss: &Option<(Array1<f64>, Array1<f64>)>,
+) -> RefBlock {
+    match placement {
+        Placement::Pre => {
+            let (y, bn) = r::batchnorm_forward(z.view(), views(ss), EPS);
+            let (a, act_cache) = r::activation_forward(act, y.view());
+            let dy = r::activation_backward(dh.view(), &act_cache);
+            let grads = r::batchnorm_backward(dy.view(), &bn);
+            let dz = grads.dx.clone();
+            RefBlock {
+                a,
+                bn,
+                dy,
+                grads,
+                dz,
+            }
+        }
+        Placement::Post => {
+            let (a, act_cache) = r::activation_forward(act, z.view());
+            let (_, bn) = r::batchnorm_forward(a.view(), views(ss), EPS);
+            let grads = r::batchnorm_backward(dh.view(), &bn);
+            let dz = r::activation_backward(grads.dx.view(), &act_cache);
+            RefBlock {
+                a,
+                bn,
+                dy: dh.clone(),
+                grads,
+                dz,
+            }
+        }
+    }
+}
+
 #[test]
 fn bn_backward_passes_match_reference_for_both_placements_with_and_without_affine() {
     let mut worst = Worst::new(
@@ -558,24 +609,13 @@ fn bn_backward_passes_match_reference_for_both_placements_with_and_without_affin
                         format!("{act}, affine {affine}, {placement}, skip {skip}: {what}")
                     };
                     let ss = scale_shift(affine, 72);
-                    // Forward and backward through the pairs; `dy` is the gradient of BN's output.
-                    let (a, bn, dy_ref, grads, dz_ref) = match placement {
-                        Placement::Pre => {
-                            let (y, bn) = r::batchnorm_forward(z.view(), views(&ss), EPS);
-                            let (a, act_cache) = r::activation_forward(act, y.view());
-                            let dy = r::activation_backward(dh.view(), &act_cache);
-                            let grads = r::batchnorm_backward(dy.view(), &bn);
-                            let dz = grads.dx.clone();
-                            (a, bn, dy, grads, dz)
-                        }
-                        Placement::Post => {
-                            let (a, act_cache) = r::activation_forward(act, z.view());
-                            let (_, bn) = r::batchnorm_forward(a.view(), views(&ss), EPS);
-                            let grads = r::batchnorm_backward(dh.view(), &bn);
-                            let dz = r::activation_backward(grads.dx.view(), &act_cache);
-                            (a, bn, dh.clone(), grads, dz)
-                        }
-                    };
+                    let RefBlock {
+                        a,
+                        bn,
+                        dy: dy_ref,
+                        grads,
+                        dz: dz_ref,
+                    } = reference_block(act, placement, &z, &dh, &ss);
 
                     // Pass 1: dy and its column sums.
                     let (pre_act, post_act) = match placement {
