@@ -9,6 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Activation, Dtype, Init, Norm, Placement};
 use crate::data::Task;
+use crate::experiment::landscape::MAX_SLICE_GRID;
+use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_SAMPLES, MAX_SEEDS, MAX_STEPS, MAX_WIDTH};
+
+/// Largest `bench --ceiling-size`: three 4096^2 f64 matrices are 400 MB.
+pub const MAX_CEILING_SIZE: usize = 4096;
 
 /// Numerical-stability experiments on deep MLPs: vanishing and exploding gradients, and what
 /// BatchNorm (with or without scale/shift), its placement and skip connections change.
@@ -60,10 +65,10 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct NetArgs {
     /// Hidden width, units per layer.
-    #[arg(long, default_value_t = 256)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long, default_value_t = 256)]
     pub width: usize,
     /// Samples per batch.
-    #[arg(long, default_value_t = 256)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_BATCH>, long, default_value_t = 256)]
     pub batch: usize,
     /// Activation function.
     #[arg(long, value_enum, default_value = "sigmoid")]
@@ -85,19 +90,29 @@ pub struct NetArgs {
     #[arg(long)]
     pub residual: bool,
     /// BatchNorm epsilon added to the variance.
-    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = 1e-5,
+        allow_negative_numbers = true
+    )]
     pub eps: f64,
     /// BatchNorm momentum of the running statistics (PyTorch's convention).
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
     pub momentum: f64,
     /// Input dimension [default: the width].
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long)]
     pub d_in: Option<usize>,
     /// Output dimension.
-    #[arg(long, default_value_t = 10)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long, default_value_t = 10)]
     pub d_out: usize,
     /// Random seed for data, weights and batch order.
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_hyphen_values = true, value_parser = seed, long, default_value_t = 0)]
     pub seed: u64,
     /// Float type to compute in.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
@@ -106,6 +121,26 @@ pub struct NetArgs {
 
 fn parse_init(s: &str) -> Result<Init, String> {
     s.parse()
+}
+
+/// A count flag: a whole number. Text that is not one (`-1`, `2.5`, a number above `u64::MAX`)
+/// is refused here with the flag's valid range; a whole number outside the range reaches the
+/// config's validation, which says which bound it crosses. `MAX` 0: no upper bound.
+pub fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, String> {
+    s.trim().parse::<usize>().map_err(|_| {
+        if MAX == 0 {
+            format!("expected a whole number of at least {MIN}")
+        } else {
+            format!("expected a whole number from {MIN} to {MAX}")
+        }
+    })
+}
+
+/// `--seed`: any whole number from 0 to 2^64 - 1.
+fn seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("expected a whole number from 0 to {}", u64::MAX))
 }
 
 /// Which BatchNorm arms to run: off, on (with the `--affine`/`--no-affine` and `--placement`
@@ -125,10 +160,10 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value_t = Task::Nonlinear)]
     pub task: Task,
     /// Training samples (mini-batches are drawn from these without replacement per epoch).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, default_value_t = 2048)]
     pub n_train: usize,
     /// Test samples.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, default_value_t = 1024)]
     pub n_test: usize,
 }
 
@@ -136,10 +171,20 @@ pub struct DataArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SgdArgs {
     /// SGD momentum (PyTorch's convention; 0: plain SGD). Not BN's --momentum.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub sgd_momentum: f64,
     /// L2 weight decay added to every gradient.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub weight_decay: f64,
 }
 
@@ -158,13 +203,13 @@ pub struct OutputArgs {
 #[command(allow_negative_numbers = true)]
 pub struct GradNormsArgs {
     /// Number of hidden layers; several, comma-separated, compare depths (e.g. 3,50).
-    #[arg(long, value_delimiter = ',', default_value = "50")]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, value_delimiter = ',', default_value = "50")]
     pub depth: Vec<usize>,
     /// BatchNorm arms to run.
     #[arg(long, value_enum, default_value_t = BnFlag::Both)]
     pub bn: BnFlag,
     /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
-    #[arg(long, default_value_t = 1)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, default_value_t = 1)]
     pub seeds: usize,
     #[command(flatten)]
     pub net: NetArgs,
@@ -176,7 +221,7 @@ pub struct GradNormsArgs {
     pub save_net: Option<PathBuf>,
     /// Threads for the configurations run side by side and for each network's matrix
     /// products and BatchNorm/activation passes [default: all cores].
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
     pub threads: Option<usize>,
 }
 
@@ -191,7 +236,7 @@ pub struct GradNormsArgs {
 )]
 pub struct GradcheckArgs {
     /// Number of hidden layers.
-    #[arg(long, default_value_t = 3)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 3)]
     pub depth: usize,
     /// BatchNorm on or off (one network is checked).
     #[arg(long, value_enum, default_value_t = BnFlag::On)]
@@ -200,10 +245,15 @@ pub struct GradcheckArgs {
     #[arg(long)]
     pub eval: bool,
     /// Finite-difference step h in (L(p+h) - L(p-h)) / 2h.
-    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = 1e-5,
+        allow_negative_numbers = true
+    )]
     pub step: f64,
     /// Relative error above which the check fails (exit code 1).
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(allow_hyphen_values = true, long, default_value_t = 1e-6)]
     pub tol: f64,
     /// Network flags (gradcheck always computes in f64).
     #[command(flatten)]
@@ -214,19 +264,24 @@ pub struct GradcheckArgs {
 #[derive(Debug, Clone, Args)]
 pub struct MeasuredTrainArgs {
     /// Number of hidden layers.
-    #[arg(long, default_value_t = 8)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 8)]
     pub depth: usize,
     /// BatchNorm arms to run.
     #[arg(long, value_enum, default_value_t = BnFlag::Both)]
     pub bn: BnFlag,
     /// SGD steps.
-    #[arg(long, default_value_t = 400)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 400)]
     pub steps: usize,
     /// SGD learning rate.
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = 0.01,
+        allow_negative_numbers = true
+    )]
     pub lr: f64,
     /// Measure every K steps (steps 0, K, 2K, ...).
-    #[arg(long, value_name = "K", default_value_t = 10)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 10)]
     pub every: usize,
     #[command(flatten)]
     pub data: DataArgs,
@@ -248,6 +303,7 @@ pub struct LandscapeArgs {
     pub train: MeasuredTrainArgs,
     /// Probe step sizes as multiples of the learning rate, comma-separated.
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_delimiter = ',',
         default_value = "0.5,1,1.5,2,2.5,3,3.5,4",
@@ -255,10 +311,11 @@ pub struct LandscapeArgs {
     )]
     pub probe_steps: Vec<f64>,
     /// Points per side of the 2-D slice grid.
-    #[arg(long, default_value_t = 25)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<3, MAX_SLICE_GRID>, long, default_value_t = 25)]
     pub slice_grid: usize,
     /// The slice covers [-S, S] along each filter-normalised direction.
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "S",
         default_value_t = 1.0,
@@ -266,7 +323,7 @@ pub struct LandscapeArgs {
     )]
     pub slice_span: f64,
     /// Training samples the slice's loss is computed on (one batch, BN in train mode).
-    #[arg(long, default_value_t = 512)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, default_value_t = 512)]
     pub slice_samples: usize,
     #[command(flatten)]
     pub net: NetArgs,
@@ -307,7 +364,12 @@ pub struct IcsArgs {
 )]
 pub struct TrainArgs {
     /// Learning rates to compare, comma-separated; one loss panel each.
-    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,0.3,1")]
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_delimiter = ',',
+        default_value = "0.01,0.1,0.3,1"
+    )]
     pub lr: Vec<f64>,
     /// Configurations to compare, comma-separated.
     #[arg(
@@ -318,25 +380,25 @@ pub struct TrainArgs {
     )]
     pub configs: Vec<Norm>,
     /// Number of hidden layers.
-    #[arg(long, default_value_t = 10)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 10)]
     pub depth: usize,
     /// SGD updates per run.
-    #[arg(long, default_value_t = 600)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 600)]
     pub steps: usize,
     #[command(flatten)]
     pub sgd: SgdArgs,
     /// Evaluate the train and test loss every K steps.
-    #[arg(long, value_name = "K", default_value_t = 20)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 20)]
     pub eval_every: usize,
     /// Record per-layer update ratios and gradient norms every K steps.
-    #[arg(long, value_name = "K", default_value_t = 5)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 5)]
     pub diag_every: usize,
     /// A run diverges when its mini-batch loss exceeds this factor times its first one.
-    #[arg(long, default_value_t = crate::train::DIVERGENCE_FACTOR)]
+    #[arg(allow_hyphen_values = true, long, default_value_t = crate::train::DIVERGENCE_FACTOR)]
     pub diverge_factor: f64,
     /// Learning rate whose per-layer diagnostics train_layers.png shows [default: the largest
     /// at which no configuration diverged, else the smallest].
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, long)]
     pub diag_lr: Option<f64>,
     #[command(flatten)]
     pub data: DataArgs,
@@ -380,22 +442,22 @@ pub struct NonlinearityArgs {
     )]
     pub configs: Vec<Norm>,
     /// Number of hidden layers.
-    #[arg(long, default_value_t = 6)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 6)]
     pub depth: usize,
     /// Learning rate: one for every run, or one per --acts entry (comma-separated, same order)
     /// [default: 0.1 for sigmoid and tanh, 0.01 otherwise].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(allow_hyphen_values = true, long, value_delimiter = ',')]
     pub lr: Option<Vec<f64>>,
     /// SGD updates per run.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 1000)]
     pub steps: usize,
     /// Repeat over K seeds (seed, seed+1, ...): weights and batch order change, the data set does not.
-    #[arg(long, value_name = "K", default_value_t = 3)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, value_name = "K", default_value_t = 3)]
     pub seeds: usize,
     #[command(flatten)]
     pub sgd: SgdArgs,
     /// Evaluate the train and test loss every K steps.
-    #[arg(long, value_name = "K", default_value_t = 50)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 50)]
     pub eval_every: usize,
     #[command(flatten)]
     pub data: DataArgs,
@@ -415,22 +477,22 @@ pub struct NonlinearityArgs {
 )]
 pub struct BenchArgs {
     /// Number of hidden layers.
-    #[arg(long, default_value_t = 50)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 50)]
     pub depth: usize,
     /// BatchNorm on or off (one network is timed).
     #[arg(long, value_enum, default_value_t = BnFlag::On)]
     pub bn: BnFlag,
     /// Threads for matrix products and BatchNorm/activation kernels [default: all cores].
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
     pub threads: Option<usize>,
     /// Timed forward+backward steps; the median is reported.
-    #[arg(long, default_value_t = 20)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 20)]
     pub steps: usize,
     /// Untimed steps run first (buffers allocated, caches warm).
-    #[arg(long, default_value_t = 3)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long, default_value_t = 3)]
     pub warmup: usize,
     /// Side n of the n x n x n matrix product timed as the speed ceiling.
-    #[arg(long, default_value_t = 512)]
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_CEILING_SIZE>, long, default_value_t = 512)]
     pub ceiling_size: usize,
     #[command(flatten)]
     pub net: NetArgs,

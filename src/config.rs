@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Task;
+use crate::limits::{Footprint, MAX_BATCH, MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
 
 /// Element-wise non-linearity applied in every hidden block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -151,7 +152,7 @@ impl fmt::Display for Init {
             Init::He => f.write_str("he"),
             Init::Xavier => f.write_str("xavier"),
             Init::Lecun => f.write_str("lecun"),
-            Init::Normal(std) => write!(f, "normal:{std}"),
+            Init::Normal(std) => write!(f, "normal:{}", crate::stats::Short(*std)),
             Init::Auto => f.write_str("auto"),
         }
     }
@@ -459,10 +460,10 @@ impl NetSpec {
     /// Check the fields themselves (every network built from them is checked again by
     /// [`NetConfig::validate`] with its depth and normalisation).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        at_least("width", 1, self.width)?;
-        at_least("batch", 1, self.batch)?;
-        at_least("d_in", 1, self.d_in)?;
-        at_least("d_out", 1, self.d_out)?;
+        between("width", 1, MAX_WIDTH, self.width)?;
+        between("batch", 1, MAX_BATCH, self.batch)?;
+        between("d_in", 1, MAX_WIDTH, self.d_in)?;
+        between("d_out", 1, MAX_WIDTH, self.d_out)?;
         check_bn_constants(self.eps, self.momentum)
     }
 }
@@ -477,8 +478,9 @@ pub struct DataSpec {
 
 impl DataSpec {
     /// Mini-batches of `batch` samples are drawn from the training split, so it needs at least
-    /// that many; the data set must fit in memory.
+    /// that many.
     pub fn validate(&self, batch: usize) -> Result<(), ConfigError> {
+        at_most("n_train", MAX_SAMPLES, self.n_train)?;
         if self.n_train < batch {
             return Err(ConfigError::BelowOther {
                 field: "n_train",
@@ -488,26 +490,52 @@ impl DataSpec {
                 why: "",
             });
         }
-        at_least("n_test", 1, self.n_test)?;
-        Ok(())
+        between("n_test", 1, MAX_SAMPLES, self.n_test)
     }
 
-    /// Refuse a data set (x, y and the split copies, drawn in f64: a generous bound) that
-    /// would take more than half the memory available.
-    pub fn check_memory(&self, d_in: usize) -> Result<(), ConfigError> {
-        let need = 4.0 * (self.n_train as f64 + self.n_test as f64) * (d_in as f64 + 16.0) * 8.0;
-        let have = available_memory_bytes() as f64;
-        if need > have / 2.0 {
-            return Err(ConfigError::Invalid {
-                field: "n_train",
-                message: format!(
-                    "the data set needs about {} of memory, more than half of the {} available",
-                    human_bytes(need),
-                    human_bytes(have)
-                ),
-            });
+    /// Bytes one data set holds at its peak: drawn in f64 as one `(n, d_in + d_out)` set
+    /// (with the linear task's teacher) and split into copies of `float_bytes` per value.
+    pub fn bytes(&self, d_in: usize, d_out: usize, float_bytes: usize) -> f64 {
+        let n = self.n_train as f64 + self.n_test as f64;
+        let d = d_in as f64 + d_out as f64;
+        n * d * (8.0 + 2.0 * float_bytes as f64) + 8.0 * d_in as f64 * (d_out as f64 + 2.0)
+    }
+
+    /// Bytes of the least-squares linear fit the training commands compare with: the design
+    /// matrix with its bias column and targets in f64, its Gram matrix and right-hand side
+    /// (for the larger split; the other reuses as much or less).
+    pub fn linear_fit_bytes(&self, d_in: usize, d_out: usize) -> f64 {
+        let n = self.n_train.max(self.n_test) as f64;
+        let k = d_in as f64 + 1.0;
+        8.0 * (2.0 * n * k + 2.0 * n * d_out as f64 + 2.0 * k * k + 2.0 * k * d_out as f64)
+    }
+
+    /// The data part of a footprint: `copies` data sets alive at once, a sample order for each
+    /// of `runs` runs training at once, and, with `linear_fit`, the fit.
+    pub fn footprint(
+        &self,
+        fp: Footprint,
+        net: &NetSpec,
+        copies: usize,
+        runs: usize,
+        linear_fit: bool,
+    ) -> Footprint {
+        let set = self.bytes(net.d_in, net.d_out, net.dtype.bytes());
+        let orders = 8.0 * self.n_train as f64 * runs as f64;
+        let fp = fp.add(
+            "data",
+            copies as f64 * set + orders,
+            &["n_train", "n_test", "d_in", "d_out"],
+        );
+        if linear_fit {
+            fp.add(
+                "linear fit",
+                self.linear_fit_bytes(net.d_in, net.d_out),
+                &["d_in", "n_train", "n_test"],
+            )
+        } else {
+            fp
         }
-        Ok(())
     }
 }
 
@@ -526,6 +554,12 @@ pub fn at_least(field: &'static str, min: usize, got: usize) -> Result<(), Confi
     } else {
         Ok(())
     }
+}
+
+/// `min <= got <= max`, or the error naming `field`.
+pub fn between(field: &'static str, min: usize, max: usize, got: usize) -> Result<(), ConfigError> {
+    at_least(field, min, got)?;
+    at_most(field, max, got)
 }
 
 /// `got <= max`, or a [`ConfigError::TooLarge`] naming `field`.
@@ -549,6 +583,17 @@ pub fn finite_in(
     } else {
         Err(ConfigError::BadNumber { field, what, got })
     }
+}
+
+/// A list of at most `max` values (each becomes a panel or a line of a figure).
+pub fn at_most_values<T>(field: &'static str, max: usize, v: &[T]) -> Result<(), ConfigError> {
+    if v.len() > max {
+        return Err(ConfigError::Invalid {
+            field,
+            message: format!("at most {max} values (got {})", v.len()),
+        });
+    }
+    Ok(())
 }
 
 /// A non-empty list without repeated values.
@@ -632,6 +677,15 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+    /// A history recorded every `field` steps of `steps_field` would keep more than
+    /// [`crate::limits::MAX_POINTS`] points; `min` is the smallest `field` that fits.
+    TooManyPoints {
+        field: &'static str,
+        steps_field: &'static str,
+        steps: usize,
+        min: usize,
+        got: usize,
+    },
     /// The run would need more memory than the machine has; `fields` are what to reduce.
     TooMuchMemory {
         fields: &'static [&'static str],
@@ -659,7 +713,8 @@ impl ConfigError {
             | ConfigError::BadNumber { field, .. }
             | ConfigError::Empty { field }
             | ConfigError::Repeated { field, .. }
-            | ConfigError::Invalid { field, .. } => field,
+            | ConfigError::Invalid { field, .. }
+            | ConfigError::TooManyPoints { field, .. } => field,
             ConfigError::TooMuchMemory { fields, .. } => fields.first().copied().unwrap_or(""),
         }
     }
@@ -696,6 +751,18 @@ impl ConfigError {
                 format!("{}: '{value}' is given twice", name(field))
             }
             ConfigError::Invalid { field, message } => format!("{}: {message}", name(field)),
+            ConfigError::TooManyPoints {
+                field,
+                steps_field,
+                steps,
+                min,
+                got,
+            } => format!(
+                "{} must be at least {min} with {} {steps}: a recorded history keeps at most {} points (got {got})",
+                name(field),
+                name(steps_field),
+                crate::limits::MAX_POINTS
+            ),
             ConfigError::TooMuchMemory { fields, need, have } => {
                 let names: Vec<String> = fields.iter().map(|f| name(f)).collect();
                 let reduce = match names.split_last() {
@@ -704,15 +771,12 @@ impl ConfigError {
                     Some((last, rest)) => format!("; reduce {} or {last}", rest.join(", ")),
                 };
                 format!(
-                    "this run needs about {need} of memory but only {have} is available{reduce}"
+                    "this run needs about {need} but only {have} of memory is available{reduce}"
                 )
             }
         }
     }
 }
-
-/// Largest total of any single dimension we accept before even estimating memory.
-const MAX_DIM: usize = 1 << 28;
 
 impl NetConfig {
     /// Check that a network of this shape can be built and run on `batch` samples.
@@ -722,11 +786,11 @@ impl NetConfig {
 
     /// [`NetConfig::validate`] for a batch that config field `batch_field` sets.
     pub fn validate_as(&self, batch: usize, batch_field: &'static str) -> Result<(), ConfigError> {
-        at_least("depth", 1, self.depth)?;
-        at_least("width", 1, self.width)?;
-        at_least("d_in", 1, self.d_in)?;
-        at_least("d_out", 1, self.d_out)?;
-        at_least(batch_field, 1, batch)?;
+        between("depth", 1, MAX_DEPTH, self.depth)?;
+        between("width", 1, MAX_WIDTH, self.width)?;
+        between("d_in", 1, MAX_WIDTH, self.d_in)?;
+        between("d_out", 1, MAX_WIDTH, self.d_out)?;
+        between(batch_field, 1, MAX_BATCH, batch)?;
         if let Some(bn) = &self.bn {
             if batch < 2 {
                 return Err(ConfigError::BatchTooSmallForBn {
@@ -746,8 +810,9 @@ impl NetConfig {
 
     /// Bytes the model holds for one forward+backward on `batch` samples in a float of
     /// `dtype_bytes` bytes: parameters and their gradients, BN running statistics, the cached
-    /// activations of every block, and the gradient scratch buffers. Computed in `f64` so
-    /// absurd sizes do not overflow.
+    /// activations of every block, the gradient scratch buffers, and each block's fixed cost
+    /// (its struct and the small allocations of its buffers). Computed in `f64` so absurd sizes
+    /// do not overflow.
     pub fn memory_estimate_bytes(&self, batch: usize, dtype_bytes: usize) -> f64 {
         let (b, w, din, dout) = (
             batch as f64,
@@ -772,44 +837,37 @@ impl NetConfig {
         let acts = depth * per_block_acts * b * w;
         let io = 3.0 * b * din + 3.0 * b * dout; // x, y, dx; o, d_o, targets
         let scratch = 3.0 * b * w;
-        (2.0 * params + acts + io + scratch) * dtype_bytes as f64
+        (2.0 * params + acts + io + scratch) * dtype_bytes as f64 + depth * BLOCK_OVERHEAD_BYTES
     }
 
-    /// Refuse networks whose dimensions or memory estimate exceed what this machine has.
+    /// The networks part of a footprint: `copies` of this network alive at once, each on
+    /// `batch` samples.
+    pub fn footprint(
+        &self,
+        fp: Footprint,
+        batch: usize,
+        dtype_bytes: usize,
+        copies: usize,
+    ) -> Footprint {
+        fp.add(
+            "networks",
+            copies as f64 * self.memory_estimate_bytes(batch, dtype_bytes),
+            &["depth", "width", "batch"],
+        )
+    }
+
+    /// Refuse a network whose memory estimate on `batch` samples exceeds what this machine has.
     pub fn check_memory(&self, batch: usize, dtype_bytes: usize) -> Result<(), ConfigError> {
-        let need = self.memory_estimate_bytes(batch, dtype_bytes);
-        let have = available_memory_bytes();
-        let too_big_dim = [self.width, self.d_in, self.d_out, self.depth, batch]
-            .iter()
-            .any(|&d| d > MAX_DIM);
-        if too_big_dim || need > have as f64 {
-            return Err(ConfigError::TooMuchMemory {
-                fields: &["depth", "width", "batch"],
-                need: human_bytes(need),
-                have: human_bytes(have as f64),
-            });
-        }
-        Ok(())
+        self.footprint(Footprint::new(), batch, dtype_bytes, 1)
+            .check()
     }
 }
 
-/// Memory this process may still use: `MemAvailable` from `/proc/meminfo`, or 16 GiB where
-/// that cannot be read (non-Linux systems).
-pub fn available_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|kb| kb.parse::<u64>().ok())
-                        .map(|kb| kb * 1024)
-                })
-        })
-        .unwrap_or(16 << 30)
-}
+/// The fixed cost of one hidden block beyond its `batch x width` buffers: the struct with its
+/// array headers and the per-layer records of a forward/backward (an upper bound of both
+/// dtypes, plus the allocator's minimum for each of its small buffers).
+const BLOCK_OVERHEAD_BYTES: f64 =
+    (std::mem::size_of::<crate::model::Block<f64>>() + 16 * 32 + 64) as f64;
 
 /// `1536` -> `"1.5 KiB"`.
 pub fn human_bytes(bytes: f64) -> String {

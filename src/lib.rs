@@ -13,6 +13,7 @@ pub mod data;
 pub mod experiment;
 pub mod float;
 pub mod gradcheck;
+pub mod limits;
 pub mod model;
 pub mod ops;
 pub mod optim;

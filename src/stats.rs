@@ -239,6 +239,29 @@ pub fn finite_min(v: impl IntoIterator<Item = f64>) -> f64 {
         .fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a })
 }
 
+/// A number as the user typed it, in the fewest digits that read back to it, with an exponent
+/// when it is tiny or huge: `0.01`, `1e-300` (not 300 digits), `2.5e20`.
+///
+/// ```
+/// use bn_lab::stats::Short;
+/// assert_eq!(Short(0.01).to_string(), "0.01");
+/// assert_eq!(Short(1e-300).to_string(), "1e-300");
+/// assert_eq!(Short(3.0).to_string(), "3");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Short(pub f64);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v == 0.0 || !v.is_finite() || (1e-4..1e15).contains(&v.abs()) {
+            write!(f, "{v}")
+        } else {
+            write!(f, "{v:e}")
+        }
+    }
+}
+
 /// Format a number for tables: `3.1e-29`, `0`, `inf`, `NaN`.
 pub fn fmt_num(v: f64) -> String {
     if v.is_nan() {

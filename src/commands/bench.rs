@@ -1,29 +1,20 @@
 //! `bn-lab bench`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use crate::cli::BenchArgs;
-use crate::commands::{flag_error, print};
+use crate::cli::{BenchArgs, MAX_CEILING_SIZE};
+use crate::commands::{flag_error, print, threads};
+use crate::config::{at_most, between};
 use crate::experiment::bench::{self, BenchConfig};
-use crate::parallel;
-
-/// Largest `--ceiling-size`: three 4096^2 f64 matrices are 400 MB.
-const MAX_CEILING_SIZE: usize = 4096;
+use crate::limits::MAX_STEPS;
 
 /// Validate the flags into a config (the network and its memory are checked before anything runs).
 pub fn config(args: &BenchArgs) -> Result<BenchConfig> {
-    if args.steps == 0 {
-        bail!("--steps must be at least 1 (got 0)");
-    }
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1 (got 0)");
-    }
-    if !(1..=MAX_CEILING_SIZE).contains(&args.ceiling_size) {
-        bail!(
-            "--ceiling-size must be between 1 and {MAX_CEILING_SIZE} (got {})",
-            args.ceiling_size
-        );
-    }
+    between("steps", 1, MAX_STEPS, args.steps)
+        .and_then(|()| at_most("warmup", MAX_STEPS, args.warmup))
+        .and_then(|()| between("ceiling_size", 1, MAX_CEILING_SIZE, args.ceiling_size))
+        .map_err(|e| flag_error(&[], &e))?;
+    let threads = threads(args.threads)?;
     let spec = args.net.spec();
     let norm = args.bn.single(args.net.batch_norm(), "bench times")?;
     let net = spec.net(args.depth, args.net.activation(), norm);
@@ -36,7 +27,7 @@ pub fn config(args: &BenchArgs) -> Result<BenchConfig> {
         net,
         batch,
         dtype: args.net.dtype,
-        threads: args.threads.unwrap_or_else(parallel::available_threads),
+        threads,
         steps: args.steps,
         warmup: args.warmup,
         seed: args.net.seed,

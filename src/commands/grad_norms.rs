@@ -1,9 +1,9 @@
 //! `bn-lab grad-norms`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::cli::GradNormsArgs;
-use crate::commands::{Renames, execute};
+use crate::commands::{Renames, execute, threads};
 use crate::experiment::grad_norms::{EXPLODING_ABOVE, GradNorms, GradNormsConfig, VANISHING_BELOW};
 use crate::output::Extra;
 use crate::parallel;
@@ -26,9 +26,6 @@ pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
 }
 
 pub fn run(args: &GradNormsArgs) -> Result<()> {
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1 (got 0)");
-    }
     let cfg = config(args);
     let save = |r: &<GradNorms as crate::experiment::Experiment>::Report| -> Result<Vec<u8>> {
         let saved = r
@@ -46,7 +43,7 @@ pub fn run(args: &GradNormsArgs) -> Result<()> {
             bytes: &save,
         })
         .collect();
-    let threads = args.threads.unwrap_or_else(parallel::available_threads);
+    let threads = threads(args.threads)?;
     parallel::with_threads(threads, || {
         execute::<GradNorms>(&cfg, RENAMES, &args.output, &extras).map(|_| ())
     })?

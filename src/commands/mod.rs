@@ -13,7 +13,7 @@ pub mod train;
 
 use std::io::Write;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{BnFlag, Cli, Command, DataArgs, MeasuredTrainArgs, NetArgs, OutputArgs};
@@ -46,9 +46,37 @@ pub fn flag_name(renames: Renames, field: &str) -> String {
     )
 }
 
+/// A command line refused before any work: a value out of range, flags that do not go
+/// together, a run too large for this machine. `main` exits with 2 for it (as clap does for
+/// the errors it finds), and with 1 for failures while running.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A [`UsageError`] with this message.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// Whether `e` is a refusal of the command line (exit code 2) rather than a run-time failure.
+pub fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<UsageError>().is_some()
+}
+
 /// A config error as this command's users read it: with flag names.
 pub fn flag_error(renames: Renames, e: &ConfigError) -> anyhow::Error {
-    anyhow!("{}", e.render(&|f| flag_name(renames, f)))
+    usage(e.render(&|f| flag_name(renames, f)))
+}
+
+/// `--threads`: at least 1; more than the cores available is capped to them (extra threads
+/// only wait, and results are the same for every thread count).
+pub fn threads(flag: Option<usize>) -> Result<usize> {
+    let cores = crate::parallel::available_threads();
+    match flag {
+        Some(0) => Err(usage("--threads must be at least 1 (got 0)")),
+        Some(n) => Ok(n.min(cores)),
+        None => Ok(cores),
+    }
 }
 
 impl NetArgs {
@@ -97,9 +125,9 @@ impl BnFlag {
         match self {
             BnFlag::Off => Ok(Norm::Off),
             BnFlag::On => Ok(bn),
-            BnFlag::Both => Err(anyhow!(
+            BnFlag::Both => Err(usage(format!(
                 "--bn both: {what} one network; give --bn on or --bn off"
-            )),
+            ))),
         }
     }
 }
@@ -141,7 +169,9 @@ pub fn execute<E: Figures>(
     out: &OutputArgs,
     extras: &[Extra<'_, E::Report>],
 ) -> Result<E::Report> {
-    E::validate(cfg).map_err(|e| flag_error(renames, &e))?;
+    E::validate(cfg)
+        .and_then(|()| E::footprint(cfg).check())
+        .map_err(|e| flag_error(renames, &e))?;
     output::prepare_dir(&out.out, "--out")?;
     for extra in extras {
         output::check_file_writable(&extra.path, extra.flag)?;

@@ -1,9 +1,9 @@
 //! `bn-lab nonlinearity`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::cli::NonlinearityArgs;
-use crate::commands::{Renames, execute};
+use crate::commands::{Renames, execute, usage};
 use crate::experiment::nonlinearity::{Nonlinearity, NonlinearityConfig, default_lr};
 
 /// Config fields set by flags of another name.
@@ -13,12 +13,14 @@ pub const RENAMES: Renames = &[("norms", "--configs"), ("lrs", "--lr")];
 /// activation, and `--placement` moves every BN arm.
 pub fn config(args: &NonlinearityArgs) -> Result<NonlinearityConfig> {
     if args.net.act.is_some() {
-        bail!("--act: nonlinearity compares activations; choose them with --acts");
+        return Err(usage(
+            "--act: nonlinearity compares activations; choose them with --acts",
+        ));
     }
     if args.net.no_affine {
-        bail!(
-            "--no-affine: nonlinearity compares BN with and without scale/shift; choose the arms with --configs"
-        );
+        return Err(usage(
+            "--no-affine: nonlinearity compares BN with and without scale/shift; choose the arms with --configs",
+        ));
     }
     let lrs: Vec<f64> = match &args.lr {
         None => args.acts.iter().map(|&a| default_lr(a)).collect(),

@@ -1,9 +1,9 @@
 //! `bn-lab train`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::cli::TrainArgs;
-use crate::commands::{Renames, execute};
+use crate::commands::{Renames, execute, usage};
 use crate::config::Placement;
 use crate::experiment::train::{Train, TrainConfig};
 
@@ -14,14 +14,14 @@ pub const RENAMES: Renames = &[("norms", "--configs"), ("lrs", "--lr")];
 /// variants, so the flags that would change all of them at once are refused.
 pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
     if args.net.no_affine {
-        bail!(
-            "--no-affine: train compares fixed configurations; choose them with --configs (e.g. --configs off,no-affine)"
-        );
+        return Err(usage(
+            "--no-affine: train compares fixed configurations; choose them with --configs (e.g. --configs off,no-affine)",
+        ));
     }
     if args.net.placement == Placement::Post {
-        bail!(
-            "--placement: train compares fixed configurations; choose them with --configs (post puts BN after the activation)"
-        );
+        return Err(usage(
+            "--placement: train compares fixed configurations; choose them with --configs (post puts BN after the activation)",
+        ));
     }
     Ok(TrainConfig {
         data: args.data.spec(),

@@ -6,12 +6,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, at_least, distinct, finite_in,
-    human_bytes,
+    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, at_most_values, between, distinct,
+    finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
+use crate::limits::{Footprint, MAX_PANELS, MAX_SEEDS};
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::stats::{self, Num, Special, fmt_num, nums};
@@ -72,8 +73,9 @@ impl GradNormsConfig {
     /// at once as the current thread pool allows, before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
         distinct("depths", &self.depths)?;
+        at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("norms", &self.norms)?;
-        at_least("seeds", 1, self.seeds)?;
+        between("seeds", 1, MAX_SEEDS, self.seeds)?;
         self.net.validate()?;
         finite_in("vanishing_below", "> 0", self.vanishing_below, |v| v > 0.0)?;
         finite_in(
@@ -82,16 +84,39 @@ impl GradNormsConfig {
             self.exploding_above,
             |v| v > self.vanishing_below,
         )?;
-        let parallel = self.parallel_runs();
         for (depth, norm) in self.arms() {
-            let net = self.net(depth, norm);
-            net.validate(self.net.batch)?;
-            net.check_memory(
-                self.net.batch.saturating_mul(parallel),
-                self.net.dtype.bytes(),
-            )?;
+            self.net(depth, norm).validate(self.net.batch)?;
         }
         Ok(())
+    }
+
+    /// As many networks as run side by side (each with its batch and targets, counted in its
+    /// estimate), the largest first; per network and seed three numbers per layer and its
+    /// summaries; with `save_net`, every parameter and gradient of the first network twice
+    /// (values and JSON) and its batch; the figure.
+    pub fn footprint(&self) -> Footprint {
+        let bytes = self.net.dtype.bytes();
+        let mut nets: Vec<f64> = self
+            .arms()
+            .iter()
+            .map(|&(d, n)| self.net(d, n).memory_estimate_bytes(self.net.batch, bytes))
+            .collect();
+        nets.sort_by(|a, b| b.total_cmp(a));
+        let alive: f64 = nets.iter().take(self.parallel_runs()).sum();
+        let layers: f64 = self.depths.iter().map(|&d| d as f64 + 8.0).sum();
+        let per_seed = self.norms.len() as f64 * 3.0 * layers;
+        let mut fp = Footprint::new()
+            .add("networks", alive, &["depth", "width", "batch"])
+            .records(self.seeds as f64 * per_seed, &["seeds", "depth"])
+            .figures();
+        if self.save_net {
+            let (d, n) = self.arms()[0];
+            let net = self.net(d, n);
+            let params = net.memory_estimate_bytes(1, 1);
+            let batch = self.net.batch as f64 * (self.net.d_in + self.net.d_out) as f64;
+            fp = fp.records(params + batch, &["width", "depth"]);
+        }
+        fp
     }
 }
 
@@ -524,6 +549,10 @@ impl Experiment for GradNorms {
 
     fn validate(cfg: &GradNormsConfig) -> Result<(), ConfigError> {
         cfg.validate()
+    }
+
+    fn footprint(cfg: &GradNormsConfig) -> Footprint {
+        cfg.footprint()
     }
 
     fn work_units(cfg: &GradNormsConfig) -> u64 {

@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::config::{ConfigError, Dtype, Norm};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
+use crate::limits::Footprint;
 use crate::model::{Block, Mlp};
 use crate::stats::{Num, fmt_num, frobenius_norm};
 use crate::stats::{finite_mean, finite_median};
@@ -30,12 +31,28 @@ use crate::train::loss_and_grad;
 /// A validated `ics` configuration: the training runs it measures.
 pub type IcsConfig = MeasuredTrainConfig;
 
-/// Check the runs and their memory: per arm, the training net, the copy before the update,
-/// and the measuring copy.
+/// Check the runs.
 pub fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
-    cfg.validate()?;
+    cfg.validate()
+}
+
+/// Per arm: the training net, the copy before the update and the measuring copy (on up to
+/// the test set's samples), the f64 difference of one weight gradient, and per measured step
+/// the loss and three numbers per layer (with the per-layer summary).
+pub fn footprint(cfg: &IcsConfig) -> Footprint {
     let samples = cfg.net.batch.max(cfg.data.n_test);
-    cfg.check_memory(samples, 3 * cfg.norms.len())
+    let layers = cfg.depth as f64 + 1.0;
+    let (w, d_in, d_out) = (
+        cfg.net.width as f64,
+        cfg.net.d_in as f64,
+        cfg.net.d_out as f64,
+    );
+    let diff = 8.0 * (w * w.max(d_in).max(d_out));
+    cfg.footprint(samples, 3, 1.0 + 6.0 * layers).add(
+        "networks",
+        cfg.norms.len() as f64 * diff,
+        &["width"],
+    )
 }
 
 /// ICS of one layer at one step.
@@ -363,6 +380,10 @@ impl Experiment for Ics {
 
     fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
         validate(cfg)
+    }
+
+    fn footprint(cfg: &IcsConfig) -> Footprint {
+        footprint(cfg)
     }
 
     fn work_units(cfg: &IcsConfig) -> u64 {

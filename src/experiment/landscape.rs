@@ -29,10 +29,13 @@ use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Dtype, Norm, at_least, at_most, finite_in};
+use crate::config::{
+    ConfigError, Dtype, Norm, at_least, at_most, at_most_values, distinct, finite_in,
+};
 use crate::data::{self, Batch, Stream};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
+use crate::limits::{Footprint, MAX_PROBES};
 use crate::model::{Mlp, Mode, ParamKind};
 use crate::ops;
 use crate::stats::{self, Num, fmt_num, nums};
@@ -72,11 +75,8 @@ impl LandscapeConfig {
     /// anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
-        if self.probe_multipliers.is_empty() {
-            return Err(ConfigError::Empty {
-                field: "probe_multipliers",
-            });
-        }
+        distinct("probe_multipliers", &self.probe_multipliers)?;
+        at_most_values("probe_multipliers", MAX_PROBES, &self.probe_multipliers)?;
         for &m in &self.probe_multipliers {
             finite_in("probe_multipliers", "> 0 (a multiple of lr)", m, |v| {
                 v > 0.0
@@ -101,14 +101,33 @@ impl LandscapeConfig {
                 .net(norm)
                 .validate_as(self.slice_samples, "slice_samples")?;
         }
-        // Per arm: the training net, a probe copy, and up to two slice copies.
+        Ok(())
+    }
+
+    /// Per arm: the training net, a probe copy and up to two slice copies (on up to the
+    /// largest batch any of them runs), five flat f64 copies of the parameters (the probes'
+    /// and the slice's directions and points), per measured step three numbers per probe
+    /// step size, and the slice's grid.
+    pub fn footprint(&self) -> Footprint {
         let samples = self
             .run
             .net
             .batch
             .max(self.slice_samples)
             .max(self.run.data.n_test);
-        self.run.check_memory(samples, 4 * self.run.norms.len())
+        let per_point = 4.0 + 3.0 * self.probe_multipliers.len() as f64;
+        let arms = self.run.norms.len() as f64;
+        let params = self
+            .run
+            .norms
+            .iter()
+            .map(|&n| self.run.net(n).memory_estimate_bytes(1, 1))
+            .fold(0.0, f64::max);
+        let grid = (self.slice_grid as f64).powi(2);
+        self.run
+            .footprint(samples, 4, per_point)
+            .add("networks", arms * 5.0 * 8.0 * params, &["depth", "width"])
+            .records(arms * grid, &["slice_grid"])
     }
 
     /// Slice coordinates, `slice_grid` values evenly from `-slice_span` to `slice_span`.
@@ -607,6 +626,10 @@ impl Experiment for Landscape {
 
     fn validate(cfg: &LandscapeConfig) -> Result<(), ConfigError> {
         cfg.validate()
+    }
+
+    fn footprint(cfg: &LandscapeConfig) -> Footprint {
+        cfg.footprint()
     }
 
     fn work_units(cfg: &LandscapeConfig) -> u64 {

@@ -16,10 +16,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, DataSpec, NetConfig, NetSpec, Norm, at_least, distinct, finite_in,
+    Activation, ConfigError, DataSpec, NetConfig, NetSpec, Norm, at_least, between, distinct,
+    finite_in,
 };
 use crate::data::{self, Dataset, Stream};
 use crate::float::Float;
+use crate::limits::{Footprint, MAX_STEPS, check_points, points};
 use crate::model::Mlp;
 use crate::optim::SgdConfig;
 use crate::stats::Num;
@@ -40,6 +42,11 @@ pub trait Experiment {
     const STEM: &'static str;
     /// Check the config before anything is allocated; errors name config fields.
     fn validate(cfg: &Self::Config) -> Result<(), ConfigError>;
+    /// What a run of the (validated) config holds at its peak: networks alive at once (as
+    /// many run side by side as the current thread pool has threads), data, recorded numbers
+    /// with their JSON and plot copies, figures. `commands::execute` refuses a run whose
+    /// footprint exceeds [`crate::limits::memory_limit_bytes`] before it starts.
+    fn footprint(cfg: &Self::Config) -> Footprint;
     /// Units of work `run` reports to its progress callback (0: too quick for a bar).
     fn work_units(cfg: &Self::Config) -> u64;
     /// Run the experiment. Values the config leaves open are resolved here and recorded in the
@@ -91,30 +98,41 @@ impl MeasuredTrainConfig {
         self.net.net(self.depth, self.act, norm)
     }
 
-    /// Check the training fields and every arm's network (memory is the caller's: it knows
-    /// how many copies it keeps).
+    /// Check the training fields and every arm's network (memory is the caller's footprint:
+    /// it knows how many copies it keeps).
     pub fn validate(&self) -> Result<(), ConfigError> {
         distinct("norms", &self.norms)?;
         self.net.validate()?;
-        at_least("steps", 1, self.steps)?;
+        between("steps", 1, MAX_STEPS, self.steps)?;
         at_least("every", 1, self.every)?;
+        check_points("every", "steps", self.steps, self.every)?;
         finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
         self.data.validate(self.net.batch)?;
-        self.data.check_memory(self.net.d_in)?;
         for &norm in &self.norms {
             self.net(norm).validate(self.net.batch)?;
         }
         Ok(())
     }
 
-    /// Check every arm's memory: `samples` is the largest batch any copy runs on, `copies` how
-    /// many copies are alive at once.
-    pub fn check_memory(&self, samples: usize, copies: usize) -> Result<(), ConfigError> {
+    /// What every measured run holds: per arm (all train at once), its data set, `copies`
+    /// networks on up to `samples` samples each, the per-step loss and `per_point` numbers at
+    /// every measured step; and the figures.
+    pub fn footprint(&self, samples: usize, copies: usize, per_point: f64) -> Footprint {
+        let arms = self.norms.len();
+        let mut fp = self
+            .data
+            .footprint(Footprint::new(), &self.net, arms, arms, false);
         for &norm in &self.norms {
-            self.net(norm)
-                .check_memory(samples.saturating_mul(copies), self.net.dtype.bytes())?;
+            fp = self
+                .net(norm)
+                .footprint(fp, samples, self.net.dtype.bytes(), copies);
         }
-        Ok(())
+        let measured = points(self.steps, self.every) as f64;
+        fp.records(
+            arms as f64 * (self.steps as f64 + measured * per_point),
+            &["steps", "every", "depth"],
+        )
+        .figures()
     }
 
     /// The data every arm trains on (the `Data` stream of the seed).
@@ -149,7 +167,7 @@ impl MeasuredTrainConfig {
             self.net.init.resolve(self.act),
             self.data.task,
             self.net.batch,
-            self.lr,
+            crate::stats::Short(self.lr),
             self.steps,
             self.net.seed,
             self.net.dtype,

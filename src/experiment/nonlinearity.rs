@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Activation, ConfigError, DataSpec, Dtype, NetConfig, NetSpec, Norm, Placement, at_least,
-    distinct, finite_in,
+    between, distinct, finite_in,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
+use crate::limits::{Footprint, MAX_SEEDS, MAX_STEPS, check_points, points};
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::optim::SgdConfig;
@@ -112,13 +113,13 @@ impl NonlinearityConfig {
             finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
         }
         check_sgd(self.sgd_momentum, self.weight_decay)?;
-        at_least("steps", 1, self.steps)?;
-        at_least("seeds", 1, self.seeds)?;
+        between("steps", 1, MAX_STEPS, self.steps)?;
+        between("seeds", 1, MAX_SEEDS, self.seeds)?;
         at_least("eval_every", 1, self.eval_every)?;
+        check_points("eval_every", "steps", self.steps, self.eval_every)?;
         finite_in("diverge_factor", "> 1", self.diverge_factor, |v| v > 1.0)?;
         self.net.validate()?;
         self.data.validate(self.net.batch)?;
-        self.data.check_memory(self.net.d_in)?;
         if self.data.n_test < self.net.batch {
             return Err(ConfigError::BelowOther {
                 field: "n_test",
@@ -128,19 +129,56 @@ impl NonlinearityConfig {
                 why: " (the probe batch is the first batch test samples)",
             });
         }
-        let parallel = rayon::current_num_threads().min(self.runs().len()).max(1);
         for &act in &self.acts {
             for &norm in &self.norms {
-                let net = self.net(act, norm);
-                net.validate(self.net.batch)?;
-                // Each run also holds a copy for the probe (batch rows) and one for the final
-                // recalibration forward (up to RECALIBRATION_SAMPLES rows).
-                let rows =
-                    2 * self.net.batch + self.data.n_train.min(crate::train::RECALIBRATION_SAMPLES);
-                net.check_memory(rows.saturating_mul(parallel), self.net.dtype.bytes())?;
+                self.net(act, norm).validate(self.net.batch)?;
             }
         }
         Ok(())
+    }
+
+    /// Runs: activations x configurations x seeds.
+    pub fn n_runs(&self) -> usize {
+        self.acts.len() * self.norms.len() * self.seeds
+    }
+
+    /// One data set and its linear fit; per run training side by side, its network on the
+    /// batch, a probe copy (batch rows) and the final recalibration forward (up to
+    /// `RECALIBRATION_SAMPLES` rows); per run, its scalars, activation statistics before and
+    /// after (five numbers per layer, three histograms), gamma and beta, and three losses per
+    /// evaluation.
+    pub fn footprint(&self) -> Footprint {
+        let parallel = rayon::current_num_threads().min(self.n_runs()).max(1);
+        let rows = 2 * self.net.batch + self.data.n_train.min(crate::train::RECALIBRATION_SAMPLES);
+        let mut fp = self
+            .data
+            .footprint(Footprint::new(), &self.net, 1, parallel, true);
+        let mut largest = Footprint::new();
+        for &act in &self.acts {
+            for &norm in &self.norms {
+                let one = self.net(act, norm).footprint(
+                    Footprint::new(),
+                    rows,
+                    self.net.dtype.bytes(),
+                    parallel,
+                );
+                if one.total() > largest.total() {
+                    largest = one;
+                }
+            }
+        }
+        for p in largest.parts {
+            fp = fp.add(p.what, p.bytes, p.reduce);
+        }
+        let (depth, width) = (self.depth as f64, self.net.width as f64);
+        let stats = 2.0 * (8.0 * depth + 3.0 * (HIST_BINS as f64 + 8.0));
+        let per_run =
+            32.0 + stats + 2.0 * depth * width + 3.0 * points(self.steps, self.eval_every) as f64;
+        fp.records(
+            self.n_runs() as f64 * per_run,
+            &["seeds", "steps", "eval_every"],
+        )
+        .figures()
     }
 
     /// The learning rate of `act`'s runs.
@@ -605,7 +643,7 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
         .acts
         .iter()
         .zip(&cfg.lrs)
-        .map(|(a, lr)| format!("{lr} ({a})"))
+        .map(|(a, lr)| format!("{} ({a})", crate::stats::Short(*lr)))
         .collect::<Vec<_>>()
         .join(", ");
     let mut s = format!(
@@ -788,8 +826,12 @@ impl Experiment for Nonlinearity {
         cfg.validate()
     }
 
+    fn footprint(cfg: &NonlinearityConfig) -> Footprint {
+        cfg.footprint()
+    }
+
     fn work_units(cfg: &NonlinearityConfig) -> u64 {
-        (cfg.runs().len() * cfg.steps) as u64
+        (cfg.n_runs() * cfg.steps) as u64
     }
 
     fn run(cfg: &NonlinearityConfig, progress: Progress) -> NonlinearityReport {

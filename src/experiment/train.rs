@@ -11,14 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Activation, ConfigError, DataSpec, Dtype, NetConfig, NetSpec, Norm, Placement, at_least,
-    distinct, finite_in,
+    at_most_values, between, distinct, finite_in,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
+use crate::limits::{Footprint, MAX_PANELS, MAX_STEPS, check_points, points};
 use crate::model::Mlp;
 use crate::optim::{SgdConfig, check_sgd};
-use crate::stats::{Num, fmt_num};
+use crate::stats::{Num, Short, fmt_num};
 use crate::train::{self, History, ReferenceLosses, TrainSettings};
 
 /// A validated `train` configuration: everything needed to reproduce every number.
@@ -81,13 +82,16 @@ impl TrainConfig {
     /// Check every field and every network before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
         distinct("lrs", &self.lrs)?;
+        at_most_values("lrs", MAX_PANELS, &self.lrs)?;
         for &lr in &self.lrs {
             finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
         }
         distinct("norms", &self.norms)?;
-        at_least("steps", 1, self.steps)?;
+        between("steps", 1, MAX_STEPS, self.steps)?;
         at_least("eval_every", 1, self.eval_every)?;
+        check_points("eval_every", "steps", self.steps, self.eval_every)?;
         at_least("diag_every", 1, self.diag_every)?;
+        check_points("diag_every", "steps", self.steps, self.diag_every)?;
         finite_in("diverge_factor", "> 1", self.diverge_factor, |v| v > 1.0)?;
         check_sgd(self.sgd_momentum, self.weight_decay)?;
         if let Some(d) = self.diag_lr
@@ -100,17 +104,47 @@ impl TrainConfig {
         }
         self.net.validate()?;
         self.data.validate(self.net.batch)?;
-        self.data.check_memory(self.net.d_in)?;
-        let parallel = rayon::current_num_threads().min(self.runs().len()).max(1);
         for &norm in &self.norms {
-            let net = self.net(norm);
-            net.validate(self.net.batch)?;
-            net.check_memory(
-                self.net.batch.saturating_mul(parallel),
-                self.net.dtype.bytes(),
-            )?;
+            self.net(norm).validate(self.net.batch)?;
         }
         Ok(())
+    }
+
+    /// Runs: learning rates x configurations.
+    pub fn n_runs(&self) -> usize {
+        self.lrs.len() * self.norms.len()
+    }
+
+    /// One data set and its linear fit; per run training side by side, its network on the
+    /// batch (evaluations run in chunks of the batch); per run, a few scalars, three losses
+    /// per evaluation and two numbers per layer per diagnostic record.
+    pub fn footprint(&self) -> Footprint {
+        let parallel = rayon::current_num_threads().min(self.n_runs()).max(1);
+        let mut fp = self
+            .data
+            .footprint(Footprint::new(), &self.net, 1, parallel, true);
+        let largest = self
+            .norms
+            .iter()
+            .map(|&n| {
+                self.net(n)
+                    .memory_estimate_bytes(self.net.batch, self.net.dtype.bytes())
+            })
+            .fold(0.0, f64::max);
+        fp = fp.add(
+            "networks",
+            parallel as f64 * largest,
+            &["depth", "width", "batch"],
+        );
+        let layers = self.depth as f64 + 1.0;
+        let per_run = 32.0
+            + 3.0 * points(self.steps, self.eval_every) as f64
+            + (1.0 + 2.0 * layers) * points(self.steps, self.diag_every) as f64;
+        fp.records(
+            self.n_runs() as f64 * per_run,
+            &["steps", "diag_every", "eval_every"],
+        )
+        .figures()
     }
 }
 
@@ -318,7 +352,7 @@ pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Norm>)> {
 
 fn fmt_lrs(v: &[f64]) -> String {
     v.iter()
-        .map(|x| x.to_string())
+        .map(|&x| Short(x).to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -379,14 +413,14 @@ pub fn table(report: &TrainReport) -> String {
         out.push_str(&format!(
             "  {:<w$}  largest lr without divergence: {:>6}   diverged at: {:<14}  best test loss {} (lr {})\n",
             s.label,
-            s.largest_stable_lr.map_or("none".to_string(), |v| v.to_string()),
+            s.largest_stable_lr.map_or("none".to_string(), |v| Short(v).to_string()),
             if s.diverged_at.is_empty() {
                 "-".to_string()
             } else {
                 fmt_lrs(&s.diverged_at)
             },
             fmt_num(s.best_test_loss.0),
-            s.best_lr.map_or("-".to_string(), |v| v.to_string()),
+            s.best_lr.map_or("-".to_string(), |v| Short(v).to_string()),
         ));
     }
     out.push_str(&verdict(report));
@@ -413,7 +447,8 @@ pub fn verdict(report: &TrainReport) -> String {
             .filter(|(_, ok)| !ok.is_empty())
             .map(|(lr, ok)| {
                 format!(
-                    "lr {lr}: {}",
+                    "lr {}: {}",
+                    Short(*lr),
                     ok.iter().map(|a| a.label()).collect::<Vec<_>>().join(", ")
                 )
             })
@@ -484,8 +519,12 @@ impl Experiment for Train {
         cfg.validate()
     }
 
+    fn footprint(cfg: &TrainConfig) -> Footprint {
+        cfg.footprint()
+    }
+
     fn work_units(cfg: &TrainConfig) -> u64 {
-        (cfg.runs().len() * cfg.steps) as u64
+        (cfg.n_runs() * cfg.steps) as u64
     }
 
     fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {

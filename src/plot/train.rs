@@ -8,7 +8,7 @@ use plotters::style::RGBColor;
 
 use crate::experiment::train::{TrainReport, TrainRun, short_title};
 use crate::plot::{Figure, Figures, Grid, Panel, Series, norm_color};
-use crate::stats::Num;
+use crate::stats::{Num, Short};
 
 /// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
 pub fn ramp(t: f64) -> RGBColor {
@@ -82,11 +82,15 @@ fn lr_caption(report: &TrainReport, lr: f64) -> String {
         .collect();
     let n = report.runs.iter().filter(|r| r.lr == lr).count();
     if diverged.is_empty() {
-        format!("learning rate {lr}")
+        format!("learning rate {}", Short(lr))
     } else if diverged.len() == n && n > 1 {
-        format!("learning rate {lr}: all diverged")
+        format!("learning rate {}: all diverged", Short(lr))
     } else {
-        format!("learning rate {lr}: {} diverged", diverged.join(", "))
+        format!(
+            "learning rate {}: {} diverged",
+            Short(lr),
+            diverged.join(", ")
+        )
     }
 }
 
@@ -243,7 +247,7 @@ pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<()> {
         ratio.y_range = ratio_range;
         norm.y_range = norm_range;
     }
-    let subtitle = format!("learning rate {lr} · {}", short_title(cfg));
+    let subtitle = format!("learning rate {} · {}", Short(lr), short_title(cfg));
     Grid::new(runs.len().max(1), 2, (900, 520)).draw_panels(
         path,
         "Per-layer update-to-weight ratio and gradient norm during training",
