@@ -808,6 +808,24 @@ impl NetConfig {
         self.residual && (l > 0 || self.d_in == self.width)
     }
 
+    /// Learnable parameters (weights, biases, and BatchNorm's gamma and beta, counted whether
+    /// or not they are learned), in `f64` so absurd shapes do not overflow.
+    pub fn param_count(&self) -> f64 {
+        let (w, din, dout, depth) = (
+            self.width as f64,
+            self.d_in as f64,
+            self.d_out as f64,
+            self.depth as f64,
+        );
+        let linear = din * w + w + (depth - 1.0) * (w * w + w) + w * dout + dout;
+        let bn = if self.bn.is_some() {
+            depth * 2.0 * w
+        } else {
+            0.0
+        };
+        linear + bn
+    }
+
     /// Bytes the model holds for one forward+backward on `batch` samples in a float of
     /// `dtype_bytes` bytes: parameters and their gradients, BN running statistics, the cached
     /// activations of every block, the gradient scratch buffers, and each block's fixed cost
@@ -821,13 +839,13 @@ impl NetConfig {
             self.d_out as f64,
         );
         let depth = self.depth as f64;
-        let mut params = din * w + w + (depth - 1.0) * (w * w + w) + w * dout + dout;
+        let mut params = self.param_count();
         let mut per_block_acts = 1.0; // activation output a_l
         let post_affine = self
             .bn
             .is_some_and(|bn| bn.affine && bn.placement == Placement::Post);
         if self.bn.is_some() {
-            params += depth * 4.0 * w; // gamma, beta, running mean, running var
+            params += depth * 2.0 * w; // running mean, running var
             per_block_acts += 1.0; // x_hat
         }
         if self.residual || post_affine {
@@ -837,7 +855,12 @@ impl NetConfig {
         let acts = depth * per_block_acts * b * w;
         let io = 3.0 * b * din + 3.0 * b * dout; // x, y, dx; o, d_o, targets
         let scratch = 3.0 * b * w;
-        (2.0 * params + acts + io + scratch) * dtype_bytes as f64 + depth * BLOCK_OVERHEAD_BYTES
+        // Weights are drawn in f64 one matrix at a time; matrix products pack their operands.
+        let widest = w * w.max(din).max(dout);
+        (2.0 * params + acts + io + scratch) * dtype_bytes as f64
+            + depth * BLOCK_OVERHEAD_BYTES
+            + 8.0 * widest
+            + PACKING_BYTES
     }
 
     /// The networks part of a footprint: `copies` of this network alive at once, each on
@@ -862,6 +885,9 @@ impl NetConfig {
             .check()
     }
 }
+
+/// The packing buffers of one matrix product (`matrixmultiply`'s, with room to spare).
+const PACKING_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 
 /// The fixed cost of one hidden block beyond its `batch x width` buffers: the struct with its
 /// array headers and the per-layer records of a forward/backward (an upper bound of both

@@ -103,16 +103,28 @@ impl GradNormsConfig {
             .collect();
         nets.sort_by(|a, b| b.total_cmp(a));
         let alive: f64 = nets.iter().take(self.parallel_runs()).sum();
+        // Each network's batch is drawn in f64 with its linear teacher, then converted.
+        let (b, d_in, d_out) = (
+            self.net.batch as f64,
+            self.net.d_in as f64,
+            self.net.d_out as f64,
+        );
+        let batch_data = b * (d_in + d_out) * (8.0 + bytes as f64) + 8.0 * d_in * d_out;
         let layers: f64 = self.depths.iter().map(|&d| d as f64 + 8.0).sum();
         let per_seed = self.norms.len() as f64 * 3.0 * layers;
         let mut fp = Footprint::new()
             .add("networks", alive, &["depth", "width", "batch"])
+            .add(
+                "data",
+                self.parallel_runs() as f64 * batch_data,
+                &["batch", "d_in", "d_out"],
+            )
             .records(self.seeds as f64 * per_seed, &["seeds", "depth"])
             .figures();
         if self.save_net {
             let (d, n) = self.arms()[0];
             let net = self.net(d, n);
-            let params = net.memory_estimate_bytes(1, 1);
+            let params = 2.0 * net.param_count();
             let batch = self.net.batch as f64 * (self.net.d_in + self.net.d_out) as f64;
             fp = fp.records(params + batch, &["width", "depth"]);
         }

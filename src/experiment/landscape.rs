@@ -121,7 +121,7 @@ impl LandscapeConfig {
             .run
             .norms
             .iter()
-            .map(|&n| self.run.net(n).memory_estimate_bytes(1, 1))
+            .map(|&n| self.run.net(n).param_count())
             .fold(0.0, f64::max);
         let grid = (self.slice_grid as f64).powi(2);
         self.run

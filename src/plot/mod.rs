@@ -674,6 +674,16 @@ pub fn figure(
     subtitle: &str,
     draw_body: impl FnOnce(&Area<'_>) -> Result<()>,
 ) -> Result<()> {
+    // The footprint budgets one bitmap of at most this many pixels; the list caps keep every
+    // figure below it, so this only fires on a layout bug.
+    let pixels = size.0 as f64 * size.1 as f64;
+    anyhow::ensure!(
+        pixels <= crate::limits::MAX_FIGURE_PIXELS,
+        "a {}x{} figure exceeds the {} pixels a figure may have",
+        size.0,
+        size.1,
+        crate::limits::MAX_FIGURE_PIXELS
+    );
     register_font();
     let root = BitMapBackend::new(path, size).into_drawing_area();
     let body = draw_title(&root, title, subtitle)?;
