@@ -1,0 +1,550 @@
+//! Every numeric flag of every command, tried with the value classes a hostile user types
+//! (0, -1, a fraction, a number above u64::MAX, u64::MAX, NaN, inf, -inf, 1e400, 1e23, an
+//! empty value, a repeated list entry). A value outside the flag's range is refused before any
+//! work: exit code 2, one `Error:` line naming the flag, nothing on stdout, no `--out`
+//! directory. A value inside it runs to the end (exit 0; `gradcheck` may report a failed check
+//! with 1), never a panic or an abort, whatever the numbers do.
+
+mod common;
+
+use std::path::Path;
+
+use common::{bn_lab, scratch};
+
+/// What a flag accepts.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A whole number in `min..=max` (`max` 0: unbounded).
+    Count { min: u128, max: u128 },
+    /// A comma-separated list of such whole numbers, without repeats.
+    CountList { min: u128, max: u128 },
+    /// A float for which `ok` holds.
+    Float(fn(f64) -> bool),
+    /// A comma-separated list of such floats, without repeats.
+    FloatList(fn(f64) -> bool),
+    /// A comma-separated list of such floats, one per item of another list, so repeats are fine.
+    FloatSeq(fn(f64) -> bool),
+    /// A float that must equal one of the run's other values: nothing here is accepted.
+    Never,
+}
+
+use Kind::*;
+
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+fn non_negative(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+fn unit_closed(v: f64) -> bool {
+    (0.0..=1.0).contains(&v)
+}
+fn unit_half_open(v: f64) -> bool {
+    (0.0..1.0).contains(&v)
+}
+fn above_one(v: f64) -> bool {
+    v.is_finite() && v > 1.0
+}
+
+const COUNT_VALUES: &[&str] = &[
+    "0",
+    "-1",
+    "2.5",
+    "99999999999999999999999",
+    "18446744073709551615",
+    "",
+    "nan",
+    "inf",
+];
+const FLOAT_VALUES: &[&str] = &["0", "-1", "1e400", "nan", "inf", "-inf", "", "1e23"];
+
+/// Whether `kind` accepts `value` (text as typed).
+fn accepts(kind: Kind, value: &str) -> bool {
+    let count_ok = |v: &str, min: u128, max: u128| {
+        v.parse::<u128>()
+            .is_ok_and(|n| n >= min && (max == 0 || n <= max) && n <= u64::MAX as u128)
+    };
+    let float_ok = |v: &str, ok: fn(f64) -> bool| v.parse::<f64>().is_ok_and(ok);
+    let distinct = |v: &str| {
+        let parts: Vec<&str> = v.split(',').collect();
+        parts
+            .iter()
+            .enumerate()
+            .all(|(i, p)| !parts[..i].contains(p))
+    };
+    match kind {
+        Count { min, max } => count_ok(value, min, max),
+        CountList { min, max } => {
+            distinct(value) && value.split(',').all(|v| count_ok(v, min, max))
+        }
+        Float(ok) => float_ok(value, ok),
+        FloatList(ok) => distinct(value) && value.split(',').all(|v| float_ok(v, ok)),
+        FloatSeq(ok) => value.split(',').all(|v| float_ok(v, ok)),
+        Never => false,
+    }
+}
+
+/// `base` with `flag` set to `value` (replacing its value if `base` has the flag).
+fn with_flag(base: &[&str], flag: &str, value: &str) -> Vec<String> {
+    let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    match args.iter().position(|a| a == flag) {
+        Some(i) => args[i + 1] = value.to_string(),
+        None => args.extend([flag.to_string(), value.to_string()]),
+    }
+    args
+}
+
+/// The network flags every command takes.
+fn net_flags() -> Vec<(&'static str, Kind)> {
+    vec![
+        (
+            "--width",
+            Count {
+                min: 1,
+                max: 1 << 20,
+            },
+        ),
+        (
+            "--batch",
+            Count {
+                min: 1,
+                max: 1 << 24,
+            },
+        ),
+        (
+            "--d-in",
+            Count {
+                min: 1,
+                max: 1 << 20,
+            },
+        ),
+        (
+            "--d-out",
+            Count {
+                min: 1,
+                max: 1 << 20,
+            },
+        ),
+        (
+            "--seed",
+            Count {
+                min: 0,
+                max: u64::MAX as u128,
+            },
+        ),
+        ("--eps", Float(non_negative)),
+        ("--momentum", Float(unit_closed)),
+    ]
+}
+
+fn data_flags() -> Vec<(&'static str, Kind)> {
+    vec![
+        (
+            "--n-train",
+            Count {
+                min: 1,
+                max: 1 << 26,
+            },
+        ),
+        (
+            "--n-test",
+            Count {
+                min: 1,
+                max: 1 << 26,
+            },
+        ),
+    ]
+}
+
+const DEPTH: Kind = Count {
+    min: 1,
+    max: 100_000,
+};
+const STEPS: Kind = Count {
+    min: 1,
+    max: 1_000_000,
+};
+const EVERY: Kind = Count { min: 1, max: 0 };
+
+/// Try every value class on every flag of one command; `writes`: whether it takes `--out`.
+fn sweep(name: &str, base: &[&str], flags: &[(&str, Kind)], writes: bool) {
+    let dir = scratch(&format!("bad-input-{name}"));
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    for &(flag, kind) in flags {
+        let mut values: Vec<String> = match kind {
+            Count { .. } | CountList { .. } => COUNT_VALUES.iter().map(|s| s.to_string()).collect(),
+            _ => FLOAT_VALUES.iter().map(|s| s.to_string()).collect(),
+        };
+        match kind {
+            CountList { .. } => values.push("3,3".into()),
+            FloatList(_) | FloatSeq(_) => values.push("0.5,0.5".into()),
+            _ => {}
+        }
+        for value in &values {
+            tried += 1;
+            let out = dir.join(format!("o{tried}"));
+            let mut args = with_flag(base, flag, value);
+            if writes {
+                args.extend(["--out".to_string(), out.display().to_string()]);
+            }
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            if let Err(e) = judge(&argv, flag, accepts(kind, value), name, &out) {
+                failures.push(e);
+            }
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{} of {tried} inputs of {name} mishandled:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Check one run against the rules in the module docs.
+fn judge(argv: &[&str], flag: &str, accepted: bool, name: &str, out: &Path) -> Result<(), String> {
+    let o = bn_lab(argv);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let code = o.status.code();
+    let what = format!("bn-lab {}", argv.join(" "));
+    if err.contains("panicked") || matches!(code, Some(101) | Some(134)) || code.is_none() {
+        return Err(format!("{what}: crashed ({code:?}): {err}"));
+    }
+    if accepted {
+        let ok = code == Some(0) || (name == "gradcheck" && code == Some(1));
+        return if ok {
+            Ok(())
+        } else {
+            Err(format!("{what}: should run, got {code:?}: {err}"))
+        };
+    }
+    if code != Some(2) {
+        return Err(format!(
+            "{what}: should be refused with exit 2, got {code:?}: {err}"
+        ));
+    }
+    if err.trim_end().lines().count() != 1 || !err.starts_with("Error: ") {
+        return Err(format!("{what}: not one 'Error:' line: {err}"));
+    }
+    if !err.contains(flag) {
+        return Err(format!("{what}: the error does not name {flag}: {err}"));
+    }
+    if !o.stdout.is_empty() {
+        return Err(format!("{what}: wrote to stdout"));
+    }
+    if out.exists() {
+        return Err(format!("{what}: left {}", out.display()));
+    }
+    Ok(())
+}
+
+#[test]
+fn grad_norms_bounds_every_numeric_flag() {
+    let mut flags = net_flags();
+    flags.extend([
+        (
+            "--depth",
+            CountList {
+                min: 1,
+                max: 100_000,
+            },
+        ),
+        ("--seeds", Count { min: 1, max: 1000 }),
+        ("--threads", Count { min: 1, max: 0 }),
+    ]);
+    let base = ["grad-norms", "--depth", "3", "--width", "8", "--batch", "4"];
+    sweep("grad-norms", &base, &flags, true);
+}
+
+#[test]
+fn gradcheck_bounds_every_numeric_flag() {
+    let mut flags = net_flags();
+    flags.extend([
+        ("--depth", DEPTH),
+        ("--step", Float(positive)),
+        ("--tol", Float(positive)),
+    ]);
+    sweep("gradcheck", &["gradcheck", "--depth", "2"], &flags, false);
+}
+
+#[test]
+fn bench_bounds_every_numeric_flag() {
+    let mut flags = net_flags();
+    flags.extend([
+        ("--depth", DEPTH),
+        ("--threads", Count { min: 1, max: 0 }),
+        ("--steps", STEPS),
+        (
+            "--warmup",
+            Count {
+                min: 0,
+                max: 1_000_000,
+            },
+        ),
+        ("--ceiling-size", Count { min: 1, max: 4096 }),
+    ]);
+    let base = [
+        "bench",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--batch",
+        "4",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--ceiling-size",
+        "16",
+    ];
+    sweep("bench", &base, &flags, false);
+}
+
+fn measured_flags() -> Vec<(&'static str, Kind)> {
+    let mut flags = net_flags();
+    flags.extend(data_flags());
+    flags.extend([
+        ("--depth", DEPTH),
+        ("--steps", STEPS),
+        ("--lr", Float(positive)),
+        ("--every", EVERY),
+    ]);
+    flags
+}
+
+#[test]
+fn landscape_bounds_every_numeric_flag() {
+    let mut flags = measured_flags();
+    flags.extend([
+        ("--probe-steps", FloatList(positive)),
+        ("--slice-grid", Count { min: 3, max: 401 }),
+        ("--slice-span", Float(positive)),
+        ("--slice-samples", Count { min: 1, max: 16 }),
+    ]);
+    sweep("landscape", common::TINY_LANDSCAPE, &flags, true);
+}
+
+#[test]
+fn ics_bounds_every_numeric_flag() {
+    sweep("ics", common::TINY_ICS, &measured_flags(), true);
+}
+
+fn training_flags() -> Vec<(&'static str, Kind)> {
+    let mut flags = net_flags();
+    flags.extend(data_flags());
+    flags.extend([
+        ("--lr", FloatList(positive)),
+        ("--depth", DEPTH),
+        ("--steps", STEPS),
+        ("--sgd-momentum", Float(unit_half_open)),
+        ("--weight-decay", Float(non_negative)),
+        ("--eval-every", EVERY),
+    ]);
+    flags
+}
+
+#[test]
+fn train_bounds_every_numeric_flag() {
+    let mut flags = training_flags();
+    flags.extend([
+        ("--diag-every", EVERY),
+        ("--diverge-factor", Float(above_one)),
+        ("--diag-lr", Never),
+    ]);
+    sweep("train", common::TINY_TRAIN, &flags, true);
+}
+
+#[test]
+fn nonlinearity_bounds_every_numeric_flag() {
+    let mut flags = training_flags();
+    // One learning rate per activation: the same for two of them is fine.
+    for f in flags.iter_mut().filter(|f| f.0 == "--lr") {
+        f.1 = FloatSeq(positive);
+    }
+    flags.push(("--seeds", Count { min: 1, max: 1000 }));
+    sweep("nonlinearity", common::TINY_NONLINEARITY, &flags, true);
+}
+
+/// A run too large for the memory allowed is refused before work, with the estimate, the
+/// memory and the flags to reduce; `BN_LAB_MEMORY_LIMIT` makes the limit the same everywhere.
+#[test]
+fn runs_too_large_for_memory_are_refused_before_work() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["train", "--d-in", "70000"], "--d-in"),
+        (&["train", "--n-train", "10000000"], "--n-train"),
+        (
+            &[
+                "train",
+                "--d-out",
+                "1000000",
+                "--width",
+                "8",
+                "--depth",
+                "1",
+                "--batch",
+                "2",
+                "--configs",
+                "off",
+                "--lr",
+                "0.1",
+                "--steps",
+                "1",
+            ],
+            "--n-train",
+        ),
+        (&["ics", "--n-train", "60000000"], "--n-train"),
+        (
+            &[
+                "grad-norms",
+                "--depth",
+                "90000",
+                "--width",
+                "1000",
+                "--batch",
+                "2",
+                "--bn",
+                "off",
+            ],
+            "--depth",
+        ),
+        (
+            &[
+                "grad-norms",
+                "--seeds",
+                "1000",
+                "--depth",
+                "100000",
+                "--width",
+                "8",
+                "--batch",
+                "2",
+            ],
+            "--seeds",
+        ),
+        (
+            &[
+                "nonlinearity",
+                "--seeds",
+                "1000",
+                "--steps",
+                "1000000",
+                "--eval-every",
+                "200",
+            ],
+            "--seeds",
+        ),
+        (
+            &["landscape", "--slice-grid", "401", "--width", "4096"],
+            "--depth",
+        ),
+        (&["bench", "--width", "100000", "--depth", "10"], "--depth"),
+    ];
+    let dir = scratch("bad-input-memory");
+    for (i, (args, flag)) in cases.iter().enumerate() {
+        let out = dir.join(format!("o{i}"));
+        let mut all: Vec<&str> = args.to_vec();
+        let out_s = out.display().to_string();
+        if args[0] != "bench" {
+            all.extend(["--out", &out_s]);
+        }
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+            .args(&all)
+            .env("BN_LAB_MEMORY_LIMIT", "4G")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
+        assert!(
+            err.contains("this run needs about") && err.contains("4.0 GiB of memory"),
+            "{all:?}: {err}"
+        );
+        assert!(err.contains(flag), "{all:?} should suggest {flag}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{all:?}: {err}");
+        assert!(!out.exists(), "{all:?} left {}", out.display());
+    }
+}
+
+/// Histories and figures are bounded: too many points or panels are refused with the rule.
+#[test]
+fn histories_and_panels_are_bounded() {
+    let dir = scratch("bad-input-bounds");
+    let lrs: Vec<String> = (1..=9).map(|i| format!("0.0{i}")).collect();
+    let lrs = lrs.join(",");
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &[
+                "train",
+                "--steps",
+                "1000000",
+                "--eval-every",
+                "1000",
+                "--diag-every",
+                "1",
+            ],
+            "--diag-every",
+            "at most 10000 points",
+        ),
+        (
+            &["train", "--steps", "100000", "--eval-every", "5"],
+            "--eval-every",
+            "at least 11",
+        ),
+        (
+            &["ics", "--steps", "200000", "--every", "10"],
+            "--every",
+            "at least 21",
+        ),
+        (&["train", "--lr", &lrs], "--lr", "at most 8 values"),
+        (
+            &["grad-norms", "--depth", "1,2,3,4,5,6,7,8,9"],
+            "--depth",
+            "at most 8 values",
+        ),
+    ];
+    for (args, flag, says) in cases {
+        let out = dir.join("o");
+        let mut all = args.to_vec();
+        let out_s = out.display().to_string();
+        all.extend(["--out", &out_s]);
+        let o = bn_lab(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
+        assert!(err.contains(flag) && err.contains(says), "{all:?}: {err}");
+        assert!(!out.exists());
+    }
+}
+
+/// Messages echo what the user typed, and tiny or huge numbers stay short.
+#[test]
+fn messages_echo_the_input_and_keep_numbers_short() {
+    let o = bn_lab(&["nonlinearity", "--acts", "relu,relu"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--acts: 'relu' is given twice"), "{err}");
+    let dir = scratch("bad-input-short");
+    let out_s = dir.display().to_string();
+    let o = bn_lab(&[
+        "grad-norms",
+        "--depth",
+        "2",
+        "--width",
+        "4",
+        "--batch",
+        "4",
+        "--init",
+        "normal:1e-300",
+        "--out",
+        &out_s,
+    ]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("normal:1e-300"), "{text}");
+    assert!(
+        text.lines().all(|l| l.len() < 200),
+        "a line ran long: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
