@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bn_lab::cli::{Cli, Command};
 use bn_lab::commands;
-use bn_lab::experiment::Experiment;
 use bn_lab::experiment::grad_norms::GradNorms;
 use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
