@@ -187,7 +187,7 @@ pub fn table(r: &BenchReport) -> String {
          forward+backward: median {:.2} ms (min {:.2}, max {:.2}) over {} steps after {} warm-up\n\
          matrix products:  {:.3} GFLOP per step -> {:.1} GFLOP/s\n\
          ceiling:          {:.1} GFLOP/s ({} {n}x{n}x{n} matrix product on {} thread{}, measured now) -> {:.0}% of it\n\
-         memory estimate:  {} (parameters, gradients, cached activations, scratch)\n",
+         memory estimate:  {} (parameters, gradients, cached activations, scratch, packing)\n",
         describe(c),
         r.median_ms,
         r.min_ms,
