@@ -94,7 +94,9 @@ pub fn make_task<F: Float>(
     d_in: usize,
     d_out: usize,
 ) -> Dataset<F> {
-    let n = n_train + n_test;
+    let n = n_train
+        .checked_add(n_test)
+        .expect("validated: n_train and n_test are at most limits::MAX_SAMPLES each");
     let all: Batch<f64> = match task {
         Task::Linear => linear_teacher(seed, n, d_in, d_out),
         Task::Nonlinear => {
