@@ -132,8 +132,9 @@ pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> MeasuredTrainConf
 }
 
 /// Run experiment `E` on `cfg` the way every command does: validate (errors with flag names),
-/// refuse unwritable outputs, run with a progress bar, write the JSON, figures and `extras`
-/// all-or-nothing, and print the summary (or the JSON with `--json`) and the time taken.
+/// refuse unwritable or colliding outputs before any work, run with a progress bar, write the
+/// JSON, figures and `extras` all-or-nothing (see [`crate::output`]), and print the summary
+/// (or the JSON with `--json`) and the time taken.
 /// Validation runs inside the caller's thread pool, so memory checks see its size.
 pub fn execute<E: Figures>(
     cfg: &E::Config,
@@ -142,16 +143,17 @@ pub fn execute<E: Figures>(
     extras: &[Extra<'_, E::Report>],
 ) -> Result<E::Report> {
     E::validate(cfg).map_err(|e| flag_error(renames, &e))?;
-    output::prepare_dir(&out.out, "--out")?;
-    for extra in extras {
-        output::check_file_writable(&extra.path, extra.flag)?;
-    }
+    output::install_signal_handler()?;
+    // Every destination is checked before any work; dropped on an error, this removes the
+    // directories the run created.
+    let outputs = output::Outputs::prepare::<E>(&out.out, extras)?;
     let start = std::time::Instant::now();
     let pb = progress_bar(E::work_units(cfg), E::NAME);
     let report = E::run(cfg, &|n| pb.inc(n));
     pb.finish_and_clear();
     let json = serde_json::to_string_pretty(&report)?;
     let written = output::export::<E>(&report, &json, &out.out, extras)?;
+    outputs.keep();
     if out.json {
         print(&json);
         print("\n");
