@@ -155,8 +155,7 @@ pub fn execute<E: Figures>(
     let written = output::export::<E>(&report, &json, &out.out, extras)?;
     outputs.keep();
     if out.json {
-        print(&json);
-        print("\n");
+        print(&format!("{json}\n"))?;
     } else {
         let mut text = E::summary(&report);
         text.push_str(&format!(
@@ -164,16 +163,21 @@ pub fn execute<E: Figures>(
             output::join_paths(&written),
             start.elapsed().as_secs_f64()
         ));
-        print(&text);
+        print(&text)?;
     }
     Ok(report)
 }
 
-/// Print to stdout, ignoring a closed pipe (`bn-lab ... | head`).
-pub fn print(s: &str) {
+/// Print to stdout. A closed pipe (`bn-lab ... | head`) is not an error: the reader has seen
+/// what it wanted. Any other failure (`> /dev/full`) is: `cannot write to stdout: ...`.
+pub fn print(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A progress bar on stderr for commands that take over a second; hidden when stderr is not a
