@@ -149,12 +149,9 @@ const MAX_TEMP_EXT: usize = 8;
 pub fn temp_path(path: &Path) -> PathBuf {
     let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .filter(|e| {
-            !e.is_empty() && e.len() <= MAX_TEMP_EXT && e.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
+    let ext = path.extension().and_then(|e| e.to_str()).filter(|e| {
+        !e.is_empty() && e.len() <= MAX_TEMP_EXT && e.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
     let name = match ext {
         Some(ext) => format!(".bn-lab-{pid}-{n}.partial.{ext}"),
         None => format!(".bn-lab-{pid}-{n}.partial"),
@@ -544,9 +541,9 @@ impl Staged {
         for entry in &self.files {
             let written = match &entry.source {
                 Source::Bytes(bytes) => write_into(&entry.dest, |f| f.write_all(bytes)),
-                Source::Temp(tmp) if is_special(&entry.dest) => {
-                    write_into(&entry.dest, |f| io::copy(&mut File::open(tmp)?, f).map(drop))
-                }
+                Source::Temp(tmp) if is_special(&entry.dest) => write_into(&entry.dest, |f| {
+                    io::copy(&mut File::open(tmp)?, f).map(drop)
+                }),
                 _ => continue,
             };
             written.map_err(|e| anyhow!("{}: {e}", entry.cannot_write()))?;
@@ -670,5 +667,144 @@ pub fn join_paths(paths: &[PathBuf]) -> String {
         None => String::new(),
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh, empty directory for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bn-lab-output-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn temporary_names_are_short_whatever_the_destination_is_called() {
+        let long = format!("{}.json", "n".repeat(244));
+        let tmp = temp_path(&Path::new("d").join(&long));
+        let name = tmp.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(".bn-lab-") && name.ends_with(".partial.json"));
+        assert!(name.len() < 48, "{name}");
+        assert_eq!(tmp.parent(), Some(Path::new("d")));
+        // A long or odd extension is dropped, not copied into the temporary name.
+        let odd = temp_path(Path::new(&format!("x.{}", "e".repeat(200))));
+        assert!(odd.to_str().unwrap().ends_with(".partial"), "{odd:?}");
+        assert_ne!(temp_path(Path::new("a.png")), temp_path(Path::new("a.png")));
+    }
+
+    #[test]
+    fn a_commit_moves_every_file_and_an_uncommitted_stage_leaves_nothing() {
+        let dir = scratch("commit");
+        let mut staged = Staged::new();
+        staged.write(&dir.join("a.json"), b"a").unwrap();
+        staged
+            .write_with(&dir.join("b.png"), |tmp| {
+                write_file(tmp, b"b")?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(names(&dir).len(), 2);
+        assert!(names(&dir).iter().all(|n| n.contains(".partial")));
+        staged.commit().unwrap();
+        assert_eq!(names(&dir), ["a.json", "b.png"]);
+        assert_eq!(fs::read(dir.join("b.png")).unwrap(), b"b");
+
+        let mut staged = Staged::new();
+        staged.write(&dir.join("c.json"), b"c").unwrap();
+        let failed = staged.write_with(&dir.join("d.png"), |tmp| {
+            write_file(tmp, b"half")?;
+            bail!("drawing failed")
+        });
+        let err = format!("{:#}", failed.unwrap_err());
+        assert!(
+            err.starts_with("cannot write '") && err.contains("d.png"),
+            "{err}"
+        );
+        drop(staged);
+        assert_eq!(names(&dir), ["a.json", "b.png"]);
+        assert!(registry().temps.iter().all(|t| !t.starts_with(&dir)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_device_is_written_before_any_rename_and_its_failure_leaves_nothing() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let dir = scratch("dev_full");
+        let mut staged = Staged::new();
+        staged.write(&dir.join("a.json"), b"a").unwrap();
+        staged
+            .write_flagged("--save-net", Path::new("/dev/full"), b"net")
+            .unwrap();
+        let err = format!("{:#}", staged.commit().unwrap_err());
+        assert_eq!(
+            err,
+            "--save-net: cannot write '/dev/full': No space left on device (os error 28)"
+        );
+        assert_eq!(names(&dir), Vec::<String>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_run_removes_only_the_empty_directories_it_created() {
+        let dir = scratch("created_dirs");
+        let out = dir.join("a/b/c");
+        let outputs = Outputs {
+            id: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
+            keep: false,
+        };
+        make_dir(&out, "--out", Some(outputs.id)).unwrap();
+        fs::write(dir.join("a/keep.txt"), b"x").unwrap();
+        drop(outputs);
+        // b and c were empty; a holds a file someone else put there.
+        assert_eq!(names(&dir.join("a")), ["keep.txt"]);
+
+        let outputs = Outputs {
+            id: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
+            keep: false,
+        };
+        make_dir(&out, "--out", Some(outputs.id)).unwrap();
+        outputs.keep();
+        assert!(out.is_dir());
+        assert!(registry().dirs.iter().all(|(_, d)| !d.starts_with(&dir)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_destination_is_checked_without_being_left_behind() {
+        let dir = scratch("check_file");
+        check_file_writable(&dir.join("net.json"), "--save-net").unwrap();
+        check_file_writable(&dir.join("new/net.json"), "--save-net").unwrap();
+        assert_eq!(names(&dir), ["new"]);
+        assert_eq!(names(&dir.join("new")), Vec::<String>::new());
+        let err = check_file_writable(&dir, "--save-net").unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        let long = dir.join("n".repeat(300));
+        let err = check_file_writable(&long, "--save-net").unwrap_err();
+        assert!(
+            err.to_string().starts_with("--save-net: cannot create '"),
+            "{err}"
+        );
+        let err = check_file_writable(Path::new("/"), "--save-net").unwrap_err();
+        assert!(err.to_string().contains("is not a file path"), "{err}");
+        // An existing file is neither opened nor truncated.
+        fs::write(dir.join("old.json"), b"old").unwrap();
+        check_file_writable(&dir.join("old.json"), "--save-net").unwrap();
+        assert_eq!(fs::read(dir.join("old.json")).unwrap(), b"old");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

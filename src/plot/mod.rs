@@ -806,3 +806,47 @@ impl Grid {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bitmap backend's error as plotters hands it over.
+    fn backend_error(e: BitmapError) -> DrawingAreaErrorKind<BitmapError> {
+        DrawingAreaErrorKind::BackendError(DrawingErrorKind::DrawingError(e))
+    }
+
+    #[test]
+    fn plotters_errors_are_one_line_of_display_text() {
+        let disk_full = || std::io::Error::from_raw_os_error(28);
+        let io = backend_error(BitmapError::IOError(disk_full()));
+        let image = backend_error(BitmapError::ImageError(image::ImageError::IoError(
+            disk_full(),
+        )));
+        for e in [io, image] {
+            let msg = failed("writing PNG")(e).to_string();
+            assert_eq!(msg, "writing PNG: No space left on device (os error 28)");
+        }
+        let layout: DrawingAreaErrorKind<BitmapError> = DrawingAreaErrorKind::LayoutError;
+        assert_eq!(plot_error_message(&layout), "Bad layout");
+    }
+
+    #[test]
+    fn a_figure_that_cannot_be_written_says_why_in_one_line() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let err = figure(Path::new("/dev/full"), (40, 160), "t", "s", |_| Ok(())).unwrap_err();
+        let msg = format!("{err:#}");
+        assert_eq!(msg, "No space left on device (os error 28)");
+        let err = figure(
+            Path::new("/nonexistent-bn-lab-dir/f.png"),
+            (40, 160),
+            "t",
+            "s",
+            |_| Ok(()),
+        )
+        .unwrap_err();
+        assert_eq!(format!("{err:#}"), "No such file or directory (os error 2)");
+    }
+}
