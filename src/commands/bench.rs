@@ -39,10 +39,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let cfg = config(args)?;
     let report = bench::run(&cfg)?;
     if args.json {
-        print(&serde_json::to_string(&report)?);
-        print("\n");
+        print(&format!("{}\n", serde_json::to_string(&report)?))?;
     } else {
-        print(&bench::table(&report));
+        print(&bench::table(&report))?;
     }
     Ok(())
 }

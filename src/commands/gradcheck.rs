@@ -65,7 +65,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         if ok { "PASS" } else { "FAIL" },
         args.tol
     ));
-    print(&out);
+    print(&out)?;
     if !ok {
         bail!(
             "gradient check failed: relative error {worst:.3e} above --tol {:e}",

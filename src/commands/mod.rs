@@ -13,7 +13,7 @@ pub mod train;
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{BnFlag, Cli, Command, DataArgs, MeasuredTrainArgs, NetArgs, OutputArgs};
@@ -160,8 +160,9 @@ pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> MeasuredTrainConf
 }
 
 /// Run experiment `E` on `cfg` the way every command does: validate (errors with flag names),
-/// refuse unwritable outputs, run with a progress bar, write the JSON, figures and `extras`
-/// all-or-nothing, and print the summary (or the JSON with `--json`) and the time taken.
+/// refuse unwritable or colliding outputs before any work, run with a progress bar, write the
+/// JSON, figures and `extras` all-or-nothing (see [`crate::output`]), and print the summary
+/// (or the JSON with `--json`) and the time taken.
 /// Validation runs inside the caller's thread pool, so memory checks see its size.
 pub fn execute<E: Figures>(
     cfg: &E::Config,
@@ -172,19 +173,20 @@ pub fn execute<E: Figures>(
     E::validate(cfg)
         .and_then(|()| E::footprint(cfg).check())
         .map_err(|e| flag_error(renames, &e))?;
-    output::prepare_dir(&out.out, "--out")?;
-    for extra in extras {
-        output::check_file_writable(&extra.path, extra.flag)?;
-    }
+    output::install_signal_handler()?;
+    // Every destination is checked before any work (a refusal, exit 2); dropped on an error,
+    // this removes the directories the run created.
+    let outputs =
+        output::Outputs::prepare::<E>(&out.out, extras).map_err(|e| usage(format!("{e:#}")))?;
     let start = std::time::Instant::now();
     let pb = progress_bar(E::work_units(cfg), E::NAME);
     let report = E::run(cfg, &|n| pb.inc(n));
     pb.finish_and_clear();
     let json = serde_json::to_string_pretty(&report)?;
     let written = output::export::<E>(&report, &json, &out.out, extras)?;
+    outputs.keep();
     if out.json {
-        print(&json);
-        print("\n");
+        print(&format!("{json}\n"))?;
     } else {
         let mut text = E::summary(&report);
         text.push_str(&format!(
@@ -192,16 +194,21 @@ pub fn execute<E: Figures>(
             output::join_paths(&written),
             start.elapsed().as_secs_f64()
         ));
-        print(&text);
+        print(&text)?;
     }
     Ok(report)
 }
 
-/// Print to stdout, ignoring a closed pipe (`bn-lab ... | head`).
-pub fn print(s: &str) {
+/// Print to stdout. A closed pipe (`bn-lab ... | head`) is not an error: the reader has seen
+/// what it wanted. Any other failure (`> /dev/full`) is: `cannot write to stdout: ...`.
+pub fn print(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A progress bar on stderr for commands that take over a second; hidden when stderr is not a

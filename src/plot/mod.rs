@@ -15,14 +15,16 @@ pub mod landscape;
 pub mod nonlinearity;
 pub mod train;
 
-use std::fmt::Display;
 use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{Result, anyhow};
+use image::codecs::png::PngEncoder;
+use image::{ColorType, ImageEncoder};
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters_backend::DrawingErrorKind;
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 /// The family name every plot asks for.
@@ -339,10 +341,39 @@ fn lin_tick(v: &f64) -> String {
     }
 }
 
-/// A `map_err` adapter that turns a plotters error into "`what`: error", so each failure says
-/// which part of a figure it hit.
-pub(crate) fn failed<E: Display>(what: &'static str) -> impl FnOnce(E) -> anyhow::Error {
-    move |e| anyhow!("{what}: {e}")
+/// A `map_err` adapter that turns a plotters error into "`what`: error" on one line, so each
+/// failure says which part of a figure it hit.
+pub(crate) fn failed<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+) -> impl FnOnce(DrawingAreaErrorKind<E>) -> anyhow::Error {
+    move |e| anyhow!("{what}: {}", plot_error_message(&e))
+}
+
+/// The error type of the bitmap backend (plotters does not export its name).
+type BitmapError = <BitMapBackend<'static> as DrawingBackend>::ErrorType;
+
+/// A plotters error as one line of Display text: the bitmap backend's own Display is its Debug
+/// dump (`ImageError(IoError(Os { code: 28, ... }))`), so its I/O and image errors are
+/// rendered by their Display instead (`No space left on device (os error 28)`).
+pub fn plot_error_message<E: std::error::Error + Send + Sync + 'static>(
+    e: &DrawingAreaErrorKind<E>,
+) -> String {
+    let backend: &(dyn std::error::Error + 'static) = match e {
+        DrawingAreaErrorKind::BackendError(DrawingErrorKind::DrawingError(inner)) => inner,
+        DrawingAreaErrorKind::BackendError(DrawingErrorKind::FontError(font)) => {
+            return format!("font error: {font}");
+        }
+        other => return other.to_string(),
+    };
+    if let Some(BitmapError::IOError(io)) = backend.downcast_ref::<BitmapError>() {
+        io.to_string()
+    } else if let Some(BitmapError::ImageError(image)) = backend.downcast_ref::<BitmapError>() {
+        image.to_string()
+    } else if let Some(BitmapError::InvalidBuffer) = backend.downcast_ref::<BitmapError>() {
+        "the pixel buffer does not fit the figure".to_string()
+    } else {
+        backend.to_string()
+    }
 }
 
 /// A chart with `f64` on both axes, as every panel and histogram uses (a log y axis is drawn
@@ -685,10 +716,26 @@ pub fn figure(
         crate::limits::MAX_FIGURE_PIXELS
     );
     register_font();
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    let body = draw_title(&root, title, subtitle)?;
-    draw_body(&body)?;
-    root.present().map_err(failed("writing PNG"))?;
+    let (w, h) = size;
+    let len = (w as usize)
+        .checked_mul(h as usize)
+        .and_then(|n| n.checked_mul(3))
+        .ok_or_else(|| anyhow!("a {w}x{h}-pixel figure is too large"))?;
+    let mut pixels = vec![0u8; len];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        let body = draw_title(&root, title, subtitle)?;
+        draw_body(&body)?;
+        root.present().map_err(failed("drawing figure"))?;
+    }
+    // Encoded as plotters' own `BitMapBackend::new(path)` would (`image`'s PNG encoder with
+    // its defaults, so the bytes are the same), but written by `output::write_file`, which
+    // creates the file under the lock the signal handler takes before it cleans up.
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(&pixels, w, h, ColorType::Rgb8)
+        .map_err(|e| anyhow!("encoding PNG: {e}"))?;
+    crate::output::write_file(path, &png)?;
     Ok(())
 }
 
@@ -767,5 +814,49 @@ impl Grid {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bitmap backend's error as plotters hands it over.
+    fn backend_error(e: BitmapError) -> DrawingAreaErrorKind<BitmapError> {
+        DrawingAreaErrorKind::BackendError(DrawingErrorKind::DrawingError(e))
+    }
+
+    #[test]
+    fn plotters_errors_are_one_line_of_display_text() {
+        let disk_full = || std::io::Error::from_raw_os_error(28);
+        let io = backend_error(BitmapError::IOError(disk_full()));
+        let image = backend_error(BitmapError::ImageError(image::ImageError::IoError(
+            disk_full(),
+        )));
+        for e in [io, image] {
+            let msg = failed("writing PNG")(e).to_string();
+            assert_eq!(msg, "writing PNG: No space left on device (os error 28)");
+        }
+        let layout: DrawingAreaErrorKind<BitmapError> = DrawingAreaErrorKind::LayoutError;
+        assert_eq!(plot_error_message(&layout), "Bad layout");
+    }
+
+    #[test]
+    fn a_figure_that_cannot_be_written_says_why_in_one_line() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let err = figure(Path::new("/dev/full"), (40, 160), "t", "s", |_| Ok(())).unwrap_err();
+        let msg = format!("{err:#}");
+        assert_eq!(msg, "No space left on device (os error 28)");
+        let err = figure(
+            Path::new("/nonexistent-bn-lab-dir/f.png"),
+            (40, 160),
+            "t",
+            "s",
+            |_| Ok(()),
+        )
+        .unwrap_err();
+        assert_eq!(format!("{err:#}"), "No such file or directory (os error 2)");
     }
 }
