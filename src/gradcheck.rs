@@ -20,6 +20,7 @@ use crate::data;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::stats::{Num, frobenius_norm};
+use crate::train::Progress;
 
 /// Gradient norms below this (times `max(1, |L|)`) count as "zero" in the relative error's denominator.
 pub const ZERO_GRAD_NORM: f64 = 1e-4;
@@ -93,10 +94,42 @@ pub fn compare(
     }
 }
 
+/// Elements [`check`] perturbs (every parameter and every input element), each costing two
+/// forward passes: the units its progress callback counts.
+pub fn perturbations(config: &NetConfig, batch: usize) -> f64 {
+    config.param_count() + batch as f64 * config.d_in as f64
+}
+
+/// Work of one layer's forward beyond its arithmetic (kernel calls, small buffers), in
+/// floating-point operations of equal time: measured, a deep narrow net's forward costs about
+/// this per layer.
+const LAYER_OVERHEAD_OPS: f64 = 2e4;
+
+/// Cost of a check in floating-point operations (or their time's worth): two forward passes
+/// per perturbation, each `2 * batch * params` in its matrix products plus a fixed cost per
+/// layer. About 1e10 per second here.
+pub fn cost_ops(config: &NetConfig, batch: usize) -> f64 {
+    let forward = 2.0 * batch as f64 * config.param_count()
+        + LAYER_OVERHEAD_OPS * (config.depth as f64 + 1.0);
+    2.0 * perturbations(config, batch) * forward
+}
+
 /// Check every parameter tensor and the input of a net built from `config` on the
 /// linear-teacher batch of `seed`, with central differences of step `step`.
 /// The config must have been validated.
 pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode) -> GradCheck {
+    check_with_progress(config, batch, seed, step, mode, &|_| {})
+}
+
+/// [`check`], telling `progress` of every perturbed element (of [`perturbations`] in all).
+pub fn check_with_progress(
+    config: &NetConfig,
+    batch: usize,
+    seed: u64,
+    step: f64,
+    mode: Mode,
+    progress: Progress,
+) -> GradCheck {
     let data = data::linear_teacher::<f64>(seed, batch, config.d_in, config.d_out);
     let mut net = Mlp::<f64>::new(config, &mut data::rng(seed, data::Stream::Weights));
     if mode == Mode::Eval {
@@ -141,6 +174,7 @@ pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode)
             numeric.as_slice_mut().expect("fresh arrays are contiguous")[k] =
                 (lp - lm) / (2.0 * step);
         }
+        progress(grad.len() as u64);
         tensors.push(compare(name.clone(), grad, &numeric, loss));
     }
 
@@ -155,6 +189,7 @@ pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode)
         x_pert[idx] = orig;
         numeric[idx] = (lp - lm) / (2.0 * step);
     }
+    progress(x_pert.len() as u64);
     tensors.push(compare(
         "input".to_string(),
         &dx.into_dyn(),
@@ -173,16 +208,21 @@ pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode)
     }
 }
 
+/// Element `k` (row-major) of parameter tensor `i`: direct indexing for the contiguous
+/// tensors the model holds (walking an iterator to `k` made a check quadratic in its size).
 fn flat_get(net: &mut Mlp<f64>, i: usize, k: usize) -> f64 {
-    let ps = net.params_mut();
-    *ps[i].value.iter().nth(k).expect("index within the tensor")
+    let mut ps = net.params_mut();
+    match ps[i].value.as_slice_mut() {
+        Some(v) => v[k],
+        None => *ps[i].value.iter().nth(k).expect("index within the tensor"),
+    }
 }
 
 fn flat_set(net: &mut Mlp<f64>, i: usize, k: usize, v: f64) {
     let mut ps = net.params_mut();
-    *ps[i]
-        .value
-        .iter_mut()
-        .nth(k)
-        .expect("index within the tensor") = v;
+    let value = &mut ps[i].value;
+    match value.as_slice_mut() {
+        Some(s) => s[k] = v,
+        None => *value.iter_mut().nth(k).expect("index within the tensor") = v,
+    }
 }

@@ -2,32 +2,40 @@
 
 use anyhow::{Result, bail};
 
+use crate::config::finite_in;
+
 use crate::cli::GradcheckArgs;
-use crate::commands::{flag_error, print};
+use crate::commands::{flag_error, print, progress_bar, usage};
 use crate::gradcheck;
 use crate::model::Mode;
 
+/// Largest check, in [`gradcheck::cost_ops`]: about half a minute here (the default network
+/// needs about 1e8, width 140 at depth 3 about 1.2e11, 10 s).
+pub const MAX_GRADCHECK_OPS: f64 = 3e11;
+
 pub fn run(args: &GradcheckArgs) -> Result<()> {
-    if !(args.step.is_finite() && args.step > 0.0) {
-        bail!("--step must be a positive number (got {})", args.step);
-    }
+    finite_in("step", "> 0", args.step, |v| v > 0.0)
+        .and_then(|()| finite_in("tol", "> 0", args.tol, |v| v > 0.0))
+        .map_err(|e| flag_error(&[], &e))?;
     let spec = args.net.spec();
     let norm = args.bn.single(args.net.batch_norm(), "gradcheck checks")?;
     let net = spec.net(args.depth, args.net.activation(), norm);
     let batch = spec.batch;
     spec.validate()
         .and_then(|()| net.validate(batch))
+        .and_then(|()| net.check_memory(batch, 8))
         .map_err(|e| flag_error(&[], &e))?;
-    let params = net.memory_estimate_bytes(batch, 8) / 8.0;
-    if params > 2e6 {
-        bail!(
-            "--width/--depth/--batch: this check would take about {params:.0} forward passes per parameter set; use a smaller network (the defaults are depth 3, width 6, batch 8)"
-        );
+    let ops = gradcheck::cost_ops(&net, batch);
+    if ops > MAX_GRADCHECK_OPS {
+        return Err(usage(format!(
+            "--width/--depth/--batch: this check perturbs {:.0} values with two forward passes each, about {ops:.1e} operations (at most {MAX_GRADCHECK_OPS:.0e}, half a minute); use a smaller network (the defaults are depth 3, width 6, batch 8)",
+            gradcheck::perturbations(&net, batch)
+        )));
     }
-    net.check_memory(batch, 8)
-        .map_err(|e| flag_error(&[], &e))?;
     let mode = if args.eval { Mode::Eval } else { Mode::Train };
-    let r = gradcheck::check(&net, batch, spec.seed, args.step, mode);
+    let pb = progress_bar(gradcheck::perturbations(&net, batch) as u64, "gradcheck");
+    let r = gradcheck::check_with_progress(&net, batch, spec.seed, args.step, mode, &|n| pb.inc(n));
+    pb.finish_and_clear();
     let mut out = format!(
         "gradcheck: depth {}, width {}, {}, {} init, BN {}, residual {}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
         net.depth,
