@@ -11,6 +11,10 @@
 //! default `h = 1e-5`, which is also small enough that a ReLU kink is rarely crossed), so norms
 //! are compared against at least `ZERO_GRAD_NORM * max(1, |L|)`. A wrong gradient of a tensor
 //! whose norm is below that floor still shows, as an error of `||error|| / floor`.
+//!
+//! A check costs two forward passes per perturbed element, so it grows with the square of the
+//! network's size: [`cost`] estimates it before anything runs and the CLI refuses a check above
+//! [`MAX_OPS`]; [`check_with_progress`] reports one unit per perturbed element.
 
 use ndarray::{Array2, ArrayD, ArrayView2};
 use serde::Serialize;
@@ -20,9 +24,65 @@ use crate::data;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::stats::{Num, frobenius_norm};
+use crate::train::Progress;
 
 /// Gradient norms below this (times `max(1, |L|)`) count as "zero" in the relative error's denominator.
 pub const ZERO_GRAD_NORM: f64 = 1e-4;
+
+/// Most work a check may take, in the operations [`cost`] counts: about two to three minutes on
+/// one core of the machine the model was calibrated on, where the default depth 3 at width 140
+/// (8e10 operations) takes 11 to 14 s. Width 300 (1.4e12) and depth 2000 (5e12) are refused.
+pub const MAX_OPS: f64 = 1e12;
+
+/// Fixed cost of one layer's forward pass, in multiply-adds: the time a small forward spends per
+/// layer besides its matrix product (measured: about 1.6 us, 9,000 multiply-adds' worth).
+pub const LAYER_OVERHEAD_OPS: f64 = 9e3;
+/// Cost of the element-wise work (bias, BatchNorm, activation, loss) per hidden value of a
+/// forward pass, in multiply-adds.
+pub const ELEMENT_OVERHEAD_OPS: f64 = 50.0;
+
+/// What a check costs, estimated from the network's shape alone (in `f64`, so absurd sizes do
+/// not overflow).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    /// Elements perturbed: every trainable parameter and every input element.
+    pub elements: f64,
+    /// Trainable parameters.
+    pub params: f64,
+    /// Forward passes: two per perturbed element (the analytic pass is negligible beside them).
+    pub forward_passes: f64,
+    /// Operations of one forward pass: `batch * params` multiply-adds plus
+    /// [`LAYER_OVERHEAD_OPS`] per layer and [`ELEMENT_OVERHEAD_OPS`] per hidden value.
+    pub ops_per_pass: f64,
+    /// `forward_passes * ops_per_pass`.
+    pub ops: f64,
+}
+
+/// Estimate the cost of [`check`] on `config` with `batch` samples.
+pub fn cost(config: &NetConfig, batch: usize) -> Cost {
+    let (b, w, din, dout, depth) = (
+        batch as f64,
+        config.width as f64,
+        config.d_in as f64,
+        config.d_out as f64,
+        config.depth as f64,
+    );
+    let mut params = din * w + w + (depth - 1.0) * (w * w + w) + w * dout + dout;
+    if config.bn.is_some_and(|bn| bn.affine) {
+        params += 2.0 * w * depth;
+    }
+    let elements = params + b * din;
+    let forward_passes = 2.0 * elements;
+    let ops_per_pass =
+        b * params + (depth + 1.0) * LAYER_OVERHEAD_OPS + b * w * depth * ELEMENT_OVERHEAD_OPS;
+    Cost {
+        elements,
+        params,
+        forward_passes,
+        ops_per_pass,
+        ops: forward_passes * ops_per_pass,
+    }
+}
 
 /// The check of one tensor.
 #[derive(Clone, Debug, Serialize)]
@@ -97,6 +157,19 @@ pub fn compare(
 /// linear-teacher batch of `seed`, with central differences of step `step`.
 /// The config must have been validated.
 pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode) -> GradCheck {
+    check_with_progress(config, batch, seed, step, mode, &|_| {})
+}
+
+/// [`check`], calling `progress(1)` after each perturbed element (parameters first, then the
+/// input): `cost(config, batch).elements` units in all. The progress calls change no number.
+pub fn check_with_progress(
+    config: &NetConfig,
+    batch: usize,
+    seed: u64,
+    step: f64,
+    mode: Mode,
+    progress: Progress,
+) -> GradCheck {
     let data = data::linear_teacher::<f64>(seed, batch, config.d_in, config.d_out);
     let mut net = Mlp::<f64>::new(config, &mut data::rng(seed, data::Stream::Weights));
     if mode == Mode::Eval {
@@ -140,6 +213,7 @@ pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode)
             flat_set(&mut net, i, k, orig);
             numeric.as_slice_mut().expect("fresh arrays are contiguous")[k] =
                 (lp - lm) / (2.0 * step);
+            progress(1);
         }
         tensors.push(compare(name.clone(), grad, &numeric, loss));
     }
@@ -154,6 +228,7 @@ pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode)
         let lm = loss_at(&mut net, x_pert.view(), y, mode);
         x_pert[idx] = orig;
         numeric[idx] = (lp - lm) / (2.0 * step);
+        progress(1);
     }
     tensors.push(compare(
         "input".to_string(),

@@ -398,3 +398,44 @@ fn save_net_into_a_named_pipe_writes_through_it() {
         "the pipe was replaced"
     );
 }
+
+/// A check estimated above the limit is refused before any work, naming the flags and the
+/// estimate; `--tol` must be a positive number.
+#[test]
+fn gradcheck_refuses_oversized_checks_and_bad_tolerances_in_one_line() {
+    for (args, flag) in [
+        (
+            &["gradcheck", "--width", "300"][..],
+            "--width/--depth/--batch",
+        ),
+        (
+            &["gradcheck", "--depth", "2000"][..],
+            "--width/--depth/--batch",
+        ),
+        (&["gradcheck", "--tol", "nan"][..], "--tol"),
+        (&["gradcheck", "--tol", "-1"][..], "--tol"),
+        (&["gradcheck", "--tol", "0"][..], "--tol"),
+        (&["gradcheck", "--tol", "inf"][..], "--tol"),
+    ] {
+        let start = std::time::Instant::now();
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("Error: ") && err.contains(flag),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            start.elapsed().as_secs_f64() < 5.0,
+            "{args:?} was not refused at once"
+        );
+    }
+    let out = run(&["gradcheck", "--width", "300"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1.4") && err.contains("e12"),
+        "the estimate: {err}"
+    );
+}

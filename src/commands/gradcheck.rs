@@ -3,13 +3,16 @@
 use anyhow::{Result, bail};
 
 use crate::cli::GradcheckArgs;
-use crate::commands::{flag_error, print};
+use crate::commands::{flag_error, print, progress_bar};
 use crate::gradcheck;
 use crate::model::Mode;
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
     if !(args.step.is_finite() && args.step > 0.0) {
         bail!("--step must be a positive number (got {})", args.step);
+    }
+    if !(args.tol.is_finite() && args.tol > 0.0) {
+        bail!("--tol must be a positive number (got {})", args.tol);
     }
     let spec = args.net.spec();
     let norm = args.bn.single(args.net.batch_norm(), "gradcheck checks")?;
@@ -18,16 +21,22 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     spec.validate()
         .and_then(|()| net.validate(batch))
         .map_err(|e| flag_error(&[], &e))?;
-    let params = net.memory_estimate_bytes(batch, 8) / 8.0;
-    if params > 2e6 {
+    let cost = gradcheck::cost(&net, batch);
+    if !(cost.ops <= gradcheck::MAX_OPS) {
         bail!(
-            "--width/--depth/--batch: this check would take about {params:.0} forward passes per parameter set; use a smaller network (the defaults are depth 3, width 6, batch 8)"
+            "--width/--depth/--batch: this check needs about {:.2e} operations ({:.0} forward passes of {:.2e} each: two per parameter and input element), above the limit of {:.0e} (a few minutes); use a smaller network (the defaults are depth 3, width 6, batch 8)",
+            cost.ops,
+            cost.forward_passes,
+            cost.ops_per_pass,
+            gradcheck::MAX_OPS
         );
     }
     net.check_memory(batch, 8)
         .map_err(|e| flag_error(&[], &e))?;
     let mode = if args.eval { Mode::Eval } else { Mode::Train };
-    let r = gradcheck::check(&net, batch, spec.seed, args.step, mode);
+    let pb = progress_bar(cost.elements as u64, "gradcheck");
+    let r = gradcheck::check_with_progress(&net, batch, spec.seed, args.step, mode, &|n| pb.inc(n));
+    pb.finish_and_clear();
     let mut out = format!(
         "gradcheck: depth {}, width {}, {}, {} init, BN {}, residual {}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
         net.depth,
