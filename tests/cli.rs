@@ -439,3 +439,26 @@ fn gradcheck_refuses_oversized_checks_and_bad_tolerances_in_one_line() {
         "the estimate: {err}"
     );
 }
+
+/// grad-norms counts one unit per layer of each network's forward and backward pass, so a
+/// deep configuration weighs in proportion; the run reports exactly that total.
+#[test]
+fn grad_norms_progress_adds_up_to_its_work_units() {
+    use bn_lab::experiment::grad_norms::{GradNorms, work_units};
+    let cfg = match common::parse(&[
+        "grad-norms",
+        "--depth",
+        "3,40",
+        "--seeds",
+        "2",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+    ]) {
+        bn_lab::cli::Command::GradNorms(a) => bn_lab::commands::grad_norms::config(&a),
+        _ => unreachable!("a grad-norms command line"),
+    };
+    assert_eq!(work_units(&cfg), 2 * 2 * (4 + 41));
+    common::assert_progress_adds_up::<GradNorms>(&cfg, 41, "grad-norms");
+}

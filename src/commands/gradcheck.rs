@@ -22,7 +22,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         .and_then(|()| net.validate(batch))
         .map_err(|e| flag_error(&[], &e))?;
     let cost = gradcheck::cost(&net, batch);
-    if !(cost.ops <= gradcheck::MAX_OPS) {
+    if cost.ops > gradcheck::MAX_OPS {
         bail!(
             "--width/--depth/--batch: this check needs about {:.2e} operations ({:.0} forward passes of {:.2e} each: two per parameter and input element), above the limit of {:.0e} (a few minutes); use a smaller network (the defaults are depth 3, width 6, batch 8)",
             cost.ops,
