@@ -121,7 +121,8 @@ pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode)
     check_with_progress(config, batch, seed, step, mode, &|_| {})
 }
 
-/// [`check`], telling `progress` of every perturbed element (of [`perturbations`] in all).
+/// [`check`], calling `progress(1)` after each perturbed element (parameters first, then the
+/// input): [`perturbations`] units in all. The progress calls change no number.
 pub fn check_with_progress(
     config: &NetConfig,
     batch: usize,
@@ -173,8 +174,8 @@ pub fn check_with_progress(
             flat_set(&mut net, i, k, orig);
             numeric.as_slice_mut().expect("fresh arrays are contiguous")[k] =
                 (lp - lm) / (2.0 * step);
+            progress(1);
         }
-        progress(grad.len() as u64);
         tensors.push(compare(name.clone(), grad, &numeric, loss));
     }
 
@@ -188,8 +189,8 @@ pub fn check_with_progress(
         let lm = loss_at(&mut net, x_pert.view(), y, mode);
         x_pert[idx] = orig;
         numeric[idx] = (lp - lm) / (2.0 * step);
+        progress(1);
     }
-    progress(x_pert.len() as u64);
     tensors.push(compare(
         "input".to_string(),
         &dx.into_dyn(),

@@ -30,6 +30,22 @@ use crate::stats::{self, Num};
 /// Progress callback: called with the number of work units just finished.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
+/// Work units of a progress bar, for every experiment that trains: one unit is one sample
+/// through one forward pass of the network, so the bar's total counts every pass a run makes
+/// in proportion to its cost. A forward and backward pass costs this many units per sample
+/// (measured: 2.7 to 3.6 for the commands' default networks).
+pub const FORWARD_BACKWARD: u64 = 3;
+
+/// Units of one training step (forward and backward) on `batch` samples.
+pub fn step_units(batch: usize) -> u64 {
+    FORWARD_BACKWARD.saturating_mul(batch as u64)
+}
+
+/// `a * b` work units, saturating (a bar's total never wraps).
+pub fn units(a: usize, b: u64) -> u64 {
+    (a as u64).saturating_mul(b)
+}
+
 /// How to train one network.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct TrainSettings {
@@ -46,6 +62,71 @@ pub struct TrainSettings {
     pub diverge_factor: f64,
     /// Seed of the mini-batch order (the `Shuffle` stream).
     pub seed: u64,
+}
+
+impl TrainSettings {
+    /// Evaluations of a run that does not diverge: at step 0, every `eval_every` steps and after
+    /// the last (see [`HistoryRecorder`]).
+    pub fn evaluations(&self) -> u64 {
+        let every = self.eval_every.max(1);
+        1 + (self.steps / every) as u64 + u64::from(self.steps % every != 0)
+    }
+
+    /// Work units [`train`] reports on a data set of `n_train` + `n_test` samples: every step
+    /// (forward and backward on `batch` samples) and every evaluation (a forward over both
+    /// splits), the same total whether or not the run diverges.
+    pub fn work_units(&self, n_train: usize, n_test: usize) -> u64 {
+        units(self.steps, step_units(self.batch)).saturating_add(
+            self.evaluations()
+                .saturating_mul(n_train.saturating_add(n_test) as u64),
+        )
+    }
+}
+
+/// Work units of [`recalibrated_losses`]: the forward over up to [`RECALIBRATION_SAMPLES`]
+/// training samples (with BN only) and the eval forwards over both splits.
+pub fn recalibration_units(has_bn: bool, n_train: usize, n_test: usize) -> u64 {
+    let recal = if has_bn {
+        n_train.min(RECALIBRATION_SAMPLES)
+    } else {
+        0
+    };
+    (recal as u64)
+        .saturating_add(n_train as u64)
+        .saturating_add(n_test as u64)
+}
+
+/// Work units of [`ReferenceLosses::of`] (the least-squares fit), in forward passes of one
+/// sample through a network of `forward_macs` multiply-adds per sample: the Gram matrix
+/// (`n_train k^2`), its Cholesky factorisation (`k^3 / 6`), the right-hand sides, solves and
+/// losses (`(2 n_train + n_test) k d_out + 2 k^2 d_out`), with `k = d_in + 1`. At least 1.
+pub fn linear_fit_units(
+    n_train: usize,
+    n_test: usize,
+    d_in: usize,
+    d_out: usize,
+    forward_macs: f64,
+) -> u64 {
+    let (n, m, k, o) = (
+        n_train as f64,
+        n_test as f64,
+        d_in as f64 + 1.0,
+        d_out as f64,
+    );
+    let macs = n * k * k + k * k * k / 6.0 + (2.0 * n + m) * k * o + 2.0 * k * k * o;
+    let u = (macs / forward_macs.max(1.0)).ceil();
+    if u >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        (u as u64).max(1)
+    }
+}
+
+/// Multiply-adds of one sample's forward pass through `net`: the weight matrices, plus a few
+/// per hidden unit for bias, BatchNorm and activation.
+pub fn forward_macs(net: &crate::config::NetConfig) -> f64 {
+    let (w, depth) = (net.width as f64, net.depth as f64);
+    net.d_in as f64 * w + (depth - 1.0) * w * w + w * net.d_out as f64 + 8.0 * w * depth
 }
 
 /// Why a run was stopped.
@@ -254,8 +335,9 @@ fn record_diagnostics<T: Float>(net: &Mlp<T>, lr: f64, step: usize, d: &mut Laye
 }
 
 /// Train `net` in place on `data.train` and evaluate on both splits: [`fit`] with a
-/// [`HistoryRecorder`]. `progress(n)` is called with the number of steps just finished (all
-/// remaining ones at once when the run stops early).
+/// [`HistoryRecorder`]. `progress(n)` is told of the work units just finished (see
+/// [`FORWARD_BACKWARD`]): each step and each evaluation as it is done, everything left at once
+/// when the run stops early, [`TrainSettings::work_units`] in all.
 ///
 /// The train and test losses are evaluated at step 0, every `eval_every` steps, after the last
 /// step, and at a divergence.
@@ -265,15 +347,16 @@ pub fn train<T: Float>(
     s: &TrainSettings,
     progress: Progress,
 ) -> History {
-    let mut recorder = HistoryRecorder::new(net, s);
+    let mut recorder = HistoryRecorder::new(net, s, progress);
     let mut tr = Trainer::new(net, data, s.sgd, s.batch, s.seed);
     fit(&mut tr, s.steps, s.diverge_factor, progress, &mut recorder);
     recorder.history
 }
 
 /// Records a [`History`]: train/test losses every `eval_every` steps, per-layer diagnostics
-/// every `diag_every` steps, the output layer's curvature at step 0.
-pub struct HistoryRecorder {
+/// every `diag_every` steps, the output layer's curvature at step 0. Tells `progress` of every
+/// evaluation (and at a divergence, of the ones it will not make).
+pub struct HistoryRecorder<'a> {
     pub history: History,
     eval_every: usize,
     diag_every: usize,
@@ -281,10 +364,14 @@ pub struct HistoryRecorder {
     /// Mini-batch losses since the last evaluation.
     acc: f64,
     acc_n: usize,
+    progress: Progress<'a>,
+    /// Evaluations made and planned ([`TrainSettings::evaluations`]).
+    evaluations: u64,
+    planned: u64,
 }
 
-impl HistoryRecorder {
-    pub fn new<T: Float>(net: &Mlp<T>, s: &TrainSettings) -> Self {
+impl<'a> HistoryRecorder<'a> {
+    pub fn new<T: Float>(net: &Mlp<T>, s: &TrainSettings, progress: Progress<'a>) -> Self {
         let n_layers = net.depth() + 1;
         HistoryRecorder {
             history: History {
@@ -307,7 +394,15 @@ impl HistoryRecorder {
             steps: s.steps,
             acc: 0.0,
             acc_n: 0,
+            progress,
+            evaluations: 0,
+            planned: s.evaluations(),
         }
+    }
+
+    /// Work units of one evaluation: a forward over both splits.
+    fn eval_units<T: Float>(tr: &Trainer<'_, T>) -> u64 {
+        (tr.data.train.x.nrows() as u64).saturating_add(tr.data.test.x.nrows() as u64)
     }
 
     fn evaluate<T: Float>(&mut self, tr: &mut Trainer<'_, T>, step: usize, batch_loss: f64) {
@@ -319,10 +414,12 @@ impl HistoryRecorder {
             .push(Num(eval_loss(tr.net, &tr.data.train, chunk)));
         h.test_loss
             .push(Num(eval_loss(tr.net, &tr.data.test, chunk)));
+        self.evaluations += 1;
+        (self.progress)(Self::eval_units(tr));
     }
 }
 
-impl<T: Float> Observer<T> for HistoryRecorder {
+impl<T: Float> Observer<T> for HistoryRecorder<'_> {
     fn start(&mut self, tr: &mut Trainer<'_, T>) {
         // The initial network, before the first mini-batch's forward (an eval forward
         // overwrites the buffers the backward reads). Its batch loss is filled in by step 0.
@@ -343,6 +440,9 @@ impl<T: Float> Observer<T> for HistoryRecorder {
         if self.history.eval_steps.last() != Some(&d.step) {
             self.evaluate(tr, d.step, d.loss.0);
         }
+        // The evaluation at a divergence takes the place of a planned one (the last, at least).
+        let skipped = self.planned.saturating_sub(self.evaluations);
+        (self.progress)(skipped.saturating_mul(Self::eval_units(tr)));
     }
 
     fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, _loss: f64) {
@@ -577,8 +677,9 @@ pub trait Observer<T: Float> {
 ///     optimiser step                           after_update
 /// ```
 ///
-/// `progress(n)` gets one unit per step (the remaining ones at once at a divergence).
-/// Returns the divergence, if any.
+/// `progress(n)` gets [`step_units`] of the batch per step (the remaining steps' at once at a
+/// divergence); observers report the work of their own measurements. Returns the divergence,
+/// if any.
 pub fn fit<T: Float>(
     tr: &mut Trainer<'_, T>,
     steps: usize,
@@ -587,6 +688,7 @@ pub fn fit<T: Float>(
     observer: &mut dyn Observer<T>,
 ) -> Option<Divergence> {
     observer.start(tr);
+    let per_step = step_units(tr.x.nrows());
     let mut first_loss = f64::NAN;
     for step in 0..steps {
         let loss = tr.forward();
@@ -601,14 +703,14 @@ pub fn fit<T: Float>(
                 reason,
             };
             observer.diverged(tr, &d);
-            progress((steps - step) as u64);
+            progress(units(steps - step, per_step));
             return Some(d);
         }
         tr.backward();
         observer.before_update(tr, step, loss);
         tr.step();
         observer.after_update(tr, step + 1, loss);
-        progress(1);
+        progress(per_step);
     }
     None
 }

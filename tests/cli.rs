@@ -398,3 +398,67 @@ fn save_net_into_a_named_pipe_writes_through_it() {
         "the pipe was replaced"
     );
 }
+
+/// A check estimated above the limit is refused before any work, naming the flags and the
+/// estimate; `--tol` must be a positive number.
+#[test]
+fn gradcheck_refuses_oversized_checks_and_bad_tolerances_in_one_line() {
+    for (args, flag) in [
+        (
+            &["gradcheck", "--width", "300"][..],
+            "--width/--depth/--batch",
+        ),
+        (
+            &["gradcheck", "--depth", "2000"][..],
+            "--width/--depth/--batch",
+        ),
+        (&["gradcheck", "--tol", "nan"][..], "--tol"),
+        (&["gradcheck", "--tol", "-1"][..], "--tol"),
+        (&["gradcheck", "--tol", "0"][..], "--tol"),
+        (&["gradcheck", "--tol", "inf"][..], "--tol"),
+    ] {
+        let start = std::time::Instant::now();
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("Error: ") && err.contains(flag),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            start.elapsed().as_secs_f64() < 5.0,
+            "{args:?} was not refused at once"
+        );
+    }
+    let out = run(&["gradcheck", "--width", "300"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2.5e12") && err.contains("3e11"),
+        "the estimate: {err}"
+    );
+}
+
+/// grad-norms counts one unit per layer of each network's forward and backward pass, so a
+/// deep configuration weighs in proportion; the run reports exactly that total.
+#[test]
+fn grad_norms_progress_adds_up_to_its_work_units() {
+    use bn_lab::experiment::grad_norms::{GradNorms, work_units};
+    let cfg = match common::parse(&[
+        "grad-norms",
+        "--depth",
+        "3,40",
+        "--seeds",
+        "2",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+    ]) {
+        bn_lab::cli::Command::GradNorms(a) => bn_lab::commands::grad_norms::config(&a),
+        _ => unreachable!("a grad-norms command line"),
+    };
+    assert_eq!(work_units(&cfg), 2 * 2 * (4 + 41));
+    common::assert_progress_adds_up::<GradNorms>(&cfg, 41, "grad-norms");
+}

@@ -109,3 +109,65 @@ fn the_error_measure_flags_a_gradient_that_is_off_by_one_percent() {
     let t = compare("b".into(), &numeric, &zero, 1.0);
     assert!(t.rel_error.0 >= 1.0);
 }
+
+/// The progress callback is told of every perturbed element once, `perturbations()` in all,
+/// and changes no number of the check.
+#[test]
+fn progress_counts_every_perturbed_element_and_changes_nothing() {
+    use bn_lab::gradcheck::{check_with_progress, perturbations};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let bn = BnConfig::default();
+    for (cfg, mode) in [
+        (net(Activation::Tanh, Some(bn), true, 4), Mode::Train),
+        (net(Activation::Relu, None, false, 6), Mode::Eval),
+    ] {
+        let (sum, calls) = (AtomicU64::new(0), AtomicU64::new(0));
+        let with = check_with_progress(&cfg, 8, 3, STEP, mode, &|n| {
+            sum.fetch_add(n, Ordering::Relaxed);
+            calls.fetch_add(1, Ordering::Relaxed);
+        });
+        let without = check(&cfg, 8, 3, STEP, mode);
+        let elements: usize = with.tensors.iter().map(|t| t.len).sum();
+        assert_eq!(perturbations(&cfg, 8), elements as f64, "{cfg:?}");
+        assert_eq!(sum.load(Ordering::Relaxed), elements as u64);
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            elements as u64,
+            "one unit per element"
+        );
+        assert_eq!(with.loss.to_bits(), without.loss.to_bits());
+        for (a, b) in with.tensors.iter().zip(&without.tensors) {
+            assert_eq!(
+                a.rel_error.0.to_bits(),
+                b.rel_error.0.to_bits(),
+                "{}",
+                a.name
+            );
+            assert_eq!(a.numeric_norm.0.to_bits(), b.numeric_norm.0.to_bits());
+        }
+    }
+}
+
+/// The estimate grows with the square of the network and covers the per-layer cost of deep,
+/// narrow nets; the defaults are far below the limit, width 300 and depth 2000 above it.
+#[test]
+fn the_cost_estimate_admits_the_defaults_and_refuses_width_300_and_depth_2000() {
+    use bn_lab::commands::gradcheck::MAX_GRADCHECK_OPS as MAX_OPS;
+    use bn_lab::gradcheck::{cost_ops as cost, perturbations};
+    let sized = |depth: usize, width: usize| NetConfig {
+        d_in: width,
+        width,
+        depth,
+        ..net(Activation::Sigmoid, Some(BnConfig::default()), false, 6)
+    };
+    let default = sized(3, 6);
+    // 3 blocks of 6x6 weights, 6 biases, 6 gammas, 6 betas; out 6x3 + 3; input 8x6.
+    assert_eq!(default.param_count(), 3.0 * (36.0 + 18.0) + 21.0);
+    assert_eq!(perturbations(&default, 8), default.param_count() + 48.0);
+    assert!(cost(&default, 8) < 1e-3 * MAX_OPS, "{}", cost(&default, 8));
+    assert!(cost(&sized(3, 140), 8) < MAX_OPS);
+    assert!(cost(&sized(3, 300), 8) > MAX_OPS);
+    assert!(cost(&sized(2000, 6), 8) > MAX_OPS);
+    // Huge sizes stay finite numbers (f64), so the refusal can print them.
+    assert!(cost(&sized(usize::MAX, usize::MAX), usize::MAX).is_finite());
+}

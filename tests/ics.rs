@@ -157,3 +157,27 @@ fn bad_ics_flags_give_one_line_naming_the_flag_and_write_nothing() {
         rejects(&args, flag, &out);
     }
 }
+
+fn ics_config(args: &[&str]) -> bn_lab::experiment::ics::IcsConfig {
+    match common::parse(args) {
+        bn_lab::cli::Command::Ics(a) => bn_lab::commands::measured_train(&a.train, &a.net),
+        _ => unreachable!("an ics command line"),
+    }
+}
+
+/// The bar counts the measurements (a forward and backward pass per layer each) beside the
+/// training steps: per arm 12 steps of 8 samples at 3 units, 3 measurements of 4 layers' passes
+/// and the final test loss over 16 samples; the run reports exactly that, also when both arms
+/// diverge at once.
+#[test]
+fn ics_progress_adds_up_to_its_work_units() {
+    use bn_lab::experiment::ics::{Ics, measure_units, work_units};
+    let cfg = ics_config(TINY_ICS);
+    assert_eq!(measure_units(&cfg), 4 * 3 * 8);
+    assert_eq!(work_units(&cfg), 2 * (12 * 24 + 3 * 96 + 16));
+    let r = common::assert_progress_adds_up::<Ics>(&cfg, measure_units(&cfg), "ics");
+    assert!(r.arms.iter().all(|a| a.run.diverged_at.is_none()));
+    let cfg = ics_config(&common::with_flag(TINY_ICS, "--lr", "1e10"));
+    let r = common::assert_progress_adds_up::<Ics>(&cfg, u64::MAX, "ics --lr 1e10");
+    assert!(r.arms.iter().all(|a| a.run.diverged_at.is_some()));
+}

@@ -396,3 +396,44 @@ fn bad_landscape_flags_give_one_line_naming_the_flag_and_write_nothing() {
         rejects(&args, flag, &out);
     }
 }
+
+fn landscape_config(args: &[&str]) -> LandscapeConfig {
+    match common::parse(args) {
+        bn_lab::cli::Command::Landscape(a) => bn_lab::commands::landscape::config(&a),
+        _ => unreachable!("a landscape command line"),
+    }
+}
+
+/// The bar's total weighs every part by its forward passes over one sample: training steps
+/// (3 units per sample), probes (one forward and backward per step size), the final test loss,
+/// and the slice (slice_grid^2 forward passes on slice_samples samples, and its centre), which
+/// is reported row by row so the bar moves during it. A diverged arm counts the slice it skips.
+#[test]
+fn landscape_progress_adds_up_to_its_work_units_and_moves_during_the_slice() {
+    use bn_lab::experiment::landscape::{
+        Landscape, probe_units, slice_row_units, slice_units, work_units,
+    };
+    let cfg = landscape_config(TINY_LANDSCAPE);
+    assert_eq!(probe_units(&cfg), 8 * 3 * 8);
+    assert_eq!(slice_row_units(&cfg), 5 * 16);
+    assert_eq!(slice_units(&cfg), 25 * 16 + 16);
+    assert_eq!(
+        work_units(&cfg),
+        2 * (12 * 24 + 3 * probe_units(&cfg) + 16 + slice_units(&cfg))
+    );
+    let (report, seen) = common::counting_progress(|p| landscape::run(&cfg, p));
+    assert_eq!(seen.iter().sum::<u64>(), work_units(&cfg));
+    assert!(report.arms.iter().all(|a| a.slice.is_some()));
+    let rows = seen.iter().filter(|&&n| n == slice_row_units(&cfg)).count();
+    assert_eq!(rows, 2 * 5, "one increment per slice row and arm: {seen:?}");
+    assert!(seen.iter().all(|&n| n <= probe_units(&cfg)), "{seen:?}");
+
+    // The grid that ran ten minutes behind an "eta 4s" bar: the slice is now nearly all of it.
+    let big = landscape_config(&["landscape", "--slice-grid", "401", "--steps", "400"]);
+    let slice_share = (2 * slice_units(&big)) as f64 / work_units(&big) as f64;
+    assert!(slice_share > 0.99, "{slice_share}");
+
+    let cfg = landscape_config(&common::with_flag(TINY_LANDSCAPE, "--lr", "1e10"));
+    let r = common::assert_progress_adds_up::<Landscape>(&cfg, u64::MAX, "landscape --lr 1e10");
+    assert!(r.arms.iter().any(|a| a.slice.is_none()));
+}

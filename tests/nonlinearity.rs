@@ -246,3 +246,31 @@ fn bad_nonlinearity_flags_get_a_one_line_error_naming_the_flag_and_write_nothing
     assert_refused(&[n, "--eval-every", "0"], "--eval-every", &dir);
     assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
 }
+
+fn nonlinearity_config(args: &[&str]) -> bn_lab::experiment::nonlinearity::NonlinearityConfig {
+    match common::parse(args) {
+        bn_lab::cli::Command::Nonlinearity(a) => {
+            bn_lab::commands::nonlinearity::config(&a).unwrap()
+        }
+        _ => unreachable!("a nonlinearity command line"),
+    }
+}
+
+/// The bar counts each run's probes, steps, evaluations and recalibration (and the reference
+/// fit) in forward passes of one sample; the runs report exactly that, also when they diverge.
+#[test]
+fn nonlinearity_progress_adds_up_to_its_work_units() {
+    use bn_lab::config::Norm;
+    use bn_lab::experiment::nonlinearity::Nonlinearity;
+    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    // Probe twice (16 samples), 40 steps of 16 samples, 5 evaluations over 64 + 32 samples,
+    // recalibration forward over the 64 training samples (BN only) and the eval losses.
+    let bn = 2 * 16 + 40 * 3 * 16 + 5 * 96 + 64 + 96;
+    assert_eq!(cfg.run_units(Activation::Sigmoid, Norm::BN), bn);
+    assert_eq!(cfg.run_units(Activation::Relu, Norm::Off), bn - 64);
+    let r = common::assert_progress_adds_up::<Nonlinearity>(&cfg, 160, "nonlinearity");
+    assert!(r.runs.iter().all(|r| !r.diverged));
+    let cfg = nonlinearity_config(&[TINY_NONLINEARITY, &["--lr", "1e10"]].concat());
+    let r = common::assert_progress_adds_up::<Nonlinearity>(&cfg, u64::MAX, "--lr 1e10");
+    assert!(r.runs.iter().all(|r| r.diverged));
+}

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    TINY_TRAIN, assert_refused, assert_schema, bn_lab as run, json, num, scratch_dir as scratch,
+    TINY_TRAIN, assert_progress_adds_up, assert_refused, assert_schema, bn_lab as run, json, num,
+    parse, scratch_dir as scratch, with_flag,
 };
 use std::path::Path;
 use std::process::Output;
@@ -201,15 +202,19 @@ fn divergence_stops_the_run_at_the_step_it_happens() {
     let data = data::make_task::<f32>(Task::Linear, 2, 256, 64, 8, 2);
     let cfg = net(Activation::Linear, None, 3);
     let mut m = Mlp::<f32>::new(&cfg, &mut data::rng(2, Stream::Weights));
-    let steps = std::sync::atomic::AtomicU64::new(0);
-    let h = train::train(&mut m, &data, &settings(10.0, 200), &|n| {
-        steps.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    let units = std::sync::atomic::AtomicU64::new(0);
+    let s = settings(10.0, 200);
+    let h = train::train(&mut m, &data, &s, &|n| {
+        units.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     });
     let d = h.divergence.expect("lr 10 on a deep linear net diverges");
     assert_eq!(h.steps_done, d.step);
     assert!(d.step < 200);
-    // Progress still adds up to every step, so a progress bar always completes.
-    assert_eq!(steps.load(std::sync::atomic::Ordering::Relaxed), 200);
+    // Progress still adds up to every step and evaluation, so a progress bar always completes.
+    assert_eq!(
+        units.load(std::sync::atomic::Ordering::Relaxed),
+        s.work_units(256, 64)
+    );
     // The last evaluation is the state at the divergence.
     assert_eq!(*h.eval_steps.last().unwrap(), d.step);
 }
@@ -383,4 +388,34 @@ fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_stati
             .iter()
             .all(|&m| m == 0.0)
     );
+}
+
+fn train_config(args: &[&str]) -> bn_lab::experiment::train::TrainConfig {
+    match parse(args) {
+        bn_lab::cli::Command::Train(a) => bn_lab::commands::train::config(&a).unwrap(),
+        _ => unreachable!("a train command line"),
+    }
+}
+
+/// The progress bar's total is every step (3 units per sample: forward and backward) and every
+/// evaluation (a forward over both splits) of every run, plus the reference fit; the run
+/// reports exactly that, evaluation by evaluation, also when a run diverges (TINY_TRAIN's
+/// lr 50) and reports the rest at once.
+#[test]
+fn train_progress_adds_up_to_its_work_units() {
+    use bn_lab::experiment::train::{Train, reference_units};
+    let cfg = train_config(&with_flag(TINY_TRAIN, "--lr", "0.02"));
+    let s = cfg.settings(0.02);
+    // 30 steps of 8 samples, evaluations at 0, 10, 20, 30 over 64 + 32 samples.
+    assert_eq!(s.evaluations(), 4);
+    assert_eq!(s.work_units(64, 32), 30 * 3 * 8 + 4 * 96);
+    assert_eq!(
+        <Train as bn_lab::experiment::Experiment>::work_units(&cfg),
+        reference_units(&cfg) + 4 * s.work_units(64, 32)
+    );
+    let r = assert_progress_adds_up::<Train>(&cfg, reference_units(&cfg).max(96), "train");
+    assert!(r.runs.iter().all(|r| !r.diverged));
+    let cfg = train_config(TINY_TRAIN);
+    let r = assert_progress_adds_up::<Train>(&cfg, u64::MAX, "train, lr 50 diverges");
+    assert!(r.runs.iter().any(|r| r.diverged));
 }

@@ -376,8 +376,19 @@ pub fn measure<T: Float>(
     (values, saved)
 }
 
+/// Work units [`run`] reports: one per layer (hidden and output) of every network's forward
+/// and backward pass, so deep configurations weigh in proportion.
+pub fn work_units(cfg: &GradNormsConfig) -> u64 {
+    cfg.arms()
+        .iter()
+        .map(|&(depth, _)| (depth as u64).saturating_add(1))
+        .fold(0u64, u64::saturating_add)
+        .saturating_mul(cfg.seeds as u64)
+}
+
 /// Run every configuration and seed (in parallel on rayon's pool). With `cfg.save_net`, also
-/// keep the first configuration's first seed as a [`SavedNet`].
+/// keep the first configuration's first seed as a [`SavedNet`]; `progress` is told of
+/// [`work_units`] in all.
 pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     let arms = cfg.arms();
     let seeds = cfg.seed_list();
@@ -395,7 +406,7 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                 Dtype::F32 => measure::<f32>(&net, cfg.net.batch, seed, save),
                 Dtype::F64 => measure::<f64>(&net, cfg.net.batch, seed, save),
             };
-            progress(1);
+            progress(depth as u64 + 1);
             result
         })
         .collect();
@@ -567,8 +578,9 @@ impl Experiment for GradNorms {
         cfg.footprint()
     }
 
+    /// One unit per layer (hidden and output) of each network's forward and backward pass.
     fn work_units(cfg: &GradNormsConfig) -> u64 {
-        (cfg.arms().len() * cfg.seeds) as u64
+        work_units(cfg)
     }
 
     fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {

@@ -26,7 +26,7 @@ use crate::limits::Footprint;
 use crate::model::{Block, Mlp};
 use crate::stats::{Num, fmt_num, frobenius_norm};
 use crate::stats::{finite_mean, finite_median};
-use crate::train::loss_and_grad;
+use crate::train::{loss_and_grad, step_units, units};
 
 /// A validated `ics` configuration: the training runs it measures.
 pub type IcsConfig = MeasuredTrainConfig;
@@ -230,9 +230,16 @@ pub struct IcsReport {
     pub verdict: Option<IcsVerdict>,
 }
 
-/// Units of work [`run`] reports (one per training step).
+/// Work units of one measurement: a forward and backward pass on the step's batch per layer
+/// (see [`crate::train::FORWARD_BACKWARD`]).
+pub fn measure_units(cfg: &IcsConfig) -> u64 {
+    units(cfg.depth.saturating_add(1), step_units(cfg.net.batch))
+}
+
+/// Units of work [`run`] reports, in forward passes of one sample: per arm, every training
+/// step, every measurement ([`measure_units`]) and the final test loss.
 pub fn work_units(cfg: &IcsConfig) -> u64 {
-    (cfg.norms.len() * cfg.steps) as u64
+    units(cfg.norms.len(), cfg.arm_units(measure_units(cfg)))
 }
 
 /// Train every arm (in parallel), measuring ICS every `every` steps.
@@ -265,20 +272,28 @@ fn run_arm<T: Float>(cfg: &IcsConfig, norm: Norm, progress: Progress) -> IcsArm 
     let mut records = Vec::new();
     let data = cfg.dataset::<T>();
     let mut net = cfg.initial_net::<T>(norm);
-    let run = cfg.train_measured(norm, &mut net, &data, progress, |tr, step, loss| {
-        // The network after the update this step is about to take (plain SGD is stateless, so
-        // stepping a copy gives exactly the weights the run moves to next).
-        let mut after = tr.net.clone();
-        tr.sgd.step(&mut after);
-        let layers = measure(tr.net, &after, &tr.x, &tr.y);
-        records.push(IcsRecord {
-            step,
-            loss: Num(loss),
-            l2_diff: layers.iter().map(|l| Num(l.l2_diff)).collect(),
-            cosine: layers.iter().map(|l| Num(l.cosine)).collect(),
-            grad_norm: layers.iter().map(|l| Num(l.grad_norm)).collect(),
-        });
-    });
+    let per_measure = measure_units(cfg);
+    let run = cfg.train_measured(
+        norm,
+        &mut net,
+        &data,
+        progress,
+        per_measure,
+        |tr, step, loss| {
+            // The network after the update this step is about to take (plain SGD is stateless, so
+            // stepping a copy gives exactly the weights the run moves to next).
+            let mut after = tr.net.clone();
+            tr.sgd.step(&mut after);
+            let layers = measure(tr.net, &after, &tr.x, &tr.y);
+            records.push(IcsRecord {
+                step,
+                loss: Num(loss),
+                l2_diff: layers.iter().map(|l| Num(l.l2_diff)).collect(),
+                cosine: layers.iter().map(|l| Num(l.cosine)).collect(),
+                grad_norm: layers.iter().map(|l| Num(l.grad_norm)).collect(),
+            });
+        },
+    );
     IcsArm {
         run,
         summary: IcsSummary::of(&records, cfg.depth + 1),

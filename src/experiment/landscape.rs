@@ -40,7 +40,9 @@ use crate::model::{Mlp, Mode, ParamKind};
 use crate::ops;
 use crate::stats::{self, Num, fmt_num, nums};
 use crate::stats::{dist, finite_median, max_nan, min_nan, norm};
-use crate::train::{self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat};
+use crate::train::{
+    self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat, step_units, units,
+};
 
 /// A validated `landscape` configuration: everything needed to reproduce the numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -359,9 +361,31 @@ pub struct LandscapeReport {
 
 // ------------------------------------------------------------------ running
 
-/// Units of work [`run`] reports to its progress callback.
+/// Work units of one probe: a forward and backward pass on the step's batch per step size (see
+/// [`crate::train::FORWARD_BACKWARD`]).
+pub fn probe_units(cfg: &LandscapeConfig) -> u64 {
+    units(cfg.probe_multipliers.len(), step_units(cfg.run.net.batch))
+}
+
+/// Work units of one row of the slice: `slice_grid` forward passes on `slice_samples` samples.
+pub fn slice_row_units(cfg: &LandscapeConfig) -> u64 {
+    units(cfg.slice_grid, cfg.slice_samples as u64)
+}
+
+/// Work units of the slice: `slice_grid` rows and the centre (one more forward pass).
+pub fn slice_units(cfg: &LandscapeConfig) -> u64 {
+    units(cfg.slice_grid, slice_row_units(cfg)).saturating_add(cfg.slice_samples as u64)
+}
+
+/// Units of work [`run`] reports to its progress callback, in forward passes of one sample:
+/// per arm, every training step, every probe ([`probe_units`]), the final test loss and the
+/// slice ([`slice_units`]; an arm that diverged counts it when it skips it).
 pub fn work_units(cfg: &LandscapeConfig) -> u64 {
-    (cfg.run.norms.len() * (cfg.run.steps + cfg.slice_grid)) as u64
+    let arm = cfg
+        .run
+        .arm_units(probe_units(cfg))
+        .saturating_add(slice_units(cfg));
+    units(cfg.run.norms.len(), arm)
 }
 
 /// Train every arm (in parallel), probing as configured, then slice around the final weights.
@@ -403,15 +427,20 @@ fn run_arm<T: Float>(cfg: &LandscapeConfig, norm: Norm, progress: Progress) -> L
     let mut probes = Vec::new();
     let data = cfg.run.dataset::<T>();
     let mut net = cfg.run.initial_net::<T>(norm);
-    let run = cfg
-        .run
-        .train_measured(norm, &mut net, &data, progress, |tr, step, loss| {
+    let run = cfg.run.train_measured(
+        norm,
+        &mut net,
+        &data,
+        progress,
+        probe_units(cfg),
+        |tr, step, loss| {
             probes.push(Probe::new(step, &probe(tr, loss, &step_sizes)));
-        });
+        },
+    );
     let slice = if run.diverged_at.is_none() {
         Some(slice(&mut net, &data.train, cfg, progress))
     } else {
-        progress(cfg.slice_grid as u64);
+        progress(slice_units(cfg));
         None
     };
     LandscapeArm {
@@ -444,6 +473,8 @@ fn slice<T: Float>(
         ops::mse_loss_value(o, y.view())
     };
     let center_loss = loss_at(&mut net.clone(), &theta);
+    progress(cfg.slice_samples as u64);
+    let row_units = slice_row_units(cfg);
     let coords = cfg.slice_coords();
     let loss: Vec<Vec<f64>> = coords
         .par_iter()
@@ -459,7 +490,7 @@ fn slice<T: Float>(
                         loss_at(copy, point)
                     })
                     .collect();
-                progress(1);
+                progress(row_units);
                 row
             },
         )

@@ -25,7 +25,7 @@ use crate::limits::{Footprint, MAX_STEPS, check_points, points};
 use crate::model::Mlp;
 use crate::optim::SgdConfig;
 use crate::stats::Num;
-use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, fit, layer_names};
+use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, fit, layer_names, step_units, units};
 
 pub use crate::train::Progress;
 
@@ -174,16 +174,33 @@ impl MeasuredTrainConfig {
         )
     }
 
+    /// Steps measured by a run that does not diverge: 0, every, 2 every, ... below `steps`.
+    pub fn measurements(&self) -> usize {
+        self.steps.div_ceil(self.every.max(1))
+    }
+
+    /// Work units [`MeasuredTrainConfig::train_measured`] reports for one arm whose
+    /// measurements cost `measure_units` each (in forward passes of one sample, see
+    /// [`crate::train::FORWARD_BACKWARD`]): every step, every measurement and the final test loss.
+    pub fn arm_units(&self, measure_units: u64) -> u64 {
+        units(self.steps, step_units(self.net.batch))
+            .saturating_add(units(self.measurements(), measure_units))
+            .saturating_add(self.data.n_test as u64)
+    }
+
     /// Train `net` (an arm with normalisation `norm`) on `data` with plain SGD by [`fit`],
     /// calling `measure(trainer, step, loss)` at steps 0, every, 2 every, ... after the backward
     /// pass and before the update (the trainer holds that step's batch and gradients). Stops at
-    /// a divergence. `progress` gets one unit per step. Returns what every arm reports.
+    /// a divergence. `progress` is told of each step, of `measure_units` per measurement and of
+    /// the final test loss, [`MeasuredTrainConfig::arm_units`] in all (measurements a divergence
+    /// cuts off are counted at it). Returns what every arm reports.
     pub fn train_measured<T: Float>(
         &self,
         norm: Norm,
         net: &mut Mlp<T>,
         data: &Dataset<T>,
         progress: Progress,
+        measure_units: u64,
         measure: impl FnMut(&mut Trainer<'_, T>, usize, f64),
     ) -> TrainedArm {
         let sgd = SgdConfig {
@@ -196,6 +213,10 @@ impl MeasuredTrainConfig {
             every: self.every,
             train_loss: Vec::with_capacity(self.steps),
             measure,
+            progress,
+            measure_units,
+            measured: 0,
+            planned: self.measurements(),
         };
         let divergence = fit(
             &mut tr,
@@ -204,13 +225,15 @@ impl MeasuredTrainConfig {
             progress,
             &mut observer,
         );
+        let final_test_loss = Num(tr.test_loss());
+        progress(self.data.n_test as u64);
         TrainedArm {
             label: norm.label().to_string(),
             norm,
             net: self.net(norm),
             train_loss: observer.train_loss,
             diverged_at: divergence.map(|d| d.step),
-            final_test_loss: Num(tr.test_loss()),
+            final_test_loss,
         }
     }
 
@@ -220,21 +243,34 @@ impl MeasuredTrainConfig {
     }
 }
 
-/// Records every step's mini-batch loss and hands the trainer to `measure` every `every` steps.
-struct Measured<F> {
+/// Records every step's mini-batch loss and hands the trainer to `measure` every `every` steps,
+/// telling `progress` of `measure_units` per measurement (and at a divergence, of the
+/// measurements it cut off).
+struct Measured<'p, F> {
     every: usize,
     train_loss: Vec<Num>,
     measure: F,
+    progress: Progress<'p>,
+    measure_units: u64,
+    measured: usize,
+    planned: usize,
 }
 
-impl<T: Float, F: FnMut(&mut Trainer<'_, T>, usize, f64)> Observer<T> for Measured<F> {
+impl<T: Float, F: FnMut(&mut Trainer<'_, T>, usize, f64)> Observer<T> for Measured<'_, F> {
     fn after_forward(&mut self, _tr: &mut Trainer<'_, T>, _step: usize, loss: f64) {
         self.train_loss.push(Num(loss));
+    }
+
+    fn diverged(&mut self, _tr: &mut Trainer<'_, T>, _d: &crate::train::Divergence) {
+        let skipped = self.planned.saturating_sub(self.measured);
+        (self.progress)(units(skipped, self.measure_units));
     }
 
     fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
         if step % self.every == 0 {
             (self.measure)(tr, step, loss);
+            self.measured += 1;
+            (self.progress)(self.measure_units);
         }
     }
 }

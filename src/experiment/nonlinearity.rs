@@ -227,6 +227,42 @@ impl NonlinearityConfig {
         v
     }
 
+    /// Work units of the least-squares reference fit (see [`train::linear_fit_units`]).
+    pub fn reference_units(&self) -> u64 {
+        let macs = self
+            .acts
+            .iter()
+            .flat_map(|&a| self.norms.iter().map(move |&n| (a, n)))
+            .map(|(a, n)| train::forward_macs(&self.net(a, n)))
+            .fold(1.0, f64::max);
+        train::linear_fit_units(
+            self.data.n_train,
+            self.data.n_test,
+            self.net.d_in,
+            self.net.d_out,
+            macs,
+        )
+    }
+
+    /// Work units of one run, in forward passes of one sample (see
+    /// [`train::FORWARD_BACKWARD`]): the probe before and after training, the training with
+    /// its evaluations, and the recalibrated losses.
+    pub fn run_units(&self, act: Activation, norm: Norm) -> u64 {
+        let (n_train, n_test) = (self.data.n_train, self.data.n_test);
+        train::units(2, self.net.batch as u64)
+            .saturating_add(self.settings(act, 0).work_units(n_train, n_test))
+            .saturating_add(train::recalibration_units(norm.is_on(), n_train, n_test))
+    }
+
+    /// Work units [`run`] reports: the reference fit and every run.
+    pub fn work_units(&self) -> u64 {
+        self.runs()
+            .iter()
+            .fold(self.reference_units(), |acc, &(act, norm, _)| {
+                acc.saturating_add(self.run_units(act, norm))
+            })
+    }
+
     /// Hidden layers (1-based) whose histograms are kept: first, middle, last.
     pub fn hist_layers(&self) -> Vec<usize> {
         let mut v = vec![1, self.depth.div_ceil(2), self.depth];
@@ -474,9 +510,16 @@ fn run_one<T: Float>(
     let probe_x = data.test.x.slice(ndarray::s![..cfg.net.batch, ..]);
     let layers = cfg.hist_layers();
     let before = activation_stats(&net, probe_x, &layers);
+    progress(cfg.net.batch as u64);
     let history = train::train(&mut net, data, &cfg.settings(act, seed), progress);
     let after = activation_stats(&net, probe_x, &layers);
+    progress(cfg.net.batch as u64);
     let (recal_train, recal_test) = train::recalibrated_losses(&net, data, cfg.net.batch);
+    progress(train::recalibration_units(
+        norm.is_on(),
+        cfg.data.n_train,
+        cfg.data.n_test,
+    ));
     let affine = |pick: &dyn Fn(&crate::model::ScaleShift<T>) -> Vec<Num>| {
         norm.affine().then(|| {
             net.blocks
@@ -609,6 +652,7 @@ fn run_typed<T: Float>(
         cfg.net.d_out,
     );
     let reference = ReferenceLosses::of(&data);
+    progress(cfg.reference_units());
     let runs = cfg
         .runs()
         .into_par_iter()
@@ -618,7 +662,7 @@ fn run_typed<T: Float>(
 }
 
 /// Run every (activation, configuration, seed) in parallel; `progress(n)` is told of every `n`
-/// finished steps (of `runs().len() * steps`).
+/// work units done ([`NonlinearityConfig::work_units`] in all).
 pub fn run(cfg: &NonlinearityConfig, progress: Progress) -> NonlinearityReport {
     let start = std::time::Instant::now();
     let (runs, reference) = match cfg.net.dtype {
@@ -831,7 +875,7 @@ impl Experiment for Nonlinearity {
     }
 
     fn work_units(cfg: &NonlinearityConfig) -> u64 {
-        (cfg.n_runs() * cfg.steps) as u64
+        cfg.work_units()
     }
 
     fn run(cfg: &NonlinearityConfig, progress: Progress) -> NonlinearityReport {

@@ -233,6 +233,7 @@ fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> (Vec<TrainRun>,
         cfg.net.d_out,
     );
     let reference = ReferenceLosses::of(&data);
+    progress(reference_units(cfg));
     let runs = cfg
         .runs()
         .par_iter()
@@ -241,8 +242,37 @@ fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> (Vec<TrainRun>,
     (runs, reference)
 }
 
+/// Work units of the least-squares reference fit (see [`train::linear_fit_units`]).
+pub fn reference_units(cfg: &TrainConfig) -> u64 {
+    let macs = cfg
+        .norms
+        .iter()
+        .map(|&n| train::forward_macs(&cfg.net(n)))
+        .fold(1.0, f64::max);
+    train::linear_fit_units(
+        cfg.data.n_train,
+        cfg.data.n_test,
+        cfg.net.d_in,
+        cfg.net.d_out,
+        macs,
+    )
+}
+
+/// Work units [`run`] reports, in forward passes of one sample (see
+/// [`train::FORWARD_BACKWARD`]): the reference fit, and per run every step and evaluation.
+pub fn work_units(cfg: &TrainConfig) -> u64 {
+    cfg.runs()
+        .iter()
+        .fold(reference_units(cfg), |acc, &(lr, _)| {
+            acc.saturating_add(
+                cfg.settings(lr)
+                    .work_units(cfg.data.n_train, cfg.data.n_test),
+            )
+        })
+}
+
 /// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress(n)`
-/// is told of every `n` finished steps (of `runs().len() * steps` in all).
+/// is told of every `n` work units done ([`work_units`] in all).
 pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
     let start = std::time::Instant::now();
     let (runs, reference) = match cfg.net.dtype {
@@ -524,7 +554,7 @@ impl Experiment for Train {
     }
 
     fn work_units(cfg: &TrainConfig) -> u64 {
-        (cfg.n_runs() * cfg.steps) as u64
+        work_units(cfg)
     }
 
     fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {

@@ -317,3 +317,51 @@ pub const TINY_NONLINEARITY: &[&str] = &[
     "--seeds",
     "2",
 ];
+
+/// The subcommand `args` (without the program name, as the `TINY_*` runs) parse to.
+pub fn parse(args: &[&str]) -> bn_lab::cli::Command {
+    use clap::Parser;
+    let all = std::iter::once("bn-lab").chain(args.iter().copied());
+    bn_lab::cli::Cli::try_parse_from(all)
+        .expect("the test's flags parse")
+        .command
+}
+
+/// `args` with the value after `flag` replaced by `value` (the flag must be present).
+pub fn with_flag<'a>(args: &[&'a str], flag: &str, value: &'a str) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    let i = v
+        .iter()
+        .position(|a| *a == flag)
+        .unwrap_or_else(|| panic!("{flag} is not among {args:?}"));
+    v[i + 1] = value;
+    v
+}
+
+/// Run `f` with a progress callback that records every increment; returns `f`'s result and
+/// the increments in the order they came.
+pub fn counting_progress<R>(f: impl FnOnce(&(dyn Fn(u64) + Sync)) -> R) -> (R, Vec<u64>) {
+    let seen = std::sync::Mutex::new(Vec::new());
+    let r = f(&|n| seen.lock().expect("no test thread panicked").push(n));
+    (r, seen.into_inner().expect("no test thread panicked"))
+}
+
+/// Run experiment `E` on `cfg` through the library with a counting progress callback and check
+/// that the increments add up to exactly `E::work_units(cfg)` (so a bar always completes and
+/// never overshoots) and that no increment is larger than `max_step` (so the bar moves).
+pub fn assert_progress_adds_up<E: bn_lab::experiment::Experiment>(
+    cfg: &E::Config,
+    max_step: u64,
+    what: &str,
+) -> E::Report {
+    E::validate(cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let total = E::work_units(cfg);
+    let (report, seen) = counting_progress(|p| E::run(cfg, p));
+    assert_eq!(seen.iter().sum::<u64>(), total, "{what}: {seen:?}");
+    let largest = seen.iter().copied().max().unwrap_or(0);
+    assert!(
+        largest <= max_step,
+        "{what}: an increment of {largest} of {total} units, above {max_step}"
+    );
+    report
+}
