@@ -25,7 +25,7 @@ const SLOW: &[&str] = &[
     "--width",
     "256",
     "--seeds",
-    "2000",
+    "1000",
 ];
 
 fn s(p: &Path) -> &str {
