@@ -232,6 +232,57 @@ pub fn finite_median(v: impl IntoIterator<Item = f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Median of every value, the upper median for an even count: NaN if any value is NaN (a NaN is
+/// no evidence either way, so it is never dropped silently) or there is none; inf and -inf take
+/// part in the order (an overflow is a result, and a median is robust to a few of them).
+pub fn median_nan(v: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.into_iter().collect();
+    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Mean of every value: NaN if any is NaN or there is none, inf if an inf dominates.
+pub fn mean_nan(v: impl IntoIterator<Item = f64>) -> f64 {
+    let (s, n) = v
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+/// The 1-based positions `l` (layers, steps, ...) of `v` whose value fails `ok`, collapsed to
+/// runs for reading: `3-8,11`. Empty if every value passes.
+pub fn positions(v: impl IntoIterator<Item = f64>, ok: impl Fn(f64) -> bool) -> Vec<usize> {
+    v.into_iter()
+        .enumerate()
+        .filter(|(_, x)| !ok(*x))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// `3,4,5,9` as `3-5,9`.
+pub fn fmt_ranges(v: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
 /// Smallest finite value, NaN if there is none.
 pub fn finite_min(v: impl IntoIterator<Item = f64>) -> f64 {
     v.into_iter()
@@ -274,5 +325,44 @@ pub fn fmt_num(v: f64) -> String {
         format!("{v:.3}")
     } else {
         format!("{v:.2e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_nan_keeps_inf_in_the_order_and_never_drops_a_nan() {
+        assert_eq!(median_nan([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_nan([1.0, 2.0, 3.0, 4.0]), 3.0, "the upper median");
+        assert_eq!(median_nan([1.0, f64::INFINITY, 2.0]), 2.0);
+        assert_eq!(
+            median_nan([f64::INFINITY, f64::INFINITY, 2.0]),
+            f64::INFINITY
+        );
+        assert!(median_nan([1.0, f64::NAN, 2.0]).is_nan());
+        assert!(median_nan([]).is_nan());
+        // On finite values it is the finite median.
+        let v = [0.3, -2.0, 7.5, 1e-30, 4.0, 4.0];
+        assert_eq!(median_nan(v), finite_median(v));
+    }
+
+    #[test]
+    fn mean_nan_propagates_what_finite_mean_drops() {
+        assert_eq!(mean_nan([1.0, 2.0, 3.0]), finite_mean([1.0, 2.0, 3.0]));
+        assert!(mean_nan([1.0, f64::NAN]).is_nan());
+        assert_eq!(mean_nan([1.0, f64::INFINITY]), f64::INFINITY);
+        assert!(mean_nan([]).is_nan());
+    }
+
+    #[test]
+    fn positions_collapse_to_ranges() {
+        let v = [1.0, f64::NAN, f64::NAN, 2.0, f64::INFINITY, f64::NAN];
+        let bad = positions(v, f64::is_finite);
+        assert_eq!(bad, [2, 3, 5, 6]);
+        assert_eq!(fmt_ranges(&bad), "2-3,5-6");
+        assert_eq!(fmt_ranges(&[4]), "4");
+        assert_eq!(fmt_ranges(&[]), "");
     }
 }

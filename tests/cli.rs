@@ -128,7 +128,18 @@ fn overflow_is_a_result_not_a_crash() {
     assert!(stdout.contains("NaN") || stdout.contains("inf"), "{stdout}");
     let r = json(&dir.join("grad_norms.json"));
     let a = arm(&r, false);
-    assert_eq!(a["weight_grad"]["verdict"], "exploding");
+    // The forward pass overflows at layer 28, so every gradient is NaN: no evidence of the
+    // gradients' trend, and the verdict says so instead of guessing "exploding".
+    assert_eq!(a["weight_grad"]["verdict"], "undetermined");
+    let reason = a["weight_grad"]["verdict_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("NaN at layers 1-100") && reason.contains("forward pass overflowed"),
+        "{reason}"
+    );
+    assert!(
+        stdout.contains("|dW_l| is undetermined: the forward pass overflowed"),
+        "{stdout}"
+    );
     let std = a["seeds"][0]["activation_std"].as_array().unwrap();
     assert!(
         std.iter().any(|v| v == "inf" || v == "NaN"),
@@ -461,4 +472,40 @@ fn grad_norms_progress_adds_up_to_its_work_units() {
     };
     assert_eq!(work_units(&cfg), 2 * 2 * (4 + 41));
     common::assert_progress_adds_up::<GradNorms>(&cfg, 41, "grad-norms");
+}
+
+/// Overflow to inf is evidence of exploding gradients even where the layers nearer the input
+/// are NaN (inf - inf): at depth 16 the backward pass overflows from layer 16 down to 6.
+#[test]
+fn a_gradient_that_overflows_to_inf_is_exploding_even_with_nan_layers_beside_it() {
+    let dir = scratch("overflow-inf");
+    let out = bn_lab_ok(
+        &[
+            "grad-norms",
+            "--act",
+            "linear",
+            "--init",
+            "normal:3",
+            "--depth",
+            "16",
+            "--bn",
+            "off",
+            "--width",
+            "64",
+            "--batch",
+            "32",
+        ],
+        &dir,
+    );
+    let r = json(&dir.join("grad_norms.json"));
+    let w = &arm(&r, false)["weight_grad"];
+    assert_eq!(w["verdict"], "exploding", "{w}");
+    assert!(w["verdict_reason"].is_null());
+    assert!(!w["special"]["inf"].as_array().unwrap().is_empty(), "{w}");
+    assert!(!w["special"]["nan"].as_array().unwrap().is_empty(), "{w}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("inf (overflow)") && stdout.contains("exploding"),
+        "{stdout}"
+    );
 }

@@ -181,3 +181,46 @@ fn ics_progress_adds_up_to_its_work_units() {
     let r = common::assert_progress_adds_up::<Ics>(&cfg, u64::MAX, "ics --lr 1e10");
     assert!(r.arms.iter().all(|a| a.run.diverged_at.is_some()));
 }
+
+/// With lr 1e10 the BN-off arm's later layers are NaN/inf: the verdict is "undetermined" with a
+/// reason naming the arm and the layers, the layer medians keep the NaN (no mean over the
+/// remaining layers), and a normal run keeps its verdict with no reason.
+#[test]
+fn a_verdict_needs_finite_medians_in_both_arms() {
+    let out = scratch("ics-undetermined");
+    bn_lab_ok(TINY_ICS, &out);
+    let v = json(&out.join("ics.json"));
+    let verdict = &v["verdict"];
+    assert!(
+        ["yes", "no", "mixed"].contains(&verdict["bn_reduced_ics"].as_str().unwrap()),
+        "{verdict}"
+    );
+    assert!(verdict["reason"].is_null(), "{verdict}");
+
+    let diverging = common::with_flag(TINY_ICS, "--lr", "1e10");
+    let o = bn_lab_ok(&diverging, &out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let v = json(&out.join("ics.json"));
+    let verdict = &v["verdict"];
+    assert_eq!(verdict["bn_reduced_ics"], "undetermined", "{verdict}");
+    let reason = verdict["reason"].as_str().unwrap();
+    let off = &v["arms"][0];
+    assert_eq!(off["label"], "BN off");
+    // Every non-finite median of layers 2..out is named, under its arm.
+    let medians = off["summary"]["layer_l2_diff"].as_array().unwrap();
+    let bad: Vec<usize> = (1..medians.len())
+        .filter(|&l| !common::num(&medians[l]).is_finite())
+        .collect();
+    assert!(!bad.is_empty(), "lr 1e10 blows up some layer: {medians:?}");
+    assert!(reason.contains("in the BN off arm"), "{reason}");
+    assert!(
+        !common::num(&off["summary"]["l2_diff"]).is_finite(),
+        "the mean over layers keeps the non-finite layers: {}",
+        off["summary"]
+    );
+    assert!(
+        stdout.contains(&format!("in this run: undetermined: {reason}")),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -437,3 +437,70 @@ fn landscape_progress_adds_up_to_its_work_units_and_moves_during_the_slice() {
     let r = common::assert_progress_adds_up::<Landscape>(&cfg, u64::MAX, "landscape --lr 1e10");
     assert!(r.arms.iter().any(|a| a.slice.is_none()));
 }
+
+/// BN against BN off is in the JSON, measure by measure: a NaN median (a probe blown up to
+/// NaN) makes that comparison "undetermined" with the reason, while an inf median (the loss
+/// overflowed along the path) is a result and decides against a finite one. Nothing is
+/// dropped from the medians. A normal run decides every comparison.
+#[test]
+fn comparisons_need_a_non_nan_median_in_both_arms() {
+    let out = scratch("landscape-undetermined");
+    bn_lab_ok(TINY_LANDSCAPE, &out);
+    let v = json(&out.join("landscape.json"));
+    let measures = [
+        "loss_variation",
+        "relative_loss_variation",
+        "grad_dist",
+        "relative_grad_dist",
+        "beta",
+    ];
+    for m in measures {
+        let c = &v["comparison"][m];
+        assert!(
+            ["smaller", "larger"].contains(&c["verdict"].as_str().unwrap()),
+            "{m}: {c}"
+        );
+        assert!(c["reason"].is_null(), "{m}: {c}");
+    }
+
+    let o = bn_lab_ok(&common::with_flag(TINY_LANDSCAPE, "--lr", "1e10"), &out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let v = json(&out.join("landscape.json"));
+    let off = &v["arms"][0]["summary"];
+    let summary_key = |m: &str| format!("median_{m}");
+    let mut undetermined = 0;
+    for m in measures {
+        let c = &v["comparison"][m];
+        let (o, n) = (common::num(&c["off"]), common::num(&c["on"]));
+        assert_eq!(
+            o.to_bits(),
+            common::num(&off[summary_key(m)]).to_bits(),
+            "{m}"
+        );
+        if o.is_nan() || n.is_nan() {
+            undetermined += 1;
+            assert_eq!(c["verdict"], "undetermined", "{m}: {c}");
+            let reason = c["reason"].as_str().unwrap();
+            assert!(reason.contains("median is NaN"), "{m}: {reason}");
+            assert!(
+                stdout.contains(&format!("undetermined: {reason}")),
+                "{stdout}"
+            );
+        } else {
+            assert_ne!(c["verdict"], "undetermined", "{m}: {c}");
+        }
+        if o == f64::INFINITY && n.is_finite() {
+            assert_eq!(
+                c["verdict"], "smaller",
+                "an overflow without BN is a result: {c}"
+            );
+        }
+    }
+    assert!(
+        undetermined > 0,
+        "lr 1e10 makes some probe NaN: {}",
+        v["comparison"]
+    );
+    assert!(!stdout.contains("not comparable"), "{stdout}");
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -274,3 +274,95 @@ fn nonlinearity_progress_adds_up_to_its_work_units() {
     let r = common::assert_progress_adds_up::<Nonlinearity>(&cfg, u64::MAX, "--lr 1e10");
     assert!(r.runs.iter().all(|r| r.diverged));
 }
+
+/// A NaN activation input is neither inside nor outside (-1, 1), saturated or not, dead or
+/// alive: the layer's fractions are NaN (and so every mean over them), never a count that
+/// quietly treats NaN as "outside" or "saturated".
+#[test]
+fn a_layer_with_nan_inputs_has_nan_fractions() {
+    let data = data::make_task::<f64>(Task::Nonlinear, 8, 32, 32, 6, 2);
+    for act in [Activation::Sigmoid, Activation::Relu] {
+        let cfg = NetConfig {
+            bn: None,
+            ..bn_net(act, false)
+        };
+        let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(8, Stream::Weights));
+        net.blocks[1].linear.w[[0, 0]] = f64::NAN;
+        let p = activation_stats(&net, data.test.x.view(), &[1, 2, 3]);
+        let fractions: Vec<&Vec<bn_lab::stats::Num>> = [
+            Some(&p.inside_unit),
+            p.saturated.as_ref(),
+            p.dead.as_ref(),
+            p.always_active.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let expected = if act == Activation::Sigmoid { 2 } else { 3 };
+        assert_eq!(
+            fractions.len(),
+            expected,
+            "{act}: inside, saturated or dead/linear"
+        );
+        for f in fractions {
+            assert!(f[0].0.is_finite(), "{act}: layer 1 is untouched: {f:?}");
+            // Layer 2 holds the NaN weight; sigmoid passes NaN on to layer 3, while ReLU
+            // maps it to 0 (the model's max(u, 0)), so layer 3 of the ReLU net is finite.
+            assert!(f[1].0.is_nan(), "{act}: {f:?}");
+            assert_eq!(f[2].0.is_nan(), act == Activation::Sigmoid, "{act}: {f:?}");
+        }
+        assert!(p.histograms[1].hist.non_finite > 0);
+    }
+}
+
+/// With every run diverged (lr 1e10) the verdict is "undetermined" with the reason, in the
+/// JSON and the summary, never SUPPORTS or CONTRADICTS; with only the runs without
+/// scale/shift diverged (lr 1) it is undetermined too and names them. Normal runs keep a verdict
+/// and no reason.
+#[test]
+fn a_verdict_needs_compared_runs_that_trained() {
+    let dir = scratch("nl_undetermined");
+    let (_, r) = run_tiny(&dir, "0");
+    for s in r["summary"].as_array().unwrap() {
+        assert_ne!(s["verdict"], "undetermined", "{s}");
+        assert!(s["verdict_reason"].is_null(), "{s}");
+    }
+    for (lr, reason) in [
+        (
+            "1e10",
+            "every BN run compared diverged (BN on and BN, no affine in all 2 seed(s))",
+        ),
+        ("1", "BN, no affine diverged in all 2 seed(s)"),
+    ] {
+        let mut args = TINY_NONLINEARITY.to_vec();
+        let d = dir.join(lr);
+        args.extend(["--lr", lr, "--out", d.to_str().unwrap()]);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("nonlinearity.json")).unwrap())
+                .unwrap();
+        let sigmoid = &v["summary"][0];
+        assert_eq!(sigmoid["act"], "sigmoid");
+        assert_eq!(sigmoid["verdict"], "undetermined", "lr {lr}: {sigmoid}");
+        assert_eq!(sigmoid["verdict_reason"], reason, "lr {lr}");
+        assert!(
+            stdout.contains(&format!("sigmoid: this run does not tell whether scale/shift fits the non-linear task better (UNDETERMINED): {reason}")),
+            "lr {lr}: {stdout}"
+        );
+        if lr == "1e10" {
+            assert!(
+                !stdout.contains("SUPPORTS") && !stdout.contains("CONTRADICTS"),
+                "{stdout}"
+            );
+            for s in v["summary"].as_array().unwrap() {
+                assert_eq!(s["verdict"], "undetermined", "{s}");
+            }
+        }
+    }
+}

@@ -419,3 +419,46 @@ fn train_progress_adds_up_to_its_work_units() {
     let r = assert_progress_adds_up::<Train>(&cfg, u64::MAX, "train, lr 50 diverges");
     assert!(r.runs.iter().any(|r| r.diverged));
 }
+
+/// The verdicts are in the JSON with a reason when undetermined: at lr 1e10 every run diverges,
+/// so BN off's divergence is matched by every BN configuration's ("not shown", a result), but
+/// no placement trained, so which one does better is undetermined. The tiny sweep keeps both.
+#[test]
+fn verdicts_need_runs_that_trained() {
+    let dir = scratch("train-verdicts");
+    let (_, r) = run_tiny(&dir, "0");
+    let v = &r["verdicts"];
+    assert_eq!(v["higher_lr"]["verdict"], "not-shown", "{v}");
+    assert!(
+        ["after-activation", "before-activation"]
+            .contains(&v["placement"]["verdict"].as_str().unwrap()),
+        "{v}"
+    );
+    assert!(v["higher_lr"]["reason"].is_null() && v["placement"]["reason"].is_null());
+
+    let mut args = with_flag(TINY_TRAIN, "--lr", "1e10");
+    let d = dir.join("diverged");
+    args.extend(["--out", d.to_str().unwrap()]);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v = json(&d.join("train.json"))["verdicts"].clone();
+    assert_eq!(v["higher_lr"]["verdict"], "not-shown", "{v}");
+    assert_eq!(v["placement"]["verdict"], "undetermined", "{v}");
+    let reason = v["placement"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("BN on trained at no learning rate"),
+        "{reason}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "BN placement (best test loss over the sweep): UNDETERMINED: {reason}."
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("did better"), "{stdout}");
+}

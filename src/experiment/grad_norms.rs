@@ -172,12 +172,17 @@ impl SpecialLayers {
     }
 }
 
+/// How a gradient curve behaves. Overflow to inf is evidence of exploding and underflow to 0 of
+/// vanishing (both are results); NaN is no evidence either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trend {
     Vanishing,
     Stable,
     Exploding,
+    /// A layer is NaN in some seed and none is inf: the curve cannot be judged (the summary's
+    /// `verdict_reason` says where, and whether the forward pass had overflowed already).
+    Undetermined,
 }
 
 impl std::fmt::Display for Trend {
@@ -186,6 +191,7 @@ impl std::fmt::Display for Trend {
             Trend::Vanishing => "vanishing",
             Trend::Stable => "stable",
             Trend::Exploding => "exploding",
+            Trend::Undetermined => "undetermined",
         })
     }
 }
@@ -204,12 +210,23 @@ pub struct CurveSummary {
     /// the input (< 1 vanishing, > 1 exploding). `null` with fewer than two usable layers.
     pub growth_per_layer: Option<Num>,
     pub verdict: Trend,
+    /// Why the verdict is `undetermined` (`null` otherwise).
+    pub verdict_reason: Option<String>,
     /// Layers where the value is 0 (underflow), inf or NaN in any seed.
     pub special: SpecialLayers,
 }
 
 impl CurveSummary {
-    fn new(per_seed: &[&[Num]], vanishing_below: f64, exploding_above: f64) -> Self {
+    /// Summarise one curve per seed (`seeds[i]` is `per_seed[i]`'s seed). `forward_bad_from`:
+    /// the first layer whose activation std is inf/NaN in some seed (the forward pass overflowed),
+    /// named in an undetermined verdict's reason.
+    fn new(
+        per_seed: &[&[Num]],
+        seeds: &[u64],
+        forward_bad_from: Option<usize>,
+        vanishing_below: f64,
+        exploding_above: f64,
+    ) -> Self {
         let depth = per_seed[0].len();
         let gmean: Vec<f64> = (0..depth)
             .map(|l| stats::geometric_mean(&per_seed.iter().map(|s| s[l].0).collect::<Vec<_>>()))
@@ -230,22 +247,61 @@ impl CurveSummary {
                 dst.dedup();
             }
         }
-        let verdict =
-            if !special.inf.is_empty() || !special.nan.is_empty() || ratio > exploding_above {
-                Trend::Exploding
-            } else if !special.zero.is_empty() || ratio < vanishing_below {
-                Trend::Vanishing
-            } else if ratio.is_nan() {
-                Trend::Exploding
-            } else {
-                Trend::Stable
-            };
+        // Overflow is evidence of exploding, underflow of vanishing; NaN of neither, and nor is
+        // anything computed after the forward pass overflowed (a 0 there is ReLU of NaN, say).
+        let verdict = if !special.inf.is_empty() {
+            Trend::Exploding
+        } else if !special.nan.is_empty() || ratio.is_nan() || forward_bad_from.is_some() {
+            Trend::Undetermined
+        } else if ratio > exploding_above {
+            Trend::Exploding
+        } else if !special.zero.is_empty() || ratio < vanishing_below {
+            Trend::Vanishing
+        } else {
+            Trend::Stable
+        };
+        let verdict_reason = (verdict == Trend::Undetermined).then(|| {
+            let nan_seeds: Vec<String> = per_seed
+                .iter()
+                .zip(seeds)
+                .filter(|(v, _)| v.iter().any(|x| x.0.is_nan()))
+                .map(|(_, s)| s.to_string())
+                .collect();
+            let nan = (!special.nan.is_empty()).then(|| {
+                format!(
+                    "NaN at layers {} in seed(s) {}",
+                    fmt_layers(&special.nan),
+                    nan_seeds.join(", ")
+                )
+            });
+            match forward_bad_from {
+                Some(l) => {
+                    let mut seen: Vec<String> = nan.into_iter().collect();
+                    if !special.zero.is_empty() {
+                        seen.push(format!("0 at layers {}", fmt_layers(&special.zero)));
+                    }
+                    let seen = if seen.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", seen.join(", "))
+                    };
+                    format!(
+                        "the forward pass overflowed (activation std inf/NaN from layer {l}), so the gradients{seen} are no evidence either way, and no layer overflowed to inf"
+                    )
+                }
+                None => format!(
+                    "{} is no evidence either way, and no layer overflowed to inf",
+                    nan.unwrap_or_else(|| format!("the ratio {}", fmt_num(ratio)))
+                ),
+            }
+        });
         CurveSummary {
             first: Num(first),
             last: Num(last),
             ratio: Num(ratio),
             growth_per_layer: growth,
             verdict,
+            verdict_reason,
             special,
         }
     }
@@ -421,13 +477,28 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                 .iter()
                 .map(|s| &s.activation_grad_norm[..])
                 .collect();
+            let seed_ids: Vec<u64> = per_seed.iter().map(|s| s.seed).collect();
+            let forward_bad_from = per_seed
+                .iter()
+                .filter_map(|s| s.activation_std.iter().position(|v| !v.0.is_finite()))
+                .min()
+                .map(|i| i + 1);
+            let summary = |curve: &[&[Num]]| {
+                CurveSummary::new(
+                    curve,
+                    &seed_ids,
+                    forward_bad_from,
+                    cfg.vanishing_below,
+                    cfg.exploding_above,
+                )
+            };
             ArmResult {
                 label: arm_label(cfg, depth, norm),
                 depth,
                 norm,
                 net: cfg.net(depth, norm),
-                weight_grad: CurveSummary::new(&w, cfg.vanishing_below, cfg.exploding_above),
-                activation_grad: CurveSummary::new(&g, cfg.vanishing_below, cfg.exploding_above),
+                weight_grad: summary(&w),
+                activation_grad: summary(&g),
                 seeds: per_seed,
             }
         })
@@ -476,25 +547,9 @@ pub fn title(cfg: &GradNormsConfig) -> String {
     s
 }
 
+/// Layers as runs: 3,4,5,9 -> 3-5,9.
 fn fmt_layers(v: &[usize]) -> String {
-    // Collapse runs: 3,4,5,9 -> 3-5,9
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let start = v[i];
-        let mut end = start;
-        while i + 1 < v.len() && v[i + 1] == end + 1 {
-            i += 1;
-            end = v[i];
-        }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
-    }
-    parts.join(",")
+    stats::fmt_ranges(v)
 }
 
 /// The stdout table.
@@ -508,15 +563,24 @@ pub fn table(report: &GradNormsReport) -> String {
         .max()
         .unwrap_or(6)
         .max(6);
+    // Wide enough for "undetermined" when a curve is.
+    let vw = report
+        .arms
+        .iter()
+        .flat_map(|a| [a.weight_grad.verdict, a.activation_grad.verdict])
+        .map(|v| v.to_string().len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
     out.push_str(&format!(
-        "{:<label_w$}  {:>10}  {:>10}  {:>10}  {:>12}  {:<9}  {:>12}  {:<9}\n",
+        "{:<label_w$}  {:>10}  {:>10}  {:>10}  {:>12}  {:<vw$}  {:>12}  {:<vw$}\n",
         "config", "|dW_1|", "|dW_L|", "ratio", "growth/layer", "verdict", "signal ratio", "signal"
     ));
     let mut notes = Vec::new();
     for a in &report.arms {
         let w = &a.weight_grad;
         out.push_str(&format!(
-            "{:<label_w$}  {:>10}  {:>10}  {:>10}  {:>12}  {:<9}  {:>12}  {:<9}\n",
+            "{:<label_w$}  {:>10}  {:>10}  {:>10}  {:>12}  {:<vw$}  {:>12}  {:<vw$}\n",
             a.label,
             fmt_num(w.first.0),
             fmt_num(w.last.0),
@@ -526,6 +590,11 @@ pub fn table(report: &GradNormsReport) -> String {
             fmt_num(a.activation_grad.ratio.0),
             a.activation_grad.verdict.to_string(),
         ));
+        for (what, c) in [("|dW_l|", w), ("|dL/dh_l|", &a.activation_grad)] {
+            if let Some(reason) = &c.verdict_reason {
+                notes.push(format!("  {}: {what} is undetermined: {reason}", a.label));
+            }
+        }
         for (what, sp) in [
             ("|dW_l|", &w.special),
             ("|dL/dh_l|", &a.activation_grad.special),
@@ -550,10 +619,12 @@ pub fn table(report: &GradNormsReport) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "ratio = layer 1 / layer L (L = depth); growth/layer = factor per layer towards the input (least-squares fit);\n\
-         verdict: vanishing if ratio < {:.0e} or a layer underflows to 0, exploding if ratio > {:.0e} or a layer is inf/NaN, else stable.\n\
+        "ratio = layer 1 / layer L (L = depth); growth/layer = factor per layer towards the input (least-squares fit over the layers\n\
+         whose value is finite and > 0: layers listed above as 0, inf or NaN are left out of it);\n\
+         verdict: exploding if a layer overflows to inf or ratio > {:.0e}, else undetermined if a layer is NaN (no evidence),\n\
+         else vanishing if ratio < {:.0e} or a layer underflows to 0, else stable.\n\
          signal = the backprop signal |dL/dh_l|, judged the same way.\n",
-        cfg.vanishing_below, cfg.exploding_above
+        cfg.exploding_above, cfg.vanishing_below
     ));
     out
 }
@@ -606,5 +677,67 @@ impl Experiment for GradNorms {
             ));
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(values: &[&[f64]]) -> CurveSummary {
+        let nums: Vec<Vec<Num>> = values.iter().map(|v| nums(v)).collect();
+        let per_seed: Vec<&[Num]> = nums.iter().map(|v| &v[..]).collect();
+        let seeds: Vec<u64> = (0..values.len() as u64).collect();
+        CurveSummary::new(&per_seed, &seeds, None, VANISHING_BELOW, EXPLODING_ABOVE)
+    }
+
+    #[test]
+    fn finite_curves_are_judged_by_their_ratio() {
+        assert_eq!(curve(&[&[1e-5, 1e-2, 1.0]]).verdict, Trend::Vanishing);
+        assert_eq!(curve(&[&[1e5, 1e2, 1.0]]).verdict, Trend::Exploding);
+        let stable = curve(&[&[2.0, 1.5, 1.0], &[1.0, 1.2, 1.1]]);
+        assert_eq!(stable.verdict, Trend::Stable);
+        assert!(stable.verdict_reason.is_none());
+    }
+
+    #[test]
+    fn overflow_and_underflow_are_evidence_and_nan_is_not() {
+        let inf = curve(&[&[f64::NAN, f64::INFINITY, 1.0]]);
+        assert_eq!(inf.verdict, Trend::Exploding, "inf is an overflow");
+        assert!(inf.verdict_reason.is_none());
+        assert_eq!(curve(&[&[0.0, 1e-3, 1.0]]).verdict, Trend::Vanishing);
+        for values in [
+            &[&[f64::NAN, f64::NAN, f64::NAN][..]][..],
+            &[&[1.0, 1.0, 1.0], &[f64::NAN, 1.0, 1.0]],
+            &[&[0.0, 1e-3, 1.0], &[f64::NAN, f64::NAN, 1.0]],
+        ] {
+            let c = curve(values);
+            assert_eq!(c.verdict, Trend::Undetermined, "{values:?}");
+            let reason = c.verdict_reason.expect("an undetermined verdict says why");
+            assert!(reason.contains("NaN at layers"), "{reason}");
+        }
+        let nan_in_seed_1 = curve(&[&[1.0, 1.0, 1.0], &[f64::NAN, f64::NAN, 1.0]]);
+        let reason = nan_in_seed_1.verdict_reason.unwrap();
+        assert!(reason.contains("layers 1-2 in seed(s) 1"), "{reason}");
+    }
+
+    #[test]
+    fn an_undetermined_curve_names_the_forward_overflow() {
+        let nan = nums(&[f64::NAN; 4]);
+        let c = CurveSummary::new(&[&nan], &[7], Some(3), VANISHING_BELOW, EXPLODING_ABOVE);
+        let reason = c.verdict_reason.unwrap();
+        assert!(
+            reason.contains("in seed(s) 7") && reason.contains("from layer 3"),
+            "{reason}"
+        );
+        // Zeros after a forward overflow (ReLU of NaN) are no underflow: no evidence either.
+        let zeros = nums(&[0.0, 0.0, 1.0, 1.0]);
+        let c = CurveSummary::new(&[&zeros], &[0], Some(2), VANISHING_BELOW, EXPLODING_ABOVE);
+        assert_eq!(c.verdict, Trend::Undetermined);
+        assert!(c.verdict_reason.unwrap().contains("0 at layers 1-2"));
+        // An overflow to inf stays evidence of exploding.
+        let inf = nums(&[f64::INFINITY, 1.0, 1.0, 1.0]);
+        let c = CurveSummary::new(&[&inf], &[0], Some(2), VANISHING_BELOW, EXPLODING_ABOVE);
+        assert_eq!(c.verdict, Trend::Exploding);
     }
 }

@@ -24,8 +24,8 @@ use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, Tra
 use crate::float::Float;
 use crate::limits::Footprint;
 use crate::model::{Block, Mlp};
-use crate::stats::{Num, fmt_num, frobenius_norm};
-use crate::stats::{finite_mean, finite_median};
+use crate::stats::{Num, fmt_num, fmt_ranges, frobenius_norm, positions};
+use crate::stats::{mean_nan, median_nan};
 use crate::train::{loss_and_grad, step_units, units};
 
 /// A validated `ics` configuration: the training runs it measures.
@@ -139,7 +139,10 @@ pub struct IcsRecord {
 }
 
 /// Summary over the measured steps of one run: medians (robust to the first steps, where an
-/// untrained net's gradients can be orders of magnitude larger).
+/// untrained net's gradients can be orders of magnitude larger). Nothing is dropped: a NaN at
+/// any measured step makes that layer's median NaN, and a NaN or inf median makes the mean over
+/// layers NaN or inf, so a verdict on them is [`IcsVerdict::UNDETERMINED`]; an inf (overflow)
+/// takes part in a median as the largest value.
 #[derive(Clone, Debug, Serialize)]
 pub struct IcsSummary {
     /// Per layer: median over steps of `l2_diff`, `cosine`, and `l2_diff / grad_norm`.
@@ -156,14 +159,14 @@ impl IcsSummary {
     fn of(records: &[IcsRecord], layers: usize) -> Self {
         let per_layer = |f: &dyn Fn(&IcsRecord, usize) -> f64| -> Vec<Num> {
             (0..layers)
-                .map(|l| Num(finite_median(records.iter().map(|r| f(r, l)))))
+                .map(|l| Num(median_nan(records.iter().map(|r| f(r, l)))))
                 .collect()
         };
         let rel = |r: &IcsRecord, l: usize| r.l2_diff[l].0 / r.grad_norm[l].0;
         let layer_l2_diff = per_layer(&|r, l| r.l2_diff[l].0);
         let layer_cosine = per_layer(&|r, l| r.cosine[l].0);
         let layer_relative = per_layer(&rel);
-        let over = |v: &[Num]| Num(finite_mean(v.iter().skip(1).map(|n| n.0)));
+        let over = |v: &[Num]| Num(mean_nan(v.iter().skip(1).map(|n| n.0)));
         IcsSummary {
             l2_diff: over(&layer_l2_diff),
             cosine: over(&layer_cosine),
@@ -195,27 +198,100 @@ pub struct IcsVerdict {
     /// Summary `cos(G, G')` without and with BN.
     pub cosine_off: Num,
     pub cosine_on: Num,
-    /// `yes` (smaller l2 difference and higher cosine with BN), `no` (neither) or `mixed`.
+    /// `yes` (smaller l2 difference and higher cosine with BN), `no` (neither), `mixed`, or
+    /// `undetermined` when either arm's summary `||G - G'||` or `cos(G, G')` is not finite.
     pub bn_reduced_ics: &'static str,
+    /// Why the verdict is `undetermined` (`null` otherwise).
+    pub reason: Option<String>,
 }
 
 impl IcsVerdict {
-    fn of(off: &IcsSummary, on: &IcsSummary) -> Self {
-        let l2_ratio = on.l2_diff.0 / off.l2_diff.0;
+    /// The verdict without finite evidence.
+    pub const UNDETERMINED: &'static str = "undetermined";
+
+    fn of(off: &IcsArm, on: &IcsArm) -> Self {
+        let (o, n) = (&off.summary, &on.summary);
+        let l2_ratio = n.l2_diff.0 / o.l2_diff.0;
         let better_l2 = l2_ratio < 1.0;
-        let better_cos = on.cosine.0 > off.cosine.0;
-        IcsVerdict {
-            l2_ratio: Num(l2_ratio),
-            relative_ratio: Num(on.relative.0 / off.relative.0),
-            cosine_off: off.cosine,
-            cosine_on: on.cosine,
-            bn_reduced_ics: match (better_l2, better_cos) {
+        let better_cos = n.cosine.0 > o.cosine.0;
+        let missing: Vec<String> = [off, on].into_iter().filter_map(missing_evidence).collect();
+        let (bn_reduced_ics, reason) = if missing.is_empty() {
+            let word = match (better_l2, better_cos) {
                 (true, true) => "yes",
                 (false, false) => "no",
                 _ => "mixed",
-            },
+            };
+            (word, None)
+        } else {
+            (Self::UNDETERMINED, Some(missing.join("; ")))
+        };
+        IcsVerdict {
+            l2_ratio: Num(l2_ratio),
+            relative_ratio: Num(n.relative.0 / o.relative.0),
+            cosine_off: o.cosine,
+            cosine_on: n.cosine,
+            bn_reduced_ics,
+            reason,
         }
     }
+}
+
+/// Layer positions (1-based; `depth + 1` is the output layer) as `3-8,out`.
+fn fmt_layers(v: &[usize], depth: usize) -> String {
+    let hidden: Vec<usize> = v.iter().copied().filter(|&l| l <= depth).collect();
+    let mut s = fmt_ranges(&hidden);
+    if v.contains(&(depth + 1)) {
+        if !s.is_empty() {
+            s.push(',');
+        }
+        s.push_str("out");
+    }
+    s
+}
+
+/// Why `arm`'s summary is no evidence for the verdict, if it is not: no measured step, or
+/// layers 2..out whose median `||G - G'||` or `cos(G, G')` is NaN or inf.
+fn missing_evidence(arm: &IcsArm) -> Option<String> {
+    let label = &arm.run.label;
+    if arm.records.is_empty() {
+        let when = arm
+            .run
+            .diverged_at
+            .map_or(String::new(), |s| format!(" (it diverged at step {s})"));
+        return Some(format!("the {label} arm measured no step{when}"));
+    }
+    let depth = arm.summary.layer_l2_diff.len() - 1;
+    // "inf at layers 3-4 and NaN at layers 5-8,out" for one measure, empty if all finite.
+    let describe = |v: &[Num]| -> String {
+        let mut parts = Vec::new();
+        for (name, kind) in [
+            ("inf", f64::is_infinite as fn(f64) -> bool),
+            ("NaN", f64::is_nan),
+        ] {
+            let layers: Vec<usize> = positions(v.iter().map(|n| n.0), |x| !kind(x))
+                .into_iter()
+                .filter(|&l| l > 1)
+                .collect();
+            if !layers.is_empty() {
+                parts.push(format!("{name} at layers {}", fmt_layers(&layers, depth)));
+            }
+        }
+        parts.join(" and ")
+    };
+    let (l2, cos) = (
+        describe(&arm.summary.layer_l2_diff),
+        describe(&arm.summary.layer_cosine),
+    );
+    let text = match (l2.is_empty(), cos.is_empty()) {
+        (true, true) => return None,
+        _ if l2 == cos => format!("the medians of ||G - G'|| and cos(G, G') are {l2}"),
+        (false, true) => format!("the median ||G - G'|| is {l2}"),
+        (true, false) => format!("the median cos(G, G') is {cos}"),
+        (false, false) => {
+            format!("the median ||G - G'|| is {l2}, and the median cos(G, G') is {cos}")
+        }
+    };
+    Some(format!("in the {label} arm, {text}"))
 }
 
 /// Everything `ics` computed; written to `ics.json` and drawn in `ics.png`.
@@ -256,7 +332,7 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
         arms.iter().find(|a| !a.run.norm.is_on()),
         arms.iter().find(|a| a.run.norm.is_on()),
     ) {
-        (Some(off), Some(on)) => Some(IcsVerdict::of(&off.summary, &on.summary)),
+        (Some(off), Some(on)) => Some(IcsVerdict::of(off, on)),
         _ => None,
     };
     IcsReport {
@@ -364,14 +440,35 @@ pub fn table(report: &IcsReport) -> String {
         out.push('\n');
     }
     if let Some(v) = &report.verdict {
-        out.push_str(&format!(
-            "BN reduced internal covariate shift in this run: {} (|G-G'| with BN = {}x without; relative {}x; cos {} with BN vs {} without)\n",
-            v.bn_reduced_ics,
-            fmt_num(v.l2_ratio.0),
-            fmt_num(v.relative_ratio.0),
-            fmt_cos(v.cosine_on.0),
-            fmt_cos(v.cosine_off.0),
-        ));
+        match &v.reason {
+            None => out.push_str(&format!(
+                "BN reduced internal covariate shift in this run: {} (|G-G'| with BN = {}x without; relative {}x; cos {} with BN vs {} without)\n",
+                v.bn_reduced_ics,
+                fmt_num(v.l2_ratio.0),
+                fmt_num(v.relative_ratio.0),
+                fmt_cos(v.cosine_on.0),
+                fmt_cos(v.cosine_off.0),
+            )),
+            Some(reason) => out.push_str(&format!(
+                "BN reduced internal covariate shift in this run: undetermined: {reason}; a verdict needs finite medians of layers 2 to out in both arms\n"
+            )),
+        }
+        let diverged: Vec<String> = report
+            .arms
+            .iter()
+            .filter_map(|a| {
+                a.run.diverged_at.filter(|_| !a.records.is_empty()).map(|s| {
+                    format!(
+                        "{} diverged at step {s}, so its medians cover only the {} step(s) measured before",
+                        a.run.label,
+                        a.records.len()
+                    )
+                })
+            })
+            .collect();
+        if v.reason.is_none() && !diverged.is_empty() {
+            out.push_str(&format!("note: {}\n", diverged.join("; ")));
+        }
     }
     out
 }

@@ -39,7 +39,7 @@ use crate::limits::{Footprint, MAX_PROBES};
 use crate::model::{Mlp, Mode, ParamKind};
 use crate::ops;
 use crate::stats::{self, Num, fmt_num, nums};
-use crate::stats::{dist, finite_median, max_nan, min_nan, norm};
+use crate::stats::{dist, max_nan, median_nan, min_nan, norm};
 use crate::train::{
     self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat, step_units, units,
 };
@@ -295,12 +295,14 @@ pub struct Slice {
     pub max: Num,
     /// `max / center_loss`: how far the loss climbs within the slice.
     pub max_ratio_to_center: Num,
-    /// Median over the grid of `loss / center_loss`.
+    /// Median over the grid of `loss / center_loss` (NaN if any point's loss is NaN).
     pub median_ratio_to_center: Num,
 }
 
 /// Medians over the probes of one run (robust to the first steps, where an untrained net can
-/// be orders of magnitude rougher; non-finite values are skipped).
+/// be orders of magnitude rougher). Nothing is skipped: an inf (the loss or gradient overflowed
+/// along the path) takes part in the order as the largest value, and a NaN at any probe makes
+/// the median NaN, so a comparison on it is `undetermined`.
 #[derive(Clone, Debug, Serialize)]
 pub struct LandscapeSummary {
     pub probes: usize,
@@ -312,7 +314,7 @@ pub struct LandscapeSummary {
     pub median_grad_dist: Num,
     /// Median of `grad_dist_max / grad_norm`: gradient change relative to the gradient itself.
     pub median_relative_grad_dist: Num,
-    /// Median and max of `beta`.
+    /// Median and max of `beta` (NaN if any probe's is).
     pub median_beta: Num,
     pub max_beta: Num,
     pub median_grad_norm: Num,
@@ -320,7 +322,7 @@ pub struct LandscapeSummary {
 
 impl LandscapeSummary {
     fn of(probes: &[Probe]) -> Self {
-        let m = |f: &dyn Fn(&Probe) -> f64| Num(finite_median(probes.iter().map(f)));
+        let m = |f: &dyn Fn(&Probe) -> f64| Num(median_nan(probes.iter().map(f)));
         LandscapeSummary {
             probes: probes.len(),
             median_loss_variation: m(&|p| p.loss_max.0 - p.loss_min.0),
@@ -328,9 +330,7 @@ impl LandscapeSummary {
             median_grad_dist: m(&|p| p.grad_dist_max.0),
             median_relative_grad_dist: m(&|p| p.grad_dist_max.0 / p.grad_norm.0),
             median_beta: m(&|p| p.beta.0),
-            max_beta: Num(max_nan(
-                probes.iter().map(|p| p.beta.0).filter(|b| b.is_finite()),
-            )),
+            max_beta: Num(max_nan(probes.iter().map(|p| p.beta.0))),
             median_grad_norm: m(&|p| p.grad_norm.0),
         }
     }
@@ -357,6 +357,96 @@ pub struct LandscapeReport {
     /// `eta_k = probe_multipliers[k] * lr`.
     pub step_sizes: Vec<f64>,
     pub arms: Vec<LandscapeArm>,
+    /// The first BN arm against BN off, when both ran.
+    pub comparison: Option<LandscapeComparison>,
+}
+
+/// Which way a measure goes with BN, relative to BN off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// The BN arm's median is below BN off's.
+    Smaller,
+    /// At or above.
+    Larger,
+    /// A median is NaN (a NaN probe is no evidence), or both are inf or both 0.
+    Undetermined,
+}
+
+/// One measure with BN against without: the two medians and `ratio` = BN / BN off. An inf
+/// median (the loss or gradient overflowed along the path) or a 0 one is a result and decides
+/// the direction against a finite one; a NaN decides nothing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    pub off: Num,
+    pub on: Num,
+    pub ratio: Num,
+    pub verdict: Direction,
+    /// Why the verdict is `undetermined` (`null` otherwise).
+    pub reason: Option<String>,
+}
+
+impl Comparison {
+    fn of(off: (&str, f64), on: (&str, f64)) -> Self {
+        let ratio = on.1 / off.1;
+        let nan: Vec<String> = [off, on]
+            .iter()
+            .filter(|(_, v)| v.is_nan())
+            .map(|(label, _)| {
+                format!("the {label} median is NaN (from a NaN probe, or no probe at all)")
+            })
+            .collect();
+        let reason = if !nan.is_empty() {
+            Some(nan.join(" and "))
+        } else if ratio.is_nan() {
+            Some(format!("both medians are {}", fmt_num(on.1)))
+        } else {
+            None
+        };
+        let verdict = match (&reason, ratio < 1.0) {
+            (Some(_), _) => Direction::Undetermined,
+            (None, true) => Direction::Smaller,
+            (None, false) => Direction::Larger,
+        };
+        Comparison {
+            off: Num(off.1),
+            on: Num(on.1),
+            ratio: Num(ratio),
+            verdict,
+            reason,
+        }
+    }
+}
+
+/// The three measures (absolute and relative) of the first BN arm against BN off.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LandscapeComparison {
+    /// Labels of the two arms compared.
+    pub off: String,
+    pub on: String,
+    pub loss_variation: Comparison,
+    pub relative_loss_variation: Comparison,
+    pub grad_dist: Comparison,
+    pub relative_grad_dist: Comparison,
+    pub beta: Comparison,
+}
+
+impl LandscapeComparison {
+    fn of(off: &LandscapeArm, on: &LandscapeArm) -> Self {
+        let (o, n) = (&off.summary, &on.summary);
+        let c = |f: fn(&LandscapeSummary) -> Num| {
+            Comparison::of((&off.run.label, f(o).0), (&on.run.label, f(n).0))
+        };
+        LandscapeComparison {
+            off: off.run.label.clone(),
+            on: on.run.label.clone(),
+            loss_variation: c(|s| s.median_loss_variation),
+            relative_loss_variation: c(|s| s.median_relative_loss_variation),
+            grad_dist: c(|s| s.median_grad_dist),
+            relative_grad_dist: c(|s| s.median_relative_grad_dist),
+            beta: c(|s| s.median_beta),
+        }
+    }
 }
 
 // ------------------------------------------------------------------ running
@@ -390,7 +480,7 @@ pub fn work_units(cfg: &LandscapeConfig) -> u64 {
 
 /// Train every arm (in parallel), probing as configured, then slice around the final weights.
 pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
-    let arms = cfg
+    let arms: Vec<LandscapeArm> = cfg
         .run
         .norms
         .par_iter()
@@ -399,11 +489,19 @@ pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
             Dtype::F64 => run_arm::<f64>(cfg, norm, progress),
         })
         .collect();
+    let comparison = match (
+        arms.iter().find(|a| !a.run.norm.is_on()),
+        arms.iter().find(|a| a.run.norm.is_on()),
+    ) {
+        (Some(off), Some(on)) => Some(LandscapeComparison::of(off, on)),
+        _ => None,
+    };
     LandscapeReport {
         tool: ToolInfo::current(),
         config: cfg.clone(),
         step_sizes: cfg.step_sizes(),
         arms,
+        comparison,
     }
 }
 
@@ -496,8 +594,6 @@ fn slice<T: Float>(
         )
         .collect();
     let flat: Vec<f64> = loss.iter().flatten().copied().collect();
-    let mut ratios: Vec<f64> = flat.iter().map(|l| l / center_loss).collect();
-    ratios.sort_by(|a, b| a.total_cmp(b));
     Slice {
         coords,
         loss: loss.iter().map(|r| nums(r)).collect(),
@@ -505,7 +601,7 @@ fn slice<T: Float>(
         min: Num(min_nan(flat.iter().copied())),
         max: Num(max_nan(flat.iter().copied())),
         max_ratio_to_center: Num(max_nan(flat.iter().copied()) / center_loss),
-        median_ratio_to_center: Num(ratios[ratios.len() / 2]),
+        median_ratio_to_center: Num(median_nan(flat.iter().map(|l| l / center_loss))),
     }
 }
 
@@ -516,14 +612,26 @@ pub fn title(cfg: &LandscapeConfig) -> String {
     cfg.run.title()
 }
 
-fn ratio_words(off: f64, on: f64, lower: &str, higher: &str) -> String {
-    let r = on / off;
-    if !r.is_finite() || r <= 0.0 {
-        "not comparable (a value is 0, inf or NaN)".into()
-    } else if r < 1.0 {
-        format!("{lower} with BN ({}x of BN off)", fmt_num(r))
+/// A comparison in words: `smaller with BN (0.5x of BN off)`, or why it is undetermined.
+fn ratio_words(c: &Comparison, lower: &str, higher: &str) -> String {
+    let r = c.ratio.0;
+    let how = if r.is_finite() && r > 0.0 {
+        format!("{}x of BN off", fmt_num(r))
     } else {
-        format!("{higher} with BN ({}x of BN off)", fmt_num(r))
+        // 0 or inf: one median is 0 or inf (an overflow along the path); show both.
+        format!(
+            "{} with BN vs {} without",
+            fmt_num(c.on.0),
+            fmt_num(c.off.0)
+        )
+    };
+    match c.verdict {
+        Direction::Smaller => format!("{lower} with BN ({how})"),
+        Direction::Larger => format!("{higher} with BN ({how})"),
+        Direction::Undetermined => format!(
+            "undetermined: {}",
+            c.reason.as_deref().unwrap_or("no finite evidence")
+        ),
     }
 }
 
@@ -568,11 +676,12 @@ pub fn table(report: &LandscapeReport) -> String {
          rel var (loss var / loss), |dg| (largest gradient change along the path), |dg|/|g|, beta (effective\n\
          beta-smoothness: largest |dg| per distance moved); slice max: largest loss on the 2-D slice / loss at its centre.\n",
     );
-    if let (Some(off), Some(on)) = (
+    if let (Some(c), Some(off), Some(on)) = (
+        &report.comparison,
         report.arms.iter().find(|a| !a.run.norm.is_on()),
         report.arms.iter().find(|a| a.run.norm.is_on()),
     ) {
-        out.push_str(&bn_against_no_bn(off, on));
+        out.push_str(&bn_against_no_bn(c, off, on));
     }
     out
 }
@@ -607,36 +716,27 @@ fn arm_row(a: &LandscapeArm, lw: usize) -> String {
 }
 
 /// The three measures with BN relative to without, in words.
-fn bn_against_no_bn(off: &LandscapeArm, on: &LandscapeArm) -> String {
-    let (o, n) = (&off.summary, &on.summary);
-    let pair = |what: &str, abs: (f64, f64), rel: (f64, f64)| {
+fn bn_against_no_bn(c: &LandscapeComparison, off: &LandscapeArm, on: &LandscapeArm) -> String {
+    let pair = |what: &str, abs: &Comparison, rel: &Comparison| {
         format!(
             "{what}: {}; relative: {}\n",
-            ratio_words(abs.0, abs.1, "smaller", "LARGER"),
-            ratio_words(rel.0, rel.1, "smaller", "LARGER"),
+            ratio_words(abs, "smaller", "LARGER"),
+            ratio_words(rel, "smaller", "LARGER"),
         )
     };
     let mut out = pair(
         "loss variation",
-        (o.median_loss_variation.0, n.median_loss_variation.0),
-        (
-            o.median_relative_loss_variation.0,
-            n.median_relative_loss_variation.0,
-        ),
+        &c.loss_variation,
+        &c.relative_loss_variation,
     );
     out.push_str(&pair(
         "gradient change",
-        (o.median_grad_dist.0, n.median_grad_dist.0),
-        (o.median_relative_grad_dist.0, n.median_relative_grad_dist.0),
+        &c.grad_dist,
+        &c.relative_grad_dist,
     ));
     out.push_str(&format!(
         "effective beta-smoothness: {}\n",
-        ratio_words(
-            o.median_beta.0,
-            n.median_beta.0,
-            "smaller (smoother)",
-            "LARGER (rougher)"
-        )
+        ratio_words(&c.beta, "smaller (smoother)", "LARGER (rougher)")
     ));
     if off.run.diverged_at.is_some() || on.run.diverged_at.is_some() {
         out.push_str(

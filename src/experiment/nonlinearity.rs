@@ -326,7 +326,9 @@ pub struct LayerHistogram {
 }
 
 /// Per-layer measurements on the probe batch, layer 1 first. Fields that do not apply to the
-/// activation are `null`.
+/// activation are `null`. A layer whose activation inputs hold a NaN has NaN fractions (a NaN is
+/// neither inside nor outside (-1, 1), saturated or not); an inf input counts as outside (-1, 1),
+/// saturated and, for ReLU, active.
 #[derive(Clone, Debug, Serialize)]
 pub struct ActivationStats {
     /// Fraction of activation inputs in (-1, 1).
@@ -364,9 +366,12 @@ pub fn activation_stats<T: Float>(
     };
     for l in 1..=copy.depth() {
         let u: Array2<f64> = copy.activation_input(l).mapv(|v| v.f64());
+        let has_nan = u.iter().any(|v| v.is_nan());
+        // A fraction of values of which some are NaN is no measurement: NaN.
+        let frac = |count: usize, of: f64| Num(if has_nan { f64::NAN } else { count as f64 / of });
         let n = u.len() as f64;
         s.inside_unit
-            .push(Num(u.iter().filter(|v| v.abs() < 1.0).count() as f64 / n));
+            .push(frac(u.iter().filter(|v| v.abs() < 1.0).count(), n));
         s.input_std.push(Num(crate::stats::std_dev(&u)));
         if let Some(sat) = &mut s.saturated {
             let count = u
@@ -381,7 +386,7 @@ pub fn activation_stats<T: Float>(
                     }
                 })
                 .count();
-            sat.push(Num(count as f64 / n));
+            sat.push(frac(count, n));
         }
         if let (Some(on), Some(dead)) = (&mut s.always_active, &mut s.dead) {
             let units = u.ncols() as f64;
@@ -394,8 +399,8 @@ pub fn activation_stats<T: Float>(
                     all_off += 1;
                 }
             }
-            on.push(Num(all_on as f64 / units));
-            dead.push(Num(all_off as f64 / units));
+            on.push(frac(all_on, units));
+            dead.push(frac(all_off, units));
         }
         if hist_layers.contains(&l) {
             s.histograms.push(LayerHistogram {
@@ -447,6 +452,9 @@ pub enum AffineVerdict {
     Contradicts,
     /// Within `tolerance` of each other, or the seeds disagree.
     NoClearDifference,
+    /// No finite evidence: a compared run diverged (its loss is where training stopped, not a
+    /// fit) or its recalibrated train loss is inf/NaN; `verdict_reason` says which.
+    Undetermined,
 }
 
 /// Per configuration of one activation, averaged over seeds.
@@ -481,6 +489,8 @@ pub struct ActSummary {
     /// Seeds in which affine reached the lower recalibrated train loss.
     pub seeds_affine_better: Option<usize>,
     pub verdict: Option<AffineVerdict>,
+    /// Why the verdict is `undetermined` (`null` otherwise).
+    pub verdict_reason: Option<String>,
 }
 
 /// Everything `nonlinearity` computed; written to `nonlinearity.json`.
@@ -569,6 +579,63 @@ fn layer_mean(runs: &[&NlRun], pick: impl Fn(&NlRun) -> Option<&Vec<Num>>) -> Op
     (!vals.is_empty()).then(|| Num(mean(vals.into_iter())))
 }
 
+/// Why the compared arms' runs are no evidence for the verdict, if they are not: runs that
+/// diverged (their loss is where training stopped, not how well the network fits) and runs whose
+/// recalibrated train loss is inf/NaN, per arm and seed.
+fn missing_evidence(arms: &[(Norm, &Vec<&NlRun>)]) -> Option<String> {
+    let seeds_of = |rs: &[&&NlRun]| -> String {
+        rs.iter()
+            .map(|r| r.seed.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let diverged: Vec<(Norm, String)> = arms
+        .iter()
+        .filter_map(|(norm, runs)| {
+            let d: Vec<&&NlRun> = runs.iter().filter(|r| r.diverged).collect();
+            let which = if d.len() == runs.len() {
+                format!("in all {} seed(s)", runs.len())
+            } else {
+                format!("in seed(s) {} (of {})", seeds_of(&d), runs.len())
+            };
+            (!d.is_empty()).then_some((*norm, which))
+        })
+        .collect();
+    let non_finite: Vec<String> = arms
+        .iter()
+        .filter_map(|(norm, runs)| {
+            let bad: Vec<&&NlRun> = runs
+                .iter()
+                .filter(|r| !r.diverged && !r.recalibrated_train_loss.0.is_finite())
+                .collect();
+            (!bad.is_empty()).then(|| {
+                format!(
+                    "the recalibrated train loss of {} is not finite in seed(s) {}",
+                    norm.label(),
+                    seeds_of(&bad)
+                )
+            })
+        })
+        .collect();
+    let all_diverged = diverged.len() == arms.len()
+        && arms.iter().all(|(_, runs)| runs.iter().all(|r| r.diverged));
+    let mut parts = Vec::new();
+    if all_diverged {
+        let labels: Vec<&str> = arms.iter().map(|(n, _)| n.label()).collect();
+        parts.push(format!(
+            "every BN run compared diverged ({} in all {} seed(s))",
+            labels.join(" and "),
+            arms[0].1.len()
+        ));
+    } else {
+        for (norm, which) in &diverged {
+            parts.push(format!("{} diverged {which}", norm.label()));
+        }
+    }
+    parts.extend(non_finite);
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<ActSummary> {
     cfg.acts
         .iter()
@@ -604,7 +671,7 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
             let pair = cfg
                 .affine_pair()
                 .and_then(|(with, without)| Some((with, without, find(with)?, find(without)?)));
-            let (ratio_train, ratio_test, better, verdict) = match pair {
+            let (ratio_train, ratio_test, better, verdict, reason) = match pair {
                 Some((with, without, a, n)) => {
                     let rt = n.train_loss.0 / a.train_loss.0;
                     let rtest = n.test_loss.0 / a.test_loss.0;
@@ -615,16 +682,25 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
                         .filter(|(a, n)| a.recalibrated_train_loss.0 < n.recalibrated_train_loss.0)
                         .count();
                     let seeds = ra.len();
-                    let verdict = if rt > 1.0 + tolerance && 2 * better > seeds {
+                    let reason = missing_evidence(&[(with, &ra), (without, &rn)]);
+                    let verdict = if reason.is_some() {
+                        AffineVerdict::Undetermined
+                    } else if rt > 1.0 + tolerance && 2 * better > seeds {
                         AffineVerdict::Supports
                     } else if rt < 1.0 / (1.0 + tolerance) && 2 * better < seeds {
                         AffineVerdict::Contradicts
                     } else {
                         AffineVerdict::NoClearDifference
                     };
-                    (Some(Num(rt)), Some(Num(rtest)), Some(better), Some(verdict))
+                    (
+                        Some(Num(rt)),
+                        Some(Num(rtest)),
+                        Some(better),
+                        Some(verdict),
+                        reason,
+                    )
                 }
-                _ => (None, None, None, None),
+                _ => (None, None, None, None, None),
             };
             ActSummary {
                 act,
@@ -633,6 +709,7 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
                 no_affine_over_affine_test: ratio_test,
                 seeds_affine_better: better,
                 verdict,
+                verdict_reason: reason,
             }
         })
         .collect()
@@ -796,6 +873,15 @@ pub fn table(report: &NonlinearityReport) -> String {
 pub fn verdict_text(report: &NonlinearityReport) -> String {
     let mut out = String::new();
     for s in &report.summary {
+        if s.verdict == Some(AffineVerdict::Undetermined) {
+            out.push_str(&format!(
+                "{}: this run does not tell whether scale/shift fits the non-linear task better (UNDETERMINED): {}; \
+                 a verdict needs every compared run trained to the end with a finite loss (try a smaller --lr).\n",
+                s.act.name(),
+                s.verdict_reason.as_deref().unwrap_or("no finite evidence"),
+            ));
+            continue;
+        }
         let (Some(rt), Some(rtest), Some(better), Some(verdict)) = (
             s.no_affine_over_affine_train,
             s.no_affine_over_affine_test,
@@ -823,6 +909,7 @@ pub fn verdict_text(report: &NonlinearityReport) -> String {
             AffineVerdict::Supports => "SUPPORTS",
             AffineVerdict::Contradicts => "CONTRADICTS",
             AffineVerdict::NoClearDifference => "does NOT clearly support",
+            AffineVerdict::Undetermined => unreachable!("handled above"),
         };
         out.push_str(&format!(
             "{}: this run {word} the diary's claim that scale/shift fits the non-linear task better: \

@@ -193,8 +193,160 @@ pub struct TrainReport {
     pub reference: ReferenceLosses,
     pub runs: Vec<TrainRun>,
     pub summary: Vec<ArmSummary>,
+    /// What this run says about the diary's claims (also in words in the summary).
+    pub verdicts: TrainVerdicts,
     /// Wall-clock seconds of the training (not part of the reproducible numbers).
     pub seconds: f64,
+}
+
+/// A verdict and, when it is `undetermined`, why (`reason` is `null` otherwise).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Judged<V> {
+    pub verdict: V,
+    pub reason: Option<String>,
+}
+
+/// Does BN train at a learning rate where BN off diverges (the diary's "higher learning rate")?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HigherLr {
+    /// Some BN configuration trained (no divergence, finite final losses) at a learning rate
+    /// where BN off diverged.
+    Shown,
+    /// BN off diverged nowhere, or every BN configuration diverged wherever it did.
+    NotShown,
+    /// No finite evidence: where BN off diverged, no BN configuration trained, but some did not
+    /// diverge and ended with an inf/NaN loss (or BN off ended so without diverging).
+    Undetermined,
+}
+
+/// Which BN placement reached the lower best test loss over the sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementVerdict {
+    AfterActivation,
+    BeforeActivation,
+    /// One placement trained at no learning rate (every run diverged or ended inf/NaN), or
+    /// reached no finite test loss.
+    Undetermined,
+}
+
+/// The verdicts of a `train` run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainVerdicts {
+    /// `null` without a BN-off configuration.
+    pub higher_lr: Option<Judged<HigherLr>>,
+    /// `null` unless BN before and after the activation (both with scale/shift) ran.
+    pub placement: Option<Judged<PlacementVerdict>>,
+}
+
+/// A run that trained: no divergence and finite final train and test losses.
+fn trained(r: &TrainRun) -> bool {
+    !r.diverged && r.final_train_loss.0.is_finite() && r.final_test_loss.0.is_finite()
+}
+
+/// A run that did not diverge but ended with an inf/NaN loss: no evidence either way.
+fn unfinished(r: &TrainRun) -> bool {
+    !r.diverged && !trained(r)
+}
+
+fn higher_lr_verdict(cfg: &TrainConfig, runs: &[TrainRun]) -> Option<Judged<HigherLr>> {
+    if !cfg.norms.contains(&Norm::Off) {
+        return None;
+    }
+    let off = |r: &&TrainRun| r.norm == Norm::Off;
+    let off_diverged: Vec<f64> = runs
+        .iter()
+        .filter(off)
+        .filter(|r| r.diverged)
+        .map(|r| r.lr)
+        .collect();
+    let off_unknown: Vec<f64> = runs
+        .iter()
+        .filter(off)
+        .filter(|r| unfinished(r))
+        .map(|r| r.lr)
+        .collect();
+    let bn_at = |lr: f64| {
+        runs.iter()
+            .filter(move |r| r.lr == lr && r.norm != Norm::Off)
+    };
+    let helped = off_diverged.iter().any(|&lr| bn_at(lr).any(trained));
+    let unknown: Vec<String> = off_diverged
+        .iter()
+        .flat_map(|&lr| {
+            bn_at(lr)
+                .filter(|r| unfinished(r))
+                .map(move |r| format!("{} at lr {}", r.label, Short(lr)))
+        })
+        .collect();
+    let judged = |verdict, reason| Some(Judged { verdict, reason });
+    if helped {
+        judged(HigherLr::Shown, None)
+    } else if !unknown.is_empty() {
+        judged(
+            HigherLr::Undetermined,
+            Some(format!(
+                "BN off diverged at lr {}, and {} did not diverge there but ended with an inf/NaN train or test loss",
+                fmt_lrs(&off_diverged),
+                unknown.join(", ")
+            )),
+        )
+    } else if off_diverged.is_empty() && !off_unknown.is_empty() {
+        judged(
+            HigherLr::Undetermined,
+            Some(format!(
+                "BN off did not diverge, but ended with an inf/NaN train or test loss at lr {}",
+                fmt_lrs(&off_unknown)
+            )),
+        )
+    } else {
+        judged(HigherLr::NotShown, None)
+    }
+}
+
+fn placement_verdict(
+    summary: &[ArmSummary],
+    runs: &[TrainRun],
+) -> Option<Judged<PlacementVerdict>> {
+    let best = |norm| summary.iter().find(|s| s.norm == norm);
+    let (pre, post) = (best(Norm::BN)?, best(Norm::BN.placed(Placement::Post))?);
+    // Each placement needs a run that trained: a best test loss of runs that all diverged is
+    // the loss of a network that never trained (often the initial one).
+    let missing: Vec<String> = [pre, post]
+        .iter()
+        .filter_map(|s| {
+            if !s.best_test_loss.0.is_finite() {
+                Some(format!(
+                    "{} reached no finite test loss at any learning rate",
+                    s.label
+                ))
+            } else if !runs.iter().any(|r| r.norm == s.norm && trained(r)) {
+                Some(format!(
+                    "{} trained at no learning rate (every run diverged or ended inf/NaN)",
+                    s.label
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    Some(if !missing.is_empty() {
+        Judged {
+            verdict: PlacementVerdict::Undetermined,
+            reason: Some(missing.join("; ")),
+        }
+    } else if post.best_test_loss.0 < pre.best_test_loss.0 {
+        Judged {
+            verdict: PlacementVerdict::AfterActivation,
+            reason: None,
+        }
+    } else {
+        Judged {
+            verdict: PlacementVerdict::BeforeActivation,
+            reason: None,
+        }
+    })
 }
 
 fn run_one<T: Float>(
@@ -279,7 +431,7 @@ pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
         Dtype::F32 => run_typed::<f32>(cfg, progress),
         Dtype::F64 => run_typed::<f64>(cfg, progress),
     };
-    let summary = cfg
+    let summary: Vec<ArmSummary> = cfg
         .norms
         .iter()
         .map(|&norm| {
@@ -309,12 +461,17 @@ pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
         cfg.diag_lr
             .unwrap_or_else(|| default_diag_lr(&cfg.lrs, &runs)),
     );
+    let verdicts = TrainVerdicts {
+        higher_lr: higher_lr_verdict(cfg, &runs),
+        placement: placement_verdict(&summary, &runs),
+    };
     TrainReport {
         tool: ToolInfo::current(),
         config,
         reference,
         runs,
         summary,
+        verdicts,
         seconds: start.elapsed().as_secs_f64(),
     }
 }
@@ -361,7 +518,8 @@ pub fn status(r: &TrainRun) -> String {
     }
 }
 
-/// Whether some BN configuration trained at a learning rate where BN off diverged, and which.
+/// Whether some BN configuration trained (no divergence, finite final losses) at a learning
+/// rate where BN off diverged, and which.
 pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Norm>)> {
     let mut out = Vec::new();
     for &lr in &report.config.lrs {
@@ -372,7 +530,7 @@ pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Norm>)> {
         }
         let ok: Vec<Norm> = at
             .iter()
-            .filter(|r| r.norm != Norm::Off && !r.diverged)
+            .filter(|r| r.norm != Norm::Off && trained(r))
             .map(|r| r.norm)
             .collect();
         out.push((lr, ok));
@@ -452,70 +610,108 @@ pub fn table(report: &TrainReport) -> String {
             fmt_num(s.best_test_loss.0),
             s.best_lr.map_or("-".to_string(), |v| Short(v).to_string()),
         ));
+        // The best is over the runs with a finite test loss: name the others.
+        let left_out: Vec<f64> = report
+            .runs
+            .iter()
+            .filter(|r| r.norm == s.norm && !r.best_test_loss.0.is_finite())
+            .map(|r| r.lr)
+            .collect();
+        if !left_out.is_empty() {
+            out.push_str(&format!(
+                "  {:<w$}  (no finite test loss at lr {}: left out of its best)\n",
+                "",
+                fmt_lrs(&left_out)
+            ));
+        }
     }
     out.push_str(&verdict(report));
     out
 }
 
-/// The plain-words conclusion of this run about the diary's claims.
+/// The plain-words conclusion of this run about the diary's claims ([`TrainReport::verdicts`]).
 pub fn verdict(report: &TrainReport) -> String {
     let cfg = &report.config;
     let mut out = String::new();
-    if !cfg.norms.contains(&Norm::Off) {
-        return out;
-    }
-    let rescues = bn_rescues(report);
-    let off = report.summary.iter().find(|s| s.norm == Norm::Off);
-    if rescues.is_empty() {
-        out.push_str(&format!(
-            "\nhigher learning rates with BN: NOT shown by this run: BN off did not diverge at any of lr {}.\n",
-            fmt_lrs(&cfg.lrs)
-        ));
-    } else {
-        let helped: Vec<String> = rescues
-            .iter()
-            .filter(|(_, ok)| !ok.is_empty())
-            .map(|(lr, ok)| {
-                format!(
-                    "lr {}: {}",
-                    Short(*lr),
-                    ok.iter().map(|a| a.label()).collect::<Vec<_>>().join(", ")
-                )
-            })
-            .collect();
-        if helped.is_empty() {
-            out.push_str(&format!(
-                "\nhigher learning rates with BN: NOT shown by this run: BN off diverged at lr {}, and so did every BN configuration.\n",
+    if let Some(v) = &report.verdicts.higher_lr {
+        let rescues = bn_rescues(report);
+        let off = report.summary.iter().find(|s| s.norm == Norm::Off);
+        let text = match v.verdict {
+            HigherLr::Undetermined => format!(
+                "UNDETERMINED: {}",
+                v.reason.as_deref().unwrap_or("no finite evidence")
+            ),
+            HigherLr::NotShown if rescues.is_empty() => format!(
+                "NOT shown by this run: BN off did not diverge at any of lr {}",
+                fmt_lrs(&cfg.lrs)
+            ),
+            HigherLr::NotShown => format!(
+                "NOT shown by this run: BN off diverged at lr {}, and so did every BN configuration",
                 fmt_lrs(&rescues.iter().map(|r| r.0).collect::<Vec<_>>())
-            ));
-        } else {
-            out.push_str(&format!(
-                "\nhigher learning rates with BN: shown: BN off diverged at lr {}, where these BN configurations trained: {}.\n",
-                fmt_lrs(&off.map(|s| s.diverged_at.clone()).unwrap_or_default()),
-                helped.join("; ")
-            ));
-        }
+            ),
+            HigherLr::Shown => {
+                let helped: Vec<String> = rescues
+                    .iter()
+                    .filter(|(_, ok)| !ok.is_empty())
+                    .map(|(lr, ok)| {
+                        format!(
+                            "lr {}: {}",
+                            Short(*lr),
+                            ok.iter().map(|a| a.label()).collect::<Vec<_>>().join(", ")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "shown: BN off diverged at lr {}, where these BN configurations trained: {}",
+                    fmt_lrs(&off.map(|s| s.diverged_at.clone()).unwrap_or_default()),
+                    helped.join("; ")
+                )
+            }
+        };
+        out.push_str(&format!("\nhigher learning rates with BN: {text}.\n"));
     }
     // Placement: the diary's remark that BN after the activation can do better.
-    let best = |norm| {
-        report
-            .summary
-            .iter()
-            .find(|s| s.norm == norm)
-            .map(|s| s.best_test_loss.0)
-    };
-    if let (Some(pre), Some(post)) = (best(Norm::BN), best(Norm::BN.placed(Placement::Post))) {
-        let verdict = if post < pre {
-            "after the activation did better"
-        } else {
-            "before the activation did better"
+    if let Some(v) = &report.verdicts.placement {
+        let post_norm = Norm::BN.placed(Placement::Post);
+        let best = |norm| {
+            report
+                .summary
+                .iter()
+                .find(|s| s.norm == norm)
+                .map_or(f64::NAN, |s| s.best_test_loss.0)
         };
-        out.push_str(&format!(
-            "BN placement (best test loss over the sweep): before the activation {}, after it {}: {verdict} in this run ({}x).\n",
-            fmt_num(pre),
-            fmt_num(post),
-            fmt_num(pre.max(post) / pre.min(post)),
-        ));
+        let (pre, post) = (best(Norm::BN), best(post_norm));
+        // Runs without any finite test loss are not part of "best over the sweep": say so.
+        let left_out: Vec<String> = report
+            .runs
+            .iter()
+            .filter(|r| {
+                (r.norm == Norm::BN || r.norm == post_norm) && !r.best_test_loss.0.is_finite()
+            })
+            .map(|r| format!("{} at lr {}", r.label, Short(r.lr)))
+            .collect();
+        let note = if left_out.is_empty() {
+            String::new()
+        } else {
+            format!(" (left out, no finite test loss: {})", left_out.join(", "))
+        };
+        match v.verdict {
+            PlacementVerdict::Undetermined => out.push_str(&format!(
+                "BN placement (best test loss over the sweep): UNDETERMINED: {}.\n",
+                v.reason.as_deref().unwrap_or("no finite evidence")
+            )),
+            verdict => out.push_str(&format!(
+                "BN placement (best test loss over the sweep{note}): before the activation {}, after it {}: {} in this run ({}x).\n",
+                fmt_num(pre),
+                fmt_num(post),
+                if verdict == PlacementVerdict::AfterActivation {
+                    "after the activation did better"
+                } else {
+                    "before the activation did better"
+                },
+                fmt_num(pre.max(post) / pre.min(post)),
+            )),
+        }
     }
     out
 }
@@ -563,5 +759,163 @@ impl Experiment for Train {
 
     fn summary(report: &TrainReport) -> String {
         table(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NetSpec;
+    use crate::data::Task;
+    use crate::train::LayerDiagnostics;
+
+    fn cfg(lrs: &[f64], norms: &[Norm]) -> TrainConfig {
+        TrainConfig {
+            data: DataSpec {
+                task: Task::Nonlinear,
+                n_train: 64,
+                n_test: 32,
+            },
+            depth: 2,
+            act: Activation::Relu,
+            net: NetSpec {
+                width: 4,
+                batch: 8,
+                d_in: 4,
+                d_out: 2,
+                init: crate::config::Init::He,
+                residual: false,
+                eps: 1e-5,
+                momentum: 0.1,
+                seed: 0,
+                dtype: Dtype::F32,
+            },
+            norms: norms.to_vec(),
+            lrs: lrs.to_vec(),
+            sgd_momentum: 0.0,
+            weight_decay: 0.0,
+            steps: 10,
+            eval_every: 5,
+            diag_every: 5,
+            diverge_factor: 1e6,
+            diag_lr: None,
+        }
+    }
+
+    /// A run that diverged or not, with final (and best) train and test loss `loss`.
+    fn run(c: &TrainConfig, lr: f64, norm: Norm, diverged: bool, loss: f64) -> TrainRun {
+        TrainRun {
+            label: norm.label().to_string(),
+            norm,
+            lr,
+            net: c.net(norm),
+            diverged,
+            late_batch_loss: Num(loss),
+            final_train_loss: Num(loss),
+            best_train_loss: Num(loss),
+            final_test_loss: Num(loss),
+            best_test_loss: Num(loss),
+            output_lr_limit: Num(1.0),
+            history: History {
+                eval_steps: vec![0],
+                batch_loss: vec![Num(loss)],
+                train_loss: vec![Num(loss)],
+                test_loss: vec![Num(loss)],
+                layers: LayerDiagnostics::default(),
+                steps_done: 10,
+                divergence: None,
+                output_curvature: Num(1.0),
+            },
+        }
+    }
+
+    fn summary(c: &TrainConfig, runs: &[TrainRun]) -> Vec<ArmSummary> {
+        c.norms
+            .iter()
+            .map(|&norm| {
+                let best = runs
+                    .iter()
+                    .filter(|r| r.norm == norm && r.best_test_loss.0.is_finite())
+                    .min_by(|a, b| a.best_test_loss.0.total_cmp(&b.best_test_loss.0));
+                ArmSummary {
+                    norm,
+                    label: norm.label().to_string(),
+                    diverged_at: Vec::new(),
+                    largest_stable_lr: None,
+                    best_test_loss: Num(best.map_or(f64::NAN, |r| r.best_test_loss.0)),
+                    best_lr: best.map(|r| r.lr),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bn_run_that_ended_nan_is_no_evidence_that_bn_trained() {
+        let c = cfg(&[1.0], &[Norm::Off, Norm::BN]);
+        let shown = [
+            run(&c, 1.0, Norm::Off, true, 1e9),
+            run(&c, 1.0, Norm::BN, false, 0.2),
+        ];
+        let v = higher_lr_verdict(&c, &shown).unwrap();
+        assert_eq!((v.verdict, v.reason), (HigherLr::Shown, None));
+        let nan = [
+            run(&c, 1.0, Norm::Off, true, 1e9),
+            run(&c, 1.0, Norm::BN, false, f64::NAN),
+        ];
+        let v = higher_lr_verdict(&c, &nan).unwrap();
+        assert_eq!(v.verdict, HigherLr::Undetermined);
+        assert!(v.reason.unwrap().contains("BN on at lr 1 did not diverge"));
+        let both = [
+            run(&c, 1.0, Norm::Off, true, 1e9),
+            run(&c, 1.0, Norm::BN, true, 1e9),
+        ];
+        let v = higher_lr_verdict(&c, &both).unwrap();
+        assert_eq!((v.verdict, v.reason), (HigherLr::NotShown, None));
+        assert!(higher_lr_verdict(&cfg(&[1.0], &[Norm::BN]), &shown[1..]).is_none());
+    }
+
+    #[test]
+    fn placement_needs_a_trained_run_of_each_placement() {
+        let post = Norm::BN.placed(Placement::Post);
+        let c = cfg(&[0.1, 1.0], &[Norm::BN, post]);
+        let runs = [
+            run(&c, 0.1, Norm::BN, false, 0.3),
+            run(&c, 0.1, post, false, 0.2),
+            run(&c, 1.0, Norm::BN, true, 0.1),
+            run(&c, 1.0, post, true, f64::NAN),
+        ];
+        let v = placement_verdict(&summary(&c, &runs), &runs).unwrap();
+        // BN's best (0.1) comes from a run that diverged after reaching it: still a result.
+        assert_eq!(
+            (v.verdict, v.reason),
+            (PlacementVerdict::BeforeActivation, None)
+        );
+        let diverged: Vec<TrainRun> = runs
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.diverged = r.norm == post || r.diverged;
+                r
+            })
+            .collect();
+        let v = placement_verdict(&summary(&c, &diverged), &diverged).unwrap();
+        assert_eq!(v.verdict, PlacementVerdict::Undetermined);
+        assert!(
+            v.reason
+                .unwrap()
+                .starts_with("BN after act trained at no learning rate")
+        );
+        let nan: Vec<TrainRun> = [0.1, 1.0]
+            .iter()
+            .flat_map(|&lr| {
+                [
+                    run(&c, lr, Norm::BN, false, 0.3),
+                    run(&c, lr, post, false, f64::NAN),
+                ]
+            })
+            .collect();
+        let v = placement_verdict(&summary(&c, &nan), &nan).unwrap();
+        assert_eq!(v.verdict, PlacementVerdict::Undetermined);
+        assert!(v.reason.unwrap().contains("reached no finite test loss"));
     }
 }

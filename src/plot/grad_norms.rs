@@ -7,9 +7,10 @@ use anyhow::Result;
 
 use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
 use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, figure};
-use crate::stats::{Num, geometric_mean};
+use crate::stats::{Num, geometric_mean, max_nan, min_nan};
 
-/// Geometric-mean curve over seeds plus a min-max band (empty with one seed).
+/// Geometric-mean curve over seeds plus a min-max band (empty with one seed); a layer where a
+/// seed is NaN breaks the band rather than being left out of it.
 fn curve(
     arm: &ArmResult,
     pick: impl Fn(&LayerValues) -> &Vec<Num>,
@@ -23,9 +24,11 @@ fn curve(
         let x = (l + 1) as f64;
         points.push((x, geometric_mean(&vals)));
         if vals.len() > 1 {
-            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            band.push((x, lo, hi));
+            band.push((
+                x,
+                min_nan(vals.iter().copied()),
+                max_nan(vals.iter().copied()),
+            ));
         }
     }
     let mut s = Series::new(arm.label.clone(), color, points);

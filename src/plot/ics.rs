@@ -8,13 +8,14 @@ use anyhow::Result;
 
 use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, title};
 use crate::plot::{COOL, Figure, Figures, Grid, Panel, Series, WARM};
-use crate::stats::{Num, finite_mean, finite_median, max_nan, min_nan};
+use crate::stats::{Num, max_nan, mean_nan, median_nan, min_nan};
 
 fn color(a: &IcsArm) -> plotters::style::RGBColor {
     if a.run.norm.is_on() { COOL[0] } else { WARM[0] }
 }
 
-/// Mean over layers 2.. (layer 1's ICS is 0 by definition) with a min-max band, per step.
+/// Mean over layers 2.. (layer 1's ICS is 0 by definition) with a min-max band, per step. A
+/// step where some layer is inf/NaN is marked on the top edge, not averaged over the others.
 fn over_steps(a: &IcsArm, label: String, pick: impl Fn(&IcsRecord) -> Vec<f64>) -> Series {
     let rows: Vec<(f64, Vec<f64>)> = a
         .records
@@ -25,13 +26,15 @@ fn over_steps(a: &IcsArm, label: String, pick: impl Fn(&IcsRecord) -> Vec<f64>) 
         label,
         color(a),
         rows.iter()
-            .map(|(x, v)| (*x, finite_mean(v.iter().copied())))
+            .map(|(x, v)| (*x, mean_nan(v.iter().copied())))
             .collect(),
     );
     s.band = rows
         .iter()
         .map(|(x, v)| (*x, min_nan(v.iter().copied()), max_nan(v.iter().copied())))
         .collect();
+    // A run that diverged at once has a single finite point: show it as a dot.
+    s.markers = s.points.iter().filter(|p| p.1.is_finite()).count() < 2;
     s
 }
 
@@ -102,7 +105,7 @@ fn l2_per_layer(report: &IcsReport) -> Panel {
             .map(|l| {
                 (
                     (l + 1) as f64,
-                    finite_median(a.records.iter().map(|r| r.grad_norm[l].0)),
+                    median_nan(a.records.iter().map(|r| r.grad_norm[l].0)),
                 )
             })
             .collect();

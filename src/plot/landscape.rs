@@ -33,6 +33,8 @@ fn banded(
         .iter()
         .map(|p| (p.step as f64, lo(p), hi(p)))
         .collect();
+    // A run that diverged at once has a single finite point: show it as a dot.
+    s.markers = s.points.iter().filter(|p| p.1.is_finite()).count() < 2;
     s
 }
 

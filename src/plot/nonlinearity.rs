@@ -17,7 +17,7 @@ use crate::plot::{
     Chart, FAMILY, Figure, Figures, Grid, Panel, Series, draw_panel, failed, legend_entry,
     norm_color,
 };
-use crate::stats::{Num, geometric_mean};
+use crate::stats::{Num, geometric_mean, max_nan, min_nan};
 
 fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRun> {
     report
@@ -30,7 +30,8 @@ fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRu
 /// A curve's points and its min-max band.
 type Curve = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
 
-/// Mean over seeds per layer, with a min-max band when there are several seeds.
+/// Mean over seeds per layer, with a min-max band when there are several seeds. A layer where a
+/// seed is NaN has a NaN mean (marked on the top edge) and a gap in the band: no seed is dropped.
 fn per_layer(runs: &[&NlRun], pick: &dyn Fn(&NlRun) -> Option<&Vec<Num>>) -> Option<Curve> {
     let per_seed: Vec<&Vec<Num>> = runs.iter().filter_map(|r| pick(r)).collect();
     let depth = per_seed.first()?.len();
@@ -41,9 +42,11 @@ fn per_layer(runs: &[&NlRun], pick: &dyn Fn(&NlRun) -> Option<&Vec<Num>>) -> Opt
         let x = (l + 1) as f64;
         pts.push((x, vals.iter().sum::<f64>() / vals.len() as f64));
         if vals.len() > 1 {
-            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            band.push((x, lo, hi));
+            band.push((
+                x,
+                min_nan(vals.iter().copied()),
+                max_nan(vals.iter().copied()),
+            ));
         }
     }
     Some((pts, band))
@@ -136,13 +139,24 @@ fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
     let pad = ((hi - lo) * 0.05).max(0.05);
     let h = Histogram::new(lo - pad, hi + pad, 40, values.iter().copied());
     let mean_abs = finite.iter().map(|v| v.abs()).sum::<f64>() / finite.len().max(1) as f64;
-    let betas: Vec<f64> = runs
+    let all_betas: Vec<f64> = runs
         .iter()
         .filter_map(|r| r.beta.as_ref())
         .flat_map(|b| b.iter().flatten().map(|v| v.0.abs()))
+        .collect();
+    let betas: Vec<f64> = all_betas
+        .iter()
+        .copied()
         .filter(|v| v.is_finite())
         .collect();
     let mean_beta = betas.iter().sum::<f64>() / betas.len().max(1) as f64;
+    // The means are over finite values: say how many were left out.
+    let left_out = (values.len() - finite.len()) + (all_betas.len() - betas.len());
+    let note = if left_out > 0 {
+        format!(" ({left_out} inf/NaN γ, β left out)")
+    } else {
+        String::new()
+    };
     let mut p = Panel::new(
         format!("{act}: learned γ (all start at 1)"),
         "γ (BN scale), all layers and units",
@@ -151,7 +165,7 @@ fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
     );
     p.series.push(Series::new(
         format!(
-            "{}: mean |γ| {mean_abs:.2}, mean |β| {mean_beta:.2}",
+            "{}: mean |γ| {mean_abs:.2}, mean |β| {mean_beta:.2}{note}",
             affine.label()
         ),
         norm_color(affine),
