@@ -29,7 +29,7 @@ pub const MAX_PANELS: usize = 8;
 /// Probe step sizes of `landscape`.
 pub const MAX_PROBES: usize = 32;
 /// Points per side of `landscape`'s slice grid.
-pub const MAX_SLICE_GRID: usize = 201;
+pub use crate::experiment::landscape::MAX_SLICE_GRID;
 /// Pixels of the largest figure any command draws with its lists at their caps.
 pub const MAX_FIGURE_PIXELS: f64 = 32e6;
 
