@@ -15,6 +15,12 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How many of `runs` independent runs the current thread pool runs side by side (at least 1):
+/// what memory footprints multiply a run's networks by.
+pub fn side_by_side(runs: usize) -> usize {
+    rayon::current_num_threads().min(runs).max(1)
+}
+
 /// Run `f` on a rayon pool of `threads` threads (0 = [`available_threads`]); every parallel
 /// kernel called inside uses that many threads.
 pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> anyhow::Result<R> {

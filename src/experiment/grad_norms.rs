@@ -64,9 +64,7 @@ impl GradNormsConfig {
 
     /// Networks run side by side, one per thread of the current pool.
     pub fn parallel_runs(&self) -> usize {
-        rayon::current_num_threads()
-            .min(self.arms().len().saturating_mul(self.seeds))
-            .max(1)
+        crate::parallel::side_by_side(self.arms().len().saturating_mul(self.seeds))
     }
 
     /// Check every network it will build, including its memory estimate with as many running

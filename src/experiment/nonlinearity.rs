@@ -148,7 +148,7 @@ impl NonlinearityConfig {
     /// after (five numbers per layer, three histograms), gamma and beta, and three losses per
     /// evaluation.
     pub fn footprint(&self) -> Footprint {
-        let parallel = rayon::current_num_threads().min(self.n_runs()).max(1);
+        let parallel = crate::parallel::side_by_side(self.n_runs());
         let rows = 2 * self.net.batch + self.data.n_train.min(crate::train::RECALIBRATION_SAMPLES);
         let mut fp = self
             .data

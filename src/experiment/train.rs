@@ -119,7 +119,7 @@ impl TrainConfig {
     /// batch (evaluations run in chunks of the batch); per run, a few scalars, three losses
     /// per evaluation and two numbers per layer per diagnostic record.
     pub fn footprint(&self) -> Footprint {
-        let parallel = rayon::current_num_threads().min(self.n_runs()).max(1);
+        let parallel = crate::parallel::side_by_side(self.n_runs());
         let mut fp = self
             .data
             .footprint(Footprint::new(), &self.net, 1, parallel, true);
