@@ -43,6 +43,7 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, bn: bool, threads: usize) {
         init: Init::He,
         bn: bn.then(BnConfig::default),
         residual: false,
+        residual_scale: 1.0,
     };
     let d = data::linear_teacher::<T>(0, BATCH, cfg.d_in, cfg.d_out);
     let mut net = Mlp::<T>::new(&cfg, &mut data::rng(0, Stream::Weights));

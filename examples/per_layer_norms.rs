@@ -21,6 +21,7 @@ fn main() {
             init: Init::Xavier,
             bn,
             residual: false,
+            residual_scale: 1.0,
         };
         cfg.validate(batch).expect("a valid configuration");
         let batch_data = data::linear_teacher::<f32>(seed, batch, cfg.d_in, cfg.d_out);

@@ -89,6 +89,10 @@ pub struct NetArgs {
     /// Add skip connections h_l = h_{l-1} + a_l wherever the shapes match.
     #[arg(long)]
     pub residual: bool,
+    /// Residual branch scale beta (Balduzzi et al. 2017): h_l = h_{l-1} + beta a_l; needs
+    /// --residual. About 1/sqrt(depth) keeps the residual stream's variance bounded without BN.
+    #[arg(allow_hyphen_values = true, long, default_value_t = 1.0)]
+    pub residual_scale: f64,
     /// BatchNorm epsilon added to the variance.
     #[arg(
         allow_hyphen_values = true,
@@ -422,6 +426,7 @@ pub struct TrainArgs {
     mut_arg("affine", |a| a.hide(true)),
     mut_arg("no_affine", |a| a.hide(true)),
     mut_arg("residual", |a| a.hide(true)),
+    mut_arg("residual_scale", |a| a.hide(true)),
     mut_arg("n_test", |a| a.help("Test samples (the first --batch of them are the probe batch)"))
 )]
 pub struct NonlinearityArgs {

@@ -434,6 +434,9 @@ pub struct NetSpec {
     pub init: Init,
     /// `h_l = h_{l-1} + a_l` wherever the shapes match.
     pub residual: bool,
+    /// Balduzzi et al.'s beta: `h_l = h_{l-1} + beta a_l` (needs `residual`; 1 by default).
+    #[serde(default = "one")]
+    pub residual_scale: f64,
     /// BatchNorm's epsilon and running-statistics momentum, shared by every BN arm.
     pub eps: f64,
     pub momentum: f64,
@@ -454,6 +457,7 @@ impl NetSpec {
             init: self.init.resolve(act),
             bn: norm.bn_config(self.eps, self.momentum),
             residual: self.residual,
+            residual_scale: self.residual_scale,
         }
     }
 
@@ -464,8 +468,42 @@ impl NetSpec {
         between("batch", 1, MAX_BATCH, self.batch)?;
         between("d_in", 1, MAX_WIDTH, self.d_in)?;
         between("d_out", 1, MAX_WIDTH, self.d_out)?;
+        check_residual_scale(self.residual, self.residual_scale)?;
         check_bn_constants(self.eps, self.momentum)
     }
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `residual` or `residual x 0.14` (with a branch scale other than 1), for titles; `None` without
+/// skip connections.
+pub fn residual_label(residual: bool, scale: f64) -> Option<String> {
+    match (residual, scale == 1.0) {
+        (false, _) => None,
+        (true, true) => Some("residual".to_string()),
+        (true, false) => Some(format!("residual x {}", crate::stats::Short(scale))),
+    }
+}
+
+/// The largest `residual_scale` (a branch multiplied by more than this is no longer a residual).
+pub const MAX_RESIDUAL_SCALE: f64 = 1000.0;
+
+/// `residual_scale` is finite, in `(0, MAX_RESIDUAL_SCALE]`, and only set with `residual`.
+fn check_residual_scale(residual: bool, scale: f64) -> Result<(), ConfigError> {
+    finite_in("residual_scale", "> 0 and at most 1000", scale, |v| {
+        v > 0.0 && v <= MAX_RESIDUAL_SCALE
+    })?;
+    if !residual && scale != 1.0 {
+        return Err(ConfigError::NeedsOther {
+            field: "residual_scale",
+            needs: "residual",
+            why: "scales the residual branch",
+            got: crate::stats::Short(scale).to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The data set of the experiments that train: a seeded synthetic task and its split.
@@ -627,8 +665,11 @@ pub struct NetConfig {
     pub init: Init,
     /// `None`: no BatchNorm.
     pub bn: Option<BnConfig>,
-    /// `h_l = h_{l-1} + a_l` wherever the shapes match.
+    /// `h_l = h_{l-1} + residual_scale * a_l` wherever the shapes match.
     pub residual: bool,
+    /// Balduzzi et al.'s beta (1: a plain skip connection).
+    #[serde(default = "one")]
+    pub residual_scale: f64,
 }
 
 /// A configuration that cannot be run. Each names the config field it is about (`n_train`,
@@ -672,6 +713,13 @@ pub enum ConfigError {
         field: &'static str,
         value: String,
     },
+    /// `field` is set (to `got`) without the switch `needs` that gives it a meaning.
+    NeedsOther {
+        field: &'static str,
+        needs: &'static str,
+        why: &'static str,
+        got: String,
+    },
     /// Anything else about one field, said in words.
     Invalid {
         field: &'static str,
@@ -714,6 +762,7 @@ impl ConfigError {
             | ConfigError::Empty { field }
             | ConfigError::Repeated { field, .. }
             | ConfigError::Invalid { field, .. }
+            | ConfigError::NeedsOther { field, .. }
             | ConfigError::TooManyPoints { field, .. } => field,
             ConfigError::TooMuchMemory { fields, .. } => fields.first().copied().unwrap_or(""),
         }
@@ -751,6 +800,16 @@ impl ConfigError {
                 format!("{}: '{value}' is given twice", name(field))
             }
             ConfigError::Invalid { field, message } => format!("{}: {message}", name(field)),
+            ConfigError::NeedsOther {
+                field,
+                needs,
+                why,
+                got,
+            } => format!(
+                "{} {why}, so it needs {} (got {got} without it)",
+                name(field),
+                name(needs)
+            ),
             ConfigError::TooManyPoints {
                 field,
                 steps_field,
@@ -791,6 +850,7 @@ impl NetConfig {
         between("d_in", 1, MAX_WIDTH, self.d_in)?;
         between("d_out", 1, MAX_WIDTH, self.d_out)?;
         between(batch_field, 1, MAX_BATCH, batch)?;
+        check_residual_scale(self.residual, self.residual_scale)?;
         if let Some(bn) = &self.bn {
             if batch < 2 {
                 return Err(ConfigError::BatchTooSmallForBn {

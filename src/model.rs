@@ -4,7 +4,8 @@
 //! h_0 = X                                   X: (batch, d_in)
 //! z_l = h_{l-1} W_l + b_l                   W_l: (fan_in, width)
 //! a_l = act(BN(z_l))   (placement pre)      or BN(act(z_l)) (post), act(z_l) (no BN)
-//! h_l = h_{l-1} + a_l  (skip, where shapes match)   else h_l = a_l
+//! h_l = h_{l-1} + beta a_l  (skip, where shapes match; beta = --residual-scale, 1 by default)
+//!                                           else h_l = a_l
 //! o   = h_depth W_out + b_out               o: (batch, d_out)
 //! ```
 //!
@@ -209,8 +210,10 @@ pub struct Block<T> {
     pub bn: Option<BatchNorm<T>>,
     pub act: Activation,
     pub placement: Placement,
-    /// `h_l = h_{l-1} + a_l`.
+    /// `h_l = h_{l-1} + skip_scale * a_l`.
     pub skip: bool,
+    /// Balduzzi et al.'s beta (`--residual-scale`): 1 for a plain skip and for blocks without one.
+    pub skip_scale: T,
     cache: BlockCache<T>,
 }
 
@@ -269,7 +272,7 @@ impl<T: Float> Block<T> {
         let rows = h_in.nrows();
         let act = self.act;
         let has_h = self.has_h_buffer();
-        let skip = self.skip;
+        let (skip, scale) = (self.skip, self.skip_scale);
         let c = &mut self.cache;
         let (w, b) = (
             self.linear.w.view(),
@@ -283,7 +286,7 @@ impl<T: Float> Block<T> {
                 gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
                 let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
                 par_cols((c.a.view_mut(), b, skip_io), rows, &|(a, b, skip_io)| {
-                    ops::bias_act_forward(act, a, b, None, skip_io)
+                    ops::bias_act_forward(act, a, b, None, skip_io, scale)
                 });
             }
             (Some(bn), Placement::Pre) => {
@@ -308,14 +311,14 @@ impl<T: Float> Block<T> {
                     ),
                     rows,
                     &|(zx, a, shift, inv_std, gamma, beta, skip_io)| {
-                        ops::bn_pre_forward(act, zx, a, shift, inv_std, gamma, beta, skip_io)
+                        ops::bn_pre_forward(act, zx, a, shift, inv_std, gamma, beta, skip_io, scale)
                     },
                 );
             }
             (Some(bn), Placement::Post) => {
                 gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
                 par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
-                    ops::bias_act_forward(act, a, b, None, None)
+                    ops::bias_act_forward(act, a, b, None, None, T::one())
                 });
                 match mode {
                     Mode::Train => bn.batch_stats_of(c.a.view(), None),
@@ -335,7 +338,7 @@ impl<T: Float> Block<T> {
                     ),
                     rows,
                     &|(a, x_hat, shift, inv_std, gamma, beta, h_out)| {
-                        ops::bn_post_forward(a, x_hat, shift, inv_std, gamma, beta, h_out)
+                        ops::bn_post_forward(a, x_hat, shift, inv_std, gamma, beta, h_out, scale)
                     },
                 );
             }
@@ -365,34 +368,41 @@ impl<T: Float> Block<T> {
         let (act, c) = (self.act, &self.cache);
         match &mut self.bn {
             None => act_backward_pass(act, c.a.view(), dh, dz.view_mut(), copy, acc),
-            Some(bn) => bn.backward(act, self.placement, c, dh, dz.view_mut(), copy, acc),
+            Some(bn) => {
+                bn.backward(act, self.placement, c, dh, dz.view_mut(), copy, acc);
+                bn.scale_grads(self.skip_scale);
+            }
         }
+        // The branch receives `skip_scale * dh`; every step above is linear in it, so `dz` holds
+        // `dL/dz_l / skip_scale` and the scale is applied in the products (exactly 1 by default).
         self.linear
-            .backward(h_in, dz.view(), dh_in, self.skip, &acc.db);
+            .backward(h_in, dz.view(), dh_in, self.skip, self.skip_scale, &acc.db);
         acc.sq.iter().sum()
     }
 }
 
 impl<T: Float> Linear<T> {
-    /// Gradients of `z = h_in W + b` given `dz = dL/dz`: `db` from `db_sums` (the f64 column sums
-    /// of `dz` that the last backward pass accumulated), `dW = h_in^T dz`, and, when `dh_in` is
-    /// given, `dh_in = dz W^T`, added to the identity path already written there if `skip`.
-    /// `h_in, dh_in: (batch, fan_in)`, `dz: (batch, fan_out)`, `db_sums: (fan_out)`.
+    /// Gradients of `z = h_in W + b` given `dz = dL/dz / scale`: `db = scale * db_sums` (the f64
+    /// column sums of `dz` that the last backward pass accumulated), `dW = scale h_in^T dz`, and,
+    /// when `dh_in` is given, `dh_in = scale dz W^T`, added to the identity path already written
+    /// there if `skip`. `h_in, dh_in: (batch, fan_in)`, `dz: (batch, fan_out)`, `db_sums: (fan_out)`.
     fn backward(
         &mut self,
         h_in: ArrayView2<T>,
         dz: ArrayView2<T>,
         dh_in: Option<ArrayViewMut2<T>>,
         skip: bool,
+        scale: T,
         db_sums: &[f64],
     ) {
+        let k = scale.f64();
         for (db, &s) in self.db.iter_mut().zip(db_sums) {
-            *db = T::of(s);
+            *db = T::of(k * s);
         }
-        gemm(T::one(), &h_in.t(), &dz, T::zero(), &mut self.dw.view_mut());
+        gemm(scale, &h_in.t(), &dz, T::zero(), &mut self.dw.view_mut());
         if let Some(mut d) = dh_in {
             let beta = if skip { T::one() } else { T::zero() };
-            gemm(T::one(), &dz, &self.w.t(), beta, &mut d);
+            gemm(scale, &dz, &self.w.t(), beta, &mut d);
         }
     }
 }
@@ -429,6 +439,17 @@ impl<T: Float> BatchNorm<T> {
         self.scale_shift_grads(acc);
         self.backward_coefficients(dh.nrows(), acc);
         bn_apply_pass(act, post_act, c.x_hat.view(), self.batch_stats, dz, acc);
+    }
+
+    /// Multiply `dgamma` and `dbeta` by a residual branch's `scale` (nothing to do at 1).
+    fn scale_grads(&mut self, scale: T) {
+        if scale == T::one() {
+            return;
+        }
+        if let Some(ss) = &mut self.affine {
+            ss.dgamma.mapv_inplace(|g| g * scale);
+            ss.dbeta.mapv_inplace(|g| g * scale);
+        }
     }
 
     /// `dgamma = sum_i dy_i x_hat_i`, `dbeta = sum_i dy_i`: pass 1's sums, as they stand.
@@ -678,6 +699,11 @@ impl<T: Float> Mlp<T> {
                     act: config.act,
                     placement: config.bn.map_or(Placement::Pre, |bn| bn.placement),
                     skip: config.block_has_skip(l),
+                    skip_scale: if config.block_has_skip(l) {
+                        T::of(config.residual_scale)
+                    } else {
+                        T::one()
+                    },
                     cache: BlockCache::default(),
                 }
             })

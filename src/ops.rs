@@ -322,7 +322,8 @@ pub fn add_col_sq_dev<T: Float>(x: ArrayView2<T>, shift: &[f64], acc: &mut [f64]
 }
 
 /// `a = act(z + b)` in place (`z` becomes `a`); when given, `sums_j += sum_i a_ij` (f64) and
-/// `h = h_in + a` (a skip connection). `z, h_in, h: (N, c)`; `b, sums: (c)`.
+/// `h = h_in + skip_scale * a` (a skip connection; `skip_scale` is 1 but for Balduzzi's
+/// beta-rescaled ResNets, and `1 * a` is `a` exactly). `z, h_in, h: (N, c)`; `b, sums: (c)`.
 #[allow(clippy::type_complexity)]
 pub fn bias_act_forward<T: Float>(
     act: Activation,
@@ -330,13 +331,14 @@ pub fn bias_act_forward<T: Float>(
     b: &[T],
     sums: Option<&mut [f64]>,
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { bias_act_forward_avx2(act, z, b, sums, skip) };
+        return unsafe { bias_act_forward_avx2(act, z, b, sums, skip, skip_scale) };
     }
-    per_act!(act, A => bias_act_forward_k::<T, A>(z.view_mut(), b, sums, skip))
+    per_act!(act, A => bias_act_forward_k::<T, A>(z.view_mut(), b, sums, skip, skip_scale))
 }
 
 /// [`bias_act_forward`] compiled for AVX2 (8 f32 / 4 f64 lanes instead of SSE2's 4 / 2).
@@ -349,8 +351,9 @@ unsafe fn bias_act_forward_avx2<T: Float>(
     b: &[T],
     sums: Option<&mut [f64]>,
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
 ) {
-    per_act!(act, A => bias_act_forward_k::<T, A>(z.view_mut(), b, sums, skip))
+    per_act!(act, A => bias_act_forward_k::<T, A>(z.view_mut(), b, sums, skip, skip_scale))
 }
 
 #[inline(always)]
@@ -360,6 +363,7 @@ fn bias_act_forward_k<T: Float, const A: usize>(
     b: &[T],
     mut sums: Option<&mut [f64]>,
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
 ) {
     let mut skip = skip;
     let mut skip_rows = skip
@@ -382,7 +386,7 @@ fn bias_act_forward_k<T: Float, const A: usize>(
                 h.into_slice().expect("contiguous rows"),
             );
             for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(row.iter()) {
-                *h = a + x;
+                *h = skip_scale * a + x;
             }
         }
     }
@@ -390,7 +394,7 @@ fn bias_act_forward_k<T: Float, const A: usize>(
 
 /// BatchNorm before the activation, after its statistics are known:
 /// `x_hat = (z - shift) * inv_std` in place (`zx` holds `z` on entry and `x_hat` on exit),
-/// `a = act(gamma * x_hat + beta)`, and `h = h_in + a` when `skip` is given.
+/// `a = act(gamma * x_hat + beta)`, and `h = h_in + skip_scale * a` when `skip` is given.
 /// `zx, a, h_in, h: (N, c)`; `shift, inv_std, gamma, beta: (c)`.
 #[allow(clippy::too_many_arguments)]
 pub fn bn_pre_forward<T: Float>(
@@ -402,11 +406,14 @@ pub fn bn_pre_forward<T: Float>(
     gamma: &[T],
     beta: &[T],
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { bn_pre_forward_avx2(act, zx, a, shift, inv_std, gamma, beta, skip) };
+        return unsafe {
+            bn_pre_forward_avx2(act, zx, a, shift, inv_std, gamma, beta, skip, skip_scale)
+        };
     }
     per_act!(act, A => bn_pre_forward_k::<T, A>(
         zx.view_mut(),
@@ -415,7 +422,8 @@ pub fn bn_pre_forward<T: Float>(
         inv_std,
         gamma,
         beta,
-        skip
+        skip,
+        skip_scale
     ))
 }
 
@@ -432,6 +440,7 @@ unsafe fn bn_pre_forward_avx2<T: Float>(
     gamma: &[T],
     beta: &[T],
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
 ) {
     per_act!(act, A => bn_pre_forward_k::<T, A>(
         zx.view_mut(),
@@ -440,7 +449,8 @@ unsafe fn bn_pre_forward_avx2<T: Float>(
         inv_std,
         gamma,
         beta,
-        skip
+        skip,
+        skip_scale
     ))
 }
 
@@ -454,6 +464,7 @@ fn bn_pre_forward_k<T: Float, const A: usize>(
     gamma: &[T],
     beta: &[T],
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
 ) {
     let mut skip = skip;
     let mut skip_rows = skip
@@ -474,7 +485,7 @@ fn bn_pre_forward_k<T: Float, const A: usize>(
                 h.into_slice().expect("contiguous rows"),
             );
             for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(a.iter()) {
-                *h = a + x;
+                *h = skip_scale * a + x;
             }
         }
     }
@@ -482,7 +493,8 @@ fn bn_pre_forward_k<T: Float, const A: usize>(
 
 /// BatchNorm after the activation, after its statistics are known:
 /// `x_hat = (a - shift) * inv_std` into `x_hat`, and, when `h` is given,
-/// `h = gamma * x_hat + beta` (plus `h_in` when given: a skip connection).
+/// `h = gamma * x_hat + beta`, or `h = h_in + skip_scale * (gamma * x_hat + beta)` when `h_in` is
+/// given (a skip connection).
 /// `a, x_hat, h, h_in: (N, c)`; `shift, inv_std, gamma, beta: (c)`.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn bn_post_forward<T: Float>(
@@ -493,6 +505,7 @@ pub fn bn_post_forward<T: Float>(
     gamma: &[T],
     beta: &[T],
     h: Option<(ArrayViewMut2<T>, Option<ArrayView2<T>>)>,
+    skip_scale: T,
 ) {
     let mut h = h;
     let mut h_rows = h.as_mut().map(|(h, h_in)| {
@@ -517,7 +530,7 @@ pub fn bn_post_forward<T: Float>(
             if let Some(h_in) = h_in.as_mut() {
                 let h_in = h_in.next().expect("same rows");
                 for (h, &x) in h.iter_mut().zip(h_in.to_slice().expect("contiguous rows")) {
-                    *h += x;
+                    *h = skip_scale * *h + x;
                 }
             }
         }

@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{bn_lab, scratch};
+use common::{assert_refused, bn_lab, bn_lab_ok, scratch, scratch_dir};
 
 /// What a flag accepts.
 #[derive(Clone, Copy)]
@@ -547,4 +547,37 @@ fn messages_echo_the_input_and_keep_numbers_short() {
         "a line ran long: {text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn residual_scale_needs_residual_and_a_positive_finite_value() {
+    let dir = scratch_dir("bad-input-residual-scale");
+    for value in ["0", "-0.5", "nan", "inf", "1001"] {
+        assert_refused(
+            &["grad-norms", "--residual", "--residual-scale", value],
+            "--residual-scale must be a finite number > 0 and at most 1000",
+            &dir,
+        );
+    }
+    assert_refused(
+        &["grad-norms", "--residual-scale", "0.5"],
+        "--residual-scale scales the residual branch, so it needs --residual (got 0.5 without it)",
+        &dir,
+    );
+    // 1 is a plain skip connection, and no skip connection at all without --residual.
+    let out = dir.join("ok");
+    bn_lab_ok(
+        &[
+            "grad-norms",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--batch",
+            "8",
+            "--residual-scale",
+            "1",
+        ],
+        &out,
+    );
 }

@@ -18,6 +18,7 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool, d_in: usize) -> Ne
         init: Init::Xavier,
         bn,
         residual,
+        residual_scale: 1.0,
     }
 }
 
@@ -88,6 +89,28 @@ fn backward_matches_finite_differences_when_input_width_differs() {
         };
         assert_passes(&net(act, Some(bn), true, 4), Mode::Train, 3);
         assert_passes(&net(act, None, true, 4), Mode::Train, 3);
+    }
+}
+
+#[test]
+fn backward_matches_finite_differences_with_a_residual_scale() {
+    // h_l = h_{l-1} + beta a_l with beta != 1 (Balduzzi et al.'s rescaled ResNet).
+    for act in Activation::ALL {
+        let bns = [
+            None,
+            Some(BnConfig::default()),
+            Some(BnConfig {
+                placement: Placement::Post,
+                ..BnConfig::default()
+            }),
+        ];
+        for bn in bns {
+            let cfg = NetConfig {
+                residual_scale: 0.3,
+                ..net(act, bn, true, 6)
+            };
+            assert_passes(&cfg, Mode::Train, 1);
+        }
     }
 }
 

@@ -21,6 +21,7 @@ fn net_cfg(act: Activation, depth: usize, bn: bool) -> NetConfig {
         init: Init::Xavier,
         bn: bn.then(BnConfig::default),
         residual: false,
+        residual_scale: 1.0,
     }
 }
 

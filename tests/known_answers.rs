@@ -21,6 +21,7 @@ fn bn_net(affine: bool) -> NetConfig {
             momentum: 0.1,
         }),
         residual: false,
+        residual_scale: 1.0,
     }
 }
 
@@ -121,6 +122,7 @@ fn hand_net(act: Activation) -> Mlp<f64> {
         init: Init::Xavier,
         bn: None,
         residual: false,
+        residual_scale: 1.0,
     };
     let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(0, data::Stream::Weights));
     net.blocks[0].linear.w = array![[1.0, 0.0], [0.0, 1.0]];

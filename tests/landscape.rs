@@ -87,6 +87,7 @@ fn effective_beta_of_a_linear_nets_output_layer_matches_its_closed_form_hessian(
         init: Init::Xavier,
         bn: None,
         residual: false,
+        residual_scale: 1.0,
     };
     let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(3, Stream::Weights));
     let d = data::linear_teacher::<f64>(3, batch, d_in, d_out);
@@ -142,6 +143,7 @@ fn filter_normalized_directions_scale_each_neuron_to_its_weights_and_leave_biase
         init: Init::He,
         bn: Some(BnConfig::default()),
         residual: false,
+        residual_scale: 1.0,
     };
     let mut net = Mlp::<f32>::new(&cfg, &mut data::rng(5, Stream::Weights));
     let dir = filter_normalized_direction(&mut net, &mut data::rng(5, Stream::Directions));
@@ -189,6 +191,7 @@ fn tiny(every: usize, norms: &[Norm]) -> LandscapeConfig {
                 d_out: 2,
                 init: Init::He,
                 residual: false,
+                residual_scale: 1.0,
                 eps: 1e-5,
                 momentum: 0.1,
                 seed: 7,

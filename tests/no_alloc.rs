@@ -111,6 +111,7 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
                 ..BnConfig::default()
             }),
             residual,
+            residual_scale: 1.0,
         };
         for threads in [1, 2] {
             let (ordinary, packing) = count_steps::<f32>(&cfg, 256, threads, 3);

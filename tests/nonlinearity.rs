@@ -145,6 +145,7 @@ fn bn_net(act: Activation, affine: bool) -> NetConfig {
             ..BnConfig::default()
         }),
         residual: false,
+        residual_scale: 1.0,
     }
 }
 

@@ -18,6 +18,8 @@ struct RefBlock {
     beta: Option<Array1<f64>>,
     running: Option<(Array1<f64>, Array1<f64>)>,
     skip: bool,
+    /// `h = h_in + scale * branch` where `skip`.
+    scale: f64,
 }
 
 /// Everything the reference computes.
@@ -161,7 +163,11 @@ fn reference(
                 )
             }
         };
-        h = if blk.skip { &h + &branch } else { branch };
+        h = if blk.skip {
+            &h + &(&branch * blk.scale)
+        } else {
+            branch
+        };
         hs.push(h.clone());
         fwd.push(f);
     }
@@ -177,13 +183,19 @@ fn reference(
     let mut per_block = Vec::new();
     for (l, (blk, f)) in blocks.iter().zip(&fwd).enumerate().rev() {
         signal[l] = dh.mapv(|v| v * v).sum().sqrt();
+        // dL/d(branch): the residual branch is scaled by `scale`.
+        let dbranch = if blk.skip {
+            &dh * blk.scale
+        } else {
+            dh.clone()
+        };
         let mut bn_grads = None;
         let dz = match bn {
-            None => &dh * &f.z.mapv(|v| act_grad(cfg.act, v)),
+            None => &dbranch * &f.z.mapv(|v| act_grad(cfg.act, v)),
             Some(bc) => {
                 let dy = match bc.placement {
-                    Placement::Pre => &dh * &f.y.mapv(|v| act_grad(cfg.act, v)),
-                    Placement::Post => dh.clone(),
+                    Placement::Pre => &dbranch * &f.y.mapv(|v| act_grad(cfg.act, v)),
+                    Placement::Post => dbranch.clone(),
                 };
                 if blk.gamma.is_some() {
                     bn_grads = Some(((&dy * &f.x_hat).sum_axis(Axis(0)), dy.sum_axis(Axis(0))));
@@ -276,6 +288,7 @@ fn ref_blocks(net: &Mlp<f64>) -> Vec<RefBlock> {
                 .as_ref()
                 .map(|bn| (bn.running_mean.clone(), bn.running_var.clone())),
             skip: b.skip,
+            scale: b.skip_scale,
         })
         .collect()
 }
@@ -386,6 +399,7 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
         init: Init::Xavier,
         bn,
         residual,
+        residual_scale: 1.0,
     }
 }
 
@@ -418,6 +432,11 @@ fn optimised_gradients_match_reference_on_small_nets() {
                     // Square first block: the skip connection starts at layer 1.
                     cfg.d_in = cfg.width;
                     check(&cfg, 9, mode, 1, 1e-10);
+                    if residual {
+                        // Balduzzi's beta-rescaled branch.
+                        cfg.residual_scale = 0.3;
+                        check(&cfg, 9, mode, 1, 1e-10);
+                    }
                 }
             }
         }

@@ -354,10 +354,13 @@ fn linear_kernels_match_reference() {
     worst.report();
 }
 
+/// Balduzzi et al.'s residual branch scale beta, not 1, so that the kernels' use of it is tested.
+const SKIP_SCALE: f64 = 0.7;
+
 #[test]
 fn bias_act_forward_matches_reference_for_every_activation() {
     let mut worst = Worst::new("ops::bias_act_forward vs reference", ROUNDING_TOL);
-    // A square block, so that the skip connection h = h_in + a applies.
+    // A square block, so that the skip connection h = h_in + beta a applies.
     let (h_in, w, b) = (
         randn(30, (BATCH, WIDTH)),
         randn(31, (WIDTH, WIDTH)),
@@ -380,6 +383,7 @@ fn bias_act_forward_matches_reference_for_every_activation() {
                 b.as_slice().expect("contiguous"),
                 Some(&mut sums),
                 skip_io,
+                SKIP_SCALE,
             );
             worst.check(&at("a"), &a, &a_ref, 0.0);
             worst.check(
@@ -389,7 +393,7 @@ fn bias_act_forward_matches_reference_for_every_activation() {
                 norm(&a_ref),
             );
             if skip {
-                worst.check(&at("h"), &h, &(&h_in + &a_ref), 0.0);
+                worst.check(&at("h"), &h, &(&h_in + &(&a_ref * SKIP_SCALE)), 0.0);
             }
         }
     }
@@ -430,12 +434,13 @@ fn bn_pre_forward_matches_reference_with_and_without_affine() {
                     &gamma,
                     &beta,
                     skip_io,
+                    SKIP_SCALE,
                 );
                 worst.check(&at("inv_std"), &arr(&inv_std), &bn.inv_std, 0.0);
                 worst.check(&at("x_hat"), &zx, &bn.x_hat, 0.0);
                 worst.check(&at("a"), &a, &a_ref, 0.0);
                 if skip {
-                    worst.check(&at("h"), &h, &(&h_in + &a_ref), 0.0);
+                    worst.check(&at("h"), &h, &(&h_in + &(&a_ref * SKIP_SCALE)), 0.0);
                 }
             }
         }
@@ -460,7 +465,7 @@ fn bn_post_forward_matches_reference_with_and_without_affine() {
                 let (z, _) = r::linear_forward(h_in.view(), w.view(), b.view());
                 let (a_ref, _) = r::activation_forward(act, z.view());
                 let (y, bn) = r::batchnorm_forward(a_ref.view(), views(&ss), EPS);
-                let h_ref = if skip { &h_in + &y } else { y };
+                let h_ref = if skip { &h_in + &(&y * SKIP_SCALE) } else { y };
 
                 let mut a = h_in.dot(&w);
                 ops::bias_act_forward(
@@ -469,6 +474,7 @@ fn bn_post_forward_matches_reference_with_and_without_affine() {
                     b.as_slice().expect("contiguous"),
                     None,
                     None,
+                    1.0,
                 );
                 let (shift, inv_std) = fused_batch_stats(&a);
                 let (gamma, beta) = fused_scale_shift(&ss);
@@ -485,6 +491,7 @@ fn bn_post_forward_matches_reference_with_and_without_affine() {
                     &gamma,
                     &beta,
                     h_out,
+                    SKIP_SCALE,
                 );
                 worst.check(&at("a"), &a, &a_ref, 0.0);
                 worst.check(&at("inv_std"), &arr(&inv_std), &bn.inv_std, 0.0);
@@ -720,6 +727,8 @@ struct BlockTape {
     bn: Option<r::BatchNormCache>,
     placement: Placement,
     skip: bool,
+    /// `h = h_in + scale * branch` where `skip`.
+    scale: f64,
 }
 
 /// Gradients of one block, in `Mlp::params_mut` order.
@@ -762,13 +771,18 @@ fn reference_network(
                 (y, act, Some(bn))
             }
         };
-        h = if block.skip { &h + &branch } else { branch };
+        h = if block.skip {
+            &h + &(&branch * block.skip_scale)
+        } else {
+            branch
+        };
         tapes.push(BlockTape {
             linear,
             act,
             bn,
             placement: block.placement,
             skip: block.skip,
+            scale: block.skip_scale,
         });
     }
     let (o, out) = r::linear_forward(h.view(), net.out.w.view(), net.out.b.view());
@@ -780,15 +794,23 @@ fn reference_network(
     let mut block_grads = Vec::new();
     for (l, tape) in tapes.iter().enumerate().rev() {
         signal[l] = norm(&dh);
+        // The branch's share of dL/dh: scaled by beta on a skip block.
+        let dbranch = if tape.skip {
+            &dh * tape.scale
+        } else {
+            dh.clone()
+        };
         let (dz, bn) = match (&tape.bn, tape.placement) {
-            (None, _) => (r::activation_backward(dh.view(), &tape.act), None),
+            (None, _) => (r::activation_backward(dbranch.view(), &tape.act), None),
             (Some(bn), Placement::Pre) => {
-                let g =
-                    r::batchnorm_backward(r::activation_backward(dh.view(), &tape.act).view(), bn);
+                let g = r::batchnorm_backward(
+                    r::activation_backward(dbranch.view(), &tape.act).view(),
+                    bn,
+                );
                 (g.dx.clone(), Some(g))
             }
             (Some(bn), Placement::Post) => {
-                let g = r::batchnorm_backward(dh.view(), bn);
+                let g = r::batchnorm_backward(dbranch.view(), bn);
                 (r::activation_backward(g.dx.view(), &tape.act), Some(g))
             }
         };
@@ -849,6 +871,8 @@ fn mlp_gradients_match_a_network_composed_of_reference_pairs() {
                         ..BnConfig::default()
                     }),
                     residual,
+                    // Balduzzi's beta-rescaled branch, so that its backward is tested too.
+                    residual_scale: if residual { 0.6 } else { 1.0 },
                 };
                 let d = data::linear_teacher::<f64>(3, 8, cfg.d_in, cfg.d_out);
                 let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(3, Stream::Weights));

@@ -162,6 +162,7 @@ fn net(act: Activation, bn: Option<BnConfig>, depth: usize) -> NetConfig {
         init: Init::He,
         bn,
         residual: false,
+        residual_scale: 1.0,
     }
 }
 
@@ -284,6 +285,7 @@ fn output_lr_limit_separates_stable_from_divergent_for_a_linear_model() {
         init: Init::Lecun,
         bn: None,
         residual: false,
+        residual_scale: 1.0,
     };
     let fresh = || Mlp::<f64>::new(&cfg, &mut data::rng(7, Stream::Weights));
     let probe = train::train(&mut fresh(), &data, &settings(1e-3, 1), &|_| {});

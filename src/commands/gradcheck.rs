@@ -37,7 +37,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     let r = gradcheck::check_with_progress(&net, batch, spec.seed, args.step, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
     let mut out = format!(
-        "gradcheck: depth {}, width {}, {}, {} init, BN {}, residual {}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
+        "gradcheck: depth {}, width {}, {}, {} init, BN {}, residual {}{}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
         net.depth,
         net.width,
         net.act,
@@ -51,6 +51,11 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
             ),
         },
         net.residual,
+        if net.residual_scale == 1.0 {
+            String::new()
+        } else {
+            format!(" x {}", crate::stats::Short(net.residual_scale))
+        },
         batch,
         mode,
         args.step,

@@ -89,6 +89,7 @@ impl NetArgs {
             d_out: self.d_out,
             init: self.init,
             residual: self.residual,
+            residual_scale: self.residual_scale,
             eps: self.eps,
             momentum: self.momentum,
             seed: self.seed,

@@ -168,8 +168,8 @@ pub fn describe(cfg: &BenchConfig) -> String {
         "depth {}, width {}, batch {}, {}, {} init, {bn}, {}",
         n.depth, n.width, cfg.batch, n.act, n.init, cfg.dtype
     );
-    if n.residual {
-        s.push_str(", residual");
+    if let Some(r) = crate::config::residual_label(n.residual, n.residual_scale) {
+        s.push_str(&format!(", {r}"));
     }
     s.push_str(&format!(
         ", {} thread{}",

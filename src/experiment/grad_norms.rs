@@ -534,8 +534,8 @@ pub fn title(cfg: &GradNormsConfig) -> String {
         cfg.net.dtype
     )
     .replace(" ,", ",");
-    if cfg.net.residual {
-        s.push_str(", residual");
+    if let Some(r) = crate::config::residual_label(cfg.net.residual, cfg.net.residual_scale) {
+        s.push_str(&format!(", {r}"));
     }
     if cfg.seeds > 1 {
         s.push_str(&format!(", {} seeds from {}", cfg.seeds, cfg.net.seed));

@@ -163,7 +163,8 @@ impl MeasuredTrainConfig {
             self.depth,
             self.net.width,
             self.act,
-            if self.net.residual { " residual" } else { "" },
+            crate::config::residual_label(self.net.residual, self.net.residual_scale)
+                .map_or(String::new(), |r| format!(" {r}")),
             self.net.init.resolve(self.act),
             self.data.task,
             self.net.batch,

@@ -490,8 +490,8 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     if cfg.weight_decay != 0.0 {
         parts.push(format!("weight decay {}", cfg.weight_decay));
     }
-    if cfg.net.residual {
-        parts.push("residual".into());
+    if let Some(r) = crate::config::residual_label(cfg.net.residual, cfg.net.residual_scale) {
+        parts.push(r);
     }
     parts.push(cfg.net.dtype.to_string());
     parts.push(format!("seed {}", cfg.net.seed));
@@ -785,6 +785,7 @@ mod tests {
                 d_out: 2,
                 init: crate::config::Init::He,
                 residual: false,
+                residual_scale: 1.0,
                 eps: 1e-5,
                 momentum: 0.1,
                 seed: 0,
