@@ -21,6 +21,7 @@ pub mod output;
 pub mod parallel;
 pub mod plot;
 pub mod stats;
+pub mod theory;
 pub mod train;
 
 pub use config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
