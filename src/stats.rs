@@ -328,9 +328,30 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// Format a rate for a table with four significant digits: `0.05572`, `1.473`, `2.31e-5`.
+pub fn fmt_rate(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        fmt_num(v)
+    } else if (1e-3..1e4).contains(&v.abs()) {
+        let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+        format!("{v:.digits$}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_keep_four_significant_digits() {
+        assert_eq!(fmt_rate(0.0557191), "0.05572");
+        assert_eq!(fmt_rate(1.473234), "1.473");
+        assert_eq!(fmt_rate(12.5), "12.50");
+        assert_eq!(fmt_rate(2.31e-5), "2.310e-5");
+        assert_eq!(fmt_rate(f64::INFINITY), "inf");
+    }
 
     #[test]
     fn median_nan_keeps_inf_in_the_order_and_never_drops_a_nan() {

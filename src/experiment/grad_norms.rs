@@ -16,6 +16,10 @@ use crate::limits::{Footprint, MAX_PANELS, MAX_SEEDS};
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::stats::{self, Num, Special, fmt_num, nums};
+use crate::theory;
+
+/// `E[x^2]` of the inputs `grad-norms` feeds (`data::linear_teacher` draws `x ~ N(0, 1)`).
+pub const INPUT_SECOND_MOMENT: f64 = 1.0;
 
 /// A validated `grad-norms` configuration (everything needed to reproduce the numbers).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +114,8 @@ impl GradNormsConfig {
         let batch_data = b * (d_in + d_out) * (8.0 + bytes as f64) + 8.0 * d_in * d_out;
         let layers: f64 = self.depths.iter().map(|&d| d as f64 + 8.0).sum();
         let per_seed = self.norms.len() as f64 * 3.0 * layers;
+        // The theory's profile, q and chi per layer of every arm.
+        let theory = self.norms.len() as f64 * 3.0 * layers;
         let mut fp = Footprint::new()
             .add("networks", alive, &["depth", "width", "batch"])
             .add(
@@ -117,7 +123,7 @@ impl GradNormsConfig {
                 self.parallel_runs() as f64 * batch_data,
                 &["batch", "d_in", "d_out"],
             )
-            .records(self.seeds as f64 * per_seed, &["seeds", "depth"])
+            .records(self.seeds as f64 * per_seed + theory, &["seeds", "depth"])
             .figures();
         if self.save_net {
             let (d, n) = self.arms()[0];
@@ -318,6 +324,14 @@ pub struct ArmResult {
     pub weight_grad: CurveSummary,
     /// Summary of `activation_grad_norm`.
     pub activation_grad: CurveSummary,
+    /// The measured rate of `||dL/dh_l||^2`: `exp(-slope)` of `ln ||dL/dh_l||^2` against `l`
+    /// over the hidden layers (the square of `activation_grad.growth_per_layer`), to compare
+    /// with `theory.rate`.
+    pub measured_rate: Option<Num>,
+    /// The mean-field prediction for this network at infinite width (`null` where no theory
+    /// applies: `theory_note` says why).
+    pub theory: Option<theory::Prediction>,
+    pub theory_note: Option<String>,
 }
 
 /// Everything `grad-norms` computed; written to `grad_norms.json` and drawn in `grad_norms.png`.
@@ -490,13 +504,23 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                     cfg.exploding_above,
                 )
             };
+            let net = cfg.net(depth, norm);
+            let (prediction, theory_note) =
+                match theory::predict(&net, cfg.net.batch, INPUT_SECOND_MOMENT) {
+                    Ok(p) => (Some(p), None),
+                    Err(why) => (None, Some(why)),
+                };
+            let activation_grad = summary(&g);
             ArmResult {
                 label: arm_label(cfg, depth, norm),
                 depth,
                 norm,
-                net: cfg.net(depth, norm),
+                net,
                 weight_grad: summary(&w),
-                activation_grad: summary(&g),
+                measured_rate: activation_grad.growth_per_layer.map(|g| Num(g.0 * g.0)),
+                activation_grad,
+                theory: prediction,
+                theory_note,
                 seeds: per_seed,
             }
         })
@@ -624,6 +648,53 @@ pub fn table(report: &GradNormsReport) -> String {
          signal = the backprop signal |dL/dh_l|, judged the same way.\n",
         cfg.exploding_above, cfg.vanishing_below
     ));
+    out.push_str(&theory_table(report, label_w));
+    out
+}
+
+/// A short name of a prediction's theory for the table: `lambda(B=256), Yang et al. 2019`.
+pub fn theory_label(p: &theory::Prediction) -> String {
+    match p.batch {
+        Some(b) => format!("BN mean field: lambda(B={b}) (Yang et al. 2019)"),
+        None => "variance map, prod of chi^l (Poole et al. 2016; Schoenholz et al. 2017)".into(),
+    }
+}
+
+/// The measured rate of `||dL/dh_l||^2` beside the mean-field prediction, one line per arm.
+fn theory_table(report: &GradNormsReport, label_w: usize) -> String {
+    let mut out = format!(
+        "\nbackprop signal |dL/dh_l|^2: factor per layer towards the input, measured vs infinite-width theory\n{:<label_w$}  {:>10}  {:>10}  {:>9}  theory\n",
+        "config", "measured", "predicted", "off by"
+    );
+    for a in &report.arms {
+        let measured = a
+            .measured_rate
+            .map_or("-".to_string(), |m| stats::fmt_rate(m.0));
+        match &a.theory {
+            Some(p) => {
+                let off = a.measured_rate.map_or("-".to_string(), |m| {
+                    format!("{:+.1}%", 100.0 * (m.0 / p.rate.0 - 1.0))
+                });
+                out.push_str(&format!(
+                    "{:<label_w$}  {measured:>10}  {:>10}  {off:>9}  {}\n",
+                    a.label,
+                    stats::fmt_rate(p.rate.0),
+                    theory_label(p)
+                ));
+            }
+            None => out.push_str(&format!(
+                "{:<label_w$}  {measured:>10}  {:>10}  {:>9}  none: {}\n",
+                a.label,
+                "-",
+                "-",
+                a.theory_note.as_deref().unwrap_or("")
+            )),
+        }
+    }
+    out.push_str(
+        "measured = exp(-slope) of ln |dL/dh_l|^2 against l over the hidden layers (the signal's growth/layer squared);\n\
+         predicted = the same fit of the mean-field profile at infinite width; off by = measured / predicted - 1.\n",
+    );
     out
 }
 

@@ -37,6 +37,28 @@ fn curve(
     s
 }
 
+/// The arm's mean-field prediction of `||dL/dh_l||`, dashed in its colour and scaled to meet the
+/// measured curve (geometric mean over seeds) at the last hidden layer; `None` without a theory
+/// or without a finite, positive measured value to meet. Layers where the prediction underflows
+/// are left out (the line stops).
+fn theory_series(arm: &ArmResult, color: plotters::style::RGBColor) -> Option<Series> {
+    let theory = arm.theory.as_ref()?;
+    let last = arm.activation_grad.last.0;
+    if !(last.is_finite() && last > 0.0) {
+        return None;
+    }
+    let points: Vec<(f64, f64)> = theory
+        .profile
+        .iter()
+        .enumerate()
+        .map(|(l, p)| ((l + 1) as f64, last * p.0.sqrt()))
+        .filter(|&(_, y)| y.is_finite() && y > 0.0)
+        .collect();
+    let mut s = Series::new(format!("{}: theory", arm.label), color, points);
+    s.dashed = true;
+    Some(s)
+}
+
 /// One colour per arm: BN off arms take the warm colours in order, BN on arms the cool ones.
 fn colors(report: &GradNormsReport) -> Vec<plotters::style::RGBColor> {
     let (mut warm, mut cool) = (0, 0);
@@ -91,12 +113,23 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
         "‖∂L/∂W_l‖ (Frobenius, log scale)",
         &|s| &s.weight_grad_norm,
     );
-    let signal = layer_panel(
+    let has_theory = report
+        .arms
+        .iter()
+        .any(|a| theory_series(a, WARM[0]).is_some());
+    let mut signal = layer_panel(
         report,
-        "Backprop signal ‖∂L/∂h_l‖ reaching layer l",
+        if has_theory {
+            "Backprop signal ‖∂L/∂h_l‖ (dashed: mean-field theory)"
+        } else {
+            "Backprop signal ‖∂L/∂h_l‖ reaching layer l"
+        },
         "‖∂L/∂h_l‖ (log scale)",
         &|s| &s.activation_grad_norm,
     );
+    for (a, c) in report.arms.iter().zip(colors(report)) {
+        signal.series.extend(theory_series(a, c));
+    }
     let spread = layer_panel(
         report,
         "Forward activations: std(h_l)",
