@@ -376,15 +376,43 @@ pub fn frozen_net(cfg: &ShatteredConfig, arch: Arch, depth: usize, seed: u64) ->
     net
 }
 
-/// `dy/dx` at every row of `x: (n, 1)`: an eval-mode forward and a backward with `dL/do = 1`.
-pub fn input_gradients(net: &mut Mlp<f64>, x: ArrayView2<f64>) -> Vec<f64> {
-    net.forward(x, Mode::Eval)
-        .expect("x has the network's d_in = 1 column");
+/// What one eval-mode forward and backward on the grid give.
+pub struct Evaluation {
+    /// `y(x_i)`.
+    pub y: Vec<f64>,
+    /// `dy/dx` at `x_i`.
+    pub gradient: Vec<f64>,
+    /// The first layer (1-based; `depth + 1` is the output) whose values hold an inf or NaN:
+    /// the forward pass overflowed there. ReLU maps NaN to 0, so a network can overflow and
+    /// still end with finite outputs and zero gradients.
+    pub overflow_from_layer: Option<usize>,
+}
+
+/// `y` and `dy/dx` at every row of `x: (n, 1)`: an eval-mode forward and a backward with
+/// `dL/do = 1`, and where the forward overflowed.
+pub fn evaluate(net: &mut Mlp<f64>, x: ArrayView2<f64>) -> Evaluation {
+    let y = net
+        .forward(x, Mode::Eval)
+        .expect("x has the network's d_in = 1 column")
+        .column(0)
+        .to_vec();
+    let overflow_from_layer = (1..=net.depth())
+        .find(|&l| net.hidden(l).iter().any(|v| !v.is_finite()))
+        .or_else(|| y.iter().any(|v| !v.is_finite()).then_some(net.depth() + 1));
     let d_o = Array2::<f64>::ones((x.nrows(), 1));
     let dx = net
         .backward_with_input_grad(d_o.view())
         .expect("forward ran just before, with d_out = 1");
-    dx.column(0).to_vec()
+    Evaluation {
+        y,
+        gradient: dx.column(0).to_vec(),
+        overflow_from_layer,
+    }
+}
+
+/// `dy/dx` at every row of `x: (n, 1)` ([`evaluate`]).
+pub fn input_gradients(net: &mut Mlp<f64>, x: ArrayView2<f64>) -> Vec<f64> {
+    evaluate(net, x).gradient
 }
 
 /// `y(x)` at every row of `x: (n, 1)` in eval mode.
@@ -467,6 +495,10 @@ pub struct SeedGradients {
     pub lag1_correlation: Num,
     /// Grid points whose gradient is inf or NaN.
     pub nonfinite_points: usize,
+    /// The first layer whose activations hold an inf or NaN (`depth + 1`: the output): the
+    /// forward pass overflowed, and since a ReLU maps NaN to 0 the gradients (often all 0)
+    /// are no evidence, so the autocorrelation and lag-1 correlation are NaN. `null` if none.
+    pub overflow_from_layer: Option<usize>,
     /// Every gradient equal (autocorrelation 1 by convention).
     pub constant: bool,
 }
@@ -567,12 +599,19 @@ pub fn work_units(cfg: &ShatteredConfig) -> u64 {
         .saturating_mul(cfg.seeds as u64)
 }
 
-fn seed_result(seed: u64, g: Vec<f64>, max_lag: usize) -> SeedGradients {
+fn seed_result(seed: u64, e: Evaluation, max_lag: usize) -> SeedGradients {
+    let g = e.gradient;
+    let (autocorrelation, lag1) = if e.overflow_from_layer.is_some() {
+        (vec![f64::NAN; max_lag + 1], f64::NAN)
+    } else {
+        (autocorrelation(&g, max_lag), lag1_pearson(&g))
+    };
     SeedGradients {
         seed,
-        autocorrelation: autocorrelation(&g, max_lag).into_iter().map(Num).collect(),
-        lag1_correlation: Num(lag1_pearson(&g)),
+        autocorrelation: autocorrelation.into_iter().map(Num).collect(),
+        lag1_correlation: Num(lag1),
         nonfinite_points: g.iter().filter(|v| !v.is_finite()).count(),
+        overflow_from_layer: e.overflow_from_layer,
         constant: g.iter().all(|&v| v == g[0]),
         gradient: g.into_iter().map(Num).collect(),
     }
@@ -603,7 +642,12 @@ fn summarise(
             .iter()
             .filter(|s| s.lag1_correlation.0.is_nan())
             .map(|s| {
-                if s.nonfinite_points > 0 {
+                if let Some(l) = s.overflow_from_layer {
+                    format!(
+                        "seed {}: the forward pass overflowed (activations inf/NaN from layer {l}), so its gradients are no evidence",
+                        s.seed
+                    )
+                } else if s.nonfinite_points > 0 {
                     format!(
                         "seed {}: {} of {} gradients are inf/NaN",
                         s.seed,
@@ -773,9 +817,9 @@ pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
         .map(|&(a, seed)| {
             let (arch, depth) = arms[a];
             let mut net = frozen_net(cfg, arch, depth, seed);
-            let g = input_gradients(&mut net, x.view());
+            let e = evaluate(&mut net, x.view());
             drop(net);
-            let r = seed_result(seed, g, cfg.max_lag);
+            let r = seed_result(seed, e, cfg.max_lag);
             progress(job_units(cfg, arch));
             r
         })
