@@ -880,7 +880,7 @@ pub fn table(report: &ShatteredReport) -> String {
     let floor = report.noise_floor;
     let mut out = format!("shattered: {}\n", title(cfg));
     out.push_str(&format!(
-        "{:<15}  {:>5}  {:>9}  {:>8}  {:>10}  {:<10}  {}\n",
+        "{:<15}  {:>5}  {:>9}  {:>8}  {:>10}  {:<12}  {}\n",
         "architecture", "depth", "lag-1 r", "sd", "predicted", "measured", "predicted scale"
     ));
     let mut notes = Vec::new();
