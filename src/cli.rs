@@ -55,6 +55,10 @@ pub enum Command {
     /// or leave ReLU units dead or linear, before and after training, and which fits better.
     /// Writes nonlinearity.png, nonlinearity_hist.png and nonlinearity.json.
     Nonlinearity(NonlinearityArgs),
+    /// The shattered gradients problem (Balduzzi et al. 2017): dy/dx of scalar networks
+    /// (feedforward, with BN, resnet with BN) along a grid of inputs, and how correlated
+    /// neighbouring gradients are. Writes shattered.png and shattered.json.
+    Shattered(ShatteredArgs),
     /// Time one forward+backward pass (median after warm-up) and compare its speed with a
     /// matrix-multiply ceiling measured on the spot. Prints only; writes no files.
     Bench(BenchArgs),
@@ -504,4 +508,61 @@ pub struct BenchArgs {
     /// Print one JSON object (median_ms, gflops, ceiling_gflops, ...) instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `bn-lab shattered`: the paper's setting by default (ReLU, He init, width 200,
+/// depths 1, 24 and 50, 256 grid points). The input and output are scalars and everything is
+/// computed in f64, so `--d-in`, `--d-out` and `--dtype` are hidden (and must stay 1, 1 and
+/// f64); skip connections come with `--arch resnet+bn`, not `--residual`.
+#[derive(Debug, Args)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("200")),
+    mut_arg("batch", |a| a
+        .long("points")
+        .value_name("N")
+        .value_parser(count::<3, { crate::limits::MAX_POINTS }>)
+        .default_value("256")
+        .help("Grid points on [-2, 2] (also the batch the BN statistics are computed over)")),
+    mut_arg("d_in", |a| a.hide(true)),
+    mut_arg("d_out", |a| a.default_value("1").hide(true)),
+    mut_arg("dtype", |a| a.default_value("f64").hide(true)),
+    mut_arg("residual", |a| a.hide(true))
+)]
+pub struct ShatteredArgs {
+    /// Numbers of hidden layers, comma-separated: one panel column each.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, value_delimiter = ',', default_value = "1,24,50")]
+    pub depth: Vec<usize>,
+    /// Architectures, comma-separated: one panel row each.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "feedforward,feedforward+bn,resnet+bn"
+    )]
+    pub arch: Vec<crate::experiment::shattered::Arch>,
+    /// Biases after initialisation: pytorch (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), nn.Linear's
+    /// default), zero, or normal:STD.
+    #[arg(long, default_value = "pytorch", value_parser = parse_bias)]
+    pub bias: crate::experiment::shattered::BiasInit,
+    /// Repeat over K seeds (seed, seed+1, ...); the autocorrelation panels show the mean and a
+    /// min-max band.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, value_name = "K", default_value_t = 8)]
+    pub seeds: usize,
+    /// Largest lag of the recorded autocorrelation (below --points).
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, { crate::limits::MAX_POINTS }>, long, value_name = "K", default_value_t = 64)]
+    pub max_lag: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Threads for the networks run side by side and their kernels [default: all cores].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_bias(s: &str) -> Result<crate::experiment::shattered::BiasInit, String> {
+    s.parse()
 }

@@ -260,6 +260,49 @@ fn grad_norms_bounds_every_numeric_flag() {
 }
 
 #[test]
+fn shattered_bounds_every_numeric_flag() {
+    let mut flags: Vec<(&str, Kind)> = net_flags()
+        .into_iter()
+        .filter(|(f, _)| !["--batch", "--d-in", "--d-out"].contains(f))
+        .collect();
+    flags.extend([
+        (
+            "--depth",
+            CountList {
+                min: 1,
+                max: 100_000,
+            },
+        ),
+        (
+            "--points",
+            Count {
+                min: 3,
+                max: 10_000,
+            },
+        ),
+        ("--d-in", Count { min: 1, max: 1 }),
+        ("--d-out", Count { min: 1, max: 1 }),
+        ("--max-lag", Count { min: 1, max: 15 }),
+        ("--seeds", Count { min: 1, max: 1000 }),
+        ("--threads", Count { min: 1, max: 0 }),
+    ]);
+    let base = [
+        "shattered",
+        "--depth",
+        "2",
+        "--width",
+        "4",
+        "--points",
+        "16",
+        "--seeds",
+        "1",
+        "--max-lag",
+        "4",
+    ];
+    sweep("shattered", &base, &flags, true);
+}
+
+#[test]
 fn gradcheck_bounds_every_numeric_flag() {
     let mut flags = net_flags();
     flags.extend([

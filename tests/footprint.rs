@@ -14,6 +14,7 @@ use bn_lab::experiment::grad_norms::GradNorms;
 use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
+use bn_lab::experiment::shattered::Shattered;
 use bn_lab::experiment::train::Train;
 use bn_lab::limits::FIGURE_BYTES;
 use bn_lab::plot::Figures;
@@ -145,6 +146,10 @@ fn declared_footprints_bound_the_measured_peaks() {
             "landscape, large slice",
             "landscape --depth 2 --width 6 --batch 8 --n-train 64 --n-test 32 --steps 100 --every 5 --slice-grid 121 --slice-samples 16",
         ),
+        (
+            "shattered, many seeds and points",
+            "shattered --depth 1,3 --width 16 --points 4000 --seeds 30 --max-lag 500",
+        ),
     ];
     for (what, line) in cases {
         let args: Vec<&str> = line.split_whitespace().collect();
@@ -156,6 +161,7 @@ fn declared_footprints_bound_the_measured_peaks() {
             }
             Command::Ics(a) => check::<Ics>(what, &commands::measured_train(&a.train, &a.net)),
             Command::Landscape(a) => check::<Landscape>(what, &commands::landscape::config(&a)),
+            Command::Shattered(a) => check::<Shattered>(what, &commands::shattered::config(&a)),
             _ => unreachable!("only experiments are listed"),
         }
     }

@@ -8,6 +8,7 @@ use bn_lab::experiment::grad_norms::GradNorms;
 use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
+use bn_lab::experiment::shattered::Shattered;
 use bn_lab::experiment::train::{Train, TrainConfig};
 use bn_lab::experiment::{Experiment, LoadError, load_config};
 use common::{bn_lab_ok, json, scratch_dir};
@@ -89,6 +90,30 @@ fn ics_reruns_from_its_json() {
     let mut args = common::TINY_ICS.to_vec();
     args.extend(["--dtype", "f64"]);
     rerun_gives_the_same_report::<Ics>(&args, "ics");
+}
+
+#[test]
+fn shattered_reruns_from_its_json() {
+    rerun_gives_the_same_report::<Shattered>(
+        &[
+            "shattered",
+            "--depth",
+            "1,3",
+            "--width",
+            "8",
+            "--points",
+            "32",
+            "--seeds",
+            "2",
+            "--max-lag",
+            "8",
+            "--bias",
+            "normal:0.5",
+            "--seed",
+            "4",
+        ],
+        "shattered",
+    );
 }
 
 #[test]

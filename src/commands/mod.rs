@@ -9,6 +9,7 @@ pub mod gradcheck;
 pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
+pub mod shattered;
 pub mod train;
 
 use std::io::Write;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ics(args) => ics::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Nonlinearity(args) => nonlinearity::run(&args),
+        Command::Shattered(args) => shattered::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

@@ -10,6 +10,7 @@ pub mod grad_norms;
 pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
+pub mod shattered;
 pub mod train;
 
 use serde::de::DeserializeOwned;

@@ -13,6 +13,7 @@ pub mod heatmap;
 pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
+pub mod shattered;
 pub mod train;
 
 use std::path::Path;
@@ -425,6 +426,14 @@ where
         edges = edges.or(draw_edge_marks(&mut chart, s, &axes)?);
     }
     explain_edge_marks(&mut chart, panel, edges)?;
+    // A panel that lists nothing (every series unlisted, no guide, no edge mark) gets no
+    // empty legend box.
+    if panel.guides.is_empty()
+        && !(edges.top || edges.bottom)
+        && panel.series.iter().all(|s| !s.legend)
+    {
+        return Ok(());
+    }
     chart
         .configure_series_labels()
         .position(corner)

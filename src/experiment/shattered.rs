@@ -1,0 +1,1044 @@
+//! `bn-lab shattered`: the shattered gradients problem (Balduzzi et al. 2017, "The Shattered
+//! Gradients Problem: If resnets are the answer, then what is the question?", ICML).
+//!
+//! A network from a scalar input to a scalar output (`d_in = d_out = 1`) is evaluated on a grid
+//! of `points` inputs `x_i = -2 + 4 i / (points - 1)` on [-2, 2], and the derivative `g_i =
+//! dy/dx` is computed at every grid point. Three architectures, ReLU units and He init by
+//! default:
+//!
+//! - `feedforward`: `Linear -> ReLU` blocks;
+//! - `feedforward+bn`: `Linear -> BN -> ReLU` (BN before the activation);
+//! - `resnet+bn`: the same blocks with skip connections `h_l = h_{l-1} + ReLU(BN(z_l))`
+//!   (`NetConfig.residual`). Block 1 has no skip: its input is the scalar x and its output has
+//!   `width` units, so the shapes do not match ([`NetConfig::block_has_skip`]).
+//!
+//! **Frozen BatchNorm statistics.** In train mode BN makes every sample's output depend on
+//! every other sample of the batch, so `dL/dx_i` of a train-mode backward is not the derivative
+//! of a function of `x_i` alone. Instead the statistics are computed once over the grid and
+//! then held fixed: a train-mode forward on the whole grid, then every BN layer's batch
+//! statistics are copied into its running statistics (`running_mean[j] = mean[j]`, which for
+//! BN before the activation includes the linear layer's bias, as the eval forward subtracts
+//! the bias from it again; `running_var[j] = var[j]`, the *biased* batch variance the train
+//! forward normalised with), so an eval-mode forward normalises exactly as the train forward
+//! did. An eval-mode forward and `backward_with_input_grad` with `dL/do = 1` for every point
+//! then give `dy/dx` at every point: in eval mode samples are independent, so `dL/dx_i =
+//! dy_i/dx_i`. Everything is computed in f64.
+//!
+//! **Biases.** `Mlp::new` sets every bias to 0. With zero biases and no BN a ReLU net of a
+//! scalar input is positively homogeneous, `y(x) = x y(1)` for `x > 0` and `x y(-1)` for
+//! `x < 0`, so its gradient takes exactly two values and nothing shatters, at any depth. So
+//! this experiment sets the biases itself after `Mlp::new` (`--bias`): by default as PyTorch's
+//! `nn.Linear` does, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`, drawn from a stream of its own
+//! ([`bias_rng`]), so the weights are the same whatever `--bias` says. With BN before the
+//! activation the hidden biases cancel (BN subtracts the mean, bias included) and only the
+//! output bias, which does not change `dy/dx`, is left: there BN's centring over the grid
+//! places the kinks.
+//!
+//! **Autocorrelation.** For a gradient sequence `g_1..g_n` with mean `m`, the estimator is the
+//! usual biased one (Box & Jenkins): `c_k = (1/n) sum_{i=1}^{n-k} (g_i - m)(g_{i+k} - m)` and
+//! `r_k = c_k / c_0`, so `r_0 = 1` and `|r_k| <= 1`. A constant sequence (`c_0 = 0`: every
+//! `g_i` equal) has `r_k = 1` at every lag by convention (a constant gradient is perfectly
+//! predictable from its neighbour). `lag1_correlation` is the Pearson correlation of the pairs
+//! `(g_i, g_{i+1})`, each side with its own mean and standard deviation, averaged over seeds;
+//! with both sides constant it is 1 (the same convention), with exactly one side constant it is
+//! undefined (NaN). A sequence holding an inf or NaN gradient has NaN autocorrelations: the
+//! gradients are recorded as they are, and any verdict that needs them is `undetermined`.
+
+use ndarray::{Array2, ArrayView2};
+use ndarray_rand::rand_distr::{Distribution, StandardNormal};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, at_most_values, between, distinct,
+    finite_in,
+};
+use crate::data::{self, Stream};
+use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::limits::{Footprint, MAX_PANELS, MAX_POINTS, MAX_SEEDS};
+use crate::model::{Mlp, Mode};
+use crate::stats::{Num, fmt_num, max_nan, mean_nan, min_nan};
+use crate::train::FORWARD_BACKWARD;
+
+/// The input grid covers `[X_MIN, X_MAX]`.
+pub const X_MIN: f64 = -2.0;
+pub const X_MAX: f64 = 2.0;
+
+/// Fewest grid points: a lag-1 correlation needs two pairs.
+pub const MIN_POINTS: usize = 3;
+
+/// The random stream the biases are drawn from (beyond [`Stream`]'s, so no other draw moves).
+pub const BIAS_STREAM: u64 = 16;
+
+/// The generator of `seed`'s biases.
+pub fn bias_rng(seed: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(BIAS_STREAM);
+    r
+}
+
+/// One of the architectures the paper compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Arch {
+    /// `Linear -> act` blocks.
+    #[serde(rename = "feedforward")]
+    #[value(name = "feedforward")]
+    Feedforward,
+    /// `Linear -> BN -> act` blocks (BN as `--placement`/`--no-affine` say; before the
+    /// activation by default).
+    #[serde(rename = "feedforward+bn")]
+    #[value(name = "feedforward+bn")]
+    FeedforwardBn,
+    /// The BN blocks with skip connections from block 2 on.
+    #[serde(rename = "resnet+bn")]
+    #[value(name = "resnet+bn")]
+    ResnetBn,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Feedforward => "feedforward",
+            Arch::FeedforwardBn => "feedforward+bn",
+            Arch::ResnetBn => "resnet+bn",
+        }
+    }
+
+    /// The normalisation of its blocks, `bn` for the BN architectures.
+    pub fn norm(self, bn: Norm) -> Norm {
+        match self {
+            Arch::Feedforward => Norm::Off,
+            Arch::FeedforwardBn | Arch::ResnetBn => bn,
+        }
+    }
+
+    pub fn residual(self) -> bool {
+        self == Arch::ResnetBn
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the biases are set after `Mlp::new` (which sets them to 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BiasInit {
+    /// PyTorch's `nn.Linear` default: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
+    Pytorch,
+    /// All zero (as `Mlp::new` leaves them).
+    Zero,
+    /// `N(0, std^2)`.
+    Normal(f64),
+}
+
+impl std::fmt::Display for BiasInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BiasInit::Pytorch => f.write_str("pytorch"),
+            BiasInit::Zero => f.write_str("zero"),
+            BiasInit::Normal(std) => write!(f, "normal:{}", crate::stats::Short(*std)),
+        }
+    }
+}
+
+impl std::str::FromStr for BiasInit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pytorch" => Ok(BiasInit::Pytorch),
+            "zero" => Ok(BiasInit::Zero),
+            _ => {
+                match s.strip_prefix("normal:") {
+                    Some(std) => {
+                        let v: f64 = std.trim().parse().map_err(|_| {
+                        format!("'normal:' needs a number after the colon, e.g. normal:0.1 (got '{s}')")
+                    })?;
+                        if v.is_finite() && v > 0.0 {
+                            Ok(BiasInit::Normal(v))
+                        } else {
+                            Err(format!(
+                                "the std in 'normal:STD' must be a positive finite number (got {v})"
+                            ))
+                        }
+                    }
+                    None => Err(format!(
+                        "unknown bias init '{s}' (expected pytorch, zero or normal:STD)"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl Serialize for BiasInit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BiasInit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A validated `shattered` configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShatteredConfig {
+    /// Hidden layers, one panel column each.
+    pub depths: Vec<usize>,
+    /// Architectures, one panel row each.
+    pub archs: Vec<Arch>,
+    pub act: Activation,
+    /// The BatchNorm of the `+bn` architectures.
+    pub bn: Norm,
+    pub bias: BiasInit,
+    /// The network; `batch` is the number of grid points (`--points`), `d_in = d_out = 1`,
+    /// `dtype` f64, and `residual` is set per architecture, so it must be `false` here.
+    #[serde(flatten)]
+    pub net: NetSpec,
+    /// Seeds `seed .. seed + seeds`.
+    pub seeds: usize,
+    /// Autocorrelations are recorded at lags `0 ..= max_lag`.
+    pub max_lag: usize,
+}
+
+impl ShatteredConfig {
+    /// Grid points.
+    pub fn points(&self) -> usize {
+        self.net.batch
+    }
+
+    /// The network of one architecture and depth.
+    pub fn net(&self, arch: Arch, depth: usize) -> NetConfig {
+        let mut n = self.net.net(depth, self.act, arch.norm(self.bn));
+        n.residual = arch.residual();
+        n
+    }
+
+    /// Every (architecture, depth) pair in report order: architectures as given, depths as
+    /// given within each.
+    pub fn arms(&self) -> Vec<(Arch, usize)> {
+        self.archs
+            .iter()
+            .flat_map(|&a| self.depths.iter().map(move |&d| (a, d)))
+            .collect()
+    }
+
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..self.seeds as u64)
+            .map(|i| self.net.seed.wrapping_add(i))
+            .collect()
+    }
+
+    /// Networks alive at once: one per thread of the current pool.
+    pub fn parallel_runs(&self) -> usize {
+        crate::parallel::side_by_side(self.arms().len().saturating_mul(self.seeds))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        distinct("depths", &self.depths)?;
+        at_most_values("depths", MAX_PANELS, &self.depths)?;
+        distinct("archs", &self.archs)?;
+        between("seeds", 1, MAX_SEEDS, self.seeds)?;
+        self.net.validate()?;
+        between("batch", MIN_POINTS, MAX_POINTS, self.net.batch)?;
+        between("max_lag", 1, self.net.batch - 1, self.max_lag)?;
+        for (field, got) in [("d_in", self.net.d_in), ("d_out", self.net.d_out)] {
+            if got != 1 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!(
+                        "must be 1: shattered's networks map a scalar x to a scalar y (got {got})"
+                    ),
+                });
+            }
+        }
+        if self.net.dtype != Dtype::F64 {
+            return Err(ConfigError::Invalid {
+                field: "dtype",
+                message: "shattered computes in f64 only".into(),
+            });
+        }
+        if self.net.residual {
+            return Err(ConfigError::Invalid {
+                field: "residual",
+                message: "skip connections are set per architecture (--arch resnet+bn)".into(),
+            });
+        }
+        if !self.bn.is_on() {
+            return Err(ConfigError::Invalid {
+                field: "bn",
+                message: "the +bn architectures need a BatchNorm variant, not off".into(),
+            });
+        }
+        if let BiasInit::Normal(std) = self.bias {
+            finite_in("bias", "> 0 (the std of normal:STD)", std, |v| v > 0.0)?;
+        }
+        for (arch, depth) in self.arms() {
+            self.net(arch, depth).validate(self.net.batch)?;
+        }
+        Ok(())
+    }
+
+    /// The largest networks that run side by side (each on the grid, its input and output
+    /// counted in its estimate) with their gradient and grid copies; every recorded number
+    /// (per arm and seed the gradients, autocorrelations and lag-1 correlation; per arm the
+    /// mean and band of the autocorrelation; the grid); the figure.
+    pub fn footprint(&self) -> Footprint {
+        let n = self.points() as f64;
+        let mut nets: Vec<f64> = self
+            .arms()
+            .iter()
+            .map(|&(a, d)| self.net(a, d).memory_estimate_bytes(self.points(), 8))
+            .collect();
+        nets.sort_by(|a, b| b.total_cmp(a));
+        let alive: f64 = nets.iter().take(self.parallel_runs()).sum();
+        let lags = self.max_lag as f64 + 1.0;
+        let per_arm = self.seeds as f64 * (n + lags + 2.0) + 3.0 * lags + 4.0;
+        Footprint::new()
+            .add("networks", alive, &["depth", "width", "batch"])
+            .add(
+                "data",
+                self.parallel_runs() as f64 * 4.0 * 8.0 * n,
+                &["batch"],
+            )
+            .records(
+                self.arms().len() as f64 * per_arm + n,
+                &["seeds", "batch", "max_lag"],
+            )
+            .figures()
+    }
+}
+
+/// The grid `x_i = X_MIN + (X_MAX - X_MIN) i / (points - 1)`, `(points, 1)`.
+pub fn grid(points: usize) -> Array2<f64> {
+    let step = (X_MAX - X_MIN) / (points.max(2) - 1) as f64;
+    Array2::from_shape_fn((points, 1), |(i, _)| X_MIN + step * i as f64)
+}
+
+/// Set every bias of `net` (hidden blocks in order, then the output layer) as `bias` says,
+/// drawing from [`bias_rng`] of `seed`.
+pub fn init_biases(net: &mut Mlp<f64>, bias: BiasInit, seed: u64) {
+    let mut rng = bias_rng(seed);
+    let mut set = |b: &mut ndarray::Array1<f64>, fan_in: usize| match bias {
+        BiasInit::Zero => b.fill(0.0),
+        BiasInit::Pytorch => {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            b.iter_mut()
+                .for_each(|v| *v = bound * (2.0 * rng.random::<f64>() - 1.0));
+        }
+        BiasInit::Normal(std) => b.iter_mut().for_each(|v| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            *v = std * z
+        }),
+    };
+    for block in &mut net.blocks {
+        let fan_in = block.linear.w.nrows();
+        set(&mut block.linear.b, fan_in);
+    }
+    let fan_in = net.out.w.nrows();
+    set(&mut net.out.b, fan_in);
+}
+
+/// Hold every BN layer's statistics of the last (train-mode) forward fixed: copy the batch
+/// mean (bias included for BN before the activation) and the biased batch variance into the
+/// running statistics, so an eval-mode forward normalises exactly as that forward did.
+pub fn freeze_batch_stats(net: &mut Mlp<f64>) {
+    for block in &mut net.blocks {
+        if let Some(bn) = &mut block.bn {
+            for j in 0..bn.mean.len() {
+                bn.running_mean[j] = bn.mean[j];
+                bn.running_var[j] = bn.var[j];
+            }
+        }
+    }
+}
+
+/// The network of `arch` at `depth` for `seed`, biases set and BN statistics frozen on the
+/// grid: ready for eval-mode forwards, in which it is a fixed function `y(x)`.
+pub fn frozen_net(cfg: &ShatteredConfig, arch: Arch, depth: usize, seed: u64) -> Mlp<f64> {
+    let net_cfg = cfg.net(arch, depth);
+    let mut net = Mlp::<f64>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
+    init_biases(&mut net, cfg.bias, seed);
+    if net_cfg.bn.is_some() {
+        net.forward(grid(cfg.points()).view(), Mode::Train)
+            .expect("the grid has d_in = 1 column");
+        freeze_batch_stats(&mut net);
+    }
+    net
+}
+
+/// What one eval-mode forward and backward on the grid give.
+pub struct Evaluation {
+    /// `y(x_i)`.
+    pub y: Vec<f64>,
+    /// `dy/dx` at `x_i`.
+    pub gradient: Vec<f64>,
+    /// The first layer (1-based; `depth + 1` is the output) whose values hold an inf or NaN:
+    /// the forward pass overflowed there. ReLU maps NaN to 0, so a network can overflow and
+    /// still end with finite outputs and zero gradients.
+    pub overflow_from_layer: Option<usize>,
+}
+
+/// `y` and `dy/dx` at every row of `x: (n, 1)`: an eval-mode forward and a backward with
+/// `dL/do = 1`, and where the forward overflowed.
+pub fn evaluate(net: &mut Mlp<f64>, x: ArrayView2<f64>) -> Evaluation {
+    let y = net
+        .forward(x, Mode::Eval)
+        .expect("x has the network's d_in = 1 column")
+        .column(0)
+        .to_vec();
+    let overflow_from_layer = (1..=net.depth())
+        .find(|&l| net.hidden(l).iter().any(|v| !v.is_finite()))
+        .or_else(|| y.iter().any(|v| !v.is_finite()).then_some(net.depth() + 1));
+    let d_o = Array2::<f64>::ones((x.nrows(), 1));
+    let dx = net
+        .backward_with_input_grad(d_o.view())
+        .expect("forward ran just before, with d_out = 1");
+    Evaluation {
+        y,
+        gradient: dx.column(0).to_vec(),
+        overflow_from_layer,
+    }
+}
+
+/// `dy/dx` at every row of `x: (n, 1)` ([`evaluate`]).
+pub fn input_gradients(net: &mut Mlp<f64>, x: ArrayView2<f64>) -> Vec<f64> {
+    evaluate(net, x).gradient
+}
+
+/// `y(x)` at every row of `x: (n, 1)` in eval mode.
+pub fn outputs(net: &mut Mlp<f64>, x: ArrayView2<f64>) -> Vec<f64> {
+    let o = net
+        .forward(x, Mode::Eval)
+        .expect("x has the network's d_in = 1 column");
+    o.column(0).to_vec()
+}
+
+/// Normalised autocorrelation `r_k = c_k / c_0` for `k = 0 ..= max_lag` (the module docs give
+/// the estimator); 1 at every lag for a constant sequence, NaN at every lag if any value is
+/// inf or NaN; lags at or beyond `g.len()` are NaN (no pair).
+pub fn autocorrelation(g: &[f64], max_lag: usize) -> Vec<f64> {
+    let n = g.len();
+    if g.iter().any(|v| !v.is_finite()) || n == 0 {
+        return vec![f64::NAN; max_lag + 1];
+    }
+    if g.iter().all(|&v| v == g[0]) {
+        return (0..=max_lag)
+            .map(|k| if k < n { 1.0 } else { f64::NAN })
+            .collect();
+    }
+    let m = g.iter().sum::<f64>() / n as f64;
+    let d: Vec<f64> = g.iter().map(|v| v - m).collect();
+    let c = |k: usize| {
+        d[..n - k]
+            .iter()
+            .zip(&d[k..])
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+    };
+    let c0 = c(0);
+    (0..=max_lag)
+        .map(|k| if k < n { c(k) / c0 } else { f64::NAN })
+        .collect()
+}
+
+/// Pearson correlation of the neighbouring pairs `(g_i, g_{i+1})`: 1 if both sides are
+/// constant, NaN if only one is (undefined) or a value is inf/NaN or there are fewer than two
+/// pairs.
+pub fn lag1_pearson(g: &[f64]) -> f64 {
+    if g.len() < 3 || g.iter().any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
+    let (a, b) = (&g[..g.len() - 1], &g[1..]);
+    let constant = |s: &[f64]| s.iter().all(|&v| v == s[0]);
+    match (constant(a), constant(b)) {
+        (true, true) => return 1.0,
+        (true, false) | (false, true) => return f64::NAN,
+        _ => {}
+    }
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (dx, dy) = (x - ma, y - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    (sab / (saa.sqrt() * sbb.sqrt())).clamp(-1.0, 1.0)
+}
+
+/// `|r| < 2 / sqrt(n)`: the lag-1 correlation white noise of `n` points stays within about 95%
+/// of the time (its standard error is about `1/sqrt(n)`).
+pub fn noise_floor(points: usize) -> f64 {
+    2.0 / (points as f64).sqrt()
+}
+
+/// One seed of one (architecture, depth).
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedGradients {
+    pub seed: u64,
+    /// `dy/dx` at every grid point.
+    pub gradient: Vec<Num>,
+    /// `r_k` for k = 0 ..= max_lag.
+    pub autocorrelation: Vec<Num>,
+    /// Pearson correlation of neighbouring gradients.
+    pub lag1_correlation: Num,
+    /// Grid points whose gradient is inf or NaN.
+    pub nonfinite_points: usize,
+    /// The first layer whose activations hold an inf or NaN (`depth + 1`: the output): the
+    /// forward pass overflowed, and since a ReLU maps NaN to 0 the gradients (often all 0)
+    /// are no evidence, so the autocorrelation and lag-1 correlation are NaN. `null` if none.
+    pub overflow_from_layer: Option<usize>,
+    /// Every gradient equal (autocorrelation 1 by convention).
+    pub constant: bool,
+}
+
+/// Mean over seeds of the autocorrelation per lag, with the min-max band over seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct AutocorrelationSummary {
+    pub mean: Vec<Num>,
+    pub min: Vec<Num>,
+    pub max: Vec<Num>,
+}
+
+/// One architecture at one depth, over every seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShatteredArm {
+    /// `feedforward`, `feedforward+bn` or `resnet+bn`.
+    pub name: Arch,
+    pub depth: usize,
+    pub net: NetConfig,
+    pub seeds: Vec<SeedGradients>,
+    pub autocorrelation: AutocorrelationSummary,
+    /// Mean over seeds of each seed's lag-1 correlation (NaN if a seed's is NaN).
+    pub lag1_correlation: Num,
+    /// Standard deviation over seeds (0 with one seed).
+    pub lag1_sd: Num,
+    /// Why the lag-1 correlation is not a number (`null` when it is).
+    pub reason: Option<String>,
+}
+
+/// How a run compares with the paper's prediction for one architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Agreement {
+    Agrees,
+    Disagrees,
+    /// No depth of the run tests the prediction.
+    NotTested,
+    /// A lag-1 correlation the test needs is NaN.
+    Undetermined,
+}
+
+impl std::fmt::Display for Agreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Agreement::Agrees => "agrees",
+            Agreement::Disagrees => "disagrees",
+            Agreement::NotTested => "not tested",
+            Agreement::Undetermined => "undetermined",
+        })
+    }
+}
+
+/// The paper's prediction for one architecture and what the run says about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    pub name: Arch,
+    /// What the paper predicts, in words.
+    pub theory: String,
+    /// The predicted correlation scale per depth (`2^-L` or `1/sqrt(L)`), in `config.depths`
+    /// order.
+    pub predicted: Vec<Num>,
+    /// The tested claim: white noise (`|lag-1| < noise_floor`) at every depth whose predicted
+    /// scale is below the floor (exponential decay), or correlated (`lag-1 >= noise_floor`) at
+    /// every depth whose predicted scale is at or above it (sublinear decay).
+    pub verdict: Agreement,
+    /// The computed sentence behind the verdict.
+    pub detail: String,
+    /// Why the verdict is `undetermined` (`null` otherwise).
+    pub reason: Option<String>,
+}
+
+/// Everything `shattered` computed; written to `shattered.json`, drawn in `shattered.png`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShatteredReport {
+    pub tool: ToolInfo,
+    pub config: ShatteredConfig,
+    /// The grid.
+    pub x: Vec<Num>,
+    /// `2 / sqrt(points)`: lag-1 correlations within it are indistinguishable from white noise.
+    pub noise_floor: f64,
+    pub arms: Vec<ShatteredArm>,
+    pub predictions: Vec<Prediction>,
+}
+
+/// Work units of one network: a train-mode forward on the grid with BN, then an eval forward
+/// and a backward (forward passes of one sample, a forward plus backward counting 3).
+fn job_units(cfg: &ShatteredConfig, arch: Arch) -> u64 {
+    let n = cfg.points() as u64;
+    let train = if arch.norm(cfg.bn).is_on() { n } else { 0 };
+    train + FORWARD_BACKWARD * n
+}
+
+pub fn work_units(cfg: &ShatteredConfig) -> u64 {
+    cfg.arms()
+        .iter()
+        .map(|&(a, _)| job_units(cfg, a))
+        .fold(0u64, u64::saturating_add)
+        .saturating_mul(cfg.seeds as u64)
+}
+
+fn seed_result(seed: u64, e: Evaluation, max_lag: usize) -> SeedGradients {
+    let g = e.gradient;
+    let (autocorrelation, lag1) = if e.overflow_from_layer.is_some() {
+        (vec![f64::NAN; max_lag + 1], f64::NAN)
+    } else {
+        (autocorrelation(&g, max_lag), lag1_pearson(&g))
+    };
+    SeedGradients {
+        seed,
+        autocorrelation: autocorrelation.into_iter().map(Num).collect(),
+        lag1_correlation: Num(lag1),
+        nonfinite_points: g.iter().filter(|v| !v.is_finite()).count(),
+        overflow_from_layer: e.overflow_from_layer,
+        constant: g.iter().all(|&v| v == g[0]),
+        gradient: g.into_iter().map(Num).collect(),
+    }
+}
+
+fn summarise(
+    cfg: &ShatteredConfig,
+    arch: Arch,
+    depth: usize,
+    seeds: Vec<SeedGradients>,
+) -> ShatteredArm {
+    let lags = cfg.max_lag + 1;
+    let at = |k: usize| seeds.iter().map(move |s| s.autocorrelation[k].0);
+    let autocorrelation = AutocorrelationSummary {
+        mean: (0..lags).map(|k| Num(mean_nan(at(k)))).collect(),
+        min: (0..lags).map(|k| Num(min_nan(at(k)))).collect(),
+        max: (0..lags).map(|k| Num(max_nan(at(k)))).collect(),
+    };
+    let lag1: Vec<f64> = seeds.iter().map(|s| s.lag1_correlation.0).collect();
+    let mean = mean_nan(lag1.iter().copied());
+    let sd = if lag1.len() > 1 {
+        (lag1.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (lag1.len() - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    let reason = mean.is_nan().then(|| {
+        let bad: Vec<String> = seeds
+            .iter()
+            .filter(|s| s.lag1_correlation.0.is_nan())
+            .map(|s| {
+                if let Some(l) = s.overflow_from_layer {
+                    format!(
+                        "seed {}: the forward pass overflowed (activations inf/NaN from layer {l}), so its gradients are no evidence",
+                        s.seed
+                    )
+                } else if s.nonfinite_points > 0 {
+                    format!(
+                        "seed {}: {} of {} gradients are inf/NaN",
+                        s.seed,
+                        s.nonfinite_points,
+                        s.gradient.len()
+                    )
+                } else {
+                    format!(
+                        "seed {}: one side of the neighbour pairs is constant (correlation undefined)",
+                        s.seed
+                    )
+                }
+            })
+            .collect();
+        bad.join("; ")
+    });
+    ShatteredArm {
+        name: arch,
+        depth,
+        net: cfg.net(arch, depth),
+        seeds,
+        autocorrelation,
+        lag1_correlation: Num(mean),
+        lag1_sd: Num(sd),
+        reason,
+    }
+}
+
+/// How the paper's predicted correlation scales with depth for an architecture: `2^-L` for
+/// feedforward rectifier nets (exponential), `1/sqrt(L)` for resnets with BN (sublinear).
+fn predicted_scale(arch: Arch, depth: usize) -> f64 {
+    match arch {
+        Arch::Feedforward | Arch::FeedforwardBn => 0.5f64.powi(depth.min(10_000) as i32),
+        Arch::ResnetBn => 1.0 / (depth as f64).sqrt(),
+    }
+}
+
+fn theory(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Feedforward => {
+            "feedforward rectifier nets: correlation decays exponentially with depth, about 2^-L (white noise once below the floor)"
+        }
+        Arch::FeedforwardBn => {
+            "no separate result here; tested against the feedforward prediction (BN alone does not stop shattering)"
+        }
+        Arch::ResnetBn => {
+            "resnets with BN: correlation decays sublinearly, about 1/sqrt(L) (stays above the floor while 1/sqrt(L) does)"
+        }
+    }
+}
+
+/// Compare the arms of one architecture with its prediction.
+fn predict(cfg: &ShatteredConfig, arch: Arch, arms: &[&ShatteredArm], floor: f64) -> Prediction {
+    let predicted: Vec<f64> = arms
+        .iter()
+        .map(|a| predicted_scale(arch, a.depth))
+        .collect();
+    let exponential = arch != Arch::ResnetBn;
+    // The depths that test the claim, with the measured lag-1 correlation.
+    let tested: Vec<(&ShatteredArm, f64)> = arms
+        .iter()
+        .zip(&predicted)
+        .filter(|(_, p)| {
+            if exponential {
+                **p < floor
+            } else {
+                **p >= floor
+            }
+        })
+        .map(|(a, p)| (*a, *p))
+        .collect();
+    let nan: Vec<String> = tested
+        .iter()
+        .filter(|(a, _)| a.lag1_correlation.0.is_nan())
+        .map(|(a, _)| format!("depth {}", a.depth))
+        .collect();
+    let (verdict, detail, reason) = if cfg.act != Activation::Relu {
+        (
+            Agreement::NotTested,
+            format!(
+                "the results are about ReLU units; this run uses {}",
+                cfg.act
+            ),
+            None,
+        )
+    } else if tested.is_empty() {
+        (
+            Agreement::NotTested,
+            format!(
+                "no depth of this run has a predicted scale {} the floor {}",
+                if exponential { "below" } else { "at or above" },
+                fmt_num(floor)
+            ),
+            None,
+        )
+    } else if !nan.is_empty() {
+        (
+            Agreement::Undetermined,
+            String::new(),
+            Some(format!(
+                "the lag-1 correlation is NaN at {} (see the arm's reason)",
+                nan.join(", ")
+            )),
+        )
+    } else {
+        let failing: Vec<String> = tested
+            .iter()
+            .filter(|(a, _)| {
+                let r = a.lag1_correlation.0;
+                if exponential {
+                    r.abs() >= floor
+                } else {
+                    r < floor
+                }
+            })
+            .map(|(a, _)| format!("depth {} ({})", a.depth, fmt_num(a.lag1_correlation.0)))
+            .collect();
+        let depths: Vec<String> = tested.iter().map(|(a, _)| a.depth.to_string()).collect();
+        let claim = if exponential {
+            "|lag-1| below"
+        } else {
+            "lag-1 at or above"
+        };
+        if failing.is_empty() {
+            (
+                Agreement::Agrees,
+                format!(
+                    "{claim} the floor {} at depth {} as predicted",
+                    fmt_num(floor),
+                    depths.join(", ")
+                ),
+                None,
+            )
+        } else {
+            (
+                Agreement::Disagrees,
+                format!(
+                    "predicted {claim} the floor {} at depth {}, but not at {}",
+                    fmt_num(floor),
+                    depths.join(", "),
+                    failing.join(", ")
+                ),
+                None,
+            )
+        }
+    };
+    Prediction {
+        name: arch,
+        theory: theory(arch).to_string(),
+        predicted: predicted.into_iter().map(Num).collect(),
+        verdict,
+        detail,
+        reason,
+    }
+}
+
+/// Run every architecture, depth and seed (in parallel on rayon's pool).
+pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
+    let arms = cfg.arms();
+    let seeds = cfg.seed_list();
+    let jobs: Vec<(usize, u64)> = (0..arms.len())
+        .flat_map(|a| seeds.iter().map(move |&s| (a, s)))
+        .collect();
+    let x = grid(cfg.points());
+    let mut results = jobs
+        .par_iter()
+        .map(|&(a, seed)| {
+            let (arch, depth) = arms[a];
+            let mut net = frozen_net(cfg, arch, depth, seed);
+            let e = evaluate(&mut net, x.view());
+            drop(net);
+            let r = seed_result(seed, e, cfg.max_lag);
+            progress(job_units(cfg, arch));
+            r
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    let arm_results: Vec<ShatteredArm> = arms
+        .iter()
+        .map(|&(arch, depth)| {
+            let per_seed: Vec<SeedGradients> = results.by_ref().take(seeds.len()).collect();
+            summarise(cfg, arch, depth, per_seed)
+        })
+        .collect();
+    let floor = noise_floor(cfg.points());
+    let predictions = cfg
+        .archs
+        .iter()
+        .map(|&arch| {
+            let of: Vec<&ShatteredArm> = arm_results.iter().filter(|a| a.name == arch).collect();
+            predict(cfg, arch, &of, floor)
+        })
+        .collect();
+    ShatteredReport {
+        tool: ToolInfo::current(),
+        config: cfg.clone(),
+        x: x.column(0).iter().map(|&v| Num(v)).collect(),
+        noise_floor: floor,
+        arms: arm_results,
+        predictions,
+    }
+}
+
+/// `relu, he init, width 200, 256 points on [-2, 2], bias pytorch, 8 seeds from 0`.
+pub fn title(cfg: &ShatteredConfig) -> String {
+    let mut s = format!(
+        "{}, {} init, width {}, {} points on [{}, {}], bias {}",
+        cfg.act,
+        cfg.net.init.resolve(cfg.act),
+        cfg.net.width,
+        cfg.points(),
+        X_MIN,
+        X_MAX,
+        cfg.bias
+    );
+    if cfg.bn != Norm::BN {
+        s.push_str(&format!(", BN {}", cfg.bn));
+    }
+    if cfg.seeds > 1 {
+        s.push_str(&format!(", {} seeds from {}", cfg.seeds, cfg.net.seed));
+    } else {
+        s.push_str(&format!(", seed {}", cfg.net.seed));
+    }
+    s
+}
+
+/// The stdout table and the comparison with the paper.
+pub fn table(report: &ShatteredReport) -> String {
+    let cfg = &report.config;
+    let floor = report.noise_floor;
+    let mut out = format!("shattered: {}\n", title(cfg));
+    out.push_str(&format!(
+        "{:<15}  {:>5}  {:>9}  {:>8}  {:>10}  {:<12}  {}\n",
+        "architecture", "depth", "lag-1 r", "sd", "predicted", "measured", "predicted scale"
+    ));
+    let mut notes = Vec::new();
+    for a in &report.arms {
+        let r = a.lag1_correlation.0;
+        let looks = if r.is_nan() {
+            "undetermined"
+        } else if r.abs() < floor {
+            "white noise"
+        } else {
+            "correlated"
+        };
+        let p = predicted_scale(a.name, a.depth);
+        out.push_str(&format!(
+            "{:<15}  {:>5}  {:>9}  {:>8}  {:>10}  {:<12}  {}\n",
+            a.name.name(),
+            a.depth,
+            fmt_num(r),
+            fmt_num(a.lag1_sd.0),
+            fmt_num(p),
+            looks,
+            match a.name {
+                Arch::ResnetBn => "1/sqrt(L)",
+                _ => "2^-L",
+            }
+        ));
+        if let Some(reason) = &a.reason {
+            notes.push(format!(
+                "  {} depth {}: undetermined: {reason}",
+                a.name, a.depth
+            ));
+        }
+        let constant = a.seeds.iter().filter(|s| s.constant).count();
+        if constant > 0 {
+            notes.push(format!(
+                "  {} depth {}: the gradient is constant in {constant} of {} seeds (correlation 1 by convention)",
+                a.name,
+                a.depth,
+                a.seeds.len()
+            ));
+        }
+    }
+    for n in notes {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "lag-1 r = Pearson correlation of dy/dx at neighbouring grid points, mean over seeds (sd over seeds);\n\
+         white noise: |r| < {} = 2/sqrt({} points); predicted = the paper's correlation scale at that depth.\n\
+         What the paper predicts (Balduzzi et al. 2017), and whether this run agrees:\n",
+        fmt_num(floor),
+        cfg.points()
+    ));
+    for p in &report.predictions {
+        out.push_str(&format!("  {}: {}\n", p.name, p.theory));
+        match &p.reason {
+            Some(reason) => out.push_str(&format!("    undetermined: {reason}\n")),
+            None => out.push_str(&format!("    {}: {}\n", p.verdict, p.detail)),
+        }
+    }
+    out
+}
+
+/// `bn-lab shattered`.
+pub struct Shattered;
+
+impl Experiment for Shattered {
+    type Config = ShatteredConfig;
+    type Report = ShatteredReport;
+    const NAME: &'static str = "shattered";
+    const STEM: &'static str = "shattered";
+
+    fn validate(cfg: &ShatteredConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    fn footprint(cfg: &ShatteredConfig) -> Footprint {
+        cfg.footprint()
+    }
+
+    /// Per network: with BN a train-mode forward on the grid, then an eval forward and backward.
+    fn work_units(cfg: &ShatteredConfig) -> u64 {
+        work_units(cfg)
+    }
+
+    fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &ShatteredReport) -> String {
+        table(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_constant_sequence_has_autocorrelation_one() {
+        let g = vec![0.1; 50];
+        assert!(autocorrelation(&g, 5).iter().all(|&r| r == 1.0));
+        assert_eq!(lag1_pearson(&g), 1.0);
+    }
+
+    #[test]
+    fn seeded_white_noise_is_uncorrelated_at_every_lag() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let g: Vec<f64> = (0..4096).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let r = autocorrelation(&g, 10);
+        assert!((r[0] - 1.0).abs() < 1e-12);
+        // Standard error about 1/sqrt(4096) = 0.016.
+        for (k, v) in r.iter().enumerate().skip(1) {
+            assert!(v.abs() < 0.06, "lag {k}: {v}");
+        }
+        assert!(lag1_pearson(&g).abs() < 0.06);
+    }
+
+    #[test]
+    fn a_random_walk_is_strongly_correlated() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut s = 0.0;
+        let g: Vec<f64> = (0..256)
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                s += z;
+                s
+            })
+            .collect();
+        assert!(autocorrelation(&g, 1)[1] > 0.8);
+        assert!(lag1_pearson(&g) > 0.9);
+    }
+
+    #[test]
+    fn non_finite_gradients_give_nan_not_a_panic() {
+        let g = [1.0, f64::NAN, 2.0, f64::INFINITY, 0.5];
+        assert!(autocorrelation(&g, 3).iter().all(|r| r.is_nan()));
+        assert!(lag1_pearson(&g).is_nan());
+        // One constant side of the pairs: undefined.
+        assert!(lag1_pearson(&[1.0, 1.0, 1.0, 2.0]).is_nan());
+        // Lags without a pair are NaN.
+        assert!(autocorrelation(&[1.0, 2.0, 4.0], 5)[4].is_nan());
+    }
+
+    #[test]
+    fn bias_inits_parse_and_print_back() {
+        for s in ["pytorch", "zero", "normal:0.5"] {
+            assert_eq!(s.parse::<BiasInit>().unwrap().to_string(), s);
+        }
+        assert!("normal:-1".parse::<BiasInit>().is_err());
+        assert!("normal:nan".parse::<BiasInit>().is_err());
+        assert!("uniform".parse::<BiasInit>().is_err());
+    }
+
+    #[test]
+    fn the_grid_spans_the_interval() {
+        let x = grid(256);
+        assert_eq!(x[[0, 0]], X_MIN);
+        assert!((x[[255, 0]] - X_MAX).abs() < 1e-12);
+    }
+}

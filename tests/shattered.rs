@@ -1,0 +1,268 @@
+//! `bn-lab shattered`: the gradients are derivatives of the function the network computes
+//! (central finite differences agree), a depth-1 ReLU net's gradient is piecewise constant,
+//! frozen BN statistics reproduce the train-mode forward, bad values are refused, and a tiny
+//! run end to end through the binary.
+
+mod common;
+
+use bn_lab::cli::Command;
+use bn_lab::commands;
+use bn_lab::experiment::Experiment;
+use bn_lab::experiment::shattered::{
+    Agreement, Arch, Shattered, ShatteredConfig, frozen_net, grid, input_gradients, outputs,
+};
+use bn_lab::model::Mode;
+use common::{assert_refused, bn_lab_ok, json, num, scratch_dir};
+
+const TINY: &[&str] = &[
+    "shattered",
+    "--depth",
+    "1,3",
+    "--width",
+    "8",
+    "--points",
+    "32",
+    "--seeds",
+    "2",
+    "--max-lag",
+    "8",
+];
+
+fn config(args: &[&str]) -> ShatteredConfig {
+    match common::parse(args) {
+        Command::Shattered(a) => commands::shattered::config(&a),
+        other => panic!("not shattered: {other:?}"),
+    }
+}
+
+#[test]
+fn gradients_match_central_finite_differences_of_the_frozen_network() {
+    let cfg = config(&[
+        "shattered",
+        "--depth",
+        "4",
+        "--width",
+        "16",
+        "--points",
+        "40",
+        "--max-lag",
+        "8",
+    ]);
+    cfg.validate().unwrap();
+    let x = grid(cfg.points());
+    let h = 1e-6;
+    for arch in [Arch::Feedforward, Arch::FeedforwardBn, Arch::ResnetBn] {
+        for seed in [0, 5] {
+            let mut net = frozen_net(&cfg, arch, 4, seed);
+            let g = input_gradients(&mut net, x.view());
+            let plus = outputs(&mut net, (&x + h).view());
+            let minus = outputs(&mut net, (&x - h).view());
+            for i in 0..g.len() {
+                let fd = (plus[i] - minus[i]) / (2.0 * h);
+                assert!(
+                    (g[i] - fd).abs() <= 1e-6 * (1.0 + g[i].abs()),
+                    "{arch} seed {seed}, x = {}: backprop {} vs finite difference {fd}",
+                    x[[i, 0]],
+                    g[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn frozen_statistics_reproduce_the_train_mode_forward() {
+    let cfg = config(&[
+        "shattered",
+        "--depth",
+        "3",
+        "--width",
+        "12",
+        "--points",
+        "50",
+    ]);
+    let x = grid(cfg.points());
+    for arch in [Arch::FeedforwardBn, Arch::ResnetBn] {
+        let mut net = frozen_net(&cfg, arch, 3, 1);
+        let eval = outputs(&mut net, x.view());
+        let train: Vec<f64> = net
+            .forward(x.view(), Mode::Train)
+            .unwrap()
+            .column(0)
+            .to_vec();
+        for (e, t) in eval.iter().zip(&train) {
+            assert!(
+                (e - t).abs() <= 1e-12 * (1.0 + t.abs()),
+                "{arch}: {e} vs {t}"
+            );
+        }
+    }
+}
+
+/// Indices where the gradient changes between neighbouring grid points.
+fn jumps(g: &[f64]) -> usize {
+    g.windows(2)
+        .filter(|w| (w[1] - w[0]).abs() > 1e-12 * (1.0 + w[0].abs()))
+        .count()
+}
+
+#[test]
+fn a_depth_one_relu_net_has_a_piecewise_constant_gradient() {
+    let width = 8;
+    for bias in ["pytorch", "normal:1"] {
+        let cfg = config(&[
+            "shattered",
+            "--depth",
+            "1",
+            "--width",
+            "8",
+            "--points",
+            "256",
+            "--bias",
+            bias,
+        ]);
+        let x = grid(cfg.points());
+        for seed in 0..4 {
+            let mut net = frozen_net(&cfg, Arch::Feedforward, 1, seed);
+            let g = input_gradients(&mut net, x.view());
+            // Each unit switches at most once along x, so the gradient jumps at most `width` times.
+            assert!(
+                jumps(&g) <= width,
+                "bias {bias}, seed {seed}: {} jumps",
+                jumps(&g)
+            );
+            assert!(
+                jumps(&g) >= 1,
+                "bias {bias}, seed {seed}: no kink in [-2, 2]"
+            );
+        }
+    }
+    // Zero biases: y is positively homogeneous, one kink at 0, so two values at any depth.
+    let cfg = config(&[
+        "shattered",
+        "--depth",
+        "6",
+        "--width",
+        "8",
+        "--points",
+        "64",
+        "--bias",
+        "zero",
+    ]);
+    let mut net = frozen_net(&cfg, Arch::Feedforward, 6, 0);
+    let g = input_gradients(&mut net, grid(64).view());
+    assert!(jumps(&g) <= 1, "{} jumps with zero biases", jumps(&g));
+}
+
+#[test]
+fn overflowing_gradients_are_recorded_and_make_the_verdict_undetermined() {
+    let cfg = config(&[
+        "shattered",
+        "--depth",
+        "60",
+        "--width",
+        "64",
+        "--points",
+        "16",
+        "--arch",
+        "feedforward",
+        "--init",
+        "normal:1e8",
+        "--seeds",
+        "1",
+        "--max-lag",
+        "3",
+    ]);
+    cfg.validate().unwrap();
+    let report = Shattered::run(&cfg, &|_| {});
+    let arm = &report.arms[0];
+    // The output overflows; a ReLU maps the NaN to 0, so the gradient may look finite.
+    assert!(
+        arm.seeds[0].overflow_from_layer.is_some(),
+        "(1e8)^60 overflows f64"
+    );
+    assert!(arm.lag1_correlation.0.is_nan());
+    assert!(arm.reason.as_deref().unwrap().contains("overflowed"));
+    let p = &report.predictions[0];
+    assert_eq!(p.verdict, Agreement::Undetermined);
+    assert!(p.reason.is_some());
+    let text = Shattered::summary(&report);
+    assert!(text.contains("undetermined"), "{text}");
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.contains("\"NaN\""), "NaN is recorded as such");
+}
+
+#[test]
+fn progress_adds_up() {
+    let cfg = config(TINY);
+    common::assert_progress_adds_up::<Shattered>(&cfg, 4 * 32, "shattered");
+}
+
+#[test]
+fn a_tiny_run_writes_its_json_and_figure() {
+    let dir = scratch_dir("shattered-tiny");
+    let o = bn_lab_ok(TINY, &dir);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "feedforward+bn",
+        "resnet+bn",
+        "2^-L",
+        "1/sqrt(L)",
+        "white noise",
+    ] {
+        assert!(stdout.contains(want), "{want}: {stdout}");
+    }
+    assert!(dir.join("shattered.png").exists());
+    let v = json(&dir.join("shattered.json"));
+    common::assert_schema(&v, "shattered");
+    assert_eq!(v["config"]["batch"], 32);
+    let arms = v["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 6, "3 architectures x 2 depths");
+    for a in arms {
+        assert!(
+            ["feedforward", "feedforward+bn", "resnet+bn"].contains(&a["name"].as_str().unwrap())
+        );
+        let seeds = a["seeds"].as_array().unwrap();
+        assert_eq!(seeds.len(), 2);
+        assert_eq!(seeds[0]["gradient"].as_array().unwrap().len(), 32);
+        assert_eq!(a["autocorrelation"]["mean"].as_array().unwrap().len(), 9);
+        assert_eq!(num(&a["autocorrelation"]["mean"][0]), 1.0);
+        let r = num(&a["lag1_correlation"]);
+        assert!((-1.0..=1.0).contains(&r), "{r}");
+    }
+    // Block 1 has no skip (d_in 1 != width): at depth 1 the resnet is the BN feedforward net.
+    let at = |name: &str, depth: u64| {
+        arms.iter()
+            .find(|a| a["name"] == name && a["depth"] == depth)
+            .unwrap()["seeds"][0]["gradient"]
+            .clone()
+    };
+    assert_eq!(at("resnet+bn", 1), at("feedforward+bn", 1));
+    assert_eq!(v["predictions"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn the_scalar_network_and_its_counts_are_enforced() {
+    let dir = scratch_dir("shattered-refused");
+    for (extra, flag) in [
+        (&["--d-in", "3"][..], "--d-in"),
+        (&["--d-out", "2"], "--d-out"),
+        (&["--dtype", "f32"], "--dtype"),
+        (&["--residual"], "--residual"),
+        (&["--points", "2"], "--points"),
+        (&["--max-lag", "32"], "--max-lag"),
+        (&["--depth", "1,1"], "--depth"),
+        (&["--arch", "resnet+bn,resnet+bn"], "--arch"),
+        (&["--bias", "normal:-1"], "--bias"),
+        (&["--points", "20000"], "--points"),
+    ] {
+        let mut args = TINY.to_vec();
+        args.extend(extra);
+        assert_refused(&args, flag, &dir);
+    }
+}
+
+#[test]
+fn runs_are_deterministic() {
+    common::assert_deterministic(TINY, "shattered.json", "shattered");
+}
