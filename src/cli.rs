@@ -59,6 +59,10 @@ pub enum Command {
     /// (feedforward, with BN, resnet with BN) along a grid of inputs, and how correlated
     /// neighbouring gradients are. Writes shattered.png and shattered.json.
     Shattered(ShatteredArgs),
+    /// Mean-field theory for the board: Yang et al.'s lambda(B) per activation and batch size
+    /// (BN before the activation) and the no-BN variance map q^l / chi^l per layer. Quadrature
+    /// only, no network. Writes theory.png and theory.json.
+    Theory(TheoryArgs),
     /// Time one forward+backward pass (median after warm-up) and compare its speed with a
     /// matrix-multiply ceiling measured on the spot. Prints only; writes no files.
     Bench(BenchArgs),
@@ -565,4 +569,36 @@ pub struct ShatteredArgs {
 
 fn parse_bias(s: &str) -> Result<crate::experiment::shattered::BiasInit, String> {
     s.parse()
+}
+
+/// Flags of `bn-lab theory`.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct TheoryArgs {
+    /// Activations, comma-separated (sigmoid, tanh, relu, leaky-relu, linear).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sigmoid,tanh,relu,leaky-relu,linear"
+    )]
+    pub acts: Vec<Activation>,
+    /// Batch sizes B of the BN rate lambda(B), comma-separated (each at least 4).
+    #[arg(allow_hyphen_values = true, value_parser = count::<4, MAX_BATCH>, long, value_delimiter = ',', default_value = "4,5,6,8,16,32,64,128,256,1024")]
+    pub batch: Vec<usize>,
+    /// Hidden layers of the no-BN variance map.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 50)]
+    pub depth: usize,
+    /// Width of the no-BN network.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long, default_value_t = 256)]
+    pub width: usize,
+    /// Input dimension of the no-BN network [default: the width].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long)]
+    pub d_in: Option<usize>,
+    /// Weight initialisation of the no-BN network (as grad-norms: he, xavier, lecun,
+    /// normal:STD or auto).
+    #[arg(long, default_value = "xavier", value_parser = parse_init)]
+    pub init: Init,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }

@@ -333,7 +333,11 @@ pub fn fmt_rate(v: f64) -> String {
     if !v.is_finite() || v == 0.0 {
         fmt_num(v)
     } else if (1e-3..1e4).contains(&v.abs()) {
-        let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+        // The exponent of the value rounded to four digits (0.99999 prints as 1.000).
+        let exp = v.abs().log10().floor() as i32;
+        let unit = 10f64.powi(exp - 3);
+        let exp = ((v.abs() / unit).round() * unit).log10().floor() as i32;
+        let digits = (3 - exp).max(0) as usize;
         format!("{v:.digits$}")
     } else {
         format!("{v:.3e}")
@@ -349,6 +353,7 @@ mod tests {
         assert_eq!(fmt_rate(0.0557191), "0.05572");
         assert_eq!(fmt_rate(1.473234), "1.473");
         assert_eq!(fmt_rate(12.5), "12.50");
+        assert_eq!(fmt_rate(0.99999999), "1.000");
         assert_eq!(fmt_rate(2.31e-5), "2.310e-5");
         assert_eq!(fmt_rate(f64::INFINITY), "inf");
     }

@@ -596,10 +596,6 @@ mod reference_values {
     use super::*;
     use crate::config::Init;
 
-    fn close(got: f64, want: f64, digits: i32) -> bool {
-        (got - want).abs() <= 0.5 * 10f64.powi(-digits) * want.abs().max(1.0)
-    }
-
     #[test]
     fn lambda_matches_the_issue_reference_values() {
         // (activation, B, the issue's value, the largest difference accepted). ReLU and the

@@ -260,6 +260,36 @@ fn grad_norms_bounds_every_numeric_flag() {
 }
 
 #[test]
+fn theory_bounds_every_numeric_flag() {
+    let flags: Vec<(&str, Kind)> = vec![
+        (
+            "--batch",
+            CountList {
+                min: 4,
+                max: 1 << 24,
+            },
+        ),
+        ("--depth", DEPTH),
+        (
+            "--width",
+            Count {
+                min: 1,
+                max: 1 << 20,
+            },
+        ),
+        (
+            "--d-in",
+            Count {
+                min: 1,
+                max: 1 << 20,
+            },
+        ),
+    ];
+    let base = ["theory", "--depth", "3", "--batch", "4,8", "--width", "8"];
+    sweep("theory", &base, &flags, true);
+}
+
+#[test]
 fn shattered_bounds_every_numeric_flag() {
     let mut flags: Vec<(&str, Kind)> = net_flags()
         .into_iter()

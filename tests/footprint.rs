@@ -15,6 +15,7 @@ use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
 use bn_lab::experiment::shattered::Shattered;
+use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::Train;
 use bn_lab::limits::FIGURE_BYTES;
 use bn_lab::plot::Figures;
@@ -150,6 +151,7 @@ fn declared_footprints_bound_the_measured_peaks() {
             "shattered, many seeds and points",
             "shattered --depth 1,3 --width 16 --points 4000 --seeds 30 --max-lag 500",
         ),
+        ("theory, deep", "theory --depth 20000 --batch 4,8,1024"),
     ];
     for (what, line) in cases {
         let args: Vec<&str> = line.split_whitespace().collect();
@@ -162,6 +164,7 @@ fn declared_footprints_bound_the_measured_peaks() {
             Command::Ics(a) => check::<Ics>(what, &commands::measured_train(&a.train, &a.net)),
             Command::Landscape(a) => check::<Landscape>(what, &commands::landscape::config(&a)),
             Command::Shattered(a) => check::<Shattered>(what, &commands::shattered::config(&a)),
+            Command::Theory(a) => check::<Theory>(what, &commands::theory::config(&a)),
             _ => unreachable!("only experiments are listed"),
         }
     }

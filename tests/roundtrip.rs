@@ -9,6 +9,7 @@ use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
 use bn_lab::experiment::shattered::Shattered;
+use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::{Train, TrainConfig};
 use bn_lab::experiment::{Experiment, LoadError, load_config};
 use common::{bn_lab_ok, json, scratch_dir};
@@ -113,6 +114,28 @@ fn shattered_reruns_from_its_json() {
             "4",
         ],
         "shattered",
+    );
+}
+
+#[test]
+fn theory_reruns_from_its_json() {
+    rerun_gives_the_same_report::<Theory>(
+        &[
+            "theory",
+            "--acts",
+            "tanh,relu",
+            "--batch",
+            "4,9",
+            "--depth",
+            "7",
+            "--width",
+            "32",
+            "--d-in",
+            "5",
+            "--init",
+            "auto",
+        ],
+        "theory",
     );
 }
 

@@ -10,6 +10,7 @@ pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
 pub mod shattered;
+pub mod theory;
 pub mod train;
 
 use std::io::Write;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(&args),
         Command::Nonlinearity(args) => nonlinearity::run(&args),
         Command::Shattered(args) => shattered::run(&args),
+        Command::Theory(args) => theory::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

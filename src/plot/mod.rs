@@ -14,6 +14,7 @@ pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
 pub mod shattered;
+pub mod theory;
 pub mod train;
 
 use std::path::Path;
@@ -148,6 +149,9 @@ pub struct Panel {
     pub y_range: Option<(f64, f64)>,
     /// Label only whole numbers on the x axis (layer indices).
     pub integer_x: bool,
+    /// The x values are `log2` of the quantity (batch sizes): whole ticks are labelled `2^x`
+    /// (`4`, `16`, `256`), the others not.
+    pub log2_x: bool,
 }
 
 impl Panel {
@@ -168,6 +172,7 @@ impl Panel {
             top_edge_label: None,
             y_range: None,
             integer_x: false,
+            log2_x: false,
         }
     }
 }
@@ -457,8 +462,10 @@ where
     DB::ErrorType: 'static,
 {
     let x_fmt = |v: &f64| {
-        if panel.integer_x && (v - v.round()).abs() > 1e-9 {
+        if (panel.integer_x || panel.log2_x) && (v - v.round()).abs() > 1e-9 {
             String::new()
+        } else if panel.log2_x {
+            format!("{}", 2f64.powi(v.round() as i32))
         } else {
             lin_tick(v)
         }

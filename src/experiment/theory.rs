@@ -1,0 +1,303 @@
+//! `bn-lab theory`: the mean-field predictions of [`crate::theory`] as a table for the board:
+//! Yang et al.'s `lambda(B)` per activation and batch size (BN before the activation), and the
+//! no-BN variance map `q^l`, backward factor `chi^l` and profile per layer. No network is built
+//! and no data drawn: quadrature only.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    Activation, ConfigError, Init, NetConfig, at_most_values, between, distinct, finite_in,
+};
+use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::limits::{Footprint, MAX_BATCH, MAX_DEPTH, MAX_WIDTH};
+use crate::stats::{Num, fmt_num, fmt_rate, nums};
+use crate::theory as mf;
+
+/// The largest `input_second_moment`.
+const MAX_INPUT_MOMENT: f64 = 1e3;
+
+/// At most this many batch sizes (table columns and points of the figure).
+pub const MAX_BATCHES: usize = 64;
+
+/// A validated `theory` configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TheoryConfig {
+    pub acts: Vec<Activation>,
+    /// Batch sizes of the BN rate `lambda(B)` (each at least 4).
+    pub batches: Vec<usize>,
+    /// The no-BN variance map: hidden layers, their width, the input dimension and the
+    /// initialisation (`auto`: He for (leaky) ReLU, Xavier otherwise).
+    pub depth: usize,
+    pub width: usize,
+    pub d_in: usize,
+    pub init: Init,
+    /// `E[x^2]` of the inputs (1 for the `grad-norms` batch, `x ~ N(0, 1)`).
+    pub input_second_moment: f64,
+}
+
+impl TheoryConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        distinct("acts", &self.acts)?;
+        distinct("batches", &self.batches)?;
+        at_most_values("batches", MAX_BATCHES, &self.batches)?;
+        for &b in &self.batches {
+            between("batches", 4, MAX_BATCH, b)?;
+        }
+        between("depth", 1, MAX_DEPTH, self.depth)?;
+        between("width", 1, MAX_WIDTH, self.width)?;
+        between("d_in", 1, MAX_WIDTH, self.d_in)?;
+        finite_in(
+            "input_second_moment",
+            "> 0 and at most 1000",
+            self.input_second_moment,
+            |v| v > 0.0 && v <= MAX_INPUT_MOMENT,
+        )
+    }
+
+    /// The network whose variance map is computed for `act`.
+    pub fn net(&self, act: Activation) -> NetConfig {
+        NetConfig {
+            d_in: self.d_in,
+            width: self.width,
+            d_out: 1,
+            depth: self.depth,
+            act,
+            init: self.init.resolve(act),
+            bn: None,
+            residual: false,
+            residual_scale: 1.0,
+        }
+    }
+}
+
+/// `lambda(B)` of one activation.
+#[derive(Clone, Debug, Serialize)]
+pub struct BnRates {
+    pub act: Activation,
+    /// `lambda(B)` per batch size of the config, in its order.
+    pub lambda: Vec<Num>,
+    /// Where a closed form exists (ReLU: Yang et al.'s; linear: `(B - 2)/(B - 3)`), its value
+    /// per batch size, so the general quadrature can be compared with it.
+    pub closed_form: Option<Vec<Num>>,
+    /// `E[phi'(z)^2] / Var[phi(z)]`: the rate as `B -> inf`.
+    pub large_batch_limit: Num,
+}
+
+/// The no-BN map of one activation, per hidden layer `l = 1..depth`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NoBnMap {
+    pub act: Activation,
+    /// The initialisation `auto` resolved to.
+    pub init: Init,
+    pub q: Vec<Num>,
+    pub chi: Vec<Num>,
+    /// `||dL/dh_l||^2 / ||dL/dh_L||^2` predicted.
+    pub profile: Vec<Num>,
+    /// `exp(-slope)` of `ln profile` against `l` (as `grad-norms` fits it).
+    pub rate: Num,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TheoryReport {
+    pub tool: ToolInfo,
+    pub config: TheoryConfig,
+    pub bn: Vec<BnRates>,
+    pub no_bn: Vec<NoBnMap>,
+}
+
+pub fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
+    let bn = cfg
+        .acts
+        .iter()
+        .map(|&act| {
+            let lambda = cfg
+                .batches
+                .iter()
+                .map(|&b| {
+                    let l = mf::bn_rate(act, b).expect("batches are validated to be >= 4");
+                    progress(1);
+                    Num(l)
+                })
+                .collect();
+            let closed_form = match act {
+                Activation::Relu => {
+                    Some(cfg.batches.iter().map(|&b| mf::relu_bn_rate(b)).collect())
+                }
+                Activation::Linear => Some(
+                    cfg.batches
+                        .iter()
+                        .map(|&b| (b as f64 - 2.0) / (b as f64 - 3.0))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            }
+            .map(|v: Vec<f64>| nums(&v));
+            BnRates {
+                act,
+                lambda,
+                closed_form,
+                large_batch_limit: Num(mf::bn_rate_large_batch(act)),
+            }
+        })
+        .collect();
+    let no_bn = cfg
+        .acts
+        .iter()
+        .map(|&act| {
+            let net = cfg.net(act);
+            let p = mf::predict(&net, 1, cfg.input_second_moment)
+                .expect("a plain network without BN always has a prediction");
+            progress(1);
+            NoBnMap {
+                act,
+                init: net.init,
+                q: p.q.unwrap_or_default(),
+                chi: p.chi.unwrap_or_default(),
+                profile: p.profile,
+                rate: p.rate,
+            }
+        })
+        .collect();
+    TheoryReport {
+        tool: ToolInfo::current(),
+        config: cfg.clone(),
+        bn,
+        no_bn,
+    }
+}
+
+/// Layers shown in the per-layer table: every one up to 60, else 1-5 and about 20 more spread
+/// geometrically, and the last.
+fn shown_layers(depth: usize) -> Vec<usize> {
+    if depth <= 60 {
+        return (1..=depth).collect();
+    }
+    let mut v: Vec<usize> = (1..=5).collect();
+    let mut l = 5.0_f64;
+    while (l as usize) < depth {
+        l *= 1.4;
+        v.push((l as usize).min(depth));
+    }
+    v.push(depth);
+    v.dedup();
+    v
+}
+
+pub fn summary(report: &TheoryReport) -> String {
+    let cfg = &report.config;
+    let mut out = String::from(
+        "theory: mean-field predictions at infinite width (quadrature only: no network is built)\n\n",
+    );
+    out.push_str(
+        "BN before the activation: lambda(B) = factor per layer by which |dL/dh_l|^2 grows towards the input\n\
+         (Yang et al. 2019, 'A Mean Field Theory of Batch Normalization'; the same for every init and width)\n",
+    );
+    out.push_str(&format!("{:<11}", "act"));
+    for b in &cfg.batches {
+        out.push_str(&format!("{:>9}", format!("B={b}")));
+    }
+    out.push_str(&format!("{:>9}\n", "B->inf"));
+    for r in &report.bn {
+        out.push_str(&format!("{:<11}", r.act.name()));
+        for l in &r.lambda {
+            out.push_str(&format!("{:>9}", fmt_rate(l.0)));
+        }
+        out.push_str(&format!("{:>9}\n", fmt_rate(r.large_batch_limit.0)));
+    }
+    for r in &report.bn {
+        if let Some(closed) = &r.closed_form {
+            let worst = r
+                .lambda
+                .iter()
+                .zip(closed)
+                .map(|(a, b)| ((a.0 - b.0) / b.0).abs())
+                .fold(0.0, f64::max);
+            out.push_str(&format!(
+                "  {}: the closed form ({}) agrees to a relative {:.0e}\n",
+                r.act,
+                if r.act == Activation::Relu {
+                    "Yang et al.'s arc-cosine formula"
+                } else {
+                    "(B - 2)/(B - 3)"
+                },
+                worst.max(1e-16)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\nNo BN: variance map q^l and backward factor chi^l, width {}, d_in {}, depth {}, E[x^2] = {}\n\
+         (Poole et al. 2016; Schoenholz et al. 2017; zero biases; |dL/dh_{{l-1}}|^2 = chi^l |dL/dh_l|^2)\n",
+        cfg.width, cfg.d_in, cfg.depth, crate::stats::Short(cfg.input_second_moment)
+    ));
+    out.push_str(&format!(
+        "{:<11}{:>9}{:>11}{:>11}{:>11}\n",
+        "act", "init", "rate", "q^L", "chi^L"
+    ));
+    for m in &report.no_bn {
+        out.push_str(&format!(
+            "{:<11}{:>9}{:>11}{:>11}{:>11}\n",
+            m.act.name(),
+            m.init.to_string(),
+            fmt_rate(m.rate.0),
+            fmt_num(m.q[m.q.len() - 1].0),
+            fmt_rate(m.chi[m.chi.len() - 1].0)
+        ));
+    }
+    out.push_str("\nper layer: q^l / chi^l\n");
+    out.push_str(&format!("{:>6}", "l"));
+    for m in &report.no_bn {
+        out.push_str(&format!("{:>22}", m.act.name()));
+    }
+    out.push('\n');
+    for l in shown_layers(cfg.depth) {
+        out.push_str(&format!("{l:>6}"));
+        for m in &report.no_bn {
+            out.push_str(&format!(
+                "{:>22}",
+                format!("{} / {}", fmt_num(m.q[l - 1].0), fmt_rate(m.chi[l - 1].0))
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "rate = exp(-slope) of ln prod_{k>l} chi^k against l over layers 1..L (grad-norms fits its measured curves the same way)\n",
+    );
+    out
+}
+
+/// `bn-lab theory`.
+pub struct Theory;
+
+impl Experiment for Theory {
+    type Config = TheoryConfig;
+    type Report = TheoryReport;
+    const NAME: &'static str = "theory";
+    const STEM: &'static str = "theory";
+
+    fn validate(cfg: &TheoryConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    /// Per activation: the rates (three numbers per batch size) and four numbers per layer;
+    /// no network, no data; one figure.
+    fn footprint(cfg: &TheoryConfig) -> Footprint {
+        let per_act = 3.0 * cfg.batches.len() as f64 + 4.0 * cfg.depth as f64;
+        Footprint::new()
+            .records(cfg.acts.len() as f64 * per_act, &["depth", "acts"])
+            .figures()
+    }
+
+    /// One unit per (activation, batch size) rate and per activation's variance map.
+    fn work_units(cfg: &TheoryConfig) -> u64 {
+        (cfg.acts.len() * (cfg.batches.len() + 1)) as u64
+    }
+
+    fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &TheoryReport) -> String {
+        summary(report)
+    }
+}

@@ -1,0 +1,180 @@
+//! Mean-field theory beside measurement: `bn-lab theory` end to end, the predictions
+//! `grad-norms` records, and measured runs at width 1024 within 2% of the prediction.
+
+mod common;
+
+use bn_lab::config::{Activation, Init, NetSpec, Norm, Placement};
+use bn_lab::experiment::grad_norms::{self, GradNormsConfig};
+use bn_lab::theory;
+use common::{assert_refused, assert_schema, bn_lab_ok, json, num, scratch_dir};
+
+fn spec(width: usize, batch: usize, init: Init) -> NetSpec {
+    NetSpec {
+        width,
+        batch,
+        d_in: width,
+        d_out: 10,
+        init,
+        residual: false,
+        residual_scale: 1.0,
+        eps: 1e-5,
+        momentum: 0.1,
+        seed: 0,
+        dtype: bn_lab::config::Dtype::F32,
+    }
+}
+
+fn measured_vs_predicted(act: Activation, init: Init, norm: Norm, width: usize) -> (f64, f64) {
+    let cfg = GradNormsConfig {
+        depths: vec![50],
+        act,
+        norms: vec![norm],
+        net: spec(width, 256, init),
+        seeds: 1,
+        vanishing_below: grad_norms::VANISHING_BELOW,
+        exploding_above: grad_norms::EXPLODING_ABOVE,
+        save_net: false,
+    };
+    cfg.validate().unwrap();
+    let report = grad_norms::run(&cfg, &|_| {});
+    let arm = &report.arms[0];
+    let predicted = arm.theory.as_ref().expect("a theory applies").rate.0;
+    (arm.measured_rate.expect("finite curve").0, predicted)
+}
+
+#[test]
+fn a_wide_network_measures_within_two_percent_of_the_theory() {
+    let bn = Norm::Batch {
+        affine: true,
+        placement: Placement::Pre,
+    };
+    for (act, init, norm) in [
+        (Activation::Relu, Init::He, bn),
+        (Activation::Tanh, Init::Xavier, Norm::Off),
+    ] {
+        let (measured, predicted) = measured_vs_predicted(act, init, norm, 1024);
+        let off = measured / predicted - 1.0;
+        assert!(
+            off.abs() < 0.02,
+            "{act} {norm:?}: measured {measured} vs predicted {predicted} ({:+.2}%)",
+            100.0 * off
+        );
+    }
+    // The predicted BN rate does not depend on the initialisation's scale.
+    let (_, he) = measured_vs_predicted(Activation::Relu, Init::He, bn, 16);
+    let (_, small) = measured_vs_predicted(Activation::Relu, Init::Normal(0.01), bn, 16);
+    assert_eq!(he, small);
+    assert!((he - theory::relu_bn_rate(256)).abs() < 1e-12, "{he}");
+}
+
+#[test]
+fn grad_norms_records_each_arms_prediction_or_why_there_is_none() {
+    let dir = scratch_dir("theory-grad-norms");
+    let base = [
+        "grad-norms",
+        "--depth",
+        "6",
+        "--width",
+        "16",
+        "--batch",
+        "8",
+    ];
+    bn_lab_ok(&base, &dir);
+    let v = json(&dir.join("grad_norms.json"));
+    let (off, on) = (&v["arms"][0], &v["arms"][1]);
+    assert_eq!(off["theory"]["profile"].as_array().unwrap().len(), 6);
+    assert_eq!(off["theory"]["q"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        num(&off["theory"]["profile"][5]),
+        1.0,
+        "normalised at the last layer"
+    );
+    assert!(on["theory"]["q"].is_null());
+    assert_eq!(on["theory"]["batch"], 8);
+    let lambda = num(&on["theory"]["lambda"]);
+    assert!((lambda - theory::bn_rate(Activation::Sigmoid, 8).unwrap()).abs() < 1e-12);
+    // The measured rate is the signal's growth per layer, squared.
+    let growth = num(&on["activation_grad"]["growth_per_layer"]);
+    assert!((num(&on["measured_rate"]) - growth * growth).abs() < 1e-12 * growth * growth);
+    assert!(on["theory_note"].is_null());
+
+    for (extra, note) in [
+        (&["--residual"][..], "skip connections"),
+        (
+            &["--placement", "post", "--bn", "on"][..],
+            "BN after the activation",
+        ),
+        (&["--bn", "on"][..], "at least 4"),
+    ] {
+        let out = dir.join(extra.join("_"));
+        // The last case runs on batches of 3.
+        let mut args = if note == "at least 4" {
+            common::with_flag(&base, "--batch", "3")
+        } else {
+            base.to_vec()
+        };
+        args.extend(extra);
+        let o = bn_lab_ok(&args, &out);
+        let v = json(&out.join("grad_norms.json"));
+        let arm = v["arms"].as_array().unwrap().last().unwrap();
+        assert!(arm["theory"].is_null(), "{extra:?}");
+        assert!(
+            arm["theory_note"].as_str().unwrap().contains(note),
+            "{extra:?}: {}",
+            arm["theory_note"]
+        );
+        let table = String::from_utf8_lossy(&o.stdout);
+        assert!(table.contains("none: "), "{table}");
+    }
+}
+
+#[test]
+fn the_theory_command_prints_and_records_the_table() {
+    let dir = scratch_dir("theory-command");
+    let o = bn_lab_ok(
+        &[
+            "theory",
+            "--acts",
+            "relu,tanh",
+            "--batch",
+            "8,64",
+            "--depth",
+            "5",
+        ],
+        &dir,
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("B=64"), "{stdout}");
+    assert!(stdout.contains("1.493"), "ReLU at B=64: {stdout}");
+    assert!(dir.join("theory.png").exists());
+    let v = json(&dir.join("theory.json"));
+    assert_schema(&v, "theory");
+    let relu = &v["bn"][0];
+    assert_eq!(relu["act"], "relu");
+    for i in 0..2 {
+        let (general, closed) = (num(&relu["lambda"][i]), num(&relu["closed_form"][i]));
+        assert!(
+            (general - closed).abs() < 1e-10 * closed,
+            "{general} vs {closed}"
+        );
+    }
+    assert!(
+        v["bn"][1]["closed_form"].is_null(),
+        "no closed form for tanh"
+    );
+    let tanh = &v["no_bn"][1];
+    assert_eq!(tanh["q"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        num(&tanh["q"][0]),
+        1.0,
+        "q^1 = d_in Var(W_1) E[x^2] = 1 with Xavier"
+    );
+}
+
+#[test]
+fn the_theory_command_refuses_batches_below_four() {
+    let dir = scratch_dir("theory-refused");
+    assert_refused(&["theory", "--batch", "3"], "--batch", &dir);
+    assert_refused(&["theory", "--batch", "8,8"], "--batch", &dir);
+    assert_refused(&["theory", "--depth", "0"], "--depth", &dir);
+}
