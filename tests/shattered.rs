@@ -266,3 +266,50 @@ fn the_scalar_network_and_its_counts_are_enforced() {
 fn runs_are_deterministic() {
     common::assert_deterministic(TINY, "shattered.json", "shattered");
 }
+
+#[test]
+fn the_residual_scale_is_the_resnets_branch_scale_only() {
+    let cfg = config(&[
+        "shattered",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--points",
+        "16",
+        "--max-lag",
+        "4",
+        "--residual-scale",
+        "0.25",
+    ]);
+    cfg.validate().unwrap();
+    let resnet = cfg.net(bn_lab::experiment::shattered::Arch::ResnetBn, 3);
+    let plain = cfg.net(bn_lab::experiment::shattered::Arch::FeedforwardBn, 3);
+    assert!(resnet.residual && resnet.residual_scale == 0.25);
+    assert!(!plain.residual && plain.residual_scale == 1.0);
+    // A different beta changes the resnet's gradients and nothing else.
+    let base = config(&[
+        "shattered",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--points",
+        "16",
+        "--max-lag",
+        "4",
+    ]);
+    let (a, b) = (
+        bn_lab::experiment::shattered::run(&base, &|_| {}),
+        bn_lab::experiment::shattered::run(&cfg, &|_| {}),
+    );
+    for (x, y) in a.arms.iter().zip(&b.arms) {
+        let same = x.seeds[0].gradient == y.seeds[0].gradient;
+        assert_eq!(
+            same,
+            x.name != bn_lab::experiment::shattered::Arch::ResnetBn,
+            "{}",
+            x.name
+        );
+    }
+}

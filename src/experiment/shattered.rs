@@ -201,7 +201,8 @@ pub struct ShatteredConfig {
     pub bn: Norm,
     pub bias: BiasInit,
     /// The network; `batch` is the number of grid points (`--points`), `d_in = d_out = 1`,
-    /// `dtype` f64, and `residual` is set per architecture, so it must be `false` here.
+    /// `dtype` f64, and `residual` is set per architecture, so it must be `false` here;
+    /// `residual_scale` is the branch scale of `resnet+bn` (Balduzzi et al.'s beta).
     #[serde(flatten)]
     pub net: NetSpec,
     /// Seeds `seed .. seed + seeds`.
@@ -220,6 +221,10 @@ impl ShatteredConfig {
     pub fn net(&self, arch: Arch, depth: usize) -> NetConfig {
         let mut n = self.net.net(depth, self.act, arch.norm(self.bn));
         n.residual = arch.residual();
+        // `--residual-scale` is the resnet's branch scale; the feedforward nets have no branch.
+        if !n.residual {
+            n.residual_scale = 1.0;
+        }
         n
     }
 
@@ -248,7 +253,12 @@ impl ShatteredConfig {
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("archs", &self.archs)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
-        self.net.validate()?;
+        // `residual` is per architecture, and `residual_scale` is the resnet's branch scale.
+        NetSpec {
+            residual: true,
+            ..self.net.clone()
+        }
+        .validate()?;
         between("batch", MIN_POINTS, MAX_POINTS, self.net.batch)?;
         between("max_lag", 1, self.net.batch - 1, self.max_lag)?;
         for (field, got) in [("d_in", self.net.d_in), ("d_out", self.net.d_out)] {
@@ -865,6 +875,12 @@ pub fn title(cfg: &ShatteredConfig) -> String {
     );
     if cfg.bn != Norm::BN {
         s.push_str(&format!(", BN {}", cfg.bn));
+    }
+    if cfg.net.residual_scale != 1.0 && cfg.archs.contains(&Arch::ResnetBn) {
+        s.push_str(&format!(
+            ", resnet beta {}",
+            crate::stats::Short(cfg.net.residual_scale)
+        ));
     }
     if cfg.seeds > 1 {
         s.push_str(&format!(", {} seeds from {}", cfg.seeds, cfg.net.seed));
