@@ -50,6 +50,21 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Nodes and weights of this rule (made for `[-1, 1]`) on each of `panels` equal panels of
+    /// `[a, b]`: `integral_a^b f ~ sum (w f(x))` over the pairs `(x, w)`.
+    pub fn composite(&self, a: f64, b: f64, panels: usize) -> Vec<(f64, f64)> {
+        let width = (b - a) / panels as f64;
+        (0..panels)
+            .flat_map(|p| {
+                let mid = a + width * (p as f64 + 0.5);
+                self.nodes
+                    .iter()
+                    .zip(&self.weights)
+                    .map(move |(&x, &w)| (mid + 0.5 * width * x, 0.5 * width * w))
+            })
+            .collect()
+    }
+
     /// `integral_a^b f` with this rule (made for `[-1, 1]`) mapped onto `[a, b]`.
     pub fn integrate(&self, a: f64, b: f64, f: &mut dyn FnMut(f64) -> f64) -> f64 {
         let (mid, half) = ((a + b) / 2.0, (b - a) / 2.0);
@@ -232,33 +247,24 @@ pub fn sphere_moments(act: Activation, batch: usize) -> SphereMoments {
     let rule = legendre_rule();
     const PANELS: usize = 16;
 
-    // One coordinate.
+    // One coordinate: theta on both sides of the kink at 0.
     let theta_max = angle_cutoff(b - 3.0);
+    let mut thetas = rule.composite(-theta_max, 0.0, PANELS);
+    thetas.extend(rule.composite(0.0, theta_max, PANELS));
     let (mut norm1, mut y2, mut d2, mut dx2) = (0.0, 0.0, 0.0, 0.0);
-    for side in [-1.0, 1.0] {
-        for p in 0..PANELS {
-            let (lo, hi) = (
-                theta_max * p as f64 / PANELS as f64,
-                theta_max * (p + 1) as f64 / PANELS as f64,
-            );
-            let (mid, half) = ((lo + hi) / 2.0, (hi - lo) / 2.0);
-            for (&t, &w) in rule.nodes.iter().zip(&rule.weights) {
-                let theta = side * (mid + half * t);
-                let dens = w * half * ((b - 3.0) * theta.cos().ln()).exp();
-                let x = radius * theta.sin();
-                let (y, d) = phi(act, x);
-                norm1 += dens;
-                y2 += dens * y * y;
-                d2 += dens * d * d;
-                dx2 += dens * d * d * x * x;
-            }
-        }
+    for (theta, w) in thetas {
+        let dens = w * ((b - 3.0) * theta.cos().ln()).exp();
+        let x = radius * theta.sin();
+        let (y, d) = phi(act, x);
+        norm1 += dens;
+        y2 += dens * y * y;
+        d2 += dens * d * d;
+        dx2 += dens * d * d * x * x;
     }
 
-    // Two coordinates.
+    // Two coordinates: the angle w in arcs between the kink rays, the radius angle psi in panels.
     let c = -1.0 / (b - 1.0);
     let s = (1.0 - c * c).sqrt();
-    let psi_max = angle_cutoff(b - 4.0);
     let mut cuts = vec![0.0, PI / 2.0, 1.5 * PI, 2.0 * PI];
     if kinked(act) {
         let a = c.acos();
@@ -267,35 +273,28 @@ pub fn sphere_moments(act: Activation, batch: usize) -> SphereMoments {
         }
     }
     cuts.sort_by(f64::total_cmp);
+    let omegas: Vec<(f64, f64)> = cuts
+        .windows(2)
+        .filter(|arc| arc[1] - arc[0] > 1e-15)
+        .flat_map(|arc| rule.composite(arc[0], arc[1], 1))
+        .collect();
+    let psis: Vec<(f64, f64)> = rule
+        .composite(0.0, angle_cutoff(b - 4.0), PANELS)
+        .into_iter()
+        .map(|(psi, w)| (psi, w * psi.sin() * ((b - 4.0) * psi.cos().ln()).exp()))
+        .collect();
     let (mut norm2, mut yy, mut dd, mut dxdx) = (0.0, 0.0, 0.0, 0.0);
-    for arc in cuts.windows(2) {
-        let (w_lo, w_hi) = (arc[0], arc[1]);
-        if w_hi - w_lo < 1e-15 {
-            continue;
-        }
-        let (w_mid, w_half) = ((w_lo + w_hi) / 2.0, (w_hi - w_lo) / 2.0);
-        for (&tw, &ww) in rule.nodes.iter().zip(&rule.weights) {
-            let omega = w_mid + w_half * tw;
-            let (u1, u2) = (omega.cos(), c * omega.cos() + s * omega.sin());
-            for p in 0..PANELS {
-                let (lo, hi) = (
-                    psi_max * p as f64 / PANELS as f64,
-                    psi_max * (p + 1) as f64 / PANELS as f64,
-                );
-                let (mid, half) = ((lo + hi) / 2.0, (hi - lo) / 2.0);
-                for (&t, &w) in rule.nodes.iter().zip(&rule.weights) {
-                    let psi = mid + half * t;
-                    let dens =
-                        ww * w_half * w * half * psi.sin() * ((b - 4.0) * psi.cos().ln()).exp();
-                    let rho = radius * psi.sin();
-                    let (x1, x2) = (rho * u1, rho * u2);
-                    let ((y1, d1), (y2_, d2_)) = (phi(act, x1), phi(act, x2));
-                    norm2 += dens;
-                    yy += dens * y1 * y2_;
-                    dd += dens * d1 * d2_;
-                    dxdx += dens * d1 * x1 * d2_ * x2;
-                }
-            }
+    for &(omega, w_omega) in &omegas {
+        let (u1, u2) = (omega.cos(), c * omega.cos() + s * omega.sin());
+        for &(psi, w_psi) in &psis {
+            let dens = w_omega * w_psi;
+            let rho = radius * psi.sin();
+            let (x1, x2) = (rho * u1, rho * u2);
+            let ((y1, d1), (y2_, d2_)) = (phi(act, x1), phi(act, x2));
+            norm2 += dens;
+            yy += dens * y1 * y2_;
+            dd += dens * d1 * d2_;
+            dxdx += dens * d1 * x1 * d2_ * x2;
         }
     }
     SphereMoments {

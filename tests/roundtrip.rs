@@ -95,26 +95,16 @@ fn ics_reruns_from_its_json() {
 
 #[test]
 fn shattered_reruns_from_its_json() {
-    rerun_gives_the_same_report::<Shattered>(
-        &[
-            "shattered",
-            "--depth",
-            "1,3",
-            "--width",
-            "8",
-            "--points",
-            "32",
-            "--seeds",
-            "2",
-            "--max-lag",
-            "8",
-            "--bias",
-            "normal:0.5",
-            "--seed",
-            "4",
-        ],
-        "shattered",
-    );
+    let mut args = common::TINY_SHATTERED.to_vec();
+    args.extend([
+        "--bias",
+        "normal:0.5",
+        "--seed",
+        "4",
+        "--residual-scale",
+        "0.5",
+    ]);
+    rerun_gives_the_same_report::<Shattered>(&args, "shattered");
 }
 
 #[test]

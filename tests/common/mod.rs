@@ -222,6 +222,20 @@ pub fn assert_schema(v: &serde_json::Value, name: &str) {
 
 // Tiny runs of each command, shared by its tests and tests/roundtrip.rs.
 
+pub const TINY_SHATTERED: &[&str] = &[
+    "shattered",
+    "--depth",
+    "1,3",
+    "--width",
+    "8",
+    "--points",
+    "32",
+    "--seeds",
+    "2",
+    "--max-lag",
+    "8",
+];
+
 pub const TINY_ICS: &[&str] = &[
     "ics",
     "--depth",
