@@ -145,6 +145,9 @@ fn phi(act: Activation, x: f64) -> (f64, f64) {
 /// off by 7e-10 for `E[tanh'(z)^2]` (sech has poles at `+-i pi/2`, close to the real line) and
 /// it cannot see a kink; the tests keep it as an independent check.
 pub fn gaussian_mean(f: &dyn Fn(f64) -> f64, s: f64) -> f64 {
+    // A variance that has underflowed to 0 is the limit s -> 0+, not s = 0: there a kinked f
+    // averages its two sides (ReLU's E[relu'(s z)^2] stays 1/2) instead of taking its value at 0.
+    let s = if s == 0.0 { f64::MIN_POSITIVE } else { s };
     let density = |z: f64| (-0.5 * z * z).exp() / (2.0 * PI).sqrt();
     let mut g = |z: f64| (f(s * z) + f(-s * z)) * density(z);
     let smallest = 1e-3 * (1.0 / s.max(1e-300)).min(1.0);
@@ -183,6 +186,13 @@ pub fn variance_map(net: &NetConfig, input_second_moment: f64) -> VarianceMap {
     let mut chi = Vec::with_capacity(depth);
     let mut q_l = net.d_in as f64 * var_w(net.d_in) * input_second_moment;
     for l in 0..depth {
+        // Layers 2.. share one map; once it has reached its fixed point (q unchanged to the last
+        // bit), every later layer repeats the last one.
+        if l >= 2 && q[l - 1] == q[l - 2] {
+            q.push(q[l - 1]);
+            chi.push(chi[l - 1]);
+            continue;
+        }
         if l > 0 {
             let prev = q_l;
             q_l = net.width as f64 * var_w(net.width) * gaussian_mean(&sq_phi, prev.sqrt());
@@ -560,6 +570,15 @@ mod tests {
             assert!((y2 / (s * s) - 0.5).abs() < 1e-14, "{y2}");
             assert!((d2 - 0.5).abs() < 1e-14, "{d2}");
         }
+    }
+
+    #[test]
+    fn an_underflowed_variance_is_the_limit_from_above() {
+        let d2 = gaussian_mean(&|x| phi(Activation::Relu, x).1.powi(2), 0.0);
+        assert!((d2 - 0.5).abs() < 1e-14, "{d2}");
+        let leaky = gaussian_mean(&|x| phi(Activation::LeakyRelu, x).1.powi(2), 0.0);
+        assert!((leaky - 0.5 * (1.0 + 1e-4)).abs() < 1e-14, "{leaky}");
+        assert!(gaussian_mean(&|x| x * x, f64::NAN).is_nan());
     }
 
     #[test]
