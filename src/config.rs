@@ -461,6 +461,13 @@ impl NetSpec {
         }
     }
 
+    /// The seeds of a run over `count` seeds: `seed, seed + 1, ...` (wrapping at `u64::MAX`).
+    pub fn seed_list(&self, count: usize) -> Vec<u64> {
+        (0..count as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
+    }
+
     /// Check the fields themselves (every network built from them is checked again by
     /// [`NetConfig::validate`] with its depth and normalisation).
     pub fn validate(&self) -> Result<(), ConfigError> {

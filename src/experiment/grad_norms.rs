@@ -61,9 +61,7 @@ impl GradNormsConfig {
     }
 
     pub fn seed_list(&self) -> Vec<u64> {
-        (0..self.seeds as u64)
-            .map(|i| self.net.seed.wrapping_add(i))
-            .collect()
+        self.net.seed_list(self.seeds)
     }
 
     /// Networks run side by side, one per thread of the current pool.

@@ -208,9 +208,7 @@ impl NonlinearityConfig {
     }
 
     pub fn seed_list(&self) -> Vec<u64> {
-        (0..self.seeds as u64)
-            .map(|i| self.net.seed.wrapping_add(i))
-            .collect()
+        self.net.seed_list(self.seeds)
     }
 
     /// Every (activation, configuration, seed) in run order.

@@ -238,9 +238,7 @@ impl ShatteredConfig {
     }
 
     pub fn seed_list(&self) -> Vec<u64> {
-        (0..self.seeds as u64)
-            .map(|i| self.net.seed.wrapping_add(i))
-            .collect()
+        self.net.seed_list(self.seeds)
     }
 
     /// Networks alive at once: one per thread of the current pool.

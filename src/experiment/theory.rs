@@ -10,7 +10,7 @@ use crate::config::{
 };
 use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::limits::{Footprint, MAX_BATCH, MAX_DEPTH, MAX_WIDTH};
-use crate::stats::{Num, fmt_num, fmt_rate, nums};
+use crate::stats::{Num, fmt_num, fmt_rate};
 use crate::theory as mf;
 
 /// The largest `input_second_moment`.
@@ -120,19 +120,12 @@ pub fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
                     Num(l)
                 })
                 .collect();
-            let closed_form = match act {
-                Activation::Relu => {
-                    Some(cfg.batches.iter().map(|&b| mf::relu_bn_rate(b)).collect())
-                }
-                Activation::Linear => Some(
-                    cfg.batches
-                        .iter()
-                        .map(|&b| (b as f64 - 2.0) / (b as f64 - 3.0))
-                        .collect::<Vec<_>>(),
-                ),
+            let closed: Option<fn(usize) -> f64> = match act {
+                Activation::Relu => Some(mf::relu_bn_rate),
+                Activation::Linear => Some(|b| (b as f64 - 2.0) / (b as f64 - 3.0)),
                 _ => None,
-            }
-            .map(|v: Vec<f64>| nums(&v));
+            };
+            let closed_form = closed.map(|f| cfg.batches.iter().map(|&b| Num(f(b))).collect());
             BnRates {
                 act,
                 lambda,

@@ -113,13 +113,15 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
         "‖∂L/∂W_l‖ (Frobenius, log scale)",
         &|s| &s.weight_grad_norm,
     );
-    let has_theory = report
+    let theory: Vec<Series> = report
         .arms
         .iter()
-        .any(|a| theory_series(a, WARM[0]).is_some());
+        .zip(colors(report))
+        .filter_map(|(a, c)| theory_series(a, c))
+        .collect();
     let mut signal = layer_panel(
         report,
-        if has_theory {
+        if !theory.is_empty() {
             "Backprop signal ‖∂L/∂h_l‖ (dashed: mean-field theory)"
         } else {
             "Backprop signal ‖∂L/∂h_l‖ reaching layer l"
@@ -127,9 +129,7 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
         "‖∂L/∂h_l‖ (log scale)",
         &|s| &s.activation_grad_norm,
     );
-    for (a, c) in report.arms.iter().zip(colors(report)) {
-        signal.series.extend(theory_series(a, c));
-    }
+    signal.series.extend(theory);
     let spread = layer_panel(
         report,
         "Forward activations: std(h_l)",
