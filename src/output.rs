@@ -648,7 +648,9 @@ pub fn export<E: Figures>(
     test_pause("BN_LAB_TEST_WRITE_PAUSE_MS");
     for fig in E::figures() {
         let path = dir.join(fig.file);
-        staged.write_with_flagged(Some("--out"), &path, |tmp| (fig.draw)(report, tmp))?;
+        staged.write_with_flagged(Some("--out"), &path, |tmp| {
+            (fig.draw)(report, tmp).map(|_| ())
+        })?;
         written.push(path);
     }
     written.push(json_path);

@@ -33,7 +33,7 @@ fn curve(
     }
     let mut s = Series::new(arm.label.clone(), color, points);
     s.band = band;
-    s.markers = depth <= 60;
+    s.marker = (depth <= 60).then_some(crate::plot::Marker::Circle);
     s
 }
 
@@ -55,7 +55,7 @@ fn theory_series(arm: &ArmResult, color: plotters::style::RGBColor) -> Option<Se
         .filter(|&(_, y)| y.is_finite() && y > 0.0)
         .collect();
     let mut s = Series::new(format!("{}: theory", arm.label), color, points);
-    s.dashed = true;
+    s.dash = crate::plot::Dash::Dashed;
     Some(s)
 }
 
@@ -106,7 +106,7 @@ fn layer_panel(
 }
 
 /// Draw the report into `path` (1800 x 1300 px).
-pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
+pub fn draw(report: &GradNormsReport, path: &Path) -> Result<crate::plot::Layout> {
     let weight = layer_panel(
         report,
         "Weight gradient ‖∂L/∂W_l‖ per layer",
@@ -150,10 +150,11 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<()> {
         &subtitle,
         |body| {
             let (top, bottom) = body.split_vertically(620);
-            draw_panel(&top, &weight)?;
+            let mut layout = draw_panel(&top, &weight)?;
             let (left, right) = bottom.split_horizontally(900);
-            draw_panel(&left, &signal)?;
-            draw_panel(&right, &spread)
+            layout.extend(draw_panel(&left, &signal)?);
+            layout.extend(draw_panel(&right, &spread)?);
+            Ok(layout)
         },
     )
 }

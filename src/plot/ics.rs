@@ -34,7 +34,8 @@ fn over_steps(a: &IcsArm, label: String, pick: impl Fn(&IcsRecord) -> Vec<f64>) 
         .map(|(x, v)| (*x, min_nan(v.iter().copied()), max_nan(v.iter().copied())))
         .collect();
     // A run that diverged at once has a single finite point: show it as a dot.
-    s.markers = s.points.iter().filter(|p| p.1.is_finite()).count() < 2;
+    s.marker = (s.points.iter().filter(|p| p.1.is_finite()).count() < 2)
+        .then_some(crate::plot::Marker::Circle);
     s
 }
 
@@ -99,7 +100,7 @@ fn l2_per_layer(report: &IcsReport) -> Panel {
             .skip(1)
             .collect();
         let mut s = Series::new(format!("{}: ‖G − G′‖", a.run.label), color(a), shift);
-        s.markers = true;
+        s.marker = true.then_some(crate::plot::Marker::Circle);
         p.series.push(s);
         let grad_norm: Vec<(f64, f64)> = (0..report.layer_names.len())
             .map(|l| {
@@ -114,7 +115,7 @@ fn l2_per_layer(report: &IcsReport) -> Panel {
             color(a),
             grad_norm,
         );
-        g.dashed = true;
+        g.dash = crate::plot::Dash::Dashed;
         p.series.push(g);
     }
     p
@@ -136,7 +137,7 @@ fn cos_per_layer(report: &IcsReport) -> Panel {
             color(a),
             per_layer(&a.summary.layer_cosine),
         );
-        c.markers = true;
+        c.marker = true.then_some(crate::plot::Marker::Circle);
         p.series.push(c);
     }
     p.guides.push((1.0, "cos = 1: no shift".into()));
@@ -144,7 +145,7 @@ fn cos_per_layer(report: &IcsReport) -> Panel {
 }
 
 /// Draw the report into `path` (1800 x 1300 px): over training on top, per layer below.
-pub fn draw(report: &IcsReport, path: &Path) -> Result<()> {
+pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let subtitle = format!(
         "{}; G′ = ∂L/∂W_i after layers 1..i−1 step, every {} steps",

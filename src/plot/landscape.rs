@@ -34,7 +34,8 @@ fn banded(
         .map(|p| (p.step as f64, lo(p), hi(p)))
         .collect();
     // A run that diverged at once has a single finite point: show it as a dot.
-    s.markers = s.points.iter().filter(|p| p.1.is_finite()).count() < 2;
+    s.marker = (s.points.iter().filter(|p| p.1.is_finite()).count() < 2)
+        .then_some(crate::plot::Marker::Circle);
     s
 }
 
@@ -98,7 +99,7 @@ fn predictiveness_panel(report: &LandscapeReport) -> Panel {
                     .map(|p| (p.step as f64, p.grad_norm.0))
                     .collect(),
             );
-            gn.dashed = true;
+            gn.dash = crate::plot::Dash::Dashed;
             let dist = banded(
                 a,
                 format!("{}: median and range", a.run.label),
@@ -151,7 +152,7 @@ fn relative_change_panel(report: &LandscapeReport) -> Panel {
 }
 
 /// Draw the measures over training into `path` (1800 x 1300 px).
-pub fn draw(report: &LandscapeReport, path: &Path) -> Result<()> {
+pub fn draw(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let multipliers = &cfg.probe_multipliers;
     let (mlo, mhi) = (
@@ -237,7 +238,7 @@ fn no_slice_panel(arm: &LandscapeArm, coords: &[f64]) -> Panel {
 
 /// Draw the 2-D slices side by side into `path` (860 px per map plus 280 px for the colour
 /// bar, 1000 px high), on one shared log colour scale so the maps compare directly.
-pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<()> {
+pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let slices = slice_values(report);
     let all = slices
@@ -266,10 +267,11 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<()> {
         |body| {
             let (maps, bar) = body.split_horizontally(860 * n_maps);
             let areas = maps.split_evenly((1, n_maps as usize));
+            let mut layout = crate::plot::Layout::default();
             for ((arm, values), area) in slices.iter().zip(areas.iter()) {
                 match values {
                     Some(values) => draw_heatmap(area, &slice_map(arm, values, &coords), &scale)?,
-                    None => draw_panel(area, &no_slice_panel(arm, &coords))?,
+                    None => layout.extend(draw_panel(area, &no_slice_panel(arm, &coords))?),
                 }
             }
             if slices.iter().any(|(_, v)| v.is_some()) {
@@ -280,7 +282,7 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<()> {
                     any_bad,
                 )?;
             }
-            Ok(())
+            Ok(layout)
         },
     )
 }

@@ -12,6 +12,7 @@ pub mod grad_norms;
 pub mod heatmap;
 pub mod ics;
 pub mod landscape;
+pub mod layout;
 pub mod nonlinearity;
 pub mod shattered;
 pub mod theory;
@@ -27,6 +28,8 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters_backend::DrawingErrorKind;
+
+pub use layout::{Layout, PanelLayout, Rect};
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 /// The family name every plot asks for.
@@ -50,57 +53,138 @@ pub fn register_font() {
     });
 }
 
-/// Colours for curves without BatchNorm (warm) and with it (cool), so the two arms read apart
-/// at a glance, also for colour-blind viewers (red/orange vs blue/teal).
-/// One colour per normalisation arm, the same in every figure: BN off warm, the BN arms cool.
-/// One figure an experiment draws: its file name and the function drawing it from the report.
+/// One figure an experiment draws: its file name and the function drawing it from the report,
+/// which returns where it put things (see [`layout`]).
 pub struct Figure<R> {
     /// File name inside the output directory, e.g. `grad_norms.png`.
     pub file: &'static str,
-    pub draw: fn(&R, &std::path::Path) -> Result<()>,
+    pub draw: fn(&R, &std::path::Path) -> Result<Layout>,
 }
 
 /// The figures of an experiment, drawn from its report (implemented in its plot module).
 pub trait Figures: crate::experiment::Experiment {
-    /// In the order the summary lists them.
+    /// In the order the summary lists them; the first is the headline `<command>.png`.
     fn figures() -> Vec<Figure<Self::Report>>;
 }
 
+/// The Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), distinguishable with
+/// every common colour-vision deficiency. Yellow is left out: it vanishes on white.
+pub mod okabe_ito {
+    use plotters::style::RGBColor;
+    pub const BLACK: RGBColor = RGBColor(0, 0, 0);
+    pub const ORANGE: RGBColor = RGBColor(230, 159, 0);
+    pub const SKY_BLUE: RGBColor = RGBColor(86, 180, 233);
+    pub const BLUISH_GREEN: RGBColor = RGBColor(0, 158, 115);
+    pub const BLUE: RGBColor = RGBColor(0, 114, 178);
+    pub const VERMILLION: RGBColor = RGBColor(213, 94, 0);
+    pub const REDDISH_PURPLE: RGBColor = RGBColor(204, 121, 167);
+}
+
+/// Curve colours for arms without BatchNorm (warm) and with it (cool), from the Okabe-Ito
+/// palette; figures pair them with a marker shape ([`norm_marker`]) so the arms also read apart
+/// in black and white.
+pub const WARM: [RGBColor; 3] = [
+    okabe_ito::VERMILLION,
+    okabe_ito::ORANGE,
+    okabe_ito::REDDISH_PURPLE,
+];
+pub const COOL: [RGBColor; 4] = [
+    okabe_ito::BLUE,
+    okabe_ito::SKY_BLUE,
+    okabe_ito::BLUISH_GREEN,
+    okabe_ito::BLACK,
+];
+
+/// One colour per normalisation arm, the same in every figure: BN off vermillion, the BN arms
+/// in the palette's blues, green and purple.
 pub fn norm_color(norm: crate::config::Norm) -> RGBColor {
     use crate::config::{Norm, Placement};
     match norm {
-        Norm::Off => WARM[0],
+        Norm::Off => okabe_ito::VERMILLION,
         Norm::Batch {
             affine: true,
             placement: Placement::Pre,
-        } => COOL[0],
+        } => okabe_ito::BLUE,
         Norm::Batch {
             affine: false,
             placement: Placement::Pre,
-        } => COOL[1],
+        } => okabe_ito::SKY_BLUE,
         Norm::Batch {
             affine: true,
             placement: Placement::Post,
-        } => COOL[2],
+        } => okabe_ito::BLUISH_GREEN,
         Norm::Batch {
             affine: false,
             placement: Placement::Post,
-        } => COOL[3],
+        } => okabe_ito::REDDISH_PURPLE,
     }
 }
 
-pub const WARM: [RGBColor; 4] = [
-    RGBColor(214, 39, 40),
-    RGBColor(255, 127, 14),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-];
-pub const COOL: [RGBColor; 4] = [
-    RGBColor(31, 119, 180),
-    RGBColor(23, 190, 207),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-];
+/// One marker shape per normalisation arm, the second channel beside [`norm_color`]: BN off
+/// squares, BN (pre, with scale/shift) circles, the other BN variants triangles and diamonds.
+pub fn norm_marker(norm: crate::config::Norm) -> Marker {
+    use crate::config::{Norm, Placement};
+    match norm {
+        Norm::Off => Marker::Square,
+        Norm::Batch {
+            affine: true,
+            placement: Placement::Pre,
+        } => Marker::Circle,
+        Norm::Batch {
+            affine: false,
+            placement: Placement::Pre,
+        } => Marker::Diamond,
+        Norm::Batch {
+            affine: true,
+            placement: Placement::Post,
+        } => Marker::TriangleUp,
+        Norm::Batch {
+            affine: false,
+            placement: Placement::Post,
+        } => Marker::TriangleDown,
+    }
+}
+
+/// A point marker's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    Circle,
+    Square,
+    Diamond,
+    TriangleUp,
+    TriangleDown,
+    Cross,
+}
+
+/// A line's dash pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Dash {
+    #[default]
+    Solid,
+    /// 14 px on, 8 off.
+    Dashed,
+    /// 4 on, 7 off.
+    Dotted,
+    /// 28 on, 9 off.
+    LongDash,
+}
+
+impl Dash {
+    /// The `n`-th pattern for a second channel such as depth: solid first.
+    pub fn nth(n: usize) -> Dash {
+        [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::LongDash][n % 4]
+    }
+
+    /// `(on, off)` in pixels; `None` for a solid line.
+    fn pattern(self) -> Option<(u32, u32)> {
+        match self {
+            Dash::Solid => None,
+            Dash::Dashed => Some((14, 8)),
+            Dash::Dotted => Some((4, 7)),
+            Dash::LongDash => Some((28, 9)),
+        }
+    }
+}
 
 /// One curve of a panel. `y` may hold 0, inf and NaN: they are marked, not drawn as lines.
 #[derive(Clone, Debug)]
@@ -110,11 +194,24 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Optional min-max band `(x, lo, hi)` drawn shaded behind the line.
     pub band: Vec<(f64, f64, f64)>,
-    pub markers: bool,
-    pub dashed: bool,
+    /// Markers on the line: at every point up to [`MARKERS_ALL_UP_TO`] points, else at about
+    /// [`SPARSE_MARKERS`] evenly spaced ones (shifted by `marker_phase`, so two series'
+    /// markers do not sit on top of each other).
+    pub marker: Option<Marker>,
+    pub marker_phase: usize,
+    pub dash: Dash,
+    /// Line width in pixels (default 3).
+    pub width: u32,
     /// Listed in the legend (default `true`).
     pub legend: bool,
+    /// Drawn as markers only, without a line (scatter plots).
+    pub no_line: bool,
 }
+
+/// Up to this many points a series' markers sit on every point.
+pub const MARKERS_ALL_UP_TO: usize = 30;
+/// About this many markers on a longer series.
+pub const SPARSE_MARKERS: usize = 12;
 
 impl Series {
     pub fn new(label: impl Into<String>, color: RGBColor, points: Vec<(f64, f64)>) -> Self {
@@ -123,11 +220,39 @@ impl Series {
             color,
             points,
             band: Vec::new(),
-            markers: false,
-            dashed: false,
+            marker: None,
+            marker_phase: 0,
+            dash: Dash::Solid,
+            width: 3,
             legend: true,
+            no_line: false,
         }
     }
+
+    /// The indices of the points that carry a marker.
+    fn marker_indices(&self) -> Vec<usize> {
+        let n = self.points.len();
+        if self.marker.is_none() {
+            return Vec::new();
+        }
+        if n <= MARKERS_ALL_UP_TO || self.no_line {
+            return (0..n).collect();
+        }
+        let step = n.div_ceil(SPARSE_MARKERS).max(1);
+        let phase = (self.marker_phase * step / 3) % step;
+        (0..n).filter(|i| i % step == phase).collect()
+    }
+}
+
+/// A label written on the plot next to the data point `(x, y)` (data units; on a log axis `y`
+/// is the value, not its log), `offset` pixels to the right and up.
+#[derive(Clone, Debug)]
+pub struct Note {
+    pub x: f64,
+    pub y: f64,
+    pub text: String,
+    pub color: RGBColor,
+    pub offset: (i32, i32),
 }
 
 /// One chart.
@@ -152,6 +277,12 @@ pub struct Panel {
     /// The x values are `log2` of the quantity (batch sizes): whole ticks are labelled `2^x`
     /// (`4`, `16`, `256`), the others not.
     pub log2_x: bool,
+    /// A log x axis: values sit at `log10(x)`, ticks are labelled in decades.
+    pub log_x: bool,
+    /// Labels written on the plot beside their data points.
+    pub notes: Vec<Note>,
+    /// Legend text for the ▼ marks on the bottom edge [default: exactly 0 (underflow)].
+    pub bottom_edge_label: Option<String>,
 }
 
 impl Panel {
@@ -173,6 +304,9 @@ impl Panel {
             y_range: None,
             integer_x: false,
             log2_x: false,
+            log_x: false,
+            notes: Vec::new(),
+            bottom_edge_label: None,
         }
     }
 }
@@ -226,14 +360,24 @@ fn segments(points: &[(f64, f64)], log: bool) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
-/// The ranges of a panel's axes in plot coordinates: on a log y axis a value `v` sits at
-/// `log10(v)` (see [`Axes::plot_y`]).
+/// The ranges of a panel's axes in plot coordinates: on a log axis a value `v` sits at
+/// `log10(v)` (see [`Axes::plot_y`], [`Axes::plot_x`]). When some values cannot be drawn
+/// (0 on a log axis, inf, NaN), the y range grows by a strip beyond the data range that carries
+/// no tick: the marks for those values sit in it, so none reads as a tick's value.
 #[derive(Clone, Copy, Debug)]
 struct Axes {
     x: (f64, f64),
+    /// The whole y range, strips included.
     y: (f64, f64),
+    /// The data part of the y range (ticks are labelled only here).
+    data_y: (f64, f64),
     log: bool,
+    log_x: bool,
+    edges: EdgeMarks,
 }
+
+/// A strip for edge marks takes this share of the data range.
+const EDGE_STRIP: f64 = 0.07;
 
 impl Axes {
     /// The panel's fixed ranges where it has them, otherwise ranges covering its data (the y
@@ -246,12 +390,42 @@ impl Axes {
                 .map(|p| p.1)
                 .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
         });
-        let y = match panel.y_range {
+        let data_y = match panel.y_range {
             Some((lo, hi)) => y_range([lo, hi].into_iter(), log),
             None => y_range(all_y, log),
         };
+        let mut edges = EdgeMarks::default();
+        for &(_, y) in panel.series.iter().flat_map(|s| &s.points) {
+            if !usable(y, log) {
+                if y.is_finite() {
+                    edges.bottom = true;
+                } else {
+                    edges.top = true;
+                }
+            }
+        }
+        let strip = EDGE_STRIP * (data_y.1 - data_y.0);
+        let y = (
+            data_y.0 - if edges.bottom { strip } else { 0.0 },
+            data_y.1 + if edges.top { strip } else { 0.0 },
+        );
         let x = panel.x_range.unwrap_or_else(|| x_extent(panel));
-        Axes { x, y, log }
+        let x = if panel.log_x {
+            (
+                x.0.max(f64::MIN_POSITIVE).log10(),
+                x.1.max(f64::MIN_POSITIVE).log10(),
+            )
+        } else {
+            x
+        };
+        Axes {
+            x,
+            y,
+            data_y,
+            log,
+            log_x: panel.log_x,
+            edges,
+        }
     }
 
     /// Where the value `v` sits on the y axis.
@@ -259,62 +433,74 @@ impl Axes {
         if self.log { v.log10() } else { v }
     }
 
+    /// Where the value `v` sits on the x axis (`None`: not on a log axis).
+    fn plot_x(&self, v: f64) -> Option<f64> {
+        if !self.log_x {
+            Some(v)
+        } else if v > 0.0 && v.is_finite() {
+            Some(v.log10())
+        } else {
+            None
+        }
+    }
+
+    /// The middle of the strip for ▼ marks (bottom) or ✕ marks (top).
+    fn strip_middle(&self, top: bool) -> f64 {
+        if top {
+            (self.data_y.1 + self.y.1) / 2.0
+        } else {
+            (self.data_y.0 + self.y.0) / 2.0
+        }
+    }
+
     /// How many y labels to ask plotters for. On a log axis about one per decade (at most 11),
     /// so plotters picks whole-decade steps.
     fn y_label_count(&self) -> usize {
         if self.log {
-            ((self.y.1 - self.y.0).round() as usize).clamp(2, 10) + 1
+            ((self.data_y.1 - self.data_y.0).round() as usize).clamp(2, 10) + 1
         } else {
             8
         }
     }
+
+    /// Whether a tick at `t` lies in the data range (not in an edge strip).
+    fn in_data(&self, t: f64) -> bool {
+        let eps = 1e-9 * (self.data_y.1 - self.data_y.0).abs().max(1e-300);
+        t >= self.data_y.0 - eps && t <= self.data_y.1 + eps
+    }
 }
 
 /// The x range covering every series' points; a single x gets one unit either side, and no
-/// data at all gets (0, 1), so the chart can still be built.
+/// data at all gets (0, 1), so the chart can still be built. On a log x axis only positive
+/// x count, and a single x gets a factor of 2 either side.
 fn x_extent(panel: &Panel) -> (f64, f64) {
     let xs = panel
         .series
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0));
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .filter(|&x| x.is_finite() && (!panel.log_x || x > 0.0));
     let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
     });
     if lo.is_finite() && hi > lo {
-        (lo, hi)
+        if panel.log_x {
+            // A little room either side, so end markers are not cut in half.
+            (lo / 1.25, hi * 1.25)
+        } else {
+            (lo, hi)
+        }
     } else if lo.is_finite() {
-        (lo - 1.0, lo + 1.0)
+        if panel.log_x {
+            (lo / 2.0, lo * 2.0)
+        } else {
+            (lo - 1.0, lo + 1.0)
+        }
+    } else if panel.log_x {
+        (0.1, 1.0)
     } else {
         (0.0, 1.0)
     }
 }
-
-/// Choose the chart corner with the fewest data points for the legend, so it hides as little
-/// of the curves as possible.
-fn legend_corner(panel: &Panel, axes: &Axes) -> SeriesLabelPosition {
-    let (x, y) = (axes.x, axes.y);
-    let mut counts = [0usize; 4]; // UR, UL, LR, LL
-    for s in &panel.series {
-        for &(px, py) in s.points.iter().filter(|p| usable(p.1, panel.log_y)) {
-            let a = (px - x.0) / (x.1 - x.0);
-            let b = (axes.plot_y(py) - y.0) / (y.1 - y.0);
-            let (left, right, up, low) = (a < 0.45, a > 0.55, b > 0.6, b < 0.4);
-            counts[0] += (up && right) as usize;
-            counts[1] += (up && left) as usize;
-            counts[2] += (low && right) as usize;
-            counts[3] += (low && left) as usize;
-        }
-    }
-    let corners = [
-        SeriesLabelPosition::UpperRight,
-        SeriesLabelPosition::UpperLeft,
-        SeriesLabelPosition::LowerRight,
-        SeriesLabelPosition::LowerLeft,
-    ];
-    let best = (0..4).min_by_key(|&i| counts[i]).expect("four corners");
-    corners.into_iter().nth(best).expect("index below four")
-}
-
 /// Label of a log-axis tick at `10^t`.
 fn log_tick(t: f64) -> String {
     let k = t.round();
@@ -407,85 +593,578 @@ where
     Ok(())
 }
 
-/// Draw one panel into `area`. On a log axis values are drawn at `log10(y)` on a linear axis
-/// with decade ticks (plotters' own log axis mislabels ranges of many decades).
-pub fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<()>
+/// Font sizes of a figure's text, in pixels.
+#[derive(Clone, Copy, Debug)]
+pub struct Fonts {
+    pub caption: u32,
+    pub axis: u32,
+    pub tick: u32,
+    pub legend: u32,
+}
+
+impl Fonts {
+    /// Detail figures, read at home.
+    pub const DETAIL: Fonts = Fonts {
+        caption: 30,
+        axis: 26,
+        tick: 22,
+        legend: 22,
+    };
+    /// Headline figures ([`SLIDE_SIZE`]): still about 14 px high when a projector shows the
+    /// slide at 1024x768.
+    pub const SLIDE: Fonts = Fonts {
+        caption: 36,
+        axis: 30,
+        tick: 27,
+        legend: 27,
+    };
+}
+
+/// What a legend line shows before its text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sample {
+    Line {
+        color: RGBColor,
+        dash: Dash,
+        marker: Option<Marker>,
+        width: u32,
+    },
+    /// A marker alone (a scatter series).
+    Point { color: RGBColor, marker: Marker },
+    /// A shaded band.
+    Band(RGBColor),
+    /// A grey dashed guide line.
+    Guide,
+    /// The ▼ of a value drawn in the bottom strip.
+    BottomMark,
+    /// The ✕ of a value drawn in the top strip.
+    TopMark,
+    /// Text only: a note on how to read the figure.
+    Text,
+}
+
+/// One line of a legend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LegendItem {
+    pub label: String,
+    pub sample: Sample,
+}
+
+impl LegendItem {
+    pub fn new(label: impl Into<String>, sample: Sample) -> Self {
+        LegendItem {
+            label: label.into(),
+            sample,
+        }
+    }
+
+    /// A line of text without a sample.
+    pub fn text(label: impl Into<String>) -> Self {
+        LegendItem::new(label, Sample::Text)
+    }
+}
+
+/// Below this share of the y range a band is too thin to see: the legend states the spread.
+const THIN_BAND: f64 = 0.012;
+
+/// The legend a panel's contents call for: its listed series (a series without any usable
+/// value saying so, a band too thin to see stating its spread), its guides, and what the edge
+/// marks mean where there are any.
+pub fn panel_legend(panel: &Panel) -> Vec<LegendItem> {
+    let axes = Axes::of(panel);
+    let mut items = Vec::new();
+    for s in panel.series.iter().filter(|s| s.legend) {
+        let mut label = s.label.clone();
+        if !s.points.iter().any(|p| usable(p.1, axes.log)) {
+            label.push_str(" (no finite value)");
+        } else if let Some(spread) = thin_band_spread(s, &axes) {
+            label.push_str(&format!(" (seed band too thin to see: {spread})"));
+        }
+        let sample = if s.no_line {
+            Sample::Point {
+                color: s.color,
+                marker: s.marker.unwrap_or(Marker::Circle),
+            }
+        } else {
+            Sample::Line {
+                color: s.color,
+                dash: s.dash,
+                marker: s.marker,
+                width: s.width,
+            }
+        };
+        items.push(LegendItem::new(label, sample));
+    }
+    for (y, label) in &panel.guides {
+        let at = axes.plot_y(*y);
+        if usable(*y, axes.log) && at >= axes.y.0 && at <= axes.y.1 {
+            items.push(LegendItem::new(label.clone(), Sample::Guide));
+        }
+    }
+    if axes.edges.bottom {
+        let label = panel.bottom_edge_label.clone().unwrap_or_else(|| {
+            if panel.log_y {
+                "bottom strip: exactly 0 (underflow)".to_string()
+            } else {
+                "bottom strip: 0".to_string()
+            }
+        });
+        items.push(LegendItem::new(label, Sample::BottomMark));
+    }
+    if axes.edges.top {
+        let label = panel
+            .top_edge_label
+            .clone()
+            .unwrap_or_else(|| "top strip: inf or NaN (overflow)".to_string());
+        items.push(LegendItem::new(label, Sample::TopMark));
+    }
+    items
+}
+
+/// The widest spread of a series' band, as text (`x1.03` on a log axis, `±0.002` on a linear
+/// one), when the band is too thin to see on this axis.
+fn thin_band_spread(s: &Series, axes: &Axes) -> Option<String> {
+    let widths = s
+        .band
+        .iter()
+        .filter(|b| usable(b.1, axes.log) && usable(b.2, axes.log))
+        .map(|b| axes.plot_y(b.2) - axes.plot_y(b.1));
+    let widest = widths.fold(f64::NAN, f64::max);
+    if !(widest.is_finite() && widest < THIN_BAND * (axes.y.1 - axes.y.0)) {
+        return None;
+    }
+    Some(if axes.log {
+        format!("max/min at most x{:.3}", 10f64.powf(widest))
+    } else {
+        format!("max-min at most {}", lin_tick(&widest))
+    })
+}
+
+/// Every panel's legend in one list, each distinct line once: the legend of panels that share
+/// their series.
+pub fn shared_legend<'p>(panels: impl IntoIterator<Item = &'p Panel>) -> Vec<LegendItem> {
+    let mut items: Vec<LegendItem> = Vec::new();
+    for item in panels.into_iter().flat_map(panel_legend) {
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// A legend laid out: its lines (the sample on each item's first line) and its size.
+struct LegendBox {
+    lines: Vec<(Option<Sample>, String)>,
+    size: (u32, u32),
+    font: u32,
+}
+
+const LEGEND_PAD: u32 = 12;
+const SAMPLE_W: u32 = 48;
+const SAMPLE_GAP: u32 = 10;
+
+fn text_style(font: u32) -> TextStyle<'static> {
+    TextStyle::from((FAMILY, font).into_font())
+}
+
+/// Lay out `items` in at most `max_w` pixels of width, wrapping long labels at spaces.
+fn layout_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[LegendItem],
+    font: u32,
+    max_w: u32,
+) -> Result<LegendBox>
+where
+    DB::ErrorType: 'static,
+{
+    let style = text_style(font);
+    let measure = |t: &str| -> Result<u32> {
+        Ok(area
+            .estimate_text_size(t, &style)
+            .map_err(failed("measuring legend"))?
+            .0)
+    };
+    let text_max = max_w
+        .saturating_sub(2 * LEGEND_PAD + SAMPLE_W + SAMPLE_GAP)
+        .max(80);
+    let mut lines = Vec::new();
+    let mut widest = 0;
+    for item in items {
+        let mut sample = (item.sample != Sample::Text).then(|| item.sample.clone());
+        let mut line = String::new();
+        for word in item.label.split(' ') {
+            let candidate = if line.is_empty() {
+                word.to_string()
+            } else {
+                format!("{line} {word}")
+            };
+            if !line.is_empty() && measure(&candidate)? > text_max {
+                widest = widest.max(measure(&line)?);
+                lines.push((sample.take(), std::mem::take(&mut line)));
+                line = format!("   {word}");
+            } else {
+                line = candidate;
+            }
+        }
+        widest = widest.max(measure(&line)?);
+        lines.push((sample.take(), line));
+    }
+    let row = row_height(font);
+    let w = 2 * LEGEND_PAD + SAMPLE_W + SAMPLE_GAP + widest;
+    let h = 2 * LEGEND_PAD + row * lines.len() as u32;
+    Ok(LegendBox {
+        lines,
+        size: (w, h),
+        font,
+    })
+}
+
+fn row_height(font: u32) -> u32 {
+    (font as f64 * 1.4).ceil() as u32
+}
+
+/// Draw a laid-out legend with its upper left corner at `at` (in `area`'s pixels); returns its
+/// box in PNG pixels.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    legend: &LegendBox,
+    at: (i32, i32),
+) -> Result<Rect>
+where
+    DB::ErrorType: 'static,
+{
+    let (w, h) = (legend.size.0 as i32, legend.size.1 as i32);
+    area.draw(&Rectangle::new([at, (at.0 + w, at.1 + h)], WHITE.filled()))
+        .map_err(failed("drawing legend"))?;
+    area.draw(&Rectangle::new(
+        [at, (at.0 + w, at.1 + h)],
+        ShapeStyle::from(&BLACK.mix(0.4)).stroke_width(1),
+    ))
+    .map_err(failed("drawing legend"))?;
+    let row = row_height(legend.font) as i32;
+    let style = text_style(legend.font).pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Left,
+        plotters::style::text_anchor::VPos::Center,
+    ));
+    for (i, (sample, text)) in legend.lines.iter().enumerate() {
+        let y = at.1 + LEGEND_PAD as i32 + row * i as i32 + row / 2;
+        let x = at.0 + LEGEND_PAD as i32;
+        if let Some(sample) = sample {
+            draw_sample(area, sample, (x, y))?;
+        }
+        let tx = if sample.is_none() && !text.starts_with("   ") && !has_samples(legend) {
+            x
+        } else {
+            x + (SAMPLE_W + SAMPLE_GAP) as i32
+        };
+        area.draw_text(text, &style, (tx, y))
+            .map_err(failed("drawing legend"))?;
+    }
+    let base = area.get_base_pixel();
+    Ok(Rect::new(
+        base.0 + at.0,
+        base.1 + at.1,
+        base.0 + at.0 + w,
+        base.1 + at.1 + h,
+    ))
+}
+
+fn has_samples(legend: &LegendBox) -> bool {
+    legend.lines.iter().any(|l| l.0.is_some())
+}
+
+/// A legend sample, [`SAMPLE_W`] wide, starting at `(x, y)` (its vertical middle).
+fn draw_sample<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    sample: &Sample,
+    (x, y): (i32, i32),
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let grey = RGBColor(60, 60, 60);
+    let w = SAMPLE_W as i32;
+    match *sample {
+        Sample::Line {
+            color,
+            dash,
+            marker,
+            width,
+        } => {
+            let st = ShapeStyle::from(&color).stroke_width(width.max(3));
+            for (a, b) in dash_pieces(dash, w) {
+                area.draw(&PathElement::new(vec![(x + a, y), (x + b, y)], st))
+                    .map_err(failed("drawing legend"))?;
+            }
+            if let Some(m) = marker {
+                draw_marker_px(area, (x + w / 2, y), m, color)?;
+            }
+        }
+        Sample::Point { color, marker } => draw_marker_px(area, (x + w / 2, y), marker, color)?,
+        Sample::Band(color) => area
+            .draw(&Rectangle::new(
+                [(x, y - 8), (x + w, y + 8)],
+                color.mix(0.3).filled(),
+            ))
+            .map_err(failed("drawing legend"))?,
+        Sample::Guide => {
+            let st = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(2);
+            for (a, b) in dash_pieces(Dash::Dashed, w) {
+                area.draw(&PathElement::new(vec![(x + a, y), (x + b, y)], st))
+                    .map_err(failed("drawing legend"))?;
+            }
+        }
+        Sample::BottomMark => area
+            .draw(&Polygon::new(
+                vec![
+                    (x + w / 2 - 8, y - 7),
+                    (x + w / 2 + 8, y - 7),
+                    (x + w / 2, y + 7),
+                ],
+                grey.filled(),
+            ))
+            .map_err(failed("drawing legend"))?,
+        Sample::TopMark => draw_marker_px(area, (x + w / 2, y), Marker::Cross, grey)?,
+        Sample::Text => {}
+    }
+    Ok(())
+}
+
+/// The `(from, to)` pieces of a `len`-pixel line in the dash pattern.
+fn dash_pieces(dash: Dash, len: i32) -> Vec<(i32, i32)> {
+    match dash.pattern() {
+        None => vec![(0, len)],
+        Some((on, off)) => {
+            let (on, off) = (on as i32, off as i32);
+            let mut out = Vec::new();
+            let mut a = 0;
+            while a < len {
+                out.push((a, (a + on).min(len)));
+                a += on + off;
+            }
+            out
+        }
+    }
+}
+
+/// Radius in pixels of a data marker.
+const MARKER_R: i32 = 7;
+
+/// A marker centred at `c` (in `area`'s pixels), white-edged so it reads over lines.
+fn draw_marker_px<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    c: (i32, i32),
+    m: Marker,
+    color: RGBColor,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let r = MARKER_R;
+    let (x, y) = c;
+    let fill = color.filled();
+    let edge = ShapeStyle::from(&WHITE).stroke_width(1);
+    let poly = |pts: Vec<(i32, i32)>| -> Result<()> {
+        area.draw(&Polygon::new(pts.clone(), fill))
+            .map_err(failed("drawing marker"))?;
+        let mut closed = pts;
+        closed.push(closed[0]);
+        area.draw(&PathElement::new(closed, edge))
+            .map_err(failed("drawing marker"))
+    };
+    match m {
+        Marker::Circle => {
+            area.draw(&Circle::new(c, r, fill))
+                .map_err(failed("drawing marker"))?;
+            area.draw(&Circle::new(c, r, edge))
+                .map_err(failed("drawing marker"))?;
+        }
+        Marker::Square => poly(vec![
+            (x - r + 1, y - r + 1),
+            (x + r - 1, y - r + 1),
+            (x + r - 1, y + r - 1),
+            (x - r + 1, y + r - 1),
+        ])?,
+        Marker::Diamond => poly(vec![
+            (x, y - r - 2),
+            (x + r + 1, y),
+            (x, y + r + 2),
+            (x - r - 1, y),
+        ])?,
+        Marker::TriangleUp => poly(vec![(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)])?,
+        Marker::TriangleDown => poly(vec![(x, y + r + 1), (x + r + 1, y - r), (x - r - 1, y - r)])?,
+        Marker::Cross => {
+            let st = ShapeStyle::from(&color).stroke_width(4);
+            area.draw(&PathElement::new(vec![(x - r, y - r), (x + r, y + r)], st))
+                .map_err(failed("drawing marker"))?;
+            area.draw(&PathElement::new(vec![(x - r, y + r), (x + r, y - r)], st))
+                .map_err(failed("drawing marker"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Draw one panel into `area` with its legend in a strip on the right of the plot, never over
+/// it. On a log axis values are drawn at `log10(y)` on a linear axis with decade ticks
+/// (plotters' own log axis mislabels ranges of many decades).
+pub fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+) -> Result<Layout>
+where
+    DB::ErrorType: 'static,
+{
+    draw_panel_with(area, panel, Fonts::DETAIL)
+}
+
+/// [`draw_panel`] with the given fonts.
+pub fn draw_panel_with<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    fonts: Fonts,
+) -> Result<Layout>
+where
+    DB::ErrorType: 'static,
+{
+    let (w, h) = area.dim_in_pixel();
+    let mut layout = Layout::new((0, 0));
+    let items = panel_legend(panel);
+    if items.is_empty() {
+        layout.panels.push(draw_panel_bare(area, panel, fonts)?);
+        return Ok(layout);
+    }
+    let legend = layout_legend(area, &items, fonts.legend, (w as f64 * 0.36) as u32)?;
+    let (plot_area, legend_area) = area.split_horizontally(w.saturating_sub(legend.size.0 + 16));
+    let drawn = draw_panel_bare(&plot_area, panel, fonts)?;
+    // Level with the top of the plot, or as high as it fits.
+    let top = (drawn.plot.y0 - area.get_base_pixel().1)
+        .min(h as i32 - legend.size.1 as i32)
+        .max(0);
+    layout
+        .legends
+        .push(draw_legend(&legend_area, &legend, (4, top))?);
+    layout.panels.push(drawn);
+    Ok(layout)
+}
+
+/// Draw one panel's chart into `area` without a legend (a figure with a shared legend draws
+/// it elsewhere); returns where its plot and data went.
+pub fn draw_panel_bare<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    fonts: Fonts,
+) -> Result<PanelLayout>
 where
     DB::ErrorType: 'static,
 {
     let axes = Axes::of(panel);
-    let corner = legend_corner(panel, &axes);
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.caption, (FAMILY, 30))
+        .caption(&panel.caption, (FAMILY, fonts.caption))
         .margin(16)
-        .x_label_area_size(70)
-        .y_label_area_size(110)
+        .x_label_area_size(fonts.axis * 2 + fonts.tick + 12)
+        .y_label_area_size(fonts.axis + fonts.tick * 4 + 10)
         .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)
         .map_err(failed("building chart"))?;
-    draw_panel_axes(&mut chart, panel, &axes)?;
+    draw_panel_axes(&mut chart, panel, &axes, fonts)?;
+    draw_edge_strips(&mut chart, &axes)?;
     draw_guides(&mut chart, panel, &axes)?;
-    let mut edges = EdgeMarks::default();
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let mut drawn = PanelLayout {
+        caption: panel.caption.clone(),
+        plot: Rect::new(xr.start, yr.start, xr.end, yr.end),
+        points: Vec::new(),
+        labels: Vec::new(),
+    };
     for s in &panel.series {
-        draw_band(&mut chart, s, &axes)?;
-        draw_line(&mut chart, s, &axes)?;
-        edges = edges.or(draw_edge_marks(&mut chart, s, &axes)?);
+        draw_band(&mut chart, s, &axes, &mut drawn.points)?;
     }
-    explain_edge_marks(&mut chart, panel, edges)?;
-    // A panel that lists nothing (every series unlisted, no guide, no edge mark) gets no
-    // empty legend box.
-    if panel.guides.is_empty()
-        && !(edges.top || edges.bottom)
-        && panel.series.iter().all(|s| !s.legend)
-    {
-        return Ok(());
+    for s in &panel.series {
+        draw_line(&mut chart, s, &axes, &mut drawn.points)?;
     }
-    chart
-        .configure_series_labels()
-        .position(corner)
-        .label_font((FAMILY, 22))
-        .background_style(WHITE.mix(0.88))
-        .border_style(BLACK.mix(0.4))
-        .margin(12)
-        .draw()
-        .map_err(failed("drawing legend"))?;
-    Ok(())
+    for s in &panel.series {
+        draw_point_marks(area, &chart, s, &axes, &mut drawn.points)?;
+    }
+    drawn.labels = draw_notes(area, &chart, panel, &axes, fonts, drawn.plot)?;
+    Ok(drawn)
 }
 
 /// Axis labels, tick labels and the light grid. Integer x axes (layer indices) leave the
-/// fractional ticks unlabelled; log y axes are labelled in decades.
+/// fractional ticks unlabelled; log axes are labelled in decades; ticks in an edge strip are
+/// not labelled.
 fn draw_panel_axes<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     panel: &Panel,
     axes: &Axes,
+    fonts: Fonts,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let x_fmt = |v: &f64| {
-        if (panel.integer_x || panel.log2_x) && (v - v.round()).abs() > 1e-9 {
+        if (panel.integer_x || panel.log2_x || panel.log_x) && (v - v.round()).abs() > 1e-9 {
             String::new()
         } else if panel.log2_x {
             format!("{}", 2f64.powi(v.round() as i32))
+        } else if panel.log_x {
+            log_tick(*v)
         } else {
             lin_tick(v)
         }
     };
-    let log_fmt = |t: &f64| log_tick(*t);
+    let y_fmt = |t: &f64| {
+        if !axes.in_data(*t) {
+            String::new()
+        } else if axes.log {
+            log_tick(*t)
+        } else {
+            lin_tick(t)
+        }
+    };
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
-        .axis_desc_style((FAMILY, 26))
-        .label_style((FAMILY, 22))
+        .axis_desc_style((FAMILY, fonts.axis))
+        .label_style((FAMILY, fonts.tick))
         .y_labels(axes.y_label_count())
         .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .light_line_style(BLACK.mix(0.05))
         .bold_line_style(BLACK.mix(0.15));
-    if axes.log {
-        mesh.y_label_formatter(&log_fmt);
-    } else {
-        mesh.y_label_formatter(&lin_tick);
+    if panel.log_x {
+        mesh.x_labels(((axes.x.1 - axes.x.0).ceil() as usize + 1).clamp(2, 12));
     }
     mesh.draw().map_err(failed("drawing axes"))
+}
+
+/// The strips beyond the data range that hold the edge marks: shaded light grey, with a line
+/// where the data range ends.
+fn draw_edge_strips<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, axes: &Axes) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, x1) = axes.x;
+    for (on, from, to) in [
+        (axes.edges.top, axes.data_y.1, axes.y.1),
+        (axes.edges.bottom, axes.y.0, axes.data_y.0),
+    ] {
+        if !on {
+            continue;
+        }
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x0, from), (x1, to)],
+                BLACK.mix(0.06).filled(),
+            )))
+            .map_err(failed("drawing edge strip"))?;
+        let edge = if from == axes.data_y.1 { from } else { to };
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x0, edge), (x1, edge)],
+                ShapeStyle::from(&BLACK.mix(0.35)).stroke_width(1),
+            )))
+            .map_err(failed("drawing edge strip"))?;
+    }
+    Ok(())
 }
 
 /// The panel's horizontal guide lines (reference levels such as the best linear fit), dashed
@@ -499,7 +1178,7 @@ where
     DB::ErrorType: 'static,
 {
     let ((x0, x1), (y0, y1)) = (axes.x, axes.y);
-    for (y, label) in &panel.guides {
+    for (y, _) in &panel.guides {
         let at = axes.plot_y(*y);
         if !usable(*y, axes.log) || at < y0 || at > y1 {
             continue;
@@ -512,42 +1191,45 @@ where
                 8,
                 style,
             ))
-            .map_err(failed("drawing guide"))?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (12, 0)], style)
-                    + PathElement::new(vec![(18, 0), (30, 0)], style)
-            });
+            .map_err(failed("drawing guide"))?;
     }
     Ok(())
 }
 
-/// The series' min-max band, shaded in its colour: one polygon per run of x where both bounds
-/// are usable, so a gap (e.g. a seed that overflowed) breaks the band instead of bridging it.
-fn draw_band<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, s: &Series, axes: &Axes) -> Result<()>
+/// The series' min-max band, shaded in its colour with thin edges: one polygon per run of x
+/// where both bounds are usable, so a gap (e.g. a seed that overflowed) breaks the band
+/// instead of bridging it.
+fn draw_band<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    s: &Series,
+    axes: &Axes,
+    points: &mut Vec<(i32, i32)>,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let mut run: Vec<(f64, f64, f64)> = Vec::new();
     for &b in &s.band {
-        if usable(b.1, axes.log) && usable(b.2, axes.log) {
-            run.push(b);
-        } else {
-            draw_band_run(chart, &run, s.color, axes)?;
-            run.clear();
+        match axes.plot_x(b.0) {
+            Some(x) if usable(b.1, axes.log) && usable(b.2, axes.log) => {
+                run.push((x, axes.plot_y(b.1), axes.plot_y(b.2)))
+            }
+            _ => {
+                draw_band_run(chart, &run, s.color, points)?;
+                run.clear();
+            }
         }
     }
-    draw_band_run(chart, &run, s.color, axes)
+    draw_band_run(chart, &run, s.color, points)
 }
 
-/// One polygon of a band: upper bounds left to right, then lower bounds back (a single point
-/// has no area and is skipped).
+/// One polygon of a band (in plot coordinates): upper bounds left to right, then lower bounds
+/// back (a single point has no area and is skipped).
 fn draw_band_run<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     run: &[(f64, f64, f64)],
     color: RGBColor,
-    axes: &Axes,
+    points: &mut Vec<(i32, i32)>,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -555,64 +1237,53 @@ where
     if run.len() < 2 {
         return Ok(());
     }
-    let mut poly: Vec<(f64, f64)> = run.iter().map(|b| (b.0, axes.plot_y(b.2))).collect();
-    poly.extend(run.iter().rev().map(|b| (b.0, axes.plot_y(b.1))));
+    let upper: Vec<(f64, f64)> = run.iter().map(|b| (b.0, b.2)).collect();
+    let lower: Vec<(f64, f64)> = run.iter().map(|b| (b.0, b.1)).collect();
+    let mut poly = upper.clone();
+    poly.extend(lower.iter().rev());
+    points.extend(poly.iter().map(|p| chart.backend_coord(p)));
     chart
         .draw_series(std::iter::once(Polygon::new(
             poly,
-            color.mix(0.18).filled(),
+            color.mix(0.22).filled(),
         )))
         .map_err(failed("drawing band"))?;
+    let edge = ShapeStyle::from(&color.mix(0.6)).stroke_width(1);
+    for side in [upper, lower] {
+        chart
+            .draw_series(LineSeries::new(side, edge))
+            .map_err(failed("drawing band"))?;
+    }
     Ok(())
 }
 
-/// The series' line, one piece per run of usable values (solid or dashed, with dots if asked),
-/// listed once in the legend; a series without any usable value is still listed, saying so.
+/// The series' line, one piece per run of usable values, in its dash pattern.
 fn draw_line<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     s: &Series,
     axes: &Axes,
+    points: &mut Vec<(i32, i32)>,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let color = s.color;
-    let style = ShapeStyle::from(&color).stroke_width(3);
-    // The legend sample: three touching strokes for a solid line, the same with gaps for a
-    // dashed one, so the legend tells the two apart.
-    let [a, b, c] = if s.dashed {
-        [(0, 7), (11, 19), (23, 30)]
-    } else {
-        [(0, 10), (10, 20), (20, 30)]
-    };
-    let sample = move |(x, y): (i32, i32)| {
-        let st = ShapeStyle::from(&color).stroke_width(4);
-        EmptyElement::at((x, y))
-            + PathElement::new(vec![(a.0, 0), (a.1, 0)], st)
-            + PathElement::new(vec![(b.0, 0), (b.1, 0)], st)
-            + PathElement::new(vec![(c.0, 0), (c.1, 0)], st)
-    };
-    let mut labelled = false;
-    for seg in segments(&s.points, axes.log) {
+    let style = ShapeStyle::from(&s.color).stroke_width(s.width);
+    let on_axes: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .filter_map(|&(x, y)| axes.plot_x(x).map(|x| (x, y)))
+        .collect();
+    for seg in segments(&on_axes, axes.log) {
         let seg: Vec<(f64, f64)> = seg.into_iter().map(|(x, y)| (x, axes.plot_y(y))).collect();
-        let drawn = if s.dashed {
-            chart.draw_series(DashedLineSeries::new(seg.clone(), 14, 8, style))
-        } else {
-            chart.draw_series(LineSeries::new(seg.clone(), style))
+        points.extend(seg.iter().map(|p| chart.backend_coord(p)));
+        if s.no_line {
+            continue;
+        }
+        match s.dash.pattern() {
+            None => chart.draw_series(LineSeries::new(seg, style)),
+            Some((on, off)) => chart.draw_series(DashedLineSeries::new(seg, on, off, style)),
         }
         .map_err(failed("drawing line"))?;
-        if !labelled && s.legend {
-            drawn.label(s.label.clone()).legend(sample);
-            labelled = true;
-        }
-        if s.markers {
-            chart
-                .draw_series(seg.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(failed("drawing markers"))?;
-        }
-    }
-    if !labelled && s.legend {
-        legend_entry(chart, format!("{} (no finite value)", s.label), sample)?;
     }
     Ok(())
 }
@@ -620,107 +1291,158 @@ where
 /// Which edges of a panel carry marks for values a line cannot show.
 #[derive(Clone, Copy, Debug, Default)]
 struct EdgeMarks {
-    /// A ▼ on the bottom edge: 0 (or, on a log axis, a negative value).
+    /// A ▼ in the bottom strip: 0 (or, on a log axis, a negative value).
     bottom: bool,
-    /// A ✕ on the top edge: inf or NaN.
+    /// A ✕ in the top strip: inf or NaN.
     top: bool,
 }
 
-impl EdgeMarks {
-    fn or(self, other: EdgeMarks) -> EdgeMarks {
-        EdgeMarks {
-            bottom: self.bottom || other.bottom,
-            top: self.top || other.top,
-        }
-    }
-}
-
-/// Mark the series' unusable values on the panel's edges, at their x: finite ones (0, or
-/// negatives on a log axis) as a ▼ on the bottom edge, inf/NaN as a ✕ on the top edge, so
-/// underflow and overflow stay visible where a line would just stop.
-fn draw_edge_marks<DB: DrawingBackend>(
-    chart: &mut Chart<'_, DB>,
+/// The series' markers (on its usable points) and its edge marks (unusable values at their x:
+/// finite ones, 0 or negatives on a log axis, as a ▼ in the bottom strip, inf/NaN as a ✕ in
+/// the top strip), so underflow and overflow stay visible where a line would just stop.
+fn draw_point_marks<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
     s: &Series,
     axes: &Axes,
-) -> Result<EdgeMarks>
-where
-    DB::ErrorType: 'static,
-{
-    let mut marks = EdgeMarks::default();
-    for &(x, y) in &s.points {
-        if usable(y, axes.log) {
-            continue;
-        }
-        if y.is_finite() {
-            marks.bottom = true;
-            chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at((x, axes.y.0))
-                        + Polygon::new(vec![(-7, -16), (7, -16), (0, -3)], s.color.filled()),
-                ))
-                .map_err(failed("drawing marker"))?;
-        } else {
-            marks.top = true;
-            let st = ShapeStyle::from(&s.color).stroke_width(3);
-            chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at((x, axes.y.1)) + Cross::new((0, 9), 7, st),
-                ))
-                .map_err(failed("drawing marker"))?;
-        }
-    }
-    Ok(marks)
-}
-
-/// Legend entries (in grey) saying what the edge marks mean, only for the marks drawn.
-fn explain_edge_marks<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Chart<'a, DB>,
-    panel: &Panel,
-    edges: EdgeMarks,
+    points: &mut Vec<(i32, i32)>,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let grey = RGBColor(60, 60, 60);
-    if edges.bottom {
-        let label = if panel.log_y {
-            "bottom edge: exactly 0 (underflow)"
+    let base = area.get_base_pixel();
+    let local = |p: (i32, i32)| (p.0 - base.0, p.1 - base.1);
+    let marked = s.marker_indices();
+    for (i, &(x, y)) in s.points.iter().enumerate() {
+        let Some(px) = axes.plot_x(x) else { continue };
+        if usable(y, axes.log) {
+            if let (Some(m), true) = (s.marker, marked.contains(&i)) {
+                let at = chart.backend_coord(&(px, axes.plot_y(y)));
+                points.push(at);
+                draw_marker_px(area, local(at), m, s.color)?;
+            }
+            continue;
+        }
+        let top = !y.is_finite();
+        let at = chart.backend_coord(&(px, axes.strip_middle(top)));
+        points.push(at);
+        if top {
+            draw_marker_px(area, local(at), Marker::Cross, s.color)?;
         } else {
-            "bottom edge: 0"
-        };
-        legend_entry(chart, label, move |(x, y)| {
-            EmptyElement::at((x + 15, y))
-                + Polygon::new(vec![(-7, -7), (7, -7), (0, 6)], grey.filled())
-        })?;
-    }
-    if edges.top {
-        let label = panel
-            .top_edge_label
-            .clone()
-            .unwrap_or_else(|| "top edge: inf or NaN (overflow)".to_string());
-        legend_entry(chart, label, move |(x, y)| {
-            Cross::new((x + 15, y), 7, ShapeStyle::from(&grey).stroke_width(3))
-        })?;
+            let (cx, cy) = local(at);
+            area.draw(&Polygon::new(
+                vec![(cx - 8, cy - 7), (cx + 8, cy - 7), (cx, cy + 7)],
+                s.color.filled(),
+            ))
+            .map_err(failed("drawing marker"))?;
+        }
     }
     Ok(())
+}
+
+/// The panel's notes, each beside its point, pushed down (or up) where two would overlap and
+/// kept inside the plot; returns their boxes in PNG pixels.
+fn draw_notes<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    panel: &Panel,
+    axes: &Axes,
+    fonts: Fonts,
+    plot: Rect,
+) -> Result<Vec<Rect>>
+where
+    DB::ErrorType: 'static,
+{
+    let style = text_style(fonts.legend);
+    let mut boxes: Vec<(Rect, &Note)> = Vec::new();
+    for note in &panel.notes {
+        let (Some(x), true) = (axes.plot_x(note.x), usable(note.y, axes.log)) else {
+            continue;
+        };
+        let at = chart.backend_coord(&(x, axes.plot_y(note.y)));
+        let (w, h) = area
+            .estimate_text_size(&note.text, &style)
+            .map_err(failed("measuring note"))?;
+        let (w, h) = (w as i32 + 8, h as i32 + 6);
+        let x0 = (at.0 + note.offset.0).clamp(plot.x0 + 2, (plot.x1 - w - 2).max(plot.x0 + 2));
+        let y0 = (at.1 - note.offset.1 - h / 2).clamp(plot.y0 + 2, (plot.y1 - h - 2).max(plot.y0));
+        boxes.push((Rect::new(x0, y0, x0 + w, y0 + h), note));
+    }
+    // Top to bottom, each below any earlier box it would overlap; a run off the bottom moves
+    // back up above its neighbours.
+    boxes.sort_by_key(|b| b.0.y0);
+    for i in 1..boxes.len() {
+        for j in 0..i {
+            let prev = boxes[j].0;
+            let cur = &mut boxes[i].0;
+            if cur.overlaps(&prev) {
+                let h = cur.height();
+                cur.y0 = prev.y1 + 2;
+                cur.y1 = cur.y0 + h;
+            }
+        }
+    }
+    let n = boxes.len();
+    for i in (0..n).rev() {
+        let limit = if i + 1 < boxes.len() {
+            boxes[i + 1].0.y0 - 2
+        } else {
+            plot.y1 - 2
+        };
+        let cur = &mut boxes[i].0;
+        if cur.y1 > limit && n > 1 {
+            let h = cur.height();
+            cur.y1 = limit;
+            cur.y0 = limit - h;
+        }
+    }
+    let base = area.get_base_pixel();
+    let anchor = plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Left,
+        plotters::style::text_anchor::VPos::Top,
+    );
+    for (r, note) in &boxes {
+        let local = |x: i32, y: i32| (x - base.0, y - base.1);
+        area.draw(&Rectangle::new(
+            [local(r.x0, r.y0), local(r.x1, r.y1)],
+            WHITE.mix(0.85).filled(),
+        ))
+        .map_err(failed("drawing note"))?;
+        let dark = RGBColor(
+            (note.color.0 as f64 * 0.75) as u8,
+            (note.color.1 as f64 * 0.75) as u8,
+            (note.color.2 as f64 * 0.75) as u8,
+        );
+        area.draw_text(
+            &note.text,
+            &style.color(&dark).pos(anchor),
+            local(r.x0 + 4, r.y0 + 3),
+        )
+        .map_err(failed("drawing note"))?;
+    }
+    Ok(boxes.into_iter().map(|b| b.0).collect())
 }
 
 /// Height in pixels of the band at the top of every figure that holds its title and subtitle.
 pub const TITLE_HEIGHT: u32 = 110;
 
+/// A headline figure's size: a 16:9 slide.
+pub const SLIDE_SIZE: (u32, u32) = (1920, 1080);
+
 /// A figure's drawing area, or a part of it.
 pub type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 /// Render a figure into the PNG `path` of `size` pixels: white, with `title` and `subtitle`
-/// centred in the top [`TITLE_HEIGHT`] pixels; `draw_body` fills the area below. Figures
-/// whose panels sit in equal cells use [`Grid`] instead.
+/// centred in the top [`TITLE_HEIGHT`] pixels; `draw_body` fills the area below and says where
+/// it put things. Figures whose panels sit in equal cells use [`Grid`], headline figures
+/// [`Slide`].
 pub fn figure(
     path: &Path,
     size: (u32, u32),
     title: &str,
     subtitle: &str,
-    draw_body: impl FnOnce(&Area<'_>) -> Result<()>,
-) -> Result<()> {
+    draw_body: impl FnOnce(&Area<'_>) -> Result<Layout>,
+) -> Result<Layout> {
     // The footprint budgets one bitmap of at most this many pixels; the list caps keep every
     // figure below it, so this only fires on a layout bug.
     let pixels = size.0 as f64 * size.1 as f64;
@@ -738,12 +1460,14 @@ pub fn figure(
         .and_then(|n| n.checked_mul(3))
         .ok_or_else(|| anyhow!("a {w}x{h}-pixel figure is too large"))?;
     let mut pixels = vec![0u8; len];
+    let mut layout;
     {
         let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         let body = draw_title(&root, title, subtitle)?;
-        draw_body(&body)?;
+        layout = draw_body(&body)?;
         root.present().map_err(failed("drawing figure"))?;
     }
+    layout.size = size;
     // Encoded as plotters' own `BitMapBackend::new(path)` would (`image`'s PNG encoder with
     // its defaults, so the bytes are the same), but written by `output::write_file`, which
     // creates the file under the lock the signal handler takes before it cleans up.
@@ -752,7 +1476,7 @@ pub fn figure(
         .write_image(&pixels, w, h, ColorType::Rgb8)
         .map_err(|e| anyhow!("encoding PNG: {e}"))?;
     crate::output::write_file(path, &png)?;
-    Ok(())
+    Ok(layout)
 }
 
 /// Fill `root` white and draw the title and subtitle, returning the area below them.
@@ -777,9 +1501,9 @@ fn draw_title<'a>(root: &Area<'a>, title: &str, subtitle: &str) -> Result<Area<'
     Ok(rest)
 }
 
-/// The layout of most figures: `rows` x `cols` equal cells of `cell` pixels below the title
-/// band, one panel each. The PNG is sized from the cells, so a panel keeps its size (and its
-/// text stays readable) however many panels a figure has.
+/// The layout of detail figures: `rows` x `cols` equal cells of `cell` pixels below the title
+/// band, one panel each with its legend beside it. The PNG is sized from the cells, so a panel
+/// keeps its size (and its text stays readable) however many panels a figure has.
 #[derive(Clone, Copy, Debug)]
 pub struct Grid {
     pub rows: usize,
@@ -808,8 +1532,8 @@ impl Grid {
         path: &Path,
         title: &str,
         subtitle: &str,
-        draw_cells: impl FnOnce(&[Area<'_>]) -> Result<()>,
-    ) -> Result<()> {
+        draw_cells: impl FnOnce(&[Area<'_>]) -> Result<Layout>,
+    ) -> Result<Layout> {
         figure(path, self.size(), title, subtitle, |body| {
             draw_cells(&body.split_evenly((self.rows, self.cols)))
         })
@@ -823,16 +1547,104 @@ impl Grid {
         title: &str,
         subtitle: &str,
         panels: impl IntoIterator<Item = &'p Panel>,
-    ) -> Result<()> {
+    ) -> Result<Layout> {
         self.draw(path, title, subtitle, |cells| {
+            let mut layout = Layout::default();
             for (cell, panel) in cells.iter().zip(panels) {
-                draw_panel(cell, panel)?;
+                layout.extend(draw_panel(cell, panel)?);
             }
-            Ok(())
+            Ok(layout)
         })
     }
 }
 
+/// A headline figure: a [`SLIDE_SIZE`] slide with 1 to 4 panels in `cols` columns (relative
+/// widths `widths` when in one row), in [`Fonts::SLIDE`], and one legend for all of them in a
+/// column on the right, outside every plot, ending with the `notes` lines.
+#[derive(Clone, Debug)]
+pub struct Slide {
+    pub title: String,
+    pub subtitle: String,
+    pub panels: Vec<Panel>,
+    pub cols: usize,
+    /// Relative column widths of a one-row slide (equal when empty).
+    pub widths: Vec<u32>,
+    /// Lines added at the end of the shared legend (text only or with samples).
+    pub notes: Vec<LegendItem>,
+}
+
+/// The widest a slide's legend column may be.
+const SLIDE_LEGEND_MAX_W: u32 = 520;
+
+impl Slide {
+    pub fn new(title: impl Into<String>, subtitle: impl Into<String>, panels: Vec<Panel>) -> Self {
+        let cols = if panels.len() == 4 {
+            2
+        } else {
+            panels.len().max(1)
+        };
+        Slide {
+            title: title.into(),
+            subtitle: subtitle.into(),
+            panels,
+            cols,
+            widths: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Render the slide into `path`.
+    pub fn draw(&self, path: &Path) -> Result<Layout> {
+        anyhow::ensure!(
+            (1..=4).contains(&self.panels.len()),
+            "a headline figure has 1 to 4 panels, not {}",
+            self.panels.len()
+        );
+        let mut items = shared_legend(&self.panels);
+        items.extend(self.notes.iter().cloned());
+        figure(path, SLIDE_SIZE, &self.title, &self.subtitle, |body| {
+            let (w, h) = body.dim_in_pixel();
+            let legend = layout_legend(body, &items, Fonts::SLIDE.legend, SLIDE_LEGEND_MAX_W)?;
+            let (plots, side) = body.split_horizontally(w - legend.size.0 - 20);
+            let rows = self.panels.len().div_ceil(self.cols);
+            let cells: Vec<Area<'_>> = if rows == 1 && self.widths.len() == self.panels.len() {
+                let total: u32 = self.widths.iter().sum();
+                let pw = plots.dim_in_pixel().0;
+                let mut rest = plots.clone();
+                let mut cells = Vec::new();
+                for (i, &wi) in self.widths.iter().enumerate() {
+                    if i + 1 == self.widths.len() {
+                        cells.push(rest.clone());
+                    } else {
+                        let (a, b) = rest.split_horizontally(pw * wi / total.max(1));
+                        cells.push(a);
+                        rest = b;
+                    }
+                }
+                cells
+            } else {
+                plots.split_evenly((rows, self.cols))
+            };
+            let mut layout = Layout::default();
+            for (cell, panel) in cells.iter().zip(&self.panels) {
+                layout
+                    .panels
+                    .push(draw_panel_bare(cell, panel, Fonts::SLIDE)?);
+            }
+            if !items.is_empty() {
+                let top = layout
+                    .panels
+                    .first()
+                    .map(|p| p.plot.y0 - side.get_base_pixel().1)
+                    .unwrap_or(0)
+                    .min(h as i32 - legend.size.1 as i32)
+                    .max(0);
+                layout.legends.push(draw_legend(&side, &legend, (6, top))?);
+            }
+            Ok(layout)
+        })
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

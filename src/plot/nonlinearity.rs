@@ -92,12 +92,12 @@ fn layer_panel(
         if let Some((pts, band)) = per_layer(&runs, &|r| pick(&r.after)) {
             let mut s = Series::new(arm.label(), color, pts);
             s.band = band;
-            s.markers = true;
+            s.marker = true.then_some(crate::plot::Marker::Circle);
             p.series.push(s);
         }
         if let Some((pts, _)) = per_layer(&runs, &|r| pick(&r.before)) {
             let mut s = Series::new(format!("{} before", arm.label()), color, pts);
-            s.dashed = true;
+            s.dash = crate::plot::Dash::Dashed;
             s.legend = false;
             p.series.push(s);
         }
@@ -228,7 +228,7 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
             let mut s = Series::new(arm.label(), norm_color(arm), pts);
             s.band = band;
             if test {
-                s.dashed = true;
+                s.dash = crate::plot::Dash::Dashed;
                 s.legend = false;
             }
             p.series.push(s);
@@ -289,7 +289,7 @@ fn activation_column(report: &NonlinearityReport, act: Activation) -> Vec<Panel>
 
 /// Draw the main figure into `path`: one column per activation (shorter columns leave their
 /// bottom cells blank).
-pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<()> {
+pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<crate::plot::Layout> {
     let columns: Vec<Vec<Panel>> = report
         .config
         .acts
@@ -303,12 +303,13 @@ pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<()> {
         "Does BatchNorm's scale/shift restore the non-linearity? (diary argument 4)",
         &title(&report.config),
         |cells| {
+            let mut layout = crate::plot::Layout::default();
             for (c, col) in columns.iter().enumerate() {
                 for (r, p) in col.iter().enumerate() {
-                    draw_panel(&cells[r * cols + c], p)?;
+                    layout.extend(draw_panel(&cells[r * cols + c], p)?);
                 }
             }
-            Ok(())
+            Ok(layout)
         },
     )
 }
@@ -506,7 +507,7 @@ where
 
 /// Draw the histograms of the first seed into `path`: one row per (activation, configuration),
 /// one column per probed layer.
-pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
+pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let runs: Vec<&NlRun> = report
         .runs
@@ -545,7 +546,8 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<()> {
                     )?;
                 }
             }
-            Ok(())
+            // The histogram panels draw their own legends (not recorded).
+            Ok(crate::plot::Layout::default())
         },
     )
 }

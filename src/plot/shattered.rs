@@ -97,7 +97,7 @@ fn autocorrelation_panel(report: &ShatteredReport, depth: usize, legend: bool) -
             RGBColor(90, 90, 90),
             vec![(0.0, y), (x1, y)],
         );
-        s.dashed = true;
+        s.dash = crate::plot::Dash::Dashed;
         s.legend = legend && i == 0;
         p.series.push(s);
     }
@@ -105,7 +105,7 @@ fn autocorrelation_panel(report: &ShatteredReport, depth: usize, legend: bool) -
 }
 
 /// Draw the report into `path`: `archs + 1` rows of `depths` panels.
-pub fn draw(report: &ShatteredReport, path: &Path) -> Result<()> {
+pub fn draw(report: &ShatteredReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let cols = cfg.depths.len();
     let mut panels = Vec::new();

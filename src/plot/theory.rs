@@ -49,7 +49,7 @@ fn rate_panel(report: &TheoryReport) -> Panel {
     for r in &report.bn {
         let points = xs.iter().zip(&r.lambda).map(|(&x, l)| (x, l.0)).collect();
         let mut s = Series::new(r.act.name(), color(r.act), points);
-        s.markers = true;
+        s.marker = true.then_some(crate::plot::Marker::Circle);
         p.series.push(s);
         let limit = r.large_batch_limit.0;
         let mut s = Series::new(
@@ -57,7 +57,7 @@ fn rate_panel(report: &TheoryReport) -> Panel {
             color(r.act),
             vec![(p.x_range.unwrap().0, limit), (p.x_range.unwrap().1, limit)],
         );
-        s.dashed = true;
+        s.dash = crate::plot::Dash::Dashed;
         s.legend = false;
         p.series.push(s);
     }
@@ -102,7 +102,7 @@ fn profile_panel(report: &TheoryReport) -> Panel {
 }
 
 /// Draw the report into `path` (two panels side by side).
-pub fn draw(report: &TheoryReport, path: &Path) -> Result<()> {
+pub fn draw(report: &TheoryReport, path: &Path) -> Result<crate::plot::Layout> {
     let panels = [rate_panel(report), profile_panel(report)];
     Grid::new(1, 2, (1000, 760)).draw_panels(
         path,

@@ -124,10 +124,10 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
         // A run that diverged at once has a single finite point: show it as a dot.
         let few = train.iter().filter(|p| p.1.is_finite()).count() < 2;
         let mut s = Series::new(label, color, train);
-        s.markers = few;
+        s.marker = (few).then_some(crate::plot::Marker::Circle);
         p.series.push(s);
         let mut t = Series::new(format!("{} test", r.label), color, test);
-        t.dashed = true;
+        t.dash = crate::plot::Dash::Dashed;
         t.legend = false;
         p.series.push(t);
     }
@@ -135,7 +135,7 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
 }
 
 /// Draw the loss curves into `path`: one panel per learning rate.
-pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<()> {
+pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let panels: Vec<Panel> = cfg.lrs.iter().map(|&lr| lr_panel(report, lr)).collect();
     let (cols, rows) = loss_layout(panels.len());
@@ -199,8 +199,12 @@ fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
         let mut a = Series::new(label.clone(), color, rp);
         let mut b = Series::new(label, color, pts(&d.grad_norm[idx]));
         for s in [&mut a, &mut b] {
-            s.dashed = dashed;
-            s.markers = few;
+            s.dash = if dashed {
+                crate::plot::Dash::Dashed
+            } else {
+                crate::plot::Dash::Solid
+            };
+            s.marker = (few).then_some(crate::plot::Marker::Circle);
         }
         ratio.series.push(a);
         norm.series.push(b);
@@ -235,7 +239,7 @@ fn shared_extent<'a>(panels: impl Iterator<Item = &'a Panel>) -> Option<(f64, f6
 /// Draw the per-layer diagnostics of the runs at `config.diag_lr` into `path`: one row per
 /// configuration, update-to-weight ratio on the left and gradient norm on the right, each
 /// column on one y scale so the rows compare directly.
-pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<()> {
+pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
