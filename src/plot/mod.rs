@@ -1674,7 +1674,10 @@ mod tests {
         if !Path::new("/dev/full").exists() {
             return;
         }
-        let err = figure(Path::new("/dev/full"), (40, 160), "t", "s", |_| Ok(())).unwrap_err();
+        let err = figure(Path::new("/dev/full"), (40, 160), "t", "s", |_| {
+            Ok(Layout::default())
+        })
+        .unwrap_err();
         let msg = format!("{err:#}");
         assert_eq!(msg, "No space left on device (os error 28)");
         let err = figure(
@@ -1682,7 +1685,7 @@ mod tests {
             (40, 160),
             "t",
             "s",
-            |_| Ok(()),
+            |_| Ok(Layout::default()),
         )
         .unwrap_err();
         assert_eq!(format!("{err:#}"), "No such file or directory (os error 2)");
