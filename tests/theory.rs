@@ -33,6 +33,8 @@ fn measured_vs_predicted(act: Activation, init: Init, norm: Norm, width: usize) 
         seeds: 1,
         vanishing_below: grad_norms::VANISHING_BELOW,
         exploding_above: grad_norms::EXPLODING_ABOVE,
+        steady_factor: grad_norms::STEADY_FACTOR,
+        exploding_scale: grad_norms::EXPLODING_SCALE,
         save_net: false,
     };
     cfg.validate().unwrap();

@@ -4,7 +4,9 @@ use anyhow::Result;
 
 use crate::cli::GradNormsArgs;
 use crate::commands::{Renames, execute, threads};
-use crate::experiment::grad_norms::{EXPLODING_ABOVE, GradNorms, GradNormsConfig, VANISHING_BELOW};
+use crate::experiment::grad_norms::{
+    EXPLODING_ABOVE, EXPLODING_SCALE, GradNorms, GradNormsConfig, STEADY_FACTOR, VANISHING_BELOW,
+};
 use crate::output::Extra;
 use crate::parallel;
 
@@ -21,6 +23,8 @@ pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
         seeds: args.seeds,
         vanishing_below: VANISHING_BELOW,
         exploding_above: EXPLODING_ABOVE,
+        steady_factor: STEADY_FACTOR,
+        exploding_scale: EXPLODING_SCALE,
         save_net: args.save_net.is_some(),
     }
 }

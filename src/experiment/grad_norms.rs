@@ -36,6 +36,13 @@ pub struct GradNormsConfig {
     pub vanishing_below: f64,
     /// Above this ratio the verdict is "exploding".
     pub exploding_above: f64,
+    /// A curve whose fitted per-layer factor lies outside `[1/f, f]` (and is not vanishing or
+    /// exploding) is "growing" or "decaying" rather than "stable".
+    #[serde(default = "default_steady_factor")]
+    pub steady_factor: f64,
+    /// A gradient (or a forward activation std) above this is "exploding" whatever the ratio.
+    #[serde(default = "default_exploding_scale")]
+    pub exploding_scale: f64,
     /// Also keep the first configuration's first seed as a [`SavedNet`] (`--save-net`); not
     /// part of the numbers, so not recorded.
     #[serde(skip)]
@@ -45,6 +52,36 @@ pub struct GradNormsConfig {
 /// The verdict thresholds of `grad-norms` (see the README).
 pub const VANISHING_BELOW: f64 = 1e-2;
 pub const EXPLODING_ABOVE: f64 = 1e2;
+/// 5% per layer: 1.05^49 = 10.9 over a depth-50 net, steady growth that is not yet explosive.
+pub const STEADY_FACTOR: f64 = 1.05;
+pub const EXPLODING_SCALE: f64 = 1e10;
+
+fn default_steady_factor() -> f64 {
+    STEADY_FACTOR
+}
+
+fn default_exploding_scale() -> f64 {
+    EXPLODING_SCALE
+}
+
+/// The numbers a verdict compares against (see the README).
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub vanishing_below: f64,
+    pub exploding_above: f64,
+    pub steady_factor: f64,
+    pub exploding_scale: f64,
+}
+
+impl Thresholds {
+    /// The defaults.
+    pub const DEFAULT: Thresholds = Thresholds {
+        vanishing_below: VANISHING_BELOW,
+        exploding_above: EXPLODING_ABOVE,
+        steady_factor: STEADY_FACTOR,
+        exploding_scale: EXPLODING_SCALE,
+    };
+}
 
 impl GradNormsConfig {
     /// The network of one (depth, normalisation) configuration.
@@ -62,6 +99,15 @@ impl GradNormsConfig {
 
     pub fn seed_list(&self) -> Vec<u64> {
         self.net.seed_list(self.seeds)
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            vanishing_below: self.vanishing_below,
+            exploding_above: self.exploding_above,
+            steady_factor: self.steady_factor,
+            exploding_scale: self.exploding_scale,
+        }
     }
 
     /// Networks run side by side, one per thread of the current pool.
@@ -84,6 +130,8 @@ impl GradNormsConfig {
             self.exploding_above,
             |v| v > self.vanishing_below,
         )?;
+        finite_in("steady_factor", "> 1", self.steady_factor, |v| v > 1.0)?;
+        finite_in("exploding_scale", "> 0", self.exploding_scale, |v| v > 0.0)?;
         for (depth, norm) in self.arms() {
             self.net(depth, norm).validate(self.net.batch)?;
         }
@@ -180,7 +228,11 @@ impl SpecialLayers {
 #[serde(rename_all = "kebab-case")]
 pub enum Trend {
     Vanishing,
+    /// Steady decay, not yet vanishing: the per-layer factor is below `1 / steady_factor`.
+    Decaying,
     Stable,
+    /// Steady growth, not yet exploding: the per-layer factor is above `steady_factor`.
+    Growing,
     Exploding,
     /// A layer is NaN in some seed and none is inf: the curve cannot be judged (the summary's
     /// `verdict_reason` says where, and whether the forward pass had overflowed already).
@@ -191,7 +243,9 @@ impl std::fmt::Display for Trend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Trend::Vanishing => "vanishing",
+            Trend::Decaying => "decaying",
             Trend::Stable => "stable",
+            Trend::Growing => "growing",
             Trend::Exploding => "exploding",
             Trend::Undetermined => "undetermined",
         })
@@ -212,6 +266,8 @@ pub struct CurveSummary {
     /// the input (< 1 vanishing, > 1 exploding). `null` with fewer than two usable layers.
     pub growth_per_layer: Option<Num>,
     pub verdict: Trend,
+    /// The comparison that decided the verdict, e.g. `first/last ratio 3.2e-31 < 1e-2`.
+    pub verdict_basis: String,
     /// Why the verdict is `undetermined` (`null` otherwise).
     pub verdict_reason: Option<String>,
     /// Layers where the value is 0 (underflow), inf or NaN in any seed.
@@ -221,13 +277,14 @@ pub struct CurveSummary {
 impl CurveSummary {
     /// Summarise one curve per seed (`seeds[i]` is `per_seed[i]`'s seed). `forward_bad_from`:
     /// the first layer whose activation std is inf/NaN in some seed (the forward pass overflowed),
-    /// named in an undetermined verdict's reason.
-    fn new(
+    /// named in an undetermined verdict's reason; `forward_max`: the largest finite activation
+    /// std of any layer and seed, judged against `exploding_scale`.
+    pub fn new(
         per_seed: &[&[Num]],
         seeds: &[u64],
         forward_bad_from: Option<usize>,
-        vanishing_below: f64,
-        exploding_above: f64,
+        forward_max: f64,
+        t: Thresholds,
     ) -> Self {
         let depth = per_seed[0].len();
         let gmean: Vec<f64> = (0..depth)
@@ -251,16 +308,77 @@ impl CurveSummary {
         }
         // Overflow is evidence of exploding, underflow of vanishing; NaN of neither, and nor is
         // anything computed after the forward pass overflowed (a 0 there is ReLU of NaN, say).
-        let verdict = if !special.inf.is_empty() {
-            Trend::Exploding
+        // Then the absolute scale, the first/last ratio and the per-layer factor, in that order.
+        let largest = gmean
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(f64::NAN, f64::max);
+        let factor = growth.map(|g| g.0);
+        let e = |v: f64| fmt_num(v);
+        let (verdict, basis) = if !special.inf.is_empty() {
+            (
+                Trend::Exploding,
+                format!("overflow to inf at layers {}", fmt_layers(&special.inf)),
+            )
         } else if !special.nan.is_empty() || ratio.is_nan() || forward_bad_from.is_some() {
-            Trend::Undetermined
-        } else if ratio > exploding_above {
-            Trend::Exploding
-        } else if !special.zero.is_empty() || ratio < vanishing_below {
-            Trend::Vanishing
+            (Trend::Undetermined, "no evidence either way".to_string())
+        } else if largest > t.exploding_scale {
+            (
+                Trend::Exploding,
+                format!(
+                    "largest value {} > {} (absolute scale)",
+                    e(largest),
+                    short(t.exploding_scale)
+                ),
+            )
+        } else if forward_max > t.exploding_scale {
+            (
+                Trend::Exploding,
+                format!(
+                    "forward activation std {} > {} (absolute scale)",
+                    e(forward_max),
+                    short(t.exploding_scale)
+                ),
+            )
+        } else if ratio > t.exploding_above {
+            (
+                Trend::Exploding,
+                format!("first/last ratio {} > {}", e(ratio), short(t.exploding_above)),
+            )
+        } else if !special.zero.is_empty() {
+            (
+                Trend::Vanishing,
+                format!("underflow to 0 at layers {}", fmt_layers(&special.zero)),
+            )
+        } else if ratio < t.vanishing_below {
+            (
+                Trend::Vanishing,
+                format!("first/last ratio {} < {}", e(ratio), short(t.vanishing_below)),
+            )
         } else {
-            Trend::Stable
+            match factor {
+                Some(f) if f > t.steady_factor => (
+                    Trend::Growing,
+                    format!("x{} per layer > x{}", fmt_num(f), short(t.steady_factor)),
+                ),
+                Some(f) if f < 1.0 / t.steady_factor => (
+                    Trend::Decaying,
+                    format!(
+                        "x{} per layer < x{}",
+                        fmt_num(f),
+                        format!("{:.3}", 1.0 / t.steady_factor)
+                    ),
+                ),
+                _ => (
+                    Trend::Stable,
+                    format!(
+                        "first/last ratio {} and x{} per layer",
+                        e(ratio),
+                        factor.map_or("-".to_string(), fmt_num)
+                    ),
+                ),
+            }
         };
         let verdict_reason = (verdict == Trend::Undetermined).then(|| {
             let nan_seeds: Vec<String> = per_seed
@@ -303,6 +421,7 @@ impl CurveSummary {
             ratio: Num(ratio),
             growth_per_layer: growth,
             verdict,
+            verdict_basis: basis,
             verdict_reason,
             special,
         }
@@ -493,13 +612,18 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                 .filter_map(|s| s.activation_std.iter().position(|v| !v.0.is_finite()))
                 .min()
                 .map(|i| i + 1);
+            let forward_max = per_seed
+                .iter()
+                .flat_map(|s| s.activation_std.iter().map(|v| v.0))
+                .filter(|v| v.is_finite())
+                .fold(f64::NAN, f64::max);
             let summary = |curve: &[&[Num]]| {
                 CurveSummary::new(
                     curve,
                     &seed_ids,
                     forward_bad_from,
-                    cfg.vanishing_below,
-                    cfg.exploding_above,
+                    forward_max,
+                    cfg.thresholds(),
                 )
             };
             let net = cfg.net(depth, norm);
@@ -567,6 +691,15 @@ pub fn title(cfg: &GradNormsConfig) -> String {
     s
 }
 
+/// A threshold as a user would write it: `0.01`, `100`, `1.05`, `1e10`.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e4).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Layers as runs: 3,4,5,9 -> 3-5,9.
 fn fmt_layers(v: &[usize]) -> String {
     stats::fmt_ranges(v)
@@ -611,8 +744,14 @@ pub fn table(report: &GradNormsReport) -> String {
             a.activation_grad.verdict.to_string(),
         ));
         for (what, c) in [("|dW_l|", w), ("|dL/dh_l|", &a.activation_grad)] {
-            if let Some(reason) = &c.verdict_reason {
-                notes.push(format!("  {}: {what} is undetermined: {reason}", a.label));
+            match &c.verdict_reason {
+                Some(reason) => {
+                    notes.push(format!("  {}: {what} is undetermined: {reason}", a.label))
+                }
+                None => notes.push(format!(
+                    "  {}: {what} is {}: {}",
+                    a.label, c.verdict, c.verdict_basis
+                )),
             }
         }
         for (what, sp) in [
@@ -641,10 +780,15 @@ pub fn table(report: &GradNormsReport) -> String {
     out.push_str(&format!(
         "ratio = layer 1 / layer L (L = depth); growth/layer = factor per layer towards the input (least-squares fit over the layers\n\
          whose value is finite and > 0: layers listed above as 0, inf or NaN are left out of it);\n\
-         verdict: exploding if a layer overflows to inf or ratio > {:.0e}, else undetermined if a layer is NaN (no evidence),\n\
-         else vanishing if ratio < {:.0e} or a layer underflows to 0, else stable.\n\
-         signal = the backprop signal |dL/dh_l|, judged the same way.\n",
-        cfg.exploding_above, cfg.vanishing_below
+         verdict, the first rule that applies: exploding if a layer overflows to inf; undetermined if a layer is NaN or the\n\
+         forward pass overflowed (no evidence); exploding if any layer's value or forward activation std is above {} (absolute\n\
+         scale) or ratio > {}; vanishing if a layer underflows to 0 or ratio < {}; growing if growth/layer > {}, decaying if\n\
+         it is < {}; else stable. signal = the backprop signal |dL/dh_l|, judged the same way.\n",
+        short(cfg.exploding_scale),
+        short(cfg.exploding_above),
+        short(cfg.vanishing_below),
+        short(cfg.steady_factor),
+        format!("{:.3}", 1.0 / cfg.steady_factor)
     ));
     out.push_str(&theory_table(report, label_w));
     out
@@ -755,14 +899,46 @@ mod tests {
         let nums: Vec<Vec<Num>> = values.iter().map(|v| nums(v)).collect();
         let per_seed: Vec<&[Num]> = nums.iter().map(|v| &v[..]).collect();
         let seeds: Vec<u64> = (0..values.len() as u64).collect();
-        CurveSummary::new(&per_seed, &seeds, None, VANISHING_BELOW, EXPLODING_ABOVE)
+        CurveSummary::new(&per_seed, &seeds, None, 1.0, Thresholds::DEFAULT)
+    }
+
+    /// `n` layers growing by `f` per layer towards the input, ending at `last`.
+    fn geometric(n: usize, f: f64, last: f64) -> Vec<f64> {
+        (0..n).map(|l| last * f.powi((n - 1 - l) as i32)).collect()
+    }
+
+    #[test]
+    fn steady_growth_or_decay_is_neither_stable_nor_explosive() {
+        // tanh with BN at depth 50: ratio 38, x1.085 per layer.
+        let tanh_bn = geometric(50, 1.077, 7.7);
+        let c = curve(&[&tanh_bn]);
+        assert_eq!(c.verdict, Trend::Growing, "{}", c.verdict_basis);
+        assert!(c.verdict_basis.contains("per layer > x1.05"), "{}", c.verdict_basis);
+        let c = curve(&[&geometric(50, 1.0 / 1.08, 1.0)]);
+        assert_eq!(c.verdict, Trend::Decaying, "{}", c.verdict_basis);
+        // Within 5% per layer it stays stable.
+        assert_eq!(curve(&[&geometric(50, 1.02, 1.0)]).verdict, Trend::Stable);
+    }
+
+    #[test]
+    fn huge_gradients_are_exploding_whatever_the_ratio() {
+        // A ReLU residual net without BN: 1e23..5e24, ratio 0.03, x0.976 per layer.
+        let relu_skip = geometric(50, 0.93, 5.07e24);
+        let c = curve(&[&relu_skip]);
+        assert_eq!(c.verdict, Trend::Exploding, "{}", c.verdict_basis);
+        assert!(c.verdict_basis.contains("absolute scale"), "{}", c.verdict_basis);
+        // Modest gradients behind a forward pass whose activations reach 1e12.
+        let v = nums(&[1.0, 1.0, 1.0]);
+        let c = CurveSummary::new(&[&v], &[0], None, 1e12, Thresholds::DEFAULT);
+        assert_eq!(c.verdict, Trend::Exploding);
+        assert!(c.verdict_basis.contains("forward activation std"), "{}", c.verdict_basis);
     }
 
     #[test]
     fn finite_curves_are_judged_by_their_ratio() {
         assert_eq!(curve(&[&[1e-5, 1e-2, 1.0]]).verdict, Trend::Vanishing);
         assert_eq!(curve(&[&[1e5, 1e2, 1.0]]).verdict, Trend::Exploding);
-        let stable = curve(&[&[2.0, 1.5, 1.0], &[1.0, 1.2, 1.1]]);
+        let stable = curve(&[&[1.02, 1.01, 1.0], &[1.0, 1.0, 1.01]]);
         assert_eq!(stable.verdict, Trend::Stable);
         assert!(stable.verdict_reason.is_none());
     }
@@ -791,7 +967,7 @@ mod tests {
     #[test]
     fn an_undetermined_curve_names_the_forward_overflow() {
         let nan = nums(&[f64::NAN; 4]);
-        let c = CurveSummary::new(&[&nan], &[7], Some(3), VANISHING_BELOW, EXPLODING_ABOVE);
+        let c = CurveSummary::new(&[&nan], &[7], Some(3), 1.0, Thresholds::DEFAULT);
         let reason = c.verdict_reason.unwrap();
         assert!(
             reason.contains("in seed(s) 7") && reason.contains("from layer 3"),
@@ -799,12 +975,12 @@ mod tests {
         );
         // Zeros after a forward overflow (ReLU of NaN) are no underflow: no evidence either.
         let zeros = nums(&[0.0, 0.0, 1.0, 1.0]);
-        let c = CurveSummary::new(&[&zeros], &[0], Some(2), VANISHING_BELOW, EXPLODING_ABOVE);
+        let c = CurveSummary::new(&[&zeros], &[0], Some(2), 1.0, Thresholds::DEFAULT);
         assert_eq!(c.verdict, Trend::Undetermined);
         assert!(c.verdict_reason.unwrap().contains("0 at layers 1-2"));
         // An overflow to inf stays evidence of exploding.
         let inf = nums(&[f64::INFINITY, 1.0, 1.0, 1.0]);
-        let c = CurveSummary::new(&[&inf], &[0], Some(2), VANISHING_BELOW, EXPLODING_ABOVE);
+        let c = CurveSummary::new(&[&inf], &[0], Some(2), 1.0, Thresholds::DEFAULT);
         assert_eq!(c.verdict, Trend::Exploding);
     }
 }
