@@ -1,27 +1,67 @@
-//! `grad_norms.png`: per-layer weight-gradient norms (top), backprop signal and forward
-//! activation spread (bottom), one curve per configuration, BN off warm and BN on cool.
+//! The figures of `grad-norms`:
+//! - `grad_norms.png`, the headline slide: per-layer weight-gradient norms, each arm annotated
+//!   with its per-layer factor and first/last ratio, beside the forward activation spread;
+//! - `grad_norms_detail.png`: weight gradients, the backprop signal with the mean-field
+//!   prediction, and the forward spread, each panel with its own legend.
+//!
+//! Each normalisation arm keeps one colour and marker in every figure ([`norm_color`],
+//! [`norm_marker`]); several depths are told apart by dash (the deepest solid) and drawn
+//! against `l / L`, so every depth spans the same axis.
 
 use std::path::Path;
 
 use anyhow::Result;
 
 use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
-use crate::plot::{COOL, Figure, Figures, Panel, Series, WARM, draw_panel, figure};
-use crate::stats::{Num, geometric_mean, max_nan, min_nan};
+use crate::plot::{
+    Dash, Figure, Figures, Layout, LegendItem, Note, Panel, Series, Slide, draw_panel, figure,
+    norm_color, norm_marker,
+};
+use crate::stats::{Num, fmt_num, geometric_mean, max_nan, min_nan};
+
+/// Where layer `l` (1-based) of an arm of depth `depth` sits on the x axis: `l` when the
+/// report has one depth, `l / depth` when it has several.
+fn layer_x(report: &GradNormsReport, l: usize, depth: usize) -> f64 {
+    if report.config.depths.len() > 1 {
+        l as f64 / depth as f64
+    } else {
+        l as f64
+    }
+}
+
+/// The x axis' label, with the direction backprop runs.
+fn x_label(report: &GradNormsReport) -> String {
+    if report.config.depths.len() > 1 {
+        "layer / depth, l / L (input side → output side; backprop runs ← from 1)".into()
+    } else {
+        "layer l (1 = input side, L = output side; backprop runs ← from L)".into()
+    }
+}
+
+/// The arm's colour, marker and dash: colour and marker from its normalisation, dash from its
+/// depth's rank (the deepest solid).
+fn arm_series(report: &GradNormsReport, i: usize, label: String, points: Vec<(f64, f64)>) -> Series {
+    let arm = &report.arms[i];
+    let mut depths = report.config.depths.clone();
+    depths.sort_unstable_by(|a, b| b.cmp(a));
+    let rank = depths.iter().position(|&d| d == arm.depth).unwrap_or(0);
+    let mut s = Series::new(label, norm_color(arm.norm), points);
+    s.marker = Some(norm_marker(arm.norm));
+    s.marker_phase = i;
+    s.dash = Dash::nth(rank);
+    s
+}
 
 /// Geometric-mean curve over seeds plus a min-max band (empty with one seed); a layer where a
 /// seed is NaN breaks the band rather than being left out of it.
-fn curve(
-    arm: &ArmResult,
-    pick: impl Fn(&LayerValues) -> &Vec<Num>,
-    color: plotters::style::RGBColor,
-) -> Series {
+fn curve(report: &GradNormsReport, i: usize, pick: &dyn Fn(&LayerValues) -> &Vec<Num>) -> Series {
+    let arm = &report.arms[i];
     let depth = arm.depth;
     let mut points = Vec::with_capacity(depth);
     let mut band = Vec::new();
     for l in 0..depth {
         let vals: Vec<f64> = arm.seeds.iter().map(|s| pick(s)[l].0).collect();
-        let x = (l + 1) as f64;
+        let x = layer_x(report, l + 1, depth);
         points.push((x, geometric_mean(&vals)));
         if vals.len() > 1 {
             band.push((
@@ -31,17 +71,17 @@ fn curve(
             ));
         }
     }
-    let mut s = Series::new(arm.label.clone(), color, points);
+    let mut s = arm_series(report, i, arm.label.clone(), points);
     s.band = band;
-    s.marker = (depth <= 60).then_some(crate::plot::Marker::Circle);
     s
 }
 
-/// The arm's mean-field prediction of `||dL/dh_l||`, dashed in its colour and scaled to meet the
-/// measured curve (geometric mean over seeds) at the last hidden layer; `None` without a theory
-/// or without a finite, positive measured value to meet. Layers where the prediction underflows
-/// are left out (the line stops).
-fn theory_series(arm: &ArmResult, color: plotters::style::RGBColor) -> Option<Series> {
+/// The arm's mean-field prediction of `||dL/dh_l||`, dotted in its colour and scaled to meet
+/// the measured curve (geometric mean over seeds) at the last hidden layer; `None` without a
+/// theory or without a finite, positive measured value to meet. Layers where the prediction
+/// underflows are left out (the line stops).
+fn theory_series(report: &GradNormsReport, i: usize) -> Option<Series> {
+    let arm = &report.arms[i];
     let theory = arm.theory.as_ref()?;
     let last = arm.activation_grad.last.0;
     if !(last.is_finite() && last > 0.0) {
@@ -51,109 +91,174 @@ fn theory_series(arm: &ArmResult, color: plotters::style::RGBColor) -> Option<Se
         .profile
         .iter()
         .enumerate()
-        .map(|(l, p)| ((l + 1) as f64, last * p.0.sqrt()))
+        .map(|(l, p)| (layer_x(report, l + 1, arm.depth), last * p.0.sqrt()))
         .filter(|&(_, y)| y.is_finite() && y > 0.0)
         .collect();
-    let mut s = Series::new(format!("{}: theory", arm.label), color, points);
-    s.dash = crate::plot::Dash::Dashed;
+    let mut s = arm_series(report, i, format!("{}: theory", arm.label), points);
+    s.dash = Dash::Dotted;
+    s.marker = None;
+    s.width = 3;
     Some(s)
 }
 
-/// One colour per arm: BN off arms take the warm colours in order, BN on arms the cool ones.
-fn colors(report: &GradNormsReport) -> Vec<plotters::style::RGBColor> {
-    let (mut warm, mut cool) = (0, 0);
-    report
-        .arms
-        .iter()
-        .map(|a| {
-            if a.norm.is_on() {
-                cool += 1;
-                COOL[(cool - 1) % COOL.len()]
-            } else {
-                warm += 1;
-                WARM[(warm - 1) % WARM.len()]
-            }
-        })
-        .collect()
-}
-
-/// A per-layer panel on a log axis: one curve (with seed band) per arm, layer 1 to the
-/// deepest arm's depth on x, so arms of different depths share the axis.
+/// A per-layer panel on a log axis: one curve (with seed band) per arm.
 fn layer_panel(
     report: &GradNormsReport,
     caption: &str,
     y_label: &str,
     pick: &dyn Fn(&LayerValues) -> &Vec<Num>,
 ) -> Panel {
-    let max_depth = report.arms.iter().map(|a| a.depth).max().unwrap_or(1) as f64;
-    let mut p = Panel::new(
-        caption,
-        "layer l (1 = input side, L = output side)",
-        y_label,
-        true,
-    );
-    p.x_range = Some((
-        if max_depth > 1.0 { 1.0 } else { 0.5 },
-        if max_depth > 1.0 { max_depth } else { 1.5 },
-    ));
-    p.series = report
-        .arms
-        .iter()
-        .zip(colors(report))
-        .map(|(a, c)| curve(a, pick, c))
+    let mut p = Panel::new(caption, x_label(report), y_label, true);
+    let max_depth = report.arms.iter().map(|a| a.depth).max().unwrap_or(1);
+    p.x_range = Some(if report.config.depths.len() > 1 {
+        let min_depth = report.arms.iter().map(|a| a.depth).min().unwrap_or(1);
+        (1.0 / min_depth as f64, 1.0)
+    } else if max_depth > 1 {
+        (1.0, max_depth as f64)
+    } else {
+        (0.5, 1.5)
+    });
+    p.integer_x = report.config.depths.len() == 1;
+    p.series = (0..report.arms.len())
+        .map(|i| curve(report, i, pick))
         .collect();
     p
 }
 
-/// Draw the report into `path` (1800 x 1300 px).
-pub fn draw(report: &GradNormsReport, path: &Path) -> Result<crate::plot::Layout> {
-    let weight = layer_panel(
+/// The number a class should remember about an arm, written beside its line at the input end:
+/// the per-layer factor towards the input, the first/last ratio and the verdict.
+fn arm_note(report: &GradNormsReport, i: usize, series: &Series) -> Option<Note> {
+    let arm: &ArmResult = &report.arms[i];
+    let w = &arm.weight_grad;
+    // The first layer from the input with a drawable value.
+    let &(x, y) = series.points.iter().find(|p| p.1.is_finite() && p.1 > 0.0)?;
+    let factor = w
+        .growth_per_layer
+        .map_or("-".to_string(), |g| format!("×{}", fmt_num(g.0)));
+    let prefix = if report.arms.len() > 1 {
+        format!("{}: ", arm.label)
+    } else {
+        String::new()
+    };
+    Some(Note {
+        x,
+        y,
+        text: format!(
+            "{prefix}{factor}/layer, first/last {} ({})",
+            fmt_num(w.ratio.0),
+            w.verdict
+        ),
+        color: series.color,
+        offset: (14, 22),
+    })
+}
+
+/// The headline's title: what was compared.
+fn headline_title(report: &GradNormsReport) -> String {
+    let norms = &report.config.norms;
+    let off = norms.iter().any(|n| !n.is_on());
+    let on: Vec<_> = norms.iter().filter(|n| n.is_on()).collect();
+    let what = match (off, on.len()) {
+        (true, 0) => "without BatchNorm".to_string(),
+        (false, 1) if on[0].label() == "BN on" => "with BatchNorm".to_string(),
+        (false, _) => format!(
+            "with {}",
+            on.iter().map(|n| n.label()).collect::<Vec<_>>().join(" vs ")
+        ),
+        (true, 1) if on[0].label() == "BN on" => "BatchNorm off vs on".to_string(),
+        (true, _) => format!(
+            "BN off vs {}",
+            on.iter().map(|n| n.label()).collect::<Vec<_>>().join(" vs ")
+        ),
+    };
+    format!("Gradient norms at initialisation: {what}")
+}
+
+fn subtitle(report: &GradNormsReport) -> String {
+    title(&report.config)
+}
+
+fn weight_panel(report: &GradNormsReport) -> Panel {
+    layer_panel(
         report,
         "Weight gradient ‖∂L/∂W_l‖ per layer",
         "‖∂L/∂W_l‖ (Frobenius, log scale)",
         &|s| &s.weight_grad_norm,
-    );
-    let theory: Vec<Series> = report
-        .arms
-        .iter()
-        .zip(colors(report))
-        .filter_map(|(a, c)| theory_series(a, c))
+    )
+}
+
+fn forward_panel(report: &GradNormsReport) -> Panel {
+    layer_panel(
+        report,
+        "Forward activations std(h_l)",
+        "std(h_l) (log scale)",
+        &|s| &s.activation_std,
+    )
+}
+
+/// The seed note of a legend: what lines and bands mean.
+fn seed_note(report: &GradNormsReport) -> Option<LegendItem> {
+    let n = report.config.seeds;
+    (n > 1).then(|| {
+        LegendItem::text(format!(
+            "lines: geometric mean over {n} seeds; bands: min-max"
+        ))
+    })
+}
+
+/// The headline slide: weight gradients (annotated) and the forward spread.
+pub fn draw(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+    let mut weight = weight_panel(report);
+    weight.notes = (0..report.arms.len())
+        .filter_map(|i| arm_note(report, i, &weight.series[i]))
+        .collect();
+    let forward = forward_panel(report);
+    let mut slide = Slide::new(headline_title(report), subtitle(report), vec![weight, forward]);
+    slide.widths = vec![3, 2];
+    slide.notes.extend(seed_note(report));
+    if report.config.depths.len() > 1 {
+        slide.notes.push(LegendItem::text(
+            "dash: depth (solid = deepest); colour and marker: BatchNorm arm",
+        ));
+    }
+    slide.draw(path)
+}
+
+/// The detail figure (1800 x 1300 px): weight gradients across the top, the backprop signal
+/// with the mean-field prediction and the forward spread below.
+pub fn draw_detail(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+    let weight = weight_panel(report);
+    let theory: Vec<Series> = (0..report.arms.len())
+        .filter_map(|i| theory_series(report, i))
         .collect();
     let mut signal = layer_panel(
         report,
         if !theory.is_empty() {
-            "Backprop signal ‖∂L/∂h_l‖ (dashed: mean-field theory)"
+            "Backprop signal ‖∂L/∂h_l‖ (dotted: theory)"
         } else {
-            "Backprop signal ‖∂L/∂h_l‖ reaching layer l"
+            "Backprop signal ‖∂L/∂h_l‖"
         },
         "‖∂L/∂h_l‖ (log scale)",
         &|s| &s.activation_grad_norm,
     );
     signal.series.extend(theory);
-    let spread = layer_panel(
-        report,
-        "Forward activations: std(h_l)",
-        "std(h_l) (log scale)",
-        &|s| &s.activation_std,
-    );
-
-    let mut subtitle = title(&report.config);
+    let forward = forward_panel(report);
+    let mut sub = subtitle(report);
     if report.config.seeds > 1 {
-        subtitle.push_str(" (lines: geometric mean; bands: min-max over seeds)");
+        sub.push_str(" (lines: geometric mean; bands: min-max over seeds)");
     }
-    // Not an even grid: the weight gradients, the quantity the figure is about, get the full
-    // width on top.
+    // Not an even grid: the weight gradients get the full width on top.
     figure(
         path,
         (1800, 1300),
-        "Gradient norms at initialisation: BatchNorm off vs on",
-        &subtitle,
+        &format!("{} (detail)", headline_title(report)),
+        &sub,
         |body| {
             let (top, bottom) = body.split_vertically(620);
             let mut layout = draw_panel(&top, &weight)?;
             let (left, right) = bottom.split_horizontally(900);
             layout.extend(draw_panel(&left, &signal)?);
-            layout.extend(draw_panel(&right, &spread)?);
+            layout.extend(draw_panel(&right, &forward)?);
             Ok(layout)
         },
     )
@@ -161,9 +266,15 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<crate::plot::Layout
 
 impl Figures for crate::experiment::grad_norms::GradNorms {
     fn figures() -> Vec<Figure<Self::Report>> {
-        vec![Figure {
-            file: "grad_norms.png",
-            draw,
-        }]
+        vec![
+            Figure {
+                file: "grad_norms.png",
+                draw,
+            },
+            Figure {
+                file: "grad_norms_detail.png",
+                draw: draw_detail,
+            },
+        ]
     }
 }

@@ -1084,7 +1084,7 @@ where
     for s in &panel.series {
         draw_point_marks(area, &chart, s, &axes, &mut drawn.points)?;
     }
-    drawn.labels = draw_notes(area, &chart, panel, &axes, fonts, drawn.plot)?;
+    drawn.labels = draw_notes(area, &chart, panel, &axes, fonts, drawn.plot, &drawn.points)?;
     Ok(drawn)
 }
 
@@ -1340,8 +1340,9 @@ where
     Ok(())
 }
 
-/// The panel's notes, each beside its point, pushed down (or up) where two would overlap and
-/// kept inside the plot; returns their boxes in PNG pixels.
+/// The panel's notes, each beside its point (above or below it, whichever covers fewer of the
+/// `data` points drawn), pushed down (or up) where two would overlap and kept inside the plot;
+/// returns their boxes in PNG pixels.
 fn draw_notes<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     chart: &Chart<'_, DB>,
@@ -1349,6 +1350,7 @@ fn draw_notes<DB: DrawingBackend>(
     axes: &Axes,
     fonts: Fonts,
     plot: Rect,
+    data: &[(i32, i32)],
 ) -> Result<Vec<Rect>>
 where
     DB::ErrorType: 'static,
@@ -1365,8 +1367,20 @@ where
             .map_err(failed("measuring note"))?;
         let (w, h) = (w as i32 + 8, h as i32 + 6);
         let x0 = (at.0 + note.offset.0).clamp(plot.x0 + 2, (plot.x1 - w - 2).max(plot.x0 + 2));
-        let y0 = (at.1 - note.offset.1 - h / 2).clamp(plot.y0 + 2, (plot.y1 - h - 2).max(plot.y0));
-        boxes.push((Rect::new(x0, y0, x0 + w, y0 + h), note));
+        // Above the point or below it, whichever covers fewer drawn data points.
+        let place = |y: i32| {
+            let y0 = y.clamp(plot.y0 + 2, (plot.y1 - h - 2).max(plot.y0));
+            Rect::new(x0, y0, x0 + w, y0 + h)
+        };
+        let above = place(at.1 - note.offset.1 - h / 2);
+        let below = place(at.1 + note.offset.1 - h / 2);
+        let covered = |r: &Rect| data.iter().filter(|p| r.contains(**p)).count();
+        let best = if covered(&below) < covered(&above) {
+            below
+        } else {
+            above
+        };
+        boxes.push((best, note));
     }
     // Top to bottom, each below any earlier box it would overlap; a run off the bottom moves
     // back up above its neighbours.
