@@ -344,7 +344,11 @@ impl CurveSummary {
         } else if ratio > t.exploding_above {
             (
                 Trend::Exploding,
-                format!("first/last ratio {} > {}", e(ratio), short(t.exploding_above)),
+                format!(
+                    "first/last ratio {} > {}",
+                    e(ratio),
+                    short(t.exploding_above)
+                ),
             )
         } else if !special.zero.is_empty() {
             (
@@ -354,7 +358,11 @@ impl CurveSummary {
         } else if ratio < t.vanishing_below {
             (
                 Trend::Vanishing,
-                format!("first/last ratio {} < {}", e(ratio), short(t.vanishing_below)),
+                format!(
+                    "first/last ratio {} < {}",
+                    e(ratio),
+                    short(t.vanishing_below)
+                ),
             )
         } else {
             match factor {
@@ -913,7 +921,11 @@ mod tests {
         let tanh_bn = geometric(50, 1.077, 7.7);
         let c = curve(&[&tanh_bn]);
         assert_eq!(c.verdict, Trend::Growing, "{}", c.verdict_basis);
-        assert!(c.verdict_basis.contains("per layer > x1.05"), "{}", c.verdict_basis);
+        assert!(
+            c.verdict_basis.contains("per layer > x1.05"),
+            "{}",
+            c.verdict_basis
+        );
         let c = curve(&[&geometric(50, 1.0 / 1.08, 1.0)]);
         assert_eq!(c.verdict, Trend::Decaying, "{}", c.verdict_basis);
         // Within 5% per layer it stays stable.
@@ -926,12 +938,20 @@ mod tests {
         let relu_skip = geometric(50, 0.93, 5.07e24);
         let c = curve(&[&relu_skip]);
         assert_eq!(c.verdict, Trend::Exploding, "{}", c.verdict_basis);
-        assert!(c.verdict_basis.contains("absolute scale"), "{}", c.verdict_basis);
+        assert!(
+            c.verdict_basis.contains("absolute scale"),
+            "{}",
+            c.verdict_basis
+        );
         // Modest gradients behind a forward pass whose activations reach 1e12.
         let v = nums(&[1.0, 1.0, 1.0]);
         let c = CurveSummary::new(&[&v], &[0], None, 1e12, Thresholds::DEFAULT);
         assert_eq!(c.verdict, Trend::Exploding);
-        assert!(c.verdict_basis.contains("forward activation std"), "{}", c.verdict_basis);
+        assert!(
+            c.verdict_basis.contains("forward activation std"),
+            "{}",
+            c.verdict_basis
+        );
     }
 
     #[test]

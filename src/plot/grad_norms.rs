@@ -32,15 +32,20 @@ fn layer_x(report: &GradNormsReport, l: usize, depth: usize) -> f64 {
 /// The x axis' label, with the direction backprop runs.
 fn x_label(report: &GradNormsReport) -> String {
     if report.config.depths.len() > 1 {
-        "layer / depth, l / L (input side → output side; backprop runs ← from 1)".into()
+        "layer / depth l/L (1 = output side)".into()
     } else {
-        "layer l (1 = input side, L = output side; backprop runs ← from L)".into()
+        "layer l (1 = input, L = output)".into()
     }
 }
 
 /// The arm's colour, marker and dash: colour and marker from its normalisation, dash from its
 /// depth's rank (the deepest solid).
-fn arm_series(report: &GradNormsReport, i: usize, label: String, points: Vec<(f64, f64)>) -> Series {
+fn arm_series(
+    report: &GradNormsReport,
+    i: usize,
+    label: String,
+    points: Vec<(f64, f64)>,
+) -> Series {
     let arm = &report.arms[i];
     let mut depths = report.config.depths.clone();
     depths.sort_unstable_by(|a, b| b.cmp(a));
@@ -111,8 +116,7 @@ fn layer_panel(
     let mut p = Panel::new(caption, x_label(report), y_label, true);
     let max_depth = report.arms.iter().map(|a| a.depth).max().unwrap_or(1);
     p.x_range = Some(if report.config.depths.len() > 1 {
-        let min_depth = report.arms.iter().map(|a| a.depth).min().unwrap_or(1);
-        (1.0 / min_depth as f64, 1.0)
+        (0.0, 1.0)
     } else if max_depth > 1 {
         (1.0, max_depth as f64)
     } else {
@@ -131,7 +135,10 @@ fn arm_note(report: &GradNormsReport, i: usize, series: &Series) -> Option<Note>
     let arm: &ArmResult = &report.arms[i];
     let w = &arm.weight_grad;
     // The first layer from the input with a drawable value.
-    let &(x, y) = series.points.iter().find(|p| p.1.is_finite() && p.1 > 0.0)?;
+    let &(x, y) = series
+        .points
+        .iter()
+        .find(|p| p.1.is_finite() && p.1 > 0.0)?;
     let factor = w
         .growth_per_layer
         .map_or("-".to_string(), |g| format!("×{}", fmt_num(g.0)));
@@ -155,7 +162,11 @@ fn arm_note(report: &GradNormsReport, i: usize, series: &Series) -> Option<Note>
 
 /// The headline's title: what was compared.
 fn headline_title(report: &GradNormsReport) -> String {
-    let norms = &report.config.norms;
+    compared_title(&report.config.norms)
+}
+
+/// `Gradient norms at initialisation: ...` naming the normalisation arms that ran.
+pub fn compared_title(norms: &[crate::config::Norm]) -> String {
     let off = norms.iter().any(|n| !n.is_on());
     let on: Vec<_> = norms.iter().filter(|n| n.is_on()).collect();
     let what = match (off, on.len()) {
@@ -163,12 +174,18 @@ fn headline_title(report: &GradNormsReport) -> String {
         (false, 1) if on[0].label() == "BN on" => "with BatchNorm".to_string(),
         (false, _) => format!(
             "with {}",
-            on.iter().map(|n| n.label()).collect::<Vec<_>>().join(" vs ")
+            on.iter()
+                .map(|n| n.label())
+                .collect::<Vec<_>>()
+                .join(" vs ")
         ),
         (true, 1) if on[0].label() == "BN on" => "BatchNorm off vs on".to_string(),
         (true, _) => format!(
             "BN off vs {}",
-            on.iter().map(|n| n.label()).collect::<Vec<_>>().join(" vs ")
+            on.iter()
+                .map(|n| n.label())
+                .collect::<Vec<_>>()
+                .join(" vs ")
         ),
     };
     format!("Gradient norms at initialisation: {what}")
@@ -181,7 +198,7 @@ fn subtitle(report: &GradNormsReport) -> String {
 fn weight_panel(report: &GradNormsReport) -> Panel {
     layer_panel(
         report,
-        "Weight gradient ‖∂L/∂W_l‖ per layer",
+        "Weight gradients ‖∂L/∂W_l‖ (backprop runs ←)",
         "‖∂L/∂W_l‖ (Frobenius, log scale)",
         &|s| &s.weight_grad_norm,
     )
@@ -213,7 +230,11 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<Layout> {
         .filter_map(|i| arm_note(report, i, &weight.series[i]))
         .collect();
     let forward = forward_panel(report);
-    let mut slide = Slide::new(headline_title(report), subtitle(report), vec![weight, forward]);
+    let mut slide = Slide::new(
+        headline_title(report),
+        subtitle(report),
+        vec![weight, forward],
+    );
     slide.widths = vec![3, 2];
     slide.notes.extend(seed_note(report));
     if report.config.depths.len() > 1 {
@@ -276,5 +297,25 @@ impl Figures for crate::experiment::grad_norms::GradNorms {
                 draw: draw_detail,
             },
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Norm, Placement};
+
+    #[test]
+    fn titles_follow_the_arms_that_ran() {
+        let no_affine = Norm::Batch {
+            affine: false,
+            placement: Placement::Pre,
+        };
+        assert!(compared_title(&[Norm::Off, Norm::BN]).ends_with("BatchNorm off vs on"));
+        assert!(compared_title(&[Norm::BN]).ends_with(": with BatchNorm"));
+        assert!(compared_title(&[Norm::Off]).ends_with(": without BatchNorm"));
+        let t = compared_title(&[Norm::Off, Norm::BN, no_affine]);
+        assert!(t.contains("BN off vs BN on vs"), "{t}");
+        assert!(!compared_title(&[no_affine]).contains("off"));
     }
 }

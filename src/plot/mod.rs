@@ -671,14 +671,29 @@ const THIN_BAND: f64 = 0.012;
 /// value saying so, a band too thin to see stating its spread), its guides, and what the edge
 /// marks mean where there are any.
 pub fn panel_legend(panel: &Panel) -> Vec<LegendItem> {
+    legend_entries(panel)
+        .into_iter()
+        .map(|(mut item, thin)| {
+            if let Some(spread) = thin {
+                item.label.push_str(&format!(" (seeds within {spread})"));
+            }
+            item
+        })
+        .collect()
+}
+
+/// A panel's legend lines, each with the spread of its series' band when that band is too thin
+/// to see (`None` otherwise).
+fn legend_entries(panel: &Panel) -> Vec<(LegendItem, Option<String>)> {
     let axes = Axes::of(panel);
     let mut items = Vec::new();
     for s in panel.series.iter().filter(|s| s.legend) {
         let mut label = s.label.clone();
+        let mut thin = None;
         if !s.points.iter().any(|p| usable(p.1, axes.log)) {
             label.push_str(" (no finite value)");
-        } else if let Some(spread) = thin_band_spread(s, &axes) {
-            label.push_str(&format!(" (seed band too thin to see: {spread})"));
+        } else {
+            thin = thin_band_spread(s, &axes);
         }
         let sample = if s.no_line {
             Sample::Point {
@@ -693,12 +708,12 @@ pub fn panel_legend(panel: &Panel) -> Vec<LegendItem> {
                 width: s.width,
             }
         };
-        items.push(LegendItem::new(label, sample));
+        items.push((LegendItem::new(label, sample), thin));
     }
     for (y, label) in &panel.guides {
         let at = axes.plot_y(*y);
         if usable(*y, axes.log) && at >= axes.y.0 && at <= axes.y.1 {
-            items.push(LegendItem::new(label.clone(), Sample::Guide));
+            items.push((LegendItem::new(label.clone(), Sample::Guide), None));
         }
     }
     if axes.edges.bottom {
@@ -709,14 +724,14 @@ pub fn panel_legend(panel: &Panel) -> Vec<LegendItem> {
                 "bottom strip: 0".to_string()
             }
         });
-        items.push(LegendItem::new(label, Sample::BottomMark));
+        items.push((LegendItem::new(label, Sample::BottomMark), None));
     }
     if axes.edges.top {
         let label = panel
             .top_edge_label
             .clone()
             .unwrap_or_else(|| "top strip: inf or NaN (overflow)".to_string());
-        items.push(LegendItem::new(label, Sample::TopMark));
+        items.push((LegendItem::new(label, Sample::TopMark), None));
     }
     items
 }
@@ -734,22 +749,48 @@ fn thin_band_spread(s: &Series, axes: &Axes) -> Option<String> {
         return None;
     }
     Some(if axes.log {
-        format!("max/min at most x{:.3}", 10f64.powf(widest))
+        format!("×{:.3}", 10f64.powf(widest))
     } else {
-        format!("max-min at most {}", lin_tick(&widest))
+        format!("±{}", lin_tick(&(widest / 2.0)))
     })
 }
 
 /// Every panel's legend in one list, each distinct line once: the legend of panels that share
 /// their series.
 pub fn shared_legend<'p>(panels: impl IntoIterator<Item = &'p Panel>) -> Vec<LegendItem> {
-    let mut items: Vec<LegendItem> = Vec::new();
-    for item in panels.into_iter().flat_map(panel_legend) {
-        if !items.contains(&item) {
-            items.push(item);
+    // A series whose band is too thin to see states its spread only if it is too thin in every
+    // panel it appears in (the widest spread is stated: the band is visible somewhere else).
+    let mut items: Vec<(LegendItem, Option<String>, bool)> = Vec::new();
+    for (item, thin) in panels.into_iter().flat_map(legend_entries) {
+        match items.iter_mut().find(|(i, _, _)| *i == item) {
+            Some((_, kept, visible)) => {
+                *visible |= thin.is_none();
+                if let (Some(a), Some(b)) = (kept.as_ref(), thin.as_ref()) {
+                    if spread_value(b) > spread_value(a) {
+                        *kept = thin;
+                    }
+                }
+            }
+            None => {
+                let visible = thin.is_none();
+                items.push((item, thin, visible));
+            }
         }
     }
     items
+        .into_iter()
+        .map(|(mut item, thin, visible)| {
+            if let (Some(spread), false) = (thin, visible) {
+                item.label.push_str(&format!(" (seeds within {spread})"));
+            }
+            item
+        })
+        .collect()
+}
+
+/// The number in a spread text (`×1.78`, `±0.002`).
+fn spread_value(s: &str) -> f64 {
+    s.trim_start_matches(['×', '±']).parse().unwrap_or(0.0)
 }
 
 /// A legend laid out: its lines (the sample on each item's first line) and its size.
@@ -1079,10 +1120,10 @@ where
         draw_band(&mut chart, s, &axes, &mut drawn.points)?;
     }
     for s in &panel.series {
-        draw_line(&mut chart, s, &axes, &mut drawn.points)?;
+        draw_line(&mut chart, s, &axes, drawn.plot, &mut drawn.points)?;
     }
     for s in &panel.series {
-        draw_point_marks(area, &chart, s, &axes, &mut drawn.points)?;
+        draw_point_marks(area, &chart, s, &axes, drawn.plot, &mut drawn.points)?;
     }
     drawn.labels = draw_notes(area, &chart, panel, &axes, fonts, drawn.plot, &drawn.points)?;
     Ok(drawn)
@@ -1120,7 +1161,11 @@ where
             lin_tick(t)
         }
     };
+    // About one x label per 110 pixels, so narrow panels do not run their labels together.
+    let plot_w = chart.plotting_area().dim_in_pixel().0;
+    let x_labels = (plot_w as usize / 110).clamp(3, 12);
     let mut mesh = chart.configure_mesh();
+    mesh.x_labels(x_labels);
     mesh.x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
         .axis_desc_style((FAMILY, fonts.axis))
@@ -1241,7 +1286,15 @@ where
     let lower: Vec<(f64, f64)> = run.iter().map(|b| (b.0, b.1)).collect();
     let mut poly = upper.clone();
     poly.extend(lower.iter().rev());
-    points.extend(poly.iter().map(|p| chart.backend_coord(p)));
+    let plot = {
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        Rect::new(xr.start, yr.start, xr.end, yr.end)
+    };
+    points.extend(
+        poly.iter()
+            .map(|p| chart.backend_coord(p))
+            .filter(|p| plot.contains(*p)),
+    );
     chart
         .draw_series(std::iter::once(Polygon::new(
             poly,
@@ -1262,6 +1315,7 @@ fn draw_line<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     s: &Series,
     axes: &Axes,
+    plot: Rect,
     points: &mut Vec<(i32, i32)>,
 ) -> Result<()>
 where
@@ -1275,7 +1329,11 @@ where
         .collect();
     for seg in segments(&on_axes, axes.log) {
         let seg: Vec<(f64, f64)> = seg.into_iter().map(|(x, y)| (x, axes.plot_y(y))).collect();
-        points.extend(seg.iter().map(|p| chart.backend_coord(p)));
+        points.extend(
+            seg.iter()
+                .map(|p| chart.backend_coord(p))
+                .filter(|p| plot.contains(*p)),
+        );
         if s.no_line {
             continue;
         }
@@ -1305,21 +1363,28 @@ fn draw_point_marks<DB: DrawingBackend>(
     chart: &Chart<'_, DB>,
     s: &Series,
     axes: &Axes,
+    plot: Rect,
     points: &mut Vec<(i32, i32)>,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
+    // Points off the x range (a fixed range narrower than the data) are not drawn.
+    let (lo, hi) = (axes.x.0.min(axes.x.1), axes.x.0.max(axes.x.1));
     let base = area.get_base_pixel();
     let local = |p: (i32, i32)| (p.0 - base.0, p.1 - base.1);
     let marked = s.marker_indices();
     for (i, &(x, y)) in s.points.iter().enumerate() {
-        let Some(px) = axes.plot_x(x) else { continue };
+        let Some(px) = axes.plot_x(x).filter(|px| (lo..=hi).contains(px)) else {
+            continue;
+        };
         if usable(y, axes.log) {
             if let (Some(m), true) = (s.marker, marked.contains(&i)) {
                 let at = chart.backend_coord(&(px, axes.plot_y(y)));
-                points.push(at);
-                draw_marker_px(area, local(at), m, s.color)?;
+                if plot.contains(at) {
+                    points.push(at);
+                    draw_marker_px(area, local(at), m, s.color)?;
+                }
             }
             continue;
         }
@@ -1362,6 +1427,9 @@ where
             continue;
         };
         let at = chart.backend_coord(&(x, axes.plot_y(note.y)));
+        if !plot.contains(at) {
+            continue;
+        }
         let (w, h) = area
             .estimate_text_size(&note.text, &style)
             .map_err(failed("measuring note"))?;
