@@ -39,8 +39,17 @@ pub const MAX_FIGURE_PIXELS: f64 = 32e6;
 /// by doubling).
 pub const BYTES_PER_RECORD: f64 = 16.0 + 16.0 + 2.0 * 40.0;
 
-/// Bytes of the figures being drawn: an RGB bitmap of the largest figure, and its PNG encoding.
+/// Bytes of one figure being drawn: an RGB bitmap of the largest figure, and its PNG encoding.
 pub const FIGURE_BYTES: f64 = 2.0 * 3.0 * MAX_FIGURE_PIXELS;
+
+/// The most figures a command draws.
+pub const MAX_FIGURES: usize = 4;
+
+/// Bytes of the figures being drawn: they are drawn side by side, as many at once as the
+/// thread pool has threads (at most [`MAX_FIGURES`]), each [`FIGURE_BYTES`].
+pub fn figures_bytes() -> f64 {
+    FIGURE_BYTES * crate::parallel::side_by_side(MAX_FIGURES) as f64
+}
 
 /// The number of points a history recorded every `every` of `steps` steps keeps.
 pub fn points(steps: usize, every: usize) -> usize {
@@ -107,9 +116,9 @@ impl Footprint {
         self.add("records", n * BYTES_PER_RECORD, reduce)
     }
 
-    /// The figures drawn at the end (one at a time).
+    /// The figures drawn at the end (side by side, see [`figures_bytes`]).
     pub fn figures(self) -> Self {
-        self.add("figures", FIGURE_BYTES, &[])
+        self.add("figures", figures_bytes(), &[])
     }
 
     pub fn total(&self) -> f64 {

@@ -45,6 +45,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::plot::Figures;
+use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // The registry of what this process created, for the signal handler.
@@ -521,6 +522,13 @@ impl Staged {
         path: &Path,
         draw: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<()> {
+        let (tmp, context) = self.stage_temp(flag, path);
+        draw(&tmp).context(context)
+    }
+
+    /// Stage `path` to be written through a temporary file; returns the temporary path to
+    /// write (a caller may do so on another thread) and the context of an error writing it.
+    pub fn stage_temp(&mut self, flag: Option<&str>, path: &Path) -> (PathBuf, String) {
         let tmp = temp_path(path);
         register_temp(&tmp);
         let entry = Entry {
@@ -530,7 +538,7 @@ impl Staged {
         };
         let context = entry.cannot_write();
         self.files.push(entry);
-        draw(&tmp).context(context)
+        (tmp, context)
     }
 
     /// Move every staged file into place: first write into the destinations that exist and are
@@ -646,13 +654,28 @@ pub fn export<E: Figures>(
     let json_path = dir.join(format!("{}.json", E::STEM));
     staged.write_flagged("--out", &json_path, json.as_bytes())?;
     test_pause("BN_LAB_TEST_WRITE_PAUSE_MS");
-    for fig in E::figures() {
-        let path = dir.join(fig.file);
-        staged.write_with_flagged(Some("--out"), &path, |tmp| {
-            (fig.draw)(report, tmp).map(|_| ())
-        })?;
-        written.push(path);
-    }
+    // The figures are independent: drawn side by side on rayon's pool, each into its own
+    // staged file; the first failure (in figure order) is the one reported.
+    let figures = E::figures();
+    let temps: Vec<(PathBuf, String)> = figures
+        .iter()
+        .map(|fig| {
+            let path = dir.join(fig.file);
+            let staged_as = staged.stage_temp(Some("--out"), &path);
+            written.push(path);
+            staged_as
+        })
+        .collect();
+    let drawn: Vec<Result<()>> = figures
+        .par_iter()
+        .zip(temps.par_iter())
+        .map(|(fig, (tmp, context))| {
+            (fig.draw)(report, tmp)
+                .map(|_| ())
+                .context(context.clone())
+        })
+        .collect();
+    drawn.into_iter().collect::<Result<Vec<()>>>()?;
     written.push(json_path);
     for extra in extras {
         staged.write_flagged(extra.flag, &extra.path, &(extra.bytes)(report)?)?;

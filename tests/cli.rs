@@ -33,7 +33,9 @@ fn grad_norms_depth_50_vanishes_without_bn_and_not_with_it() {
     let img = image::open(dir.join("grad_norms.png"))
         .expect("valid PNG")
         .to_rgb8();
-    assert_eq!(img.dimensions(), (1800, 1300));
+    assert_eq!(img.dimensions(), bn_lab::plot::SLIDE_SIZE);
+    let detail = image::open(dir.join("grad_norms_detail.png")).expect("valid PNG");
+    assert_eq!((detail.width(), detail.height()), (1800, 1300));
     let coloured = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
     assert!(coloured > 50_000, "only {coloured} non-white pixels");
 

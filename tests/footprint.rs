@@ -17,7 +17,7 @@ use bn_lab::experiment::nonlinearity::Nonlinearity;
 use bn_lab::experiment::shattered::Shattered;
 use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::Train;
-use bn_lab::limits::FIGURE_BYTES;
+use bn_lab::limits::figures_bytes;
 use bn_lab::plot::Figures;
 use clap::Parser;
 
@@ -82,7 +82,7 @@ fn check<E: Figures>(what: &str, cfg: &E::Config) {
     // Not wildly over either: the fixed allowances (packing buffers, block overheads) aside,
     // the estimate stays within a small factor of what the run holds.
     assert!(
-        total - FIGURE_BYTES <= 8.0 * run_peak + 32e6,
+        total - figures_bytes() <= 8.0 * run_peak + 32e6,
         "{what}: declared {total} bytes for a run that peaked at {run_peak} ({fp:?})"
     );
     let records: f64 = fp
@@ -94,18 +94,19 @@ fn check<E: Figures>(what: &str, cfg: &E::Config) {
     eprintln!(
         "{what}: declared {:.1} MB (without figures {:.1} MB); run + JSON peak {:.1} MB, figures peak {:.1} MB",
         total / 1e6,
-        (total - FIGURE_BYTES) / 1e6,
+        (total - figures_bytes()) / 1e6,
         run_peak / 1e6,
         fig_peak / 1e6
     );
     assert!(
-        run_peak <= total - FIGURE_BYTES,
+        run_peak <= total - figures_bytes(),
         "{what}: the run and its JSON peaked at {run_peak} bytes, above the {} declared for them ({fp:?})",
-        total - FIGURE_BYTES
+        total - figures_bytes()
     );
     assert!(
-        fig_peak <= FIGURE_BYTES + records,
-        "{what}: drawing peaked at {fig_peak} bytes, above the figures' {FIGURE_BYTES} and the records' {records} ({fp:?})"
+        fig_peak <= figures_bytes() + records,
+        "{what}: drawing peaked at {fig_peak} bytes, above the figures' {} and the records' {records} ({fp:?})",
+        figures_bytes()
     );
 }
 

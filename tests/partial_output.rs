@@ -246,6 +246,7 @@ fn a_249_character_save_net_name_is_written() {
     let mut want = vec![
         "grad_norms.json".to_string(),
         "grad_norms.png".to_string(),
+        "grad_norms_detail.png".to_string(),
         name,
     ];
     want.sort();

@@ -37,7 +37,7 @@ pub trait Experiment {
     /// The validated input: every number the run depends on.
     type Config: Serialize + DeserializeOwned + Clone + Send + Sync;
     /// The results: written to `<STEM>.json`, drawn, summarised.
-    type Report: Serialize;
+    type Report: Serialize + Sync;
     /// The subcommand, e.g. `grad-norms`.
     const NAME: &'static str;
     /// Stem of the JSON file, e.g. `grad_norms`.
