@@ -669,11 +669,7 @@ pub fn export<E: Figures>(
     let drawn: Vec<Result<()>> = figures
         .par_iter()
         .zip(temps.par_iter())
-        .map(|(fig, (tmp, context))| {
-            (fig.draw)(report, tmp)
-                .map(|_| ())
-                .context(context.clone())
-        })
+        .map(|(fig, (tmp, context))| (fig.draw)(report, tmp).map(|_| ()).context(context.clone()))
         .collect();
     drawn.into_iter().collect::<Result<Vec<()>>>()?;
     written.push(json_path);

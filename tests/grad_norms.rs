@@ -47,7 +47,12 @@ fn overflow_of_a_linear_net_is_marked_off_the_legend() {
     // The forward pass overflows, so the gradients are NaN: drawn as marks, judged as no evidence.
     let off = &report.arms[0].weight_grad;
     assert_eq!(off.verdict, Trend::Undetermined);
-    assert!(off.verdict_reason.as_ref().unwrap().contains("forward pass overflowed"));
+    assert!(
+        off.verdict_reason
+            .as_ref()
+            .unwrap()
+            .contains("forward pass overflowed")
+    );
 }
 
 #[test]

@@ -372,11 +372,7 @@ impl CurveSummary {
                 ),
                 Some(f) if f < 1.0 / t.steady_factor => (
                     Trend::Decaying,
-                    format!(
-                        "x{} per layer < x{}",
-                        fmt_num(f),
-                        format!("{:.3}", 1.0 / t.steady_factor)
-                    ),
+                    format!("x{} per layer < x{:.3}", fmt_num(f), 1.0 / t.steady_factor),
                 ),
                 _ => (
                     Trend::Stable,
@@ -791,12 +787,12 @@ pub fn table(report: &GradNormsReport) -> String {
          verdict, the first rule that applies: exploding if a layer overflows to inf; undetermined if a layer is NaN or the\n\
          forward pass overflowed (no evidence); exploding if any layer's value or forward activation std is above {} (absolute\n\
          scale) or ratio > {}; vanishing if a layer underflows to 0 or ratio < {}; growing if growth/layer > {}, decaying if\n\
-         it is < {}; else stable. signal = the backprop signal |dL/dh_l|, judged the same way.\n",
+         it is < {:.3}; else stable. signal = the backprop signal |dL/dh_l|, judged the same way.\n",
         short(cfg.exploding_scale),
         short(cfg.exploding_above),
         short(cfg.vanishing_below),
         short(cfg.steady_factor),
-        format!("{:.3}", 1.0 / cfg.steady_factor)
+        1.0 / cfg.steady_factor
     ));
     out.push_str(&theory_table(report, label_w));
     out
