@@ -53,7 +53,7 @@ pub enum Command {
     /// Train sigmoid and ReLU networks with BatchNorm with scale/shift, without, and without BN
     /// on the non-linear task: per layer, how many activation inputs sit in (-1, 1), saturate,
     /// or leave ReLU units dead or linear, before and after training, and which fits better.
-    /// Writes nonlinearity.png, nonlinearity_hist.png and nonlinearity.json.
+    /// Writes nonlinearity.png, nonlinearity_detail.png, nonlinearity_hist.png and nonlinearity.json.
     Nonlinearity(NonlinearityArgs),
     /// The shattered gradients problem (Balduzzi et al. 2017): dy/dx of scalar networks
     /// (feedforward, with BN, resnet with BN) along a grid of inputs, and how correlated

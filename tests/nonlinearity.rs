@@ -29,10 +29,14 @@ fn run_tiny(dir: &Path, seed: &str) -> (String, Value) {
 }
 
 #[test]
-fn nonlinearity_writes_both_pictures_and_a_json_with_the_documented_fields() {
+fn nonlinearity_writes_its_pictures_and_a_json_with_the_documented_fields() {
     let dir = scratch("nl_e2e");
     let (stdout, r) = run_tiny(&dir, "1");
-    for png in ["nonlinearity.png", "nonlinearity_hist.png"] {
+    for png in [
+        "nonlinearity.png",
+        "nonlinearity_detail.png",
+        "nonlinearity_hist.png",
+    ] {
         let img = image::open(dir.join(png)).expect("valid PNG").to_rgb8();
         let coloured = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
         assert!(coloured > 20_000, "{png}: only {coloured} non-white pixels");
@@ -363,6 +367,210 @@ fn a_verdict_needs_compared_runs_that_trained() {
             );
             for s in v["summary"].as_array().unwrap() {
                 assert_eq!(s["verdict"], "undetermined", "{s}");
+            }
+        }
+    }
+}
+
+/// Every figure of the tiny run (and of one whose runs all diverged) keeps its legends off the
+/// data: the headline is a slide with one panel per activation, the histograms have one legend.
+#[test]
+fn nonlinearity_figures_keep_legends_off_the_data() {
+    use bn_lab::experiment::nonlinearity::Nonlinearity;
+    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let (_, layouts) = common::assert_figures_clear::<Nonlinearity>(&cfg, "tiny");
+    let files: Vec<&str> = layouts.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "nonlinearity.png",
+            "nonlinearity_detail.png",
+            "nonlinearity_hist.png"
+        ]
+    );
+    assert_eq!(layouts[0].1.panels.len(), 2, "sigmoid and relu");
+    let hist = &layouts[2].1;
+    assert_eq!(hist.panels.len(), 2 * 3 * 3, "acts x arms x layers");
+    assert_eq!(hist.legends.len(), 1, "one legend for every histogram");
+    let diverged = nonlinearity_config(&[TINY_NONLINEARITY, &["--lr", "1e10"]].concat());
+    common::assert_figures_clear::<Nonlinearity>(&diverged, "diverged");
+}
+
+/// The headline draws the report's numbers: each seed's recalibrated training loss (its marker
+/// beside its seed), the mean per arm as the summary has it (line and label), on one linear
+/// loss axis shared by every panel, with the loss ratio of the verdict in the caption.
+#[test]
+fn the_headline_shows_the_reports_losses_on_one_linear_axis() {
+    use bn_lab::experiment::nonlinearity::run;
+    use bn_lab::plot::nonlinearity::{dodge, headline};
+    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let report = run(&cfg, &|_| {});
+    let slide = headline(&report);
+    assert_eq!(slide.panels.len(), cfg.acts.len());
+    let y_range = slide.panels[0].y_range.expect("a fixed loss axis");
+    assert_eq!(y_range.0, 0.0, "the loss axis starts at 0");
+    for (p, s) in slide.panels.iter().zip(&report.summary) {
+        assert!(!p.log_y, "{}: a linear loss axis", p.caption);
+        assert_eq!(p.y_range, Some(y_range), "{}: the shared axis", p.caption);
+        let ratio = s.no_affine_over_affine_train.unwrap().0;
+        assert!(p.caption.contains(&format!("{ratio:.2}x")), "{}", p.caption);
+        for (i, arm) in s.arms.iter().enumerate() {
+            let markers = p
+                .series
+                .iter()
+                .find(|x| x.legend && x.label == arm.norm.label())
+                .unwrap();
+            let want: Vec<(f64, f64)> = report
+                .runs
+                .iter()
+                .filter(|r| r.act == s.act && r.norm == arm.norm)
+                .map(|r| {
+                    (
+                        r.seed as f64 + dodge(i, cfg.norms.len()),
+                        r.recalibrated_train_loss.0,
+                    )
+                })
+                .collect();
+            assert_eq!(markers.points, want, "{}: {}", s.act, arm.norm.label());
+            let mean = arm.train_loss.0;
+            assert!(y_range.1 >= mean, "the axis covers {mean}");
+            let note = p.notes.iter().find(|n| n.y == mean).unwrap();
+            assert_eq!(note.text, bn_lab::stats::fmt_num(mean));
+        }
+    }
+}
+
+/// Both γ histograms of the detail figure cover the same x range, and it holds every learned
+/// γ; the saturation panel is in percent on an axis of at least 1 %.
+#[test]
+fn the_detail_figures_gamma_histograms_share_one_x_range() {
+    use bn_lab::experiment::nonlinearity::run;
+    use bn_lab::plot::nonlinearity::{detail_columns, gamma_range};
+    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let report = run(&cfg, &|_| {});
+    let range = gamma_range(&report);
+    let columns = detail_columns(&report);
+    let gamma_panels: Vec<_> = columns
+        .iter()
+        .flatten()
+        .filter(|p| p.caption.contains("learned γ"))
+        .collect();
+    assert_eq!(gamma_panels.len(), 2, "sigmoid and relu");
+    for p in &gamma_panels {
+        assert_eq!(p.x_range, Some(range), "{}", p.caption);
+    }
+    for r in report.runs.iter().filter(|r| r.gamma.is_some()) {
+        for g in r.gamma.as_ref().unwrap().iter().flatten() {
+            assert!(
+                range.0 < g.0 && g.0 < range.1,
+                "γ {} outside {range:?}",
+                g.0
+            );
+        }
+    }
+    let sat = columns[0]
+        .iter()
+        .find(|p| p.caption.contains("saturated"))
+        .unwrap();
+    assert!(sat.y_range.unwrap().1 >= 1.0, "{:?}", sat.y_range);
+    let first = report
+        .runs
+        .iter()
+        .find(|r| r.act == Activation::Sigmoid && r.norm == cfg.norms[0])
+        .unwrap();
+    let seeds = cfg.seeds as f64;
+    let mean_l1: f64 = report
+        .runs
+        .iter()
+        .filter(|r| r.act == Activation::Sigmoid && r.norm == first.norm)
+        .map(|r| r.after.saturated.as_ref().unwrap()[0].0)
+        .sum::<f64>()
+        / seeds;
+    let drawn = sat.series[0].points[0].1;
+    assert!(
+        (drawn - 100.0 * mean_l1).abs() < 1e-9,
+        "{drawn} vs {mean_l1}"
+    );
+}
+
+/// The histograms share one x and one y range (so a spike reads as a spike), whose top covers
+/// every bar; the mode marker sits on the tallest after-training bin.
+#[test]
+fn the_histograms_share_their_axes() {
+    use bn_lab::experiment::nonlinearity::run;
+    use bn_lab::plot::nonlinearity::{hist_figure, mode};
+    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let report = run(&cfg, &|_| {});
+    let fig = hist_figure(&report);
+    assert_eq!((fig.rows, fig.cols), (6, 3));
+    let (x, y) = (fig.panels[0].x_range, fig.panels[0].y_range);
+    assert_eq!(y, Some((0.0, fig.top)));
+    for p in &fig.panels {
+        assert_eq!((p.x_range, p.y_range), (x, y), "{}", p.caption);
+    }
+    for r in report.runs.iter().filter(|r| r.seed == cfg.net.seed) {
+        for h in r.before.histograms.iter().chain(&r.after.histograms) {
+            let total = h.hist.total() as f64;
+            for &c in &h.hist.counts {
+                assert!(c as f64 / total / h.hist.bin_width() <= fig.top);
+            }
+        }
+    }
+    let h = Histogram::new(-1.0, 1.0, 4, [-0.9, 0.1, 0.2, 0.3, 0.9].into_iter());
+    assert_eq!(mode(&h), Some((0.25, 3.0 / 5.0 / 0.5)));
+    let empty = Histogram::new(-1.0, 1.0, 4, [f64::NAN, 5.0].into_iter());
+    assert_eq!(mode(&empty), None);
+}
+
+/// The saturated share is what the histogram of the same inputs says lies beyond the
+/// threshold (|u| > ln(0.97 / 0.03) = 3.48): the measure behind the detail figure's saturation
+/// panel, checked two ways, both on a standardised net (next to no saturation, as in the
+/// default run) and with gamma = 10 (much).
+#[test]
+fn the_saturated_share_agrees_with_the_histogram_beyond_the_threshold() {
+    use bn_lab::plot::nonlinearity::saturation_threshold;
+    let t = saturation_threshold(Activation::Sigmoid).unwrap();
+    assert!((t - 3.476).abs() < 1e-3, "{t}");
+    let data = data::make_task::<f64>(Task::Nonlinear, 9, 256, 256, 6, 2);
+    let mut net = Mlp::<f64>::new(
+        &bn_net(Activation::Sigmoid, true),
+        &mut data::rng(9, Stream::Weights),
+    );
+    for gamma in [1.0, 10.0] {
+        for b in &mut net.blocks {
+            let ss = b.bn.as_mut().unwrap().affine.as_mut().unwrap();
+            ss.gamma.fill(gamma);
+        }
+        let p = activation_stats(&net, data.test.x.view(), &[1, 2, 3]);
+        for h in &p.histograms {
+            let hist = &h.hist;
+            let w = hist.bin_width();
+            // Bins wholly beyond 3.5 count as saturated, bins reaching past 3.25 may.
+            let beyond = |edge: f64| {
+                hist.counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        let x0 = hist.lo + *i as f64 * w;
+                        x0 >= edge || x0 + w <= -edge
+                    })
+                    .map(|(_, &c)| c)
+                    .sum::<u64>()
+                    + hist.below
+                    + hist.above
+            };
+            let n = hist.total() as f64;
+            let sat = p.saturated.as_ref().unwrap()[h.layer - 1].0;
+            let (lo, hi) = (beyond(3.5) as f64 / n, beyond(3.25) as f64 / n);
+            assert!(
+                lo <= sat && sat <= hi,
+                "gamma {gamma}, layer {}: saturated {sat}, histogram {lo}..{hi}",
+                h.layer
+            );
+            if gamma == 10.0 {
+                assert!(sat > 0.5, "{sat}");
+            } else {
+                assert!(sat < 0.01, "{sat}");
             }
         }
     }

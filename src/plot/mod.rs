@@ -572,27 +572,6 @@ pub fn plot_error_message<E: std::error::Error + Send + Sync + 'static>(
 /// as `log10` values on a linear axis).
 pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// List `label` in the legend with `sample` as its symbol, without drawing anything in the
-/// chart: for notes such as the meaning of the edge marks.
-pub(crate) fn legend_entry<'a, DB, E, F>(
-    chart: &mut Chart<'a, DB>,
-    label: impl Into<String>,
-    sample: F,
-) -> Result<()>
-where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    E: IntoDynElement<'a, DB, (i32, i32)>,
-    F: Fn((i32, i32)) -> E + 'a,
-{
-    chart
-        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-        .map_err(failed("drawing legend"))?
-        .label(label)
-        .legend(sample);
-    Ok(())
-}
-
 /// Font sizes of a figure's text, in pixels.
 #[derive(Clone, Copy, Debug)]
 pub struct Fonts {
@@ -794,9 +773,10 @@ fn spread_value(s: &str) -> f64 {
 }
 
 /// A legend laid out: its lines (the sample on each item's first line) and its size.
-struct LegendBox {
+pub struct LegendBox {
     lines: Vec<(Option<Sample>, String)>,
-    size: (u32, u32),
+    /// Width and height in pixels.
+    pub size: (u32, u32),
     font: u32,
 }
 
@@ -809,7 +789,7 @@ fn text_style(font: u32) -> TextStyle<'static> {
 }
 
 /// Lay out `items` in at most `max_w` pixels of width, wrapping long labels at spaces.
-fn layout_legend<DB: DrawingBackend>(
+pub fn layout_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     items: &[LegendItem],
     font: u32,
@@ -866,7 +846,7 @@ fn row_height(font: u32) -> u32 {
 
 /// Draw a laid-out legend with its upper left corner at `at` (in `area`'s pixels); returns its
 /// box in PNG pixels.
-fn draw_legend<DB: DrawingBackend>(
+pub fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     legend: &LegendBox,
     at: (i32, i32),

@@ -1,23 +1,26 @@
-//! `nonlinearity.png` (per-layer fractions before/after training, learned gamma, loss curves;
-//! one column per activation) and `nonlinearity_hist.png` (histograms of activation inputs of
-//! the first, middle and last layer before and after training, per configuration).
+//! The figures of `bn-lab nonlinearity`:
+//! - `nonlinearity.png`, the headline: per activation, the final training loss of every seed
+//!   and arm on one shared linear axis, with the best linear model as a guide line;
+//! - `nonlinearity_detail.png`: per activation a column of per-layer fractions before and after
+//!   training, the learned γ (one x range for every activation) and the loss curves;
+//! - `nonlinearity_hist.png`: histograms of the activation inputs of the first, middle and last
+//!   layer before and after training, per configuration, on one shared y scale with one legend.
 
 use std::path::Path;
 
 use anyhow::Result;
-use plotters::coord::Shift;
-use plotters::prelude::*;
+use plotters::style::RGBColor;
 
 use crate::config::{Activation, Norm};
 use crate::experiment::nonlinearity::{
-    ActivationStats, Histogram, NlRun, NonlinearityReport, SIGMOID_SATURATION, TANH_SATURATION,
-    title,
+    ActSummary, ActivationStats, AffineVerdict, HIST_RANGE, Histogram, NlRun, NonlinearityReport,
+    SIGMOID_SATURATION, TANH_SATURATION, title,
 };
 use crate::plot::{
-    Chart, FAMILY, Figure, Figures, Grid, Panel, Series, draw_panel, failed, legend_entry,
-    norm_color,
+    Dash, Figure, Figures, Fonts, Grid, Layout, LegendItem, Note, Panel, Sample, Series, Slide,
+    draw_legend, draw_panel_bare, figure, layout_legend, norm_color, norm_marker,
 };
-use crate::stats::{Num, geometric_mean, max_nan, min_nan};
+use crate::stats::{Num, fmt_num, geometric_mean, max_nan, min_nan};
 
 fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRun> {
     report
@@ -26,6 +29,174 @@ fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRu
         .filter(|r| r.act == act && r.norm == arm)
         .collect()
 }
+
+/// The largest finite value of `values` (NaN when none is finite).
+fn finite_max(values: impl Iterator<Item = f64>) -> f64 {
+    values.filter(|v| v.is_finite()).fold(f64::NAN, f64::max)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The headline.
+
+/// The headline shows at most this many activations (the detail figure shows all).
+pub const HEADLINE_ACTS: usize = 3;
+
+/// A panel caption stating the comparison the verdict is about: how many times lower the
+/// recalibrated training loss is with scale/shift than without.
+fn headline_caption(act: Activation, s: Option<&ActSummary>) -> String {
+    match s.map(|s| (s.verdict, s.no_affine_over_affine_train)) {
+        Some((Some(AffineVerdict::Undetermined), _)) => {
+            format!("{act}: no verdict, a run diverged")
+        }
+        Some((Some(AffineVerdict::NoClearDifference), Some(Num(r)))) if r.is_finite() => {
+            format!("{act}: {r:.2}x, no clear difference")
+        }
+        Some((_, Some(Num(r)))) if r.is_finite() && r >= 1.0 => {
+            format!("{act}: {r:.2}x lower with γ, β")
+        }
+        Some((_, Some(Num(r)))) if r.is_finite() && r > 0.0 => {
+            format!("{act}: {:.2}x lower without γ, β", 1.0 / r)
+        }
+        _ => format!("{act}"),
+    }
+}
+
+/// How far right of its seed the `i`-th of `n` arms' markers sit, so equal losses (BN off
+/// and BN without scale/shift both at the linear model's loss) do not hide each other.
+pub fn dodge(i: usize, n: usize) -> f64 {
+    0.15 * (i as f64 - (n as f64 - 1.0) / 2.0)
+}
+
+/// The headline slide: one panel per activation (the first [`HEADLINE_ACTS`]), the final
+/// training loss (BN statistics recomputed over the training set, the loss the verdict is judged
+/// on) of every seed as a marker per arm, the mean over seeds as a dashed line labelled with its
+/// value, and the best linear model as a guide; every panel on the same linear loss axis.
+pub fn headline(report: &NonlinearityReport) -> Slide {
+    let cfg = &report.config;
+    let seeds = cfg.seed_list();
+    let first = seeds.first().copied().unwrap_or(0) as f64;
+    let last = seeds.last().copied().unwrap_or(0) as f64;
+    // Room on the left for the mean labels (short of the tick at `first - 1`), half a seed on
+    // the right.
+    let x_range = (first - 0.9, last + 0.5);
+    let linear = report.reference.linear_fit_train_loss.0;
+    let mut panels = Vec::new();
+    let mut notes = Vec::new();
+    for &act in cfg.acts.iter().take(HEADLINE_ACTS) {
+        let summary = report.summary.iter().find(|s| s.act == act);
+        let mut p = Panel::new(
+            headline_caption(act, summary),
+            "seed",
+            "final training loss (MSE)",
+            false,
+        );
+        p.integer_x = true;
+        p.x_range = Some(x_range);
+        p.top_edge_label = Some("top strip: inf or NaN (diverged)".into());
+        p.guides
+            .push((linear, "best linear model (training set)".into()));
+        for (i, &arm) in cfg.norms.iter().enumerate() {
+            let runs = runs_of(report, act, arm);
+            if runs.is_empty() {
+                continue;
+            }
+            let color = norm_color(arm);
+            let pts = runs
+                .iter()
+                .map(|r| {
+                    (
+                        r.seed as f64 + dodge(i, cfg.norms.len()),
+                        r.recalibrated_train_loss.0,
+                    )
+                })
+                .collect();
+            let mut s = Series::new(arm.label(), color, pts);
+            s.no_line = true;
+            s.marker = Some(norm_marker(arm));
+            p.series.push(s);
+            let mean = summary
+                .and_then(|s| s.arms.iter().find(|a| a.norm == arm))
+                .map_or(f64::NAN, |a| a.train_loss.0);
+            if mean.is_finite() {
+                let mut m = Series::new(
+                    format!("{} mean", arm.label()),
+                    color,
+                    vec![(x_range.0, mean), (x_range.1, mean)],
+                );
+                m.dash = Dash::Dashed;
+                m.width = 2;
+                m.legend = false;
+                p.series.push(m);
+                p.notes.push(Note {
+                    x: x_range.0,
+                    y: mean,
+                    text: fmt_num(mean),
+                    color,
+                    offset: (6, 0),
+                });
+            }
+        }
+        if let Some(s) = summary {
+            if let (Some(better), Some(v)) = (s.seeds_affine_better, s.verdict) {
+                if v != AffineVerdict::Undetermined {
+                    notes.push(LegendItem::text(format!(
+                        "{act}: with γ, β lower in {better} of {} seeds",
+                        cfg.seeds
+                    )));
+                }
+            }
+        }
+        panels.push(p);
+    }
+    // One linear loss axis from 0 for every panel, covering each seed, mean and the guide.
+    let hi = finite_max(
+        panels
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)))
+            .chain([linear]),
+    );
+    let hi = if hi.is_finite() && hi > 0.0 { hi } else { 1.0 };
+    for p in &mut panels {
+        p.y_range = Some((0.0, hi));
+    }
+    notes.push(LegendItem::new(
+        "mean over seeds (value on the left)",
+        Sample::Line {
+            color: RGBColor(90, 90, 90),
+            dash: Dash::Dashed,
+            marker: None,
+            width: 2,
+        },
+    ));
+    notes.push(LegendItem::text(
+        "markers: one seed each; loss of the final network with BN statistics recomputed over the training set",
+    ));
+    if cfg.acts.len() > HEADLINE_ACTS {
+        let rest: Vec<String> = cfg.acts[HEADLINE_ACTS..]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        notes.push(LegendItem::text(format!(
+            "{}: see nonlinearity_detail.png",
+            rest.join(", ")
+        )));
+    }
+    let mut slide = Slide::new(
+        "Does BatchNorm's scale/shift (γ, β) restore the non-linearity?",
+        title(cfg),
+        panels,
+    );
+    slide.notes = notes;
+    slide
+}
+
+/// Draw the headline into `path`.
+pub fn draw_headline(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+    headline(report).draw(path)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The detail figure.
 
 /// A curve's points and its min-max band.
 type Curve = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
@@ -52,25 +223,21 @@ fn per_layer(runs: &[&NlRun], pick: &dyn Fn(&NlRun) -> Option<&Vec<Num>>) -> Opt
     Some((pts, band))
 }
 
-/// A per-layer fraction panel: after training solid (with seed band), before training dashed.
+/// A per-layer share panel (0 to 1): after training solid (with seed band), before dashed.
 fn fraction_panel(
     report: &NonlinearityReport,
     act: Activation,
     caption: &str,
+    y_label: &str,
     pick: &dyn Fn(&ActivationStats) -> Option<&Vec<Num>>,
 ) -> Panel {
-    let mut p = layer_panel(
-        report,
-        act,
-        caption,
-        "fraction (solid: after, dashed: before)",
-        pick,
-    );
+    let mut p = layer_panel(report, act, caption, y_label, pick);
     p.y_range = Some((0.0, 1.0));
     p
 }
 
-/// A per-layer panel: after training solid (with seed band), before training dashed.
+/// A per-layer panel: after training solid (with seed band and the arm's marker), before
+/// training dashed.
 fn layer_panel(
     report: &NonlinearityReport,
     act: Activation,
@@ -92,12 +259,12 @@ fn layer_panel(
         if let Some((pts, band)) = per_layer(&runs, &|r| pick(&r.after)) {
             let mut s = Series::new(arm.label(), color, pts);
             s.band = band;
-            s.marker = true.then_some(crate::plot::Marker::Circle);
+            s.marker = Some(norm_marker(arm));
             p.series.push(s);
         }
         if let Some((pts, _)) = per_layer(&runs, &|r| pick(&r.before)) {
             let mut s = Series::new(format!("{} before", arm.label()), color, pts);
-            s.dash = crate::plot::Dash::Dashed;
+            s.dash = Dash::Dashed;
             s.legend = false;
             p.series.push(s);
         }
@@ -105,39 +272,154 @@ fn layer_panel(
     p
 }
 
-/// Step outline of a histogram as density (fraction per unit of x): the learned-γ panel's
-/// curve and the after-training outline of the histogram panels.
-fn step_points(h: &Histogram) -> Vec<(f64, f64)> {
-    let total = h.total().max(1) as f64;
-    let w = h.bin_width();
-    let mut pts = vec![(h.lo, 0.0)];
-    for (i, &c) in h.counts.iter().enumerate() {
-        let d = c as f64 / total / w;
-        let x0 = h.lo + i as f64 * w;
-        pts.push((x0, d));
-        pts.push((x0 + w, d));
+/// The input beyond which `act` counts as saturated (`|u|` above it), for sigmoid and tanh.
+pub fn saturation_threshold(act: Activation) -> Option<f64> {
+    match act {
+        Activation::Sigmoid => Some(((1.0 - SIGMOID_SATURATION) / SIGMOID_SATURATION).ln()),
+        Activation::Tanh => Some(TANH_SATURATION.atanh()),
+        _ => None,
     }
-    pts.push((h.hi, 0.0));
+}
+
+/// The saturated share per layer, in percent, on an axis from 0 to at least 1 %, with the
+/// largest value (over arms, seeds, layers, before and after) written on the plot: in the
+/// default run it stays below 0.5 %, which a 0-to-1 axis draws as a flat line at 0.
+fn saturation_panel(report: &NonlinearityReport, act: Activation) -> Panel {
+    let t = saturation_threshold(act).unwrap_or(f64::NAN);
+    let mut p = layer_panel(
+        report,
+        act,
+        &format!("{act}: saturated (|u| > {t:.2})"),
+        "saturated inputs (%)",
+        &|s| s.saturated.as_ref(),
+    );
+    for s in &mut p.series {
+        for q in &mut s.points {
+            q.1 *= 100.0;
+        }
+        for b in &mut s.band {
+            b.1 *= 100.0;
+            b.2 *= 100.0;
+        }
+    }
+    let largest = report
+        .runs
+        .iter()
+        .filter(|r| r.act == act)
+        .flat_map(|r| [&r.before, &r.after])
+        .filter_map(|s| s.saturated.as_ref())
+        .flat_map(|v| v.iter().map(|x| 100.0 * x.0))
+        .fold(f64::NAN, |m, v| if v.is_finite() { m.max(v) } else { m });
+    if largest.is_finite() {
+        p.y_range = Some((0.0, (largest * 1.15).max(1.0)));
+        // Beside the after-training point that holds it, or the first one.
+        let at = p
+            .series
+            .iter()
+            .filter(|s| s.legend)
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|q| q.1.is_finite())
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((1.0, largest));
+        let text = if largest < 1.0 {
+            format!("at most {largest:.2}% in any layer: next to none")
+        } else {
+            format!("largest: {largest:.1}%")
+        };
+        p.notes.push(Note {
+            x: at.0,
+            y: at.1,
+            text,
+            color: RGBColor(40, 40, 40),
+            offset: (10, 30),
+        });
+    }
+    p
+}
+
+/// Step outline of a histogram as density (fraction per unit of x).
+fn step_points(h: &Histogram) -> Vec<(f64, f64)> {
+    step_points_within(h, h.lo, h.hi)
+}
+
+/// The bins of `h` that lie inside `[lo, hi]`, with their left and right edges (plotters does
+/// not clip, so a panel narrower than the histogram gets only the bins it shows).
+fn bins_within(h: &Histogram, lo: f64, hi: f64) -> Vec<(f64, f64, f64)> {
+    let w = h.bin_width();
+    let eps = 1e-9 * w;
+    densities(h)
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (h.lo + i as f64 * w, h.lo + (i + 1) as f64 * w, d))
+        .filter(|&(x0, x1, _)| x0 >= lo - eps && x1 <= hi + eps)
+        .collect()
+}
+
+/// [`step_points`] of the bins inside `[lo, hi]`.
+fn step_points_within(h: &Histogram, lo: f64, hi: f64) -> Vec<(f64, f64)> {
+    let bins = bins_within(h, lo, hi);
+    let mut pts = Vec::with_capacity(2 * bins.len() + 2);
+    if let (Some(first), Some(last)) = (bins.first(), bins.last()) {
+        pts.push((first.0, 0.0));
+        for &(x0, x1, d) in &bins {
+            pts.push((x0, d));
+            pts.push((x1, d));
+        }
+        pts.push((last.1, 0.0));
+    }
     pts
 }
 
-/// Histogram of every learned gamma of the BN + affine runs of `act` (all seeds and layers).
-fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
-    let affine = report.config.norms.iter().copied().find(|n| n.affine())?;
-    let runs = runs_of(report, act, affine);
-    let values: Vec<f64> = runs
+/// Density (fraction of all values per unit of x) of each bin.
+fn densities(h: &Histogram) -> Vec<f64> {
+    let total = h.total().max(1) as f64;
+    h.counts
+        .iter()
+        .map(|&c| c as f64 / total / h.bin_width())
+        .collect()
+}
+
+/// The learned γ of every BN + affine run (all seeds, layers and units) of `act`.
+fn gammas(report: &NonlinearityReport, act: Activation) -> Vec<f64> {
+    let Some(affine) = report.config.norms.iter().copied().find(|n| n.affine()) else {
+        return Vec::new();
+    };
+    runs_of(report, act, affine)
         .iter()
         .filter_map(|r| r.gamma.as_ref())
         .flat_map(|g| g.iter().flatten().map(|v| v.0))
+        .collect()
+}
+
+/// Bins of the γ histograms.
+pub const GAMMA_BINS: usize = 60;
+
+/// The γ range every activation's histogram shares: all finite γ of every activation, and 1
+/// (where they start), with a little room either side.
+pub fn gamma_range(report: &NonlinearityReport) -> (f64, f64) {
+    let all: Vec<f64> = report
+        .config
+        .acts
+        .iter()
+        .flat_map(|&a| gammas(report, a))
+        .filter(|v| v.is_finite())
         .collect();
+    let lo = all.iter().copied().fold(1.0f64, f64::min);
+    let hi = all.iter().copied().fold(1.0f64, f64::max);
+    let pad = ((hi - lo) * 0.04).max(0.05);
+    (lo - pad, hi + pad)
+}
+
+/// Histogram of every learned γ of the BN + affine runs of `act`, over `range`.
+fn gamma_panel(report: &NonlinearityReport, act: Activation, range: (f64, f64)) -> Option<Panel> {
+    let affine = report.config.norms.iter().copied().find(|n| n.affine())?;
+    let values = gammas(report, act);
     if values.is_empty() {
         return None;
     }
+    let runs = runs_of(report, act, affine);
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let lo = finite.iter().copied().fold(1.0f64, f64::min);
-    let hi = finite.iter().copied().fold(1.0f64, f64::max);
-    let pad = ((hi - lo) * 0.05).max(0.05);
-    let h = Histogram::new(lo - pad, hi + pad, 40, values.iter().copied());
+    let h = Histogram::new(range.0, range.1, GAMMA_BINS, values.iter().copied());
     let mean_abs = finite.iter().map(|v| v.abs()).sum::<f64>() / finite.len().max(1) as f64;
     let all_betas: Vec<f64> = runs
         .iter()
@@ -163,6 +445,7 @@ fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
         "density",
         false,
     );
+    p.x_range = Some(range);
     p.series.push(Series::new(
         format!(
             "{}: mean |γ| {mean_abs:.2}, mean |β| {mean_beta:.2}{note}",
@@ -174,7 +457,7 @@ fn gamma_panel(report: &NonlinearityReport, act: Activation) -> Option<Panel> {
     Some(p)
 }
 
-/// The geometric mean over `runs` of the training mini-batch loss (or, with `test`, the test
+/// The mean over `runs` (geometric) of the training mini-batch loss (or, with `test`, the test
 /// loss) at each evaluation step, with a min-max band where every seed is finite. A diverged
 /// seed counts as inf from its last recorded value on, so the mean turns inf there too.
 /// `runs` must not be empty (its first run gives the evaluation steps).
@@ -204,16 +487,17 @@ fn mean_loss(runs: &[&NlRun], test: bool) -> Curve {
     (pts, band)
 }
 
-/// Loss curves (train solid, test dashed; geometric mean over seeds with a min-max band).
+/// Loss curves (train mini-batch solid with the arm's marker, test dashed; geometric mean over
+/// seeds with a min-max band).
 fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
     let mut p = Panel::new(
-        format!("{act}: loss (solid: train mini-batch, dashed: test)"),
+        format!("{act}: loss (dashed: test)"),
         "step (SGD updates)",
-        "loss (log scale)",
+        "train mini-batch loss (log)",
         true,
     );
     p.x_range = Some((0.0, report.config.steps.max(1) as f64));
-    p.top_edge_label = Some("top edge: diverged".into());
+    p.top_edge_label = Some("top strip: diverged".into());
     p.guides.push((
         report.reference.linear_fit_train_loss.0,
         "best linear model (train)".into(),
@@ -228,8 +512,10 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
             let mut s = Series::new(arm.label(), norm_color(arm), pts);
             s.band = band;
             if test {
-                s.dash = crate::plot::Dash::Dashed;
+                s.dash = Dash::Dashed;
                 s.legend = false;
+            } else {
+                s.marker = Some(norm_marker(arm));
             }
             p.series.push(s);
         }
@@ -238,31 +524,28 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
 }
 
 /// The panels of one activation's column, top to bottom: inputs inside (−1, 1); saturation
-/// and input spread (sigmoid, tanh) or dead and linear units (ReLU kinds); learned γ (when a
-/// BN + affine arm ran); the loss.
-fn activation_column(report: &NonlinearityReport, act: Activation) -> Vec<Panel> {
+/// and input spread (sigmoid, tanh) or dead and linear units (ReLU kinds); learned γ over
+/// `gamma_range` (when a BN + affine arm ran); the loss.
+fn activation_column(
+    report: &NonlinearityReport,
+    act: Activation,
+    gamma_range: (f64, f64),
+) -> Vec<Panel> {
     let mut col = vec![fraction_panel(
         report,
         act,
-        &format!("{act}: activation inputs inside (−1, 1)"),
+        &format!("{act}: inputs inside (−1, 1)"),
+        "share of inputs u",
         &|s| Some(&s.inside_unit),
     )];
     match act {
         Activation::Sigmoid | Activation::Tanh => {
-            let cap = if act == Activation::Sigmoid {
-                format!(
-                    "{act}: saturated (output < {SIGMOID_SATURATION} or > {})",
-                    1.0 - SIGMOID_SATURATION
-                )
-            } else {
-                format!("{act}: saturated (|tanh| > {TANH_SATURATION})")
-            };
-            col.push(fraction_panel(report, act, &cap, &|s| s.saturated.as_ref()));
+            col.push(saturation_panel(report, act));
             col.push(layer_panel(
                 report,
                 act,
-                &format!("{act}: spread of the activation inputs"),
-                "std of u (solid: after, dashed: before)",
+                &format!("{act}: spread of the inputs"),
+                "std of u",
                 &|s| Some(&s.input_std),
             ));
         }
@@ -270,43 +553,51 @@ fn activation_column(report: &NonlinearityReport, act: Activation) -> Vec<Panel>
             col.push(fraction_panel(
                 report,
                 act,
-                &format!("{act}: dead units (input ≤ 0 for the whole batch)"),
+                &format!("{act}: dead units (all u ≤ 0)"),
+                "share of units",
                 &|s| s.dead.as_ref(),
             ));
             col.push(fraction_panel(
                 report,
                 act,
-                &format!("{act}: linear units (input > 0 for the whole batch)"),
+                &format!("{act}: linear units (all u > 0)"),
+                "share of units",
                 &|s| s.always_active.as_ref(),
             ));
         }
         Activation::Linear => {}
     }
-    col.extend(gamma_panel(report, act));
+    col.extend(gamma_panel(report, act, gamma_range));
     col.push(loss_panel(report, act));
     col
 }
 
-/// Draw the main figure into `path`: one column per activation (shorter columns leave their
-/// bottom cells blank).
-pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<crate::plot::Layout> {
-    let columns: Vec<Vec<Panel>> = report
+/// The detail figure's panels, one column per activation.
+pub fn detail_columns(report: &NonlinearityReport) -> Vec<Vec<Panel>> {
+    let range = gamma_range(report);
+    report
         .config
         .acts
         .iter()
-        .map(|&act| activation_column(report, act))
-        .collect();
+        .map(|&act| activation_column(report, act, range))
+        .collect()
+}
+
+/// Draw the detail figure into `path`: one column per activation (shorter columns leave their
+/// bottom cells blank), each panel with its legend beside it.
+pub fn draw_detail(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+    let columns = detail_columns(report);
     let rows = columns.iter().map(|c| c.len()).max().unwrap_or(1);
     let cols = columns.len().max(1);
     Grid::new(rows, cols, (900, 560)).draw(
         path,
-        "Does BatchNorm's scale/shift restore the non-linearity? (diary argument 4)",
+        "Activation inputs per layer, after (solid) and before (dashed) training",
         &title(&report.config),
         |cells| {
-            let mut layout = crate::plot::Layout::default();
+            let mut layout = Layout::default();
             for (c, col) in columns.iter().enumerate() {
                 for (r, p) in col.iter().enumerate() {
-                    layout.extend(draw_panel(&cells[r * cols + c], p)?);
+                    layout.extend(crate::plot::draw_panel(&cells[r * cols + c], p)?);
                 }
             }
             Ok(layout)
@@ -314,240 +605,267 @@ pub fn draw(report: &NonlinearityReport, path: &Path) -> Result<crate::plot::Lay
     )
 }
 
-/// Density (fraction per unit of x) of each bin.
-fn densities(h: &Histogram) -> Vec<f64> {
-    let total = h.total().max(1) as f64;
-    h.counts
-        .iter()
-        .map(|&c| c as f64 / total / h.bin_width())
-        .collect()
+// ---------------------------------------------------------------------------------------------
+// The histograms.
+
+/// Grey of the before-training histogram.
+const BEFORE: RGBColor = RGBColor(70, 70, 70);
+/// Yellow of the interval (−1, 1).
+const UNIT_INTERVAL: RGBColor = RGBColor(240, 190, 0);
+/// Grey of the saturation thresholds.
+const THRESHOLD: RGBColor = RGBColor(100, 100, 100);
+
+/// The histogram figure: its panels in row-major order (one row per (activation,
+/// configuration) of the first seed, one column per probed layer), and its one legend.
+pub struct HistFigure {
+    pub panels: Vec<Panel>,
+    pub rows: usize,
+    pub cols: usize,
+    pub legend: Vec<LegendItem>,
+    /// The density every panel's y axis ends at.
+    pub top: f64,
 }
 
-/// One histogram panel: before training grey, after training in the configuration's colour,
-/// the nearly-linear interval (-1, 1) shaded and, for sigmoid/tanh, the saturation thresholds
-/// drawn as dotted lines.
-fn draw_hist_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    caption: &str,
-    act: Activation,
-    before: &Histogram,
-    after: &Histogram,
-    color: RGBColor,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let (db, da) = (densities(before), densities(after));
-    let top = db
-        .iter()
-        .chain(&da)
-        .copied()
-        .fold(0.0f64, f64::max)
-        .max(1e-3)
-        * 1.1;
-    let mut chart = hist_chart(area, caption, (after.lo, after.hi), top)?;
-    draw_linear_interval(&mut chart, top)?;
-    draw_saturation_thresholds(&mut chart, act, top)?;
-    draw_before_bars(&mut chart, before, &db, after.bin_width())?;
-    let style = ShapeStyle::from(&color).stroke_width(3);
-    chart
-        .draw_series(LineSeries::new(step_points(after), style))
-        .map_err(failed("drawing outline"))?
-        .label("after training")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-    note_outside(&mut chart, before, after)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 18))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .margin(8)
-        .draw()
-        .map_err(failed("drawing legend"))?;
-    Ok(())
+/// The bin with the most values after training: its centre and density (`None` when every
+/// value fell outside the histogram).
+pub fn mode(h: &Histogram) -> Option<(f64, f64)> {
+    let d = densities(h);
+    let (i, &m) = d.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+    (m > 0.0).then(|| (h.lo + (i as f64 + 0.5) * h.bin_width(), m))
 }
 
-/// The chart of a histogram panel: activation input `x` from `x.0` to `x.1`, density from 0
-/// to `top`, with smaller text than a [`Panel`] as the figure has many small cells.
-fn hist_chart<'a, DB: DrawingBackend>(
-    area: &'a DrawingArea<DB, Shift>,
-    caption: &str,
-    x: (f64, f64),
-    top: f64,
-) -> Result<Chart<'a, DB>>
-where
-    DB::ErrorType: 'static,
-{
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FAMILY, 24))
-        .margin(10)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x.0..x.1, 0.0..top)
-        .map_err(failed("building chart"))?;
-    chart
-        .configure_mesh()
-        .x_desc("activation input u")
-        .y_desc("density")
-        .axis_desc_style((FAMILY, 20))
-        .label_style((FAMILY, 18))
-        .y_labels(4)
-        .y_label_formatter(&|v: &f64| format!("{v:.2}"))
-        .light_line_style(BLACK.mix(0.04))
-        .bold_line_style(BLACK.mix(0.12))
-        .draw()
-        .map_err(failed("drawing axes"))?;
-    Ok(chart)
-}
-
-/// Shade (−1, 1), where a sigmoid is nearly linear: inputs there see no non-linearity.
-fn draw_linear_interval<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Chart<'a, DB>,
-    top: f64,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    chart
-        .draw_series(std::iter::once(Rectangle::new(
-            [(-1.0, 0.0), (1.0, top)],
-            RGBColor(255, 200, 0).mix(0.18).filled(),
-        )))
-        .map_err(failed("drawing band"))?
-        .label("(−1, 1)")
-        .legend(|(x, y)| {
-            Rectangle::new(
-                [(x, y - 7), (x + 24, y + 7)],
-                RGBColor(255, 200, 0).mix(0.35).filled(),
-            )
-        });
-    Ok(())
-}
-
-/// Dotted vertical lines at ± the input beyond which sigmoid/tanh count as saturated (the
-/// same thresholds as the saturation panels); nothing for other activations.
-fn draw_saturation_thresholds<DB: DrawingBackend>(
-    chart: &mut Chart<'_, DB>,
-    act: Activation,
-    top: f64,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let threshold = match act {
-        Activation::Sigmoid => Some(((1.0 - SIGMOID_SATURATION) / SIGMOID_SATURATION).ln()),
-        Activation::Tanh => Some(TANH_SATURATION.atanh()),
-        _ => None,
-    };
-    if let Some(t) = threshold {
-        let style = ShapeStyle::from(&RGBColor(110, 110, 110)).stroke_width(2);
-        for x in [-t, t] {
-            chart
-                .draw_series(DashedLineSeries::new(vec![(x, 0.0), (x, top)], 5, 6, style))
-                .map_err(failed("drawing threshold"))?;
+/// The half-width of the x range every histogram panel shares: past the outermost filled bin
+/// of any histogram and past the saturation thresholds drawn, at most the histograms' range.
+fn hist_half_width(hists: &[(&Histogram, &Histogram)], thresholds: &[f64]) -> f64 {
+    let mut r = thresholds.iter().fold(1.5f64, |m, &t| m.max(t + 0.5));
+    for h in hists.iter().flat_map(|(b, a)| [*b, *a]) {
+        let w = h.bin_width();
+        for (i, &c) in h.counts.iter().enumerate() {
+            if c > 0 {
+                let x0 = h.lo + i as f64 * w;
+                r = r.max(x0.abs()).max((x0 + w).abs());
+            }
         }
     }
-    Ok(())
+    ((r * 2.0).ceil() / 2.0).min(HIST_RANGE)
 }
 
-/// The before-training histogram as translucent grey bars of `densities`, `width` wide.
-fn draw_before_bars<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Chart<'a, DB>,
-    before: &Histogram,
-    densities: &[f64],
-    width: f64,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    chart
-        .draw_series(densities.iter().enumerate().map(|(i, &d)| {
-            let x0 = before.lo + i as f64 * width;
-            Rectangle::new(
-                [(x0, 0.0), (x0 + width, d)],
-                RGBColor(150, 150, 150).mix(0.45).filled(),
-            )
-        }))
-        .map_err(failed("drawing bars"))?
-        .label("before training")
-        .legend(|(x, y)| {
-            Rectangle::new(
-                [(x, y - 7), (x + 24, y + 7)],
-                RGBColor(150, 150, 150).mix(0.6).filled(),
-            )
-        });
-    Ok(())
-}
-
-/// A legend line with the share of values outside the histogram's range (or not finite),
-/// before → after, when it is at least 0.05 % either time: the bars alone would hide them.
-fn note_outside<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Chart<'a, DB>,
-    before: &Histogram,
-    after: &Histogram,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+/// One histogram panel: the interval (−1, 1) shaded yellow, the saturation thresholds of
+/// sigmoid/tanh dotted, the before-training histogram as grey bars, the after-training one as
+/// the arm's coloured outline with its marker on the mode.
+fn hist_panel(
+    caption: String,
+    act: Activation,
+    arm: Norm,
+    (before, after): (&Histogram, &Histogram),
+    half_width: f64,
+    top: f64,
+) -> Panel {
+    let mut p = Panel::new(caption, "activation input u", "density", false);
+    p.x_range = Some((-half_width, half_width));
+    p.y_range = Some((0.0, top));
+    let mut unit = Series::new("(−1, 1)", UNIT_INTERVAL, Vec::new());
+    unit.band = vec![(-1.0, 0.0, top), (1.0, 0.0, top)];
+    unit.legend = false;
+    p.series.push(unit);
+    if let Some(t) = saturation_threshold(act) {
+        for x in [-t, t] {
+            let mut s = Series::new("saturation", THRESHOLD, vec![(x, 0.0), (x, top)]);
+            s.dash = Dash::Dotted;
+            s.width = 2;
+            s.legend = false;
+            p.series.push(s);
+        }
+    }
+    let mut bars = Series::new("before training", BEFORE, Vec::new());
+    bars.band = bins_within(before, -half_width, half_width)
+        .into_iter()
+        .flat_map(|(x0, x1, d)| [(x0, 0.0, d), (x1, 0.0, d)])
+        .collect();
+    bars.legend = false;
+    p.series.push(bars);
+    let color = norm_color(arm);
+    let mut outline = Series::new(
+        arm.label(),
+        color,
+        step_points_within(after, -half_width, half_width),
+    );
+    outline.legend = false;
+    p.series.push(outline);
+    if let Some(m) = mode(after) {
+        let mut s = Series::new(arm.label(), color, vec![m]);
+        s.no_line = true;
+        s.marker = Some(norm_marker(arm));
+        s.legend = false;
+        p.series.push(s);
+    }
+    // The bars alone would hide values beyond the histogram's range or not finite.
     let outside =
         |h: &Histogram| (h.below + h.above + h.non_finite) as f64 / h.total().max(1) as f64;
     let (ob, oa) = (outside(before), outside(after));
     if ob >= 5e-4 || oa >= 5e-4 {
-        let label = format!(
-            "outside ±{}: {:.1}% → {:.1}%",
-            after.hi,
-            100.0 * ob,
-            100.0 * oa
-        );
-        legend_entry(chart, label, |(x, y)| EmptyElement::at((x, y)))?;
+        let what = if before.non_finite + after.non_finite > 0 {
+            format!("beyond ±{} or not finite", after.hi)
+        } else {
+            format!("beyond ±{}", after.hi)
+        };
+        p.notes.push(Note {
+            x: -half_width,
+            y: top,
+            text: format!("{what}: {:.1}% → {:.1}%", 100.0 * ob, 100.0 * oa),
+            color: RGBColor(60, 60, 60),
+            offset: (0, 0),
+        });
     }
-    Ok(())
+    p
 }
 
-/// Draw the histograms of the first seed into `path`: one row per (activation, configuration),
-/// one column per probed layer.
-pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<crate::plot::Layout> {
+/// The histogram figure of the first seed's runs.
+pub fn hist_figure(report: &NonlinearityReport) -> HistFigure {
     let cfg = &report.config;
+    let layers = cfg.hist_layers();
     let runs: Vec<&NlRun> = report
         .runs
         .iter()
         .filter(|r| r.seed == cfg.net.seed)
         .collect();
-    let layers = cfg.hist_layers();
-    let cols = layers.len().max(1);
-    let subtitle = format!(
-        "probe: first {} test samples, BN with batch statistics · shaded: (−1, 1) · dotted: sigmoid/tanh saturation thresholds · seed {}",
-        cfg.net.batch, cfg.net.seed
+    let find = |s: &ActivationStats, layer: usize| {
+        s.histograms
+            .iter()
+            .find(|h| h.layer == layer)
+            .map(|h| h.hist.clone())
+    };
+    // (run, layer, before, after) in row-major order.
+    let cells: Vec<(&NlRun, usize, Histogram, Histogram)> = runs
+        .iter()
+        .flat_map(|&r| {
+            layers
+                .iter()
+                .filter_map(move |&l| Some((r, l, find(&r.before, l)?, find(&r.after, l)?)))
+        })
+        .collect();
+    let thresholds: Vec<f64> = cfg
+        .acts
+        .iter()
+        .filter_map(|&a| saturation_threshold(a))
+        .collect();
+    let pairs: Vec<(&Histogram, &Histogram)> = cells.iter().map(|c| (&c.2, &c.3)).collect();
+    let half_width = hist_half_width(&pairs, &thresholds);
+    let top = finite_max(
+        cells
+            .iter()
+            .flat_map(|c| densities(&c.2).into_iter().chain(densities(&c.3))),
     );
-    Grid::new(runs.len().max(1), cols, (700, 380)).draw(
+    let top = if top.is_finite() && top > 0.0 {
+        top * 1.05
+    } else {
+        1.0
+    };
+    let panels = cells
+        .iter()
+        .map(|(r, l, b, a)| {
+            hist_panel(
+                format!("{}: layer {l}", r.label),
+                r.act,
+                r.norm,
+                (b, a),
+                half_width,
+                top,
+            )
+        })
+        .collect();
+    let mut legend = vec![LegendItem::new("before training", Sample::Band(BEFORE))];
+    for &arm in &cfg.norms {
+        legend.push(LegendItem::new(
+            format!("after training, {}", arm.label()),
+            Sample::Line {
+                color: norm_color(arm),
+                dash: Dash::Solid,
+                marker: Some(norm_marker(arm)),
+                width: 3,
+            },
+        ));
+    }
+    legend.push(LegendItem::text(
+        "marker: the most common bin after training",
+    ));
+    legend.push(LegendItem::new(
+        "(−1, 1), where sigmoid(u) ≈ 1/2 + u/4",
+        Sample::Band(UNIT_INTERVAL),
+    ));
+    let mut sat = Vec::new();
+    for &act in &cfg.acts {
+        if let Some(t) = saturation_threshold(act) {
+            sat.push(format!("{act} |u| > {t:.2}"));
+        }
+    }
+    if !sat.is_empty() {
+        legend.push(LegendItem::new(
+            format!("saturated beyond: {}", sat.join(", ")),
+            Sample::Line {
+                color: THRESHOLD,
+                dash: Dash::Dotted,
+                marker: None,
+                width: 2,
+            },
+        ));
+    }
+    legend.push(LegendItem::text(
+        "every panel on the same axes, so their heights compare",
+    ));
+    HistFigure {
+        rows: runs.len().max(1),
+        cols: layers.len().max(1),
+        panels,
+        legend,
+        top,
+    }
+}
+
+/// Width and height of one histogram cell, and the widest the legend column may be.
+const HIST_CELL: (u32, u32) = (620, 440);
+const HIST_LEGEND_MAX_W: u32 = 470;
+
+/// Draw the histograms of the first seed into `path`: one row per (activation, configuration),
+/// one column per probed layer, one legend in a column on the right.
+pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+    let cfg = &report.config;
+    let fig = hist_figure(report);
+    let subtitle = format!(
+        "{} · histograms of seed {}; probe: the first {} test samples, BN with batch statistics",
+        title(cfg),
+        cfg.net.seed,
+        cfg.net.batch
+    );
+    let grid_w = HIST_CELL.0 * fig.cols as u32;
+    let size = (
+        grid_w + HIST_LEGEND_MAX_W + 20,
+        crate::plot::TITLE_HEIGHT + HIST_CELL.1 * fig.rows as u32,
+    );
+    figure(
         path,
+        size,
         "Activation inputs before and after training (first, middle, last layer)",
         &subtitle,
-        |cells| {
-            for (r, run) in runs.iter().enumerate() {
-                for (c, &layer) in layers.iter().enumerate() {
-                    let find = |s: &ActivationStats| {
-                        s.histograms
-                            .iter()
-                            .find(|h| h.layer == layer)
-                            .map(|h| h.hist.clone())
-                    };
-                    let (Some(before), Some(after)) = (find(&run.before), find(&run.after)) else {
-                        continue;
-                    };
-                    draw_hist_panel(
-                        &cells[r * cols + c],
-                        &format!("{}: layer {layer}", run.label),
-                        run.act,
-                        &before,
-                        &after,
-                        norm_color(run.norm),
-                    )?;
-                }
+        |body| {
+            let (grid, side) = body.split_horizontally(grid_w);
+            let mut layout = Layout::default();
+            for (cell, p) in grid
+                .split_evenly((fig.rows, fig.cols))
+                .iter()
+                .zip(&fig.panels)
+            {
+                layout.panels.push(draw_panel_bare(cell, p, Fonts::DETAIL)?);
             }
-            // The histogram panels draw their own legends (not recorded).
-            Ok(crate::plot::Layout::default())
+            let legend =
+                layout_legend(&side, &fig.legend, Fonts::DETAIL.legend, HIST_LEGEND_MAX_W)?;
+            let top = layout
+                .panels
+                .first()
+                .map_or(0, |p| p.plot.y0 - side.get_base_pixel().1)
+                .max(0);
+            layout.legends.push(draw_legend(&side, &legend, (8, top))?);
+            Ok(layout)
         },
     )
 }
@@ -557,7 +875,11 @@ impl Figures for crate::experiment::nonlinearity::Nonlinearity {
         vec![
             Figure {
                 file: "nonlinearity.png",
-                draw,
+                draw: draw_headline,
+            },
+            Figure {
+                file: "nonlinearity_detail.png",
+                draw: draw_detail,
             },
             Figure {
                 file: "nonlinearity_hist.png",
