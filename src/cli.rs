@@ -356,6 +356,17 @@ pub struct LandscapeArgs {
 pub struct IcsArgs {
     #[command(flatten)]
     pub train: MeasuredTrainArgs,
+    /// Further learning rates at which both arms train again (summaries only), for the scatter
+    /// of ICS against the final test loss; comma-separated, `none` for no sweep.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "LRS",
+        value_parser = lr_list,
+        default_value = "0.001,0.003,0.015",
+        allow_negative_numbers = true
+    )]
+    pub sweep_lr: LrList,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
@@ -601,4 +612,22 @@ pub struct TheoryArgs {
     pub init: Init,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// A comma-separated list of learning rates, or `none` (an empty list).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrList(pub Vec<f64>);
+
+fn lr_list(s: &str) -> Result<LrList, String> {
+    if s == "none" {
+        return Ok(LrList(Vec::new()));
+    }
+    s.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|e| format!("{v:?} is not a number: {e}"))
+        })
+        .collect::<Result<Vec<f64>, String>>()
+        .map(LrList)
 }

@@ -162,7 +162,7 @@ fn declared_footprints_bound_the_measured_peaks() {
             Command::Nonlinearity(a) => {
                 check::<Nonlinearity>(what, &commands::nonlinearity::config(&a).unwrap())
             }
-            Command::Ics(a) => check::<Ics>(what, &commands::measured_train(&a.train, &a.net)),
+            Command::Ics(a) => check::<Ics>(what, &commands::ics::config(&a)),
             Command::Landscape(a) => check::<Landscape>(what, &commands::landscape::config(&a)),
             Command::Shattered(a) => check::<Shattered>(what, &commands::shattered::config(&a)),
             Command::Theory(a) => check::<Theory>(what, &commands::theory::config(&a)),

@@ -161,7 +161,7 @@ fn bad_ics_flags_give_one_line_naming_the_flag_and_write_nothing() {
 
 fn ics_config(args: &[&str]) -> bn_lab::experiment::ics::IcsConfig {
     match common::parse(args) {
-        bn_lab::cli::Command::Ics(a) => bn_lab::commands::measured_train(&a.train, &a.net),
+        bn_lab::cli::Command::Ics(a) => bn_lab::commands::ics::config(&a),
         _ => unreachable!("an ics command line"),
     }
 }
@@ -173,9 +173,14 @@ fn ics_config(args: &[&str]) -> bn_lab::experiment::ics::IcsConfig {
 #[test]
 fn ics_progress_adds_up_to_its_work_units() {
     use bn_lab::experiment::ics::{Ics, measure_units, work_units};
-    let cfg = ics_config(TINY_ICS);
+    let mut single = TINY_ICS.to_vec();
+    single.extend(["--sweep-lr", "none"]);
+    let cfg = ics_config(&single);
     assert_eq!(measure_units(&cfg), 4 * 3 * 8);
     assert_eq!(work_units(&cfg), 2 * (12 * 24 + 3 * 96 + 16));
+    // The default sweep trains both arms again at three more learning rates.
+    let cfg = ics_config(TINY_ICS);
+    assert_eq!(work_units(&cfg), 4 * 2 * (12 * 24 + 3 * 96 + 16));
     let r = common::assert_progress_adds_up::<Ics>(&cfg, measure_units(&cfg), "ics");
     assert!(r.arms.iter().all(|a| a.run.diverged_at.is_none()));
     let cfg = ics_config(&common::with_flag(TINY_ICS, "--lr", "1e10"));
@@ -224,4 +229,80 @@ fn a_verdict_needs_finite_medians_in_both_arms() {
         "{stdout}"
     );
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The headline scatter draws, per arm, exactly the report's `(summary ||G - G'||, final test
+/// loss)` of each learning rate; the runs at `--lr` are the detailed arms' own numbers, and a
+/// sweep run equals the detailed run of a command line with that `--lr`.
+#[test]
+fn the_scatter_points_are_the_reports_numbers() {
+    use bn_lab::experiment::ics::{Ics, run};
+    use bn_lab::plot::ics::scatter_points;
+    let cfg = ics_config(TINY_ICS);
+    let r = run(&cfg, &|_| {});
+    assert_eq!(r.runs.len(), 8, "2 arms x 4 learning rates");
+    let lrs: Vec<f64> = r.runs.iter().map(|x| x.lr).collect();
+    assert_eq!(lrs, [0.001, 0.001, 0.003, 0.003, 0.015, 0.015, 0.05, 0.05]);
+    for a in &r.arms {
+        let pts = scatter_points(&r, &a.run.label);
+        let want: Vec<(f64, f64)> = r
+            .runs
+            .iter()
+            .filter(|x| x.label == a.run.label)
+            .map(|x| (x.l2_diff.0, x.final_test_loss.0))
+            .collect();
+        assert_eq!(pts.len(), 4);
+        assert_eq!(pts, want, "{}", a.run.label);
+        let main = r
+            .runs
+            .iter()
+            .find(|x| x.label == a.run.label && x.lr == 0.05)
+            .unwrap();
+        assert_eq!(main.l2_diff.0, a.summary.l2_diff.0);
+        assert_eq!(main.final_test_loss.0, a.run.final_test_loss.0);
+    }
+    let mut at = common::with_flag(TINY_ICS, "--lr", "0.015");
+    at.extend(["--sweep-lr", "none"]);
+    let alone = run(&ics_config(&at), &|_| {});
+    for a in &alone.arms {
+        let swept = r
+            .runs
+            .iter()
+            .find(|x| x.label == a.run.label && x.lr == 0.015)
+            .unwrap();
+        assert_eq!(swept.l2_diff.0, a.summary.l2_diff.0, "{}", a.run.label);
+        assert_eq!(swept.final_test_loss.0, a.run.final_test_loss.0);
+    }
+    let v = &r.ics_vs_loss;
+    assert_eq!(v.lrs, 4);
+    assert!(v.bn_lower_loss <= 4 && v.bn_lower_ics <= 4);
+    let _ = Ics;
+}
+
+/// Spearman's rho on cases worked by hand: a monotone pair is +1 whatever the scale, a
+/// reversed one -1, and ties share their mean rank (x = 1, 2, 2, 3 against y = 1, 3, 2, 4:
+/// ranks 1, 2.5, 2.5, 4 and 1, 3, 2, 4 give rho = 4.5 / sqrt(4.5 * 5) = 0.9487).
+#[test]
+fn spearman_matches_hand_computed_cases() {
+    use bn_lab::experiment::ics::spearman;
+    assert!((spearman(&[1.0, 2.0, 3.0], &[1.0, 100.0, 1e4]) - 1.0).abs() < 1e-12);
+    assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[9.0, 5.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+    let rho = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]);
+    assert!((rho - 4.5 / (4.5f64 * 5.0).sqrt()).abs() < 1e-12, "{rho}");
+    assert!(spearman(&[1.0, 2.0], &[1.0, 2.0]).is_nan());
+}
+
+/// Every figure of a tiny run (the default one takes about 6 s in a release build) and of
+/// one whose BN-off arm diverges: no legend over data, the headline a slide.
+#[test]
+fn ics_figures_keep_their_legends_clear() {
+    use bn_lab::experiment::ics::Ics;
+    let (_, layouts) = common::assert_figures_clear::<Ics>(&ics_config(TINY_ICS), "tiny");
+    assert_eq!(layouts[0].1.panels.len(), 2, "scatter and ratios");
+    // Each scatter point is recorded by its line vertex and its marker: 8 distinct pixels.
+    let distinct: std::collections::BTreeSet<(i32, i32)> =
+        layouts[0].1.panels[0].points.iter().copied().collect();
+    assert_eq!(distinct.len(), 8, "one point per arm and learning rate");
+    let diverging = common::with_flag(TINY_ICS, "--lr", "1e10");
+    common::assert_figures_clear::<Ics>(&ics_config(&diverging), "diverging");
 }

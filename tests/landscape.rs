@@ -507,3 +507,96 @@ fn comparisons_need_a_non_nan_median_in_both_arms() {
     assert!(!stdout.contains("not comparable"), "{stdout}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Every figure of the tiny run: no legend over data, the headline a slide of four panels,
+/// the slice's layout recording each map's cell centres and the colour bar.
+#[test]
+fn landscape_figures_keep_their_legends_clear() {
+    use bn_lab::experiment::landscape::Landscape;
+    let (_, layouts) =
+        common::assert_figures_clear::<Landscape>(&landscape_config(TINY_LANDSCAPE), "tiny");
+    let names: Vec<&str> = layouts.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(names, ["landscape.png", "landscape_slice.png"]);
+    assert_eq!(layouts[0].1.panels.len(), 4);
+    let slice = &layouts[1].1;
+    assert_eq!(slice.panels.len(), 2);
+    assert!(
+        slice.panels.iter().all(|p| p.points.len() == 25),
+        "5 x 5 cells"
+    );
+    assert_eq!(slice.legends.len(), 1, "the colour bar");
+}
+
+/// `--lr 0.02` on the default network (shortened to 40 steps and a 7 x 7 slice): BN off
+/// diverges at step 3. Its ✕ is drawn at the divergence step in every panel over training
+/// (one recorded point more than the same report drawn as if it had not diverged), the
+/// legend says where, and its slice panel says why it is empty and has no legend.
+#[test]
+fn a_diverged_arm_is_marked_in_every_landscape_figure() {
+    use bn_lab::experiment::landscape::{Landscape, run};
+    use bn_lab::plot::Figures;
+    let args = [
+        "landscape",
+        "--lr",
+        "0.02",
+        "--steps",
+        "40",
+        "--slice-grid",
+        "7",
+    ];
+    let cfg = landscape_config(&args);
+    let (report, layouts) = common::assert_figures_clear::<Landscape>(&cfg, "lr 0.02");
+    assert_eq!(report.arms[0].run.diverged_at, Some(3), "BN off diverges");
+    assert_eq!(report.arms[1].run.diverged_at, None, "BN on trains");
+    let mut undiverged = run(&cfg, &|_| {});
+    undiverged.arms[0].run.diverged_at = None;
+    let dir = common::scratch_dir("landscape-undiverged");
+    for (fig, (file, layout)) in Landscape::figures().into_iter().zip(&layouts).take(1) {
+        let plain = (fig.draw)(&undiverged, &dir.join(fig.file)).unwrap();
+        for (p, q) in layout.panels.iter().zip(&plain.panels) {
+            assert_eq!(
+                p.points.len(),
+                q.points.len() + 1,
+                "{file}, {}: the divergence mark",
+                p.caption
+            );
+        }
+    }
+    let slice = &layouts[1].1;
+    assert!(
+        slice.panels[0]
+            .caption
+            .contains("diverged at step 3: no slice")
+    );
+    assert!(slice.panels[0].points.is_empty());
+    assert_eq!(slice.panels[1].points.len(), 49);
+    assert_eq!(
+        slice.legends.len(),
+        1,
+        "only the colour bar, no empty legend box"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A step-0 probe decades above the rest does not set the range: the range ends at the
+/// decade above the later values, the step-0 point is drawn there, and a note gives its value.
+#[test]
+fn the_step_zero_probe_is_clipped_with_its_value_written() {
+    use bn_lab::plot::landscape::clip_step0;
+    use bn_lab::plot::{Panel, Series, okabe_ito};
+    let mut p = Panel::new("p", "step", "loss", true);
+    let mut s = Series::new(
+        "BN off",
+        okabe_ito::VERMILLION,
+        vec![(0.0, 2.5e4), (10.0, 0.8), (20.0, 3.0)],
+    );
+    s.band = vec![(0.0, 1e3, 1e5), (10.0, 0.5, 1.0), (20.0, 2.0, 4.0)];
+    p.series.push(s);
+    let clipped = clip_step0(&mut p);
+    assert_eq!(clipped, [("BN off".to_string(), 2.5e4)]);
+    assert_eq!(p.y_range, Some((0.5, 10.0)));
+    assert_eq!(p.series[0].points[0], (0.0, 10.0));
+    assert_eq!(p.series[0].band[0], (0.0, 10.0, 10.0));
+    assert_eq!(p.notes.len(), 1);
+    assert!(p.notes[0].text.contains("2.50e4"), "{}", p.notes[0].text);
+}

@@ -3,10 +3,20 @@
 use anyhow::Result;
 
 use crate::cli::IcsArgs;
-use crate::commands::{MEASURED_RENAMES, execute, measured_train};
-use crate::experiment::ics::Ics;
+use crate::commands::{Renames, execute, measured_train};
+use crate::experiment::ics::{Ics, IcsConfig};
+
+/// Config fields of `ics` set by flags of another name.
+pub const RENAMES: Renames = &[("norms", "--bn"), ("sweep_lrs", "--sweep-lr")];
+
+/// The validated-to-be config of a command line.
+pub fn config(args: &IcsArgs) -> IcsConfig {
+    IcsConfig {
+        run: measured_train(&args.train, &args.net),
+        sweep_lrs: args.sweep_lr.0.clone(),
+    }
+}
 
 pub fn run(args: &IcsArgs) -> Result<()> {
-    let cfg = measured_train(&args.train, &args.net);
-    execute::<Ics>(&cfg, MEASURED_RENAMES, &args.output, &[]).map(|_| ())
+    execute::<Ics>(&config(args), RENAMES, &args.output, &[]).map(|_| ())
 }

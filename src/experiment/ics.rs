@@ -17,9 +17,9 @@
 
 use ndarray::Array2;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Dtype, Norm};
+use crate::config::{ConfigError, Dtype, Norm, finite_in};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::limits::Footprint;
@@ -28,18 +28,55 @@ use crate::stats::{Num, fmt_num, fmt_ranges, frobenius_norm, positions};
 use crate::stats::{mean_nan, median_nan};
 use crate::train::{loss_and_grad, step_units, units};
 
-/// A validated `ics` configuration: the training runs it measures.
-pub type IcsConfig = MeasuredTrainConfig;
+/// A validated `ics` configuration: the training runs it measures, and the learning rates of
+/// the sweep that compares ICS with the final test loss across runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IcsConfig {
+    /// The runs measured in detail (every record kept), at `run.lr`.
+    #[serde(flatten)]
+    pub run: MeasuredTrainConfig,
+    /// Further learning rates at which every arm trains again, keeping only its summary: the
+    /// points of the scatter of ICS against the final test loss. A rate equal to `run.lr` is not
+    /// run twice; may be empty.
+    pub sweep_lrs: Vec<f64>,
+}
 
-/// Check the runs.
+impl IcsConfig {
+    /// The sweep's learning rates other than `run.lr`, in the given order.
+    pub fn extra_lrs(&self) -> Vec<f64> {
+        let mut out: Vec<f64> = Vec::new();
+        for &lr in &self.sweep_lrs {
+            if lr != self.run.lr && !out.contains(&lr) {
+                out.push(lr);
+            }
+        }
+        out
+    }
+
+    /// The same runs at learning rate `lr`.
+    fn at_lr(&self, lr: f64) -> MeasuredTrainConfig {
+        MeasuredTrainConfig {
+            lr,
+            ..self.run.clone()
+        }
+    }
+}
+
+/// Check the runs and the sweep's learning rates.
 pub fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
-    cfg.validate()
+    cfg.run.validate()?;
+    for &lr in &cfg.sweep_lrs {
+        finite_in("sweep_lrs", "> 0", lr, |v| v > 0.0)?;
+    }
+    Ok(())
 }
 
 /// Per arm: the training net, the copy before the update and the measuring copy (on up to
 /// the test set's samples), the f64 difference of one weight gradient, and per measured step
-/// the loss and three numbers per layer (with the per-layer summary).
+/// the loss and three numbers per layer (with the per-layer summary). The sweep's runs come
+/// first and keep only their summaries, so they add nothing to the peak.
 pub fn footprint(cfg: &IcsConfig) -> Footprint {
+    let cfg = &cfg.run;
     let samples = cfg.net.batch.max(cfg.data.n_test);
     let layers = cfg.depth as f64 + 1.0;
     let (w, d_in, d_out) = (
@@ -304,30 +341,175 @@ pub struct IcsReport {
     pub arms: Vec<IcsArm>,
     /// Present when both arms ran.
     pub verdict: Option<IcsVerdict>,
+    /// Every run, at `lr` and at the sweep's learning rates (ascending), as the scatter of ICS
+    /// against the final test loss draws them.
+    pub runs: Vec<IcsRun>,
+    /// How well ICS predicts the final test loss over `runs`.
+    pub ics_vs_loss: IcsVsLoss,
+}
+
+/// One arm trained at one learning rate, as the numbers the scatter needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsRun {
+    pub label: String,
+    pub norm: Norm,
+    pub lr: f64,
+    /// Summary `||G - G'||`, relative `||G - G'|| / ||G||` and `cos(G, G')` (means over layers
+    /// 2..out of the per-layer medians, see [`IcsSummary`]).
+    pub l2_diff: Num,
+    pub relative: Num,
+    pub cosine: Num,
+    /// Test loss after training (BN in eval mode).
+    pub final_test_loss: Num,
+    pub diverged_at: Option<usize>,
+}
+
+impl IcsRun {
+    fn of(arm: &IcsArm, lr: f64) -> Self {
+        IcsRun {
+            label: arm.run.label.clone(),
+            norm: arm.run.norm,
+            lr,
+            l2_diff: arm.summary.l2_diff,
+            relative: arm.summary.relative,
+            cosine: arm.summary.cosine,
+            final_test_loss: arm.run.final_test_loss,
+            diverged_at: arm.run.diverged_at,
+        }
+    }
+}
+
+/// Whether ICS predicts the final test loss across the runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct IcsVsLoss {
+    /// Runs with a finite summary `||G - G'||` and a finite final test loss.
+    pub runs: usize,
+    /// Spearman's rank correlation of summary `||G - G'||` and final test loss over those
+    /// runs (NaN with fewer than 3): +1 if more ICS always meant a higher loss.
+    pub spearman: Num,
+    /// Learning rates at which BN off and the first BN arm both have finite numbers.
+    pub lrs: usize,
+    /// Of those, the rates where BN gave the lower final test loss, and where it gave the
+    /// smaller `||G - G'||`.
+    pub bn_lower_loss: usize,
+    pub bn_lower_ics: usize,
+}
+
+/// Ranks from 1, ties sharing their mean rank.
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut out = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        for &k in &order[i..=j] {
+            out[k] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Spearman's rank correlation: Pearson's correlation of the ranks (NaN below 3 pairs or when
+/// one side is constant).
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    if x.len() < 3 || x.len() != y.len() {
+        return f64::NAN;
+    }
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in rx.iter().zip(&ry) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+impl IcsVsLoss {
+    pub fn of(runs: &[IcsRun]) -> Self {
+        let finite: Vec<&IcsRun> = runs
+            .iter()
+            .filter(|r| r.l2_diff.0.is_finite() && r.final_test_loss.0.is_finite())
+            .collect();
+        let (x, y): (Vec<f64>, Vec<f64>) = finite
+            .iter()
+            .map(|r| (r.l2_diff.0, r.final_test_loss.0))
+            .unzip();
+        let mut lrs: Vec<f64> = finite.iter().map(|r| r.lr).collect();
+        lrs.dedup();
+        let (mut both, mut lower_loss, mut lower_ics) = (0, 0, 0);
+        for lr in lrs {
+            let at = |on: bool| finite.iter().find(|r| r.lr == lr && r.norm.is_on() == on);
+            if let (Some(off), Some(on)) = (at(false), at(true)) {
+                both += 1;
+                lower_loss += usize::from(on.final_test_loss.0 < off.final_test_loss.0);
+                lower_ics += usize::from(on.l2_diff.0 < off.l2_diff.0);
+            }
+        }
+        IcsVsLoss {
+            runs: finite.len(),
+            spearman: Num(spearman(&x, &y)),
+            lrs: both,
+            bn_lower_loss: lower_loss,
+            bn_lower_ics: lower_ics,
+        }
+    }
 }
 
 /// Work units of one measurement: a forward and backward pass on the step's batch per layer
 /// (see [`crate::train::FORWARD_BACKWARD`]).
 pub fn measure_units(cfg: &IcsConfig) -> u64 {
-    units(cfg.depth.saturating_add(1), step_units(cfg.net.batch))
+    units(
+        cfg.run.depth.saturating_add(1),
+        step_units(cfg.run.net.batch),
+    )
 }
 
-/// Units of work [`run`] reports, in forward passes of one sample: per arm, every training
-/// step, every measurement ([`measure_units`]) and the final test loss.
+/// Units of work [`run`] reports, in forward passes of one sample: per arm and learning rate
+/// (`lr` and the sweep's others), every training step, every measurement ([`measure_units`])
+/// and the final test loss.
 pub fn work_units(cfg: &IcsConfig) -> u64 {
-    units(cfg.norms.len(), cfg.arm_units(measure_units(cfg)))
+    let runs = cfg
+        .run
+        .norms
+        .len()
+        .saturating_mul(1 + cfg.extra_lrs().len());
+    units(runs, cfg.run.arm_units(measure_units(cfg)))
 }
 
-/// Train every arm (in parallel), measuring ICS every `every` steps.
-pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
-    let arms: Vec<IcsArm> = cfg
-        .norms
+/// Train every arm (in parallel) at `cfg.lr`, measuring ICS every `every` steps.
+fn run_arms(cfg: &MeasuredTrainConfig, progress: Progress) -> Vec<IcsArm> {
+    cfg.norms
         .par_iter()
         .map(|&norm| match cfg.net.dtype {
             Dtype::F32 => run_arm::<f32>(cfg, norm, progress),
             Dtype::F64 => run_arm::<f64>(cfg, norm, progress),
         })
-        .collect();
+        .collect()
+}
+
+/// Train every arm at each of the sweep's other learning rates first (keeping only their
+/// summaries), then at `lr` with every record kept.
+pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
+    let mut runs: Vec<IcsRun> = Vec::new();
+    for lr in cfg.extra_lrs() {
+        runs.extend(
+            run_arms(&cfg.at_lr(lr), progress)
+                .iter()
+                .map(|a| IcsRun::of(a, lr)),
+        );
+    }
+    let arms = run_arms(&cfg.run, progress);
+    runs.extend(arms.iter().map(|a| IcsRun::of(a, cfg.run.lr)));
+    // Stable: within a learning rate the arms keep their legend order.
+    runs.sort_by(|a, b| a.lr.total_cmp(&b.lr));
     let verdict = match (
         arms.iter().find(|a| !a.run.norm.is_on()),
         arms.iter().find(|a| a.run.norm.is_on()),
@@ -338,17 +520,19 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
     IcsReport {
         tool: ToolInfo::current(),
         config: cfg.clone(),
-        layer_names: cfg.layer_names(),
+        layer_names: cfg.run.layer_names(),
         arms,
         verdict,
+        ics_vs_loss: IcsVsLoss::of(&runs),
+        runs,
     }
 }
 
-fn run_arm<T: Float>(cfg: &IcsConfig, norm: Norm, progress: Progress) -> IcsArm {
+fn run_arm<T: Float>(cfg: &MeasuredTrainConfig, norm: Norm, progress: Progress) -> IcsArm {
     let mut records = Vec::new();
     let data = cfg.dataset::<T>();
     let mut net = cfg.initial_net::<T>(norm);
-    let per_measure = measure_units(cfg);
+    let per_measure = units(cfg.depth.saturating_add(1), step_units(cfg.net.batch));
     let run = cfg.train_measured(
         norm,
         &mut net,
@@ -379,13 +563,13 @@ fn run_arm<T: Float>(cfg: &IcsConfig, norm: Norm, progress: Progress) -> IcsArm 
 
 /// A subtitle describing the shared settings.
 pub fn title(cfg: &IcsConfig) -> String {
-    cfg.title()
+    cfg.run.title()
 }
 
 /// The stdout summary.
 pub fn table(report: &IcsReport) -> String {
-    let cfg = &report.config;
-    let mut out = format!("ics: {}\n", title(cfg));
+    let cfg = &report.config.run;
+    let mut out = format!("ics: {}\n", cfg.title());
     out.push_str(&format!(
         "measured every {} steps; per layer: ||G - G'|| (relative to ||G||) and cos(G, G'), medians over measured steps\n",
         cfg.every
@@ -470,6 +654,42 @@ pub fn table(report: &IcsReport) -> String {
             out.push_str(&format!("note: {}\n", diverged.join("; ")));
         }
     }
+    out.push_str(&sweep_table(report));
+    out
+}
+
+/// The sweep: per learning rate and arm, summary ICS and final test loss, then whether ICS
+/// predicts the loss.
+fn sweep_table(report: &IcsReport) -> String {
+    let mut lrs: Vec<f64> = report.runs.iter().map(|r| r.lr).collect();
+    lrs.dedup();
+    if lrs.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from(
+        "ICS against final test loss over learning rates (|G-G'|: mean over layers 2..out of the medians):\n",
+    );
+    for r in &report.runs {
+        out.push_str(&format!(
+            "  lr {:<8} {:<8} |G-G'| {:>9}  cos {:>7}  test loss {:>9}{}\n",
+            crate::stats::Short(r.lr).to_string(),
+            r.label,
+            fmt_num(r.l2_diff.0),
+            fmt_cos(r.cosine.0),
+            fmt_num(r.final_test_loss.0),
+            r.diverged_at
+                .map_or(String::new(), |s| format!("  (diverged at step {s})")),
+        ));
+    }
+    let v = &report.ics_vs_loss;
+    out.push_str(&format!(
+        "rank correlation of |G-G'| and test loss over {} runs: {}; BN gave the lower test loss at {} of {} learning rates and the smaller |G-G'| at {}\n",
+        v.runs,
+        fmt_cos(v.spearman.0),
+        v.bn_lower_loss,
+        v.lrs,
+        v.bn_lower_ics,
+    ));
     out
 }
 

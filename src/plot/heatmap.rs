@@ -5,7 +5,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plot::{Chart, FAMILY, failed};
+use crate::plot::{Chart, FAMILY, PanelLayout, Rect, failed};
 
 /// Viridis (matplotlib's perceptually uniform, colour-blind-friendly map) at nine stops.
 const VIRIDIS: [(u8, u8, u8); 9] = [
@@ -90,7 +90,7 @@ pub struct HeatMap<'a> {
 }
 
 /// Iso-line levels in log10: every half decade inside the scale (at most about 12 lines).
-fn levels(scale: &LogScale) -> Vec<f64> {
+pub fn levels(scale: &LogScale) -> Vec<f64> {
     let span = scale.hi - scale.lo;
     let step = if span > 6.0 {
         1.0
@@ -154,12 +154,13 @@ fn coord_tick(v: &f64) -> String {
 }
 
 /// Draw `map` into `area` with colours from `scale`: one square per grid point, iso-lines on
-/// top, then the marker (with its legend).
+/// top, then the marker with its label beside it (no legend over the map). Returns the plot
+/// area, every cell's centre as a data point and the marker's label box, in PNG pixels.
 pub fn draw_heatmap<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     map: &HeatMap,
     scale: &LogScale,
-) -> Result<()>
+) -> Result<PanelLayout>
 where
     DB::ErrorType: 'static,
 {
@@ -201,10 +202,20 @@ where
         )
         .map_err(failed("drawing heat map"))?;
     draw_iso_lines(&mut chart, map, scale)?;
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let mut drawn = PanelLayout {
+        caption: map.caption.clone(),
+        plot: Rect::new(xr.start, yr.start, xr.end, yr.end),
+        points: (0..n)
+            .flat_map(|j| (0..n).map(move |i| (i, j)))
+            .map(|(i, j)| chart.backend_coord(&(c[i], c[j])))
+            .collect(),
+        labels: Vec::new(),
+    };
     if let Some((p, label)) = &map.marker {
-        draw_marker(&mut chart, *p, label)?;
+        drawn.labels.push(draw_marker(area, &mut chart, *p, label)?);
     }
-    Ok(())
+    Ok(drawn)
 }
 
 /// White iso-lines at the [`levels`] of `scale`, so equal losses read across the colours.
@@ -229,31 +240,42 @@ where
     Ok(())
 }
 
-/// A white cross at `p` with `label` in a legend at the upper left (drawn black there, as the
-/// legend's background is white).
+/// A white cross at `p` with `label` written beside it in white on a dark box; returns the
+/// label's box in PNG pixels.
 fn draw_marker<'a, DB: DrawingBackend + 'a>(
+    area: &DrawingArea<DB, Shift>,
     chart: &mut Chart<'a, DB>,
     p: (f64, f64),
     label: &str,
-) -> Result<()>
+) -> Result<Rect>
 where
     DB::ErrorType: 'static,
 {
     let st = ShapeStyle::from(&WHITE).stroke_width(4);
     chart
         .draw_series(std::iter::once(Cross::new(p, 12, st)))
-        .map_err(failed("drawing marker"))?
-        .label(label)
-        .legend(move |(x, y)| Cross::new((x + 12, y), 8, ShapeStyle::from(&BLACK).stroke_width(3)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FAMILY, 22))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(failed("drawing legend"))?;
-    Ok(())
+        .map_err(failed("drawing marker"))?;
+    let style = TextStyle::from((FAMILY, 22).into_font()).color(&WHITE);
+    let (w, h) = area
+        .estimate_text_size(label, &style)
+        .map_err(failed("measuring marker label"))?;
+    let base = area.get_base_pixel();
+    let at = chart.backend_coord(&p);
+    let (x0, y0) = (at.0 + 18 - base.0, at.1 + 14 - base.1);
+    let (x1, y1) = (x0 + w as i32 + 10, y0 + h as i32 + 8);
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x1, y1)],
+        BLACK.mix(0.55).filled(),
+    ))
+    .map_err(failed("drawing marker label"))?;
+    area.draw_text(label, &style, (x0 + 5, y0 + 4))
+        .map_err(failed("drawing marker label"))?;
+    Ok(Rect::new(
+        x0 + base.0,
+        y0 + base.1,
+        x1 + base.0,
+        y1 + base.1,
+    ))
 }
 
 fn decade_label(t: f64) -> String {
@@ -269,12 +291,15 @@ fn decade_label(t: f64) -> String {
 }
 
 /// A vertical colour bar for `scale` with `label` along it; `bad` adds the inf/NaN swatch.
+/// Each iso-line level ([`levels`]) is drawn across the bar as a white line with its value
+/// to the right, so the maps' contour lines read as values. Returns the bar's box (with its
+/// labels) in PNG pixels.
 pub fn draw_colorbar<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     scale: &LogScale,
     label: &str,
     bad: bool,
-) -> Result<()>
+) -> Result<Rect>
 where
     DB::ErrorType: 'static,
 {
@@ -283,7 +308,7 @@ where
         .margin_top(62)
         .margin_bottom(86)
         .margin_left(10)
-        .margin_right(16)
+        .margin_right(110)
         .y_label_area_size(120)
         .build_cartesian_2d(0.0..1.0, lo..hi)
         .map_err(failed("building colour bar"))?;
@@ -315,7 +340,36 @@ where
             Rectangle::new([(0.0, a), (1.0, b)], viridis((a - lo) / (hi - lo)).filled())
         }))
         .map_err(failed("drawing colour bar"))?;
-    draw_colorbar_notes(area, scale, bad)
+    let line = ShapeStyle::from(&WHITE).stroke_width(2);
+    let style =
+        TextStyle::from((FAMILY, 20).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Left,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+    let base = area.get_base_pixel();
+    for level in levels(scale) {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, level), (1.0, level)],
+                line,
+            )))
+            .map_err(failed("drawing colour bar"))?;
+        let at = chart.backend_coord(&(1.0, level));
+        area.draw_text(
+            &format!("— {}", decade_label(level)),
+            &style,
+            (at.0 - base.0 + 4, at.1 - base.1),
+        )
+        .map_err(failed("drawing colour bar"))?;
+    }
+    draw_colorbar_notes(area, scale, bad)?;
+    let (w, h) = area.dim_in_pixel();
+    Ok(Rect::new(
+        base.0,
+        base.1,
+        base.0 + w as i32 - 1,
+        base.1 + h as i32 - 1,
+    ))
 }
 
 /// Notes beside the colour bar: above it, that the top colour also stands for larger values

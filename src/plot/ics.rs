@@ -1,17 +1,21 @@
-//! `ics.png`: Santurkar et al.'s internal covariate shift over training (top: mean over layers
-//! 2..out with a min-max band over those layers) and per layer (bottom: median over the measured
-//! steps), BN off warm and BN on cool.
+//! `ics.png` (headline): the final test loss of every run (arm x learning rate) against its
+//! internal covariate shift, and BN's ratio of each per learning rate; `ics_detail.png`:
+//! Santurkar et al.'s measure over training (top: mean over layers 2..out with a min-max band
+//! over those layers) and per layer (bottom: median over the measured steps) at `--lr`.
 
 use std::path::Path;
 
 use anyhow::Result;
 
-use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, title};
-use crate::plot::{COOL, Figure, Figures, Grid, Panel, Series, WARM};
-use crate::stats::{Num, max_nan, mean_nan, median_nan, min_nan};
+use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, IcsRun, title};
+use crate::plot::{
+    Dash, Figure, Figures, Grid, LegendItem, Marker, Note, Panel, Series, Slide, norm_color,
+    norm_marker, okabe_ito,
+};
+use crate::stats::{Num, Short, fmt_num, max_nan, mean_nan, median_nan, min_nan};
 
 fn color(a: &IcsArm) -> plotters::style::RGBColor {
-    if a.run.norm.is_on() { COOL[0] } else { WARM[0] }
+    norm_color(a.run.norm)
 }
 
 /// Mean over layers 2.. (layer 1's ICS is 0 by definition) with a min-max band, per step. A
@@ -33,25 +37,29 @@ fn over_steps(a: &IcsArm, label: String, pick: impl Fn(&IcsRecord) -> Vec<f64>) 
         .iter()
         .map(|(x, v)| (*x, min_nan(v.iter().copied()), max_nan(v.iter().copied())))
         .collect();
-    // A run that diverged at once has a single finite point: show it as a dot.
-    s.marker = (s.points.iter().filter(|p| p.1.is_finite()).count() < 2)
-        .then_some(crate::plot::Marker::Circle);
+    s.marker = Some(norm_marker(a.run.norm));
     s
 }
 
 /// x range of the over-training panels: the whole run, one step at least.
 fn steps_x(report: &IcsReport) -> Option<(f64, f64)> {
-    Some((0.0, report.config.steps.saturating_sub(1).max(1) as f64))
+    Some((0.0, report.config.run.steps.saturating_sub(1).max(1) as f64))
 }
 
-/// x range and label of the per-layer panels, with a little room either side of the end
-/// layers' markers.
-fn layer_x(report: &IcsReport) -> (Option<(f64, f64)>, String) {
+/// A per-layer panel: x over the layers with a little room either side of the end layers'
+/// markers, the output layer's tick named `out` as in the table.
+fn per_layer_panel(report: &IcsReport, caption: &str, y_label: &str, log_y: bool) -> Panel {
     let n_layers = report.layer_names.len();
-    (
-        Some((0.7, n_layers as f64 + 0.3)),
-        format!("layer (1 = input side, {n_layers} = output layer)"),
-    )
+    let mut p = Panel::new(
+        caption,
+        "layer (1 = input side, out = output layer)",
+        y_label,
+        log_y,
+    );
+    p.x_range = Some((0.7, n_layers as f64 + 0.3));
+    p.integer_x = true;
+    p.x_tick_names = vec![(n_layers as f64, "out".to_string())];
+    p
 }
 
 /// `(layer, value)` points, layers numbered from 1.
@@ -85,14 +93,12 @@ fn over_training(
 /// ‖G − G′‖ per layer with ‖G‖ dashed beside it, so the shift reads against the gradient's
 /// own size.
 fn l2_per_layer(report: &IcsReport) -> Panel {
-    let (x_range, x_label) = layer_x(report);
-    let mut p = Panel::new(
-        "‖G − G′‖ per layer (median over steps; layer 1: 0)",
-        x_label.as_str(),
+    let mut p = per_layer_panel(
+        report,
+        "‖G − G′‖ per layer (median over steps)",
         "‖G − G′‖ (log)",
         true,
     );
-    p.x_range = x_range;
     for a in &report.arms {
         // Layer 1's shift is 0 by definition (nothing before it): not drawn on the log axis.
         let shift = per_layer(&a.summary.layer_l2_diff)
@@ -100,7 +106,7 @@ fn l2_per_layer(report: &IcsReport) -> Panel {
             .skip(1)
             .collect();
         let mut s = Series::new(format!("{}: ‖G − G′‖", a.run.label), color(a), shift);
-        s.marker = true.then_some(crate::plot::Marker::Circle);
+        s.marker = Some(norm_marker(a.run.norm));
         p.series.push(s);
         let grad_norm: Vec<(f64, f64)> = (0..report.layer_names.len())
             .map(|l| {
@@ -115,7 +121,7 @@ fn l2_per_layer(report: &IcsReport) -> Panel {
             color(a),
             grad_norm,
         );
-        g.dash = crate::plot::Dash::Dashed;
+        g.dash = Dash::Dashed;
         p.series.push(g);
     }
     p
@@ -123,33 +129,31 @@ fn l2_per_layer(report: &IcsReport) -> Panel {
 
 /// cos(G, G′) per layer, with cos = 1 (no shift) as a guide.
 fn cos_per_layer(report: &IcsReport) -> Panel {
-    let (x_range, x_label) = layer_x(report);
-    let mut p = Panel::new(
+    let mut p = per_layer_panel(
+        report,
         "cos(G, G′) per layer (median over steps)",
-        x_label.as_str(),
         "cos(G, G′)",
         false,
     );
-    p.x_range = x_range;
     for a in &report.arms {
         let mut c = Series::new(
             a.run.label.clone(),
             color(a),
             per_layer(&a.summary.layer_cosine),
         );
-        c.marker = true.then_some(crate::plot::Marker::Circle);
+        c.marker = Some(norm_marker(a.run.norm));
         p.series.push(c);
     }
     p.guides.push((1.0, "cos = 1: no shift".into()));
     p
 }
 
-/// Draw the report into `path` (1800 x 1300 px): over training on top, per layer below.
-pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
-    let cfg = &report.config;
+/// Draw the detail figure into `path` (1800 x 1300 px): over training on top, per layer below.
+pub fn draw_detail(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
+    let cfg = &report.config.run;
     let subtitle = format!(
         "{}; G′ = ∂L/∂W_i after layers 1..i−1 step, every {} steps",
-        title(cfg),
+        title(&report.config),
         cfg.every
     );
     let l2 = over_training(
@@ -170,17 +174,207 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
     let panels = [l2, cos, l2_per_layer(report), cos_per_layer(report)];
     Grid::new(2, 2, (900, 595)).draw_panels(
         path,
-        "Internal covariate shift (Santurkar et al. 2018): BatchNorm off vs on",
+        &format!(
+            "Internal covariate shift (Santurkar et al. 2018): {}",
+            arms_title(report)
+        ),
         &subtitle,
         &panels,
     )
 }
 
+/// `BatchNorm off vs on`, or the one arm that ran.
+fn arms_title(report: &IcsReport) -> String {
+    match report.arms.as_slice() {
+        [a] => a.run.label.clone(),
+        _ => "BatchNorm off vs on".to_string(),
+    }
+}
+
+/// The scatter's points of one arm: `(summary ||G - G'||, final test loss)` per learning rate,
+/// in the order of `report.runs`.
+pub fn scatter_points(report: &IcsReport, arm: &str) -> Vec<(f64, f64)> {
+    report
+        .runs
+        .iter()
+        .filter(|r| r.label == arm)
+        .map(|r| (r.l2_diff.0, r.final_test_loss.0))
+        .collect()
+}
+
+/// `lr 0.01` (and `, diverged` for a run that did).
+fn run_note(r: &IcsRun) -> String {
+    match r.diverged_at {
+        Some(s) => format!("lr {}, diverged at step {s}", Short(r.lr)),
+        None => format!("lr {}", Short(r.lr)),
+    }
+}
+
+/// Final test loss against ICS, one point per run, each arm in its colour and marker, each
+/// point labelled with its learning rate.
+fn scatter_panel(report: &IcsReport) -> Panel {
+    let mut p = Panel::new(
+        "Final test loss against ICS, one point per run",
+        "‖G − G′‖: ICS, mean over layers 2 to out",
+        "final test loss (BN in eval mode)",
+        false,
+    );
+    // Linear unless the runs' ICS spans more than a decade; room on the right for the notes.
+    let xs: Vec<f64> = report
+        .runs
+        .iter()
+        .map(|r| r.l2_diff.0)
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .collect();
+    let (lo, hi) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    if lo.is_finite() && hi > lo {
+        if hi / lo > 10.0 {
+            p.log_x = true;
+            p.x_label = "‖G − G′‖: ICS, mean over layers 2 to out (log)".into();
+            p.x_range = Some((lo / 1.3, hi * 2.5));
+        } else {
+            let span = hi - lo;
+            p.x_range = Some(((lo - 0.08 * span).max(0.0), hi + 0.3 * span));
+        }
+    }
+    p.top_edge_label = Some("top strip: test loss inf or NaN (diverged)".into());
+    for a in &report.arms {
+        let mut s = Series::new(
+            a.run.label.clone(),
+            color(a),
+            scatter_points(report, &a.run.label),
+        );
+        s.no_line = true;
+        s.marker = Some(norm_marker(a.run.norm));
+        p.series.push(s);
+        for r in report.runs.iter().filter(|r| r.label == a.run.label) {
+            p.notes.push(Note {
+                x: r.l2_diff.0,
+                y: r.final_test_loss.0,
+                text: run_note(r),
+                color: color(a),
+                offset: (14, 0),
+            });
+        }
+    }
+    p
+}
+
+/// Per learning rate, BN's ICS and final test loss as multiples of BN off's (first BN arm):
+/// above 1, BN has more.
+fn ratio_panel(report: &IcsReport) -> Option<Panel> {
+    let off = report.arms.iter().find(|a| !a.run.norm.is_on())?;
+    let on = report.arms.iter().find(|a| a.run.norm.is_on())?;
+    let pairs: Vec<(f64, &IcsRun, &IcsRun)> = report
+        .runs
+        .iter()
+        .filter(|r| r.label == off.run.label)
+        .filter_map(|o| {
+            report
+                .runs
+                .iter()
+                .find(|n| n.label == on.run.label && n.lr == o.lr)
+                .map(|n| (o.lr, o, n))
+        })
+        .collect();
+    let mut p = Panel::new(
+        format!("{} as a multiple of {}", on.run.label, off.run.label),
+        "learning rate (log)",
+        "ratio with BN / without (log)",
+        true,
+    );
+    p.log_x = true;
+    let mut ics = Series::new(
+        "‖G − G′‖ (ICS) with BN / without",
+        okabe_ito::BLACK,
+        pairs
+            .iter()
+            .map(|(lr, o, n)| (*lr, n.l2_diff.0 / o.l2_diff.0))
+            .collect(),
+    );
+    ics.marker = Some(Marker::Diamond);
+    let mut loss = Series::new(
+        "final test loss with BN / without",
+        okabe_ito::REDDISH_PURPLE,
+        pairs
+            .iter()
+            .map(|(lr, o, n)| (*lr, n.final_test_loss.0 / o.final_test_loss.0))
+            .collect(),
+    );
+    loss.marker = Some(Marker::TriangleUp);
+    loss.dash = Dash::Dashed;
+    p.series = vec![ics, loss];
+    p.guides
+        .push((1.0, "ratio 1: the same with and without BN".into()));
+    Some(p)
+}
+
+/// The headline slide: the scatter, and BN's ratios per learning rate, with how well ICS
+/// predicts the loss as the legend's last lines.
+pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
+    let mut panels = vec![scatter_panel(report)];
+    panels.extend(ratio_panel(report));
+    let mut slide = Slide::new(
+        format!(
+            "Does internal covariate shift predict the test loss? {}",
+            arms_title(report)
+        ),
+        format!(
+            "{}; ICS measured every {} steps (Santurkar et al. 2018)",
+            title(&report.config),
+            report.config.run.every
+        ),
+        panels,
+    );
+    if slide.panels.len() == 2 {
+        slide.widths = vec![3, 2];
+    }
+    let v = &report.ics_vs_loss;
+    slide.notes.push(LegendItem::text(format!(
+        "rank correlation of ICS and test loss over {} runs: {}",
+        v.runs,
+        if v.spearman.0.is_finite() {
+            format!("{:+.2}", v.spearman.0)
+        } else {
+            fmt_num(v.spearman.0)
+        }
+    )));
+    if v.lrs > 0 {
+        slide.notes.push(LegendItem::text(format!(
+            "BN: lower test loss at {} of {} learning rates, smaller ICS at {} of {}",
+            v.bn_lower_loss, v.lrs, v.bn_lower_ics, v.lrs
+        )));
+    }
+    let hidden: Vec<String> = report
+        .runs
+        .iter()
+        .filter(|r| !r.l2_diff.0.is_finite())
+        .map(|r| format!("{} at lr {}", r.label, Short(r.lr)))
+        .collect();
+    if !hidden.is_empty() {
+        slide.notes.push(LegendItem::text(format!(
+            "not drawn (ICS inf or NaN): {}",
+            hidden.join(", ")
+        )));
+    }
+    slide.draw(path)
+}
+
 impl Figures for crate::experiment::ics::Ics {
     fn figures() -> Vec<Figure<Self::Report>> {
-        vec![Figure {
-            file: "ics.png",
-            draw,
-        }]
+        vec![
+            Figure {
+                file: "ics.png",
+                draw,
+            },
+            Figure {
+                file: "ics_detail.png",
+                draw: draw_detail,
+            },
+        ]
     }
 }

@@ -1,21 +1,30 @@
-//! `landscape.png`: Santurkar et al.'s three measures over training, BN off warm and BN on
-//! cool, plus the gradient change relative to the gradient; `landscape_slice.png`: the 2-D
-//! slices around the trained weights as side-by-side heat maps on one colour scale.
+//! `landscape.png` (headline): Santurkar et al.'s loss variation, gradient predictiveness (with
+//! ‖g‖ for scale), effective β-smoothness and the gradient change relative to the gradient over
+//! training, BN arms in their colours and markers, one shared legend; `landscape_slice.png`: the 2-D slices around the trained weights as side-by-side
+//! heat maps on one colour scale. On every axis over training the y range comes from the
+//! probes after step 0: an untrained net's step-0 probe can sit decades above the rest, so it
+//! is drawn clipped at the top of the range with its value written beside it. A diverged arm
+//! gets a ✕ at its divergence step in the top strip.
 
 use std::path::Path;
 
 use anyhow::Result;
+use plotters::prelude::*;
 
 use crate::experiment::landscape::{LandscapeArm, LandscapeReport, Probe, title};
 use crate::plot::heatmap::{HeatMap, LogScale, draw_colorbar, draw_heatmap};
-use crate::plot::{COOL, Figure, Figures, Grid, Panel, Series, WARM, draw_panel, figure};
+use crate::plot::{
+    Dash, FAMILY, Figure, Figures, LegendItem, Marker, Note, Panel, PanelLayout, Rect, Series,
+    Slide, failed, figure, norm_color, norm_marker,
+};
 use crate::stats::fmt_num;
 
-fn color(a: &LandscapeArm) -> plotters::style::RGBColor {
-    if a.run.norm.is_on() { COOL[0] } else { WARM[0] }
+fn color(a: &LandscapeArm) -> RGBColor {
+    norm_color(a.run.norm)
 }
 
-/// Line `(step, line(p))` with band `(step, lo(p), hi(p))` over an arm's probes.
+/// Line `(step, line(p))` with band `(step, lo(p), hi(p))` over an arm's probes, in the arm's
+/// colour and marker.
 fn banded(
     a: &LandscapeArm,
     label: String,
@@ -28,14 +37,15 @@ fn banded(
         color(a),
         a.probes.iter().map(|p| (p.step as f64, line(p))).collect(),
     );
-    s.band = a
-        .probes
-        .iter()
-        .map(|p| (p.step as f64, lo(p), hi(p)))
-        .collect();
-    // A run that diverged at once has a single finite point: show it as a dot.
-    s.marker = (s.points.iter().filter(|p| p.1.is_finite()).count() < 2)
-        .then_some(crate::plot::Marker::Circle);
+    // A single probe (a run that diverged at once) has no band to draw.
+    if a.probes.len() > 1 {
+        s.band = a
+            .probes
+            .iter()
+            .map(|p| (p.step as f64, lo(p), hi(p)))
+            .collect();
+    }
+    s.marker = Some(norm_marker(a.run.norm));
     s
 }
 
@@ -48,7 +58,108 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// A log-axis panel over the whole run (one step at least) with `series` for each arm.
+/// The legend text of the ✕ marks: which arm diverged at which step.
+fn diverged_label(report: &LandscapeReport) -> Option<String> {
+    let parts: Vec<String> = report
+        .arms
+        .iter()
+        .filter_map(|a| {
+            a.run
+                .diverged_at
+                .map(|s| format!("{} diverged at step {s}", a.run.label))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("✕ top strip: {}", parts.join(", ")))
+}
+
+/// The ✕ of each diverged arm at its divergence step (drawn in the top strip, explained by
+/// the panel's top-edge label, not listed as a series).
+fn divergence_marks(report: &LandscapeReport) -> Vec<Series> {
+    report
+        .arms
+        .iter()
+        .filter_map(|a| {
+            let step = a.run.diverged_at?;
+            let mut s = Series::new(
+                format!("{}: diverged at step {step}", a.run.label),
+                color(a),
+                vec![(step as f64, f64::INFINITY)],
+            );
+            s.no_line = true;
+            s.marker = Some(Marker::Cross);
+            s.legend = false;
+            Some(s)
+        })
+        .collect()
+}
+
+/// Make a log panel's y range robust to the step-0 probe: the range covers every usable value
+/// from step 1 on (bands included) and the lower values of step 0; a step-0 value above it is
+/// drawn at the top of the range, with a note giving its value. Returns the clipped values as
+/// `(series label, value)`.
+pub fn clip_step0(p: &mut Panel) -> Vec<(String, f64)> {
+    let ok = |v: f64| v.is_finite() && v > 0.0;
+    let later = p.series.iter().flat_map(|s| {
+        s.points.iter().filter(|q| q.0 >= 1.0).map(|q| q.1).chain(
+            s.band
+                .iter()
+                .filter(|b| b.0 >= 1.0)
+                .flat_map(|b| [b.1, b.2]),
+        )
+    });
+    let hi = later.filter(|&v| ok(v)).fold(f64::NEG_INFINITY, f64::max);
+    if !hi.is_finite() {
+        return Vec::new();
+    }
+    let top = 10f64.powf(hi.log10().ceil());
+    let lo = p
+        .series
+        .iter()
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .map(|q| q.1)
+                .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+        })
+        .filter(|&v| ok(v))
+        .fold(f64::INFINITY, f64::min)
+        .min(top);
+    let mut clipped = Vec::new();
+    for s in &mut p.series {
+        for q in &mut s.points {
+            if ok(q.1) && q.1 > top {
+                clipped.push((s.label.clone(), q.1));
+                p.notes.push(Note {
+                    x: q.0,
+                    y: top,
+                    text: format!("step {}: {} ↑", q.0, sig3(q.1)),
+                    color: s.color,
+                    offset: (14, -18),
+                });
+                q.1 = top;
+            }
+        }
+        for b in &mut s.band {
+            b.1 = if ok(b.1) { b.1.min(top) } else { b.1 };
+            b.2 = if ok(b.2) { b.2.min(top) } else { b.2 };
+        }
+    }
+    p.y_range = Some((lo, top));
+    clipped
+}
+
+/// `27.3`, `8.17e3`: three significant digits.
+fn sig3(v: f64) -> String {
+    if (0.01..1000.0).contains(&v.abs()) {
+        let d = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+        format!("{v:.d$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// A log-axis panel over the whole run (one step at least) with `series` for each arm, the
+/// step-0 probe clipped (see [`clip_step0`]) and the divergence marks.
 fn over_steps(
     report: &LandscapeReport,
     caption: &str,
@@ -58,6 +169,9 @@ fn over_steps(
     let mut p = Panel::new(caption, "training step", y_label, true);
     p.x_range = Some((0.0, report.config.run.steps.saturating_sub(1).max(1) as f64));
     p.series = report.arms.iter().flat_map(series).collect();
+    clip_step0(&mut p);
+    p.series.extend(divergence_marks(report));
+    p.top_edge_label = diverged_label(report);
     p
 }
 
@@ -66,8 +180,9 @@ fn median_grad_dist(p: &Probe) -> f64 {
     median(&p.grad_dist.iter().map(|v| v.0).collect::<Vec<_>>())
 }
 
-/// Loss variation: the loss at θ_t and its range along the gradient direction.
-fn loss_panel(report: &LandscapeReport) -> Panel {
+/// Loss variation: the loss at θ_t and its range along the gradient direction. `label` names
+/// each arm's series (the headline uses the arm's label alone, so its legend is shared).
+fn loss_panel(report: &LandscapeReport, label: impl Fn(&LandscapeArm) -> String) -> Panel {
     over_steps(
         report,
         "Loss variation along the gradient",
@@ -75,7 +190,7 @@ fn loss_panel(report: &LandscapeReport) -> Panel {
         |a| {
             vec![banded(
                 a,
-                format!("{}: L(θ_t) and range on path", a.run.label),
+                label(a),
                 |p| p.loss.0,
                 |p| p.loss_min.0,
                 |p| p.loss_max.0,
@@ -99,10 +214,10 @@ fn predictiveness_panel(report: &LandscapeReport) -> Panel {
                     .map(|p| (p.step as f64, p.grad_norm.0))
                     .collect(),
             );
-            gn.dash = crate::plot::Dash::Dashed;
+            gn.dash = Dash::Dashed;
             let dist = banded(
                 a,
-                format!("{}: median and range", a.run.label),
+                a.run.label.clone(),
                 median_grad_dist,
                 |p| p.grad_dist_min.0,
                 |p| p.grad_dist_max.0,
@@ -113,7 +228,7 @@ fn predictiveness_panel(report: &LandscapeReport) -> Panel {
 }
 
 /// Effective β-smoothness: the largest gradient change per unit step along the path.
-fn beta_panel(report: &LandscapeReport) -> Panel {
+fn beta_panel(report: &LandscapeReport, label: impl Fn(&LandscapeArm) -> String) -> Panel {
     over_steps(
         report,
         "Effective β-smoothness",
@@ -121,7 +236,7 @@ fn beta_panel(report: &LandscapeReport) -> Panel {
         |a| {
             vec![banded(
                 a,
-                format!("{}: β = max over path, band min-max", a.run.label),
+                label(a),
                 |p| p.beta.0,
                 |p| p.beta_min.0,
                 |p| p.beta.0,
@@ -132,7 +247,10 @@ fn beta_panel(report: &LandscapeReport) -> Panel {
 
 /// The gradient change relative to the gradient itself, with ‖Δg‖ = ‖g‖ as a guide: above it
 /// the gradient says little about the gradient one step on.
-fn relative_change_panel(report: &LandscapeReport) -> Panel {
+fn relative_change_panel(
+    report: &LandscapeReport,
+    label: impl Fn(&LandscapeArm) -> String,
+) -> Panel {
     let mut p = over_steps(
         report,
         "Gradient change relative to the gradient",
@@ -140,7 +258,7 @@ fn relative_change_panel(report: &LandscapeReport) -> Panel {
         |a| {
             vec![banded(
                 a,
-                format!("{}: median and range", a.run.label),
+                label(a),
                 |p| median_grad_dist(p) / p.grad_norm.0,
                 |p| p.grad_dist_min.0 / p.grad_norm.0,
                 |p| p.grad_dist_max.0 / p.grad_norm.0,
@@ -151,34 +269,47 @@ fn relative_change_panel(report: &LandscapeReport) -> Panel {
     p
 }
 
-/// Draw the measures over training into `path` (1800 x 1300 px).
-pub fn draw(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout> {
+/// `probes every 10 steps at η = 0.5–4 × lr`.
+fn probe_text(report: &LandscapeReport) -> String {
     let cfg = &report.config;
-    let multipliers = &cfg.probe_multipliers;
-    let (mlo, mhi) = (
-        multipliers.iter().copied().fold(f64::INFINITY, f64::min),
-        multipliers
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max),
+    let m = &cfg.probe_multipliers;
+    let (lo, hi) = (
+        m.iter().copied().fold(f64::INFINITY, f64::min),
+        m.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    let subtitle = format!(
-        "{}; probes every {} steps at η = {mlo}–{mhi} × lr",
-        title(cfg),
-        cfg.run.every
-    );
-    let panels = [
-        loss_panel(report),
+    format!("probes every {} steps at η = {lo}–{hi} × lr", cfg.run.every)
+}
+
+/// `BatchNorm off vs on`, or the one arm that ran.
+fn arms_title(report: &LandscapeReport) -> String {
+    match report.arms.as_slice() {
+        [a] => a.run.label.clone(),
+        _ => "BatchNorm off vs on".to_string(),
+    }
+}
+
+/// The headline slide: the four measures over training, one legend for them.
+pub fn draw(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout> {
+    let arm = |a: &LandscapeArm| a.run.label.clone();
+    let panels = vec![
+        loss_panel(report, arm),
         predictiveness_panel(report),
-        beta_panel(report),
-        relative_change_panel(report),
+        beta_panel(report, arm),
+        relative_change_panel(report, arm),
     ];
-    Grid::new(2, 2, (900, 595)).draw_panels(
-        path,
-        "Loss landscape during training: BatchNorm off vs on",
-        &subtitle,
-        &panels,
-    )
+    let mut slide = Slide::new(
+        format!("Loss landscape during training: {}", arms_title(report)),
+        format!("{}; {}", title(&report.config), probe_text(report)),
+        panels,
+    );
+    slide.notes = vec![
+        LegendItem::text("lines: L(θ_t), median ‖Δg‖, β (max over the path), median ‖Δg‖/‖g‖"),
+        LegendItem::text("bands: min-max along the gradient path θ_t − ηg"),
+        LegendItem::text(
+            "y ranges from the probes after step 0; a step-0 value above one is drawn at its top, value written",
+        ),
+    ];
+    slide.draw(path)
 }
 
 /// Each arm with its slice's loss values as plain `f64` (`None` for an arm that diverged and
@@ -216,28 +347,64 @@ fn slice_map<'c>(arm: &LandscapeArm, values: &[Vec<f64>], coords: &'c [f64]) -> 
                 "inf/NaN in places".to_string()
             }
         ),
-        x_label: "α (direction d₁, filter-normalised)".into(),
-        y_label: "β (direction d₂, filter-normalised)".into(),
+        x_label: "a (direction d₁, filter-normalised)".into(),
+        y_label: "b (direction d₂, filter-normalised)".into(),
         coords,
         values: values.to_vec(),
-        marker: Some(((0.0, 0.0), "trained weights θ*".into())),
+        marker: Some(((0.0, 0.0), "θ* (trained weights)".into())),
     }
 }
 
-/// An empty panel over the slice's α range in place of the map of an arm that diverged.
-fn no_slice_panel(arm: &LandscapeArm, coords: &[f64]) -> Panel {
-    let mut empty = Panel::new(
-        format!("{}: diverged, no slice", arm.run.label),
-        "α",
-        "β",
-        false,
+/// In place of the map of an arm that has no slice: its caption and a framed message saying
+/// why (it diverged at step N); returns the frame as the panel's plot area (no data point).
+fn draw_no_slice(area: &crate::plot::Area<'_>, arm: &LandscapeArm) -> Result<PanelLayout> {
+    let (w, h) = area.dim_in_pixel();
+    let (w, h) = (w as i32, h as i32);
+    let centre = plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Center,
     );
-    empty.x_range = Some((coords[0], coords[coords.len() - 1]));
-    empty
+    let caption = TextStyle::from((FAMILY, 30).into_font()).pos(centre);
+    area.draw_text(
+        &format!("{}: no slice", arm.run.label),
+        &caption,
+        (w / 2, 30),
+    )
+    .map_err(failed("drawing slice panel"))?;
+    let frame = (106, 70, w - 16, h - 86);
+    area.draw(&Rectangle::new(
+        [(frame.0, frame.1), (frame.2, frame.3)],
+        ShapeStyle::from(&BLACK.mix(0.4)).stroke_width(1),
+    ))
+    .map_err(failed("drawing slice panel"))?;
+    let why = match arm.run.diverged_at {
+        Some(step) => format!("diverged at step {step}: no slice"),
+        None => "no slice".to_string(),
+    };
+    let arm_color = norm_color(arm.run.norm);
+    let text = TextStyle::from((FAMILY, 34).into_font())
+        .color(&arm_color)
+        .pos(centre);
+    let mid = ((frame.0 + frame.2) / 2, (frame.1 + frame.3) / 2);
+    area.draw_text(&why, &text, mid)
+        .map_err(failed("drawing slice panel"))?;
+    let base = area.get_base_pixel();
+    Ok(PanelLayout {
+        caption: format!("{}: {why}", arm.run.label),
+        plot: Rect::new(
+            base.0 + frame.0,
+            base.1 + frame.1,
+            base.0 + frame.2,
+            base.1 + frame.3,
+        ),
+        points: Vec::new(),
+        labels: Vec::new(),
+    })
 }
 
 /// Draw the 2-D slices side by side into `path` (860 px per map plus 280 px for the colour
-/// bar, 1000 px high), on one shared log colour scale so the maps compare directly.
+/// bar, 1000 px high), on one shared log colour scale so the maps compare directly. The
+/// layout records each map's plot area and cell centres, and the colour bar as the legend.
 pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let slices = slice_values(report);
@@ -262,25 +429,25 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<crate::plot::
     figure(
         path,
         (860 * n_maps + 280, 1000),
-        "Loss around the trained weights: 2-D slice (Li et al. 2018)",
+        "Loss around the trained weights: L(θ* + a d₁ + b d₂), 2-D slice (Li et al. 2018)",
         &subtitle,
         |body| {
             let (maps, bar) = body.split_horizontally(860 * n_maps);
             let areas = maps.split_evenly((1, n_maps as usize));
             let mut layout = crate::plot::Layout::default();
             for ((arm, values), area) in slices.iter().zip(areas.iter()) {
-                match values {
+                layout.panels.push(match values {
                     Some(values) => draw_heatmap(area, &slice_map(arm, values, &coords), &scale)?,
-                    None => layout.extend(draw_panel(area, &no_slice_panel(arm, &coords))?),
-                }
+                    None => draw_no_slice(area, arm)?,
+                });
             }
             if slices.iter().any(|(_, v)| v.is_some()) {
-                draw_colorbar(
+                layout.legends.push(draw_colorbar(
                     &bar,
                     &scale,
-                    "L(θ* + α d₁ + β d₂) (log); white lines: iso-loss",
+                    "L(θ* + a d₁ + b d₂) (log); — iso-loss lines on the maps",
                     any_bad,
-                )?;
+                )?);
             }
             Ok(layout)
         },

@@ -283,6 +283,8 @@ pub struct Panel {
     pub notes: Vec<Note>,
     /// Legend text for the ▼ marks on the bottom edge [default: exactly 0 (underflow)].
     pub bottom_edge_label: Option<String>,
+    /// Names written instead of the number at these x ticks (e.g. `out` for the output layer).
+    pub x_tick_names: Vec<(f64, String)>,
 }
 
 impl Panel {
@@ -307,6 +309,7 @@ impl Panel {
             log_x: false,
             notes: Vec::new(),
             bottom_edge_label: None,
+            x_tick_names: Vec::new(),
         }
     }
 }
@@ -1122,7 +1125,13 @@ where
     DB::ErrorType: 'static,
 {
     let x_fmt = |v: &f64| {
-        if (panel.integer_x || panel.log2_x || panel.log_x) && (v - v.round()).abs() > 1e-9 {
+        if let Some((_, name)) = panel
+            .x_tick_names
+            .iter()
+            .find(|(x, _)| (x - v).abs() < 1e-9)
+        {
+            name.clone()
+        } else if (panel.integer_x || panel.log2_x || panel.log_x) && (v - v.round()).abs() > 1e-9 {
             String::new()
         } else if panel.log2_x {
             format!("{}", 2f64.powi(v.round() as i32))
