@@ -48,7 +48,7 @@ pub enum Command {
     Ics(IcsArgs),
     /// Train the same network with BatchNorm off, on, without scale/shift and after the
     /// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
-    /// ratios and gradient norms. Writes train_loss.png, train_layers.png and train.json.
+    /// ratios and gradient norms. Writes train.png, train_loss.png, train_layers.png and train.json.
     Train(TrainArgs),
     /// Train sigmoid and ReLU networks with BatchNorm with scale/shift, without, and without BN
     /// on the non-linear task: per layer, how many activation inputs sit in (-1, 1), saturate,

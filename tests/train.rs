@@ -44,10 +44,10 @@ fn run_tiny(dir: &Path, seed: &str) -> (Output, Value) {
 }
 
 #[test]
-fn train_writes_both_pictures_and_a_json_with_the_documented_fields() {
+fn train_writes_its_pictures_and_a_json_with_the_documented_fields() {
     let dir = scratch("train_e2e");
     let (out, r) = run_tiny(&dir, "3");
-    for png in ["train_loss.png", "train_layers.png"] {
+    for png in ["train.png", "train_loss.png", "train_layers.png"] {
         let img = image::open(dir.join(png)).expect("valid PNG").to_rgb8();
         let coloured = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
         assert!(coloured > 20_000, "{png}: only {coloured} non-white pixels");
@@ -463,4 +463,142 @@ fn verdicts_need_runs_that_trained() {
         "{stdout}"
     );
     assert!(!stdout.contains("did better"), "{stdout}");
+}
+
+/// Every figure of the tiny sweep (one learning rate that trains, one where some runs diverge)
+/// and of a sweep whose second learning rate makes every run diverge: the headline first, at
+/// slide size, no legend over data.
+#[test]
+fn train_figures_are_clear_on_the_tiny_sweep_and_when_every_run_diverges() {
+    use bn_lab::experiment::train::Train;
+    common::assert_figures_clear::<Train>(&train_config(TINY_TRAIN), "tiny");
+    let (r, _) = common::assert_figures_clear::<Train>(
+        &train_config(&with_flag(TINY_TRAIN, "--lr", "0.02,1e10")),
+        "all diverge at 1e10",
+    );
+    assert!(r.runs.iter().filter(|r| r.lr == 1e10).all(|r| r.diverged));
+}
+
+/// The headline's left panel draws, per configuration, each run's best test loss from the
+/// report at its learning rate, and a diverged run as inf (a mark in the top strip); each
+/// configuration's points are shifted by one constant factor, a different one per
+/// configuration, and by a few percent of the axis.
+#[test]
+fn the_headline_draws_each_runs_best_test_loss_and_diverged_runs_in_the_top_strip() {
+    let cfg = train_config(TINY_TRAIN);
+    let report = bn_lab::experiment::train::run(&cfg, &|_| {});
+    assert!(report.runs.iter().any(|r| r.diverged) && report.runs.iter().any(|r| !r.diverged));
+    let panel = bn_lab::plot::train::best_loss_panel(&report);
+    assert_eq!(panel.series.len(), cfg.norms.len());
+    let mut factors = Vec::new();
+    for (s, &norm) in panel.series.iter().zip(&cfg.norms) {
+        assert_eq!(s.label, norm.label());
+        let runs: Vec<_> = report.runs.iter().filter(|r| r.norm == norm).collect();
+        assert_eq!(s.points.len(), runs.len(), "{}", s.label);
+        let factor = s.points[0].0 / runs[0].lr;
+        for (&(x, y), r) in s.points.iter().zip(&runs) {
+            let want = if r.diverged {
+                f64::INFINITY
+            } else {
+                r.best_test_loss.0
+            };
+            assert_eq!(y.to_bits(), want.to_bits(), "{} at lr {}", s.label, r.lr);
+            assert!(
+                (x / r.lr / factor - 1.0).abs() < 1e-12,
+                "{} at lr {}",
+                s.label,
+                r.lr
+            );
+        }
+        let (lo, hi) = panel.x_range.expect("the headline fixes its lr axis");
+        assert!(
+            factor.log10().abs() <= 0.06 * (hi / lo).log10(),
+            "{factor} on {lo}..{hi}"
+        );
+        factors.push(factor);
+    }
+    for (i, a) in factors.iter().enumerate() {
+        for b in &factors[i + 1..] {
+            assert!((a / b - 1.0).abs() > 0.01, "{factors:?}");
+        }
+    }
+    // The label of each configuration's best learning rate sits on that run's point.
+    for note in &panel.notes {
+        assert!(
+            report.runs.iter().any(|r| !r.diverged
+                && r.best_test_loss.0 == note.y
+                && note
+                    .text
+                    .contains(&format!("lr {}", bn_lab::stats::Short(r.lr)))),
+            "{note:?}"
+        );
+    }
+}
+
+/// The ✕ marks of the top strip (the topmost drawn points of a panel): one per diverged run,
+/// and no two closer than a marker is wide (14 px), so none hides another, on the headline and
+/// on the loss panel of the learning rate where every run diverged at the same step.
+#[test]
+fn diverged_marks_at_one_learning_rate_do_not_share_a_pixel() {
+    use bn_lab::experiment::Experiment;
+    use bn_lab::experiment::train::Train;
+    use bn_lab::plot::Figures;
+    let cfg = train_config(&with_flag(TINY_TRAIN, "--lr", "0.02,1e10"));
+    let report = Train::run(&cfg, &|_| {});
+    let diverged: Vec<_> = report.runs.iter().filter(|r| r.diverged).collect();
+    assert_eq!(
+        diverged.len(),
+        cfg.norms.len(),
+        "every run diverges at 1e10"
+    );
+    let steps: Vec<usize> = diverged.iter().map(|r| r.history.steps_done).collect();
+    assert!(
+        steps.windows(2).any(|w| w[0] == w[1]),
+        "two at the same step: {steps:?}"
+    );
+    let dir = scratch("train-marks");
+    let figures = Train::figures();
+    let top_marks = |panel: &bn_lab::plot::PanelLayout| -> Vec<(i32, i32)> {
+        let top = panel.points.iter().map(|p| p.1).min().unwrap();
+        panel
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1 == top)
+            .collect()
+    };
+    let apart = |marks: &[(i32, i32)], what: &str| {
+        assert_eq!(marks.len(), cfg.norms.len(), "{what}: {marks:?}");
+        for (i, a) in marks.iter().enumerate() {
+            for b in &marks[i + 1..] {
+                assert!((a.0 - b.0).abs() >= 14, "{what}: {a:?} and {b:?}");
+            }
+        }
+    };
+    let headline = (figures[0].draw)(&report, &dir.join("train.png")).unwrap();
+    apart(&top_marks(&headline.panels[0]), "train.png");
+    let loss = (figures[1].draw)(&report, &dir.join("train_loss.png")).unwrap();
+    let panel = loss
+        .panels
+        .iter()
+        .find(|p| {
+            p.caption
+                .contains(&format!("learning rate {}", bn_lab::stats::Short(1e10)))
+        })
+        .expect("a panel for lr 1e10");
+    apart(&top_marks(panel), "train_loss.png");
+}
+
+#[test]
+fn spread_marks_keeps_marks_a_gap_apart_inside_the_range() {
+    use bn_lab::plot::train::spread_marks;
+    let xs = spread_marks(&[3.0, 1.0, 3.0, 3.0, 5.0], 0.5, (0.0, 5.0));
+    let mut sorted = xs.clone();
+    sorted.sort_by(f64::total_cmp);
+    for w in sorted.windows(2) {
+        assert!(w[1] - w[0] >= 0.5 - 1e-12, "{xs:?}");
+    }
+    assert!(xs.iter().all(|x| (0.0..=5.0).contains(x)), "{xs:?}");
+    assert_eq!(xs[1], 1.0, "a mark with room stays where it is");
+    assert_eq!(spread_marks(&[0.0, 0.0], 1.0, (0.0, 10.0)), vec![0.0, 1.0]);
 }

@@ -182,8 +182,8 @@ pub struct ArmSummary {
     pub best_lr: Option<f64>,
 }
 
-/// Everything `train` computed; written to `train.json` and drawn in `train_loss.png` and
-/// `train_layers.png`.
+/// Everything `train` computed; written to `train.json` and drawn in `train.png`,
+/// `train_loss.png` and `train_layers.png`.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainReport {
     pub tool: ToolInfo,

@@ -893,6 +893,23 @@ where
     ))
 }
 
+/// Draw `items` as one legend in `area`, its upper left corner at `at` (in `area`'s pixels),
+/// wrapped to the area's width; returns its box in PNG pixels. For figures that lay out their
+/// own panels (with [`draw_panel_bare`]) and share one legend column among them.
+pub fn draw_legend_items<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[LegendItem],
+    font: u32,
+    at: (i32, i32),
+) -> Result<Rect>
+where
+    DB::ErrorType: 'static,
+{
+    let max_w = (area.dim_in_pixel().0 as i32 - at.0).max(0) as u32;
+    let legend = layout_legend(area, items, font, max_w)?;
+    draw_legend(area, &legend, at)
+}
+
 fn has_samples(legend: &LegendBox) -> bool {
     legend.lines.iter().any(|l| l.0.is_some())
 }

@@ -1,4 +1,5 @@
-//! `train_loss.png` (loss curves, one panel per learning rate, one colour per configuration)
+//! `train.png` (the headline: best test loss against learning rate per configuration, and how
+//! many updates each run survived), `train_loss.png` (loss curves, one panel per learning rate)
 //! and `train_layers.png` (per-layer update-to-weight ratios and gradient norms over steps).
 
 use std::path::Path;
@@ -6,10 +7,13 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::experiment::train::{TrainReport, TrainRun, short_title};
-use crate::plot::{Figure, Figures, Grid, Panel, Series, norm_color};
-use crate::stats::{Num, Short};
-
+use crate::config::Norm;
+use crate::experiment::train::{HigherLr, TrainConfig, TrainReport, TrainRun, short_title};
+use crate::plot::{
+    Dash, Figure, Figures, Fonts, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT,
+    draw_legend_items, draw_panel_bare, figure, norm_color, norm_marker, shared_legend,
+};
+use crate::stats::{Num, Short, fmt_num};
 /// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
 pub fn ramp(t: f64) -> RGBColor {
     const STOPS: [(f64, f64, f64); 4] = [
@@ -26,8 +30,167 @@ pub fn ramp(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// Spacing of ✕ marks that would sit on top of each other (runs that diverged at the same
+/// step), as a share of the x axis: 20-25 px on a detail panel, more than a marker is wide.
+const DODGE: f64 = 0.04;
+
+/// Spacing of the configurations' points at one learning rate on the headline, as a share of
+/// the swept decades: about 25 px apart.
+const LR_DODGE: f64 = 0.03;
+
+/// The swept learning rates, in decades from the smallest to the largest (at least 0.6, so a
+/// single learning rate still gets an axis).
+fn lr_span(cfg: &TrainConfig) -> f64 {
+    let lo = cfg.lrs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = cfg.lrs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (hi / lo).log10().max(0.6)
+}
+
+/// Decades between neighbouring configurations' points at one learning rate.
+fn dodge_decades(cfg: &TrainConfig) -> f64 {
+    LR_DODGE * lr_span(cfg)
+}
+
+/// Where the headline draws the point of the `k`-th configuration of `cfg.norms` at learning
+/// rate `lr`: shifted by a constant factor per configuration, centred on `lr`, so no two
+/// configurations' marks at one learning rate hide each other (the same shift in both panels).
+pub fn dodged_lr(cfg: &TrainConfig, k: usize, lr: f64) -> f64 {
+    let mid = (cfg.norms.len() as f64 - 1.0) / 2.0;
+    lr * 10f64.powf((k as f64 - mid) * dodge_decades(cfg))
+}
+
+/// The headline's x range: the sweep, the dodge and a little room either side.
+fn lr_axis(cfg: &TrainConfig) -> (f64, f64) {
+    let lo = cfg.lrs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = cfg.lrs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let pad = 0.1 + (cfg.norms.len() as f64 - 1.0) / 2.0 * dodge_decades(cfg);
+    (lo / 10f64.powf(pad), hi * 10f64.powf(pad))
+}
+
+/// What the headline draws for a run: its best test loss, or inf (a ✕ in the top strip) when
+/// it diverged, since the best loss of a diverged run is often just its initial loss.
+fn headline_loss(run: &TrainRun) -> f64 {
+    if run.diverged {
+        f64::INFINITY
+    } else {
+        run.best_test_loss.0
+    }
+}
+
+/// The runs of configuration `norm`, in the order of the sweep.
+fn runs_of(report: &TrainReport, norm: Norm) -> impl Iterator<Item = &TrainRun> {
+    report.runs.iter().filter(move |r| r.norm == norm)
+}
+
+/// The headline's left panel: per configuration (its colour and marker), the best test loss at
+/// each learning rate, diverged runs as ✕ in the top strip, and the best learning rate of each
+/// configuration written beside its point.
+pub fn best_loss_panel(report: &TrainReport) -> Panel {
+    let cfg = &report.config;
+    let mut p = Panel::new(
+        "best test loss at each learning rate",
+        "learning rate (log scale)",
+        "best test loss (log scale)",
+        true,
+    );
+    p.log_x = true;
+    p.x_range = Some(lr_axis(cfg));
+    p.guides.push((
+        report.reference.linear_fit_test_loss.0,
+        "best linear model (test)".into(),
+    ));
+    p.top_edge_label = Some(format!(
+        "top strip: diverged (loss inf/NaN or ×{:.0e}); each configuration shifted a little in x",
+        cfg.diverge_factor
+    ));
+    // Room below the lowest point for the labels of the best learning rates.
+    let finite = report
+        .runs
+        .iter()
+        .map(headline_loss)
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if lo.is_finite() {
+        p.y_range = Some((lo / 4.0, hi.max(report.reference.linear_fit_test_loss.0)));
+    }
+    for (k, &norm) in cfg.norms.iter().enumerate() {
+        let points: Vec<(f64, f64)> = runs_of(report, norm)
+            .map(|r| (dodged_lr(cfg, k, r.lr), headline_loss(r)))
+            .collect();
+        let best = runs_of(report, norm)
+            .filter(|r| headline_loss(r).is_finite())
+            .min_by(|a, b| a.best_test_loss.0.total_cmp(&b.best_test_loss.0));
+        if let Some(b) = best {
+            p.notes.push(Note {
+                x: dodged_lr(cfg, k, b.lr),
+                y: b.best_test_loss.0,
+                text: format!("{} at lr {}", fmt_num(b.best_test_loss.0), Short(b.lr)),
+                color: norm_color(norm),
+                offset: (-12, -48),
+            });
+        }
+        let mut s = Series::new(norm.label(), norm_color(norm), points);
+        s.marker = Some(norm_marker(norm));
+        p.series.push(s);
+    }
+    p
+}
+
+/// The headline's right panel: how many SGD updates each run did before it diverged (all of
+/// them when it did not), on the same dodged learning-rate axis.
+fn survival_panel(report: &TrainReport) -> Panel {
+    let cfg = &report.config;
+    let mut p = Panel::new(
+        "updates before divergence",
+        "learning rate (log scale)",
+        "SGD updates done",
+        false,
+    );
+    p.log_x = true;
+    p.x_range = Some(lr_axis(cfg));
+    p.y_range = Some((0.0, (cfg.steps as f64).max(1.0)));
+    p.guides.push((
+        cfg.steps as f64,
+        format!("all {} updates (no divergence)", cfg.steps),
+    ));
+    for (k, &norm) in cfg.norms.iter().enumerate() {
+        let points = runs_of(report, norm)
+            .map(|r| (dodged_lr(cfg, k, r.lr), r.history.steps_done as f64))
+            .collect();
+        let mut s = Series::new(norm.label(), norm_color(norm), points);
+        s.marker = Some(norm_marker(norm));
+        p.series.push(s);
+    }
+    p
+}
+
+/// Draw the headline into `path`: best test loss against learning rate, and the updates each
+/// run survived.
+pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+    let cfg = &report.config;
+    let title = match report.verdicts.higher_lr.as_ref().map(|v| v.verdict) {
+        Some(HigherLr::Shown) => {
+            "BatchNorm trains at learning rates where the plain network diverges"
+        }
+        _ => "Best test loss against learning rate, per configuration",
+    };
+    let subtitle = format!("{} · {} SGD steps per run", short_title(cfg), cfg.steps);
+    let mut slide = Slide::new(
+        title,
+        subtitle,
+        vec![best_loss_panel(report), survival_panel(report)],
+    );
+    slide.widths = vec![3, 2];
+    slide.notes.push(LegendItem::text(
+        "best test loss: lowest test-set loss during the run (BN in eval mode); label: the best learning rate",
+    ));
+    slide.draw(path)
+}
+
 /// `(x, y)` points of a loss curve; for a diverged run the last point becomes inf, so it is
-/// drawn as a ✕ on the top edge at the divergence step.
+/// drawn as a ✕ in the top strip at the divergence step.
 fn loss_points(run: &TrainRun, values: &[Num]) -> Vec<(f64, f64)> {
     let mut pts: Vec<(f64, f64)> = run
         .history
@@ -40,6 +203,26 @@ fn loss_points(run: &TrainRun, values: &[Num]) -> Vec<(f64, f64)> {
         *last = (d.step as f64, f64::INFINITY);
     }
     pts
+}
+
+/// Move the x of marks that would overlap apart: sorted by `x`, each at least `gap` right of
+/// the one before, then the group shifted back left where it would leave `range`. Returns the
+/// new x in the order given.
+pub fn spread_marks(xs: &[f64], gap: f64, range: (f64, f64)) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    let mut out = xs.to_vec();
+    let mut prev = f64::NEG_INFINITY;
+    for &i in &order {
+        out[i] = xs[i].max(prev + gap).max(range.0);
+        prev = out[i];
+    }
+    let mut next = f64::INFINITY;
+    for &i in order.iter().rev() {
+        out[i] = out[i].min(next - gap).min(range.1);
+        next = out[i];
+    }
+    out
 }
 
 /// Smallest and largest positive finite value.
@@ -94,8 +277,10 @@ fn lr_caption(report: &TrainReport, lr: f64) -> String {
     }
 }
 
-/// The loss panel of one learning rate: per run, training loss solid and test loss dashed in
-/// the run's colour, a diverged run ending in a ✕ at its divergence step.
+/// The loss panel of one learning rate: per run, training loss solid (with the configuration's
+/// markers) and test loss dashed in the run's colour, a diverged run ending in a ✕ at its
+/// divergence step; ✕ marks that would overlap are moved apart. When every run diverged, the x
+/// axis covers only the steps they did, and a note says so.
 fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
     let cfg = &report.config;
     let mut p = Panel::new(
@@ -104,32 +289,102 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
         "loss ½‖o − y‖² per sample (log scale)",
         true,
     );
-    p.x_range = Some((0.0, (cfg.steps as f64).max(1.0)));
+    let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
+    let all_diverged = !runs.is_empty() && runs.iter().all(|r| r.diverged);
+    let last_step = runs.iter().map(|r| r.history.steps_done).max().unwrap_or(0);
+    let x_range = if all_diverged {
+        p.integer_x = true;
+        (0.0, last_step as f64 + 1.0)
+    } else {
+        (0.0, (cfg.steps as f64).max(1.0))
+    };
+    p.x_range = Some(x_range);
     p.guides.push((
         report.reference.linear_fit_train_loss.0,
         "best linear model (train)".into(),
     ));
     p.top_edge_label = Some(format!(
-        "top edge: diverged (loss inf/NaN or ×{:.0e})",
+        "top strip: diverged (loss inf/NaN or ×{:.0e})",
         cfg.diverge_factor
     ));
-    for r in report.runs.iter().filter(|r| r.lr == lr) {
+    // Where each diverged run's ✕ goes, apart from the others'.
+    let div_steps: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.history.divergence.as_ref().map(|d| d.step as f64))
+        .collect();
+    let gap = DODGE * (x_range.1 - x_range.0);
+    let mut marks = spread_marks(&div_steps, gap, x_range).into_iter();
+    for r in &runs {
         let color = norm_color(r.norm);
-        let train = loss_points(r, &r.history.train_loss);
-        let test = loss_points(r, &r.history.test_loss);
+        let k = cfg.norms.iter().position(|&n| n == r.norm).unwrap_or(0);
+        let (mut train, mut test) = if all_diverged {
+            // Nothing else to squash: the losses at the divergence are drawn as they were
+            // (often finite, and huge), the ✕ above them.
+            let pts = |v: &[Num]| -> Vec<(f64, f64)> {
+                r.history
+                    .eval_steps
+                    .iter()
+                    .zip(v)
+                    .map(|(&s, v)| (s as f64, v.0))
+                    .chain(std::iter::once((f64::NAN, f64::INFINITY)))
+                    .collect()
+            };
+            (pts(&r.history.train_loss), pts(&r.history.test_loss))
+        } else {
+            (
+                loss_points(r, &r.history.train_loss),
+                loss_points(r, &r.history.test_loss),
+            )
+        };
+        if r.history.divergence.is_some() {
+            let x = marks.next().unwrap_or(f64::NAN);
+            for pts in [&mut train, &mut test] {
+                if let Some(last) = pts.last_mut() {
+                    last.0 = x;
+                }
+            }
+        }
         let label = match &r.history.divergence {
             None => r.label.clone(),
             Some(d) => format!("{} (diverged at step {})", r.label, d.step),
         };
-        // A run that diverged at once has a single finite point: show it as a dot.
-        let few = train.iter().filter(|p| p.1.is_finite()).count() < 2;
         let mut s = Series::new(label, color, train);
-        s.marker = (few).then_some(crate::plot::Marker::Circle);
+        s.marker = Some(norm_marker(r.norm));
+        s.marker_phase = k;
         p.series.push(s);
         let mut t = Series::new(format!("{} test", r.label), color, test);
-        t.dash = crate::plot::Dash::Dashed;
+        t.dash = Dash::Dashed;
         t.legend = false;
+        // Only the ✕ of the training curve: the test curve's would sit on it.
+        if r.diverged {
+            t.points.pop();
+        }
         p.series.push(t);
+    }
+    if all_diverged {
+        // The largest loss any run reached, written in the lower right corner, which the
+        // curves (rising from the initial loss at step 0) leave empty.
+        let finite = runs
+            .iter()
+            .flat_map(|r| &r.history.train_loss)
+            .map(|v| v.0)
+            .filter(|v| v.is_finite() && *v > 0.0);
+        let (lo, peak) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        if lo.is_finite() {
+            p.notes.push(Note {
+                x: x_range.1,
+                y: lo,
+                text: format!(
+                    "loss up to {} within {last_step} update{}",
+                    fmt_num(peak),
+                    if last_step == 1 { "" } else { "s" }
+                ),
+                color: RGBColor(60, 60, 60),
+                offset: (0, 16),
+            });
+        }
     }
     p
 }
@@ -163,32 +418,27 @@ pub fn shown_layers(depth: usize) -> Vec<usize> {
 
 /// The two diagnostics panels of one run: update-to-weight ratio and gradient norm over the
 /// steps, for the [`shown_layers`] (coloured input side to output side) and the output layer
-/// (dashed dark grey).
+/// (dashed dark grey). The caption names the run; the y axis the quantity.
 fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
     let cfg = &report.config;
     let d = &run.history.layers;
-    let suffix = match &run.history.divergence {
-        None => String::new(),
-        Some(dv) => format!(" (diverged at step {})", dv.step),
+    let caption = match &run.history.divergence {
+        None => run.label.clone(),
+        Some(dv) => format!("{}: diverged at step {}", run.label, dv.step),
     };
     let mut ratio = Panel::new(
-        format!("{}: update / weight{suffix}", run.label),
+        caption.clone(),
         "step (SGD updates)",
-        "std(lr·∂L/∂W) / std(W) (log)",
+        "std(lr·∂L/∂W) / std(W) (log scale)",
         true,
     );
-    let mut norm = Panel::new(
-        format!("{}: gradient norm{suffix}", run.label),
-        "step (SGD updates)",
-        "‖∂L/∂W_l‖ (log scale)",
-        true,
-    );
+    let mut norm = Panel::new(caption, "step (SGD updates)", "‖∂L/∂W_l‖ (log scale)", true);
     for p in [&mut ratio, &mut norm] {
         p.x_range = Some((0.0, (cfg.steps as f64).max(1.0)));
     }
     ratio
         .guides
-        .push((1e-3, "1e-3 (rule of thumb)".to_string()));
+        .push((1e-3, "update/weight 1e-3 (rule of thumb)".to_string()));
     let xs: Vec<f64> = d.steps.iter().map(|&s| s as f64).collect();
     let mut layer_series = |idx: usize, label: String, color: RGBColor, dashed: bool| {
         let pts = |v: &Vec<Num>| -> Vec<(f64, f64)> {
@@ -199,11 +449,7 @@ fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
         let mut a = Series::new(label.clone(), color, rp);
         let mut b = Series::new(label, color, pts(&d.grad_norm[idx]));
         for s in [&mut a, &mut b] {
-            s.dash = if dashed {
-                crate::plot::Dash::Dashed
-            } else {
-                crate::plot::Dash::Solid
-            };
+            s.dash = if dashed { Dash::Dashed } else { Dash::Solid };
             s.marker = (few).then_some(crate::plot::Marker::Circle);
         }
         ratio.series.push(a);
@@ -236,33 +482,75 @@ fn shared_extent<'a>(panels: impl Iterator<Item = &'a Panel>) -> Option<(f64, f6
         .fold(None, union)
 }
 
-/// Draw the per-layer diagnostics of the runs at `config.diag_lr` into `path`: one row per
-/// configuration, update-to-weight ratio on the left and gradient norm on the right, each
-/// column on one y scale so the rows compare directly.
+/// A cell of `train_layers.png`, and the width of its legend column.
+const LAYER_CELL: (u32, u32) = (620, 520);
+const LAYER_LEGEND_W: u32 = 430;
+
+/// Draw the per-layer diagnostics of the runs at `config.diag_lr` into `path`: one column per
+/// configuration, update-to-weight ratio on top and gradient norm below, each row on one y
+/// scale so the columns compare directly, and one legend for all of them on the right.
 pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
-    let mut rows: Vec<(Panel, Panel)> = runs.iter().map(|r| layer_panels(report, r)).collect();
+    let (mut ratios, mut norms): (Vec<Panel>, Vec<Panel>) =
+        runs.iter().map(|r| layer_panels(report, r)).unzip();
     // Keep the 1e-3 guide on the scale.
-    let ratio_range = union(shared_extent(rows.iter().map(|r| &r.0)), Some((1e-3, 1e-3)));
-    let norm_range = shared_extent(rows.iter().map(|r| &r.1));
-    for (ratio, norm) in &mut rows {
-        ratio.y_range = ratio_range;
-        norm.y_range = norm_range;
+    let ratio_range = union(shared_extent(ratios.iter()), Some((1e-3, 1e-3)));
+    let norm_range = shared_extent(norms.iter());
+    for p in &mut ratios {
+        p.y_range = ratio_range;
     }
+    for p in &mut norms {
+        p.y_range = norm_range;
+    }
+    let cols = runs.len().max(1);
+    let size = (
+        LAYER_CELL.0 * cols as u32 + LAYER_LEGEND_W,
+        TITLE_HEIGHT + 2 * LAYER_CELL.1,
+    );
     let subtitle = format!("learning rate {} · {}", Short(lr), short_title(cfg));
-    Grid::new(runs.len().max(1), 2, (900, 520)).draw_panels(
+    let panels: Vec<&Panel> = ratios.iter().chain(&norms).collect();
+    let items = shared_legend(panels.iter().copied());
+    figure(
         path,
-        "Per-layer update-to-weight ratio and gradient norm during training",
+        size,
+        "Per-layer update-to-weight ratio (top) and gradient norm (bottom) during training",
         &subtitle,
-        rows.iter().flat_map(|(ratio, norm)| [ratio, norm]),
+        |body| {
+            let (plots, side) = body.split_horizontally(LAYER_CELL.0 * cols as u32);
+            let cells = plots.split_evenly((2, cols));
+            let mut layout = crate::plot::Layout::default();
+            for (cell, panel) in cells.iter().zip(&panels) {
+                layout
+                    .panels
+                    .push(draw_panel_bare(cell, panel, Fonts::DETAIL)?);
+            }
+            if !items.is_empty() {
+                let top = layout
+                    .panels
+                    .first()
+                    .map_or(0, |p| p.plot.y0 - side.get_base_pixel().1)
+                    .max(0);
+                layout.legends.push(draw_legend_items(
+                    &side,
+                    &items,
+                    Fonts::DETAIL.legend,
+                    (10, top),
+                )?);
+            }
+            Ok(layout)
+        },
     )
 }
 
 impl Figures for crate::experiment::train::Train {
     fn figures() -> Vec<Figure<Self::Report>> {
         vec![
+            Figure {
+                file: "train.png",
+                draw: draw_headline,
+            },
             Figure {
                 file: "train_loss.png",
                 draw: draw_loss,
