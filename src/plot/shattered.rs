@@ -215,7 +215,7 @@ fn scaled_gradient(a: &ShatteredArm) -> Option<(f64, Vec<f64>)> {
 
 /// Headline panel: seed 0's `dy/dx` along x at `depth`, each architecture scaled to its own
 /// largest |value| and shifted down by [`SHIFT`] per architecture; a note at each trace gives
-/// seed 0's lag-1 correlation and that largest value.
+/// seed 0's lag-1 correlation `r` and that largest |value|.
 fn traces_panel(report: &ShatteredReport, depth: usize) -> Panel {
     let cfg = &report.config;
     let seed = report.arms[0].seeds[0].seed;
@@ -249,7 +249,7 @@ fn traces_panel(report: &ShatteredReport, depth: usize) -> Panel {
             x: X_MIN,
             y: offset + 1.0,
             text: format!(
-                "r = {}, max |dy/dx| {}",
+                "r = {}, max {}",
                 fmt_r(a.seeds[0].lag1_correlation.0),
                 sig3(max)
             ),
@@ -294,6 +294,10 @@ pub fn draw_headline(report: &ShatteredReport, path: &Path) -> Result<crate::plo
         format!("{}; BN statistics of the grid held fixed", title(cfg)),
         headline_panels(report),
     );
+    if shallow == deep {
+        // One row of three: room for the traces.
+        slide.widths = vec![5, 5, 6];
+    }
     if cfg.seeds > 1 {
         slide.notes.push(LegendItem::new(
             format!("bands: min-max, {} seeds", cfg.seeds),
@@ -336,7 +340,11 @@ fn gradient_panel(report: &ShatteredReport, arm: &ShatteredArm) -> Panel {
         .map(|(x, g)| (x.0, g.0))
         .collect();
     // No legend: the caption names the architecture and the y label the seed.
-    let mut s = Series::new(format!("seed {}", first.seed), style(report, arm.name).0, points);
+    let mut s = Series::new(
+        format!("seed {}", first.seed),
+        style(report, arm.name).0,
+        points,
+    );
     s.legend = false;
     p.series.push(s);
     p
