@@ -282,3 +282,87 @@ fn the_residual_scale_is_the_resnets_branch_scale_only() {
         );
     }
 }
+
+#[test]
+fn the_shattered_figures_are_clear_on_a_tiny_run_one_depth_and_an_overflow() {
+    common::assert_figures_clear::<Shattered>(&config(TINY), "tiny");
+    let one_depth = common::with_flag(TINY, "--depth", "4");
+    common::assert_figures_clear::<Shattered>(&config(&one_depth), "one-depth");
+    // NaN lag-1 correlations (the forward overflows) are marked, not lost.
+    let overflow = config(&[
+        "shattered",
+        "--depth",
+        "2,40",
+        "--width",
+        "16",
+        "--points",
+        "16",
+        "--arch",
+        "feedforward,resnet+bn",
+        "--init",
+        "normal:1e8",
+        "--seeds",
+        "1",
+        "--max-lag",
+        "3",
+    ]);
+    let (report, _) = common::assert_figures_clear::<Shattered>(&overflow, "overflow");
+    assert!(report.arms.iter().any(|a| a.lag1_correlation.0.is_nan()));
+}
+
+#[test]
+fn the_headline_plots_and_writes_the_reports_lag1_correlations() {
+    use bn_lab::plot::shattered::{arch_style, headline_panels, lag1_panel};
+    let cfg = config(&common::with_flag(TINY, "--depth", "3,1"));
+    let report = Shattered::run(&cfg, &|_| {});
+    let panel = lag1_panel(&report);
+    assert_eq!(panel.series.len(), cfg.archs.len());
+    for (s, &arch) in panel.series.iter().zip(&cfg.archs) {
+        assert_eq!(s.label, arch.name());
+        assert_eq!((s.color, s.marker), {
+            let (c, m) = arch_style(arch, cfg.bn);
+            (c, Some(m))
+        });
+        // Depths in increasing order, whatever order they were given in.
+        let want: Vec<(f64, f64)> = [1, 3]
+            .iter()
+            .map(|&d| {
+                let a = report
+                    .arms
+                    .iter()
+                    .find(|a| a.name == arch && a.depth == d)
+                    .unwrap();
+                (d as f64, a.lag1_correlation.0)
+            })
+            .collect();
+        assert_eq!(s.points, want, "{arch}");
+        for &(d, r) in &want {
+            assert!(
+                panel
+                    .notes
+                    .iter()
+                    .any(|n| n.x == d && n.y == r && n.text == format!("{r:.3}")),
+                "{arch} depth {d}: {r:.3} is written on the plot"
+            );
+        }
+    }
+    // The three architectures read apart without colour, and feedforward matches BN off.
+    let styles: Vec<_> = cfg.archs.iter().map(|&a| arch_style(a, cfg.bn)).collect();
+    for i in 0..styles.len() {
+        for j in 0..i {
+            assert!(styles[i].0 != styles[j].0 && styles[i].1 != styles[j].1);
+        }
+    }
+    assert_eq!(
+        styles[0],
+        (
+            bn_lab::plot::norm_color(bn_lab::config::Norm::Off),
+            bn_lab::plot::norm_marker(bn_lab::config::Norm::Off)
+        )
+    );
+    assert_eq!(
+        headline_panels(&report).len(),
+        4,
+        "two depths: traces of each"
+    );
+}

@@ -180,3 +180,65 @@ fn the_theory_command_refuses_batches_below_four() {
     assert_refused(&["theory", "--batch", "8,8"], "--batch", &dir);
     assert_refused(&["theory", "--depth", "0"], "--depth", &dir);
 }
+
+fn theory_config(args: &[&str]) -> bn_lab::experiment::theory::TheoryConfig {
+    match common::parse(args) {
+        bn_lab::cli::Command::Theory(a) => bn_lab::commands::theory::config(&a),
+        other => panic!("not theory: {other:?}"),
+    }
+}
+
+#[test]
+fn the_theory_slide_is_clear_on_the_default_run_and_on_one_activation_and_batch() {
+    use bn_lab::experiment::theory::Theory;
+    common::assert_figures_clear::<Theory>(&theory_config(&["theory"]), "default");
+    // One batch size that is not the annotated one, He init resolved per activation.
+    common::assert_figures_clear::<Theory>(
+        &theory_config(&[
+            "theory",
+            "--acts",
+            "tanh,relu",
+            "--batch",
+            "16",
+            "--init",
+            "auto",
+            "--depth",
+            "3",
+        ]),
+        "one-batch",
+    );
+}
+
+#[test]
+fn the_theory_slide_writes_lambda_at_the_default_batch_and_each_rate() {
+    use bn_lab::experiment::theory::Theory;
+    use bn_lab::plot::theory::{ANNOTATED_BATCH, annotated_batch, headline_panels};
+    let cfg = theory_config(&["theory"]);
+    let report = <Theory as bn_lab::experiment::Experiment>::run(&cfg, &|_| {});
+    let (k, b) = annotated_batch(&report).unwrap();
+    assert_eq!(
+        b, ANNOTATED_BATCH,
+        "the default batches include grad-norms' batch"
+    );
+    let panels = headline_panels(&report);
+    assert_eq!(panels.len(), 2);
+    for (r, note) in report.bn.iter().zip(&panels[0].notes) {
+        assert_eq!(note.y, r.lambda[k].0, "{}", r.act);
+        assert_eq!(note.text, bn_lab::stats::fmt_rate(r.lambda[k].0));
+    }
+    for (m, note) in report.no_bn.iter().zip(&panels[1].notes) {
+        assert!(
+            note.text.contains(&bn_lab::stats::fmt_rate(m.rate.0)),
+            "{}: {}",
+            m.act,
+            note.text
+        );
+    }
+    // Only the no-BN profile is on a log axis; each activation is listed once in the slide.
+    let legend = bn_lab::plot::shared_legend(&panels);
+    assert_eq!(legend.len(), report.bn.len(), "{legend:?}");
+    // Without the annotated batch, the largest is written.
+    let cfg = theory_config(&["theory", "--batch", "8,64,32"]);
+    let report = <Theory as bn_lab::experiment::Experiment>::run(&cfg, &|_| {});
+    assert_eq!(annotated_batch(&report), Some((1, 64)));
+}

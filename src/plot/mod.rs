@@ -1457,7 +1457,8 @@ where
         boxes.push((best, note));
     }
     // Top to bottom, each below any earlier box it would overlap; a run off the bottom moves
-    // back up above its neighbours.
+    // back up above the neighbours below it (boxes beside it, not above or below, are no
+    // neighbours).
     boxes.sort_by_key(|b| b.0.y0);
     for i in 1..boxes.len() {
         for j in 0..i {
@@ -1472,11 +1473,12 @@ where
     }
     let n = boxes.len();
     for i in (0..n).rev() {
-        let limit = if i + 1 < boxes.len() {
-            boxes[i + 1].0.y0 - 2
-        } else {
-            plot.y1 - 2
-        };
+        let cur = boxes[i].0;
+        let limit = boxes[i + 1..]
+            .iter()
+            .filter(|b| b.0.x0 < cur.x1 && cur.x0 < b.0.x1)
+            .map(|b| b.0.y0 - 2)
+            .fold(plot.y1 - 2, i32::min);
         let cur = &mut boxes[i].0;
         if cur.y1 > limit && n > 1 {
             let h = cur.height();

@@ -1,22 +1,321 @@
-//! `shattered.png`: the shape of Balduzzi et al.'s Figures 1 and 2. Top rows: `dy/dx` against
-//! `x` for each architecture (row) and depth (column), first seed; bottom row: the gradient's
-//! autocorrelation against the lag, one panel per depth with one line per architecture (mean
-//! over seeds, band min-max over seeds).
+//! The figures of `bn-lab shattered`.
+//!
+//! - `shattered.png` (headline slide): the lag-1 correlation of `dy/dx` against depth per
+//!   architecture (mean over seeds, band min-max over seeds, each number written beside its
+//!   point), the autocorrelation against the lag at the deepest depth (the shallowest dotted),
+//!   and seed 0's gradient along x at the deepest depth, one trace per architecture, each
+//!   scaled to its own maximum and stacked, so white noise and a random walk are seen side by
+//!   side whatever their scale.
+//! - `shattered_detail.png`: the shape of Balduzzi et al.'s Figures 1 and 2. Top rows: `dy/dx`
+//!   against `x` for each architecture (row) and depth (column), first seed; bottom row: the
+//!   autocorrelation against the lag, one panel per depth.
+//!
+//! Each architecture has one colour and one marker in every panel: `feedforward` as BN off
+//! elsewhere (vermillion squares), `feedforward+bn` as its BN arm elsewhere
+//! ([`norm_color`]/[`norm_marker`], blue circles for the default BN), `resnet+bn` a third pair.
 
 use std::path::Path;
 
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::experiment::shattered::{Arch, ShatteredArm, ShatteredReport, title};
-use crate::plot::{COOL, Figure, Figures, Grid, Panel, Series, WARM};
+use crate::config::Norm;
+use crate::experiment::shattered::{Arch, ShatteredArm, ShatteredReport, X_MAX, X_MIN, title};
+use crate::plot::{
+    Dash, Figure, Figures, Grid, LegendItem, Marker, Note, Panel, Sample, Series, Slide,
+    norm_color, norm_marker, okabe_ito,
+};
 
-fn color(arch: Arch) -> RGBColor {
+/// The colour and marker of an architecture whose `+bn` variants use `bn`.
+pub fn arch_style(arch: Arch, bn: Norm) -> (RGBColor, Marker) {
     match arch {
-        Arch::Feedforward => WARM[0],
-        Arch::FeedforwardBn => COOL[0],
-        Arch::ResnetBn => COOL[2],
+        Arch::Feedforward => (norm_color(Norm::Off), norm_marker(Norm::Off)),
+        Arch::FeedforwardBn => (norm_color(bn), norm_marker(bn)),
+        Arch::ResnetBn => {
+            // A pair that no BN arm of this run uses.
+            let color = if norm_color(bn) == okabe_ito::BLUISH_GREEN {
+                okabe_ito::BLACK
+            } else {
+                okabe_ito::BLUISH_GREEN
+            };
+            let marker = if norm_marker(bn) == Marker::TriangleUp {
+                Marker::Diamond
+            } else {
+                Marker::TriangleUp
+            };
+            (color, marker)
+        }
     }
+}
+
+fn style(report: &ShatteredReport, arch: Arch) -> (RGBColor, Marker) {
+    arch_style(arch, report.config.bn)
+}
+
+/// A correlation as the table prints it: `0.887`, `-0.012`, `NaN`.
+fn fmt_r(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        crate::stats::fmt_num(v)
+    }
+}
+
+fn arm(report: &ShatteredReport, arch: Arch, depth: usize) -> &ShatteredArm {
+    report
+        .arms
+        .iter()
+        .find(|a| a.name == arch && a.depth == depth)
+        .expect("every (architecture, depth) pair is run")
+}
+
+fn deepest(report: &ShatteredReport) -> usize {
+    report.config.depths.iter().copied().max().unwrap_or(1)
+}
+
+fn shallowest(report: &ShatteredReport) -> usize {
+    report.config.depths.iter().copied().min().unwrap_or(1)
+}
+
+/// The white-noise band `±2/sqrt(points)` as two guides with one legend line.
+fn noise_guides(report: &ShatteredReport) -> Vec<(f64, String)> {
+    let label = format!(
+        "white noise: |r| < {} (2/√{})",
+        fmt_r(report.noise_floor),
+        report.config.points()
+    );
+    vec![
+        (report.noise_floor, label.clone()),
+        (-report.noise_floor, label),
+    ]
+}
+
+/// Headline panel: the lag-1 correlation against depth, one line per architecture (mean over
+/// seeds, band min-max over seeds), each mean written beside its point. Its series' points are
+/// `(depth, arm.lag1_correlation)` in `config.depths` order (sorted by depth).
+pub fn lag1_panel(report: &ShatteredReport) -> Panel {
+    let cfg = &report.config;
+    let mut p = Panel::new(
+        "Lag-1 correlation vs depth",
+        "depth L (hidden layers)",
+        "lag-1 correlation r",
+        false,
+    );
+    let mut depths = cfg.depths.clone();
+    depths.sort_unstable();
+    let (lo, hi) = (depths[0] as f64, depths[depths.len() - 1] as f64);
+    let pad = ((hi - lo) * 0.06).max(1.0);
+    p.x_range = Some((lo - pad, hi + pad));
+    p.y_range = Some((-0.3, 1.05));
+    p.integer_x = true;
+    p.guides = noise_guides(report);
+    for (i, &arch) in cfg.archs.iter().enumerate() {
+        let (color, marker) = style(report, arch);
+        let arms: Vec<&ShatteredArm> = depths.iter().map(|&d| arm(report, arch, d)).collect();
+        let mut s = Series::new(
+            arch.name(),
+            color,
+            arms.iter()
+                .map(|a| (a.depth as f64, a.lag1_correlation.0))
+                .collect(),
+        );
+        s.marker = Some(marker);
+        if cfg.seeds > 1 {
+            s.band = arms
+                .iter()
+                .map(|a| {
+                    let r = a.seeds.iter().map(|s| s.lag1_correlation.0);
+                    let lo = r.clone().fold(f64::INFINITY, f64::min);
+                    let hi = r.fold(f64::NEG_INFINITY, f64::max);
+                    (a.depth as f64, lo, hi)
+                })
+                .collect();
+        }
+        p.series.push(s);
+        for a in &arms {
+            // Left of the last point, right of the others, so a note stays beside its line.
+            let last = a.depth as f64 == hi && depths.len() > 1;
+            p.notes.push(Note {
+                x: a.depth as f64,
+                y: a.lag1_correlation.0,
+                text: fmt_r(a.lag1_correlation.0),
+                color,
+                offset: (if last { -95 } else { 12 }, 18 - 18 * i as i32),
+            });
+        }
+    }
+    p
+}
+
+/// Headline panel: the autocorrelation against the lag at the deepest depth (solid, band
+/// min-max over seeds) and, when the run has another depth, at the shallowest (dotted).
+fn autocorrelation_slide_panel(report: &ShatteredReport) -> Panel {
+    let cfg = &report.config;
+    let (deep, shallow) = (deepest(report), shallowest(report));
+    let mut p = Panel::new(
+        if shallow < deep {
+            format!("Autocorrelation, depth {deep} (dotted: {shallow})")
+        } else {
+            format!("Autocorrelation, depth {deep}")
+        },
+        "lag k (grid steps)",
+        "autocorrelation r_k",
+        false,
+    );
+    p.x_range = Some((0.0, cfg.max_lag as f64));
+    p.y_range = Some((-0.3, 1.05));
+    p.integer_x = true;
+    p.guides = noise_guides(report);
+    let curve = |a: &ShatteredArm| {
+        a.autocorrelation
+            .mean
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (k as f64, v.0))
+            .collect::<Vec<_>>()
+    };
+    for (i, &arch) in cfg.archs.iter().enumerate() {
+        let (color, marker) = style(report, arch);
+        let a = arm(report, arch, deep);
+        let mut s = Series::new(arch.name(), color, curve(a));
+        s.marker = Some(marker);
+        s.marker_phase = i;
+        if cfg.seeds > 1 {
+            let ac = &a.autocorrelation;
+            s.band = (0..ac.mean.len())
+                .map(|k| (k as f64, ac.min[k].0, ac.max[k].0))
+                .collect();
+        }
+        p.series.push(s);
+        if shallow < deep {
+            let mut s = Series::new(
+                format!("{arch}, depth {shallow}"),
+                color,
+                curve(arm(report, arch, shallow)),
+            );
+            s.dash = Dash::Dotted;
+            s.width = 2;
+            s.legend = false;
+            p.series.push(s);
+        }
+    }
+    p
+}
+
+/// Seed 0's gradient divided by its largest |value|, in `[-1, 1]`, or `None` when it has no
+/// finite non-zero value.
+fn scaled_gradient(a: &ShatteredArm) -> Option<(f64, Vec<f64>)> {
+    let g: Vec<f64> = a.seeds[0].gradient.iter().map(|v| v.0).collect();
+    let max = g
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    (max > 0.0).then(|| (max, g.iter().map(|v| v / max).collect()))
+}
+
+/// Headline panel: seed 0's `dy/dx` along x at `depth`, each architecture scaled to its own
+/// largest |value| and shifted down by [`SHIFT`] per architecture; a note at each trace gives
+/// seed 0's lag-1 correlation `r` and that largest |value|.
+fn traces_panel(report: &ShatteredReport, depth: usize) -> Panel {
+    let cfg = &report.config;
+    let seed = report.arms[0].seeds[0].seed;
+    let mut p = Panel::new(
+        format!("dy/dx along x, depth {depth}, seed {seed}"),
+        "input x",
+        "dy/dx / max |dy/dx|, shifted",
+        false,
+    );
+    p.x_range = Some((X_MIN, X_MAX));
+    p.y_range = Some((-SHIFT * (cfg.archs.len() as f64 - 1.0) - 1.1, 1.7));
+    for (i, &arch) in cfg.archs.iter().enumerate() {
+        let (color, marker) = style(report, arch);
+        let a = arm(report, arch, depth);
+        let offset = -SHIFT * i as f64;
+        let (max, g) = scaled_gradient(a).unwrap_or((0.0, vec![f64::NAN; report.x.len()]));
+        let mut s = Series::new(
+            arch.name(),
+            color,
+            report
+                .x
+                .iter()
+                .zip(&g)
+                .map(|(x, v)| (x.0, v + offset))
+                .collect(),
+        );
+        s.marker = Some(marker);
+        s.marker_phase = i;
+        p.series.push(s);
+        p.notes.push(Note {
+            x: X_MIN,
+            y: offset + 1.0,
+            text: format!(
+                "r = {}, max {}",
+                fmt_r(a.seeds[0].lag1_correlation.0),
+                sig3(max)
+            ),
+            color,
+            offset: (4, 16),
+        });
+    }
+    p
+}
+
+/// Three significant digits: `7.76`, `224`, `1.50e5`.
+fn sig3(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && (1e-2..1e4).contains(&v.abs()) {
+        let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+        format!("{v:.digits$}")
+    } else {
+        crate::stats::fmt_num(v)
+    }
+}
+
+/// How far apart the stacked traces sit (each spans `[-1, 1]`).
+const SHIFT: f64 = 2.6;
+
+/// The headline slide's panels: lag-1 correlation against depth, autocorrelation against lag,
+/// and the gradients themselves at the shallowest and the deepest depth.
+pub fn headline_panels(report: &ShatteredReport) -> Vec<Panel> {
+    let (deep, shallow) = (deepest(report), shallowest(report));
+    let mut panels = vec![lag1_panel(report), autocorrelation_slide_panel(report)];
+    if shallow < deep {
+        panels.push(traces_panel(report, shallow));
+    }
+    panels.push(traces_panel(report, deep));
+    panels
+}
+
+/// Draw the headline slide into `path`.
+pub fn draw_headline(report: &ShatteredReport, path: &Path) -> Result<crate::plot::Layout> {
+    let cfg = &report.config;
+    let (deep, shallow) = (deepest(report), shallowest(report));
+    let mut slide = Slide::new(
+        "Shattered gradients: how alike is dy/dx at neighbouring inputs?",
+        format!("{}; BN statistics of the grid held fixed", title(cfg)),
+        headline_panels(report),
+    );
+    if shallow == deep {
+        // One row of three: room for the traces.
+        slide.widths = vec![5, 5, 6];
+    }
+    if cfg.seeds > 1 {
+        slide.notes.push(LegendItem::new(
+            format!("bands: min-max, {} seeds", cfg.seeds),
+            Sample::Band(RGBColor(120, 120, 120)),
+        ));
+    }
+    if shallow < deep {
+        slide.notes.push(LegendItem::new(
+            format!("dotted: depth {shallow}"),
+            Sample::Line {
+                color: RGBColor(90, 90, 90),
+                dash: Dash::Dotted,
+                marker: None,
+                width: 2,
+            },
+        ));
+    }
+    slide.draw(path)
 }
 
 /// `dy/dx` of the first seed along the grid.
@@ -27,16 +326,13 @@ fn gradient_panel(report: &ShatteredReport, arm: &ShatteredArm) -> Panel {
             "{}, depth {}: lag-1 r = {}",
             arm.name,
             arm.depth,
-            crate::stats::fmt_num(arm.lag1_correlation.0)
+            fmt_r(arm.lag1_correlation.0)
         ),
         "input x (dimensionless)",
         format!("dy/dx (seed {})", first.seed),
         false,
     );
-    p.x_range = Some((
-        crate::experiment::shattered::X_MIN,
-        crate::experiment::shattered::X_MAX,
-    ));
+    p.x_range = Some((X_MIN, X_MAX));
     let points = report
         .x
         .iter()
@@ -44,7 +340,11 @@ fn gradient_panel(report: &ShatteredReport, arm: &ShatteredArm) -> Panel {
         .map(|(x, g)| (x.0, g.0))
         .collect();
     // No legend: the caption names the architecture and the y label the seed.
-    let mut s = Series::new(format!("seed {}", first.seed), color(arm.name), points);
+    let mut s = Series::new(
+        format!("seed {}", first.seed),
+        style(report, arm.name).0,
+        points,
+    );
     s.legend = false;
     p.series.push(s);
     p
@@ -62,21 +362,21 @@ fn autocorrelation_panel(report: &ShatteredReport, depth: usize, legend: bool) -
     p.x_range = Some((0.0, report.config.max_lag as f64));
     p.y_range = Some((-0.3, 1.0));
     p.integer_x = true;
-    for arm in report.arms.iter().filter(|a| a.depth == depth) {
-        let ac = &arm.autocorrelation;
+    for (i, &arch) in report.config.archs.iter().enumerate() {
+        let a = arm(report, arch, depth);
+        let ac = &a.autocorrelation;
+        let (color, marker) = style(report, arch);
         let mut s = Series::new(
-            if bands {
-                format!("{}: mean, band min-max over seeds", arm.name)
-            } else {
-                arm.name.name().to_string()
-            },
-            color(arm.name),
+            arch.name(),
+            color,
             ac.mean
                 .iter()
                 .enumerate()
                 .map(|(k, v)| (k as f64, v.0))
                 .collect(),
         );
+        s.marker = Some(marker);
+        s.marker_phase = i;
         if bands {
             s.band = (0..ac.mean.len())
                 .map(|k| (k as f64, ac.min[k].0, ac.max[k].0))
@@ -85,49 +385,49 @@ fn autocorrelation_panel(report: &ShatteredReport, depth: usize, legend: bool) -
         s.legend = legend;
         p.series.push(s);
     }
-    // The white-noise band as two dashed grey lines (not guides, which every panel would list
-    // in its legend): listed once, in the panel that carries the legend.
+    // The white-noise band as two grey dashed lines (not guides, which a panel's legend would
+    // list twice), listed once.
     let x1 = report.config.max_lag as f64;
+    let label = noise_guides(report).swap_remove(0).1;
     for (i, y) in [report.noise_floor, -report.noise_floor]
         .into_iter()
         .enumerate()
     {
-        let mut s = Series::new(
-            format!("±2/sqrt({}): white-noise band", report.config.points()),
-            RGBColor(90, 90, 90),
-            vec![(0.0, y), (x1, y)],
-        );
-        s.dash = crate::plot::Dash::Dashed;
+        let mut s = Series::new(label.clone(), RGBColor(90, 90, 90), vec![(0.0, y), (x1, y)]);
+        s.dash = Dash::Dashed;
+        s.width = 2;
         s.legend = legend && i == 0;
         p.series.push(s);
     }
     p
 }
 
-/// Draw the report into `path`: `archs + 1` rows of `depths` panels.
-pub fn draw(report: &ShatteredReport, path: &Path) -> Result<crate::plot::Layout> {
+/// Draw the detail figure into `path`: `archs + 1` rows of `depths` panels.
+pub fn draw_detail(report: &ShatteredReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let cols = cfg.depths.len();
     let mut panels = Vec::new();
     for &arch in &cfg.archs {
         for &depth in &cfg.depths {
-            let arm = report
-                .arms
-                .iter()
-                .find(|a| a.name == arch && a.depth == depth)
-                .expect("every (architecture, depth) pair is run");
-            panels.push(gradient_panel(report, arm));
+            panels.push(gradient_panel(report, arm(report, arch, depth)));
         }
     }
+    // The legend beside the last panel, whose bands are the widest (at depth 1 the BN nets'
+    // seeds agree and the legend would explain a band too thin to see).
     for (i, &depth) in cfg.depths.iter().enumerate() {
-        panels.push(autocorrelation_panel(report, depth, i == 0));
+        panels.push(autocorrelation_panel(report, depth, i + 1 == cols));
     }
     Grid::new(cfg.archs.len() + 1, cols, (800, 520)).draw_panels(
         path,
         "Shattered gradients (Balduzzi et al. 2017): dy/dx of a scalar network along its input",
         &format!(
-            "{}; BN statistics of the grid held fixed; bottom row: autocorrelation over lags",
-            title(cfg)
+            "{}; BN statistics of the grid held fixed; bottom row: autocorrelation over lags{}",
+            title(cfg),
+            if cfg.seeds > 1 {
+                " (mean, band min-max over seeds)"
+            } else {
+                ""
+            }
         ),
         &panels,
     )
@@ -135,9 +435,15 @@ pub fn draw(report: &ShatteredReport, path: &Path) -> Result<crate::plot::Layout
 
 impl Figures for crate::experiment::shattered::Shattered {
     fn figures() -> Vec<Figure<Self::Report>> {
-        vec![Figure {
-            file: "shattered.png",
-            draw,
-        }]
+        vec![
+            Figure {
+                file: "shattered.png",
+                draw: draw_headline,
+            },
+            Figure {
+                file: "shattered_detail.png",
+                draw: draw_detail,
+            },
+        ]
     }
 }
