@@ -229,6 +229,16 @@ impl Series {
         }
     }
 
+    /// A dashed, unlisted horizontal line at `y` across `x_range`: a level such as a mean or a
+    /// limit, in a series' colour.
+    pub fn level(label: impl Into<String>, color: RGBColor, x_range: (f64, f64), y: f64) -> Self {
+        let mut s = Series::new(label, color, vec![(x_range.0, y), (x_range.1, y)]);
+        s.dash = Dash::Dashed;
+        s.width = 2;
+        s.legend = false;
+        s
+    }
+
     /// The indices of the points that carry a marker.
     fn marker_indices(&self) -> Vec<usize> {
         let n = self.points.len();

@@ -118,15 +118,12 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
                 .and_then(|s| s.arms.iter().find(|a| a.norm == arm))
                 .map_or(f64::NAN, |a| a.train_loss.0);
             if mean.is_finite() {
-                let mut m = Series::new(
+                p.series.push(Series::level(
                     format!("{} mean", arm.label()),
                     color,
-                    vec![(x_range.0, mean), (x_range.1, mean)],
-                );
-                m.dash = Dash::Dashed;
-                m.width = 2;
-                m.legend = false;
-                p.series.push(m);
+                    x_range,
+                    mean,
+                ));
                 p.notes.push(Note {
                     x: x_range.0,
                     y: mean,

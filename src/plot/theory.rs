@@ -83,15 +83,12 @@ fn rate_panel(report: &TheoryReport) -> Panel {
         let points = xs.iter().zip(&r.lambda).map(|(&x, l)| (x, l.0)).collect();
         p.series.push(act_series(r.act, points, i));
         let limit = r.large_batch_limit.0;
-        let mut s = Series::new(
+        p.series.push(Series::level(
             format!("{}: B → ∞", r.act.name()),
             color,
-            vec![(x_range.0, limit), (x_range.1, limit)],
-        );
-        s.dash = Dash::Dashed;
-        s.width = 2;
-        s.legend = false;
-        p.series.push(s);
+            x_range,
+            limit,
+        ));
         if let Some((k, _)) = annotated {
             let l = r.lambda[k].0;
             p.notes.push(Note {
