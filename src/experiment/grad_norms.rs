@@ -306,84 +306,15 @@ impl CurveSummary {
                 dst.dedup();
             }
         }
-        // Overflow is evidence of exploding, underflow of vanishing; NaN of neither, and nor is
-        // anything computed after the forward pass overflowed (a 0 there is ReLU of NaN, say).
-        // Then the absolute scale, the first/last ratio and the per-layer factor, in that order.
-        let largest = gmean
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .fold(f64::NAN, f64::max);
-        let factor = growth.map(|g| g.0);
-        let e = |v: f64| fmt_num(v);
-        let (verdict, basis) = if !special.inf.is_empty() {
-            (
-                Trend::Exploding,
-                format!("overflow to inf at layers {}", fmt_layers(&special.inf)),
-            )
-        } else if !special.nan.is_empty() || ratio.is_nan() || forward_bad_from.is_some() {
-            (Trend::Undetermined, "no evidence either way".to_string())
-        } else if largest > t.exploding_scale {
-            (
-                Trend::Exploding,
-                format!(
-                    "largest value {} > {} (absolute scale)",
-                    e(largest),
-                    short(t.exploding_scale)
-                ),
-            )
-        } else if forward_max > t.exploding_scale {
-            (
-                Trend::Exploding,
-                format!(
-                    "forward activation std {} > {} (absolute scale)",
-                    e(forward_max),
-                    short(t.exploding_scale)
-                ),
-            )
-        } else if ratio > t.exploding_above {
-            (
-                Trend::Exploding,
-                format!(
-                    "first/last ratio {} > {}",
-                    e(ratio),
-                    short(t.exploding_above)
-                ),
-            )
-        } else if !special.zero.is_empty() {
-            (
-                Trend::Vanishing,
-                format!("underflow to 0 at layers {}", fmt_layers(&special.zero)),
-            )
-        } else if ratio < t.vanishing_below {
-            (
-                Trend::Vanishing,
-                format!(
-                    "first/last ratio {} < {}",
-                    e(ratio),
-                    short(t.vanishing_below)
-                ),
-            )
-        } else {
-            match factor {
-                Some(f) if f > t.steady_factor => (
-                    Trend::Growing,
-                    format!("x{} per layer > x{}", fmt_num(f), short(t.steady_factor)),
-                ),
-                Some(f) if f < 1.0 / t.steady_factor => (
-                    Trend::Decaying,
-                    format!("x{} per layer < x{:.3}", fmt_num(f), 1.0 / t.steady_factor),
-                ),
-                _ => (
-                    Trend::Stable,
-                    format!(
-                        "first/last ratio {} and x{} per layer",
-                        e(ratio),
-                        factor.map_or("-".to_string(), fmt_num)
-                    ),
-                ),
-            }
-        };
+        let (verdict, basis) = judge(
+            &gmean,
+            ratio,
+            growth.map(|g| g.0),
+            &special,
+            forward_bad_from.is_some(),
+            forward_max,
+            t,
+        );
         let verdict_reason = (verdict == Trend::Undetermined).then(|| {
             let nan_seeds: Vec<String> = per_seed
                 .iter()
@@ -693,6 +624,95 @@ pub fn title(cfg: &GradNormsConfig) -> String {
         s.push_str(&format!(", seed {}", cfg.net.seed));
     }
     s
+}
+
+/// The verdict on a curve (`values`: the geometric mean per layer) and the comparison that
+/// decided it, by the first rule that applies: overflow is evidence of exploding, underflow of
+/// vanishing; NaN is evidence of neither, and nor is anything computed after the forward pass
+/// overflowed (a 0 there is ReLU of NaN, say); then the absolute scale, the first/last ratio
+/// and the per-layer `factor`, in that order.
+fn judge(
+    values: &[f64],
+    ratio: f64,
+    factor: Option<f64>,
+    special: &SpecialLayers,
+    forward_overflowed: bool,
+    forward_max: f64,
+    t: Thresholds,
+) -> (Trend, String) {
+    let largest = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::NAN, f64::max);
+    if !special.inf.is_empty() {
+        (
+            Trend::Exploding,
+            format!("overflow to inf at layers {}", fmt_layers(&special.inf)),
+        )
+    } else if !special.nan.is_empty() || ratio.is_nan() || forward_overflowed {
+        (Trend::Undetermined, "no evidence either way".to_string())
+    } else if largest > t.exploding_scale {
+        (
+            Trend::Exploding,
+            format!(
+                "largest value {} > {} (absolute scale)",
+                fmt_num(largest),
+                short(t.exploding_scale)
+            ),
+        )
+    } else if forward_max > t.exploding_scale {
+        (
+            Trend::Exploding,
+            format!(
+                "forward activation std {} > {} (absolute scale)",
+                fmt_num(forward_max),
+                short(t.exploding_scale)
+            ),
+        )
+    } else if ratio > t.exploding_above {
+        (
+            Trend::Exploding,
+            format!(
+                "first/last ratio {} > {}",
+                fmt_num(ratio),
+                short(t.exploding_above)
+            ),
+        )
+    } else if !special.zero.is_empty() {
+        (
+            Trend::Vanishing,
+            format!("underflow to 0 at layers {}", fmt_layers(&special.zero)),
+        )
+    } else if ratio < t.vanishing_below {
+        (
+            Trend::Vanishing,
+            format!(
+                "first/last ratio {} < {}",
+                fmt_num(ratio),
+                short(t.vanishing_below)
+            ),
+        )
+    } else {
+        match factor {
+            Some(f) if f > t.steady_factor => (
+                Trend::Growing,
+                format!("x{} per layer > x{}", fmt_num(f), short(t.steady_factor)),
+            ),
+            Some(f) if f < 1.0 / t.steady_factor => (
+                Trend::Decaying,
+                format!("x{} per layer < x{:.3}", fmt_num(f), 1.0 / t.steady_factor),
+            ),
+            _ => (
+                Trend::Stable,
+                format!(
+                    "first/last ratio {} and x{} per layer",
+                    fmt_num(ratio),
+                    factor.map_or("-".to_string(), fmt_num)
+                ),
+            ),
+        }
+    }
 }
 
 /// A threshold as a user would write it: `0.01`, `100`, `1.05`, `1e10`.
