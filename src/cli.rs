@@ -85,13 +85,14 @@ pub struct NetArgs {
     /// (leaky) ReLU, xavier otherwise).
     #[arg(long, default_value = "xavier", value_parser = parse_init)]
     pub init: Init,
-    /// BatchNorm with learnable scale gamma and shift beta (the default).
+    /// BatchNorm (or LayerNorm) with learnable scale gamma and shift beta (the default).
     #[arg(long, overrides_with = "no_affine")]
     pub affine: bool,
-    /// BatchNorm as pure standardisation, without gamma and beta.
+    /// BatchNorm (or LayerNorm) as pure standardisation, without gamma and beta.
     #[arg(long, overrides_with = "affine")]
     pub no_affine: bool,
-    /// BatchNorm before the activation (pre: act(BN(z))) or after it (post: BN(act(z))).
+    /// BatchNorm (or LayerNorm) before the activation (pre: act(BN(z))) or after it (post:
+    /// BN(act(z))).
     #[arg(long, value_enum, default_value_t = Placement::Pre)]
     pub placement: Placement,
     /// Add skip connections h_l = h_{l-1} + a_l wherever the shapes match.
@@ -101,7 +102,7 @@ pub struct NetArgs {
     /// --residual. About 1/sqrt(depth) keeps the residual stream's variance bounded without BN.
     #[arg(allow_hyphen_values = true, long, default_value_t = 1.0)]
     pub residual_scale: f64,
-    /// BatchNorm epsilon added to the variance.
+    /// Epsilon added to the variance by BatchNorm and LayerNorm.
     #[arg(
         allow_hyphen_values = true,
         long,
@@ -109,7 +110,7 @@ pub struct NetArgs {
         allow_negative_numbers = true
     )]
     pub eps: f64,
-    /// BatchNorm momentum of the running statistics (PyTorch's convention).
+    /// BatchNorm momentum of the running statistics (PyTorch's convention; LayerNorm keeps none).
     #[arg(
         allow_hyphen_values = true,
         long,
@@ -162,6 +163,30 @@ pub enum BnFlag {
     Off,
     On,
     Both,
+}
+
+/// A normaliser family for `--norm`; `--affine`/`--no-affine` and `--placement` set the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormChoice {
+    /// No normalisation.
+    None,
+    /// BatchNorm: each unit over the batch.
+    Batch,
+    /// LayerNorm: each sample over its units.
+    Layer,
+}
+
+/// Which normalisation arms a command runs: `--bn off|on|both` (BatchNorm only, as before) or
+/// `--norm` with a list of normalisers (e.g. `none,batch,layer`).
+#[derive(Debug, Clone, Args)]
+pub struct NormArgs {
+    /// BatchNorm arms to run (`--norm` chooses among none, batch and layer instead).
+    #[arg(long, value_enum, default_value_t = BnFlag::Both)]
+    pub bn: BnFlag,
+    /// Normalisers to compare, comma-separated: none, batch (BatchNorm), layer (LayerNorm);
+    /// replaces --bn.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "bn")]
+    pub norm: Option<Vec<NormChoice>>,
 }
 
 /// The data flags of the commands that train.
@@ -217,9 +242,8 @@ pub struct GradNormsArgs {
     /// Number of hidden layers; several, comma-separated, compare depths (e.g. 3,50).
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, value_delimiter = ',', default_value = "50")]
     pub depth: Vec<usize>,
-    /// BatchNorm arms to run.
-    #[arg(long, value_enum, default_value_t = BnFlag::Both)]
-    pub bn: BnFlag,
+    #[command(flatten)]
+    pub arms: NormArgs,
     /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, default_value_t = 1)]
     pub seeds: usize,
@@ -244,15 +268,16 @@ pub struct GradNormsArgs {
     mut_arg("width", |a| a.default_value("6")),
     mut_arg("batch", |a| a.default_value("8")),
     mut_arg("d_out", |a| a.default_value("3")),
-    mut_arg("dtype", |a| a.hide(true))
+    mut_arg("dtype", |a| a.hide(true)),
+    mut_arg("bn", |a| a.default_value("on"))
 )]
 pub struct GradcheckArgs {
     /// Number of hidden layers.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 3)]
     pub depth: usize,
-    /// BatchNorm on or off (one network is checked).
-    #[arg(long, value_enum, default_value_t = BnFlag::On)]
-    pub bn: BnFlag,
+    /// The one network checked: `--bn on|off` or `--norm none|batch|layer`.
+    #[command(flatten)]
+    pub arms: NormArgs,
     /// Check BatchNorm in eval mode (running statistics) instead of train mode.
     #[arg(long)]
     pub eval: bool,
@@ -278,9 +303,8 @@ pub struct MeasuredTrainArgs {
     /// Number of hidden layers.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 8)]
     pub depth: usize,
-    /// BatchNorm arms to run.
-    #[arg(long, value_enum, default_value_t = BnFlag::Both)]
-    pub bn: BnFlag,
+    #[command(flatten)]
+    pub arms: NormArgs,
     /// SGD steps.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 400)]
     pub steps: usize,
@@ -497,15 +521,16 @@ pub struct NonlinearityArgs {
 #[command(allow_negative_numbers = true)]
 #[command(
     mut_arg("act", |a| a.default_value("relu")),
-    mut_arg("init", |a| a.default_value("he"))
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("bn", |a| a.default_value("on"))
 )]
 pub struct BenchArgs {
     /// Number of hidden layers.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 50)]
     pub depth: usize,
-    /// BatchNorm on or off (one network is timed).
-    #[arg(long, value_enum, default_value_t = BnFlag::On)]
-    pub bn: BnFlag,
+    /// The one network timed: `--bn on|off` or `--norm none|batch|layer`.
+    #[command(flatten)]
+    pub arms: NormArgs,
     /// Threads for matrix products and BatchNorm/activation kernels [default: all cores].
     #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
     pub threads: Option<usize>,

@@ -205,21 +205,56 @@ impl<'de> Deserialize<'de> for Init {
     }
 }
 
-/// BatchNorm settings.
+/// Which statistics a normalisation layer standardises with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormKind {
+    /// BatchNorm (Ioffe & Szegedy 2015): each unit over the batch; running statistics in eval mode.
+    #[default]
+    Batch,
+    /// LayerNorm (Ba et al. 2016): each sample over its units; the same in train and eval mode.
+    Layer,
+}
+
+impl NormKind {
+    /// `BN` or `LN`, for labels.
+    pub fn short(self) -> &'static str {
+        match self {
+            NormKind::Batch => "BN",
+            NormKind::Layer => "LN",
+        }
+    }
+}
+
+impl fmt::Display for NormKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NormKind::Batch => "batch",
+            NormKind::Layer => "layer",
+        })
+    }
+}
+
+/// Normalisation-layer settings (BatchNorm or LayerNorm: `kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BnConfig {
+    /// `batch` (BatchNorm) or `layer` (LayerNorm); files written before LayerNorm existed mean `batch`.
+    #[serde(default)]
+    pub kind: NormKind,
     /// Learnable scale gamma (init 1) and shift beta (init 0); `false` is pure standardisation.
     pub affine: bool,
     pub placement: Placement,
     /// Added to the variance before the square root (PyTorch default 1e-5).
     pub eps: f64,
-    /// Running statistics: `running = (1 - momentum) * running + momentum * batch` (PyTorch default 0.1).
+    /// Running statistics: `running = (1 - momentum) * running + momentum * batch` (PyTorch
+    /// default 0.1). LayerNorm keeps no running statistics and ignores it.
     pub momentum: f64,
 }
 
 impl Default for BnConfig {
     fn default() -> Self {
         BnConfig {
+            kind: NormKind::Batch,
             affine: true,
             placement: Placement::Pre,
             eps: 1e-5,
@@ -231,17 +266,22 @@ impl Default for BnConfig {
 /// Which normalisation the hidden blocks use: the one type every command compares arms of.
 ///
 /// The text form (flags, JSON, experiment files) is `off`, `on` (BatchNorm with scale/shift
-/// before the activation; `affine`, its old name in `nonlinearity`, is accepted too), `no-affine`, `post` and
-/// `post-no-affine`. The numeric constants (`eps`, `momentum`) are not part of the variant:
-/// they live in [`NetSpec`], so every arm of one run shares them.
+/// before the activation; `affine`, its old name in `nonlinearity`, and `batch` are accepted
+/// too), `no-affine`, `post`, `post-no-affine`, and for LayerNorm `layer`, `layer-no-affine`,
+/// `layer-post`, `layer-post-no-affine` (`none` is accepted for `off`). The numeric constants
+/// (`eps`, `momentum`) are not part of the variant: they live in [`NetSpec`], so every arm of
+/// one run shares them.
 ///
 /// ```
-/// use bn_lab::config::{Norm, Placement};
+/// use bn_lab::config::{Norm, NormKind, Placement};
 /// let n: Norm = "post-no-affine".parse().unwrap();
 /// assert_eq!(n, Norm::Batch { affine: false, placement: Placement::Post });
 /// assert_eq!(n.to_string(), "post-no-affine");
 /// assert_eq!(n.label(), "BN after act, no affine");
 /// assert_eq!("affine".parse::<Norm>(), Ok(Norm::BN));
+/// let ln: Norm = "layer".parse().unwrap();
+/// assert_eq!(ln, Norm::LN);
+/// assert_eq!((ln.kind(), ln.label()), (Some(NormKind::Layer), "LN"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Norm {
@@ -250,6 +290,9 @@ pub enum Norm {
     /// BatchNorm (Ioffe & Szegedy 2015): per unit over the batch, with or without learnable
     /// scale/shift, before (`act(BN(z))`) or after (`BN(act(z))`) the activation.
     Batch { affine: bool, placement: Placement },
+    /// LayerNorm (Ba et al. 2016): per sample over the units, with or without learnable
+    /// scale/shift, before or after the activation.
+    Layer { affine: bool, placement: Placement },
 }
 
 impl Norm {
@@ -259,67 +302,93 @@ impl Norm {
         placement: Placement::Pre,
     };
 
+    /// LayerNorm with scale/shift before the activation.
+    pub const LN: Norm = Norm::Layer {
+        affine: true,
+        placement: Placement::Pre,
+    };
+
     /// Every variant, in the order the CLI lists them.
-    pub const ALL: [Norm; 5] = [
+    pub const ALL: [Norm; 9] = [
         Norm::Off,
         Norm::BN,
-        Norm::Batch {
-            affine: false,
-            placement: Placement::Pre,
-        },
-        Norm::Batch {
-            affine: true,
-            placement: Placement::Post,
-        },
-        Norm::Batch {
-            affine: false,
-            placement: Placement::Post,
-        },
+        Norm::of(NormKind::Batch, false, Placement::Pre),
+        Norm::of(NormKind::Batch, true, Placement::Post),
+        Norm::of(NormKind::Batch, false, Placement::Post),
+        Norm::LN,
+        Norm::of(NormKind::Layer, false, Placement::Pre),
+        Norm::of(NormKind::Layer, true, Placement::Post),
+        Norm::of(NormKind::Layer, false, Placement::Post),
     ];
 
-    /// The text form: `off`, `on`, `no-affine`, `post`, `post-no-affine`.
-    pub fn name(self) -> &'static str {
+    /// The normaliser of `kind` with these settings.
+    pub const fn of(kind: NormKind, affine: bool, placement: Placement) -> Norm {
+        match kind {
+            NormKind::Batch => Norm::Batch { affine, placement },
+            NormKind::Layer => Norm::Layer { affine, placement },
+        }
+    }
+
+    /// `(kind, affine, placement)`, or `None` without normalisation.
+    pub fn parts(self) -> Option<(NormKind, bool, Placement)> {
         match self {
-            Norm::Off => "off",
-            Norm::Batch {
-                affine: true,
-                placement: Placement::Pre,
-            } => "on",
-            Norm::Batch {
-                affine: false,
-                placement: Placement::Pre,
-            } => "no-affine",
-            Norm::Batch {
-                affine: true,
-                placement: Placement::Post,
-            } => "post",
-            Norm::Batch {
-                affine: false,
-                placement: Placement::Post,
-            } => "post-no-affine",
+            Norm::Off => None,
+            Norm::Batch { affine, placement } => Some((NormKind::Batch, affine, placement)),
+            Norm::Layer { affine, placement } => Some((NormKind::Layer, affine, placement)),
+        }
+    }
+
+    /// BatchNorm or LayerNorm; `None` without normalisation.
+    pub fn kind(self) -> Option<NormKind> {
+        self.parts().map(|(k, _, _)| k)
+    }
+
+    /// The text form: `off`, `on`, `no-affine`, `post`, `post-no-affine`, `layer`, ...
+    pub fn name(self) -> &'static str {
+        use Placement::{Post, Pre};
+        match self.parts() {
+            None => "off",
+            Some((NormKind::Batch, true, Pre)) => "on",
+            Some((NormKind::Batch, false, Pre)) => "no-affine",
+            Some((NormKind::Batch, true, Post)) => "post",
+            Some((NormKind::Batch, false, Post)) => "post-no-affine",
+            Some((NormKind::Layer, true, Pre)) => "layer",
+            Some((NormKind::Layer, false, Pre)) => "layer-no-affine",
+            Some((NormKind::Layer, true, Post)) => "layer-post",
+            Some((NormKind::Layer, false, Post)) => "layer-post-no-affine",
         }
     }
 
     /// The legend and table label of an arm with this normalisation.
     pub fn label(self) -> &'static str {
-        match self {
-            Norm::Off => "BN off",
-            Norm::Batch {
-                affine: true,
-                placement: Placement::Pre,
-            } => "BN on",
-            Norm::Batch {
-                affine: false,
-                placement: Placement::Pre,
-            } => "BN, no affine",
-            Norm::Batch {
-                affine: true,
-                placement: Placement::Post,
-            } => "BN after act",
-            Norm::Batch {
-                affine: false,
-                placement: Placement::Post,
-            } => "BN after act, no affine",
+        use Placement::{Post, Pre};
+        match self.parts() {
+            None => "BN off",
+            Some((NormKind::Batch, true, Pre)) => "BN on",
+            Some((NormKind::Batch, false, Pre)) => "BN, no affine",
+            Some((NormKind::Batch, true, Post)) => "BN after act",
+            Some((NormKind::Batch, false, Post)) => "BN after act, no affine",
+            Some((NormKind::Layer, true, Pre)) => "LN",
+            Some((NormKind::Layer, false, Pre)) => "LN, no affine",
+            Some((NormKind::Layer, true, Post)) => "LN after act",
+            Some((NormKind::Layer, false, Post)) => "LN after act, no affine",
+        }
+    }
+
+    /// What `--help` says about the variant.
+    fn help(self) -> String {
+        match self.parts() {
+            None => "no normalisation".to_string(),
+            Some((kind, affine, placement)) => format!(
+                "{} {} scale/shift {} the activation",
+                kind.short(),
+                if affine { "with" } else { "without" },
+                if placement == Placement::Pre {
+                    "before"
+                } else {
+                    "after"
+                }
+            ),
         }
     }
 
@@ -328,30 +397,34 @@ impl Norm {
         self != Norm::Off
     }
 
+    /// Whether the blocks are normalised with batch statistics (BatchNorm), so that a batch of
+    /// one sample is undefined.
+    pub fn is_batch(self) -> bool {
+        self.kind() == Some(NormKind::Batch)
+    }
+
     /// Whether the normaliser has learnable scale/shift.
     pub fn affine(self) -> bool {
-        matches!(self, Norm::Batch { affine: true, .. })
+        self.parts().is_some_and(|(_, affine, _)| affine)
     }
 
-    /// The same variant with BN moved to `placement` (no BN stays no BN).
+    /// The same variant with the normaliser moved to `placement` (no norm stays no norm).
     pub fn placed(self, placement: Placement) -> Norm {
-        match self {
-            Norm::Off => Norm::Off,
-            Norm::Batch { affine, .. } => Norm::Batch { affine, placement },
+        match self.parts() {
+            None => Norm::Off,
+            Some((kind, affine, _)) => Norm::of(kind, affine, placement),
         }
     }
 
-    /// The BatchNorm settings of a block, with the run's shared constants.
+    /// The normalisation settings of a block, with the run's shared constants.
     pub fn bn_config(self, eps: f64, momentum: f64) -> Option<BnConfig> {
-        match self {
-            Norm::Off => None,
-            Norm::Batch { affine, placement } => Some(BnConfig {
-                affine,
-                placement,
-                eps,
-                momentum,
-            }),
-        }
+        self.parts().map(|(kind, affine, placement)| BnConfig {
+            kind,
+            affine,
+            placement,
+            eps,
+            momentum,
+        })
     }
 }
 
@@ -366,9 +439,12 @@ impl FromStr for Norm {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "affine" => Ok(Norm::BN),
+            "affine" | "batch" => Ok(Norm::BN),
+            "none" => Ok(Norm::Off),
             _ => Norm::ALL.into_iter().find(|n| n.name() == s).ok_or_else(|| {
-                format!("unknown normalisation '{s}' (expected off, on, no-affine, post or post-no-affine)")
+                format!(
+                    "unknown normalisation '{s}' (expected off, on, no-affine, post, post-no-affine, layer, layer-no-affine, layer-post or layer-post-no-affine)"
+                )
             }),
         }
     }
@@ -393,27 +469,11 @@ impl clap::ValueEnum for Norm {
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        let v = clap::builder::PossibleValue::new(self.name());
-        Some(match self {
-            Norm::Off => v.help("no BatchNorm"),
-            Norm::Batch {
-                affine: true,
-                placement: Placement::Pre,
-            } => v
-                .alias("affine")
-                .help("BN with scale/shift before the activation"),
-            Norm::Batch {
-                affine: false,
-                placement: Placement::Pre,
-            } => v.help("BN without scale/shift before the activation"),
-            Norm::Batch {
-                affine: true,
-                placement: Placement::Post,
-            } => v.help("BN with scale/shift after the activation"),
-            Norm::Batch {
-                affine: false,
-                placement: Placement::Post,
-            } => v.help("BN without scale/shift after the activation"),
+        let v = clap::builder::PossibleValue::new(self.name()).help(self.help());
+        Some(match *self {
+            Norm::BN => v.aliases(["affine", "batch"]),
+            Norm::Off => v.alias("none"),
+            _ => v,
         })
     }
 }
@@ -670,7 +730,8 @@ pub struct NetConfig {
     pub depth: usize,
     pub act: Activation,
     pub init: Init,
-    /// `None`: no BatchNorm.
+    /// The normalisation layer of every hidden block (BatchNorm or LayerNorm: its `kind`);
+    /// `None`: none.
     pub bn: Option<BnConfig>,
     /// `h_l = h_{l-1} + residual_scale * a_l` wherever the shapes match.
     pub residual: bool,
@@ -859,7 +920,7 @@ impl NetConfig {
         between(batch_field, 1, MAX_BATCH, batch)?;
         check_residual_scale(self.residual, self.residual_scale)?;
         if let Some(bn) = &self.bn {
-            if batch < 2 {
+            if batch < 2 && bn.kind == NormKind::Batch {
                 return Err(ConfigError::BatchTooSmallForBn {
                     field: batch_field,
                     got: batch,
@@ -911,8 +972,10 @@ impl NetConfig {
         let post_affine = self
             .bn
             .is_some_and(|bn| bn.affine && bn.placement == Placement::Post);
-        if self.bn.is_some() {
-            params += depth * 2.0 * w; // running mean, running var
+        if let Some(bn) = &self.bn {
+            if bn.kind == NormKind::Batch {
+                params += depth * 2.0 * w; // running mean, running var
+            }
             per_block_acts += 1.0; // x_hat
         }
         if self.residual || post_affine {

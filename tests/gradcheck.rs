@@ -30,6 +30,7 @@ fn all_configs() -> Vec<NetConfig> {
             for affine in [false, true] {
                 for placement in [Placement::Pre, Placement::Post] {
                     let bn = BnConfig {
+                        kind: bn_lab::config::NormKind::Batch,
                         affine,
                         placement,
                         ..BnConfig::default()
@@ -83,6 +84,7 @@ fn backward_matches_finite_differences_when_input_width_differs() {
     // d_in != width: the first block has no skip connection even with --residual.
     for act in [Activation::Tanh, Activation::Relu] {
         let bn = BnConfig {
+            kind: bn_lab::config::NormKind::Batch,
             affine: true,
             placement: Placement::Pre,
             ..BnConfig::default()
@@ -100,6 +102,7 @@ fn backward_matches_finite_differences_with_a_residual_scale() {
             None,
             Some(BnConfig::default()),
             Some(BnConfig {
+                kind: bn_lab::config::NormKind::Batch,
                 placement: Placement::Post,
                 ..BnConfig::default()
             }),

@@ -15,6 +15,7 @@ fn bn_net(affine: bool) -> NetConfig {
         act: Activation::Linear,
         init: Init::Normal(2.0),
         bn: Some(BnConfig {
+            kind: bn_lab::config::NormKind::Batch,
             affine,
             placement: Placement::Pre,
             eps: 1e-5,

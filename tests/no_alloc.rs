@@ -107,6 +107,7 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
             act,
             init: Init::He,
             bn: bn.map(|placement| BnConfig {
+                kind: bn_lab::config::NormKind::Batch,
                 placement,
                 ..BnConfig::default()
             }),

@@ -145,6 +145,7 @@ fn bn_net(act: Activation, affine: bool) -> NetConfig {
         act,
         init: Init::Xavier,
         bn: Some(BnConfig {
+            kind: bn_lab::config::NormKind::Batch,
             affine,
             ..BnConfig::default()
         }),

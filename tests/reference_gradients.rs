@@ -405,6 +405,7 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
 
 fn bn(affine: bool, placement: Placement) -> Option<BnConfig> {
     Some(BnConfig {
+        kind: bn_lab::config::NormKind::Batch,
         affine,
         placement,
         ..BnConfig::default()

@@ -866,6 +866,7 @@ fn mlp_gradients_match_a_network_composed_of_reference_pairs() {
                     act,
                     init: Init::Xavier,
                     bn: bn.map(|(affine, placement)| BnConfig {
+                        kind: bn_lab::config::NormKind::Batch,
                         affine,
                         placement,
                         ..BnConfig::default()

@@ -364,6 +364,7 @@ fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_stati
         &net(
             Activation::Tanh,
             Some(BnConfig {
+                kind: bn_lab::config::NormKind::Batch,
                 eps: 0.0,
                 ..BnConfig::default()
             }),

@@ -16,7 +16,7 @@ pub fn config(args: &BenchArgs) -> Result<BenchConfig> {
         .map_err(|e| flag_error(&[], &e))?;
     let threads = threads(args.threads)?;
     let spec = args.net.spec();
-    let norm = args.bn.single(args.net.batch_norm(), "bench times")?;
+    let norm = args.arms.single(&args.net, "bench times")?;
     let net = spec.net(args.depth, args.net.activation(), norm);
     let batch = spec.batch;
     spec.validate()

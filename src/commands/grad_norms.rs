@@ -11,14 +11,14 @@ use crate::output::Extra;
 use crate::parallel;
 
 /// Config fields set by flags of another name.
-pub const RENAMES: Renames = &[("depths", "--depth"), ("norms", "--bn")];
+pub const RENAMES: Renames = &[("depths", "--depth"), ("norms", "--norm")];
 
 /// The config the flags describe (validated by [`execute`]).
 pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
     GradNormsConfig {
         depths: args.depth.clone(),
         act: args.net.activation(),
-        norms: args.bn.norms(args.net.batch_norm()),
+        norms: args.arms.norms(&args.net),
         net: args.net.spec(),
         seeds: args.seeds,
         vanishing_below: VANISHING_BELOW,

@@ -18,7 +18,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         .and_then(|()| finite_in("tol", "> 0", args.tol, |v| v > 0.0))
         .map_err(|e| flag_error(&[], &e))?;
     let spec = args.net.spec();
-    let norm = args.bn.single(args.net.batch_norm(), "gradcheck checks")?;
+    let norm = args.arms.single(&args.net, "gradcheck checks")?;
     let net = spec.net(args.depth, args.net.activation(), norm);
     let batch = spec.batch;
     spec.validate()

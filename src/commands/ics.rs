@@ -7,7 +7,7 @@ use crate::commands::{Renames, execute, measured_train};
 use crate::experiment::ics::{Ics, IcsConfig};
 
 /// Config fields of `ics` set by flags of another name.
-pub const RENAMES: Renames = &[("norms", "--bn"), ("sweep_lrs", "--sweep-lr")];
+pub const RENAMES: Renames = &[("norms", "--norm"), ("sweep_lrs", "--sweep-lr")];
 
 /// The validated-to-be config of a command line.
 pub fn config(args: &IcsArgs) -> IcsConfig {

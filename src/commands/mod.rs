@@ -18,8 +18,10 @@ use std::io::Write;
 use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{BnFlag, Cli, Command, DataArgs, MeasuredTrainArgs, NetArgs, OutputArgs};
-use crate::config::{Activation, ConfigError, DataSpec, NetSpec, Norm};
+use crate::cli::{
+    BnFlag, Cli, Command, DataArgs, MeasuredTrainArgs, NetArgs, NormArgs, NormChoice, OutputArgs,
+};
+use crate::config::{Activation, ConfigError, DataSpec, NetSpec, Norm, NormKind};
 use crate::experiment::MeasuredTrainConfig;
 use crate::output::{self, Extra};
 use crate::plot::Figures;
@@ -115,24 +117,43 @@ impl NetArgs {
     }
 }
 
-impl BnFlag {
-    /// The arms `--bn` selects, with `on` meaning `bn`.
-    pub fn norms(self, bn: Norm) -> Vec<Norm> {
-        match self {
-            BnFlag::Off => vec![Norm::Off],
-            BnFlag::On => vec![bn],
-            BnFlag::Both => vec![Norm::Off, bn],
+impl NetArgs {
+    /// The normaliser `--norm` names, with the `--affine`/`--no-affine` and `--placement` settings.
+    pub fn normaliser(&self, choice: NormChoice) -> Norm {
+        let (affine, placement) = (!self.no_affine, self.placement);
+        match choice {
+            NormChoice::None => Norm::Off,
+            NormChoice::Batch => Norm::of(NormKind::Batch, affine, placement),
+            NormChoice::Layer => Norm::of(NormKind::Layer, affine, placement),
+        }
+    }
+}
+
+impl NormArgs {
+    /// The arms `--norm` lists, or else the ones `--bn` selects (`on` meaning the BatchNorm of
+    /// `net`'s flags).
+    pub fn norms(&self, net: &NetArgs) -> Vec<Norm> {
+        match &self.norm {
+            Some(list) => list.iter().map(|&c| net.normaliser(c)).collect(),
+            None => match self.bn {
+                BnFlag::Off => vec![Norm::Off],
+                BnFlag::On => vec![net.batch_norm()],
+                BnFlag::Both => vec![Norm::Off, net.batch_norm()],
+            },
         }
     }
 
     /// The one network of `gradcheck` and `bench`.
-    pub fn single(self, bn: Norm, what: &str) -> Result<Norm> {
-        match self {
-            BnFlag::Off => Ok(Norm::Off),
-            BnFlag::On => Ok(bn),
-            BnFlag::Both => Err(usage(format!(
+    pub fn single(&self, net: &NetArgs, what: &str) -> Result<Norm> {
+        match (&self.norm, self.bn) {
+            (Some(list), _) if list.len() == 1 => Ok(net.normaliser(list[0])),
+            (Some(_), _) => Err(usage(format!(
+                "--norm: {what} one network; give one of none, batch or layer"
+            ))),
+            (None, BnFlag::Both) => Err(usage(format!(
                 "--bn both: {what} one network; give --bn on or --bn off"
             ))),
+            (None, _) => Ok(self.norms(net)[0]),
         }
     }
 }
@@ -148,14 +169,15 @@ impl DataArgs {
 }
 
 /// Config fields of `landscape` and `ics` set by flags of another name.
-pub const MEASURED_RENAMES: Renames = &[("norms", "--bn"), ("probe_multipliers", "--probe-steps")];
+pub const MEASURED_RENAMES: Renames =
+    &[("norms", "--norm"), ("probe_multipliers", "--probe-steps")];
 
 /// The training runs `landscape` and `ics` measure, from their shared flags.
 pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> MeasuredTrainConfig {
     MeasuredTrainConfig {
         depth: t.depth,
         act: net.activation(),
-        norms: t.bn.norms(net.batch_norm()),
+        norms: t.arms.norms(net),
         net: net.spec(),
         data: t.data.spec(),
         steps: t.steps,

@@ -96,52 +96,33 @@ pub const COOL: [RGBColor; 4] = [
 ];
 
 /// One colour per normalisation arm, the same in every figure: BN off vermillion, the BN arms
-/// in the palette's blues, green and purple.
+/// in the palette's blues, green and purple, LayerNorm orange (black after the activation).
 pub fn norm_color(norm: crate::config::Norm) -> RGBColor {
-    use crate::config::{Norm, Placement};
-    match norm {
-        Norm::Off => okabe_ito::VERMILLION,
-        Norm::Batch {
-            affine: true,
-            placement: Placement::Pre,
-        } => okabe_ito::BLUE,
-        Norm::Batch {
-            affine: false,
-            placement: Placement::Pre,
-        } => okabe_ito::SKY_BLUE,
-        Norm::Batch {
-            affine: true,
-            placement: Placement::Post,
-        } => okabe_ito::BLUISH_GREEN,
-        Norm::Batch {
-            affine: false,
-            placement: Placement::Post,
-        } => okabe_ito::REDDISH_PURPLE,
+    use crate::config::{NormKind, Placement};
+    match norm.parts() {
+        None => okabe_ito::VERMILLION,
+        Some((NormKind::Batch, true, Placement::Pre)) => okabe_ito::BLUE,
+        Some((NormKind::Batch, false, Placement::Pre)) => okabe_ito::SKY_BLUE,
+        Some((NormKind::Batch, true, Placement::Post)) => okabe_ito::BLUISH_GREEN,
+        Some((NormKind::Batch, false, Placement::Post)) => okabe_ito::REDDISH_PURPLE,
+        Some((NormKind::Layer, _, Placement::Pre)) => okabe_ito::ORANGE,
+        Some((NormKind::Layer, _, Placement::Post)) => okabe_ito::BLACK,
     }
 }
 
 /// One marker shape per normalisation arm, the second channel beside [`norm_color`]: BN off
-/// squares, BN (pre, with scale/shift) circles, the other BN variants triangles and diamonds.
+/// squares, BN (pre, with scale/shift) circles, the other BN variants triangles and diamonds,
+/// LayerNorm crosses (diamonds without scale/shift).
 pub fn norm_marker(norm: crate::config::Norm) -> Marker {
-    use crate::config::{Norm, Placement};
-    match norm {
-        Norm::Off => Marker::Square,
-        Norm::Batch {
-            affine: true,
-            placement: Placement::Pre,
-        } => Marker::Circle,
-        Norm::Batch {
-            affine: false,
-            placement: Placement::Pre,
-        } => Marker::Diamond,
-        Norm::Batch {
-            affine: true,
-            placement: Placement::Post,
-        } => Marker::TriangleUp,
-        Norm::Batch {
-            affine: false,
-            placement: Placement::Post,
-        } => Marker::TriangleDown,
+    use crate::config::{NormKind, Placement};
+    match norm.parts() {
+        None => Marker::Square,
+        Some((NormKind::Batch, true, Placement::Pre)) => Marker::Circle,
+        Some((NormKind::Batch, false, Placement::Pre)) => Marker::Diamond,
+        Some((NormKind::Batch, true, Placement::Post)) => Marker::TriangleUp,
+        Some((NormKind::Batch, false, Placement::Post)) => Marker::TriangleDown,
+        Some((NormKind::Layer, true, _)) => Marker::Cross,
+        Some((NormKind::Layer, false, _)) => Marker::Diamond,
     }
 }
 
