@@ -19,7 +19,7 @@ use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use rand::Rng;
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, Init, NetConfig, Placement};
+use crate::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
 use crate::float::Float;
 use crate::ops;
 use crate::parallel::{gemm, par_cols};
@@ -83,14 +83,21 @@ pub struct ScaleShift<T> {
     pub dbeta: Array1<T>,
 }
 
-/// BatchNorm over the batch axis of `(batch, n)` inputs.
+/// A normalisation layer over `(batch, n)` inputs: BatchNorm or LayerNorm (`kind`).
 ///
-/// Train mode normalises with the batch mean and *biased* batch variance and updates
+/// **BatchNorm** (Ioffe & Szegedy 2015) standardises each unit over the batch. Train mode
+/// normalises with the batch mean and *biased* batch variance and updates
 /// `running = (1 - momentum) running + momentum batch_stat`, where the running variance takes
 /// the *unbiased* batch variance `var * N / (N - 1)` (PyTorch's convention). Eval mode
 /// normalises with the running statistics.
+///
+/// **LayerNorm** (Ba et al. 2016) standardises each sample over its `n` units with the row's
+/// mean and biased variance, `x_hat_ij = (x_ij - mu_i) / sqrt(var_i + eps)`, the same in train
+/// and eval mode; it keeps no running statistics (PyTorch's `nn.LayerNorm(n)`). Both then apply
+/// the per-unit scale and shift `gamma_j x_hat_ij + beta_j` when `affine`.
 #[derive(Clone, Debug)]
-pub struct BatchNorm<T> {
+pub struct NormLayer<T> {
+    pub kind: NormKind,
     /// `None`: pure standardisation (`--no-affine`).
     pub affine: Option<ScaleShift<T>>,
     /// Buffers, not parameters: never touched by an optimiser.
@@ -98,11 +105,17 @@ pub struct BatchNorm<T> {
     pub running_var: Array1<T>,
     pub eps: f64,
     pub momentum: f64,
-    /// Statistics used by the last forward, in f64: mean and `1 / sqrt(var + eps)`.
+    /// BatchNorm's per-unit statistics used by the last forward, in f64: mean, variance and
+    /// `1 / sqrt(var + eps)`, all `(n)`.
     pub mean: Vec<f64>,
     pub var: Vec<f64>,
     pub inv_std: Vec<f64>,
-    /// Whether the last forward used batch statistics (train mode).
+    /// LayerNorm's per-sample statistics of the last forward, in f64: `mu_i` and
+    /// `1 / sqrt(var_i + eps)`, both `(batch)`.
+    pub row_mean: Vec<f64>,
+    pub row_inv_std: Vec<f64>,
+    /// Whether the last forward normalised with statistics of its own input (BatchNorm in train
+    /// mode, LayerNorm always), so the backward goes through them.
     batch_stats: bool,
     /// What the forward subtracts from the matrix product before scaling by `inv_std`: `mean`
     /// minus the bias for BN before the activation (the bias is folded in, never added), `mean`
@@ -113,7 +126,7 @@ pub struct BatchNorm<T> {
     zeros: Vec<T>,
 }
 
-impl<T: Float> BatchNorm<T> {
+impl<T: Float> NormLayer<T> {
     pub fn new(n: usize, cfg: &BnConfig) -> Self {
         let affine = cfg.affine.then(|| ScaleShift {
             gamma: Array1::ones(n),
@@ -121,7 +134,8 @@ impl<T: Float> BatchNorm<T> {
             dgamma: Array1::zeros(n),
             dbeta: Array1::zeros(n),
         });
-        BatchNorm {
+        NormLayer {
+            kind: cfg.kind,
             affine,
             running_mean: Array1::zeros(n),
             running_var: Array1::ones(n),
@@ -130,6 +144,8 @@ impl<T: Float> BatchNorm<T> {
             mean: vec![0.0; n],
             var: vec![0.0; n],
             inv_std: vec![0.0; n],
+            row_mean: Vec::new(),
+            row_inv_std: Vec::new(),
             batch_stats: false,
             shift: vec![0.0; n],
             ones: vec![T::one(); n],
@@ -139,13 +155,7 @@ impl<T: Float> BatchNorm<T> {
 
     /// `(gamma, beta)`, or ones and zeros without scale/shift.
     fn scale_shift(&self) -> (&[T], &[T]) {
-        match &self.affine {
-            Some(ss) => (
-                ss.gamma.as_slice().expect("owned arrays are contiguous"),
-                ss.beta.as_slice().expect("owned arrays are contiguous"),
-            ),
-            None => (&self.ones, &self.zeros),
-        }
+        scale_shift_of(&self.affine, &self.ones, &self.zeros)
     }
 
     /// Batch statistics of `x: (N, n)` plus a per-column `bias` not yet added to it (train
@@ -190,6 +200,113 @@ impl<T: Float> BatchNorm<T> {
     }
 }
 
+/// `(gamma, beta)` of `affine`, or `ones` and `zeros` without scale/shift (a free function, so
+/// that a caller can borrow other fields of the layer mutably beside it).
+fn scale_shift_of<'a, T>(
+    affine: &'a Option<ScaleShift<T>>,
+    ones: &'a [T],
+    zeros: &'a [T],
+) -> (&'a [T], &'a [T]) {
+    match affine {
+        Some(ss) => (
+            ss.gamma.as_slice().expect("owned arrays are contiguous"),
+            ss.beta.as_slice().expect("owned arrays are contiguous"),
+        ),
+        None => (ones, zeros),
+    }
+}
+
+/// Forward of a block with LayerNorm: one matrix product, then before the activation one row
+/// pass (statistics, standardise, scale/shift, activation, skip), or after it the column pass
+/// `a = act(z + b)` and one row pass (statistics, standardise, scale/shift, skip). Row passes
+/// are split over threads by rows: `par_cols` on transposed views.
+#[allow(clippy::too_many_arguments)]
+fn ln_forward<T: Float>(
+    ln: &mut NormLayer<T>,
+    placement: Placement,
+    act: Activation,
+    h_in: ArrayView2<T>,
+    w: ArrayView2<T>,
+    b: &[T],
+    c: &mut BlockCache<T>,
+    (skip, has_h): (bool, bool),
+    scale: T,
+) {
+    let (rows, width) = (h_in.nrows(), w.ncols());
+    ln.row_mean.resize(rows, 0.0);
+    ln.row_inv_std.resize(rows, 0.0);
+    ln.batch_stats = true;
+    let eps = ln.eps;
+    let (gamma, beta) = scale_shift_of(&ln.affine, &ln.ones, &ln.zeros);
+    let (mean, inv_std) = (&mut ln.row_mean[..], &mut ln.row_inv_std[..]);
+    match placement {
+        Placement::Pre => {
+            gemm(T::one(), &h_in, &w, T::zero(), &mut c.x_hat.view_mut());
+            let skip_io = skip.then(|| (h_in.reversed_axes(), c.h.view_mut().reversed_axes()));
+            par_cols(
+                (
+                    c.x_hat.view_mut().reversed_axes(),
+                    c.a.view_mut().reversed_axes(),
+                    mean,
+                    inv_std,
+                    skip_io,
+                ),
+                width,
+                &|(zx, a, mean, inv_std, skip_io)| {
+                    ops::ln_pre_forward(
+                        act,
+                        zx.reversed_axes(),
+                        a.reversed_axes(),
+                        b,
+                        gamma,
+                        beta,
+                        eps,
+                        mean,
+                        inv_std,
+                        skip_io.map(|(x, h)| (x.reversed_axes(), h.reversed_axes())),
+                        scale,
+                    )
+                },
+            );
+        }
+        Placement::Post => {
+            gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+            par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
+                ops::bias_act_forward(act, a, b, None, None, T::one())
+            });
+            let h_out = has_h.then(|| {
+                (
+                    c.h.view_mut().reversed_axes(),
+                    skip.then(|| h_in.reversed_axes()),
+                )
+            });
+            par_cols(
+                (
+                    c.a.view().reversed_axes(),
+                    c.x_hat.view_mut().reversed_axes(),
+                    mean,
+                    inv_std,
+                    h_out,
+                ),
+                width,
+                &|(a, x_hat, mean, inv_std, h_out)| {
+                    ops::ln_post_forward(
+                        a.reversed_axes(),
+                        x_hat.reversed_axes(),
+                        gamma,
+                        beta,
+                        eps,
+                        mean,
+                        inv_std,
+                        h_out.map(|(h, x)| (h.reversed_axes(), x.map(|x| x.reversed_axes()))),
+                        scale,
+                    )
+                },
+            );
+        }
+    }
+}
+
 /// Buffers one block keeps between its forward and backward, all `(batch, width)`.
 /// Which ones are live depends on the block's kind (see [`Block::output`]).
 #[derive(Clone, Debug, Default)]
@@ -207,7 +324,7 @@ struct BlockCache<T> {
 #[derive(Clone, Debug)]
 pub struct Block<T> {
     pub linear: Linear<T>,
-    pub bn: Option<BatchNorm<T>>,
+    pub bn: Option<NormLayer<T>>,
     pub act: Activation,
     pub placement: Placement,
     /// `h_l = h_{l-1} + skip_scale * a_l`.
@@ -282,6 +399,9 @@ impl<T: Float> Block<T> {
                 .expect("owned arrays are contiguous"),
         );
         match (&mut self.bn, self.placement) {
+            (Some(ln), placement) if ln.kind == NormKind::Layer => {
+                ln_forward(ln, placement, act, h_in, w, b, c, (skip, has_h), scale);
+            }
             (None, _) => {
                 gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
                 let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
@@ -407,7 +527,7 @@ impl<T: Float> Linear<T> {
     }
 }
 
-impl<T: Float> BatchNorm<T> {
+impl<T: Float> NormLayer<T> {
     /// Backward through BN and the activation of one block, given `dh = dL/dh_l`, in two passes:
     ///
     /// ```text
@@ -437,8 +557,24 @@ impl<T: Float> BatchNorm<T> {
         };
         bn_sums_pass(act, pre_act, dh, c.x_hat.view(), dz.view_mut(), copy, acc);
         self.scale_shift_grads(acc);
-        self.backward_coefficients(dh.nrows(), acc);
-        bn_apply_pass(act, post_act, c.x_hat.view(), self.batch_stats, dz, acc);
+        match self.kind {
+            NormKind::Batch => {
+                self.backward_coefficients(dh.nrows(), acc);
+                bn_apply_pass(act, post_act, c.x_hat.view(), self.batch_stats, dz, acc);
+            }
+            NormKind::Layer => {
+                let (gamma, _) = scale_shift_of(&self.affine, &self.ones, &self.zeros);
+                ln_apply_pass(
+                    act,
+                    post_act,
+                    c.x_hat.view(),
+                    gamma,
+                    &self.row_inv_std,
+                    dz,
+                    acc,
+                );
+            }
+        }
     }
 
     /// Multiply `dgamma` and `dbeta` by a residual branch's `scale` (nothing to do at 1).
@@ -570,6 +706,43 @@ fn bn_apply_pass<T: Float>(
     );
 }
 
+/// LayerNorm's pass 2 ([`ops::ln_backward_apply`]), in place on `d` (`dy` on entry, `dL/dz` on
+/// exit), split over threads by rows; then `db = sum_i dz` into `acc` (a column pass, so the sum
+/// keeps one order whatever the thread count). `post_act` given: LayerNorm after the
+/// activation. `d, x_hat, post_act: (batch, width)`; `gamma: (width)`; `inv_std: (batch)`.
+fn ln_apply_pass<T: Float>(
+    act: Activation,
+    post_act: Option<ArrayView2<T>>,
+    x_hat: ArrayView2<T>,
+    gamma: &[T],
+    inv_std: &[f64],
+    mut d: ArrayViewMut2<T>,
+    acc: &mut ColScratch,
+) {
+    let (rows, width) = d.dim();
+    par_cols(
+        (
+            d.view_mut().reversed_axes(),
+            x_hat.reversed_axes(),
+            inv_std,
+            post_act.map(|a| a.reversed_axes()),
+        ),
+        width,
+        &|(d, x_hat, inv_std, a)| {
+            ops::ln_backward_apply(
+                d.reversed_axes(),
+                x_hat.reversed_axes(),
+                gamma,
+                inv_std,
+                a.map(|a| (act, a.reversed_axes())),
+            )
+        },
+    );
+    par_cols((d.view(), &mut acc.db[..]), rows, &|(d, db)| {
+        ops::add_col_sums(d, db)
+    });
+}
+
 /// Per-column f64 accumulators of the backward pass, all `(width)`, reused by every block.
 #[derive(Clone, Debug, Default)]
 struct ColScratch {
@@ -695,7 +868,7 @@ impl<T: Float> Mlp<T> {
                     bn: config
                         .bn
                         .as_ref()
-                        .map(|bn| BatchNorm::new(config.width, bn)),
+                        .map(|bn| NormLayer::new(config.width, bn)),
                     act: config.act,
                     placement: config.bn.map_or(Placement::Pre, |bn| bn.placement),
                     skip: config.block_has_skip(l),

@@ -675,6 +675,183 @@ pub fn bn_backward_apply<T: Float>(
     }
 }
 
+// ------------------------------------------------------- LayerNorm passes
+//
+// LayerNorm (Ba et al. 2016) standardises each sample (row) over its `c` units, so its
+// statistics are row-local: these passes are split over threads by *rows* (the model hands
+// `parallel::par_cols` transposed views), and their per-row results do not depend on the cut.
+// Per-column sums (`dgamma`, `dbeta`, `db`, `sum dh^2`) are left to the column passes above,
+// which keeps every sum in one fixed order whatever the thread count.
+
+/// `(mean, 1 / sqrt(var + eps))` of one row `x + b` (`b` absent: 0), biased variance, two
+/// passes in f64.
+#[inline]
+fn ln_row_stats<T: Float>(x: &[T], b: Option<&[T]>, eps: f64) -> (f64, f64) {
+    let n = x.len() as f64;
+    let shifted = |j: usize, v: T| v.f64() + b.map_or(0.0, |b| b[j].f64());
+    let mean = x
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| shifted(j, v))
+        .sum::<f64>()
+        / n;
+    let var = x
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| {
+            let d = shifted(j, v) - mean;
+            d * d
+        })
+        .sum::<f64>()
+        / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// LayerNorm before the activation, one pass over rows: per row `i` of `z = zx + b`,
+/// `mu_i`, `inv_std_i = 1 / sqrt(var_i + eps)` (biased variance over the row), `x_hat = (z -
+/// mu_i) inv_std_i` in place (`zx` holds `h W` on entry and `x_hat` on exit),
+/// `a = act(gamma * x_hat + beta)`, and `h = h_in + skip_scale * a` when `skip` is given.
+/// `zx, a, h_in, h: (N, c)`; `b, gamma, beta: (c)`; `mean, inv_std: (N)`.
+#[allow(clippy::too_many_arguments)]
+pub fn ln_pre_forward<T: Float>(
+    act: Activation,
+    mut zx: ArrayViewMut2<T>,
+    mut a: ArrayViewMut2<T>,
+    b: &[T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    mean: &mut [f64],
+    inv_std: &mut [f64],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
+) {
+    per_act!(act, A => {
+        let mut skip = skip;
+        let mut skip_rows = skip
+            .as_mut()
+            .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
+        for (((xh, a), m), s) in rows_mut(&mut zx)
+            .zip(rows_mut(&mut a))
+            .zip(mean.iter_mut())
+            .zip(inv_std.iter_mut())
+        {
+            (*m, *s) = ln_row_stats(xh, Some(b), eps);
+            let (mu, is) = (*m, *s);
+            for (v, &b) in xh.iter_mut().zip(b) {
+                *v = T::of((v.f64() + b.f64() - mu) * is);
+            }
+            for (((a, &x), &g), &be) in a.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+                *a = act_k::<T, A>(g * x + be);
+            }
+            if let Some((h_in, h)) = skip_rows.as_mut() {
+                let h_in = h_in.next().expect("same rows");
+                let h = h.next().expect("same rows");
+                let (h_in, h) = (
+                    h_in.to_slice().expect("contiguous rows"),
+                    h.into_slice().expect("contiguous rows"),
+                );
+                for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(a.iter()) {
+                    *h = skip_scale * a + x;
+                }
+            }
+        }
+    })
+}
+
+/// LayerNorm after the activation, one pass over rows: per row of `a`, `mu_i`, `inv_std_i`,
+/// `x_hat = (a - mu_i) inv_std_i` into `x_hat`, and, when `h` is given, `h = gamma * x_hat +
+/// beta`, or `h = h_in + skip_scale * (gamma * x_hat + beta)` when `h_in` is given.
+/// `a, x_hat, h, h_in: (N, c)`; `gamma, beta: (c)`; `mean, inv_std: (N)`.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn ln_post_forward<T: Float>(
+    a: ArrayView2<T>,
+    mut x_hat: ArrayViewMut2<T>,
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    mean: &mut [f64],
+    inv_std: &mut [f64],
+    h: Option<(ArrayViewMut2<T>, Option<ArrayView2<T>>)>,
+    skip_scale: T,
+) {
+    let mut h = h;
+    let mut h_rows = h.as_mut().map(|(h, h_in)| {
+        (
+            h.rows_mut().into_iter(),
+            h_in.as_ref().map(|x| x.rows().into_iter()),
+        )
+    });
+    for (((a, xh), m), s) in rows(&a)
+        .zip(rows_mut(&mut x_hat))
+        .zip(mean.iter_mut())
+        .zip(inv_std.iter_mut())
+    {
+        (*m, *s) = ln_row_stats(a, None, eps);
+        let (mu, is) = (*m, *s);
+        for (v, &a) in xh.iter_mut().zip(a) {
+            *v = T::of((a.f64() - mu) * is);
+        }
+        if let Some((h, h_in)) = h_rows.as_mut() {
+            let h = h
+                .next()
+                .expect("same rows")
+                .into_slice()
+                .expect("contiguous rows");
+            for (((h, &x), &g), &b) in h.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+                *h = g * x + b;
+            }
+            if let Some(h_in) = h_in.as_mut() {
+                let h_in = h_in.next().expect("same rows");
+                for (h, &x) in h.iter_mut().zip(h_in.to_slice().expect("contiguous rows")) {
+                    *h = skip_scale * *h + x;
+                }
+            }
+        }
+    }
+}
+
+/// Second backward pass through LayerNorm, in place on `d` (`dy = dL/dy`, `y = gamma x_hat +
+/// beta`, on entry; `dL/dz` on exit), one pass over rows: with `g = gamma * dy`,
+///
+/// `dx_i = inv_std_i (g_i - mean_j(g_ij) - x_hat_i mean_j(g_ij x_hat_ij))`
+///
+/// (the closed form through the row's mean and biased variance), then `dz = dx * act'(a)` for
+/// LayerNorm after the activation (`post_act` given), else `dz = dx`.
+/// `d, x_hat, a: (N, c)`; `gamma: (c)`; `inv_std: (N)`.
+pub fn ln_backward_apply<T: Float>(
+    mut d: ArrayViewMut2<T>,
+    x_hat: ArrayView2<T>,
+    gamma: &[T],
+    inv_std: &[f64],
+    post_act: Option<(Activation, ArrayView2<T>)>,
+) {
+    let n = x_hat.ncols() as f64;
+    let mut act_rows = post_act
+        .as_ref()
+        .map(|(act, a)| (*act, a.rows().into_iter()));
+    for ((d, xh), &is) in rows_mut(&mut d).zip(rows(&x_hat)).zip(inv_std) {
+        let (mut s_g, mut s_gx) = (0.0f64, 0.0f64);
+        for ((&v, &x), &g) in d.iter().zip(xh).zip(gamma) {
+            let gv = g.f64() * v.f64();
+            s_g += gv;
+            s_gx += gv * x.f64();
+        }
+        let (m, mx) = (s_g / n, s_gx / n);
+        for ((v, &x), &g) in d.iter_mut().zip(xh).zip(gamma) {
+            *v = T::of(is * (g.f64() * v.f64() - m - x.f64() * mx));
+        }
+        if let Some((act, a_rows)) = act_rows.as_mut() {
+            let a = a_rows
+                .next()
+                .expect("same rows")
+                .to_slice()
+                .expect("contiguous rows");
+            mul_act_grad_row_inplace(*act, d, a);
+        }
+    }
+}
+
 // ------------------------------------------------------------------ loss
 
 /// `L = 1/(2N) sum_{i,k} (o_ik - y_ik)^2` (the diary's 1/2 (O - Y)^2 averaged over the batch)

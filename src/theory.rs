@@ -403,6 +403,10 @@ pub fn predict(
                 batch: None,
             })
         }
+        Some(bn) if bn.kind == crate::config::NormKind::Layer => Err(
+            "LayerNorm: no mean-field theory of LayerNorm is implemented (Yang et al. treat BatchNorm)"
+                .into(),
+        ),
         Some(bn) if bn.placement == Placement::Post => Err(
             "BN after the activation: no mean-field theory of that placement is implemented".into(),
         ),

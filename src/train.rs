@@ -20,6 +20,7 @@
 use ndarray::{Array2, s};
 use serde::Serialize;
 
+use crate::config::NormKind;
 use crate::data::{Batch, Dataset, Sampler};
 use crate::float::Float;
 use crate::model::{Mlp, Mode};
@@ -301,7 +302,7 @@ pub fn recalibrated_losses<T: Float>(net: &Mlp<T>, data: &Dataset<T>, chunk: usi
     let mut c = net.clone();
     let mut has_bn = false;
     for b in &mut c.blocks {
-        if let Some(bn) = b.bn.as_mut() {
+        if let Some(bn) = b.bn.as_mut().filter(|bn| bn.kind == NormKind::Batch) {
             // running = batch statistics of the one forward below (variance unbiased).
             bn.momentum = 1.0;
             has_bn = true;

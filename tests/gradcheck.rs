@@ -1,7 +1,8 @@
 //! Hand-written backprop against central finite differences in f64, over every combination of
-//! activation x BN off/on x affine on/off x placement pre/post x residual on/off.
+//! activation x normalisation (none, BatchNorm, LayerNorm) x affine on/off x placement pre/post x
+//! residual on/off.
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
 use bn_lab::gradcheck::check;
 use bn_lab::model::Mode;
 
@@ -27,15 +28,17 @@ fn all_configs() -> Vec<NetConfig> {
     for act in Activation::ALL {
         for residual in [false, true] {
             out.push(net(act, None, residual, 6));
-            for affine in [false, true] {
-                for placement in [Placement::Pre, Placement::Post] {
-                    let bn = BnConfig {
-                        kind: bn_lab::config::NormKind::Batch,
-                        affine,
-                        placement,
-                        ..BnConfig::default()
-                    };
-                    out.push(net(act, Some(bn), residual, 6));
+            for kind in [NormKind::Batch, NormKind::Layer] {
+                for affine in [false, true] {
+                    for placement in [Placement::Pre, Placement::Post] {
+                        let bn = BnConfig {
+                            kind,
+                            affine,
+                            placement,
+                            ..BnConfig::default()
+                        };
+                        out.push(net(act, Some(bn), residual, 6));
+                    }
                 }
             }
         }
@@ -84,12 +87,17 @@ fn backward_matches_finite_differences_when_input_width_differs() {
     // d_in != width: the first block has no skip connection even with --residual.
     for act in [Activation::Tanh, Activation::Relu] {
         let bn = BnConfig {
-            kind: bn_lab::config::NormKind::Batch,
+            kind: NormKind::Batch,
             affine: true,
             placement: Placement::Pre,
             ..BnConfig::default()
         };
+        let ln = BnConfig {
+            kind: NormKind::Layer,
+            ..bn
+        };
         assert_passes(&net(act, Some(bn), true, 4), Mode::Train, 3);
+        assert_passes(&net(act, Some(ln), true, 4), Mode::Train, 3);
         assert_passes(&net(act, None, true, 4), Mode::Train, 3);
     }
 }
@@ -102,7 +110,16 @@ fn backward_matches_finite_differences_with_a_residual_scale() {
             None,
             Some(BnConfig::default()),
             Some(BnConfig {
-                kind: bn_lab::config::NormKind::Batch,
+                kind: NormKind::Batch,
+                placement: Placement::Post,
+                ..BnConfig::default()
+            }),
+            Some(BnConfig {
+                kind: NormKind::Layer,
+                ..BnConfig::default()
+            }),
+            Some(BnConfig {
+                kind: NormKind::Layer,
                 placement: Placement::Post,
                 ..BnConfig::default()
             }),

@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::optim::{Sgd, SgdConfig};
@@ -95,8 +95,26 @@ fn count_steps<T: Float>(
 fn steady_state_forward_backward_allocates_nothing_of_its_own() {
     let nets = [
         (Activation::Relu, None, false),
-        (Activation::Sigmoid, Some(Placement::Pre), false),
-        (Activation::Tanh, Some(Placement::Post), true),
+        (
+            Activation::Sigmoid,
+            Some((NormKind::Batch, Placement::Pre)),
+            false,
+        ),
+        (
+            Activation::Tanh,
+            Some((NormKind::Batch, Placement::Post)),
+            true,
+        ),
+        (
+            Activation::Relu,
+            Some((NormKind::Layer, Placement::Pre)),
+            true,
+        ),
+        (
+            Activation::Tanh,
+            Some((NormKind::Layer, Placement::Post)),
+            false,
+        ),
     ];
     for (act, bn, residual) in nets {
         let cfg = NetConfig {
@@ -106,8 +124,8 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
             depth: 4,
             act,
             init: Init::He,
-            bn: bn.map(|placement| BnConfig {
-                kind: bn_lab::config::NormKind::Batch,
+            bn: bn.map(|(kind, placement)| BnConfig {
+                kind,
                 placement,
                 ..BnConfig::default()
             }),

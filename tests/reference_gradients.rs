@@ -4,7 +4,7 @@
 
 #![allow(clippy::op_ref)] // `&a * &b` reads as the math and keeps every operand borrowed.
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
@@ -89,7 +89,8 @@ fn reference(
         z: Array2<f64>,
         x_hat: Array2<f64>,
         y: Array2<f64>,
-        inv_std: Array1<f64>,
+        /// `(1, width)` for BatchNorm, `(batch, 1)` for LayerNorm (broadcast against `x_hat`).
+        inv_std: Array2<f64>,
     }
     let mut h = x.clone();
     let mut hs = vec![h.clone()];
@@ -107,7 +108,7 @@ fn reference(
                     z,
                     x_hat: Array2::zeros((0, 0)),
                     y: Array2::zeros((0, 0)),
-                    inv_std: Array1::zeros(0),
+                    inv_std: Array2::zeros((0, 0)),
                 };
                 (a, f)
             }
@@ -117,7 +118,19 @@ fn reference(
                     Placement::Post => z.mapv(|v| act(cfg.act, v)),
                 };
                 let (rm, rv) = blk.running.clone().expect("BN block");
+                let layer = bc.kind == NormKind::Layer;
                 let (mean, var) = match mode {
+                    // LayerNorm: each row over its units, in both modes; no running statistics.
+                    _ if layer => {
+                        let mean = pre_input.mean_axis(Axis(1)).unwrap().insert_axis(Axis(1));
+                        let var = (&pre_input - &mean)
+                            .mapv(|v| v * v)
+                            .mean_axis(Axis(1))
+                            .unwrap()
+                            .insert_axis(Axis(1));
+                        running.push(Some((rm.clone(), rv.clone())));
+                        (mean, var)
+                    }
                     Mode::Train => {
                         let mean = pre_input.mean_axis(Axis(0)).unwrap();
                         let var = (&pre_input - &row(&mean))
@@ -129,15 +142,15 @@ fn reference(
                             &rm * (1.0 - m) + &mean * m,
                             &rv * (1.0 - m) + &var * (m * n / (n - 1.0)),
                         )));
-                        (mean, var)
+                        (row(&mean).to_owned(), row(&var).to_owned())
                     }
                     Mode::Eval => {
                         running.push(Some((rm.clone(), rv.clone())));
-                        (rm, rv)
+                        (row(&rm).to_owned(), row(&rv).to_owned())
                     }
                 };
                 let inv_std = var.mapv(|v| 1.0 / (v + bc.eps).sqrt());
-                let x_hat = (&pre_input - &row(&mean)) * &row(&inv_std);
+                let x_hat = (&pre_input - &mean) * &inv_std;
                 let yb = match (&blk.gamma, &blk.beta) {
                     (Some(g), Some(b)) => &x_hat * &row(g) + &row(b),
                     _ => x_hat.clone(),
@@ -205,12 +218,18 @@ fn reference(
                     None => dy,
                 };
                 let d_in = match mode {
+                    _ if bc.kind == NormKind::Layer => {
+                        let c = dxh.ncols() as f64;
+                        let s = dxh.sum_axis(Axis(1)).insert_axis(Axis(1));
+                        let sx = (&dxh * &f.x_hat).sum_axis(Axis(1)).insert_axis(Axis(1));
+                        (&dxh * c - &s - &(&f.x_hat * &sx)) * &f.inv_std / c
+                    }
                     Mode::Train => {
                         let s = dxh.sum_axis(Axis(0));
                         let sx = (&dxh * &f.x_hat).sum_axis(Axis(0));
-                        (&dxh * n - &row(&s) - &(&f.x_hat * &row(&sx))) * &row(&f.inv_std) / n
+                        (&dxh * n - &row(&s) - &(&f.x_hat * &row(&sx))) * &f.inv_std / n
                     }
-                    Mode::Eval => &dxh * &row(&f.inv_std),
+                    Mode::Eval => &dxh * &f.inv_std,
                 };
                 match bc.placement {
                     Placement::Pre => d_in,
@@ -405,7 +424,16 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
 
 fn bn(affine: bool, placement: Placement) -> Option<BnConfig> {
     Some(BnConfig {
-        kind: bn_lab::config::NormKind::Batch,
+        kind: NormKind::Batch,
+        affine,
+        placement,
+        ..BnConfig::default()
+    })
+}
+
+fn ln(affine: bool, placement: Placement) -> Option<BnConfig> {
+    Some(BnConfig {
+        kind: NormKind::Layer,
         affine,
         placement,
         ..BnConfig::default()
@@ -420,6 +448,10 @@ fn optimised_gradients_match_reference_on_small_nets() {
         bn(false, Placement::Pre),
         bn(true, Placement::Post),
         bn(false, Placement::Post),
+        ln(true, Placement::Pre),
+        ln(false, Placement::Pre),
+        ln(true, Placement::Post),
+        ln(false, Placement::Post),
     ];
     for act in Activation::ALL {
         for b in bns {
@@ -452,6 +484,10 @@ fn threads_split_work_without_changing_a_bit() {
         (Activation::Tanh, bn(true, Placement::Pre), true),
         (Activation::Sigmoid, bn(true, Placement::Post), true),
         (Activation::LeakyRelu, bn(false, Placement::Post), false),
+        (Activation::Relu, ln(true, Placement::Pre), true),
+        (Activation::Tanh, ln(false, Placement::Pre), false),
+        (Activation::Sigmoid, ln(true, Placement::Post), true),
+        (Activation::Linear, ln(false, Placement::Post), false),
     ] {
         let cfg = NetConfig {
             d_in: 96,
@@ -470,7 +506,13 @@ fn threads_split_work_without_changing_a_bit() {
 
 #[test]
 fn f32_model_matches_f64_reference_within_f32_rounding() {
-    for b in [None, bn(true, Placement::Pre), bn(true, Placement::Post)] {
+    for b in [
+        None,
+        bn(true, Placement::Pre),
+        bn(true, Placement::Post),
+        ln(true, Placement::Pre),
+        ln(true, Placement::Post),
+    ] {
         let cfg = net(Activation::Tanh, b, true);
         let d = data::linear_teacher::<f64>(7, 16, cfg.d_in, cfg.d_out);
         let mut n64 = Mlp::<f64>::new(&cfg, &mut data::rng(7, Stream::Weights));

@@ -249,7 +249,7 @@ impl NonlinearityConfig {
         let (n_train, n_test) = (self.data.n_train, self.data.n_test);
         train::units(2, self.net.batch as u64)
             .saturating_add(self.settings(act, 0).work_units(n_train, n_test))
-            .saturating_add(train::recalibration_units(norm.is_on(), n_train, n_test))
+            .saturating_add(train::recalibration_units(norm.is_batch(), n_train, n_test))
     }
 
     /// Work units [`run`] reports: the reference fit and every run.
@@ -524,7 +524,7 @@ fn run_one<T: Float>(
     progress(cfg.net.batch as u64);
     let (recal_train, recal_test) = train::recalibrated_losses(&net, data, cfg.net.batch);
     progress(train::recalibration_units(
-        norm.is_on(),
+        norm.is_batch(),
         cfg.data.n_train,
         cfg.data.n_test,
     ));
