@@ -6,8 +6,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, at_most_values, between, distinct,
-    finite_in, human_bytes,
+    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, NormKind, at_most_values, between,
+    distinct, finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
@@ -405,6 +405,9 @@ pub struct SavedNet {
     pub dtype: Dtype,
     pub seed: u64,
     pub config: NetConfig,
+    /// Each hidden block's normalisation layer as PyTorch builds it, e.g.
+    /// `nn.LayerNorm(256, eps=1e-5, elementwise_affine=True)`; `null` without one.
+    pub torch_norm: Option<String>,
     pub mode: Mode,
     pub loss: Num,
     pub x: SavedTensor,
@@ -436,6 +439,42 @@ fn tensor<T: Float>(a: &Array2<T>) -> SavedTensor {
         shape: a.shape().to_vec(),
         data: to_nums(a.iter().copied()),
     }
+}
+
+/// The PyTorch module of `net`'s normalisation layer (applied to `width` features), with the
+/// constants bn-lab uses: `nn.BatchNorm1d(width, eps=.., momentum=.., affine=..)` or
+/// `nn.LayerNorm(width, eps=.., elementwise_affine=..)`; `None` without one.
+///
+/// ```
+/// use bn_lab::config::{BnConfig, NormKind};
+/// use bn_lab::experiment::grad_norms::torch_norm;
+/// let mut net = bn_lab::config::NetSpec {
+///     width: 64, batch: 8, d_in: 64, d_out: 1, init: bn_lab::config::Init::He,
+///     residual: false, residual_scale: 1.0, eps: 1e-5, momentum: 0.1, seed: 0,
+///     dtype: bn_lab::config::Dtype::F32,
+/// }
+/// .net(3, bn_lab::config::Activation::Relu, bn_lab::config::Norm::LN);
+/// assert_eq!(torch_norm(&net).unwrap(), "nn.LayerNorm(64, eps=1e-5, elementwise_affine=True)");
+/// net.bn = None;
+/// assert_eq!(torch_norm(&net), None);
+/// ```
+pub fn torch_norm(net: &NetConfig) -> Option<String> {
+    let py_bool = |b: bool| if b { "True" } else { "False" };
+    net.bn.map(|bn| match bn.kind {
+        NormKind::Batch => format!(
+            "nn.BatchNorm1d({}, eps={:e}, momentum={}, affine={})",
+            net.width,
+            bn.eps,
+            bn.momentum,
+            py_bool(bn.affine)
+        ),
+        NormKind::Layer => format!(
+            "nn.LayerNorm({}, eps={:e}, elementwise_affine={})",
+            net.width,
+            bn.eps,
+            py_bool(bn.affine)
+        ),
+    })
 }
 
 /// One forward and backward of a fresh network of `net` on the linear-teacher batch of `seed`.
@@ -478,6 +517,7 @@ pub fn measure<T: Float>(
         },
         seed,
         config: net_cfg.clone(),
+        torch_norm: torch_norm(net_cfg),
         mode: Mode::Train,
         loss: Num(loss),
         x: tensor(&data.x),
