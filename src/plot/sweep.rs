@@ -120,8 +120,8 @@ fn ratio_panel(r: &SweepReport) -> Panel {
         &|p| Some(p.grad_ratio),
     );
     p.guides = vec![
-        (HEALTHY.0, format!("{}", HEALTHY.0)),
-        (HEALTHY.1, format!("{}", HEALTHY.1)),
+        (HEALTHY.0, format!("vanishing below {}", HEALTHY.0)),
+        (HEALTHY.1, format!("exploding above {}", HEALTHY.1)),
     ];
     p
 }
@@ -153,7 +153,7 @@ fn rate_panel(r: &SweepReport) -> Panel {
         s.legend = false;
         p.series.push(s);
     }
-    p.guides = vec![(1.0, "1".into())];
+    p.guides = vec![(1.0, "x1 per layer".into())];
     p
 }
 
@@ -165,7 +165,7 @@ fn growth_panel(r: &SweepReport) -> Panel {
         &|m| m.growth_per_layer,
         &|p| p.growth_per_layer,
     );
-    p.guides = vec![(1.0, "1".into())];
+    p.guides = vec![(1.0, "x1 per layer".into())];
     p
 }
 
