@@ -9,7 +9,7 @@ use std::path::Path;
 use bn_lab::cli::Command;
 use bn_lab::commands::sweep::{config, plan_lines, shell_quote};
 use bn_lab::config::Norm;
-use bn_lab::experiment::sweep::{Sweep, SweepConfig, Vary};
+use bn_lab::experiment::sweep::{Sweep, SweepConfig};
 use serde_json::Value;
 
 /// A tiny weight-scale sweep with training: three scales, three arms, two seeds.

@@ -81,31 +81,71 @@ fn panel(
     p
 }
 
+/// One arm's final loss per value: the mean over the seeds that did not diverge (their band
+/// min-max), inf (a mark on the top strip) where every seed diverged. A diverged run's last
+/// loss can be any size, so it would set the scale and say nothing; the table has it.
+fn loss_series(
+    r: &SweepReport,
+    i: usize,
+    norm: Norm,
+    label: String,
+    pick: &dyn Fn(&Point) -> Option<Num>,
+) -> Series {
+    let mut pts = Vec::new();
+    let mut band = Vec::new();
+    for &value in &r.config.values {
+        let seeds: Vec<f64> = r
+            .points
+            .iter()
+            .filter(|p| p.arm == norm && p.value == value && p.diverged_at.is_none())
+            .filter_map(pick)
+            .map(|n| n.0)
+            .collect();
+        if seeds.is_empty() {
+            pts.push((value, f64::INFINITY));
+            continue;
+        }
+        pts.push((value, seeds.iter().sum::<f64>() / seeds.len() as f64));
+        if seeds.len() > 1 {
+            band.push((
+                value,
+                min_nan(seeds.iter().copied()),
+                max_nan(seeds.iter().copied()),
+            ));
+        }
+    }
+    let mut s = Series::new(label, norm_color(norm), pts);
+    s.band = band;
+    s.marker = Some(norm_marker(norm));
+    s.marker_phase = i;
+    s
+}
+
 /// Final train (dashed) and test (solid) losses.
 fn loss_panel(r: &SweepReport) -> Panel {
-    let mut p = panel(
-        r,
-        &format!(
-            "Final loss after {} SGD steps (dashed: train)",
-            r.config.steps
-        ),
+    let mut p = Panel::new(
+        format!("Final loss, {} SGD steps", r.config.steps),
+        x_label(r.config.vary),
         "MSE loss, eval mode (log scale)",
-        &|m| m.final_test_loss,
-        &|p| p.final_test_loss,
+        true,
     );
+    p.log_x = true;
+    p.top_edge_label = Some("top strip: every seed diverged (or NaN)".into());
     for (i, &n) in r.config.norms.iter().enumerate() {
-        let mut s = arm_series(
-            r,
-            i,
-            n,
-            format!("{}: train", n.label()),
-            &|m| m.final_train_loss,
-            &|p| p.final_train_loss,
-        );
+        p.series
+            .push(loss_series(r, i, n, n.label().to_string(), &|p| {
+                p.final_test_loss
+            }));
+    }
+    for (i, &n) in r.config.norms.iter().enumerate() {
+        let mut s = loss_series(r, i, n, format!("{}: train", n.label()), &|p| {
+            p.final_train_loss
+        });
         s.dash = Dash::Dashed;
         s.band.clear();
         s.legend = false;
         s.width = 2;
+        s.marker = None;
         p.series.push(s);
     }
     p
@@ -114,8 +154,8 @@ fn loss_panel(r: &SweepReport) -> Panel {
 fn ratio_panel(r: &SweepReport) -> Panel {
     let mut p = panel(
         r,
-        "Gradient ratio ‖∂L/∂W_1‖ / ‖∂L/∂W_L‖ at init",
-        "first / last (log scale)",
+        "‖∂L/∂W_1‖ / ‖∂L/∂W_L‖ at init",
+        "first / last layer (log scale)",
         &|m| Some(m.grad_ratio),
         &|p| Some(p.grad_ratio),
     );
@@ -130,7 +170,7 @@ fn ratio_panel(r: &SweepReport) -> Panel {
 fn rate_panel(r: &SweepReport) -> Panel {
     let mut p = panel(
         r,
-        "Growth of ‖∂L/∂h_l‖² per layer at init (dotted: λ(B), Yang et al.)",
+        "‖∂L/∂h_l‖² per layer (dotted: λ(B))",
         "factor per layer towards the input (log scale)",
         &|m| m.growth_rate,
         &|p| p.growth_rate,
@@ -160,7 +200,7 @@ fn rate_panel(r: &SweepReport) -> Panel {
 fn growth_panel(r: &SweepReport) -> Panel {
     let mut p = panel(
         r,
-        "Backprop signal ‖∂L/∂h_l‖: factor per layer towards the input",
+        "‖∂L/∂h_l‖: factor per layer at init",
         "growth per layer (log scale)",
         &|m| m.growth_per_layer,
         &|p| p.growth_per_layer,
@@ -195,14 +235,14 @@ pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
     let mut slide = Slide::new(headline(r), r.config.title(), panels);
     if r.config.seeds > 1 {
         slide.notes.push(LegendItem::text(format!(
-            "lines: mean over {} seeds (geometric for ratios, arithmetic for losses); bands: min-max",
+            "lines: mean over {} seeds (geometric for ratios, arithmetic for losses of the seeds that did not diverge); bands: min-max",
             r.config.seeds
         )));
     }
     if r.config.trains() {
-        slide.notes.push(LegendItem::text(
-            "losses: solid test, dashed train; diverged runs end at their last loss",
-        ));
+        slide
+            .notes
+            .push(LegendItem::text("losses: solid test, dashed train"));
     }
     slide.draw(path)
 }
