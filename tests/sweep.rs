@@ -122,6 +122,16 @@ fn points_run_values_then_arms_then_seeds_and_means_follow() {
 }
 
 #[test]
+fn the_recorded_config_reruns_to_the_same_numbers() {
+    let first = bn_lab::experiment::sweep::run(&cfg(TINY), &|_| {});
+    let v = serde_json::to_value(&first).unwrap();
+    let back: SweepConfig = bn_lab::experiment::load_config(&v["config"]).unwrap();
+    assert_eq!(back, first.config);
+    let again = bn_lab::experiment::sweep::run(&back, &|_| {});
+    assert_eq!(serde_json::to_value(&again).unwrap(), v);
+}
+
+#[test]
 fn the_numbers_do_not_depend_on_the_thread_count() {
     let dirs = [common::scratch("sweep-t1"), common::scratch("sweep-t2")];
     for (d, t) in dirs.iter().zip(["1", "2"]) {
