@@ -63,6 +63,11 @@ pub enum Command {
     /// (BN before the activation) and the no-BN variance map q^l / chi^l per layer. Quadrature
     /// only, no network. Writes theory.png and theory.json.
     Theory(TheoryArgs),
+    /// Sweep one axis (weight scale, batch size or depth) for no norm, BatchNorm and LayerNorm
+    /// over seeds: gradient ratio and growth per layer at init, final losses of a short
+    /// training run. Writes sweep.png and sweep.json; --plan/--point/--collect split it over
+    /// a scheduler.
+    Sweep(SweepArgs),
     /// Time one forward+backward pass (median after warm-up) and compare its speed with a
     /// matrix-multiply ceiling measured on the spot. Prints only; writes no files.
     Bench(BenchArgs),
@@ -605,6 +610,78 @@ pub struct ShatteredArgs {
 
 fn parse_bias(s: &str) -> Result<crate::experiment::shattered::BiasInit, String> {
     s.parse()
+}
+
+/// Flags of `bn-lab sweep`: ReLU, width 64, batch 64 by default; the depth, steps and init
+/// defaults depend on `--vary` (see the README).
+#[derive(Debug, Args)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("auto").help(
+        "Weight initialisation: he, xavier, lecun, normal:STD or auto (he for (leaky) ReLU, xavier otherwise); --vary weight-scale takes it from --values"
+    )),
+    mut_arg("width", |a| a.default_value("64")),
+    mut_arg("batch", |a| a.default_value("64").help(
+        "Samples per batch (--vary batch takes it from --values)"
+    ))
+)]
+pub struct SweepArgs {
+    /// The axis to sweep.
+    #[arg(long, value_enum, required_unless_present = "collect")]
+    pub vary: Option<crate::experiment::sweep::Vary>,
+    /// The axis' values, comma-separated [default: weight-scale 1e-4 .. 1 log-spaced (10),
+    /// batch 2,4,...,512, depth 1,2,3,5,10,20,50,100,200].
+    #[arg(allow_hyphen_values = true, long, value_delimiter = ',')]
+    pub values: Option<Vec<f64>>,
+    /// Normalisers to compare, comma-separated: none, batch (BatchNorm), layer (LayerNorm).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "none,batch,layer"
+    )]
+    pub norm: Vec<NormChoice>,
+    /// Repeat over K seeds (seed, seed+1, ...): weights and batch order change, the data set does not.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, value_name = "K", default_value_t = 3)]
+    pub seeds: usize,
+    /// Number of hidden layers [default: 8 for weight-scale, 32 for batch; --vary depth takes
+    /// it from --values].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long)]
+    pub depth: Option<usize>,
+    /// SGD steps of each point's training run, 0 for none [default: 300 for weight-scale, 150
+    /// for batch, 0 for depth].
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long)]
+    pub steps: Option<usize>,
+    /// SGD learning rate (plain SGD: no momentum, no weight decay).
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = crate::experiment::sweep::DEFAULT_LR,
+        allow_negative_numbers = true
+    )]
+    pub lr: f64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Threads for the points run side by side and each network's kernels [default: all cores].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
+    pub threads: Option<usize>,
+    /// Do not run: write one complete `bn-lab sweep ... --point I --out OUT/point-I` command per
+    /// point to FILE (for xargs -P, GNU parallel or a Slurm array job).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["point", "collect"])]
+    pub plan: Option<PathBuf>,
+    /// Compute only point I of the sweep (its index in the JSON's point order) and write its
+    /// sweep.json without a figure.
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, 0>, long, value_name = "I", conflicts_with = "collect")]
+    pub point: Option<usize>,
+    /// Read DIR/*/sweep.json written by --point runs and write the whole sweep's sweep.json
+    /// and sweep.png into --out (the sweep's flags come from the files).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["vary", "values"])]
+    pub collect: Option<PathBuf>,
 }
 
 /// Flags of `bn-lab theory`.

@@ -654,3 +654,49 @@ fn residual_scale_needs_residual_and_a_positive_finite_value() {
         &out,
     );
 }
+
+#[test]
+fn sweep_bounds_every_numeric_flag() {
+    let mut flags = net_flags();
+    flags.extend(data_flags());
+    flags.extend([
+        ("--values", FloatList(positive)),
+        ("--depth", DEPTH),
+        ("--seeds", Count { min: 1, max: 1000 }),
+        (
+            "--steps",
+            Count {
+                min: 0,
+                max: 1_000_000,
+            },
+        ),
+        ("--lr", Float(positive)),
+        ("--threads", Count { min: 1, max: 0 }),
+        // 2 values x 3 arms x 1 seed.
+        ("--point", Count { min: 0, max: 5 }),
+    ]);
+    let base = [
+        "sweep",
+        "--vary",
+        "weight-scale",
+        "--values",
+        "0.1,1",
+        "--depth",
+        "2",
+        "--width",
+        "4",
+        "--batch",
+        "4",
+        "--d-out",
+        "2",
+        "--seeds",
+        "1",
+        "--steps",
+        "3",
+        "--n-train",
+        "16",
+        "--n-test",
+        "8",
+    ];
+    sweep("sweep", &base, &flags, true);
+}

@@ -10,6 +10,7 @@ pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
 pub mod shattered;
+pub mod sweep;
 pub mod theory;
 pub mod train;
 
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Nonlinearity(args) => nonlinearity::run(&args),
         Command::Shattered(args) => shattered::run(&args),
         Command::Theory(args) => theory::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

@@ -1,0 +1,266 @@
+//! `bn-lab sweep`: a local run, `--plan` (one command per point), `--point` (one point) and
+//! `--collect` (the points' files back into one sweep).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::ValueEnum;
+
+use crate::cli::{OutputArgs, SweepArgs};
+use crate::commands::{Renames, execute, flag_error, print, threads, usage};
+use crate::config::{Norm, Placement};
+use crate::experiment::sweep::{
+    CollectError, PointFile, Sweep, SweepConfig, SweepPoint, Vary, collect,
+};
+use crate::experiment::{Experiment, load_config};
+use crate::parallel;
+
+/// Config fields set by flags of another name.
+pub const RENAMES: Renames = &[("norms", "--norm")];
+
+/// The config the flags describe (validated by [`execute`]); `vary` is set whenever
+/// `--collect` is not.
+pub fn config(args: &SweepArgs, vary: Vary) -> SweepConfig {
+    let net = args.net.spec();
+    SweepConfig {
+        vary,
+        values: args.values.clone().unwrap_or_else(|| vary.default_values()),
+        depth: args.depth.or(vary.default_depth()),
+        act: args.net.activation(),
+        norms: args.norm.iter().map(|&c| args.net.normaliser(c)).collect(),
+        seeds: args.seeds,
+        net,
+        data: args.data.spec(),
+        steps: args.steps.unwrap_or(vary.default_steps()),
+        lr: args.lr,
+        point: args.point,
+    }
+}
+
+pub fn run(args: &SweepArgs) -> Result<()> {
+    let threads = threads(args.threads)?;
+    if let Some(dir) = &args.collect {
+        return parallel::with_threads(threads, || run_collect(dir, &args.output))?;
+    }
+    let vary = args
+        .vary
+        .expect("clap requires --vary unless --collect is given");
+    let cfg = config(args, vary);
+    if let Some(plan) = &args.plan {
+        return parallel::with_threads(threads, || write_plan(&cfg, plan, &args.output.out))?;
+    }
+    parallel::with_threads(threads, || {
+        if cfg.point.is_some() {
+            execute::<SweepPoint>(&cfg, RENAMES, &args.output, &[]).map(|_| ())
+        } else {
+            execute::<Sweep>(&cfg, RENAMES, &args.output, &[]).map(|_| ())
+        }
+    })?
+}
+
+/// A word as the shell reads it back unchanged: as is when it is made of safe characters,
+/// else in single quotes (a `'` inside as `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:,=+@%".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn enum_name<E: ValueEnum>(v: &E) -> String {
+    v.to_possible_value()
+        .expect("no variant is skipped")
+        .get_name()
+        .to_string()
+}
+
+/// The flags that rerun `cfg` (without `--point` and `--out`), every resolved value spelled out.
+pub fn flags(cfg: &SweepConfig) -> Vec<String> {
+    let join = |v: Vec<String>| v.join(",");
+    let mut f: Vec<String> = vec![
+        "--vary".into(),
+        enum_name(&cfg.vary),
+        "--values".into(),
+        join(cfg.values.iter().map(|v| format!("{v}")).collect()),
+        "--norm".into(),
+        join(
+            cfg.norms
+                .iter()
+                .map(|n| match n {
+                    Norm::Off => "none".to_string(),
+                    Norm::Batch { .. } => "batch".to_string(),
+                    Norm::Layer { .. } => "layer".to_string(),
+                })
+                .collect(),
+        ),
+    ];
+    // Every normalised arm shares one affine setting and placement (the flags set them).
+    let on = cfg.norms.iter().find(|n| n.is_on());
+    let (affine, placement) = on.map_or((true, Placement::Pre), |n| {
+        let (_, a, p) = n.parts().expect("an arm that is on has parts");
+        (a, p)
+    });
+    f.push(if affine { "--affine" } else { "--no-affine" }.into());
+    f.extend(["--placement".into(), enum_name(&placement)]);
+    f.extend(["--seeds".into(), cfg.seeds.to_string()]);
+    if let Some(d) = cfg.depth {
+        f.extend(["--depth".into(), d.to_string()]);
+    }
+    let n = &cfg.net;
+    f.extend([
+        "--act".into(),
+        enum_name(&cfg.act),
+        "--init".into(),
+        n.init.to_string(),
+        "--width".into(),
+        n.width.to_string(),
+        "--batch".into(),
+        n.batch.to_string(),
+        "--d-in".into(),
+        n.d_in.to_string(),
+        "--d-out".into(),
+        n.d_out.to_string(),
+    ]);
+    if n.residual {
+        f.extend([
+            "--residual".into(),
+            "--residual-scale".into(),
+            format!("{}", n.residual_scale),
+        ]);
+    }
+    f.extend([
+        "--eps".into(),
+        format!("{}", n.eps),
+        "--momentum".into(),
+        format!("{}", n.momentum),
+        "--seed".into(),
+        n.seed.to_string(),
+        "--dtype".into(),
+        enum_name(&n.dtype),
+        "--steps".into(),
+        cfg.steps.to_string(),
+        "--lr".into(),
+        format!("{}", cfg.lr),
+        "--task".into(),
+        enum_name(&cfg.data.task),
+        "--n-train".into(),
+        cfg.data.n_train.to_string(),
+        "--n-test".into(),
+        cfg.data.n_test.to_string(),
+    ]);
+    f
+}
+
+/// One shell line per point: `bn-lab sweep <flags> --point I --out <dir>/point-I`.
+pub fn plan_lines(cfg: &SweepConfig, dir: &Path) -> Vec<String> {
+    let common: Vec<String> = flags(cfg).iter().map(|w| shell_quote(w)).collect();
+    let common = common.join(" ");
+    (0..cfg.point_count())
+        .map(|i| {
+            let out = dir.join(format!("point-{i}"));
+            format!(
+                "bn-lab sweep {common} --point {i} --out {}",
+                shell_quote(&out.to_string_lossy())
+            )
+        })
+        .collect()
+}
+
+/// `--plan FILE`: validate, then write the lines (nothing else).
+fn write_plan(cfg: &SweepConfig, plan: &Path, out: &Path) -> Result<()> {
+    Sweep::validate(cfg)
+        .and_then(|()| Sweep::footprint(cfg).check())
+        .map_err(|e| flag_error(RENAMES, &e))?;
+    let dir = std::path::absolute(out).map_err(|e| usage(format!("--out: {e}")))?;
+    let mut text = plan_lines(cfg, &dir).join("\n");
+    text.push('\n');
+    crate::output::write_file(plan, text.as_bytes())
+        .map_err(|e| usage(format!("--plan: cannot write '{}': {e}", plan.display())))?;
+    print(&format!(
+        "wrote {} commands (one per point) to {}; run them, then: bn-lab sweep --collect {}\n",
+        cfg.point_count(),
+        plan.display(),
+        shell_quote(&dir.to_string_lossy())
+    ))
+}
+
+/// Read one `--point` run's `sweep.json`.
+fn read_point_file(path: &Path) -> Result<PointFile, CollectError> {
+    let bad = |what: String| CollectError(format!("{}: {what}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let config: SweepConfig =
+        load_config(&v["config"]).map_err(|e| bad(format!("not a sweep's config: {e}")))?;
+    let point = v["point"]
+        .as_u64()
+        .ok_or_else(|| bad("not written by a --point run (no 'point')".into()))?
+        as usize;
+    let points = v["points"]
+        .as_array()
+        .filter(|a| a.len() == 1)
+        .ok_or_else(|| bad("a --point run's file holds exactly one entry in 'points'".into()))?;
+    let result =
+        serde_json::from_value(points[0].clone()).map_err(|e| bad(format!("points[0]: {e}")))?;
+    Ok(PointFile {
+        path: path.to_path_buf(),
+        config,
+        point,
+        result,
+    })
+}
+
+/// The `sweep.json` files one level below `dir`, in name order.
+fn point_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| usage(format!("--collect: cannot read '{}': {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("sweep.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// `--collect DIR`: the points' files into one sweep, written as a local run writes it.
+fn run_collect(dir: &Path, out: &OutputArgs) -> Result<()> {
+    let files = point_files(dir)?;
+    if files.is_empty() {
+        return Err(usage(format!(
+            "--collect: no {}/*/sweep.json (written by --point runs)",
+            dir.display()
+        )));
+    }
+    let read: Vec<PointFile> = files
+        .iter()
+        .map(|p| read_point_file(p))
+        .collect::<Result<_, _>>()
+        .map_err(|e| usage(format!("--collect: {e}")))?;
+    let report = collect(read).map_err(|e| usage(format!("--collect: {e}")))?;
+    Sweep::validate(&report.config).map_err(|e| usage(format!("--collect: {e}")))?;
+    crate::output::install_signal_handler()?;
+    let outputs = crate::output::Outputs::prepare::<Sweep>(&out.out, &[])
+        .map_err(|e| usage(format!("{e:#}")))?;
+    let start = std::time::Instant::now();
+    let json = serde_json::to_string_pretty(&report)?;
+    let written = crate::output::export::<Sweep>(&report, &json, &out.out, &[])?;
+    outputs.keep();
+    if out.json {
+        print(&format!("{json}\n"))
+    } else {
+        let mut text = Sweep::summary(&report);
+        text.push_str(&format!(
+            "collected {} points from {}; wrote {} in {:.2} s\n",
+            report.points.len(),
+            dir.display(),
+            crate::output::join_paths(&written),
+            start.elapsed().as_secs_f64()
+        ));
+        print(&text)
+    }
+}

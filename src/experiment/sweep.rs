@@ -1,0 +1,966 @@
+//! `bn-lab sweep`: one axis (weight scale, batch size or depth) against the normalisers, over
+//! seeds. Every (value, arm, seed) point is one independent run of [`measure_point`], a pure
+//! function of the config and the point, so a sweep can run here on rayon's pool, or one point
+//! per process under a scheduler (`--plan`, `--point`, `--collect`) with the same numbers.
+//!
+//! ```text
+//! per point:  fresh net (weights of the point's seed)  -> one forward/backward on the batch of
+//!             grad-norms -> grad_ratio = ||dW_1|| / ||dW_L||, growth_per_layer of ||dL/dh_l||
+//!             [steps > 0] SGD on the task (the config seed's data, the point seed's batch
+//!             order) -> final train/test loss (eval mode), diverged_at
+//! ```
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    Activation, ConfigError, DataSpec, Dtype, Init, NetConfig, NetSpec, Norm, Placement, at_most,
+    between, distinct,
+};
+use crate::data::{self, Stream};
+use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::float::Float;
+use crate::limits::{Footprint, MAX_BATCH, MAX_DEPTH, MAX_SEEDS, MAX_STEPS};
+use crate::model::Mlp;
+use crate::optim::SgdConfig;
+use crate::stats::{self, Num, fmt_num};
+use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, eval_loss, fit, step_units, units};
+
+/// The axis a sweep varies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Vary {
+    /// The std s of the weights, N(0, s^2) in every layer (CS231n's weight-scale experiment).
+    WeightScale,
+    /// The mini-batch size B (BatchNorm's statistics; Yang et al.'s lambda(B)).
+    Batch,
+    /// The number of hidden layers.
+    Depth,
+}
+
+impl Vary {
+    /// The flag value: `weight-scale`, `batch`, `depth`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Vary::WeightScale => "weight-scale",
+            Vary::Batch => "batch",
+            Vary::Depth => "depth",
+        }
+    }
+
+    /// The axis' symbol in tables and figures.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Vary::WeightScale => "s",
+            Vary::Batch => "B",
+            Vary::Depth => "depth",
+        }
+    }
+
+    /// The default grid: s log-spaced 1e-4 .. 1 (10 points), B 2 .. 512, depths 1 .. 200.
+    pub fn default_values(self) -> Vec<f64> {
+        match self {
+            Vary::WeightScale => (0..10)
+                .map(|i| 10f64.powf(-4.0 + 4.0 * i as f64 / 9.0))
+                .collect(),
+            Vary::Batch => [2, 4, 8, 16, 32, 64, 128, 256, 512]
+                .iter()
+                .map(|&b| b as f64)
+                .collect(),
+            Vary::Depth => [1, 2, 3, 5, 10, 20, 50, 100, 200]
+                .iter()
+                .map(|&d| d as f64)
+                .collect(),
+        }
+    }
+
+    /// Hidden layers of the axes that do not vary the depth: 8 (the CS231n net) for the weight
+    /// scale, 32 for the batch size (deep enough for BN's lambda(B)^32 to show).
+    pub fn default_depth(self) -> Option<usize> {
+        match self {
+            Vary::WeightScale => Some(8),
+            Vary::Batch => Some(32),
+            Vary::Depth => None,
+        }
+    }
+
+    /// SGD steps of each point's training run (0: none; the depth axis measures at init only).
+    pub fn default_steps(self) -> usize {
+        match self {
+            Vary::WeightScale => 300,
+            Vary::Batch => 150,
+            Vary::Depth => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Vary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The default learning rate of the training runs.
+pub const DEFAULT_LR: f64 = 0.01;
+
+/// A validated sweep: every number its points depend on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepConfig {
+    pub vary: Vary,
+    /// The axis' values in run order (whole numbers for `batch` and `depth`).
+    pub values: Vec<f64>,
+    /// Hidden layers (`null` when the depth is the axis).
+    pub depth: Option<usize>,
+    pub act: Activation,
+    /// The arms, in legend order.
+    pub norms: Vec<Norm>,
+    /// Seeds `seed .. seed + seeds`: weights and batch order change, the data set does not.
+    pub seeds: usize,
+    /// Network settings; with `vary` `weight-scale` the init is `normal:s` and `init` is not
+    /// used, with `batch` each point's batch replaces `batch`.
+    #[serde(flatten)]
+    pub net: NetSpec,
+    #[serde(flatten)]
+    pub data: DataSpec,
+    /// SGD steps of each point's training run (0: no training).
+    pub steps: usize,
+    /// Plain SGD (no momentum, no weight decay).
+    pub lr: f64,
+    /// Compute only this point (an index into [`SweepConfig::points`]): `--point`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<usize>,
+}
+
+/// One point of a sweep: which value, arm and seed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PointId {
+    pub index: usize,
+    pub value: f64,
+    pub norm: Norm,
+    pub seed: u64,
+}
+
+impl SweepConfig {
+    pub fn seed_list(&self) -> Vec<u64> {
+        self.net.seed_list(self.seeds)
+    }
+
+    /// Every point in the fixed order of `points[]`: values as given, then arms, then seeds.
+    pub fn points(&self) -> Vec<PointId> {
+        let seeds = self.seed_list();
+        let mut out = Vec::with_capacity(self.values.len() * self.norms.len() * seeds.len());
+        for &value in &self.values {
+            for &norm in &self.norms {
+                for &seed in &seeds {
+                    out.push(PointId {
+                        index: out.len(),
+                        value,
+                        norm,
+                        seed,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of points.
+    pub fn point_count(&self) -> usize {
+        self.values
+            .len()
+            .saturating_mul(self.norms.len())
+            .saturating_mul(self.seeds)
+    }
+
+    /// The batch of a point at `value`.
+    pub fn batch(&self, value: f64) -> usize {
+        match self.vary {
+            Vary::Batch => value as usize,
+            _ => self.net.batch,
+        }
+    }
+
+    /// The network of a point at `value` with normaliser `norm`.
+    pub fn net(&self, value: f64, norm: Norm) -> NetConfig {
+        let depth = match self.vary {
+            Vary::Depth => value as usize,
+            _ => self.depth.unwrap_or(1),
+        };
+        let mut net = self.net.net(depth, self.act, norm);
+        if self.vary == Vary::WeightScale {
+            net.init = Init::Normal(value);
+        }
+        net
+    }
+
+    /// Whether the points train.
+    pub fn trains(&self) -> bool {
+        self.steps > 0
+    }
+
+    /// Check the axis, the arms, every network and its data before anything is allocated.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        distinct("values", &self.values)?;
+        for &v in &self.values {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::Invalid {
+                    field: "values",
+                    message: format!("every value must be a finite number > 0 (got {v})"),
+                });
+            }
+            if self.vary != Vary::WeightScale && v.fract() != 0.0 {
+                return Err(ConfigError::Invalid {
+                    field: "values",
+                    message: format!("--vary {} takes whole numbers (got {v})", self.vary),
+                });
+            }
+        }
+        match self.vary {
+            Vary::Batch => {
+                for &v in &self.values {
+                    at_most("values", MAX_BATCH, v as usize)?;
+                }
+            }
+            Vary::Depth => {
+                for &v in &self.values {
+                    at_most("values", MAX_DEPTH, v as usize)?;
+                }
+            }
+            Vary::WeightScale => {}
+        }
+        match (self.vary, self.depth) {
+            (Vary::Depth, Some(d)) => {
+                return Err(ConfigError::Invalid {
+                    field: "depth",
+                    message: format!("--vary depth takes the depths from --values (got {d})"),
+                });
+            }
+            (Vary::Depth, None) => {}
+            (_, None) => return Err(ConfigError::Empty { field: "depth" }),
+            (_, Some(d)) => between("depth", 1, MAX_DEPTH, d)?,
+        }
+        if self.vary == Vary::WeightScale && self.net.init != Init::Auto {
+            return Err(ConfigError::Invalid {
+                field: "init",
+                message: format!(
+                    "--vary weight-scale draws the weights from N(0, s^2) with s from --values (got init {})",
+                    self.net.init
+                ),
+            });
+        }
+        distinct("norms", &self.norms)?;
+        between("seeds", 1, MAX_SEEDS, self.seeds)?;
+        self.net.validate()?;
+        at_most("steps", MAX_STEPS, self.steps)?;
+        crate::config::finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
+        for &value in &self.values {
+            let batch = self.batch(value);
+            let batch_field = if self.vary == Vary::Batch {
+                "values"
+            } else {
+                "batch"
+            };
+            for &norm in &self.norms {
+                if norm.is_batch() && batch < 2 {
+                    return Err(ConfigError::Invalid {
+                        field: batch_field,
+                        message: format!(
+                            "a batch of {batch} with BatchNorm (--norm batch): the variance of one sample is 0, so BN is undefined; drop the value or the arm"
+                        ),
+                    });
+                }
+                self.net(value, norm).validate_as(batch, batch_field)?;
+            }
+            if self.trains() {
+                self.data.validate(batch).map_err(|e| match e {
+                    ConfigError::BelowOther { min, got, .. } if self.vary == Vary::Batch => {
+                        ConfigError::Invalid {
+                            field: "n_train",
+                            message: format!(
+                                "must be at least the largest batch in --values ({min}) (got {got})"
+                            ),
+                        }
+                    }
+                    e => e,
+                })?;
+            }
+        }
+        if let Some(p) = self.point {
+            let n = self.point_count();
+            if p >= n {
+                return Err(ConfigError::Invalid {
+                    field: "point",
+                    message: format!("this sweep has points 0 to {} (got {p})", n - 1),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// As many networks alive as run side by side (the largest ones), each with its data set
+    /// when the points train; the numbers and the figure.
+    pub fn footprint(&self) -> Footprint {
+        let bytes = self.net.dtype.bytes();
+        let mut nets: Vec<f64> = self
+            .values
+            .iter()
+            .flat_map(|&v| {
+                self.norms
+                    .iter()
+                    .map(move |&n| self.net(v, n).memory_estimate_bytes(self.batch(v), bytes))
+            })
+            .collect();
+        nets.sort_by(|a, b| b.total_cmp(a));
+        let alive = crate::parallel::side_by_side(self.point_count());
+        let live: f64 = nets.iter().take(alive).sum();
+        let mut fp = Footprint::new().add("networks", live, &["depth", "width", "values"]);
+        if self.trains() {
+            fp = self.data.footprint(fp, &self.net, alive, alive, false);
+        }
+        fp.records(self.point_count() as f64 * 12.0, &["values", "seeds"])
+            .figures()
+    }
+
+    /// Work units of the point at `value`: a forward and backward per sample of the batch (as
+    /// `grad-norms` counts a layer, here a whole pass), its training steps and the two final
+    /// evaluations.
+    pub fn point_units(&self, value: f64) -> u64 {
+        let batch = self.batch(value);
+        let mut u = step_units(batch);
+        if self.trains() {
+            u = u
+                .saturating_add(units(self.steps, step_units(batch)))
+                .saturating_add((self.data.n_train as u64).saturating_add(self.data.n_test as u64));
+        }
+        u
+    }
+
+    /// `relu, width 64, batch 64, f32, 3 seeds from 0, 300 SGD steps at lr 0.01 on the non-linear task`.
+    pub fn title(&self) -> String {
+        let mut s = String::new();
+        if let Some(d) = self.depth {
+            s.push_str(&format!("depth {d}, "));
+        }
+        s.push_str(&format!("{}", self.act));
+        if self.vary != Vary::WeightScale {
+            s.push_str(&format!(" ({} init)", self.net.init.resolve(self.act)));
+        }
+        s.push_str(&format!(", width {}", self.net.width));
+        if self.vary != Vary::Batch {
+            s.push_str(&format!(", batch {}", self.net.batch));
+        }
+        if let Some(r) = crate::config::residual_label(self.net.residual, self.net.residual_scale) {
+            s.push_str(&format!(", {r}"));
+        }
+        s.push_str(&format!(", {}", self.net.dtype));
+        if self.seeds > 1 {
+            s.push_str(&format!(", {} seeds from {}", self.seeds, self.net.seed));
+        } else {
+            s.push_str(&format!(", seed {}", self.net.seed));
+        }
+        if self.trains() {
+            s.push_str(&format!(
+                "; {} SGD steps at lr {} on the {} task",
+                self.steps,
+                stats::Short(self.lr),
+                self.data.task
+            ));
+        }
+        s
+    }
+}
+
+/// What one point measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub value: f64,
+    /// The normaliser's text form (`off`, `on`, `layer`, ...).
+    pub arm: Norm,
+    /// [`Norm::label`].
+    pub label: String,
+    pub seed: u64,
+    /// `||dL/dW_1||_F / ||dL/dW_L||_F` at initialisation (first / last hidden layer).
+    pub grad_ratio: Num,
+    /// `exp(-slope)` of `ln ||dL/dh_l||` against `l` over the hidden layers: the factor the
+    /// backprop signal is multiplied by per layer towards the input (`grad-norms`' fit); `null`
+    /// with fewer than two usable layers.
+    pub growth_per_layer: Option<Num>,
+    /// The same for `||dL/dh_l||^2` (the square of `growth_per_layer`), to compare with
+    /// `theory_rate`.
+    pub growth_rate: Option<Num>,
+    /// Yang et al.'s `lambda(B)` for BatchNorm before the activation at this point's batch
+    /// (`null` without BN, after the activation, or below B = 4).
+    pub theory_rate: Option<Num>,
+    /// Loss on the training set after training (eval mode); `null` without training.
+    pub final_train_loss: Option<Num>,
+    /// Loss on the test set after training (eval mode); `null` without training.
+    pub final_test_loss: Option<Num>,
+    /// Step at which training diverged (loss inf/NaN or grown 1e6-fold), `null` if it did not.
+    pub diverged_at: Option<usize>,
+}
+
+/// The means of one (value, arm) over its seeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mean {
+    pub value: f64,
+    pub arm: Norm,
+    pub label: String,
+    /// Seeds averaged.
+    pub seeds: usize,
+    /// Geometric means over seeds (ratios and rates).
+    pub grad_ratio: Num,
+    pub growth_per_layer: Option<Num>,
+    pub growth_rate: Option<Num>,
+    pub theory_rate: Option<Num>,
+    /// Arithmetic means over seeds (losses; an inf or NaN seed makes the mean inf or NaN).
+    pub final_train_loss: Option<Num>,
+    pub final_test_loss: Option<Num>,
+    /// Seeds whose training diverged.
+    pub diverged: usize,
+}
+
+/// Everything a sweep computed; written to `sweep.json`, drawn in `sweep.png`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepReport {
+    pub tool: ToolInfo,
+    pub config: SweepConfig,
+    /// With `--point`: the index of the one point computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point: Option<usize>,
+    pub points: Vec<Point>,
+    pub means: Vec<Mean>,
+}
+
+/// Rows per forward of the final evaluations.
+const EVAL_CHUNK: usize = 256;
+
+/// No hooks: the sweep only needs the loop's divergence check.
+struct Quiet;
+
+impl<T: Float> Observer<T> for Quiet {}
+
+/// The one pure function of a sweep: the measurements of point `p` of `cfg`.
+pub fn measure_point(cfg: &SweepConfig, p: &PointId) -> Point {
+    match cfg.net.dtype {
+        Dtype::F32 => measure_typed::<f32>(cfg, p),
+        Dtype::F64 => measure_typed::<f64>(cfg, p),
+    }
+}
+
+fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
+    let net_cfg = cfg.net(p.value, p.norm);
+    let batch = cfg.batch(p.value);
+    let (init, _) = crate::experiment::grad_norms::measure::<T>(&net_cfg, batch, p.seed, false);
+    let w = &init.weight_grad_norm;
+    let grad_ratio = w[0].0 / w[w.len() - 1].0;
+    let signal: Vec<f64> = init.activation_grad_norm.iter().map(|v| v.0).collect();
+    let growth = stats::log_slope(&signal).map(|s| (-s).exp());
+    let theory_rate = match p.norm.parts() {
+        Some((crate::config::NormKind::Batch, _, Placement::Pre)) => {
+            crate::theory::bn_rate(cfg.act, batch).map(Num)
+        }
+        _ => None,
+    };
+    let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);
+    if cfg.trains() {
+        let data = data::make_task::<T>(
+            cfg.data.task,
+            cfg.net.seed,
+            cfg.data.n_train,
+            cfg.data.n_test,
+            cfg.net.d_in,
+            cfg.net.d_out,
+        );
+        let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(p.seed, Stream::Weights));
+        let sgd = SgdConfig {
+            lr: cfg.lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        let mut tr = Trainer::new(&mut net, &data, sgd, batch, p.seed);
+        let d = fit(&mut tr, cfg.steps, DIVERGENCE_FACTOR, &|_| {}, &mut Quiet);
+        diverged_at = d.map(|d| d.step);
+        // Eval mode does not depend on the batch: chunks only bound the memory.
+        let chunk = batch.max(EVAL_CHUNK);
+        train_loss = Some(Num(eval_loss(&mut net, &data.train, chunk)));
+        test_loss = Some(Num(eval_loss(&mut net, &data.test, chunk)));
+    }
+    Point {
+        value: p.value,
+        arm: p.norm,
+        label: p.norm.label().to_string(),
+        seed: p.seed,
+        grad_ratio: Num(grad_ratio),
+        growth_per_layer: growth.map(Num),
+        growth_rate: growth.map(|g| Num(g * g)),
+        theory_rate,
+        final_train_loss: train_loss,
+        final_test_loss: test_loss,
+        diverged_at,
+    }
+}
+
+/// Geometric mean of per-seed values, `None` if any seed has none.
+fn gmean(v: &[Option<Num>]) -> Option<Num> {
+    let v: Option<Vec<f64>> = v.iter().map(|x| x.map(|n| n.0)).collect();
+    v.map(|v| Num(stats::geometric_mean(&v)))
+}
+
+/// Arithmetic mean of per-seed values, `None` if any seed has none.
+fn amean(v: &[Option<Num>]) -> Option<Num> {
+    let v: Option<Vec<f64>> = v.iter().map(|x| x.map(|n| n.0)).collect();
+    v.map(|v| Num(v.iter().sum::<f64>() / v.len() as f64))
+}
+
+/// The means per (value, arm) of `points`, in the order they first appear (the config's).
+pub fn means(points: &[Point]) -> Vec<Mean> {
+    let mut keys: Vec<(f64, Norm)> = Vec::new();
+    for p in points {
+        if !keys.contains(&(p.value, p.arm)) {
+            keys.push((p.value, p.arm));
+        }
+    }
+    keys.into_iter()
+        .map(|(value, arm)| {
+            let group: Vec<&Point> = points
+                .iter()
+                .filter(|p| p.value == value && p.arm == arm)
+                .collect();
+            let pick = |f: &dyn Fn(&Point) -> Option<Num>| -> Vec<Option<Num>> {
+                group.iter().map(|p| f(p)).collect()
+            };
+            Mean {
+                value,
+                arm,
+                label: arm.label().to_string(),
+                seeds: group.len(),
+                grad_ratio: gmean(&pick(&|p| Some(p.grad_ratio))).unwrap_or(Num(f64::NAN)),
+                growth_per_layer: gmean(&pick(&|p| p.growth_per_layer)),
+                growth_rate: gmean(&pick(&|p| p.growth_rate)),
+                theory_rate: gmean(&pick(&|p| p.theory_rate)),
+                final_train_loss: amean(&pick(&|p| p.final_train_loss)),
+                final_test_loss: amean(&pick(&|p| p.final_test_loss)),
+                diverged: group.iter().filter(|p| p.diverged_at.is_some()).count(),
+            }
+        })
+        .collect()
+}
+
+/// The report of `points` (in the config's order) of `cfg`.
+pub fn report(cfg: &SweepConfig, points: Vec<Point>) -> SweepReport {
+    let means = means(&points);
+    SweepReport {
+        tool: ToolInfo::current(),
+        config: SweepConfig {
+            point: None,
+            ..cfg.clone()
+        },
+        point: cfg.point,
+        points,
+        means,
+    }
+}
+
+/// Run every point (or only `cfg.point`) on rayon's pool; `progress` is told of each point's
+/// [`SweepConfig::point_units`] when it is done.
+pub fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
+    let all = cfg.points();
+    let todo: Vec<PointId> = match cfg.point {
+        Some(i) => vec![all[i]],
+        None => all,
+    };
+    let points: Vec<Point> = todo
+        .par_iter()
+        .map(|p| {
+            let r = measure_point(cfg, p);
+            progress(cfg.point_units(p.value));
+            r
+        })
+        .collect();
+    report(cfg, points)
+}
+
+/// Work units of [`run`].
+pub fn work_units(cfg: &SweepConfig) -> u64 {
+    match cfg.point {
+        Some(i) => cfg.points().get(i).map_or(0, |p| cfg.point_units(p.value)),
+        None => cfg
+            .values
+            .iter()
+            .map(|&v| cfg.point_units(v))
+            .fold(0u64, u64::saturating_add)
+            .saturating_mul((cfg.norms.len() * cfg.seeds) as u64),
+    }
+}
+
+/// An axis value as the table writes it: `1e-4`, `0.0028`, `64`.
+pub fn fmt_value(vary: Vary, v: f64) -> String {
+    match vary {
+        Vary::WeightScale => {
+            if (1e-2..1e3).contains(&v) {
+                format!("{}", (v * 1e4).round() / 1e4)
+            } else {
+                format!("{v:.2e}")
+            }
+        }
+        _ => format!("{v}"),
+    }
+}
+
+fn opt(v: Option<Num>) -> String {
+    v.map_or("-".to_string(), |n| fmt_num(n.0))
+}
+
+/// The band `grad-norms` calls neither vanishing nor exploding.
+pub const HEALTHY: (f64, f64) = (
+    crate::experiment::grad_norms::VANISHING_BELOW,
+    crate::experiment::grad_norms::EXPLODING_ABOVE,
+);
+
+/// The stdout table: one line per (value, arm) with its means, then a sentence per arm.
+pub fn table(r: &SweepReport) -> String {
+    let cfg = &r.config;
+    let mut out = format!("sweep --vary {}: {}\n", cfg.vary, cfg.title());
+    let lw = r
+        .means
+        .iter()
+        .map(|m| m.label.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    out.push_str(&format!(
+        "{:>9}  {:<lw$}  {:>10}  {:>12}  {:>11}  {:>9}  {:>10}  {:>10}  {:>8}\n",
+        cfg.vary.symbol(),
+        "arm",
+        "grad ratio",
+        "growth/layer",
+        "|dL/dh|^2 x",
+        "lambda(B)",
+        "train loss",
+        "test loss",
+        "diverged"
+    ));
+    for m in &r.means {
+        out.push_str(&format!(
+            "{:>9}  {:<lw$}  {:>10}  {:>12}  {:>11}  {:>9}  {:>10}  {:>10}  {:>8}\n",
+            fmt_value(cfg.vary, m.value),
+            m.label,
+            fmt_num(m.grad_ratio.0),
+            opt(m.growth_per_layer),
+            m.growth_rate.map_or("-".into(), |g| stats::fmt_rate(g.0)),
+            m.theory_rate.map_or("-".into(), |g| stats::fmt_rate(g.0)),
+            opt(m.final_train_loss),
+            opt(m.final_test_loss),
+            if cfg.trains() {
+                format!("{}/{}", m.diverged, m.seeds)
+            } else {
+                "-".into()
+            }
+        ));
+    }
+    out.push_str(
+        "grad ratio = |dL/dW_1| / |dL/dW_L| at init; growth/layer = factor of |dL/dh_l| per layer towards the input,\n\
+         |dL/dh|^2 x its square beside Yang et al.'s lambda(B); ratios and rates are geometric means over seeds, losses\n\
+         arithmetic means (eval mode, after training); diverged = seeds whose loss became inf/NaN or grew 1e6-fold.\n",
+    );
+    for &norm in &cfg.norms {
+        out.push_str(&format!("{}\n", verdict(r, norm)));
+    }
+    out
+}
+
+/// One sentence on what arm `norm`'s curve does, from the means.
+pub fn verdict(r: &SweepReport, norm: Norm) -> String {
+    let cfg = &r.config;
+    let ms: Vec<&Mean> = r.means.iter().filter(|m| m.arm == norm).collect();
+    let (Some(first), Some(last)) = (ms.first(), ms.last()) else {
+        return format!("{}: no points", norm.label());
+    };
+    let sym = cfg.vary.symbol();
+    let fv = |v: f64| fmt_value(cfg.vary, v);
+    let mut s = format!("{}: ", norm.label());
+    match cfg.vary {
+        Vary::Batch => {
+            s.push_str(&format!(
+                "|dL/dh|^2 grows x{} per layer at {sym} = {} and x{} at {sym} = {}",
+                first
+                    .growth_rate
+                    .map_or("-".into(), |g| stats::fmt_rate(g.0)),
+                fv(first.value),
+                last.growth_rate
+                    .map_or("-".into(), |g| stats::fmt_rate(g.0)),
+                fv(last.value)
+            ));
+            let theory: Vec<&&Mean> = ms.iter().filter(|m| m.theory_rate.is_some()).collect();
+            if let (Some(a), Some(b)) = (theory.first(), theory.last()) {
+                s.push_str(&format!(
+                    " (theory lambda(B) x{} at {sym} = {} to x{} at {sym} = {})",
+                    stats::fmt_rate(a.theory_rate.unwrap().0),
+                    fv(a.value),
+                    stats::fmt_rate(b.theory_rate.unwrap().0),
+                    fv(b.value)
+                ));
+            }
+        }
+        _ => {
+            s.push_str(&format!(
+                "grad ratio {} at {sym} = {} and {} at {sym} = {}",
+                fmt_num(first.grad_ratio.0),
+                fv(first.value),
+                fmt_num(last.grad_ratio.0),
+                fv(last.value)
+            ));
+            let outside: Vec<&&Mean> = ms
+                .iter()
+                .filter(|m| !(HEALTHY.0..=HEALTHY.1).contains(&m.grad_ratio.0))
+                .collect();
+            if outside.is_empty() {
+                s.push_str(&format!(
+                    ", inside [{}, {}] everywhere",
+                    stats::Short(HEALTHY.0),
+                    stats::Short(HEALTHY.1)
+                ));
+            } else {
+                s.push_str(&format!(
+                    ", outside [{}, {}] at {sym} = {}",
+                    stats::Short(HEALTHY.0),
+                    stats::Short(HEALTHY.1),
+                    outside
+                        .iter()
+                        .map(|m| fv(m.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    if cfg.trains() {
+        let best = ms
+            .iter()
+            .filter(|m| m.final_test_loss.is_some_and(|l| l.0.is_finite()))
+            .min_by(|a, b| {
+                let (x, y) = (a.final_test_loss.unwrap().0, b.final_test_loss.unwrap().0);
+                x.total_cmp(&y)
+            });
+        match best {
+            Some(b) => s.push_str(&format!(
+                "; test loss {} at {sym} = {}, {} at {sym} = {}, best {} at {sym} = {}",
+                opt(first.final_test_loss),
+                fv(first.value),
+                opt(last.final_test_loss),
+                fv(last.value),
+                opt(b.final_test_loss),
+                fv(b.value)
+            )),
+            None => s.push_str("; no finite test loss"),
+        }
+        let div: Vec<String> = ms
+            .iter()
+            .filter(|m| m.diverged > 0)
+            .map(|m| format!("{} ({}/{})", fv(m.value), m.diverged, m.seeds))
+            .collect();
+        if div.is_empty() {
+            s.push_str(", no run diverged.");
+        } else {
+            s.push_str(&format!(", diverged at {sym} = {}.", div.join(", ")));
+        }
+    } else {
+        s.push('.');
+    }
+    s
+}
+
+/// `bn-lab sweep`: the whole grid (or with `--point`, one point and no figure: see
+/// [`SweepPoint`]).
+pub struct Sweep;
+
+impl Experiment for Sweep {
+    type Config = SweepConfig;
+    type Report = SweepReport;
+    const NAME: &'static str = "sweep";
+    const STEM: &'static str = "sweep";
+
+    fn validate(cfg: &SweepConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    fn footprint(cfg: &SweepConfig) -> Footprint {
+        cfg.footprint()
+    }
+
+    fn work_units(cfg: &SweepConfig) -> u64 {
+        work_units(cfg)
+    }
+
+    fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &SweepReport) -> String {
+        table(report)
+    }
+}
+
+/// `bn-lab sweep --point I`: one point's `sweep.json`, no figure (`--collect` draws it).
+pub struct SweepPoint;
+
+impl Experiment for SweepPoint {
+    type Config = SweepConfig;
+    type Report = SweepReport;
+    const NAME: &'static str = "sweep";
+    const STEM: &'static str = "sweep";
+
+    fn validate(cfg: &SweepConfig) -> Result<(), ConfigError> {
+        cfg.validate()
+    }
+
+    fn footprint(cfg: &SweepConfig) -> Footprint {
+        cfg.footprint()
+    }
+
+    fn work_units(cfg: &SweepConfig) -> u64 {
+        work_units(cfg)
+    }
+
+    fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
+        run(cfg, progress)
+    }
+
+    fn summary(report: &SweepReport) -> String {
+        let p = &report.points[0];
+        format!(
+            "sweep point {} of {}: {} = {}, {}, seed {}: grad ratio {}, test loss {}\n",
+            report.point.unwrap_or(0),
+            report.config.point_count(),
+            report.config.vary.symbol(),
+            fmt_value(report.config.vary, p.value),
+            p.label,
+            p.seed,
+            fmt_num(p.grad_ratio.0),
+            opt(p.final_test_loss)
+        )
+    }
+}
+
+/// Why per-point results could not be collected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CollectError(pub String);
+
+/// One `--point` run's file, read back: its config, point index and point.
+pub struct PointFile {
+    pub path: std::path::PathBuf,
+    pub config: SweepConfig,
+    pub point: usize,
+    pub result: Point,
+}
+
+/// Assemble point files into the report of the whole sweep: they must share one config (the
+/// first file's), and every point must be there exactly once with the value, arm and seed its
+/// index stands for.
+pub fn collect(files: Vec<PointFile>) -> Result<SweepReport, CollectError> {
+    let Some(first) = files.first() else {
+        return Err(CollectError("no sweep.json of a --point run found".into()));
+    };
+    let cfg = SweepConfig {
+        point: None,
+        ..first.config.clone()
+    };
+    let ids = cfg.points();
+    let mut slots: Vec<Option<(Point, &std::path::Path)>> = vec![None; ids.len()];
+    for f in &files {
+        let c = SweepConfig {
+            point: None,
+            ..f.config.clone()
+        };
+        if c != cfg {
+            return Err(CollectError(format!(
+                "{}: its config differs from {}'s (another sweep?)",
+                f.path.display(),
+                first.path.display()
+            )));
+        }
+        let Some(id) = ids.get(f.point) else {
+            return Err(CollectError(format!(
+                "{}: point {} is not in this sweep (0 to {})",
+                f.path.display(),
+                f.point,
+                ids.len() - 1
+            )));
+        };
+        let r = &f.result;
+        if r.value != id.value || r.arm != id.norm || r.seed != id.seed {
+            return Err(CollectError(format!(
+                "{}: point {} should be {} = {}, {}, seed {} (got {}, {}, seed {})",
+                f.path.display(),
+                f.point,
+                cfg.vary,
+                id.value,
+                id.norm,
+                id.seed,
+                r.value,
+                r.arm,
+                r.seed
+            )));
+        }
+        if let Some((_, other)) = &slots[f.point] {
+            return Err(CollectError(format!(
+                "point {} is there twice: {} and {}",
+                f.point,
+                other.display(),
+                f.path.display()
+            )));
+        }
+        slots[f.point] = Some((r.clone(), &f.path));
+    }
+    let mut points = Vec::with_capacity(ids.len());
+    for (id, slot) in ids.iter().zip(slots) {
+        match slot {
+            Some((p, _)) => points.push(p),
+            None => {
+                return Err(CollectError(format!(
+                    "point {} ({} = {}, {}, seed {}) is missing",
+                    id.index, cfg.vary, id.value, id.norm, id.seed
+                )));
+            }
+        }
+    }
+    Ok(report(&cfg, points))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_weight_scale_grid_is_log_spaced_from_1e_4_to_1() {
+        let v = Vary::WeightScale.default_values();
+        assert_eq!(v.len(), 10);
+        assert!((v[0] - 1e-4).abs() < 1e-18 && (v[9] - 1.0).abs() < 1e-12);
+        let r = v[1] / v[0];
+        assert!(v.windows(2).all(|w| (w[1] / w[0] - r).abs() < 1e-9));
+    }
+
+    #[test]
+    fn means_are_geometric_for_ratios_and_arithmetic_for_losses() {
+        let p = |seed, ratio, loss| Point {
+            value: 1.0,
+            arm: Norm::Off,
+            label: "BN off".into(),
+            seed,
+            grad_ratio: Num(ratio),
+            growth_per_layer: None,
+            growth_rate: None,
+            theory_rate: None,
+            final_train_loss: Some(Num(loss)),
+            final_test_loss: Some(Num(loss)),
+            diverged_at: (loss > 2.0).then_some(3),
+        };
+        let m = means(&[p(0, 1.0, 1.0), p(1, 100.0, 3.0)]);
+        assert_eq!(m.len(), 1);
+        assert!((m[0].grad_ratio.0 - 10.0).abs() < 1e-12);
+        assert_eq!(m[0].final_test_loss, Some(Num(2.0)));
+        assert_eq!((m[0].diverged, m[0].seeds), (1, 2));
+        assert_eq!(m[0].growth_per_layer, None);
+    }
+}

@@ -1,0 +1,264 @@
+//! The figure of `sweep`: `sweep.png`, a slide of two panels against the swept value (log x),
+//! one line per arm in its [`norm_color`]/[`norm_marker`], the seeds' min-max as a band:
+//! - weight scale: the first/last gradient ratio, and the final train (dashed) and test losses;
+//! - batch: the measured growth of `||dL/dh||^2` per layer with Yang et al.'s `lambda(B)`
+//!   dotted, and the final losses;
+//! - depth: the first/last ratio and the growth per layer.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::config::Norm;
+use crate::experiment::sweep::{HEALTHY, Mean, Point, Sweep, SweepReport, Vary};
+use crate::plot::{
+    Dash, Figure, Figures, Layout, LegendItem, Panel, Series, Slide, norm_color, norm_marker,
+};
+use crate::stats::{Num, max_nan, min_nan};
+
+/// The x axis' label.
+fn x_label(vary: Vary) -> &'static str {
+    match vary {
+        Vary::WeightScale => "weight std s, W ~ N(0, s²) (log scale)",
+        Vary::Batch => "batch size B (log scale)",
+        Vary::Depth => "hidden layers L (log scale)",
+    }
+}
+
+/// One arm's line of `pick` over the values (the mean over seeds) with its seeds' band.
+fn arm_series(
+    r: &SweepReport,
+    i: usize,
+    norm: Norm,
+    label: String,
+    mean: &dyn Fn(&Mean) -> Option<Num>,
+    point: &dyn Fn(&Point) -> Option<Num>,
+) -> Series {
+    let mut pts = Vec::new();
+    let mut band = Vec::new();
+    for m in r.means.iter().filter(|m| m.arm == norm) {
+        let Some(y) = mean(m) else { continue };
+        pts.push((m.value, y.0));
+        let seeds: Vec<f64> = r
+            .points
+            .iter()
+            .filter(|p| p.arm == norm && p.value == m.value)
+            .filter_map(point)
+            .map(|n| n.0)
+            .collect();
+        if seeds.len() > 1 {
+            band.push((
+                m.value,
+                min_nan(seeds.iter().copied()),
+                max_nan(seeds.iter().copied()),
+            ));
+        }
+    }
+    let mut s = Series::new(label, norm_color(norm), pts);
+    s.band = band;
+    s.marker = Some(norm_marker(norm));
+    s.marker_phase = i;
+    s
+}
+
+/// A panel with one line per arm of `pick`.
+fn panel(
+    r: &SweepReport,
+    caption: &str,
+    y_label: &str,
+    mean: &dyn Fn(&Mean) -> Option<Num>,
+    point: &dyn Fn(&Point) -> Option<Num>,
+) -> Panel {
+    let mut p = Panel::new(caption, x_label(r.config.vary), y_label, true);
+    p.log_x = true;
+    p.series = r
+        .config
+        .norms
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| arm_series(r, i, n, n.label().to_string(), mean, point))
+        .collect();
+    p
+}
+
+/// One arm's final loss per value: the mean over the seeds that did not diverge (their band
+/// min-max), inf (a mark on the top strip) where every seed diverged. A diverged run's last
+/// loss can be any size, so it would set the scale and say nothing; the table has it.
+fn loss_series(
+    r: &SweepReport,
+    i: usize,
+    norm: Norm,
+    label: String,
+    pick: &dyn Fn(&Point) -> Option<Num>,
+) -> Series {
+    let mut pts = Vec::new();
+    let mut band = Vec::new();
+    for &value in &r.config.values {
+        let seeds: Vec<f64> = r
+            .points
+            .iter()
+            .filter(|p| p.arm == norm && p.value == value && p.diverged_at.is_none())
+            .filter_map(pick)
+            .map(|n| n.0)
+            .collect();
+        if seeds.is_empty() {
+            pts.push((value, f64::INFINITY));
+            continue;
+        }
+        pts.push((value, seeds.iter().sum::<f64>() / seeds.len() as f64));
+        if seeds.len() > 1 {
+            band.push((
+                value,
+                min_nan(seeds.iter().copied()),
+                max_nan(seeds.iter().copied()),
+            ));
+        }
+    }
+    let mut s = Series::new(label, norm_color(norm), pts);
+    s.band = band;
+    s.marker = Some(norm_marker(norm));
+    s.marker_phase = i;
+    s
+}
+
+/// Final train (dashed) and test (solid) losses.
+fn loss_panel(r: &SweepReport) -> Panel {
+    let mut p = Panel::new(
+        format!("Final loss, {} SGD steps", r.config.steps),
+        x_label(r.config.vary),
+        "MSE loss, eval mode (log scale)",
+        true,
+    );
+    p.log_x = true;
+    p.top_edge_label = Some("top strip: every seed diverged (or NaN)".into());
+    for (i, &n) in r.config.norms.iter().enumerate() {
+        p.series
+            .push(loss_series(r, i, n, n.label().to_string(), &|p| {
+                p.final_test_loss
+            }));
+    }
+    for (i, &n) in r.config.norms.iter().enumerate() {
+        let mut s = loss_series(r, i, n, format!("{}: train", n.label()), &|p| {
+            p.final_train_loss
+        });
+        s.dash = Dash::Dashed;
+        s.band.clear();
+        s.legend = false;
+        s.width = 2;
+        s.marker = None;
+        p.series.push(s);
+    }
+    p
+}
+
+fn ratio_panel(r: &SweepReport) -> Panel {
+    let mut p = panel(
+        r,
+        "‖∂L/∂W_1‖ / ‖∂L/∂W_L‖ at init",
+        "first / last layer (log scale)",
+        &|m| Some(m.grad_ratio),
+        &|p| Some(p.grad_ratio),
+    );
+    p.guides = vec![
+        (HEALTHY.0, format!("vanishing below {}", HEALTHY.0)),
+        (HEALTHY.1, format!("exploding above {}", HEALTHY.1)),
+    ];
+    p
+}
+
+/// The measured per-layer growth of `||dL/dh||^2` with the theory dotted.
+fn rate_panel(r: &SweepReport) -> Panel {
+    let mut p = panel(
+        r,
+        "‖∂L/∂h_l‖² per layer (dotted: λ(B))",
+        "factor per layer towards the input (log scale)",
+        &|m| m.growth_rate,
+        &|p| p.growth_rate,
+    );
+    for (i, &n) in r.config.norms.iter().enumerate() {
+        let mut s = arm_series(
+            r,
+            i,
+            n,
+            format!("{}: λ(B)", n.label()),
+            &|m| m.theory_rate,
+            &|p| p.theory_rate,
+        );
+        if s.points.is_empty() {
+            continue;
+        }
+        s.dash = Dash::Dotted;
+        s.marker = None;
+        s.band.clear();
+        s.legend = false;
+        p.series.push(s);
+    }
+    p.guides = vec![(1.0, "x1 per layer".into())];
+    p
+}
+
+fn growth_panel(r: &SweepReport) -> Panel {
+    let mut p = panel(
+        r,
+        "‖∂L/∂h_l‖: factor per layer at init",
+        "growth per layer (log scale)",
+        &|m| m.growth_per_layer,
+        &|p| p.growth_per_layer,
+    );
+    p.guides = vec![(1.0, "x1 per layer".into())];
+    p
+}
+
+/// The slide's title.
+fn headline(r: &SweepReport) -> String {
+    let arms: Vec<&str> = r.config.norms.iter().map(|n| n.label()).collect();
+    let what = match r.config.vary {
+        Vary::WeightScale => "Weight-scale sweep",
+        Vary::Batch => "Batch-size sweep",
+        Vary::Depth => "Depth sweep",
+    };
+    format!("{what}: {}", arms.join(" vs "))
+}
+
+/// The headline slide.
+pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
+    let panels = match r.config.vary {
+        Vary::WeightScale if r.config.trains() => vec![ratio_panel(r), loss_panel(r)],
+        Vary::WeightScale => vec![ratio_panel(r), growth_panel(r)],
+        Vary::Batch if r.config.trains() => vec![rate_panel(r), loss_panel(r)],
+        Vary::Batch => vec![rate_panel(r), ratio_panel(r)],
+        Vary::Depth if r.config.trains() => {
+            vec![ratio_panel(r), growth_panel(r), loss_panel(r)]
+        }
+        Vary::Depth => vec![ratio_panel(r), growth_panel(r)],
+    };
+    let mut slide = Slide::new(headline(r), r.config.title(), panels);
+    if r.config.seeds > 1 {
+        slide.notes.push(LegendItem::text(format!(
+            "lines: mean over {} seeds (geometric for ratios, arithmetic for losses of the seeds that did not diverge); bands: min-max",
+            r.config.seeds
+        )));
+    }
+    if r.config.trains() {
+        slide
+            .notes
+            .push(LegendItem::text("losses: solid test, dashed train"));
+    }
+    slide.draw(path)
+}
+
+impl Figures for Sweep {
+    fn figures() -> Vec<Figure<Self::Report>> {
+        vec![Figure {
+            file: "sweep.png",
+            draw,
+        }]
+    }
+}
+
+impl Figures for crate::experiment::sweep::SweepPoint {
+    /// A point's file only: `--collect` draws the sweep.
+    fn figures() -> Vec<Figure<Self::Report>> {
+        Vec::new()
+    }
+}
