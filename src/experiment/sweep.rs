@@ -342,7 +342,9 @@ impl SweepConfig {
             s.push_str(&format!("depth {d}, "));
         }
         s.push_str(&format!("{}", self.act));
-        if self.vary != Vary::WeightScale {
+        if self.vary == Vary::WeightScale {
+            s.push_str(" (weights N(0, s²))");
+        } else {
             s.push_str(&format!(" ({} init)", self.net.init.resolve(self.act)));
         }
         s.push_str(&format!(", width {}", self.net.width));

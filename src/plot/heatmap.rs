@@ -211,6 +211,7 @@ where
             .map(|(i, j)| chart.backend_coord(&(c[i], c[j])))
             .collect(),
         labels: Vec::new(),
+        texts: Vec::new(),
     };
     if let Some((p, label)) = &map.marker {
         drawn.labels.push(draw_marker(area, &mut chart, *p, label)?);

@@ -399,6 +399,7 @@ fn draw_no_slice(area: &crate::plot::Area<'_>, arm: &LandscapeArm) -> Result<Pan
         ),
         points: Vec::new(),
         labels: Vec::new(),
+        texts: Vec::new(),
     })
 }
 

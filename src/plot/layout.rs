@@ -51,6 +51,10 @@ pub struct PanelLayout {
     pub points: Vec<(i32, i32)>,
     /// The labels written on the plot (annotations), as boxes.
     pub labels: Vec<Rect>,
+    /// The panel's own text outside the plot: its caption and x-axis label, as boxes (empty
+    /// where the drawing code does not measure them).
+    #[serde(default)]
+    pub texts: Vec<Rect>,
 }
 
 /// A whole figure as drawn.
@@ -76,12 +80,38 @@ impl Layout {
         self.legends.extend(other.legends);
     }
 
-    /// Every way a legend gets in the way, one line each (empty when none): a legend box that
-    /// covers a data point or an on-plot label, overlaps a plotting area or another legend,
-    /// or sticks out of the figure.
+    /// Every way a legend or a text gets in the way, one line each (empty when none): a legend
+    /// box that covers a data point, an on-plot label or a caption, overlaps a plotting area or
+    /// another legend, or sticks out of the figure; a caption or x-axis label that overlaps
+    /// another one or leaves the figure.
     pub fn collisions(&self) -> Vec<String> {
         let mut out = Vec::new();
         let whole = Rect::new(0, 0, self.size.0 as i32, self.size.1 as i32);
+        let texts: Vec<(&str, &Rect)> = self
+            .panels
+            .iter()
+            .flat_map(|p| p.texts.iter().map(move |t| (p.caption.as_str(), t)))
+            .collect();
+        for (i, (of, t)) in texts.iter().enumerate() {
+            if !(whole.contains((t.x0, t.y0)) && whole.contains((t.x1, t.y1))) {
+                out.push(format!(
+                    "a caption or axis label {t:?} of \"{of}\" leaves the {:?} figure",
+                    self.size
+                ));
+            }
+            for (other_of, other) in &texts[i + 1..] {
+                if t.overlaps(other) {
+                    out.push(format!(
+                        "a caption or axis label {t:?} of \"{of}\" overlaps {other:?} of \"{other_of}\""
+                    ));
+                }
+            }
+            if let Some(l) = self.legends.iter().find(|l| l.overlaps(t)) {
+                out.push(format!(
+                    "legend {l:?} covers a caption or axis label {t:?} of \"{of}\""
+                ));
+            }
+        }
         for (i, legend) in self.legends.iter().enumerate() {
             if !(whole.contains((legend.x0, legend.y0)) && whole.contains((legend.x1, legend.y1))) {
                 out.push(format!(
@@ -130,6 +160,7 @@ mod tests {
             plot: Rect::new(0, 0, 100, 100),
             points: vec![(50, 50)],
             labels: vec![],
+            texts: vec![Rect::new(20, 100, 80, 110)],
         };
         let mut layout = Layout::new((300, 200));
         layout.panels.push(panel);
@@ -142,5 +173,19 @@ mod tests {
         let mut outside = Layout::new((300, 200));
         outside.legends.push(Rect::new(250, 150, 320, 190));
         assert!(outside.collisions()[0].contains("leaves"));
+        // Two panels' captions side by side that run into each other.
+        let mut captions = Layout::new((300, 200));
+        for x in [0, 90] {
+            captions.panels.push(PanelLayout {
+                caption: "a long caption".into(),
+                plot: Rect::new(x, 20, x + 80, 100),
+                points: vec![],
+                labels: vec![],
+                texts: vec![Rect::new(x, 0, x + 100, 15)],
+            });
+        }
+        let found = captions.collisions();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("overlaps"), "{found:?}");
     }
 }

@@ -1080,6 +1080,47 @@ where
     Ok(layout)
 }
 
+/// Where a panel's caption (centred over `area`, at its top) and x-axis label (centred under
+/// `plot`, at the bottom of `area`) are written, measured in the font they are drawn in: the
+/// layout test checks that neighbouring panels' texts do not run into each other.
+fn text_boxes<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    fonts: Fonts,
+    plot: Rect,
+) -> Result<Vec<Rect>>
+where
+    DB::ErrorType: 'static,
+{
+    let (ax, ay) = area.get_pixel_range();
+    let mut out = Vec::new();
+    let mut measure = |text: &str, size: u32, cx: i32, y0: i32| -> Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let (w, h) = area
+            .estimate_text_size(text, &text_style(size))
+            .map_err(failed("measuring a caption"))?;
+        let (w, h) = (w as i32, h as i32);
+        out.push(Rect::new(cx - w / 2, y0, cx - w / 2 + w, y0 + h));
+        Ok(())
+    };
+    measure(
+        &panel.caption,
+        fonts.caption,
+        (ax.start + ax.end) / 2,
+        ay.start,
+    )?;
+    let x_label_top = ay.end - fonts.axis as i32 - 4;
+    measure(
+        &panel.x_label,
+        fonts.axis,
+        (plot.x0 + plot.x1) / 2,
+        x_label_top.max(plot.y1),
+    )?;
+    Ok(out)
+}
+
 /// Draw one panel's chart into `area` without a legend (a figure with a shared legend draws
 /// it elsewhere); returns where its plot and data went.
 pub fn draw_panel_bare<DB: DrawingBackend>(
@@ -1102,11 +1143,13 @@ where
     draw_edge_strips(&mut chart, &axes)?;
     draw_guides(&mut chart, panel, &axes)?;
     let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let plot = Rect::new(xr.start, yr.start, xr.end, yr.end);
     let mut drawn = PanelLayout {
         caption: panel.caption.clone(),
-        plot: Rect::new(xr.start, yr.start, xr.end, yr.end),
+        plot,
         points: Vec::new(),
         labels: Vec::new(),
+        texts: text_boxes(area, panel, fonts, plot)?,
     };
     for s in &panel.series {
         draw_band(&mut chart, s, &axes, &mut drawn.points)?;

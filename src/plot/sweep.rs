@@ -19,7 +19,7 @@ use crate::stats::{Num, max_nan, min_nan};
 /// The x axis' label.
 fn x_label(vary: Vary) -> &'static str {
     match vary {
-        Vary::WeightScale => "weight std s, W ~ N(0, s²) (log scale)",
+        Vary::WeightScale => "weight std s (log scale)",
         Vary::Batch => "batch size B (log scale)",
         Vary::Depth => "hidden layers L (log scale)",
     }
@@ -154,7 +154,7 @@ fn loss_panel(r: &SweepReport) -> Panel {
 fn ratio_panel(r: &SweepReport) -> Panel {
     let mut p = panel(
         r,
-        "‖∂L/∂W_1‖ / ‖∂L/∂W_L‖ at init",
+        "first / last ‖∂L/∂W_l‖ at init",
         "first / last layer (log scale)",
         &|m| Some(m.grad_ratio),
         &|p| Some(p.grad_ratio),
@@ -200,7 +200,7 @@ fn rate_panel(r: &SweepReport) -> Panel {
 fn growth_panel(r: &SweepReport) -> Panel {
     let mut p = panel(
         r,
-        "‖∂L/∂h_l‖: factor per layer at init",
+        "‖∂L/∂h_l‖ factor per layer",
         "growth per layer (log scale)",
         &|m| m.growth_per_layer,
         &|p| p.growth_per_layer,
@@ -223,7 +223,12 @@ fn headline(r: &SweepReport) -> String {
 /// The headline slide.
 pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
     let panels = match r.config.vary {
-        Vary::WeightScale if r.config.trains() => vec![ratio_panel(r), loss_panel(r)],
+        // The backprop signal first: the plain net's collapse shows there, while the weight
+        // gradients' first/last ratio stays near 1 (dW_l = h_{l-1}^T dz_l: the shrinking
+        // forward and backward factors cancel).
+        Vary::WeightScale if r.config.trains() => {
+            vec![growth_panel(r), ratio_panel(r), loss_panel(r)]
+        }
         Vary::WeightScale => vec![ratio_panel(r), growth_panel(r)],
         Vary::Batch if r.config.trains() => vec![rate_panel(r), loss_panel(r)],
         Vary::Batch => vec![rate_panel(r), ratio_panel(r)],
