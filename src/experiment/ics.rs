@@ -446,7 +446,11 @@ impl IcsVsLoss {
         lrs.dedup();
         let (mut both, mut lower_loss, mut lower_ics) = (0, 0, 0);
         for lr in lrs {
-            let at = |on: bool| finite.iter().find(|r| r.lr == lr && r.norm.is_on() == on);
+            let at = |on: bool| {
+                finite.iter().find(|r| {
+                    r.lr == lr && if on { r.norm.is_batch() } else { !r.norm.is_on() }
+                })
+            };
             if let (Some(off), Some(on)) = (at(false), at(true)) {
                 both += 1;
                 lower_loss += usize::from(on.final_test_loss.0 < off.final_test_loss.0);
@@ -512,7 +516,7 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
     runs.sort_by(|a, b| a.lr.total_cmp(&b.lr));
     let verdict = match (
         arms.iter().find(|a| !a.run.norm.is_on()),
-        arms.iter().find(|a| a.run.norm.is_on()),
+        arms.iter().find(|a| a.run.norm.is_batch()),
     ) {
         (Some(off), Some(on)) => Some(IcsVerdict::of(off, on)),
         _ => None,

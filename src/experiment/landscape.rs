@@ -491,7 +491,7 @@ pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
         .collect();
     let comparison = match (
         arms.iter().find(|a| !a.run.norm.is_on()),
-        arms.iter().find(|a| a.run.norm.is_on()),
+        arms.iter().find(|a| a.run.norm.is_batch()),
     ) {
         (Some(off), Some(on)) => Some(LandscapeComparison::of(off, on)),
         _ => None,
@@ -679,7 +679,7 @@ pub fn table(report: &LandscapeReport) -> String {
     if let (Some(c), Some(off), Some(on)) = (
         &report.comparison,
         report.arms.iter().find(|a| !a.run.norm.is_on()),
-        report.arms.iter().find(|a| a.run.norm.is_on()),
+        report.arms.iter().find(|a| a.run.norm.is_batch()),
     ) {
         out.push_str(&bn_against_no_bn(c, off, on));
     }

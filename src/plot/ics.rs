@@ -268,7 +268,7 @@ fn scatter_panel(report: &IcsReport) -> Panel {
 /// above 1, BN has more.
 fn ratio_panel(report: &IcsReport) -> Option<Panel> {
     let off = report.arms.iter().find(|a| !a.run.norm.is_on())?;
-    let on = report.arms.iter().find(|a| a.run.norm.is_on())?;
+    let on = report.arms.iter().find(|a| a.run.norm.is_batch())?;
     let pairs: Vec<(f64, &IcsRun, &IcsRun)> = report
         .runs
         .iter()
