@@ -862,6 +862,9 @@ pub fn table(report: &GradNormsReport) -> String {
 pub fn theory_label(p: &theory::Prediction) -> String {
     match p.batch {
         Some(b) => format!("BN mean field: lambda(B={b}) (Yang et al. 2019)"),
+        None if p.source == theory::SOURCE_LN => {
+            "LN mean field: E[phi'^2] / E[phi^2] (derived in the README)".into()
+        }
         None => "variance map, prod of chi^l (Poole et al. 2016; Schoenholz et al. 2017)".into(),
     }
 }

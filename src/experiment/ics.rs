@@ -448,7 +448,12 @@ impl IcsVsLoss {
         for lr in lrs {
             let at = |on: bool| {
                 finite.iter().find(|r| {
-                    r.lr == lr && if on { r.norm.is_batch() } else { !r.norm.is_on() }
+                    r.lr == lr
+                        && if on {
+                            r.norm.is_batch()
+                        } else {
+                            !r.norm.is_on()
+                        }
                 })
             };
             if let (Some(off), Some(on)) = (at(false), at(true)) {

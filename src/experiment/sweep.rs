@@ -390,8 +390,9 @@ pub struct Point {
     /// The same for `||dL/dh_l||^2` (the square of `growth_per_layer`), to compare with
     /// `theory_rate`.
     pub growth_rate: Option<Num>,
-    /// Yang et al.'s `lambda(B)` for BatchNorm before the activation at this point's batch
-    /// (`null` without BN, after the activation, or below B = 4).
+    /// The mean-field rate of `||dL/dh_l||^2` per layer for a normaliser before the activation
+    /// without skips: Yang et al.'s `lambda(B)` for BatchNorm at this point's batch (`null` below
+    /// B = 4), `E[phi'^2] / E[phi^2]` for LayerNorm (`theory::ln_rate`); `null` otherwise.
     pub theory_rate: Option<Num>,
     /// Loss on the training set after training (eval mode); `null` without training.
     pub final_train_loss: Option<Num>,
@@ -457,9 +458,15 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     let grad_ratio = w[0].0 / w[w.len() - 1].0;
     let signal: Vec<f64> = init.activation_grad_norm.iter().map(|v| v.0).collect();
     let growth = stats::log_slope(&signal).map(|s| (-s).exp());
+    // The mean-field rates hold for a plain (no skip) stack with the normaliser before the
+    // activation (see `theory::predict`).
     let theory_rate = match p.norm.parts() {
+        _ if cfg.net.residual => None,
         Some((crate::config::NormKind::Batch, _, Placement::Pre)) => {
             crate::theory::bn_rate(cfg.act, batch).map(Num)
+        }
+        Some((crate::config::NormKind::Layer, _, Placement::Pre)) => {
+            Some(Num(crate::theory::ln_rate(cfg.act)))
         }
         _ => None,
     };
@@ -637,7 +644,7 @@ pub fn table(r: &SweepReport) -> String {
         "grad ratio",
         "growth/layer",
         "|dL/dh|^2 x",
-        "lambda(B)",
+        "theory",
         "train loss",
         "test loss",
         "diverged"
@@ -662,7 +669,8 @@ pub fn table(r: &SweepReport) -> String {
     }
     out.push_str(
         "grad ratio = |dL/dW_1| / |dL/dW_L| at init; growth/layer = factor of |dL/dh_l| per layer towards the input,\n\
-         |dL/dh|^2 x its square beside Yang et al.'s lambda(B); ratios and rates are geometric means over seeds, losses\n\
+         |dL/dh|^2 x its square beside the mean-field rate (BN: Yang et al.'s lambda(B); LN: E[phi'^2]/E[phi^2]);\n\
+         ratios and rates are geometric means over seeds, losses\n\
          arithmetic means (eval mode, after training); diverged = seeds whose loss became inf/NaN or grew 1e6-fold.\n",
     );
     for &norm in &cfg.norms {
@@ -696,7 +704,7 @@ pub fn verdict(r: &SweepReport, norm: Norm) -> String {
             let theory: Vec<&&Mean> = ms.iter().filter(|m| m.theory_rate.is_some()).collect();
             if let (Some(a), Some(b)) = (theory.first(), theory.last()) {
                 s.push_str(&format!(
-                    " (theory lambda(B) x{} at {sym} = {} to x{} at {sym} = {})",
+                    " (theory x{} at {sym} = {} to x{} at {sym} = {})",
                     stats::fmt_rate(a.theory_rate.unwrap().0),
                     fv(a.value),
                     stats::fmt_rate(b.theory_rate.unwrap().0),

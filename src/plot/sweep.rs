@@ -1,8 +1,8 @@
 //! The figure of `sweep`: `sweep.png`, a slide of two panels against the swept value (log x),
 //! one line per arm in its [`norm_color`]/[`norm_marker`], the seeds' min-max as a band:
 //! - weight scale: the first/last gradient ratio, and the final train (dashed) and test losses;
-//! - batch: the measured growth of `||dL/dh||^2` per layer with Yang et al.'s `lambda(B)`
-//!   dotted, and the final losses;
+//! - batch: the measured growth of `||dL/dh||^2` per layer with the mean-field rate dotted
+//!   (Yang et al.'s `lambda(B)` for BN, `E[phi'^2] / E[phi^2]` for LN), and the final losses;
 //! - depth: the first/last ratio and the growth per layer.
 
 use std::path::Path;
@@ -170,7 +170,7 @@ fn ratio_panel(r: &SweepReport) -> Panel {
 fn rate_panel(r: &SweepReport) -> Panel {
     let mut p = panel(
         r,
-        "‖∂L/∂h_l‖² per layer (dotted: λ(B))",
+        "‖∂L/∂h_l‖² per layer (dotted: theory)",
         "factor per layer towards the input (log scale)",
         &|m| m.growth_rate,
         &|p| p.growth_rate,
@@ -180,7 +180,7 @@ fn rate_panel(r: &SweepReport) -> Panel {
             r,
             i,
             n,
-            format!("{}: λ(B)", n.label()),
+            format!("{}: theory", n.label()),
             &|m| m.theory_rate,
             &|p| p.theory_rate,
         );
