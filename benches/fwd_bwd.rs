@@ -1,8 +1,8 @@
 //! `cargo bench`: one training step's forward+backward (forward in train mode, MSE loss,
 //! backward) of the network, depth 50, width 256, batch 256, ReLU, He init, f32/f64,
-//! BatchNorm off/on; and the matrix-multiply ceiling `bn-lab bench` compares against.
+//! BatchNorm off/on and LayerNorm; and the matrix-multiply ceiling `bn-lab bench` compares against.
 //!
-//! Ids: `fwd_bwd/{f32,f64}/bn_{off,on}/d50_w256_b256/t{threads}`, then a printed
+//! Ids: `fwd_bwd/{f32,f64}/{bn_off,bn_on,ln}/d50_w256_b256/t{threads}`, then a printed
 //! `ceiling/t{threads}` line (best GFLOP/s of 512^3 products). Thread counts come from
 //! `BN_LAB_BENCH_THREADS` (comma-separated, default `1,2`), e.g.
 //! `BN_LAB_BENCH_THREADS=1 cargo bench`. Filter as usual: `cargo bench -- fwd_bwd/f32`.
@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::bench::matmul_ceiling;
 use bn_lab::model::{Mlp, Mode};
@@ -33,7 +33,7 @@ fn threads() -> Vec<usize> {
         .collect()
 }
 
-fn fwd_bwd<T: Float>(c: &mut Criterion, bn: bool, threads: usize) {
+fn fwd_bwd<T: Float>(c: &mut Criterion, norm: Option<NormKind>, threads: usize) {
     let cfg = NetConfig {
         d_in: WIDTH,
         width: WIDTH,
@@ -41,7 +41,10 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, bn: bool, threads: usize) {
         depth: DEPTH,
         act: Activation::Relu,
         init: Init::He,
-        bn: bn.then(BnConfig::default),
+        bn: norm.map(|kind| BnConfig {
+            kind,
+            ..BnConfig::default()
+        }),
         residual: false,
         residual_scale: 1.0,
     };
@@ -53,9 +56,13 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, bn: bool, threads: usize) {
         .build()
         .expect("thread pool");
     let id = format!(
-        "fwd_bwd/{}/bn_{}/d{DEPTH}_w{WIDTH}_b{BATCH}/t{threads}",
+        "fwd_bwd/{}/{}/d{DEPTH}_w{WIDTH}_b{BATCH}/t{threads}",
         T::NAME,
-        if bn { "on" } else { "off" }
+        match norm {
+            None => "bn_off",
+            Some(NormKind::Batch) => "bn_on",
+            Some(NormKind::Layer) => "ln",
+        }
     );
     // Each step runs on the pool (criterion itself stays on this thread); entering the pool
     // costs microseconds against steps of tens of milliseconds.
@@ -73,9 +80,9 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, bn: bool, threads: usize) {
 
 fn benches(c: &mut Criterion) {
     for t in threads() {
-        for bn in [false, true] {
-            fwd_bwd::<f32>(c, bn, t);
-            fwd_bwd::<f64>(c, bn, t);
+        for norm in [None, Some(NormKind::Batch), Some(NormKind::Layer)] {
+            fwd_bwd::<f32>(c, norm, t);
+            fwd_bwd::<f64>(c, norm, t);
         }
     }
     // The ceiling as `bn-lab bench` measures it (best of repeated 512^3 products).

@@ -683,23 +683,15 @@ pub fn bn_backward_apply<T: Float>(
 // Per-column sums (`dgamma`, `dbeta`, `db`, `sum dh^2`) are left to the column passes above,
 // which keeps every sum in one fixed order whatever the thread count.
 
-/// `(mean, 1 / sqrt(var + eps))` of one row `x + b` (`b` absent: 0), biased variance, two
-/// passes in f64.
-#[inline]
-fn ln_row_stats<T: Float>(x: &[T], b: Option<&[T]>, eps: f64) -> (f64, f64) {
+/// `(mean, 1 / sqrt(var + eps))` of one row, biased variance, two passes in f64.
+#[inline(always)]
+fn ln_row_stats<T: Float>(x: &[T], eps: f64) -> (f64, f64) {
     let n = x.len() as f64;
-    let shifted = |j: usize, v: T| v.f64() + b.map_or(0.0, |b| b[j].f64());
-    let mean = x
-        .iter()
-        .enumerate()
-        .map(|(j, &v)| shifted(j, v))
-        .sum::<f64>()
-        / n;
+    let mean = x.iter().map(|v| v.f64()).sum::<f64>() / n;
     let var = x
         .iter()
-        .enumerate()
-        .map(|(j, &v)| {
-            let d = shifted(j, v) - mean;
+        .map(|v| {
+            let d = v.f64() - mean;
             d * d
         })
         .sum::<f64>()
@@ -707,14 +699,65 @@ fn ln_row_stats<T: Float>(x: &[T], b: Option<&[T]>, eps: f64) -> (f64, f64) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-/// LayerNorm before the activation, one pass over rows: per row `i` of `z = zx + b`,
-/// `mu_i`, `inv_std_i = 1 / sqrt(var_i + eps)` (biased variance over the row), `x_hat = (z -
-/// mu_i) inv_std_i` in place (`zx` holds `h W` on entry and `x_hat` on exit),
-/// `a = act(gamma * x_hat + beta)`, and `h = h_in + skip_scale * a` when `skip` is given.
+/// LayerNorm before the activation, one pass over rows: per row `i` of `z = zx + b` (the bias
+/// is added in place, in `T`, as `nn.Linear` adds it), `mu_i`, `inv_std_i = 1 / sqrt(var_i +
+/// eps)` (biased variance over the row), `x_hat = (z - mu_i) inv_std_i` in place (`zx` holds
+/// `h W` on entry and `x_hat` on exit), `a = act(gamma * x_hat + beta)`, and `h = h_in +
+/// skip_scale * a` when `skip` is given.
 /// `zx, a, h_in, h: (N, c)`; `b, gamma, beta: (c)`; `mean, inv_std: (N)`.
 #[allow(clippy::too_many_arguments)]
 pub fn ln_pre_forward<T: Float>(
     act: Activation,
+    zx: ArrayViewMut2<T>,
+    a: ArrayViewMut2<T>,
+    b: &[T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    mean: &mut [f64],
+    inv_std: &mut [f64],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe {
+            ln_pre_forward_avx2(
+                act, zx, a, b, gamma, beta, eps, mean, inv_std, skip, skip_scale,
+            )
+        };
+    }
+    per_act!(act, A => ln_pre_forward_k::<T, A>(
+        zx, a, b, gamma, beta, eps, mean, inv_std, skip, skip_scale
+    ))
+}
+
+/// [`ln_pre_forward`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ln_pre_forward_avx2<T: Float>(
+    act: Activation,
+    zx: ArrayViewMut2<T>,
+    a: ArrayViewMut2<T>,
+    b: &[T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    mean: &mut [f64],
+    inv_std: &mut [f64],
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
+) {
+    per_act!(act, A => ln_pre_forward_k::<T, A>(
+        zx, a, b, gamma, beta, eps, mean, inv_std, skip, skip_scale
+    ))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn ln_pre_forward_k<T: Float, const A: usize>(
     mut zx: ArrayViewMut2<T>,
     mut a: ArrayViewMut2<T>,
     b: &[T],
@@ -726,37 +769,38 @@ pub fn ln_pre_forward<T: Float>(
     skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
     skip_scale: T,
 ) {
-    per_act!(act, A => {
-        let mut skip = skip;
-        let mut skip_rows = skip
-            .as_mut()
-            .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
-        for (((xh, a), m), s) in rows_mut(&mut zx)
-            .zip(rows_mut(&mut a))
-            .zip(mean.iter_mut())
-            .zip(inv_std.iter_mut())
-        {
-            (*m, *s) = ln_row_stats(xh, Some(b), eps);
-            let (mu, is) = (*m, *s);
-            for (v, &b) in xh.iter_mut().zip(b) {
-                *v = T::of((v.f64() + b.f64() - mu) * is);
-            }
-            for (((a, &x), &g), &be) in a.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
-                *a = act_k::<T, A>(g * x + be);
-            }
-            if let Some((h_in, h)) = skip_rows.as_mut() {
-                let h_in = h_in.next().expect("same rows");
-                let h = h.next().expect("same rows");
-                let (h_in, h) = (
-                    h_in.to_slice().expect("contiguous rows"),
-                    h.into_slice().expect("contiguous rows"),
-                );
-                for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(a.iter()) {
-                    *h = skip_scale * a + x;
-                }
+    let mut skip = skip;
+    let mut skip_rows = skip
+        .as_mut()
+        .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
+    for (((xh, a), m), s) in rows_mut(&mut zx)
+        .zip(rows_mut(&mut a))
+        .zip(mean.iter_mut())
+        .zip(inv_std.iter_mut())
+    {
+        for (v, &b) in xh.iter_mut().zip(b) {
+            *v += b;
+        }
+        (*m, *s) = ln_row_stats(xh, eps);
+        let (mu, is) = (*m, *s);
+        for v in xh.iter_mut() {
+            *v = T::of((v.f64() - mu) * is);
+        }
+        for (((a, &x), &g), &be) in a.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+            *a = act_k::<T, A>(g * x + be);
+        }
+        if let Some((h_in, h)) = skip_rows.as_mut() {
+            let h_in = h_in.next().expect("same rows");
+            let h = h.next().expect("same rows");
+            let (h_in, h) = (
+                h_in.to_slice().expect("contiguous rows"),
+                h.into_slice().expect("contiguous rows"),
+            );
+            for ((h, &x), &a) in h.iter_mut().zip(h_in).zip(a.iter()) {
+                *h = skip_scale * a + x;
             }
         }
-    })
+    }
 }
 
 /// LayerNorm after the activation, one pass over rows: per row of `a`, `mu_i`, `inv_std_i`,
@@ -765,6 +809,47 @@ pub fn ln_pre_forward<T: Float>(
 /// `a, x_hat, h, h_in: (N, c)`; `gamma, beta: (c)`; `mean, inv_std: (N)`.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn ln_post_forward<T: Float>(
+    a: ArrayView2<T>,
+    x_hat: ArrayViewMut2<T>,
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    mean: &mut [f64],
+    inv_std: &mut [f64],
+    h: Option<(ArrayViewMut2<T>, Option<ArrayView2<T>>)>,
+    skip_scale: T,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe {
+            ln_post_forward_avx2(a, x_hat, gamma, beta, eps, mean, inv_std, h, skip_scale)
+        };
+    }
+    ln_post_forward_k(a, x_hat, gamma, beta, eps, mean, inv_std, h, skip_scale)
+}
+
+/// [`ln_post_forward`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+unsafe fn ln_post_forward_avx2<T: Float>(
+    a: ArrayView2<T>,
+    x_hat: ArrayViewMut2<T>,
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    mean: &mut [f64],
+    inv_std: &mut [f64],
+    h: Option<(ArrayViewMut2<T>, Option<ArrayView2<T>>)>,
+    skip_scale: T,
+) {
+    ln_post_forward_k(a, x_hat, gamma, beta, eps, mean, inv_std, h, skip_scale)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn ln_post_forward_k<T: Float>(
     a: ArrayView2<T>,
     mut x_hat: ArrayViewMut2<T>,
     gamma: &[T],
@@ -787,7 +872,7 @@ pub fn ln_post_forward<T: Float>(
         .zip(mean.iter_mut())
         .zip(inv_std.iter_mut())
     {
-        (*m, *s) = ln_row_stats(a, None, eps);
+        (*m, *s) = ln_row_stats(a, eps);
         let (mu, is) = (*m, *s);
         for (v, &a) in xh.iter_mut().zip(a) {
             *v = T::of((a.f64() - mu) * is);
@@ -820,6 +905,35 @@ pub fn ln_post_forward<T: Float>(
 /// LayerNorm after the activation (`post_act` given), else `dz = dx`.
 /// `d, x_hat, a: (N, c)`; `gamma: (c)`; `inv_std: (N)`.
 pub fn ln_backward_apply<T: Float>(
+    d: ArrayViewMut2<T>,
+    x_hat: ArrayView2<T>,
+    gamma: &[T],
+    inv_std: &[f64],
+    post_act: Option<(Activation, ArrayView2<T>)>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { ln_backward_apply_avx2(d, x_hat, gamma, inv_std, post_act) };
+    }
+    ln_backward_apply_k(d, x_hat, gamma, inv_std, post_act)
+}
+
+/// [`ln_backward_apply`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn ln_backward_apply_avx2<T: Float>(
+    d: ArrayViewMut2<T>,
+    x_hat: ArrayView2<T>,
+    gamma: &[T],
+    inv_std: &[f64],
+    post_act: Option<(Activation, ArrayView2<T>)>,
+) {
+    ln_backward_apply_k(d, x_hat, gamma, inv_std, post_act)
+}
+
+#[inline(always)]
+fn ln_backward_apply_k<T: Float>(
     mut d: ArrayViewMut2<T>,
     x_hat: ArrayView2<T>,
     gamma: &[T],
@@ -831,15 +945,18 @@ pub fn ln_backward_apply<T: Float>(
         .as_ref()
         .map(|(act, a)| (*act, a.rows().into_iter()));
     for ((d, xh), &is) in rows_mut(&mut d).zip(rows(&x_hat)).zip(inv_std) {
+        // g = gamma * dy, kept in `d` (in `T`), then its two row sums in f64.
+        for (v, &g) in d.iter_mut().zip(gamma) {
+            *v *= g;
+        }
         let (mut s_g, mut s_gx) = (0.0f64, 0.0f64);
-        for ((&v, &x), &g) in d.iter().zip(xh).zip(gamma) {
-            let gv = g.f64() * v.f64();
-            s_g += gv;
-            s_gx += gv * x.f64();
+        for (&g, &x) in d.iter().zip(xh) {
+            s_g += g.f64();
+            s_gx += g.f64() * x.f64();
         }
         let (m, mx) = (s_g / n, s_gx / n);
-        for ((v, &x), &g) in d.iter_mut().zip(xh).zip(gamma) {
-            *v = T::of(is * (g.f64() * v.f64() - m - x.f64() * mx));
+        for (v, &x) in d.iter_mut().zip(xh) {
+            *v = T::of(is * (v.f64() - m - x.f64() * mx));
         }
         if let Some((act, a_rows)) = act_rows.as_mut() {
             let a = a_rows

@@ -15,6 +15,7 @@ use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
 use bn_lab::experiment::shattered::Shattered;
+use bn_lab::experiment::sweep::Sweep;
 use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::Train;
 use bn_lab::limits::figures_bytes;
@@ -153,6 +154,14 @@ fn declared_footprints_bound_the_measured_peaks() {
             "shattered --depth 1,3 --width 16 --points 4000 --seeds 30 --max-lag 500",
         ),
         ("theory, deep", "theory --depth 20000 --batch 4,8,1024"),
+        (
+            "sweep, many points, LayerNorm",
+            "sweep --vary depth --values 1,40,80 --norm none,batch,layer --width 32 --batch 32 --seeds 6",
+        ),
+        (
+            "sweep, training",
+            "sweep --vary batch --values 2,64 --depth 3 --width 16 --steps 30 --n-train 4096 --n-test 512",
+        ),
     ];
     for (what, line) in cases {
         let args: Vec<&str> = line.split_whitespace().collect();
@@ -166,6 +175,10 @@ fn declared_footprints_bound_the_measured_peaks() {
             Command::Landscape(a) => check::<Landscape>(what, &commands::landscape::config(&a)),
             Command::Shattered(a) => check::<Shattered>(what, &commands::shattered::config(&a)),
             Command::Theory(a) => check::<Theory>(what, &commands::theory::config(&a)),
+            Command::Sweep(a) => check::<Sweep>(
+                what,
+                &commands::sweep::config(&a, a.vary.expect("the cases give --vary")),
+            ),
             _ => unreachable!("only experiments are listed"),
         }
     }

@@ -114,3 +114,53 @@ fn several_depths_share_one_axis_with_notes_per_arm() {
     let rightmost = headline.panels[0].points.iter().map(|p| p.0).max().unwrap();
     assert!(rightmost >= plot.x1 - 2, "{rightmost} vs {plot:?}");
 }
+
+/// `--norm none,batch,layer` draws the three arms in one picture; LayerNorm keeps the ReLU net
+/// flat where BatchNorm explodes, and its measured rate sits beside its mean-field rate.
+#[test]
+fn layer_norm_stays_flat_where_batch_norm_explodes() {
+    use bn_lab::config::Norm;
+    let report = figures(
+        &[
+            "--norm",
+            "none,batch,layer",
+            "--act",
+            "relu",
+            "--init",
+            "he",
+        ],
+        "relu-three-norms",
+    );
+    let norms: Vec<Norm> = report.arms.iter().map(|a| a.norm).collect();
+    assert_eq!(norms, [Norm::Off, Norm::BN, Norm::LN]);
+    let (bn, ln) = (&report.arms[1], &report.arms[2]);
+    assert_eq!(ln.label, "LN");
+    assert_eq!(bn.weight_grad.verdict, Trend::Exploding);
+    assert_eq!(ln.activation_grad.verdict, Trend::Stable);
+    let (measured, predicted) = (
+        ln.measured_rate.unwrap().0,
+        ln.theory.as_ref().unwrap().rate.0,
+    );
+    assert!(
+        (measured / predicted - 1.0).abs() < 0.03,
+        "{measured} vs {predicted}"
+    );
+    assert_eq!(
+        ln.net.bn.map(|b| b.kind),
+        Some(bn_lab::config::NormKind::Layer)
+    );
+    // `--bn` and `--norm` do not go together; `--norm` with a repeat names the flag.
+    let dir = common::scratch("norm-flags");
+    common::rejects(
+        &["grad-norms", "--bn", "on", "--norm", "layer"],
+        "--norm",
+        &dir,
+    );
+    common::rejects(&["grad-norms", "--norm", "layer,layer"], "--norm", &dir);
+    let o = common::bn_lab(&["gradcheck", "--norm", "none,layer"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.trim_end().lines().count() == 1 && err.contains("--norm"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
 use bn_lab::experiment::shattered::Shattered;
+use bn_lab::experiment::sweep::Sweep;
 use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::{Train, TrainConfig};
 use bn_lab::experiment::{Experiment, LoadError, load_config};
@@ -91,6 +92,36 @@ fn ics_reruns_from_its_json() {
     let mut args = common::TINY_ICS.to_vec();
     args.extend(["--dtype", "f64"]);
     rerun_gives_the_same_report::<Ics>(&args, "ics");
+}
+
+#[test]
+fn sweep_reruns_from_its_json() {
+    rerun_gives_the_same_report::<Sweep>(
+        &[
+            "sweep",
+            "--vary",
+            "batch",
+            "--values",
+            "4,16",
+            "--norm",
+            "none,batch,layer",
+            "--depth",
+            "5",
+            "--width",
+            "16",
+            "--seeds",
+            "2",
+            "--steps",
+            "8",
+            "--n-train",
+            "64",
+            "--n-test",
+            "32",
+            "--seed",
+            "5",
+        ],
+        "sweep",
+    );
 }
 
 #[test]

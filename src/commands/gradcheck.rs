@@ -37,15 +37,16 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     let r = gradcheck::check_with_progress(&net, batch, spec.seed, args.step, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
     let mut out = format!(
-        "gradcheck: depth {}, width {}, {}, {} init, BN {}, residual {}{}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
+        "gradcheck: depth {}, width {}, {}, {} init, {}, residual {}{}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
         net.depth,
         net.width,
         net.act,
         net.init,
         match &net.bn {
-            None => "off".to_string(),
+            None => "BN off".to_string(),
             Some(bn) => format!(
-                "on ({}, {})",
+                "{} on ({}, {})",
+                bn.kind.short(),
                 if bn.affine { "affine" } else { "no affine" },
                 bn.placement
             ),

@@ -159,7 +159,8 @@ pub fn describe(cfg: &BenchConfig) -> String {
     let bn = match &n.bn {
         None => "BN off".to_string(),
         Some(bn) => format!(
-            "BN on ({}, {})",
+            "{} on ({}, {})",
+            bn.kind.short(),
             bn.placement,
             if bn.affine { "affine" } else { "no affine" }
         ),
