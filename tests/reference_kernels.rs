@@ -3,7 +3,8 @@
 //! 1. every pair against central finite differences in f64, so the oracle is proven on its own;
 //! 2. every fused kernel the model runs (`linear_*`, `bias_act_forward`, `bn_pre_forward`,
 //!    `bn_post_forward`, `act_backward_fused`, `bn_backward_sums` + `bn_backward_apply`,
-//!    `mse_loss`) against the pairs in f64: each output, each gradient and each per-column sum,
+//!    LayerNorm's `ln_pre_forward`, `ln_post_forward` and `ln_backward_apply`, `mse_loss`)
+//!    against the pairs in f64: each output, each gradient and each per-column sum,
 //!    to within rounding;
 //!
 //! then a whole `Mlp` against a network composed of the pairs. This complements
@@ -928,6 +929,181 @@ fn mlp_gradients_match_a_network_composed_of_reference_pairs() {
                         layer_scale
                     };
                     worst.check(&format!("{what}: {}", p.id), &g, g_ref, scale);
+                }
+            }
+        }
+    }
+    worst.report();
+}
+
+#[test]
+fn layernorm_pair_matches_finite_differences_with_and_without_affine() {
+    let mut worst = Worst::new("layernorm vs finite differences", FD_TOL);
+    // A batch of 1 is fine for LayerNorm: every row is standardised over its own units.
+    for (batch, affine) in [(1, true), (BATCH, true), (BATCH, false)] {
+        let x = bn_input(80, batch);
+        let ss = scale_shift(affine, 81);
+        let g = randn(82, (batch, WIDTH));
+        let loss = |x: &Array2<f64>, ss: &Option<(Array1<f64>, Array1<f64>)>| {
+            (r::layernorm_forward(x.view(), views(ss), EPS).0 * &g).sum()
+        };
+        let (y, cache) = r::layernorm_forward(x.view(), views(&ss), EPS);
+        // Without scale/shift every row has mean 0 and (biased) variance var / (var + eps).
+        if !affine {
+            for row in y.rows() {
+                assert!(row.mean().unwrap().abs() < 1e-12);
+            }
+        }
+        let grads = r::layernorm_backward(g.view(), &cache);
+        let at = |what: &str| format!("{what}, batch {batch}, affine {affine}");
+        worst.check(
+            &at("dx"),
+            &grads.dx,
+            &numeric_grad(&x, |x| loss(x, &ss)),
+            0.0,
+        );
+        if let Some((gamma, beta)) = &ss {
+            let dgamma = numeric_grad(gamma, |gm| loss(&x, &Some((gm.clone(), beta.clone()))));
+            let dbeta = numeric_grad(beta, |bt| loss(&x, &Some((gamma.clone(), bt.clone()))));
+            worst.check(&at("dgamma"), grads.dgamma.as_ref().unwrap(), &dgamma, 0.0);
+            worst.check(&at("dbeta"), grads.dbeta.as_ref().unwrap(), &dbeta, 0.0);
+        }
+    }
+    worst.report();
+}
+
+/// The fused LayerNorm kernels (`ln_pre_forward`, `ln_post_forward`, and the backward of
+/// `bn_backward_sums` + `ln_backward_apply` + the bias column sums) against the reference pair,
+/// for every activation, with and without scale/shift, both placements, with and without a skip.
+#[test]
+fn ln_kernels_match_reference_for_both_placements_with_and_without_affine() {
+    let mut worst = Worst::new("ops::ln_* vs reference", ROUNDING_TOL);
+    let (h_in, w, b) = (
+        randn(90, (BATCH, WIDTH)),
+        randn(91, (WIDTH, WIDTH)) * 2.0,
+        randn1(92, WIDTH),
+    );
+    let dh = randn(93, (BATCH, WIDTH));
+    for act in Activation::ALL {
+        for affine in [false, true] {
+            for placement in [Placement::Pre, Placement::Post] {
+                for skip in [false, true] {
+                    let at = |what: &str| {
+                        format!("{act}, affine {affine}, {placement}, skip {skip}: {what}")
+                    };
+                    let ss = scale_shift(affine, 94);
+                    let (gamma, beta) = fused_scale_shift(&ss);
+                    let (z, _) = r::linear_forward(h_in.view(), w.view(), b.view());
+                    // Reference forward and backward of the block's branch.
+                    let (branch, a_ref, x_hat_ref, dy_ref, dz_ref, ln_grads) = match placement {
+                        Placement::Pre => {
+                            let (y, ln) = r::layernorm_forward(z.view(), views(&ss), EPS);
+                            let (a, ac) = r::activation_forward(act, y.view());
+                            let dy = r::activation_backward(dh.view(), &ac);
+                            let g = r::layernorm_backward(dy.view(), &ln);
+                            (a.clone(), a, ln.x_hat, dy, g.dx.clone(), g)
+                        }
+                        Placement::Post => {
+                            let (a, ac) = r::activation_forward(act, z.view());
+                            let (y, ln) = r::layernorm_forward(a.view(), views(&ss), EPS);
+                            let g = r::layernorm_backward(dh.view(), &ln);
+                            let dz = r::activation_backward(g.dx.view(), &ac);
+                            (y, a, ln.x_hat, dh.clone(), dz, g)
+                        }
+                    };
+                    let h_ref = if skip {
+                        &h_in + &(&branch * SKIP_SCALE)
+                    } else {
+                        branch.clone()
+                    };
+
+                    // Fused forward.
+                    let (mut mean, mut inv_std) = (vec![0.0; BATCH], vec![0.0; BATCH]);
+                    let mut a = Array2::zeros((BATCH, WIDTH));
+                    let mut x_hat = Array2::zeros((BATCH, WIDTH));
+                    let mut h = Array2::zeros((BATCH, WIDTH));
+                    match placement {
+                        Placement::Pre => {
+                            x_hat.assign(&h_in.dot(&w));
+                            ops::ln_pre_forward(
+                                act,
+                                x_hat.view_mut(),
+                                a.view_mut(),
+                                b.as_slice().unwrap(),
+                                &gamma,
+                                &beta,
+                                EPS,
+                                &mut mean,
+                                &mut inv_std,
+                                skip.then(|| (h_in.view(), h.view_mut())),
+                                SKIP_SCALE,
+                            );
+                            if skip {
+                                worst.check(&at("h"), &h, &h_ref, 0.0);
+                            }
+                        }
+                        Placement::Post => {
+                            a.assign(&z.mapv(|v| r::activation(act, v)));
+                            ops::ln_post_forward(
+                                a.view(),
+                                x_hat.view_mut(),
+                                &gamma,
+                                &beta,
+                                EPS,
+                                &mut mean,
+                                &mut inv_std,
+                                Some((h.view_mut(), skip.then(|| h_in.view()))),
+                                SKIP_SCALE,
+                            );
+                            worst.check(&at("h"), &h, &h_ref, 0.0);
+                        }
+                    }
+                    worst.check(&at("x_hat"), &x_hat, &x_hat_ref, 0.0);
+                    worst.check(&at("a"), &a, &a_ref, 0.0);
+
+                    // Fused backward: pass 1 (BN's column sums), the row pass, the bias sums.
+                    let (pre_act, post_act) = match placement {
+                        Placement::Pre => (Some((act, a.view())), None),
+                        Placement::Post => (None, Some((act, a.view()))),
+                    };
+                    let mut d = Array2::zeros((BATCH, WIDTH));
+                    let (mut s_dy, mut s_dyx, mut sq) =
+                        (vec![0.0; WIDTH], vec![0.0; WIDTH], vec![0.0; WIDTH]);
+                    ops::bn_backward_sums(
+                        pre_act,
+                        dh.view(),
+                        x_hat.view(),
+                        d.view_mut(),
+                        &mut s_dy,
+                        &mut s_dyx,
+                        &mut sq,
+                        None,
+                    );
+                    worst.check(&at("dy"), &d, &dy_ref, 0.0);
+                    if affine {
+                        worst.check(
+                            &at("dgamma"),
+                            &arr(&s_dyx),
+                            ln_grads.dgamma.as_ref().unwrap(),
+                            0.0,
+                        );
+                        worst.check(
+                            &at("dbeta"),
+                            &arr(&s_dy),
+                            ln_grads.dbeta.as_ref().unwrap(),
+                            0.0,
+                        );
+                    }
+                    ops::ln_backward_apply(d.view_mut(), x_hat.view(), &gamma, &inv_std, post_act);
+                    worst.check(&at("dz"), &d, &dz_ref, norm(&dz_ref));
+                    let mut db = vec![0.0; WIDTH];
+                    ops::add_col_sums(d.view(), &mut db);
+                    worst.check(
+                        &at("db = sum_i dz"),
+                        &arr(&db),
+                        &dz_ref.sum_axis(Axis(0)),
+                        norm(&dz_ref),
+                    );
                 }
             }
         }

@@ -210,6 +210,66 @@ pub fn batchnorm_backward(dy: ArrayView2<f64>, cache: &BatchNormCache) -> BatchN
     BatchNormGrads { dx, dgamma, dbeta }
 }
 
+// ------------------------------------------------------------- layernorm
+
+/// What [`layernorm_backward`] needs from [`layernorm_forward`].
+#[derive(Clone, Debug)]
+pub struct LayerNormCache {
+    /// The standardisation of `x^T` (`(n, batch)`: each sample is a column), as BatchNorm
+    /// without scale/shift computes it.
+    pub standardise: BatchNormCache,
+    /// `x_hat: (batch, n)`, each row standardised over its units.
+    pub x_hat: Array2<f64>,
+    /// The scale, `(n)`; `None` without scale/shift.
+    pub gamma: Option<Array1<f64>>,
+}
+
+/// LayerNorm (Ba et al. 2016): each *row* standardised over its `n` units with its own mean
+/// and biased variance, then the per-unit `gamma * x_hat + beta`. Written as what it is:
+/// BatchNorm's standardisation of the transpose (samples as columns), scale/shift per unit.
+///
+/// `x: (batch, n)`, `affine = Some((gamma, beta))` with `gamma, beta: (n)`, or `None`;
+/// returns `y: (batch, n)`.
+pub fn layernorm_forward(
+    x: ArrayView2<f64>,
+    affine: Option<(ArrayView1<f64>, ArrayView1<f64>)>,
+    eps: f64,
+) -> (Array2<f64>, LayerNormCache) {
+    let (x_hat_t, standardise) = batchnorm_forward(x.t(), None, eps);
+    let x_hat = x_hat_t.t().to_owned();
+    let y = match affine {
+        Some((gamma, beta)) => &x_hat * &gamma + beta,
+        None => x_hat.clone(),
+    };
+    let cache = LayerNormCache {
+        standardise,
+        x_hat,
+        gamma: affine.map(|(gamma, _)| gamma.to_owned()),
+    };
+    (y, cache)
+}
+
+/// Backward of [`layernorm_forward`]: `dgamma = sum_i dy_i x_hat_i`, `dbeta = sum_i dy_i`,
+/// `dx_hat = gamma dy`, then [`batchnorm_backward`] of the transposed standardisation.
+///
+/// `dy: (batch, n)`.
+pub fn layernorm_backward(dy: ArrayView2<f64>, cache: &LayerNormCache) -> BatchNormGrads {
+    let (dgamma, dbeta, dx_hat) = match &cache.gamma {
+        Some(gamma) => (
+            Some((&dy * &cache.x_hat).sum_axis(Axis(0))),
+            Some(dy.sum_axis(Axis(0))),
+            &dy * gamma,
+        ),
+        None => (None, None, dy.to_owned()),
+    };
+    let dx_t = batchnorm_backward(dx_hat.t(), &cache.standardise).dx;
+    BatchNormGrads {
+        dx: dx_t.t().to_owned(),
+        dgamma,
+        dbeta,
+    }
+}
+
 // ------------------------------------------------------------------ loss
 
 /// What [`mse_backward`] needs from [`mse_forward`].
