@@ -588,6 +588,9 @@ pub struct ShatteredArgs {
         default_value = "feedforward,feedforward+bn,resnet+bn"
     )]
     pub arch: Vec<crate::experiment::shattered::Arch>,
+    /// The normaliser of the +bn architectures: batch (BatchNorm) or layer (LayerNorm).
+    #[arg(long, value_enum, default_value_t = NormChoice::Batch)]
+    pub norm: NormChoice,
     /// Biases after initialisation: pytorch (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), nn.Linear's
     /// default), zero, or normal:STD.
     #[arg(long, default_value = "pytorch", value_parser = parse_bias)]

@@ -366,3 +366,38 @@ fn the_headline_plots_and_writes_the_reports_lag1_correlations() {
         "two depths: traces of each"
     );
 }
+
+/// `--norm layer` puts LayerNorm in the `+bn` architectures: per-sample statistics keep the
+/// gradient of a 24-layer feedforward net correlated between neighbouring inputs, where
+/// BatchNorm's (frozen) batch statistics leave white noise.
+#[test]
+fn layer_norm_does_not_shatter_the_feedforward_gradient_as_batch_norm_does() {
+    let lag1 = |norm: &str| {
+        let cfg = config(&[
+            "shattered",
+            "--norm",
+            norm,
+            "--arch",
+            "feedforward+bn",
+            "--depth",
+            "24",
+            "--points",
+            "128",
+            "--seeds",
+            "4",
+        ]);
+        Shattered::validate(&cfg).unwrap();
+        let report = Shattered::run(&cfg, &|_| {});
+        (report.arms[0].lag1_correlation.0, report.noise_floor)
+    };
+    let (bn, floor) = lag1("batch");
+    let (ln, _) = lag1("layer");
+    assert!(
+        bn.abs() < floor,
+        "BN: lag-1 {bn} should be white noise (< {floor})"
+    );
+    assert!(
+        ln > floor,
+        "LN: lag-1 {ln} should be above the floor {floor}"
+    );
+}

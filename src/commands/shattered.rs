@@ -12,7 +12,7 @@ pub const RENAMES: Renames = &[
     ("depths", "--depth"),
     ("archs", "--arch"),
     ("batch", "--points"),
-    ("bn", "--placement"),
+    ("bn", "--norm"),
 ];
 
 /// The config the flags describe (validated by [`execute`]): `--d-in` defaults to 1 here.
@@ -23,7 +23,7 @@ pub fn config(args: &ShatteredArgs) -> ShatteredConfig {
         depths: args.depth.clone(),
         archs: args.arch.clone(),
         act: args.net.activation(),
-        bn: args.net.batch_norm(),
+        bn: args.net.normaliser(args.norm),
         bias: args.bias,
         net,
         seeds: args.seeds,

@@ -197,7 +197,8 @@ pub struct ShatteredConfig {
     /// Architectures, one panel row each.
     pub archs: Vec<Arch>,
     pub act: Activation,
-    /// The BatchNorm of the `+bn` architectures.
+    /// The normaliser of the `+bn` architectures: a BatchNorm variant, or LayerNorm
+    /// (`--norm layer`).
     pub bn: Norm,
     pub bias: BiasInit,
     /// The network; `batch` is the number of grid points (`--points`), `d_in = d_out = 1`,
@@ -284,7 +285,8 @@ impl ShatteredConfig {
         if !self.bn.is_on() {
             return Err(ConfigError::Invalid {
                 field: "bn",
-                message: "the +bn architectures need a BatchNorm variant, not off".into(),
+                message: "the +bn architectures need a normaliser (batch or layer), not none"
+                    .into(),
             });
         }
         if let BiasInit::Normal(std) = self.bias {
@@ -872,7 +874,7 @@ pub fn title(cfg: &ShatteredConfig) -> String {
         cfg.bias
     );
     if cfg.bn != Norm::BN {
-        s.push_str(&format!(", BN {}", cfg.bn));
+        s.push_str(&format!(", +bn = {}", cfg.bn.label()));
     }
     if cfg.net.residual_scale != 1.0 && cfg.archs.contains(&Arch::ResnetBn) {
         s.push_str(&format!(
