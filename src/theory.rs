@@ -38,7 +38,7 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use crate::config::{Activation, NetConfig, Placement};
+use crate::config::{Activation, BnConfig, NetConfig, NormKind, Placement};
 use crate::ops::{act_grad_from_output, act_scalar};
 use crate::stats::{Num, nums};
 
@@ -432,50 +432,51 @@ pub fn predict(
                 batch: None,
             })
         }
-        Some(bn) if bn.kind == crate::config::NormKind::Layer => {
-            if bn.placement == Placement::Post {
-                return Err(
-                    "LayerNorm after the activation: no mean-field theory of that placement is implemented"
-                        .into(),
-                );
-            }
-            let rate = ln_rate(net.act);
+        Some(bn) => {
+            let rate = normalised_rate(net, &bn, batch)?;
+            let (source, lambda, batch) = match bn.kind {
+                NormKind::Batch => (SOURCE_BN, Some(Num(rate)), Some(batch)),
+                NormKind::Layer => (SOURCE_LN, None, None),
+            };
             let depth = net.depth;
             Ok(Prediction {
-                source: SOURCE_LN,
+                source,
                 rate: Num(rate),
                 profile: (1..=depth)
                     .map(|l| Num(((depth - l) as f64 * rate.ln()).exp()))
                     .collect(),
                 q: None,
                 chi: None,
-                lambda: None,
-                batch: None,
+                lambda,
+                batch,
             })
         }
-        Some(bn) if bn.placement == Placement::Post => Err(
+    }
+}
+
+/// The mean-field rate of `||dL/dh_l||^2` per layer of `net` normalised by `bn` on batches of
+/// `batch`: [`bn_rate`] (`lambda(B)`) for BatchNorm, [`ln_rate`] for LayerNorm; or why there is
+/// none (skip connections, the normaliser after the activation, a BatchNorm batch below 4).
+pub fn normalised_rate(net: &NetConfig, bn: &BnConfig, batch: usize) -> Result<f64, String> {
+    if net.residual {
+        return Err(
+            "skip connections: the mean-field map of a residual stream is not implemented".into(),
+        );
+    }
+    match (bn.kind, bn.placement) {
+        (NormKind::Layer, Placement::Post) => Err(
+            "LayerNorm after the activation: no mean-field theory of that placement is implemented"
+                .into(),
+        ),
+        (NormKind::Batch, Placement::Post) => Err(
             "BN after the activation: no mean-field theory of that placement is implemented".into(),
         ),
-        Some(_) => {
-            let lambda = bn_rate(net.act, batch).ok_or_else(|| {
-                format!(
-                    "batch {batch}: the BN mean-field rate needs a batch of at least 4 (at 3 it diverges; at 2 BN's output is constant and passes no gradient)"
-                )
-            })?;
-            let depth = net.depth;
-            let ln_profile: Vec<f64> = (1..=depth)
-                .map(|l| (depth - l) as f64 * lambda.ln())
-                .collect();
-            Ok(Prediction {
-                source: SOURCE_BN,
-                rate: Num(lambda),
-                profile: ln_profile.iter().map(|l| Num(l.exp())).collect(),
-                q: None,
-                chi: None,
-                lambda: Some(Num(lambda)),
-                batch: Some(batch),
-            })
-        }
+        (NormKind::Layer, Placement::Pre) => Ok(ln_rate(net.act)),
+        (NormKind::Batch, Placement::Pre) => bn_rate(net.act, batch).ok_or_else(|| {
+            format!(
+                "batch {batch}: the BN mean-field rate needs a batch of at least 4 (at 3 it diverges; at 2 BN's output is constant and passes no gradient)"
+            )
+        }),
     }
 }
 

@@ -14,8 +14,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, DataSpec, Dtype, Init, NetConfig, NetSpec, Norm, Placement, at_most,
-    between, distinct,
+    Activation, ConfigError, DataSpec, Dtype, Init, NetConfig, NetSpec, Norm, at_most, between,
+    distinct,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
@@ -459,17 +459,12 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     let signal: Vec<f64> = init.activation_grad_norm.iter().map(|v| v.0).collect();
     let growth = stats::log_slope(&signal).map(|s| (-s).exp());
     // The mean-field rates hold for a plain (no skip) stack with the normaliser before the
-    // activation (see `theory::predict`).
-    let theory_rate = match p.norm.parts() {
-        _ if cfg.net.residual => None,
-        Some((crate::config::NormKind::Batch, _, Placement::Pre)) => {
-            crate::theory::bn_rate(cfg.act, batch).map(Num)
-        }
-        Some((crate::config::NormKind::Layer, _, Placement::Pre)) => {
-            Some(Num(crate::theory::ln_rate(cfg.act)))
-        }
-        _ => None,
-    };
+    // activation; `None` elsewhere and without a normaliser.
+    let theory_rate = net_cfg
+        .bn
+        .as_ref()
+        .and_then(|bn| crate::theory::normalised_rate(&net_cfg, bn, batch).ok())
+        .map(Num);
     let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);
     if cfg.trains() {
         let data = data::make_task::<T>(
