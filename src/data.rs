@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::float::Float;
+pub mod images;
 
 /// Independent random streams of one seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
