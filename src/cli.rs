@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Activation, Dtype, Init, Norm, Placement};
+use crate::config::{Activation, Dtype, Init, Loss, Norm, Placement};
 use crate::data::Task;
 use crate::experiment::landscape::MAX_SLICE_GRID;
 use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_SAMPLES, MAX_SEEDS, MAX_STEPS, MAX_WIDTH};
@@ -123,12 +123,12 @@ pub struct NetArgs {
         allow_negative_numbers = true
     )]
     pub momentum: f64,
-    /// Input dimension [default: the width].
+    /// Input dimension [default: the width; an image set's pixels].
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long)]
     pub d_in: Option<usize>,
-    /// Output dimension.
-    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long, default_value_t = 10)]
-    pub d_out: usize,
+    /// Output dimension [default: 10; a classification task's classes].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long)]
+    pub d_out: Option<usize>,
     /// Random seed for data, weights and batch order.
     #[arg(allow_hyphen_values = true, value_parser = seed, long, default_value_t = 0)]
     pub seed: u64,
@@ -197,16 +197,27 @@ pub struct NormArgs {
 /// The data flags of the commands that train.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Regression task: linear (a linear teacher) or nonlinear (sin(3 u1) cos(2 u2) of a 2-D
-    /// latent lifted to the input width; see the README).
-    #[arg(long, value_enum, default_value_t = Task::Nonlinear)]
+    /// What to learn: linear or nonlinear (synthetic regression: a linear teacher, or
+    /// sin(3 u1) cos(2 u2) of a 2-D latent lifted to the input width), digits (the shipped UCI
+    /// handwritten digits, 10 classes), or mnist:DIR / fashion-mnist:DIR (the four IDX files in
+    /// DIR, plain or .gz). See the README.
+    #[arg(long, value_parser = parse_task, default_value = "nonlinear")]
     pub task: Task,
-    /// Training samples (mini-batches are drawn from these without replacement per epoch).
-    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, default_value_t = 2048)]
-    pub n_train: usize,
-    /// Test samples.
-    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, default_value_t = 1024)]
-    pub n_test: usize,
+    /// Training samples (mini-batches are drawn from these without replacement per epoch)
+    /// [default: 2048; an image set's whole training split].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long)]
+    pub n_train: Option<usize>,
+    /// Test samples [default: 1024; an image set's whole test split].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long)]
+    pub n_test: Option<usize>,
+    /// Loss: mse (1/2 (o - y)^2) or ce (softmax cross-entropy, classification tasks only)
+    /// [default: ce for a classification task, else mse].
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
+}
+
+fn parse_task(s: &str) -> Result<Task, String> {
+    s.parse()
 }
 
 /// The optimiser flags of `train` and `nonlinearity` (landscape and ics use plain SGD).
@@ -256,6 +267,10 @@ pub struct GradNormsArgs {
     pub net: NetArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Loss whose gradient is measured: mse, or ce (softmax cross-entropy, the linear teacher's
+    /// argmax as the class; needs --d-out of at least 2).
+    #[arg(long, value_enum, default_value_t = Loss::Mse)]
+    pub loss: Loss,
     /// Also save the batch, targets, every parameter and every gradient of the first
     /// configuration (first depth, BN off before on, first seed) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
@@ -297,6 +312,9 @@ pub struct GradcheckArgs {
     /// Relative error above which the check fails (exit code 1).
     #[arg(allow_hyphen_values = true, long, default_value_t = 1e-6)]
     pub tol: f64,
+    /// Loss to check through: mse, or ce (softmax cross-entropy on the teacher's argmax).
+    #[arg(long, value_enum, default_value_t = Loss::Mse)]
+    pub loss: Loss,
     /// Network flags (gradcheck always computes in f64).
     #[command(flatten)]
     pub net: NetArgs,

@@ -573,18 +573,97 @@ fn check_residual_scale(residual: bool, scale: f64) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The data set of the experiments that train: a seeded synthetic task and its split.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// The loss a network is trained on and measured with.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// `1/(2N) sum (o - y)^2`: the diary's loss; regression tasks default to it.
+    #[default]
+    Mse,
+    /// Softmax cross-entropy with the classes as one-hot targets; classification tasks default to it.
+    Ce,
+}
+
+impl Loss {
+    /// The loss of outputs `o` against targets `y` (both `(N, d_out)`), with `dL/do` in `d_o`.
+    pub fn loss_and_grad<T: crate::float::Float>(
+        self,
+        o: ndarray::ArrayView2<T>,
+        y: ndarray::ArrayView2<T>,
+        d_o: ndarray::ArrayViewMut2<T>,
+    ) -> f64 {
+        match self {
+            Loss::Mse => crate::ops::mse_loss(o, y, d_o),
+            Loss::Ce => crate::ops::ce_loss(o, y, d_o),
+        }
+    }
+
+    /// The loss alone.
+    pub fn value<T: crate::float::Float>(
+        self,
+        o: ndarray::ArrayView2<T>,
+        y: ndarray::ArrayView2<T>,
+    ) -> f64 {
+        match self {
+            Loss::Mse => crate::ops::mse_loss_value(o, y),
+            Loss::Ce => crate::ops::ce_loss_value(o, y),
+        }
+    }
+
+    /// The loss a task is trained on unless told otherwise.
+    pub fn default_for(task: &Task) -> Loss {
+        if task.is_classification() {
+            Loss::Ce
+        } else {
+            Loss::Mse
+        }
+    }
+
+    /// The y label of a loss axis.
+    pub fn axis_label(self) -> &'static str {
+        match self {
+            Loss::Mse => "loss ½‖o − y‖² per sample (log scale)",
+            Loss::Ce => "cross-entropy per sample (log scale)",
+        }
+    }
+
+    /// `MSE` or `cross-entropy`, for titles and axis labels.
+    pub fn title(self) -> &'static str {
+        match self {
+            Loss::Mse => "MSE",
+            Loss::Ce => "cross-entropy",
+        }
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Loss::Mse => "mse",
+            Loss::Ce => "ce",
+        })
+    }
+}
+
+/// The data set of the experiments that train: a seeded synthetic task or an image set, the
+/// sizes of its splits, and the loss.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataSpec {
     pub task: Task,
     pub n_train: usize,
     pub n_test: usize,
+    /// Results written before the loss could be chosen were all MSE.
+    #[serde(default)]
+    pub loss: Loss,
 }
 
 impl DataSpec {
     /// Mini-batches of `batch` samples are drawn from the training split, so it needs at least
-    /// that many.
-    pub fn validate(&self, batch: usize) -> Result<(), ConfigError> {
+    /// that many. An image set must be readable, hold the samples asked for, and match the
+    /// network's `d_in` (pixels) and `d_out` (classes); cross-entropy needs classes.
+    pub fn validate(&self, batch: usize, d_in: usize, d_out: usize) -> Result<(), ConfigError> {
         at_most("n_train", MAX_SAMPLES, self.n_train)?;
         if self.n_train < batch {
             return Err(ConfigError::BelowOther {
@@ -595,7 +674,57 @@ impl DataSpec {
                 why: "",
             });
         }
-        between("n_test", 1, MAX_SAMPLES, self.n_test)
+        between("n_test", 1, MAX_SAMPLES, self.n_test)?;
+        if self.loss == Loss::Ce && !self.task.is_classification() {
+            return Err(ConfigError::Invalid {
+                field: "loss",
+                message: format!(
+                    "ce needs classes, and the {} task is a regression (use --task digits, mnist:DIR or fashion-mnist:DIR, or --loss mse)",
+                    self.task
+                ),
+            });
+        }
+        let Some(shape) = self.task.shape().map_err(|e| ConfigError::Invalid {
+            field: "task",
+            message: e.to_string(),
+        })?
+        else {
+            return Ok(());
+        };
+        for (field, have, got) in [
+            ("n_train", shape.n_train, self.n_train),
+            ("n_test", shape.n_test, self.n_test),
+        ] {
+            if got > have {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!(
+                        "the {} task has {have} {} images (got {got})",
+                        self.task,
+                        if field == "n_train" {
+                            "training"
+                        } else {
+                            "test"
+                        }
+                    ),
+                });
+            }
+        }
+        for (field, have, got, what) in [
+            ("d_in", shape.pixels, d_in, "pixels per image"),
+            ("d_out", shape.classes, d_out, "classes"),
+        ] {
+            if got != have {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!(
+                        "the {} task has {have} {what}, so it must be {have} (got {got})",
+                        self.task
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Bytes one data set holds at its peak: drawn in f64 as one `(n, d_in + d_out)` set

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::float::Float;
 pub mod images;
 
+use images::{DataError, ImageSet};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 /// Independent random streams of one seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -57,9 +61,38 @@ pub fn linear_teacher<F: Float>(seed: u64, n: usize, d_in: usize, d_out: usize) 
     }
 }
 
-/// A synthetic regression task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+/// The linear-teacher batch with targets for `loss`: `Y = X T` for MSE; for cross-entropy
+/// each row's class `argmax_k (X T)_k`, one-hot (a linear classification problem with `d_out`
+/// classes). `grad-norms` and `gradcheck` measure on it.
+pub fn teacher_batch<F: Float>(
+    loss: crate::config::Loss,
+    seed: u64,
+    n: usize,
+    d_in: usize,
+    d_out: usize,
+) -> Batch<F> {
+    let b = linear_teacher::<f64>(seed, n, d_in, d_out);
+    let y = match loss {
+        crate::config::Loss::Mse => b.y,
+        crate::config::Loss::Ce => {
+            let mut y = Array2::<f64>::zeros(b.y.dim());
+            for (i, row) in b.y.rows().into_iter().enumerate() {
+                y[[i, crate::ops::argmax(row)]] = 1.0;
+            }
+            y
+        }
+    };
+    Batch {
+        x: b.x.mapv(F::of),
+        y: y.mapv(F::of),
+    }
+}
+
+/// What the training commands learn: a seeded synthetic regression task, or an image
+/// classification set (the shipped digits, or MNIST / Fashion-MNIST read from a directory).
+/// Written as `linear`, `nonlinear`, `digits`, `mnist:DIR`, `fashion-mnist:DIR` on the command
+/// line and in JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Task {
     /// `Y = X T` with `X ~ N(0, 1)`, `T ~ N(0, 1/d_in)`: a linear model fits it exactly.
     Linear,
@@ -68,6 +101,114 @@ pub enum Task {
     /// `y_k = sin(3 u_1 + k pi / d_out) cos(2 u_2)` for output `k`. No linear model can fit it
     /// (its best linear fit explains almost none of the variance), so it needs non-linearity.
     Nonlinear,
+    /// The UCI handwritten digits shipped with bn-lab ([`images::digits`]): 8x8 images, 10
+    /// classes, a fixed stratified split of 1437 / 360.
+    Digits,
+    /// MNIST's four IDX files in a directory (60000 / 10000 images of 28x28).
+    Mnist(std::path::PathBuf),
+    /// Fashion-MNIST, the same format and sizes.
+    FashionMnist(std::path::PathBuf),
+}
+
+/// The sizes of an image set, as [`Task::shape`] reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageShape {
+    pub n_train: usize,
+    pub n_test: usize,
+    pub pixels: usize,
+    pub classes: usize,
+}
+
+impl Task {
+    /// Whether the targets are classes (one-hot rows) rather than real numbers.
+    pub fn is_classification(&self) -> bool {
+        !matches!(self, Task::Linear | Task::Nonlinear)
+    }
+
+    /// The image set of a classification task, standardised with its training split's
+    /// statistics ([`images::standardise`]); read once per process and shared. `None` for the
+    /// synthetic tasks. An unreadable directory is the one-line [`images::DataError`].
+    pub fn images(&self) -> Result<Option<Arc<ImageSet>>, DataError> {
+        if !self.is_classification() {
+            return Ok(None);
+        }
+        static CACHE: OnceLock<Mutex<HashMap<Task, Arc<ImageSet>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(set) = cache.lock().expect("no panic holds the lock").get(self) {
+            return Ok(Some(set.clone()));
+        }
+        let mut set = match self {
+            Task::Digits => images::digits(),
+            Task::Mnist(dir) => images::read_idx_dir(dir, "mnist")?,
+            Task::FashionMnist(dir) => images::read_idx_dir(dir, "fashion-mnist")?,
+            Task::Linear | Task::Nonlinear => unreachable!("synthetic tasks returned above"),
+        };
+        images::standardise(&mut set);
+        let set = Arc::new(set);
+        cache
+            .lock()
+            .expect("no panic holds the lock")
+            .insert(self.clone(), set.clone());
+        Ok(Some(set))
+    }
+
+    /// The sizes of an image set (reading it if need be); `None` for the synthetic tasks, whose
+    /// sizes are the caller's.
+    pub fn shape(&self) -> Result<Option<ImageShape>, DataError> {
+        Ok(self.images()?.map(|set| ImageShape {
+            n_train: set.train.labels.len(),
+            n_test: set.test.labels.len(),
+            pixels: set.train.x.ncols(),
+            classes: set.classes,
+        }))
+    }
+
+    /// How the task is written on the command line and in JSON.
+    pub fn spelling(&self) -> String {
+        match self {
+            Task::Linear => "linear".into(),
+            Task::Nonlinear => "nonlinear".into(),
+            Task::Digits => "digits".into(),
+            Task::Mnist(dir) => format!("mnist:{}", dir.display()),
+            Task::FashionMnist(dir) => format!("fashion-mnist:{}", dir.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let dir = |name: &str| match s.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
+            Some("") | None => Err(format!(
+                "{name} needs the directory of its four IDX files: {name}:DIR"
+            )),
+            Some(d) => Ok(std::path::PathBuf::from(d)),
+        };
+        match s {
+            "linear" => Ok(Task::Linear),
+            "nonlinear" | "non-linear" => Ok(Task::Nonlinear),
+            "digits" => Ok(Task::Digits),
+            _ if s.starts_with("mnist") => dir("mnist").map(Task::Mnist),
+            _ if s.starts_with("fashion-mnist") => dir("fashion-mnist").map(Task::FashionMnist),
+            _ => Err(format!(
+                "unknown task '{s}' (expected linear, nonlinear, digits, mnist:DIR or fashion-mnist:DIR)"
+            )),
+        }
+    }
+}
+
+impl Serialize for Task {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.spelling())
+    }
+}
+
+impl<'de> Deserialize<'de> for Task {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl std::fmt::Display for Task {
@@ -75,6 +216,9 @@ impl std::fmt::Display for Task {
         f.write_str(match self {
             Task::Linear => "linear",
             Task::Nonlinear => "non-linear",
+            Task::Digits => "digits",
+            Task::Mnist(_) => "MNIST",
+            Task::FashionMnist(_) => "Fashion-MNIST",
         })
     }
 }
@@ -84,11 +228,17 @@ impl std::fmt::Display for Task {
 pub struct Dataset<T> {
     pub train: Batch<T>,
     pub test: Batch<T>,
+    /// The number of classes of a classification task (targets are one-hot rows); `None` for
+    /// regression.
+    pub classes: Option<usize>,
 }
 
-/// Draw `n_train + n_test` samples of `task` from `seed` and split them.
+/// Draw `n_train + n_test` samples of `task` from `seed` and split them. An image set is not
+/// drawn: its fixed split is read ([`Task::images`]) and its first `n_train` / `n_test` images
+/// taken, with one-hot targets; `seed`, `d_in` and `d_out` play no part (validation checked that
+/// the set is readable and matches the network).
 pub fn make_task<F: Float>(
-    task: Task,
+    task: &Task,
     seed: u64,
     n_train: usize,
     n_test: usize,
@@ -98,7 +248,24 @@ pub fn make_task<F: Float>(
     let n = n_train
         .checked_add(n_test)
         .expect("validated: n_train and n_test are at most limits::MAX_SAMPLES each");
+    if let Some(set) = task
+        .images()
+        .expect("validated: DataSpec::validate read this image set")
+    {
+        let take = |part: &images::Labelled, k: usize| Batch {
+            x: part.x.slice(ndarray::s![..k, ..]).mapv(F::of),
+            y: images::one_hot(&part.labels[..k], set.classes).mapv(F::of),
+        };
+        return Dataset {
+            train: take(&set.train, n_train),
+            test: take(&set.test, n_test),
+            classes: Some(set.classes),
+        };
+    }
     let all: Batch<f64> = match task {
+        Task::Digits | Task::Mnist(_) | Task::FashionMnist(_) => {
+            unreachable!("image sets returned above")
+        }
         Task::Linear => linear_teacher(seed, n, d_in, d_out),
         Task::Nonlinear => {
             let mut r = rng(seed, Stream::Data);
@@ -124,6 +291,7 @@ pub fn make_task<F: Float>(
             x: split(&all.x, n_train, n),
             y: split(&all.y, n_train, n),
         },
+        classes: None,
     }
 }
 

@@ -15,10 +15,10 @@
 use ndarray::{Array2, ArrayD, ArrayView2};
 use serde::Serialize;
 
-use crate::config::NetConfig;
+use crate::config::{Loss, NetConfig};
 use crate::data;
 use crate::model::{Mlp, Mode};
-use crate::ops;
+
 use crate::stats::{Num, frobenius_norm};
 use crate::train::Progress;
 
@@ -47,6 +47,8 @@ pub struct GradCheck {
     pub seed: u64,
     pub step: f64,
     pub mode: Mode,
+    /// The loss function checked through (`mse` or `ce`).
+    pub loss_fn: Loss,
     pub loss: f64,
     pub tensors: Vec<TensorCheck>,
 }
@@ -61,11 +63,17 @@ impl GradCheck {
     }
 }
 
-fn loss_at(net: &mut Mlp<f64>, x: ArrayView2<f64>, y: ArrayView2<f64>, mode: Mode) -> f64 {
+fn loss_at(
+    net: &mut Mlp<f64>,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    mode: Mode,
+    loss_fn: Loss,
+) -> f64 {
     let o = net
         .forward(x, mode)
         .expect("shapes were checked when the net was built");
-    ops::mse_loss_value(o, y)
+    loss_fn.value(o, y)
 }
 
 /// Compare an analytic gradient with a numeric one (see the module docs for the error measure).
@@ -118,7 +126,20 @@ pub fn cost_ops(config: &NetConfig, batch: usize) -> f64 {
 /// linear-teacher batch of `seed`, with central differences of step `step`.
 /// The config must have been validated.
 pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode) -> GradCheck {
-    check_with_progress(config, batch, seed, step, mode, &|_| {})
+    check_with_progress(config, batch, seed, step, mode, Loss::Mse, &|_| {})
+}
+
+/// [`check`] through `loss_fn` (cross-entropy: the teacher's argmax as the class, see
+/// [`data::teacher_batch`]).
+pub fn check_loss(
+    config: &NetConfig,
+    batch: usize,
+    seed: u64,
+    step: f64,
+    mode: Mode,
+    loss_fn: Loss,
+) -> GradCheck {
+    check_with_progress(config, batch, seed, step, mode, loss_fn, &|_| {})
 }
 
 /// [`check`], calling `progress(1)` after each perturbed element (parameters first, then the
@@ -129,9 +150,10 @@ pub fn check_with_progress(
     seed: u64,
     step: f64,
     mode: Mode,
+    loss_fn: Loss,
     progress: Progress,
 ) -> GradCheck {
-    let data = data::linear_teacher::<f64>(seed, batch, config.d_in, config.d_out);
+    let data = data::teacher_batch::<f64>(loss_fn, seed, batch, config.d_in, config.d_out);
     let mut net = Mlp::<f64>::new(config, &mut data::rng(seed, data::Stream::Weights));
     if mode == Mode::Eval {
         // Give the running statistics realistic values: one train-mode pass over a different batch.
@@ -148,7 +170,7 @@ pub fn check_with_progress(
         .expect("shapes match the config")
         .to_owned();
     let mut d_o = Array2::zeros(o.dim());
-    let loss = ops::mse_loss(o.view(), y, d_o.view_mut());
+    let loss = loss_fn.loss_and_grad(o.view(), y, d_o.view_mut());
     let dx = net
         .backward_with_input_grad(d_o.view())
         .expect("forward was called")
@@ -168,9 +190,9 @@ pub fn check_with_progress(
         for k in 0..grad.len() {
             let orig = flat_get(&mut net, i, k);
             flat_set(&mut net, i, k, orig + step);
-            let lp = loss_at(&mut net, x, y, mode);
+            let lp = loss_at(&mut net, x, y, mode, loss_fn);
             flat_set(&mut net, i, k, orig - step);
-            let lm = loss_at(&mut net, x, y, mode);
+            let lm = loss_at(&mut net, x, y, mode, loss_fn);
             flat_set(&mut net, i, k, orig);
             numeric.as_slice_mut().expect("fresh arrays are contiguous")[k] =
                 (lp - lm) / (2.0 * step);
@@ -184,9 +206,9 @@ pub fn check_with_progress(
     for idx in ndarray::indices(x_pert.dim()) {
         let orig = x_pert[idx];
         x_pert[idx] = orig + step;
-        let lp = loss_at(&mut net, x_pert.view(), y, mode);
+        let lp = loss_at(&mut net, x_pert.view(), y, mode, loss_fn);
         x_pert[idx] = orig - step;
-        let lm = loss_at(&mut net, x_pert.view(), y, mode);
+        let lm = loss_at(&mut net, x_pert.view(), y, mode, loss_fn);
         x_pert[idx] = orig;
         numeric[idx] = (lp - lm) / (2.0 * step);
         progress(1);
@@ -204,6 +226,7 @@ pub fn check_with_progress(
         seed,
         step,
         mode,
+        loss_fn,
         loss,
         tensors,
     }

@@ -7,7 +7,7 @@
 //! ```text
 //! for step in 0..steps:
 //!     (x, y) = next shuffled mini-batch            Mode::Train: BN uses batch statistics
-//!     L_batch = 1/(2B) sum (o - y)^2               diverged if inf/NaN or > 1e6 * L_batch(step 0)
+//!     L_batch = 1/(2B) sum (o - y)^2 or CE           diverged if inf/NaN or > 1e6 * L_batch(step 0)
 //!     backward; every k steps record per layer
 //!         ||dL/dW_l||_F and  std(lr * dL/dW_l) / std(W_l)   (before the update)
 //!     SGD update
@@ -20,7 +20,7 @@
 use ndarray::{Array2, s};
 use serde::Serialize;
 
-use crate::config::NormKind;
+use crate::config::{Loss, NormKind};
 use crate::data::{Batch, Dataset, Sampler};
 use crate::float::Float;
 use crate::model::{Mlp, Mode};
@@ -63,6 +63,7 @@ pub struct TrainSettings {
     pub diverge_factor: f64,
     /// Seed of the mini-batch order (the `Shuffle` stream).
     pub seed: u64,
+    pub loss: Loss,
 }
 
 impl TrainSettings {
@@ -178,6 +179,12 @@ pub struct History {
     pub train_loss: Vec<Num>,
     /// Loss on the test set, eval mode.
     pub test_loss: Vec<Num>,
+    /// Accuracy on the whole training set and on the test set at each evaluation (eval mode;
+    /// classification tasks only, empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub train_accuracy: Vec<Num>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test_accuracy: Vec<Num>,
     pub layers: LayerDiagnostics,
     /// Updates actually done (fewer than `steps` when the run diverged).
     pub steps_done: usize,
@@ -227,6 +234,76 @@ impl History {
     pub fn late_test_loss(&self) -> f64 {
         late(&self.test_loss)
     }
+
+    /// Last evaluated test accuracy (`None` without classes).
+    pub fn final_test_accuracy(&self) -> Option<f64> {
+        self.test_accuracy.last().map(|v| v.0)
+    }
+
+    /// Best test accuracy over the evaluations (`None` without classes).
+    pub fn best_test_accuracy(&self) -> Option<f64> {
+        (!self.test_accuracy.is_empty())
+            .then(|| self.test_accuracy.iter().map(|v| v.0).fold(0.0, f64::max))
+    }
+
+    pub fn final_train_accuracy(&self) -> Option<f64> {
+        self.train_accuracy.last().map(|v| v.0)
+    }
+
+    /// The three accuracies every training report gives (`None` without classes).
+    pub fn accuracies(&self) -> Option<Accuracies> {
+        Some(Accuracies {
+            final_test_accuracy: Num(self.final_test_accuracy()?),
+            best_test_accuracy: Num(self.best_test_accuracy()?),
+            final_train_accuracy: Num(self.final_train_accuracy()?),
+        })
+    }
+}
+
+/// Accuracies of a run on a classification task (eval mode), flattened into its report.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Accuracies {
+    /// On the test split after the last step (at a divergence: there).
+    pub final_test_accuracy: Num,
+    /// The best over the evaluations.
+    pub best_test_accuracy: Num,
+    /// On the whole training split after the last step.
+    pub final_train_accuracy: Num,
+}
+
+/// `97.2%`, or `-` for NaN.
+pub fn percent(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.1}%", 100.0 * v)
+    } else {
+        "-".into()
+    }
+}
+
+impl ReferenceLosses {
+    /// The reference levels in words, for the tables.
+    pub fn describe(&self) -> String {
+        let zero = stats::fmt_num(self.zero_predictor_test_loss.0);
+        let mut out = match (self.linear_fit_test_loss, self.linear_fit_train_loss) {
+            (Some(test), Some(train)) => format!(
+                "predicting 0 scores {zero} on the test set, the best linear model (least squares) {} (train {})",
+                stats::fmt_num(test.0),
+                stats::fmt_num(train.0)
+            ),
+            _ => format!("uniform probabilities (all outputs 0) score {zero} on the test set"),
+        };
+        if let (Some(test), Some(train)) = (
+            self.linear_fit_test_accuracy,
+            self.linear_fit_train_accuracy,
+        ) {
+            out.push_str(&format!(
+                "; the least-squares linear classifier is {} accurate on the test set (train {})",
+                percent(test.0),
+                percent(train.0)
+            ));
+        }
+        out
+    }
 }
 
 /// Mean of the last `ceil(n / 10)` values after the first (the initial network), or the only
@@ -240,12 +317,26 @@ pub fn late(v: &[Num]) -> f64 {
     rest[rest.len() - k..].iter().map(|x| x.0).sum::<f64>() / k as f64
 }
 
-/// Loss of `net` on all of `data` in eval mode, in chunks of `chunk` rows (eval mode has no
-/// batch dependence, so chunking changes nothing but memory).
-pub fn eval_loss<T: Float>(net: &mut Mlp<T>, data: &Batch<T>, chunk: usize) -> f64 {
+/// Loss and accuracy of a network on a data set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    /// Share of samples whose largest output is the target's class (meaningful for
+    /// classification tasks only; see [`ops::accuracy`]).
+    pub accuracy: f64,
+}
+
+/// Loss and accuracy of `net` on all of `data` in eval mode, in chunks of `chunk` rows (eval
+/// mode has no batch dependence, so chunking changes nothing but memory).
+pub fn evaluate<T: Float>(
+    net: &mut Mlp<T>,
+    data: &Batch<T>,
+    chunk: usize,
+    loss: Loss,
+) -> Evaluation {
     let n = data.x.nrows();
     let chunk = chunk.max(1);
-    let mut sum = 0.0;
+    let (mut sum, mut correct) = (0.0, 0.0);
     let mut lo = 0;
     while lo < n {
         let hi = (lo + chunk).min(n);
@@ -254,11 +345,20 @@ pub fn eval_loss<T: Float>(net: &mut Mlp<T>, data: &Batch<T>, chunk: usize) -> f
         let o = net
             .forward(x, Mode::Eval)
             .expect("the data has the network's input width");
-        // mse_loss_value averages over its rows: weight each chunk by its size.
-        sum += ops::mse_loss_value(o, y) * (hi - lo) as f64;
+        // Both average over their rows: weight each chunk by its size.
+        sum += loss.value(o.view(), y) * (hi - lo) as f64;
+        correct += ops::accuracy(o, y) * (hi - lo) as f64;
         lo = hi;
     }
-    sum / n as f64
+    Evaluation {
+        loss: sum / n as f64,
+        accuracy: correct / n as f64,
+    }
+}
+
+/// The loss of [`evaluate`].
+pub fn eval_loss<T: Float>(net: &mut Mlp<T>, data: &Batch<T>, chunk: usize, loss: Loss) -> f64 {
+    evaluate(net, data, chunk, loss).loss
 }
 
 /// Largest eigenvalue of `M = 1/B sum_i [h_i, 1][h_i, 1]^T` for `h: (B, n)`, by power
@@ -298,7 +398,12 @@ pub const RECALIBRATION_SAMPLES: usize = 2048;
 /// the final weights ("precise BN"), on a copy: the network function itself, free of both the
 /// batch-statistics noise of train mode and the lag of the running averages. Without BN this
 /// is the plain eval-mode loss.
-pub fn recalibrated_losses<T: Float>(net: &Mlp<T>, data: &Dataset<T>, chunk: usize) -> (f64, f64) {
+pub fn recalibrated_losses<T: Float>(
+    net: &Mlp<T>,
+    data: &Dataset<T>,
+    chunk: usize,
+    loss: Loss,
+) -> (Evaluation, Evaluation) {
     let mut c = net.clone();
     let mut has_bn = false;
     for b in &mut c.blocks {
@@ -314,8 +419,8 @@ pub fn recalibrated_losses<T: Float>(net: &Mlp<T>, data: &Dataset<T>, chunk: usi
             .expect("the data has the network's input width");
     }
     (
-        eval_loss(&mut c, &data.train, chunk),
-        eval_loss(&mut c, &data.test, chunk),
+        evaluate(&mut c, &data.train, chunk, loss),
+        evaluate(&mut c, &data.test, chunk, loss),
     )
 }
 
@@ -349,7 +454,7 @@ pub fn train<T: Float>(
     progress: Progress,
 ) -> History {
     let mut recorder = HistoryRecorder::new(net, s, progress);
-    let mut tr = Trainer::new(net, data, s.sgd, s.batch, s.seed);
+    let mut tr = Trainer::new(net, data, s.sgd, s.batch, s.seed, s.loss);
     fit(&mut tr, s.steps, s.diverge_factor, progress, &mut recorder);
     recorder.history
 }
@@ -380,6 +485,8 @@ impl<'a> HistoryRecorder<'a> {
                 batch_loss: Vec::new(),
                 train_loss: Vec::new(),
                 test_loss: Vec::new(),
+                train_accuracy: Vec::new(),
+                test_accuracy: Vec::new(),
                 layers: LayerDiagnostics {
                     layers: layer_names(net.depth()),
                     update_ratio: vec![Vec::new(); n_layers],
@@ -411,10 +518,14 @@ impl<'a> HistoryRecorder<'a> {
         let chunk = tr.x.nrows();
         h.eval_steps.push(step);
         h.batch_loss.push(Num(batch_loss));
-        h.train_loss
-            .push(Num(eval_loss(tr.net, &tr.data.train, chunk)));
-        h.test_loss
-            .push(Num(eval_loss(tr.net, &tr.data.test, chunk)));
+        let train = evaluate(tr.net, &tr.data.train, chunk, tr.loss);
+        let test = evaluate(tr.net, &tr.data.test, chunk, tr.loss);
+        h.train_loss.push(Num(train.loss));
+        h.test_loss.push(Num(test.loss));
+        if tr.data.classes.is_some() {
+            h.train_accuracy.push(Num(train.accuracy));
+            h.test_accuracy.push(Num(test.accuracy));
+        }
         self.evaluations += 1;
         (self.progress)(Self::eval_units(tr));
     }
@@ -476,21 +587,40 @@ pub fn layer_names(depth: usize) -> Vec<String> {
 /// The levels a trained network is compared with: predicting 0, and the best linear model.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct ReferenceLosses {
-    /// Loss of predicting 0 for every test sample: `1/(2 n) sum y^2`.
+    /// Loss of predicting 0 for every test sample: `1/(2 n) sum y^2` for MSE, `ln(classes)`
+    /// for cross-entropy (uniform probabilities).
     pub zero_predictor_test_loss: Num,
     /// Train and test loss of the best linear model (least squares on the training split):
-    /// what a network that behaves linearly can reach.
-    pub linear_fit_train_loss: Num,
-    pub linear_fit_test_loss: Num,
+    /// what a network that behaves linearly can reach. Only for MSE, the loss it minimises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linear_fit_train_loss: Option<Num>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linear_fit_test_loss: Option<Num>,
+    /// Accuracy of that least-squares fit to the one-hot targets (classification tasks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linear_fit_train_accuracy: Option<Num>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linear_fit_test_accuracy: Option<Num>,
 }
 
 impl ReferenceLosses {
-    pub fn of<T: Float>(data: &Dataset<T>) -> Self {
-        let (train, test) = linear_fit_losses(data);
+    pub fn of<T: Float>(data: &Dataset<T>, loss: Loss) -> Self {
+        let fit = linear_fit(data);
+        let classes = data.classes.is_some();
+        let zero = match loss {
+            Loss::Mse => zero_predictor_loss(&data.test),
+            Loss::Ce => loss.value(
+                Array2::<T>::zeros(data.test.y.dim()).view(),
+                data.test.y.view(),
+            ),
+        };
+        let mse = loss == Loss::Mse;
         ReferenceLosses {
-            zero_predictor_test_loss: Num(zero_predictor_loss(&data.test)),
-            linear_fit_train_loss: Num(train),
-            linear_fit_test_loss: Num(test),
+            zero_predictor_test_loss: Num(zero),
+            linear_fit_train_loss: mse.then_some(Num(fit.train.loss)),
+            linear_fit_test_loss: mse.then_some(Num(fit.test.loss)),
+            linear_fit_train_accuracy: classes.then_some(Num(fit.train.accuracy)),
+            linear_fit_test_accuracy: classes.then_some(Num(fit.test.accuracy)),
         }
     }
 }
@@ -506,6 +636,18 @@ pub fn zero_predictor_loss<T: Float>(data: &Batch<T>) -> f64 {
 /// rank-deficient input, as the non-linear task's, still solves): the level a network that
 /// behaves linearly can reach.
 pub fn linear_fit_losses<T: Float>(data: &Dataset<T>) -> (f64, f64) {
+    let fit = linear_fit(data);
+    (fit.train.loss, fit.test.loss)
+}
+
+/// The best linear model's MSE and accuracy on the train and test splits.
+pub struct LinearFit {
+    pub train: Evaluation,
+    pub test: Evaluation,
+}
+
+/// [`linear_fit_losses`] with the fit's accuracy (argmax of its outputs) beside each loss.
+pub fn linear_fit<T: Float>(data: &Dataset<T>) -> LinearFit {
     let with_bias = |b: &Batch<T>| {
         let (n, d) = b.x.dim();
         let mut a = Array2::<f64>::ones((n, d + 1));
@@ -531,7 +673,14 @@ pub fn linear_fit_losses<T: Float>(data: &Dataset<T>) -> (f64, f64) {
             }
             if i == j {
                 if sum.is_nan() || sum <= 0.0 {
-                    return (f64::NAN, f64::NAN);
+                    let nan = Evaluation {
+                        loss: f64::NAN,
+                        accuracy: f64::NAN,
+                    };
+                    return LinearFit {
+                        train: nan,
+                        test: nan,
+                    };
                 }
                 l[[i, i]] = sum.sqrt();
             } else {
@@ -556,12 +705,18 @@ pub fn linear_fit_losses<T: Float>(data: &Dataset<T>) -> (f64, f64) {
             col[i] = s / l[[i, i]];
         }
     }
-    let loss = |b: &Batch<T>| {
+    let eval = |b: &Batch<T>| {
         let o = with_bias(b).dot(&w);
         let yb = b.y.mapv(|v| v.f64());
-        0.5 * (&o - &yb).mapv(|r| r * r).sum() / b.x.nrows() as f64
+        Evaluation {
+            loss: 0.5 * (&o - &yb).mapv(|r| r * r).sum() / b.x.nrows() as f64,
+            accuracy: ops::accuracy(o.view(), yb.view()),
+        }
     };
-    (loss(&data.train), loss(&data.test))
+    LinearFit {
+        train: eval(&data.train),
+        test: eval(&data.test),
+    }
 }
 
 // ------------------------------------------------------------------ step-wise training
@@ -598,6 +753,8 @@ pub struct Trainer<'a, T: Float> {
     pub x: Array2<T>,
     pub y: Array2<T>,
     d_o: Array2<T>,
+    /// The loss trained on (and evaluated with).
+    pub loss: Loss,
 }
 
 impl<'a, T: Float> Trainer<'a, T> {
@@ -609,6 +766,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         sgd: SgdConfig,
         batch: usize,
         seed: u64,
+        loss: Loss,
     ) -> Self {
         let (d_in, d_out) = (net.config.d_in, net.config.d_out);
         Trainer {
@@ -619,6 +777,7 @@ impl<'a, T: Float> Trainer<'a, T> {
             x: Array2::zeros((batch, d_in)),
             y: Array2::zeros((batch, d_out)),
             d_o: Array2::zeros((batch, d_out)),
+            loss,
         }
     }
 
@@ -631,7 +790,8 @@ impl<'a, T: Float> Trainer<'a, T> {
             .net
             .forward(self.x.view(), Mode::Train)
             .expect("the sampler fills the network's input width");
-        ops::mse_loss(o, self.y.view(), self.d_o.view_mut())
+        self.loss
+            .loss_and_grad(o, self.y.view(), self.d_o.view_mut())
     }
 
     /// Backward from the last [`Trainer::forward`].
@@ -648,7 +808,7 @@ impl<'a, T: Float> Trainer<'a, T> {
 
     /// Loss on the test split with BN's running statistics (eval mode).
     pub fn test_loss(&mut self) -> f64 {
-        eval_loss(self.net, &self.data.test, self.x.nrows())
+        eval_loss(self.net, &self.data.test, self.x.nrows(), self.loss)
     }
 }
 
@@ -722,12 +882,13 @@ pub fn loss_and_grad<T: Float>(
     x: &Array2<T>,
     y: &Array2<T>,
     d_o: &mut Array2<T>,
+    loss: Loss,
 ) -> f64 {
     let loss = {
         let o = net
             .forward(x.view(), Mode::Train)
             .expect("batches have the net's input width");
-        ops::mse_loss(o, y.view(), d_o.view_mut())
+        loss.loss_and_grad(o, y.view(), d_o.view_mut())
     };
     net.backward(d_o.view()).expect("forward ran just before");
     loss
@@ -766,4 +927,12 @@ pub fn set_params_flat<T: Float>(net: &mut Mlp<T>, theta: &[f64]) {
         }
     }
     assert_eq!(i, theta.len(), "flat parameter vector of the wrong length");
+}
+
+/// The loss as the tables write it: `1/(2n) sum (o - y)^2` or `mean cross-entropy`.
+pub fn loss_formula(loss: Loss) -> &'static str {
+    match loss {
+        Loss::Mse => "1/(2n) sum (o - y)^2",
+        Loss::Ce => "mean softmax cross-entropy -log p(label)",
+    }
 }

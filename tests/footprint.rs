@@ -171,13 +171,15 @@ fn declared_footprints_bound_the_measured_peaks() {
             Command::Nonlinearity(a) => {
                 check::<Nonlinearity>(what, &commands::nonlinearity::config(&a).unwrap())
             }
-            Command::Ics(a) => check::<Ics>(what, &commands::ics::config(&a)),
-            Command::Landscape(a) => check::<Landscape>(what, &commands::landscape::config(&a)),
+            Command::Ics(a) => check::<Ics>(what, &commands::ics::config(&a).unwrap()),
+            Command::Landscape(a) => {
+                check::<Landscape>(what, &commands::landscape::config(&a).unwrap())
+            }
             Command::Shattered(a) => check::<Shattered>(what, &commands::shattered::config(&a)),
             Command::Theory(a) => check::<Theory>(what, &commands::theory::config(&a)),
             Command::Sweep(a) => check::<Sweep>(
                 what,
-                &commands::sweep::config(&a, a.vary.expect("the cases give --vary")),
+                &commands::sweep::config(&a, a.vary.expect("the cases give --vary")).unwrap(),
             ),
             _ => unreachable!("only experiments are listed"),
         }

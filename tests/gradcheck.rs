@@ -165,7 +165,7 @@ fn progress_counts_every_perturbed_element_and_changes_nothing() {
         (net(Activation::Relu, None, false, 6), Mode::Eval),
     ] {
         let (sum, calls) = (AtomicU64::new(0), AtomicU64::new(0));
-        let with = check_with_progress(&cfg, 8, 3, STEP, mode, &|n| {
+        let with = check_with_progress(&cfg, 8, 3, STEP, mode, bn_lab::config::Loss::Mse, &|n| {
             sum.fetch_add(n, Ordering::Relaxed);
             calls.fetch_add(1, Ordering::Relaxed);
         });

@@ -2,7 +2,7 @@
 
 mod common;
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::ics::measure;
 use bn_lab::model::Mlp;
@@ -31,7 +31,7 @@ fn before_after(cfg: &NetConfig, lr: f64) -> (Mlp<f64>, Mlp<f64>, Array2<f64>, A
     let d = data::linear_teacher::<f64>(2, batch, cfg.d_in, cfg.d_out);
     let mut net = Mlp::<f64>::new(cfg, &mut data::rng(2, Stream::Weights));
     let mut d_o = Array2::zeros((batch, cfg.d_out));
-    loss_and_grad(&mut net, &d.x, &d.y, &mut d_o);
+    loss_and_grad(&mut net, &d.x, &d.y, &mut d_o, Loss::Mse);
     let before = net.clone();
     Sgd::new(SgdConfig {
         lr,
@@ -49,7 +49,7 @@ fn the_first_layers_ics_is_exactly_zero() {
     for bn in [false, true] {
         let cfg = net_cfg(Activation::Tanh, 4, bn);
         let (before, after, x, y) = before_after(&cfg, 0.5);
-        let ics = measure(&before, &after, &x, &y);
+        let ics = measure(&before, &after, &x, &y, Loss::Mse);
         assert_eq!(ics.len(), 5, "four hidden layers and the output layer");
         assert_eq!(ics[0].l2_diff, 0.0, "bn {bn}");
         assert!((ics[0].cosine - 1.0).abs() < 1e-12);
@@ -64,7 +64,7 @@ fn the_first_layers_ics_is_exactly_zero() {
 fn nothing_shifts_when_the_update_is_zero() {
     let cfg = net_cfg(Activation::Relu, 3, true);
     let (before, after, x, y) = before_after(&cfg, 0.0);
-    for l in measure(&before, &after, &x, &y) {
+    for l in measure(&before, &after, &x, &y, Loss::Mse) {
         assert_eq!(l.l2_diff, 0.0);
     }
 }
@@ -86,7 +86,7 @@ fn the_output_layers_ics_of_a_linear_net_matches_the_closed_form() {
     let g2 = g_out(&after.blocks[0].linear.w, &after.blocks[0].linear.b);
     let diff = (&g - &g2).mapv(|v| v * v).sum().sqrt();
     let cos = (&g * &g2).sum() / (g.mapv(|v| v * v).sum().sqrt() * g2.mapv(|v| v * v).sum().sqrt());
-    let ics = measure(&before, &after, &x, &y);
+    let ics = measure(&before, &after, &x, &y, Loss::Mse);
     assert_eq!(ics[0].l2_diff, 0.0);
     assert!(
         (ics[1].l2_diff - diff).abs() <= 1e-12 * diff.max(1.0),
@@ -161,7 +161,7 @@ fn bad_ics_flags_give_one_line_naming_the_flag_and_write_nothing() {
 
 fn ics_config(args: &[&str]) -> bn_lab::experiment::ics::IcsConfig {
     match common::parse(args) {
-        bn_lab::cli::Command::Ics(a) => bn_lab::commands::ics::config(&a),
+        bn_lab::cli::Command::Ics(a) => bn_lab::commands::ics::config(&a).unwrap(),
         _ => unreachable!("an ics command line"),
     }
 }

@@ -201,6 +201,7 @@ fn tiny(every: usize, norms: &[Norm]) -> LandscapeConfig {
                 task: Task::Nonlinear,
                 n_train: 64,
                 n_test: 16,
+                loss: bn_lab::config::Loss::Mse,
             },
             steps: 25,
             lr: 0.05,
@@ -278,7 +279,14 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
         momentum: 0.0,
         weight_decay: 0.0,
     };
-    let mut tr = bn_lab::train::Trainer::new(&mut net, &data, sgd, cfg.run.net.batch, 7);
+    let mut tr = bn_lab::train::Trainer::new(
+        &mut net,
+        &data,
+        sgd,
+        cfg.run.net.batch,
+        7,
+        cfg.run.data.loss,
+    );
     for p in arm.probes.iter().take(5) {
         let loss = tr.forward();
         tr.backward();
@@ -402,7 +410,7 @@ fn bad_landscape_flags_give_one_line_naming_the_flag_and_write_nothing() {
 
 fn landscape_config(args: &[&str]) -> LandscapeConfig {
     match common::parse(args) {
-        bn_lab::cli::Command::Landscape(a) => bn_lab::commands::landscape::config(&a),
+        bn_lab::cli::Command::Landscape(a) => bn_lab::commands::landscape::config(&a).unwrap(),
         _ => unreachable!("a landscape command line"),
     }
 }

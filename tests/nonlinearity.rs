@@ -158,7 +158,7 @@ fn bn_net(act: Activation, affine: bool) -> NetConfig {
 fn standardised_relu_inputs_have_no_dead_and_no_always_active_units() {
     // BN without scale/shift feeds a ReLU x_hat, which has mean 0 over the batch in every
     // unit: each unit sees both signs, so none is dead or linear on that batch.
-    let data = data::make_task::<f64>(Task::Nonlinear, 5, 32, 32, 6, 2);
+    let data = data::make_task::<f64>(&Task::Nonlinear, 5, 32, 32, 6, 2);
     let net = Mlp::<f64>::new(
         &bn_net(Activation::Relu, false),
         &mut data::rng(5, Stream::Weights),
@@ -174,7 +174,7 @@ fn standardised_relu_inputs_have_no_dead_and_no_always_active_units() {
 fn standardised_sigmoid_inputs_have_unit_spread_and_no_saturation_at_init() {
     // x_hat = (z - mean) / sqrt(var + eps) has std sqrt(var / (var + eps)) ~ 1; saturation
     // needs |u| > 3.48, which a standardised batch reaches in few entries, if any.
-    let data = data::make_task::<f64>(Task::Nonlinear, 6, 32, 32, 6, 2);
+    let data = data::make_task::<f64>(&Task::Nonlinear, 6, 32, 32, 6, 2);
     let net = Mlp::<f64>::new(
         &bn_net(Activation::Sigmoid, false),
         &mut data::rng(6, Stream::Weights),
@@ -197,7 +197,7 @@ fn standardised_sigmoid_inputs_have_unit_spread_and_no_saturation_at_init() {
 fn a_scaled_up_gamma_moves_sigmoid_inputs_out_of_the_unit_interval() {
     // The diary's mechanism, checked on the probe: with gamma = 10 every |u| = 10 |x_hat|, so
     // only |x_hat| < 0.1 stays inside (-1, 1), and saturation follows.
-    let data = data::make_task::<f64>(Task::Nonlinear, 7, 64, 64, 6, 2);
+    let data = data::make_task::<f64>(&Task::Nonlinear, 7, 64, 64, 6, 2);
     let mut net = Mlp::<f64>::new(
         &bn_net(Activation::Sigmoid, true),
         &mut data::rng(7, Stream::Weights),
@@ -286,7 +286,7 @@ fn nonlinearity_progress_adds_up_to_its_work_units() {
 /// quietly treats NaN as "outside" or "saturated".
 #[test]
 fn a_layer_with_nan_inputs_has_nan_fractions() {
-    let data = data::make_task::<f64>(Task::Nonlinear, 8, 32, 32, 6, 2);
+    let data = data::make_task::<f64>(&Task::Nonlinear, 8, 32, 32, 6, 2);
     for act in [Activation::Sigmoid, Activation::Relu] {
         let cfg = NetConfig {
             bn: None,
@@ -532,7 +532,7 @@ fn the_saturated_share_agrees_with_the_histogram_beyond_the_threshold() {
     use bn_lab::plot::nonlinearity::saturation_threshold;
     let t = saturation_threshold(Activation::Sigmoid).unwrap();
     assert!((t - 3.476).abs() < 1e-3, "{t}");
-    let data = data::make_task::<f64>(Task::Nonlinear, 9, 256, 256, 6, 2);
+    let data = data::make_task::<f64>(&Task::Nonlinear, 9, 256, 256, 6, 2);
     let mut net = Mlp::<f64>::new(
         &bn_net(Activation::Sigmoid, true),
         &mut data::rng(9, Stream::Weights),

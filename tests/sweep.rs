@@ -39,7 +39,7 @@ const TINY: &[&str] = &[
 
 fn cfg(args: &[&str]) -> SweepConfig {
     match common::parse(args) {
-        Command::Sweep(a) => config(&a, a.vary.expect("the tests give --vary")),
+        Command::Sweep(a) => config(&a, a.vary.expect("the tests give --vary")).unwrap(),
         _ => unreachable!("sweep parses to sweep"),
     }
 }

@@ -11,7 +11,7 @@ use common::{
 use std::path::Path;
 use std::process::Output;
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::config::{Loss, Activation, BnConfig, Init, NetConfig};
 use bn_lab::data::{self, Sampler, Stream, Task};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
@@ -179,12 +179,13 @@ fn settings(lr: f64, steps: usize) -> TrainSettings {
         diag_every: 1,
         diverge_factor: 1e6,
         seed: 1,
+        loss: bn_lab::config::Loss::Mse,
     }
 }
 
 #[test]
 fn sgd_on_the_linear_task_reduces_the_train_and_test_loss() {
-    let data = data::make_task::<f64>(Task::Linear, 2, 256, 128, 8, 2);
+    let data = data::make_task::<f64>(&Task::Linear, 2, 256, 128, 8, 2);
     for bn in [None, Some(BnConfig::default())] {
         let cfg = net(Activation::Relu, bn, 2);
         let mut m = Mlp::<f64>::new(&cfg, &mut data::rng(2, Stream::Weights));
@@ -200,7 +201,7 @@ fn sgd_on_the_linear_task_reduces_the_train_and_test_loss() {
 
 #[test]
 fn divergence_stops_the_run_at_the_step_it_happens() {
-    let data = data::make_task::<f32>(Task::Linear, 2, 256, 64, 8, 2);
+    let data = data::make_task::<f32>(&Task::Linear, 2, 256, 64, 8, 2);
     let cfg = net(Activation::Linear, None, 3);
     let mut m = Mlp::<f32>::new(&cfg, &mut data::rng(2, Stream::Weights));
     let units = std::sync::atomic::AtomicU64::new(0);
@@ -222,7 +223,7 @@ fn divergence_stops_the_run_at_the_step_it_happens() {
 
 #[test]
 fn update_ratio_and_gradient_norm_match_a_forward_backward_done_by_hand() {
-    let data = data::make_task::<f64>(Task::Nonlinear, 4, 128, 32, 8, 2);
+    let data = data::make_task::<f64>(&Task::Nonlinear, 4, 128, 32, 8, 2);
     let cfg = net(Activation::Tanh, Some(BnConfig::default()), 3);
     let lr = 0.3;
     let mut a = Mlp::<f64>::new(&cfg, &mut data::rng(4, Stream::Weights));
@@ -275,7 +276,7 @@ fn output_lr_limit_separates_stable_from_divergent_for_a_linear_model() {
     // largest curvature is at least lambda_out: above 2 / lambda_out gradient descent is
     // unstable from the start. A one-block linear network on the linear task: 5x the limit
     // diverges, a fifth of it trains.
-    let data = data::make_task::<f64>(Task::Linear, 7, 256, 64, 8, 2);
+    let data = data::make_task::<f64>(&Task::Linear, 7, 256, 64, 8, 2);
     let cfg = NetConfig {
         d_in: 8,
         width: 8,
@@ -299,7 +300,7 @@ fn output_lr_limit_separates_stable_from_divergent_for_a_linear_model() {
 
 #[test]
 fn the_best_linear_model_fits_the_linear_task_exactly_and_not_the_nonlinear_one() {
-    let lin = data::make_task::<f64>(Task::Linear, 3, 512, 128, 16, 3);
+    let lin = data::make_task::<f64>(&Task::Linear, 3, 512, 128, 16, 3);
     let (train_loss, test_loss) = train::linear_fit_losses(&lin);
     assert!(
         train_loss < 1e-12 && test_loss < 1e-12,
@@ -307,7 +308,7 @@ fn the_best_linear_model_fits_the_linear_task_exactly_and_not_the_nonlinear_one(
     );
     // The non-linear target sin(3 u1) cos(2 u2) has almost no linear part: the best linear
     // model scores about as badly as predicting 0.
-    let non = data::make_task::<f64>(Task::Nonlinear, 3, 2048, 512, 16, 3);
+    let non = data::make_task::<f64>(&Task::Nonlinear, 3, 2048, 512, 16, 3);
     let (_, test_loss) = train::linear_fit_losses(&non);
     let zero = non.test.y.mapv(|v| v * v).sum() / (2.0 * 512.0);
     assert!(
@@ -347,15 +348,15 @@ fn bad_train_flags_get_a_one_line_error_naming_the_flag_and_write_nothing() {
 
 #[test]
 fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_statistics_with_it() {
-    let data = data::make_task::<f64>(Task::Nonlinear, 9, 96, 32, 8, 2);
+    let data = data::make_task::<f64>(&Task::Nonlinear, 9, 96, 32, 8, 2);
     let plain = Mlp::<f64>::new(
         &net(Activation::Tanh, None, 2),
         &mut data::rng(9, Stream::Weights),
     );
-    let (tr, te) = train::recalibrated_losses(&plain, &data, 16);
+    let (tr, te) = train::recalibrated_losses(&plain, &data, 16, Loss::Mse);
     let mut c = plain.clone();
-    assert_eq!(tr, train::eval_loss(&mut c, &data.train, 16));
-    assert_eq!(te, train::eval_loss(&mut c, &data.test, 16));
+    assert_eq!(tr.loss, train::eval_loss(&mut c, &data.train, 16, Loss::Mse));
+    assert_eq!(te.loss, train::eval_loss(&mut c, &data.test, 16, Loss::Mse));
 
     // With BN, the recalibrated network normalises with the statistics of the whole training
     // set: its training-set loss equals a train-mode forward of the whole set as one batch,
@@ -372,7 +373,8 @@ fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_stati
         ),
         &mut data::rng(9, Stream::Weights),
     );
-    let (tr, _) = train::recalibrated_losses(&bn, &data, 16);
+    let (tr, _) = train::recalibrated_losses(&bn, &data, 16, Loss::Mse);
+    let tr = tr.loss;
     let mut c = bn.clone();
     let mut d_o = Array2::<f64>::zeros((96, 2));
     let o = c.forward(data.train.x.view(), Mode::Train).unwrap();

@@ -25,6 +25,7 @@ pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
         exploding_above: EXPLODING_ABOVE,
         steady_factor: STEADY_FACTOR,
         exploding_scale: EXPLODING_SCALE,
+        loss: args.loss,
         save_net: args.save_net.is_some(),
     }
 }

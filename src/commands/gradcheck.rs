@@ -18,6 +18,12 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         .and_then(|()| finite_in("tol", "> 0", args.tol, |v| v > 0.0))
         .map_err(|e| flag_error(&[], &e))?;
     let spec = args.net.spec();
+    if args.loss == crate::config::Loss::Ce && spec.d_out < 2 {
+        return Err(usage(format!(
+            "--loss ce needs --d-out of at least 2 (a softmax over one output is always 1); got {}",
+            spec.d_out
+        )));
+    }
     let norm = args.arms.single(&args.net, "gradcheck checks")?;
     let net = spec.net(args.depth, args.net.activation(), norm);
     let batch = spec.batch;
@@ -34,10 +40,13 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     }
     let mode = if args.eval { Mode::Eval } else { Mode::Train };
     let pb = progress_bar(gradcheck::perturbations(&net, batch) as u64, "gradcheck");
-    let r = gradcheck::check_with_progress(&net, batch, spec.seed, args.step, mode, &|n| pb.inc(n));
+    let r =
+        gradcheck::check_with_progress(&net, batch, spec.seed, args.step, mode, args.loss, &|n| {
+            pb.inc(n)
+        });
     pb.finish_and_clear();
     let mut out = format!(
-        "gradcheck: depth {}, width {}, {}, {} init, {}, residual {}{}, batch {}, {:?} mode, h = {:e}, loss {:.6}\n",
+        "gradcheck: depth {}, width {}, {}, {} init, {}, residual {}{}, batch {}, {:?} mode, h = {:e}, {} loss {:.6}\n",
         net.depth,
         net.width,
         net.act,
@@ -60,6 +69,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         batch,
         mode,
         args.step,
+        args.loss,
         r.loss
     );
     out.push_str(&format!(

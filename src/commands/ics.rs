@@ -10,13 +10,13 @@ use crate::experiment::ics::{Ics, IcsConfig};
 pub const RENAMES: Renames = &[("norms", "--norm"), ("sweep_lrs", "--sweep-lr")];
 
 /// The validated-to-be config of a command line.
-pub fn config(args: &IcsArgs) -> IcsConfig {
-    IcsConfig {
-        run: measured_train(&args.train, &args.net),
+pub fn config(args: &IcsArgs) -> Result<IcsConfig> {
+    Ok(IcsConfig {
+        run: measured_train(&args.train, &args.net)?,
         sweep_lrs: args.sweep_lr.0.clone(),
-    }
+    })
 }
 
 pub fn run(args: &IcsArgs) -> Result<()> {
-    execute::<Ics>(&config(args), RENAMES, &args.output, &[]).map(|_| ())
+    execute::<Ics>(&config(args)?, RENAMES, &args.output, &[]).map(|_| ())
 }

@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{
     BnFlag, Cli, Command, DataArgs, MeasuredTrainArgs, NetArgs, NormArgs, NormChoice, OutputArgs,
 };
-use crate::config::{Activation, ConfigError, DataSpec, NetSpec, Norm, NormKind};
+use crate::config::{Activation, ConfigError, DataSpec, Loss, NetSpec, Norm, NormKind};
 use crate::experiment::MeasuredTrainConfig;
 use crate::output::{self, Extra};
 use crate::plot::Figures;
@@ -94,7 +94,7 @@ impl NetArgs {
             width: self.width,
             batch: self.batch,
             d_in: self.d_in.unwrap_or(self.width),
-            d_out: self.d_out,
+            d_out: self.d_out.unwrap_or(DEFAULT_D_OUT),
             init: self.init,
             residual: self.residual,
             residual_scale: self.residual_scale,
@@ -160,13 +160,36 @@ impl NormArgs {
     }
 }
 
+/// `--d-out` when not given (and the task has no classes).
+pub const DEFAULT_D_OUT: usize = 10;
+
 impl DataArgs {
-    pub fn spec(&self) -> DataSpec {
-        DataSpec {
-            task: self.task,
-            n_train: self.n_train,
-            n_test: self.n_test,
-        }
+    /// The data spec and the network spec of a command that trains, with what the flags leave
+    /// open filled in from the task: an image set's whole splits, its pixels as `d_in` and its
+    /// classes as `d_out`, cross-entropy for classes. A flag given is kept as given (a mismatch
+    /// with the image set is the config's validation error). Reading an image set that is not
+    /// there is `--task: cannot read ...`.
+    pub fn specs(&self, net: &NetArgs) -> Result<(NetSpec, DataSpec)> {
+        let shape = self
+            .task
+            .shape()
+            .map_err(|e| usage(format!("--task: {e}")))?;
+        let mut spec = net.spec();
+        let (n_train, n_test) = match shape {
+            Some(s) => {
+                spec.d_in = net.d_in.unwrap_or(s.pixels);
+                spec.d_out = net.d_out.unwrap_or(s.classes);
+                (s.n_train, s.n_test)
+            }
+            None => (2048, 1024),
+        };
+        let data = DataSpec {
+            n_train: self.n_train.unwrap_or(n_train),
+            n_test: self.n_test.unwrap_or(n_test),
+            loss: self.loss.unwrap_or(Loss::default_for(&self.task)),
+            task: self.task.clone(),
+        };
+        Ok((spec, data))
     }
 }
 
@@ -175,17 +198,18 @@ pub const MEASURED_RENAMES: Renames =
     &[("norms", "--norm"), ("probe_multipliers", "--probe-steps")];
 
 /// The training runs `landscape` and `ics` measure, from their shared flags.
-pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> MeasuredTrainConfig {
-    MeasuredTrainConfig {
+pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> Result<MeasuredTrainConfig> {
+    let (spec, data) = t.data.specs(net)?;
+    Ok(MeasuredTrainConfig {
         depth: t.depth,
         act: net.activation(),
         norms: t.arms.norms(net),
-        net: net.spec(),
-        data: t.data.spec(),
+        net: spec,
+        data,
         steps: t.steps,
         lr: t.lr,
         every: t.every,
-    }
+    })
 }
 
 /// Run experiment `E` on `cfg` the way every command does: validate (errors with flag names),

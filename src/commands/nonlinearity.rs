@@ -27,11 +27,12 @@ pub fn config(args: &NonlinearityArgs) -> Result<NonlinearityConfig> {
         Some(v) if v.len() == 1 => vec![v[0]; args.acts.len()],
         Some(v) => v.clone(),
     };
+    let (net, data) = args.data.specs(&args.net)?;
     Ok(NonlinearityConfig {
-        data: args.data.spec(),
+        data,
         depth: args.depth,
         acts: args.acts.clone(),
-        net: args.net.spec(),
+        net,
         norms: args
             .configs
             .iter()

@@ -20,9 +20,9 @@ pub const RENAMES: Renames = &[("norms", "--norm")];
 
 /// The config the flags describe (validated by [`execute`]); `vary` is set whenever
 /// `--collect` is not.
-pub fn config(args: &SweepArgs, vary: Vary) -> SweepConfig {
-    let net = args.net.spec();
-    SweepConfig {
+pub fn config(args: &SweepArgs, vary: Vary) -> Result<SweepConfig> {
+    let (net, data) = args.data.specs(&args.net)?;
+    Ok(SweepConfig {
         vary,
         values: args.values.clone().unwrap_or_else(|| vary.default_values()),
         depth: args.depth.or(vary.default_depth()),
@@ -30,11 +30,11 @@ pub fn config(args: &SweepArgs, vary: Vary) -> SweepConfig {
         norms: args.norm.iter().map(|&c| args.net.normaliser(c)).collect(),
         seeds: args.seeds,
         net,
-        data: args.data.spec(),
+        data,
         steps: args.steps.unwrap_or(vary.default_steps()),
         lr: args.lr,
         point: args.point,
-    }
+    })
 }
 
 pub fn run(args: &SweepArgs) -> Result<()> {
@@ -45,7 +45,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let vary = args
         .vary
         .expect("clap requires --vary unless --collect is given");
-    let cfg = config(args, vary);
+    let cfg = config(args, vary)?;
     if let Some(plan) = &args.plan {
         return parallel::with_threads(threads, || write_plan(&cfg, plan, &args.output.out))?;
     }
@@ -146,7 +146,9 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
         "--lr".into(),
         format!("{}", cfg.lr),
         "--task".into(),
-        enum_name(&cfg.data.task),
+        cfg.data.task.spelling(),
+        "--loss".into(),
+        enum_name(&cfg.data.loss),
         "--n-train".into(),
         cfg.data.n_train.to_string(),
         "--n-test".into(),

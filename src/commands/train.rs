@@ -23,11 +23,12 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
             "--placement: train compares fixed configurations; choose them with --configs (post puts BN after the activation)",
         ));
     }
+    let (net, data) = args.data.specs(&args.net)?;
     Ok(TrainConfig {
-        data: args.data.spec(),
+        data,
         depth: args.depth,
         act: args.net.activation(),
-        net: args.net.spec(),
+        net,
         norms: args.configs.clone(),
         lrs: args.lr.clone(),
         sgd_momentum: args.sgd.sgd_momentum,

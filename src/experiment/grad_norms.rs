@@ -6,15 +6,14 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, NormKind, at_most_values, between,
-    distinct, finite_in, human_bytes,
+    Activation, ConfigError, Dtype, Loss, NetConfig, NetSpec, Norm, NormKind, at_most_values,
+    between, distinct, finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
 use crate::limits::{Footprint, MAX_PANELS, MAX_SEEDS};
 use crate::model::{Mlp, Mode};
-use crate::ops;
 use crate::stats::{self, Num, Special, fmt_num, nums};
 use crate::theory;
 
@@ -43,6 +42,9 @@ pub struct GradNormsConfig {
     /// A gradient (or a forward activation std) above this is "exploding" whatever the ratio.
     #[serde(default = "default_exploding_scale")]
     pub exploding_scale: f64,
+    /// The loss whose gradient is measured (cross-entropy: the teacher's argmax as classes).
+    #[serde(default)]
+    pub loss: Loss,
     /// Also keep the first configuration's first seed as a [`SavedNet`] (`--save-net`); not
     /// part of the numbers, so not recorded.
     #[serde(skip)]
@@ -132,6 +134,15 @@ impl GradNormsConfig {
         )?;
         finite_in("steady_factor", "> 1", self.steady_factor, |v| v > 1.0)?;
         finite_in("exploding_scale", "> 0", self.exploding_scale, |v| v > 0.0)?;
+        if self.loss == Loss::Ce && self.net.d_out < 2 {
+            return Err(ConfigError::Invalid {
+                field: "loss",
+                message: format!(
+                    "ce needs d_out of at least 2 (a softmax over one output is always 1, so its gradient is 0); got d_out {}",
+                    self.net.d_out
+                ),
+            });
+        }
         for (depth, norm) in self.arms() {
             self.net(depth, norm).validate(self.net.batch)?;
         }
@@ -409,6 +420,10 @@ pub struct SavedNet {
     /// `nn.LayerNorm(256, eps=1e-5, elementwise_affine=True)`; `null` without one.
     pub torch_norm: Option<String>,
     pub mode: Mode,
+    /// The loss function: `mse` (`1/(2B) sum (o - y)^2`) or `ce` (mean softmax cross-entropy
+    /// against the one-hot rows of `y`; PyTorch's `F.cross_entropy(o, y)`).
+    pub loss_fn: Loss,
+    /// Its value on this batch.
     pub loss: Num,
     pub x: SavedTensor,
     pub y: SavedTensor,
@@ -477,21 +492,23 @@ pub fn torch_norm(net: &NetConfig) -> Option<String> {
     })
 }
 
-/// One forward and backward of a fresh network of `net` on the linear-teacher batch of `seed`.
+/// One forward and backward of a fresh network of `net` on the linear-teacher batch of `seed`
+/// ([`data::teacher_batch`] for `loss_fn`).
 pub fn measure<T: Float>(
     net_cfg: &NetConfig,
     batch: usize,
     seed: u64,
+    loss_fn: Loss,
     save: bool,
 ) -> (LayerValues, Option<SavedNet>) {
-    let data = data::linear_teacher::<T>(seed, batch, net_cfg.d_in, net_cfg.d_out);
+    let data = data::teacher_batch::<T>(loss_fn, seed, batch, net_cfg.d_in, net_cfg.d_out);
     let mut net = Mlp::<T>::new(net_cfg, &mut data::rng(seed, Stream::Weights));
     let mut d_o = Array2::zeros((batch, net_cfg.d_out));
     let loss = {
         let o = net
             .forward(data.x.view(), Mode::Train)
             .expect("data is drawn with the config's shapes");
-        ops::mse_loss(o, data.y.view(), d_o.view_mut())
+        loss_fn.loss_and_grad(o, data.y.view(), d_o.view_mut())
     };
     net.backward(d_o.view()).expect("forward ran just before");
     let values = LayerValues {
@@ -519,6 +536,7 @@ pub fn measure<T: Float>(
         config: net_cfg.clone(),
         torch_norm: torch_norm(net_cfg),
         mode: Mode::Train,
+        loss_fn,
         loss: Num(loss),
         x: tensor(&data.x),
         y: tensor(&data.y),
@@ -563,8 +581,8 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
             let net = cfg.net(depth, norm);
             let save = cfg.save_net && i == 0;
             let result = match cfg.net.dtype {
-                Dtype::F32 => measure::<f32>(&net, cfg.net.batch, seed, save),
-                Dtype::F64 => measure::<f64>(&net, cfg.net.batch, seed, save),
+                Dtype::F32 => measure::<f32>(&net, cfg.net.batch, seed, cfg.loss, save),
+                Dtype::F64 => measure::<f64>(&net, cfg.net.batch, seed, cfg.loss, save),
             };
             progress(depth as u64 + 1);
             result

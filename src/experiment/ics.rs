@@ -19,7 +19,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Dtype, Norm, finite_in};
+use crate::config::{ConfigError, Dtype, Loss, Norm, finite_in};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::limits::Footprint;
@@ -141,6 +141,7 @@ pub fn measure<T: Float>(
     after: &Mlp<T>,
     x: &Array2<T>,
     y: &Array2<T>,
+    loss: Loss,
 ) -> Vec<LayerIcs> {
     let depth = before.depth();
     let mut copy = before.clone();
@@ -151,7 +152,7 @@ pub fn measure<T: Float>(
             if i > 0 {
                 take_update(&mut copy.blocks[i - 1], &after.blocks[i - 1]);
             }
-            loss_and_grad(&mut copy, x, y, &mut d_o);
+            loss_and_grad(&mut copy, x, y, &mut d_o, loss);
             if i < depth {
                 LayerIcs::of(&before.blocks[i].linear.dw, &copy.blocks[i].linear.dw)
             } else {
@@ -553,7 +554,7 @@ fn run_arm<T: Float>(cfg: &MeasuredTrainConfig, norm: Norm, progress: Progress) 
             // stepping a copy gives exactly the weights the run moves to next).
             let mut after = tr.net.clone();
             tr.sgd.step(&mut after);
-            let layers = measure(tr.net, &after, &tr.x, &tr.y);
+            let layers = measure(tr.net, &after, &tr.x, &tr.y, tr.loss);
             records.push(IcsRecord {
                 step,
                 loss: Num(loss),

@@ -37,7 +37,7 @@ use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, Tra
 use crate::float::Float;
 use crate::limits::{Footprint, MAX_PROBES};
 use crate::model::{Mlp, Mode, ParamKind};
-use crate::ops;
+
 use crate::stats::{self, Num, fmt_num, nums};
 use crate::stats::{dist, max_nan, median_nan, min_nan, norm};
 use crate::train::{
@@ -511,10 +511,10 @@ fn probe<T: Float>(tr: &mut Trainer<'_, T>, loss: f64, step_sizes: &[f64]) -> Pa
     let g = train::grads_flat(tr.net);
     let mut copy = tr.net.clone();
     let mut d_o = Array2::zeros(tr.y.dim());
-    let (x, y) = (&tr.x, &tr.y);
+    let (x, y, loss_fn) = (&tr.x, &tr.y, tr.loss);
     probe_path(&theta, loss, &g, step_sizes, |point, grad| {
         set_params_flat(&mut copy, point);
-        let l = loss_and_grad(&mut copy, x, y, &mut d_o);
+        let l = loss_and_grad(&mut copy, x, y, &mut d_o, loss_fn);
         grads_flat_into(&mut copy, grad);
         l
     })
@@ -568,7 +568,7 @@ fn slice<T: Float>(
         let o = copy
             .forward(x.view(), Mode::Train)
             .expect("slice samples have the net's input width");
-        ops::mse_loss_value(o, y.view())
+        cfg.run.data.loss.value(o, y.view())
     };
     let center_loss = loss_at(&mut net.clone(), &theta);
     progress(cfg.slice_samples as u64);

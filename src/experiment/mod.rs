@@ -110,7 +110,8 @@ impl MeasuredTrainConfig {
         at_least("every", 1, self.every)?;
         check_points("every", "steps", self.steps, self.every)?;
         finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
-        self.data.validate(self.net.batch)?;
+        self.data
+            .validate(self.net.batch, self.net.d_in, self.net.d_out)?;
         for &norm in &self.norms {
             self.net(norm).validate(self.net.batch)?;
         }
@@ -141,7 +142,7 @@ impl MeasuredTrainConfig {
     /// The data every arm trains on (the `Data` stream of the seed).
     pub fn dataset<T: Float>(&self) -> Dataset<T> {
         data::make_task(
-            self.data.task,
+            &self.data.task,
             self.net.seed,
             self.data.n_train,
             self.data.n_test,
@@ -212,7 +213,14 @@ impl MeasuredTrainConfig {
             momentum: 0.0,
             weight_decay: 0.0,
         };
-        let mut tr = Trainer::new(net, data, sgd, self.net.batch, self.net.seed);
+        let mut tr = Trainer::new(
+            net,
+            data,
+            sgd,
+            self.net.batch,
+            self.net.seed,
+            self.data.loss,
+        );
         let mut observer = Measured {
             every: self.every,
             train_loss: Vec::with_capacity(self.steps),

@@ -119,7 +119,8 @@ impl NonlinearityConfig {
         check_points("eval_every", "steps", self.steps, self.eval_every)?;
         finite_in("diverge_factor", "> 1", self.diverge_factor, |v| v > 1.0)?;
         self.net.validate()?;
-        self.data.validate(self.net.batch)?;
+        self.data
+            .validate(self.net.batch, self.net.d_in, self.net.d_out)?;
         if self.data.n_test < self.net.batch {
             return Err(ConfigError::BelowOther {
                 field: "n_test",
@@ -204,6 +205,7 @@ impl NonlinearityConfig {
             diag_every: 0,
             diverge_factor: self.diverge_factor,
             seed,
+            loss: self.data.loss,
         }
     }
 
@@ -427,10 +429,16 @@ pub struct NlRun {
     /// training set ([`train::recalibrated_losses`]): the fit the verdict is judged on.
     pub recalibrated_train_loss: Num,
     pub recalibrated_test_loss: Num,
+    /// The recalibrated network's test accuracy (classification tasks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recalibrated_test_accuracy: Option<Num>,
     pub final_train_loss: Num,
     pub best_train_loss: Num,
     pub final_test_loss: Num,
     pub best_test_loss: Num,
+    /// Classification tasks only.
+    #[serde(flatten)]
+    pub accuracy: Option<crate::train::Accuracies>,
     pub before: ActivationStats,
     pub after: ActivationStats,
     /// BN + affine: the learned `gamma[layer][unit]` and `beta[layer][unit]` (layer 1 first).
@@ -464,6 +472,9 @@ pub struct ArmMeans {
     pub test_loss: Num,
     /// Mean over seeds of `late_batch_loss`.
     pub batch_loss: Num,
+    /// Mean over seeds of `recalibrated_test_accuracy` (classification tasks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<Num>,
     /// Mean over layers and seeds of `inside_unit` before and after training.
     pub inside_unit_before: Num,
     pub inside_unit_after: Num,
@@ -522,7 +533,8 @@ fn run_one<T: Float>(
     let history = train::train(&mut net, data, &cfg.settings(act, seed), progress);
     let after = activation_stats(&net, probe_x, &layers);
     progress(cfg.net.batch as u64);
-    let (recal_train, recal_test) = train::recalibrated_losses(&net, data, cfg.net.batch);
+    let (recal_train, recal_test) =
+        train::recalibrated_losses(&net, data, cfg.net.batch, cfg.data.loss);
     progress(train::recalibration_units(
         norm.is_batch(),
         cfg.data.n_train,
@@ -548,8 +560,10 @@ fn run_one<T: Float>(
         diverged: history.divergence.is_some(),
         late_batch_loss: Num(history.late_batch_loss()),
         late_test_loss: Num(history.late_test_loss()),
-        recalibrated_train_loss: Num(recal_train),
-        recalibrated_test_loss: Num(recal_test),
+        recalibrated_train_loss: Num(recal_train.loss),
+        recalibrated_test_loss: Num(recal_test.loss),
+        recalibrated_test_accuracy: data.classes.map(|_| Num(recal_test.accuracy)),
+        accuracy: history.accuracies(),
         final_train_loss: Num(history.final_train_loss()),
         best_train_loss: Num(history.best_train_loss()),
         final_test_loss: Num(history.final_test_loss()),
@@ -653,6 +667,11 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
                         train_loss: Num(mean(rs.iter().map(|r| r.recalibrated_train_loss.0))),
                         test_loss: Num(mean(rs.iter().map(|r| r.recalibrated_test_loss.0))),
                         batch_loss: Num(mean(rs.iter().map(|r| r.late_batch_loss.0))),
+                        test_accuracy: cfg.data.task.is_classification().then(|| {
+                            Num(mean(rs.iter().map(|r| {
+                                r.recalibrated_test_accuracy.map_or(f64::NAN, |a| a.0)
+                            })))
+                        }),
                         inside_unit_before: layer_mean(&rs, |r| Some(&r.before.inside_unit))
                             .unwrap_or(Num(f64::NAN)),
                         inside_unit_after: layer_mean(&rs, |r| Some(&r.after.inside_unit))
@@ -719,14 +738,14 @@ fn run_typed<T: Float>(
 ) -> (Vec<NlRun>, ReferenceLosses) {
     // One data set for every run: the seeds vary weights and batch order, the task is fixed.
     let data = data::make_task::<T>(
-        cfg.data.task,
+        &cfg.data.task,
         cfg.net.seed,
         cfg.data.n_train,
         cfg.data.n_test,
         cfg.net.d_in,
         cfg.net.d_out,
     );
-    let reference = ReferenceLosses::of(&data);
+    let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(cfg.reference_units());
     let runs = cfg
         .runs()
@@ -766,8 +785,12 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let mut s = format!(
-        "{} task · depth {}, width {} · lr {lrs} · {} steps, batch {}",
-        cfg.data.task, cfg.depth, cfg.net.width, cfg.steps, cfg.net.batch
+        "{} · depth {}, width {} · lr {lrs} · {} steps, batch {}",
+        crate::experiment::train::task_part(&cfg.data),
+        cfg.depth,
+        cfg.net.width,
+        cfg.steps,
+        cfg.net.batch
     );
     if cfg.norms.iter().any(|n| {
         matches!(
@@ -807,12 +830,18 @@ fn pct(v: Option<Num>) -> String {
 pub fn table(report: &NonlinearityReport) -> String {
     let cfg = &report.config;
     let mut out = format!("nonlinearity: {}\n", title(cfg));
+    let acc = cfg.data.task.is_classification();
     out.push_str(&format!(
-        "{:<10} {:<14} {:>10} {:>10} {:>10} {:>16} {:>16} {:>9} {:>9}\n",
+        "{:<10} {:<14} {:>10} {:>10}{} {:>10} {:>16} {:>16} {:>9} {:>9}\n",
         "act",
         "config",
         "train",
         "test",
+        if acc {
+            format!(" {:>8}", "test acc")
+        } else {
+            String::new()
+        },
         "mini-batch",
         "in (-1,1) before",
         "in (-1,1) after",
@@ -830,11 +859,15 @@ pub fn table(report: &NonlinearityReport) -> String {
                 _ => ("-".to_string(), "-".to_string()),
             };
             out.push_str(&format!(
-                "{:<10} {:<14} {:>10} {:>10} {:>10} {:>16} {:>16} {:>9} {:>9}{}\n",
+                "{:<10} {:<14} {:>10} {:>10}{} {:>10} {:>16} {:>16} {:>9} {:>9}{}\n",
                 s.act.name(),
                 a.norm.label(),
                 fmt_num(a.train_loss.0),
                 fmt_num(a.test_loss.0),
+                a.test_accuracy.map_or(String::new(), |v| format!(
+                    " {:>8}",
+                    crate::train::percent(v.0)
+                )),
                 fmt_num(a.batch_loss.0),
                 pct(Some(a.inside_unit_before)),
                 pct(Some(a.inside_unit_after)),
@@ -850,13 +883,18 @@ pub fn table(report: &NonlinearityReport) -> String {
     }
     out.push_str(&format!(
         "train/test: final loss, BN statistics recomputed over the training set; mini-batch: training mini-batch loss (BN batch statistics)\n\
-         over the last tenth of the run; all means over {} seed(s). Predicting 0 scores {} on the test set, the best linear model {} (train {}).\n\
+         over the last tenth of the run; all means over {} seed(s). Loss: {}{}.\n\
+         Reference levels: {}.\n\
          in (-1,1): share of activation inputs in (-1, 1), mean over layers; saturated (after training): sigmoid output < {} or > {} (tanh: |t| > {});\n\
          dead/lin (after training): ReLU units inactive / active for every sample of a {}-sample probe batch.\n",
         cfg.seeds,
-        fmt_num(report.reference.zero_predictor_test_loss.0),
-        fmt_num(report.reference.linear_fit_test_loss.0),
-        fmt_num(report.reference.linear_fit_train_loss.0),
+        crate::train::loss_formula(cfg.data.loss),
+        if acc {
+            "; test acc: share of test images classified right (recalibrated BN statistics)"
+        } else {
+            ""
+        },
+        report.reference.describe(),
         SIGMOID_SATURATION,
         1.0 - SIGMOID_SATURATION,
         TANH_SATURATION,

@@ -272,7 +272,7 @@ impl SweepConfig {
                 self.net(value, norm).validate_as(batch, batch_field)?;
             }
             if self.trains() {
-                self.data.validate(batch).map_err(|e| match e {
+                self.data.validate(batch, self.net.d_in, self.net.d_out).map_err(|e| match e {
                     ConfigError::BelowOther { min, got, .. } if self.vary == Vary::Batch => {
                         ConfigError::Invalid {
                             field: "n_train",
@@ -453,7 +453,8 @@ pub fn measure_point(cfg: &SweepConfig, p: &PointId) -> Point {
 fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     let net_cfg = cfg.net(p.value, p.norm);
     let batch = cfg.batch(p.value);
-    let (init, _) = crate::experiment::grad_norms::measure::<T>(&net_cfg, batch, p.seed, false);
+    let (init, _) =
+        crate::experiment::grad_norms::measure::<T>(&net_cfg, batch, p.seed, cfg.data.loss, false);
     let w = &init.weight_grad_norm;
     let grad_ratio = w[0].0 / w[w.len() - 1].0;
     let signal: Vec<f64> = init.activation_grad_norm.iter().map(|v| v.0).collect();
@@ -468,7 +469,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);
     if cfg.trains() {
         let data = data::make_task::<T>(
-            cfg.data.task,
+            &cfg.data.task,
             cfg.net.seed,
             cfg.data.n_train,
             cfg.data.n_test,
@@ -481,13 +482,13 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
             momentum: 0.0,
             weight_decay: 0.0,
         };
-        let mut tr = Trainer::new(&mut net, &data, sgd, batch, p.seed);
+        let mut tr = Trainer::new(&mut net, &data, sgd, batch, p.seed, cfg.data.loss);
         let d = fit(&mut tr, cfg.steps, DIVERGENCE_FACTOR, &|_| {}, &mut Quiet);
         diverged_at = d.map(|d| d.step);
         // Eval mode does not depend on the batch: chunks only bound the memory.
         let chunk = batch.max(EVAL_CHUNK);
-        train_loss = Some(Num(eval_loss(&mut net, &data.train, chunk)));
-        test_loss = Some(Num(eval_loss(&mut net, &data.test, chunk)));
+        train_loss = Some(Num(eval_loss(&mut net, &data.train, chunk, cfg.data.loss)));
+        test_loss = Some(Num(eval_loss(&mut net, &data.test, chunk, cfg.data.loss)));
     }
     Point {
         value: p.value,

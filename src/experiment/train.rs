@@ -20,7 +20,9 @@ use crate::limits::{Footprint, MAX_PANELS, MAX_STEPS, check_points, points};
 use crate::model::Mlp;
 use crate::optim::{SgdConfig, check_sgd};
 use crate::stats::{Num, Short, fmt_num};
-use crate::train::{self, History, ReferenceLosses, TrainSettings};
+use crate::train::{
+    self, Accuracies, History, ReferenceLosses, TrainSettings, loss_formula, percent,
+};
 
 /// A validated `train` configuration: everything needed to reproduce every number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,6 +69,7 @@ impl TrainConfig {
             diag_every: self.diag_every,
             diverge_factor: self.diverge_factor,
             seed: self.net.seed,
+            loss: self.data.loss,
         }
     }
 
@@ -103,7 +106,8 @@ impl TrainConfig {
             });
         }
         self.net.validate()?;
-        self.data.validate(self.net.batch)?;
+        self.data
+            .validate(self.net.batch, self.net.d_in, self.net.d_out)?;
         for &norm in &self.norms {
             self.net(norm).validate(self.net.batch)?;
         }
@@ -165,6 +169,9 @@ pub struct TrainRun {
     /// `2 / lambda_max` of the output layer's curvature at step 0 (see
     /// [`History::output_curvature`]): above this learning rate the output layer alone diverges.
     pub output_lr_limit: Num,
+    /// Classification tasks only.
+    #[serde(flatten)]
+    pub accuracy: Option<Accuracies>,
     pub history: History,
 }
 
@@ -371,20 +378,21 @@ fn run_one<T: Float>(
         final_test_loss: Num(history.final_test_loss()),
         best_test_loss: Num(history.best_test_loss()),
         output_lr_limit: Num(history.output_lr_limit()),
+        accuracy: history.accuracies(),
         history,
     }
 }
 
 fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> (Vec<TrainRun>, ReferenceLosses) {
     let data = data::make_task::<T>(
-        cfg.data.task,
+        &cfg.data.task,
         cfg.net.seed,
         cfg.data.n_train,
         cfg.data.n_test,
         cfg.net.d_in,
         cfg.net.d_out,
     );
-    let reference = ReferenceLosses::of(&data);
+    let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(reference_units(cfg));
     let runs = cfg
         .runs()
@@ -479,7 +487,7 @@ pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
 /// The shared settings as short phrases: `non-linear task`, `depth 10`, ...
 fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     let mut parts = vec![
-        format!("{} task", cfg.data.task),
+        task_part(&cfg.data),
         format!("depth {}, width {}", cfg.depth, cfg.net.width),
         format!("{}, {} init", cfg.act, cfg.net.init.resolve(cfg.act)),
         format!("batch {}", cfg.net.batch),
@@ -496,6 +504,15 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     parts.push(cfg.net.dtype.to_string());
     parts.push(format!("seed {}", cfg.net.seed));
     parts
+}
+
+/// `non-linear task`, or with classes the loss too: `digits task, cross-entropy`.
+pub fn task_part(data: &crate::config::DataSpec) -> String {
+    if data.task.is_classification() {
+        format!("{} task, {}", data.task, data.loss.title())
+    } else {
+        format!("{} task", data.task)
+    }
 }
 
 /// The shared settings in one line, for the table.
@@ -556,8 +573,19 @@ pub fn table(report: &TrainReport) -> String {
         .max()
         .unwrap_or(6)
         .max(6);
+    let acc = cfg.data.task.is_classification();
+    let acc_col = |a: Option<&Accuracies>| {
+        if acc {
+            format!(
+                "  {:>8}",
+                a.map_or("-".into(), |a| percent(a.final_test_accuracy.0))
+            )
+        } else {
+            String::new()
+        }
+    };
     out.push_str(&format!(
-        "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}  {}\n",
+        "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}{}  {:>9}  {}\n",
         "config",
         "lr",
         "mini-batch",
@@ -565,6 +593,11 @@ pub fn table(report: &TrainReport) -> String {
         "train best",
         "test end",
         "test best",
+        if acc {
+            format!("  {:>8}", "test acc")
+        } else {
+            String::new()
+        },
         "2/λ_out",
         "status"
     ));
@@ -573,7 +606,7 @@ pub fn table(report: &TrainReport) -> String {
             out.push('\n');
         }
         out.push_str(&format!(
-            "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}  {}\n",
+            "{:<w$}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}{}  {:>9}  {}\n",
             r.label,
             r.lr,
             fmt_num(r.late_batch_loss.0),
@@ -581,19 +614,24 @@ pub fn table(report: &TrainReport) -> String {
             fmt_num(r.best_train_loss.0),
             fmt_num(r.final_test_loss.0),
             fmt_num(r.best_test_loss.0),
+            acc_col(r.accuracy.as_ref()),
             fmt_num(r.output_lr_limit.0),
             status(r),
         ));
     }
     out.push_str(&format!(
         "mini-batch: mean training mini-batch loss (BN batch statistics) over the last tenth of the run;\n\
-         train/test: 1/(2n) sum (o - y)^2 over the whole split, BN in eval mode (running statistics);\n\
-         reference levels: predicting 0 scores {} on the test set, the best linear model (least squares) {} (train {}).\n\
+         train/test: {} over the whole split, BN in eval mode (running statistics){};\n\
+         reference levels: {}.\n\
          DIVERGED@k: the mini-batch loss at step k was inf/NaN or over {:.0e} x the first one; the run stopped there and its 'end' columns are the losses at that point.\n\
          2/λ_out: λ = top eigenvalue of mean [h, 1][h, 1]^T of the last hidden layer on the first mini-batch; SGD on the output layer alone diverges above this lr.\n",
-        fmt_num(report.reference.zero_predictor_test_loss.0),
-        fmt_num(report.reference.linear_fit_test_loss.0),
-        fmt_num(report.reference.linear_fit_train_loss.0),
+        loss_formula(cfg.data.loss),
+        if acc {
+            "; test acc: share of test images classified right at the end"
+        } else {
+            ""
+        },
+        report.reference.describe(),
         cfg.diverge_factor
     ));
     out.push_str("\nper configuration:\n");
@@ -775,6 +813,7 @@ mod tests {
                 task: Task::Nonlinear,
                 n_train: 64,
                 n_test: 32,
+                loss: crate::config::Loss::Mse,
             },
             depth: 2,
             act: Activation::Relu,
@@ -817,11 +856,14 @@ mod tests {
             final_test_loss: Num(loss),
             best_test_loss: Num(loss),
             output_lr_limit: Num(1.0),
+            accuracy: None,
             history: History {
                 eval_steps: vec![0],
                 batch_loss: vec![Num(loss)],
                 train_loss: vec![Num(loss)],
                 test_loss: vec![Num(loss)],
+                train_accuracy: Vec::new(),
+                test_accuracy: Vec::new(),
                 layers: LayerDiagnostics::default(),
                 steps_done: 10,
                 divergence: None,

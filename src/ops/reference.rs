@@ -296,3 +296,44 @@ pub fn mse_backward(cache: &MseCache) -> Array2<f64> {
     let n = cache.residual.nrows() as f64;
     &cache.residual / n
 }
+
+/// What [`ce_backward`] needs from [`ce_forward`].
+#[derive(Clone, Debug)]
+pub struct CeCache {
+    /// `softmax(o)` per row, `(batch, classes)`.
+    pub p: Array2<f64>,
+    /// The targets, `(batch, classes)`.
+    pub y: Array2<f64>,
+}
+
+/// Softmax cross-entropy `L = -1/N sum_{i,k} y_ik log p_ik`, `p_i = softmax(o_i)`, written the
+/// long way: `p_ik = exp(o_ik - m_i) / sum_j exp(o_ij - m_i)` with `m_i = max_j o_ij` (the shift
+/// cancels in the ratio and keeps every `exp` at most 1).
+///
+/// `o, y: (batch, classes)`; each row of `y` a distribution (one-hot for labels).
+pub fn ce_forward(o: ArrayView2<f64>, y: ArrayView2<f64>) -> (f64, CeCache) {
+    let n = o.nrows() as f64;
+    let mut p = o.to_owned();
+    for mut row in p.rows_mut() {
+        let m = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        row.mapv_inplace(|v| (v - m).exp());
+        let z = row.sum();
+        row /= z;
+    }
+    let loss = -(&y * &p.mapv(f64::ln))
+        .iter()
+        .filter(|v| !v.is_nan())
+        .sum::<f64>()
+        / n;
+    (loss, CeCache { p, y: y.to_owned() })
+}
+
+/// `dL/do_ik = (p_ik sum_j y_ij - y_ik) / N` (`(p - y) / N` for one-hot rows): the softmax
+/// Jacobian `diag(p) - p p^T` applied to `-y / p`.
+///
+/// Returns `do: (batch, classes)`.
+pub fn ce_backward(cache: &CeCache) -> Array2<f64> {
+    let n = cache.p.nrows() as f64;
+    let y_sum = cache.y.sum_axis(Axis(1)).insert_axis(Axis(1));
+    (&cache.p * &y_sum - &cache.y) / n
+}

@@ -79,7 +79,7 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
     // Room on the left for the mean labels (short of the tick at `first - 1`), half a seed on
     // the right.
     let x_range = (first - 0.9, last + 0.5);
-    let linear = report.reference.linear_fit_train_loss.0;
+    let linear = report.reference.linear_fit_train_loss.map(|v| v.0);
     let mut panels = Vec::new();
     let mut notes = Vec::new();
     for &act in cfg.acts.iter().take(HEADLINE_ACTS) {
@@ -87,14 +87,16 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
         let mut p = Panel::new(
             headline_caption(act, summary),
             "seed",
-            "final training loss (MSE)",
+            format!("final training loss ({})", cfg.data.loss.title()),
             false,
         );
         p.integer_x = true;
         p.x_range = Some(x_range);
         p.top_edge_label = Some("top strip: inf or NaN (diverged)".into());
-        p.guides
-            .push((linear, "best linear model (training set)".into()));
+        if let Some(linear) = linear {
+            p.guides
+                .push((linear, "best linear model (training set)".into()));
+        }
         for (i, &arm) in cfg.norms.iter().enumerate() {
             let runs = runs_of(report, act, arm);
             if runs.is_empty() {
@@ -150,7 +152,7 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
         panels
             .iter()
             .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)))
-            .chain([linear]),
+            .chain(linear),
     );
     let hi = if hi.is_finite() && hi > 0.0 { hi } else { 1.0 };
     for p in &mut panels {
@@ -495,10 +497,10 @@ fn loss_panel(report: &NonlinearityReport, act: Activation) -> Panel {
     );
     p.x_range = Some((0.0, report.config.steps.max(1) as f64));
     p.top_edge_label = Some("top strip: diverged".into());
-    p.guides.push((
-        report.reference.linear_fit_train_loss.0,
-        "best linear model (train)".into(),
-    ));
+    if let Some(linear) = report.reference.linear_fit_train_loss {
+        p.guides
+            .push((linear.0, "best linear model (train)".into()));
+    }
     for &arm in &report.config.norms {
         let runs = runs_of(report, act, arm);
         if runs.is_empty() {

@@ -95,10 +95,9 @@ pub fn best_loss_panel(report: &TrainReport) -> Panel {
     );
     p.log_x = true;
     p.x_range = Some(lr_axis(cfg));
-    p.guides.push((
-        report.reference.linear_fit_test_loss.0,
-        "best linear model (test)".into(),
-    ));
+    if let Some(linear) = report.reference.linear_fit_test_loss {
+        p.guides.push((linear.0, "best linear model (test)".into()));
+    }
     p.top_edge_label = Some(format!(
         "top strip: diverged (loss inf/NaN or ×{:.0e}); each configuration shifted a little in x",
         cfg.diverge_factor
@@ -113,7 +112,8 @@ pub fn best_loss_panel(report: &TrainReport) -> Panel {
         (a.min(v), b.max(v))
     });
     if lo.is_finite() {
-        p.y_range = Some((lo / 4.0, hi.max(report.reference.linear_fit_test_loss.0)));
+        let linear = report.reference.linear_fit_test_loss.map_or(hi, |v| v.0);
+        p.y_range = Some((lo / 4.0, hi.max(linear)));
     }
     for (k, &norm) in cfg.norms.iter().enumerate() {
         let points: Vec<(f64, f64)> = runs_of(report, norm)
@@ -166,8 +166,40 @@ fn survival_panel(report: &TrainReport) -> Panel {
     p
 }
 
-/// Draw the headline into `path`: best test loss against learning rate, and the updates each
-/// run survived.
+/// The headline's accuracy panel (classification tasks): each run's final test accuracy at
+/// its learning rate, on the same dodged axis; a diverged run's is where it stopped. The
+/// least-squares linear classifier is the guide.
+fn accuracy_panel(report: &TrainReport) -> Panel {
+    let cfg = &report.config;
+    let mut p = Panel::new(
+        "final test accuracy",
+        "learning rate (log scale)",
+        "test accuracy (%)",
+        false,
+    );
+    p.log_x = true;
+    p.x_range = Some(lr_axis(cfg));
+    p.y_range = Some((0.0, 100.0));
+    if let Some(linear) = report.reference.linear_fit_test_accuracy {
+        p.guides
+            .push((100.0 * linear.0, "linear classifier (least squares)".into()));
+    }
+    for (k, &norm) in cfg.norms.iter().enumerate() {
+        let points = runs_of(report, norm)
+            .map(|r| {
+                let acc = r.accuracy.map_or(f64::NAN, |a| a.final_test_accuracy.0);
+                (dodged_lr(cfg, k, r.lr), 100.0 * acc)
+            })
+            .collect();
+        let mut s = Series::new(norm.label(), norm_color(norm), points);
+        s.marker = Some(norm_marker(norm));
+        p.series.push(s);
+    }
+    p
+}
+
+/// Draw the headline into `path`: best test loss against learning rate, the updates each run
+/// survived, and (with classes) the test accuracy.
 pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
     let title = match report.verdicts.higher_lr.as_ref().map(|v| v.verdict) {
@@ -177,12 +209,17 @@ pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::L
         _ => "Best test loss against learning rate, per configuration",
     };
     let subtitle = format!("{} · {} SGD steps per run", short_title(cfg), cfg.steps);
-    let mut slide = Slide::new(
-        title,
-        subtitle,
-        vec![best_loss_panel(report), survival_panel(report)],
-    );
-    slide.widths = vec![3, 2];
+    let mut panels = vec![best_loss_panel(report), survival_panel(report)];
+    let mut widths = vec![3, 2];
+    if cfg.data.task.is_classification() {
+        // Three panels: captions short enough for the narrower ones.
+        panels[0].caption = "best test loss".into();
+        panels[1].caption = "updates done".into();
+        panels.push(accuracy_panel(report));
+        widths.push(2);
+    }
+    let mut slide = Slide::new(title, subtitle, panels);
+    slide.widths = widths;
     slide.notes.push(LegendItem::text(
         "best test loss: lowest test-set loss during the run (BN in eval mode); label: the best learning rate",
     ));
@@ -286,7 +323,7 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
     let mut p = Panel::new(
         lr_caption(report, lr),
         "step (SGD updates)",
-        "loss ½‖o − y‖² per sample (log scale)",
+        cfg.data.loss.axis_label(),
         true,
     );
     let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
@@ -299,10 +336,10 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
         (0.0, (cfg.steps as f64).max(1.0))
     };
     p.x_range = Some(x_range);
-    p.guides.push((
-        report.reference.linear_fit_train_loss.0,
-        "best linear model (train)".into(),
-    ));
+    if let Some(linear) = report.reference.linear_fit_train_loss {
+        p.guides
+            .push((linear.0, "best linear model (train)".into()));
+    }
     p.top_edge_label = Some(format!(
         "top strip: diverged (loss inf/NaN or ×{:.0e})",
         cfg.diverge_factor
