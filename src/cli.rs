@@ -355,7 +355,7 @@ pub struct MeasuredTrainArgs {
     mut_arg("init", |a| a.default_value("he")),
     mut_arg("width", |a| a.default_value("128")),
     mut_arg("batch", |a| a.default_value("128")),
-    mut_arg("n_train", |a| a.default_value("4096"))
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
 )]
 pub struct LandscapeArgs {
     #[command(flatten)]
@@ -398,7 +398,7 @@ pub struct LandscapeArgs {
     mut_arg("init", |a| a.default_value("he")),
     mut_arg("width", |a| a.default_value("128")),
     mut_arg("batch", |a| a.default_value("128")),
-    mut_arg("n_train", |a| a.default_value("4096"))
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
 )]
 pub struct IcsArgs {
     #[command(flatten)]
@@ -493,7 +493,7 @@ pub struct TrainArgs {
     mut_arg("no_affine", |a| a.hide(true)),
     mut_arg("residual", |a| a.hide(true)),
     mut_arg("residual_scale", |a| a.hide(true)),
-    mut_arg("n_test", |a| a.help("Test samples (the first --batch of them are the probe batch)"))
+    mut_arg("n_test", |a| a.help("Test samples (the first --batch of them are the probe batch) [default: 1024; an image set's whole test split]"))
 )]
 pub struct NonlinearityArgs {
     /// Activations to compare, comma-separated (sigmoid, tanh, relu, leaky-relu, linear).

@@ -11,7 +11,7 @@ use common::{
 use std::path::Path;
 use std::process::Output;
 
-use bn_lab::config::{Loss, Activation, BnConfig, Init, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig};
 use bn_lab::data::{self, Sampler, Stream, Task};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
@@ -355,7 +355,10 @@ fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_stati
     );
     let (tr, te) = train::recalibrated_losses(&plain, &data, 16, Loss::Mse);
     let mut c = plain.clone();
-    assert_eq!(tr.loss, train::eval_loss(&mut c, &data.train, 16, Loss::Mse));
+    assert_eq!(
+        tr.loss,
+        train::eval_loss(&mut c, &data.train, 16, Loss::Mse)
+    );
     assert_eq!(te.loss, train::eval_loss(&mut c, &data.test, 16, Loss::Mse));
 
     // With BN, the recalibrated network normalises with the statistics of the whole training

@@ -170,6 +170,15 @@ impl DataArgs {
     /// with the image set is the config's validation error). Reading an image set that is not
     /// there is `--task: cannot read ...`.
     pub fn specs(&self, net: &NetArgs) -> Result<(NetSpec, DataSpec)> {
+        self.specs_with(net, (2048, 1024))
+    }
+
+    /// [`DataArgs::specs`] with `synthetic` as the `(n_train, n_test)` of a synthetic task.
+    pub fn specs_with(
+        &self,
+        net: &NetArgs,
+        synthetic: (usize, usize),
+    ) -> Result<(NetSpec, DataSpec)> {
         let shape = self
             .task
             .shape()
@@ -181,7 +190,7 @@ impl DataArgs {
                 spec.d_out = net.d_out.unwrap_or(s.classes);
                 (s.n_train, s.n_test)
             }
-            None => (2048, 1024),
+            None => synthetic,
         };
         let data = DataSpec {
             n_train: self.n_train.unwrap_or(n_train),
@@ -199,7 +208,7 @@ pub const MEASURED_RENAMES: Renames =
 
 /// The training runs `landscape` and `ics` measure, from their shared flags.
 pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> Result<MeasuredTrainConfig> {
-    let (spec, data) = t.data.specs(net)?;
+    let (spec, data) = t.data.specs_with(net, (4096, 1024))?;
     Ok(MeasuredTrainConfig {
         depth: t.depth,
         act: net.activation(),

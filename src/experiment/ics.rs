@@ -362,6 +362,9 @@ pub struct IcsRun {
     pub cosine: Num,
     /// Test loss after training (BN in eval mode).
     pub final_test_loss: Num,
+    /// Test accuracy after training (classification tasks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_test_accuracy: Option<Num>,
     pub diverged_at: Option<usize>,
 }
 
@@ -375,6 +378,7 @@ impl IcsRun {
             relative: arm.summary.relative,
             cosine: arm.summary.cosine,
             final_test_loss: arm.run.final_test_loss,
+            final_test_accuracy: arm.run.final_test_accuracy,
             diverged_at: arm.run.diverged_at,
         }
     }
@@ -628,6 +632,9 @@ pub fn table(report: &IcsReport) -> String {
             fmt_num(last),
             fmt_num(a.run.final_test_loss.0),
         ));
+        if let Some(acc) = a.run.final_test_accuracy {
+            out.push_str(&format!(", test accuracy {}", crate::train::percent(acc.0)));
+        }
         if let Some(step) = a.run.diverged_at {
             out.push_str(&format!("; DIVERGED at step {step}"));
         }

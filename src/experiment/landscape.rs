@@ -686,6 +686,18 @@ pub fn table(report: &LandscapeReport) -> String {
     out
 }
 
+/// The final test loss, with the test accuracy beside it on a classification task.
+fn test_cell(run: &crate::experiment::TrainedArm) -> String {
+    match run.final_test_accuracy {
+        Some(a) => format!(
+            "{} ({})",
+            fmt_num(run.final_test_loss.0),
+            crate::train::percent(a.0)
+        ),
+        None => fmt_num(run.final_test_loss.0),
+    }
+}
+
 /// One arm's row of the table (and a line if it diverged).
 fn arm_row(a: &LandscapeArm, lw: usize) -> String {
     let s = &a.summary;
@@ -694,7 +706,7 @@ fn arm_row(a: &LandscapeArm, lw: usize) -> String {
         "{:<lw$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
         a.run.label,
         fmt_num(last),
-        fmt_num(a.run.final_test_loss.0),
+        test_cell(&a.run),
         fmt_num(s.median_grad_norm.0),
         fmt_num(s.median_loss_variation.0),
         fmt_num(s.median_relative_loss_variation.0),

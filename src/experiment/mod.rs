@@ -237,7 +237,7 @@ impl MeasuredTrainConfig {
             progress,
             &mut observer,
         );
-        let final_test_loss = Num(tr.test_loss());
+        let test = crate::train::evaluate(tr.net, &data.test, self.net.batch, self.data.loss);
         progress(self.data.n_test as u64);
         TrainedArm {
             label: norm.label().to_string(),
@@ -245,7 +245,8 @@ impl MeasuredTrainConfig {
             net: self.net(norm),
             train_loss: observer.train_loss,
             diverged_at: divergence.map(|d| d.step),
-            final_test_loss,
+            final_test_loss: Num(test.loss),
+            final_test_accuracy: data.classes.map(|_| Num(test.accuracy)),
         }
     }
 
@@ -301,6 +302,9 @@ pub struct TrainedArm {
     pub diverged_at: Option<usize>,
     /// Test loss after training, BN in eval mode (running statistics).
     pub final_test_loss: Num,
+    /// Test accuracy after training (classification tasks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_test_accuracy: Option<Num>,
 }
 
 /// Why a config could not be read.

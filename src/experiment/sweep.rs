@@ -398,6 +398,9 @@ pub struct Point {
     pub final_train_loss: Option<Num>,
     /// Loss on the test set after training (eval mode); `null` without training.
     pub final_test_loss: Option<Num>,
+    /// Accuracy on the test set after training (classification tasks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_test_accuracy: Option<Num>,
     /// Step at which training diverged (loss inf/NaN or grown 1e6-fold), `null` if it did not.
     pub diverged_at: Option<usize>,
 }
@@ -418,6 +421,9 @@ pub struct Mean {
     /// Arithmetic means over seeds (losses; an inf or NaN seed makes the mean inf or NaN).
     pub final_train_loss: Option<Num>,
     pub final_test_loss: Option<Num>,
+    /// Arithmetic mean of the test accuracies (classification tasks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_test_accuracy: Option<Num>,
     /// Seeds whose training diverged.
     pub diverged: usize,
 }
@@ -467,6 +473,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
         .and_then(|bn| crate::theory::normalised_rate(&net_cfg, bn, batch).ok())
         .map(Num);
     let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);
+    let mut test_accuracy = None;
     if cfg.trains() {
         let data = data::make_task::<T>(
             &cfg.data.task,
@@ -488,7 +495,9 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
         // Eval mode does not depend on the batch: chunks only bound the memory.
         let chunk = batch.max(EVAL_CHUNK);
         train_loss = Some(Num(eval_loss(&mut net, &data.train, chunk, cfg.data.loss)));
-        test_loss = Some(Num(eval_loss(&mut net, &data.test, chunk, cfg.data.loss)));
+        let test = crate::train::evaluate(&mut net, &data.test, chunk, cfg.data.loss);
+        test_loss = Some(Num(test.loss));
+        test_accuracy = data.classes.map(|_| Num(test.accuracy));
     }
     Point {
         value: p.value,
@@ -501,6 +510,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
         theory_rate,
         final_train_loss: train_loss,
         final_test_loss: test_loss,
+        final_test_accuracy: test_accuracy,
         diverged_at,
     }
 }
@@ -545,6 +555,7 @@ pub fn means(points: &[Point]) -> Vec<Mean> {
                 theory_rate: gmean(&pick(&|p| p.theory_rate)),
                 final_train_loss: amean(&pick(&|p| p.final_train_loss)),
                 final_test_loss: amean(&pick(&|p| p.final_test_loss)),
+                final_test_accuracy: amean(&pick(&|p| p.final_test_accuracy)),
                 diverged: group.iter().filter(|p| p.diverged_at.is_some()).count(),
             }
         })
@@ -633,8 +644,19 @@ pub fn table(r: &SweepReport) -> String {
         .max()
         .unwrap_or(6)
         .max(6);
+    let classes = cfg.trains() && cfg.data.task.is_classification();
+    let acc_cell = |a: Option<Num>| {
+        if classes {
+            format!(
+                "  {:>8}",
+                a.map_or("-".into(), |a| crate::train::percent(a.0))
+            )
+        } else {
+            String::new()
+        }
+    };
     out.push_str(&format!(
-        "{:>9}  {:<lw$}  {:>10}  {:>12}  {:>11}  {:>9}  {:>10}  {:>10}  {:>8}\n",
+        "{:>9}  {:<lw$}  {:>10}  {:>12}  {:>11}  {:>9}  {:>10}  {:>10}{}  {:>8}\n",
         cfg.vary.symbol(),
         "arm",
         "grad ratio",
@@ -643,11 +665,16 @@ pub fn table(r: &SweepReport) -> String {
         "theory",
         "train loss",
         "test loss",
+        if classes {
+            format!("  {:>8}", "test acc")
+        } else {
+            String::new()
+        },
         "diverged"
     ));
     for m in &r.means {
         out.push_str(&format!(
-            "{:>9}  {:<lw$}  {:>10}  {:>12}  {:>11}  {:>9}  {:>10}  {:>10}  {:>8}\n",
+            "{:>9}  {:<lw$}  {:>10}  {:>12}  {:>11}  {:>9}  {:>10}  {:>10}{}  {:>8}\n",
             fmt_value(cfg.vary, m.value),
             m.label,
             fmt_num(m.grad_ratio.0),
@@ -656,6 +683,7 @@ pub fn table(r: &SweepReport) -> String {
             m.theory_rate.map_or("-".into(), |g| stats::fmt_rate(g.0)),
             opt(m.final_train_loss),
             opt(m.final_test_loss),
+            acc_cell(m.final_test_accuracy),
             if cfg.trains() {
                 format!("{}/{}", m.diverged, m.seeds)
             } else {
@@ -960,6 +988,7 @@ mod tests {
             theory_rate: None,
             final_train_loss: Some(Num(loss)),
             final_test_loss: Some(Num(loss)),
+            final_test_accuracy: None,
             diverged_at: (loss > 2.0).then_some(3),
         };
         let m = means(&[p(0, 1.0, 1.0), p(1, 100.0, 3.0)]);
