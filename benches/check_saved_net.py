@@ -79,7 +79,11 @@ def main():
             branch = norm(act(z))
         h = h + cfg["residual_scale"] * branch if skip else branch
     o = h @ w_out + b_out
-    loss = 0.5 * ((o - y) ** 2).sum() / x.shape[0]
+    if net.get("loss_fn", "mse") == "ce":
+        # Soft (here one-hot) targets: mean over the batch of -sum_k y_k log softmax(o)_k.
+        loss = torch.nn.functional.cross_entropy(o, y)
+    else:
+        loss = 0.5 * ((o - y) ** 2).sum() / x.shape[0]
     loss.backward()
 
     def rel(a, b):
