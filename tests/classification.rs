@@ -441,3 +441,123 @@ fn grad_norms_with_cross_entropy_saves_the_loss_function() {
     let v = json(&out.join("run").join("grad_norms.json"));
     assert_eq!(v["config"]["loss"], "ce");
 }
+
+/// Every training command's figures on the digits: drawn, nothing overlapping or outside the
+/// figure (the train headline's third panel, the nonlinearity headline's log axis and accuracy
+/// lines, the accuracy lines of landscape and ics), with short runs.
+#[test]
+fn digits_figures_are_clear_for_every_training_command() {
+    use bn_lab::cli::Command;
+    use bn_lab::commands;
+    use bn_lab::experiment::{
+        ics::Ics, landscape::Landscape, nonlinearity::Nonlinearity, sweep::Sweep,
+    };
+    let d = ["--task", "digits", "--n-train", "256", "--n-test", "64"];
+    let with = |args: &[&'static str]| -> Vec<&'static str> {
+        args.iter().copied().chain(d.iter().copied()).collect()
+    };
+    let train = with(&[
+        "train",
+        "--steps",
+        "40",
+        "--eval-every",
+        "10",
+        "--lr",
+        "0.1,1",
+        "--depth",
+        "3",
+    ]);
+    match parse(&train) {
+        Command::Train(a) => {
+            let (r, layouts) = common::assert_figures_clear::<Train>(
+                &commands::train::config(&a).unwrap(),
+                "digits",
+            );
+            assert_eq!(layouts[0].1.panels.len(), 3, "loss, updates and accuracy");
+            assert!(r.runs.iter().all(|r| r.accuracy.is_some()));
+        }
+        _ => unreachable!(),
+    }
+    let nl = with(&[
+        "nonlinearity",
+        "--steps",
+        "40",
+        "--eval-every",
+        "10",
+        "--seeds",
+        "2",
+        "--depth",
+        "3",
+    ]);
+    match parse(&nl) {
+        Command::Nonlinearity(a) => {
+            common::assert_figures_clear::<Nonlinearity>(
+                &commands::nonlinearity::config(&a).unwrap(),
+                "digits",
+            );
+        }
+        _ => unreachable!(),
+    }
+    let ls = with(&[
+        "landscape",
+        "--steps",
+        "20",
+        "--every",
+        "10",
+        "--depth",
+        "3",
+        "--width",
+        "16",
+        "--batch",
+        "32",
+        "--slice-grid",
+        "5",
+        "--slice-samples",
+        "64",
+    ]);
+    match parse(&ls) {
+        Command::Landscape(a) => {
+            common::assert_figures_clear::<Landscape>(
+                &commands::landscape::config(&a).unwrap(),
+                "digits",
+            );
+        }
+        _ => unreachable!(),
+    }
+    let ics = with(&[
+        "ics",
+        "--steps",
+        "20",
+        "--every",
+        "10",
+        "--depth",
+        "3",
+        "--width",
+        "16",
+        "--batch",
+        "32",
+        "--sweep-lr",
+        "none",
+    ]);
+    match parse(&ics) {
+        Command::Ics(a) => {
+            let (r, _) =
+                common::assert_figures_clear::<Ics>(&commands::ics::config(&a).unwrap(), "digits");
+            assert!(r.runs.iter().all(|r| r.final_test_accuracy.is_some()));
+        }
+        _ => unreachable!(),
+    }
+    let sw = with(&[
+        "sweep", "--vary", "batch", "--values", "8,32", "--steps", "10", "--seeds", "1", "--depth",
+        "4",
+    ]);
+    match parse(&sw) {
+        Command::Sweep(a) => {
+            let cfg = commands::sweep::config(&a, a.vary.unwrap()).unwrap();
+            let (r, _) = common::assert_figures_clear::<Sweep>(&cfg, "digits");
+            assert!(r.points.iter().all(|p| p.final_test_accuracy.is_some()));
+            assert!(Sweep::summary(&r).contains("test acc"));
+        }
+        _ => unreachable!(),
+    }
+}

@@ -73,6 +73,46 @@ fn train_reruns_from_its_json_with_the_resolved_diag_lr() {
     assert_eq!(cfg.diag_lr, Some(0.02));
 }
 
+/// A digits run (cross-entropy, accuracies) and a grad-norms cross-entropy run rerun from
+/// their JSON too: `task` and `loss` are recorded as typed.
+#[test]
+fn digits_and_cross_entropy_runs_rerun_from_their_json() {
+    rerun_gives_the_same_report::<Train>(
+        &[
+            "train",
+            "--task",
+            "digits",
+            "--n-train",
+            "300",
+            "--steps",
+            "30",
+            "--eval-every",
+            "10",
+            "--lr",
+            "0.1,1",
+            "--depth",
+            "3",
+            "--configs",
+            "off,on",
+        ],
+        "train-digits",
+    );
+    rerun_gives_the_same_report::<bn_lab::experiment::grad_norms::GradNorms>(
+        &[
+            "grad-norms",
+            "--depth",
+            "5",
+            "--width",
+            "16",
+            "--batch",
+            "8",
+            "--loss",
+            "ce",
+        ],
+        "grad-norms-ce",
+    );
+}
+
 #[test]
 fn nonlinearity_reruns_from_its_json() {
     let mut args = common::TINY_NONLINEARITY.to_vec();

@@ -608,3 +608,38 @@ fn spread_marks_keeps_marks_a_gap_apart_inside_the_range() {
     assert_eq!(xs[1], 1.0, "a mark with room stays where it is");
     assert_eq!(spread_marks(&[0.0, 0.0], 1.0, (0.0, 10.0)), vec![0.0, 1.0]);
 }
+
+/// The least-squares reference is accumulated a block of rows at a time. A set of 4500 rows
+/// stacked twice (9000 > `LINEAR_FIT_ROWS`, so two blocks that cut through the second copy)
+/// has the same least-squares solution as the 4500 rows (one block), so the same losses; a fit
+/// from any one block alone would differ. On the linear task it is exact.
+#[test]
+fn the_linear_fit_accumulates_every_row_block() {
+    const { assert!(9000 > train::LINEAR_FIT_ROWS && 4500 < train::LINEAR_FIT_ROWS) };
+    let half = data::make_task::<f64>(&Task::Nonlinear, 5, 4500, 500, 6, 3);
+    let twice = |a: &Array2<f64>| ndarray::concatenate![ndarray::Axis(0), a.view(), a.view()];
+    let doubled = data::Dataset {
+        train: data::Batch {
+            x: twice(&half.train.x),
+            y: twice(&half.train.y),
+        },
+        test: half.test.clone(),
+        classes: None,
+    };
+    let (a, b) = (train::linear_fit(&half), train::linear_fit(&doubled));
+    assert!(
+        a.train.loss > 0.1,
+        "the non-linear task is not linear: {}",
+        a.train.loss
+    );
+    for (x, y) in [(a.train.loss, b.train.loss), (a.test.loss, b.test.loss)] {
+        assert!((x - y).abs() < 1e-9 * x, "{x} vs {y}");
+    }
+    let lin = data::make_task::<f64>(&Task::Linear, 5, 9000, 100, 6, 3);
+    let fit = train::linear_fit(&lin);
+    assert!(fit.train.loss < 1e-18 && fit.test.loss < 1e-18);
+    assert_eq!(
+        fit.test.accuracy, 1.0,
+        "outputs equal to the targets pick their argmax"
+    );
+}

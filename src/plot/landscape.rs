@@ -309,6 +309,9 @@ pub fn draw(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout
             "y ranges from the probes after step 0; a step-0 value above one is drawn at its top, value written",
         ),
     ];
+    slide.notes.extend(crate::plot::accuracy_note(
+        report.arms.iter().map(|a| &a.run),
+    ));
     slide.draw(path)
 }
 

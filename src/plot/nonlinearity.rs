@@ -144,10 +144,25 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
                     )));
                 }
             }
+            // With classes, what the fits mean: each arm's mean test accuracy.
+            let acc: Vec<String> = s
+                .arms
+                .iter()
+                .filter_map(|a| {
+                    a.test_accuracy
+                        .map(|v| format!("{} {}", a.norm.label(), crate::train::percent(v.0)))
+                })
+                .collect();
+            if !acc.is_empty() {
+                notes.push(LegendItem::text(format!(
+                    "{act} test accuracy: {}",
+                    acc.join(", ")
+                )));
+            }
         }
         panels.push(p);
     }
-    // One linear loss axis from 0 for every panel, covering each seed, mean and the guide.
+    // One loss axis for every panel (linear from 0), covering each seed, mean and the guide.
     let hi = finite_max(
         panels
             .iter()
@@ -155,8 +170,22 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
             .chain(linear),
     );
     let hi = if hi.is_finite() && hi > 0.0 { hi } else { 1.0 };
+    // Cross-entropy spans decades (ln 10 = 2.3 for a net that learned nothing, 0.03 for one that
+    // fits): one log axis instead, so the fitted arms do not sit on the floor.
+    let lo = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let log = cfg.data.loss == crate::config::Loss::Ce && lo.is_finite() && hi / lo > 10.0;
     for p in &mut panels {
-        p.y_range = Some((0.0, hi));
+        if log {
+            p.log_y = true;
+            p.y_label = format!("{} (log scale)", p.y_label);
+            p.y_range = Some((lo / 2.0, hi * 2.0));
+        } else {
+            p.y_range = Some((0.0, hi));
+        }
     }
     notes.push(LegendItem::new(
         "mean over seeds (value on the left)",

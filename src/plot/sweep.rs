@@ -126,7 +126,7 @@ fn loss_panel(r: &SweepReport) -> Panel {
     let mut p = Panel::new(
         format!("Final loss, {} SGD steps", r.config.steps),
         x_label(r.config.vary),
-        "MSE loss, eval mode (log scale)",
+        format!("{} loss, eval mode (log scale)", r.config.data.loss.title()),
         true,
     );
     p.log_x = true;
