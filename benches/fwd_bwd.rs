@@ -3,7 +3,8 @@
 //! BatchNorm off/on and LayerNorm; and the matrix-multiply ceiling `bn-lab bench` compares against.
 //!
 //! Ids: `fwd_bwd/{f32,f64}/{bn_off,bn_on,ln}/d50_w256_b256/t{threads}`, then a printed
-//! `ceiling/t{threads}` line (best GFLOP/s of 512^3 products). Thread counts come from
+//! `ceiling/t{threads}` line (best GFLOP/s of 512^3 products), and the two losses alone on a
+//! batch of 256 x 10 outputs, `loss/{mse,ce}/b256_k10` (f32). Thread counts come from
 //! `BN_LAB_BENCH_THREADS` (comma-separated, default `1,2`), e.g.
 //! `BN_LAB_BENCH_THREADS=1 cargo bench`. Filter as usual: `cargo bench -- fwd_bwd/f32`.
 
@@ -78,7 +79,22 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, norm: Option<NormKind>, threads: usize) 
     });
 }
 
+/// The loss and its gradient alone: cross-entropy's per-row log-sum-exp against MSE.
+fn losses(c: &mut Criterion) {
+    let d = data::teacher_batch::<f32>(bn_lab::config::Loss::Ce, 0, BATCH, 10, 10);
+    let o = d.x.clone();
+    let mut d_o = Array2::<f32>::zeros(o.dim());
+    for loss in [bn_lab::config::Loss::Mse, bn_lab::config::Loss::Ce] {
+        c.bench_function(&format!("loss/{loss}/b{BATCH}_k10"), |b| {
+            b.iter(|| {
+                black_box(loss.loss_and_grad(black_box(o.view()), d.y.view(), d_o.view_mut()))
+            })
+        });
+    }
+}
+
 fn benches(c: &mut Criterion) {
+    losses(c);
     for t in threads() {
         for norm in [None, Some(NormKind::Batch), Some(NormKind::Layer)] {
             fwd_bwd::<f32>(c, norm, t);
