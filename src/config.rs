@@ -736,10 +736,14 @@ impl DataSpec {
     }
 
     /// Bytes of the least-squares linear fit the training commands compare with: the design
-    /// matrix with its bias column and targets in f64, its Gram matrix and right-hand side
-    /// (for the larger split; the other reuses as much or less).
+    /// matrix with its bias column and targets in f64 for one block of at most
+    /// [`crate::train::LINEAR_FIT_ROWS`] rows (the larger split's), its Gram matrix and
+    /// right-hand side.
     pub fn linear_fit_bytes(&self, d_in: usize, d_out: usize) -> f64 {
-        let n = self.n_train.max(self.n_test) as f64;
+        let n = self
+            .n_train
+            .max(self.n_test)
+            .min(crate::train::LINEAR_FIT_ROWS) as f64;
         let k = d_in as f64 + 1.0;
         8.0 * (2.0 * n * k + 2.0 * n * d_out as f64 + 2.0 * k * k + 2.0 * k * d_out as f64)
     }
