@@ -454,112 +454,50 @@ fn digits_figures_are_clear_for_every_training_command() {
     use bn_lab::experiment::{
         ics::Ics, landscape::Landscape, nonlinearity::Nonlinearity, sweep::Sweep,
     };
-    let d = ["--task", "digits", "--n-train", "256", "--n-test", "64"];
-    let with = |args: &[&'static str]| -> Vec<&'static str> {
-        args.iter().copied().chain(d.iter().copied()).collect()
-    };
-    let train = with(&[
-        "train",
-        "--steps",
-        "40",
-        "--eval-every",
-        "10",
-        "--lr",
-        "0.1,1",
-        "--depth",
-        "3",
-    ]);
-    match parse(&train) {
-        Command::Train(a) => {
-            let (r, layouts) = common::assert_figures_clear::<Train>(
-                &commands::train::config(&a).unwrap(),
-                "digits",
-            );
-            assert_eq!(layouts[0].1.panels.len(), 3, "loss, updates and accuracy");
-            assert!(r.runs.iter().all(|r| r.accuracy.is_some()));
+    let digits = " --task digits --n-train 256 --n-test 64";
+    let small = " --depth 3 --width 16 --batch 32 --steps 20 --every 10";
+    for line in [
+        "train --steps 40 --eval-every 10 --lr 0.1,1 --depth 3".to_string(),
+        "nonlinearity --steps 40 --eval-every 10 --seeds 2 --depth 3".to_string(),
+        format!("landscape{small} --slice-grid 5 --slice-samples 64"),
+        format!("ics{small} --sweep-lr none"),
+        "sweep --vary batch --values 8,32 --steps 10 --seeds 1 --depth 4".to_string(),
+    ] {
+        let line = line + digits;
+        let args: Vec<&str> = line.split_whitespace().collect();
+        match parse(&args) {
+            Command::Train(a) => {
+                let cfg = commands::train::config(&a).unwrap();
+                let (r, layouts) = common::assert_figures_clear::<Train>(&cfg, "digits");
+                assert_eq!(layouts[0].1.panels.len(), 3, "loss, updates and accuracy");
+                assert!(r.runs.iter().all(|r| r.accuracy.is_some()));
+            }
+            Command::Nonlinearity(a) => {
+                let cfg = commands::nonlinearity::config(&a).unwrap();
+                let (r, _) = common::assert_figures_clear::<Nonlinearity>(&cfg, "digits");
+                assert!(
+                    r.runs
+                        .iter()
+                        .all(|r| r.recalibrated_test_accuracy.is_some())
+                );
+            }
+            Command::Landscape(a) => {
+                let cfg = commands::landscape::config(&a).unwrap();
+                let (r, _) = common::assert_figures_clear::<Landscape>(&cfg, "digits");
+                assert!(r.arms.iter().all(|a| a.run.final_test_accuracy.is_some()));
+            }
+            Command::Ics(a) => {
+                let cfg = commands::ics::config(&a).unwrap();
+                let (r, _) = common::assert_figures_clear::<Ics>(&cfg, "digits");
+                assert!(r.runs.iter().all(|r| r.final_test_accuracy.is_some()));
+            }
+            Command::Sweep(a) => {
+                let cfg = commands::sweep::config(&a, a.vary.unwrap()).unwrap();
+                let (r, _) = common::assert_figures_clear::<Sweep>(&cfg, "digits");
+                assert!(r.points.iter().all(|p| p.final_test_accuracy.is_some()));
+                assert!(Sweep::summary(&r).contains("test acc"));
+            }
+            _ => unreachable!("only training commands are listed"),
         }
-        _ => unreachable!(),
-    }
-    let nl = with(&[
-        "nonlinearity",
-        "--steps",
-        "40",
-        "--eval-every",
-        "10",
-        "--seeds",
-        "2",
-        "--depth",
-        "3",
-    ]);
-    match parse(&nl) {
-        Command::Nonlinearity(a) => {
-            common::assert_figures_clear::<Nonlinearity>(
-                &commands::nonlinearity::config(&a).unwrap(),
-                "digits",
-            );
-        }
-        _ => unreachable!(),
-    }
-    let ls = with(&[
-        "landscape",
-        "--steps",
-        "20",
-        "--every",
-        "10",
-        "--depth",
-        "3",
-        "--width",
-        "16",
-        "--batch",
-        "32",
-        "--slice-grid",
-        "5",
-        "--slice-samples",
-        "64",
-    ]);
-    match parse(&ls) {
-        Command::Landscape(a) => {
-            common::assert_figures_clear::<Landscape>(
-                &commands::landscape::config(&a).unwrap(),
-                "digits",
-            );
-        }
-        _ => unreachable!(),
-    }
-    let ics = with(&[
-        "ics",
-        "--steps",
-        "20",
-        "--every",
-        "10",
-        "--depth",
-        "3",
-        "--width",
-        "16",
-        "--batch",
-        "32",
-        "--sweep-lr",
-        "none",
-    ]);
-    match parse(&ics) {
-        Command::Ics(a) => {
-            let (r, _) =
-                common::assert_figures_clear::<Ics>(&commands::ics::config(&a).unwrap(), "digits");
-            assert!(r.runs.iter().all(|r| r.final_test_accuracy.is_some()));
-        }
-        _ => unreachable!(),
-    }
-    let sw = with(&[
-        "sweep", "--vary", "batch", "--values", "8,32", "--steps", "10", "--seeds", "1", "--depth",
-        "4",
-    ]);
-    match parse(&sw) {
-        Command::Sweep(a) => {
-            let cfg = commands::sweep::config(&a, a.vary.unwrap()).unwrap();
-            let (r, _) = common::assert_figures_clear::<Sweep>(&cfg, "digits");
-            assert!(r.points.iter().all(|p| p.final_test_accuracy.is_some()));
-            assert!(Sweep::summary(&r).contains("test acc"));
-        }
-        _ => unreachable!(),
     }
 }

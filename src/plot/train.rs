@@ -138,26 +138,23 @@ pub fn best_loss_panel(report: &TrainReport) -> Panel {
     p
 }
 
-/// The headline's right panel: how many SGD updates each run did before it diverged (all of
-/// them when it did not), on the same dodged learning-rate axis.
-fn survival_panel(report: &TrainReport) -> Panel {
+/// A headline panel of one number per run, at its learning rate on the dodged axis, one
+/// series per configuration (its colour and marker), with `y_range` fixed.
+fn per_run_panel(
+    report: &TrainReport,
+    caption: &str,
+    y_label: &str,
+    y_range: (f64, f64),
+    value: impl Fn(&TrainRun) -> f64,
+) -> Panel {
     let cfg = &report.config;
-    let mut p = Panel::new(
-        "updates before divergence",
-        "learning rate (log scale)",
-        "SGD updates done",
-        false,
-    );
+    let mut p = Panel::new(caption, "learning rate (log scale)", y_label, false);
     p.log_x = true;
     p.x_range = Some(lr_axis(cfg));
-    p.y_range = Some((0.0, (cfg.steps as f64).max(1.0)));
-    p.guides.push((
-        cfg.steps as f64,
-        format!("all {} updates (no divergence)", cfg.steps),
-    ));
+    p.y_range = Some(y_range);
     for (k, &norm) in cfg.norms.iter().enumerate() {
         let points = runs_of(report, norm)
-            .map(|r| (dodged_lr(cfg, k, r.lr), r.history.steps_done as f64))
+            .map(|r| (dodged_lr(cfg, k, r.lr), value(r)))
             .collect();
         let mut s = Series::new(norm.label(), norm_color(norm), points);
         s.marker = Some(norm_marker(norm));
@@ -166,34 +163,36 @@ fn survival_panel(report: &TrainReport) -> Panel {
     p
 }
 
+/// The headline's right panel: how many SGD updates each run did before it diverged (all of
+/// them when it did not), on the same dodged learning-rate axis.
+fn survival_panel(report: &TrainReport) -> Panel {
+    let steps = report.config.steps;
+    let mut p = per_run_panel(
+        report,
+        "updates before divergence",
+        "SGD updates done",
+        (0.0, (steps as f64).max(1.0)),
+        |r| r.history.steps_done as f64,
+    );
+    p.guides
+        .push((steps as f64, format!("all {steps} updates (no divergence)")));
+    p
+}
+
 /// The headline's accuracy panel (classification tasks): each run's final test accuracy at
 /// its learning rate, on the same dodged axis; a diverged run's is where it stopped. The
 /// least-squares linear classifier is the guide.
 fn accuracy_panel(report: &TrainReport) -> Panel {
-    let cfg = &report.config;
-    let mut p = Panel::new(
+    let mut p = per_run_panel(
+        report,
         "final test accuracy",
-        "learning rate (log scale)",
         "test accuracy (%)",
-        false,
+        (0.0, 100.0),
+        |r| 100.0 * r.accuracy.map_or(f64::NAN, |a| a.final_test_accuracy.0),
     );
-    p.log_x = true;
-    p.x_range = Some(lr_axis(cfg));
-    p.y_range = Some((0.0, 100.0));
     if let Some(linear) = report.reference.linear_fit_test_accuracy {
         p.guides
             .push((100.0 * linear.0, "linear classifier (least squares)".into()));
-    }
-    for (k, &norm) in cfg.norms.iter().enumerate() {
-        let points = runs_of(report, norm)
-            .map(|r| {
-                let acc = r.accuracy.map_or(f64::NAN, |a| a.final_test_accuracy.0);
-                (dodged_lr(cfg, k, r.lr), 100.0 * acc)
-            })
-            .collect();
-        let mut s = Series::new(norm.label(), norm_color(norm), points);
-        s.marker = Some(norm_marker(norm));
-        p.series.push(s);
     }
     p
 }
