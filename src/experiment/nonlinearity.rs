@@ -820,7 +820,7 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
 
 fn pct(v: Option<Num>) -> String {
     match v {
-        Some(Num(x)) if x.is_finite() => format!("{:.1}%", 100.0 * x),
+        Some(Num(x)) if x.is_finite() => crate::train::percent(x),
         Some(Num(x)) => fmt_num(x),
         None => "-".into(),
     }

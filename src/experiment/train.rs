@@ -634,7 +634,15 @@ pub fn table(report: &TrainReport) -> String {
         report.reference.describe(),
         cfg.diverge_factor
     ));
-    out.push_str("\nper configuration:\n");
+    out.push_str(&per_configuration(report, w));
+    out.push_str(&verdict(report));
+    out
+}
+
+/// The table's closing lines: per configuration, its largest stable learning rate, where it
+/// diverged and its best test loss (`w`: the label column's width).
+fn per_configuration(report: &TrainReport, w: usize) -> String {
+    let mut out = String::from("\nper configuration:\n");
     for s in &report.summary {
         out.push_str(&format!(
             "  {:<w$}  largest lr without divergence: {:>6}   diverged at: {:<14}  best test loss {} (lr {})\n",
@@ -663,7 +671,6 @@ pub fn table(report: &TrainReport) -> String {
             ));
         }
     }
-    out.push_str(&verdict(report));
     out
 }
 

@@ -349,7 +349,7 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
             v.bn_lower_loss, v.lrs, v.bn_lower_ics, v.lrs
         )));
     }
-    slide.notes.extend(crate::plot::accuracy_note(
+    slide.notes.extend(crate::plot::trained_accuracy_note(
         report.arms.iter().map(|a| &a.run),
     ));
     let hidden: Vec<String> = report

@@ -309,7 +309,7 @@ pub fn draw(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout
             "y ranges from the probes after step 0; a step-0 value above one is drawn at its top, value written",
         ),
     ];
-    slide.notes.extend(crate::plot::accuracy_note(
+    slide.notes.extend(crate::plot::trained_accuracy_note(
         report.arms.iter().map(|a| &a.run),
     ));
     slide.draw(path)

@@ -1770,24 +1770,29 @@ impl Slide {
         })
     }
 }
-/// `test accuracy after training: BN off 95.6%, BN on 91.4%` for the arms of a measured run on
-/// a classification task (the legend line of `landscape` and `ics`); `None` without classes.
+
+/// `{what}: BN off 95.6%, BN on 91.4%`, a legend line of the arms' test accuracies on a
+/// classification task; `None` when no arm has one (a regression task).
 pub fn accuracy_note<'a>(
-    arms: impl IntoIterator<Item = &'a crate::experiment::TrainedArm>,
+    what: &str,
+    arms: impl IntoIterator<Item = (&'a str, Option<crate::stats::Num>)>,
 ) -> Option<LegendItem> {
     let parts: Vec<String> = arms
         .into_iter()
-        .filter_map(|a| {
-            a.final_test_accuracy
-                .map(|v| format!("{} {}", a.label, crate::train::percent(v.0)))
-        })
+        .filter_map(|(label, acc)| acc.map(|v| format!("{label} {}", crate::train::percent(v.0))))
         .collect();
-    (!parts.is_empty()).then(|| {
-        LegendItem::text(format!(
-            "test accuracy after training: {}",
-            parts.join(", ")
-        ))
-    })
+    (!parts.is_empty()).then(|| LegendItem::text(format!("{what}: {}", parts.join(", "))))
+}
+
+/// [`accuracy_note`] of measured runs (the legends of `landscape` and `ics`).
+pub fn trained_accuracy_note<'a>(
+    arms: impl IntoIterator<Item = &'a crate::experiment::TrainedArm>,
+) -> Option<LegendItem> {
+    accuracy_note(
+        "test accuracy after training",
+        arms.into_iter()
+            .map(|a| (a.label.as_str(), a.final_test_accuracy)),
+    )
 }
 
 #[cfg(test)]

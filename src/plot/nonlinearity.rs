@@ -67,6 +67,33 @@ pub fn dodge(i: usize, n: usize) -> f64 {
     0.15 * (i as f64 - (n as f64 - 1.0) / 2.0)
 }
 
+/// One loss axis for every headline panel, covering each seed, mean and the guide `linear`:
+/// linear from 0, or, for cross-entropy spanning more than a decade (ln 10 = 2.3 for a net that
+/// learned nothing, 0.03 for one that fits), logarithmic, so the fitted arms do not sit on the
+/// floor.
+fn share_loss_axis(panels: &mut [Panel], linear: Option<f64>, loss: crate::config::Loss) {
+    let values = || {
+        panels
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)))
+    };
+    let hi = finite_max(values().chain(linear));
+    let hi = if hi.is_finite() && hi > 0.0 { hi } else { 1.0 };
+    let lo = values()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let log = loss == crate::config::Loss::Ce && lo.is_finite() && hi / lo > 10.0;
+    for p in panels.iter_mut() {
+        if log {
+            p.log_y = true;
+            p.y_label = format!("{} (log scale)", p.y_label);
+            p.y_range = Some((lo / 2.0, hi * 2.0));
+        } else {
+            p.y_range = Some((0.0, hi));
+        }
+    }
+}
+
 /// The headline slide: one panel per activation (the first [`HEADLINE_ACTS`]), the final
 /// training loss (BN statistics recomputed over the training set, the loss the verdict is judged
 /// on) of every seed as a marker per arm, the mean over seeds as a dashed line labelled with its
@@ -145,48 +172,14 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
                 }
             }
             // With classes, what the fits mean: each arm's mean test accuracy.
-            let acc: Vec<String> = s
-                .arms
-                .iter()
-                .filter_map(|a| {
-                    a.test_accuracy
-                        .map(|v| format!("{} {}", a.norm.label(), crate::train::percent(v.0)))
-                })
-                .collect();
-            if !acc.is_empty() {
-                notes.push(LegendItem::text(format!(
-                    "{act} test accuracy: {}",
-                    acc.join(", ")
-                )));
-            }
+            notes.extend(crate::plot::accuracy_note(
+                &format!("{act} test accuracy"),
+                s.arms.iter().map(|a| (a.norm.label(), a.test_accuracy)),
+            ));
         }
         panels.push(p);
     }
-    // One loss axis for every panel (linear from 0), covering each seed, mean and the guide.
-    let hi = finite_max(
-        panels
-            .iter()
-            .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)))
-            .chain(linear),
-    );
-    let hi = if hi.is_finite() && hi > 0.0 { hi } else { 1.0 };
-    // Cross-entropy spans decades (ln 10 = 2.3 for a net that learned nothing, 0.03 for one that
-    // fits): one log axis instead, so the fitted arms do not sit on the floor.
-    let lo = panels
-        .iter()
-        .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)))
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    let log = cfg.data.loss == crate::config::Loss::Ce && lo.is_finite() && hi / lo > 10.0;
-    for p in &mut panels {
-        if log {
-            p.log_y = true;
-            p.y_label = format!("{} (log scale)", p.y_label);
-            p.y_range = Some((lo / 2.0, hi * 2.0));
-        } else {
-            p.y_range = Some((0.0, hi));
-        }
-    }
+    share_loss_axis(&mut panels, linear, cfg.data.loss);
     notes.push(LegendItem::new(
         "mean over seeds (value on the left)",
         Sample::Line {
