@@ -235,6 +235,52 @@ impl fmt::Display for NormKind {
     }
 }
 
+/// Noise injected after every BatchNorm layer, between BN and the activation ("noisy BN",
+/// Santurkar et al. 2018, section 2.1): the distribution each layer sees is shifted on purpose,
+/// anew at every training step and independently per unit, so that it moves *more* than without
+/// BN. At step `t`, for every BN layer and unit `j`, and then every sample `i` of the mini-batch:
+///
+/// ```text
+/// mu_tj    ~ U(-mean, mean)          the step's shift of unit j    (non-zero mean)
+/// sigma_tj ~ U(1, scale)             the step's scale of unit j    (non-unit variance)
+/// s_ij = sigma_tj (1 + jitter xi_ij),  m_ij = mu_tj + jitter zeta_ij,  xi, zeta ~ N(0, 1)
+/// y'_ij = s_ij y_ij + m_ij            y = gamma x_hat + beta, BN's output; a = act(y')
+/// ```
+///
+/// Drawn in f64 from the run's own `Noise` stream (so the weights and batches are those of the
+/// run without noise), units in order, then samples. Eval mode replaces the noise by its mean,
+/// `y' = (1 + scale) / 2 * y`, as dropout does. `mean = 0, scale = 1, jitter = 0` is no noise:
+/// `s = 1, m = 0` exactly, and the run equals plain BN bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BnNoise {
+    /// Half-width of the uniform distribution of each step's per-unit shift.
+    pub mean: f64,
+    /// Upper end of the uniform distribution of each step's per-unit scale (at least 1).
+    pub scale: f64,
+    /// Standard deviation of the per-sample jitter around the step's scale (relative) and shift.
+    pub jitter: f64,
+}
+
+impl BnNoise {
+    /// `E[s_ij]`: the scale eval mode applies.
+    pub fn mean_scale(&self) -> f64 {
+        0.5 * (1.0 + self.scale)
+    }
+
+    /// Errors name `noise_mean`, `noise_scale`, `noise_jitter`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        finite_in("noise_mean", "in [0, 100]", self.mean, |v| {
+            (0.0..=100.0).contains(&v)
+        })?;
+        finite_in("noise_scale", "in [1, 100]", self.scale, |v| {
+            (1.0..=100.0).contains(&v)
+        })?;
+        finite_in("noise_jitter", "in [0, 10]", self.jitter, |v| {
+            (0.0..=10.0).contains(&v)
+        })
+    }
+}
+
 /// Normalisation-layer settings (BatchNorm or LayerNorm: `kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BnConfig {

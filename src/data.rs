@@ -28,6 +28,8 @@ pub enum Stream {
     Shuffle = 2,
     Directions = 3,
     Teacher = 4,
+    /// Noisy BN's injected noise ([`crate::config::BnNoise`]).
+    Noise = 5,
 }
 
 /// The generator for `stream` of `seed`.

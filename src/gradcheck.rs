@@ -15,7 +15,7 @@
 use ndarray::{Array2, ArrayD, ArrayView2};
 use serde::Serialize;
 
-use crate::config::{Loss, NetConfig};
+use crate::config::{BnNoise, Loss, NetConfig};
 use crate::data;
 use crate::model::{Mlp, Mode};
 
@@ -153,8 +153,49 @@ pub fn check_with_progress(
     loss_fn: Loss,
     progress: Progress,
 ) -> GradCheck {
+    check_impl(config, batch, seed, step, mode, loss_fn, None, progress)
+}
+
+/// [`check`] on noisy BN ([`BnNoise`], drawn from the `Noise` stream of `seed`): in train mode
+/// every forward of the check uses the one set of noise drawn by the first (as within one
+/// training step), in eval mode its mean. `config` must have BatchNorm before the activation.
+pub fn check_noisy(
+    config: &NetConfig,
+    batch: usize,
+    seed: u64,
+    step: f64,
+    mode: Mode,
+    noise: BnNoise,
+) -> GradCheck {
+    check_impl(
+        config,
+        batch,
+        seed,
+        step,
+        mode,
+        Loss::Mse,
+        Some(noise),
+        &|_| {},
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_impl(
+    config: &NetConfig,
+    batch: usize,
+    seed: u64,
+    step: f64,
+    mode: Mode,
+    loss_fn: Loss,
+    noise: Option<BnNoise>,
+    progress: Progress,
+) -> GradCheck {
     let data = data::teacher_batch::<f64>(loss_fn, seed, batch, config.d_in, config.d_out);
     let mut net = Mlp::<f64>::new(config, &mut data::rng(seed, data::Stream::Weights));
+    if let Some(noise) = noise {
+        net.set_bn_noise(noise, data::rng(seed, data::Stream::Noise))
+            .expect("noisy BN needs BatchNorm before the activation");
+    }
     if mode == Mode::Eval {
         // Give the running statistics realistic values: one train-mode pass over a different batch.
         let warm =

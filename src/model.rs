@@ -17,9 +17,10 @@
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Zip};
 use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
+use crate::config::{Activation, BnConfig, BnNoise, Init, NetConfig, NormKind, Placement};
 use crate::float::Float;
 use crate::ops;
 use crate::parallel::{gemm, par_cols};
@@ -38,6 +39,8 @@ pub enum Mode {
 pub enum ModelError {
     #[error("backward called before forward")]
     BackwardBeforeForward,
+    #[error("noisy BN needs BatchNorm before the activation in every block")]
+    NoiseWithoutBatchNormPre,
     #[error("{what}: expected shape {expected:?}, got {got:?}")]
     Shape {
         what: &'static str,
@@ -320,6 +323,79 @@ struct BlockCache<T> {
     h: Array2<T>,
 }
 
+/// Noisy BN's noise in one block ([`BnNoise`]): the per-sample scale `s` and shift `m` of the
+/// current training step, `(batch, width)` each, and the means eval mode applies instead.
+#[derive(Clone, Debug)]
+pub struct BlockNoise<T> {
+    pub s: Array2<T>,
+    pub m: Array2<T>,
+    /// `E[s] = (1 + scale) / 2` and `E[m] = 0` per unit, `(width)`.
+    mean_s: Array1<T>,
+    mean_m: Array1<T>,
+    /// Whether the last forward applied `s, m` (train mode) or their means (eval mode).
+    sampled: bool,
+}
+
+impl<T: Float> BlockNoise<T> {
+    /// The `(s, m)` of the last forward over `rows` samples.
+    fn last(&self, rows: usize) -> (ArrayView2<'_, T>, ArrayView2<'_, T>) {
+        if self.sampled {
+            (self.s.view(), self.m.view())
+        } else {
+            let w = self.mean_s.len();
+            (
+                self.mean_s.broadcast((rows, w)).expect("a row broadcasts"),
+                self.mean_m.broadcast((rows, w)).expect("a row broadcasts"),
+            )
+        }
+    }
+}
+
+/// Where noisy BN's noise comes from: its settings and generator, and whether the next
+/// train-mode forward draws a new set ([`Mlp::resample_noise`]).
+#[derive(Clone, Debug)]
+struct NoiseSource {
+    spec: BnNoise,
+    rng: ChaCha8Rng,
+    fresh: bool,
+}
+
+impl NoiseSource {
+    /// One step's noise for one block, `s, m: (rows, width)`, in the order [`BnNoise`]
+    /// documents: the per-unit shift and scale, then the per-sample jitter (none drawn when
+    /// `jitter = 0`).
+    fn draw<T: Float>(&mut self, s: &mut Array2<T>, m: &mut Array2<T>) {
+        let BnNoise {
+            mean,
+            scale,
+            jitter,
+        } = self.spec;
+        let width = s.ncols();
+        let mut mu = Vec::with_capacity(width);
+        let mut sigma = Vec::with_capacity(width);
+        for _ in 0..width {
+            let u: f64 = self.rng.random();
+            let v: f64 = self.rng.random();
+            mu.push(mean * (2.0 * u - 1.0));
+            sigma.push(1.0 + (scale - 1.0) * v);
+        }
+        for (mut s_row, mut m_row) in s.rows_mut().into_iter().zip(m.rows_mut()) {
+            for j in 0..width {
+                let (xi, zeta) = if jitter == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    (
+                        StandardNormal.sample(&mut self.rng),
+                        StandardNormal.sample(&mut self.rng),
+                    )
+                };
+                s_row[j] = T::of(sigma[j] * (1.0 + jitter * xi));
+                m_row[j] = T::of(mu[j] + jitter * zeta);
+            }
+        }
+    }
+}
+
 /// One hidden block `Linear -> [BN] -> act` with an optional skip connection.
 #[derive(Clone, Debug)]
 pub struct Block<T> {
@@ -331,6 +407,8 @@ pub struct Block<T> {
     pub skip: bool,
     /// Balduzzi et al.'s beta (`--residual-scale`): 1 for a plain skip and for blocks without one.
     pub skip_scale: T,
+    /// Noisy BN's noise between BN and the activation ([`Mlp::set_bn_noise`]); `None`: none.
+    pub noise: Option<BlockNoise<T>>,
     cache: BlockCache<T>,
 }
 
@@ -419,6 +497,26 @@ impl<T: Float> Block<T> {
                 }
                 let (gamma, beta) = bn.scale_shift();
                 let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
+                if let Some(noise) = &mut self.noise {
+                    noise.sampled = mode == Mode::Train;
+                    par_cols(
+                        (
+                            (c.x_hat.view_mut(), c.a.view_mut()),
+                            &bn.shift[..],
+                            &bn.inv_std[..],
+                            (gamma, beta),
+                            noise.last(rows),
+                            skip_io,
+                        ),
+                        rows,
+                        &|((zx, a), shift, inv_std, (gamma, beta), noise, skip_io)| {
+                            ops::bn_noisy_pre_forward(
+                                act, zx, a, shift, inv_std, gamma, beta, noise, skip_io, scale,
+                            )
+                        },
+                    );
+                    return;
+                }
                 par_cols(
                     (
                         c.x_hat.view_mut(),
@@ -489,7 +587,17 @@ impl<T: Float> Block<T> {
         match &mut self.bn {
             None => act_backward_pass(act, c.a.view(), dh, dz.view_mut(), copy, acc),
             Some(bn) => {
-                bn.backward(act, self.placement, c, dh, dz.view_mut(), copy, acc);
+                let noise_scale = self.noise.as_ref().map(|n| n.last(dh.nrows()).0);
+                bn.backward(
+                    act,
+                    self.placement,
+                    c,
+                    dh,
+                    noise_scale,
+                    dz.view_mut(),
+                    copy,
+                    acc,
+                );
                 bn.scale_grads(self.skip_scale);
             }
         }
@@ -547,6 +655,7 @@ impl<T: Float> NormLayer<T> {
         placement: Placement,
         c: &BlockCache<T>,
         dh: ArrayView2<T>,
+        noise_scale: Option<ArrayView2<T>>,
         mut dz: ArrayViewMut2<T>,
         copy: Option<ArrayViewMut2<T>>,
         acc: &mut ColScratch,
@@ -555,7 +664,16 @@ impl<T: Float> NormLayer<T> {
             Placement::Pre => (Some(c.a.view()), None),
             Placement::Post => (None, Some(c.a.view())),
         };
-        bn_sums_pass(act, pre_act, dh, c.x_hat.view(), dz.view_mut(), copy, acc);
+        bn_sums_pass(
+            act,
+            pre_act,
+            dh,
+            c.x_hat.view(),
+            noise_scale,
+            dz.view_mut(),
+            copy,
+            acc,
+        );
         self.scale_shift_grads(acc);
         match self.kind {
             NormKind::Batch => {
@@ -640,20 +758,22 @@ fn act_backward_pass<T: Float>(
 /// BN's pass 1 ([`ops::bn_backward_sums`]): `dy = dh * act'(a)` (`pre_act` given: BN before the
 /// activation) or `dy = dh` into `dy`, adding `s_dy = sum_i dy`, `s_dyx = sum_i dy x_hat` and
 /// `sq = sum_i dh^2` into `acc`; `copy = dh` when given. All views `(batch, width)`.
+#[allow(clippy::too_many_arguments)]
 fn bn_sums_pass<T: Float>(
     act: Activation,
     pre_act: Option<ArrayView2<T>>,
     dh: ArrayView2<T>,
     x_hat: ArrayView2<T>,
+    noise_scale: Option<ArrayView2<T>>,
     dy: ArrayViewMut2<T>,
     copy: Option<ArrayViewMut2<T>>,
     acc: &mut ColScratch,
 ) {
     par_cols(
         (
-            dh,
-            pre_act,
+            (dh, pre_act),
             x_hat,
+            noise_scale,
             dy,
             &mut acc.s_dy[..],
             &mut acc.s_dyx[..],
@@ -661,8 +781,18 @@ fn bn_sums_pass<T: Float>(
             copy,
         ),
         dh.nrows(),
-        &|(dh, a, x_hat, dy, s_dy, s_dyx, sq, copy)| {
-            ops::bn_backward_sums(a.map(|a| (act, a)), dh, x_hat, dy, s_dy, s_dyx, sq, copy)
+        &|((dh, a), x_hat, noise, dy, s_dy, s_dyx, sq, copy)| {
+            ops::bn_backward_sums_noisy(
+                a.map(|a| (act, a)),
+                dh,
+                x_hat,
+                dy,
+                noise,
+                s_dy,
+                s_dyx,
+                sq,
+                copy,
+            )
         },
     );
 }
@@ -855,6 +985,8 @@ pub struct Mlp<T> {
     /// the backprop signal reaching each block's output.
     pub grad_signal_norm: Vec<f64>,
     last_mode: Option<Mode>,
+    /// Noisy BN's noise generator ([`Mlp::set_bn_noise`]); `None`: no noise.
+    noise_source: Option<NoiseSource>,
 }
 
 impl<T: Float> Mlp<T> {
@@ -877,6 +1009,7 @@ impl<T: Float> Mlp<T> {
                     } else {
                         T::one()
                     },
+                    noise: None,
                     cache: BlockCache::default(),
                 }
             })
@@ -896,7 +1029,73 @@ impl<T: Float> Mlp<T> {
             cols: ColScratch::new(config.width),
             grad_signal_norm: vec![0.0; config.depth],
             last_mode: None,
+            noise_source: None,
         }
+    }
+
+    /// Turn this BatchNorm net into noisy BN ([`BnNoise`]): noise between every BN layer and
+    /// its activation, drawn from `rng` at the first train-mode forward after each
+    /// [`Mlp::resample_noise`] (and the first one overall) and reused by later train-mode
+    /// forwards until the next. Needs BatchNorm (not LayerNorm) before the activation.
+    pub fn set_bn_noise(&mut self, spec: BnNoise, rng: ChaCha8Rng) -> Result<(), ModelError> {
+        let bn_pre = self
+            .config
+            .bn
+            .is_some_and(|bn| bn.kind == NormKind::Batch && bn.placement == Placement::Pre);
+        if !bn_pre {
+            return Err(ModelError::NoiseWithoutBatchNormPre);
+        }
+        let width = self.config.width;
+        let mean_s = T::of(spec.mean_scale());
+        for block in &mut self.blocks {
+            block.noise = Some(BlockNoise {
+                s: Array2::zeros((0, width)),
+                m: Array2::zeros((0, width)),
+                mean_s: Array1::from_elem(width, mean_s),
+                mean_m: Array1::zeros(width),
+                sampled: false,
+            });
+        }
+        self.noise_source = Some(NoiseSource {
+            spec,
+            rng,
+            fresh: true,
+        });
+        Ok(())
+    }
+
+    /// Start a new training step: the next train-mode forward draws new noise (noisy BN only;
+    /// nothing to do otherwise). [`crate::train::fit`] calls it before every step.
+    pub fn resample_noise(&mut self) {
+        if let Some(src) = &mut self.noise_source {
+            src.fresh = true;
+        }
+    }
+
+    /// Draw the noise of a train-mode forward over `rows` samples when a new step began or
+    /// the batch size changed.
+    fn prepare_noise(&mut self, rows: usize) {
+        let Some(src) = &mut self.noise_source else {
+            return;
+        };
+        let width = self.config.width;
+        let stale = self
+            .blocks
+            .iter()
+            .any(|b| b.noise.as_ref().is_some_and(|n| n.s.dim() != (rows, width)));
+        if !(src.fresh || stale) {
+            return;
+        }
+        for block in &mut self.blocks {
+            if let Some(noise) = &mut block.noise {
+                if noise.s.dim() != (rows, width) {
+                    noise.s = Array2::zeros((rows, width));
+                    noise.m = Array2::zeros((rows, width));
+                }
+                src.draw(&mut noise.s, &mut noise.m);
+            }
+        }
+        src.fresh = false;
     }
 
     pub fn depth(&self) -> usize {
@@ -942,6 +1141,9 @@ impl<T: Float> Mlp<T> {
             self.o = Array2::zeros((batch, self.config.d_out));
         }
         self.x.assign(&x);
+        if mode == Mode::Train {
+            self.prepare_noise(batch);
+        }
         for l in 0..self.blocks.len() {
             let (before, rest) = self.blocks.split_at_mut(l);
             let h_in = if l == 0 {
@@ -1114,7 +1316,8 @@ impl<T: Float> Mlp<T> {
 
     /// The input of block `l`'s activation (1-based) in the last forward, recomputed from the
     /// cached buffers: `z_l` without BN or with BN placed after the activation,
-    /// `gamma * x_hat + beta` with BN before it. For diagnostics (saturation, histograms).
+    /// `gamma * x_hat + beta` with BN before it (`s (gamma x_hat + beta) + m` in noisy BN). For
+    /// diagnostics (saturation, histograms, distribution shift).
     pub fn activation_input(&self, l: usize) -> Array2<T> {
         let block = &self.blocks[l - 1];
         match (&block.bn, block.placement) {
@@ -1127,6 +1330,13 @@ impl<T: Float> Mlp<T> {
                             .and(&ss.beta)
                             .for_each(|v, &g, &b| *v = g * *v + b);
                     }
+                }
+                if let Some(noise) = &block.noise {
+                    let (s, m) = noise.last(y.nrows());
+                    Zip::from(&mut y)
+                        .and(s)
+                        .and(m)
+                        .for_each(|v, &s, &m| *v = s * *v + m);
                 }
                 y
             }

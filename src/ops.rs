@@ -491,6 +491,52 @@ fn bn_pre_forward_k<T: Float, const A: usize>(
     }
 }
 
+/// Noisy BN ([`crate::config::BnNoise`]): BatchNorm before the activation with noise injected
+/// between the two, after the statistics are known: `x_hat = (z - shift) * inv_std` in place in
+/// `zx`, `a = act(s * (gamma * x_hat + beta) + m)`, and, with a skip connection,
+/// `h = h_in + skip_scale * a`. `zx, a, s, m, h_in, h: (N, c)`; `shift, inv_std, gamma, beta: (c)`.
+/// With `s = 1, m = 0` every value equals [`bn_pre_forward`]'s.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn bn_noisy_pre_forward<T: Float>(
+    act: Activation,
+    mut zx: ArrayViewMut2<T>,
+    mut a: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    (s, m): (ArrayView2<T>, ArrayView2<T>),
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
+) {
+    let mut skip = skip;
+    let mut skip_rows = skip
+        .as_mut()
+        .map(|(h_in, h)| (h_in.rows().into_iter(), h.rows_mut().into_iter()));
+    let noise_rows = s.rows().into_iter().zip(m.rows());
+    for ((xh, a), (s, m)) in rows_mut(&mut zx).zip(rows_mut(&mut a)).zip(noise_rows) {
+        for ((v, &mu), &is) in xh.iter_mut().zip(shift).zip(inv_std) {
+            *v = T::of((v.f64() - mu) * is);
+        }
+        for ((((a, &x), (&g, &b)), &s), &m) in a
+            .iter_mut()
+            .zip(xh.iter())
+            .zip(gamma.iter().zip(beta))
+            .zip(s.iter())
+            .zip(m.iter())
+        {
+            *a = act_scalar(act, s * (g * x + b) + m);
+        }
+        if let Some((h_in, h)) = skip_rows.as_mut() {
+            let h_in = h_in.next().expect("same rows");
+            let mut h = h.next().expect("same rows");
+            for ((h, &x), &a) in h.iter_mut().zip(h_in.iter()).zip(a.iter()) {
+                *h = skip_scale * a + x;
+            }
+        }
+    }
+}
+
 /// BatchNorm after the activation, after its statistics are known:
 /// `x_hat = (a - shift) * inv_std` into `x_hat`, and, when `h` is given,
 /// `h = gamma * x_hat + beta`, or `h = h_in + skip_scale * (gamma * x_hat + beta)` when `h_in` is
@@ -588,7 +634,25 @@ pub fn bn_backward_sums<T: Float>(
     act: Option<(Activation, ArrayView2<T>)>,
     dh: ArrayView2<T>,
     x_hat: ArrayView2<T>,
+    dy: ArrayViewMut2<T>,
+    s_dy: &mut [f64],
+    s_dyx: &mut [f64],
+    sq: &mut [f64],
+    copy: Option<ArrayViewMut2<T>>,
+) {
+    bn_backward_sums_noisy(act, dh, x_hat, dy, None, s_dy, s_dyx, sq, copy)
+}
+
+/// [`bn_backward_sums`] through noisy BN's `y' = s * y + m` ([`bn_noisy_pre_forward`]): with
+/// `noise_scale = Some(s)`, `dy = dh * act'(a) * s` (the gradient reaching BN's output `y`), and
+/// the sums are taken of that. `None` is [`bn_backward_sums`]. `s: (N, c)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_sums_noisy<T: Float>(
+    act: Option<(Activation, ArrayView2<T>)>,
+    dh: ArrayView2<T>,
+    x_hat: ArrayView2<T>,
     mut dy: ArrayViewMut2<T>,
+    noise_scale: Option<ArrayView2<T>>,
     s_dy: &mut [f64],
     s_dyx: &mut [f64],
     sq: &mut [f64],
@@ -597,6 +661,7 @@ pub fn bn_backward_sums<T: Float>(
     let mut copy = copy;
     let mut copy_rows = copy.as_mut().map(|c| c.rows_mut().into_iter());
     let mut act_rows = act.as_ref().map(|(act, a)| (*act, a.rows().into_iter()));
+    let mut noise_rows = noise_scale.as_ref().map(|s| s.rows().into_iter());
     for ((dh, xh), dy) in rows(&dh).zip(rows(&x_hat)).zip(rows_mut(&mut dy)) {
         match act_rows.as_mut() {
             Some((act, a_rows)) => {
@@ -608,6 +673,12 @@ pub fn bn_backward_sums<T: Float>(
                 mul_act_grad_row(*act, dy, dh, a);
             }
             None => dy.copy_from_slice(dh),
+        }
+        if let Some(s_rows) = noise_rows.as_mut() {
+            let s = s_rows.next().expect("same rows");
+            for (d, &s) in dy.iter_mut().zip(s.iter()) {
+                *d = *d * s;
+            }
         }
         for ((((s, sx), q), (&y, &x)), &g) in s_dy
             .iter_mut()

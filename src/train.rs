@@ -855,6 +855,7 @@ pub trait Observer<T: Float> {
 /// ```text
 /// start
 /// for step in 0..steps:
+///     (noisy BN: new noise)
 ///     loss = forward(next mini-batch)          after_forward
 ///     stop if inf/NaN or > diverge_factor x the first loss           diverged
 ///     backward                                 before_update
@@ -875,6 +876,8 @@ pub fn fit<T: Float>(
     let per_step = step_units(tr.x.nrows());
     let mut first_loss = f64::NAN;
     for step in 0..steps {
+        // Noisy BN draws a new set of noise for every step (nothing to do otherwise).
+        tr.net.resample_noise();
         let loss = tr.forward();
         if step == 0 {
             first_loss = loss;
