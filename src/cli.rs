@@ -46,6 +46,15 @@ pub enum Command {
     /// a layer's gradient changes when the layers before it take their update. Writes ics.png
     /// and ics.json.
     Ics(IcsArgs),
+    /// Noisy BN (Santurkar et al. 2018, section 2.1): the same network plain, with BatchNorm,
+    /// and with BatchNorm followed by noise that shifts and scales every unit anew at each step;
+    /// training curves and how much each layer's input distribution shifts. Writes
+    /// noisy_bn.png and noisy_bn.json.
+    NoisyBn(NoisyBnArgs),
+    /// Ioffe & Szegedy's Figure 1 (b, c): the 15th, 50th and 85th percentiles of one sigmoid
+    /// unit's input over training, BatchNorm off and on (3 hidden layers of 100 sigmoid units
+    /// on the digits). Writes input_shift.png and input_shift.json.
+    InputShift(InputShiftArgs),
     /// Train the same network with BatchNorm off, on, without scale/shift and after the
     /// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
     /// ratios and gradient norms. Writes train.png, train_loss.png, train_layers.png and train.json.
@@ -414,6 +423,106 @@ pub struct IcsArgs {
         allow_negative_numbers = true
     )]
     pub sweep_lr: LrList,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The unit whose input's percentiles `noisy-bn` and `input-shift` draw.
+#[derive(Debug, Clone, Args)]
+pub struct UnitArgs {
+    /// Layer (1-based) of the unit whose input percentiles are drawn [default: the last hidden
+    /// layer].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long)]
+    pub layer: Option<usize>,
+    /// That unit's index in its layer (0-based).
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_WIDTH>, long, default_value_t = 0)]
+    pub unit: usize,
+    /// Training samples every measurement runs through a copy of the network (the first N)
+    /// [default: 512, or every training sample if fewer].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, value_name = "N")]
+    pub probe: Option<usize>,
+}
+
+/// The noise of `noisy-bn`'s noisy arm (see the README's "Noisy BN").
+#[derive(Debug, Clone, Args)]
+pub struct NoiseArgs {
+    /// Each step's shift of each unit is drawn from U(-M, M).
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "M",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub noise_mean: f64,
+    /// Each step's scale of each unit is drawn from U(1, S).
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "S",
+        default_value_t = 2.0,
+        allow_negative_numbers = true
+    )]
+    pub noise_scale: f64,
+    /// Standard deviation of the per-sample jitter around the step's scale (relative) and shift.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "J",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
+    pub noise_jitter: f64,
+}
+
+/// ReLU nets on the digits, as deep as Santurkar et al.'s point needs.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("100")),
+    mut_arg("batch", |a| a.default_value("64")),
+    mut_arg("task", |a| a.default_value("digits")),
+    mut_arg("depth", |a| a.default_value("8")),
+    mut_arg("steps", |a| a.default_value("1000")),
+    mut_arg("lr", |a| a.default_value("0.3")),
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+)]
+pub struct NoisyBnArgs {
+    #[command(flatten)]
+    pub train: MeasuredTrainArgs,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+    #[command(flatten)]
+    pub unit: UnitArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Ioffe & Szegedy's network: 3 hidden layers of 100 sigmoid units, mini-batches of 60.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("act", |a| a.default_value("sigmoid")),
+    mut_arg("init", |a| a.default_value("xavier")),
+    mut_arg("width", |a| a.default_value("100")),
+    mut_arg("batch", |a| a.default_value("60")),
+    mut_arg("task", |a| a.default_value("digits")),
+    mut_arg("depth", |a| a.default_value("3")),
+    mut_arg("steps", |a| a.default_value("2000")),
+    mut_arg("lr", |a| a.default_value("0.5")),
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+)]
+pub struct InputShiftArgs {
+    #[command(flatten)]
+    pub train: MeasuredTrainArgs,
+    #[command(flatten)]
+    pub unit: UnitArgs,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]

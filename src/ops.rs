@@ -677,7 +677,7 @@ pub fn bn_backward_sums_noisy<T: Float>(
         if let Some(s_rows) = noise_rows.as_mut() {
             let s = s_rows.next().expect("same rows");
             for (d, &s) in dy.iter_mut().zip(s.iter()) {
-                *d = *d * s;
+                *d *= s;
             }
         }
         for ((((s, sx), q), (&y, &x)), &g) in s_dy

@@ -244,6 +244,22 @@ pub fn median_nan(v: impl IntoIterator<Item = f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The `q`-th percentile (`q` in [0, 100]) of `v` with linear interpolation between the two
+/// nearest ranks (NumPy's default): NaN if any value is NaN or there is none.
+pub fn percentile(v: impl IntoIterator<Item = f64>, q: f64) -> f64 {
+    let mut v: Vec<f64> = v.into_iter().collect();
+    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let pos = q / 100.0 * (v.len() - 1) as f64;
+    let (lo, frac) = (pos.floor() as usize, pos.fract());
+    match v.get(lo + 1) {
+        Some(&hi) if frac > 0.0 => v[lo] + frac * (hi - v[lo]),
+        _ => v[lo],
+    }
+}
+
 /// Mean of every value: NaN if any is NaN or there is none, inf if an inf dominates.
 pub fn mean_nan(v: impl IntoIterator<Item = f64>) -> f64 {
     let (s, n) = v
@@ -356,6 +372,28 @@ mod tests {
         assert_eq!(fmt_rate(0.99999999), "1.000");
         assert_eq!(fmt_rate(2.31e-5), "2.310e-5");
         assert_eq!(fmt_rate(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn percentiles_interpolate_as_numpy_does() {
+        // numpy.percentile([1, 2, 3, 4, 10], [0, 15, 50, 85, 100]) = [1, 1.6, 3, 6.4, 10]
+        let v = [4.0, 1.0, 10.0, 3.0, 2.0];
+        for (q, want) in [
+            (0.0, 1.0),
+            (15.0, 1.6),
+            (50.0, 3.0),
+            (85.0, 6.4),
+            (100.0, 10.0),
+        ] {
+            assert!(
+                (percentile(v, q) - want).abs() < 1e-12,
+                "{q}: {}",
+                percentile(v, q)
+            );
+        }
+        assert_eq!(percentile([7.0], 85.0), 7.0);
+        assert!(percentile([], 50.0).is_nan());
+        assert!(percentile([1.0, f64::NAN], 50.0).is_nan());
     }
 
     #[test]

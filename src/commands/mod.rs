@@ -10,6 +10,7 @@ pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
 pub mod shattered;
+pub mod shift;
 pub mod sweep;
 pub mod theory;
 pub mod train;
@@ -34,6 +35,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gradcheck(args) => gradcheck::run(&args),
         Command::Landscape(args) => landscape::run(&args),
         Command::Ics(args) => ics::run(&args),
+        Command::NoisyBn(args) => shift::run_noisy(&args),
+        Command::InputShift(args) => shift::run_input_shift(&args),
         Command::Train(args) => train::run(&args),
         Command::Nonlinearity(args) => nonlinearity::run(&args),
         Command::Shattered(args) => shattered::run(&args),

@@ -11,6 +11,7 @@ pub mod ics;
 pub mod landscape;
 pub mod nonlinearity;
 pub mod shattered;
+pub mod shift;
 pub mod sweep;
 pub mod theory;
 pub mod train;

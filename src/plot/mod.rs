@@ -15,6 +15,7 @@ pub mod landscape;
 pub mod layout;
 pub mod nonlinearity;
 pub mod shattered;
+pub mod shift;
 pub mod sweep;
 pub mod theory;
 pub mod train;

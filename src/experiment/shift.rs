@@ -1,0 +1,575 @@
+//! `bn-lab noisy-bn` and `bn-lab input-shift`: the distribution each layer's activation sees
+//! while it trains, with and without BatchNorm, and with BatchNorm whose output is shifted on
+//! purpose (noisy BN).
+//!
+//! - **`input-shift`** redraws Ioffe & Szegedy (2015), Figure 1 (b, c): the 15th, 50th and 85th
+//!   percentiles of one sigmoid unit's input over training, without BN and with BN (their net:
+//!   3 fully connected hidden layers of 100 sigmoid units; here on the digits).
+//! - **`noisy-bn`** repeats Santurkar et al. (2018), section 2.1 and Figure 2: the same network
+//!   plain, with BN, and with BN followed by time-varying noise of non-zero mean and non-unit
+//!   variance ([`BnNoise`]), on the same weights and batches. If BN helped by keeping each
+//!   layer's input distribution still, noisy BN, whose distributions move more than the plain
+//!   net's, should train like the plain net.
+//!
+//! What is measured, at steps 0, `every`, 2 `every`, ... (before that step's update), on a fixed
+//! probe (the first `probe` training samples) run through a copy of the network in train mode
+//! (BN with the probe's batch statistics, as in training; noisy BN with a draw of its noise of
+//! its own), for every hidden layer `l`, on the input of its activation `u_l` (`z_l` without BN,
+//! `gamma x_hat + beta` with BN, `s (gamma x_hat + beta) + m` in noisy BN). The probe is the same
+//! every time, so what moves is the network, not the sample:
+//!
+//! ```text
+//! mu_lj(t), sd_lj(t)      batch mean and standard deviation of unit j
+//! shift_l(t) = mean_j [ |mu_lj(t) - mu_lj(t')| / sqrt(sd_lj(t) sd_lj(t')) + |ln(sd_lj(t) / sd_lj(t'))| ]
+//! ```
+//!
+//! between consecutive measurements `t' < t`: how many of its own standard deviations each
+//! unit's mean moved, plus the factor by which its spread changed (units with a zero spread are
+//! left out). A layer's **distribution shift** is the mean of `shift_l(t)` over the run. Also the
+//! 15th, 50th and 85th percentiles of one unit's input (`layer`, `unit`), and the test loss (and
+//! accuracy) in eval mode.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{BnNoise, ConfigError, Dtype, Norm, between};
+use crate::data::{self, Stream};
+use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
+use crate::float::Float;
+use crate::limits::Footprint;
+use crate::model::Mode;
+use crate::stats::{Num, fmt_num, mean_nan, percentile};
+use crate::train::{evaluate, percent};
+
+/// The percentiles drawn for one unit (Ioffe & Szegedy's Figure 1).
+pub const PERCENTILES: [f64; 3] = [15.0, 50.0, 85.0];
+
+/// A validated `noisy-bn` or `input-shift` configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShiftConfig {
+    /// The arms `norms` (all from the same weights, on the same batches).
+    #[serde(flatten)]
+    pub run: MeasuredTrainConfig,
+    /// The noise of a further arm, noisy BN: BN on (before the activation, with scale/shift)
+    /// followed by this noise. `None`: no such arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<BnNoise>,
+    /// The layer (1-based) and unit (0-based) whose input's percentiles are drawn.
+    pub layer: usize,
+    pub unit: usize,
+    /// Every measurement runs the first `probe` training samples through a copy of the network
+    /// in train mode: the same samples each time, so what moves is the network, not the batch.
+    pub probe: usize,
+}
+
+impl ShiftConfig {
+    /// The arms in legend order: `norms`, then noisy BN.
+    pub fn arms(&self) -> Vec<(Norm, Option<BnNoise>)> {
+        let mut out: Vec<(Norm, Option<BnNoise>)> =
+            self.run.norms.iter().map(|&n| (n, None)).collect();
+        if let Some(noise) = self.noise {
+            out.push((Norm::BN, Some(noise)));
+        }
+        out
+    }
+
+    /// Every arm's network, the noise, the unit, the training fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.run.validate()?;
+        if let Some(noise) = &self.noise {
+            noise.validate()?;
+            self.run.net(Norm::BN).validate(self.run.net.batch)?;
+        }
+        if self.arms().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "norms",
+                message: "needs at least one arm".into(),
+            });
+        }
+        if !(2..=self.run.data.n_train).contains(&self.probe) {
+            return Err(ConfigError::Invalid {
+                field: "probe",
+                message: format!(
+                    "must be between 2 and the number of training samples ({}) (got {})",
+                    self.run.data.n_train, self.probe
+                ),
+            });
+        }
+        between("layer", 1, self.run.depth, self.layer)?;
+        between("unit", 0, self.run.net.width - 1, self.unit)
+    }
+
+    /// Per arm the training net on up to the test set's samples; per measurement the test
+    /// evaluation, one copy of each layer's activation input and three numbers per layer.
+    pub fn footprint(&self) -> Footprint {
+        let samples = self.run.net.batch.max(self.run.data.n_test).max(self.probe);
+        let per_point = 4.0 + 3.0 * self.run.depth as f64;
+        let arms = self.arms().len() as f64 / self.run.norms.len().max(1) as f64;
+        // The training network and the probe's copy.
+        let mut fp = self.run.footprint(samples, 2, per_point);
+        // The noisy arm's network is a BN-on network with two noise buffers per block.
+        if self.noise.is_some() {
+            let b = self.run.net.dtype.bytes() as f64;
+            fp = fp.add(
+                "networks",
+                arms * b * 2.0 * (self.run.net.batch * self.run.net.width * self.run.depth) as f64,
+                &["batch", "width", "depth"],
+            );
+        }
+        fp
+    }
+
+    /// Units of one measurement: the probe's forward and the test evaluation.
+    fn measure_units(&self) -> u64 {
+        (self.run.data.n_test as u64).saturating_add(self.probe as u64)
+    }
+
+    pub fn work_units(&self) -> u64 {
+        (self.arms().len() as u64).saturating_mul(self.run.arm_units(self.measure_units()))
+    }
+
+    /// The arm's legend label: `BN off`, `BN on`, ..., `noisy BN`.
+    pub fn label(norm: Norm, noise: Option<BnNoise>) -> String {
+        match noise {
+            Some(_) => "noisy BN".to_string(),
+            None => norm.label().to_string(),
+        }
+    }
+}
+
+/// What one arm saw while it trained.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShiftArm {
+    #[serde(flatten)]
+    pub run: TrainedArm,
+    /// The noise of a noisy-BN arm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<BnNoise>,
+    /// The measured steps.
+    pub steps: Vec<usize>,
+    /// Test loss (and accuracy, classification tasks only) at each measured step, eval mode.
+    pub test_loss: Vec<Num>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test_accuracy: Vec<Num>,
+    /// `input_mean[l][i]`, `input_std[l][i]`: the mean over units of `mu_lj` and of `sd_lj` at
+    /// `steps[i]`, layer `l + 1`.
+    pub input_mean: Vec<Vec<Num>>,
+    pub input_std: Vec<Vec<Num>>,
+    /// `shift[l][i]`: `shift_l` between `steps[i]` and `steps[i + 1]`.
+    pub shift: Vec<Vec<Num>>,
+    /// Per layer: the mean of `shift[l]` (the layer's distribution shift).
+    pub mean_shift: Vec<Num>,
+    /// Mean of `mean_shift` over the layers.
+    pub net_shift: Num,
+    /// The chosen unit's input: `unit_percentiles[k][i]` is percentile [`PERCENTILES`]`[k]` at
+    /// `steps[i]`.
+    pub unit_percentiles: Vec<Vec<Num>>,
+    /// How far the chosen unit's percentiles moved from the first measurement to the last, in
+    /// units of its 15-85 spread: `(|p50 - p50_0| + |spread - spread_0|) / max(spread_0, spread)`
+    /// ([`drift`]).
+    pub unit_drift: Num,
+}
+
+/// The numbers the stdout summary and the verdict read from an arm.
+impl ShiftArm {
+    fn label(&self) -> &str {
+        &self.run.label
+    }
+}
+
+/// `noisy-bn`'s verdict on Santurkar et al.'s finding: noisy BN trains about as well as BN,
+/// far better than the plain net, although its layer inputs shift more than the plain net's.
+#[derive(Clone, Debug, Serialize)]
+pub struct NoisyVerdict {
+    /// Final test loss of the plain, BN and noisy-BN arms.
+    pub loss_plain: Num,
+    pub loss_bn: Num,
+    pub loss_noisy: Num,
+    /// Noisy BN's final test loss is closer to BN's than to the plain net's on a log scale
+    /// (`|ln(noisy / bn)| < |ln(noisy / plain)|`) and below the plain net's.
+    pub trains_like_bn: bool,
+    /// Mean distribution shift over the layers of the three arms.
+    pub shift_plain: Num,
+    pub shift_bn: Num,
+    pub shift_noisy: Num,
+    /// Noisy BN's layer inputs shift more than the plain net's.
+    pub shifts_more_than_plain: bool,
+    /// `supported` (both), `mixed` (one), `not supported` (neither).
+    pub verdict: String,
+}
+
+/// `input-shift`'s verdict on Ioffe & Szegedy's Figure 1: without BN the chosen unit's input
+/// percentiles drift; with BN they stay put.
+#[derive(Clone, Debug, Serialize)]
+pub struct DriftVerdict {
+    pub drift_plain: Num,
+    pub drift_bn: Num,
+    /// `supported` (BN's drift below half the plain net's), `mixed` (below it), else
+    /// `not supported`.
+    pub verdict: String,
+}
+
+/// Results of `noisy-bn` or `input-shift`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShiftReport {
+    pub tool: ToolInfo,
+    pub config: ShiftConfig,
+    pub arms: Vec<ShiftArm>,
+    /// With a plain, a BN-on and a noisy-BN arm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noisy_verdict: Option<NoisyVerdict>,
+    /// With a plain and a BN-on arm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_verdict: Option<DriftVerdict>,
+}
+
+impl ShiftReport {
+    fn arm(&self, noisy: bool, norm: Norm) -> Option<&ShiftArm> {
+        self.arms
+            .iter()
+            .find(|a| a.noise.is_some() == noisy && a.run.norm == norm)
+    }
+}
+
+/// Per unit, the batch mean and standard deviation of `u: (batch, width)`, in f64.
+fn column_moments<T: Float>(u: &ndarray::Array2<T>) -> (Vec<f64>, Vec<f64>) {
+    u.columns()
+        .into_iter()
+        .map(|c| crate::stats::mean_std(&c))
+        .unzip()
+}
+
+/// `shift_l` between two measurements' per-unit moments (see the module docs).
+pub fn shift_between(before: &(Vec<f64>, Vec<f64>), after: &(Vec<f64>, Vec<f64>)) -> f64 {
+    let terms = before
+        .0
+        .iter()
+        .zip(&before.1)
+        .zip(after.0.iter().zip(&after.1))
+        .filter(|&((_, &s0), (_, &s1))| s0 > 0.0 && s1 > 0.0)
+        .map(|((&m0, &s0), (&m1, &s1))| (m1 - m0).abs() / (s0 * s1).sqrt() + (s1 / s0).ln().abs());
+    mean_nan(terms)
+}
+
+/// `(|p50 - p50_0| + |spread - spread_0|) / max(spread_0, spread)` from the first measurement
+/// (`_0`) to the last, `spread = p85 - p15`: 0 when the percentiles end where they began.
+pub fn drift(p: &[Vec<Num>]) -> f64 {
+    let at = |k: usize, i: usize| p[k][i].0;
+    let n = p[1].len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let spread = |i: usize| at(2, i) - at(0, i);
+    ((at(1, n - 1) - at(1, 0)).abs() + (spread(n - 1) - spread(0)).abs())
+        / spread(0).max(spread(n - 1))
+}
+
+fn run_arm<T: Float>(
+    cfg: &ShiftConfig,
+    norm: Norm,
+    noise: Option<BnNoise>,
+    progress: Progress,
+) -> ShiftArm {
+    let run = &cfg.run;
+    let data = run.dataset::<T>();
+    let mut net = run.initial_net::<T>(norm);
+    if let Some(n) = noise {
+        net.set_bn_noise(n, data::rng(run.net.seed, Stream::Noise))
+            .expect("validated: BN before the activation");
+    }
+    let depth = run.depth;
+    let probe = data.train.x.slice(ndarray::s![..cfg.probe, ..]).to_owned();
+    let mut steps = Vec::new();
+    let (mut test_loss, mut test_accuracy) = (Vec::new(), Vec::new());
+    let mut input_mean = vec![Vec::new(); depth];
+    let mut input_std = vec![Vec::new(); depth];
+    let mut shift = vec![Vec::new(); depth];
+    let mut unit_percentiles = vec![Vec::new(); PERCENTILES.len()];
+    let mut previous: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; depth];
+    let mut trained = run.train_measured(
+        norm,
+        &mut net,
+        &data,
+        progress,
+        cfg.measure_units(),
+        |tr, step, _loss| {
+            steps.push(step);
+            let mut copy = tr.net.clone();
+            copy.forward(probe.view(), Mode::Train)
+                .expect("the probe has the net's input width");
+            for l in 0..depth {
+                let u = copy.activation_input(l + 1);
+                if l + 1 == cfg.layer {
+                    let col = u.column(cfg.unit);
+                    for (k, &q) in PERCENTILES.iter().enumerate() {
+                        unit_percentiles[k].push(Num(percentile(col.iter().map(|v| v.f64()), q)));
+                    }
+                }
+                let moments = column_moments(&u);
+                input_mean[l].push(Num(mean_nan(moments.0.iter().copied())));
+                input_std[l].push(Num(mean_nan(moments.1.iter().copied())));
+                if let Some(prev) = &previous[l] {
+                    shift[l].push(Num(shift_between(prev, &moments)));
+                }
+                previous[l] = Some(moments);
+            }
+            let e = evaluate(tr.net, &tr.data.test, run.net.batch, tr.loss);
+            test_loss.push(Num(e.loss));
+            if tr.data.classes.is_some() {
+                test_accuracy.push(Num(e.accuracy));
+            }
+        },
+    );
+    if noise.is_some() {
+        trained.label = ShiftConfig::label(norm, noise);
+    }
+    let mean_shift: Vec<Num> = shift
+        .iter()
+        .map(|s| Num(mean_nan(s.iter().map(|v| v.0))))
+        .collect();
+    ShiftArm {
+        run: trained,
+        noise,
+        net_shift: Num(mean_nan(mean_shift.iter().map(|v| v.0))),
+        unit_drift: Num(drift(&unit_percentiles)),
+        steps,
+        test_loss,
+        test_accuracy,
+        input_mean,
+        input_std,
+        shift,
+        mean_shift,
+        unit_percentiles,
+    }
+}
+
+/// Train every arm (side by side) and measure.
+pub fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
+    let arms: Vec<ShiftArm> = cfg
+        .arms()
+        .par_iter()
+        .map(|&(norm, noise)| match cfg.run.net.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, norm, noise, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, norm, noise, progress),
+        })
+        .collect();
+    let mut report = ShiftReport {
+        tool: ToolInfo::current(),
+        config: cfg.clone(),
+        arms,
+        noisy_verdict: None,
+        drift_verdict: None,
+    };
+    let (plain, bn, noisy) = (
+        report.arm(false, Norm::Off),
+        report.arm(false, Norm::BN),
+        report.arm(true, Norm::BN),
+    );
+    let noisy_verdict = match (plain, bn, noisy) {
+        (Some(p), Some(b), Some(n)) => Some(noisy_verdict(p, b, n)),
+        _ => None,
+    };
+    let drift_verdict = match (plain, bn) {
+        (Some(p), Some(b)) if cfg.noise.is_none() => Some(drift_verdict(p, b)),
+        _ => None,
+    };
+    report.noisy_verdict = noisy_verdict;
+    report.drift_verdict = drift_verdict;
+    report
+}
+
+fn verdict_word(supported: usize, of: usize) -> String {
+    match supported {
+        s if s == of => "supported",
+        0 => "not supported",
+        _ => "mixed",
+    }
+    .to_string()
+}
+
+pub fn noisy_verdict(plain: &ShiftArm, bn: &ShiftArm, noisy: &ShiftArm) -> NoisyVerdict {
+    let (lp, lb, ln) = (
+        plain.run.final_test_loss.0,
+        bn.run.final_test_loss.0,
+        noisy.run.final_test_loss.0,
+    );
+    let trains_like_bn = (ln / lb).ln().abs() < (ln / lp).ln().abs() && ln < lp;
+    let (sp, sb, sn) = (plain.net_shift.0, bn.net_shift.0, noisy.net_shift.0);
+    let shifts_more_than_plain = sn > sp;
+    NoisyVerdict {
+        loss_plain: Num(lp),
+        loss_bn: Num(lb),
+        loss_noisy: Num(ln),
+        trains_like_bn,
+        shift_plain: Num(sp),
+        shift_bn: Num(sb),
+        shift_noisy: Num(sn),
+        shifts_more_than_plain,
+        verdict: verdict_word(
+            usize::from(trains_like_bn) + usize::from(shifts_more_than_plain),
+            2,
+        ),
+    }
+}
+
+pub fn drift_verdict(plain: &ShiftArm, bn: &ShiftArm) -> DriftVerdict {
+    let (dp, db) = (plain.unit_drift.0, bn.unit_drift.0);
+    let verdict = if db < 0.5 * dp {
+        "supported"
+    } else if db < dp {
+        "mixed"
+    } else {
+        "not supported"
+    };
+    DriftVerdict {
+        drift_plain: Num(dp),
+        drift_bn: Num(db),
+        verdict: verdict.to_string(),
+    }
+}
+
+/// `noise: shift U(-1, 1), scale U(1, 2), jitter 0.1 per step and unit`.
+pub fn noise_label(n: &BnNoise) -> String {
+    format!(
+        "shift U(-{m}, {m}), scale U(1, {s}) per step and unit, per-sample jitter {j}",
+        m = crate::stats::Short(n.mean),
+        s = crate::stats::Short(n.scale),
+        j = crate::stats::Short(n.jitter),
+    )
+}
+
+/// The stdout summary.
+pub fn table(r: &ShiftReport, name: &str) -> String {
+    let cfg = &r.config;
+    let mut out = format!("{name}: {}\n", cfg.run.title());
+    if let Some(n) = &cfg.noise {
+        out.push_str(&format!("noisy BN: {}\n", noise_label(n)));
+    }
+    out.push_str(&format!(
+        "distribution shift of each layer's activation input between measurements {} steps apart (0: still), mean over the run:\n",
+        cfg.run.every
+    ));
+    let w = r
+        .arms
+        .iter()
+        .map(|a| a.label().len())
+        .max()
+        .unwrap_or(8)
+        .max(10);
+    out.push_str(&format!("{:<6}", "layer"));
+    for a in &r.arms {
+        out.push_str(&format!("  {:>w$}", a.label()));
+    }
+    out.push('\n');
+    for l in 0..cfg.run.depth {
+        out.push_str(&format!("{:<6}", l + 1));
+        for a in &r.arms {
+            out.push_str(&format!("  {:>w$}", fmt_num(a.mean_shift[l].0)));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("{:<6}", "mean"));
+    for a in &r.arms {
+        out.push_str(&format!("  {:>w$}", fmt_num(a.net_shift.0)));
+    }
+    out.push('\n');
+    for a in &r.arms {
+        let p = &a.unit_percentiles;
+        let last = p[1].len().saturating_sub(1);
+        out.push_str(&format!(
+            "{:<w$}  unit {} of layer {}: p15/p50/p85 {} / {} / {} at step 0, {} / {} / {} at step {} (drift {}); final test loss {}",
+            a.label(),
+            cfg.unit,
+            cfg.layer,
+            fmt_num(p[0].first().map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[1].first().map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[2].first().map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[0].get(last).map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[1].get(last).map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[2].get(last).map_or(f64::NAN, |v| v.0)),
+            a.steps.last().copied().unwrap_or(0),
+            fmt_num(a.unit_drift.0),
+            fmt_num(a.run.final_test_loss.0),
+        ));
+        if let Some(acc) = a.run.final_test_accuracy {
+            out.push_str(&format!(", test accuracy {}", percent(acc.0)));
+        }
+        if let Some(step) = a.run.diverged_at {
+            out.push_str(&format!("; DIVERGED at step {step}"));
+        }
+        out.push('\n');
+    }
+    if let Some(v) = &r.noisy_verdict {
+        out.push_str(&format!(
+            "noisy BN trains like BN, not like the plain net: {} (final test loss: noisy BN {}, BN {}, plain {})\n",
+            yes(v.trains_like_bn),
+            fmt_num(v.loss_noisy.0),
+            fmt_num(v.loss_bn.0),
+            fmt_num(v.loss_plain.0),
+        ));
+        out.push_str(&format!(
+            "noisy BN's layer inputs shift more than the plain net's: {} (mean shift: noisy BN {}, plain {}, BN {})\n",
+            yes(v.shifts_more_than_plain),
+            fmt_num(v.shift_noisy.0),
+            fmt_num(v.shift_plain.0),
+            fmt_num(v.shift_bn.0),
+        ));
+        out.push_str(&format!(
+            "Santurkar et al.: BN's success does not come from a stable input distribution: {}\n",
+            v.verdict
+        ));
+    }
+    if let Some(v) = &r.drift_verdict {
+        out.push_str(&format!(
+            "Ioffe & Szegedy: without BN the unit's input percentiles drift, with BN they stay put: {} (drift {} without BN, {} with)\n",
+            v.verdict,
+            fmt_num(v.drift_plain.0),
+            fmt_num(v.drift_bn.0),
+        ));
+    }
+    out
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// `bn-lab noisy-bn`.
+pub struct NoisyBn;
+
+/// `bn-lab input-shift`.
+pub struct InputShift;
+
+macro_rules! shift_experiment {
+    ($t:ty, $name:literal, $stem:literal) => {
+        impl Experiment for $t {
+            type Config = ShiftConfig;
+            type Report = ShiftReport;
+            const NAME: &'static str = $name;
+            const STEM: &'static str = $stem;
+
+            fn validate(cfg: &ShiftConfig) -> Result<(), ConfigError> {
+                cfg.validate()
+            }
+
+            fn footprint(cfg: &ShiftConfig) -> Footprint {
+                cfg.footprint()
+            }
+
+            fn work_units(cfg: &ShiftConfig) -> u64 {
+                cfg.work_units()
+            }
+
+            fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
+                run(cfg, progress)
+            }
+
+            fn summary(report: &ShiftReport) -> String {
+                table(report, $name)
+            }
+        }
+    };
+}
+
+shift_experiment!(NoisyBn, "noisy-bn", "noisy_bn");
+shift_experiment!(InputShift, "input-shift", "input_shift");
