@@ -213,3 +213,87 @@ fn ics_measures_without_advancing_the_warmup() {
         assert_ne!(arm.run.train_loss, trained(0, arm.run.norm));
     }
 }
+
+/// With a warmup the settings line of every training command's figures and summary says so
+/// (`lr 0.05, 4 warmup steps`), and the figures stay clear (no legend over data).
+#[test]
+fn figures_and_titles_name_the_warmup_and_stay_clear() {
+    use bn_lab::cli::Command;
+    use bn_lab::experiment::{
+        ics::Ics, landscape::Landscape, nonlinearity::Nonlinearity, train::Train,
+    };
+    let with = |base: &[&'static str]| {
+        let mut v = base.to_vec();
+        v.extend(["--warmup-steps", "4"]);
+        parse(&v)
+    };
+    let Command::Train(a) = with(common::TINY_TRAIN) else {
+        unreachable!()
+    };
+    let cfg = bn_lab::commands::train::config(&a).unwrap();
+    assert!(bn_lab::experiment::train::title(&cfg).contains("4 warmup steps"));
+    common::assert_figures_clear::<Train>(&cfg, "warmup");
+    let Command::Nonlinearity(a) = with(common::TINY_NONLINEARITY) else {
+        unreachable!()
+    };
+    let cfg = bn_lab::commands::nonlinearity::config(&a).unwrap();
+    assert!(bn_lab::experiment::nonlinearity::title(&cfg).contains(", 4 warmup steps"));
+    common::assert_figures_clear::<Nonlinearity>(&cfg, "warmup");
+    let Command::Landscape(a) = with(common::TINY_LANDSCAPE) else {
+        unreachable!()
+    };
+    let cfg = bn_lab::commands::landscape::config(&a).unwrap();
+    assert!(
+        cfg.run
+            .title()
+            .contains("lr 0.05, 4 warmup steps, 12 steps")
+    );
+    common::assert_figures_clear::<Landscape>(&cfg, "warmup");
+    let Command::Ics(a) = with(common::TINY_ICS) else {
+        unreachable!()
+    };
+    let cfg = bn_lab::commands::ics::config(&a).unwrap();
+    common::assert_figures_clear::<Ics>(&cfg, "warmup");
+    // One warmup step is no warmup, and says "step".
+    assert_eq!(bn_lab::optim::warmup_label(0), None);
+    assert_eq!(bn_lab::optim::warmup_label(1).unwrap(), "1 warmup step");
+}
+
+/// `sweep --plan` passes the warmup on to every point's command line (and leaves it out at 0,
+/// so plans without it are unchanged), and those lines parse back to the same config.
+#[test]
+fn sweep_plans_carry_the_warmup() {
+    use bn_lab::cli::Command;
+    use bn_lab::commands::sweep::{config, plan_lines};
+    let base = [
+        "sweep", "--vary", "batch", "--values", "4,16", "--depth", "3", "--width", "8", "--steps",
+        "5",
+    ];
+    let sweep_cfg = |extra: &[&'static str]| {
+        let mut v = base.to_vec();
+        v.extend(extra);
+        match parse(&v) {
+            Command::Sweep(a) => config(&a, a.vary.unwrap()).unwrap(),
+            _ => unreachable!(),
+        }
+    };
+    let dir = std::path::Path::new("/plan");
+    let plain = plan_lines(&sweep_cfg(&[]), dir);
+    assert!(plain.iter().all(|l| !l.contains("--warmup-steps")));
+    let warm = sweep_cfg(&["--warmup-steps", "7"]);
+    let lines = plan_lines(&warm, dir);
+    assert!(lines.iter().all(|l| l.contains(" --warmup-steps 7")));
+    let words: Vec<&str> = lines[0].split(' ').skip(1).collect();
+    let Command::Sweep(a) = parse(&words) else {
+        unreachable!()
+    };
+    let again = config(&a, a.vary.unwrap()).unwrap();
+    assert_eq!(again.warmup_steps, 7);
+    assert_eq!(
+        bn_lab::experiment::sweep::SweepConfig {
+            point: None,
+            ..again
+        },
+        warm
+    );
+}
