@@ -248,6 +248,10 @@ pub struct SgdArgs {
         allow_negative_numbers = true
     )]
     pub weight_decay: f64,
+    /// Linear learning-rate warmup: update t (0-based) uses lr * min(1, (t + 1) / K); 0: none
+    /// (1 is the same as none).
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long, value_name = "K", default_value_t = 0)]
+    pub warmup_steps: usize,
 }
 
 /// Where the files go and what stdout shows.
@@ -348,6 +352,10 @@ pub struct MeasuredTrainArgs {
         allow_negative_numbers = true
     )]
     pub lr: f64,
+    /// Linear learning-rate warmup: update t (0-based) uses lr * min(1, (t + 1) / K); 0: none
+    /// (1 is the same as none).
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long, value_name = "K", default_value_t = 0)]
+    pub warmup_steps: usize,
     /// Measure every K steps (steps 0, K, 2K, ...).
     #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 10)]
     pub every: usize,
@@ -791,6 +799,10 @@ pub struct SweepArgs {
         allow_negative_numbers = true
     )]
     pub lr: f64,
+    /// Linear learning-rate warmup: update t (0-based) uses lr * min(1, (t + 1) / K); 0: none
+    /// (1 is the same as none).
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long, value_name = "K", default_value_t = 0)]
+    pub warmup_steps: usize,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]

@@ -4,6 +4,16 @@
 //! (with `momentum = 0`, `v = g`). Weight decay applies to every parameter, as PyTorch's
 //! default parameter group does. BN running statistics are buffers, not parameters, and are
 //! never touched.
+//!
+//! Linear warmup (`warmup_steps = K`, as PyTorch's `LinearLR` or `transformers`' linear warmup):
+//! the update with index `t` (0-based: `t` updates already done) uses
+//!
+//! ```text
+//! lr_t = lr * min(1, (t + 1) / K)      (K >= 1; K = 0: lr_t = lr, no warmup)
+//! ```
+//!
+//! so the first update is `lr / K`, update `K - 1` and every later one is `lr`. `K = 1` is
+//! exactly no warmup (the factor is 1 from the first update on).
 
 use ndarray::{ArrayD, Zip};
 use serde::{Deserialize, Serialize};
@@ -14,16 +24,35 @@ use crate::model::Mlp;
 /// Optimiser settings.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SgdConfig {
+    /// The learning rate after warmup.
     pub lr: f64,
     pub momentum: f64,
     pub weight_decay: f64,
+    /// Linear warmup over this many updates (0: none); see the module doc.
+    #[serde(default)]
+    pub warmup_steps: usize,
 }
 
-/// SGD state: one velocity tensor per parameter, in [`Mlp::params_mut`] order.
+impl SgdConfig {
+    /// The learning rate of the update with index `t` (0-based): `lr * min(1, (t + 1) / K)`.
+    /// Exactly `lr` once `t + 1 >= K`, and always when `K` is 0 or 1.
+    pub fn lr_at(&self, t: usize) -> f64 {
+        let k = self.warmup_steps;
+        if t.saturating_add(1) >= k {
+            self.lr
+        } else {
+            self.lr * ((t + 1) as f64 / k as f64)
+        }
+    }
+}
+
+/// SGD state: one velocity tensor per parameter, in [`Mlp::params_mut`] order, and the number
+/// of updates done (the warmup's `t`).
 #[derive(Clone, Debug)]
 pub struct Sgd<T> {
     pub config: SgdConfig,
     velocity: Vec<ArrayD<T>>,
+    steps_done: usize,
 }
 
 impl<T: Float> Sgd<T> {
@@ -31,16 +60,29 @@ impl<T: Float> Sgd<T> {
         Sgd {
             config,
             velocity: Vec::new(),
+            steps_done: 0,
         }
     }
 
-    /// Apply one update from the gradients of the last backward.
+    /// Updates applied so far.
+    pub fn steps_done(&self) -> usize {
+        self.steps_done
+    }
+
+    /// The learning rate the next [`Sgd::step`] applies (after warmup: `config.lr`).
+    pub fn current_lr(&self) -> f64 {
+        self.config.lr_at(self.steps_done)
+    }
+
+    /// Apply one update from the gradients of the last backward, at [`Sgd::current_lr`].
     pub fn step(&mut self, net: &mut Mlp<T>) {
         let SgdConfig {
-            lr,
             momentum,
             weight_decay,
+            ..
         } = self.config;
+        let lr = self.current_lr();
+        self.steps_done = self.steps_done.saturating_add(1);
         let (lr, mu, wd) = (T::of(lr), T::of(momentum), T::of(weight_decay));
         if momentum != 0.0 && self.velocity.is_empty() {
             // First step: one zero velocity per parameter (the only allocation SGD makes).
@@ -76,4 +118,19 @@ pub fn check_sgd(sgd_momentum: f64, weight_decay: f64) -> Result<(), crate::conf
         (0.0..1.0).contains(&v)
     })?;
     crate::config::finite_in("weight_decay", ">= 0", weight_decay, |v| v >= 0.0)
+}
+
+/// `--warmup-steps`: at most [`crate::limits::MAX_STEPS`] (more than `steps` is allowed: the
+/// run then ends before reaching `lr`).
+pub fn check_warmup(warmup_steps: usize) -> Result<(), crate::config::ConfigError> {
+    crate::config::at_most("warmup_steps", crate::limits::MAX_STEPS, warmup_steps)
+}
+
+/// `20 warmup steps` for a figure's or summary's settings line; `None` without warmup.
+pub fn warmup_label(warmup_steps: usize) -> Option<String> {
+    match warmup_steps {
+        0 => None,
+        1 => Some("1 warmup step".to_string()),
+        k => Some(format!("{k} warmup steps")),
+    }
 }

@@ -159,9 +159,10 @@ pub struct LayerDiagnostics {
     pub steps: Vec<usize>,
     /// `"1" .. "L"` and `"out"`.
     pub layers: Vec<String>,
-    /// `update_ratio[layer][i] = std(lr * dL/dW) / std(W)` at `steps[i]`: the relative size of
-    /// the plain SGD step (makemore's rule of thumb: around 1e-3). With `--sgd-momentum` the
-    /// applied step is `lr * velocity`, not this.
+    /// `update_ratio[layer][i] = std(lr_t * dL/dW) / std(W)` at `steps[i]`: the relative size of
+    /// the plain SGD step (makemore's rule of thumb: around 1e-3), with `lr_t` the learning rate
+    /// applied at that step (below `lr` during `--warmup-steps`). With `--sgd-momentum` the
+    /// applied step is `lr_t * velocity`, not this.
     pub update_ratio: Vec<Vec<Num>>,
     /// `grad_norm[layer][i] = ||dL/dW||_F` at `steps[i]`.
     pub grad_norm: Vec<Vec<Num>>,
@@ -424,7 +425,8 @@ pub fn recalibrated_losses<T: Float>(
     )
 }
 
-/// Record `||dW||` and `std(lr dW) / std(W)` of every weight matrix, from the last backward.
+/// Record `||dW||` and `std(lr dW) / std(W)` of every weight matrix, from the last backward;
+/// `lr` is the one this step applies (warmup included).
 fn record_diagnostics<T: Float>(net: &Mlp<T>, lr: f64, step: usize, d: &mut LayerDiagnostics) {
     d.steps.push(step);
     let linears = net
@@ -559,7 +561,7 @@ impl<T: Float> Observer<T> for HistoryRecorder<'_> {
 
     fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, _loss: f64) {
         if self.diag_every > 0 && step % self.diag_every == 0 {
-            record_diagnostics(tr.net, tr.sgd.config.lr, step, &mut self.history.layers);
+            record_diagnostics(tr.net, tr.sgd.current_lr(), step, &mut self.history.layers);
         }
     }
 

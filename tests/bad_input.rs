@@ -164,6 +164,11 @@ const STEPS: Kind = Count {
     min: 1,
     max: 1_000_000,
 };
+/// `--warmup-steps`: 0 (none) up to the steps' cap; more than `--steps` is allowed.
+const WARMUP: Kind = Count {
+    min: 0,
+    max: 1_000_000,
+};
 const EVERY: Kind = Count { min: 1, max: 0 };
 
 /// Try every value class on every flag of one command; `writes`: whether it takes `--out`.
@@ -384,6 +389,7 @@ fn measured_flags() -> Vec<(&'static str, Kind)> {
         ("--depth", DEPTH),
         ("--steps", STEPS),
         ("--lr", Float(positive)),
+        ("--warmup-steps", WARMUP),
         ("--every", EVERY),
     ]);
     flags
@@ -415,6 +421,7 @@ fn training_flags() -> Vec<(&'static str, Kind)> {
         ("--steps", STEPS),
         ("--sgd-momentum", Float(unit_half_open)),
         ("--weight-decay", Float(non_negative)),
+        ("--warmup-steps", WARMUP),
         ("--eval-every", EVERY),
     ]);
     flags
@@ -671,6 +678,7 @@ fn sweep_bounds_every_numeric_flag() {
             },
         ),
         ("--lr", Float(positive)),
+        ("--warmup-steps", WARMUP),
         ("--threads", Count { min: 1, max: 0 }),
         // 2 values x 3 arms x 1 seed.
         ("--point", Count { min: 0, max: 5 }),

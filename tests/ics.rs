@@ -37,6 +37,7 @@ fn before_after(cfg: &NetConfig, lr: f64) -> (Mlp<f64>, Mlp<f64>, Array2<f64>, A
         lr,
         momentum: 0.0,
         weight_decay: 0.0,
+        warmup_steps: 0,
     })
     .step(&mut net);
     (before, net, d.x, d.y)

@@ -205,6 +205,7 @@ fn tiny(every: usize, norms: &[Norm]) -> LandscapeConfig {
             },
             steps: 25,
             lr: 0.05,
+            warmup_steps: 0,
             every,
         },
         probe_multipliers: vec![0.5, 1.0, 4.0],
@@ -278,6 +279,7 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
         lr: cfg.run.lr,
         momentum: 0.0,
         weight_decay: 0.0,
+        warmup_steps: 0,
     };
     let mut tr = bn_lab::train::Trainer::new(
         &mut net,

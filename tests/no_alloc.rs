@@ -65,6 +65,7 @@ fn count_steps<T: Float>(
             lr: 1e-3,
             momentum: 0.9,
             weight_decay: 0.0,
+            warmup_steps: 0,
         });
         let mut d_o = Array2::<T>::zeros((batch, cfg.d_out));
         let mut step = |net: &mut Mlp<T>, opt: &mut Sgd<T>| {

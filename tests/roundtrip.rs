@@ -116,21 +116,21 @@ fn digits_and_cross_entropy_runs_rerun_from_their_json() {
 #[test]
 fn nonlinearity_reruns_from_its_json() {
     let mut args = common::TINY_NONLINEARITY.to_vec();
-    args.extend(["--acts", "tanh,relu"]);
+    args.extend(["--acts", "tanh,relu", "--warmup-steps", "3"]);
     rerun_gives_the_same_report::<Nonlinearity>(&args, "nonlinearity");
 }
 
 #[test]
 fn landscape_reruns_from_its_json() {
     let mut args = common::TINY_LANDSCAPE.to_vec();
-    args.extend(["--seed", "2"]);
+    args.extend(["--seed", "2", "--warmup-steps", "4"]);
     rerun_gives_the_same_report::<Landscape>(&args, "landscape");
 }
 
 #[test]
 fn ics_reruns_from_its_json() {
     let mut args = common::TINY_ICS.to_vec();
-    args.extend(["--dtype", "f64"]);
+    args.extend(["--dtype", "f64", "--warmup-steps", "4"]);
     rerun_gives_the_same_report::<Ics>(&args, "ics");
 }
 
@@ -237,4 +237,46 @@ fn validation_errors_name_the_config_field() {
         "n_train must be at least batch (8) (got 4)",
         "the library names config fields"
     );
+}
+
+/// `--warmup-steps` is recorded and reruns: train (with momentum) and sweep; nonlinearity,
+/// landscape and ics run with it above. A config written before the flag existed reads as 0.
+#[test]
+fn warmup_runs_rerun_from_their_json_and_old_configs_read_as_no_warmup() {
+    let mut args = common::TINY_TRAIN.to_vec();
+    args.extend(["--sgd-momentum", "0.5", "--warmup-steps", "5"]);
+    rerun_gives_the_same_report::<Train>(&args, "train-warmup");
+    rerun_gives_the_same_report::<Sweep>(
+        &[
+            "sweep",
+            "--vary",
+            "batch",
+            "--values",
+            "4,16",
+            "--norm",
+            "none,batch",
+            "--depth",
+            "4",
+            "--width",
+            "16",
+            "--seeds",
+            "1",
+            "--steps",
+            "8",
+            "--warmup-steps",
+            "4",
+            "--n-train",
+            "64",
+            "--n-test",
+            "32",
+        ],
+        "sweep-warmup",
+    );
+    let dir = scratch_dir("roundtrip-train-old-config");
+    bn_lab_ok(common::TINY_TRAIN, &dir);
+    let mut config = json(&dir.join("train.json"))["config"].clone();
+    assert_eq!(config["warmup_steps"], 0);
+    config.as_object_mut().unwrap().remove("warmup_steps");
+    let cfg: TrainConfig = load_config(&config).expect("a config without warmup_steps loads");
+    assert_eq!(cfg.warmup_steps, 0);
 }

@@ -174,6 +174,7 @@ fn settings(lr: f64, steps: usize) -> TrainSettings {
             lr,
             momentum: 0.0,
             weight_decay: 0.0,
+            warmup_steps: 0,
         },
         eval_every: 50,
         diag_every: 1,

@@ -220,6 +220,7 @@ pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> Result<MeasuredTr
         data,
         steps: t.steps,
         lr: t.lr,
+        warmup_steps: t.warmup_steps,
         every: t.every,
     })
 }

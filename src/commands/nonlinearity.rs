@@ -41,6 +41,7 @@ pub fn config(args: &NonlinearityArgs) -> Result<NonlinearityConfig> {
         lrs,
         sgd_momentum: args.sgd.sgd_momentum,
         weight_decay: args.sgd.weight_decay,
+        warmup_steps: args.sgd.warmup_steps,
         steps: args.steps,
         eval_every: args.eval_every,
         diverge_factor: crate::train::DIVERGENCE_FACTOR,

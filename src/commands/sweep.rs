@@ -33,6 +33,7 @@ pub fn config(args: &SweepArgs, vary: Vary) -> Result<SweepConfig> {
         data,
         steps: args.steps.unwrap_or(vary.default_steps()),
         lr: args.lr,
+        warmup_steps: args.warmup_steps,
         point: args.point,
     })
 }
@@ -154,6 +155,9 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
         "--n-test".into(),
         cfg.data.n_test.to_string(),
     ]);
+    if cfg.warmup_steps > 0 {
+        f.extend(["--warmup-steps".into(), cfg.warmup_steps.to_string()]);
+    }
     f
 }
 

@@ -33,6 +33,7 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
         lrs: args.lr.clone(),
         sgd_momentum: args.sgd.sgd_momentum,
         weight_decay: args.sgd.weight_decay,
+        warmup_steps: args.sgd.warmup_steps,
         steps: args.steps,
         eval_every: args.eval_every,
         diag_every: args.diag_every,

@@ -12,7 +12,8 @@
 //! "Layer" means a hidden block (its weight matrix `W_i`; "taking the update" moves every
 //! parameter of the block: weights, bias, and BN's gamma and beta) or, as layer L + 1, the
 //! output layer. Layer 1 has no layers before it, so `G'_1 = G_1` and its ICS is exactly 0.
-//! The update is the SGD step the run takes next (`-lr * gradient`), and BN is in train mode
+//! The update is the SGD step the run takes next (`-lr_t * gradient`, `lr_t` below `lr` during
+//! `--warmup-steps`), and BN is in train mode
 //! (batch statistics of the same batch) throughout, as during training.
 
 use ndarray::Array2;
@@ -554,10 +555,11 @@ fn run_arm<T: Float>(cfg: &MeasuredTrainConfig, norm: Norm, progress: Progress) 
         progress,
         per_measure,
         |tr, step, loss| {
-            // The network after the update this step is about to take (plain SGD is stateless, so
-            // stepping a copy gives exactly the weights the run moves to next).
+            // The network after the update this step is about to take: plain SGD keeps no state
+            // but its update count (the warmup's), so stepping a copy of the optimiser on a copy
+            // of the net gives exactly the weights the run moves to next, at this step's lr.
             let mut after = tr.net.clone();
-            tr.sgd.step(&mut after);
+            tr.sgd.clone().step(&mut after);
             let layers = measure(tr.net, &after, &tr.x, &tr.y, tr.loss);
             records.push(IcsRecord {
                 step,

@@ -65,7 +65,8 @@ pub struct LandscapeConfig {
 pub const MAX_SLICE_GRID: usize = 401;
 
 impl LandscapeConfig {
-    /// Probe step sizes `eta_k = m_k * lr`.
+    /// Probe step sizes `eta_k = m_k * lr`, with the learning rate after warmup: the probes
+    /// keep one scale over the run, also while `--warmup-steps` shrinks the step training takes.
     pub fn step_sizes(&self) -> Vec<f64> {
         self.probe_multipliers
             .iter()

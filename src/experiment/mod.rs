@@ -78,7 +78,7 @@ impl ToolInfo {
 
 /// The training runs `landscape` and `ics` measure while they train: one per normalisation
 /// arm, from the same weights on the same batches, plain SGD (no momentum, so one step moves
-/// the weights by exactly `-lr * g`).
+/// the weights by exactly `-lr_t * g`, `lr_t = lr` after the optional linear warmup).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredTrainConfig {
     pub depth: usize,
@@ -92,6 +92,9 @@ pub struct MeasuredTrainConfig {
     /// SGD steps.
     pub steps: usize,
     pub lr: f64,
+    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
+    #[serde(default)]
+    pub warmup_steps: usize,
     /// Measure at steps 0, every, 2 every, ...
     pub every: usize,
 }
@@ -111,6 +114,7 @@ impl MeasuredTrainConfig {
         at_least("every", 1, self.every)?;
         check_points("every", "steps", self.steps, self.every)?;
         finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
+        crate::optim::check_warmup(self.warmup_steps)?;
         self.data
             .validate(self.net.batch, self.net.d_in, self.net.d_out)?;
         for &norm in &self.norms {
@@ -161,10 +165,11 @@ impl MeasuredTrainConfig {
         )
     }
 
-    /// `8 x 128 relu (he init), non-linear task, batch 128, lr 0.01, 400 steps, seed 0, f32`.
+    /// `8 x 128 relu (he init), non-linear task, batch 128, lr 0.01, 400 steps, seed 0, f32`
+    /// (with warmup: `lr 0.01, 20 warmup steps, 400 steps`).
     pub fn title(&self) -> String {
         format!(
-            "{} x {} {}{} ({} init), {} task, batch {}, lr {}, {} steps, seed {}, {}",
+            "{} x {} {}{} ({} init), {} task, batch {}, lr {}{}, {} steps, seed {}, {}",
             self.depth,
             self.net.width,
             self.act,
@@ -174,6 +179,8 @@ impl MeasuredTrainConfig {
             self.data.task,
             self.net.batch,
             crate::stats::Short(self.lr),
+            crate::optim::warmup_label(self.warmup_steps)
+                .map_or(String::new(), |w| format!(", {w}")),
             self.steps,
             self.net.seed,
             self.net.dtype,
@@ -213,6 +220,7 @@ impl MeasuredTrainConfig {
             lr: self.lr,
             momentum: 0.0,
             weight_decay: 0.0,
+            warmup_steps: self.warmup_steps,
         };
         let mut tr = Trainer::new(
             net,

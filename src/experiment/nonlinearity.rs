@@ -29,7 +29,7 @@ use crate::limits::{Footprint, MAX_SEEDS, MAX_STEPS, check_points, points};
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::optim::SgdConfig;
-use crate::optim::check_sgd;
+use crate::optim::{check_sgd, check_warmup};
 use crate::stats::{Num, fmt_num};
 use crate::train::{self, History, ReferenceLosses, TrainSettings};
 
@@ -69,6 +69,9 @@ pub struct NonlinearityConfig {
     pub lrs: Vec<f64>,
     pub sgd_momentum: f64,
     pub weight_decay: f64,
+    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
+    #[serde(default)]
+    pub warmup_steps: usize,
     pub steps: usize,
     pub eval_every: usize,
     pub diverge_factor: f64,
@@ -113,6 +116,7 @@ impl NonlinearityConfig {
             finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
         }
         check_sgd(self.sgd_momentum, self.weight_decay)?;
+        check_warmup(self.warmup_steps)?;
         between("steps", 1, MAX_STEPS, self.steps)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
         at_least("eval_every", 1, self.eval_every)?;
@@ -200,6 +204,7 @@ impl NonlinearityConfig {
                 lr: self.lr(act),
                 momentum: self.sgd_momentum,
                 weight_decay: self.weight_decay,
+                warmup_steps: self.warmup_steps,
             },
             eval_every: self.eval_every,
             diag_every: 0,
@@ -784,8 +789,10 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
         .map(|(a, lr)| format!("{} ({a})", crate::stats::Short(*lr)))
         .collect::<Vec<_>>()
         .join(", ");
+    let warmup =
+        crate::optim::warmup_label(cfg.warmup_steps).map_or(String::new(), |w| format!(", {w}"));
     let mut s = format!(
-        "{} · depth {}, width {} · lr {lrs} · {} steps, batch {}",
+        "{} · depth {}, width {} · lr {lrs}{warmup} · {} steps, batch {}",
         crate::experiment::train::task_part(&cfg.data),
         cfg.depth,
         cfg.net.width,
@@ -809,6 +816,7 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
     if cfg.weight_decay != 0.0 {
         s.push_str(&format!(", wd {}", cfg.weight_decay));
     }
+
     if cfg.seeds > 1 {
         s.push_str(&format!(" · {} seeds from {}", cfg.seeds, cfg.net.seed));
     } else {

@@ -126,6 +126,9 @@ pub struct SweepConfig {
     pub steps: usize,
     /// Plain SGD (no momentum, no weight decay).
     pub lr: f64,
+    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
+    #[serde(default)]
+    pub warmup_steps: usize,
     /// Compute only this point (an index into [`SweepConfig::points`]): `--point`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<usize>,
@@ -253,6 +256,7 @@ impl SweepConfig {
         self.net.validate()?;
         at_most("steps", MAX_STEPS, self.steps)?;
         crate::config::finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
+        crate::optim::check_warmup(self.warmup_steps)?;
         for &value in &self.values {
             let batch = self.batch(value);
             let batch_field = if self.vary == Vary::Batch {
@@ -362,9 +366,11 @@ impl SweepConfig {
         }
         if self.trains() {
             s.push_str(&format!(
-                "; {} SGD steps at lr {} on the {} task",
+                "; {} SGD steps at lr {}{} on the {} task",
                 self.steps,
                 stats::Short(self.lr),
+                crate::optim::warmup_label(self.warmup_steps)
+                    .map_or(String::new(), |w| format!(" ({w})")),
                 self.data.task
             ));
         }
@@ -488,6 +494,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
             lr: cfg.lr,
             momentum: 0.0,
             weight_decay: 0.0,
+            warmup_steps: cfg.warmup_steps,
         };
         let mut tr = Trainer::new(&mut net, &data, sgd, batch, p.seed, cfg.data.loss);
         let d = fit(&mut tr, cfg.steps, DIVERGENCE_FACTOR, &|_| {}, &mut Quiet);

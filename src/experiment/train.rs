@@ -18,7 +18,7 @@ use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
 use crate::limits::{Footprint, MAX_PANELS, MAX_STEPS, check_points, points};
 use crate::model::Mlp;
-use crate::optim::{SgdConfig, check_sgd};
+use crate::optim::{SgdConfig, check_sgd, check_warmup, warmup_label};
 use crate::stats::{Num, Short, fmt_num};
 use crate::train::{
     self, Accuracies, History, ReferenceLosses, TrainSettings, loss_formula, percent,
@@ -40,6 +40,9 @@ pub struct TrainConfig {
     /// SGD momentum (PyTorch convention) and weight decay, shared by every run.
     pub sgd_momentum: f64,
     pub weight_decay: f64,
+    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
+    #[serde(default)]
+    pub warmup_steps: usize,
     pub steps: usize,
     pub eval_every: usize,
     pub diag_every: usize,
@@ -64,6 +67,7 @@ impl TrainConfig {
                 lr,
                 momentum: self.sgd_momentum,
                 weight_decay: self.weight_decay,
+                warmup_steps: self.warmup_steps,
             },
             eval_every: self.eval_every,
             diag_every: self.diag_every,
@@ -97,6 +101,7 @@ impl TrainConfig {
         check_points("diag_every", "steps", self.steps, self.diag_every)?;
         finite_in("diverge_factor", "> 1", self.diverge_factor, |v| v > 1.0)?;
         check_sgd(self.sgd_momentum, self.weight_decay)?;
+        check_warmup(self.warmup_steps)?;
         if let Some(d) = self.diag_lr
             && !self.lrs.contains(&d)
         {
@@ -498,6 +503,9 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     if cfg.weight_decay != 0.0 {
         parts.push(format!("weight decay {}", cfg.weight_decay));
     }
+    if let Some(w) = warmup_label(cfg.warmup_steps) {
+        parts.push(w);
+    }
     if let Some(r) = crate::config::residual_label(cfg.net.residual, cfg.net.residual_scale) {
         parts.push(r);
     }
@@ -841,6 +849,7 @@ mod tests {
             lrs: lrs.to_vec(),
             sgd_momentum: 0.0,
             weight_decay: 0.0,
+            warmup_steps: 0,
             steps: 10,
             eval_every: 5,
             diag_every: 5,
