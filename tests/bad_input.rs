@@ -412,6 +412,45 @@ fn ics_bounds_every_numeric_flag() {
     sweep("ics", common::TINY_ICS, &measured_flags(), true);
 }
 
+fn in_0_100(v: f64) -> bool {
+    (0.0..=100.0).contains(&v)
+}
+fn in_1_100(v: f64) -> bool {
+    (1.0..=100.0).contains(&v)
+}
+fn in_0_10(v: f64) -> bool {
+    (0.0..=10.0).contains(&v)
+}
+
+/// The unit flags of `noisy-bn` and `input-shift` on the tiny runs (depth 3, width 8, 64
+/// training samples).
+fn unit_flags() -> Vec<(&'static str, Kind)> {
+    vec![
+        ("--layer", Count { min: 1, max: 3 }),
+        ("--unit", Count { min: 0, max: 7 }),
+        ("--probe", Count { min: 2, max: 64 }),
+    ]
+}
+
+#[test]
+fn noisy_bn_bounds_every_numeric_flag() {
+    let mut flags = measured_flags();
+    flags.extend(unit_flags());
+    flags.extend([
+        ("--noise-mean", Float(in_0_100)),
+        ("--noise-scale", Float(in_1_100)),
+        ("--noise-jitter", Float(in_0_10)),
+    ]);
+    sweep("noisy-bn", common::TINY_NOISY, &flags, true);
+}
+
+#[test]
+fn input_shift_bounds_every_numeric_flag() {
+    let mut flags = measured_flags();
+    flags.extend(unit_flags());
+    sweep("input-shift", common::TINY_INPUT_SHIFT, &flags, true);
+}
+
 fn training_flags() -> Vec<(&'static str, Kind)> {
     let mut flags = net_flags();
     flags.extend(data_flags());

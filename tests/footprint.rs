@@ -15,6 +15,7 @@ use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
 use bn_lab::experiment::shattered::Shattered;
+use bn_lab::experiment::shift::{InputShift, NoisyBn};
 use bn_lab::experiment::sweep::Sweep;
 use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::Train;
@@ -146,6 +147,14 @@ fn declared_footprints_bound_the_measured_peaks() {
             "ics --depth 4 --width 6 --batch 8 --n-train 64 --n-test 32 --steps 3000 --every 1",
         ),
         (
+            "noisy-bn, long and wide probe",
+            "noisy-bn --task nonlinear --depth 4 --width 64 --batch 64 --n-train 2048 --n-test 32 --steps 400 --every 1 --probe 2048",
+        ),
+        (
+            "input-shift, long",
+            "input-shift --task nonlinear --depth 3 --width 6 --batch 8 --n-train 64 --n-test 32 --steps 3000 --every 1 --probe 64",
+        ),
+        (
             "landscape, large slice",
             "landscape --depth 2 --width 6 --batch 8 --n-train 64 --n-test 32 --steps 100 --every 5 --slice-grid 121 --slice-samples 16",
         ),
@@ -176,6 +185,12 @@ fn declared_footprints_bound_the_measured_peaks() {
                 check::<Landscape>(what, &commands::landscape::config(&a).unwrap())
             }
             Command::Shattered(a) => check::<Shattered>(what, &commands::shattered::config(&a)),
+            Command::NoisyBn(a) => {
+                check::<NoisyBn>(what, &commands::shift::noisy_config(&a).unwrap())
+            }
+            Command::InputShift(a) => {
+                check::<InputShift>(what, &commands::shift::input_shift_config(&a).unwrap())
+            }
             Command::Theory(a) => check::<Theory>(what, &commands::theory::config(&a)),
             Command::Sweep(a) => check::<Sweep>(
                 what,

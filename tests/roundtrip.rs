@@ -9,6 +9,7 @@ use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
 use bn_lab::experiment::nonlinearity::Nonlinearity;
 use bn_lab::experiment::shattered::Shattered;
+use bn_lab::experiment::shift::{InputShift, NoisyBn};
 use bn_lab::experiment::sweep::Sweep;
 use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::{Train, TrainConfig};
@@ -132,6 +133,14 @@ fn ics_reruns_from_its_json() {
     let mut args = common::TINY_ICS.to_vec();
     args.extend(["--dtype", "f64", "--warmup-steps", "4"]);
     rerun_gives_the_same_report::<Ics>(&args, "ics");
+}
+
+#[test]
+fn noisy_bn_and_input_shift_rerun_from_their_json() {
+    let mut args = common::TINY_NOISY.to_vec();
+    args.extend(["--dtype", "f64", "--warmup-steps", "3"]);
+    rerun_gives_the_same_report::<NoisyBn>(&args, "noisy-bn");
+    rerun_gives_the_same_report::<InputShift>(common::TINY_INPUT_SHIFT, "input-shift");
 }
 
 #[test]

@@ -1,0 +1,213 @@
+//! `bn-lab noisy-bn` and `bn-lab input-shift`: known answers of the measures, zero noise equal
+//! to BN bit for bit, the verdicts read from the numbers, and the commands end to end.
+
+mod common;
+
+use bn_lab::cli::Command;
+use bn_lab::commands::shift::{input_shift_config, noisy_config};
+use bn_lab::config::BnNoise;
+use bn_lab::experiment::Experiment;
+use bn_lab::experiment::shift::{
+    InputShift, NoisyBn, ShiftArm, ShiftConfig, drift, noisy_verdict, shift_between,
+};
+use bn_lab::stats::Num;
+use common::{
+    TINY_INPUT_SHIFT, TINY_NOISY, assert_deterministic, assert_figures_clear,
+    assert_progress_adds_up, assert_schema, bn_lab_ok, json, parse, scratch,
+};
+
+fn noisy_cfg(args: &[&str]) -> ShiftConfig {
+    match parse(args) {
+        Command::NoisyBn(a) => noisy_config(&a).unwrap(),
+        _ => unreachable!("a noisy-bn command line"),
+    }
+}
+
+fn shift_cfg(args: &[&str]) -> ShiftConfig {
+    match parse(args) {
+        Command::InputShift(a) => input_shift_config(&a).unwrap(),
+        _ => unreachable!("an input-shift command line"),
+    }
+}
+
+/// Everything an arm measured, as JSON, without the fields that name the arm.
+fn measured(a: &ShiftArm) -> serde_json::Value {
+    let mut v = serde_json::to_value(a).unwrap();
+    let m = v.as_object_mut().unwrap();
+    for k in ["label", "noise"] {
+        m.remove(k);
+    }
+    v
+}
+
+#[test]
+fn zero_noise_makes_noisy_bn_identical_to_bn() {
+    let mut cfg = noisy_cfg(TINY_NOISY);
+    cfg.noise = Some(BnNoise {
+        mean: 0.0,
+        scale: 1.0,
+        jitter: 0.0,
+    });
+    let r = NoisyBn::run(&cfg, &|_| {});
+    let (bn, noisy) = (&r.arms[1], &r.arms[2]);
+    assert_eq!(bn.run.label, "BN on");
+    assert_eq!(noisy.run.label, "noisy BN");
+    assert_eq!(measured(bn), measured(noisy));
+    // With the default noise the two differ.
+    let r = NoisyBn::run(&noisy_cfg(TINY_NOISY), &|_| {});
+    assert_ne!(measured(&r.arms[1]), measured(&r.arms[2]));
+}
+
+#[test]
+fn nothing_shifts_when_the_weights_do_not_move_but_the_noise_does() {
+    // lr 1e-12: the weights stay put to rounding and the probe is the same samples every time,
+    // so the plain and BN nets' inputs keep their moments; noisy BN's noise moves them anyway.
+    let cfg = noisy_cfg(&common::with_flag(TINY_NOISY, "--lr", "1e-12"));
+    let r = NoisyBn::run(&cfg, &|_| {});
+    for a in &r.arms[..2] {
+        assert!(a.net_shift.0 < 1e-6, "{}: {}", a.run.label, a.net_shift.0);
+        assert!(a.unit_drift.0 < 1e-6, "{}: {}", a.run.label, a.unit_drift.0);
+    }
+    assert!(r.arms[2].net_shift.0 > 0.1, "{}", r.arms[2].net_shift.0);
+}
+
+#[test]
+fn bn_inputs_start_standardised() {
+    // At step 0 BN's scale is 1 and its shift 0, so over the probe every unit's input has mean 0
+    // and standard deviation sqrt(var / (var + eps)), just under 1.
+    let r = InputShift::run(&shift_cfg(TINY_INPUT_SHIFT), &|_| {});
+    let bn = r.arms.iter().find(|a| a.run.label == "BN on").unwrap();
+    for l in 0..3 {
+        assert!(
+            bn.input_mean[l][0].0.abs() < 1e-6,
+            "{:?}",
+            bn.input_mean[l][0]
+        );
+        let sd = bn.input_std[l][0].0;
+        assert!((0.99..=1.0).contains(&sd), "{sd}");
+    }
+}
+
+#[test]
+fn the_shift_of_known_moments() {
+    let before = (vec![0.0, 1.0], vec![1.0, 2.0]);
+    assert_eq!(shift_between(&before, &before), 0.0);
+    // Unit 0's mean moves by its std; unit 1's std doubles: (1 + 0) / 2 + (0 + ln 2) / 2.
+    let after = (vec![1.0, 1.0], vec![1.0, 4.0]);
+    let want = 0.5 + 0.5 * 2f64.ln();
+    assert!((shift_between(&before, &after) - want).abs() < 1e-12);
+    // A unit with zero spread is left out.
+    let flat = (vec![0.0, 5.0], vec![1.0, 0.0]);
+    assert_eq!(shift_between(&before, &flat), 0.0);
+    // Drift: the median moves by 1 and the 15-85 spread grows from 2 to 4: (1 + 2) / 4.
+    let p = |v: &[f64]| v.iter().map(|&x| Num(x)).collect::<Vec<_>>();
+    let pc = vec![p(&[-1.0, -1.0]), p(&[0.0, 1.0]), p(&[1.0, 3.0])];
+    assert!((drift(&pc) - 0.75).abs() < 1e-12);
+}
+
+#[test]
+fn the_verdict_follows_the_numbers() {
+    let r = NoisyBn::run(&noisy_cfg(TINY_NOISY), &|_| {});
+    let (plain, bn, noisy) = (&r.arms[0], &r.arms[1], &r.arms[2]);
+    let mut p = plain.clone();
+    let mut n = noisy.clone();
+    // Noisy BN as good as BN, plain worse, noisy shifting more: supported.
+    p.run.final_test_loss = Num(1.0);
+    n.run.final_test_loss = bn.run.final_test_loss;
+    p.net_shift = Num(0.1);
+    n.net_shift = Num(0.5);
+    assert_eq!(noisy_verdict(&p, bn, &n).verdict, "supported");
+    // Shifting less than the plain net: mixed.
+    n.net_shift = Num(0.05);
+    assert_eq!(noisy_verdict(&p, bn, &n).verdict, "mixed");
+    // And training like the plain net as well: not supported.
+    n.run.final_test_loss = Num(1.0);
+    assert_eq!(noisy_verdict(&p, bn, &n).verdict, "not supported");
+}
+
+#[test]
+fn noisy_bn_end_to_end() {
+    let dir = scratch("noisy-bn-cli");
+    let out = bn_lab_ok(TINY_NOISY, &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Santurkar et al."), "{stdout}");
+    for f in ["noisy_bn.png", "noisy_bn_detail.png", "noisy_bn.json"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    let v = json(&dir.join("noisy_bn.json"));
+    assert_schema(&v, "noisy_bn");
+    assert_eq!(v["arms"].as_array().unwrap().len(), 3);
+    assert_eq!(v["config"]["noise"]["scale"], 2.0);
+    // The verdict in the file is the one its own numbers give.
+    let verdict = &v["noisy_verdict"];
+    let word = verdict["verdict"].as_str().unwrap();
+    let votes = [
+        &verdict["trains_like_bn"],
+        &verdict["shifts_more_than_plain"],
+    ]
+    .iter()
+    .filter(|b| b.as_bool().unwrap())
+    .count();
+    assert_eq!(
+        word,
+        ["not supported", "mixed", "supported"][votes],
+        "{verdict}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn input_shift_end_to_end() {
+    let dir = scratch("input-shift-cli");
+    let out = bn_lab_ok(TINY_INPUT_SHIFT, &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Ioffe & Szegedy"), "{stdout}");
+    let v = json(&dir.join("input_shift.json"));
+    assert_schema(&v, "input_shift");
+    let arms = v["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 2);
+    // Percentiles are ordered at every measurement.
+    for a in arms {
+        let p = a["unit_percentiles"].as_array().unwrap();
+        for i in 0..p[0].as_array().unwrap().len() {
+            let q = |k: usize| common::num(&p[k][i]);
+            assert!(q(0) <= q(1) && q(1) <= q(2), "{a}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn runs_are_deterministic_per_seed() {
+    assert_deterministic(TINY_NOISY, "noisy_bn.json", "noisy-bn");
+    assert_deterministic(TINY_INPUT_SHIFT, "input_shift.json", "input-shift");
+}
+
+#[test]
+fn progress_adds_up() {
+    let cfg = noisy_cfg(TINY_NOISY);
+    assert_progress_adds_up::<NoisyBn>(&cfg, NoisyBn::work_units(&cfg) / 4, "noisy-bn");
+}
+
+#[test]
+fn figures_are_clear() {
+    assert_figures_clear::<NoisyBn>(&noisy_cfg(TINY_NOISY), "tiny");
+    assert_figures_clear::<InputShift>(&shift_cfg(TINY_INPUT_SHIFT), "tiny");
+    // Digits (accuracy panels) at a size that trains, and a diverging plain net.
+    let digits = [
+        "noisy-bn", "--depth", "4", "--steps", "60", "--every", "5", "--probe", "64",
+    ];
+    assert_figures_clear::<NoisyBn>(&noisy_cfg(&digits), "digits");
+    let hot = common::with_flag(TINY_NOISY, "--lr", "30");
+    assert_figures_clear::<NoisyBn>(&noisy_cfg(&hot), "diverging");
+    let ioffe = [
+        "input-shift",
+        "--steps",
+        "60",
+        "--every",
+        "5",
+        "--probe",
+        "64",
+    ];
+    assert_figures_clear::<InputShift>(&shift_cfg(&ioffe), "digits");
+}
