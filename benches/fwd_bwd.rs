@@ -1,8 +1,10 @@
 //! `cargo bench`: one training step's forward+backward (forward in train mode, MSE loss,
 //! backward) of the network, depth 50, width 256, batch 256, ReLU, He init, f32/f64,
-//! BatchNorm off/on and LayerNorm; and the matrix-multiply ceiling `bn-lab bench` compares against.
+//! BatchNorm off/on and LayerNorm, and noisy BN (f32; a new draw of its noise every step, as in
+//! training); and the matrix-multiply ceiling `bn-lab bench` compares against.
 //!
-//! Ids: `fwd_bwd/{f32,f64}/{bn_off,bn_on,ln}/d50_w256_b256/t{threads}`, then a printed
+//! Ids: `fwd_bwd/{f32,f64}/{bn_off,bn_on,ln}/d50_w256_b256/t{threads}` and
+//! `fwd_bwd/f32/noisy_bn/d50_w256_b256/t{threads}`, then a printed
 //! `ceiling/t{threads}` line (best GFLOP/s of 512^3 products), and the two losses alone on a
 //! batch of 256 x 10 outputs, `loss/{mse,ce}/b256_k10` (f32). Thread counts come from
 //! `BN_LAB_BENCH_THREADS` (comma-separated, default `1,2`), e.g.
@@ -11,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind};
+use bn_lab::config::{Activation, BnConfig, BnNoise, Init, NetConfig, NormKind};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::bench::matmul_ceiling;
 use bn_lab::model::{Mlp, Mode};
@@ -34,7 +36,12 @@ fn threads() -> Vec<usize> {
         .collect()
 }
 
-fn fwd_bwd<T: Float>(c: &mut Criterion, norm: Option<NormKind>, threads: usize) {
+fn fwd_bwd<T: Float>(
+    c: &mut Criterion,
+    norm: Option<NormKind>,
+    noise: Option<BnNoise>,
+    threads: usize,
+) {
     let cfg = NetConfig {
         d_in: WIDTH,
         width: WIDTH,
@@ -51,6 +58,10 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, norm: Option<NormKind>, threads: usize) 
     };
     let d = data::linear_teacher::<T>(0, BATCH, cfg.d_in, cfg.d_out);
     let mut net = Mlp::<T>::new(&cfg, &mut data::rng(0, Stream::Weights));
+    if let Some(n) = noise {
+        net.set_bn_noise(n, data::rng(0, Stream::Noise))
+            .expect("BN before the activation");
+    }
     let mut d_o = Array2::<T>::zeros((BATCH, cfg.d_out));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -59,10 +70,11 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, norm: Option<NormKind>, threads: usize) 
     let id = format!(
         "fwd_bwd/{}/{}/d{DEPTH}_w{WIDTH}_b{BATCH}/t{threads}",
         T::NAME,
-        match norm {
-            None => "bn_off",
-            Some(NormKind::Batch) => "bn_on",
-            Some(NormKind::Layer) => "ln",
+        match (norm, noise) {
+            (_, Some(_)) => "noisy_bn",
+            (None, _) => "bn_off",
+            (Some(NormKind::Batch), _) => "bn_on",
+            (Some(NormKind::Layer), _) => "ln",
         }
     );
     // Each step runs on the pool (criterion itself stays on this thread); entering the pool
@@ -70,6 +82,7 @@ fn fwd_bwd<T: Float>(c: &mut Criterion, norm: Option<NormKind>, threads: usize) 
     c.bench_function(&id, |b| {
         b.iter(|| {
             pool.install(|| {
+                net.resample_noise();
                 let o = net.forward(black_box(d.x.view()), Mode::Train).unwrap();
                 ops::mse_loss(o, d.y.view(), d_o.view_mut());
                 net.backward(d_o.view()).unwrap();
@@ -97,9 +110,15 @@ fn benches(c: &mut Criterion) {
     losses(c);
     for t in threads() {
         for norm in [None, Some(NormKind::Batch), Some(NormKind::Layer)] {
-            fwd_bwd::<f32>(c, norm, t);
-            fwd_bwd::<f64>(c, norm, t);
+            fwd_bwd::<f32>(c, norm, None, t);
+            fwd_bwd::<f64>(c, norm, None, t);
         }
+        let noise = BnNoise {
+            mean: 1.0,
+            scale: 2.0,
+            jitter: 0.1,
+        };
+        fwd_bwd::<f32>(c, Some(NormKind::Batch), Some(noise), t);
     }
     // The ceiling as `bn-lab bench` measures it (best of repeated 512^3 products).
     for t in threads() {
