@@ -63,10 +63,16 @@ impl Histogram {
             Range::Fixed(lo, hi) => (lo, hi),
             Range::Data => data_range(values.clone()),
         };
-        // Each bound scaled before subtracting, so `hi - lo` near f64::MAX cannot overflow.
-        let width = hi / BINS as f64 - lo / BINS as f64;
+        // A weighted mean of the bounds, so `hi - lo` near f64::MAX cannot overflow.
         let edges: Vec<f64> = (0..=BINS)
-            .map(|i| if i == BINS { hi } else { lo + width * i as f64 })
+            .map(|i| {
+                let t = i as f64 / BINS as f64;
+                if i == BINS {
+                    hi
+                } else {
+                    lo * (1.0 - t) + hi * t
+                }
+            })
             .collect();
         let mut counts = vec![0u64; BINS];
         let (mut n, mut non_finite, mut sum, mut finite) = (0u64, 0u64, 0.0f64, 0u64);

@@ -1049,6 +1049,7 @@ mod tests {
                 divergence: None,
                 output_curvature: Num(1.0),
             },
+            histograms: None,
         }
     }
 
