@@ -249,7 +249,8 @@ pub fn snapshot<T: Float>(
             let block = &net.blocks[l - 1];
             let h = net.hidden(l);
             // h_l is a_l unless a skip or BN after the activation follows it.
-            let is_a = !block.skip && !(block.bn.is_some() && block.placement == Placement::Post);
+            let post_bn = block.bn.is_some() && block.placement == Placement::Post;
+            let is_a = !(block.skip || post_bn);
             let range = match activation_range(act) {
                 Some((lo, hi)) if is_a => Range::Fixed(lo, hi),
                 _ => Range::Data,

@@ -155,6 +155,14 @@ fn declared_footprints_bound_the_measured_peaks() {
         ),
         ("theory, deep", "theory --depth 20000 --batch 4,8,1024"),
         (
+            "grad-norms, histograms",
+            "grad-norms --depth 3,60 --width 128 --batch 128 --histograms",
+        ),
+        (
+            "train, histograms",
+            "train --depth 12 --width 64 --batch 64 --n-train 256 --n-test 64 --steps 40 --histograms",
+        ),
+        (
             "sweep, many points, LayerNorm",
             "sweep --vary depth --values 1,40,80 --norm none,batch,layer --width 32 --batch 32 --seeds 6",
         ),
