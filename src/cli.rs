@@ -288,6 +288,11 @@ pub struct GradNormsArgs {
     /// configuration (first depth, BN off before on, first seed) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub save_net: Option<PathBuf>,
+    /// Also draw grad_norms_histograms.png: per layer (up to 8, evenly spaced), the
+    /// distribution of the activations h_l (with the tanh/sigmoid saturation share) and of
+    /// dL/dh_l at initialisation, first seed of each configuration; the JSON keeps the bins.
+    #[arg(long)]
+    pub histograms: bool,
     /// Threads for the configurations run side by side and for each network's matrix
     /// products and BatchNorm/activation passes [default: all cores].
     #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
@@ -587,6 +592,15 @@ pub struct TrainArgs {
     /// at which no configuration diverged, else the smallest].
     #[arg(allow_hyphen_values = true, long)]
     pub diag_lr: Option<f64>,
+    /// Also draw train_histograms.png: per layer (up to 8, evenly spaced), the distribution of
+    /// the activations h_l (with the tanh/sigmoid saturation share) and of dL/dh_l at a few
+    /// steps (--histogram-steps), for the runs at --diag-lr; the JSON keeps every run's bins.
+    #[arg(long)]
+    pub histograms: bool,
+    /// Steps at which --histograms records (step s: after s updates, on step s's mini-batch),
+    /// comma-separated, at most 4 [default: 0, 10, 100 and the last, those below --steps].
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, 0>, long, value_delimiter = ',', requires = "histograms")]
+    pub histogram_steps: Option<Vec<usize>>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]

@@ -13,6 +13,7 @@ pub mod data;
 pub mod experiment;
 pub mod float;
 pub mod gradcheck;
+pub mod histogram;
 pub mod limits;
 pub mod model;
 pub mod ops;

@@ -44,7 +44,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::plot::Figures;
+use crate::plot::{Figure, Figures};
 use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -352,7 +352,11 @@ impl Outputs {
     /// Prepare the output directory `dir` (`--out`) and check every file experiment `E` will
     /// write: `<dir>/<STEM>.json`, each figure and each extra (their directories are created
     /// too). Errors name the flag and come before any work: see the module docs.
-    pub fn prepare<E: Figures>(dir: &Path, extras: &[Extra<'_, E::Report>]) -> Result<Self> {
+    pub fn prepare<E: Figures>(
+        dir: &Path,
+        figures: &[Figure<E::Report>],
+        extras: &[Extra<'_, E::Report>],
+    ) -> Result<Self> {
         let outputs = Outputs {
             id: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             keep: false,
@@ -363,7 +367,7 @@ impl Outputs {
             flag: "--out".into(),
             what: Some(format!("{} writes its JSON", E::NAME)),
         }];
-        for fig in E::figures() {
+        for fig in figures {
             dests.push(Destination {
                 path: dir.join(fig.file),
                 flag: "--out".into(),
@@ -647,6 +651,7 @@ pub fn export<E: Figures>(
     report: &E::Report,
     json: &str,
     dir: &Path,
+    figures: &[Figure<E::Report>],
     extras: &[Extra<'_, E::Report>],
 ) -> Result<Vec<PathBuf>> {
     let mut staged = Staged::new();
@@ -656,7 +661,6 @@ pub fn export<E: Figures>(
     test_pause("BN_LAB_TEST_WRITE_PAUSE_MS");
     // The figures are independent: drawn side by side on rayon's pool, each into its own
     // staged file; the first failure (in figure order) is the one reported.
-    let figures = E::figures();
     let temps: Vec<(PathBuf, String)> = figures
         .iter()
         .map(|fig| {

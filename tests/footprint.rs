@@ -76,7 +76,7 @@ fn check<E: Figures>(what: &str, cfg: &E::Config) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("footprint");
     std::fs::create_dir_all(&dir).unwrap();
     let (_, fig_peak) = peak_of(|| {
-        for fig in E::figures() {
+        for fig in E::figures_for(cfg) {
             (fig.draw)(&report, &dir.join(fig.file)).unwrap();
         }
     });
@@ -163,6 +163,14 @@ fn declared_footprints_bound_the_measured_peaks() {
             "shattered --depth 1,3 --width 16 --points 4000 --seeds 30 --max-lag 500",
         ),
         ("theory, deep", "theory --depth 20000 --batch 4,8,1024"),
+        (
+            "grad-norms, histograms",
+            "grad-norms --depth 3,60 --width 128 --batch 128 --histograms",
+        ),
+        (
+            "train, histograms",
+            "train --depth 12 --width 64 --batch 64 --n-train 256 --n-test 64 --steps 40 --histograms",
+        ),
         (
             "sweep, many points, LayerNorm",
             "sweep --vary depth --values 1,40,80 --norm none,batch,layer --width 32 --batch 32 --seeds 6",

@@ -74,6 +74,30 @@ fn train_reruns_from_its_json_with_the_resolved_diag_lr() {
     assert_eq!(cfg.diag_lr, Some(0.02));
 }
 
+/// `--histograms` is recorded (`histograms: true`, `histogram_steps`) and reruns to the same
+/// bins and counts.
+#[test]
+fn histogram_runs_rerun_from_their_json() {
+    rerun_gives_the_same_report::<GradNorms>(
+        &[
+            "grad-norms",
+            "--depth",
+            "3,10",
+            "--width",
+            "16",
+            "--batch",
+            "32",
+            "--act",
+            "tanh",
+            "--histograms",
+        ],
+        "grad-norms-histograms",
+    );
+    let mut args = common::TINY_TRAIN.to_vec();
+    args.extend(["--histograms", "--histogram-steps", "0,7"]);
+    rerun_gives_the_same_report::<Train>(&args, "train-histograms");
+}
+
 /// A digits run (cross-entropy, accuracies) and a grad-norms cross-entropy run rerun from
 /// their JSON too: `task` and `loss` are recorded as typed.
 #[test]

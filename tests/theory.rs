@@ -36,6 +36,7 @@ fn measured_vs_predicted(act: Activation, init: Init, norm: Norm, width: usize) 
         steady_factor: grad_norms::STEADY_FACTOR,
         exploding_scale: grad_norms::EXPLODING_SCALE,
         loss: bn_lab::config::Loss::Mse,
+        histograms: false,
         save_net: false,
     };
     cfg.validate().unwrap();

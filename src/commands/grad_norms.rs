@@ -26,6 +26,7 @@ pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
         steady_factor: STEADY_FACTOR,
         exploding_scale: EXPLODING_SCALE,
         loss: args.loss,
+        histograms: args.histograms,
         save_net: args.save_net.is_some(),
     }
 }

@@ -242,14 +242,15 @@ pub fn execute<E: Figures>(
     output::install_signal_handler()?;
     // Every destination is checked before any work (a refusal, exit 2); dropped on an error,
     // this removes the directories the run created.
-    let outputs =
-        output::Outputs::prepare::<E>(&out.out, extras).map_err(|e| usage(format!("{e:#}")))?;
+    let figures = E::figures_for(cfg);
+    let outputs = output::Outputs::prepare::<E>(&out.out, &figures, extras)
+        .map_err(|e| usage(format!("{e:#}")))?;
     let start = std::time::Instant::now();
     let pb = progress_bar(E::work_units(cfg), E::NAME);
     let report = E::run(cfg, &|n| pb.inc(n));
     pb.finish_and_clear();
     let json = serde_json::to_string_pretty(&report)?;
-    let written = output::export::<E>(&report, &json, &out.out, extras)?;
+    let written = output::export::<E>(&report, &json, &out.out, &figures, extras)?;
     outputs.keep();
     if out.json {
         print(&format!("{json}\n"))?;

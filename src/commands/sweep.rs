@@ -14,6 +14,7 @@ use crate::experiment::sweep::{
 };
 use crate::experiment::{Experiment, load_config};
 use crate::parallel;
+use crate::plot::Figures;
 
 /// Config fields set by flags of another name.
 pub const RENAMES: Renames = &[("norms", "--norm")];
@@ -250,11 +251,11 @@ fn run_collect(dir: &Path, out: &OutputArgs) -> Result<()> {
     let report = collect(read).map_err(|e| usage(format!("--collect: {e}")))?;
     Sweep::validate(&report.config).map_err(|e| usage(format!("--collect: {e}")))?;
     crate::output::install_signal_handler()?;
-    let outputs = crate::output::Outputs::prepare::<Sweep>(&out.out, &[])
+    let outputs = crate::output::Outputs::prepare::<Sweep>(&out.out, &Sweep::figures(), &[])
         .map_err(|e| usage(format!("{e:#}")))?;
     let start = std::time::Instant::now();
     let json = serde_json::to_string_pretty(&report)?;
-    let written = crate::output::export::<Sweep>(&report, &json, &out.out, &[])?;
+    let written = crate::output::export::<Sweep>(&report, &json, &out.out, &Sweep::figures(), &[])?;
     outputs.keep();
     if out.json {
         print(&format!("{json}\n"))

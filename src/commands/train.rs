@@ -5,10 +5,14 @@ use anyhow::Result;
 use crate::cli::TrainArgs;
 use crate::commands::{Renames, execute, usage};
 use crate::config::Placement;
-use crate::experiment::train::{Train, TrainConfig};
+use crate::experiment::train::{Train, TrainConfig, default_histogram_steps};
 
 /// Config fields set by flags of another name.
-pub const RENAMES: Renames = &[("norms", "--configs"), ("lrs", "--lr")];
+pub const RENAMES: Renames = &[
+    ("norms", "--configs"),
+    ("lrs", "--lr"),
+    ("histogram_steps", "--histogram-steps"),
+];
 
 /// The config the flags describe (validated by [`execute`]). `train` compares fixed BN
 /// variants, so the flags that would change all of them at once are refused.
@@ -39,6 +43,11 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
         diag_every: args.diag_every,
         diverge_factor: args.diverge_factor,
         diag_lr: args.diag_lr,
+        histogram_steps: match (&args.histogram_steps, args.histograms) {
+            (Some(steps), _) => Some(steps.clone()),
+            (None, true) => Some(default_histogram_steps(args.steps)),
+            (None, false) => None,
+        },
     })
 }
 

@@ -12,6 +12,7 @@ use crate::config::{
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
+use crate::histogram::{self, Snapshot};
 use crate::limits::{Footprint, MAX_PANELS, MAX_SEEDS};
 use crate::model::{Mlp, Mode};
 use crate::stats::{self, Num, Special, fmt_num, nums};
@@ -45,6 +46,10 @@ pub struct GradNormsConfig {
     /// The loss whose gradient is measured (cross-entropy: the teacher's argmax as classes).
     #[serde(default)]
     pub loss: Loss,
+    /// Per-layer histograms of `h_l` and `dL/dh_l` of each arm's first seed (`--histograms`);
+    /// left out of the JSON when off, so reports without it read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub histograms: bool,
     /// Also keep the first configuration's first seed as a [`SavedNet`] (`--save-net`); not
     /// part of the numbers, so not recorded.
     #[serde(skip)]
@@ -188,6 +193,27 @@ impl GradNormsConfig {
             let params = 2.0 * net.param_count();
             let batch = self.net.batch as f64 * (self.net.d_in + self.net.d_out) as f64;
             fp = fp.records(params + batch, &["width", "depth"]);
+        }
+        if self.histograms {
+            // Per arm, two histograms of each histogram layer; while one is measured, the
+            // copied tail of its network (at most the network again) and `dL/dh_l`.
+            let hists = self
+                .arms()
+                .iter()
+                .map(|&(d, _)| histogram::layers(d).len() as f64 * 2.0 * 96.0)
+                .sum::<f64>();
+            let tails: f64 = {
+                let mut v: Vec<f64> = self
+                    .arms()
+                    .iter()
+                    .map(|&(d, n)| self.net(d, n).memory_estimate_bytes(self.net.batch, bytes))
+                    .collect();
+                v.sort_by(|a, b| b.total_cmp(a));
+                v.iter().take(self.parallel_runs()).sum()
+            };
+            fp = fp
+                .records(hists, &["depth"])
+                .add("networks", tails, &["depth", "width", "batch"]);
         }
         fp
     }
@@ -395,6 +421,10 @@ pub struct ArmResult {
     /// applies: `theory_note` says why).
     pub theory: Option<theory::Prediction>,
     pub theory_note: Option<String>,
+    /// With `histograms`: the first seed's per-layer histograms at initialisation (the layers
+    /// of [`histogram::layers`]); left out of the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<Snapshot>,
 }
 
 /// Everything `grad-norms` computed; written to `grad_norms.json` and drawn in `grad_norms.png`.
@@ -501,6 +531,20 @@ pub fn measure<T: Float>(
     loss_fn: Loss,
     save: bool,
 ) -> (LayerValues, Option<SavedNet>) {
+    let (values, saved, _) = measure_with::<T>(net_cfg, batch, seed, loss_fn, save, false);
+    (values, saved)
+}
+
+/// [`measure`], with the per-layer histograms of [`histogram::layers`] when `histograms`
+/// (taken after the forward, before the backward).
+pub fn measure_with<T: Float>(
+    net_cfg: &NetConfig,
+    batch: usize,
+    seed: u64,
+    loss_fn: Loss,
+    save: bool,
+    histograms: bool,
+) -> (LayerValues, Option<SavedNet>, Option<Snapshot>) {
     let data = data::teacher_batch::<T>(loss_fn, seed, batch, net_cfg.d_in, net_cfg.d_out);
     let mut net = Mlp::<T>::new(net_cfg, &mut data::rng(seed, Stream::Weights));
     let mut d_o = Array2::zeros((batch, net_cfg.d_out));
@@ -510,6 +554,8 @@ pub fn measure<T: Float>(
             .expect("data is drawn with the config's shapes");
         loss_fn.loss_and_grad(o, data.y.view(), d_o.view_mut())
     };
+    let snapshot = histograms
+        .then(|| histogram::snapshot(&net, d_o.view(), &histogram::layers(net.depth()), 0, loss));
     net.backward(d_o.view()).expect("forward ran just before");
     let values = LayerValues {
         seed,
@@ -551,7 +597,7 @@ pub fn measure<T: Float>(
             })
             .collect(),
     });
-    (values, saved)
+    (values, saved, snapshot)
 }
 
 /// Work units [`run`] reports: one per layer (hidden and output) of every network's forward
@@ -562,6 +608,18 @@ pub fn work_units(cfg: &GradNormsConfig) -> u64 {
         .map(|&(depth, _)| (depth as u64).saturating_add(1))
         .fold(0u64, u64::saturating_add)
         .saturating_mul(cfg.seeds as u64)
+        .saturating_add(histogram_units(cfg))
+}
+
+/// Work units of the histograms: the copied tails, once per arm.
+fn histogram_units(cfg: &GradNormsConfig) -> u64 {
+    if !cfg.histograms {
+        return 0;
+    }
+    cfg.arms()
+        .iter()
+        .map(|&(depth, _)| histogram::snapshot_units(depth))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Run every configuration and seed (in parallel on rayon's pool). With `cfg.save_net`, also
@@ -573,27 +631,33 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     let jobs: Vec<(usize, u64)> = (0..arms.len())
         .flat_map(|a| seeds.iter().map(move |&s| (a, s)))
         .collect();
-    let mut results: Vec<(LayerValues, Option<SavedNet>)> = jobs
+    let mut results: Vec<(LayerValues, Option<SavedNet>, Option<Snapshot>)> = jobs
         .par_iter()
         .enumerate()
         .map(|(i, &(a, seed))| {
             let (depth, norm) = arms[a];
             let net = cfg.net(depth, norm);
             let save = cfg.save_net && i == 0;
+            let hist = cfg.histograms && seed == seeds[0];
+            let (b, loss) = (cfg.net.batch, cfg.loss);
             let result = match cfg.net.dtype {
-                Dtype::F32 => measure::<f32>(&net, cfg.net.batch, seed, cfg.loss, save),
-                Dtype::F64 => measure::<f64>(&net, cfg.net.batch, seed, cfg.loss, save),
+                Dtype::F32 => measure_with::<f32>(&net, b, seed, loss, save, hist),
+                Dtype::F64 => measure_with::<f64>(&net, b, seed, loss, save, hist),
             };
             progress(depth as u64 + 1);
+            if hist {
+                progress(histogram::snapshot_units(depth));
+            }
             result
         })
         .collect();
     let saved = results.first_mut().and_then(|r| r.1.take());
-    let mut values = results.into_iter().map(|r| r.0);
+    let mut values = results.into_iter().map(|r| (r.0, r.2));
     let arm_results = arms
         .iter()
         .map(|&(depth, norm)| {
-            let per_seed: Vec<LayerValues> = values.by_ref().take(seeds.len()).collect();
+            let (per_seed, mut snapshots): (Vec<LayerValues>, Vec<Option<Snapshot>>) =
+                values.by_ref().take(seeds.len()).unzip();
             let w: Vec<&[Num]> = per_seed.iter().map(|s| &s.weight_grad_norm[..]).collect();
             let g: Vec<&[Num]> = per_seed
                 .iter()
@@ -637,6 +701,7 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                 theory: prediction,
                 theory_note,
                 seeds: per_seed,
+                histograms: snapshots.first_mut().and_then(Option::take),
             }
         })
         .collect();

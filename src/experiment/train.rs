@@ -16,12 +16,14 @@ use crate::config::{
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
 use crate::float::Float;
+use crate::histogram::{self, Snapshot};
 use crate::limits::{Footprint, MAX_PANELS, MAX_STEPS, check_points, points};
 use crate::model::Mlp;
 use crate::optim::{SgdConfig, check_sgd, check_warmup, warmup_label};
 use crate::stats::{Num, Short, fmt_num};
 use crate::train::{
-    self, Accuracies, History, ReferenceLosses, TrainSettings, loss_formula, percent,
+    self, Accuracies, Divergence, History, HistoryRecorder, Observer, ReferenceLosses,
+    TrainSettings, Trainer, fit, loss_formula, percent, units,
 };
 
 /// A validated `train` configuration: everything needed to reproduce every number.
@@ -52,6 +54,33 @@ pub struct TrainConfig {
     /// largest at which no configuration diverged, else the smallest (resolved by the run and
     /// recorded in the report's config).
     pub diag_lr: Option<f64>,
+    /// The steps at which every run records per-layer histograms of `h_l` and `dL/dh_l`
+    /// (`--histograms`, `--histogram-steps`): step `s` is the network after `s` updates, on
+    /// step `s`'s mini-batch. `null` (and left out of the JSON): none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_steps: Option<Vec<usize>>,
+}
+
+/// At most this many histogram steps (one dash pattern each in `train_histograms.png`).
+pub const MAX_HISTOGRAM_STEPS: usize = 4;
+
+/// The histogram steps of `--histograms` without `--histogram-steps`: 0, 10, 100 and the last
+/// (`steps - 1`), those that exist.
+///
+/// ```
+/// use bn_lab::experiment::train::default_histogram_steps;
+/// assert_eq!(default_histogram_steps(600), vec![0, 10, 100, 599]);
+/// assert_eq!(default_histogram_steps(50), vec![0, 10, 49]);
+/// assert_eq!(default_histogram_steps(1), vec![0]);
+/// ```
+pub fn default_histogram_steps(steps: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = [0, 10, 100, steps.saturating_sub(1)]
+        .into_iter()
+        .filter(|&s| s < steps)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 impl TrainConfig {
@@ -110,6 +139,25 @@ impl TrainConfig {
                 message: format!("must be one of the learning rates (got {d})"),
             });
         }
+        if let Some(hs) = &self.histogram_steps {
+            distinct("histogram_steps", hs)?;
+            at_most_values("histogram_steps", MAX_HISTOGRAM_STEPS, hs)?;
+            if hs.is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: "histogram_steps",
+                    message: "needs at least one step".into(),
+                });
+            }
+            if let Some(&s) = hs.iter().find(|&&s| s >= self.steps) {
+                return Err(ConfigError::Invalid {
+                    field: "histogram_steps",
+                    message: format!(
+                        "must be below steps ({}): step s is the network after s updates, on step s's mini-batch (got {s})",
+                        self.steps
+                    ),
+                });
+            }
+        }
         self.net.validate()?;
         self.data
             .validate(self.net.batch, self.net.d_in, self.net.d_out)?;
@@ -149,11 +197,29 @@ impl TrainConfig {
         let per_run = 32.0
             + 3.0 * points(self.steps, self.eval_every) as f64
             + (1.0 + 2.0 * layers) * points(self.steps, self.diag_every) as f64;
+        if let Some(hs) = &self.histogram_steps {
+            // Two histograms per histogram layer and step; while one is measured, the copied
+            // tail of the network (at most the network again) and `dL/dh_l`.
+            let hists = hs.len() as f64 * histogram::layers(self.depth).len() as f64 * 2.0 * 96.0;
+            fp = fp.records(self.n_runs() as f64 * hists, &["depth"]).add(
+                "networks",
+                parallel as f64 * largest,
+                &["depth", "width", "batch"],
+            );
+        }
         fp.records(
             self.n_runs() as f64 * per_run,
             &["steps", "diag_every", "eval_every"],
         )
         .figures()
+    }
+
+    /// Work units of one run's histograms (in the units of [`train::step_units`]): per
+    /// snapshot, the copied tails as a share of a step's forward and backward.
+    pub fn histogram_units(&self) -> u64 {
+        self.histogram_steps.as_ref().map_or(0, |hs| {
+            units(hs.len(), snapshot_units(self.depth, self.net.batch))
+        })
     }
 }
 
@@ -178,6 +244,102 @@ pub struct TrainRun {
     #[serde(flatten)]
     pub accuracy: Option<Accuracies>,
     pub history: History,
+    /// With `histogram_steps`: the histograms at each of those steps the run reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<Vec<Snapshot>>,
+}
+
+/// Work units of one snapshot of a depth-`depth` net on a batch of `batch`.
+fn snapshot_units(depth: usize, batch: usize) -> u64 {
+    train::step_units(batch).saturating_mul(histogram::snapshot_units(depth)) / (depth as u64 + 1)
+}
+
+/// Records [`Snapshot`]s at the chosen steps, after the forward (the loss gradient computed
+/// again from the network's output, the network untouched).
+struct HistogramRecorder<'a, T: Float> {
+    steps: Vec<usize>,
+    layers: Vec<usize>,
+    d_o: ndarray::Array2<T>,
+    snapshots: Vec<Snapshot>,
+    units: u64,
+    progress: Progress<'a>,
+}
+
+impl<T: Float> Observer<T> for HistogramRecorder<'_, T> {
+    fn after_forward(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
+        if !self.steps.contains(&step) {
+            return;
+        }
+        let o = tr.net.output();
+        tr.loss.loss_and_grad(o, tr.y.view(), self.d_o.view_mut());
+        self.snapshots.push(histogram::snapshot(
+            tr.net,
+            self.d_o.view(),
+            &self.layers,
+            step,
+            loss,
+        ));
+        (self.progress)(self.units);
+    }
+
+    fn diverged(&mut self, _tr: &mut Trainer<'_, T>, d: &Divergence) {
+        let skipped = self.steps.iter().filter(|&&s| s > d.step).count();
+        (self.progress)(units(skipped, self.units));
+    }
+}
+
+/// Two observers, each hook called on the first, then the second.
+struct Both<'o, T: Float>(&'o mut dyn Observer<T>, &'o mut dyn Observer<T>);
+
+impl<T: Float> Observer<T> for Both<'_, T> {
+    fn start(&mut self, tr: &mut Trainer<'_, T>) {
+        self.0.start(tr);
+        self.1.start(tr);
+    }
+    fn after_forward(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
+        self.0.after_forward(tr, step, loss);
+        self.1.after_forward(tr, step, loss);
+    }
+    fn diverged(&mut self, tr: &mut Trainer<'_, T>, d: &Divergence) {
+        self.0.diverged(tr, d);
+        self.1.diverged(tr, d);
+    }
+    fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
+        self.0.before_update(tr, step, loss);
+        self.1.before_update(tr, step, loss);
+    }
+    fn after_update(&mut self, tr: &mut Trainer<'_, T>, done: usize, loss: f64) {
+        self.0.after_update(tr, done, loss);
+        self.1.after_update(tr, done, loss);
+    }
+}
+
+/// [`train::train`] that also records the histograms of `cfg.histogram_steps`.
+fn train_with_histograms<T: Float>(
+    cfg: &TrainConfig,
+    net: &mut Mlp<T>,
+    data: &data::Dataset<T>,
+    s: &TrainSettings,
+    progress: Progress,
+) -> (History, Vec<Snapshot>) {
+    let mut history = HistoryRecorder::new(net, s, progress);
+    let mut hist = HistogramRecorder {
+        steps: cfg.histogram_steps.clone().unwrap_or_default(),
+        layers: histogram::layers(cfg.depth),
+        d_o: ndarray::Array2::zeros((s.batch, cfg.net.d_out)),
+        snapshots: Vec::new(),
+        units: snapshot_units(cfg.depth, s.batch),
+        progress,
+    };
+    let mut tr = Trainer::new(net, data, s.sgd, s.batch, s.seed, s.loss);
+    fit(
+        &mut tr,
+        s.steps,
+        s.diverge_factor,
+        progress,
+        &mut Both(&mut history, &mut hist),
+    );
+    (history.history, hist.snapshots)
 }
 
 /// Per configuration, over the learning-rate sweep.
@@ -370,7 +532,15 @@ fn run_one<T: Float>(
 ) -> TrainRun {
     let net_cfg = cfg.net(norm);
     let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(cfg.net.seed, Stream::Weights));
-    let history = train::train(&mut net, data, &cfg.settings(lr), progress);
+    let (history, histograms) = if cfg.histogram_steps.is_some() {
+        let (h, s) = train_with_histograms(cfg, &mut net, data, &cfg.settings(lr), progress);
+        (h, Some(s))
+    } else {
+        (
+            train::train(&mut net, data, &cfg.settings(lr), progress),
+            None,
+        )
+    };
     TrainRun {
         label: norm.label().to_string(),
         norm,
@@ -385,6 +555,7 @@ fn run_one<T: Float>(
         output_lr_limit: Num(history.output_lr_limit()),
         accuracy: history.accuracies(),
         history,
+        histograms,
     }
 }
 
@@ -433,6 +604,7 @@ pub fn work_units(cfg: &TrainConfig) -> u64 {
                 cfg.settings(lr)
                     .work_units(cfg.data.n_train, cfg.data.n_test),
             )
+            .saturating_add(cfg.histogram_units())
         })
 }
 
@@ -855,6 +1027,7 @@ mod tests {
             diag_every: 5,
             diverge_factor: 1e6,
             diag_lr: None,
+            histogram_steps: None,
         }
     }
 
@@ -885,6 +1058,7 @@ mod tests {
                 divergence: None,
                 output_curvature: Num(1.0),
             },
+            histograms: None,
         }
     }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
+use crate::plot::histograms::{self, Curve};
 use crate::plot::{
     Dash, Figure, Figures, Layout, LegendItem, Note, Panel, Series, Slide, draw_panel, figure,
     norm_color, norm_marker,
@@ -298,6 +299,49 @@ impl Figures for crate::experiment::grad_norms::GradNorms {
             },
         ]
     }
+
+    fn figures_for(cfg: &Self::Config) -> Vec<Figure<Self::Report>> {
+        let mut v = Self::figures();
+        if cfg.histograms {
+            v.push(Figure {
+                file: "grad_norms_histograms.png",
+                draw: draw_histograms,
+            });
+        }
+        v
+    }
+}
+
+/// `grad_norms_histograms.png`: the first seed's histograms of every arm of the deepest depth.
+pub fn draw_histograms(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+    let cfg = &report.config;
+    let deepest = cfg.depths.iter().copied().max().unwrap_or(0);
+    let curves: Vec<Curve<'_>> = report
+        .arms
+        .iter()
+        .filter(|a| a.depth == deepest)
+        .filter_map(|a| {
+            Some(Curve {
+                label: a.norm.label().to_string(),
+                color: norm_color(a.norm),
+                marker: norm_marker(a.norm),
+                dash: Dash::Solid,
+                snapshot: a.histograms.as_ref()?,
+                note: true,
+            })
+        })
+        .collect();
+    let mut subtitle = format!("at initialisation, seed {} · {}", cfg.net.seed, title(cfg));
+    if cfg.depths.len() > 1 {
+        subtitle.push_str(&format!(" · depth {deepest} shown"));
+    }
+    histograms::draw(
+        path,
+        "Per-layer histograms: activations h_l (top) and backprop signal dL/dh_l (bottom)",
+        &subtitle,
+        &curves,
+        histograms::saturation_note(cfg.act, "one per configuration").as_deref(),
+    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod grad_norms;
 pub mod heatmap;
+pub mod histograms;
 pub mod ics;
 pub mod landscape;
 pub mod layout;
@@ -67,6 +68,12 @@ pub struct Figure<R> {
 pub trait Figures: crate::experiment::Experiment {
     /// In the order the summary lists them; the first is the headline `<command>.png`.
     fn figures() -> Vec<Figure<Self::Report>>;
+
+    /// The figures a run of `cfg` draws: [`Figures::figures`], then those its flags add
+    /// (`--histograms`).
+    fn figures_for(_cfg: &Self::Config) -> Vec<Figure<Self::Report>> {
+        Self::figures()
+    }
 }
 
 /// The Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), distinguishable with

@@ -9,6 +9,7 @@ use plotters::style::RGBColor;
 
 use crate::config::Norm;
 use crate::experiment::train::{HigherLr, TrainConfig, TrainReport, TrainRun, short_title};
+use crate::plot::histograms::{self, Curve};
 use crate::plot::{
     Dash, Figure, Figures, Fonts, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT,
     draw_legend_items, draw_panel_bare, figure, norm_color, norm_marker, shared_legend,
@@ -597,4 +598,51 @@ impl Figures for crate::experiment::train::Train {
             },
         ]
     }
+
+    fn figures_for(cfg: &Self::Config) -> Vec<Figure<Self::Report>> {
+        let mut v = Self::figures();
+        if cfg.histogram_steps.is_some() {
+            v.push(Figure {
+                file: "train_histograms.png",
+                draw: draw_histograms,
+            });
+        }
+        v
+    }
+}
+
+/// `train_histograms.png`: the histograms of the runs at `config.diag_lr`, one colour per
+/// configuration and one dash per step.
+pub fn draw_histograms(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+    let cfg = &report.config;
+    let lr = cfg.diag_lr.unwrap_or(f64::NAN);
+    let steps = cfg.histogram_steps.clone().unwrap_or_default();
+    let mut curves = Vec::new();
+    for r in report.runs.iter().filter(|r| r.lr == lr) {
+        let snaps = r.histograms.as_deref().unwrap_or_default();
+        for (i, snap) in snaps.iter().enumerate() {
+            let k = steps.iter().position(|&s| s == snap.step).unwrap_or(0);
+            curves.push(Curve {
+                label: format!("{}, step {}", r.label, snap.step),
+                color: norm_color(r.norm),
+                marker: norm_marker(r.norm),
+                dash: Dash::nth(k),
+                snapshot: snap,
+                note: i + 1 == snaps.len(),
+            });
+        }
+    }
+    let subtitle = format!(
+        "learning rate {} · step s: after s updates, on its mini-batch · {}",
+        Short(lr),
+        short_title(cfg)
+    );
+    histograms::draw(
+        path,
+        "Per-layer histograms during training: activations h_l (top) and backprop signal dL/dh_l (bottom)",
+        &subtitle,
+        &curves,
+        histograms::saturation_note(cfg.act, "one per configuration at the last step it reached")
+            .as_deref(),
+    )
 }

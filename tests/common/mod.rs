@@ -458,7 +458,7 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
     let report = E::run(cfg, &|_| {});
     let dir = scratch_dir(&format!("figures-{}-{what}", E::STEM));
     let mut layouts = Vec::new();
-    for (i, fig) in E::figures().into_iter().enumerate() {
+    for (i, fig) in E::figures_for(cfg).into_iter().enumerate() {
         let layout = (fig.draw)(&report, &dir.join(fig.file))
             .unwrap_or_else(|e| panic!("{what}: drawing {}: {e:#}", fig.file));
         if i == 0 {

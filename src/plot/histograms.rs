@@ -1,0 +1,203 @@
+//! `grad_norms_histograms.png` and `train_histograms.png` (`--histograms`): one row of small
+//! panels per quantity (top: the activations `h_l`, bottom: the backprop signal `dL/dh_l`), one
+//! column per histogram layer, and one legend for the figure. Each histogram is drawn as a line
+//! through its bins' centres (the share of values per bin). The activations share one x and one
+//! y scale; the gradients share a log y scale (empty bins left out), where the tails differ by
+//! decades, and each panel has its own x scale: their spread changes by decades from layer to
+//! layer (what `grad-norms` measures), so a shared one leaves all but the widest a spike.
+
+use std::path::Path;
+
+use anyhow::Result;
+use plotters::style::RGBColor;
+
+use crate::histogram::{Histogram, Snapshot, TANH_SATURATED};
+use crate::plot::{
+    Dash, Fonts, Layout, LegendItem, Marker, Note, Panel, Series, TITLE_HEIGHT, draw_legend_items,
+    draw_panel_bare, figure, shared_legend,
+};
+
+/// One line per panel: a snapshot of one network, in its colour, marker and dash.
+pub struct Curve<'a> {
+    pub label: String,
+    pub color: RGBColor,
+    pub marker: Marker,
+    pub dash: Dash,
+    pub snapshot: &'a Snapshot,
+    /// Write this curve's saturation share in each activation panel.
+    pub note: bool,
+}
+
+const CELL: (u32, u32) = (420, 430);
+const LEGEND_W: u32 = 470;
+
+/// The share of values per bin, in percent, at the bins' centres; with `skip_empty`, empty
+/// bins are left out (a log axis cannot show 0).
+fn points(h: &Histogram, skip_empty: bool) -> Vec<(f64, f64)> {
+    let n = h.n.max(1) as f64;
+    h.centres()
+        .into_iter()
+        .zip(&h.counts)
+        .filter(|(_, c)| !skip_empty || **c > 0)
+        .map(|(x, &c)| (x, 100.0 * c as f64 / n))
+        .collect()
+}
+
+/// The x range covering every histogram's edges.
+fn x_range<'a>(hs: impl Iterator<Item = &'a Histogram>) -> (f64, f64) {
+    hs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), h| {
+        (lo.min(h.edges[0]), hi.max(h.edges[h.edges.len() - 1]))
+    })
+}
+
+/// Draw the histograms of `curves` (every snapshot with the same layers) into `path`.
+pub fn draw(
+    path: &Path,
+    title: &str,
+    subtitle: &str,
+    curves: &[Curve<'_>],
+    saturation_note: Option<&str>,
+) -> Result<Layout> {
+    let layers: Vec<usize> = curves
+        .first()
+        .map(|c| c.snapshot.layers.iter().map(|l| l.layer).collect())
+        .unwrap_or_default();
+    let cols = layers.len().max(1);
+    let acts = x_range(
+        curves
+            .iter()
+            .flat_map(|c| c.snapshot.layers.iter().map(|l| &l.activation)),
+    );
+    let series = |c: &Curve<'_>, h: &Histogram, log: bool, i: usize| {
+        let mut s = Series::new(c.label.clone(), c.color, points(h, log));
+        s.marker = Some(c.marker);
+        s.marker_phase = i;
+        s.dash = c.dash;
+        s.width = 2;
+        s
+    };
+    let mut top: Vec<Panel> = Vec::new();
+    let mut bottom: Vec<Panel> = Vec::new();
+    for (k, &layer) in layers.iter().enumerate() {
+        let mut a = Panel::new(
+            format!("layer {layer}: h_l"),
+            "h_l",
+            if k == 0 { "% of values" } else { "" },
+            false,
+        );
+        a.x_range = Some(acts);
+        let mut g = Panel::new(
+            format!("layer {layer}: dL/dh_l"),
+            "dL/dh_l",
+            if k == 0 { "% of values" } else { "" },
+            true,
+        );
+        g.x_range = Some(x_range(
+            curves
+                .iter()
+                .filter_map(|c| c.snapshot.layers.get(k).map(|l| &l.grad)),
+        ));
+        for (i, c) in curves.iter().enumerate() {
+            let Some(lh) = c.snapshot.layers.get(k) else {
+                continue;
+            };
+            a.series.push(series(c, &lh.activation, false, i));
+            g.series.push(series(c, &lh.grad, true, i));
+        }
+        top.push(a);
+        bottom.push(g);
+    }
+    // Each row on one y scale.
+    let a_max = top
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)))
+        .fold(0.0f64, f64::max)
+        .max(1.0);
+    let g_vals = || {
+        bottom
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)))
+            .filter(|v| *v > 0.0)
+    };
+    let g_range = (
+        g_vals().fold(f64::INFINITY, f64::min).min(1.0),
+        g_vals().fold(0.0f64, f64::max).max(10.0),
+    );
+    let y_top = a_max * 1.05;
+    for (k, p) in top.iter_mut().enumerate() {
+        p.y_range = Some((0.0, y_top));
+        // The saturation share of each curve, stacked in the plot's upper left (its centre when
+        // most units sit in the saturated tails, which the corner would cover).
+        let shares: Vec<(f64, RGBColor)> = curves
+            .iter()
+            .filter(|c| c.note)
+            .filter_map(|c| {
+                let s = c.snapshot.layers.get(k)?.activation.saturated_share?;
+                Some((s.0, c.color))
+            })
+            .collect();
+        let x = if shares.iter().any(|s| s.0 > 0.5) {
+            0.5 * (acts.0 + acts.1)
+        } else {
+            acts.0
+        };
+        for (i, (share, color)) in shares.into_iter().enumerate() {
+            p.notes.push(Note {
+                x,
+                y: y_top * (0.97 - 0.09 * i as f64),
+                text: format!("{:.0}%", 100.0 * share),
+                color,
+                offset: (4, 0),
+            });
+        }
+    }
+    for p in &mut bottom {
+        p.y_range = Some(g_range);
+    }
+    let panels: Vec<&Panel> = top.iter().chain(&bottom).collect();
+    let mut items = shared_legend(panels.iter().copied());
+    if let Some(note) = saturation_note {
+        items.push(LegendItem::text(note));
+    }
+    items.push(LegendItem::text(
+        "bins: 41 over the activation's range (tanh, sigmoid) or the data's: [0, max] or ±max|x|",
+    ));
+    let size = (CELL.0 * cols as u32 + LEGEND_W, TITLE_HEIGHT + 2 * CELL.1);
+    figure(path, size, title, subtitle, |body| {
+        let (plots, side) = body.split_horizontally(CELL.0 * cols as u32);
+        let cells = plots.split_evenly((2, cols));
+        let mut layout = Layout::default();
+        for (cell, panel) in cells.iter().zip(&panels) {
+            layout
+                .panels
+                .push(draw_panel_bare(cell, panel, Fonts::DETAIL)?);
+        }
+        let top = layout
+            .panels
+            .first()
+            .map_or(0, |p| p.plot.y0 - side.get_base_pixel().1)
+            .max(0);
+        layout.legends.push(draw_legend_items(
+            &side,
+            &items,
+            Fonts::DETAIL.legend,
+            (10, top),
+        )?);
+        Ok(layout)
+    })
+}
+
+/// The legend line explaining the saturation shares written in the activation panels (`whose`:
+/// which curves carry one), where `act` has a saturated zone.
+pub fn saturation_note(act: crate::config::Activation, whose: &str) -> Option<String> {
+    use crate::config::Activation;
+    let (lo, hi) = crate::histogram::SIGMOID_SATURATED;
+    let rule = match act {
+        Activation::Tanh => format!("|tanh| > {TANH_SATURATED}"),
+        Activation::Sigmoid => format!("sigmoid < {lo} or > {hi}"),
+        _ => return None,
+    };
+    Some(format!(
+        "% in the top panels: units saturated ({rule}), {whose}, in its colour"
+    ))
+}
