@@ -169,9 +169,9 @@ fn input_shift_end_to_end() {
     // Percentiles are ordered at every measurement.
     for a in arms {
         let p = a["unit_percentiles"].as_array().unwrap();
-        for i in 0..p[0].as_array().unwrap().len() {
-            let q = |k: usize| common::num(&p[k][i]);
-            assert!(q(0) <= q(1) && q(1) <= q(2), "{a}");
+        let col = |k: usize| p[k].as_array().unwrap().iter().map(common::num);
+        for ((lo, mid), hi) in col(0).zip(col(1)).zip(col(2)) {
+            assert!(lo <= mid && mid <= hi, "{a}");
         }
     }
     std::fs::remove_dir_all(dir).unwrap();

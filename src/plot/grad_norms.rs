@@ -323,6 +323,7 @@ pub fn draw_histograms(report: &GradNormsReport, path: &Path) -> Result<Layout> 
         .filter_map(|a| {
             Some(Curve {
                 label: a.norm.label().to_string(),
+                variant: None,
                 color: norm_color(a.norm),
                 marker: norm_marker(a.norm),
                 dash: Dash::Solid,

@@ -3,8 +3,10 @@
 //! column per histogram layer, and one legend for the figure. Each histogram is drawn as a line
 //! through its bins' centres (the share of values per bin). The activations share one x and one
 //! y scale; the gradients share a log y scale (empty bins left out), where the tails differ by
-//! decades, and each panel has its own x scale: their spread changes by decades from layer to
-//! layer (what `grad-norms` measures), so a shared one leaves all but the widest a spike.
+//! decades, and each gradient panel has its own x scale (`±5` of its widest curve's standard
+//! deviation): their spread changes by decades from layer to layer (what `grad-norms`
+//! measures), so a shared one would leave all but the widest a spike. Each gradient panel states
+//! every noted curve's standard deviation, so the scales read across the row.
 
 use std::path::Path;
 
@@ -13,13 +15,16 @@ use plotters::style::RGBColor;
 
 use crate::histogram::{Histogram, Snapshot, TANH_SATURATED};
 use crate::plot::{
-    Dash, Fonts, Layout, LegendItem, Marker, Note, Panel, Series, TITLE_HEIGHT, draw_legend_items,
-    draw_panel_bare, figure, shared_legend,
+    Dash, Fonts, Layout, LegendItem, Marker, Note, Panel, Sample, Series, TITLE_HEIGHT,
+    draw_legend_items, draw_panel_bare, figure, okabe_ito,
 };
 
 /// One line per panel: a snapshot of one network, in its colour, marker and dash.
 pub struct Curve<'a> {
+    /// The network's legend line (`BN on`): one per colour.
     pub label: String,
+    /// What the dash stands for (`step 10`), one legend line per dash; `None`: solid, unlisted.
+    pub variant: Option<String>,
     pub color: RGBColor,
     pub marker: Marker,
     pub dash: Dash,
@@ -29,6 +34,8 @@ pub struct Curve<'a> {
 }
 
 const CELL: (u32, u32) = (420, 430);
+/// Up to this many curves per panel carry markers.
+const MARKED_CURVES: usize = 4;
 const LEGEND_W: u32 = 470;
 
 /// The share of values per bin, in percent, at the bins' centres; with `skip_empty`, empty
@@ -48,6 +55,66 @@ fn x_range<'a>(hs: impl Iterator<Item = &'a Histogram>) -> (f64, f64) {
     hs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), h| {
         (lo.min(h.edges[0]), hi.max(h.edges[h.edges.len() - 1]))
     })
+}
+
+/// One legend line per network (its colour and marker, solid) and one per dash (black): `n + k`
+/// lines for `n` networks at `k` steps instead of `n k`.
+fn legend(curves: &[Curve<'_>]) -> Vec<LegendItem> {
+    let marked = curves.len() <= MARKED_CURVES;
+    let mut items: Vec<LegendItem> = Vec::new();
+    for c in curves {
+        let item = LegendItem::new(
+            c.label.clone(),
+            Sample::Line {
+                color: c.color,
+                dash: Dash::Solid,
+                marker: marked.then_some(c.marker),
+                width: 2,
+            },
+        );
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    let mut dashes: Vec<LegendItem> = Vec::new();
+    for c in curves {
+        if let Some(v) = &c.variant {
+            let item = LegendItem::new(
+                v.clone(),
+                Sample::Line {
+                    color: okabe_ito::BLACK,
+                    dash: c.dash,
+                    marker: None,
+                    width: 2,
+                },
+            );
+            if !dashes.contains(&item) {
+                dashes.push(item);
+            }
+        }
+    }
+    items.extend(dashes);
+    items
+}
+
+/// Widest standard deviations shown on a gradient panel's x axis.
+const GRAD_X_STDS: f64 = 5.0;
+
+/// A gradient panel's x range: `±GRAD_X_STDS` times the largest standard deviation of its
+/// curves, within the edges of the data (a few outliers of one curve would otherwise squeeze
+/// the others into a spike); the edges themselves when no standard deviation is usable.
+fn grad_x_range<'a>(hs: impl Iterator<Item = &'a Histogram> + Clone) -> (f64, f64) {
+    let (lo, hi) = x_range(hs.clone());
+    let widest = hs
+        .map(|h| h.std.0)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .fold(0.0f64, f64::max);
+    let half = GRAD_X_STDS * widest;
+    if half > 0.0 && half.is_finite() {
+        (lo.max(-half), hi.min(half))
+    } else {
+        (lo, hi)
+    }
 }
 
 /// Draw the histograms of `curves` (every snapshot with the same layers) into `path`.
@@ -70,10 +137,13 @@ pub fn draw(
     );
     let series = |c: &Curve<'_>, h: &Histogram, log: bool, i: usize| {
         let mut s = Series::new(c.label.clone(), c.color, points(h, log));
-        s.marker = Some(c.marker);
+        // Markers help a few curves apart; on many they hide the shapes (colour and dash remain).
+        s.marker = (curves.len() <= MARKED_CURVES).then_some(c.marker);
         s.marker_phase = i;
         s.dash = c.dash;
         s.width = 2;
+        // The figure's legend lists networks and dashes once each (see `legend`).
+        s.legend = false;
         s
     };
     let mut top: Vec<Panel> = Vec::new();
@@ -92,7 +162,7 @@ pub fn draw(
             if k == 0 { "% of values" } else { "" },
             true,
         );
-        g.x_range = Some(x_range(
+        g.x_range = Some(grad_x_range(
             curves
                 .iter()
                 .filter_map(|c| c.snapshot.layers.get(k).map(|l| &l.grad)),
@@ -151,14 +221,32 @@ pub fn draw(
             });
         }
     }
-    for p in &mut bottom {
+    for (k, p) in bottom.iter_mut().enumerate() {
         p.y_range = Some(g_range);
+        let stds: Vec<(f64, RGBColor)> = curves
+            .iter()
+            .filter(|c| c.note)
+            .filter_map(|c| Some((c.snapshot.layers.get(k)?.grad.std.0, c.color)))
+            .collect();
+        for (i, (std, color)) in stds.into_iter().enumerate() {
+            // Stacked down from the top of the log axis, in the plot's upper left.
+            p.notes.push(Note {
+                x: p.x_range.map_or(0.0, |r| r.0),
+                y: g_range.1 * (g_range.0 / g_range.1).powf(0.03 + 0.09 * i as f64),
+                text: format!("σ {}", crate::stats::fmt_num(std)),
+                color,
+                offset: (4, 0),
+            });
+        }
     }
     let panels: Vec<&Panel> = top.iter().chain(&bottom).collect();
-    let mut items = shared_legend(panels.iter().copied());
+    let mut items = legend(curves);
     if let Some(note) = saturation_note {
         items.push(LegendItem::text(note));
     }
+    items.push(LegendItem::text(
+        "σ in the bottom panels: standard deviation of dL/dh_l, in the colour of its curve; each x axis spans ±5 of its largest σ",
+    ));
     items.push(LegendItem::text(
         "bins: 41 over the activation's range (tanh, sigmoid) or the data's: [0, max] or ±max|x|",
     ));

@@ -623,7 +623,8 @@ pub fn draw_histograms(report: &TrainReport, path: &Path) -> Result<crate::plot:
         for (i, snap) in snaps.iter().enumerate() {
             let k = steps.iter().position(|&s| s == snap.step).unwrap_or(0);
             curves.push(Curve {
-                label: format!("{}, step {}", r.label, snap.step),
+                label: r.label.clone(),
+                variant: Some(format!("step {}", snap.step)),
                 color: norm_color(r.norm),
                 marker: norm_marker(r.norm),
                 dash: Dash::nth(k),
