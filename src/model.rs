@@ -380,8 +380,12 @@ impl NoiseSource {
             sigma.push(1.0 + (scale - 1.0) * v);
         }
         for (mut s_row, mut m_row) in s.rows_mut().into_iter().zip(m.rows_mut()) {
-            for j in 0..width {
-                let (xi, zeta) = if jitter == 0.0 {
+            for ((s, m), (&sigma, &mu)) in s_row
+                .iter_mut()
+                .zip(m_row.iter_mut())
+                .zip(sigma.iter().zip(&mu))
+            {
+                let (xi, zeta): (f64, f64) = if jitter == 0.0 {
                     (0.0, 0.0)
                 } else {
                     (
@@ -389,8 +393,8 @@ impl NoiseSource {
                         StandardNormal.sample(&mut self.rng),
                     )
                 };
-                s_row[j] = T::of(sigma[j] * (1.0 + jitter * xi));
-                m_row[j] = T::of(mu[j] + jitter * zeta);
+                *s = T::of(sigma * (1.0 + jitter * xi));
+                *m = T::of(mu + jitter * zeta);
             }
         }
     }

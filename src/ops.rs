@@ -499,6 +499,24 @@ fn bn_pre_forward_k<T: Float, const A: usize>(
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn bn_noisy_pre_forward<T: Float>(
     act: Activation,
+    zx: ArrayViewMut2<T>,
+    a: ArrayViewMut2<T>,
+    shift: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    beta: &[T],
+    noise: (ArrayView2<T>, ArrayView2<T>),
+    skip: Option<(ArrayView2<T>, ArrayViewMut2<T>)>,
+    skip_scale: T,
+) {
+    per_act!(act, A => bn_noisy_pre_forward_k::<T, A>(
+        zx, a, shift, inv_std, gamma, beta, noise, skip, skip_scale
+    ))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn bn_noisy_pre_forward_k<T: Float, const A: usize>(
     mut zx: ArrayViewMut2<T>,
     mut a: ArrayViewMut2<T>,
     shift: &[f64],
@@ -525,7 +543,7 @@ pub fn bn_noisy_pre_forward<T: Float>(
             .zip(s.iter())
             .zip(m.iter())
         {
-            *a = act_scalar(act, s * (g * x + b) + m);
+            *a = act_k::<T, A>(s * (g * x + b) + m);
         }
         if let Some((h_in, h)) = skip_rows.as_mut() {
             let h_in = h_in.next().expect("same rows");
