@@ -15,8 +15,8 @@ use plotters::style::RGBColor;
 
 use crate::histogram::{Histogram, Snapshot, TANH_SATURATED};
 use crate::plot::{
-    Dash, Fonts, Layout, LegendItem, Marker, Note, Panel, Sample, Series, TITLE_HEIGHT,
-    draw_legend_items, draw_panel_bare, figure, okabe_ito,
+    Dash, Layout, LegendItem, Marker, Note, Panel, Sample, Series, TITLE_HEIGHT, figure, okabe_ito,
+    panels_with_legend,
 };
 
 /// One line per panel: a snapshot of one network, in its colour, marker and dash.
@@ -252,26 +252,7 @@ pub fn draw(
     ));
     let size = (CELL.0 * cols as u32 + LEGEND_W, TITLE_HEIGHT + 2 * CELL.1);
     figure(path, size, title, subtitle, |body| {
-        let (plots, side) = body.split_horizontally(CELL.0 * cols as u32);
-        let cells = plots.split_evenly((2, cols));
-        let mut layout = Layout::default();
-        for (cell, panel) in cells.iter().zip(&panels) {
-            layout
-                .panels
-                .push(draw_panel_bare(cell, panel, Fonts::DETAIL)?);
-        }
-        let top = layout
-            .panels
-            .first()
-            .map_or(0, |p| p.plot.y0 - side.get_base_pixel().1)
-            .max(0);
-        layout.legends.push(draw_legend_items(
-            &side,
-            &items,
-            Fonts::DETAIL.legend,
-            (10, top),
-        )?);
-        Ok(layout)
+        panels_with_legend(body, CELL.0 * cols as u32, (2, cols), &panels, &items)
     })
 }
 

@@ -1565,6 +1565,40 @@ pub const SLIDE_SIZE: (u32, u32) = (1920, 1080);
 /// A figure's drawing area, or a part of it.
 pub type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
+/// The body of a grid figure: `panels` in `rows x cols` cells (detail fonts) across the left
+/// `plots_w` pixels of `body`, and (when `items` is not empty) one legend of `items` in the rest,
+/// its top level with the first plot area.
+pub fn panels_with_legend(
+    body: &Area<'_>,
+    plots_w: u32,
+    (rows, cols): (usize, usize),
+    panels: &[&Panel],
+    items: &[LegendItem],
+) -> Result<Layout> {
+    let (plots, side) = body.split_horizontally(plots_w);
+    let cells = plots.split_evenly((rows, cols));
+    let mut layout = Layout::default();
+    for (cell, panel) in cells.iter().zip(panels) {
+        layout
+            .panels
+            .push(draw_panel_bare(cell, panel, Fonts::DETAIL)?);
+    }
+    if !items.is_empty() {
+        let top = layout
+            .panels
+            .first()
+            .map_or(0, |p| p.plot.y0 - side.get_base_pixel().1)
+            .max(0);
+        layout.legends.push(draw_legend_items(
+            &side,
+            items,
+            Fonts::DETAIL.legend,
+            (10, top),
+        )?);
+    }
+    Ok(layout)
+}
+
 /// Render a figure into the PNG `path` of `size` pixels: white, with `title` and `subtitle`
 /// centred in the top [`TITLE_HEIGHT`] pixels; `draw_body` fills the area below and says where
 /// it put things. Figures whose panels sit in equal cells use [`Grid`], headline figures

@@ -11,8 +11,8 @@ use crate::config::Norm;
 use crate::experiment::train::{HigherLr, TrainConfig, TrainReport, TrainRun, short_title};
 use crate::plot::histograms::{self, Curve};
 use crate::plot::{
-    Dash, Figure, Figures, Fonts, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT,
-    draw_legend_items, draw_panel_bare, figure, norm_color, norm_marker, shared_legend,
+    Dash, Figure, Figures, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT, figure,
+    norm_color, norm_marker, shared_legend,
 };
 use crate::stats::{Num, Short, fmt_num};
 /// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
@@ -555,28 +555,13 @@ pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<crate::plot::Lay
         "Per-layer update-to-weight ratio (top) and gradient norm (bottom) during training",
         &subtitle,
         |body| {
-            let (plots, side) = body.split_horizontally(LAYER_CELL.0 * cols as u32);
-            let cells = plots.split_evenly((2, cols));
-            let mut layout = crate::plot::Layout::default();
-            for (cell, panel) in cells.iter().zip(&panels) {
-                layout
-                    .panels
-                    .push(draw_panel_bare(cell, panel, Fonts::DETAIL)?);
-            }
-            if !items.is_empty() {
-                let top = layout
-                    .panels
-                    .first()
-                    .map_or(0, |p| p.plot.y0 - side.get_base_pixel().1)
-                    .max(0);
-                layout.legends.push(draw_legend_items(
-                    &side,
-                    &items,
-                    Fonts::DETAIL.legend,
-                    (10, top),
-                )?);
-            }
-            Ok(layout)
+            crate::plot::panels_with_legend(
+                body,
+                LAYER_CELL.0 * cols as u32,
+                (2, cols),
+                &panels,
+                &items,
+            )
         },
     )
 }
