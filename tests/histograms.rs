@@ -105,6 +105,8 @@ fn grad_norms_histograms_count_every_value() {
         "2",
     ]);
     let r = bn_lab::experiment::grad_norms::run(&cfg, &|_| {});
+    // The JSON's shape with histograms, pinned (the shape without them is grad_norms.schema).
+    common::assert_schema(&serde_json::to_value(&r).unwrap(), "grad_norms_histograms");
     for a in &r.arms {
         let s = a.histograms.as_ref().expect("every arm has histograms");
         assert_eq!(s.step, 0);
