@@ -11,12 +11,7 @@ use crate::experiment::shift::{InputShift, NoisyBn, ShiftConfig};
 pub const DEFAULT_PROBE: usize = 512;
 
 /// Config fields set by flags of another name.
-pub const RENAMES: Renames = &[
-    ("norms", "--norm"),
-    ("noise_mean", "--noise-mean"),
-    ("noise_scale", "--noise-scale"),
-    ("noise_jitter", "--noise-jitter"),
-];
+pub const RENAMES: Renames = &[("norms", "--norm")];
 
 fn config(
     train: &MeasuredTrainArgs,

@@ -104,19 +104,22 @@ impl ShiftConfig {
     pub fn footprint(&self) -> Footprint {
         let samples = self.run.net.batch.max(self.run.data.n_test).max(self.probe);
         let per_point = 4.0 + 3.0 * self.run.depth as f64;
-        let arms = self.arms().len() as f64 / self.run.norms.len().max(1) as f64;
-        // The training network and the probe's copy.
-        let mut fp = self.run.footprint(samples, 2, per_point);
-        // The noisy arm's network is a BN-on network with two noise buffers per block.
-        if self.noise.is_some() {
-            let b = self.run.net.dtype.bytes() as f64;
-            fp = fp.add(
-                "networks",
-                arms * b * 2.0 * (self.run.net.batch * self.run.net.width * self.run.depth) as f64,
-                &["batch", "width", "depth"],
-            );
+        // Every arm, the noisy one a BN-on network; each with its probe copy.
+        let mut all = self.run.clone();
+        all.norms = self.arms().iter().map(|&(norm, _)| norm).collect();
+        let fp = all.footprint(samples, 2, per_point);
+        if self.noise.is_none() {
+            return fp;
         }
-        fp
+        // Noisy BN's two noise buffers per block, in the training net (a batch) and in the
+        // probe's copy (the probe's samples).
+        let b = self.run.net.dtype.bytes() as f64;
+        let per_row = 2.0 * b * (self.run.net.width * self.run.depth) as f64;
+        fp.add(
+            "networks",
+            per_row * (self.run.net.batch + self.probe) as f64,
+            &["batch", "probe", "width", "depth"],
+        )
     }
 
     /// Units of one measurement: the probe's forward and the test evaluation.
@@ -168,13 +171,6 @@ pub struct ShiftArm {
     /// units of its 15-85 spread: `(|p50 - p50_0| + |spread - spread_0|) / max(spread_0, spread)`
     /// ([`drift`]).
     pub unit_drift: Num,
-}
-
-/// The numbers the stdout summary and the verdict read from an arm.
-impl ShiftArm {
-    fn label(&self) -> &str {
-        &self.run.label
-    }
 }
 
 /// `noisy-bn`'s verdict on Santurkar et al.'s finding: noisy BN trains about as well as BN,
@@ -452,13 +448,13 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
     let w = r
         .arms
         .iter()
-        .map(|a| a.label().len())
+        .map(|a| a.run.label.len())
         .max()
         .unwrap_or(8)
         .max(10);
     out.push_str(&format!("{:<6}", "layer"));
     for a in &r.arms {
-        out.push_str(&format!("  {:>w$}", a.label()));
+        out.push_str(&format!("  {:>w$}", a.run.label));
     }
     out.push('\n');
     for l in 0..cfg.run.depth {
@@ -478,7 +474,7 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
         let last = p[1].len().saturating_sub(1);
         out.push_str(&format!(
             "{:<w$}  unit {} of layer {}: p15/p50/p85 {} / {} / {} at step 0, {} / {} / {} at step {} (drift {}); final test loss {}",
-            a.label(),
+            a.run.label,
             cfg.unit,
             cfg.layer,
             fmt_num(p[0].first().map_or(f64::NAN, |v| v.0)),

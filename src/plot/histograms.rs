@@ -117,6 +117,54 @@ fn grad_x_range<'a>(hs: impl Iterator<Item = &'a Histogram> + Clone) -> (f64, f6
     }
 }
 
+/// The saturation share of each noted curve at histogram layer `k`, stacked in the activation
+/// panel's upper left (its centre when most units sit in the saturated tails, which the corner
+/// would cover); `acts` is the panel's x range, `y_top` its top.
+fn saturation_notes(curves: &[Curve<'_>], k: usize, acts: (f64, f64), y_top: f64) -> Vec<Note> {
+    let shares: Vec<(f64, RGBColor)> = curves
+        .iter()
+        .filter(|c| c.note)
+        .filter_map(|c| {
+            let s = c.snapshot.layers.get(k)?.activation.saturated_share?;
+            Some((s.0, c.color))
+        })
+        .collect();
+    let x = if shares.iter().any(|s| s.0 > 0.5) {
+        0.5 * (acts.0 + acts.1)
+    } else {
+        acts.0
+    };
+    shares
+        .into_iter()
+        .enumerate()
+        .map(|(i, (share, color))| Note {
+            x,
+            y: y_top * (0.97 - 0.09 * i as f64),
+            text: format!("{:.0}%", 100.0 * share),
+            color,
+            offset: (4, 0),
+        })
+        .collect()
+}
+
+/// The standard deviation of each noted curve's `dL/dh_l` at histogram layer `k`, stacked down
+/// from the top of the gradient panel's log axis (`y_range`), at its left edge `x`.
+fn std_notes(curves: &[Curve<'_>], k: usize, x: f64, (lo, hi): (f64, f64)) -> Vec<Note> {
+    curves
+        .iter()
+        .filter(|c| c.note)
+        .filter_map(|c| Some((c.snapshot.layers.get(k)?.grad.std.0, c.color)))
+        .enumerate()
+        .map(|(i, (std, color))| Note {
+            x,
+            y: hi * (lo / hi).powf(0.03 + 0.09 * i as f64),
+            text: format!("σ {}", crate::stats::fmt_num(std)),
+            color,
+            offset: (4, 0),
+        })
+        .collect()
+}
+
 /// Draw the histograms of `curves` (every snapshot with the same layers) into `path`.
 pub fn draw(
     path: &Path,
@@ -196,48 +244,11 @@ pub fn draw(
     let y_top = a_max * 1.05;
     for (k, p) in top.iter_mut().enumerate() {
         p.y_range = Some((0.0, y_top));
-        // The saturation share of each curve, stacked in the plot's upper left (its centre when
-        // most units sit in the saturated tails, which the corner would cover).
-        let shares: Vec<(f64, RGBColor)> = curves
-            .iter()
-            .filter(|c| c.note)
-            .filter_map(|c| {
-                let s = c.snapshot.layers.get(k)?.activation.saturated_share?;
-                Some((s.0, c.color))
-            })
-            .collect();
-        let x = if shares.iter().any(|s| s.0 > 0.5) {
-            0.5 * (acts.0 + acts.1)
-        } else {
-            acts.0
-        };
-        for (i, (share, color)) in shares.into_iter().enumerate() {
-            p.notes.push(Note {
-                x,
-                y: y_top * (0.97 - 0.09 * i as f64),
-                text: format!("{:.0}%", 100.0 * share),
-                color,
-                offset: (4, 0),
-            });
-        }
+        p.notes = saturation_notes(curves, k, acts, y_top);
     }
     for (k, p) in bottom.iter_mut().enumerate() {
         p.y_range = Some(g_range);
-        let stds: Vec<(f64, RGBColor)> = curves
-            .iter()
-            .filter(|c| c.note)
-            .filter_map(|c| Some((c.snapshot.layers.get(k)?.grad.std.0, c.color)))
-            .collect();
-        for (i, (std, color)) in stds.into_iter().enumerate() {
-            // Stacked down from the top of the log axis, in the plot's upper left.
-            p.notes.push(Note {
-                x: p.x_range.map_or(0.0, |r| r.0),
-                y: g_range.1 * (g_range.0 / g_range.1).powf(0.03 + 0.09 * i as f64),
-                text: format!("σ {}", crate::stats::fmt_num(std)),
-                color,
-                offset: (4, 0),
-            });
-        }
+        p.notes = std_notes(curves, k, p.x_range.map_or(0.0, |r| r.0), g_range);
     }
     let panels: Vec<&Panel> = top.iter().chain(&bottom).collect();
     let mut items = legend(curves);
