@@ -77,6 +77,15 @@ pub enum Command {
     /// training run. Writes sweep.png and sweep.json; --plan/--point/--collect split it over
     /// a scheduler.
     Sweep(SweepArgs),
+    /// Run one experiment file (experiments/*.toml; the format is in the README): its command,
+    /// then its checks on the JSON the command wrote, and print the verdict (supported, mixed or
+    /// not supported) with the numbers that decided it. Writes what the command writes.
+    Run(RunArgs),
+    /// Run every experiment file in experiments/ (several at once), then write a page for a
+    /// class: per claim the diary's words, the picture, the numbers, the verdict and the command
+    /// that reruns it. Writes DIR/index.html, DIR/summary.json and each claim's files in
+    /// DIR/<claim>/.
+    Reproduce(ReproduceArgs),
     /// Time one forward+backward pass (median after warm-up) and compare its speed with a
     /// matrix-multiply ceiling measured on the spot. Prints only; writes no files.
     Bench(BenchArgs),
@@ -888,4 +897,31 @@ fn lr_list(s: &str) -> Result<LrList, String> {
         })
         .collect::<Result<Vec<f64>, String>>()
         .map(LrList)
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file (TOML; see the README's "Experiment files").
+    pub file: PathBuf,
+    /// Output directory for the command's PNG and JSON files [default: bn-lab-out/<claim>,
+    /// the file's name without .toml and its NN- prefix].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// Output directory: index.html, summary.json and one directory per claim.
+    #[arg(long, default_value = "bn-lab-out/reproduce")]
+    pub out: PathBuf,
+    /// Only these claims, comma-separated (file names without .toml and the NN- prefix, e.g.
+    /// vanishing-sigmoid).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub only: Option<Vec<String>>,
+    /// The directory of experiment files (every *.toml in it, by name).
+    #[arg(long, default_value = "experiments")]
+    pub experiments: PathBuf,
+    /// Claims run at once [default: the cores available].
+    #[arg(allow_hyphen_values = true, long)]
+    pub jobs: Option<usize>,
 }

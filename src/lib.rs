@@ -21,6 +21,7 @@ pub mod optim;
 pub mod output;
 pub mod parallel;
 pub mod plot;
+pub mod reproduce;
 pub mod stats;
 pub mod theory;
 pub mod train;

@@ -4,23 +4,6 @@ use bn_lab::cli::Cli;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-/// Clap's multi-line error as one line: `Error: invalid value 'x' for '--act <ACT>' [possible values: ...]`.
-fn one_line(err: &clap::Error) -> String {
-    let text = err.render().to_string();
-    let parts: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
-        })
-        .collect();
-    let joined = parts.join(" ");
-    format!(
-        "Error: {}",
-        joined.strip_prefix("error: ").unwrap_or(&joined)
-    )
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -35,7 +18,7 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
                 _ => {
-                    eprintln!("{}", one_line(&err));
+                    eprintln!("Error: {}", bn_lab::commands::clap_error_line(&err));
                     ExitCode::from(2)
                 }
             };

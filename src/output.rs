@@ -193,6 +193,25 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
+/// Write `bytes` to `path` all or nothing: into a registered temporary beside it, then renamed
+/// into place (an error or a signal removes the temporary). For files outside an experiment's
+/// own outputs (`bn-lab reproduce`'s page and summary).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let written = create_temp(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|()| f.flush()));
+    let renamed = written.and_then(|()| {
+        let mut registry = registry();
+        fs::rename(&tmp, path)?;
+        registry.forget_temp(&tmp);
+        Ok(())
+    });
+    if let Err(e) = renamed {
+        remove_temp(&tmp);
+        return Err(anyhow!("cannot write {}: {e}", path.display()));
+    }
+    Ok(())
+}
+
 /// `path`'s directory (`.` for a bare file name).
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {

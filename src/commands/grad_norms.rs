@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::GradNormsArgs;
-use crate::commands::{Renames, execute, threads};
+use crate::commands::{Renames, Session, execute, threads};
 use crate::experiment::grad_norms::{
     EXPLODING_ABOVE, EXPLODING_SCALE, GradNorms, GradNormsConfig, STEADY_FACTOR, VANISHING_BELOW,
 };
@@ -31,7 +31,7 @@ pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
     }
 }
 
-pub fn run(args: &GradNormsArgs) -> Result<()> {
+pub fn run(args: &GradNormsArgs, session: &Session<'_>) -> Result<()> {
     let cfg = config(args);
     let save = |r: &<GradNorms as crate::experiment::Experiment>::Report| -> Result<Vec<u8>> {
         let saved = r
@@ -51,6 +51,6 @@ pub fn run(args: &GradNormsArgs) -> Result<()> {
         .collect();
     let threads = threads(args.threads)?;
     parallel::with_threads(threads, || {
-        execute::<GradNorms>(&cfg, RENAMES, &args.output, &extras).map(|_| ())
+        execute::<GradNorms>(&cfg, RENAMES, &args.output, &extras, session)
     })?
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::IcsArgs;
-use crate::commands::{Renames, execute, measured_train};
+use crate::commands::{Renames, Session, execute, measured_train};
 use crate::experiment::ics::{Ics, IcsConfig};
 
 /// Config fields of `ics` set by flags of another name.
@@ -17,6 +17,6 @@ pub fn config(args: &IcsArgs) -> Result<IcsConfig> {
     })
 }
 
-pub fn run(args: &IcsArgs) -> Result<()> {
-    execute::<Ics>(&config(args)?, RENAMES, &args.output, &[]).map(|_| ())
+pub fn run(args: &IcsArgs, session: &Session<'_>) -> Result<()> {
+    execute::<Ics>(&config(args)?, RENAMES, &args.output, &[], session)
 }

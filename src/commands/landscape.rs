@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::LandscapeArgs;
-use crate::commands::{MEASURED_RENAMES, execute, measured_train};
+use crate::commands::{MEASURED_RENAMES, Session, execute, measured_train};
 use crate::experiment::landscape::{Landscape, LandscapeConfig};
 use crate::model::Mode;
 
@@ -19,6 +19,6 @@ pub fn config(args: &LandscapeArgs) -> Result<LandscapeConfig> {
     })
 }
 
-pub fn run(args: &LandscapeArgs) -> Result<()> {
-    execute::<Landscape>(&config(args)?, MEASURED_RENAMES, &args.output, &[]).map(|_| ())
+pub fn run(args: &LandscapeArgs, session: &Session<'_>) -> Result<()> {
+    execute::<Landscape>(&config(args)?, MEASURED_RENAMES, &args.output, &[], session)
 }

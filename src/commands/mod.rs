@@ -28,22 +28,107 @@ use crate::experiment::MeasuredTrainConfig;
 use crate::output::{self, Extra};
 use crate::plot::Figures;
 
-/// Run one parsed command line.
+/// Run one parsed command line, reporting to the terminal.
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::GradNorms(args) => grad_norms::run(&args),
+    run_in(cli.command, &Session::default())
+}
+
+/// Run one command, reporting to `session` (`bn-lab run` and `bn-lab reproduce` run the
+/// commands their files name this way).
+pub fn run_in(command: Command, session: &Session<'_>) -> Result<()> {
+    match command {
+        Command::GradNorms(args) => grad_norms::run(&args, session),
         Command::Gradcheck(args) => gradcheck::run(&args),
-        Command::Landscape(args) => landscape::run(&args),
-        Command::Ics(args) => ics::run(&args),
-        Command::NoisyBn(args) => shift::run_noisy(&args),
-        Command::InputShift(args) => shift::run_input_shift(&args),
-        Command::Train(args) => train::run(&args),
-        Command::Nonlinearity(args) => nonlinearity::run(&args),
-        Command::Shattered(args) => shattered::run(&args),
-        Command::Theory(args) => theory::run(&args),
-        Command::Sweep(args) => sweep::run(&args),
+        Command::Landscape(args) => landscape::run(&args, session),
+        Command::Ics(args) => ics::run(&args, session),
+        Command::NoisyBn(args) => shift::run_noisy(&args, session),
+        Command::InputShift(args) => shift::run_input_shift(&args, session),
+        Command::Train(args) => train::run(&args, session),
+        Command::Nonlinearity(args) => nonlinearity::run(&args, session),
+        Command::Shattered(args) => shattered::run(&args, session),
+        Command::Theory(args) => theory::run(&args, session),
+        Command::Sweep(args) => sweep::run(&args, session),
         Command::Bench(args) => bench::run(&args),
+        Command::Run(args) => crate::reproduce::run_file(&args),
+        Command::Reproduce(args) => crate::reproduce::reproduce(&args),
     }
+}
+
+/// A check run on a command's JSON before anything is written (`bn-lab run` names a
+/// quantity the JSON lacks: an error, and no file appears).
+pub type CheckJson<'a> = dyn Fn(&serde_json::Value) -> Result<()> + Sync + 'a;
+
+/// Who a command reports to. The default is the terminal's: a progress bar on stderr, the
+/// summary on stdout. `bn-lab run` and `bn-lab reproduce` run commands as steps of a larger
+/// job: they look at the JSON before it is written, follow the progress themselves, and keep
+/// stdout for their own report.
+#[derive(Default)]
+pub struct Session<'a> {
+    /// Stop after the checks that come before any work (the flags, the memory footprint):
+    /// nothing is run or written, and [`Session::ran`] lists the figures a run would draw.
+    pub dry_run: bool,
+    /// Print nothing: the summary goes to [`Ran::summary`].
+    pub quiet: bool,
+    /// Instead of the progress bar: called with the units just done and the run's total
+    /// (once with 0 done at the start).
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// Called with the run's JSON before anything is written; its error stops the run and
+    /// nothing is written.
+    pub check: Option<&'a CheckJson<'a>>,
+    /// What the run did (set by [`execute`]).
+    pub ran: std::sync::Mutex<Option<Ran>>,
+}
+
+/// What one command did: its JSON, its summary and the files it wrote.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// The report as written to `<STEM>.json` (`None` for a dry run).
+    pub json: Option<serde_json::Value>,
+    /// The JSON file's name, e.g. `grad_norms.json`.
+    pub json_file: String,
+    /// The figures' file names, headline first.
+    pub figures: Vec<String>,
+    /// What the summary printed (empty for a dry run).
+    pub summary: String,
+    /// Every path written.
+    pub written: Vec<std::path::PathBuf>,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+}
+
+impl Session<'_> {
+    /// What [`execute`] recorded, if it ran.
+    pub fn take_ran(&self) -> Option<Ran> {
+        self.ran
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn record(&self, ran: Ran) {
+        *self
+            .ran
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ran);
+    }
+}
+
+/// Clap's multi-line error as one line: `invalid value 'x' for '--act <ACT>' [possible values:
+/// ...]` (`main` puts `Error: ` before it).
+pub fn clap_error_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    let joined = parts.join(" ");
+    joined
+        .strip_prefix("error: ")
+        .unwrap_or(&joined)
+        .to_string()
 }
 
 /// Config fields whose flag is not `--` + the field with `-` for `_`, per command.
@@ -230,40 +315,76 @@ pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> Result<MeasuredTr
 /// JSON, figures and `extras` all-or-nothing (see [`crate::output`]), and print the summary
 /// (or the JSON with `--json`) and the time taken.
 /// Validation runs inside the caller's thread pool, so memory checks see its size.
+/// With a [`Session`] other than the terminal's, the dry run, the check of the JSON, the
+/// progress and the summary go to the session.
 pub fn execute<E: Figures>(
     cfg: &E::Config,
     renames: Renames,
     out: &OutputArgs,
     extras: &[Extra<'_, E::Report>],
-) -> Result<E::Report> {
+    session: &Session<'_>,
+) -> Result<()> {
     E::validate(cfg)
         .and_then(|()| E::footprint(cfg).check())
         .map_err(|e| flag_error(renames, &e))?;
+    let figures = E::figures_for(cfg);
+    let mut ran = Ran {
+        json: None,
+        json_file: format!("{}.json", E::STEM),
+        figures: figures.iter().map(|f| f.file.to_string()).collect(),
+        summary: String::new(),
+        written: Vec::new(),
+        seconds: 0.0,
+    };
+    if session.dry_run {
+        session.record(ran);
+        return Ok(());
+    }
     output::install_signal_handler()?;
     // Every destination is checked before any work (a refusal, exit 2); dropped on an error,
     // this removes the directories the run created.
-    let figures = E::figures_for(cfg);
     let outputs = output::Outputs::prepare::<E>(&out.out, &figures, extras)
         .map_err(|e| usage(format!("{e:#}")))?;
     let start = std::time::Instant::now();
-    let pb = progress_bar(E::work_units(cfg), E::NAME);
-    let report = E::run(cfg, &|n| pb.inc(n));
-    pb.finish_and_clear();
+    let total = E::work_units(cfg);
+    let report = match session.progress {
+        Some(progress) => {
+            progress(0, total);
+            E::run(cfg, &|n| progress(n, total))
+        }
+        None => {
+            let pb = progress_bar(total, E::NAME);
+            let report = E::run(cfg, &|n| pb.inc(n));
+            pb.finish_and_clear();
+            report
+        }
+    };
     let json = serde_json::to_string_pretty(&report)?;
+    if let Some(check) = session.check {
+        let value: serde_json::Value = serde_json::from_str(&json)?;
+        check(&value)?;
+        ran.json = Some(value);
+    }
     let written = output::export::<E>(&report, &json, &out.out, &figures, extras)?;
     outputs.keep();
-    if out.json {
-        print(&format!("{json}\n"))?;
-    } else {
-        let mut text = E::summary(&report);
-        text.push_str(&format!(
-            "wrote {} in {:.2} s\n",
-            output::join_paths(&written),
-            start.elapsed().as_secs_f64()
-        ));
-        print(&text)?;
+    ran.seconds = start.elapsed().as_secs_f64();
+    let mut text = E::summary(&report);
+    text.push_str(&format!(
+        "wrote {} in {:.2} s\n",
+        output::join_paths(&written),
+        ran.seconds
+    ));
+    if !session.quiet {
+        if out.json {
+            print(&format!("{json}\n"))?;
+        } else {
+            print(&text)?;
+        }
     }
-    Ok(report)
+    ran.summary = text;
+    ran.written = written;
+    session.record(ran);
+    Ok(())
 }
 
 /// Print to stdout. A closed pipe (`bn-lab ... | head`) is not an error: the reader has seen

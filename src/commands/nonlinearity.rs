@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::NonlinearityArgs;
-use crate::commands::{Renames, execute, usage};
+use crate::commands::{Renames, Session, execute, usage};
 use crate::experiment::nonlinearity::{Nonlinearity, NonlinearityConfig, default_lr};
 
 /// Config fields set by flags of another name.
@@ -49,6 +49,6 @@ pub fn config(args: &NonlinearityArgs) -> Result<NonlinearityConfig> {
     })
 }
 
-pub fn run(args: &NonlinearityArgs) -> Result<()> {
-    execute::<Nonlinearity>(&config(args)?, RENAMES, &args.output, &[]).map(|_| ())
+pub fn run(args: &NonlinearityArgs, session: &Session<'_>) -> Result<()> {
+    execute::<Nonlinearity>(&config(args)?, RENAMES, &args.output, &[], session)
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::ShatteredArgs;
-use crate::commands::{Renames, execute, threads};
+use crate::commands::{Renames, Session, execute, threads};
 use crate::experiment::shattered::{Shattered, ShatteredConfig};
 use crate::parallel;
 
@@ -31,10 +31,10 @@ pub fn config(args: &ShatteredArgs) -> ShatteredConfig {
     }
 }
 
-pub fn run(args: &ShatteredArgs) -> Result<()> {
+pub fn run(args: &ShatteredArgs, session: &Session<'_>) -> Result<()> {
     let cfg = config(args);
     let threads = threads(args.threads)?;
     parallel::with_threads(threads, || {
-        execute::<Shattered>(&cfg, RENAMES, &args.output, &[]).map(|_| ())
+        execute::<Shattered>(&cfg, RENAMES, &args.output, &[], session)
     })?
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::{InputShiftArgs, MeasuredTrainArgs, NetArgs, NoisyBnArgs, UnitArgs};
-use crate::commands::{Renames, execute, measured_train};
+use crate::commands::{Renames, Session, execute, measured_train};
 use crate::config::BnNoise;
 use crate::experiment::shift::{InputShift, NoisyBn, ShiftConfig};
 
@@ -45,10 +45,16 @@ pub fn input_shift_config(args: &InputShiftArgs) -> Result<ShiftConfig> {
     config(&args.train, &args.net, &args.unit, None)
 }
 
-pub fn run_noisy(args: &NoisyBnArgs) -> Result<()> {
-    execute::<NoisyBn>(&noisy_config(args)?, RENAMES, &args.output, &[]).map(|_| ())
+pub fn run_noisy(args: &NoisyBnArgs, session: &Session<'_>) -> Result<()> {
+    execute::<NoisyBn>(&noisy_config(args)?, RENAMES, &args.output, &[], session)
 }
 
-pub fn run_input_shift(args: &InputShiftArgs) -> Result<()> {
-    execute::<InputShift>(&input_shift_config(args)?, RENAMES, &args.output, &[]).map(|_| ())
+pub fn run_input_shift(args: &InputShiftArgs, session: &Session<'_>) -> Result<()> {
+    execute::<InputShift>(
+        &input_shift_config(args)?,
+        RENAMES,
+        &args.output,
+        &[],
+        session,
+    )
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 
 use crate::cli::{OutputArgs, SweepArgs};
-use crate::commands::{Renames, execute, flag_error, print, threads, usage};
+use crate::commands::{Renames, Session, execute, flag_error, print, threads, usage};
 use crate::config::{Norm, Placement};
 use crate::experiment::sweep::{
     CollectError, PointFile, Sweep, SweepConfig, SweepPoint, Vary, collect,
@@ -39,7 +39,7 @@ pub fn config(args: &SweepArgs, vary: Vary) -> Result<SweepConfig> {
     })
 }
 
-pub fn run(args: &SweepArgs) -> Result<()> {
+pub fn run(args: &SweepArgs, session: &Session<'_>) -> Result<()> {
     let threads = threads(args.threads)?;
     if let Some(dir) = &args.collect {
         return parallel::with_threads(threads, || run_collect(dir, &args.output))?;
@@ -53,9 +53,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     }
     parallel::with_threads(threads, || {
         if cfg.point.is_some() {
-            execute::<SweepPoint>(&cfg, RENAMES, &args.output, &[]).map(|_| ())
+            execute::<SweepPoint>(&cfg, RENAMES, &args.output, &[], session)
         } else {
-            execute::<Sweep>(&cfg, RENAMES, &args.output, &[]).map(|_| ())
+            execute::<Sweep>(&cfg, RENAMES, &args.output, &[], session)
         }
     })?
 }

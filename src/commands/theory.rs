@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::TheoryArgs;
-use crate::commands::{Renames, execute};
+use crate::commands::{Renames, Session, execute};
 use crate::experiment::grad_norms::INPUT_SECOND_MOMENT;
 use crate::experiment::theory::{Theory, TheoryConfig};
 
@@ -23,6 +23,6 @@ pub fn config(args: &TheoryArgs) -> TheoryConfig {
     }
 }
 
-pub fn run(args: &TheoryArgs) -> Result<()> {
-    execute::<Theory>(&config(args), RENAMES, &args.output, &[]).map(|_| ())
+pub fn run(args: &TheoryArgs, session: &Session<'_>) -> Result<()> {
+    execute::<Theory>(&config(args), RENAMES, &args.output, &[], session)
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::TrainArgs;
-use crate::commands::{Renames, execute, usage};
+use crate::commands::{Renames, Session, execute, usage};
 use crate::config::Placement;
 use crate::experiment::train::{Train, TrainConfig, default_histogram_steps};
 
@@ -51,6 +51,6 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
     })
 }
 
-pub fn run(args: &TrainArgs) -> Result<()> {
-    execute::<Train>(&config(args)?, RENAMES, &args.output, &[]).map(|_| ())
+pub fn run(args: &TrainArgs, session: &Session<'_>) -> Result<()> {
+    execute::<Train>(&config(args)?, RENAMES, &args.output, &[], session)
 }

@@ -1,0 +1,482 @@
+//! Experiment files: one claim each, in TOML (the format is in the README, "Experiment files").
+//! [`Claim::load`] reads and checks a file without running anything; every error is one line
+//! naming the file, the line and the field.
+
+use std::fmt;
+use std::path::{Path as FsPath, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use toml::Spanned;
+
+use super::check::{Check, Path, Piece, Reduce, parse_template};
+use crate::cli::{Cli, Command};
+
+/// A problem with an experiment file: `FILE:LINE: FIELD: what`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// One quantity of a claim, read from the run's JSON.
+#[derive(Debug, Clone)]
+pub struct Quantity {
+    pub name: String,
+    pub label: String,
+    pub path: Path,
+    pub reduce: Option<Reduce>,
+    /// The line of its `path`, for errors.
+    pub line: usize,
+}
+
+/// The explanations for each verdict, as templates.
+#[derive(Debug, Clone)]
+pub struct Explain {
+    pub supported: Vec<Piece>,
+    pub mixed: Vec<Piece>,
+    pub not_supported: Vec<Piece>,
+}
+
+/// A parsed, checked experiment file.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The file as given.
+    pub file: PathBuf,
+    /// Its name: the file name without `.toml` and without a leading `NN-` (the order on the
+    /// page); `--only` and the output directory use it.
+    pub name: String,
+    pub title: String,
+    pub claim: String,
+    pub source: String,
+    /// The command's words after `bn-lab`.
+    pub args: Vec<String>,
+    pub figure: Option<String>,
+    pub quantities: Vec<Quantity>,
+    pub checks: Vec<Check>,
+    pub explain: Explain,
+    pub note: Option<String>,
+    /// Lines of fields named by errors found later (the command, the figure, the checks).
+    pub(crate) command_line: usize,
+    pub(crate) figure_line: Option<usize>,
+    pub(crate) checks_line: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    title: Spanned<String>,
+    claim: Spanned<String>,
+    source: Spanned<String>,
+    command: Spanned<String>,
+    #[serde(default)]
+    figure: Option<Spanned<String>>,
+    checks: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    note: Option<Spanned<String>>,
+    quantities: Spanned<Ordered<Spanned<RawQuantity>>>,
+    explain: Spanned<RawExplain>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuantity {
+    path: Spanned<String>,
+    label: Spanned<String>,
+    #[serde(default)]
+    reduce: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExplain {
+    supported: Spanned<String>,
+    mixed: Spanned<String>,
+    not_supported: Spanned<String>,
+}
+
+/// A TOML table in the order it was written.
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of quantities")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered<T>, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, t)) = map.next_entry::<String, T>()? {
+                    v.push((k, t));
+                }
+                Ok(Ordered(v))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Subcommands an experiment file may not name: they write no JSON to check, or run files
+/// themselves.
+const NOT_IN_FILES: &[&str] = &["bench", "gradcheck", "run", "reproduce", "help"];
+
+/// Flags an experiment file may not give: `bn-lab run` and `reproduce` decide where the files
+/// go and what stdout shows, and a sweep's scheduler modes are not one run.
+const FLAGS_NOT_IN_FILES: &[&str] = &[
+    "--out",
+    "--json",
+    "--save-net",
+    "--plan",
+    "--point",
+    "--collect",
+    "--help",
+    "-h",
+    "--version",
+    "-V",
+];
+
+/// The 1-based line of byte `offset` in `src`.
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].matches('\n').count() + 1
+}
+
+/// The dotted field a line sets: `quantities.ratio.path` for `path = ...` under
+/// `[quantities.ratio]`.
+fn field_at(src: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = src.lines().collect();
+    let text = lines.get(line.checked_sub(1)?)?.trim();
+    let header = |t: &str| {
+        t.strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .map(|t| t.trim_matches(['[', ']']).trim().to_string())
+    };
+    if let Some(h) = header(text) {
+        return Some(h);
+    }
+    let key = text.split_once('=')?.0.trim();
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+    {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .find_map(|l| header(l.trim()));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+impl Claim {
+    /// Read and check `file`: the TOML, every field, the command (as `bn-lab` parses it), the
+    /// checks and the explanations. Nothing is run.
+    pub fn load(file: &FsPath) -> Result<Claim, FileError> {
+        let shown = file.display().to_string();
+        let err = |line: Option<usize>, field: Option<&str>, message: String| FileError {
+            file: shown.clone(),
+            line,
+            field: field.map(str::to_string),
+            message,
+        };
+        let src = std::fs::read_to_string(file)
+            .map_err(|e| err(None, None, format!("cannot read the file: {e}")))?;
+        Claim::parse(file, &src)
+    }
+
+    /// [`Claim::load`] on text already read.
+    pub fn parse(file: &FsPath, src: &str) -> Result<Claim, FileError> {
+        let shown = file.display().to_string();
+        let err = |line: Option<usize>, field: Option<String>, message: String| FileError {
+            file: shown.clone(),
+            line,
+            field,
+            message,
+        };
+        let raw: Raw = toml::from_str(src).map_err(|e| {
+            let line = e.span().map(|s| line_of(src, s.start));
+            let field = line
+                .and_then(|l| field_at(src, l))
+                .filter(|f| !e.message().contains(&format!("`{f}`")));
+            err(line, field, e.message().trim().replace('\n', " "))
+        })?;
+        let at = |s: &Spanned<String>| line_of(src, s.span().start);
+        let text = |s: &Spanned<String>, field: &str, one_line: bool| {
+            let v = s.get_ref().trim();
+            if v.is_empty() {
+                return Err(err(Some(at(s)), Some(field.into()), "is empty".into()));
+            }
+            if one_line && v.contains('\n') {
+                return Err(err(
+                    Some(at(s)),
+                    Some(field.into()),
+                    "must be one line".into(),
+                ));
+            }
+            Ok(v.to_string())
+        };
+        let title = text(&raw.title, "title", true)?;
+        let claim = text(&raw.claim, "claim", true)?;
+        let source = text(&raw.source, "source", true)?;
+        let command_text = text(&raw.command, "command", true)?;
+        let command_line = at(&raw.command);
+        let args = command_words(&command_text)
+            .map_err(|m| err(Some(command_line), Some("command".into()), m))?;
+
+        let mut quantities = Vec::new();
+        if raw.quantities.get_ref().0.is_empty() {
+            return Err(err(
+                Some(line_of(src, raw.quantities.span().start)),
+                Some("quantities".into()),
+                "needs at least one quantity".into(),
+            ));
+        }
+        // The table as written (the TOML reader hands its keys over sorted).
+        let mut written: Vec<&(String, Spanned<RawQuantity>)> =
+            raw.quantities.get_ref().0.iter().collect();
+        written.sort_by_key(|(_, q)| q.span().start);
+        for (name, q) in written {
+            let q = q.get_ref();
+            let field = |f: &str| Some(format!("quantities.{name}.{f}"));
+            if !super::check::Check::parse(&format!("{name} == 0")).is_ok_and(|c| c.left == *name) {
+                return Err(err(
+                    Some(at(&q.path)),
+                    Some(format!("quantities.{name}")),
+                    "a quantity's name is letters, digits and `_`, starting with a letter".into(),
+                ));
+            }
+            let path = Path::parse(q.path.get_ref())
+                .map_err(|m| err(Some(at(&q.path)), field("path"), m))?;
+            let label = text(&q.label, &format!("quantities.{name}.label"), true)?;
+            let reduce = match &q.reduce {
+                None => None,
+                Some(r) => Some(Reduce::parse(r.get_ref().trim()).ok_or_else(|| {
+                    err(
+                        Some(at(r)),
+                        field("reduce"),
+                        format!("`{}` is not one of {}", r.get_ref(), Reduce::NAMES),
+                    )
+                })?),
+            };
+            quantities.push(Quantity {
+                name: name.clone(),
+                label,
+                path,
+                reduce,
+                line: at(&q.path),
+            });
+        }
+        let known: Vec<&str> = quantities.iter().map(|q| q.name.as_str()).collect();
+        let unknown = |name: &str| {
+            format!(
+                "`{name}` is not a quantity of this file (it has: {})",
+                known.join(", ")
+            )
+        };
+
+        let checks_line = line_of(src, raw.checks.span().start);
+        if raw.checks.get_ref().is_empty() {
+            return Err(err(
+                Some(checks_line),
+                Some("checks".into()),
+                "needs at least one check".into(),
+            ));
+        }
+        let mut checks = Vec::new();
+        for (i, c) in raw.checks.get_ref().iter().enumerate() {
+            let field = Some(format!("checks[{i}]"));
+            let check =
+                Check::parse(c.get_ref()).map_err(|m| err(Some(at(c)), field.clone(), m))?;
+            if let Some(n) = check.names().into_iter().find(|n| !known.contains(n)) {
+                return Err(err(Some(at(c)), field, unknown(n)));
+            }
+            checks.push(check);
+        }
+
+        let e = raw.explain.get_ref();
+        let template = |s: &Spanned<String>, which: &str| {
+            let field = Some(format!("explain.{which}"));
+            let body = text(s, &format!("explain.{which}"), false)?;
+            let pieces = parse_template(&body).map_err(|m| err(Some(at(s)), field.clone(), m))?;
+            for p in &pieces {
+                if let Piece::Quantity { name, .. } = p
+                    && !known.contains(&name.as_str())
+                {
+                    return Err(err(Some(at(s)), field.clone(), unknown(name)));
+                }
+            }
+            Ok(pieces)
+        };
+        let explain = Explain {
+            supported: template(&e.supported, "supported")?,
+            mixed: template(&e.mixed, "mixed")?,
+            not_supported: template(&e.not_supported, "not_supported")?,
+        };
+
+        let figure = match &raw.figure {
+            None => None,
+            Some(f) => {
+                let v = text(f, "figure", true)?;
+                if !v.ends_with(".png") || v.contains('/') {
+                    return Err(err(
+                        Some(at(f)),
+                        Some("figure".into()),
+                        format!("`{v}` is not the file name of a figure (`grad_norms.png`)"),
+                    ));
+                }
+                Some(v)
+            }
+        };
+        let note = match &raw.note {
+            None => None,
+            Some(n) => Some(text(n, "note", false)?),
+        };
+        let claim = Claim {
+            file: file.to_path_buf(),
+            name: claim_name(file),
+            title,
+            claim,
+            source,
+            args,
+            figure,
+            quantities,
+            checks,
+            explain,
+            note,
+            command_line,
+            figure_line: raw.figure.as_ref().map(at),
+            checks_line,
+        };
+        // The command as bn-lab reads it (the directory is a stand-in: nothing is written).
+        claim.command(FsPath::new("bn-lab-out"))?;
+        Ok(claim)
+    }
+
+    /// The command exactly as a user types it.
+    pub fn command_text(&self) -> String {
+        format!("bn-lab {}", self.args.join(" "))
+    }
+
+    /// `bn-lab run FILE`, the command that reruns this claim with its check.
+    pub fn rerun_text(&self) -> String {
+        format!("bn-lab run {}", self.file.display())
+    }
+
+    /// An error about this file.
+    pub fn error(&self, line: Option<usize>, field: &str, message: impl Into<String>) -> FileError {
+        FileError {
+            file: self.file.display().to_string(),
+            line,
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    /// The file's command, parsed as `bn-lab` parses its command line, writing into `out`.
+    pub fn command(&self, out: &FsPath) -> Result<Command, FileError> {
+        let mut words: Vec<std::ffi::OsString> = vec!["bn-lab".into()];
+        words.extend(self.args.iter().map(Into::into));
+        words.push("--out".into());
+        words.push(out.as_os_str().to_owned());
+        use clap::Parser;
+        Cli::try_parse_from(words)
+            .map(|cli| cli.command)
+            .map_err(|e| {
+                let message = crate::commands::clap_error_line(&e);
+                self.error(Some(self.command_line), "command", message)
+            })
+    }
+}
+
+/// The words of `bn-lab SUBCOMMAND FLAGS...`, after `bn-lab`.
+fn command_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = text.split_whitespace();
+    if words.next() != Some("bn-lab") {
+        return Err(format!("`{text}` does not start with `bn-lab`"));
+    }
+    let words: Vec<String> = words.map(str::to_string).collect();
+    let Some(sub) = words.first() else {
+        return Err("names no subcommand after `bn-lab`".into());
+    };
+    if NOT_IN_FILES.contains(&sub.as_str()) {
+        return Err(format!(
+            "`bn-lab {sub}` cannot be an experiment: it writes no JSON to check"
+        ));
+    }
+    if let Some(w) = words
+        .iter()
+        .find(|w| w.contains(['"', '\'', '\\', '$', '`', ';', '|', '&', '<', '>', '*']))
+    {
+        return Err(format!(
+            "`{w}`: the command is plain words separated by spaces (no quotes or shell syntax)"
+        ));
+    }
+    if let Some(w) = words.iter().find(|w| {
+        let flag = w.split_once('=').map_or(w.as_str(), |(f, _)| f);
+        FLAGS_NOT_IN_FILES.contains(&flag)
+    }) {
+        return Err(format!(
+            "`{w}` is not allowed here: `bn-lab run` and `bn-lab reproduce` choose where the files go (--out DIR on them)"
+        ));
+    }
+    Ok(words)
+}
+
+/// The file name without `.toml` and without a leading `NN-`.
+pub fn claim_name(file: &FsPath) -> String {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match stem.split_once('-') {
+        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            rest.to_string()
+        }
+        _ => stem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_drop_the_order_prefix() {
+        assert_eq!(
+            claim_name(FsPath::new("experiments/01-vanishing.toml")),
+            "vanishing"
+        );
+        assert_eq!(claim_name(FsPath::new("mine.toml")), "mine");
+        assert_eq!(claim_name(FsPath::new("x-y.toml")), "x-y");
+    }
+
+    #[test]
+    fn fields_are_named_from_the_line() {
+        let src = "title = 1\n[quantities.a]\npath = 3\n";
+        assert_eq!(field_at(src, 1).as_deref(), Some("title"));
+        assert_eq!(field_at(src, 3).as_deref(), Some("quantities.a.path"));
+        assert_eq!(field_at(src, 2).as_deref(), Some("quantities.a"));
+    }
+}
