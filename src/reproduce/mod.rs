@@ -101,10 +101,20 @@ impl ClaimResult {
     }
 }
 
-/// What the checks of a run found, kept by the session's check for after the run.
-struct Found {
-    values: Vec<Value>,
-    outcomes: Vec<Outcome>,
+/// What a claim's quantities and checks found in a run's JSON.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The quantities' values, in the file's order.
+    pub values: Vec<Value>,
+    /// Every check, in the file's order.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Found {
+    /// The verdict these checks give.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(&self.outcomes)
+    }
 }
 
 impl Claim {
@@ -136,8 +146,9 @@ impl Claim {
         Ok(ran)
     }
 
-    /// The quantities and checks on a run's JSON.
-    fn evaluate(&self, json: &serde_json::Value, file: &str) -> Result<Found, FileError> {
+    /// The quantities and checks on a run's JSON (`file` names it in errors): a quantity the
+    /// JSON lacks, or a check that cannot compare its values, is an error naming the field.
+    pub fn evaluate(&self, json: &serde_json::Value, file: &str) -> Result<Found, FileError> {
         let values = self
             .quantities
             .iter()
@@ -221,7 +232,7 @@ impl Claim {
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .ok_or_else(|| anyhow!("{}: the command wrote no JSON", self.file.display()))?;
-        let verdict = Verdict::of(&found.outcomes);
+        let verdict = found.verdict();
         let get = |name: &str| {
             self.quantities
                 .iter()

@@ -139,7 +139,7 @@ img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; }
 .explanation { font-size: 1.2rem; }
 .note { border: 1px solid #d1d5db; padding: 0.2rem 1rem; border-radius: 4px; }
 .more { font-size: 0.95rem; color: #374151; }
-@media (max-width: 40rem) { body { font-size: 1rem; padding: 0.5rem; } h1 { font-size: 1.5rem; } h2 { font-size: 1.25rem; } th, td { padding: 0.3rem; } }
+@media (max-width: 40rem) { body { font-size: 1rem; padding: 0.5rem; } h1 { font-size: 1.5rem; } h2 { font-size: 1.25rem; } th, td { padding: 0.3rem; } .summary .from { display: none; } }
 @media print {
   body { max-width: none; font-size: 11pt; }
   a { color: #000; text-decoration: none; }
@@ -178,11 +178,11 @@ pub fn html(s: &Summary) -> String {
     ));
     h.push_str("<nav aria-label=\"summary\">\n<div class=\"scroll\"><table class=\"summary\">\n");
     h.push_str(
-        "<thead><tr><th>#</th><th>Claim</th><th>From</th><th>Verdict</th></tr></thead>\n<tbody>\n",
+        "<thead><tr><th>#</th><th>Claim</th><th class=\"from\">From</th><th>Verdict</th></tr></thead>\n<tbody>\n",
     );
     for (i, c) in s.claims.iter().enumerate() {
         h.push_str(&format!(
-            "<tr><td>{}</td><td><a href=\"#{}\">{}</a></td><td>{}</td><td class=\"verdict {}\" data-claim=\"{}\">{}</td></tr>\n",
+            "<tr><td>{}</td><td><a href=\"#{}\">{}</a></td><td class=\"from\">{}</td><td class=\"verdict {}\" data-claim=\"{}\">{}</td></tr>\n",
             i + 1,
             escape(&c.name),
             escape(&c.title),
