@@ -585,12 +585,15 @@ pub struct Outcome {
     pub holds: bool,
 }
 
-/// What the checks of a claim say about it.
+/// What the checks of a claim say about it; `summary.json` spells it as the page does
+/// (`supported`, `mixed`, `not supported`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
+    #[serde(rename = "supported")]
     Supported,
+    #[serde(rename = "mixed")]
     Mixed,
+    #[serde(rename = "not supported")]
     NotSupported,
 }
 
