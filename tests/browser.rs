@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{bn_lab, json, scratch, scratch_dir};
+use common::{json, reproduce_only, scratch, scratch_dir};
 use serde_json::{Value, json};
 
 /// The browser and its driver: `BN_LAB_CHROMIUM` / `BN_LAB_CHROMEDRIVER`, else on the `PATH`.
@@ -330,14 +330,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 #[test]
 fn the_page_loads_every_image_and_fetches_nothing_in_chromium() {
     let out = scratch("browser-page");
-    let o = bn_lab(&[
-        "reproduce",
-        "--only",
-        "vanishing-sigmoid,small-batches-explode-more",
-        "--out",
-        out.to_str().expect("UTF-8"),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    reproduce_only("vanishing-sigmoid,small-batches-explode-more", &out);
     let summary = json(&out.join("summary.json"));
     let claims: Vec<(String, String)> = summary["claims"]
         .as_array()

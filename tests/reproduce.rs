@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bn_lab::reproduce::Claim;
 use bn_lab::reproduce::check::Verdict;
-use common::{bn_lab, json, scratch, scratch_dir};
+use common::{bn_lab, json, reproduce_only, scratch, scratch_dir};
 use serde_json::json;
 
 /// The shipped experiment files, by name.
@@ -189,14 +189,7 @@ fn the_whole_suite_runs_and_every_check_finds_its_quantities() {
 #[test]
 fn reproduce_only_two_cheap_claims_writes_a_page_whose_every_image_exists() {
     let out = scratch("reproduce-only");
-    let o = bn_lab(&[
-        "reproduce",
-        "--only",
-        "small-batches-explode-more,vanishing-sigmoid",
-        "--out",
-        out.to_str().expect("UTF-8"),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    reproduce_only("small-batches-explode-more,vanishing-sigmoid", &out);
     // In the files' order, whatever the order given.
     assert_page(&out, &["vanishing-sigmoid", "small-batches-explode-more"]);
     let dirs: Vec<_> = std::fs::read_dir(&out)
@@ -385,84 +378,88 @@ fn run_refuses_bad_files_with_one_line_naming_the_file_line_and_field() {
     let cmd = line_of("command = ");
     let path = line_of("ratio_off = {");
     let checks = line_of("\"ratio_off < 1e-6\"");
-    let swap = |from: &str, to: &str| {
-        assert!(good.contains(from), "{from}");
-        good.replacen(from, to, 1)
-    };
-    assert_rejected(
-        "malformed.toml",
-        &swap("title = \"", "title = "),
-        &[":2:", "title"],
-    );
-    assert_rejected(
-        "unknown-field.toml",
-        &swap("title =", "titel ="),
-        &[":2:", "unknown field `titel`"],
-    );
-    assert_rejected(
-        "unknown-subcommand.toml",
-        &swap("bn-lab grad-norms", "bn-lab grad-normz"),
-        &[&cmd, "command", "grad-normz"],
-    );
-    assert_rejected(
-        "rejected-flag.toml",
-        &swap("--depth 50", "--depth 50 --epochs 3"),
-        &[&cmd, "command", "--epochs"],
-    );
-    assert_rejected(
-        "rejected-value.toml",
-        &swap("--depth 50", "--depth 0"),
-        &[&cmd, "command", "--depth"],
-    );
-    assert_rejected(
-        "out-flag.toml",
-        &swap("--depth 50", "--depth 50 --out elsewhere"),
-        &[&cmd, "command", "--out"],
-    );
-    assert_rejected(
-        "not-an-experiment.toml",
-        &swap("bn-lab grad-norms --depth 50", "bn-lab bench"),
-        &[&cmd, "command", "bench"],
-    );
-    assert_rejected(
-        "unknown-quantity.toml",
-        &swap("\"ratio_off < 1e-6\"", "\"ratio_of < 1e-6\""),
-        &[&checks, "checks[0]", "ratio_of"],
-    );
-    assert_rejected(
-        "bad-check.toml",
-        &swap("\"ratio_off < 1e-6\"", "\"ratio_off ~ 1e-6\""),
-        &[&checks, "checks[0]"],
-    );
-    // Found only once the run's JSON is there: still nothing written.
-    assert_rejected(
-        "missing-quantity.toml",
-        &swap(".weight_grad.ratio\"", ".weight_grad.ration\""),
-        &[
-            &path,
-            "quantities.ratio_off.path",
-            "grad_norms.json",
-            "ration",
-        ],
-    );
-    assert_rejected(
-        "missing-arm.toml",
-        &swap(
-            "arms[label=BN off].weight_grad.ratio",
-            "arms[label=BN of].weight_grad.ratio",
+    let no_checks = line_of("checks = [");
+    // (file, the edit of the shipped file, what the error names besides the file)
+    let cases: &[(&str, (&str, &str), &[&str])] = &[
+        (
+            "malformed.toml",
+            ("title = \"", "title = "),
+            &[":2:", "title"],
         ),
-        &[&path, "quantities.ratio_off.path", "BN of"],
-    );
-    assert_rejected(
-        "unknown-placeholder.toml",
-        &swap("{ratio_off} of the last", "{ratio_of} of the last"),
-        &["explain.supported", "ratio_of"],
-    );
-    assert_rejected(
-        "no-checks.toml",
-        &good.replace("  \"ratio_off < 1e-6\",\n  \"growth_off < 0.5\",\n", ""),
-        &[&line_of("checks = ["), "checks: needs at least one check"],
-    );
+        (
+            "unknown-field.toml",
+            ("title =", "titel ="),
+            &[":2:", "unknown field `titel`"],
+        ),
+        (
+            "unknown-subcommand.toml",
+            ("bn-lab grad-norms", "bn-lab grad-normz"),
+            &[&cmd, "command", "grad-normz"],
+        ),
+        (
+            "rejected-flag.toml",
+            ("--depth 50", "--depth 50 --epochs 3"),
+            &[&cmd, "command", "--epochs"],
+        ),
+        (
+            "rejected-value.toml",
+            ("--depth 50", "--depth 0"),
+            &[&cmd, "command", "--depth"],
+        ),
+        (
+            "out-flag.toml",
+            ("--depth 50", "--depth 50 --out elsewhere"),
+            &[&cmd, "command", "--out"],
+        ),
+        (
+            "not-an-experiment.toml",
+            ("bn-lab grad-norms --depth 50", "bn-lab bench"),
+            &[&cmd, "command", "bench"],
+        ),
+        (
+            "unknown-quantity.toml",
+            ("\"ratio_off < 1e-6\"", "\"ratio_of < 1e-6\""),
+            &[&checks, "checks[0]", "ratio_of"],
+        ),
+        (
+            "bad-check.toml",
+            ("\"ratio_off < 1e-6\"", "\"ratio_off ~ 1e-6\""),
+            &[&checks, "checks[0]"],
+        ),
+        // Found only once the run's JSON is there: still nothing written.
+        (
+            "missing-quantity.toml",
+            (".weight_grad.ratio\"", ".weight_grad.ration\""),
+            &[
+                &path,
+                "quantities.ratio_off.path",
+                "grad_norms.json",
+                "ration",
+            ],
+        ),
+        (
+            "missing-arm.toml",
+            ("arms[label=BN off]", "arms[label=BN of]"),
+            &[&path, "quantities.ratio_off.path", "BN of"],
+        ),
+        (
+            "unknown-placeholder.toml",
+            ("{ratio_off} of the last", "{ratio_of} of the last"),
+            &["explain.supported", "ratio_of"],
+        ),
+        (
+            "no-checks.toml",
+            ("  \"ratio_off < 1e-6\",\n  \"growth_off < 0.5\",\n", ""),
+            &[&no_checks, "checks: needs at least one check"],
+        ),
+    ];
+    for (name, (from, to), words) in cases {
+        assert!(
+            good.contains(from),
+            "{name}: the shipped file has no {from}"
+        );
+        assert_rejected(name, &good.replacen(from, to, 1), words);
+    }
     assert_rejected("empty.toml", "", &["missing field"]);
 
     // A file that is not there, or not a file.

@@ -228,7 +228,8 @@ fn section(n: usize, c: &ClaimResult) -> String {
         inline(&c.explanation)
     ));
     h.push_str(&format!(
-        "<figure><img src=\"{}\" alt=\"{}\"><figcaption class=\"more\">{}</figcaption></figure>\n",
+        // The picture links to itself: full size on a phone.
+        "<figure><a href=\"{0}\"><img src=\"{0}\" alt=\"{1}\"></a><figcaption class=\"more\">{2}</figcaption></figure>\n",
         escape(&c.figure),
         escape(&c.title),
         inline(&format!("`{}`", c.figure))

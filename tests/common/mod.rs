@@ -493,3 +493,15 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
     let _ = std::fs::remove_dir_all(&dir);
     (report, layouts)
 }
+
+/// `bn-lab reproduce --only ONLY --out OUT`; panic with its stderr if it fails.
+pub fn reproduce_only(only: &str, out: &Path) -> Output {
+    let out_s = out.to_str().expect("temp paths are UTF-8");
+    let o = bn_lab(&["reproduce", "--only", only, "--out", out_s]);
+    assert!(
+        o.status.success(),
+        "bn-lab reproduce --only {only} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
