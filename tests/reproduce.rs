@@ -55,65 +55,73 @@ fn assert_page(out: &Path, names: &[&str]) {
         .collect();
     assert_eq!(got, names, "the claims in summary.json");
     for c in claims {
-        let name = c["name"].as_str().expect("claims have names");
-        for field in ["file", "title", "claim", "command", "rerun", "explanation"] {
-            let v = c[field].as_str().unwrap_or_default();
-            assert!(!v.is_empty(), "{name}: summary.json lacks {field}");
-        }
-        assert!(
-            !c["explanation"].as_str().unwrap_or_default().contains('{'),
-            "{name}: an unfilled placeholder: {}",
-            c["explanation"]
-        );
-        let checks = c["checks"].as_array().expect("claims list their checks");
-        let held = checks.iter().filter(|o| o["holds"] == json!(true)).count();
-        let verdict = c["verdict"].as_str().expect("claims have a verdict");
-        let expected = if held == checks.len() {
-            "supported"
-        } else if held == 0 {
-            "not supported"
-        } else {
-            "mixed"
-        };
-        assert_eq!(
-            verdict,
-            expected,
-            "{name}: {held} of {} checks hold",
-            checks.len()
-        );
-        assert!(
-            html.contains(&format!("data-claim=\"{name}\">{verdict}</td>")),
-            "{name}: no verdict cell saying {verdict}"
-        );
-        assert!(html.contains(&format!("<section class=\"claim\" id=\"{name}\">")));
-        for q in c["quantities"].as_array().expect("claims list quantities") {
-            assert!(
-                html.contains(&format!(
-                    "<code>{}</code>",
-                    q["name"].as_str().unwrap_or("?")
-                )),
-                "{name}: quantity {} not on the page",
-                q["name"]
-            );
-        }
-        let mut files = vec![c["figure"].clone(), c["json"].clone()];
-        files.extend(c["figures"].as_array().expect("figures").iter().cloned());
-        for f in files {
-            let f = f.as_str().expect("paths are text");
-            assert!(
-                f.starts_with(&format!("{name}/")),
-                "{name}: {f} is not in its directory"
-            );
-            assert!(out.join(f).is_file(), "{name}: {f} was not written");
-        }
+        assert_claim(c, &html, out);
     }
-    let images = links(&html, "src");
-    assert_eq!(
-        images.len(),
-        names.len(),
-        "one picture per claim: {images:?}"
+    assert_links(&html, out, names.len());
+}
+
+/// One claim of `summary.json`: its fields, its verdict (the rule applied to its checks), its
+/// verdict cell, section and quantities on the page, and its files in its own directory.
+fn assert_claim(c: &serde_json::Value, html: &str, out: &Path) {
+    let name = c["name"].as_str().expect("claims have names");
+    for field in ["file", "title", "claim", "command", "rerun", "explanation"] {
+        let v = c[field].as_str().unwrap_or_default();
+        assert!(!v.is_empty(), "{name}: summary.json lacks {field}");
+    }
+    assert!(
+        !c["explanation"].as_str().unwrap_or_default().contains('{'),
+        "{name}: an unfilled placeholder: {}",
+        c["explanation"]
     );
-    for src in images.iter().chain(links(&html, "href").iter()) {
+    let checks = c["checks"].as_array().expect("claims list their checks");
+    let held = checks.iter().filter(|o| o["holds"] == json!(true)).count();
+    let verdict = c["verdict"].as_str().expect("claims have a verdict");
+    let expected = if held == checks.len() {
+        "supported"
+    } else if held == 0 {
+        "not supported"
+    } else {
+        "mixed"
+    };
+    assert_eq!(
+        verdict,
+        expected,
+        "{name}: {held} of {} checks hold",
+        checks.len()
+    );
+    assert!(
+        html.contains(&format!("data-claim=\"{name}\">{verdict}</td>")),
+        "{name}: no verdict cell saying {verdict}"
+    );
+    assert!(html.contains(&format!("<section class=\"claim\" id=\"{name}\">")));
+    for q in c["quantities"].as_array().expect("claims list quantities") {
+        assert!(
+            html.contains(&format!(
+                "<code>{}</code>",
+                q["name"].as_str().unwrap_or("?")
+            )),
+            "{name}: quantity {} not on the page",
+            q["name"]
+        );
+    }
+    let mut files = vec![c["figure"].clone(), c["json"].clone()];
+    files.extend(c["figures"].as_array().expect("figures").iter().cloned());
+    for f in files {
+        let f = f.as_str().expect("paths are text");
+        assert!(
+            f.starts_with(&format!("{name}/")),
+            "{name}: {f} is not in its directory"
+        );
+        assert!(out.join(f).is_file(), "{name}: {f} was not written");
+    }
+}
+
+/// The page's pictures (one per claim) and links: each a file beside the page (a PNG where it
+/// says so), and nothing that would load from anywhere else.
+fn assert_links(html: &str, out: &Path, claims: usize) {
+    let images = links(html, "src");
+    assert_eq!(images.len(), claims, "one picture per claim: {images:?}");
+    for src in images.iter().chain(links(html, "href").iter()) {
         if src.starts_with('#') {
             continue;
         }

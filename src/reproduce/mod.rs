@@ -146,6 +146,15 @@ impl Claim {
         Ok(ran)
     }
 
+    /// The value of quantity `name` among `values` (in the file's order); null for a name the
+    /// file does not have (`Claim::load` has checked that checks and templates name none).
+    fn value_of(&self, values: &[Value], name: &str) -> Value {
+        self.quantities
+            .iter()
+            .position(|q| q.name == name)
+            .map_or(Value::Null, |i| values[i].clone())
+    }
+
     /// The quantities and checks on a run's JSON (`file` names it in errors): a quantity the
     /// JSON lacks, or a check that cannot compare its values, is an error naming the field.
     pub fn evaluate(&self, json: &serde_json::Value, file: &str) -> Result<Found, FileError> {
@@ -162,12 +171,7 @@ impl Claim {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let get = |name: &str| {
-            self.quantities
-                .iter()
-                .position(|q| q.name == name)
-                .map_or(Value::Null, |i| values[i].clone())
-        };
+        let get = |name: &str| self.value_of(&values, name);
         let outcomes = self
             .checks
             .iter()
@@ -233,12 +237,7 @@ impl Claim {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .ok_or_else(|| anyhow!("{}: the command wrote no JSON", self.file.display()))?;
         let verdict = found.verdict();
-        let get = |name: &str| {
-            self.quantities
-                .iter()
-                .position(|q| q.name == name)
-                .map_or(Value::Null, |i| found.values[i].clone())
-        };
+        let get = |name: &str| self.value_of(&found.values, name);
         let template = match verdict {
             Verdict::Supported => &self.explain.supported,
             Verdict::Mixed => &self.explain.mixed,
