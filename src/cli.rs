@@ -921,7 +921,7 @@ pub struct ReproduceArgs {
     /// The directory of experiment files (every *.toml in it, by name).
     #[arg(long, default_value = "experiments")]
     pub experiments: PathBuf,
-    /// Claims run at once [default: the cores available].
-    #[arg(allow_hyphen_values = true, long)]
+    /// Claims run at once [default: the cores available; more are capped to them].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
     pub jobs: Option<usize>,
 }

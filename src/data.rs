@@ -165,6 +165,24 @@ impl Task {
         }))
     }
 
+    /// The task with its image directory made absolute (against the working directory, without
+    /// resolving links), so that its spelling means the same from any directory.
+    pub fn absolute(&self) -> Result<Task, String> {
+        let abs = |d: &std::path::Path| {
+            std::path::absolute(d)
+                .map_err(|e| format!("cannot make '{}' absolute: {e}", d.display()))
+                .and_then(|a| match a.to_str() {
+                    Some(_) => Ok(a),
+                    None => Err(format!("'{}' is not valid UTF-8", a.display())),
+                })
+        };
+        Ok(match self {
+            Task::Mnist(d) => Task::Mnist(abs(d)?),
+            Task::FashionMnist(d) => Task::FashionMnist(abs(d)?),
+            other => other.clone(),
+        })
+    }
+
     /// How the task is written on the command line and in JSON.
     pub fn spelling(&self) -> String {
         match self {

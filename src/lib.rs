@@ -23,6 +23,7 @@ pub mod parallel;
 pub mod plot;
 pub mod reproduce;
 pub mod stats;
+pub mod text;
 pub mod theory;
 pub mod train;
 

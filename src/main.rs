@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use bn_lab::cli::Cli;
+use bn_lab::text::visible_except;
 use clap::Parser;
 use clap::error::ErrorKind;
 
@@ -18,7 +19,10 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
                 _ => {
-                    eprintln!("Error: {}", bn_lab::commands::clap_error_line(&err));
+                    eprintln!(
+                        "Error: {}",
+                        visible_except(&bn_lab::commands::clap_error_line(&err), "")
+                    );
                     ExitCode::from(2)
                 }
             };
@@ -27,7 +31,8 @@ fn main() -> ExitCode {
     match bn_lab::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {err:#}");
+            // One line, and nothing a file name or a value typed can do to the terminal.
+            eprintln!("Error: {}", visible_except(&format!("{err:#}"), ""));
             if bn_lab::commands::is_usage_error(&err) {
                 ExitCode::from(2)
             } else {

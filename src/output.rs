@@ -60,12 +60,15 @@ struct Registry {
     /// Directories created for a run, in creation order (outermost first), with the id of the
     /// [`Outputs`] that created them.
     dirs: Vec<(u64, PathBuf)>,
+    /// Temporary directory trees ([`StagedDir`]), removed whole.
+    trees: Vec<PathBuf>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     temps: Vec::new(),
     placed: Vec::new(),
     dirs: Vec::new(),
+    trees: Vec::new(),
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -87,6 +90,9 @@ impl Registry {
         }
         for path in self.placed.drain(..) {
             let _ = fs::remove_file(path);
+        }
+        for tree in self.trees.drain(..) {
+            let _ = fs::remove_dir_all(tree);
         }
         for (_, dir) in self.dirs.drain(..).rev() {
             let _ = fs::remove_dir(dir);
@@ -446,6 +452,130 @@ impl Drop for Outputs {
             for (_, dir) in mine.iter().rev() {
                 let _ = fs::remove_dir(dir);
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole directory, staged.
+
+/// A directory built under a temporary name beside its destination (`.bn-lab-PID-N.partial`
+/// in the same parent, so the move is a rename) and put in place whole by
+/// [`StagedDir::commit`], replacing what was there. Dropped uncommitted (a failure), or on a
+/// signal, the temporary tree is removed whole and the destination is as it was: `bn-lab
+/// reproduce`'s `--out`.
+#[must_use = "dropping a StagedDir removes what was staged in it"]
+pub struct StagedDir {
+    /// Where the directory goes: absolute, links resolved when it exists.
+    dest: PathBuf,
+    /// The temporary directory being filled.
+    tmp: PathBuf,
+    /// Owns the parent directories created for `dest`.
+    parents: Outputs,
+}
+
+impl StagedDir {
+    /// Check `dest` (from `flag`) and create the temporary directory beside it. An existing
+    /// `dest` must be a directory that is empty or that `replaceable` accepts (a previous
+    /// output of the same command): anything else is refused, since a commit replaces it
+    /// whole. `what` says what the directory holds, for the refusal.
+    pub fn create(
+        dest: &Path,
+        flag: &str,
+        what: &str,
+        replaceable: impl Fn(&Path) -> bool,
+    ) -> Result<StagedDir> {
+        let shown = dest.display();
+        let dest = match fs::canonicalize(dest) {
+            Ok(real) => {
+                if !real.is_dir() {
+                    bail!("{flag}: '{shown}' exists and is not a directory");
+                }
+                let empty = fs::read_dir(&real)
+                    .map_err(|e| anyhow!("{flag}: cannot read directory '{shown}': {e}"))?
+                    .next()
+                    .is_none();
+                if !empty && !replaceable(&real) {
+                    bail!(
+                        "{flag}: '{shown}' holds files that are not {what}, and this would replace it whole; choose a new or empty directory"
+                    );
+                }
+                real
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::path::absolute(dest)
+                .map_err(|e| anyhow!("{flag}: cannot use '{shown}': {e}"))?,
+            Err(e) => bail!("{flag}: cannot use '{shown}': {e}"),
+        };
+        if dest.file_name().is_none() || dest.parent().is_none() {
+            bail!(
+                "{flag}: '{shown}' is not a directory this can replace; choose a directory below it"
+            );
+        }
+        let parent = parent_dir(&dest);
+        let parents = Outputs {
+            id: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
+            keep: false,
+        };
+        make_dir(&parent, flag, Some(parents.id))?;
+        let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
+        let tmp = parent.join(format!(".bn-lab-{}-{n}.partial", std::process::id()));
+        {
+            let mut registry = registry();
+            fs::create_dir(&tmp).map_err(|e| {
+                anyhow!(
+                    "{flag}: cannot create a directory in '{}': {e}",
+                    parent.display()
+                )
+            })?;
+            registry.trees.push(tmp.clone());
+        }
+        Ok(StagedDir { dest, tmp, parents })
+    }
+
+    /// The temporary directory to fill.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Put the staged directory in place of the destination, replacing it whole. Done under the
+    /// registry's lock, so a signal sees either the old directory or the new one.
+    pub fn commit(mut self) -> Result<()> {
+        let mut registry = registry();
+        let old = if fs::symlink_metadata(&self.dest).is_ok() {
+            let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
+            let old =
+                parent_dir(&self.dest).join(format!(".bn-lab-{}-{n}.old", std::process::id()));
+            fs::rename(&self.dest, &old)
+                .map_err(|e| anyhow!("cannot replace '{}': {e}", self.dest.display()))?;
+            Some(old)
+        } else {
+            None
+        };
+        if let Err(e) = fs::rename(&self.tmp, &self.dest) {
+            if let Some(old) = &old {
+                let _ = fs::rename(old, &self.dest);
+            }
+            bail!(
+                "cannot move the new '{}' into place: {e}",
+                self.dest.display()
+            );
+        }
+        registry.trees.retain(|t| *t != self.tmp);
+        if let Some(old) = old {
+            let _ = fs::remove_dir_all(old);
+        }
+        drop(registry);
+        self.parents.keep = true;
+        Ok(())
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        let mut registry = registry();
+        if let Some(i) = registry.trees.iter().position(|t| *t == self.tmp) {
+            registry.trees.swap_remove(i);
+            let _ = fs::remove_dir_all(&self.tmp);
         }
     }
 }

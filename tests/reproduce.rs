@@ -339,6 +339,12 @@ fn a_users_own_file_runs_like_a_shipped_one() {
 /// `bn-lab run` on `text` (written to `name` in a scratch dir): non-zero exit, not a panic, one
 /// `Error:` line naming the file and each of `words`, and nothing written.
 fn assert_rejected(name: &str, text: &str, words: &[&str]) {
+    assert_rejected_with(2, name, text, words)
+}
+
+/// [`assert_rejected`] with exit code `code`: 2 for a refusal before any work, 1 for a failure
+/// found once the run is done (a quantity its JSON lacks).
+fn assert_rejected_with(code: i32, name: &str, text: &str, words: &[&str]) {
     let dir = scratch_dir(&format!("reproduce-bad-{name}"));
     let file = dir.join(name);
     std::fs::write(&file, text).expect("the scratch dir is writable");
@@ -351,7 +357,7 @@ fn assert_rejected(name: &str, text: &str, words: &[&str]) {
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{name} was accepted");
-    assert_eq!(o.status.code(), Some(2), "{name}: {stderr}");
+    assert_eq!(o.status.code(), Some(code), "{name}: {stderr}");
     assert_eq!(
         stderr.trim_end().lines().count(),
         1,
@@ -466,7 +472,9 @@ fn run_refuses_bad_files_with_one_line_naming_the_file_line_and_field() {
             good.contains(from),
             "{name}: the shipped file has no {from}"
         );
-        assert_rejected(name, &good.replacen(from, to, 1), words);
+        // Found once the run is done: a failure while running (exit 1), still nothing written.
+        let code = if name.starts_with("missing-") { 1 } else { 2 };
+        assert_rejected_with(code, name, &good.replacen(from, to, 1), words);
     }
     assert_rejected("empty.toml", "", &["missing field"]);
 
@@ -529,4 +537,440 @@ fn reproduce_refuses_unknown_claims_and_directories_without_files() {
         "{stderr}"
     );
     assert!(!out.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile files (issue 27): names that would become URLs, shell or paths outside --out,
+// control characters in any field, files that never end, duplicate names, and a reproduce
+// that fails or is interrupted.
+
+/// Run `bn-lab` with `args` in `cwd`, killed (and the test failed) if it has not finished
+/// within `secs` seconds: a hang is a failure, not a stuck suite.
+fn bn_lab_within(secs: u64, cwd: &Path, args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the bn-lab binary runs");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(o) => o.expect("bn-lab ran"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("bn-lab {args:?} did not finish within {secs} s");
+        }
+    }
+}
+
+/// The shipped file every hostile variant starts from (its run takes a fraction of a second).
+fn cheap_file() -> String {
+    std::fs::read_to_string("experiments/03-diary-algebra.toml").expect("the shipped file")
+}
+
+/// Exit 2, one `Error:` line that starts with `file` and holds each of `words`, no control
+/// character on stderr, nothing on stdout.
+fn assert_one_line_refusal(o: &std::process::Output, file: &str, words: &[&str]) {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{file}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{file}: {stderr}");
+    assert!(
+        stderr.starts_with(&format!("Error: {file}")),
+        "{file}: {stderr}"
+    );
+    for w in words {
+        assert!(stderr.contains(w), "{file}: lacks `{w}`: {stderr}");
+    }
+    assert!(
+        !stderr.trim_end().chars().any(|c| c.is_control()),
+        "{file}: a control character reached the terminal: {stderr:?}"
+    );
+    assert!(o.stdout.is_empty(), "{file}: wrote to stdout");
+}
+
+#[test]
+fn claim_names_outside_the_safe_alphabet_are_refused_by_run_and_reproduce() {
+    let dir = scratch_dir("reproduce-names");
+    // Every ASCII character a file name can hold that is not in [A-Za-z0-9_-], in the middle
+    // of a name, plus the issue's examples and names that would leave --out or look like flags.
+    let mut names: Vec<String> = (1u8..0x7f)
+        .map(char::from)
+        .filter(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '/'))
+        .map(|c| format!("01-a{c}b"))
+        .collect();
+    names.extend(
+        [
+            "01-javascript:alert(1)",
+            "02-http:127.0.0.1:9",
+            "03-$(touch X)",
+            "01-..",
+            "01-.",
+            "01-",
+            "01--rf",
+            "01-index.html",
+            "01-caf\u{e9}",
+            "01-\u{202e}lmth",
+        ]
+        .map(String::from),
+    );
+    let text = cheap_file();
+    for name in &names {
+        let sub = dir.join("files");
+        let _ = std::fs::remove_dir_all(&sub);
+        std::fs::create_dir_all(&sub).expect("scratch");
+        let file = sub.join(format!("{name}.toml"));
+        std::fs::write(&file, &text).expect("a file of that name can be written");
+        let shown = file.display().to_string();
+        let o = bn_lab_within(60, &dir, &["run", &shown, "--out", "out"]);
+        assert_one_line_refusal(
+            &o,
+            &bn_lab::text::visible_except(&shown, ""),
+            &["claim name"],
+        );
+        let o = bn_lab_within(
+            60,
+            &dir,
+            &["reproduce", "--experiments", "files", "--out", "page"],
+        );
+        let rel = format!("files/{name}.toml");
+        assert_one_line_refusal(&o, &bn_lab::text::visible_except(&rel, ""), &["claim name"]);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("scratch")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left, ["files"], "{name}: something was written");
+    }
+    assert!(!dir.join("X").exists());
+}
+
+#[test]
+fn control_characters_in_any_field_are_refused_naming_the_field() {
+    let good = cheap_file();
+    // Each field, and how to put `\uXXXX` (at X) into it.
+    let edits: &[(&str, &str, &str)] = &[
+        ("title", "title = \"", "title = \"X"),
+        ("claim", "claim = \"", "claim = \"X"),
+        ("source", "source = \"", "source = \"X"),
+        ("command", "command = \"bn-lab", "command = \"bn-lab X"),
+        ("checks[0]", "\"measured_off > ", "\"Xmeasured_off > "),
+        (
+            "label",
+            "label = \"BN off: measured",
+            "label = \"XBN off: measured",
+        ),
+        (
+            "path",
+            "path = \"arms[label=BN off].measured_rate",
+            "path = \"Xarms[label=BN off].measured_rate",
+        ),
+        (
+            "quantities",
+            "\nmeasured_off = {",
+            "\n\"measured_offX\" = {",
+        ),
+        ("explain.supported", "supported = \"", "supported = \"X"),
+        ("note", "note = \"\"\"\n", "note = \"\"\"\nX"),
+    ];
+    let dir = scratch_dir("reproduce-control");
+    for (field, from, to) in edits {
+        assert!(good.contains(from), "{field}: no `{from}` in the file");
+        for c in ["\\u001b", "\\u0007", "\\r", "\\u0085", "\\u202e", "\\t"] {
+            let text = good.replacen(from, &to.replace('X', c), 1);
+            let claim = Claim::parse(Path::new("x.toml"), &text);
+            let err = match claim {
+                Ok(_) => panic!("{field} with {c} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            let field_word = field.split('.').next_back().expect("a word");
+            assert!(
+                err.contains(field_word)
+                    && (err.contains("control character") || err.contains("quantity's name")),
+                "{field} with {c}: {err}"
+            );
+            if c == "\\u001b" {
+                // The same file through the binary: one line, nothing raw on the terminal.
+                let file = dir.join(format!("{}.toml", field.replace(['[', ']', '.'], "_")));
+                std::fs::write(&file, &text).expect("scratch");
+                let shown = file.display().to_string();
+                let o = bn_lab_within(60, &dir, &["run", &shown, "--out", "out"]);
+                assert_one_line_refusal(&o, &shown, &[field_word]);
+            }
+        }
+    }
+    assert!(!dir.join("out").exists());
+}
+
+#[test]
+fn files_that_never_end_are_refused_at_once() {
+    let dir = scratch_dir("reproduce-fifo");
+    let fifo = dir.join("01-pipe.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let shown = fifo.display().to_string();
+    let o = bn_lab_within(30, &dir, &["run", &shown]);
+    assert_one_line_refusal(&o, &shown, &["not a regular file", "named pipe"]);
+    let o = bn_lab_within(30, &dir, &["run", "/dev/urandom"]);
+    assert_one_line_refusal(&o, "/dev/urandom", &["not a regular file"]);
+    let o = bn_lab_within(30, &dir, &["run", "/dev/null"]);
+    assert_one_line_refusal(&o, "/dev/null", &["not a regular file"]);
+    // Too large: refused by its size, before it is read.
+    let big = dir.join("big.toml");
+    std::fs::write(&big, vec![b'#'; 2 << 20]).expect("scratch");
+    let shown = big.display().to_string();
+    let o = bn_lab_within(30, &dir, &["run", &shown]);
+    assert_one_line_refusal(&o, &shown, &["bytes"]);
+}
+
+#[test]
+fn two_files_of_one_name_are_refused_wherever_they_sort() {
+    let dir = scratch_dir("reproduce-dup");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).expect("scratch");
+    for f in ["01-dup.toml", "02-mid.toml", "dup.toml"] {
+        std::fs::write(files.join(f), cheap_file()).expect("scratch");
+    }
+    let o = bn_lab_within(
+        60,
+        &dir,
+        &["reproduce", "--experiments", "files", "--out", "page"],
+    );
+    assert_one_line_refusal(&o, "files/01-dup.toml", &["files/dup.toml", "`dup`"]);
+    assert!(!dir.join("page").exists());
+    // --only takes each claim once, as other lists do.
+    let o = bn_lab(&["reproduce", "--only", "diary-algebra,diary-algebra"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--only") && stderr.contains("twice"),
+        "{stderr}"
+    );
+    // --jobs names itself and its range.
+    let o = bn_lab(&["reproduce", "--jobs", "-1"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--jobs") && stderr.contains("at least 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_reads_an_out_that_starts_with_a_dash_as_a_directory() {
+    let dir = scratch_dir("reproduce-dash-out");
+    let file = std::fs::canonicalize("experiments/03-diary-algebra.toml").expect("shipped");
+    let o = bn_lab_within(
+        120,
+        &dir,
+        &["run", file.to_str().expect("UTF-8"), "--out=-x"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.join("-x").join("grad_norms.json").is_file());
+}
+
+#[test]
+fn the_page_links_only_to_relative_paths_and_shows_commands_shell_quoted() {
+    use bn_lab::reproduce::page::href;
+    for hostile in [
+        "javascript:alert(1)",
+        "http://127.0.0.1:9/x.png",
+        "//evil/x.png",
+        "/etc/passwd",
+        "a\"onerror=\"x",
+        "data:image/png;base64,AA",
+        "a b/c.png",
+    ] {
+        let h = href(hostile);
+        assert!(!has_scheme(&h) && !h.starts_with('/'), "{hostile} -> {h}");
+        assert!(
+            !h.contains(['"', '\'', '<', '>', ' ', ':']),
+            "{hostile} -> {h}"
+        );
+    }
+    assert_eq!(
+        href("vanishing-sigmoid/grad_norms.png"),
+        "vanishing-sigmoid/grad_norms.png"
+    );
+
+    // A real page: every href and src is a relative path (or a fragment) with no scheme.
+    let out = scratch("reproduce-links");
+    reproduce_only("diary-algebra", &out);
+    let html = std::fs::read_to_string(out.join("index.html")).expect("written");
+    for attr in ["href", "src"] {
+        for link in links(&html, attr) {
+            assert!(
+                !has_scheme(&link) && !link.starts_with('/'),
+                "{attr}=\"{link}\""
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+
+    // The rerun line of a file whose path holds shell syntax reads back, in bash, as that path.
+    let dir = scratch_dir("reproduce-quoted $(touch X) `x` 'q'");
+    let file = dir.join("01-quoted.toml");
+    std::fs::write(&file, cheap_file()).expect("scratch");
+    let claim = Claim::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let rerun = claim.rerun_text();
+    let words = rerun.strip_prefix("bn-lab run ").expect("the rerun line");
+    let o = std::process::Command::new("bash")
+        .args(["-c", &format!("printf '%s' {words}")])
+        .current_dir(&dir)
+        .output()
+        .expect("bash runs");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        file.display().to_string()
+    );
+    assert!(!dir.join("X").exists(), "the rerun line ran a command");
+    assert!(claim.command_text().starts_with("bn-lab grad-norms"));
+}
+
+/// Whether a link starts with a URL scheme (`javascript:`, `http:`).
+fn has_scheme(link: &str) -> bool {
+    link.split_once(':').is_some_and(|(head, _)| {
+        !head.is_empty()
+            && !head.contains(['/', '?', '#'])
+            && head
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
+}
+
+/// Every file under `dir`, relative, with its bytes.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("below").to_path_buf();
+                out.push((rel, std::fs::read(&p).expect("readable")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_reproduce_that_fails_or_is_interrupted_leaves_out_as_it_was() {
+    let dir = scratch_dir("reproduce-all-or-nothing");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).expect("scratch");
+    std::fs::write(files.join("01-good.toml"), cheap_file()).expect("scratch");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["reproduce", "--experiments", "files", "--out", "page"];
+        args.extend(extra);
+        bn_lab_within(120, &dir, &args)
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = tree(&dir.join("page"));
+    assert!(before.iter().any(|(p, _)| p == Path::new("index.html")));
+    let siblings = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("readable")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // A second claim whose check compares text with a number: found after the runs, exit 1.
+    let bad = cheap_file().replacen(
+        "path = \"arms[label=BN off].measured_rate\"",
+        "path = \"config.act\"",
+        1,
+    );
+    assert!(bad.contains("config.act"));
+    std::fs::write(files.join("02-bad.toml"), &bad).expect("scratch");
+    let o = run(&[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("02-bad.toml"), "{stderr}");
+    assert_eq!(
+        tree(&dir.join("page")),
+        before,
+        "a failed run changed --out"
+    );
+    assert_eq!(siblings(&dir), ["files", "page"], "a temporary was left");
+    std::fs::remove_file(files.join("02-bad.toml")).expect("scratch");
+
+    // Interrupted while writing its first claim's files: --out as it was, nothing left.
+    for signal in ["TERM", "INT"] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+            .args(["reproduce", "--experiments", "files", "--out", "page"])
+            .current_dir(&dir)
+            .env("BN_LAB_TEST_WRITE_PAUSE_MS", "20000")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        // Wait until the pause: a staged directory beside --out holds a temporary file.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !std::fs::read_dir(&dir).expect("readable").any(|e| {
+            let p = e.expect("entry").path();
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".partial"))
+                && tree(&p)
+                    .iter()
+                    .any(|(f, _)| f.to_string_lossy().contains(".partial"))
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached the pause"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let kill = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success());
+        let o = child.wait_with_output().expect("ends");
+        let code = if signal == "TERM" { 143 } else { 130 };
+        assert_eq!(o.status.code(), Some(code), "SIG{signal}");
+        assert_eq!(tree(&dir.join("page")), before, "SIG{signal} changed --out");
+        assert_eq!(
+            siblings(&dir),
+            ["files", "page"],
+            "SIG{signal} left a temporary"
+        );
+    }
+
+    // A directory of someone else's files is not replaced.
+    std::fs::create_dir_all(dir.join("thesis")).expect("scratch");
+    std::fs::write(dir.join("thesis/chapter1.tex"), "x").expect("scratch");
+    let o = bn_lab_within(
+        60,
+        &dir,
+        &["reproduce", "--experiments", "files", "--out", "thesis"],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("Error: --out: 'thesis'"), "{stderr}");
+    assert_eq!(siblings(&dir.join("thesis")), ["chapter1.tex"]);
+
+    // A successful run replaces --out whole: a claim that is gone leaves no directory behind.
+    std::fs::write(files.join("01-other.toml"), cheap_file()).expect("scratch");
+    std::fs::remove_file(files.join("01-good.toml")).expect("scratch");
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        siblings(&dir.join("page")),
+        ["index.html", "other", "summary.json"]
+    );
+    assert_eq!(siblings(&dir), ["files", "page", "thesis"]);
 }

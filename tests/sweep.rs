@@ -287,3 +287,226 @@ fn a_plan_run_point_by_point_and_collected_equals_the_local_sweep() {
     );
     let _ = std::fs::remove_dir_all(root);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile plans (issue 27): whatever a value holds, one point is one line that runs only
+// bn-lab, from any directory, and --collect neither overwrites its inputs nor trusts their
+// configs.
+
+/// One point: one scale, one arm, one seed.
+const ONE: &[&str] = &[
+    "sweep",
+    "--vary",
+    "weight-scale",
+    "--values",
+    "0.5",
+    "--norm",
+    "none",
+    "--seeds",
+    "1",
+    "--depth",
+    "2",
+    "--width",
+    "4",
+    "--batch",
+    "4",
+    "--d-out",
+    "2",
+    "--steps",
+    "2",
+    "--n-train",
+    "8",
+    "--n-test",
+    "4",
+];
+
+/// Write the plan of `args` + `--out out` in `cwd`; its lines.
+fn plan_of(cwd: &Path, args: &[&str], out: &str) -> Vec<String> {
+    let plan = cwd.join("plan.txt");
+    let mut all: Vec<&str> = args.to_vec();
+    let plan_s = plan.to_str().unwrap();
+    all.extend(["--plan", plan_s, "--out", out]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+        .args(&all)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !stdout.trim_end().chars().any(|c| c.is_control()),
+        "{stdout:?}"
+    );
+    std::fs::read_to_string(&plan)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Run `script` with bash in `cwd`, `bn-lab` on the PATH.
+fn bash_in(cwd: &Path, script: &str) -> std::process::Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_bn-lab")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::process::Command::new("bash")
+        .args(["-c", script])
+        .current_dir(cwd)
+        .env("PATH", path)
+        .output()
+        .expect("bash runs")
+}
+
+#[test]
+fn a_plan_line_is_one_line_that_runs_only_bn_lab_whatever_out_holds() {
+    let root = common::scratch_dir("sweep-hostile-plan");
+    let (here, elsewhere) = (root.join("here"), root.join("elsewhere"));
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // Every control character, and the shell's own syntax.
+    let mut outs: Vec<String> = (1u8..0x20)
+        .chain([0x7f])
+        .map(|b| format!("o{b}{}touch PWNED{}", char::from(b), char::from(b)))
+        .collect();
+    outs.extend(
+        [
+            "$(touch PWNED)",
+            "`touch PWNED`",
+            "'; touch PWNED; '",
+            "a b\\\"c",
+            "\u{85}touch PWNED",
+        ]
+        .map(String::from),
+    );
+    for (i, out) in outs.iter().enumerate() {
+        let lines = plan_of(&here, ONE, out);
+        assert_eq!(lines.len(), 1, "{out:?}: {lines:?}");
+        let line = &lines[0];
+        assert!(
+            line.starts_with("bn-lab sweep ") && !line.chars().any(|c| c.is_control()),
+            "{out:?}: {line:?}"
+        );
+        // Each way the README runs a plan, from another directory.
+        let plan = here.join("plan.txt");
+        let runs = [
+            format!("bash -c {}", shell_quote(line)),
+            format!("sed -n 1p {} | bash", shell_quote(plan.to_str().unwrap())),
+            format!(
+                "xargs -d '\\n' -I{{}} bash -c {{}} < {}",
+                shell_quote(plan.to_str().unwrap())
+            ),
+        ];
+        let run = &runs[i % runs.len()];
+        let o = bash_in(&elsewhere, run);
+        assert!(
+            o.status.success(),
+            "{out:?}: {run}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let point = here.join(out).join("point-0").join("sweep.json");
+        assert!(point.is_file(), "{out:?}: no {}", point.display());
+        for d in [&here, &elsewhere] {
+            assert!(
+                !d.join("PWNED").exists(),
+                "{out:?}: a plan line ran a command"
+            );
+        }
+        let _ = std::fs::remove_dir_all(here.join(out));
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Four IDX files of `n` 2x2 images (training and test alike) in `dir`.
+fn write_idx(dir: &Path, n: u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    for prefix in ["train", "t10k"] {
+        let mut images = vec![0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 2, 0, 0, 0, 2];
+        images.extend((0..4 * n).map(|i| i.wrapping_mul(37)));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        let mut labels = vec![0, 0, 8, 1, 0, 0, 0, n];
+        labels.extend((0..n).map(|i| i % 10));
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+#[test]
+fn every_path_in_a_plan_line_is_absolute() {
+    let root = common::scratch_dir("sweep-plan-paths");
+    let (here, elsewhere) = (root.join("here"), root.join("elsewhere"));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    write_idx(&here.join("idx"), 8);
+    // ONE without --d-out, --n-train and --n-test, which the image set decides.
+    let mut args: Vec<&str> = ONE[..ONE.len() - 8].to_vec();
+    assert_eq!(args[args.len() - 2..], ["--batch", "4"]);
+    args.extend(["--steps", "2", "--task", "mnist:idx"]);
+    let lines = plan_of(&here, &args, "runs");
+    let abs = std::fs::canonicalize(&here).unwrap();
+    assert!(
+        lines[0].contains(&format!("--task mnist:{}/idx ", abs.display()))
+            && lines[0].contains(&format!("--out {}/runs/point-0", abs.display())),
+        "{}",
+        lines[0]
+    );
+    // The line runs from another directory.
+    let o = bash_in(&elsewhere, &lines[0]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(here.join("runs/point-0/sweep.json").is_file());
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn collect_refuses_an_out_among_its_inputs_and_configs_that_do_not_validate() {
+    let root = common::scratch_dir("sweep-collect-hostile");
+    let points = root.join("points");
+    let lines = plan_of(&root, ONE, "points");
+    let o = bash_in(&root, &lines[0]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file = points.join("point-0/sweep.json");
+    let before = std::fs::read(&file).unwrap();
+    let points_s = points.to_str().unwrap();
+    let into = points.join("point-0");
+    let o = common::bn_lab(&[
+        "sweep",
+        "--collect",
+        points_s,
+        "--out",
+        into.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("Error: --out: ") && stderr.contains("input of --collect"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+
+    // A point file whose config no command line could give is refused naming the field.
+    let out = common::scratch("sweep-collect-invalid-out");
+    for (field, value) in [
+        ("norms", serde_json::json!([])),
+        ("seeds", serde_json::json!(0)),
+    ] {
+        let mut v: Value = serde_json::from_slice(&before).unwrap();
+        v["config"][field] = value;
+        std::fs::write(&file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        let o = common::bn_lab(&[
+            "sweep",
+            "--collect",
+            points_s,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{field}: {stderr}");
+        assert!(
+            stderr.contains(&format!("config.{field}")) && !stderr.contains("18446744073709551615"),
+            "{field}: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!out.exists());
+    }
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -389,7 +389,10 @@ pub fn execute<E: Figures>(
 
 /// Print to stdout. A closed pipe (`bn-lab ... | head`) is not an error: the reader has seen
 /// what it wanted. Any other failure (`> /dev/full`) is: `cannot write to stdout: ...`.
+/// Control characters (in a path typed, say) are printed as escapes, so that nothing printed
+/// can act on the terminal ([`crate::text::visible`]); newlines stay.
 pub fn print(s: &str) -> Result<()> {
+    let s = crate::text::visible(s);
     let mut out = std::io::stdout().lock();
     match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -60,24 +60,18 @@ pub fn run(args: &SweepArgs, session: &Session<'_>) -> Result<()> {
     })?
 }
 
-/// A word as the shell reads it back unchanged: as is when it is made of safe characters,
-/// else in single quotes (a `'` inside as `'\''`).
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:,=+@%".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use crate::text::shell_quote;
 
 fn enum_name<E: ValueEnum>(v: &E) -> String {
     v.to_possible_value()
         .expect("no variant is skipped")
         .get_name()
         .to_string()
+}
+
+/// `v` in the shortest form that reads back as the same `f64` (`1e-300`, not 300 digits).
+fn short_float(v: f64) -> String {
+    crate::text::float_word(v)
 }
 
 /// The flags that rerun `cfg` (without `--point` and `--out`), every resolved value spelled out.
@@ -87,7 +81,7 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
         "--vary".into(),
         enum_name(&cfg.vary),
         "--values".into(),
-        join(cfg.values.iter().map(|v| format!("{v}")).collect()),
+        join(cfg.values.iter().map(|&v| short_float(v)).collect()),
         "--norm".into(),
         join(
             cfg.norms
@@ -131,14 +125,14 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
         f.extend([
             "--residual".into(),
             "--residual-scale".into(),
-            format!("{}", n.residual_scale),
+            short_float(n.residual_scale),
         ]);
     }
     f.extend([
         "--eps".into(),
-        format!("{}", n.eps),
+        short_float(n.eps),
         "--momentum".into(),
-        format!("{}", n.momentum),
+        short_float(n.momentum),
         "--seed".into(),
         n.seed.to_string(),
         "--dtype".into(),
@@ -146,7 +140,7 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
         "--steps".into(),
         cfg.steps.to_string(),
         "--lr".into(),
-        format!("{}", cfg.lr),
+        short_float(cfg.lr),
         "--task".into(),
         cfg.data.task.spelling(),
         "--loss".into(),
@@ -182,7 +176,22 @@ fn write_plan(cfg: &SweepConfig, plan: &Path, out: &Path) -> Result<()> {
     Sweep::validate(cfg)
         .and_then(|()| Sweep::footprint(cfg).check())
         .map_err(|e| flag_error(RENAMES, &e))?;
+    // Every path in a line is absolute (a line runs from any directory: a cluster job's) and
+    // spelled exactly (a path that is not UTF-8 cannot be).
     let dir = std::path::absolute(out).map_err(|e| usage(format!("--out: {e}")))?;
+    if dir.to_str().is_none() {
+        return Err(usage(format!(
+            "--out: '{}' is not valid UTF-8, which a plan line cannot spell; choose another --out",
+            dir.display()
+        )));
+    }
+    let mut cfg = cfg.clone();
+    cfg.data.task = cfg
+        .data
+        .task
+        .absolute()
+        .map_err(|e| usage(format!("--task: {e}")))?;
+    let cfg = &cfg;
     let mut text = plan_lines(cfg, &dir).join("\n");
     text.push('\n');
     crate::output::write_file(plan, text.as_bytes())
@@ -203,6 +212,8 @@ fn read_point_file(path: &Path) -> Result<PointFile, CollectError> {
         serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     let config: SweepConfig =
         load_config(&v["config"]).map_err(|e| bad(format!("not a sweep's config: {e}")))?;
+    // Validated like a config typed on the command line, its fields named as in the file.
+    SweepPoint::validate(&config).map_err(|e| bad(e.render(&|f| format!("config.{f}"))))?;
     let point = v["point"]
         .as_u64()
         .ok_or_else(|| bad("not written by a --point run (no 'point')".into()))?
@@ -248,6 +259,20 @@ fn run_collect(dir: &Path, out: &OutputArgs) -> Result<()> {
         .map(|p| read_point_file(p))
         .collect::<Result<_, _>>()
         .map_err(|e| usage(format!("--collect: {e}")))?;
+    // --out must not be one of the points' directories: its sweep.json is an input.
+    if let Ok(target) = std::fs::canonicalize(&out.out)
+        && let Some(input) = files.iter().find(|f| {
+            f.parent()
+                .and_then(|p| std::fs::canonicalize(p).ok())
+                .is_some_and(|p| p == target)
+        })
+    {
+        return Err(usage(format!(
+            "--out: '{}' holds {}, an input of --collect; choose a directory outside the points'",
+            out.out.display(),
+            input.display()
+        )));
+    }
     let report = collect(read).map_err(|e| usage(format!("--collect: {e}")))?;
     Sweep::validate(&report.config).map_err(|e| usage(format!("--collect: {e}")))?;
     crate::output::install_signal_handler()?;

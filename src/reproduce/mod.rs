@@ -200,9 +200,8 @@ impl Claim {
         let json_name = Mutex::new(String::new());
         let check = |json: &serde_json::Value| -> Result<()> {
             let file = json_name.lock().map(|n| n.clone()).unwrap_or_default();
-            let f = self
-                .evaluate(json, &file)
-                .map_err(|e| usage(e.to_string()))?;
+            // Found after the run: a failure (exit 1), not a refusal of the command line.
+            let f = self.evaluate(json, &file).map_err(|e| anyhow!("{e}"))?;
             *found
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
@@ -221,12 +220,18 @@ impl Claim {
         };
         let start = Instant::now();
         run_in(command, &session).map_err(|e| {
-            if e.downcast_ref::<crate::commands::UsageError>()
-                .is_some_and(|u| u.0.starts_with(&self.file.display().to_string()))
-            {
-                e
+            let file = self.file.display().to_string();
+            let text = format!("{e:#}");
+            let text = if text.starts_with(&file) {
+                text
             } else {
-                anyhow!("{}: {e:#}", self.file.display())
+                format!("{file}: {text}")
+            };
+            // A refusal before the command's work (its --out, say) stays one (exit 2).
+            if crate::commands::is_usage_error(&e) {
+                usage(text)
+            } else {
+                anyhow!(text)
             }
         })?;
         let ran = session
@@ -331,19 +336,28 @@ pub fn select(files: &[PathBuf], only: Option<&[String]>) -> Result<Vec<Claim>> 
         .iter()
         .map(|f| Claim::load(f).map_err(file_error))
         .collect::<Result<_>>()?;
-    for pair in claims.windows(2) {
-        if pair[0].name == pair[1].name {
+    // Two files of one name would share a directory: refused wherever they sort.
+    let mut seen: std::collections::HashMap<&str, &Claim> = std::collections::HashMap::new();
+    for c in &claims {
+        if let Some(first) = seen.insert(c.name.as_str(), c) {
             return Err(usage(format!(
-                "{} and {} have the same name `{}`",
-                pair[0].file.display(),
-                pair[1].file.display(),
-                pair[0].name
+                "{} and {} have the same claim name `{}`; rename one",
+                first.file.display(),
+                c.file.display(),
+                c.name
             )));
         }
     }
     let Some(only) = only else {
         return Ok(claims);
     };
+    if let Some((_, n)) = only
+        .iter()
+        .enumerate()
+        .find(|(i, n)| only[..*i].contains(n))
+    {
+        return Err(usage(format!("--only: `{n}` is given twice")));
+    }
     let names: Vec<&str> = claims.iter().map(|c| c.name.as_str()).collect();
     if let Some(bad) = only.iter().find(|n| !names.contains(&n.as_str())) {
         return Err(usage(format!(
@@ -357,17 +371,40 @@ pub fn select(files: &[PathBuf], only: Option<&[String]>) -> Result<Vec<Claim>> 
         .collect())
 }
 
+/// Whether `dir` holds a page `bn-lab reproduce` wrote (its `summary.json`), which a new run
+/// may replace.
+fn is_reproduce_output(dir: &Path) -> bool {
+    let Ok(text) = spec::read_regular(&dir.join("summary.json"), 1 << 28) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
+        v["tool"]["name"] == "bn-lab" && v["claims"].is_array() && v["supported"].is_u64()
+    })
+}
+
 /// `bn-lab reproduce [--out DIR] [--only NAME,...]`.
 pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let files = experiment_files(&args.experiments)?;
     let claims = select(&files, args.only.as_deref())?;
-    let jobs = crate::commands::threads(args.jobs)
-        .map_err(|e| usage(e.to_string().replace("--threads", "--jobs")))?;
+    let jobs = args
+        .jobs
+        .map_or_else(crate::parallel::available_threads, |j| {
+            j.min(crate::parallel::available_threads())
+        });
     for c in &claims {
         c.dry_run(&args.out.join(&c.name)).map_err(file_error)?;
     }
-    crate::output::prepare_dir(&args.out, "--out").map_err(|e| usage(format!("{e:#}")))?;
     crate::output::install_signal_handler()?;
+    // Everything is written into a directory beside --out that replaces it whole at the end:
+    // a failed or interrupted run leaves --out as it was.
+    let staged = crate::output::StagedDir::create(
+        &args.out,
+        "--out",
+        "a page of bn-lab reproduce (no summary.json of it)",
+        is_reproduce_output,
+    )
+    .map_err(|e| usage(format!("{e:#}")))?;
+    let dir = staged.path().to_path_buf();
     let start = Instant::now();
     let pb = crate::commands::progress_bar(1000 * claims.len() as u64, "reproduce");
     // Per claim: units done and the run's total; the bar shows the mean fraction done.
@@ -391,7 +428,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
             .enumerate()
             .map(|(i, c)| {
                 let progress = |n: u64, total: u64| update(i, n, total);
-                c.execute(&args.out.join(&c.name), &c.name, true, Some(&progress))
+                c.execute(&dir.join(&c.name), &c.name, true, Some(&progress))
             })
             .collect()
     })?;
@@ -405,15 +442,17 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
         }
     }
     if let Some(first) = failed.into_iter().next() {
-        return Err(first);
+        // The work had started: a failure, not a refusal (exit 1), and nothing is kept.
+        return Err(anyhow!("{first:#}"));
     }
     let seconds = start.elapsed().as_secs_f64();
     let summary = page::Summary::new(&ok, seconds);
     let json = serde_json::to_string_pretty(&summary)?;
+    crate::output::write_atomic(&dir.join("summary.json"), format!("{json}\n").as_bytes())?;
+    crate::output::write_atomic(&dir.join("index.html"), page::html(&summary).as_bytes())?;
+    staged.commit()?;
     let index = args.out.join("index.html");
     let summary_path = args.out.join("summary.json");
-    crate::output::write_atomic(&summary_path, format!("{json}\n").as_bytes())?;
-    crate::output::write_atomic(&index, page::html(&summary).as_bytes())?;
     print(&format!(
         "{}wrote {} and {} ({} claims) in {seconds:.1} s\n",
         page::table(&ok),

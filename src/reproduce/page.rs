@@ -71,6 +71,24 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A relative link to a file beside the page, safe in an `href` or `src`: every byte outside
+/// `A-Z a-z 0-9 _ - . /` percent-encoded, so it cannot carry a scheme (`javascript:`, `http:`)
+/// or leave the attribute, and a leading `/` made `./` so it cannot name a host or the root.
+pub fn href(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    if path.starts_with('/') {
+        out.push('.');
+    }
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"_-./".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Escaped text with `code` in backticks set as code.
 fn inline(s: &str) -> String {
     let mut out = String::new();
@@ -184,7 +202,7 @@ pub fn html(s: &Summary) -> String {
         h.push_str(&format!(
             "<tr><td>{}</td><td><a href=\"#{}\">{}</a></td><td class=\"from\">{}</td><td class=\"verdict {}\" data-claim=\"{}\">{}</td></tr>\n",
             i + 1,
-            escape(&c.name),
+            href(&c.name),
             escape(&c.title),
             escape(&c.source),
             verdict_class(c.verdict),
@@ -209,7 +227,7 @@ pub fn html(s: &Summary) -> String {
 fn section(n: usize, c: &ClaimResult) -> String {
     let mut h = format!(
         "<section class=\"claim\" id=\"{}\">\n<h2>{n}. {} <span class=\"verdict {}\">{}</span></h2>\n",
-        escape(&c.name),
+        href(&c.name),
         escape(&c.title),
         verdict_class(c.verdict),
         c.verdict.text()
@@ -230,7 +248,7 @@ fn section(n: usize, c: &ClaimResult) -> String {
     h.push_str(&format!(
         // The picture links to itself: full size on a phone.
         "<figure><a href=\"{0}\"><img src=\"{0}\" alt=\"{1}\"></a><figcaption class=\"more\">{2}</figcaption></figure>\n",
-        escape(&c.figure),
+        href(&c.figure),
         escape(&c.title),
         inline(&format!("`{}`", c.figure))
     ));
@@ -279,17 +297,18 @@ fn section(n: usize, c: &ClaimResult) -> String {
         .figures
         .iter()
         .filter(|f| **f != c.figure)
-        .map(|f| format!("<a href=\"{0}\">{0}</a>", escape(f)))
+        .map(|f| format!("<a href=\"{}\">{}</a>", href(f), escape(f)))
         .collect();
     h.push_str(&format!(
-        "<p class=\"more\">Files: <a href=\"{0}\">{0}</a>{1}; ran in {2:.1} s.</p>\n</section>\n",
-        escape(&c.json),
+        "<p class=\"more\">Files: <a href=\"{0}\">{3}</a>{1}; ran in {2:.1} s.</p>\n</section>\n",
+        href(&c.json),
         if others.is_empty() {
             String::new()
         } else {
             format!(", {}", others.join(", "))
         },
-        c.seconds
+        c.seconds,
+        escape(&c.json)
     ));
     h
 }

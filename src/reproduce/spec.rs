@@ -11,6 +11,9 @@ use toml::Spanned;
 
 use super::check::{Check, Path, Piece, Reduce, parse_template};
 use crate::cli::{Cli, Command};
+use crate::text::{
+    describe_char, first_unsafe_char, is_unsafe_char, shell_line, shell_quote, visible_except,
+};
 
 /// A problem with an experiment file: `FILE:LINE: FIELD: what`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,8 +204,7 @@ impl Claim {
             field: field.map(str::to_string),
             message,
         };
-        let src = std::fs::read_to_string(file)
-            .map_err(|e| err(None, None, format!("cannot read the file: {e}")))?;
+        let src = read_regular(file, MAX_FILE_BYTES).map_err(|m| err(None, None, m))?;
         Claim::parse(file, &src)
     }
 
@@ -215,6 +217,8 @@ impl Claim {
             field,
             message,
         };
+        let name = claim_name(file);
+        check_name(&name).map_err(|m| err(None, None, m))?;
         let raw: Raw = toml::from_str(src).map_err(|e| {
             let line = e.span().map(|s| line_of(src, s.start));
             let field = line
@@ -224,7 +228,12 @@ impl Claim {
         })?;
         let at = |s: &Spanned<String>| line_of(src, s.span().start);
         let text = |s: &Spanned<String>, field: &str, one_line: bool| {
-            let v = s.get_ref().trim();
+            // A file saved with CRLF line ends means newlines.
+            let v = s.get_ref().replace("\r\n", "\n");
+            // Before trimming, which would hide a leading `\r` or tab; newlines at either end
+            // are trimmed, and a one-line field is refused one inside below.
+            plain(&v, "\n").map_err(|m| err(Some(at(s)), Some(field.into()), m))?;
+            let v = v.trim();
             if v.is_empty() {
                 return Err(err(Some(at(s)), Some(field.into()), "is empty".into()));
             }
@@ -260,6 +269,18 @@ impl Claim {
         for (name, q) in written {
             let q = q.get_ref();
             let field = |f: &str| Some(format!("quantities.{name}.{f}"));
+            plain(name, "").map_err(|m| {
+                err(
+                    Some(at(&q.path)),
+                    Some(format!("quantities.{}", visible_except(name, ""))),
+                    m,
+                )
+            })?;
+            for (f, v) in [("path", Some(&q.path)), ("reduce", q.reduce.as_ref())] {
+                if let Some(v) = v {
+                    plain(v.get_ref(), "").map_err(|m| err(Some(at(v)), field(f), m))?;
+                }
+            }
             if !super::check::Check::parse(&format!("{name} == 0")).is_ok_and(|c| c.left == *name) {
                 return Err(err(
                     Some(at(&q.path)),
@@ -307,6 +328,7 @@ impl Claim {
         let mut checks = Vec::new();
         for (i, c) in raw.checks.get_ref().iter().enumerate() {
             let field = Some(format!("checks[{i}]"));
+            plain(c.get_ref(), "").map_err(|m| err(Some(at(c)), field.clone(), m))?;
             let check =
                 Check::parse(c.get_ref()).map_err(|m| err(Some(at(c)), field.clone(), m))?;
             if let Some(n) = check.names().into_iter().find(|n| !known.contains(n)) {
@@ -355,7 +377,7 @@ impl Claim {
         };
         let claim = Claim {
             file: file.to_path_buf(),
-            name: claim_name(file),
+            name,
             title,
             claim,
             source,
@@ -374,14 +396,15 @@ impl Claim {
         Ok(claim)
     }
 
-    /// The command exactly as a user types it.
+    /// The command exactly as a user types it (each word quoted for a shell where it needs it).
     pub fn command_text(&self) -> String {
-        format!("bn-lab {}", self.args.join(" "))
+        format!("bn-lab {}", shell_line(&self.args))
     }
 
-    /// `bn-lab run FILE`, the command that reruns this claim with its check.
+    /// `bn-lab run FILE`, the command that reruns this claim with its check, the file's path
+    /// quoted for a shell.
     pub fn rerun_text(&self) -> String {
-        format!("bn-lab run {}", self.file.display())
+        format!("bn-lab run {}", shell_quote(&self.file.to_string_lossy()))
     }
 
     /// An error about this file.
@@ -398,8 +421,10 @@ impl Claim {
     pub fn command(&self, out: &FsPath) -> Result<Command, FileError> {
         let mut words: Vec<std::ffi::OsString> = vec!["bn-lab".into()];
         words.extend(self.args.iter().map(Into::into));
-        words.push("--out".into());
-        words.push(out.as_os_str().to_owned());
+        // One word, so that a directory whose name starts with `-` is read as the value.
+        let mut flag = std::ffi::OsString::from("--out=");
+        flag.push(out.as_os_str());
+        words.push(flag);
         use clap::Parser;
         Cli::try_parse_from(words)
             .map(|cli| cli.command)
@@ -408,6 +433,135 @@ impl Claim {
                 self.error(Some(self.command_line), "command", message)
             })
     }
+}
+
+/// The largest experiment file read (the shipped ones are under 4 KiB).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The text of `file`, which must be a regular file (a FIFO or a device could block or never
+/// end) of at most `max` bytes, in UTF-8; the error is the message of a one-line refusal.
+pub fn read_regular(file: &FsPath, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(file).map_err(|e| format!("cannot read the file: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "is not a regular file (a {}); give an experiment file",
+            kind_of(&meta.file_type())
+        ));
+    }
+    // Opened without waiting for a writer, in case it was swapped for a FIFO meanwhile.
+    let f = open_nonblocking(file).map_err(|e| format!("cannot read the file: {e}"))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file; give an experiment file".into());
+    }
+    if meta.len() > max {
+        return Err(format!(
+            "is {} bytes, more than the {max} an experiment file may have",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "is more than the {max} bytes an experiment file may have"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+#[cfg(unix)]
+fn open_nonblocking(file: &FsPath) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: 0o4000 on Linux and most Unixes (only `open` itself is affected for a
+    // regular file, which is all this reads).
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(0o4000)
+        .open(file)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(file: &FsPath) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(file)
+}
+
+/// What a file that is not a regular file is, for a message.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "named pipe";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "device";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
+/// Refuse text holding a control character (ESC, BEL, CR, ...) or a bidirectional override,
+/// which would act on a terminal or reorder what the page shows; `allowed` lists those that
+/// may stay (a newline in a multi-line field).
+fn plain(s: &str, allowed: &str) -> Result<(), String> {
+    match first_unsafe_char(s, allowed) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "holds the control character {}: plain text only (no terminal escapes, tabs, carriage returns or direction overrides)",
+            describe_char(c)
+        )),
+    }
+}
+
+/// The characters a claim's name may have: it becomes a directory, a link on the page and a
+/// word of `--only`.
+pub const NAME_ALPHABET: &str = "letters A-Z and a-z, digits, `_` and `-`";
+
+/// Refuse a claim name outside [`NAME_ALPHABET`] (or empty, or starting with `-`).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(
+            "the file's name gives an empty claim name (name it NN-NAME.toml or NAME.toml)".into(),
+        );
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    {
+        return Err(format!(
+            "the claim name `{}` (from the file's name) holds {}; a claim name is {NAME_ALPHABET}",
+            visible_except(name, ""),
+            if is_unsafe_char(c) || c == ' ' {
+                describe_char(c)
+            } else {
+                format!("`{c}`")
+            }
+        ));
+    }
+    if name.starts_with('-') {
+        return Err(format!(
+            "the claim name `{name}` (from the file's name) starts with `-`; a claim name is {NAME_ALPHABET}, starting with a letter, digit or `_`"
+        ));
+    }
+    Ok(())
 }
 
 /// The words of `bn-lab SUBCOMMAND FLAGS...`, after `bn-lab`.
