@@ -176,7 +176,8 @@ impl FromStr for Init {
                     })?;
                     if !(std.is_finite() && std > 0.0) {
                         return Err(format!(
-                            "the std in 'normal:STD' must be a positive finite number (got {std})"
+                            "the std in 'normal:STD' must be a positive finite number (got {})",
+                            crate::stats::Short(std)
                         ));
                     }
                     Ok(Init::Normal(std))
@@ -880,6 +881,12 @@ pub fn at_most_values<T>(field: &'static str, max: usize, v: &[T]) -> Result<(),
     Ok(())
 }
 
+/// A non-empty list of numbers without repeated values; a repeat is echoed short (`1e-300`).
+pub fn distinct_numbers(field: &'static str, v: &[f64]) -> Result<(), ConfigError> {
+    let short: Vec<crate::stats::Short> = v.iter().map(|&x| crate::stats::Short(x)).collect();
+    distinct(field, &short)
+}
+
 /// A non-empty list without repeated values.
 pub fn distinct<T: PartialEq + fmt::Display>(
     field: &'static str,
@@ -1039,9 +1046,11 @@ impl ConfigError {
                 "{f} must be at least 2 with BatchNorm on (the variance of a batch of 1 is 0, so BN is undefined); got {f} {got}",
                 f = name(field)
             ),
-            ConfigError::BadNumber { field, what, got } => {
-                format!("{} must be a finite number {what} (got {got})", name(field))
-            }
+            ConfigError::BadNumber { field, what, got } => format!(
+                "{} must be a finite number {what} (got {})",
+                name(field),
+                crate::stats::Short(*got)
+            ),
             ConfigError::Empty { field } => format!("{} needs at least one value", name(field)),
             ConfigError::Repeated { field, value } => {
                 format!("{}: '{value}' is given twice", name(field))

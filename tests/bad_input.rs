@@ -643,6 +643,40 @@ fn messages_echo_the_input_and_keep_numbers_short() {
     let o = bn_lab(&["nonlinearity", "--acts", "relu,relu"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--acts: 'relu' is given twice"), "{err}");
+    // `--norm none` makes the arm called `off`, and `batch` the one called `on`: the error
+    // names what was typed.
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["grad-norms", "--norm", "none,none"],
+            "--norm: 'none' is given twice",
+        ),
+        (
+            &["landscape", "--norm", "batch,layer,batch"],
+            "--norm: 'batch' is given twice",
+        ),
+        (
+            &["sweep", "--vary", "depth", "--norm", "none,none"],
+            "--norm: 'none' is given twice",
+        ),
+        // Huge and subnormal numbers are echoed in the short form they were typed in.
+        (&["noisy-bn", "--noise-mean", "1e308"], "(got 1e308)"),
+        (&["train", "--diverge-factor", "5e-324"], "(got 5e-324)"),
+        (
+            &["train", "--lr", "1e-300,1e-300"],
+            "--lr: '1e-300' is given twice",
+        ),
+        (
+            &["sweep", "--vary", "depth", "--values", "1e300"],
+            "(got 1e300)",
+        ),
+        (&["train", "--weight-decay", "-5e-324"], "(got -5e-324)"),
+    ];
+    let dir = scratch_dir("bad-input-echo");
+    for (args, says) in cases {
+        assert_refused(args, says, &dir);
+        let err = String::from_utf8_lossy(&bn_lab(args).stderr).to_string();
+        assert!(err.len() < 200, "{args:?}: a long message: {err}");
+    }
     let dir = scratch("bad-input-short");
     let out_s = dir.display().to_string();
     let o = bn_lab(&[

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    ConfigError, Dtype, Norm, at_least, at_most, at_most_values, distinct, finite_in,
+    ConfigError, Dtype, Norm, at_least, at_most, at_most_values, distinct_numbers, finite_in,
 };
 use crate::data::{self, Batch, Stream};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
@@ -78,7 +78,7 @@ impl LandscapeConfig {
     /// anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
-        distinct("probe_multipliers", &self.probe_multipliers)?;
+        distinct_numbers("probe_multipliers", &self.probe_multipliers)?;
         at_most_values("probe_multipliers", MAX_PROBES, &self.probe_multipliers)?;
         for &m in &self.probe_multipliers {
             finite_in("probe_multipliers", "> 0 (a multiple of lr)", m, |v| {

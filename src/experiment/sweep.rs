@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Activation, ConfigError, DataSpec, Dtype, Init, NetConfig, NetSpec, Norm, at_most, between,
-    distinct,
+    distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
@@ -203,33 +203,43 @@ impl SweepConfig {
 
     /// Check the axis, the arms, every network and its data before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        distinct("values", &self.values)?;
+        distinct_numbers("values", &self.values)?;
         for &v in &self.values {
             if !(v.is_finite() && v > 0.0) {
                 return Err(ConfigError::Invalid {
                     field: "values",
-                    message: format!("every value must be a finite number > 0 (got {v})"),
+                    message: format!(
+                        "every value must be a finite number > 0 (got {})",
+                        stats::Short(v)
+                    ),
                 });
             }
             if self.vary != Vary::WeightScale && v.fract() != 0.0 {
                 return Err(ConfigError::Invalid {
                     field: "values",
-                    message: format!("--vary {} takes whole numbers (got {v})", self.vary),
+                    message: format!(
+                        "--vary {} takes whole numbers (got {})",
+                        self.vary,
+                        stats::Short(v)
+                    ),
                 });
             }
         }
-        match self.vary {
-            Vary::Batch => {
-                for &v in &self.values {
-                    at_most("values", MAX_BATCH, v as usize)?;
+        // Compared as floats, so a value beyond `usize` is echoed as typed (`1e300`).
+        let max = match self.vary {
+            Vary::Batch => Some(MAX_BATCH),
+            Vary::Depth => Some(MAX_DEPTH),
+            Vary::WeightScale => None,
+        };
+        if let Some(max) = max {
+            for &v in &self.values {
+                if v > max as f64 {
+                    return Err(ConfigError::Invalid {
+                        field: "values",
+                        message: format!("must be at most {max} (got {})", stats::Short(v)),
+                    });
                 }
             }
-            Vary::Depth => {
-                for &v in &self.values {
-                    at_most("values", MAX_DEPTH, v as usize)?;
-                }
-            }
-            Vary::WeightScale => {}
         }
         match (self.vary, self.depth) {
             (Vary::Depth, Some(d)) => {
