@@ -3,13 +3,19 @@
 //! empty value, a repeated list entry). A value outside the flag's range is refused before any
 //! work: exit code 2, one `Error:` line naming the flag, nothing on stdout, no `--out`
 //! directory. A value inside it runs to the end (exit 0; `gradcheck` may report a failed check
-//! with 1), never a panic or an abort, whatever the numbers do.
+//! with 1) within [`RUN_LIMIT`], never a panic, an abort or a hang, whatever the numbers do.
 
 mod common;
 
 use std::path::Path;
 
-use common::{assert_refused, bn_lab, bn_lab_ok, scratch, scratch_dir};
+use std::time::Duration;
+
+use common::{assert_refused, bn_lab, bn_lab_ok, bn_lab_within, scratch, scratch_dir};
+
+/// The longest one tiny run here may take: each takes about a second, so one still running
+/// after two minutes hangs (it is killed, and the test fails).
+const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// What a flag accepts.
 #[derive(Clone, Copy)]
@@ -211,10 +217,14 @@ fn sweep(name: &str, base: &[&str], flags: &[(&str, Kind)], writes: bool) {
 
 /// Check one run against the rules in the module docs.
 fn judge(argv: &[&str], flag: &str, accepted: bool, name: &str, out: &Path) -> Result<(), String> {
-    let o = bn_lab(argv);
+    let what = format!("bn-lab {}", argv.join(" "));
+    let Some(o) = bn_lab_within(argv, RUN_LIMIT) else {
+        return Err(format!(
+            "{what}: still running after {RUN_LIMIT:?} (killed)"
+        ));
+    };
     let err = String::from_utf8_lossy(&o.stderr);
     let code = o.status.code();
-    let what = format!("bn-lab {}", argv.join(" "));
     if err.contains("panicked") || matches!(code, Some(101) | Some(134)) || code.is_none() {
         return Err(format!("{what}: crashed ({code:?}): {err}"));
     }
@@ -570,11 +580,10 @@ fn runs_too_large_for_memory_are_refused_before_work() {
         if args[0] != "bench" {
             all.extend(["--out", &out_s]);
         }
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"))
-            .args(&all)
-            .env("BN_LAB_MEMORY_LIMIT", "4G")
-            .output()
-            .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"));
+        cmd.args(&all).env("BN_LAB_MEMORY_LIMIT", "4G");
+        let o = common::output_within(&mut cmd, RUN_LIMIT)
+            .unwrap_or_else(|| panic!("{all:?}: still running after {RUN_LIMIT:?}"));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
         assert!(
