@@ -174,9 +174,9 @@ impl FromStr for Init {
                             "'normal:' needs a number after the colon, e.g. normal:0.05 (got '{s}')"
                         )
                     })?;
-                    if !(std.is_finite() && std > 0.0) {
+                    if !(std.is_finite() && std > 0.0 && std <= crate::limits::MAX_WEIGHT_SCALE) {
                         return Err(format!(
-                            "the std in 'normal:STD' must be a positive finite number (got {})",
+                            "the std in 'normal:STD' must be a finite number > 0 and at most 1e8 (got {})",
                             crate::stats::Short(std)
                         ));
                     }
@@ -868,6 +868,13 @@ pub fn finite_in(
     } else {
         Err(ConfigError::BadNumber { field, what, got })
     }
+}
+
+/// A learning rate: finite, positive and at most [`crate::limits::MAX_LR`].
+pub fn check_lr(field: &'static str, lr: f64) -> Result<(), ConfigError> {
+    finite_in(field, "> 0 and at most 1e10", lr, |v| {
+        v > 0.0 && v <= crate::limits::MAX_LR
+    })
 }
 
 /// A list of at most `max` values (each becomes a panel or a line of a figure).

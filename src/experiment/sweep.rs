@@ -226,19 +226,21 @@ impl SweepConfig {
             }
         }
         // Compared as floats, so a value beyond `usize` is echoed as typed (`1e300`).
-        let max = match self.vary {
-            Vary::Batch => Some(MAX_BATCH),
-            Vary::Depth => Some(MAX_DEPTH),
-            Vary::WeightScale => None,
+        let (max, bound) = match self.vary {
+            Vary::Batch => (MAX_BATCH as f64, MAX_BATCH.to_string()),
+            Vary::Depth => (MAX_DEPTH as f64, MAX_DEPTH.to_string()),
+            Vary::WeightScale => (crate::limits::MAX_WEIGHT_SCALE, "1e8".to_string()),
         };
-        if let Some(max) = max {
-            for &v in &self.values {
-                if v > max as f64 {
-                    return Err(ConfigError::Invalid {
-                        field: "values",
-                        message: format!("must be at most {max} (got {})", stats::Short(v)),
-                    });
-                }
+        for &v in &self.values {
+            if v > max {
+                return Err(ConfigError::Invalid {
+                    field: "values",
+                    message: format!(
+                        "--vary {} takes values up to {bound} (got {})",
+                        self.vary,
+                        stats::Short(v)
+                    ),
+                });
             }
         }
         match (self.vary, self.depth) {
@@ -265,7 +267,7 @@ impl SweepConfig {
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
         self.net.validate()?;
         at_most("steps", MAX_STEPS, self.steps)?;
-        crate::config::finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
+        crate::config::check_lr("lr", self.lr)?;
         crate::optim::check_warmup(self.warmup_steps)?;
         for &value in &self.values {
             let batch = self.batch(value);

@@ -120,7 +120,7 @@ impl TrainConfig {
         distinct_numbers("lrs", &self.lrs)?;
         at_most_values("lrs", MAX_PANELS, &self.lrs)?;
         for &lr in &self.lrs {
-            finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
+            crate::config::check_lr("lrs", lr)?;
         }
         distinct("norms", &self.norms)?;
         between("steps", 1, MAX_STEPS, self.steps)?;
