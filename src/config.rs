@@ -174,9 +174,10 @@ impl FromStr for Init {
                             "'normal:' needs a number after the colon, e.g. normal:0.05 (got '{s}')"
                         )
                     })?;
-                    if !(std.is_finite() && std > 0.0) {
+                    if !(std.is_finite() && std > 0.0 && std <= crate::limits::MAX_WEIGHT_SCALE) {
                         return Err(format!(
-                            "the std in 'normal:STD' must be a positive finite number (got {std})"
+                            "the std in 'normal:STD' must be a finite number > 0 and at most 1e8 (got {})",
+                            crate::stats::Short(std)
                         ));
                     }
                     Ok(Init::Normal(std))
@@ -869,6 +870,13 @@ pub fn finite_in(
     }
 }
 
+/// A learning rate: finite, positive and at most [`crate::limits::MAX_LR`].
+pub fn check_lr(field: &'static str, lr: f64) -> Result<(), ConfigError> {
+    finite_in(field, "> 0 and at most 1e10", lr, |v| {
+        v > 0.0 && v <= crate::limits::MAX_LR
+    })
+}
+
 /// A list of at most `max` values (each becomes a panel or a line of a figure).
 pub fn at_most_values<T>(field: &'static str, max: usize, v: &[T]) -> Result<(), ConfigError> {
     if v.len() > max {
@@ -878,6 +886,12 @@ pub fn at_most_values<T>(field: &'static str, max: usize, v: &[T]) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// A non-empty list of numbers without repeated values; a repeat is echoed short (`1e-300`).
+pub fn distinct_numbers(field: &'static str, v: &[f64]) -> Result<(), ConfigError> {
+    let short: Vec<crate::stats::Short> = v.iter().map(|&x| crate::stats::Short(x)).collect();
+    distinct(field, &short)
 }
 
 /// A non-empty list without repeated values.
@@ -1039,9 +1053,11 @@ impl ConfigError {
                 "{f} must be at least 2 with BatchNorm on (the variance of a batch of 1 is 0, so BN is undefined); got {f} {got}",
                 f = name(field)
             ),
-            ConfigError::BadNumber { field, what, got } => {
-                format!("{} must be a finite number {what} (got {got})", name(field))
-            }
+            ConfigError::BadNumber { field, what, got } => format!(
+                "{} must be a finite number {what} (got {})",
+                name(field),
+                crate::stats::Short(*got)
+            ),
             ConfigError::Empty { field } => format!("{} needs at least one value", name(field)),
             ConfigError::Repeated { field, value } => {
                 format!("{}: '{value}' is given twice", name(field))

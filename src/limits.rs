@@ -30,6 +30,18 @@ pub const MAX_PANELS: usize = 8;
 pub const MAX_PROBES: usize = 32;
 /// Points per side of `landscape`'s slice grid.
 pub use crate::experiment::landscape::MAX_SLICE_GRID;
+/// Learning rates (`--lr`, `ics --sweep-lr`). The tests' rate that diverges at the first step
+/// is 1e10; larger ones only put the losses nearer `f64::MAX`.
+pub const MAX_LR: f64 = 1e10;
+/// The std of the initial weights (`--init normal:STD`, `sweep --vary weight-scale --values`):
+/// `normal:1e8` already overflows a deep network's forward pass, which is what such a run shows.
+pub const MAX_WEIGHT_SCALE: f64 = 1e8;
+/// `landscape --slice-span`, in multiples of each filter's norm (1 moves the weights by their
+/// own size).
+pub const MAX_SLICE_SPAN: f64 = 1e3;
+/// `landscape --probe-steps`, in multiples of `--lr`.
+pub const MAX_PROBE_MULTIPLE: f64 = 1e3;
+
 /// Pixels of the largest figure any command draws with its lists at their caps.
 pub const MAX_FIGURE_PIXELS: f64 = 32e6;
 

@@ -1,15 +1,23 @@
 //! Every numeric flag of every command, tried with the value classes a hostile user types
 //! (0, -1, a fraction, a number above u64::MAX, u64::MAX, NaN, inf, -inf, 1e400, 1e23, an
-//! empty value, a repeated list entry). A value outside the flag's range is refused before any
-//! work: exit code 2, one `Error:` line naming the flag, nothing on stdout, no `--out`
-//! directory. A value inside it runs to the end (exit 0; `gradcheck` may report a failed check
-//! with 1), never a panic or an abort, whatever the numbers do.
+//! empty value, a repeated list entry, and for floats the huge finite `f64::MAX`, `1e308`,
+//! `-1e308` and the smallest subnormal `5e-324`). A value outside the flag's range is refused
+//! before any work: exit code 2, one `Error:` line naming the flag, nothing on stdout, no
+//! `--out` directory. A value inside it runs to the end (exit 0; `gradcheck` may report a
+//! failed check with 1) within [`RUN_LIMIT`], never a panic, an abort or a hang, whatever the
+//! numbers do.
 
 mod common;
 
 use std::path::Path;
 
-use common::{assert_refused, bn_lab, bn_lab_ok, scratch, scratch_dir};
+use std::time::Duration;
+
+use common::{assert_refused, bn_lab, bn_lab_ok, bn_lab_within, scratch, scratch_dir};
+
+/// The longest one tiny run here may take: each takes about a second, so one still running
+/// after two minutes hangs (it is killed, and the test fails).
+const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// What a flag accepts.
 #[derive(Clone, Copy)]
@@ -45,6 +53,18 @@ fn unit_half_open(v: f64) -> bool {
 fn above_one(v: f64) -> bool {
     v.is_finite() && v > 1.0
 }
+/// A learning rate: positive, at most 1e10.
+fn lr(v: f64) -> bool {
+    positive(v) && v <= 1e10
+}
+/// `landscape --slice-span` and `--probe-steps`: positive, at most 1000.
+fn up_to_1000(v: f64) -> bool {
+    positive(v) && v <= 1000.0
+}
+/// A weight std (`sweep --vary weight-scale --values`): positive, at most 1e8.
+fn weight_scale(v: f64) -> bool {
+    positive(v) && v <= 1e8
+}
 
 const COUNT_VALUES: &[&str] = &[
     "0",
@@ -56,7 +76,21 @@ const COUNT_VALUES: &[&str] = &[
     "nan",
     "inf",
 ];
-const FLOAT_VALUES: &[&str] = &["0", "-1", "1e400", "nan", "inf", "-inf", "", "1e23"];
+const FLOAT_VALUES: &[&str] = &[
+    "0",
+    "-1",
+    "1e400",
+    "nan",
+    "inf",
+    "-inf",
+    "",
+    "1e23",
+    // Huge and tiny finite values, which pass a finiteness check and reach the plots.
+    "1.7976931348623157e308",
+    "1e308",
+    "-1e308",
+    "5e-324",
+];
 
 /// Whether `kind` accepts `value` (text as typed).
 fn accepts(kind: Kind, value: &str) -> bool {
@@ -211,10 +245,14 @@ fn sweep(name: &str, base: &[&str], flags: &[(&str, Kind)], writes: bool) {
 
 /// Check one run against the rules in the module docs.
 fn judge(argv: &[&str], flag: &str, accepted: bool, name: &str, out: &Path) -> Result<(), String> {
-    let o = bn_lab(argv);
+    let what = format!("bn-lab {}", argv.join(" "));
+    let Some(o) = bn_lab_within(argv, RUN_LIMIT) else {
+        return Err(format!(
+            "{what}: still running after {RUN_LIMIT:?} (killed)"
+        ));
+    };
     let err = String::from_utf8_lossy(&o.stderr);
     let code = o.status.code();
-    let what = format!("bn-lab {}", argv.join(" "));
     if err.contains("panicked") || matches!(code, Some(101) | Some(134)) || code.is_none() {
         return Err(format!("{what}: crashed ({code:?}): {err}"));
     }
@@ -388,7 +426,7 @@ fn measured_flags() -> Vec<(&'static str, Kind)> {
     flags.extend([
         ("--depth", DEPTH),
         ("--steps", STEPS),
-        ("--lr", Float(positive)),
+        ("--lr", Float(lr)),
         ("--warmup-steps", WARMUP),
         ("--every", EVERY),
     ]);
@@ -399,9 +437,9 @@ fn measured_flags() -> Vec<(&'static str, Kind)> {
 fn landscape_bounds_every_numeric_flag() {
     let mut flags = measured_flags();
     flags.extend([
-        ("--probe-steps", FloatList(positive)),
+        ("--probe-steps", FloatList(up_to_1000)),
         ("--slice-grid", Count { min: 3, max: 401 }),
-        ("--slice-span", Float(positive)),
+        ("--slice-span", Float(up_to_1000)),
         ("--slice-samples", Count { min: 1, max: 16 }),
     ]);
     sweep("landscape", common::TINY_LANDSCAPE, &flags, true);
@@ -409,7 +447,10 @@ fn landscape_bounds_every_numeric_flag() {
 
 #[test]
 fn ics_bounds_every_numeric_flag() {
-    sweep("ics", common::TINY_ICS, &measured_flags(), true);
+    let mut flags = measured_flags();
+    // Extra learning rates, each its own run: a repeat is run once.
+    flags.push(("--sweep-lr", FloatSeq(lr)));
+    sweep("ics", common::TINY_ICS, &flags, true);
 }
 
 fn in_0_100(v: f64) -> bool {
@@ -455,7 +496,7 @@ fn training_flags() -> Vec<(&'static str, Kind)> {
     let mut flags = net_flags();
     flags.extend(data_flags());
     flags.extend([
-        ("--lr", FloatList(positive)),
+        ("--lr", FloatList(lr)),
         ("--depth", DEPTH),
         ("--steps", STEPS),
         ("--sgd-momentum", Float(unit_half_open)),
@@ -482,7 +523,7 @@ fn nonlinearity_bounds_every_numeric_flag() {
     let mut flags = training_flags();
     // One learning rate per activation: the same for two of them is fine.
     for f in flags.iter_mut().filter(|f| f.0 == "--lr") {
-        f.1 = FloatSeq(positive);
+        f.1 = FloatSeq(lr);
     }
     flags.push(("--seeds", Count { min: 1, max: 1000 }));
     sweep("nonlinearity", common::TINY_NONLINEARITY, &flags, true);
@@ -570,11 +611,10 @@ fn runs_too_large_for_memory_are_refused_before_work() {
         if args[0] != "bench" {
             all.extend(["--out", &out_s]);
         }
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"))
-            .args(&all)
-            .env("BN_LAB_MEMORY_LIMIT", "4G")
-            .output()
-            .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"));
+        cmd.args(&all).env("BN_LAB_MEMORY_LIMIT", "4G");
+        let o = common::output_within(&mut cmd, RUN_LIMIT)
+            .unwrap_or_else(|| panic!("{all:?}: still running after {RUN_LIMIT:?}"));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
         assert!(
@@ -643,6 +683,40 @@ fn messages_echo_the_input_and_keep_numbers_short() {
     let o = bn_lab(&["nonlinearity", "--acts", "relu,relu"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--acts: 'relu' is given twice"), "{err}");
+    // `--norm none` makes the arm called `off`, and `batch` the one called `on`: the error
+    // names what was typed.
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["grad-norms", "--norm", "none,none"],
+            "--norm: 'none' is given twice",
+        ),
+        (
+            &["landscape", "--norm", "batch,layer,batch"],
+            "--norm: 'batch' is given twice",
+        ),
+        (
+            &["sweep", "--vary", "depth", "--norm", "none,none"],
+            "--norm: 'none' is given twice",
+        ),
+        // Huge and subnormal numbers are echoed in the short form they were typed in.
+        (&["noisy-bn", "--noise-mean", "1e308"], "(got 1e308)"),
+        (&["train", "--diverge-factor", "5e-324"], "(got 5e-324)"),
+        (
+            &["train", "--lr", "1e-300,1e-300"],
+            "--lr: '1e-300' is given twice",
+        ),
+        (
+            &["sweep", "--vary", "depth", "--values", "1e300"],
+            "(got 1e300)",
+        ),
+        (&["train", "--weight-decay", "-5e-324"], "(got -5e-324)"),
+    ];
+    let dir = scratch_dir("bad-input-echo");
+    for (args, says) in cases {
+        assert_refused(args, says, &dir);
+        let err = String::from_utf8_lossy(&bn_lab(args).stderr).to_string();
+        assert!(err.len() < 200, "{args:?}: a long message: {err}");
+    }
     let dir = scratch("bad-input-short");
     let out_s = dir.display().to_string();
     let o = bn_lab(&[
@@ -668,10 +742,67 @@ fn messages_echo_the_input_and_keep_numbers_short() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The std inside `--init normal:STD` and `shattered --bias normal:STD` takes the same values
+/// as the float flags.
+#[test]
+fn stds_of_normal_inits_are_bounded() {
+    let cases: [(&[&str], &str, Kind); 2] = [
+        (
+            &["grad-norms", "--depth", "3", "--width", "8", "--batch", "4"],
+            "--init",
+            Float(weight_scale),
+        ),
+        (
+            &[
+                "shattered",
+                "--depth",
+                "2",
+                "--width",
+                "4",
+                "--points",
+                "16",
+                "--seeds",
+                "1",
+                "--max-lag",
+                "4",
+            ],
+            "--bias",
+            Float(positive),
+        ),
+    ];
+    let dir = scratch("bad-input-std");
+    let mut failures = Vec::new();
+    for (base, flag, kind) in cases {
+        for (i, v) in FLOAT_VALUES.iter().enumerate() {
+            let out = dir.join(format!("o{i}"));
+            let value = format!("normal:{v}");
+            let mut args = with_flag(base, flag, &value);
+            args.extend(["--out".to_string(), out.display().to_string()]);
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let accepted = accepts(kind, v);
+            if let Err(e) = judge(&argv, flag, accepted, base[0], &out) {
+                failures.push(e);
+            }
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn residual_scale_needs_residual_and_a_positive_finite_value() {
     let dir = scratch_dir("bad-input-residual-scale");
-    for value in ["0", "-0.5", "nan", "inf", "1001"] {
+    for value in [
+        "0",
+        "-0.5",
+        "nan",
+        "inf",
+        "1001",
+        "1e308",
+        "1.7976931348623157e308",
+        "-1e308",
+    ] {
         assert_refused(
             &["grad-norms", "--residual", "--residual-scale", value],
             "--residual-scale must be a finite number > 0 and at most 1000",
@@ -682,6 +813,22 @@ fn residual_scale_needs_residual_and_a_positive_finite_value() {
         &["grad-norms", "--residual-scale", "0.5"],
         "--residual-scale scales the residual branch, so it needs --residual (got 0.5 without it)",
         &dir,
+    );
+    // The smallest subnormal scale is a (useless) residual branch, not an error.
+    bn_lab_ok(
+        &[
+            "grad-norms",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--batch",
+            "8",
+            "--residual",
+            "--residual-scale",
+            "5e-324",
+        ],
+        &dir.join("subnormal"),
     );
     // 1 is a plain skip connection, and no skip connection at all without --residual.
     let out = dir.join("ok");
@@ -706,7 +853,7 @@ fn sweep_bounds_every_numeric_flag() {
     let mut flags = net_flags();
     flags.extend(data_flags());
     flags.extend([
-        ("--values", FloatList(positive)),
+        ("--values", FloatList(weight_scale)),
         ("--depth", DEPTH),
         ("--seeds", Count { min: 1, max: 1000 }),
         (
@@ -716,7 +863,7 @@ fn sweep_bounds_every_numeric_flag() {
                 max: 1_000_000,
             },
         ),
-        ("--lr", Float(positive)),
+        ("--lr", Float(lr)),
         ("--warmup-steps", WARMUP),
         ("--threads", Count { min: 1, max: 0 }),
         // 2 values x 3 arms x 1 seed.

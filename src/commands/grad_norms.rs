@@ -32,6 +32,7 @@ pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
 }
 
 pub fn run(args: &GradNormsArgs, session: &Session<'_>) -> Result<()> {
+    args.arms.check_distinct()?;
     let cfg = config(args);
     let save = |r: &<GradNorms as crate::experiment::Experiment>::Report| -> Result<Vec<u8>> {
         let saved = r

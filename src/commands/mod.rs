@@ -233,6 +233,12 @@ impl NormArgs {
         }
     }
 
+    /// `--norm` lists each normaliser once; a repeat is named as typed (`none`, where the arm
+    /// it makes is called `off`).
+    pub fn check_distinct(&self) -> Result<()> {
+        distinct_norms(self.norm.as_deref().unwrap_or_default())
+    }
+
     /// The one network of `gradcheck` and `bench`.
     pub fn single(&self, net: &NetArgs, what: &str) -> Result<Norm> {
         match (&self.norm, self.bn) {
@@ -246,6 +252,21 @@ impl NormArgs {
             (None, _) => Ok(self.norms(net)[0]),
         }
     }
+}
+
+/// A `--norm` list without repeats, or the error naming the repeat as typed.
+pub fn distinct_norms(list: &[NormChoice]) -> Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    let typed: Vec<String> = list
+        .iter()
+        .map(|c| {
+            clap::ValueEnum::to_possible_value(c)
+                .map_or_else(|| format!("{c:?}"), |v| v.get_name().to_string())
+        })
+        .collect();
+    crate::config::distinct("norm", &typed).map_err(|e| flag_error(&[], &e))
 }
 
 /// `--d-out` when not given (and the task has no classes).
@@ -296,6 +317,7 @@ pub const MEASURED_RENAMES: Renames =
 
 /// The training runs `landscape` and `ics` measure, from their shared flags.
 pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> Result<MeasuredTrainConfig> {
+    t.arms.check_distinct()?;
     let (spec, data) = t.data.specs_with(net, (4096, 1024))?;
     Ok(MeasuredTrainConfig {
         depth: t.depth,

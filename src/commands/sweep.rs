@@ -22,6 +22,7 @@ pub const RENAMES: Renames = &[("norms", "--norm")];
 /// The config the flags describe (validated by [`execute`]); `vary` is set whenever
 /// `--collect` is not.
 pub fn config(args: &SweepArgs, vary: Vary) -> Result<SweepConfig> {
+    crate::commands::distinct_norms(&args.norm)?;
     let (net, data) = args.data.specs(&args.net)?;
     Ok(SweepConfig {
         vary,

@@ -20,7 +20,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Dtype, Loss, Norm, finite_in};
+use crate::config::{ConfigError, Dtype, Loss, Norm, check_lr};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::limits::Footprint;
@@ -67,7 +67,7 @@ impl IcsConfig {
 pub fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
     cfg.run.validate()?;
     for &lr in &cfg.sweep_lrs {
-        finite_in("sweep_lrs", "> 0", lr, |v| v > 0.0)?;
+        check_lr("sweep_lrs", lr)?;
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    ConfigError, Dtype, Norm, at_least, at_most, at_most_values, distinct, finite_in,
+    ConfigError, Dtype, Norm, at_least, at_most, at_most_values, distinct_numbers, finite_in,
 };
 use crate::data::{self, Batch, Stream};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
@@ -78,16 +78,21 @@ impl LandscapeConfig {
     /// anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
-        distinct("probe_multipliers", &self.probe_multipliers)?;
+        distinct_numbers("probe_multipliers", &self.probe_multipliers)?;
         at_most_values("probe_multipliers", MAX_PROBES, &self.probe_multipliers)?;
         for &m in &self.probe_multipliers {
-            finite_in("probe_multipliers", "> 0 (a multiple of lr)", m, |v| {
-                v > 0.0
-            })?;
+            finite_in(
+                "probe_multipliers",
+                "> 0 and at most 1000 (a multiple of lr)",
+                m,
+                |v| v > 0.0 && v <= crate::limits::MAX_PROBE_MULTIPLE,
+            )?;
         }
         at_least("slice_grid", 3, self.slice_grid)?;
         at_most("slice_grid", MAX_SLICE_GRID, self.slice_grid)?;
-        finite_in("slice_span", "> 0", self.slice_span, |v| v > 0.0)?;
+        finite_in("slice_span", "> 0 and at most 1000", self.slice_span, |v| {
+            v > 0.0 && v <= crate::limits::MAX_SLICE_SPAN
+        })?;
         at_least("slice_samples", 1, self.slice_samples)?;
         if self.slice_samples > self.run.data.n_train {
             return Err(ConfigError::Invalid {

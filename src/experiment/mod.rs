@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, DataSpec, NetConfig, NetSpec, Norm, at_least, between, distinct,
-    finite_in,
+    Activation, ConfigError, DataSpec, NetConfig, NetSpec, Norm, at_least, between, check_lr,
+    distinct,
 };
 use crate::data::{self, Dataset, Stream};
 use crate::float::Float;
@@ -113,7 +113,7 @@ impl MeasuredTrainConfig {
         between("steps", 1, MAX_STEPS, self.steps)?;
         at_least("every", 1, self.every)?;
         check_points("every", "steps", self.steps, self.every)?;
-        finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
+        check_lr("lr", self.lr)?;
         crate::optim::check_warmup(self.warmup_steps)?;
         self.data
             .validate(self.net.batch, self.net.d_in, self.net.d_out)?;

@@ -113,7 +113,7 @@ impl NonlinearityConfig {
             });
         }
         for &lr in &self.lrs {
-            finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
+            crate::config::check_lr("lrs", lr)?;
         }
         check_sgd(self.sgd_momentum, self.weight_decay)?;
         check_warmup(self.warmup_steps)?;

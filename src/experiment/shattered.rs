@@ -163,7 +163,8 @@ impl std::str::FromStr for BiasInit {
                             Ok(BiasInit::Normal(v))
                         } else {
                             Err(format!(
-                                "the std in 'normal:STD' must be a positive finite number (got {v})"
+                                "the std in 'normal:STD' must be a positive finite number (got {})",
+                                crate::stats::Short(v)
                             ))
                         }
                     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Activation, ConfigError, DataSpec, Dtype, Init, NetConfig, NetSpec, Norm, at_most, between,
-    distinct,
+    distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
@@ -203,33 +203,45 @@ impl SweepConfig {
 
     /// Check the axis, the arms, every network and its data before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        distinct("values", &self.values)?;
+        distinct_numbers("values", &self.values)?;
         for &v in &self.values {
             if !(v.is_finite() && v > 0.0) {
                 return Err(ConfigError::Invalid {
                     field: "values",
-                    message: format!("every value must be a finite number > 0 (got {v})"),
+                    message: format!(
+                        "every value must be a finite number > 0 (got {})",
+                        stats::Short(v)
+                    ),
                 });
             }
             if self.vary != Vary::WeightScale && v.fract() != 0.0 {
                 return Err(ConfigError::Invalid {
                     field: "values",
-                    message: format!("--vary {} takes whole numbers (got {v})", self.vary),
+                    message: format!(
+                        "--vary {} takes whole numbers (got {})",
+                        self.vary,
+                        stats::Short(v)
+                    ),
                 });
             }
         }
-        match self.vary {
-            Vary::Batch => {
-                for &v in &self.values {
-                    at_most("values", MAX_BATCH, v as usize)?;
-                }
+        // Compared as floats, so a value beyond `usize` is echoed as typed (`1e300`).
+        let (max, bound) = match self.vary {
+            Vary::Batch => (MAX_BATCH as f64, MAX_BATCH.to_string()),
+            Vary::Depth => (MAX_DEPTH as f64, MAX_DEPTH.to_string()),
+            Vary::WeightScale => (crate::limits::MAX_WEIGHT_SCALE, "1e8".to_string()),
+        };
+        for &v in &self.values {
+            if v > max {
+                return Err(ConfigError::Invalid {
+                    field: "values",
+                    message: format!(
+                        "--vary {} takes values up to {bound} (got {})",
+                        self.vary,
+                        stats::Short(v)
+                    ),
+                });
             }
-            Vary::Depth => {
-                for &v in &self.values {
-                    at_most("values", MAX_DEPTH, v as usize)?;
-                }
-            }
-            Vary::WeightScale => {}
         }
         match (self.vary, self.depth) {
             (Vary::Depth, Some(d)) => {
@@ -255,7 +267,7 @@ impl SweepConfig {
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
         self.net.validate()?;
         at_most("steps", MAX_STEPS, self.steps)?;
-        crate::config::finite_in("lr", "> 0", self.lr, |v| v > 0.0)?;
+        crate::config::check_lr("lr", self.lr)?;
         crate::optim::check_warmup(self.warmup_steps)?;
         for &value in &self.values {
             let batch = self.batch(value);

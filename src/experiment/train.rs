@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Activation, ConfigError, DataSpec, Dtype, NetConfig, NetSpec, Norm, Placement, at_least,
-    at_most_values, between, distinct, finite_in,
+    at_most_values, between, distinct, distinct_numbers, finite_in,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
@@ -117,10 +117,10 @@ impl TrainConfig {
 
     /// Check every field and every network before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        distinct("lrs", &self.lrs)?;
+        distinct_numbers("lrs", &self.lrs)?;
         at_most_values("lrs", MAX_PANELS, &self.lrs)?;
         for &lr in &self.lrs {
-            finite_in("lrs", "> 0", lr, |v| v > 0.0)?;
+            crate::config::check_lr("lrs", lr)?;
         }
         distinct("norms", &self.norms)?;
         between("steps", 1, MAX_STEPS, self.steps)?;
@@ -136,7 +136,10 @@ impl TrainConfig {
         {
             return Err(ConfigError::Invalid {
                 field: "diag_lr",
-                message: format!("must be one of the learning rates (got {d})"),
+                message: format!(
+                    "must be one of the learning rates (got {})",
+                    crate::stats::Short(d)
+                ),
             });
         }
         if let Some(hs) = &self.histogram_steps {

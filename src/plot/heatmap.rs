@@ -5,7 +5,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plot::{Chart, FAMILY, PanelLayout, Rect, failed};
+use crate::plot::{Chart, FAMILY, PanelLayout, Rect, axis_range, failed, near};
 
 /// Viridis (matplotlib's perceptually uniform, colour-blind-friendly map) at nine stops.
 const VIRIDIS: [(u8, u8, u8); 9] = [
@@ -99,15 +99,14 @@ pub fn levels(scale: &LogScale) -> Vec<f64> {
     } else {
         0.1
     };
-    let mut out = Vec::new();
-    let mut l = (scale.lo / step).ceil() * step;
-    while l < scale.hi {
-        if l > scale.lo {
-            out.push(l);
-        }
-        l += step;
-    }
-    out
+    // Counted rather than stepped until `hi`, so that a scale of absurd bounds (a step below
+    // their spacing, or millions of decades) ends; the scales drawn hold at most a dozen.
+    let first = (scale.lo / step).ceil();
+    (0..100)
+        .map(|k| (first + k as f64) * step)
+        .take_while(|&l| l < scale.hi)
+        .filter(|&l| l > scale.lo)
+        .collect()
 }
 
 /// Marching squares on `log10(values)`: line segments where the field crosses `level`.
@@ -164,11 +163,15 @@ pub fn draw_heatmap<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let c = map.coords;
-    let n = c.len();
+    let n = map.coords.len();
+    anyhow::ensure!(n > 0, "{}: a heat map needs grid points", map.caption);
     // Half a cell: each grid point sits in the middle of its square.
-    let h = if n > 1 { (c[1] - c[0]) / 2.0 } else { 0.5 };
-    let (x0, x1) = (c[0] - h, c[n - 1] + h);
+    let raw = map.coords;
+    let h = if n > 1 { (raw[1] - raw[0]) / 2.0 } else { 0.5 };
+    let (x0, x1) = axis_range(raw[0] - h, raw[n - 1] + h);
+    // Coordinates too large for plotters are drawn where the axis can show them.
+    let c: Vec<f64> = raw.iter().map(|&v| near(v, (x0, x1))).collect();
+    let h = near(h, (0.0, x1 - x0));
     let mut chart = ChartBuilder::on(area)
         .caption(&map.caption, (FAMILY, 30))
         .margin(16)
@@ -201,7 +204,7 @@ where
                 }),
         )
         .map_err(failed("drawing heat map"))?;
-    draw_iso_lines(&mut chart, map, scale)?;
+    draw_iso_lines(&mut chart, &c, map, scale)?;
     let (xr, yr) = chart.plotting_area().get_pixel_range();
     let mut drawn = PanelLayout {
         caption: map.caption.clone(),
@@ -214,7 +217,8 @@ where
         texts: Vec::new(),
     };
     if let Some((p, label)) = &map.marker {
-        drawn.labels.push(draw_marker(area, &mut chart, *p, label)?);
+        let p = (near(p.0, (x0, x1)), near(p.1, (x0, x1)));
+        drawn.labels.push(draw_marker(area, &mut chart, p, label)?);
     }
     Ok(drawn)
 }
@@ -222,6 +226,7 @@ where
 /// White iso-lines at the [`levels`] of `scale`, so equal losses read across the colours.
 fn draw_iso_lines<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
+    coords: &[f64],
     map: &HeatMap,
     scale: &LogScale,
 ) -> Result<()>
@@ -232,7 +237,7 @@ where
     for level in levels(scale) {
         chart
             .draw_series(
-                iso_segments(map.coords, &map.values, level)
+                iso_segments(coords, &map.values, level)
                     .into_iter()
                     .map(|s| PathElement::new(s.to_vec(), line)),
             )
@@ -304,7 +309,7 @@ pub fn draw_colorbar<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let (lo, hi) = (scale.lo, scale.hi);
+    let (lo, hi) = axis_range(scale.lo, scale.hi);
     let mut chart = ChartBuilder::on(area)
         .margin_top(62)
         .margin_bottom(86)

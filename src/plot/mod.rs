@@ -7,6 +7,10 @@
 //! - [`draw_panel`] draws one chart with a linear or log y axis whose ranges come from finite
 //!   (and, on a log axis, positive) values only; 0 is drawn as a ▼ on the bottom edge and
 //!   inf/NaN as a ✕ on the top edge instead of as lines.
+//!
+//! Every range a chart hands plotters (panels, heat maps, the colour bar) goes through
+//! [`axis_range`] first: plotters' tick computation hangs or panics on ranges near `f64::MAX`,
+//! of infinite width, or too narrow for their magnitude, and any finite data must draw.
 
 pub mod grad_norms;
 pub mod heatmap;
@@ -318,6 +322,53 @@ fn usable(v: f64, log: bool) -> bool {
     v.is_finite() && (!log || v > 0.0)
 }
 
+/// The largest magnitude an end of an axis may have (in plot coordinates): data beyond it is
+/// drawn at the edge. It keeps an axis' width, and the tick steps plotters derives from it (up
+/// to ten times the width), finite.
+pub const AXIS_LIMIT: f64 = 1e300;
+
+/// Below this share of its magnitude a range is too narrow for plotters to place ticks in.
+const MIN_RELATIVE_WIDTH: f64 = 1e-9;
+
+/// `(lo, hi)` made safe to hand to plotters, whatever the data: plotters' tick computation
+/// (`compute_f64_key_points`) asserts on NaN and loops forever on a range whose width is
+/// infinite, or too small to tell ticks apart at its magnitude (`(1e300, 1e300 + 1e285)`).
+/// NaN ends take the other end's value, ends are clamped to ±[`AXIS_LIMIT`], and a range
+/// narrower than 1e-9 of its magnitude (a single repeated value) is widened by a tenth of its
+/// magnitude (at least 0.1) either side, as [`y_range`] pads a single value. A reversed range
+/// stays reversed. Every chart goes through here before plotters sees its ranges.
+pub fn axis_range(lo: f64, hi: f64) -> (f64, f64) {
+    let clamp = |v: f64| v.clamp(-AXIS_LIMIT, AXIS_LIMIT);
+    let (lo, hi) = match (lo.is_nan(), hi.is_nan()) {
+        (true, true) => (0.0, 0.0),
+        (true, false) => (hi, hi),
+        (false, true) => (lo, lo),
+        (false, false) => (lo, hi),
+    };
+    let reversed = hi < lo;
+    let (mut a, mut b) = if reversed {
+        (clamp(hi), clamp(lo))
+    } else {
+        (clamp(lo), clamp(hi))
+    };
+    let magnitude = a.abs().max(b.abs());
+    if b - a <= MIN_RELATIVE_WIDTH * magnitude {
+        let mid = a / 2.0 + b / 2.0;
+        let pad = 0.1 * magnitude.max(1.0);
+        (a, b) = (clamp(mid - pad), clamp(mid + pad));
+    }
+    if reversed { (b, a) } else { (a, b) }
+}
+
+/// `v` (a plot coordinate) moved to at most one width of `range` beyond it: plotters maps a
+/// point far off an axis to a pixel offset that overflows `i32`, and draws every point off the
+/// plot on its edge anyway. NaN stays NaN (plotters draws it at the axis' start).
+pub(crate) fn near(v: f64, range: (f64, f64)) -> f64 {
+    let (lo, hi) = (range.0.min(range.1), range.0.max(range.1));
+    let w = hi - lo;
+    v.clamp(lo - w, hi + w)
+}
+
 /// The y range in plot coordinates (log10 of the value on a log axis, snapped to whole decades)
 /// covering the usable values.
 pub fn y_range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
@@ -397,6 +448,8 @@ impl Axes {
             Some((lo, hi)) => y_range([lo, hi].into_iter(), log),
             None => y_range(all_y, log),
         };
+        // Within ±AXIS_LIMIT, so with the edge strips the width stays finite.
+        let data_y = axis_range(data_y.0, data_y.1);
         let mut edges = EdgeMarks::default();
         for &(_, y) in panel.series.iter().flat_map(|s| &s.points) {
             if !usable(y, log) {
@@ -414,12 +467,10 @@ impl Axes {
         );
         let x = panel.x_range.unwrap_or_else(|| x_extent(panel));
         let x = if panel.log_x {
-            (
-                x.0.max(f64::MIN_POSITIVE).log10(),
-                x.1.max(f64::MIN_POSITIVE).log10(),
-            )
+            let log = |v: f64| v.clamp(f64::MIN_POSITIVE, f64::MAX).log10();
+            axis_range(log(x.0), log(x.1))
         } else {
-            x
+            axis_range(x.0, x.1)
         };
         Axes {
             x,
@@ -431,17 +482,18 @@ impl Axes {
         }
     }
 
-    /// Where the value `v` sits on the y axis.
+    /// Where the value `v` sits on the y axis (a value far off the axis: just beyond it).
     fn plot_y(&self, v: f64) -> f64 {
-        if self.log { v.log10() } else { v }
+        near(if self.log { v.log10() } else { v }, self.y)
     }
 
-    /// Where the value `v` sits on the x axis (`None`: not on a log axis).
+    /// Where the value `v` sits on the x axis (`None`: not on a log axis; a value far off the
+    /// axis: just beyond it).
     fn plot_x(&self, v: f64) -> Option<f64> {
         if !self.log_x {
-            Some(v)
+            Some(near(v, self.x))
         } else if v > 0.0 && v.is_finite() {
-            Some(v.log10())
+            Some(near(v.log10(), self.x))
         } else {
             None
         }
@@ -1844,6 +1896,224 @@ mod tests {
     /// The bitmap backend's error as plotters hands it over.
     fn backend_error(e: BitmapError) -> DrawingAreaErrorKind<BitmapError> {
         DrawingAreaErrorKind::BackendError(DrawingErrorKind::DrawingError(e))
+    }
+
+    /// Run `f` on a thread and wait at most a minute for it: a hang fails the test instead of
+    /// stalling it, and a panic fails it with its message.
+    fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        use std::sync::mpsc::RecvTimeoutError;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(v) => v,
+            Err(RecvTimeoutError::Timeout) => panic!("{what}: still running after 60 s"),
+            Err(RecvTimeoutError::Disconnected) => match worker.join() {
+                Err(p) => std::panic::resume_unwind(p),
+                Ok(()) => unreachable!("the worker sends before it ends"),
+            },
+        }
+    }
+
+    /// Ends of ranges a report can hand the plot layer: huge, tiny, subnormal, non-finite.
+    const ENDS: [f64; 19] = [
+        f64::MIN,
+        -1e308,
+        -1e300,
+        -1.0,
+        -f64::MIN_POSITIVE,
+        -5e-324,
+        0.0,
+        5e-324,
+        1e-300,
+        1.0,
+        1.0 + f64::EPSILON,
+        1e15,
+        1e300,
+        1.000000000000001e300,
+        1e308,
+        f64::MAX,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+    ];
+
+    #[test]
+    fn every_axis_range_is_finite_and_plotters_finds_its_ticks() {
+        use plotters::coord::ranged1d::Ranged;
+        let mut ranges: Vec<(f64, f64)> = Vec::new();
+        for &a in &ENDS {
+            for &b in &ENDS {
+                ranges.push((a, b));
+            }
+        }
+        // Ranges narrower than plotters can place ticks in, at every magnitude.
+        for m in [
+            5e-324,
+            1e-310,
+            1e-300,
+            1e-10,
+            1.0,
+            1e10,
+            1e300,
+            1e306,
+            f64::MAX,
+        ] {
+            for rel in [0.0, 1e-16, 1e-15, 1e-12, 1e-9, 1e-6, 1.0] {
+                ranges.push((m, m + m * rel));
+                ranges.push((-m - m * rel, -m));
+                ranges.push((m, m.next_up()));
+            }
+        }
+        within_a_minute("tick computation", move || {
+            for (lo, hi) in ranges {
+                let (a, b) = axis_range(lo, hi);
+                assert!(
+                    a.is_finite() && b.is_finite() && a != b,
+                    "({lo:e}, {hi:e}) -> ({a:e}, {b:e})"
+                );
+                assert!(a.abs() <= AXIS_LIMIT && b.abs() <= AXIS_LIMIT);
+                assert_eq!(lo > hi, a > b, "({lo:e}, {hi:e}) changed direction");
+                for n in [1, 2, 3, 5, 8, 11, 12, 30, 120] {
+                    let ticks = RangedCoordf64::from(a..b).key_points(n);
+                    assert!(
+                        ticks.iter().all(|t| t.is_finite()),
+                        "({a:e}, {b:e}): {ticks:?}"
+                    );
+                }
+            }
+        });
+        // Ordinary ranges are left alone.
+        assert_eq!(axis_range(-0.5, 3.0), (-0.5, 3.0));
+        assert_eq!(axis_range(1e-12, 2e-12), (1e-12, 2e-12));
+        assert_eq!(axis_range(5.0, 5.0), (4.5, 5.5));
+    }
+
+    /// A panel of one series through `points`, with a band around it, a note on its first
+    /// point, a guide at its last value and markers.
+    fn extreme_panel(caption: &str, log_y: bool, points: Vec<(f64, f64)>) -> Panel {
+        let mut p = Panel::new(caption, "x", "y", log_y);
+        let mut s = Series::new("data", okabe_ito::BLUE, points.clone());
+        s.band = points.iter().map(|&(x, y)| (x, y / 2.0, y * 2.0)).collect();
+        s.marker = Some(Marker::Circle);
+        p.series.push(s);
+        if let (Some(&(x, y)), Some(&(_, last))) = (points.first(), points.last()) {
+            p.notes.push(Note {
+                x,
+                y,
+                text: "first".into(),
+                color: okabe_ito::BLUE,
+                offset: (4, 4),
+            });
+            p.guides.push((last, "last".into()));
+        }
+        p
+    }
+
+    #[test]
+    fn figures_of_extreme_values_are_drawn() {
+        const MAX: f64 = f64::MAX;
+        let at = |ys: &[f64]| -> Vec<(f64, f64)> {
+            ys.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect()
+        };
+        let mut panels = vec![
+            extreme_panel("±MAX", false, at(&[MAX, -MAX, 1e308, -1e308, 0.0])),
+            extreme_panel("±MAX log", true, at(&[MAX, 5e-324, f64::MIN_POSITIVE, 1.0])),
+            extreme_panel("near MAX", false, at(&[MAX, MAX.next_down(), MAX])),
+            extreme_panel("subnormal", false, at(&[5e-324, 1e-323, 1.5e-323])),
+            extreme_panel("subnormal log", true, at(&[5e-324, 1e-323])),
+            extreme_panel(
+                "narrow at 1e300",
+                false,
+                at(&[1e300, 1.000000000000001e300]),
+            ),
+            extreme_panel("repeated MAX", false, at(&[MAX; 4])),
+            extreme_panel("repeated -MAX", false, at(&[-MAX; 4])),
+            extreme_panel("repeated subnormal", false, at(&[5e-324; 4])),
+            extreme_panel("repeated 0", false, at(&[0.0; 4])),
+            extreme_panel("repeated 1 log", true, at(&[1.0; 4])),
+            extreme_panel("one point", false, at(&[1e308])),
+            extreme_panel("x ±MAX", false, vec![(-MAX, 1.0), (MAX, 2.0)]),
+            extreme_panel("x subnormal", false, vec![(5e-324, 1.0), (1e-323, 2.0)]),
+            extreme_panel("x repeated", false, vec![(1e308, 1.0), (1e308, 2.0)]),
+            extreme_panel("no finite value", false, at(&[f64::NAN, f64::INFINITY])),
+        ];
+        let mut log_x = extreme_panel("log x", false, vec![(5e-324, 1.0), (MAX, 2.0)]);
+        log_x.log_x = true;
+        panels.push(log_x);
+        let mut fixed = extreme_panel("fixed ranges", false, at(&[1e308, -1e308, 0.5]));
+        fixed.x_range = Some((0.0, 1.0));
+        fixed.y_range = Some((0.0, 1.0));
+        panels.push(fixed);
+        let mut reversed = extreme_panel("reversed fixed ranges", false, at(&[1.0, 2.0]));
+        reversed.x_range = Some((MAX, -MAX));
+        reversed.y_range = Some((MAX, -MAX));
+        panels.push(reversed);
+        let mut nan_range = extreme_panel("NaN ranges", false, at(&[1.0, 2.0]));
+        nan_range.x_range = Some((f64::NAN, f64::NAN));
+        nan_range.y_range = Some((f64::NAN, 1.0));
+        panels.push(nan_range);
+        let dir = std::env::temp_dir().join(format!("bn-lab-extreme-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.clone();
+        within_a_minute("drawing", move || {
+            for (i, p) in panels.iter().enumerate() {
+                let path = out.join(format!("p{i}.png"));
+                Grid::new(1, 1, (500, 320))
+                    .draw_panels(&path, "extreme", &p.caption, [p])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", p.caption));
+                let slide = Slide::new("extreme", &p.caption, vec![p.clone()]);
+                slide
+                    .draw(&path)
+                    .unwrap_or_else(|e| panic!("{} (slide): {e:#}", p.caption));
+            }
+            let scales = [
+                heatmap::LogScale::of([1e-300, MAX].into_iter(), 8.0),
+                heatmap::LogScale::of([5e-324].into_iter(), 8.0),
+                heatmap::LogScale {
+                    lo: -1e300,
+                    hi: 1e300,
+                    clipped: true,
+                },
+                heatmap::LogScale {
+                    lo: 1e300,
+                    hi: 1e300,
+                    clipped: false,
+                },
+            ];
+            let grids: [&[f64]; 5] = [
+                &[-MAX, 0.0, MAX],
+                &[-1e308, 0.0, 1e308],
+                &[5e-324, 1e-323, 1.5e-323],
+                &[1.0],
+                &[1e300, 1e300, 1e300],
+            ];
+            for (k, coords) in grids.iter().enumerate() {
+                for (j, scale) in scales.iter().enumerate() {
+                    let n = coords.len();
+                    let map = heatmap::HeatMap {
+                        caption: format!("grid {k}, scale {j}"),
+                        x_label: "a".into(),
+                        y_label: "b".into(),
+                        coords,
+                        values: vec![vec![MAX, 5e-324, f64::NAN][..n.min(3)].to_vec(); n],
+                        marker: Some(((coords[0], coords[n - 1]), "θ*".into())),
+                    };
+                    figure(&out.join("map.png"), (900, 700), "t", "s", |body| {
+                        let (left, right) = body.split_horizontally(600);
+                        let mut layout = Layout::default();
+                        layout
+                            .panels
+                            .push(heatmap::draw_heatmap(&left, &map, scale)?);
+                        heatmap::draw_colorbar(&right, scale, "loss", true)?;
+                        Ok(layout)
+                    })
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", map.caption));
+                }
+            }
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

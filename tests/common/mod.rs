@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A fresh scratch directory path (not created) unique to this test process and `name`.
 pub fn scratch(name: &str) -> PathBuf {
@@ -12,12 +13,76 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Run `bn-lab` with `args`.
+/// How long any one `bn-lab` run of a test may take before it counts as hung: far above the
+/// longest (a whole `reproduce` in the test profile on a loaded machine).
+pub const HANG_LIMIT: Duration = Duration::from_secs(600);
+
+/// Run `bn-lab` with `args`; panic if it is still running after [`HANG_LIMIT`] (it is killed
+/// first), so a hang fails the test instead of stalling CI.
 pub fn bn_lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bn-lab"))
-        .args(args)
-        .output()
-        .expect("the bn-lab binary runs")
+    bn_lab_within(args, HANG_LIMIT)
+        .unwrap_or_else(|| panic!("bn-lab {args:?} still running after {HANG_LIMIT:?}: killed"))
+}
+
+/// Run `bn-lab` with `args` as [`Command::output`] does (stdin closed, stdout and stderr
+/// captured), but for at most `limit`: `None` when it had to be killed.
+pub fn bn_lab_within(args: &[&str], limit: Duration) -> Option<Output> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bn-lab"));
+    cmd.args(args);
+    output_within(&mut cmd, limit)
+}
+
+/// [`Command::output`] with a deadline: the child is killed (and reaped) once `limit` has
+/// passed, and `None` returned.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Option<Output> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the bn-lab binary runs");
+    // Read both pipes while waiting, so a child that writes a lot never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for bn-lab") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    Some(Output {
+        status,
+        stdout: stdout.join().expect("the stdout reader does not panic"),
+        stderr: stderr.join().expect("the stderr reader does not panic"),
+    })
 }
 
 /// Run `bn-lab` with `args` writing into `out`; panic with its stderr if it fails.
