@@ -547,27 +547,10 @@ fn reproduce_refuses_unknown_claims_and_directories_without_files() {
 /// Run `bn-lab` with `args` in `cwd`, killed (and the test failed) if it has not finished
 /// within `secs` seconds: a hang is a failure, not a stuck suite.
 fn bn_lab_within(secs: u64, cwd: &Path, args: &[&str]) -> std::process::Output {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"))
-        .args(args)
-        .current_dir(cwd)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the bn-lab binary runs");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
-        Ok(o) => o.expect("bn-lab ran"),
-        Err(_) => {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("bn-lab {args:?} did not finish within {secs} s");
-        }
-    }
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bn-lab"));
+    cmd.args(args).current_dir(cwd);
+    common::output_within(&mut cmd, std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|| panic!("bn-lab {args:?} did not finish within {secs} s"))
 }
 
 /// The shipped file every hostile variant starts from (its run takes a fraction of a second).
