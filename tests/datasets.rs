@@ -584,3 +584,110 @@ fn idx_never_panics_on_truncated_or_corrupted_bytes() {
     assert!(outcomes[&false] > outcomes[&true], "{outcomes:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn idx_a_directory_in_place_of_a_file_is_refused_naming_it() {
+    let dir = write_dir("isdir", &small_files(), false);
+    std::fs::remove_file(dir.join(TRAIN_LABELS)).unwrap();
+    std::fs::create_dir(dir.join(TRAIN_LABELS)).unwrap();
+    let msg = read_idx_dir(&dir, "mnist").unwrap_err().to_string();
+    let path = dir.join(TRAIN_LABELS).display().to_string();
+    assert!(msg.contains(&path), "{msg:?}");
+    assert!(msg.contains("not a regular file (a directory)"), "{msg:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// What `bn-lab ARGS` did, run under `sh -c 'ulimit -v KIB; exec ...'` with `env`.
+#[cfg(target_os = "linux")]
+struct Ran {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Run the binary with an address-space limit of `as_kib` KiB and wait for it with `wait4`;
+/// kill it and fail the test if it is still running after `deadline`.
+#[cfg(target_os = "linux")]
+fn run_bounded(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    as_kib: u64,
+    deadline: std::time::Duration,
+) -> Ran {
+    let dir = fresh_dir(name);
+    let err_path = dir.join("stderr");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -v {as_kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_bn-lab"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // Reaped by wait4 below rather than Child::wait, for its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let pid = cmd.spawn().unwrap().id() as libc::pid_t;
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value, and wait4 is given valid pointers to
+    // locals; the child is ours and reaped only here.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            break;
+        }
+        if start.elapsed() > deadline {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::wait4(pid, &mut status, 0, &mut usage);
+            }
+            panic!("bn-lab {args:?} still running after {deadline:?}: killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stderr = std::fs::read_to_string(&err_path).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    Ran {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stderr,
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idx_fifo_in_place_of_a_file_is_refused_at_once() {
+    // Opening a FIFO for reading waits for a writer, and reading it never ends.
+    let dir = write_dir("fifo", &small_files(), false);
+    let fifo = dir.join(TRAIN_IMAGES);
+    std::fs::remove_file(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let task = format!("mnist:{}", dir.display());
+    let out = dir.join("out").display().to_string();
+    let start = std::time::Instant::now();
+    let ran = run_bounded(
+        "fifo-run",
+        &[
+            "train", "--task", &task, "--steps", "1", "--batch", "2", "--out", &out,
+        ],
+        &[],
+        4 << 20,
+        std::time::Duration::from_secs(30),
+    );
+    let err = ran.stderr.trim_end();
+    assert_eq!(ran.code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("Error: --task: mnist: "), "{err}");
+    assert!(err.contains(&fifo.display().to_string()), "{err}");
+    assert!(err.contains("not a regular file (a FIFO)"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -4,7 +4,7 @@
 //! Pixels stay as read (digits 0..16, IDX 0..255) as `f64`, one image per row in row-major order
 //! (`height` rows of `width` pixels); [`standardise`] scales them with the training split's statistics.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
@@ -304,10 +304,16 @@ fn read_idx(dir: &Path, what: &str, stem: &str, kind: Kind) -> Result<(PathBuf, 
     ];
     let mut first_err = None;
     for path in &candidates {
-        match File::open(path) {
-            Ok(file) => {
+        match open_regular(path) {
+            Ok(Ok(file)) => {
                 let idx = read_idx_from(file, path, what, kind)?;
                 return Ok((path.clone(), idx));
+            }
+            Ok(Err(not_regular)) => {
+                return Err(err(format!(
+                    "{what}: {}: not a regular file ({not_regular}); give the IDX file itself",
+                    path.display()
+                )));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 first_err.get_or_insert(e);
@@ -327,6 +333,45 @@ fn read_idx(dir: &Path, what: &str, stem: &str, kind: Kind) -> Result<(PathBuf, 
         primary.display(),
         io_msg(&e)
     )))
+}
+
+/// Open `path` for reading without waiting on it: `Ok(Err(what it is))` for anything but a
+/// regular file. Opening a FIFO for reading blocks until a writer appears, so on Unix it is
+/// opened with `O_NONBLOCK` (which changes nothing for a regular file) and the opened file's own
+/// metadata is checked, so nothing can be swapped in between.
+fn open_regular(path: &Path) -> io::Result<Result<File, &'static str>> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(Ok(file));
+    }
+    if kind.is_dir() {
+        return Ok(Err("a directory"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Ok(Err("a FIFO"));
+        }
+        if kind.is_char_device() {
+            return Ok(Err("a character device"));
+        }
+        if kind.is_block_device() {
+            return Ok(Err("a block device"));
+        }
+        if kind.is_socket() {
+            return Ok(Err("a socket"));
+        }
+    }
+    Ok(Err("not a file"))
 }
 
 /// Read one IDX file of `kind` from `file`, plain or gzipped; `path` names it in messages.
