@@ -586,6 +586,32 @@ fn idx_never_panics_on_truncated_or_corrupted_bytes() {
 }
 
 #[test]
+fn idx_trailing_bytes_after_a_gzip_stream_are_named_as_such() {
+    // Shorter than a gzip header (was "unexpected end of file") and longer (was "invalid gzip
+    // header").
+    for (name, junk) in [
+        ("junk-short", &b"junk\n"[..]),
+        ("junk-long", &b"this is not gzip data at all\n"[..]),
+    ] {
+        let mut gz = gzip(&small_files()[0].1);
+        gz.extend_from_slice(junk);
+        refused(
+            name,
+            &with(0, gz),
+            TRAIN_IMAGES,
+            &["trailing bytes after the gzip stream", "not gzip data"],
+        );
+    }
+    // Several gzip members one after another are one stream, as gunzip reads them.
+    let b = &small_files()[1].1;
+    let mut two = gzip(&b[..7]);
+    two.extend(gzip(&b[7..]));
+    let dir = write_dir("members", &with(1, two), false);
+    assert_is_small(&read_idx_dir(&dir, "mnist").unwrap());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn idx_a_directory_in_place_of_a_file_is_refused_naming_it() {
     let dir = write_dir("isdir", &small_files(), false);
     std::fs::remove_file(dir.join(TRAIN_LABELS)).unwrap();

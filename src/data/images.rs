@@ -5,9 +5,10 @@
 //! (`height` rows of `width` pixels); [`standardise`] scales them with the training split's statistics.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Cursor, Read};
+use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
+use flate2::bufread::GzDecoder;
 use flate2::read::MultiGzDecoder;
 use ndarray::{Array2, Axis};
 use rand::RngCore;
@@ -386,19 +387,13 @@ fn read_idx_from(
     let first =
         read_at_most(&mut file, 2).map_err(|e| fail(format!("read failed: {}", io_msg(&e))))?;
     let gz = first == [0x1f, 0x8b];
-    let chained = Cursor::new(first).chain(BufReader::new(file));
+    let chained = BufReader::new(Cursor::new(first).chain(file));
     let mut reader: Box<dyn Read> = if gz {
-        Box::new(MultiGzDecoder::new(chained))
+        Box::new(GzMembers::new(chained))
     } else {
         Box::new(chained)
     };
-    let read_fail = |e: io::Error| {
-        if gz {
-            fail(format!("gzip data cannot be decoded: {}", io_msg(&e)))
-        } else {
-            fail(format!("read failed: {}", io_msg(&e)))
-        }
-    };
+    let read_fail = |e: io::Error| read_error(&fail, gz, &e);
 
     let header_len = 4 + 4 * kind.ndims();
     let header = read_at_most(&mut reader, header_len).map_err(read_fail)?;
@@ -470,6 +465,64 @@ fn read_idx_from(
         )));
     }
     Ok(Idx { dims, data })
+}
+
+/// A read error of an IDX file as `fail` words it.
+fn read_error(fail: &dyn Fn(String) -> DataError, gz: bool, e: &io::Error) -> DataError {
+    if e.get_ref().is_some_and(|inner| inner.is::<NotGzip>()) {
+        fail("trailing bytes after the gzip stream that are not gzip data".into())
+    } else if gz {
+        fail(format!("gzip data cannot be decoded: {}", io_msg(e)))
+    } else {
+        fail(format!("read failed: {}", io_msg(e)))
+    }
+}
+
+/// What follows the end of a gzip stream when it is neither the end of the file nor another
+/// gzip member.
+#[derive(Debug, thiserror::Error)]
+#[error("trailing bytes after the gzip stream are not gzip data")]
+struct NotGzip;
+
+/// The decompressed bytes of every gzip member of `inner` in turn (as
+/// [`flate2::bufread::MultiGzDecoder`]), with bytes after a member that do not start another
+/// (`1f 8b`) reported as [`NotGzip`] rather than as a header that ends too soon.
+struct GzMembers<R: BufRead> {
+    member: Option<GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzMembers<R> {
+    fn new(inner: R) -> Self {
+        GzMembers {
+            member: Some(GzDecoder::new(inner)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let k = member.read(buf)?;
+            if k > 0 || buf.is_empty() {
+                return Ok(k);
+            }
+            // This member has ended (its CRC and length checked): the file ends, another member
+            // starts, or something else follows.
+            let rest = member.get_mut().fill_buf()?;
+            if rest.is_empty() {
+                self.member = None;
+                return Ok(0);
+            }
+            if !(rest[0] == 0x1f && rest.get(1).is_none_or(|&b| b == 0x8b)) {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, NotGzip));
+            }
+            let inner = self.member.take().expect("matched above").into_inner();
+            self.member = Some(GzDecoder::new(inner));
+        }
+    }
 }
 
 /// Up to `limit` bytes (fewer only at the end of the stream); memory grows with what is read,
