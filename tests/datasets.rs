@@ -623,6 +623,55 @@ fn idx_a_directory_in_place_of_a_file_is_refused_naming_it() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn idx_image_set_counts_in_the_footprint_of_a_run_on_it() {
+    use bn_lab::config::{DataSpec, Dtype, Init, Loss, NetSpec};
+    use bn_lab::data::Task;
+    use bn_lab::data::images::image_set_bytes;
+    use bn_lab::limits::Footprint;
+    let dir = write_dir("footprint", &small_files(), false);
+    let net = NetSpec {
+        width: 4,
+        batch: 2,
+        d_in: 6,
+        d_out: 10,
+        init: Init::He,
+        residual: false,
+        residual_scale: 1.0,
+        eps: 1e-5,
+        momentum: 0.1,
+        seed: 0,
+        dtype: Dtype::F32,
+    };
+    // Two of the five training images: the whole set is held all the same.
+    let data = DataSpec {
+        task: Task::Mnist(dir.clone()),
+        n_train: 2,
+        n_test: 1,
+        loss: Loss::Ce,
+    };
+    data.validate(2, 6, 10).unwrap();
+    let fp = data.footprint(Footprint::new(), &net, 1, 1, true);
+    let part = fp
+        .parts
+        .iter()
+        .find(|p| p.what == "image set")
+        .unwrap_or_else(|| panic!("no image set in {fp:?}"));
+    assert_eq!(part.bytes, image_set_bytes(5, 3, 6));
+    assert_eq!(part.bytes, 8.0 * 6.0 * 8.0 + 8.0);
+    assert!(part.held && part.reduce.is_empty(), "{part:?}");
+    // The pixels and classes are the set's: no refusal suggests changing them.
+    for p in &fp.parts {
+        assert!(
+            !p.reduce.iter().any(|f| f.starts_with("d_")),
+            "{}: {:?}",
+            p.what,
+            p.reduce
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// What `bn-lab ARGS` did, run under `sh -c 'ulimit -v KIB; exec ...'` with `env`.
 #[cfg(target_os = "linux")]
 struct Ran {
