@@ -796,7 +796,10 @@ impl DataSpec {
     }
 
     /// The data part of a footprint: `copies` data sets alive at once, a sample order for each
-    /// of `runs` runs training at once, and, with `linear_fit`, the fit.
+    /// of `runs` runs training at once, and, with `linear_fit`, the fit. An image task adds the
+    /// whole image set, which the process holds from validation on however few of its images
+    /// the run takes ([`Task::images`]; no flag shrinks it), and names no `d_in` or `d_out` to
+    /// reduce.
     pub fn footprint(
         &self,
         fp: Footprint,
@@ -805,18 +808,28 @@ impl DataSpec {
         runs: usize,
         linear_fit: bool,
     ) -> Footprint {
+        // An image task's d_in and d_out are its pixels and classes, which no flag changes.
+        let (data_fields, fit_fields): (&'static [&'static str], &'static [&'static str]) =
+            if self.task.is_classification() {
+                (&["n_train", "n_test"], &["n_train", "n_test"])
+            } else {
+                (
+                    &["n_train", "n_test", "d_in", "d_out"],
+                    &["d_in", "n_train", "n_test"],
+                )
+            };
         let set = self.bytes(net.d_in, net.d_out, net.dtype.bytes());
         let orders = 8.0 * self.n_train as f64 * runs as f64;
-        let fp = fp.add(
-            "data",
-            copies as f64 * set + orders,
-            &["n_train", "n_test", "d_in", "d_out"],
-        );
+        let mut fp = fp.add("data", copies as f64 * set + orders, data_fields);
+        // Validation read the set (an unreadable one was refused there).
+        if let Ok(Some(shape)) = self.task.shape() {
+            fp = fp.held("image set", shape.bytes());
+        }
         if linear_fit {
             fp.add(
                 "linear fit",
                 self.linear_fit_bytes(net.d_in, net.d_out),
-                &["d_in", "n_train", "n_test"],
+                fit_fields,
             )
         } else {
             fp

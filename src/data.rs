@@ -121,6 +121,14 @@ pub struct ImageShape {
     pub classes: usize,
 }
 
+impl ImageShape {
+    /// Bytes the set holds while the process runs ([`Task::images`] reads it once and keeps
+    /// it): [`images::image_set_bytes`].
+    pub fn bytes(&self) -> f64 {
+        images::image_set_bytes(self.n_train, self.n_test, self.pixels)
+    }
+}
+
 impl Task {
     /// Whether the targets are classes (one-hot rows) rather than real numbers.
     pub fn is_classification(&self) -> bool {

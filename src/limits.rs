@@ -103,6 +103,10 @@ pub struct Part {
     /// Config fields whose reduction shrinks this part.
     #[serde(skip)]
     pub reduce: &'static [&'static str],
+    /// Already in memory when the footprint is checked (a cached image set): the memory
+    /// available no longer includes it, so [`Footprint::check`] adds it back.
+    #[serde(skip)]
+    pub held: bool,
 }
 
 impl Footprint {
@@ -118,8 +122,20 @@ impl Footprint {
                 what,
                 bytes,
                 reduce,
+                held: false,
             }),
         }
+        self
+    }
+
+    /// Add a part the process already holds (see [`Part::held`]); no field shrinks it.
+    pub fn held(mut self, what: &'static str, bytes: f64) -> Self {
+        self.parts.push(Part {
+            what,
+            bytes,
+            reduce: &[],
+            held: true,
+        });
         self
     }
 
@@ -142,9 +158,16 @@ impl Footprint {
         self.parts.iter().max_by(|a, b| a.bytes.total_cmp(&b.bytes))
     }
 
-    /// Refuse a run that needs more than [`memory_limit_bytes`].
+    /// Refuse a run that needs more than [`memory_limit_bytes`]; when that is the memory
+    /// available rather than `BN_LAB_MEMORY_LIMIT`, the parts already held count as available
+    /// too (they are in the total, and no longer in what the machine has).
     pub fn check(&self) -> Result<(), ConfigError> {
-        self.check_against(memory_limit_bytes())
+        let held: f64 = self.parts.iter().filter(|p| p.held).map(|p| p.bytes).sum();
+        let have = match memory_limit_env() {
+            Some(limit) => limit,
+            None => available_memory_bytes() as f64 + held,
+        };
+        self.check_against(have)
     }
 
     /// Refuse a run that needs more than `have` bytes (or whose estimate is not a number).
@@ -170,10 +193,14 @@ impl Footprint {
 /// The memory a run may use: `BN_LAB_MEMORY_LIMIT` (bytes, or with a `K`/`M`/`G` suffix for
 /// KiB/MiB/GiB) when set, else what the machine has available ([`available_memory_bytes`]).
 pub fn memory_limit_bytes() -> f64 {
+    memory_limit_env().unwrap_or_else(|| available_memory_bytes() as f64)
+}
+
+/// `BN_LAB_MEMORY_LIMIT` in bytes, if set to a valid size.
+fn memory_limit_env() -> Option<f64> {
     std::env::var("BN_LAB_MEMORY_LIMIT")
         .ok()
         .and_then(|v| parse_bytes(&v))
-        .unwrap_or_else(|| available_memory_bytes() as f64)
 }
 
 /// `"512M"` -> `536870912`; `None` for anything else than a non-negative number with an

@@ -584,3 +584,235 @@ fn idx_never_panics_on_truncated_or_corrupted_bytes() {
     assert!(outcomes[&false] > outcomes[&true], "{outcomes:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn idx_trailing_bytes_after_a_gzip_stream_are_named_as_such() {
+    // Shorter than a gzip header (was "unexpected end of file") and longer (was "invalid gzip
+    // header").
+    for (name, junk) in [
+        ("junk-short", &b"junk\n"[..]),
+        ("junk-long", &b"this is not gzip data at all\n"[..]),
+    ] {
+        let mut gz = gzip(&small_files()[0].1);
+        gz.extend_from_slice(junk);
+        refused(
+            name,
+            &with(0, gz),
+            TRAIN_IMAGES,
+            &["trailing bytes after the gzip stream", "not gzip data"],
+        );
+    }
+    // Several gzip members one after another are one stream, as gunzip reads them.
+    let b = &small_files()[1].1;
+    let mut two = gzip(&b[..7]);
+    two.extend(gzip(&b[7..]));
+    let dir = write_dir("members", &with(1, two), false);
+    assert_is_small(&read_idx_dir(&dir, "mnist").unwrap());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn idx_a_directory_in_place_of_a_file_is_refused_naming_it() {
+    let dir = write_dir("isdir", &small_files(), false);
+    std::fs::remove_file(dir.join(TRAIN_LABELS)).unwrap();
+    std::fs::create_dir(dir.join(TRAIN_LABELS)).unwrap();
+    let msg = read_idx_dir(&dir, "mnist").unwrap_err().to_string();
+    let path = dir.join(TRAIN_LABELS).display().to_string();
+    assert!(msg.contains(&path), "{msg:?}");
+    assert!(msg.contains("not a regular file (a directory)"), "{msg:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn idx_image_set_counts_in_the_footprint_of_a_run_on_it() {
+    use bn_lab::config::{DataSpec, Dtype, Init, Loss, NetSpec};
+    use bn_lab::data::Task;
+    use bn_lab::data::images::image_set_bytes;
+    use bn_lab::limits::Footprint;
+    let dir = write_dir("footprint", &small_files(), false);
+    let net = NetSpec {
+        width: 4,
+        batch: 2,
+        d_in: 6,
+        d_out: 10,
+        init: Init::He,
+        residual: false,
+        residual_scale: 1.0,
+        eps: 1e-5,
+        momentum: 0.1,
+        seed: 0,
+        dtype: Dtype::F32,
+    };
+    // Two of the five training images: the whole set is held all the same.
+    let data = DataSpec {
+        task: Task::Mnist(dir.clone()),
+        n_train: 2,
+        n_test: 1,
+        loss: Loss::Ce,
+    };
+    data.validate(2, 6, 10).unwrap();
+    let fp = data.footprint(Footprint::new(), &net, 1, 1, true);
+    let part = fp
+        .parts
+        .iter()
+        .find(|p| p.what == "image set")
+        .unwrap_or_else(|| panic!("no image set in {fp:?}"));
+    assert_eq!(part.bytes, image_set_bytes(5, 3, 6));
+    assert_eq!(part.bytes, 8.0 * 6.0 * 8.0 + 8.0);
+    assert!(part.held && part.reduce.is_empty(), "{part:?}");
+    // The pixels and classes are the set's: no refusal suggests changing them.
+    for p in &fp.parts {
+        assert!(
+            !p.reduce.iter().any(|f| f.starts_with("d_")),
+            "{}: {:?}",
+            p.what,
+            p.reduce
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// What `bn-lab ARGS` did, run under `sh -c 'ulimit -v KIB; exec ...'` with `env`.
+#[cfg(target_os = "linux")]
+struct Ran {
+    code: Option<i32>,
+    stderr: String,
+    /// The child's own peak resident set (`wait4`'s `ru_maxrss`), in bytes.
+    max_rss: u64,
+}
+
+/// Run the binary with an address-space limit of `as_kib` KiB and wait for it with `wait4`,
+/// for its own peak RSS; kill it and fail the test if it is still running after `deadline`.
+#[cfg(target_os = "linux")]
+fn run_bounded(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    as_kib: u64,
+    deadline: std::time::Duration,
+) -> Ran {
+    let dir = fresh_dir(name);
+    let err_path = dir.join("stderr");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -v {as_kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_bn-lab"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // Reaped by wait4 below rather than Child::wait, for its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let pid = cmd.spawn().unwrap().id() as libc::pid_t;
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value, and wait4 is given valid pointers to
+    // locals; the child is ours and reaped only here.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            break;
+        }
+        if start.elapsed() > deadline {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::wait4(pid, &mut status, 0, &mut usage);
+            }
+            panic!("bn-lab {args:?} still running after {deadline:?}: killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stderr = std::fs::read_to_string(&err_path).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    Ran {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stderr,
+        max_rss: usage.ru_maxrss as u64 * 1024,
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idx_header_bomb_is_refused_before_its_data_is_read() {
+    // A 1 MB gzip that inflates to a valid 2^30-pixel IDX file (16384 images of 256x256): its
+    // header is valid and under every cap, and its data would take 8 GiB as f64. The 1024 gzip
+    // members of 1 MiB of zeros each are the bytes a reader that read first would inflate.
+    let dir = fresh_dir("bomb");
+    let mut images = gzip(&idx_images(16384, 256, 256, &[]));
+    let mib = gzip(&vec![0u8; 1 << 20]);
+    for _ in 0..1024 {
+        images.extend_from_slice(&mib);
+    }
+    assert!(images.len() < 2 << 20, "{} bytes", images.len());
+    std::fs::write(dir.join(format!("{TRAIN_IMAGES}.gz")), &images).unwrap();
+    std::fs::write(dir.join(TRAIN_LABELS), idx_labels(&vec![0; 16384])).unwrap();
+    std::fs::write(dir.join(TEST_IMAGES), idx_images(1, 256, 256, &[0; 65536])).unwrap();
+    std::fs::write(dir.join(TEST_LABELS), idx_labels(&[0])).unwrap();
+    let task = format!("mnist:{}", dir.display());
+    let out = dir.join("out").display().to_string();
+    // 2 GiB of address space: reading the data (1 GiB of bytes, then 8 GiB of f64) cannot
+    // succeed in it, so a refusal that came after reading would not be this message.
+    let ran = run_bounded(
+        "bomb-run",
+        &["train", "--task", &task, "--steps", "1", "--out", &out],
+        &[("BN_LAB_MEMORY_LIMIT", "2G")],
+        2 << 20,
+        std::time::Duration::from_secs(60),
+    );
+    let err = ran.stderr.trim_end();
+    eprintln!(
+        "exit {:?}, peak RSS {} KiB: {err}",
+        ran.code,
+        ran.max_rss / 1024
+    );
+    assert_eq!(ran.code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let file = dir.join(format!("{TRAIN_IMAGES}.gz")).display().to_string();
+    assert!(err.starts_with("Error: --task: mnist: "), "{err}");
+    assert!(err.contains(&file), "{err}");
+    assert!(err.contains("16384 images of 256x256"), "{err}");
+    assert!(err.contains("8.0 GiB") && err.contains("2.0 GiB"), "{err}");
+    assert!(!err.contains("--d-in"), "{err}");
+    // Far below the 1 GiB the data's bytes alone would take.
+    assert!(ran.max_rss < 64 << 20, "peak RSS {} bytes", ran.max_rss);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idx_fifo_in_place_of_a_file_is_refused_at_once() {
+    // Opening a FIFO for reading waits for a writer, and reading it never ends.
+    let dir = write_dir("fifo", &small_files(), false);
+    let fifo = dir.join(TRAIN_IMAGES);
+    std::fs::remove_file(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let task = format!("mnist:{}", dir.display());
+    let out = dir.join("out").display().to_string();
+    let start = std::time::Instant::now();
+    let ran = run_bounded(
+        "fifo-run",
+        &[
+            "train", "--task", &task, "--steps", "1", "--batch", "2", "--out", &out,
+        ],
+        &[],
+        4 << 20,
+        std::time::Duration::from_secs(30),
+    );
+    let err = ran.stderr.trim_end();
+    assert_eq!(ran.code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("Error: --task: mnist: "), "{err}");
+    assert!(err.contains(&fifo.display().to_string()), "{err}");
+    assert!(err.contains("not a regular file (a FIFO)"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    std::fs::remove_dir_all(dir).unwrap();
+}
