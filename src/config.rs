@@ -907,6 +907,40 @@ pub fn distinct_numbers(field: &'static str, v: &[f64]) -> Result<(), ConfigErro
     distinct(field, &short)
 }
 
+/// A non-empty list of normalisers (`--configs`) without repeats. The typed words are gone by
+/// now and several spell one configuration (`off` and `none`), so a repeat is named with every
+/// spelling: `'off' (also written 'none') is given twice`.
+pub fn distinct_norms(field: &'static str, v: &[Norm]) -> Result<(), ConfigError> {
+    distinct(field, v).map_err(|e| match e {
+        ConfigError::Repeated { field, .. } => {
+            let repeated = v
+                .iter()
+                .enumerate()
+                .find(|(i, n)| v[..*i].contains(n))
+                .map(|(_, n)| *n)
+                .expect("a repeat was found");
+            let aliases: Vec<String> = clap::ValueEnum::to_possible_value(&repeated)
+                .map(|p| {
+                    p.get_name_and_aliases()
+                        .skip(1)
+                        .map(|a| format!("'{a}'"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let also = if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also written {})", aliases.join(" or "))
+            };
+            ConfigError::Invalid {
+                field,
+                message: format!("'{repeated}'{also} is given twice"),
+            }
+        }
+        other => other,
+    })
+}
+
 /// A non-empty list without repeated values.
 pub fn distinct<T: PartialEq + fmt::Display>(
     field: &'static str,

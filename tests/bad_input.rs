@@ -698,6 +698,15 @@ fn messages_echo_the_input_and_keep_numbers_short() {
             &["sweep", "--vary", "depth", "--norm", "none,none"],
             "--norm: 'none' is given twice",
         ),
+        // `--configs` reads `none` as `off`: the repeat is named with both spellings.
+        (
+            &["train", "--configs", "none,none"],
+            "--configs: 'off' (also written 'none') is given twice",
+        ),
+        (
+            &["nonlinearity", "--configs", "on,batch"],
+            "--configs: 'on' (also written 'affine' or 'batch') is given twice",
+        ),
         // Huge and subnormal numbers are echoed in the short form they were typed in.
         (&["noisy-bn", "--noise-mean", "1e308"], "(got 1e308)"),
         (&["train", "--diverge-factor", "5e-324"], "(got 5e-324)"),

@@ -101,7 +101,7 @@ impl NonlinearityConfig {
     /// Check every field and every network before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
         distinct("acts", &self.acts)?;
-        distinct("norms", &self.norms)?;
+        crate::config::distinct_norms("norms", &self.norms)?;
         if self.lrs.len() != self.acts.len() {
             return Err(ConfigError::Invalid {
                 field: "lrs",

@@ -122,7 +122,7 @@ impl TrainConfig {
         for &lr in &self.lrs {
             crate::config::check_lr("lrs", lr)?;
         }
-        distinct("norms", &self.norms)?;
+        crate::config::distinct_norms("norms", &self.norms)?;
         between("steps", 1, MAX_STEPS, self.steps)?;
         at_least("eval_every", 1, self.eval_every)?;
         check_points("eval_every", "steps", self.steps, self.eval_every)?;
