@@ -821,9 +821,14 @@ impl DataSpec {
         let set = self.bytes(net.d_in, net.d_out, net.dtype.bytes());
         let orders = 8.0 * self.n_train as f64 * runs as f64;
         let mut fp = fp.add("data", copies as f64 * set + orders, data_fields);
-        // Validation read the set (an unreadable one was refused there).
+        // Validation read the set's headers (an unreadable one was refused there); the set is
+        // read once the run is checked, or is already in memory (an earlier run of this process).
         if let Ok(Some(shape)) = self.task.shape() {
-            fp = fp.held("image set", shape.bytes());
+            fp = if self.task.is_loaded() {
+                fp.held("image set", shape.bytes())
+            } else {
+                fp.add("image set", shape.bytes(), &[])
+            };
         }
         if linear_fit {
             fp.add(

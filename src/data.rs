@@ -129,6 +129,31 @@ impl ImageShape {
     }
 }
 
+/// The image sets read so far, by task: each is read once per process and shared.
+fn image_cache() -> &'static Mutex<HashMap<Task, Arc<ImageSet>>> {
+    static CACHE: OnceLock<Mutex<HashMap<Task, Arc<ImageSet>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Image sets whose sizes [`Task::shape`] has read from their headers and which are not read
+/// yet: [`read_pending_sets`] reads them.
+fn pending_sets() -> &'static Mutex<Vec<Task>> {
+    static PENDING: Mutex<Vec<Task>> = Mutex::new(Vec::new());
+    &PENDING
+}
+
+/// Read every image set whose sizes have been taken from its headers ([`Task::shape`]) but
+/// whose data are not read yet. A command calls this once its run has been checked against the
+/// memory available, so no data is read for a run that is refused; an error here (a corrupt
+/// body, a label of 10) is the one-line [`images::DataError`].
+pub fn read_pending_sets() -> Result<(), DataError> {
+    let tasks = std::mem::take(&mut *pending_sets().lock().expect("no panic holds the lock"));
+    for task in tasks {
+        task.images()?;
+    }
+    Ok(())
+}
+
 impl Task {
     /// Whether the targets are classes (one-hot rows) rather than real numbers.
     pub fn is_classification(&self) -> bool {
@@ -142,8 +167,7 @@ impl Task {
         if !self.is_classification() {
             return Ok(None);
         }
-        static CACHE: OnceLock<Mutex<HashMap<Task, Arc<ImageSet>>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(Default::default);
+        let cache = image_cache();
         if let Some(set) = cache.lock().expect("no panic holds the lock").get(self) {
             return Ok(Some(set.clone()));
         }
@@ -162,14 +186,43 @@ impl Task {
         Ok(Some(set))
     }
 
-    /// The sizes of an image set (reading it if need be); `None` for the synthetic tasks, whose
-    /// sizes are the caller's.
+    /// Whether the image set is in memory already (read by [`Task::images`]).
+    pub fn is_loaded(&self) -> bool {
+        image_cache()
+            .lock()
+            .expect("no panic holds the lock")
+            .contains_key(self)
+    }
+
+    /// The sizes of an image set; `None` for the synthetic tasks, whose sizes are the caller's.
+    /// An IDX set's sizes come from its four headers, without reading its data, so that a run
+    /// can be checked against the memory available before the set is read
+    /// ([`crate::commands::execute`] reads it after that check).
     pub fn shape(&self) -> Result<Option<ImageShape>, DataError> {
-        Ok(self.images()?.map(|set| ImageShape {
-            n_train: set.train.labels.len(),
-            n_test: set.test.labels.len(),
-            pixels: set.train.x.ncols(),
-            classes: set.classes,
+        let (dir, what) = match self {
+            Task::Mnist(dir) => (dir, "mnist"),
+            Task::FashionMnist(dir) => (dir, "fashion-mnist"),
+            _ => {
+                return Ok(self.images()?.map(|set| ImageShape {
+                    n_train: set.train.labels.len(),
+                    n_test: set.test.labels.len(),
+                    pixels: set.train.x.ncols(),
+                    classes: set.classes,
+                }));
+            }
+        };
+        let (n_train, n_test, pixels) = images::read_idx_shape(dir, what)?;
+        if !self.is_loaded() {
+            let mut pending = pending_sets().lock().expect("no panic holds the lock");
+            if !pending.contains(self) {
+                pending.push(self.clone());
+            }
+        }
+        Ok(Some(ImageShape {
+            n_train,
+            n_test,
+            pixels,
+            classes: images::IDX_CLASSES,
         }))
     }
 
@@ -278,7 +331,7 @@ pub fn make_task<F: Float>(
         .expect("validated: n_train and n_test are at most limits::MAX_SAMPLES each");
     if let Some(set) = task
         .images()
-        .expect("validated: DataSpec::validate read this image set")
+        .expect("validated: DataSpec::validate read its headers, and commands::execute its data")
     {
         let take = |part: &images::Labelled, k: usize| Batch {
             x: part.x.slice(ndarray::s![..k, ..]).mapv(F::of),

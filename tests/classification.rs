@@ -400,13 +400,16 @@ fn bad_data_flags_are_one_line_refusals_that_write_nothing() {
         "--loss",
         &dir,
     );
-    // A truncated label file names the file.
+    // A truncated label file names the file. Only its headers are read before the run is
+    // checked, so the other flags must fit the set for the data to be read at all.
     let bad = tiny_idx_dir("idx-truncated", 20, 10);
     let labels = bad.join("t10k-labels-idx1-ubyte");
     let bytes = std::fs::read(&labels).unwrap();
     std::fs::write(&labels, &bytes[..bytes.len() - 3]).unwrap();
     let task = format!("mnist:{}", bad.display());
-    assert_refused(&[t, "--task", &task], "t10k-labels-idx1-ubyte", &dir);
+    let fits = [t, "--task", &task, "--batch", "4", "--steps", "2"];
+    assert_refused(&fits, "t10k-labels-idx1-ubyte", &dir);
+    assert_refused(&fits, "--task", &dir);
 }
 
 /// grad-norms measures the cross-entropy gradient too and `--save-net` says which loss.

@@ -659,7 +659,18 @@ fn idx_image_set_counts_in_the_footprint_of_a_run_on_it() {
         .unwrap_or_else(|| panic!("no image set in {fp:?}"));
     assert_eq!(part.bytes, image_set_bytes(5, 3, 6));
     assert_eq!(part.bytes, 8.0 * 6.0 * 8.0 + 8.0);
-    assert!(part.held && part.reduce.is_empty(), "{part:?}");
+    // Validation read only the headers: the set is still to be read, and counts as needed.
+    assert!(!data.task.is_loaded());
+    assert!(!part.held && part.reduce.is_empty(), "{part:?}");
+    // Once read (as a command does after the check), it is held: needed and already in memory.
+    bn_lab::data::read_pending_sets().unwrap();
+    assert!(data.task.is_loaded());
+    let held = data.footprint(Footprint::new(), &net, 1, 1, true);
+    let part = held.parts.iter().find(|p| p.what == "image set").unwrap();
+    assert!(
+        part.held && part.bytes == image_set_bytes(5, 3, 6),
+        "{part:?}"
+    );
     // The pixels and classes are the set's: no refusal suggests changing them.
     for p in &fp.parts {
         assert!(
@@ -772,12 +783,14 @@ fn idx_header_bomb_is_refused_before_its_data_is_read() {
     );
     assert_eq!(ran.code, Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    let file = dir.join(format!("{TRAIN_IMAGES}.gz")).display().to_string();
-    assert!(err.starts_with("Error: --task: mnist: "), "{err}");
-    assert!(err.contains(&file), "{err}");
-    assert!(err.contains("16384 images of 256x256"), "{err}");
-    assert!(err.contains("8.0 GiB") && err.contains("2.0 GiB"), "{err}");
-    assert!(!err.contains("--d-in"), "{err}");
+    // The whole run is checked from the headers, the image set among its parts, before any
+    // data is read; its pixels and classes are the set's, so no --d-in or --d-out is offered.
+    assert!(err.starts_with("Error: this run needs about "), "{err}");
+    assert!(
+        err.contains("image set 8.0 GiB") && err.contains("only 2.0 GiB"),
+        "{err}"
+    );
+    assert!(!err.contains("--d-in") && !err.contains("--d-out"), "{err}");
     // Far below the 1 GiB the data's bytes alone would take.
     assert!(ran.max_rss < 64 << 20, "peak RSS {} bytes", ran.max_rss);
     std::fs::remove_dir_all(dir).unwrap();

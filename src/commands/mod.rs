@@ -362,6 +362,9 @@ pub fn execute<E: Figures>(
         session.record(ran);
         return Ok(());
     }
+    // The image set's sizes came from its headers; its data are read only now that the run
+    // fits in memory (a bad body is still refused before anything is created).
+    crate::data::read_pending_sets().map_err(|e| usage(format!("--task: {e}")))?;
     output::install_signal_handler()?;
     // Every destination is checked before any work (a refusal, exit 2); dropped on an error,
     // this removes the directories the run created.

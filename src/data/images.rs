@@ -178,7 +178,8 @@ pub const MAX_IDX_PIXELS: usize = 1 << 30;
 
 const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
-const IDX_CLASSES: usize = 10;
+/// Classes of an IDX set (MNIST and Fashion-MNIST have 10; every label must be below).
+pub const IDX_CLASSES: usize = 10;
 
 /// Bytes read at a time from an IDX file's data.
 const IDX_CHUNK: usize = 64 << 10;
@@ -261,6 +262,39 @@ pub fn read_idx_dir_within(dir: &Path, what: &str, limit: f64) -> Result<ImageSe
         height: train.rows,
         width: train.cols,
     })
+}
+
+/// The sizes of the IDX set in `dir` from its four headers alone (no data is read): training
+/// and test images, and pixels per image. Files that are missing, not regular, not IDX, of
+/// sizes beyond the caps, or whose headers disagree (images and labels, train and test sides)
+/// are refused here, as by [`read_idx_dir`].
+pub fn read_idx_shape(dir: &Path, what: &str) -> Result<(usize, usize, usize), DataError> {
+    let train = open_pair(dir, what, "train")?;
+    let test = open_pair(dir, what, "t10k")?;
+    for pair in [&train, &test] {
+        let (n, labels) = (pair.images.dims[0], pair.labels.dims[0]);
+        if labels != n {
+            return Err(err(format!(
+                "{what}: {} has {n} images but {} has {labels} labels",
+                pair.images.path.display(),
+                pair.labels.path.display(),
+            )));
+        }
+    }
+    let side = |p: &Pair| (p.images.dims[1], p.images.dims[2]);
+    if side(&train) != side(&test) {
+        return Err(err(format!(
+            "{what}: train images ({}) are {}x{} but test images ({}) are {}x{}",
+            train.images.path.display(),
+            side(&train).0,
+            side(&train).1,
+            test.images.path.display(),
+            side(&test).0,
+            side(&test).1
+        )));
+    }
+    let (rows, cols) = side(&train);
+    Ok((train.images.dims[0], test.images.dims[0], rows * cols))
 }
 
 /// `{prefix}-images-idx3-ubyte` with `{prefix}-labels-idx1-ubyte`, headers read, data not yet.
