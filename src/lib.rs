@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod experiment;
+pub mod files;
 pub mod float;
 pub mod gradcheck;
 pub mod histogram;

@@ -4,7 +4,6 @@
 //! Pixels stay as read (digits 0..16, IDX 0..255) as `f64`, one image per row in row-major order
 //! (`height` rows of `width` pixels); [`standardise`] scales them with the training split's statistics.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
@@ -413,7 +412,7 @@ fn open_idx<'a>(
     ];
     let mut first_err = None;
     for path in &candidates {
-        match open_regular(path) {
+        match crate::files::open_regular(path) {
             Ok(Ok(file)) => return open_idx_from(file, path, what, kind),
             Ok(Err(not_regular)) => {
                 return Err(err(format!(
@@ -439,45 +438,6 @@ fn open_idx<'a>(
         primary.display(),
         io_msg(&e)
     )))
-}
-
-/// Open `path` for reading without waiting on it: `Ok(Err(what it is))` for anything but a
-/// regular file. Opening a FIFO for reading blocks until a writer appears, so on Unix it is
-/// opened with `O_NONBLOCK` (which changes nothing for a regular file) and the opened file's own
-/// metadata is checked, so nothing can be swapped in between.
-fn open_regular(path: &Path) -> io::Result<Result<File, &'static str>> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    let kind = file.metadata()?.file_type();
-    if kind.is_file() {
-        return Ok(Ok(file));
-    }
-    if kind.is_dir() {
-        return Ok(Err("a directory"));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return Ok(Err("a FIFO"));
-        }
-        if kind.is_char_device() {
-            return Ok(Err("a character device"));
-        }
-        if kind.is_block_device() {
-            return Ok(Err("a block device"));
-        }
-        if kind.is_socket() {
-            return Ok(Err("a socket"));
-        }
-    }
-    Ok(Err("not a file"))
 }
 
 /// Read the header of one IDX file of `kind` from `file`, plain or gzipped; `path` names it in

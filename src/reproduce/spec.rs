@@ -442,31 +442,23 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// end) of at most `max` bytes, in UTF-8; the error is the message of a one-line refusal.
 pub fn read_regular(file: &FsPath, max: u64) -> Result<String, String> {
     use std::io::Read;
-    let meta = std::fs::metadata(file).map_err(|e| format!("cannot read the file: {e}"))?;
-    if !meta.is_file() {
+    let cannot = |e: std::io::Error| format!("cannot read the file: {e}");
+    let f = match crate::files::open_regular(file).map_err(cannot)? {
+        Ok(f) => f,
+        Err(kind) => {
+            return Err(format!(
+                "is not a regular file ({kind}); give an experiment file (a named pipe or a device could block or never end)"
+            ));
+        }
+    };
+    let len = f.metadata().map_err(cannot)?.len();
+    if len > max {
         return Err(format!(
-            "is not a regular file (a {}); give an experiment file",
-            kind_of(&meta.file_type())
-        ));
-    }
-    // Opened without waiting for a writer, in case it was swapped for a FIFO meanwhile.
-    let f = open_nonblocking(file).map_err(|e| format!("cannot read the file: {e}"))?;
-    let meta = f
-        .metadata()
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    if !meta.is_file() {
-        return Err("is not a regular file; give an experiment file".into());
-    }
-    if meta.len() > max {
-        return Err(format!(
-            "is {} bytes, more than the {max} an experiment file may have",
-            meta.len()
+            "is {len} bytes, more than the {max} an experiment file may have"
         ));
     }
     let mut bytes = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the file: {e}"))?;
+    f.take(max + 1).read_to_end(&mut bytes).map_err(cannot)?;
     if bytes.len() as u64 > max {
         return Err(format!(
             "is more than the {max} bytes an experiment file may have"
@@ -478,44 +470,6 @@ pub fn read_regular(file: &FsPath, max: u64) -> Result<String, String> {
             e.utf8_error().valid_up_to()
         )
     })
-}
-
-#[cfg(unix)]
-fn open_nonblocking(file: &FsPath) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NONBLOCK: 0o4000 on Linux and most Unixes (only `open` itself is affected for a
-    // regular file, which is all this reads).
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(0o4000)
-        .open(file)
-}
-
-#[cfg(not(unix))]
-fn open_nonblocking(file: &FsPath) -> std::io::Result<std::fs::File> {
-    std::fs::File::open(file)
-}
-
-/// What a file that is not a regular file is, for a message.
-fn kind_of(t: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "named pipe";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "device";
-        }
-        if t.is_socket() {
-            return "socket";
-        }
-    }
-    if t.is_dir() {
-        "directory"
-    } else {
-        "special file"
-    }
 }
 
 /// Refuse text holding a control character (ESC, BEL, CR, ...) or a bidirectional override,
