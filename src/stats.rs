@@ -365,6 +365,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn floats_are_written_short_and_read_back_exactly() {
+        for v in [0.001, 1e-300, 5e-324, 1e308, f64::MAX, 2.0, 0.1 + 0.2, -3.5] {
+            let w = Short(v).to_string();
+            assert!(w.len() <= 24, "{w}");
+            assert_eq!(w.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{w}");
+        }
+    }
+
+    #[test]
     fn rates_keep_four_significant_digits() {
         assert_eq!(fmt_rate(0.0557191), "0.05572");
         assert_eq!(fmt_rate(1.473234), "1.473");

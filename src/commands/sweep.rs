@@ -72,7 +72,7 @@ fn enum_name<E: ValueEnum>(v: &E) -> String {
 
 /// `v` in the shortest form that reads back as the same `f64` (`1e-300`, not 300 digits).
 fn short_float(v: f64) -> String {
-    crate::text::float_word(v)
+    crate::stats::Short(v).to_string()
 }
 
 /// The flags that rerun `cfg` (without `--point` and `--out`), every resolved value spelled out.

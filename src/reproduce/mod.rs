@@ -386,11 +386,8 @@ fn is_reproduce_output(dir: &Path) -> bool {
 pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let files = experiment_files(&args.experiments)?;
     let claims = select(&files, args.only.as_deref())?;
-    let jobs = args
-        .jobs
-        .map_or_else(crate::parallel::available_threads, |j| {
-            j.min(crate::parallel::available_threads())
-        });
+    // At least 1 (clap refuses 0), capped to the cores as --threads is.
+    let jobs = crate::commands::threads(args.jobs)?;
     for c in &claims {
         c.dry_run(&args.out.join(&c.name)).map_err(file_error)?;
     }
