@@ -287,6 +287,14 @@ impl Session {
         std::fs::write(file, bytes).expect("the scratch dir is writable");
     }
 
+    /// Size the window so that the page itself (the viewport) is `width` x `height`.
+    fn set_viewport(&self, width: u32, height: u32) {
+        self.set_window(width, height);
+        let v = self.run("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];");
+        let extra = |i: usize| v[i].as_u64().unwrap_or(0) as u32;
+        self.set_window(width + extra(0), height + extra(1));
+    }
+
     fn set_window(&self, width: u32, height: u32) {
         self.call(
             "POST",
@@ -581,8 +589,8 @@ fn the_summary_fits_the_first_screen_and_each_slide_fits_one_screen() {
         .count();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let session = Session::start("projector");
-    session.set_window(1024, 768);
     session.inspect(&out.join("index.html"));
+    session.set_viewport(1024, 768);
     let seen = session.run(
         r#"
         const rows = Array.from(document.querySelectorAll('#summary tr.row'));
@@ -617,7 +625,7 @@ fn the_summary_fits_the_first_screen_and_each_slide_fits_one_screen() {
             const img = s.querySelector('figure img').getBoundingClientRect();
             const sum = s.querySelector('summary').getBoundingClientRect();
             const d = s.querySelector('details');
-            const hidden = d.querySelector('.reveal').getBoundingClientRect().height == 0;
+            const hidden = !d.open && !d.querySelector('.reveal').checkVisibility();
             d.open = true;
             const rev = d.querySelector('.reveal').getBoundingClientRect();
             const img2 = s.querySelector('figure img').getBoundingClientRect();

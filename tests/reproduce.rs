@@ -273,8 +273,8 @@ fn reproduce_only_two_cheap_claims_writes_a_page_whose_every_image_exists() {
         .collect();
     assert_eq!(
         dirs.len(),
-        4,
-        "two claims, index.html, summary.json: {dirs:?}"
+        5,
+        "two claims, index.html, slides.html, summary.json: {dirs:?}"
     );
     std::fs::remove_dir_all(out).expect("scratch dirs are removable");
 }
@@ -454,7 +454,7 @@ fn seed_and_seeds_choose_the_runs_and_control_adds_the_controls() {
             &["--seed", "18446744073709551615"][..],
             &["--seed", "largest seed"][..],
         ),
-        (&["--seed", "-1"][..], &["--seed"][..]),
+        (&["--seed", "-1"][..], &["'-1'"][..]),
     ] {
         let fresh = dir.join("fresh");
         let mut full = vec![
@@ -1105,7 +1105,7 @@ fn a_reproduce_that_fails_or_is_interrupted_leaves_out_as_it_was() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         siblings(&dir.join("page")),
-        ["index.html", "other", "summary.json"]
+        ["index.html", "other", "slides.html", "summary.json"]
     );
     assert_eq!(siblings(&dir), ["files", "page", "thesis"]);
 }

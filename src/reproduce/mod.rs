@@ -733,6 +733,7 @@ fn run_all(
         .enumerate()
         .flat_map(|(i, c)| c.jobs(plan).into_iter().map(move |j| (i, j)))
         .collect();
+    let existed: Vec<bool> = claims.iter().map(|c| dir_of(c).exists()).collect();
     let pb = crate::commands::progress_bar(1000 * work.len() as u64, label);
     // Per job: units done and the run's total; the bar shows the mean fraction done.
     let done: Mutex<Vec<(u64, u64)>> = Mutex::new(vec![(0, 0); work.len()]);
@@ -762,15 +763,22 @@ fn run_all(
     if let Some(e) = results.iter().find_map(|r| r.as_ref().err()) {
         // All or nothing: what the finished runs wrote goes, and the directories of seeds and
         // controls they created when nothing else is in them.
-        for ((i, job), r) in work.iter().zip(&results) {
-            if let Ok(d) = r {
-                for p in &d.ran.written {
-                    let _ = std::fs::remove_file(p);
-                }
-                let dir = Claim::job_dir(&dir_of(&claims[*i]), job);
-                if dir != dir_of(&claims[*i]) {
-                    let _ = std::fs::remove_dir(&dir);
-                }
+        for r in results.iter().flatten() {
+            for p in &r.ran.written {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        // Innermost first: a control's seeds before the control's directory.
+        for (i, job) in work.iter().rev() {
+            let base = dir_of(&claims[*i]);
+            let dir = Claim::job_dir(&base, job);
+            if dir != base {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+        for (c, existed) in claims.iter().zip(&existed) {
+            if !existed {
+                let _ = std::fs::remove_dir(dir_of(c));
             }
         }
         // The work had started: a failure, not a refusal (exit 1).

@@ -205,8 +205,11 @@ table.summary { width: 100%; table-layout: fixed; font-size: 0.85rem; line-heigh
 table.summary th, table.summary td { padding: 0.12rem 0.4rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 table.summary tr.group th { font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.05em; color: #374151; background: #f3f4f6; padding-top: 0.15rem; }
 table.summary .key { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.78rem; }
-table.summary col.n { width: 2rem; } table.summary col.kind { width: 7.2rem; } table.summary col.seeds { width: 3.3rem; }
-table.summary col.verdict { width: 7.4rem; } table.summary col.key { width: 17rem; } table.summary col.control { width: 7.4rem; }
+table.summary col.c-n { width: 2.1rem; } table.summary col.c-kind { width: 6.6rem; } table.summary col.c-seeds { width: 2.9rem; }
+table.summary col.c-verdict { width: 8.3rem; } table.summary col.c-key { width: 16.2rem; } table.summary col.c-control { width: 6.4rem; }
+table.summary thead th { font-size: 0.75rem; }
+table.summary .kind { font-size: 0.68rem; letter-spacing: 0; padding: 0 0.2rem; }
+table.summary .ctl .verdict { font-size: 0.75rem; padding: 0 0.3rem; }
 section.claim { border-top: 3px solid #111; padding-top: 1rem; margin-top: 2.5rem; }
 blockquote { margin: 0.5rem 0; padding: 0.4rem 1rem; border-left: 5px solid #9ca3af; background: #f9fafb; font-size: 1.15rem; }
 blockquote cite { display: block; font-size: 0.9rem; color: #4b5563; font-style: normal; margin-top: 0.2rem; }
@@ -220,7 +223,7 @@ img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; }
 .note { border: 1px solid #d1d5db; padding: 0.2rem 1rem; border-radius: 4px; }
 .control { border: 2px solid #6b7280; padding: 0.3rem 1rem; border-radius: 6px; margin: 0.8rem 0; }
 .more { font-size: 0.95rem; color: #374151; }
-@media (max-width: 40rem) { body { font-size: 1rem; padding: 0.5rem; } h1 { font-size: 1.3rem; } h2 { font-size: 1.25rem; } th, td { padding: 0.3rem; } table.summary col.key, table.summary col.kind, table.summary col.control { width: 0; } table.summary .key, table.summary .kindcell, table.summary .ctl { display: none; } }
+@media (max-width: 40rem) { body { font-size: 1rem; padding: 0.5rem; } h1 { font-size: 1.3rem; } h2 { font-size: 1.25rem; } th, td { padding: 0.3rem; } table.summary col.c-key, table.summary col.c-kind, table.summary col.c-control { width: 0; } table.summary .key, table.summary .kindcell, table.summary .ctl { display: none; } }
 @media print {
   body { max-width: none; font-size: 11pt; }
   a { color: #000; text-decoration: none; }
@@ -241,6 +244,38 @@ fn verdict_span(v: Verdict) -> String {
 
 fn kind_span(k: Kind) -> String {
     format!("<span class=\"kind kind-{0}\">{0}</span>", escape(k.text()))
+}
+
+/// A number in 2 or 3 significant digits, for the summary's one line.
+fn compact_value(v: &super::Value) -> String {
+    match v {
+        super::Value::Num(x) if x.is_finite() && *x != 0.0 => {
+            let a = x.abs();
+            if x.fract() == 0.0 && a < 1e5 {
+                format!("{x:.0}")
+            } else if (0.01..1e4).contains(&a) {
+                let digits = (2 - a.log10().floor() as i32).clamp(0, 4) as usize;
+                format!("{x:.digits$}")
+            } else {
+                format!("{x:.1e}")
+            }
+        }
+        v => v.display(),
+    }
+}
+
+/// `4.4e-32 [3.6e-32, 4.9e-32]`: a quantity's median and range, short.
+fn compact(q: &super::Measured) -> String {
+    if q.values.len() < 2 || q.min == q.max || q.min == super::Value::Null {
+        compact_value(&q.median)
+    } else {
+        format!(
+            "{} [{}, {}]",
+            compact_value(&q.median),
+            compact_value(&q.min),
+            compact_value(&q.max)
+        )
+    }
 }
 
 /// `3 seeds` or `3 seeds + control`, as the summary says it.
@@ -285,11 +320,11 @@ fn summary_table(s: &Summary) -> String {
     let cols = if controls { 7 } else { 6 };
     let mut h =
         String::from("<nav aria-label=\"summary\">\n<table class=\"summary\" id=\"summary\">\n");
-    h.push_str("<colgroup><col class=\"n\"><col class=\"title\"><col class=\"kind\"><col class=\"seeds\"><col class=\"verdict\"><col class=\"key\">");
+    h.push_str("<colgroup><col class=\"c-n\"><col class=\"c-title\"><col class=\"c-kind\"><col class=\"c-seeds\"><col class=\"c-verdict\"><col class=\"c-key\">");
     if controls {
-        h.push_str("<col class=\"control\">");
+        h.push_str("<col class=\"c-control\">");
     }
-    h.push_str("</colgroup>\n<thead><tr><th>#</th><th>Claim</th><th class=\"kindcell\">Kind</th><th title=\"runs, one per seed\">Seeds</th><th>Verdict</th><th class=\"key\">Key number: median [range]</th>");
+    h.push_str("</colgroup>\n<thead><tr><th>#</th><th>Claim</th><th class=\"kindcell\">Kind</th><th title=\"runs, one per seed\">Seeds</th><th>Verdict</th><th class=\"key\">Key number: median [range over seeds]</th>");
     if controls {
         h.push_str("<th class=\"ctl\">Control</th>");
     }
@@ -304,10 +339,11 @@ fn summary_table(s: &Summary) -> String {
                 .key_quantity()
                 .map(|q| {
                     format!(
-                        "<span title=\"{}\">{} {}</span>",
+                        "<span title=\"{}: {}\">{} {}</span>",
                         escape(&q.label),
+                        escape(&q.display()),
                         escape(&q.name),
-                        escape(&q.display())
+                        escape(&compact(q))
                     )
                 })
                 .unwrap_or_default();
@@ -573,7 +609,7 @@ section.slide { height: 100vh; max-width: 100vw; scroll-snap-align: start; displ
 .top a { color: #0b4f8a; }
 h1 { font-size: 1.8rem; line-height: 1.15; margin: 0.2rem 0; }
 h2 { font-size: 1.7rem; line-height: 1.15; margin: 0.15rem 0 0.3rem; }
-.words { font-size: 1.05rem; margin: 0 0 0.3rem; color: #1f2937; max-height: 3.9em; overflow: hidden; }
+.words { font-size: 1.05rem; margin: 0 0 0.3rem; color: #1f2937; max-height: 5.3em; overflow: hidden; }
 figure { flex: 1 1 auto; min-height: 0; margin: 0; display: flex; flex-direction: column; align-items: center; }
 figure img { flex: 1 1 auto; min-height: 0; max-width: 100%; object-fit: contain; }
 figcaption { font-size: 0.95rem; color: #374151; flex: none; }
