@@ -1081,5 +1081,10 @@ mod tests {
         assert_eq!(m[0].final_test_loss, Some(Num(2.0)));
         assert_eq!((m[0].diverged, m[0].seeds), (1, 2));
         assert_eq!(m[0].growth_per_layer, None);
+        // The median counts the diverged seed (loss 3.0) as inf: the upper of two is inf.
+        assert_eq!(m[0].median_final_test_loss, Some(Num(f64::INFINITY)));
+        let m = means(&[p(0, 1.0, 1.0), p(1, 1.0, 3.0), p(2, 1.0, 1.5)]);
+        assert_eq!(m[0].median_final_test_loss, Some(Num(1.5)));
+        assert!(m[0].final_test_loss.unwrap().0 > 1.8);
     }
 }
