@@ -8,7 +8,9 @@ use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::config::Norm;
-use crate::experiment::train::{HigherLr, TrainConfig, TrainReport, TrainRun, short_title};
+use crate::experiment::train::{
+    HigherLr, PlacementVerdict, TrainConfig, TrainReport, TrainRun, short_title,
+};
 use crate::plot::histograms::{self, Curve};
 use crate::plot::{
     Dash, Figure, Figures, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT, figure,
@@ -221,9 +223,17 @@ fn accuracy_panel(report: &TrainReport) -> Panel {
 /// survived, and (with classes) the test accuracy.
 pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
+    let placement = report.verdicts.placement.as_ref().map(|v| v.verdict);
     let title = match report.verdicts.higher_lr.as_ref().map(|v| v.verdict) {
         Some(HigherLr::Shown) => {
             "BatchNorm learns at learning rates where the plain network does not"
+        }
+        // Without a plain network the question is where BN goes.
+        None if placement == Some(PlacementVerdict::AfterActivation) => {
+            "BatchNorm after the activation reaches the lower best test loss"
+        }
+        None if placement == Some(PlacementVerdict::BeforeActivation) => {
+            "BatchNorm before the activation reaches the lower best test loss"
         }
         _ => "Best test loss against learning rate, per configuration",
     };
