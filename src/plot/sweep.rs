@@ -25,6 +25,31 @@ fn x_label(vary: Vary) -> &'static str {
     }
 }
 
+/// Where a swept value sits on the x axis: `log2(B)` for batch sizes (so every power of two is
+/// a labelled tick: 2, 4, 8, ...), the value itself on the other axes' log scale.
+fn x_of(vary: Vary, v: f64) -> f64 {
+    match vary {
+        Vary::Batch => v.log2(),
+        _ => v,
+    }
+}
+
+/// A panel's x axis for the sweep `r`: powers of two for batch sizes (with half a doubling of
+/// room either side, so the end values keep their labels and marks), decades otherwise.
+fn set_x_axis(p: &mut Panel, r: &SweepReport) {
+    if r.config.vary == Vary::Batch {
+        p.log2_x = true;
+        let xs = r.config.values.iter().map(|&v| v.log2());
+        let lo = xs.clone().fold(f64::INFINITY, f64::min);
+        let hi = xs.fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() && hi.is_finite() {
+            p.x_range = Some((lo - 0.5, hi + 0.5));
+        }
+    } else {
+        p.log_x = true;
+    }
+}
+
 /// One arm's line of `pick` over the values (the mean over seeds) with its seeds' band.
 fn arm_series(
     r: &SweepReport,
@@ -38,7 +63,7 @@ fn arm_series(
     let mut band = Vec::new();
     for m in r.means.iter().filter(|m| m.arm == norm) {
         let Some(y) = mean(m) else { continue };
-        pts.push((m.value, y.0));
+        pts.push((x_of(r.config.vary, m.value), y.0));
         let seeds: Vec<f64> = r
             .points
             .iter()
@@ -48,7 +73,7 @@ fn arm_series(
             .collect();
         if seeds.len() > 1 {
             band.push((
-                m.value,
+                x_of(r.config.vary, m.value),
                 min_nan(seeds.iter().copied()),
                 max_nan(seeds.iter().copied()),
             ));
@@ -70,7 +95,7 @@ fn panel(
     point: &dyn Fn(&Point) -> Option<Num>,
 ) -> Panel {
     let mut p = Panel::new(caption, x_label(r.config.vary), y_label, true);
-    p.log_x = true;
+    set_x_axis(&mut p, r);
     p.series = r
         .config
         .norms
@@ -115,7 +140,8 @@ fn loss_series(
             }
         });
         let median = median_nan(counted);
-        pts.push((value, if median > cap { f64::INFINITY } else { median }));
+        let x = x_of(r.config.vary, value);
+        pts.push((x, if median > cap { f64::INFINITY } else { median }));
         let ok: Vec<f64> = seeds
             .iter()
             .filter(|p| p.diverged_at.is_none())
@@ -124,7 +150,7 @@ fn loss_series(
             .collect();
         if ok.len() > 1 {
             band.push((
-                value,
+                x,
                 min_nan(ok.iter().copied()),
                 max_nan(ok.iter().copied()).min(cap),
             ));
@@ -143,13 +169,14 @@ fn divergence_notes(r: &SweepReport, series: &[Series], cap: f64) -> Vec<Note> {
     let mut notes = Vec::new();
     for (i, (&norm, s)) in r.config.norms.iter().zip(series).enumerate() {
         for m in r.means.iter().filter(|m| m.arm == norm && m.diverged > 0) {
+            let x = x_of(r.config.vary, m.value);
             let y = s
                 .points
                 .iter()
-                .find(|p| p.0 == m.value)
+                .find(|p| p.0 == x)
                 .map_or(cap, |p| p.1.min(cap));
             notes.push(Note {
-                x: m.value,
+                x,
                 y,
                 text: format!("{}/{} diverged", m.diverged, m.seeds),
                 color: norm_color(norm),
@@ -175,7 +202,7 @@ fn loss_panel(r: &SweepReport) -> Panel {
         format!("{} loss, eval mode", r.config.data.loss.title()),
         false,
     );
-    p.log_x = true;
+    set_x_axis(&mut p, r);
     if cap.is_finite() {
         p.y_range = Some((0.0, cap));
         p.guides.push((
