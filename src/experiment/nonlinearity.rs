@@ -902,7 +902,8 @@ pub fn table(report: &NonlinearityReport) -> String {
          over the last tenth of the run; all means over {} seed(s). Loss: {}{}.\n\
          Reference levels: {}.\n\
          in (-1,1): share of activation inputs in (-1, 1), mean over layers; saturated (after training): sigmoid output < {} or > {} (tanh: |t| > {});\n\
-         dead/lin (after training): ReLU units inactive / active for every sample of a {}-sample probe batch.\n",
+         dead/lin (after training): ReLU units inactive / active for every sample of a {}-sample probe batch;\n\
+         the probe runs in train mode before training and in eval mode (running statistics) after it.\n",
         cfg.seeds,
         crate::train::loss_formula(cfg.data.loss),
         if acc {
