@@ -609,9 +609,17 @@ pub fn detail_columns(report: &NonlinearityReport) -> Vec<Vec<Panel>> {
 }
 
 /// Draw the detail figure into `path`: one column per activation (shorter columns leave their
-/// bottom cells blank), each panel with its legend beside it.
+/// bottom cells blank), each panel with its legend beside it. A single activation's panels fill
+/// two columns instead, so the figure is wide enough for its title.
 pub fn draw_detail(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    let columns = detail_columns(report);
+    let mut columns = detail_columns(report);
+    if columns.len() == 1 {
+        let panels = columns.remove(0);
+        let half = panels.len().div_ceil(2);
+        let mut it = panels.into_iter();
+        let left: Vec<Panel> = it.by_ref().take(half).collect();
+        columns = vec![left, it.collect()];
+    }
     let rows = columns.iter().map(|c| c.len()).max().unwrap_or(1);
     let cols = columns.len().max(1);
     Grid::new(rows, cols, (900, 560)).draw(
