@@ -913,6 +913,16 @@ pub struct RunArgs {
     /// the file's name without .toml and its NN- prefix].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// How many seeds [default: the file's `seeds`]; the verdict needs every check to hold in
+    /// every seed.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 100>, long)]
+    pub seeds: Option<usize>,
+    /// The first seed; run i uses --seed K + i (times the command's own --seeds, if any).
+    #[arg(long, default_value_t = 0, value_parser = seed)]
+    pub seed: u64,
+    /// Run the file's [control] too: the command changed the least that should flip the verdict.
+    #[arg(long)]
+    pub control: bool,
 }
 
 #[derive(Debug, Args)]
@@ -930,4 +940,13 @@ pub struct ReproduceArgs {
     /// Claims run at once [default: the cores available; more are capped to them].
     #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
     pub jobs: Option<usize>,
+    /// How many seeds each claim runs [default: each file's `seeds`].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 100>, long)]
+    pub seeds: Option<usize>,
+    /// The first seed; run i of a claim uses --seed K + i (times its command's own --seeds).
+    #[arg(long, default_value_t = 0, value_parser = seed)]
+    pub seed: u64,
+    /// Run every claim's control as well, and show its verdict beside the claim's.
+    #[arg(long)]
+    pub controls: bool,
 }
