@@ -1150,6 +1150,73 @@ mod tests {
         (0..n).map(|l| last * f.powi((n - 1 - l) as i32)).collect()
     }
 
+    fn skips_config(skips: Vec<Skips>, residual: bool, scale: f64) -> GradNormsConfig {
+        GradNormsConfig {
+            depths: vec![3],
+            act: crate::config::Activation::Relu,
+            norms: vec![Norm::BN],
+            net: NetSpec {
+                width: 8,
+                batch: 8,
+                d_in: 8,
+                d_out: 2,
+                init: crate::config::Init::He,
+                residual,
+                residual_scale: scale,
+                eps: 1e-5,
+                momentum: 0.1,
+                seed: 0,
+                dtype: Dtype::F32,
+            },
+            seeds: 1,
+            skips,
+            vanishing_below: VANISHING_BELOW,
+            exploding_above: EXPLODING_ABOVE,
+            steady_factor: STEADY_FACTOR,
+            exploding_scale: EXPLODING_SCALE,
+            loss: Loss::Mse,
+            histograms: false,
+            save_net: false,
+        }
+    }
+
+    #[test]
+    fn skips_give_a_plain_and_a_residual_arm_per_norm() {
+        let cfg = skips_config(vec![Skips::Off, Skips::On], false, 0.5);
+        cfg.validate().unwrap();
+        let arms = cfg.arms();
+        assert_eq!(
+            arms.iter().map(|a| a.residual).collect::<Vec<_>>(),
+            [false, true]
+        );
+        // The branch scale belongs to the residual arm; the plain arm has no branch.
+        assert_eq!(cfg.net(arms[0]).residual_scale, 1.0);
+        assert_eq!(cfg.net(arms[1]).residual_scale, 0.5);
+        assert_eq!(arm_label(&cfg, arms[1]), "BN on, skips");
+        // Without skips the one arm follows `residual`, labelled as before.
+        let plain = skips_config(Vec::new(), true, 1.0);
+        assert_eq!(plain.arms().len(), 1);
+        assert!(plain.arms()[0].residual);
+        assert_eq!(arm_label(&plain, plain.arms()[0]), "BN on");
+    }
+
+    #[test]
+    fn skips_are_distinct_and_replace_residual() {
+        let repeated = skips_config(vec![Skips::On, Skips::On], false, 1.0);
+        assert!(matches!(
+            repeated.validate(),
+            Err(ConfigError::Repeated { field: "skips", .. })
+        ));
+        let both = skips_config(vec![Skips::Off, Skips::On], true, 1.0);
+        assert!(matches!(
+            both.validate(),
+            Err(ConfigError::Invalid { field: "skips", .. })
+        ));
+        // A branch scale with no residual arm is refused, as without --skips.
+        let no_branch = skips_config(vec![Skips::Off], false, 0.5);
+        assert!(no_branch.validate().is_err());
+    }
+
     #[test]
     fn steady_growth_or_decay_is_neither_stable_nor_explosive() {
         // tanh with BN at depth 50: ratio 38, x1.085 per layer.
