@@ -285,6 +285,12 @@ pub struct GradNormsArgs {
     /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, default_value_t = 1)]
     pub seeds: usize,
+    /// Skip-connection arms to compare, comma-separated: off (a plain stack) and on (skip
+    /// connections h_l = h_{l-1} + a_l, as --residual). `--skips off,on` measures both from the
+    /// same seeds beside each normalisation arm, labelled `BN on, no skips` and `BN on, skips`.
+    /// Replaces --residual.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "residual")]
+    pub skips: Option<Vec<crate::experiment::grad_norms::Skips>>,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
