@@ -304,6 +304,12 @@ pub struct GradNormsArgs {
     /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, default_value_t = 1)]
     pub seeds: usize,
+    /// Skip-connection arms to compare, comma-separated: off (a plain stack) and on (skip
+    /// connections h_l = h_{l-1} + a_l, as --residual). `--skips off,on` measures both from the
+    /// same seeds beside each normalisation arm, labelled `BN on, no skips` and `BN on, skips`.
+    /// Replaces --residual.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "residual")]
+    pub skips: Option<Vec<crate::experiment::grad_norms::Skips>>,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
@@ -931,6 +937,16 @@ pub struct RunArgs {
     /// the file's name without .toml and its NN- prefix].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// How many seeds [default: the file's `seeds`]; the verdict needs every check to hold in
+    /// every seed.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 100>, long)]
+    pub seeds: Option<usize>,
+    /// The first seed; run i uses --seed K + i (times the command's own --seeds, if any).
+    #[arg(long, default_value_t = 0, value_parser = seed)]
+    pub seed: u64,
+    /// Run the file's [control] too: the command changed the least that should flip the verdict.
+    #[arg(long)]
+    pub control: bool,
 }
 
 #[derive(Debug, Args)]
@@ -948,4 +964,13 @@ pub struct ReproduceArgs {
     /// Claims run at once [default: the cores available; more are capped to them].
     #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
     pub jobs: Option<usize>,
+    /// How many seeds each claim runs [default: each file's `seeds`].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 100>, long)]
+    pub seeds: Option<usize>,
+    /// The first seed; run i of a claim uses --seed K + i (times its command's own --seeds).
+    #[arg(long, default_value_t = 0, value_parser = seed)]
+    pub seed: u64,
+    /// Run every claim's control as well, and show its verdict beside the claim's.
+    #[arg(long)]
+    pub controls: bool,
 }

@@ -270,6 +270,31 @@ impl Session {
         }
     }
 
+    /// Run `script` in the page and give what it returns.
+    fn run(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// Save what the window shows as a PNG.
+    fn screenshot(&self, file: &Path) {
+        use base64_decode as b64;
+        let v = self.call("GET", "/screenshot", None);
+        let bytes = b64(v.as_str().expect("a screenshot is base64 text"));
+        std::fs::write(file, bytes).expect("the scratch dir is writable");
+    }
+
+    /// Size the window so that the page itself (the viewport) is `width` x `height`.
+    fn set_viewport(&self, width: u32, height: u32) {
+        self.set_window(width, height);
+        let v = self.run("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];");
+        let extra = |i: usize| v[i].as_u64().unwrap_or(0) as u32;
+        self.set_window(width + extra(0), height + extra(1));
+    }
+
     fn set_window(&self, width: u32, height: u32) {
         self.call(
             "POST",
@@ -446,4 +471,224 @@ fn the_browser_check_catches_a_missing_image_and_a_network_fetch() {
     assert_eq!(report.verdicts, [("x".to_string(), "mixed".to_string())]);
     let first_line = asked.join().expect("the server thread ends");
     assert_eq!(first_line.as_deref(), Some("GET /remote.png HTTP/1.1"));
+}
+
+/// A page of every shipped claim, from hand-made results at the widest numbers a run prints
+/// (`-1.234e-32 [-5.678e-32, 9.876e-32]`, 5 seeds, controls), with one real figure (a
+/// 1920x1080 headline) for every claim: what the projector test lays out. The layout is what
+/// is tested here; the verdicts come from the real runs of `tests/reproduce.rs`.
+fn widest_page(out: &Path) {
+    use bn_lab::reproduce::check::{Value, Verdict};
+    use bn_lab::reproduce::{
+        CheckOverSeeds, Claim, ClaimResult, ControlResult, Measured, Plan, Tested,
+    };
+    let figure_dir = out.join("figure");
+    let o = common::bn_lab(&[
+        "grad-norms",
+        "--depth",
+        "5",
+        "--out",
+        figure_dir.to_str().expect("UTF-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut files: Vec<PathBuf> = std::fs::read_dir("experiments")
+        .expect("the tests run in the repository")
+        .map(|e| e.expect("readable").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let wide = Value::Num(-1.234e-32);
+    let tested = |claim: &Claim, verdict: Verdict| Tested {
+        command: claim.command_text(),
+        seeds: vec![0, 1, 2, 3, 4],
+        verdict,
+        checks: claim
+            .checks
+            .iter()
+            .map(|c| CheckOverSeeds {
+                check: c.text.clone(),
+                holds: vec![true, false, true, true, true],
+                left: vec![wide.clone(); 5],
+                right: vec![Value::Num(-5.678e-32); 5],
+            })
+            .collect(),
+        quantities: claim
+            .quantities
+            .iter()
+            .map(|q| Measured {
+                name: q.name.clone(),
+                label: q.label.clone(),
+                path: q.path.to_string(),
+                values: vec![wide.clone(); 5],
+                median: wide.clone(),
+                min: Value::Num(-5.678e-32),
+                max: Value::Num(9.876e-32),
+            })
+            .collect(),
+        figure: "figure/grad_norms.png".into(),
+        figures: vec!["figure/grad_norms.png".into()],
+        json: "figure/grad_norms.json".into(),
+        jsons: vec!["figure/grad_norms.json".into()],
+        seconds: 1.0,
+    };
+    let results: Vec<ClaimResult> = files
+        .iter()
+        .map(|f| {
+            let claim = Claim::load(f).unwrap_or_else(|e| panic!("{e}"));
+            ClaimResult {
+                name: claim.name.clone(),
+                file: f.display().to_string(),
+                title: claim.title.clone(),
+                kind: claim.kind,
+                claim: claim.claim.clone(),
+                quote: claim.quote,
+                corrected: claim.corrected.clone(),
+                argument: claim.argument.clone(),
+                source: claim.source.clone(),
+                rerun: claim.rerun_text(),
+                tested: tested(&claim, Verdict::NotSupported),
+                key: claim.quantities[claim.key].name.clone(),
+                explanation: claim.title.clone(),
+                note: claim.note.clone(),
+                caption: claim.caption.clone(),
+                control: Some(ControlResult {
+                    why: "why".into(),
+                    tested: tested(&claim, Verdict::Mixed),
+                }),
+            }
+        })
+        .collect();
+    let plan = Plan::new(0, Some(5), true).expect("a valid plan");
+    let summary = bn_lab::reproduce::page::Summary::new(&results, 99.0, &plan);
+    std::fs::write(
+        out.join("index.html"),
+        bn_lab::reproduce::page::html(&summary),
+    )
+    .expect("writable");
+    std::fs::write(
+        out.join("slides.html"),
+        bn_lab::reproduce::page::slides(&summary),
+    )
+    .expect("writable");
+}
+
+/// For a projector at 1024x768: the first screen of `index.html` holds every claim's row of
+/// the summary, each on one line, and each slide of `slides.html` fits one screen with its
+/// figure large and its verdict hidden until a click (and still on the screen after it).
+/// Screenshots go to `target/tmp/browser-projector/` for a person to look at.
+#[test]
+fn the_summary_fits_the_first_screen_and_each_slide_fits_one_screen() {
+    let out = scratch_dir("browser-projector");
+    widest_page(&out);
+    let claims = std::fs::read_dir("experiments")
+        .expect("readable")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        })
+        .count();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let session = Session::start("projector");
+    session.inspect(&out.join("index.html"));
+    session.set_viewport(1024, 768);
+    let seen = session.run(
+        r#"
+        const rows = Array.from(document.querySelectorAll('#summary tr.row'));
+        return {
+            height: window.innerHeight, width: window.innerWidth,
+            rows: rows.length,
+            bottom: Math.max(...rows.map(r => r.getBoundingClientRect().bottom)),
+            tallest: Math.max(...rows.map(r => r.getBoundingClientRect().height)),
+            scrollWidth: document.documentElement.scrollWidth,
+        };"#,
+    );
+    session.screenshot(&out.join("index-1024x768.png"));
+    let n = |k: &str| seen[k].as_f64().unwrap_or(f64::NAN);
+    assert!(n("height") >= 700.0, "the window is {seen}");
+    assert_eq!(n("rows") as usize, claims, "a row per claim: {seen}");
+    assert!(
+        n("bottom") <= n("height"),
+        "rows below the first screen: {seen}"
+    );
+    assert!(n("tallest") <= 32.0, "a row wraps: {seen}");
+    assert!(
+        n("scrollWidth") <= n("width"),
+        "wider than the screen: {seen}"
+    );
+
+    session.inspect(&out.join("slides.html"));
+    let check = r#"
+        const h = window.innerHeight, w = window.innerWidth;
+        return Array.from(document.querySelectorAll('section.slide')).slice(1).map(s => {
+            s.scrollIntoView();
+            const top = s.getBoundingClientRect().top;
+            const img = s.querySelector('figure img').getBoundingClientRect();
+            const sum = s.querySelector('summary').getBoundingClientRect();
+            const d = s.querySelector('details');
+            const hidden = !d.open && !d.querySelector('.reveal').checkVisibility();
+            d.open = true;
+            const rev = d.querySelector('.reveal').getBoundingClientRect();
+            const img2 = s.querySelector('figure img').getBoundingClientRect();
+            const r = { id: s.id, height: s.getBoundingClientRect().height, overflow: s.scrollHeight - s.clientHeight,
+                        img: img.height, imgWidth: img.width, img2: img2.height, summary: sum.bottom - top,
+                        reveal: rev.bottom - top, hidden: hidden, h: h, w: w };
+            d.open = false;
+            return r;
+        });"#;
+    let slides = session.run(check);
+    let slides = slides.as_array().expect("a list of slides");
+    assert_eq!(slides.len(), claims, "a slide per claim");
+    for s in slides {
+        let v = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            v("height") <= v("h") + 0.5,
+            "a slide taller than the screen: {s}"
+        );
+        assert!(v("overflow") <= 1.0, "a slide's content is cut off: {s}");
+        assert!(v("img") >= 0.6 * v("h"), "the figure is small: {s}");
+        assert!(
+            v("summary") <= v("h") && v("reveal") <= v("h"),
+            "the reveal is off the screen: {s}"
+        );
+        assert!(
+            v("img2") >= 0.45 * v("h"),
+            "revealed, the figure shrinks too far: {s}"
+        );
+        assert_eq!(
+            s["hidden"],
+            json!(true),
+            "the verdict shows before the click: {s}"
+        );
+    }
+    // One slide revealed, for a person to look at.
+    session.run(
+        r#"const s = document.querySelectorAll('section.slide')[3]; s.scrollIntoView();
+           s.querySelector('details').open = true; return 0;"#,
+    );
+    session.screenshot(&out.join("slide-3-revealed-1024x768.png"));
+}
+
+/// Standard base64 (what WebDriver's screenshot is) to bytes.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let sextets: Vec<u8> = text.bytes().filter_map(value).collect();
+    sextets
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c.len();
+            let mut v = 0u32;
+            for (i, &s) in c.iter().enumerate() {
+                v |= u32::from(s) << (18 - 6 * i);
+            }
+            let bytes = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
+            bytes.into_iter().take(n.saturating_sub(1))
+        })
+        .collect()
 }

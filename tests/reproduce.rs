@@ -73,22 +73,44 @@ fn assert_claim(c: &serde_json::Value, html: &str, out: &Path) {
         "{name}: an unfilled placeholder: {}",
         c["explanation"]
     );
+    for field in ["kind", "argument", "key"] {
+        assert!(
+            c[field].as_str().is_some_and(|v| !v.is_empty()),
+            "{name}: summary.json lacks {field}"
+        );
+    }
+    let seeds = c["seeds"]
+        .as_array()
+        .expect("claims list their seeds")
+        .len();
     let checks = c["checks"].as_array().expect("claims list their checks");
-    let held = checks.iter().filter(|o| o["holds"] == json!(true)).count();
+    // The rule over seeds: every check in every seed, none in any, or mixed.
+    let holds: Vec<bool> = checks
+        .iter()
+        .flat_map(|o| {
+            let h = o["holds"].as_array().expect("one boolean per seed");
+            assert_eq!(h.len(), seeds.max(1), "{name}: {o}");
+            h.iter().map(|b| b.as_bool().expect("true or false"))
+        })
+        .collect();
     let verdict = c["verdict"].as_str().expect("claims have a verdict");
-    let expected = if held == checks.len() {
+    let expected = if holds.iter().all(|&h| h) {
         "supported"
-    } else if held == 0 {
+    } else if holds.iter().all(|&h| !h) {
         "not supported"
     } else {
         "mixed"
     };
-    assert_eq!(
-        verdict,
-        expected,
-        "{name}: {held} of {} checks hold",
-        checks.len()
-    );
+    assert_eq!(verdict, expected, "{name}: {holds:?}");
+    for q in c["quantities"].as_array().expect("claims list quantities") {
+        let values = q["values"].as_array().expect("one value per seed");
+        assert_eq!(values.len(), seeds.max(1), "{name}: {q}");
+        if let (Some(lo), Some(mid), Some(hi)) =
+            (q["min"].as_f64(), q["median"].as_f64(), q["max"].as_f64())
+        {
+            assert!(lo <= mid && mid <= hi, "{name}: {q}");
+        }
+    }
     assert!(
         html.contains(&format!("data-claim=\"{name}\">{verdict}</td>")),
         "{name}: no verdict cell saying {verdict}"
@@ -106,6 +128,18 @@ fn assert_claim(c: &serde_json::Value, html: &str, out: &Path) {
     }
     let mut files = vec![c["figure"].clone(), c["json"].clone()];
     files.extend(c["figures"].as_array().expect("figures").iter().cloned());
+    files.extend(
+        c["jsons"]
+            .as_array()
+            .expect("a JSON per seed")
+            .iter()
+            .cloned(),
+    );
+    assert_eq!(
+        c["jsons"].as_array().map(Vec::len),
+        Some(seeds.max(1)),
+        "{name}: a JSON per seed"
+    );
     for f in files {
         let f = f.as_str().expect("paths are text");
         assert!(
@@ -161,15 +195,42 @@ fn every_shipped_file_parses_and_its_command_passes_a_dry_run() {
             f.display(),
             claim.source
         );
+        assert!(
+            claim.seeds >= 3,
+            "{}: a shipped claim runs at least 3 seeds",
+            f.display()
+        );
+        assert!(
+            claim.control.is_some(),
+            "{}: a shipped claim has a control",
+            f.display()
+        );
+        assert!(claim.caption.is_some(), "{}: a caption", f.display());
+        if claim.kind == bn_lab::reproduce::Kind::Paper {
+            assert!(
+                claim.source.chars().any(|c| c.is_ascii_digit()),
+                "{}: a paper's claim names the paper with its year",
+                f.display()
+            );
+        }
     }
 }
 
-/// The whole suite once, as a class runs it: every file's quantities are found in its run's
-/// JSON (a missing one stops `reproduce` with an error), and the page and summary agree.
+/// The whole suite once, with its controls, at one seed: every file's quantities are found in
+/// its run's JSON (a missing one stops `reproduce` with an error), the page and summary agree,
+/// and every claim's control gets another verdict than the claim (a check that cannot fail
+/// would give both the same).
 #[test]
-fn the_whole_suite_runs_and_every_check_finds_its_quantities() {
+fn the_whole_suite_runs_and_every_control_flips_its_verdict() {
     let out = scratch("reproduce-all");
-    let o = bn_lab(&["reproduce", "--out", out.to_str().expect("UTF-8")]);
+    let o = bn_lab(&[
+        "reproduce",
+        "--out",
+        out.to_str().expect("UTF-8"),
+        "--seeds",
+        "1",
+        "--controls",
+    ]);
     assert!(
         o.status.success(),
         "bn-lab reproduce failed: {}",
@@ -186,10 +247,16 @@ fn the_whole_suite_runs_and_every_check_finds_its_quantities() {
         assert!(stdout.contains(n), "the table lacks {n}: {stdout}");
     }
     let summary = json(&out.join("summary.json"));
-    let count = |k: &str| summary[k].as_u64().expect("counts are numbers");
-    assert_eq!(
-        count("supported") + count("mixed") + count("not_supported"),
-        names.len() as u64
+    let same: Vec<String> = summary["claims"]
+        .as_array()
+        .expect("claims")
+        .iter()
+        .filter(|c| c["control"]["verdict"] == c["verdict"])
+        .map(|c| format!("{} ({})", c["name"], c["verdict"]))
+        .collect();
+    assert!(
+        same.is_empty(),
+        "controls with the claim's own verdict: {same:?}"
     );
     std::fs::remove_dir_all(out).expect("scratch dirs are removable");
 }
@@ -206,8 +273,8 @@ fn reproduce_only_two_cheap_claims_writes_a_page_whose_every_image_exists() {
         .collect();
     assert_eq!(
         dirs.len(),
-        4,
-        "two claims, index.html, summary.json: {dirs:?}"
+        5,
+        "two claims, index.html, slides.html, summary.json: {dirs:?}"
     );
     std::fs::remove_dir_all(out).expect("scratch dirs are removable");
 }
@@ -311,7 +378,7 @@ fn a_users_own_file_runs_like_a_shipped_one() {
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("\nmy-claim: A deep tanh net"), "{stdout}");
+    assert!(stdout.starts_with("my-claim: A deep tanh net"), "{stdout}");
     assert!(stdout.contains("\nverdict: "), "{stdout}");
     let claim = Claim::load(&file).unwrap_or_else(|e| panic!("{e}"));
     for q in &claim.quantities {
@@ -326,14 +393,99 @@ fn a_users_own_file_runs_like_a_shipped_one() {
     for f in &ran.figures {
         assert!(out.join(f).is_file(), "{f} was not drawn");
     }
-    // The verdict printed is the one the checks give on the JSON written.
-    let found = claim
-        .evaluate(&json(&out.join(&ran.json_file)), &ran.json_file)
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The verdict printed is the one the checks give on the JSONs written, one per seed (the
+    // first seed's beside the figures, the others' in seed-S/ with no figures).
+    let dirs = [out.clone(), out.join("seed-1"), out.join("seed-2")];
+    let mut holds = vec![Vec::new(); claim.checks.len()];
+    for d in &dirs {
+        let found = claim
+            .evaluate(&json(&d.join(&ran.json_file)), &ran.json_file)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (h, o) in holds.iter_mut().zip(&found.outcomes) {
+            h.push(o.holds);
+        }
+    }
+    assert!(!out.join("seed-1").join(&ran.figures[0]).exists());
+    assert!(!out.join("seed-3").exists(), "the file asks for 3 seeds");
     assert!(
-        stdout.contains(&format!("verdict: {} (", found.verdict().text())),
+        stdout.contains(&format!("verdict: {} (", Verdict::over(&holds).text())),
         "{stdout}"
     );
+    assert!(stdout.contains("with seeds 0, 1, 2\n"), "{stdout}");
+}
+
+/// `--seed K --seeds N` change the seeds run and recorded; `--control` runs the control over
+/// the same count of seeds, and a file without a control is refused for it.
+#[test]
+fn seed_and_seeds_choose_the_runs_and_control_adds_the_controls() {
+    let dir = scratch_dir("reproduce-seeds");
+    let file = dir.join("my-claim.toml");
+    std::fs::write(&file, readme_example()).expect("the scratch dir is writable");
+    let out = dir.join("out");
+    let o = bn_lab(&[
+        "run",
+        file.to_str().expect("UTF-8"),
+        "--out",
+        out.to_str().expect("UTF-8"),
+        "--seed",
+        "7",
+        "--seeds",
+        "2",
+        "--control",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("with seeds 7, 8\n"), "{stdout}");
+    assert!(stdout.contains("(seeds 7, 8)"), "the control: {stdout}");
+    // Each run's JSON records its seed.
+    for (d, seed) in [(out.clone(), 7), (out.join("seed-8"), 8)] {
+        let j = json(&d.join("grad_norms.json"));
+        assert_eq!(j["config"]["seed"], json!(seed), "{}", d.display());
+    }
+    assert!(out.join("control").join("grad_norms.json").is_file());
+    assert!(out.join("control/seed-8/grad_norms.json").is_file());
+    assert!(!out.join("seed-9").exists());
+
+    // Bad values are refused naming the flag, before anything runs.
+    for (args, words) in [
+        (&["--seeds", "0"][..], &["--seeds", "1 to 100"][..]),
+        (&["--seeds", "101"][..], &["--seeds"][..]),
+        (
+            &["--seed", "18446744073709551615"][..],
+            &["--seed", "largest seed"][..],
+        ),
+        (&["--seed", "-1"][..], &["'-1'"][..]),
+    ] {
+        let fresh = dir.join("fresh");
+        let mut full = vec![
+            "run",
+            file.to_str().expect("UTF-8"),
+            "--out",
+            fresh.to_str().expect("UTF-8"),
+        ];
+        full.extend_from_slice(args);
+        let o = bn_lab(&full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        for w in words {
+            assert!(err.contains(w), "{args:?}: {err}");
+        }
+        assert!(!fresh.exists(), "{args:?} wrote {}", fresh.display());
+    }
+    let plain = dir.join("plain.toml");
+    let text = readme_example();
+    let cut = text.find("[control]").expect("the example has a control");
+    let end = text.find("[quantities]").expect("and quantities");
+    std::fs::write(&plain, format!("{}{}", &text[..cut], &text[end..])).expect("writable");
+    let o = bn_lab(&["run", plain.to_str().expect("UTF-8"), "--control"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--control") && err.contains("[control]"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).expect("scratch dirs are removable");
 }
 
 /// `bn-lab run` on `text` (written to `name` in a scratch dir): non-zero exit, not a panic, one
@@ -953,7 +1105,7 @@ fn a_reproduce_that_fails_or_is_interrupted_leaves_out_as_it_was() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         siblings(&dir.join("page")),
-        ["index.html", "other", "summary.json"]
+        ["index.html", "other", "slides.html", "summary.json"]
     );
     assert_eq!(siblings(&dir), ["files", "page", "thesis"]);
 }

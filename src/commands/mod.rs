@@ -75,6 +75,8 @@ pub struct Session<'a> {
     /// Called with the run's JSON before anything is written; its error stops the run and
     /// nothing is written.
     pub check: Option<&'a CheckJson<'a>>,
+    /// Write the JSON only, no figures (the runs of a claim after its first seed).
+    pub json_only: bool,
     /// What the run did (set by [`execute`]).
     pub ran: std::sync::Mutex<Option<Ran>>,
 }
@@ -349,7 +351,12 @@ pub fn execute<E: Figures>(
     E::validate(cfg)
         .and_then(|()| E::footprint(cfg).check())
         .map_err(|e| flag_error(renames, &e))?;
-    let figures = E::figures_for(cfg);
+    let figures = if session.json_only {
+        Vec::new()
+    } else {
+        E::figures_for(cfg)
+    };
+    let extras = if session.json_only { &[] } else { extras };
     let mut ran = Ran {
         json: None,
         json_file: format!("{}.json", E::STEM),

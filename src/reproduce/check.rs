@@ -610,6 +610,22 @@ impl Verdict {
         }
     }
 
+    /// The verdict over seeds, from `holds[check][seed]`: *supported* when every check holds
+    /// in every seed, *not supported* when no check holds in any seed, *mixed* otherwise. A
+    /// claim whose checks flip with the seed is mixed, so rerunning with other seeds changes
+    /// the verdict only where the claim really is fragile.
+    pub fn over(holds: &[Vec<bool>]) -> Verdict {
+        let all = holds.iter().flatten().all(|&h| h);
+        let none = holds.iter().flatten().all(|&h| !h);
+        if all {
+            Verdict::Supported
+        } else if none {
+            Verdict::NotSupported
+        } else {
+            Verdict::Mixed
+        }
+    }
+
     pub fn text(self) -> &'static str {
         match self {
             Verdict::Supported => "supported",
@@ -707,6 +723,32 @@ pub fn fill(pieces: &[Piece], get: &dyn Fn(&str) -> Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_verdict_over_seeds_needs_every_check_in_every_seed() {
+        let v = |h: &[&[bool]]| Verdict::over(&h.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        assert_eq!(
+            v(&[&[true, true, true], &[true, true, true]]),
+            Verdict::Supported
+        );
+        assert_eq!(
+            v(&[&[false, false, false], &[false, false, false]]),
+            Verdict::NotSupported
+        );
+        // One seed fails one check: the claim is fragile, and says so.
+        assert_eq!(
+            v(&[&[true, true, false], &[true, true, true]]),
+            Verdict::Mixed
+        );
+        // One check never holds, the other always: mixed, as with one seed.
+        assert_eq!(
+            v(&[&[true, true, true], &[false, false, false]]),
+            Verdict::Mixed
+        );
+        // One seed only: the rule of one run.
+        assert_eq!(v(&[&[true], &[false]]), Verdict::Mixed);
+        assert_eq!(v(&[&[true], &[true]]), Verdict::Supported);
+    }
 
     #[test]
     fn paths_select_index_and_reduce() {

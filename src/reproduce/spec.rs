@@ -76,15 +76,95 @@ pub struct Claim {
     pub checks: Vec<Check>,
     pub explain: Explain,
     pub note: Option<String>,
+    /// What kind of claim it is, which decides how the page shows the claim's words.
+    pub kind: Kind,
+    /// Whether `claim` is a quotation (else a paraphrase of the source).
+    pub quote: bool,
+    /// For a [`Kind::Correction`]: the corrected statement, which the checks test.
+    pub corrected: Option<String>,
+    /// The diary's argument the claim belongs to (the page groups claims by it).
+    pub argument: String,
+    /// How many seeds a run uses unless `--seeds` says otherwise.
+    pub seeds: usize,
+    /// The quantity shown on the summary row (an index into `quantities`).
+    pub key: usize,
+    /// A sentence saying what the figure shows.
+    pub caption: Option<String>,
+    /// The command changed the least that should make the verdict come out differently.
+    pub control: Option<Control>,
     /// Lines of fields named by errors found later (the command, the figure, the checks).
     pub(crate) command_line: usize,
     pub(crate) figure_line: Option<usize>,
     pub(crate) checks_line: usize,
 }
 
+/// What a claim's words are, and so what its verdict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The diary's own words, quoted exactly.
+    Diary,
+    /// A cited paper's claim (a paraphrase unless `quote = true`).
+    Paper,
+    /// A claim the data refute: the verdict is about the claim as stated.
+    Counterexample,
+    /// The diary's algebra, corrected: the verdict is about the corrected statement.
+    Correction,
+}
+
+impl Kind {
+    pub const NAMES: &'static str = "diary, paper, counterexample or correction";
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Kind::Diary => "diary",
+            Kind::Paper => "paper",
+            Kind::Counterexample => "counterexample",
+            Kind::Correction => "correction",
+        }
+    }
+}
+
+/// A claim's control: its command changed the least that should change the verdict.
+#[derive(Debug, Clone)]
+pub struct Control {
+    /// The command's words after `bn-lab`.
+    pub args: Vec<String>,
+    /// Why this change should make the verdict come out differently.
+    pub why: String,
+    pub(crate) line: usize,
+}
+
+/// The most seeds a file may ask for (`--seeds` has the same bound).
+pub const MAX_SEEDS: usize = 100;
+
+/// The seeds of a file that does not say.
+pub const DEFAULT_SEEDS: usize = 3;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    command: Spanned<String>,
+    why: Spanned<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
+    kind: Spanned<String>,
+    #[serde(default)]
+    quote: Option<Spanned<bool>>,
+    #[serde(default)]
+    corrected: Option<Spanned<String>>,
+    argument: Spanned<String>,
+    #[serde(default)]
+    seeds: Option<Spanned<i64>>,
+    #[serde(default)]
+    key: Option<Spanned<String>>,
+    #[serde(default)]
+    caption: Option<Spanned<String>>,
+    #[serde(default)]
+    control: Option<Spanned<RawControl>>,
     title: Spanned<String>,
     claim: Spanned<String>,
     source: Spanned<String>,
@@ -375,6 +455,81 @@ impl Claim {
             None => None,
             Some(n) => Some(text(n, "note", false)?),
         };
+        let kind_text = text(&raw.kind, "kind", true)?;
+        let kind: Kind = serde_json::from_value(serde_json::Value::String(kind_text.clone()))
+            .map_err(|_| {
+                err(
+                    Some(at(&raw.kind)),
+                    Some("kind".into()),
+                    format!("`{kind_text}` is not one of {}", Kind::NAMES),
+                )
+            })?;
+        let quote = raw
+            .quote
+            .as_ref()
+            .map_or(kind != Kind::Paper, |q| *q.get_ref());
+        let corrected = match (&raw.corrected, kind) {
+            (Some(c), Kind::Correction) => Some(text(c, "corrected", false)?),
+            (None, Kind::Correction) => {
+                return Err(err(
+                    Some(at(&raw.kind)),
+                    Some("corrected".into()),
+                    "kind = \"correction\" needs `corrected`, the corrected statement its checks test".into(),
+                ));
+            }
+            (Some(c), _) => {
+                return Err(err(
+                    Some(at(c)),
+                    Some("corrected".into()),
+                    format!("only a claim of kind = \"correction\" has one (this is {kind_text})"),
+                ));
+            }
+            (None, _) => None,
+        };
+        let argument = text(&raw.argument, "argument", true)?;
+        let seeds = match &raw.seeds {
+            None => DEFAULT_SEEDS,
+            Some(n) => {
+                let v = *n.get_ref();
+                if v < 1 || v as usize > MAX_SEEDS {
+                    return Err(err(
+                        Some(line_of(src, n.span().start)),
+                        Some("seeds".into()),
+                        format!("must be 1 to {MAX_SEEDS} (got {v})"),
+                    ));
+                }
+                v as usize
+            }
+        };
+        let key = match &raw.key {
+            None => 0,
+            Some(k) => {
+                let name = text(k, "key", true)?;
+                known
+                    .iter()
+                    .position(|n| *n == name)
+                    .ok_or_else(|| err(Some(at(k)), Some("key".into()), unknown(&name)))?
+            }
+        };
+        let caption = match &raw.caption {
+            None => None,
+            Some(c) => Some(text(c, "caption", true)?),
+        };
+        let control = match &raw.control {
+            None => None,
+            Some(c) => {
+                let c = c.get_ref();
+                let line = at(&c.command);
+                let words = text(&c.command, "control.command", true)?;
+                let args = command_words(&words)
+                    .map_err(|m| err(Some(line), Some("control.command".into()), m))?;
+                Some(Control {
+                    args,
+                    why: text(&c.why, "control.why", true)?,
+                    line,
+                })
+            }
+        };
         let claim = Claim {
             file: file.to_path_buf(),
             name,
@@ -387,12 +542,23 @@ impl Claim {
             checks,
             explain,
             note,
+            kind,
+            quote,
+            corrected,
+            argument,
+            seeds,
+            key,
+            caption,
+            control,
             command_line,
             figure_line: raw.figure.as_ref().map(at),
             checks_line,
         };
-        // The command as bn-lab reads it (the directory is a stand-in: nothing is written).
+        // The commands as bn-lab reads them (the directory is a stand-in: nothing is written).
         claim.command(FsPath::new("bn-lab-out"))?;
+        if claim.control.is_some() {
+            claim.parse_words(Variant::Control, FsPath::new("bn-lab-out"), None)?;
+        }
         Ok(claim)
     }
 
@@ -419,8 +585,53 @@ impl Claim {
 
     /// The file's command, parsed as `bn-lab` parses its command line, writing into `out`.
     pub fn command(&self, out: &FsPath) -> Result<Command, FileError> {
+        self.parse_words(Variant::Claim, out, None)
+    }
+
+    /// The words after `bn-lab` of the claim's command or its control's.
+    pub fn args_of(&self, variant: Variant) -> &[String] {
+        match (variant, &self.control) {
+            (Variant::Control, Some(c)) => &c.args,
+            _ => &self.args,
+        }
+    }
+
+    /// `bn-lab ...` of the claim or its control, quoted for a shell.
+    pub fn command_text_of(&self, variant: Variant) -> String {
+        format!("bn-lab {}", shell_line(self.args_of(variant)))
+    }
+
+    /// The seeds of `n` runs from `first` (`--seed` stepped by [`seed_stride`]); `[None]`, one
+    /// run, for a command that takes no `--seed` (its result does not depend on one).
+    pub fn seeds_of(&self, variant: Variant, first: u64, n: usize) -> Vec<Option<u64>> {
+        if !self.takes_seed(variant) {
+            return vec![None];
+        }
+        let stride = seed_stride(self.args_of(variant));
+        // Plan::check has refused seeds past u64::MAX.
+        (0..n as u64)
+            .map(|i| Some(first.saturating_add(i.saturating_mul(stride))))
+            .collect()
+    }
+
+    /// Whether the command has a `--seed` flag.
+    fn takes_seed(&self, variant: Variant) -> bool {
+        self.parse_words(variant, FsPath::new("bn-lab-out"), Some(0))
+            .is_ok()
+    }
+
+    /// The claim's or the control's command with `--seed SEED`, writing into `out`.
+    pub fn parse_words(
+        &self,
+        variant: Variant,
+        out: &FsPath,
+        seed: Option<u64>,
+    ) -> Result<Command, FileError> {
         let mut words: Vec<std::ffi::OsString> = vec!["bn-lab".into()];
-        words.extend(self.args.iter().map(Into::into));
+        words.extend(self.args_of(variant).iter().map(Into::into));
+        if let Some(seed) = seed {
+            words.push(format!("--seed={seed}").into());
+        }
         // One word, so that a directory whose name starts with `-` is read as the value.
         let mut flag = std::ffi::OsString::from("--out=");
         flag.push(out.as_os_str());
@@ -430,9 +641,21 @@ impl Claim {
             .map(|cli| cli.command)
             .map_err(|e| {
                 let message = crate::commands::clap_error_line(&e);
-                self.error(Some(self.command_line), "command", message)
+                match (variant, &self.control) {
+                    (Variant::Control, Some(c)) => {
+                        self.error(Some(c.line), "control.command", message)
+                    }
+                    _ => self.error(Some(self.command_line), "command", message),
+                }
             })
     }
+}
+
+/// A claim's own command, or its control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Claim,
+    Control,
 }
 
 /// The largest experiment file read (the shipped ones are under 4 KiB).
@@ -541,6 +764,14 @@ fn command_words(text: &str) -> Result<Vec<String>, String> {
             "`{w}`: the command is plain words separated by spaces (no quotes or shell syntax)"
         ));
     }
+    if let Some(w) = words
+        .iter()
+        .find(|w| w.split_once('=').map_or(w.as_str(), |(f, _)| f) == "--seed")
+    {
+        return Err(format!(
+            "`{w}` is not allowed here: the seeds are `seeds = N` in the file and --seed/--seeds of `bn-lab run` and `bn-lab reproduce`"
+        ));
+    }
     if let Some(w) = words.iter().find(|w| {
         let flag = w.split_once('=').map_or(w.as_str(), |(f, _)| f);
         FLAGS_NOT_IN_FILES.contains(&flag)
@@ -550,6 +781,24 @@ fn command_words(text: &str) -> Result<Vec<String>, String> {
         ));
     }
     Ok(words)
+}
+
+/// The seeds one command of its own uses per run: its `--seeds K` (an average over `K` seeds
+/// from `--seed`), else 1. Runs of a claim step their `--seed` by this, so that no two runs
+/// share a seed.
+pub fn seed_stride(args: &[String]) -> u64 {
+    let mut words = args.iter();
+    while let Some(w) = words.next() {
+        let value = match w.split_once('=') {
+            Some(("--seeds", v)) => Some(v.to_string()),
+            None if w == "--seeds" => words.next().cloned(),
+            _ => None,
+        };
+        if let Some(k) = value.and_then(|v| v.parse::<u64>().ok()) {
+            return k.max(1);
+        }
+    }
+    1
 }
 
 /// The file name without `.toml` and without a leading `NN-`.
