@@ -188,6 +188,25 @@ pub enum BnFlag {
     Both,
 }
 
+/// The BN mode of `noisy-bn`'s and `input-shift`'s probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeMode {
+    /// BN with the probe's own batch statistics (every BN unit's input then has mean beta and
+    /// spread gamma over the probe by construction); noisy BN with a fresh draw of its noise.
+    Train,
+    /// BN with its running statistics; noisy BN with its noise's mean, the same at every probe.
+    Eval,
+}
+
+impl From<ProbeMode> for crate::model::Mode {
+    fn from(m: ProbeMode) -> Self {
+        match m {
+            ProbeMode::Train => crate::model::Mode::Train,
+            ProbeMode::Eval => crate::model::Mode::Eval,
+        }
+    }
+}
+
 /// A normaliser family for `--norm`; `--affine`/`--no-affine` and `--placement` set the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NormChoice {
@@ -471,6 +490,11 @@ pub struct UnitArgs {
     /// [default: 512, or every training sample if fewer].
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, value_name = "N")]
     pub probe: Option<usize>,
+    /// BN mode of that probe: eval (running statistics, which measure what the updates did to
+    /// the distribution; the first ~44 steps, while they settle, are not counted) or train
+    /// (the probe's own batch statistics).
+    #[arg(long, value_enum, default_value_t = ProbeMode::Eval)]
+    pub probe_mode: ProbeMode,
 }
 
 /// The noise of `noisy-bn`'s noisy arm (see the README's "Noisy BN").
