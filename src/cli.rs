@@ -188,6 +188,25 @@ pub enum BnFlag {
     Both,
 }
 
+/// The BN mode of `noisy-bn`'s and `input-shift`'s probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeMode {
+    /// BN with the probe's own batch statistics (every BN unit's input then has mean beta and
+    /// spread gamma over the probe by construction); noisy BN with a fresh draw of its noise.
+    Train,
+    /// BN with its running statistics; noisy BN with its noise's mean, the same at every probe.
+    Eval,
+}
+
+impl From<ProbeMode> for crate::model::Mode {
+    fn from(m: ProbeMode) -> Self {
+        match m {
+            ProbeMode::Train => crate::model::Mode::Train,
+            ProbeMode::Eval => crate::model::Mode::Eval,
+        }
+    }
+}
+
 /// A normaliser family for `--norm`; `--affine`/`--no-affine` and `--placement` set the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NormChoice {
@@ -285,6 +304,12 @@ pub struct GradNormsArgs {
     /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, default_value_t = 1)]
     pub seeds: usize,
+    /// Skip-connection arms to compare, comma-separated: off (a plain stack) and on (skip
+    /// connections h_l = h_{l-1} + a_l, as --residual). `--skips off,on` measures both from the
+    /// same seeds beside each normalisation arm, labelled `BN on, no skips` and `BN on, skips`.
+    /// Replaces --residual.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "residual")]
+    pub skips: Option<Vec<crate::experiment::grad_norms::Skips>>,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
@@ -465,6 +490,11 @@ pub struct UnitArgs {
     /// [default: 512, or every training sample if fewer].
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, value_name = "N")]
     pub probe: Option<usize>,
+    /// BN mode of that probe: eval (running statistics, which measure what the updates did to
+    /// the distribution; the first ~44 steps, while they settle, are not counted) or train
+    /// (the probe's own batch statistics).
+    #[arg(long, value_enum, default_value_t = ProbeMode::Eval)]
+    pub probe_mode: ProbeMode,
 }
 
 /// The noise of `noisy-bn`'s noisy arm (see the README's "Noisy BN").

@@ -1171,7 +1171,14 @@ impl<T: Float> Mlp<T> {
     /// Backpropagate `d_o = dL/do`, `(batch, d_out)`, through the last forward, overwriting every
     /// parameter gradient and [`Mlp::grad_signal_norm`].
     pub fn backward(&mut self, d_o: ArrayView2<T>) -> Result<(), ModelError> {
-        self.backward_impl(d_o, false)
+        self.backward_impl(d_o, false, 0)
+    }
+
+    /// [`Mlp::backward`] that stops at block `first` (0-based): the output layer's and blocks
+    /// `first..depth`'s gradients are those of a full backward, the blocks below keep their
+    /// previous gradients (what `ics` needs of one layer, at about half the cost).
+    pub fn backward_to(&mut self, d_o: ArrayView2<T>, first: usize) -> Result<(), ModelError> {
+        self.backward_impl(d_o, false, first.min(self.blocks.len().saturating_sub(1)))
     }
 
     /// [`Mlp::backward`] that also returns `dL/dX`, `(batch, d_in)`.
@@ -1179,11 +1186,16 @@ impl<T: Float> Mlp<T> {
         &mut self,
         d_o: ArrayView2<T>,
     ) -> Result<ArrayView2<'_, T>, ModelError> {
-        self.backward_impl(d_o, true)?;
+        self.backward_impl(d_o, true, 0)?;
         Ok(self.dx.view())
     }
 
-    fn backward_impl(&mut self, d_o: ArrayView2<T>, want_dx: bool) -> Result<(), ModelError> {
+    fn backward_impl(
+        &mut self,
+        d_o: ArrayView2<T>,
+        want_dx: bool,
+        first: usize,
+    ) -> Result<(), ModelError> {
         if self.last_mode.is_none() {
             return Err(ModelError::BackwardBeforeForward);
         }
@@ -1218,14 +1230,14 @@ impl<T: Float> Mlp<T> {
                 Some((self.dh.view_mut(), false)),
             );
         }
-        for l in (0..depth).rev() {
+        for l in (first..depth).rev() {
             let (before, rest) = self.blocks.split_at_mut(l);
             let h_in = if l == 0 {
                 self.x.view()
             } else {
                 before[l - 1].output()
             };
-            let dh_in = if l > 0 {
+            let dh_in = if l > first {
                 Some(self.dh_next.view_mut())
             } else if want_dx {
                 Some(self.dx.view_mut())

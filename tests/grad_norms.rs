@@ -164,3 +164,31 @@ fn layer_norm_stays_flat_where_batch_norm_explodes() {
         "{err}"
     );
 }
+
+/// `--skips off,on` measures the plain and the residual net from the same seeds in one run:
+/// both are labelled apart, an experiment file can pick each by `residual`, and with BN on a
+/// deep ReLU net only the plain one explodes (He et al. 2016; Balduzzi et al. 2017).
+#[test]
+fn skips_off_and_on_run_side_by_side() {
+    let (report, layouts) = common::assert_figures_clear::<GradNorms>(
+        &cfg(&[
+            "--depth", "30", "--act", "relu", "--init", "he", "--bn", "on", "--skips", "off,on",
+            "--width", "64", "--batch", "64",
+        ]),
+        "skips",
+    );
+    let labels: Vec<&str> = report.arms.iter().map(|a| a.label.as_str()).collect();
+    assert_eq!(labels, ["BN on, no skips", "BN on, skips"]);
+    let (plain, skips) = (&report.arms[0], &report.arms[1]);
+    assert!(!plain.residual && !plain.net.residual);
+    assert!(skips.residual && skips.net.residual);
+    assert_eq!(plain.weight_grad.verdict, Trend::Exploding);
+    assert_eq!(skips.weight_grad.verdict, Trend::Stable);
+    // No mean-field theory for the residual stream: the theory figure says so and still draws.
+    assert!(skips.theory.is_none() && plain.theory.is_some());
+    let files: Vec<&str> = layouts.iter().map(|(f, _)| f.as_str()).collect();
+    assert!(files.contains(&"grad_norms_theory.png"), "{files:?}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["config"]["skips"], serde_json::json!(["off", "on"]));
+    assert_eq!(json["arms"][1]["residual"], serde_json::json!(true));
+}

@@ -160,7 +160,8 @@ fn without_the_flag_nothing_is_added() {
     assert!(!v.to_string().contains("histogram"));
     assert_eq!(
         <GradNorms as bn_lab::plot::Figures>::figures_for(&grad_norms_cfg(&[])).len(),
-        2
+        3,
+        "the headline, the detail and the theory figure"
     );
 }
 

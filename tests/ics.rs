@@ -167,8 +167,9 @@ fn ics_config(args: &[&str]) -> bn_lab::experiment::ics::IcsConfig {
     }
 }
 
-/// The bar counts the measurements (a forward and backward pass per layer each) beside the
-/// training steps: per arm 12 steps of 8 samples at 3 units, 3 measurements of 4 layers' passes
+/// The bar counts the measurements (a forward and backward pass per layer after the first, whose
+/// ICS is 0 without a pass) beside the training steps: per arm 12 steps of 8 samples at 3 units,
+/// 3 measurements of 3 layers' passes
 /// and the final test loss over 16 samples; the run reports exactly that, also when both arms
 /// diverge at once.
 #[test]
@@ -177,11 +178,11 @@ fn ics_progress_adds_up_to_its_work_units() {
     let mut single = TINY_ICS.to_vec();
     single.extend(["--sweep-lr", "none"]);
     let cfg = ics_config(&single);
-    assert_eq!(measure_units(&cfg), 4 * 3 * 8);
-    assert_eq!(work_units(&cfg), 2 * (12 * 24 + 3 * 96 + 16));
+    assert_eq!(measure_units(&cfg), 3 * 3 * 8);
+    assert_eq!(work_units(&cfg), 2 * (12 * 24 + 3 * 72 + 16));
     // The default sweep trains both arms again at three more learning rates.
     let cfg = ics_config(TINY_ICS);
-    assert_eq!(work_units(&cfg), 4 * 2 * (12 * 24 + 3 * 96 + 16));
+    assert_eq!(work_units(&cfg), 4 * 2 * (12 * 24 + 3 * 72 + 16));
     let r = common::assert_progress_adds_up::<Ics>(&cfg, measure_units(&cfg), "ics");
     assert!(r.arms.iter().all(|a| a.run.diverged_at.is_none()));
     let cfg = ics_config(&common::with_flag(TINY_ICS, "--lr", "1e10"));
@@ -306,4 +307,48 @@ fn ics_figures_keep_their_legends_clear() {
     assert_eq!(distinct.len(), 8, "one point per arm and learning rate");
     let diverging = common::with_flag(TINY_ICS, "--lr", "1e10");
     common::assert_figures_clear::<Ics>(&ics_config(&diverging), "diverging");
+}
+
+/// `ics` backpropagates only down to the layer it measures: above that block the gradients
+/// are bit for bit those of a full backward.
+#[test]
+fn a_partial_backward_matches_the_full_one_above_its_stop() {
+    use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
+    use bn_lab::model::{Mlp, Mode};
+    use ndarray::Array2;
+    let cfg = NetConfig {
+        d_in: 5,
+        width: 6,
+        d_out: 3,
+        depth: 4,
+        act: Activation::Relu,
+        init: Init::He,
+        bn: Some(BnConfig {
+            kind: NormKind::Batch,
+            affine: true,
+            placement: Placement::Pre,
+            eps: 1e-5,
+            momentum: 0.1,
+        }),
+        residual: false,
+        residual_scale: 1.0,
+    };
+    let mut rng = bn_lab::data::rng(3, bn_lab::data::Stream::Weights);
+    let mut full = Mlp::<f64>::new(&cfg, &mut rng);
+    let x = Array2::from_shape_fn((7, 5), |(i, j)| ((i * 5 + j) as f64 * 0.37).sin());
+    let d_o = Array2::from_shape_fn((7, 3), |(i, j)| ((i + 2 * j) as f64 * 0.61).cos());
+    let mut part = full.clone();
+    full.forward(x.view(), Mode::Train).unwrap();
+    full.backward(d_o.view()).unwrap();
+    part.forward(x.view(), Mode::Train).unwrap();
+    part.backward_to(d_o.view(), 2).unwrap();
+    assert_eq!(full.out.dw, part.out.dw);
+    for l in 2..4 {
+        assert_eq!(
+            full.blocks[l].linear.dw, part.blocks[l].linear.dw,
+            "block {l}"
+        );
+    }
+    // Below the stop nothing was computed: still the fresh net's zeros.
+    assert!(part.blocks[0].linear.dw.iter().all(|&v| v == 0.0));
 }

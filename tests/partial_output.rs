@@ -247,6 +247,7 @@ fn a_249_character_save_net_name_is_written() {
         "grad_norms.json".to_string(),
         "grad_norms.png".to_string(),
         "grad_norms_detail.png".to_string(),
+        "grad_norms_theory.png".to_string(),
         name,
     ];
     want.sort();

@@ -30,11 +30,16 @@ fn shift_cfg(args: &[&str]) -> ShiftConfig {
     }
 }
 
+/// `args` with `extra` flags after them.
+fn plus<'a>(args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    [args, extra].concat()
+}
+
 /// Everything an arm measured, as JSON, without the fields that name the arm.
 fn measured(a: &ShiftArm) -> serde_json::Value {
     let mut v = serde_json::to_value(a).unwrap();
     let m = v.as_object_mut().unwrap();
-    for k in ["label", "noise"] {
+    for k in ["label", "noise", "seen_shift", "net_seen_shift"] {
         m.remove(k);
     }
     v
@@ -62,7 +67,9 @@ fn zero_noise_makes_noisy_bn_identical_to_bn() {
 fn nothing_shifts_when_the_weights_do_not_move_but_the_noise_does() {
     // lr 1e-12: the weights stay put to rounding and the probe is the same samples every time,
     // so the plain and BN nets' inputs keep their moments; noisy BN's noise moves them anyway.
-    let cfg = noisy_cfg(&common::with_flag(TINY_NOISY, "--lr", "1e-12"));
+    // In train mode: each probe standardises with its own statistics and draws fresh noise.
+    let train = plus(TINY_NOISY, &["--probe-mode", "train"]);
+    let cfg = noisy_cfg(&common::with_flag(&train, "--lr", "1e-12"));
     let r = NoisyBn::run(&cfg, &|_| {});
     for a in &r.arms[..2] {
         assert!(a.net_shift.0 < 1e-6, "{}: {}", a.run.label, a.net_shift.0);
@@ -75,7 +82,9 @@ fn nothing_shifts_when_the_weights_do_not_move_but_the_noise_does() {
 fn bn_inputs_start_standardised() {
     // At step 0 BN's scale is 1 and its shift 0, so over the probe every unit's input has mean 0
     // and standard deviation sqrt(var / (var + eps)), just under 1.
-    let r = InputShift::run(&shift_cfg(TINY_INPUT_SHIFT), &|_| {});
+    // (In train mode: the probe's own statistics.)
+    let train = plus(TINY_INPUT_SHIFT, &["--probe-mode", "train"]);
+    let r = InputShift::run(&shift_cfg(&train), &|_| {});
     let bn = r.arms.iter().find(|a| a.run.label == "BN on").unwrap();
     for l in 0..3 {
         assert!(
@@ -102,7 +111,10 @@ fn the_shift_of_known_moments() {
     // Drift: the median moves by 1 and the 15-85 spread grows from 2 to 4: (1 + 2) / 4.
     let p = |v: &[f64]| v.iter().map(|&x| Num(x)).collect::<Vec<_>>();
     let pc = vec![p(&[-1.0, -1.0]), p(&[0.0, 1.0]), p(&[1.0, 3.0])];
-    assert!((drift(&pc) - 0.75).abs() < 1e-12);
+    assert!((drift(&pc, 0) - 0.75).abs() < 1e-12);
+    // From a later measurement; none from there on is no drift to measure.
+    assert_eq!(drift(&pc, 1), 0.0);
+    assert!(drift(&pc, 2).is_nan());
 }
 
 #[test]
@@ -111,18 +123,69 @@ fn the_verdict_follows_the_numbers() {
     let (plain, bn, noisy) = (&r.arms[0], &r.arms[1], &r.arms[2]);
     let mut p = plain.clone();
     let mut n = noisy.clone();
-    // Noisy BN as good as BN, plain worse, noisy shifting more: supported.
-    p.run.final_test_loss = Num(1.0);
+    // Noisy BN as good as BN, plain worse, noisy shifting more than BN: supported.
+    p.run.final_test_loss = Num(10.0 * bn.run.final_test_loss.0);
     n.run.final_test_loss = bn.run.final_test_loss;
-    p.net_shift = Num(0.1);
+    let mut b = bn.clone();
+    b.net_shift = Num(0.1);
     n.net_shift = Num(0.5);
-    assert_eq!(noisy_verdict(&p, bn, &n).verdict, "supported");
-    // Shifting less than the plain net: mixed.
-    n.net_shift = Num(0.05);
-    assert_eq!(noisy_verdict(&p, bn, &n).verdict, "mixed");
+    assert_eq!(noisy_verdict(&p, &b, &n).verdict, "supported");
+    // Within a factor of 2 of BN's loss either way; beyond it, it is not "almost as well".
+    n.run.final_test_loss = Num(1.9 * b.run.final_test_loss.0);
+    assert_eq!(noisy_verdict(&p, &b, &n).verdict, "supported");
+    n.run.final_test_loss = Num(0.49 * b.run.final_test_loss.0);
+    assert_eq!(noisy_verdict(&p, &b, &n).verdict, "mixed");
+    n.run.final_test_loss = b.run.final_test_loss;
+    // Shifting no more than BN: mixed.
+    n.net_shift = Num(0.1);
+    assert_eq!(noisy_verdict(&p, &b, &n).verdict, "mixed");
     // And training like the plain net as well: not supported.
-    n.run.final_test_loss = Num(1.0);
-    assert_eq!(noisy_verdict(&p, bn, &n).verdict, "not supported");
+    n.run.final_test_loss = p.run.final_test_loss;
+    assert_eq!(noisy_verdict(&p, &b, &n).verdict, "not supported");
+}
+
+#[test]
+fn the_eval_probe_counts_from_settled_running_statistics() {
+    // Momentum 0.1: 0.9^44 < 1% < 0.9^43.
+    let cfg = shift_cfg(&common::with_flag(TINY_INPUT_SHIFT, "--momentum", "0.1"));
+    assert_eq!(cfg.reference_step(), 44);
+    // Train mode, or no BN arm: from the start.
+    let cfg = shift_cfg(&plus(TINY_INPUT_SHIFT, &["--probe-mode", "train"]));
+    assert_eq!(cfg.reference_step(), 0);
+    let cfg = shift_cfg(&plus(TINY_INPUT_SHIFT, &["--bn", "off"]));
+    assert_eq!(cfg.reference_step(), 0);
+    // The tiny run (momentum 0.9: 2 steps) counts its shifts and drift from step 4.
+    let r = InputShift::run(&shift_cfg(TINY_INPUT_SHIFT), &|_| {});
+    for a in &r.arms {
+        assert_eq!(a.steps[a.reference], 4, "{}", a.run.label);
+        assert_eq!(a.shift[0].len(), 1, "{}", a.run.label);
+        assert!(a.seen_shift.is_none());
+    }
+    // Noisy BN probed in eval mode also records what its layers see in training.
+    let r = NoisyBn::run(&noisy_cfg(TINY_NOISY), &|_| {});
+    let noisy = &r.arms[2];
+    let seen = noisy.net_seen_shift.unwrap().0;
+    assert!(seen.is_finite() && seen > 0.0, "{seen}");
+    assert_eq!(noisy.seen_shift.as_ref().unwrap().len(), 3);
+    assert_eq!(r.noisy_verdict.unwrap().seen_shift_noisy.unwrap().0, seen);
+    assert!(r.arms[..2].iter().all(|a| a.seen_shift.is_none()));
+}
+
+#[test]
+fn an_eval_probe_without_settled_measurements_measures_no_shift() {
+    // Momentum 0.1 settles at step 44, after the 12 steps: nothing to count, so NaN (and a
+    // verdict on NaN is undetermined), with a note saying why.
+    let cfg = shift_cfg(&common::with_flag(TINY_INPUT_SHIFT, "--momentum", "0.1"));
+    let r = InputShift::run(&cfg, &|_| {});
+    for a in &r.arms {
+        assert!(
+            a.net_shift.0.is_nan() && a.unit_drift.0.is_nan(),
+            "{}",
+            a.run.label
+        );
+    }
+    assert_eq!(r.drift_verdict.as_ref().unwrap().verdict, "undetermined");
+    assert!(InputShift::summary(&r).contains("--probe-mode train"));
 }
 
 #[test]
@@ -141,13 +204,10 @@ fn noisy_bn_end_to_end() {
     // The verdict in the file is the one its own numbers give.
     let verdict = &v["noisy_verdict"];
     let word = verdict["verdict"].as_str().unwrap();
-    let votes = [
-        &verdict["trains_like_bn"],
-        &verdict["shifts_more_than_plain"],
-    ]
-    .iter()
-    .filter(|b| b.as_bool().unwrap())
-    .count();
+    let votes = [&verdict["trains_like_bn"], &verdict["shifts_more_than_bn"]]
+        .iter()
+        .filter(|b| b.as_bool().unwrap())
+        .count();
     assert_eq!(
         word,
         ["not supported", "mixed", "supported"][votes],

@@ -31,6 +31,7 @@ fn measured_vs_predicted(act: Activation, init: Init, norm: Norm, width: usize) 
         norms: vec![norm],
         net: spec(width, 256, init),
         seeds: 1,
+        skips: Vec::new(),
         vanishing_below: grad_norms::VANISHING_BELOW,
         exploding_above: grad_norms::EXPLODING_ABOVE,
         steady_factor: grad_norms::STEADY_FACTOR,

@@ -21,6 +21,7 @@ pub fn config(args: &GradNormsArgs) -> GradNormsConfig {
         norms: args.arms.norms(&args.net),
         net: args.net.spec(),
         seeds: args.seeds,
+        skips: args.skips.clone().unwrap_or_default(),
         vanishing_below: VANISHING_BELOW,
         exploding_above: EXPLODING_ABOVE,
         steady_factor: STEADY_FACTOR,

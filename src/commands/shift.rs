@@ -24,6 +24,7 @@ fn config(
         layer: unit.layer.unwrap_or(run.depth),
         unit: unit.unit,
         probe: unit.probe.unwrap_or(DEFAULT_PROBE.min(run.data.n_train)),
+        probe_mode: unit.probe_mode.into(),
         noise,
         run,
     })

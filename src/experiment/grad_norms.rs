@@ -21,6 +21,35 @@ use crate::theory;
 /// `E[x^2]` of the inputs `grad-norms` feeds (`data::linear_teacher` draws `x ~ N(0, 1)`).
 pub const INPUT_SECOND_MOMENT: f64 = 1.0;
 
+/// A skip-connection arm of `grad-norms --skips`: a plain stack, or `h_l = h_{l-1} + beta a_l`
+/// wherever the shapes match (as `--residual`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Skips {
+    /// No skip connections: a plain stack of blocks.
+    Off,
+    /// Skip connections h_l = h_{l-1} + a_l (with --residual-scale beta: h_{l-1} + beta a_l).
+    On,
+}
+
+impl std::fmt::Display for Skips {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Skips::Off => "off",
+            Skips::On => "on",
+        })
+    }
+}
+
+/// One configuration `grad-norms` measures: a depth, a normalisation, with or without skip
+/// connections.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Arm {
+    pub depth: usize,
+    pub norm: Norm,
+    pub residual: bool,
+}
+
 /// A validated `grad-norms` configuration (everything needed to reproduce the numbers).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GradNormsConfig {
@@ -32,6 +61,10 @@ pub struct GradNormsConfig {
     pub net: NetSpec,
     /// Seeds `seed .. seed + seeds` are run.
     pub seeds: usize,
+    /// `--skips`: skip-connection arms compared within each (depth, normalisation), in the
+    /// order given; empty (left out of the JSON): the one arm `residual` describes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skips: Vec<Skips>,
     /// Below this first/last ratio of weight-gradient norms the verdict is "vanishing".
     pub vanishing_below: f64,
     /// Above this ratio the verdict is "exploding".
@@ -91,17 +124,42 @@ impl Thresholds {
 }
 
 impl GradNormsConfig {
-    /// The network of one (depth, normalisation) configuration.
-    pub fn net(&self, depth: usize, norm: Norm) -> NetConfig {
-        self.net.net(depth, self.act, norm)
+    /// The network of one configuration (a plain arm of `--skips` has no branch to scale).
+    pub fn net(&self, arm: Arm) -> NetConfig {
+        let mut net = self.net.net(arm.depth, self.act, arm.norm);
+        net.residual = arm.residual;
+        if !arm.residual {
+            net.residual_scale = 1.0;
+        }
+        net
     }
 
-    /// Every (depth, norm) pair in run order: depths as given, norms as given within each.
-    pub fn arms(&self) -> Vec<(usize, Norm)> {
-        self.depths
-            .iter()
-            .flat_map(|&d| self.norms.iter().map(move |&n| (d, n)))
-            .collect()
+    /// With or without skip connections, per skip arm: `skips`, else `residual` alone.
+    pub fn residuals(&self) -> Vec<bool> {
+        if self.skips.is_empty() {
+            vec![self.net.residual]
+        } else {
+            self.skips.iter().map(|&s| s == Skips::On).collect()
+        }
+    }
+
+    /// Every configuration in run order: depths as given, norms as given within each, skip
+    /// arms as given within each norm.
+    pub fn arms(&self) -> Vec<Arm> {
+        let residuals = self.residuals();
+        let mut arms = Vec::new();
+        for &depth in &self.depths {
+            for &norm in &self.norms {
+                for &residual in &residuals {
+                    arms.push(Arm {
+                        depth,
+                        norm,
+                        residual,
+                    });
+                }
+            }
+        }
+        arms
     }
 
     pub fn seed_list(&self) -> Vec<u64> {
@@ -129,7 +187,19 @@ impl GradNormsConfig {
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("norms", &self.norms)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
-        self.net.validate()?;
+        if !self.skips.is_empty() {
+            distinct("skips", &self.skips)?;
+            if self.net.residual {
+                return Err(ConfigError::Invalid {
+                    field: "skips",
+                    message: "lists the skip-connection arms, so it replaces --residual; give one of them".into(),
+                });
+            }
+        }
+        // A branch scale needs skip connections in some arm.
+        let mut spec = self.net.clone();
+        spec.residual = self.residuals().contains(&true);
+        spec.validate()?;
         finite_in("vanishing_below", "> 0", self.vanishing_below, |v| v > 0.0)?;
         finite_in(
             "exploding_above",
@@ -148,8 +218,8 @@ impl GradNormsConfig {
                 ),
             });
         }
-        for (depth, norm) in self.arms() {
-            self.net(depth, norm).validate(self.net.batch)?;
+        for arm in self.arms() {
+            self.net(arm).validate(self.net.batch)?;
         }
         Ok(())
     }
@@ -163,7 +233,7 @@ impl GradNormsConfig {
         let mut nets: Vec<f64> = self
             .arms()
             .iter()
-            .map(|&(d, n)| self.net(d, n).memory_estimate_bytes(self.net.batch, bytes))
+            .map(|&a| self.net(a).memory_estimate_bytes(self.net.batch, bytes))
             .collect();
         nets.sort_by(|a, b| b.total_cmp(a));
         let alive: f64 = nets.iter().take(self.parallel_runs()).sum();
@@ -175,9 +245,10 @@ impl GradNormsConfig {
         );
         let batch_data = b * (d_in + d_out) * (8.0 + bytes as f64) + 8.0 * d_in * d_out;
         let layers: f64 = self.depths.iter().map(|&d| d as f64 + 8.0).sum();
-        let per_seed = self.norms.len() as f64 * 3.0 * layers;
+        let arms_per_depth = (self.norms.len() * self.residuals().len()) as f64;
+        let per_seed = arms_per_depth * 3.0 * layers;
         // The theory's profile, q and chi per layer of every arm.
-        let theory = self.norms.len() as f64 * 3.0 * layers;
+        let theory = arms_per_depth * 3.0 * layers;
         let mut fp = Footprint::new()
             .add("networks", alive, &["depth", "width", "batch"])
             .add(
@@ -188,8 +259,7 @@ impl GradNormsConfig {
             .records(self.seeds as f64 * per_seed + theory, &["seeds", "depth"])
             .figures();
         if self.save_net {
-            let (d, n) = self.arms()[0];
-            let net = self.net(d, n);
+            let net = self.net(self.arms()[0]);
             let params = 2.0 * net.param_count();
             let batch = self.net.batch as f64 * (self.net.d_in + self.net.d_out) as f64;
             fp = fp.records(params + batch, &["width", "depth"]);
@@ -200,13 +270,13 @@ impl GradNormsConfig {
             let hists = self
                 .arms()
                 .iter()
-                .map(|&(d, _)| histogram::layers(d).len() as f64 * 2.0 * 96.0)
+                .map(|a| histogram::layers(a.depth).len() as f64 * 2.0 * 96.0)
                 .sum::<f64>();
             let tails: f64 = {
                 let mut v: Vec<f64> = self
                     .arms()
                     .iter()
-                    .map(|&(d, n)| self.net(d, n).memory_estimate_bytes(self.net.batch, bytes))
+                    .map(|&a| self.net(a).memory_estimate_bytes(self.net.batch, bytes))
                     .collect();
                 v.sort_by(|a, b| b.total_cmp(a));
                 v.iter().take(self.parallel_runs()).sum()
@@ -400,13 +470,16 @@ impl CurveSummary {
     }
 }
 
-/// Results of one (depth, BN on/off) configuration over all seeds.
+/// Results of one (depth, BN on/off, skips) configuration over all seeds.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArmResult {
-    /// Short label for legends and tables, e.g. `depth 50, BN on`.
+    /// Short label for legends and tables, e.g. `depth 50, BN on` or `BN on, skips`.
     pub label: String,
     pub depth: usize,
     pub norm: Norm,
+    /// Skip connections `h_l = h_{l-1} + beta a_l` (as `net.residual`; here so an experiment
+    /// file can pick the arm: `arms[residual=true]`).
+    pub residual: bool,
     pub net: NetConfig,
     pub seeds: Vec<LayerValues>,
     /// Summary of `weight_grad_norm` (the verdict the table shows).
@@ -605,7 +678,7 @@ pub fn measure_with<T: Float>(
 pub fn work_units(cfg: &GradNormsConfig) -> u64 {
     cfg.arms()
         .iter()
-        .map(|&(depth, _)| (depth as u64).saturating_add(1))
+        .map(|a| (a.depth as u64).saturating_add(1))
         .fold(0u64, u64::saturating_add)
         .saturating_mul(cfg.seeds as u64)
         .saturating_add(histogram_units(cfg))
@@ -618,7 +691,7 @@ fn histogram_units(cfg: &GradNormsConfig) -> u64 {
     }
     cfg.arms()
         .iter()
-        .map(|&(depth, _)| histogram::snapshot_units(depth))
+        .map(|a| histogram::snapshot_units(a.depth))
         .fold(0u64, u64::saturating_add)
 }
 
@@ -635,8 +708,8 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
         .par_iter()
         .enumerate()
         .map(|(i, &(a, seed))| {
-            let (depth, norm) = arms[a];
-            let net = cfg.net(depth, norm);
+            let depth = arms[a].depth;
+            let net = cfg.net(arms[a]);
             let save = cfg.save_net && i == 0;
             let hist = cfg.histograms && seed == seeds[0];
             let (b, loss) = (cfg.net.batch, cfg.loss);
@@ -655,7 +728,7 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     let mut values = results.into_iter().map(|r| (r.0, r.2));
     let arm_results = arms
         .iter()
-        .map(|&(depth, norm)| {
+        .map(|&arm| {
             let (per_seed, mut snapshots): (Vec<LayerValues>, Vec<Option<Snapshot>>) =
                 values.by_ref().take(seeds.len()).unzip();
             let w: Vec<&[Num]> = per_seed.iter().map(|s| &s.weight_grad_norm[..]).collect();
@@ -683,7 +756,7 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                     cfg.thresholds(),
                 )
             };
-            let net = cfg.net(depth, norm);
+            let net = cfg.net(arm);
             let (prediction, theory_note) =
                 match theory::predict(&net, cfg.net.batch, INPUT_SECOND_MOMENT) {
                     Ok(p) => (Some(p), None),
@@ -691,9 +764,10 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                 };
             let activation_grad = summary(&g);
             ArmResult {
-                label: arm_label(cfg, depth, norm),
-                depth,
-                norm,
+                label: arm_label(cfg, arm),
+                depth: arm.depth,
+                norm: arm.norm,
+                residual: arm.residual,
                 net,
                 weight_grad: summary(&w),
                 measured_rate: activation_grad.growth_per_layer.map(|g| Num(g.0 * g.0)),
@@ -713,12 +787,18 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     }
 }
 
-fn arm_label(cfg: &GradNormsConfig, depth: usize, norm: Norm) -> String {
+/// What sets an arm apart from the others: its depth (with several), its normalisation, and
+/// `skips` or `no skips` (with both skip arms), e.g. `depth 50, BN on, skips`.
+fn arm_label(cfg: &GradNormsConfig, arm: Arm) -> String {
+    let mut parts = Vec::new();
     if cfg.depths.len() > 1 {
-        format!("depth {depth}, {}", norm.label())
-    } else {
-        norm.label().to_string()
+        parts.push(format!("depth {}", arm.depth));
     }
+    parts.push(arm.norm.label().to_string());
+    if cfg.skips.len() > 1 {
+        parts.push(if arm.residual { "skips" } else { "no skips" }.to_string());
+    }
+    parts.join(", ")
 }
 
 /// A title line describing the shared settings, e.g. `sigmoid, xavier init, width 256, batch 256, f32`.
@@ -738,7 +818,20 @@ pub fn title(cfg: &GradNormsConfig) -> String {
         cfg.net.dtype
     )
     .replace(" ,", ",");
-    if let Some(r) = crate::config::residual_label(cfg.net.residual, cfg.net.residual_scale) {
+    if cfg.skips.len() > 1 {
+        let scale = if cfg.net.residual_scale == 1.0 {
+            String::new()
+        } else {
+            format!(
+                " (branch x {})",
+                crate::stats::Short(cfg.net.residual_scale)
+            )
+        };
+        let list: Vec<String> = cfg.skips.iter().map(Skips::to_string).collect();
+        s.push_str(&format!(", skips {}{scale}", list.join(" vs ")));
+    } else if let Some(r) =
+        crate::config::residual_label(cfg.residuals()[0], cfg.net.residual_scale)
+    {
         s.push_str(&format!(", {r}"));
     }
     if cfg.seeds > 1 {
@@ -1025,8 +1118,8 @@ impl Experiment for GradNorms {
         let largest = cfg
             .arms()
             .iter()
-            .map(|&(depth, norm)| {
-                cfg.net(depth, norm)
+            .map(|&arm| {
+                cfg.net(arm)
                     .memory_estimate_bytes(cfg.net.batch, cfg.net.dtype.bytes())
             })
             .fold(0.0, f64::max);
@@ -1055,6 +1148,73 @@ mod tests {
     /// `n` layers growing by `f` per layer towards the input, ending at `last`.
     fn geometric(n: usize, f: f64, last: f64) -> Vec<f64> {
         (0..n).map(|l| last * f.powi((n - 1 - l) as i32)).collect()
+    }
+
+    fn skips_config(skips: Vec<Skips>, residual: bool, scale: f64) -> GradNormsConfig {
+        GradNormsConfig {
+            depths: vec![3],
+            act: crate::config::Activation::Relu,
+            norms: vec![Norm::BN],
+            net: NetSpec {
+                width: 8,
+                batch: 8,
+                d_in: 8,
+                d_out: 2,
+                init: crate::config::Init::He,
+                residual,
+                residual_scale: scale,
+                eps: 1e-5,
+                momentum: 0.1,
+                seed: 0,
+                dtype: Dtype::F32,
+            },
+            seeds: 1,
+            skips,
+            vanishing_below: VANISHING_BELOW,
+            exploding_above: EXPLODING_ABOVE,
+            steady_factor: STEADY_FACTOR,
+            exploding_scale: EXPLODING_SCALE,
+            loss: Loss::Mse,
+            histograms: false,
+            save_net: false,
+        }
+    }
+
+    #[test]
+    fn skips_give_a_plain_and_a_residual_arm_per_norm() {
+        let cfg = skips_config(vec![Skips::Off, Skips::On], false, 0.5);
+        cfg.validate().unwrap();
+        let arms = cfg.arms();
+        assert_eq!(
+            arms.iter().map(|a| a.residual).collect::<Vec<_>>(),
+            [false, true]
+        );
+        // The branch scale belongs to the residual arm; the plain arm has no branch.
+        assert_eq!(cfg.net(arms[0]).residual_scale, 1.0);
+        assert_eq!(cfg.net(arms[1]).residual_scale, 0.5);
+        assert_eq!(arm_label(&cfg, arms[1]), "BN on, skips");
+        // Without skips the one arm follows `residual`, labelled as before.
+        let plain = skips_config(Vec::new(), true, 1.0);
+        assert_eq!(plain.arms().len(), 1);
+        assert!(plain.arms()[0].residual);
+        assert_eq!(arm_label(&plain, plain.arms()[0]), "BN on");
+    }
+
+    #[test]
+    fn skips_are_distinct_and_replace_residual() {
+        let repeated = skips_config(vec![Skips::On, Skips::On], false, 1.0);
+        assert!(matches!(
+            repeated.validate(),
+            Err(ConfigError::Repeated { field: "skips", .. })
+        ));
+        let both = skips_config(vec![Skips::Off, Skips::On], true, 1.0);
+        assert!(matches!(
+            both.validate(),
+            Err(ConfigError::Invalid { field: "skips", .. })
+        ));
+        // A branch scale with no residual arm is refused, as without --skips.
+        let no_branch = skips_config(vec![Skips::Off], false, 0.5);
+        assert!(no_branch.validate().is_err());
     }
 
     #[test]

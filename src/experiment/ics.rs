@@ -24,10 +24,10 @@ use crate::config::{ConfigError, Dtype, Loss, Norm, check_lr};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::limits::Footprint;
-use crate::model::{Block, Mlp};
+use crate::model::{Block, Mlp, Mode};
 use crate::stats::{Num, fmt_num, fmt_ranges, frobenius_norm, positions};
 use crate::stats::{mean_nan, median_nan};
-use crate::train::{loss_and_grad, step_units, units};
+use crate::train::{step_units, units};
 
 /// A validated `ics` configuration: the training runs it measures, and the learning rates of
 /// the sweep that compares ICS with the final test loss across runs.
@@ -149,11 +149,22 @@ pub fn measure<T: Float>(
     let mut d_o = Array2::zeros(y.dim());
     (0..=depth)
         .map(|i| {
-            // Layer i + 1: blocks 1..=i have taken their update.
-            if i > 0 {
-                take_update(&mut copy.blocks[i - 1], &after.blocks[i - 1]);
+            // Layer 1 has no layer before it: G'_1 = G_1 exactly, with no pass to compute.
+            if i == 0 {
+                let g = &before.blocks[0].linear.dw;
+                return LayerIcs::of(g, g);
             }
-            loss_and_grad(&mut copy, x, y, &mut d_o, loss);
+            // Layer i + 1: blocks 1..=i have taken their update.
+            take_update(&mut copy.blocks[i - 1], &after.blocks[i - 1]);
+            // G'_i needs the backward down to block i only.
+            {
+                let o = copy
+                    .forward(x.view(), Mode::Train)
+                    .expect("batches have the net's input width");
+                loss.loss_and_grad(o, y.view(), d_o.view_mut());
+            }
+            copy.backward_to(d_o.view(), i)
+                .expect("forward ran just before");
             if i < depth {
                 LayerIcs::of(&before.blocks[i].linear.dw, &copy.blocks[i].linear.dw)
             } else {
@@ -385,7 +396,9 @@ impl IcsRun {
     }
 }
 
-/// Whether ICS predicts the final test loss across the runs.
+/// Whether ICS predicts the final test loss across the runs, by each of Santurkar et al.'s
+/// measures (their Fig. 5 shows both): `||G - G'||`, relative `||G - G'|| / ||G||`, and
+/// `cos(G, G')` (where a *smaller* cosine is more ICS).
 #[derive(Clone, Debug, Serialize)]
 pub struct IcsVsLoss {
     /// Runs with a finite summary `||G - G'||` and a finite final test loss.
@@ -393,12 +406,23 @@ pub struct IcsVsLoss {
     /// Spearman's rank correlation of summary `||G - G'||` and final test loss over those
     /// runs (NaN with fewer than 3): +1 if more ICS always meant a higher loss.
     pub spearman: Num,
+    /// The same for relative ICS, and for `1 - cos(G, G')` (so that for every measure a
+    /// positive correlation means more ICS, higher loss).
+    pub spearman_relative: Num,
+    pub spearman_cosine: Num,
     /// Learning rates at which BN off and the first BN arm both have finite numbers.
     pub lrs: usize,
     /// Of those, the rates where BN gave the lower final test loss, and where it gave the
-    /// smaller `||G - G'||`.
+    /// smaller `||G - G'||`, the smaller relative ICS, and the higher cosine.
     pub bn_lower_loss: usize,
     pub bn_lower_ics: usize,
+    pub bn_lower_relative: usize,
+    pub bn_higher_cosine: usize,
+    /// The rates where BN gave the lower test loss although its ICS was larger by all three
+    /// measures (larger `||G - G'||`, larger relative ICS, smaller cosine), and the smallest
+    /// learning rates themselves.
+    pub bn_better_with_more_ics: usize,
+    pub bn_better_with_more_ics_lrs: Vec<f64>,
 }
 
 /// Ranks from 1, ties sharing their mean rank.
@@ -444,13 +468,26 @@ impl IcsVsLoss {
             .iter()
             .filter(|r| r.l2_diff.0.is_finite() && r.final_test_loss.0.is_finite())
             .collect();
-        let (x, y): (Vec<f64>, Vec<f64>) = finite
-            .iter()
-            .map(|r| (r.l2_diff.0, r.final_test_loss.0))
-            .unzip();
+        let loss: Vec<f64> = finite.iter().map(|r| r.final_test_loss.0).collect();
+        let rank_with = |f: fn(&IcsRun) -> f64| {
+            let x: Vec<f64> = finite.iter().map(|r| f(r)).collect();
+            Num(spearman(&x, &loss))
+        };
         let mut lrs: Vec<f64> = finite.iter().map(|r| r.lr).collect();
         lrs.dedup();
-        let (mut both, mut lower_loss, mut lower_ics) = (0, 0, 0);
+        let mut out = IcsVsLoss {
+            runs: finite.len(),
+            spearman: rank_with(|r| r.l2_diff.0),
+            spearman_relative: rank_with(|r| r.relative.0),
+            spearman_cosine: rank_with(|r| 1.0 - r.cosine.0),
+            lrs: 0,
+            bn_lower_loss: 0,
+            bn_lower_ics: 0,
+            bn_lower_relative: 0,
+            bn_higher_cosine: 0,
+            bn_better_with_more_ics: 0,
+            bn_better_with_more_ics_lrs: Vec::new(),
+        };
         for lr in lrs {
             let at = |on: bool| {
                 finite.iter().find(|r| {
@@ -463,28 +500,39 @@ impl IcsVsLoss {
                 })
             };
             if let (Some(off), Some(on)) = (at(false), at(true)) {
-                both += 1;
-                lower_loss += usize::from(on.final_test_loss.0 < off.final_test_loss.0);
-                lower_ics += usize::from(on.l2_diff.0 < off.l2_diff.0);
+                out.add_rate(off, on);
             }
         }
-        IcsVsLoss {
-            runs: finite.len(),
-            spearman: Num(spearman(&x, &y)),
-            lrs: both,
-            bn_lower_loss: lower_loss,
-            bn_lower_ics: lower_ics,
+        out
+    }
+
+    /// Count one learning rate's pair of runs.
+    fn add_rate(&mut self, off: &IcsRun, on: &IcsRun) {
+        let lower_loss = on.final_test_loss.0 < off.final_test_loss.0;
+        let (lower_l2, lower_rel, higher_cos) = (
+            on.l2_diff.0 < off.l2_diff.0,
+            on.relative.0 < off.relative.0,
+            on.cosine.0 > off.cosine.0,
+        );
+        let more_ics = on.l2_diff.0 > off.l2_diff.0
+            && on.relative.0 > off.relative.0
+            && on.cosine.0 < off.cosine.0;
+        self.lrs += 1;
+        self.bn_lower_loss += usize::from(lower_loss);
+        self.bn_lower_ics += usize::from(lower_l2);
+        self.bn_lower_relative += usize::from(lower_rel);
+        self.bn_higher_cosine += usize::from(higher_cos);
+        if lower_loss && more_ics {
+            self.bn_better_with_more_ics += 1;
+            self.bn_better_with_more_ics_lrs.push(off.lr);
         }
     }
 }
 
 /// Work units of one measurement: a forward and backward pass on the step's batch per layer
-/// (see [`crate::train::FORWARD_BACKWARD`]).
+/// after the first (see [`crate::train::FORWARD_BACKWARD`]).
 pub fn measure_units(cfg: &IcsConfig) -> u64 {
-    units(
-        cfg.run.depth.saturating_add(1),
-        step_units(cfg.run.net.batch),
-    )
+    units(cfg.run.depth, step_units(cfg.run.net.batch))
 }
 
 /// Units of work [`run`] reports, in forward passes of one sample: per arm and learning rate
@@ -547,7 +595,7 @@ fn run_arm<T: Float>(cfg: &MeasuredTrainConfig, norm: Norm, progress: Progress) 
     let mut records = Vec::new();
     let data = cfg.dataset::<T>();
     let mut net = cfg.initial_net::<T>(norm);
-    let per_measure = units(cfg.depth.saturating_add(1), step_units(cfg.net.batch));
+    let per_measure = units(cfg.depth, step_units(cfg.net.batch));
     let run = cfg.train_measured(
         norm,
         &mut net,
@@ -690,10 +738,11 @@ fn sweep_table(report: &IcsReport) -> String {
     );
     for r in &report.runs {
         out.push_str(&format!(
-            "  lr {:<8} {:<8} |G-G'| {:>9}  cos {:>7}  test loss {:>9}{}\n",
+            "  lr {:<8} {:<8} |G-G'| {:>9}  relative {:>9}  cos {:>7}  test loss {:>9}{}\n",
             crate::stats::Short(r.lr).to_string(),
             r.label,
             fmt_num(r.l2_diff.0),
+            fmt_num(r.relative.0),
             fmt_cos(r.cosine.0),
             fmt_num(r.final_test_loss.0),
             r.diverged_at
@@ -702,12 +751,24 @@ fn sweep_table(report: &IcsReport) -> String {
     }
     let v = &report.ics_vs_loss;
     out.push_str(&format!(
-        "rank correlation of |G-G'| and test loss over {} runs: {}; BN gave the lower test loss at {} of {} learning rates and the smaller |G-G'| at {}\n",
+        "rank correlation with test loss over {} runs (positive: more ICS, higher loss): |G-G'| {}, relative {}, 1 - cos {}\n",
         v.runs,
         fmt_cos(v.spearman.0),
-        v.bn_lower_loss,
-        v.lrs,
-        v.bn_lower_ics,
+        fmt_cos(v.spearman_relative.0),
+        fmt_cos(v.spearman_cosine.0),
+    ));
+    out.push_str(&format!(
+        "BN gave the lower test loss at {} of {} learning rates; the smaller |G-G'| at {}, the smaller relative ICS at {}, the higher cosine at {}\n",
+        v.bn_lower_loss, v.lrs, v.bn_lower_ics, v.bn_lower_relative, v.bn_higher_cosine,
+    ));
+    let at: Vec<String> = v
+        .bn_better_with_more_ics_lrs
+        .iter()
+        .map(|lr| crate::stats::Short(*lr).to_string())
+        .collect();
+    out.push_str(&format!(
+        "learning rates where BN trained better although its ICS was larger by all three measures: {}\n",
+        if at.is_empty() { "none".to_string() } else { at.join(", ") }
     ));
     out
 }

@@ -12,11 +12,22 @@
 //!   net's, should train like the plain net.
 //!
 //! What is measured, at steps 0, `every`, 2 `every`, ... (before that step's update), on a fixed
-//! probe (the first `probe` training samples) run through a copy of the network in train mode
-//! (BN with the probe's batch statistics, as in training; noisy BN with a draw of its noise of
-//! its own), for every hidden layer `l`, on the input of its activation `u_l` (`z_l` without BN,
-//! `gamma x_hat + beta` with BN, `s (gamma x_hat + beta) + m` in noisy BN). The probe is the same
-//! every time, so what moves is the network, not the sample:
+//! probe (the first `probe` training samples) run through a copy of the network, for every
+//! hidden layer `l`, on the input of its activation `u_l` (`z_l` without BN, `gamma x_hat + beta`
+//! with BN, `s (gamma x_hat + beta) + m` in noisy BN). The probe is the same every time, so what
+//! moves is the network, not the sample.
+//!
+//! The probe runs in eval mode by default (`probe_mode`): BN normalises with its running
+//! statistics and noisy BN applies its noise's mean (`E[s]`, `E[m] = 0`), the same at every
+//! probe. In train mode BN would standardise the probe with the probe's own statistics, so
+//! every BN unit's input would have mean `beta` and spread `gamma` over the probe by
+//! construction, and noisy BN's probe would carry a fresh draw of the noise, which moves the
+//! distribution by about the same amount whatever training does. Eval mode measures what the
+//! parameter updates did to the distribution. The running statistics start at mean 0 and
+//! variance 1, so in eval mode the shifts and the drift start at the first measured step at or
+//! after [`ShiftConfig::reference_step`], when less than 1% of that start remains. A noisy-BN
+//! arm also probes in train mode with a fresh draw of its noise, which is what its layers see
+//! while training (`seen_shift`):
 //!
 //! ```text
 //! mu_lj(t), sd_lj(t)      batch mean and standard deviation of unit j
@@ -25,9 +36,9 @@
 //!
 //! between consecutive measurements `t' < t`: how many of its own standard deviations each
 //! unit's mean moved, plus the factor by which its spread changed (units with a zero spread are
-//! left out). A layer's **distribution shift** is the mean of `shift_l(t)` over the run. Also the
-//! 15th, 50th and 85th percentiles of one unit's input (`layer`, `unit`), and the test loss (and
-//! accuracy) in eval mode.
+//! left out). A layer's **distribution shift** is the mean of `shift_l(t)` over the run (from the
+//! reference step on). Also the 15th, 50th and 85th percentiles of one unit's input (`layer`,
+//! `unit`), and the test loss (and accuracy) in eval mode.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -37,7 +48,7 @@ use crate::data::{self, Stream};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::limits::Footprint;
-use crate::model::Mode;
+use crate::model::{Mlp, Mode};
 use crate::stats::{Num, fmt_num, mean_nan, percentile};
 use crate::train::{evaluate, percent};
 
@@ -57,10 +68,22 @@ pub struct ShiftConfig {
     /// The layer (1-based) and unit (0-based) whose input's percentiles are drawn.
     pub layer: usize,
     pub unit: usize,
-    /// Every measurement runs the first `probe` training samples through a copy of the network
-    /// in train mode: the same samples each time, so what moves is the network, not the batch.
+    /// Every measurement runs the first `probe` training samples through a copy of the network:
+    /// the same samples each time, so what moves is the network, not the batch.
     pub probe: usize,
+    /// The BN mode of that probe: `eval` (running statistics; noisy BN's noise at its mean) or
+    /// `train` (the probe's own batch statistics; noisy BN with a fresh draw of its noise).
+    #[serde(default = "eval_mode")]
+    pub probe_mode: Mode,
 }
+
+fn eval_mode() -> Mode {
+    Mode::Eval
+}
+
+/// The share of BN's initial running statistics (mean 0, variance 1) that may remain at the
+/// reference step of an eval-mode probe.
+pub const SETTLED: f64 = 0.01;
 
 impl ShiftConfig {
     /// The arms in legend order: `norms`, then noisy BN.
@@ -71,6 +94,22 @@ impl ShiftConfig {
             out.push((Norm::BN, Some(noise)));
         }
         out
+    }
+
+    /// Whether an arm normalises with running statistics in eval mode (BatchNorm, noisy or not).
+    fn has_running_stats(&self) -> bool {
+        self.arms().iter().any(|&(norm, _)| norm.is_batch())
+    }
+
+    /// The first step an eval-mode probe's shifts and drift count from: the steps BN's running
+    /// statistics take until less than [`SETTLED`] of their start (mean 0, variance 1) remains,
+    /// `(1 - momentum)^k <= SETTLED`; 0 in train mode or without BatchNorm.
+    pub fn reference_step(&self) -> usize {
+        let m = self.run.net.momentum;
+        if self.probe_mode == Mode::Train || !self.has_running_stats() || m >= 1.0 {
+            return 0;
+        }
+        (SETTLED.ln() / (1.0 - m).ln()).ceil() as usize
     }
 
     /// Every arm's network, the noise, the unit, the training fields.
@@ -122,13 +161,22 @@ impl ShiftConfig {
         )
     }
 
-    /// Units of one measurement: the probe's forward and the test evaluation.
-    fn measure_units(&self) -> u64 {
-        (self.run.data.n_test as u64).saturating_add(self.probe as u64)
+    /// Units of one measurement of an arm: the probe's forward (twice for noisy BN probed in
+    /// eval mode, which also probes what training sees) and the test evaluation.
+    fn measure_units(&self, noisy: bool) -> u64 {
+        let probes = if noisy && self.probe_mode == Mode::Eval {
+            2
+        } else {
+            1
+        };
+        (self.run.data.n_test as u64).saturating_add(probes * self.probe as u64)
     }
 
     pub fn work_units(&self) -> u64 {
-        (self.arms().len() as u64).saturating_mul(self.run.arm_units(self.measure_units()))
+        self.arms()
+            .iter()
+            .map(|&(_, noise)| self.run.arm_units(self.measure_units(noise.is_some())))
+            .fold(0u64, u64::saturating_add)
     }
 
     /// The arm's legend label: `BN off`, `BN on`, ..., `noisy BN`.
@@ -158,50 +206,72 @@ pub struct ShiftArm {
     /// `steps[i]`, layer `l + 1`.
     pub input_mean: Vec<Vec<Num>>,
     pub input_std: Vec<Vec<Num>>,
-    /// `shift[l][i]`: `shift_l` between `steps[i]` and `steps[i + 1]`.
+    /// The index in `steps` of the reference measurement: the first at or after
+    /// [`ShiftConfig::reference_step`].
+    pub reference: usize,
+    /// `shift[l][i]`: `shift_l` between `steps[reference + i]` and `steps[reference + i + 1]`.
     pub shift: Vec<Vec<Num>>,
     /// Per layer: the mean of `shift[l]` (the layer's distribution shift).
     pub mean_shift: Vec<Num>,
     /// Mean of `mean_shift` over the layers.
     pub net_shift: Num,
+    /// Noisy BN probed in eval mode only: per layer, the mean shift between the same
+    /// measurements of a train-mode probe with a fresh draw of the noise each time, the
+    /// distribution its layers see while training; and its mean over the layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen_shift: Option<Vec<Num>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_seen_shift: Option<Num>,
     /// The chosen unit's input: `unit_percentiles[k][i]` is percentile [`PERCENTILES`]`[k]` at
     /// `steps[i]`.
     pub unit_percentiles: Vec<Vec<Num>>,
-    /// How far the chosen unit's percentiles moved from the first measurement to the last, in
-    /// units of its 15-85 spread: `(|p50 - p50_0| + |spread - spread_0|) / max(spread_0, spread)`
+    /// How far the chosen unit's percentiles moved from the reference measurement to the last,
+    /// in units of its 15-85 spread: `(|p50 - p50_0| + |spread - spread_0|) / max(spread_0, spread)`
     /// ([`drift`]).
     pub unit_drift: Num,
 }
 
-/// `noisy-bn`'s verdict on Santurkar et al.'s finding: noisy BN trains about as well as BN,
-/// far better than the plain net, although its layer inputs shift more than the plain net's.
+/// `noisy-bn`'s verdict on Santurkar et al.'s finding: noisy BN trains almost as well as BN
+/// and better than the plain net, although its layer inputs are less stable than BN's.
 #[derive(Clone, Debug, Serialize)]
 pub struct NoisyVerdict {
     /// Final test loss of the plain, BN and noisy-BN arms.
     pub loss_plain: Num,
     pub loss_bn: Num,
     pub loss_noisy: Num,
-    /// Noisy BN's final test loss is closer to BN's than to the plain net's on a log scale
-    /// (`|ln(noisy / bn)| < |ln(noisy / plain)|`) and below the plain net's.
+    /// `loss_noisy / loss_bn`.
+    pub noisy_over_bn: Num,
+    /// Noisy BN's final test loss is below the plain net's and within a factor of
+    /// [`ALMOST_AS_WELL`] of BN's, either way.
     pub trains_like_bn: bool,
-    /// Mean distribution shift over the layers of the three arms.
+    /// Mean distribution shift over the layers of the three arms, by the configured probe
+    /// (eval mode by default: noisy BN's noise held at its mean, the same at every probe).
     pub shift_plain: Num,
     pub shift_bn: Num,
     pub shift_noisy: Num,
-    /// Noisy BN's layer inputs shift more than the plain net's.
-    pub shifts_more_than_plain: bool,
+    /// Noisy BN probed in eval mode: the shift of what its layers see while training (train
+    /// mode, a fresh draw of the noise each probe), mostly the injected noise itself.
+    pub seen_shift_noisy: Option<Num>,
+    /// Noisy BN's layer inputs shift more than BN's by the configured probe.
+    pub shifts_more_than_bn: bool,
     /// `supported` (both), `mixed` (one), `not supported` (neither).
     pub verdict: String,
 }
 
-/// `input-shift`'s verdict on Ioffe & Szegedy's Figure 1: without BN the chosen unit's input
-/// percentiles drift; with BN they stay put.
+/// "Almost as well": noisy BN's final test loss within this factor of BN's, either way.
+pub const ALMOST_AS_WELL: f64 = 2.0;
+
+/// `input-shift`'s verdict on Ioffe & Szegedy's Figure 1: without normalisation the chosen
+/// unit's input percentiles drift; with it (BN) they stay put.
 #[derive(Clone, Debug, Serialize)]
 pub struct DriftVerdict {
     pub drift_plain: Num,
-    pub drift_bn: Num,
-    /// `supported` (BN's drift below half the plain net's), `mixed` (below it), else
-    /// `not supported`.
+    /// The drift of the first normalised arm (BN, or LayerNorm where that is the one run).
+    pub drift_norm: Num,
+    /// That arm's label.
+    pub norm_label: String,
+    /// `supported` (its drift below half the plain net's), `mixed` (below it), `undetermined`
+    /// (a drift is NaN: no measurement from the reference on), else `not supported`.
     pub verdict: String,
 }
 
@@ -220,10 +290,11 @@ pub struct ShiftReport {
 }
 
 impl ShiftReport {
-    fn arm(&self, noisy: bool, norm: Norm) -> Option<&ShiftArm> {
+    /// The first arm with or without noise whose normaliser passes `norm`.
+    fn arm(&self, noisy: bool, norm: fn(Norm) -> bool) -> Option<&ShiftArm> {
         self.arms
             .iter()
-            .find(|a| a.noise.is_some() == noisy && a.run.norm == norm)
+            .find(|a| a.noise.is_some() == noisy && norm(a.run.norm))
     }
 }
 
@@ -247,17 +318,63 @@ pub fn shift_between(before: &(Vec<f64>, Vec<f64>), after: &(Vec<f64>, Vec<f64>)
     mean_nan(terms)
 }
 
-/// `(|p50 - p50_0| + |spread - spread_0|) / max(spread_0, spread)` from the first measurement
-/// (`_0`) to the last, `spread = p85 - p15`: 0 when the percentiles end where they began.
-pub fn drift(p: &[Vec<Num>]) -> f64 {
+/// `(|p50 - p50_0| + |spread - spread_0|) / max(spread_0, spread)` from measurement `from`
+/// (`_0`) to the last, `spread = p85 - p15`: 0 when the percentiles end where they began (NaN
+/// when there is no measurement from `from` on).
+pub fn drift(p: &[Vec<Num>], from: usize) -> f64 {
     let at = |k: usize, i: usize| p[k][i].0;
     let n = p[1].len();
-    if n == 0 {
+    if n <= from {
         return f64::NAN;
     }
     let spread = |i: usize| at(2, i) - at(0, i);
-    ((at(1, n - 1) - at(1, 0)).abs() + (spread(n - 1) - spread(0)).abs())
-        / spread(0).max(spread(n - 1))
+    ((at(1, n - 1) - at(1, from)).abs() + (spread(n - 1) - spread(from)).abs())
+        / spread(from).max(spread(n - 1))
+}
+
+/// Per hidden layer, the per-unit moments of the activation input of `net`'s last forward.
+fn layer_moments<T: Float>(net: &Mlp<T>) -> Vec<(Vec<f64>, Vec<f64>)> {
+    (1..=net.depth())
+        .map(|l| column_moments(&net.activation_input(l)))
+        .collect()
+}
+
+/// Per layer, the shift between consecutive measurements' moments (from the reference on), and
+/// the means over measurements and layers.
+struct ShiftSeries {
+    previous: Vec<Option<(Vec<f64>, Vec<f64>)>>,
+    shift: Vec<Vec<Num>>,
+}
+
+impl ShiftSeries {
+    fn new(depth: usize) -> Self {
+        ShiftSeries {
+            previous: vec![None; depth],
+            shift: vec![Vec::new(); depth],
+        }
+    }
+
+    /// Take one measurement's moments; a measurement before the reference only becomes the
+    /// one the next is compared with.
+    fn push(&mut self, moments: Vec<(Vec<f64>, Vec<f64>)>, counted: bool) {
+        for (l, m) in moments.into_iter().enumerate() {
+            if let (true, Some(prev)) = (counted, &self.previous[l]) {
+                self.shift[l].push(Num(shift_between(prev, &m)));
+            }
+            self.previous[l] = Some(m);
+        }
+    }
+
+    /// Per layer the mean shift, and their mean.
+    fn means(&self) -> (Vec<Num>, Num) {
+        let per_layer: Vec<Num> = self
+            .shift
+            .iter()
+            .map(|s| Num(mean_nan(s.iter().map(|v| v.0))))
+            .collect();
+        let net = Num(mean_nan(per_layer.iter().map(|v| v.0)));
+        (per_layer, net)
+    }
 }
 
 fn run_arm<T: Float>(
@@ -275,39 +392,41 @@ fn run_arm<T: Float>(
     }
     let depth = run.depth;
     let probe = data.train.x.slice(ndarray::s![..cfg.probe, ..]).to_owned();
+    let reference_step = cfg.reference_step();
+    let also_seen = noise.is_some() && cfg.probe_mode == Mode::Eval;
     let mut steps = Vec::new();
     let (mut test_loss, mut test_accuracy) = (Vec::new(), Vec::new());
     let mut input_mean = vec![Vec::new(); depth];
     let mut input_std = vec![Vec::new(); depth];
-    let mut shift = vec![Vec::new(); depth];
+    let (mut shifts, mut seen) = (ShiftSeries::new(depth), ShiftSeries::new(depth));
     let mut unit_percentiles = vec![Vec::new(); PERCENTILES.len()];
-    let mut previous: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; depth];
     let mut trained = run.train_measured(
         norm,
         &mut net,
         &data,
         progress,
-        cfg.measure_units(),
+        cfg.measure_units(noise.is_some()),
         |tr, step, _loss| {
+            // A shift counts when both its measurements are at or after the reference step.
+            let counted = steps.last().is_some_and(|&s| s >= reference_step);
             steps.push(step);
             let mut copy = tr.net.clone();
-            copy.forward(probe.view(), Mode::Train)
+            copy.forward(probe.view(), cfg.probe_mode)
                 .expect("the probe has the net's input width");
-            for l in 0..depth {
-                let u = copy.activation_input(l + 1);
-                if l + 1 == cfg.layer {
-                    let col = u.column(cfg.unit);
-                    for (k, &q) in PERCENTILES.iter().enumerate() {
-                        unit_percentiles[k].push(Num(percentile(col.iter().map(|v| v.f64()), q)));
-                    }
-                }
-                let moments = column_moments(&u);
-                input_mean[l].push(Num(mean_nan(moments.0.iter().copied())));
-                input_std[l].push(Num(mean_nan(moments.1.iter().copied())));
-                if let Some(prev) = &previous[l] {
-                    shift[l].push(Num(shift_between(prev, &moments)));
-                }
-                previous[l] = Some(moments);
+            let col = copy.activation_input(cfg.layer).column(cfg.unit).to_owned();
+            for (k, &q) in PERCENTILES.iter().enumerate() {
+                unit_percentiles[k].push(Num(percentile(col.iter().map(|v| v.f64()), q)));
+            }
+            let moments = layer_moments(&copy);
+            for (l, m) in moments.iter().enumerate() {
+                input_mean[l].push(Num(mean_nan(m.0.iter().copied())));
+                input_std[l].push(Num(mean_nan(m.1.iter().copied())));
+            }
+            shifts.push(moments, counted);
+            if also_seen {
+                copy.forward(probe.view(), Mode::Train)
+                    .expect("the probe has the net's input width");
+                seen.push(layer_moments(&copy), counted);
             }
             let e = evaluate(tr.net, &tr.data.test, run.net.batch, tr.loss);
             test_loss.push(Num(e.loss));
@@ -319,22 +438,32 @@ fn run_arm<T: Float>(
     if noise.is_some() {
         trained.label = ShiftConfig::label(norm, noise);
     }
-    let mean_shift: Vec<Num> = shift
+    let reference = steps
         .iter()
-        .map(|s| Num(mean_nan(s.iter().map(|v| v.0))))
-        .collect();
+        .position(|&s| s >= reference_step)
+        .unwrap_or(steps.len());
+    let (mean_shift, net_shift) = shifts.means();
+    let (seen_shift, net_seen_shift) = if also_seen {
+        let (per_layer, net) = seen.means();
+        (Some(per_layer), Some(net))
+    } else {
+        (None, None)
+    };
     ShiftArm {
         run: trained,
         noise,
-        net_shift: Num(mean_nan(mean_shift.iter().map(|v| v.0))),
-        unit_drift: Num(drift(&unit_percentiles)),
+        net_shift,
+        unit_drift: Num(drift(&unit_percentiles, reference)),
+        reference,
         steps,
         test_loss,
         test_accuracy,
         input_mean,
         input_std,
-        shift,
+        shift: shifts.shift,
         mean_shift,
+        seen_shift,
+        net_seen_shift,
         unit_percentiles,
     }
 }
@@ -357,9 +486,9 @@ pub fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
         drift_verdict: None,
     };
     let (plain, bn, noisy) = (
-        report.arm(false, Norm::Off),
-        report.arm(false, Norm::BN),
-        report.arm(true, Norm::BN),
+        report.arm(false, |n| n == Norm::Off),
+        report.arm(false, Norm::is_on),
+        report.arm(true, Norm::is_batch),
     );
     let noisy_verdict = match (plain, bn, noisy) {
         (Some(p), Some(b), Some(n)) => Some(noisy_verdict(p, b, n)),
@@ -389,37 +518,43 @@ pub fn noisy_verdict(plain: &ShiftArm, bn: &ShiftArm, noisy: &ShiftArm) -> Noisy
         bn.run.final_test_loss.0,
         noisy.run.final_test_loss.0,
     );
-    let trains_like_bn = (ln / lb).ln().abs() < (ln / lp).ln().abs() && ln < lp;
+    let ratio = ln / lb;
+    let trains_like_bn = ln < lp && ratio < ALMOST_AS_WELL && ratio > 1.0 / ALMOST_AS_WELL;
     let (sp, sb, sn) = (plain.net_shift.0, bn.net_shift.0, noisy.net_shift.0);
-    let shifts_more_than_plain = sn > sp;
+    let shifts_more_than_bn = sn > sb;
     NoisyVerdict {
         loss_plain: Num(lp),
         loss_bn: Num(lb),
         loss_noisy: Num(ln),
+        noisy_over_bn: Num(ratio),
         trains_like_bn,
         shift_plain: Num(sp),
         shift_bn: Num(sb),
         shift_noisy: Num(sn),
-        shifts_more_than_plain,
+        seen_shift_noisy: noisy.net_seen_shift,
+        shifts_more_than_bn,
         verdict: verdict_word(
-            usize::from(trains_like_bn) + usize::from(shifts_more_than_plain),
+            usize::from(trains_like_bn) + usize::from(shifts_more_than_bn),
             2,
         ),
     }
 }
 
-pub fn drift_verdict(plain: &ShiftArm, bn: &ShiftArm) -> DriftVerdict {
-    let (dp, db) = (plain.unit_drift.0, bn.unit_drift.0);
-    let verdict = if db < 0.5 * dp {
+pub fn drift_verdict(plain: &ShiftArm, normed: &ShiftArm) -> DriftVerdict {
+    let (dp, dn) = (plain.unit_drift.0, normed.unit_drift.0);
+    let verdict = if dn.is_nan() || dp.is_nan() {
+        "undetermined"
+    } else if dn < 0.5 * dp {
         "supported"
-    } else if db < dp {
+    } else if dn < dp {
         "mixed"
     } else {
         "not supported"
     };
     DriftVerdict {
         drift_plain: Num(dp),
-        drift_bn: Num(db),
+        drift_norm: Num(dn),
+        norm_label: normed.run.label.clone(),
         verdict: verdict.to_string(),
     }
 }
@@ -442,8 +577,10 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
         out.push_str(&format!("noisy BN: {}\n", noise_label(n)));
     }
     out.push_str(&format!(
-        "distribution shift of each layer's activation input between measurements {} steps apart (0: still), mean over the run:\n",
-        cfg.run.every
+        "distribution shift of each layer's activation input between measurements {} steps apart (0: still), mean from step {} on; probe {}:\n",
+        cfg.run.every,
+        cfg.reference_step(),
+        probe_words(cfg.probe_mode),
     ));
     let w = r
         .arms
@@ -469,17 +606,27 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
         out.push_str(&format!("  {:>w$}", fmt_num(a.net_shift.0)));
     }
     out.push('\n');
+    if r.arms
+        .iter()
+        .any(|a| a.shift.first().is_none_or(Vec::is_empty))
+    {
+        out.push_str(&format!(
+            "note: NaN where an arm has fewer than two measurements from step {} on (BN's running statistics settle by then): raise --steps, or use --probe-mode train\n",
+            cfg.reference_step()
+        ));
+    }
     for a in &r.arms {
         let p = &a.unit_percentiles;
         let last = p[1].len().saturating_sub(1);
         out.push_str(&format!(
-            "{:<w$}  unit {} of layer {}: p15/p50/p85 {} / {} / {} at step 0, {} / {} / {} at step {} (drift {}); final test loss {}",
+            "{:<w$}  unit {} of layer {}: p15/p50/p85 {} / {} / {} at step {}, {} / {} / {} at step {} (drift {}); final test loss {}",
             a.run.label,
             cfg.unit,
             cfg.layer,
-            fmt_num(p[0].first().map_or(f64::NAN, |v| v.0)),
-            fmt_num(p[1].first().map_or(f64::NAN, |v| v.0)),
-            fmt_num(p[2].first().map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[0].get(a.reference).map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[1].get(a.reference).map_or(f64::NAN, |v| v.0)),
+            fmt_num(p[2].get(a.reference).map_or(f64::NAN, |v| v.0)),
+            a.steps.get(a.reference).copied().unwrap_or(0),
             fmt_num(p[0].get(last).map_or(f64::NAN, |v| v.0)),
             fmt_num(p[1].get(last).map_or(f64::NAN, |v| v.0)),
             fmt_num(p[2].get(last).map_or(f64::NAN, |v| v.0)),
@@ -497,33 +644,51 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
     }
     if let Some(v) = &r.noisy_verdict {
         out.push_str(&format!(
-            "noisy BN trains like BN, not like the plain net: {} (final test loss: noisy BN {}, BN {}, plain {})\n",
+            "noisy BN trains almost as well as BN (final test loss within {}x either way) and better than the plain net: {} (noisy BN {}, BN {}, plain {}; noisy / BN {})\n",
+            ALMOST_AS_WELL,
             yes(v.trains_like_bn),
             fmt_num(v.loss_noisy.0),
             fmt_num(v.loss_bn.0),
             fmt_num(v.loss_plain.0),
+            fmt_num(v.noisy_over_bn.0),
         ));
         out.push_str(&format!(
-            "noisy BN's layer inputs shift more than the plain net's: {} (mean shift: noisy BN {}, plain {}, BN {})\n",
-            yes(v.shifts_more_than_plain),
+            "noisy BN's layer inputs shift more than BN's (probe {}): {} (mean shift: noisy BN {}, BN {}, plain {})\n",
+            probe_words(cfg.probe_mode),
+            yes(v.shifts_more_than_bn),
             fmt_num(v.shift_noisy.0),
-            fmt_num(v.shift_plain.0),
             fmt_num(v.shift_bn.0),
+            fmt_num(v.shift_plain.0),
         ));
+        if let Some(seen) = v.seen_shift_noisy {
+            out.push_str(&format!(
+                "what noisy BN's layers see while training (train mode, fresh noise each probe) shifts {} per measurement, mostly the injected noise\n",
+                fmt_num(seen.0)
+            ));
+        }
         out.push_str(&format!(
-            "Santurkar et al.: BN's success does not come from a stable input distribution: {}\n",
+            "Santurkar et al.: noisy BN, less stable than BN, trains almost as well: {}\n",
             v.verdict
         ));
     }
     if let Some(v) = &r.drift_verdict {
         out.push_str(&format!(
-            "Ioffe & Szegedy: without BN the unit's input percentiles drift, with BN they stay put: {} (drift {} without BN, {} with)\n",
+            "Ioffe & Szegedy: without normalisation the unit's input percentiles drift, with {} they stay put: {} (drift {} without, {} with)\n",
+            v.norm_label,
             v.verdict,
             fmt_num(v.drift_plain.0),
-            fmt_num(v.drift_bn.0),
+            fmt_num(v.drift_norm.0),
         ));
     }
     out
+}
+
+/// How the probe normalises, in words.
+pub fn probe_words(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Eval => "in eval mode: BN's running statistics, noisy BN's noise at its mean",
+        Mode::Train => "in train mode: the probe's own batch statistics, fresh noise",
+    }
 }
 
 fn yes(b: bool) -> &'static str {

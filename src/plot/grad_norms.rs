@@ -15,10 +15,10 @@ use anyhow::Result;
 use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
 use crate::plot::histograms::{self, Curve};
 use crate::plot::{
-    Dash, Figure, Figures, Layout, LegendItem, Note, Panel, Series, Slide, draw_panel, figure,
-    norm_color, norm_marker,
+    Dash, Figure, Figures, Layout, LegendItem, Marker, Note, Panel, Series, Slide, draw_panel,
+    figure, norm_color, norm_marker, okabe_ito,
 };
-use crate::stats::{Num, fmt_num, geometric_mean, max_nan, min_nan};
+use crate::stats::{Num, fmt_num, fmt_rate, geometric_mean, max_nan, min_nan};
 
 /// Where layer `l` (1-based) of an arm of depth `depth` sits on the x axis: `l` when the
 /// report has one depth, `l / depth` when it has several.
@@ -39,7 +39,24 @@ fn x_label(report: &GradNormsReport) -> String {
     }
 }
 
-/// The arm's colour, marker and dash: colour and marker from its normalisation, dash from its
+/// The arm's colour and marker: its normalisation's, except that with both skip arms the arm
+/// with skip connections takes a colour and marker of its own (green triangles beside BN,
+/// purple beside BN off), so the two read apart on a projector and in black and white.
+fn arm_style(report: &GradNormsReport, i: usize) -> (plotters::style::RGBColor, Marker) {
+    let arm = &report.arms[i];
+    if arm.residual && report.config.skips.len() > 1 {
+        let color = if arm.norm.is_on() {
+            okabe_ito::BLUISH_GREEN
+        } else {
+            okabe_ito::REDDISH_PURPLE
+        };
+        (color, Marker::TriangleUp)
+    } else {
+        (norm_color(arm.norm), norm_marker(arm.norm))
+    }
+}
+
+/// The arm's colour, marker and dash: colour and marker from [`arm_style`], dash from its
 /// depth's rank (the deepest solid).
 fn arm_series(
     report: &GradNormsReport,
@@ -51,8 +68,9 @@ fn arm_series(
     let mut depths = report.config.depths.clone();
     depths.sort_unstable_by(|a, b| b.cmp(a));
     let rank = depths.iter().position(|&d| d == arm.depth).unwrap_or(0);
-    let mut s = Series::new(label, norm_color(arm.norm), points);
-    s.marker = Some(norm_marker(arm.norm));
+    let (color, marker) = arm_style(report, i);
+    let mut s = Series::new(label, color, points);
+    s.marker = Some(marker);
     s.marker_phase = i;
     s.dash = Dash::nth(rank);
     s
@@ -61,12 +79,21 @@ fn arm_series(
 /// Geometric-mean curve over seeds plus a min-max band (empty with one seed); a layer where a
 /// seed is NaN breaks the band rather than being left out of it.
 fn curve(report: &GradNormsReport, i: usize, pick: &dyn Fn(&LayerValues) -> &Vec<Num>) -> Series {
+    curve_of(report, i, &|s, l| pick(s)[l].0)
+}
+
+/// [`curve`] of any per-layer value `value(seed, l)` (`l` 0-based).
+fn curve_of(
+    report: &GradNormsReport,
+    i: usize,
+    value: &dyn Fn(&LayerValues, usize) -> f64,
+) -> Series {
     let arm = &report.arms[i];
     let depth = arm.depth;
     let mut points = Vec::with_capacity(depth);
     let mut band = Vec::new();
     for l in 0..depth {
-        let vals: Vec<f64> = arm.seeds.iter().map(|s| pick(s)[l].0).collect();
+        let vals: Vec<f64> = arm.seeds.iter().map(|s| value(s, l)).collect();
         let x = layer_x(report, l + 1, depth);
         points.push((x, geometric_mean(&vals)));
         if vals.len() > 1 {
@@ -80,6 +107,61 @@ fn curve(report: &GradNormsReport, i: usize, pick: &dyn Fn(&LayerValues) -> &Vec
     let mut s = arm_series(report, i, arm.label.clone(), points);
     s.band = band;
     s
+}
+
+/// The least-squares line of `ln y` against the layer `l` through `(l, y)` pairs, with slope
+/// `-ln growth` (the fit's per-layer factor towards the input), from `l_from` to `l_to`: its
+/// two ends. It passes through the mean of the usable points (finite, positive), as every
+/// least-squares line does; `None` with no usable point or a growth that is not finite and
+/// positive.
+pub fn fit_line(
+    points: &[(f64, f64)],
+    growth: f64,
+    (l_from, l_to): (f64, f64),
+) -> Option<[(f64, f64); 2]> {
+    let usable: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.1.is_finite() && p.1 > 0.0)
+        .map(|&(l, y)| (l, y.ln()))
+        .collect();
+    if usable.is_empty() || !(growth.is_finite() && growth > 0.0) {
+        return None;
+    }
+    let n = usable.len() as f64;
+    let ml = usable.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = usable.iter().map(|p| p.1).sum::<f64>() / n;
+    let at = |l: f64| (l, (my - growth.ln() * (l - ml)).exp());
+    Some([at(l_from), at(l_to)])
+}
+
+/// The weight panel's fitted line of arm `i`: the constant factor per layer that
+/// `weight_grad.growth_per_layer` reports, dashed black across its layers.
+fn fit_series(report: &GradNormsReport, i: usize) -> Option<Series> {
+    let arm = &report.arms[i];
+    let growth = arm.weight_grad.growth_per_layer?.0;
+    let per_layer: Vec<(f64, f64)> = (0..arm.depth)
+        .map(|l| {
+            let vals: Vec<f64> = arm.seeds.iter().map(|s| s.weight_grad_norm[l].0).collect();
+            ((l + 1) as f64, geometric_mean(&vals))
+        })
+        .collect();
+    let ends = fit_line(&per_layer, growth, (1.0, arm.depth as f64))?;
+    let points = ends
+        .iter()
+        .map(|&(l, y)| (layer_x(report, l as usize, arm.depth), y))
+        .filter(|p| p.1.is_finite() && p.1 > 0.0)
+        .collect();
+    let prefix = if report.arms.len() > 1 {
+        format!("{}: ", arm.label)
+    } else {
+        String::new()
+    };
+    let label = format!("{prefix}fit, ×{} per layer", fmt_num(growth));
+    // Black, so it shows on top of the curve it fits.
+    let mut s = Series::new(label, okabe_ito::BLACK, points);
+    s.dash = Dash::Dashed;
+    s.width = 2;
+    Some(s)
 }
 
 /// The arm's mean-field prediction of `||dL/dh_l||`, dotted in its colour and scaled to meet
@@ -163,7 +245,11 @@ fn arm_note(report: &GradNormsReport, i: usize, series: &Series) -> Option<Note>
 
 /// The headline's title: what was compared.
 fn headline_title(report: &GradNormsReport) -> String {
-    compared_title(&report.config.norms)
+    let mut t = compared_title(&report.config.norms);
+    if report.config.skips.len() > 1 {
+        t.push_str(", skip connections off vs on");
+    }
+    t
 }
 
 /// `Gradient norms at initialisation: ...` naming the normalisation arms that ran.
@@ -224,12 +310,17 @@ fn seed_note(report: &GradNormsReport) -> Option<LegendItem> {
     })
 }
 
-/// The headline slide: weight gradients (annotated) and the forward spread.
+/// The headline slide: weight gradients (annotated, each arm with its fitted factor per layer
+/// dashed) and the forward spread.
 pub fn draw(report: &GradNormsReport, path: &Path) -> Result<Layout> {
     let mut weight = weight_panel(report);
     weight.notes = (0..report.arms.len())
         .filter_map(|i| arm_note(report, i, &weight.series[i]))
         .collect();
+    let fits: Vec<Series> = (0..report.arms.len())
+        .filter_map(|i| fit_series(report, i))
+        .collect();
+    weight.series.extend(fits);
     let forward = forward_panel(report);
     let mut slide = Slide::new(
         headline_title(report),
@@ -286,6 +377,135 @@ pub fn draw_detail(report: &GradNormsReport, path: &Path) -> Result<Layout> {
     )
 }
 
+/// The per-layer factor of `||dL/dh||^2` crossing layer `l` towards the input, `l = 2..=L`:
+/// `(g_{l-1} / g_l)^2` of the per-layer values `g` (input side first), as `(l, factor)`.
+pub fn measured_factors(g: &[f64]) -> Vec<(usize, f64)> {
+    (1..g.len())
+        .map(|i| (i + 1, (g[i - 1] / g[i]).powi(2)))
+        .collect()
+}
+
+/// The mean-field factor of `||dL/dh||^2` crossing layer `l`, `l = 2..=L`: `chi^l` of the
+/// variance map without a normaliser, the constant rate (`lambda(B)`, LayerNorm's) with one.
+pub fn predicted_factors(p: &crate::theory::Prediction, depth: usize) -> Vec<(usize, f64)> {
+    (2..=depth)
+        .map(|l| {
+            let f = p
+                .chi
+                .as_ref()
+                .and_then(|chi| chi.get(l - 1))
+                .map_or(p.rate.0, |c| c.0);
+            (l, f)
+        })
+        .collect()
+}
+
+/// `||dL/dh_l||^2` per layer (geometric mean over seeds), each arm with its mean-field profile
+/// dotted, scaled to meet the measurement at the last layer.
+fn signal_squared_panel(report: &GradNormsReport) -> Panel {
+    let mut p = layer_panel(
+        report,
+        "Backprop signal ‖∂L/∂h_l‖²",
+        "‖∂L/∂h_l‖² (log scale)",
+        &|s| &s.activation_grad_norm,
+    );
+    p.series = (0..report.arms.len())
+        .map(|i| curve_of(report, i, &|s, l| s.activation_grad_norm[l].0.powi(2)))
+        .collect();
+    for i in 0..report.arms.len() {
+        if let Some(mut t) = theory_series(report, i) {
+            t.points = t.points.iter().map(|&(x, y)| (x, y * y)).collect();
+            t.legend = false;
+            p.series.push(t);
+        }
+    }
+    p
+}
+
+/// The factor per layer: measured (markers, from the geometric mean over seeds) beside the
+/// mean-field prediction (a line), each arm in its colour, and ×1 dashed.
+fn factor_panel(report: &GradNormsReport) -> Panel {
+    let mut p = Panel::new(
+        "Its factor per layer: measured vs theory",
+        x_label(report),
+        "‖∂L/∂h_(l-1)‖² / ‖∂L/∂h_l‖² (log scale)",
+        true,
+    );
+    let max_depth = report.arms.iter().map(|a| a.depth).max().unwrap_or(1);
+    p.x_range = Some(if report.config.depths.len() > 1 {
+        (0.0, 1.0)
+    } else {
+        (1.0, max_depth.max(2) as f64)
+    });
+    p.integer_x = report.config.depths.len() == 1;
+    p.guides.push((1.0, "×1: the signal keeps its size".into()));
+    for (i, arm) in report.arms.iter().enumerate() {
+        let g: Vec<f64> = (0..arm.depth)
+            .map(|l| {
+                let v: Vec<f64> = arm
+                    .seeds
+                    .iter()
+                    .map(|s| s.activation_grad_norm[l].0)
+                    .collect();
+                geometric_mean(&v)
+            })
+            .collect();
+        let at = |(l, f): (usize, f64)| (layer_x(report, l, arm.depth), f);
+        let measured = measured_factors(&g).into_iter().map(at).collect();
+        let mut m = arm_series(report, i, format!("{}: measured", arm.label), measured);
+        m.no_line = true;
+        m.legend = false;
+        p.series.push(m);
+        if let Some(pred) = &arm.theory {
+            let line = predicted_factors(pred, arm.depth)
+                .into_iter()
+                .map(at)
+                .collect();
+            let mut t = arm_series(report, i, format!("{}: theory", arm.label), line);
+            t.marker = None;
+            t.dash = Dash::Solid;
+            t.legend = false;
+            p.series.push(t);
+        }
+    }
+    p
+}
+
+/// One legend line per arm: the fitted rate per layer measured beside the predicted one.
+fn rate_note(arm: &ArmResult) -> LegendItem {
+    let measured = arm.measured_rate.map_or("-".into(), |m| fmt_rate(m.0));
+    LegendItem::text(match (&arm.theory, arm.measured_rate) {
+        (Some(p), Some(m)) => format!(
+            "{}: ×{measured} (theory ×{}, {:+.1}%)",
+            arm.label,
+            fmt_rate(p.rate.0),
+            100.0 * (m.0 / p.rate.0 - 1.0)
+        ),
+        (Some(p), None) => format!("{}: theory ×{}", arm.label, fmt_rate(p.rate.0)),
+        (None, _) => format!("{}: ×{measured} (no theory)", arm.label),
+    })
+}
+
+/// `grad_norms_theory.png`, a slide: the backprop signal against its mean-field profile, and
+/// the factor per layer measured against the one predicted (the corrected product of the
+/// diary's algebra: `chi = sigma_w^2 E[phi'(z)^2]` without BN, Yang et al.'s `lambda(B)` with).
+pub fn draw_theory(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+    let mut slide = Slide::new(
+        "The backprop signal's factor per layer: measured vs mean-field theory",
+        subtitle(report),
+        vec![signal_squared_panel(report), factor_panel(report)],
+    );
+    slide.notes.push(LegendItem::text(
+        "measured: markers; theory: dotted (left, met at layer L), solid (right)",
+    ));
+    slide.notes.push(LegendItem::text(
+        "factor per layer, fitted over all layers:",
+    ));
+    slide.notes.extend(report.arms.iter().map(rate_note));
+    slide.notes.extend(seed_note(report));
+    slide.draw(path)
+}
+
 impl Figures for crate::experiment::grad_norms::GradNorms {
     fn figures() -> Vec<Figure<Self::Report>> {
         vec![
@@ -296,6 +516,10 @@ impl Figures for crate::experiment::grad_norms::GradNorms {
             Figure {
                 file: "grad_norms_detail.png",
                 draw: draw_detail,
+            },
+            Figure {
+                file: "grad_norms_theory.png",
+                draw: draw_theory,
             },
         ]
     }
@@ -349,6 +573,47 @@ pub fn draw_histograms(report: &GradNormsReport, path: &Path) -> Result<Layout> 
 mod tests {
     use super::*;
     use crate::config::{Norm, Placement};
+
+    #[test]
+    fn the_fit_line_is_the_least_squares_line_of_a_geometric_curve() {
+        // 0.25 per layer towards the input, 1 at layer 5: 0.25^4 at layer 1.
+        let pts: Vec<(f64, f64)> = (1..=5).map(|l| (l as f64, 0.25f64.powi(5 - l))).collect();
+        let [(l0, y0), (l1, y1)] = fit_line(&pts, 0.25, (1.0, 5.0)).unwrap();
+        assert_eq!((l0, l1), (1.0, 5.0));
+        assert!((y0 / 0.25f64.powi(4) - 1.0).abs() < 1e-12, "{y0}");
+        assert!((y1 - 1.0).abs() < 1e-12, "{y1}");
+        // Zeros and infinities are left out of the mean it passes through.
+        let mut holes = pts.clone();
+        holes[0].1 = 0.0;
+        holes[2].1 = f64::INFINITY;
+        let [_, (_, y1)] = fit_line(&holes, 0.25, (1.0, 5.0)).unwrap();
+        assert!((y1 - 1.0).abs() < 1e-12, "{y1}");
+        assert!(fit_line(&pts, f64::NAN, (1.0, 5.0)).is_none());
+        assert!(fit_line(&[(1.0, 0.0)], 0.5, (1.0, 5.0)).is_none());
+    }
+
+    #[test]
+    fn factors_per_layer_follow_the_signal_towards_the_input() {
+        // |dL/dh_l| = 1, 2, 4 at layers 1..3: the squared signal grows 4-fold per layer crossed.
+        assert_eq!(
+            measured_factors(&[1.0, 2.0, 4.0]),
+            vec![(2, 0.25), (3, 0.25)]
+        );
+        assert!(measured_factors(&[1.0]).is_empty());
+        let mut p = crate::theory::Prediction {
+            source: crate::theory::SOURCE_NO_BN,
+            rate: Num(0.5),
+            profile: Vec::new(),
+            q: None,
+            chi: Some(crate::stats::nums(&[9.0, 0.7, 0.6])),
+            lambda: None,
+            batch: None,
+        };
+        // Crossing layer l multiplies by chi^l: the first layer's chi is never crossed here.
+        assert_eq!(predicted_factors(&p, 3), vec![(2, 0.7), (3, 0.6)]);
+        p.chi = None;
+        assert_eq!(predicted_factors(&p, 3), vec![(2, 0.5), (3, 0.5)]);
+    }
 
     #[test]
     fn titles_follow_the_arms_that_ran() {

@@ -297,6 +297,24 @@ fn ratio_panel(report: &IcsReport) -> Option<Panel> {
             .collect(),
     );
     ics.marker = Some(Marker::Diamond);
+    let mut relative = Series::new(
+        "relative ICS ‖G − G′‖/‖G‖ with BN / without",
+        okabe_ito::SKY_BLUE,
+        pairs
+            .iter()
+            .map(|(lr, o, n)| (*lr, n.relative.0 / o.relative.0))
+            .collect(),
+    );
+    relative.marker = Some(Marker::Square);
+    let mut cosine = Series::new(
+        "1 − cos(G, G′) with BN / without",
+        okabe_ito::BLUISH_GREEN,
+        pairs
+            .iter()
+            .map(|(lr, o, n)| (*lr, (1.0 - n.cosine.0) / (1.0 - o.cosine.0)))
+            .collect(),
+    );
+    cosine.marker = Some(Marker::Circle);
     let mut loss = Series::new(
         "final test loss with BN / without",
         okabe_ito::REDDISH_PURPLE,
@@ -307,7 +325,7 @@ fn ratio_panel(report: &IcsReport) -> Option<Panel> {
     );
     loss.marker = Some(Marker::TriangleUp);
     loss.dash = Dash::Dashed;
-    p.series = vec![ics, loss];
+    p.series = vec![ics, relative, cosine, loss];
     p.guides
         .push((1.0, "ratio 1: the same with and without BN".into()));
     Some(p)
@@ -334,19 +352,24 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
         slide.widths = vec![3, 2];
     }
     let v = &report.ics_vs_loss;
-    slide.notes.push(LegendItem::text(format!(
-        "rank correlation of ICS and test loss over {} runs: {}",
-        v.runs,
-        if v.spearman.0.is_finite() {
-            format!("{:+.2}", v.spearman.0)
+    let signed = |x: f64| {
+        if x.is_finite() {
+            format!("{x:+.2}")
         } else {
-            fmt_num(v.spearman.0)
+            fmt_num(x)
         }
+    };
+    slide.notes.push(LegendItem::text(format!(
+        "rank correlation with test loss over {} runs: ‖G − G′‖ {}, relative {}, 1 − cos {}",
+        v.runs,
+        signed(v.spearman.0),
+        signed(v.spearman_relative.0),
+        signed(v.spearman_cosine.0)
     )));
     if v.lrs > 0 {
         slide.notes.push(LegendItem::text(format!(
-            "BN: lower test loss at {} of {} learning rates, smaller ICS at {} of {}",
-            v.bn_lower_loss, v.lrs, v.bn_lower_ics, v.lrs
+            "BN: lower test loss at {} of {} learning rates; less ICS at {} (‖G − G′‖), {} (relative), {} (cosine)",
+            v.bn_lower_loss, v.lrs, v.bn_lower_ics, v.bn_lower_relative, v.bn_higher_cosine
         )));
     }
     slide.notes.extend(crate::plot::trained_accuracy_note(

@@ -14,6 +14,7 @@ use plotters::style::RGBColor;
 
 use crate::config::Norm;
 use crate::experiment::shift::{ShiftArm, ShiftReport, noise_label};
+use crate::model::Mode;
 use crate::plot::{
     Dash, Figure, Figures, Grid, LegendItem, Marker, Panel, Sample, Series, Slide, norm_color,
     norm_marker, okabe_ito,
@@ -46,6 +47,22 @@ fn over_steps(a: &ShiftArm, v: &[Num]) -> Vec<(f64, f64)> {
         .zip(v)
         .map(|(&s, n)| (s as f64, n.0))
         .collect()
+}
+
+/// `over_steps` from the reference measurement on: an eval-mode probe's BN normalises with
+/// running statistics that are still leaving their start before it.
+/// An arm that stopped (diverged) before the reference is drawn from its start.
+fn from_reference(a: &ShiftArm, v: &[Num]) -> Vec<(f64, f64)> {
+    over_steps(a, v).into_iter().skip(first_drawn(a)).collect()
+}
+
+/// The first measurement drawn: the reference, or 0 when the arm has none from there on.
+fn first_drawn(a: &ShiftArm) -> usize {
+    if a.reference < a.steps.len() {
+        a.reference
+    } else {
+        0
+    }
 }
 
 /// Test accuracy over training (classification) or test loss (log), per arm.
@@ -108,6 +125,24 @@ fn shift_panel(report: &ShiftReport) -> Panel {
         s.marker = Some(marker(a));
         s.legend = false;
         p.series.push(s);
+        if let Some(seen) = &a.seen_shift {
+            let points = seen
+                .iter()
+                .enumerate()
+                .map(|(l, v)| ((l + 1) as f64, v.0))
+                .collect();
+            let mut s = Series::new(
+                format!(
+                    "{}: what its layers see in training (fresh noise)",
+                    a.run.label
+                ),
+                color(a),
+                points,
+            );
+            s.dash = Dash::Dashed;
+            s.marker = Some(marker(a));
+            p.series.push(s);
+        }
     }
     p
 }
@@ -144,7 +179,7 @@ fn percentile_panel(report: &ShiftReport, arms: &[&ShiftArm], caption: String) -
                 let mut s = Series::new(
                     format!("{}: {name}", a.run.label),
                     color(a),
-                    over_steps(a, &pc[k]),
+                    from_reference(a, &pc[k]),
                 );
                 s.dash = dash;
                 if k == 1 {
@@ -157,12 +192,13 @@ fn percentile_panel(report: &ShiftReport, arms: &[&ShiftArm], caption: String) -
             let mut s = Series::new(
                 format!("{}: median, band 15th-85th percentile", a.run.label),
                 color(a),
-                over_steps(a, &pc[1]),
+                from_reference(a, &pc[1]),
             );
             s.band = a
                 .steps
                 .iter()
                 .zip(pc[0].iter().zip(&pc[2]))
+                .skip(first_drawn(a))
                 .map(|(&st, (lo, hi))| (st as f64, lo.0, hi.0))
                 .collect();
             s.marker = Some(marker(a));
@@ -197,14 +233,36 @@ fn percentile_key(banded: bool) -> Vec<LegendItem> {
     }
 }
 
-/// `mean input shift: BN off 0.268, BN on 1.56e-3, noisy BN 0.677`.
+/// `mean input shift (eval-mode probe, from step 44): BN off 0.268, BN on 0.06, noisy BN 0.1`.
 fn shift_note(report: &ShiftReport) -> LegendItem {
     let parts: Vec<String> = report
         .arms
         .iter()
         .map(|a| format!("{} {}", a.run.label, fmt_num(a.net_shift.0)))
         .collect();
-    LegendItem::text(format!("mean input shift: {}", parts.join(", ")))
+    LegendItem::text(format!(
+        "mean input shift ({}): {}",
+        probe_note(report),
+        parts.join(", ")
+    ))
+}
+
+/// `eval-mode probe, from step 44`.
+fn probe_note(report: &ShiftReport) -> String {
+    let cfg = &report.config;
+    let mode = match cfg.probe_mode {
+        Mode::Eval => "eval-mode probe",
+        Mode::Train => "train-mode probe",
+    };
+    let first = report
+        .arms
+        .first()
+        .and_then(|a| a.steps.get(a.reference))
+        .copied();
+    match (cfg.reference_step(), first) {
+        (0, _) | (_, None) => mode.to_string(),
+        (_, Some(step)) => format!("{mode}, from step {step}"),
+    }
 }
 
 /// The shift over training: per arm, its mean over the layers at each measurement.
@@ -222,7 +280,7 @@ fn shift_over_training(report: &ShiftReport) -> Panel {
         let points = (0..n)
             .map(|i| {
                 (
-                    a.steps[i + 1] as f64,
+                    a.steps[a.reference + i + 1] as f64,
                     mean_nan(a.shift.iter().map(|l| l[i].0)),
                 )
             })
@@ -252,19 +310,21 @@ fn verdict_notes(report: &ShiftReport) -> Vec<LegendItem> {
             fmt_num(v.loss_plain.0)
         )));
         notes.push(LegendItem::text(format!(
-            "Santurkar et al.'s finding (noisy BN shifts more yet trains like BN): {}",
+            "Santurkar et al.'s finding (noisy BN shifts more than BN yet trains like it): {}",
             v.verdict
         )));
     }
     if let Some(v) = &report.drift_verdict {
         notes.push(LegendItem::text(format!(
-            "drift of the unit's percentiles: {} without BN, {} with",
+            "drift of the unit's percentiles ({}): {} without normalisation, {} with {}",
+            probe_note(report),
             fmt_num(v.drift_plain.0),
-            fmt_num(v.drift_bn.0)
+            fmt_num(v.drift_norm.0),
+            v.norm_label
         )));
         notes.push(LegendItem::text(format!(
-            "Ioffe & Szegedy (BN keeps the input distribution put): {}",
-            v.verdict
+            "Ioffe & Szegedy ({} keeps the input distribution put): {}",
+            v.norm_label, v.verdict
         )));
     }
     notes.extend(crate::plot::trained_accuracy_note(

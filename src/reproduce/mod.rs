@@ -121,6 +121,19 @@ impl CheckOverSeeds {
         self.holds.iter().filter(|&&h| h).count()
     }
 
+    /// `0.2353, 0.2336, 0.2356 vs 0.5000`: the values compared in each seed (a side that is the
+    /// same in every seed, a threshold, once).
+    pub fn values_text(&self) -> String {
+        let vals = |v: &[Value]| {
+            if v.windows(2).all(|w| w[0] == w[1]) {
+                v.first().map(Value::display).unwrap_or_default()
+            } else {
+                v.iter().map(Value::display).collect::<Vec<_>>().join(", ")
+            }
+        };
+        format!("{} vs {}", vals(&self.left), vals(&self.right))
+    }
+
     /// `holds in 3/3 seeds`.
     pub fn tally(&self) -> String {
         let n = self.holds.len();
@@ -305,23 +318,7 @@ fn quantity_lines(quantities: &[Measured]) -> String {
 fn check_lines(checks: &[CheckOverSeeds]) -> String {
     checks
         .iter()
-        .map(|c| {
-            // One value when every seed compared with the same (a threshold).
-            let vals = |v: &[Value]| {
-                if v.windows(2).all(|w| w[0] == w[1]) {
-                    v.first().map(Value::display).unwrap_or_default()
-                } else {
-                    v.iter().map(Value::display).collect::<Vec<_>>().join(", ")
-                }
-            };
-            format!(
-                "  [{}] {}   ({} vs {})\n",
-                c.tally(),
-                c.check,
-                vals(&c.left),
-                vals(&c.right)
-            )
-        })
+        .map(|c| format!("  [{}] {}   ({})\n", c.tally(), c.check, c.values_text()))
         .collect()
 }
 

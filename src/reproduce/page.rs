@@ -324,7 +324,7 @@ fn summary_table(s: &Summary) -> String {
     if controls {
         h.push_str("<col class=\"c-control\">");
     }
-    h.push_str("</colgroup>\n<thead><tr><th>#</th><th>Claim</th><th class=\"kindcell\">Kind</th><th title=\"runs, one per seed\">Seeds</th><th>Verdict</th><th class=\"key\">Key number: median [range over seeds]</th>");
+    h.push_str("</colgroup>\n<thead><tr><th>#</th><th>Claim</th><th class=\"kindcell\">Kind</th><th title=\"runs, one per seed\">Seeds</th><th>Verdict</th><th class=\"key\">Key number: median [range]</th>");
     if controls {
         h.push_str("<th class=\"ctl\">Control</th>");
     }
@@ -582,16 +582,10 @@ fn numbers(t: &Tested) -> String {
     for o in &t.checks {
         let tally = o.tally();
         let class = tally.split(' ').next().unwrap_or("fails");
-        let values: Vec<String> = o
-            .left
-            .iter()
-            .zip(&o.right)
-            .map(|(l, r)| format!("{} vs {}", l.display(), r.display()))
-            .collect();
         h.push_str(&format!(
             "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"{class}\">{}</td></tr>\n",
             escape(&o.check),
-            escape(&values.join("; ")),
+            escape(&o.values_text()),
             escape(&tally)
         ));
     }
