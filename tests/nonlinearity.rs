@@ -11,7 +11,7 @@ use std::path::Path;
 use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::nonlinearity::{Histogram, activation_stats};
-use bn_lab::model::Mlp;
+use bn_lab::model::{Mlp, Mode};
 use serde_json::Value;
 
 fn run_tiny(dir: &Path, seed: &str) -> (String, Value) {
@@ -163,7 +163,7 @@ fn standardised_relu_inputs_have_no_dead_and_no_always_active_units() {
         &bn_net(Activation::Relu, false),
         &mut data::rng(5, Stream::Weights),
     );
-    let p = activation_stats(&net, data.test.x.view(), &[1, 3]);
+    let p = activation_stats(&net, data.test.x.view(), &[1, 3], Mode::Train);
     for l in 0..3 {
         assert_eq!(p.dead.as_ref().unwrap()[l].0, 0.0);
         assert_eq!(p.always_active.as_ref().unwrap()[l].0, 0.0);
@@ -179,7 +179,7 @@ fn standardised_sigmoid_inputs_have_unit_spread_and_no_saturation_at_init() {
         &bn_net(Activation::Sigmoid, false),
         &mut data::rng(6, Stream::Weights),
     );
-    let p = activation_stats(&net, data.test.x.view(), &[]);
+    let p = activation_stats(&net, data.test.x.view(), &[], Mode::Train);
     assert!(p.histograms.is_empty());
     for l in 0..3 {
         assert!(
@@ -202,7 +202,7 @@ fn a_scaled_up_gamma_moves_sigmoid_inputs_out_of_the_unit_interval() {
         &bn_net(Activation::Sigmoid, true),
         &mut data::rng(7, Stream::Weights),
     );
-    let before = activation_stats(&net, data.test.x.view(), &[]);
+    let before = activation_stats(&net, data.test.x.view(), &[], Mode::Train);
     for b in &mut net.blocks {
         b.bn.as_mut()
             .unwrap()
@@ -212,7 +212,7 @@ fn a_scaled_up_gamma_moves_sigmoid_inputs_out_of_the_unit_interval() {
             .gamma
             .fill(10.0);
     }
-    let after = activation_stats(&net, data.test.x.view(), &[]);
+    let after = activation_stats(&net, data.test.x.view(), &[], Mode::Train);
     for l in 0..3 {
         assert!(after.inside_unit[l].0 < 0.2 * before.inside_unit[l].0);
         assert!(after.saturated.as_ref().unwrap()[l].0 > 0.5);
@@ -294,7 +294,7 @@ fn a_layer_with_nan_inputs_has_nan_fractions() {
         };
         let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(8, Stream::Weights));
         net.blocks[1].linear.w[[0, 0]] = f64::NAN;
-        let p = activation_stats(&net, data.test.x.view(), &[1, 2, 3]);
+        let p = activation_stats(&net, data.test.x.view(), &[1, 2, 3], Mode::Train);
         let fractions: Vec<&Vec<bn_lab::stats::Num>> = [
             Some(&p.inside_unit),
             p.saturated.as_ref(),
@@ -386,10 +386,18 @@ fn nonlinearity_figures_keep_legends_off_the_data() {
         [
             "nonlinearity.png",
             "nonlinearity_detail.png",
-            "nonlinearity_hist.png"
+            "nonlinearity_hist.png",
+            "nonlinearity_curve.png",
+            "nonlinearity_units.png"
         ]
     );
     assert_eq!(layouts[0].1.panels.len(), 2, "sigmoid and relu");
+    assert_eq!(
+        layouts[3].1.panels.len(),
+        2,
+        "the curve and the share in (-1, 1)"
+    );
+    assert_eq!(layouts[4].1.panels.len(), 2, "dead and linear units");
     let hist = &layouts[2].1;
     assert_eq!(hist.panels.len(), 2 * 3 * 3, "acts x arms x layers");
     assert_eq!(hist.legends.len(), 1, "one legend for every histogram");
@@ -542,7 +550,7 @@ fn the_saturated_share_agrees_with_the_histogram_beyond_the_threshold() {
             let ss = b.bn.as_mut().unwrap().affine.as_mut().unwrap();
             ss.gamma.fill(gamma);
         }
-        let p = activation_stats(&net, data.test.x.view(), &[1, 2, 3]);
+        let p = activation_stats(&net, data.test.x.view(), &[1, 2, 3], Mode::Train);
         for h in &p.histograms {
             let hist = &h.hist;
             let w = hist.bin_width();
@@ -575,4 +583,73 @@ fn the_saturated_share_agrees_with_the_histogram_beyond_the_threshold() {
             }
         }
     }
+}
+
+/// The curve slide draws sigmoid with every arm's after-training inputs, pooled over seeds and
+/// probed layers (each histogram counts `batch x width` inputs), and the units slide draws the
+/// report's per-layer dead shares after training (mean over seeds).
+#[test]
+fn the_diarys_pictures_draw_the_reports_numbers() {
+    use bn_lab::experiment::nonlinearity::Nonlinearity;
+    use bn_lab::plot::nonlinearity::{curve_act, curve_panel, pooled_after, units_slide};
+    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    cfg.validate().unwrap();
+    let report = <Nonlinearity as bn_lab::experiment::Experiment>::run(&cfg, &|_| {});
+    assert_eq!(curve_act(&report), Activation::Sigmoid);
+    let per_hist = (cfg.net.batch * cfg.net.width) as u64;
+    for &arm in &cfg.norms {
+        let h = pooled_after(&report, Activation::Sigmoid, arm).unwrap();
+        let want = per_hist * (cfg.seeds * cfg.hist_layers().len()) as u64;
+        assert_eq!(h.total(), want, "{arm:?}");
+    }
+    let panel = curve_panel(&report);
+    for &arm in &cfg.norms {
+        assert!(
+            panel
+                .series
+                .iter()
+                .any(|s| s.label == format!("density of u, {}", arm.label())),
+            "{arm:?} has its density under the curve"
+        );
+    }
+    let slide = units_slide(&report);
+    let dead = &slide.panels[0];
+    for &arm in &cfg.norms {
+        let runs: Vec<_> = report
+            .runs
+            .iter()
+            .filter(|r| r.act == Activation::Relu && r.norm == arm)
+            .collect();
+        let s = dead.series.iter().find(|s| s.label == arm.label()).unwrap();
+        for (l, &(x, y)) in s.points.iter().enumerate() {
+            let mean = runs
+                .iter()
+                .map(|r| r.after.dead.as_ref().unwrap()[l].0)
+                .sum::<f64>()
+                / runs.len() as f64;
+            assert_eq!(x, (l + 1) as f64);
+            assert!(
+                (y - mean).abs() < 1e-12,
+                "{arm:?} layer {}: {y} vs {mean}",
+                l + 1
+            );
+        }
+    }
+}
+
+/// The eval-mode probe can find dead BN units (the train-mode one cannot): with running means
+/// far above every unit's input, eval mode standardises every input of layer 1 below 0, while a
+/// train-mode probe re-centres them over the batch and finds none.
+#[test]
+fn an_eval_mode_probe_sees_units_that_running_statistics_kill() {
+    let data = data::make_task::<f64>(&Task::Nonlinear, 5, 32, 32, 6, 2);
+    let mut net = Mlp::<f64>::new(
+        &bn_net(Activation::Relu, false),
+        &mut data::rng(5, Stream::Weights),
+    );
+    net.blocks[0].bn.as_mut().unwrap().running_mean.fill(100.0);
+    let train = activation_stats(&net, data.test.x.view(), &[], Mode::Train);
+    let eval = activation_stats(&net, data.test.x.view(), &[], Mode::Eval);
+    assert_eq!(train.dead.as_ref().unwrap()[0].0, 0.0);
+    assert_eq!(eval.dead.as_ref().unwrap()[0].0, 1.0);
 }

@@ -4,8 +4,10 @@
 //!
 //! Sigmoid (and ReLU) networks are trained with BN with scale/shift, BN without, and no BN on
 //! the non-linear task. Before and after training, a probe batch (the first `batch` test
-//! samples, BN with batch statistics, on a copy of the network so its running statistics are
-//! untouched) measures per layer the activation's input `u`:
+//! samples, on a copy of the network) measures per layer the activation's input `u`: before
+//! training in train mode (batch statistics: the running ones are still the defaults), after
+//! it in eval mode (the running statistics the trained network predicts with; in train mode
+//! BN would centre every unit over the probe batch by construction):
 //!
 //! ```text
 //! inside_unit    fraction of u in (-1, 1)                 (sigmoid(u) ~ 1/2 + u/4 there)
@@ -349,14 +351,20 @@ pub struct ActivationStats {
     pub histograms: Vec<LayerHistogram>,
 }
 
-/// Measure `net` on `x` in train mode (batch statistics), on a copy.
+/// Measure `net` on `x` in `mode`, on a copy (so a train-mode probe leaves the running
+/// statistics as they were). [`run_one`] probes the untrained network in train mode (its
+/// running statistics are still the defaults 0 and 1, and a train-mode forward is what the
+/// first step sees) and the trained one in eval mode, with the running statistics it predicts
+/// with: in train mode BN centres every unit over the probe batch by construction, so a
+/// BN unit could not come out dead or always active whatever training did.
 pub fn activation_stats<T: Float>(
     net: &Mlp<T>,
     x: ndarray::ArrayView2<T>,
     hist_layers: &[usize],
+    mode: Mode,
 ) -> ActivationStats {
     let mut copy = net.clone();
-    copy.forward(x, Mode::Train)
+    copy.forward(x, mode)
         .expect("the probe batch has the network's input width");
     let act = net.config.act;
     let relu_like = matches!(act, Activation::Relu | Activation::LeakyRelu);
@@ -533,10 +541,10 @@ fn run_one<T: Float>(
     let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
     let probe_x = data.test.x.slice(ndarray::s![..cfg.net.batch, ..]);
     let layers = cfg.hist_layers();
-    let before = activation_stats(&net, probe_x, &layers);
+    let before = activation_stats(&net, probe_x, &layers, Mode::Train);
     progress(cfg.net.batch as u64);
     let history = train::train(&mut net, data, &cfg.settings(act, seed), progress);
-    let after = activation_stats(&net, probe_x, &layers);
+    let after = activation_stats(&net, probe_x, &layers, Mode::Eval);
     progress(cfg.net.batch as u64);
     let (recal_train, recal_test) =
         train::recalibrated_losses(&net, data, cfg.net.batch, cfg.data.loss);
@@ -894,7 +902,8 @@ pub fn table(report: &NonlinearityReport) -> String {
          over the last tenth of the run; all means over {} seed(s). Loss: {}{}.\n\
          Reference levels: {}.\n\
          in (-1,1): share of activation inputs in (-1, 1), mean over layers; saturated (after training): sigmoid output < {} or > {} (tanh: |t| > {});\n\
-         dead/lin (after training): ReLU units inactive / active for every sample of a {}-sample probe batch.\n",
+         dead/lin (after training): ReLU units inactive / active for every sample of a {}-sample probe batch;\n\
+         the probe runs in train mode before training and in eval mode (running statistics) after it.\n",
         cfg.seeds,
         crate::train::loss_formula(cfg.data.loss),
         if acc {

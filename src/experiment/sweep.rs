@@ -442,6 +442,11 @@ pub struct Mean {
     /// Arithmetic mean of the test accuracies (classification tasks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_test_accuracy: Option<Num>,
+    /// The median over seeds of the final test loss, a diverged seed (or an inf/NaN loss)
+    /// counted as `inf`: the typical run, which one blow-up does not move (the mean is
+    /// inf or huge as soon as one seed diverges); `null` without training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_final_test_loss: Option<Num>,
     /// Seeds whose training diverged.
     pub diverged: usize,
 }
@@ -456,6 +461,16 @@ pub struct SweepReport {
     pub point: Option<usize>,
     pub points: Vec<Point>,
     pub means: Vec<Mean>,
+    /// The test loss of predicting 0 for every sample (`1/(2n) sum y^2` for MSE, `ln(classes)`
+    /// for cross-entropy) on the sweep's data set: the level of a network that learned
+    /// nothing. `null` without training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_predictor_test_loss: Option<Num>,
+    /// The final test loss a run must end below to have learned: the zero predictor's less 3
+    /// standard errors of its mean over the test samples (as `train`'s, see
+    /// [`crate::experiment::train::loss_ceiling`]). `null` without training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_loss_ceiling: Option<Num>,
 }
 
 /// Rows per forward of the final evaluations.
@@ -546,6 +561,44 @@ fn amean(v: &[Option<Num>]) -> Option<Num> {
     v.map(|v| Num(v.iter().sum::<f64>() / v.len() as f64))
 }
 
+/// The median final test loss of `group`, a diverged or inf/NaN seed counted as `inf`;
+/// `None` if some seed did not train.
+fn median_loss(group: &[&Point]) -> Option<Num> {
+    let losses: Option<Vec<f64>> = group
+        .iter()
+        .map(|p| {
+            p.final_test_loss.map(|l| {
+                if p.diverged_at.is_some() || !l.0.is_finite() {
+                    f64::INFINITY
+                } else {
+                    l.0
+                }
+            })
+        })
+        .collect();
+    losses.map(|v| Num(stats::median_nan(v)))
+}
+
+/// The test loss of predicting 0 on the data set of `cfg` and the loss a run must end below to
+/// have learned ([`crate::experiment::train::loss_ceiling`]); `None` without training.
+pub fn zero_predictor(cfg: &SweepConfig) -> Option<(Num, Num)> {
+    if !cfg.trains() {
+        return None;
+    }
+    let data = data::make_task::<f64>(
+        &cfg.data.task,
+        cfg.net.seed,
+        cfg.data.n_train,
+        cfg.data.n_test,
+        cfg.net.d_in,
+        cfg.net.d_out,
+    );
+    let per_sample = crate::experiment::train::zero_losses(&data.test, cfg.data.loss);
+    let mean = per_sample.iter().sum::<f64>() / per_sample.len().max(1) as f64;
+    let ceiling = crate::experiment::train::loss_ceiling(&per_sample);
+    Some((Num(mean), Num(ceiling)))
+}
+
 /// The means per (value, arm) of `points`, in the order they first appear (the config's).
 pub fn means(points: &[Point]) -> Vec<Mean> {
     let mut keys: Vec<(f64, Norm)> = Vec::new();
@@ -575,6 +628,7 @@ pub fn means(points: &[Point]) -> Vec<Mean> {
                 final_train_loss: amean(&pick(&|p| p.final_train_loss)),
                 final_test_loss: amean(&pick(&|p| p.final_test_loss)),
                 final_test_accuracy: amean(&pick(&|p| p.final_test_accuracy)),
+                median_final_test_loss: median_loss(&group),
                 diverged: group.iter().filter(|p| p.diverged_at.is_some()).count(),
             }
         })
@@ -584,6 +638,7 @@ pub fn means(points: &[Point]) -> Vec<Mean> {
 /// The report of `points` (in the config's order) of `cfg`.
 pub fn report(cfg: &SweepConfig, points: Vec<Point>) -> SweepReport {
     let means = means(&points);
+    let zero = zero_predictor(cfg);
     SweepReport {
         tool: ToolInfo::current(),
         config: SweepConfig {
@@ -593,6 +648,8 @@ pub fn report(cfg: &SweepConfig, points: Vec<Point>) -> SweepReport {
         point: cfg.point,
         points,
         means,
+        zero_predictor_test_loss: zero.map(|z| z.0),
+        learned_loss_ceiling: zero.map(|z| z.1),
     }
 }
 
@@ -716,6 +773,14 @@ pub fn table(r: &SweepReport) -> String {
          ratios and rates are geometric means over seeds, losses\n\
          arithmetic means (eval mode, after training); diverged = seeds whose loss became inf/NaN or grew 1e6-fold.\n",
     );
+    if let (Some(z), Some(c)) = (r.zero_predictor_test_loss, r.learned_loss_ceiling) {
+        out.push_str(&format!(
+            "predicting 0 (a net that learned nothing): test loss {}; a run learned if it ends below {} (3 standard errors below);\n\
+             sweep.json also has each row's median test loss over seeds (a diverged seed counted as inf).\n",
+            fmt_num(z.0),
+            fmt_num(c.0)
+        ));
+    }
     for &norm in &cfg.norms {
         out.push_str(&format!("{}\n", verdict(r, norm)));
     }
@@ -1016,5 +1081,10 @@ mod tests {
         assert_eq!(m[0].final_test_loss, Some(Num(2.0)));
         assert_eq!((m[0].diverged, m[0].seeds), (1, 2));
         assert_eq!(m[0].growth_per_layer, None);
+        // The median counts the diverged seed (loss 3.0) as inf: the upper of two is inf.
+        assert_eq!(m[0].median_final_test_loss, Some(Num(f64::INFINITY)));
+        let m = means(&[p(0, 1.0, 1.0), p(1, 1.0, 3.0), p(2, 1.0, 1.5)]);
+        assert_eq!(m[0].median_final_test_loss, Some(Num(1.5)));
+        assert!(m[0].final_test_loss.unwrap().0 > 1.8);
     }
 }

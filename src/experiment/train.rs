@@ -234,6 +234,10 @@ pub struct TrainRun {
     pub lr: f64,
     pub net: NetConfig,
     pub diverged: bool,
+    /// The run learned: it did not diverge, its final test loss is finite and below the zero
+    /// predictor's, and (classification) its final test accuracy is above
+    /// [`TrainReport::learned_accuracy_floor`] (see [`learned`]).
+    pub learned: bool,
     /// Mean mini-batch loss (train mode) over the last tenth of the evaluations.
     pub late_batch_loss: Num,
     pub final_train_loss: Num,
@@ -352,11 +356,101 @@ pub struct ArmSummary {
     pub label: String,
     /// Learning rates at which this configuration diverged.
     pub diverged_at: Vec<f64>,
-    /// The largest learning rate at which it did not diverge (`null` if it diverged at all).
+    /// Learning rates at which it did not diverge but did not learn either (stuck at the zero
+    /// predictor's loss or at chance, or an inf/NaN loss).
+    pub not_learned_at: Vec<f64>,
+    /// The largest learning rate at which it learned ([`TrainRun::learned`]): a stable rate
+    /// is one the run learned at, not merely survived (`null` if it learned at none).
     pub largest_stable_lr: Option<f64>,
+    /// The run at `largest_stable_lr`: its final and best test loss and accuracy.
+    pub at_largest_stable_lr: Option<RunEnd>,
     /// Its best test loss over every learning rate, and the rate that gave it.
     pub best_test_loss: Num,
     pub best_lr: Option<f64>,
+}
+
+/// How one run ended, for the summary: its final and best test loss, and (classification)
+/// its final and best test accuracy.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunEnd {
+    pub lr: f64,
+    pub final_test_loss: Num,
+    pub best_test_loss: Num,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_test_accuracy: Option<Num>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_test_accuracy: Option<Num>,
+}
+
+impl RunEnd {
+    fn of(r: &TrainRun) -> Self {
+        RunEnd {
+            lr: r.lr,
+            final_test_loss: r.final_test_loss,
+            best_test_loss: r.best_test_loss,
+            final_test_accuracy: r.accuracy.map(|a| a.final_test_accuracy),
+            best_test_accuracy: r.accuracy.map(|a| a.best_test_accuracy),
+        }
+    }
+}
+
+/// Standard errors of a constant classifier's accuracy that a run must beat to have learned.
+pub const CHANCE_SIGMAS: f64 = 3.0;
+
+/// The accuracy a constant prediction reaches on a test set whose largest class has a share
+/// `chance` of `n_test` samples, plus [`CHANCE_SIGMAS`] of its binomial standard error: a run
+/// at or below it is at chance (`chance + 3 sqrt(chance (1 - chance) / n)`).
+///
+/// ```
+/// use bn_lab::experiment::train::accuracy_floor;
+/// // The digits' 360 test images, 37 of the largest class: 10.3% + 4.8%.
+/// assert!((accuracy_floor(37.0 / 360.0, 360) - 0.1509).abs() < 1e-4);
+/// ```
+pub fn accuracy_floor(chance: f64, n_test: usize) -> f64 {
+    chance + CHANCE_SIGMAS * (chance * (1.0 - chance) / n_test.max(1) as f64).sqrt()
+}
+
+/// Standard errors of the zero predictor's mean test loss by which a run's final test loss
+/// must beat it to have learned.
+pub const ZERO_SIGMAS: f64 = 3.0;
+
+/// The test loss a run must end below to have learned: the zero predictor's mean test loss
+/// minus [`ZERO_SIGMAS`] standard errors of that mean (`per_sample`: the zero predictor's loss
+/// on each test sample). For cross-entropy every sample's loss is `ln(classes)`, so the ceiling
+/// is `ln(classes)` itself.
+///
+/// ```
+/// use bn_lab::experiment::train::loss_ceiling;
+/// // Mean 2, sample variance 2, 2 samples: standard error 1.
+/// assert_eq!(loss_ceiling(&[1.0, 3.0]), 2.0 - 3.0);
+/// // Cross-entropy's zero predictor: the same loss on every sample.
+/// assert_eq!(loss_ceiling(&[2.5; 5]), 2.5);
+/// ```
+pub fn loss_ceiling(per_sample: &[f64]) -> f64 {
+    let n = per_sample.len() as f64;
+    let mean = per_sample.iter().sum::<f64>() / n.max(1.0);
+    if per_sample.len() < 2 {
+        return mean;
+    }
+    let var = per_sample.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    mean - ZERO_SIGMAS * (var / n).sqrt()
+}
+
+/// Whether a run learned: no divergence, a finite final test loss below `ceiling` (see
+/// [`loss_ceiling`]), and with `floor` a final test accuracy above it.
+pub fn learned(
+    diverged: bool,
+    final_test_loss: f64,
+    accuracy: Option<f64>,
+    ceiling: f64,
+    floor: Option<f64>,
+) -> bool {
+    let above_chance = match (floor, accuracy) {
+        (Some(f), Some(a)) => a > f,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    !diverged && final_test_loss.is_finite() && final_test_loss < ceiling && above_chance
 }
 
 /// Everything `train` computed; written to `train.json` and drawn in `train.png`,
@@ -368,6 +462,15 @@ pub struct TrainReport {
     /// What predicting 0 and the best linear model reach on this task.
     #[serde(flatten)]
     pub reference: ReferenceLosses,
+    /// Classification: the largest class's share of the test set (what a constant prediction
+    /// scores) and the accuracy a run must beat to have learned ([`accuracy_floor`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chance_test_accuracy: Option<Num>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned_accuracy_floor: Option<Num>,
+    /// The final test loss a run must end below to have learned ([`loss_ceiling`]): the zero
+    /// predictor's, less 3 standard errors of its mean over the test samples.
+    pub learned_loss_ceiling: Num,
     pub runs: Vec<TrainRun>,
     pub summary: Vec<ArmSummary>,
     /// What this run says about the diary's claims (also in words in the summary).
@@ -387,14 +490,12 @@ pub struct Judged<V> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HigherLr {
-    /// Some BN configuration trained (no divergence, finite final losses) at a learning rate
-    /// where BN off diverged.
+    /// Some BN configuration learned ([`TrainRun::learned`]) at a learning rate where BN off
+    /// did not (it diverged or learned nothing).
     Shown,
-    /// BN off diverged nowhere, or every BN configuration diverged wherever it did.
+    /// BN off learned at every learning rate, or no BN configuration learned wherever it did
+    /// not.
     NotShown,
-    /// No finite evidence: where BN off diverged, no BN configuration trained, but some did not
-    /// diverge and ended with an inf/NaN loss (or BN off ended so without diverging).
-    Undetermined,
 }
 
 /// Which BN placement reached the lower best test loss over the sweep.
@@ -403,7 +504,7 @@ pub enum HigherLr {
 pub enum PlacementVerdict {
     AfterActivation,
     BeforeActivation,
-    /// One placement trained at no learning rate (every run diverged or ended inf/NaN), or
+    /// One placement learned at no learning rate (every run diverged or learned nothing), or
     /// reached no finite test loss.
     Undetermined,
 }
@@ -417,69 +518,21 @@ pub struct TrainVerdicts {
     pub placement: Option<Judged<PlacementVerdict>>,
 }
 
-/// A run that trained: no divergence and finite final train and test losses.
-fn trained(r: &TrainRun) -> bool {
-    !r.diverged && r.final_train_loss.0.is_finite() && r.final_test_loss.0.is_finite()
-}
-
-/// A run that did not diverge but ended with an inf/NaN loss: no evidence either way.
-fn unfinished(r: &TrainRun) -> bool {
-    !r.diverged && !trained(r)
-}
-
+/// Does some BN configuration learn at a learning rate where BN off does not (it diverged or
+/// learned nothing)? `None` without a BN-off configuration.
 fn higher_lr_verdict(cfg: &TrainConfig, runs: &[TrainRun]) -> Option<Judged<HigherLr>> {
     if !cfg.norms.contains(&Norm::Off) {
         return None;
     }
-    let off = |r: &&TrainRun| r.norm == Norm::Off;
-    let off_diverged: Vec<f64> = runs
-        .iter()
-        .filter(off)
-        .filter(|r| r.diverged)
-        .map(|r| r.lr)
-        .collect();
-    let off_unknown: Vec<f64> = runs
-        .iter()
-        .filter(off)
-        .filter(|r| unfinished(r))
-        .map(|r| r.lr)
-        .collect();
-    let bn_at = |lr: f64| {
-        runs.iter()
-            .filter(move |r| r.lr == lr && r.norm != Norm::Off)
-    };
-    let helped = off_diverged.iter().any(|&lr| bn_at(lr).any(trained));
-    let unknown: Vec<String> = off_diverged
-        .iter()
-        .flat_map(|&lr| {
-            bn_at(lr)
-                .filter(|r| unfinished(r))
-                .map(move |r| format!("{} at lr {}", r.label, Short(lr)))
-        })
-        .collect();
-    let judged = |verdict, reason| Some(Judged { verdict, reason });
-    if helped {
-        judged(HigherLr::Shown, None)
-    } else if !unknown.is_empty() {
-        judged(
-            HigherLr::Undetermined,
-            Some(format!(
-                "BN off diverged at lr {}, and {} did not diverge there but ended with an inf/NaN train or test loss",
-                fmt_lrs(&off_diverged),
-                unknown.join(", ")
-            )),
-        )
-    } else if off_diverged.is_empty() && !off_unknown.is_empty() {
-        judged(
-            HigherLr::Undetermined,
-            Some(format!(
-                "BN off did not diverge, but ended with an inf/NaN train or test loss at lr {}",
-                fmt_lrs(&off_unknown)
-            )),
-        )
-    } else {
-        judged(HigherLr::NotShown, None)
-    }
+    let helped = rescues(&cfg.lrs, runs).iter().any(|(_, ok)| !ok.is_empty());
+    Some(Judged {
+        verdict: if helped {
+            HigherLr::Shown
+        } else {
+            HigherLr::NotShown
+        },
+        reason: None,
+    })
 }
 
 fn placement_verdict(
@@ -488,7 +541,7 @@ fn placement_verdict(
 ) -> Option<Judged<PlacementVerdict>> {
     let best = |norm| summary.iter().find(|s| s.norm == norm);
     let (pre, post) = (best(Norm::BN)?, best(Norm::BN.placed(Placement::Post))?);
-    // Each placement needs a run that trained: a best test loss of runs that all diverged is
+    // Each placement needs a run that learned: a best test loss of runs that all diverged is
     // the loss of a network that never trained (often the initial one).
     let missing: Vec<String> = [pre, post]
         .iter()
@@ -498,9 +551,9 @@ fn placement_verdict(
                     "{} reached no finite test loss at any learning rate",
                     s.label
                 ))
-            } else if !runs.iter().any(|r| r.norm == s.norm && trained(r)) {
+            } else if !runs.iter().any(|r| r.norm == s.norm && r.learned) {
                 Some(format!(
-                    "{} trained at no learning rate (every run diverged or ended inf/NaN)",
+                    "{} learned at no learning rate (every run diverged or learned nothing)",
                     s.label
                 ))
             } else {
@@ -550,6 +603,7 @@ fn run_one<T: Float>(
         lr,
         net: net_cfg,
         diverged: history.divergence.is_some(),
+        learned: false,
         late_batch_loss: Num(history.late_batch_loss()),
         final_train_loss: Num(history.final_train_loss()),
         best_train_loss: Num(history.best_train_loss()),
@@ -562,7 +616,11 @@ fn run_one<T: Float>(
     }
 }
 
-fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> (Vec<TrainRun>, ReferenceLosses) {
+/// The runs, the reference losses, [`loss_ceiling`] and (classification) the largest class's
+/// share of the test set.
+type Ran = (Vec<TrainRun>, ReferenceLosses, f64, Option<f64>);
+
+fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> Ran {
     let data = data::make_task::<T>(
         &cfg.data.task,
         cfg.net.seed,
@@ -578,7 +636,55 @@ fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> (Vec<TrainRun>,
         .par_iter()
         .map(|&(lr, norm)| run_one(cfg, &data, lr, norm, progress))
         .collect();
-    (runs, reference)
+    let chance = data.classes.map(|_| majority_share(data.test.y.view()));
+    let ceiling = loss_ceiling(&zero_losses(&data.test, cfg.data.loss));
+    (runs, reference, ceiling, chance)
+}
+
+/// The zero predictor's loss on each sample of `b`.
+pub fn zero_losses<T: Float>(b: &data::Batch<T>, loss: crate::config::Loss) -> Vec<f64> {
+    let zeros = ndarray::Array2::<T>::zeros((1, b.y.ncols()));
+    b.y.rows()
+        .into_iter()
+        .map(|y| loss.value(zeros.view(), y.insert_axis(ndarray::Axis(0))))
+        .collect()
+}
+
+/// The largest column sum's share of the rows of one-hot targets `y`: what predicting the
+/// most frequent class scores.
+fn majority_share<T: Float>(y: ndarray::ArrayView2<T>) -> f64 {
+    let largest = y
+        .columns()
+        .into_iter()
+        .map(|c| c.iter().map(|v| v.f64()).sum::<f64>())
+        .fold(0.0, f64::max);
+    largest / y.nrows().max(1) as f64
+}
+
+/// Configuration `norm`'s summary over the learning rates of `runs` (whose `learned` is set).
+fn summarise(norm: Norm, runs: &[TrainRun]) -> ArmSummary {
+    let mine: Vec<&TrainRun> = runs.iter().filter(|r| r.norm == norm).collect();
+    let lrs = |keep: &dyn Fn(&TrainRun) -> bool| -> Vec<f64> {
+        mine.iter().filter(|r| keep(r)).map(|r| r.lr).collect()
+    };
+    let stable = mine
+        .iter()
+        .filter(|r| r.learned)
+        .max_by(|a, b| a.lr.total_cmp(&b.lr));
+    let best = mine
+        .iter()
+        .filter(|r| r.best_test_loss.0.is_finite())
+        .min_by(|a, b| a.best_test_loss.0.total_cmp(&b.best_test_loss.0));
+    ArmSummary {
+        norm,
+        label: norm.label().to_string(),
+        diverged_at: lrs(&|r| r.diverged),
+        not_learned_at: lrs(&|r| !r.diverged && !r.learned),
+        largest_stable_lr: stable.map(|r| r.lr),
+        at_largest_stable_lr: stable.map(|r| RunEnd::of(r)),
+        best_test_loss: Num(best.map_or(f64::NAN, |r| r.best_test_loss.0)),
+        best_lr: best.map(|r| r.lr),
+    }
 }
 
 /// Work units of the least-squares reference fit (see [`train::linear_fit_units`]).
@@ -615,35 +721,21 @@ pub fn work_units(cfg: &TrainConfig) -> u64 {
 /// is told of every `n` work units done ([`work_units`] in all).
 pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
     let start = std::time::Instant::now();
-    let (runs, reference) = match cfg.net.dtype {
+    let (mut runs, reference, ceiling, chance) = match cfg.net.dtype {
         Dtype::F32 => run_typed::<f32>(cfg, progress),
         Dtype::F64 => run_typed::<f64>(cfg, progress),
     };
-    let summary: Vec<ArmSummary> = cfg
-        .norms
-        .iter()
-        .map(|&norm| {
-            let mine: Vec<&TrainRun> = runs.iter().filter(|r| r.norm == norm).collect();
-            let diverged_at: Vec<f64> = mine.iter().filter(|r| r.diverged).map(|r| r.lr).collect();
-            let largest_stable_lr = mine
-                .iter()
-                .filter(|r| !r.diverged)
-                .map(|r| r.lr)
-                .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
-            let best = mine
-                .iter()
-                .filter(|r| r.best_test_loss.0.is_finite())
-                .min_by(|a, b| a.best_test_loss.0.total_cmp(&b.best_test_loss.0));
-            ArmSummary {
-                norm,
-                label: norm.label().to_string(),
-                diverged_at,
-                largest_stable_lr,
-                best_test_loss: Num(best.map_or(f64::NAN, |r| r.best_test_loss.0)),
-                best_lr: best.map(|r| r.lr),
-            }
-        })
-        .collect();
+    let floor = chance.map(|c| accuracy_floor(c, cfg.data.n_test));
+    for r in &mut runs {
+        r.learned = learned(
+            r.diverged,
+            r.final_test_loss.0,
+            r.accuracy.map(|a| a.final_test_accuracy.0),
+            ceiling,
+            floor,
+        );
+    }
+    let summary: Vec<ArmSummary> = cfg.norms.iter().map(|&n| summarise(n, &runs)).collect();
     let mut config = cfg.clone();
     config.diag_lr = Some(
         cfg.diag_lr
@@ -657,6 +749,9 @@ pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
         tool: ToolInfo::current(),
         config,
         reference,
+        chance_test_accuracy: chance.map(Num),
+        learned_accuracy_floor: floor.map(Num),
+        learned_loss_ceiling: Num(ceiling),
         runs,
         summary,
         verdicts,
@@ -710,32 +805,37 @@ pub fn short_title(cfg: &TrainConfig) -> String {
     title_parts(cfg).join(" · ")
 }
 
-/// How a run ended, for the table: `ok` or `DIVERGED@37`.
+/// How a run ended, for the table: `ok` (it learned), `no learning` or `DIVERGED@37`.
 pub fn status(r: &TrainRun) -> String {
     match &r.history.divergence {
-        None => "ok".into(),
+        None if r.learned => "ok".into(),
+        None => "no learning".into(),
         Some(d) => format!("DIVERGED@{}", d.step),
     }
 }
 
-/// Whether some BN configuration trained (no divergence, finite final losses) at a learning
-/// rate where BN off diverged, and which.
-pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Norm>)> {
+/// Per learning rate at which BN off did not learn (it diverged or learned nothing), the BN
+/// configurations that learned there.
+pub fn rescues(lrs: &[f64], runs: &[TrainRun]) -> Vec<(f64, Vec<Norm>)> {
     let mut out = Vec::new();
-    for &lr in &report.config.lrs {
-        let at: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
-        let off_diverged = at.iter().any(|r| r.norm == Norm::Off && r.diverged);
-        if !off_diverged {
+    for &lr in lrs {
+        let at: Vec<&TrainRun> = runs.iter().filter(|r| r.lr == lr).collect();
+        if !at.iter().any(|r| r.norm == Norm::Off && !r.learned) {
             continue;
         }
         let ok: Vec<Norm> = at
             .iter()
-            .filter(|r| r.norm != Norm::Off && trained(r))
+            .filter(|r| r.norm != Norm::Off && r.learned)
             .map(|r| r.norm)
             .collect();
         out.push((lr, ok));
     }
     out
+}
+
+/// [`rescues`] of a report.
+pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Norm>)> {
+    rescues(&report.config.lrs, &report.runs)
 }
 
 fn fmt_lrs(v: &[f64]) -> String {
@@ -807,6 +907,7 @@ pub fn table(report: &TrainReport) -> String {
          train/test: {} over the whole split, BN in eval mode (running statistics){};\n\
          reference levels: {}.\n\
          DIVERGED@k: the mini-batch loss at step k was inf/NaN or over {:.0e} x the first one; the run stopped there and its 'end' columns are the losses at that point.\n\
+         learned: no divergence, final test loss below {} (predicting 0, less 3 standard errors){}; a configuration's largest stable lr is the largest it learned at.\n\
          2/λ_out: λ = top eigenvalue of mean [h, 1][h, 1]^T of the last hidden layer on the first mini-batch; SGD on the output layer alone diverges above this lr.\n",
         loss_formula(cfg.data.loss),
         if acc {
@@ -815,7 +916,13 @@ pub fn table(report: &TrainReport) -> String {
             ""
         },
         report.reference.describe(),
-        cfg.diverge_factor
+        cfg.diverge_factor,
+        fmt_num(report.learned_loss_ceiling.0),
+        report.learned_accuracy_floor.map_or(String::new(), |f| format!(
+            " and final test accuracy above {} (chance {} + 3 standard errors)",
+            percent(f.0),
+            percent(report.chance_test_accuracy.map_or(f64::NAN, |c| c.0))
+        )),
     ));
     out.push_str(&per_configuration(report, w));
     out.push_str(&verdict(report));
@@ -827,15 +934,19 @@ pub fn table(report: &TrainReport) -> String {
 fn per_configuration(report: &TrainReport, w: usize) -> String {
     let mut out = String::from("\nper configuration:\n");
     for s in &report.summary {
-        out.push_str(&format!(
-            "  {:<w$}  largest lr without divergence: {:>6}   diverged at: {:<14}  best test loss {} (lr {})\n",
-            s.label,
-            s.largest_stable_lr.map_or("none".to_string(), |v| Short(v).to_string()),
-            if s.diverged_at.is_empty() {
+        let list = |v: &[f64]| {
+            if v.is_empty() {
                 "-".to_string()
             } else {
-                fmt_lrs(&s.diverged_at)
-            },
+                fmt_lrs(v)
+            }
+        };
+        out.push_str(&format!(
+            "  {:<w$}  largest lr it learned at: {:>6}   diverged at: {:<14}  no learning at: {:<14}  best test loss {} (lr {})\n",
+            s.label,
+            s.largest_stable_lr.map_or("none".to_string(), |v| Short(v).to_string()),
+            list(&s.diverged_at),
+            list(&s.not_learned_at),
             fmt_num(s.best_test_loss.0),
             s.best_lr.map_or("-".to_string(), |v| Short(v).to_string()),
         ));
@@ -863,19 +974,15 @@ pub fn verdict(report: &TrainReport) -> String {
     let mut out = String::new();
     if let Some(v) = &report.verdicts.higher_lr {
         let rescues = bn_rescues(report);
-        let off = report.summary.iter().find(|s| s.norm == Norm::Off);
+        let failed = rescues.iter().map(|r| r.0).collect::<Vec<_>>();
         let text = match v.verdict {
-            HigherLr::Undetermined => format!(
-                "UNDETERMINED: {}",
-                v.reason.as_deref().unwrap_or("no finite evidence")
-            ),
             HigherLr::NotShown if rescues.is_empty() => format!(
-                "NOT shown by this run: BN off did not diverge at any of lr {}",
+                "NOT shown by this run: BN off learned at every lr ({})",
                 fmt_lrs(&cfg.lrs)
             ),
             HigherLr::NotShown => format!(
-                "NOT shown by this run: BN off diverged at lr {}, and so did every BN configuration",
-                fmt_lrs(&rescues.iter().map(|r| r.0).collect::<Vec<_>>())
+                "NOT shown by this run: BN off did not learn at lr {}, and neither did any BN configuration",
+                fmt_lrs(&failed)
             ),
             HigherLr::Shown => {
                 let helped: Vec<String> = rescues
@@ -890,8 +997,8 @@ pub fn verdict(report: &TrainReport) -> String {
                     })
                     .collect();
                 format!(
-                    "shown: BN off diverged at lr {}, where these BN configurations trained: {}",
-                    fmt_lrs(&off.map(|s| s.diverged_at.clone()).unwrap_or_default()),
+                    "shown: BN off did not learn at lr {} (diverged or stuck), where these BN configurations learned: {}",
+                    fmt_lrs(&failed),
                     helped.join("; ")
                 )
             }
@@ -1042,6 +1149,7 @@ mod tests {
             lr,
             net: c.net(norm),
             diverged,
+            learned: learned(diverged, loss, None, 1.0, None),
             late_batch_loss: Num(loss),
             final_train_loss: Num(loss),
             best_train_loss: Num(loss),
@@ -1066,48 +1174,83 @@ mod tests {
     }
 
     fn summary(c: &TrainConfig, runs: &[TrainRun]) -> Vec<ArmSummary> {
-        c.norms
-            .iter()
-            .map(|&norm| {
-                let best = runs
-                    .iter()
-                    .filter(|r| r.norm == norm && r.best_test_loss.0.is_finite())
-                    .min_by(|a, b| a.best_test_loss.0.total_cmp(&b.best_test_loss.0));
-                ArmSummary {
-                    norm,
-                    label: norm.label().to_string(),
-                    diverged_at: Vec::new(),
-                    largest_stable_lr: None,
-                    best_test_loss: Num(best.map_or(f64::NAN, |r| r.best_test_loss.0)),
-                    best_lr: best.map(|r| r.lr),
-                }
-            })
-            .collect()
+        c.norms.iter().map(|&norm| summarise(norm, runs)).collect()
     }
 
     #[test]
-    fn a_bn_run_that_ended_nan_is_no_evidence_that_bn_trained() {
+    fn bn_shows_a_higher_rate_only_where_it_learned_and_the_plain_net_did_not() {
         let c = cfg(&[1.0], &[Norm::Off, Norm::BN]);
-        let shown = [
-            run(&c, 1.0, Norm::Off, true, 1e9),
-            run(&c, 1.0, Norm::BN, false, 0.2),
+        // Losses below 1 (the zero predictor here) learned; NaN, or at the zero level, not.
+        let verdict = |off: (bool, f64), bn: (bool, f64)| {
+            let runs = [
+                run(&c, 1.0, Norm::Off, off.0, off.1),
+                run(&c, 1.0, Norm::BN, bn.0, bn.1),
+            ];
+            higher_lr_verdict(&c, &runs).unwrap().verdict
+        };
+        assert_eq!(verdict((true, 1e9), (false, 0.2)), HigherLr::Shown);
+        // BN off stuck at the zero predictor's level without diverging: it did not learn.
+        assert_eq!(verdict((false, 1.0), (false, 0.2)), HigherLr::Shown);
+        // A BN run that ended NaN, or stuck, is no evidence that BN learned.
+        assert_eq!(verdict((true, 1e9), (false, f64::NAN)), HigherLr::NotShown);
+        assert_eq!(verdict((true, 1e9), (false, 1.0)), HigherLr::NotShown);
+        assert_eq!(verdict((true, 1e9), (true, 1e9)), HigherLr::NotShown);
+        assert_eq!(verdict((false, 0.5), (false, 0.2)), HigherLr::NotShown);
+        let only_bn = [run(&c, 1.0, Norm::BN, false, 0.2)];
+        assert!(higher_lr_verdict(&cfg(&[1.0], &[Norm::BN]), &only_bn).is_none());
+    }
+
+    #[test]
+    fn learned_needs_no_divergence_a_loss_below_zero_and_accuracy_above_chance() {
+        assert!(learned(false, 0.5, None, 1.0, None));
+        assert!(!learned(true, 0.5, None, 1.0, None));
+        assert!(!learned(false, 1.0, None, 1.0, None));
+        assert!(!learned(false, f64::NAN, None, 1.0, None));
+        // The digits' seed-2 plain net at lr 1: loss just above ln 10, 10.3% accuracy.
+        let floor = Some(accuracy_floor(37.0 / 360.0, 360));
+        assert!(!learned(
+            false,
+            2.304,
+            Some(0.1028),
+            std::f64::consts::LN_10,
+            floor
+        ));
+        assert!(!learned(
+            false,
+            2.0,
+            Some(0.1028),
+            std::f64::consts::LN_10,
+            floor
+        ));
+        assert!(learned(
+            false,
+            0.2,
+            Some(0.94),
+            std::f64::consts::LN_10,
+            floor
+        ));
+        assert!(!learned(false, 0.2, None, std::f64::consts::LN_10, floor));
+    }
+
+    #[test]
+    fn the_largest_stable_rate_is_the_largest_the_run_learned_at() {
+        let c = cfg(&[0.1, 0.3, 1.0], &[Norm::Off]);
+        let runs = [
+            run(&c, 0.1, Norm::Off, false, 0.3),
+            run(&c, 0.3, Norm::Off, false, 0.2),
+            run(&c, 1.0, Norm::Off, false, 1.5),
         ];
-        let v = higher_lr_verdict(&c, &shown).unwrap();
-        assert_eq!((v.verdict, v.reason), (HigherLr::Shown, None));
-        let nan = [
-            run(&c, 1.0, Norm::Off, true, 1e9),
-            run(&c, 1.0, Norm::BN, false, f64::NAN),
-        ];
-        let v = higher_lr_verdict(&c, &nan).unwrap();
-        assert_eq!(v.verdict, HigherLr::Undetermined);
-        assert!(v.reason.unwrap().contains("BN on at lr 1 did not diverge"));
-        let both = [
-            run(&c, 1.0, Norm::Off, true, 1e9),
-            run(&c, 1.0, Norm::BN, true, 1e9),
-        ];
-        let v = higher_lr_verdict(&c, &both).unwrap();
-        assert_eq!((v.verdict, v.reason), (HigherLr::NotShown, None));
-        assert!(higher_lr_verdict(&cfg(&[1.0], &[Norm::BN]), &shown[1..]).is_none());
+        let s = summarise(Norm::Off, &runs);
+        assert_eq!(s.largest_stable_lr, Some(0.3));
+        assert_eq!(s.not_learned_at, vec![1.0]);
+        assert_eq!(s.at_largest_stable_lr.unwrap().final_test_loss, Num(0.2));
+        assert_eq!(s.best_lr, Some(0.3));
+    }
+
+    #[test]
+    fn majority_share_is_the_largest_class_share() {
+        let y = ndarray::arr2(&[[1.0f32, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]);
+        assert_eq!(majority_share(y.view()), 0.75);
     }
 
     #[test]
@@ -1131,6 +1274,7 @@ mod tests {
             .cloned()
             .map(|mut r| {
                 r.diverged = r.norm == post || r.diverged;
+                r.learned = r.learned && !r.diverged;
                 r
             })
             .collect();
@@ -1139,7 +1283,7 @@ mod tests {
         assert!(
             v.reason
                 .unwrap()
-                .starts_with("BN after act trained at no learning rate")
+                .starts_with("BN after act learned at no learning rate")
         );
         let nan: Vec<TrainRun> = [0.1, 1.0]
             .iter()

@@ -4,7 +4,10 @@
 //! - `nonlinearity_detail.png`: per activation a column of per-layer fractions before and after
 //!   training, the learned γ (one x range for every activation) and the loss curves;
 //! - `nonlinearity_hist.png`: histograms of the activation inputs of the first, middle and last
-//!   layer before and after training, per configuration, on one shared y scale with one legend.
+//!   layer before and after training, per configuration, on one shared y scale with one legend;
+//! - `nonlinearity_curve.png`: the diary's picture, the sigmoid curve with the trained networks'
+//!   activation inputs under it, with and without scale/shift, and the share inside (−1, 1);
+//! - `nonlinearity_units.png`: the dead and always-active (linear) ReLU units per layer.
 
 use std::path::Path;
 
@@ -16,9 +19,10 @@ use crate::experiment::nonlinearity::{
     ActSummary, ActivationStats, AffineVerdict, HIST_RANGE, Histogram, NlRun, NonlinearityReport,
     SIGMOID_SATURATION, TANH_SATURATION, title,
 };
+use crate::ops;
 use crate::plot::{
     Dash, Figure, Figures, Fonts, Grid, Layout, LegendItem, Note, Panel, Sample, Series, Slide,
-    draw_legend, draw_panel_bare, figure, layout_legend, norm_color, norm_marker,
+    draw_legend, draw_panel_bare, figure, layout_legend, norm_color, norm_marker, okabe_ito,
 };
 use crate::stats::{Num, fmt_num, geometric_mean, max_nan, min_nan};
 
@@ -605,9 +609,17 @@ pub fn detail_columns(report: &NonlinearityReport) -> Vec<Vec<Panel>> {
 }
 
 /// Draw the detail figure into `path`: one column per activation (shorter columns leave their
-/// bottom cells blank), each panel with its legend beside it.
+/// bottom cells blank), each panel with its legend beside it. A single activation's panels fill
+/// two columns instead, so the figure is wide enough for its title.
 pub fn draw_detail(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    let columns = detail_columns(report);
+    let mut columns = detail_columns(report);
+    if columns.len() == 1 {
+        let panels = columns.remove(0);
+        let half = panels.len().div_ceil(2);
+        let mut it = panels.into_iter();
+        let left: Vec<Panel> = it.by_ref().take(half).collect();
+        columns = vec![left, it.collect()];
+    }
     let rows = columns.iter().map(|c| c.len()).max().unwrap_or(1);
     let cols = columns.len().max(1);
     Grid::new(rows, cols, (900, 560)).draw(
@@ -853,7 +865,7 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<Layou
     let cfg = &report.config;
     let fig = hist_figure(report);
     let subtitle = format!(
-        "{} · histograms of seed {}; probe: the first {} test samples, BN with batch statistics",
+        "{} · histograms of seed {}; probe: the first {} test samples, before training in train mode, after it in eval mode",
         title(cfg),
         cfg.net.seed,
         cfg.net.batch
@@ -891,6 +903,297 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<Layou
     )
 }
 
+// ---------------------------------------------------------------------------------------------
+// The slides of the diary's two pictures.
+
+/// A slide subtitle short enough for one line: the task, the net, the seeds and the probe.
+fn short_subtitle(report: &NonlinearityReport, act: Activation) -> String {
+    let cfg = &report.config;
+    format!(
+        "{} · depth {}, width {} · lr {} · {} steps · {} seeds from {} · probe: {} test samples, eval mode after training",
+        crate::experiment::train::task_part(&cfg.data),
+        cfg.depth,
+        cfg.net.width,
+        crate::stats::Short(cfg.lr(act)),
+        cfg.steps,
+        cfg.seeds,
+        cfg.net.seed,
+        cfg.net.batch
+    )
+}
+
+/// The activation the curve slide draws: the first sigmoid or tanh of the run (the diary's
+/// argument is about a saturating curve), else the first activation.
+pub fn curve_act(report: &NonlinearityReport) -> Activation {
+    let acts = &report.config.acts;
+    acts.iter()
+        .copied()
+        .find(|a| matches!(a, Activation::Sigmoid | Activation::Tanh))
+        .unwrap_or(acts[0])
+}
+
+/// The after-training histograms of `act`'s runs in `arm`, every seed and probed layer summed
+/// into one (`None` without any).
+pub fn pooled_after(report: &NonlinearityReport, act: Activation, arm: Norm) -> Option<Histogram> {
+    let mut hists = runs_of(report, act, arm)
+        .into_iter()
+        .flat_map(|r| r.after.histograms.iter().map(|h| &h.hist));
+    let mut sum = hists.next()?.clone();
+    for h in hists {
+        for (c, &d) in sum.counts.iter_mut().zip(&h.counts) {
+            *c += d;
+        }
+        sum.below += h.below;
+        sum.above += h.above;
+        sum.non_finite += h.non_finite;
+    }
+    Some(sum)
+}
+
+/// The curve panel: `act(u)` over the histograms' range, its tangent at 0 (`1/2 + u/4` for
+/// sigmoid), the diary's `sigmoid(u) ≈ u` where it lies on the axis, the interval (−1, 1)
+/// shaded, and under the curve the density of the trained networks' activation inputs (every
+/// seed and probed layer) for each BN arm: both a density per unit of u and `act(u)` live in
+/// [0, 1] for sigmoid, so one axis holds them without rescaling.
+pub fn curve_panel(report: &NonlinearityReport) -> Panel {
+    let act = curve_act(report);
+    let cfg = &report.config;
+    let arms: Vec<(Norm, Histogram)> = cfg
+        .norms
+        .iter()
+        .filter_map(|&n| Some((n, pooled_after(report, act, n)?)))
+        .collect();
+    let thresholds: Vec<f64> = saturation_threshold(act).into_iter().collect();
+    let pairs: Vec<(&Histogram, &Histogram)> = arms.iter().map(|(_, h)| (h, h)).collect();
+    let half = hist_half_width(&pairs, &thresholds).max(4.0);
+    let curve = |f: &dyn Fn(f64) -> f64, lo: f64, hi: f64| -> Vec<(f64, f64)> {
+        (0..=200)
+            .map(|i| lo + (hi - lo) * i as f64 / 200.0)
+            .map(|u| (u, f(u)))
+            .collect()
+    };
+    let top_density = finite_max(arms.iter().flat_map(|(_, h)| densities(h)));
+    let (y_lo, y_hi) = match act {
+        Activation::Sigmoid => (0.0, 1.05f64.max(top_density * 1.05)),
+        _ => (-1.05, 1.05f64.max(top_density * 1.05)),
+    };
+    let mut p = Panel::new(
+        format!("{act}(u) and the trained nets' inputs u"),
+        "activation input u",
+        format!("{act}(u);  density of u"),
+        false,
+    );
+    p.x_range = Some((-half, half));
+    p.y_range = Some((y_lo, y_hi));
+    let mut unit = Series::new("(−1, 1)", UNIT_INTERVAL, Vec::new());
+    unit.band = vec![(-1.0, y_lo, y_hi), (1.0, y_lo, y_hi)];
+    unit.legend = false;
+    p.series.push(unit);
+    for (arm, h) in &arms {
+        let mut s = Series::new(
+            format!("density of u, {}", arm.label()),
+            norm_color(*arm),
+            step_points_within(h, -half, half),
+        );
+        s.width = 3;
+        p.series.push(s);
+        if let Some(m) = mode(h) {
+            let mut s = Series::new(arm.label(), norm_color(*arm), vec![m]);
+            s.no_line = true;
+            s.marker = Some(norm_marker(*arm));
+            s.legend = false;
+            p.series.push(s);
+        }
+    }
+    let mut f = Series::new(
+        format!("{act}(u)"),
+        RGBColor(0, 0, 0),
+        curve(&|u| ops::act_scalar(act, u), -half, half),
+    );
+    f.width = 5;
+    p.series.push(f);
+    // The tangent at 0: act(0) + act'(0) u, drawn where it stays on the axis.
+    let (a0, slope) = (
+        ops::act_scalar(act, 0.0),
+        ops::act_grad_from_output(act, ops::act_scalar(act, 0.0)),
+    );
+    if slope > 0.0 {
+        let (lo, hi) = (
+            ((y_lo - a0) / slope).max(-half),
+            ((y_hi.min(1.0) - a0) / slope).min(half),
+        );
+        let mut t = Series::new(
+            format!("tangent at 0: {} + {}·u", fmt_num(a0), fmt_num(slope)),
+            RGBColor(90, 90, 90),
+            curve(&|u| a0 + slope * u, lo, hi),
+        );
+        t.dash = Dash::Dashed;
+        t.width = 3;
+        p.series.push(t);
+    }
+    if act == Activation::Sigmoid {
+        // The diary's "sigma(x) ~ x on (-1, 1)", on the axis for 0 <= u <= 1.
+        let mut d = Series::new(
+            "the diary's σ(u) ≈ u (0 ≤ u ≤ 1)",
+            okabe_ito::REDDISH_PURPLE,
+            curve(&|u| u, 0.0, 1.0),
+        );
+        d.dash = Dash::Dotted;
+        d.width = 4;
+        p.series.push(d);
+    }
+    p
+}
+
+/// The curve slide (the diary's own picture for claim 9): [`curve_panel`] beside the share of
+/// activation inputs inside (−1, 1) per layer.
+pub fn curve_slide(report: &NonlinearityReport) -> Slide {
+    let act = curve_act(report);
+    let cfg = &report.config;
+    let inside = fraction_panel(
+        report,
+        act,
+        &format!("{act}: share of u in (−1, 1)"),
+        "share of inputs u",
+        &|s| Some(&s.inside_unit),
+    );
+    let mut slide = Slide::new(
+        format!("Does BN without scale/shift trap {act}'s inputs where it is nearly linear?"),
+        short_subtitle(report, act),
+        vec![curve_panel(report), inside],
+    );
+    slide.widths = vec![3, 2];
+    slide.notes = vec![
+        LegendItem::new("(−1, 1)", Sample::Band(UNIT_INTERVAL)),
+        LegendItem::text(format!(
+            "left: densities of u over {} seeds and layers {}, marker on the most common bin",
+            cfg.seeds,
+            cfg.hist_layers()
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        LegendItem::text("right: solid after training (band: min-max over seeds), dashed before"),
+    ];
+    slide
+}
+
+/// Draw the curve slide into `path`.
+pub fn draw_curve(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+    curve_slide(report).draw(path)
+}
+
+/// The activation the units slide draws: the first (leaky) ReLU of the run, else the first.
+pub fn units_act(report: &NonlinearityReport) -> Activation {
+    let acts = &report.config.acts;
+    acts.iter()
+        .copied()
+        .find(|a| matches!(a, Activation::Relu | Activation::LeakyRelu))
+        .unwrap_or(acts[0])
+}
+
+/// The units slide (claim 10's picture): per layer, the share of ReLU units that never fire on
+/// the probe batch (dead) and that always fire (linear), per arm, after training (eval mode)
+/// solid with the seeds' min-max band, before training dashed.
+pub fn units_slide(report: &NonlinearityReport) -> Slide {
+    let act = units_act(report);
+    let cfg = &report.config;
+    let mut dead = layer_panel(
+        report,
+        act,
+        &format!("{act}: dead units (u ≤ 0 for every sample)"),
+        "share of units",
+        &|s| s.dead.as_ref(),
+    );
+    let mut linear = layer_panel(
+        report,
+        act,
+        &format!("{act}: linear units (u > 0 for every sample)"),
+        "share of units",
+        &|s| s.always_active.as_ref(),
+    );
+    // One axis for both, from 0 past the largest share.
+    let top = finite_max(
+        [&dead, &linear]
+            .iter()
+            .flat_map(|p| p.series.iter())
+            .flat_map(|s| {
+                s.points
+                    .iter()
+                    .map(|q| q.1)
+                    .chain(s.band.iter().map(|b| b.2))
+            }),
+    );
+    let top = if top.is_finite() {
+        (top * 1.2).max(0.05)
+    } else {
+        1.0
+    };
+    for p in [&mut dead, &mut linear] {
+        p.y_range = Some((0.0, top.min(1.0)));
+    }
+    let mut slide = Slide::new(
+        format!("{act} units that never switch: dead or linear"),
+        short_subtitle(report, act),
+        vec![dead, linear],
+    );
+    let largest: Vec<String> = cfg
+        .norms
+        .iter()
+        .map(|&arm| {
+            let runs = runs_of(report, act, arm);
+            let worst = |pick: &dyn Fn(&ActivationStats) -> Option<&Vec<Num>>| {
+                finite_max(
+                    runs.iter()
+                        .filter_map(|r| pick(&r.after))
+                        .flat_map(|v| v.iter().map(|x| x.0)),
+                )
+            };
+            let pct = |v: f64| {
+                if v.is_finite() {
+                    format!("{:.0}%", 100.0 * v)
+                } else {
+                    "n/a".into()
+                }
+            };
+            format!(
+                "{}: {} dead, {} linear",
+                arm.label(),
+                pct(worst(&|s| s.dead.as_ref())),
+                pct(worst(&|s| s.always_active.as_ref()))
+            )
+        })
+        .collect();
+    slide.notes = vec![
+        LegendItem::text(format!(
+            "solid: after training, mean of {} seeds (band: min-max)",
+            cfg.seeds
+        )),
+        LegendItem::new(
+            "dashed: before training (train mode)",
+            Sample::Line {
+                color: RGBColor(90, 90, 90),
+                dash: Dash::Dashed,
+                marker: None,
+                width: 2,
+            },
+        ),
+        LegendItem::text("largest share in any layer and seed after training:"),
+    ];
+    slide.notes.extend(
+        largest
+            .into_iter()
+            .map(|l| LegendItem::text(format!("  {l}"))),
+    );
+    slide
+}
+
+/// Draw the units slide into `path`.
+pub fn draw_units(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+    units_slide(report).draw(path)
+}
+
 impl Figures for crate::experiment::nonlinearity::Nonlinearity {
     fn figures() -> Vec<Figure<Self::Report>> {
         vec![
@@ -905,6 +1208,14 @@ impl Figures for crate::experiment::nonlinearity::Nonlinearity {
             Figure {
                 file: "nonlinearity_hist.png",
                 draw: draw_histograms,
+            },
+            Figure {
+                file: "nonlinearity_curve.png",
+                draw: draw_curve,
+            },
+            Figure {
+                file: "nonlinearity_units.png",
+                draw: draw_units,
             },
         ]
     }

@@ -77,22 +77,40 @@ fn shallowest(report: &ShatteredReport) -> usize {
     report.config.depths.iter().copied().min().unwrap_or(1)
 }
 
-/// The white-noise band `±2/sqrt(points)` as two guides with one legend line.
+/// The white-noise band of the mean over seeds, `±3/sqrt(points * seeds)`, as two guides with
+/// one legend line.
 fn noise_guides(report: &ShatteredReport) -> Vec<(f64, String)> {
-    let label = format!(
-        "white noise: |r| < {} (2/√{})",
-        fmt_r(report.noise_floor),
-        report.config.points()
-    );
+    let cfg = &report.config;
+    let label = if cfg.seeds > 1 {
+        format!(
+            "white noise, mean of {}: |r| < {} (3/√({}·{}))",
+            cfg.seeds,
+            fmt_r(report.mean_noise_band),
+            cfg.points(),
+            cfg.seeds
+        )
+    } else {
+        format!(
+            "white noise: |r| < {} (3/√{})",
+            fmt_r(report.mean_noise_band),
+            cfg.points()
+        )
+    };
     vec![
-        (report.noise_floor, label.clone()),
-        (-report.noise_floor, label),
+        (report.mean_noise_band, label.clone()),
+        (-report.mean_noise_band, label),
     ]
 }
 
-/// Headline panel: the lag-1 correlation against depth, one line per architecture (mean over
-/// seeds, band min-max over seeds), each mean written beside its point. Its series' points are
-/// `(depth, arm.lag1_correlation)` in `config.depths` order (sorted by depth).
+/// Up to this many depths the lag-1 panel draws markers with min-max whiskers, not lines:
+/// a straight line between depths 24 and 50 would claim values nobody measured.
+pub const FEW_DEPTHS: usize = 5;
+
+/// Headline panel: the lag-1 correlation against depth, one series per architecture (mean over
+/// seeds, min-max over seeds), each mean written beside its point. Its series' points are
+/// `(depth, arm.lag1_correlation)` in `config.depths` order (sorted by depth). Up to
+/// [`FEW_DEPTHS`] depths: markers only, each architecture nudged sideways so that their
+/// min-max whiskers stay apart; more: lines with a shaded min-max band.
 pub fn lag1_panel(report: &ShatteredReport) -> Panel {
     let cfg = &report.config;
     let mut p = Panel::new(
@@ -109,34 +127,51 @@ pub fn lag1_panel(report: &ShatteredReport) -> Panel {
     p.y_range = Some((-0.3, 1.05));
     p.integer_x = true;
     p.guides = noise_guides(report);
+    let few = depths.len() <= FEW_DEPTHS;
+    let archs = cfg.archs.len() as f64;
     for (i, &arch) in cfg.archs.iter().enumerate() {
         let (color, marker) = style(report, arch);
         let arms: Vec<&ShatteredArm> = depths.iter().map(|&d| arm(report, arch, d)).collect();
+        let nudge = if few {
+            (i as f64 - (archs - 1.0) / 2.0) * pad * 0.5
+        } else {
+            0.0
+        };
+        let x = |a: &ShatteredArm| a.depth as f64 + nudge;
         let mut s = Series::new(
             arch.name(),
             color,
-            arms.iter()
-                .map(|a| (a.depth as f64, a.lag1_correlation.0))
-                .collect(),
+            arms.iter().map(|a| (x(a), a.lag1_correlation.0)).collect(),
         );
         s.marker = Some(marker);
-        if cfg.seeds > 1 {
-            s.band = arms
-                .iter()
-                .map(|a| {
-                    let r = a.seeds.iter().map(|s| s.lag1_correlation.0);
-                    let lo = r.clone().fold(f64::INFINITY, f64::min);
-                    let hi = r.fold(f64::NEG_INFINITY, f64::max);
-                    (a.depth as f64, lo, hi)
-                })
-                .collect();
+        s.no_line = few;
+        // Markers alone: the legend lists each architecture once, as the other panels draw it.
+        s.legend = !few;
+        let spread: Vec<(f64, f64, f64)> = arms
+            .iter()
+            .map(|a| {
+                let r = a.seeds.iter().map(|s| s.lag1_correlation.0);
+                let lo = r.clone().fold(f64::INFINITY, f64::min);
+                let hi = r.fold(f64::NEG_INFINITY, f64::max);
+                (x(a), lo, hi)
+            })
+            .collect();
+        if cfg.seeds > 1 && few {
+            for &(x, lo, hi) in &spread {
+                let mut w = Series::new(format!("{arch} min-max"), color, vec![(x, lo), (x, hi)]);
+                w.width = 3;
+                w.legend = false;
+                p.series.push(w);
+            }
+        } else if cfg.seeds > 1 {
+            s.band = spread;
         }
         p.series.push(s);
         for a in &arms {
-            // Left of the last point, right of the others, so a note stays beside its line.
+            // Left of the last point, right of the others, so a note stays beside its point.
             let last = a.depth as f64 == hi && depths.len() > 1;
             p.notes.push(Note {
-                x: a.depth as f64,
+                x: x(a),
                 y: a.lag1_correlation.0,
                 text: fmt_r(a.lag1_correlation.0),
                 color,
@@ -300,7 +335,7 @@ pub fn draw_headline(report: &ShatteredReport, path: &Path) -> Result<crate::plo
     }
     if cfg.seeds > 1 {
         slide.notes.push(LegendItem::new(
-            format!("bands: min-max, {} seeds", cfg.seeds),
+            format!("bars and bands: min-max, {} seeds", cfg.seeds),
             Sample::Band(RGBColor(120, 120, 120)),
         ));
     }
@@ -389,7 +424,7 @@ fn autocorrelation_panel(report: &ShatteredReport, depth: usize, legend: bool) -
     // list twice), listed once.
     let x1 = report.config.max_lag as f64;
     let label = noise_guides(report).swap_remove(0).1;
-    for (i, y) in [report.noise_floor, -report.noise_floor]
+    for (i, y) in [report.mean_noise_band, -report.mean_noise_band]
         .into_iter()
         .enumerate()
     {

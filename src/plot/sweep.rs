@@ -12,9 +12,9 @@ use anyhow::Result;
 use crate::config::Norm;
 use crate::experiment::sweep::{HEALTHY, Mean, Point, Sweep, SweepReport, Vary};
 use crate::plot::{
-    Dash, Figure, Figures, Layout, LegendItem, Panel, Series, Slide, norm_color, norm_marker,
+    Dash, Figure, Figures, Layout, LegendItem, Note, Panel, Series, Slide, norm_color, norm_marker,
 };
-use crate::stats::{Num, max_nan, min_nan};
+use crate::stats::{Num, fmt_num, max_nan, median_nan, min_nan};
 
 /// The x axis' label.
 fn x_label(vary: Vary) -> &'static str {
@@ -22,6 +22,31 @@ fn x_label(vary: Vary) -> &'static str {
         Vary::WeightScale => "weight std s (log scale)",
         Vary::Batch => "batch size B (log scale)",
         Vary::Depth => "hidden layers L (log scale)",
+    }
+}
+
+/// Where a swept value sits on the x axis: `log2(B)` for batch sizes (so every power of two is
+/// a labelled tick: 2, 4, 8, ...), the value itself on the other axes' log scale.
+fn x_of(vary: Vary, v: f64) -> f64 {
+    match vary {
+        Vary::Batch => v.log2(),
+        _ => v,
+    }
+}
+
+/// A panel's x axis for the sweep `r`: powers of two for batch sizes (with half a doubling of
+/// room either side, so the end values keep their labels and marks), decades otherwise.
+fn set_x_axis(p: &mut Panel, r: &SweepReport) {
+    if r.config.vary == Vary::Batch {
+        p.log2_x = true;
+        let xs = r.config.values.iter().map(|&v| v.log2());
+        let lo = xs.clone().fold(f64::INFINITY, f64::min);
+        let hi = xs.fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() && hi.is_finite() {
+            p.x_range = Some((lo - 0.5, hi + 0.5));
+        }
+    } else {
+        p.log_x = true;
     }
 }
 
@@ -38,7 +63,7 @@ fn arm_series(
     let mut band = Vec::new();
     for m in r.means.iter().filter(|m| m.arm == norm) {
         let Some(y) = mean(m) else { continue };
-        pts.push((m.value, y.0));
+        pts.push((x_of(r.config.vary, m.value), y.0));
         let seeds: Vec<f64> = r
             .points
             .iter()
@@ -48,7 +73,7 @@ fn arm_series(
             .collect();
         if seeds.len() > 1 {
             band.push((
-                m.value,
+                x_of(r.config.vary, m.value),
                 min_nan(seeds.iter().copied()),
                 max_nan(seeds.iter().copied()),
             ));
@@ -70,7 +95,7 @@ fn panel(
     point: &dyn Fn(&Point) -> Option<Num>,
 ) -> Panel {
     let mut p = Panel::new(caption, x_label(r.config.vary), y_label, true);
-    p.log_x = true;
+    set_x_axis(&mut p, r);
     p.series = r
         .config
         .norms
@@ -81,36 +106,53 @@ fn panel(
     p
 }
 
-/// One arm's final loss per value: the mean over the seeds that did not diverge (their band
-/// min-max), inf (a mark on the top strip) where every seed diverged. A diverged run's last
-/// loss can be any size, so it would set the scale and say nothing; the table has it.
+/// Losses above this multiple of the zero predictor's are drawn in the loss panel's top strip:
+/// such a net is far worse than one that learned nothing, and its exact loss would set the scale
+/// (on a log axis it hid the difference between "learned a little" and "learned nothing").
+const LOSS_CAP: f64 = 2.0;
+
+/// One arm's final test (or train) loss per value: the median over its seeds, a diverged seed
+/// counted as inf, so a ✕ in the top strip where most seeds diverged or the median is above
+/// `cap`; the band spans the seeds that did not diverge.
 fn loss_series(
     r: &SweepReport,
     i: usize,
     norm: Norm,
     label: String,
+    cap: f64,
     pick: &dyn Fn(&Point) -> Option<Num>,
 ) -> Series {
     let mut pts = Vec::new();
     let mut band = Vec::new();
     for &value in &r.config.values {
-        let seeds: Vec<f64> = r
+        let seeds: Vec<&Point> = r
             .points
             .iter()
-            .filter(|p| p.arm == norm && p.value == value && p.diverged_at.is_none())
-            .filter_map(pick)
-            .map(|n| n.0)
+            .filter(|p| p.arm == norm && p.value == value)
             .collect();
-        if seeds.is_empty() {
-            pts.push((value, f64::INFINITY));
-            continue;
-        }
-        pts.push((value, seeds.iter().sum::<f64>() / seeds.len() as f64));
-        if seeds.len() > 1 {
+        let loss = |p: &&Point| pick(p).map_or(f64::NAN, |n| n.0);
+        let counted = seeds.iter().map(|p| {
+            let l = loss(p);
+            if p.diverged_at.is_some() || !l.is_finite() {
+                f64::INFINITY
+            } else {
+                l
+            }
+        });
+        let median = median_nan(counted);
+        let x = x_of(r.config.vary, value);
+        pts.push((x, if median > cap { f64::INFINITY } else { median }));
+        let ok: Vec<f64> = seeds
+            .iter()
+            .filter(|p| p.diverged_at.is_none())
+            .map(loss)
+            .filter(|l| l.is_finite())
+            .collect();
+        if ok.len() > 1 {
             band.push((
-                value,
-                min_nan(seeds.iter().copied()),
-                max_nan(seeds.iter().copied()),
+                x,
+                min_nan(ok.iter().copied()),
+                max_nan(ok.iter().copied()).min(cap),
             ));
         }
     }
@@ -121,24 +163,70 @@ fn loss_series(
     s
 }
 
-/// Final train (dashed) and test (solid) losses.
+/// "k/n diverged" beside each value where some of an arm's seeds diverged, in the arm's
+/// colour, at its line's height (at the top of the axis when the line is in the top strip).
+fn divergence_notes(r: &SweepReport, series: &[Series], cap: f64) -> Vec<Note> {
+    let mut notes = Vec::new();
+    for (i, (&norm, s)) in r.config.norms.iter().zip(series).enumerate() {
+        for m in r.means.iter().filter(|m| m.arm == norm && m.diverged > 0) {
+            let x = x_of(r.config.vary, m.value);
+            let y = s
+                .points
+                .iter()
+                .find(|p| p.0 == x)
+                .map_or(cap, |p| p.1.min(cap));
+            notes.push(Note {
+                x,
+                y,
+                text: format!("{}/{} diverged", m.diverged, m.seeds),
+                color: norm_color(norm),
+                offset: (8, 12 + 26 * i as i32),
+            });
+        }
+    }
+    notes
+}
+
+/// Final test (solid) and train (dashed) losses on a linear axis from 0 to twice the zero
+/// predictor's loss, which is drawn as a guide; above it, the top strip.
 fn loss_panel(r: &SweepReport) -> Panel {
+    let zero = r.zero_predictor_test_loss.map_or(f64::NAN, |z| z.0);
+    let cap = if zero.is_finite() && zero > 0.0 {
+        LOSS_CAP * zero
+    } else {
+        f64::INFINITY
+    };
     let mut p = Panel::new(
         format!("Final loss, {} SGD steps", r.config.steps),
         x_label(r.config.vary),
-        format!("{} loss, eval mode (log scale)", r.config.data.loss.title()),
-        true,
+        format!("{} loss, eval mode", r.config.data.loss.title()),
+        false,
     );
-    p.log_x = true;
-    p.top_edge_label = Some("top strip: every seed diverged (or NaN)".into());
+    set_x_axis(&mut p, r);
+    if cap.is_finite() {
+        p.y_range = Some((0.0, cap));
+        p.guides.push((
+            zero,
+            format!("predicting 0: {} (learned nothing)", fmt_num(zero)),
+        ));
+    }
+    p.top_edge_label = Some(format!(
+        "top strip: most seeds diverged, or the median loss is above {}",
+        if cap.is_finite() {
+            fmt_num(cap)
+        } else {
+            "the axis".into()
+        }
+    ));
     for (i, &n) in r.config.norms.iter().enumerate() {
         p.series
-            .push(loss_series(r, i, n, n.label().to_string(), &|p| {
+            .push(loss_series(r, i, n, n.label().to_string(), cap, &|p| {
                 p.final_test_loss
             }));
     }
+    p.notes = divergence_notes(r, &p.series, cap);
     for (i, &n) in r.config.norms.iter().enumerate() {
-        let mut s = loss_series(r, i, n, format!("{}: train", n.label()), &|p| {
+        let mut s = loss_series(r, i, n, format!("{}: train", n.label()), cap, &|p| {
             p.final_train_loss
         });
         s.dash = Dash::Dashed;
@@ -240,7 +328,7 @@ pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
     let mut slide = Slide::new(headline(r), r.config.title(), panels);
     if r.config.seeds > 1 {
         slide.notes.push(LegendItem::text(format!(
-            "lines: mean over {} seeds (geometric for ratios, arithmetic for losses of the seeds that did not diverge); bands: min-max",
+            "lines: over {} seeds, geometric mean of ratios and median of losses (a diverged seed counted as inf); bands: min-max (losses: of the seeds that did not diverge)",
             r.config.seeds
         )));
     }

@@ -8,7 +8,9 @@ use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::config::Norm;
-use crate::experiment::train::{HigherLr, TrainConfig, TrainReport, TrainRun, short_title};
+use crate::experiment::train::{
+    HigherLr, PlacementVerdict, TrainConfig, TrainReport, TrainRun, short_title,
+};
 use crate::plot::histograms::{self, Curve};
 use crate::plot::{
     Dash, Figure, Figures, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT, figure,
@@ -96,8 +98,22 @@ pub fn best_loss_panel(report: &TrainReport) -> Panel {
     );
     p.log_x = true;
     p.x_range = Some(lr_axis(cfg));
-    if let Some(linear) = report.reference.linear_fit_test_loss {
-        p.guides.push((linear.0, "best linear model (test)".into()));
+    let zero = report.reference.zero_predictor_test_loss.0;
+    let linear = report.reference.linear_fit_test_loss.map(|v| v.0);
+    // The two levels sit within 0.1% of each other on the non-linear task: one guide then.
+    match linear {
+        Some(l) if (l / zero - 1.0).abs() < 0.02 => p.guides.push((
+            zero,
+            format!("predicting 0 ({}) ≈ best linear model", fmt_num(zero)),
+        )),
+        Some(l) => {
+            p.guides
+                .push((zero, format!("predicting 0 ({})", fmt_num(zero))));
+            p.guides.push((l, "best linear model (test)".into()));
+        }
+        None => p
+            .guides
+            .push((zero, format!("predicting 0 ({})", fmt_num(zero)))),
     }
     p.top_edge_label = Some(format!(
         "top strip: diverged (loss inf/NaN or ×{:.0e}); each configuration shifted a little in x",
@@ -113,8 +129,7 @@ pub fn best_loss_panel(report: &TrainReport) -> Panel {
         (a.min(v), b.max(v))
     });
     if lo.is_finite() {
-        let linear = report.reference.linear_fit_test_loss.map_or(hi, |v| v.0);
-        p.y_range = Some((lo / 4.0, hi.max(linear)));
+        p.y_range = Some((lo / 4.0, hi.max(linear.unwrap_or(hi)).max(zero)));
     }
     for (k, &norm) in cfg.norms.iter().enumerate() {
         let points: Vec<(f64, f64)> = runs_of(report, norm)
@@ -195,6 +210,12 @@ fn accuracy_panel(report: &TrainReport) -> Panel {
         p.guides
             .push((100.0 * linear.0, "linear classifier (least squares)".into()));
     }
+    if let Some(floor) = report.learned_accuracy_floor {
+        p.guides.push((
+            100.0 * floor.0,
+            "at or below: chance (no learning)".to_string(),
+        ));
+    }
     p
 }
 
@@ -202,9 +223,17 @@ fn accuracy_panel(report: &TrainReport) -> Panel {
 /// survived, and (with classes) the test accuracy.
 pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
     let cfg = &report.config;
+    let placement = report.verdicts.placement.as_ref().map(|v| v.verdict);
     let title = match report.verdicts.higher_lr.as_ref().map(|v| v.verdict) {
         Some(HigherLr::Shown) => {
-            "BatchNorm trains at learning rates where the plain network diverges"
+            "BatchNorm learns at learning rates where the plain network does not"
+        }
+        // Without a plain network the question is where BN goes.
+        None if placement == Some(PlacementVerdict::AfterActivation) => {
+            "BatchNorm after the activation reaches the lower best test loss"
+        }
+        None if placement == Some(PlacementVerdict::BeforeActivation) => {
+            "BatchNorm before the activation reaches the lower best test loss"
         }
         _ => "Best test loss against learning rate, per configuration",
     };
