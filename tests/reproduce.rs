@@ -364,18 +364,28 @@ fn readme_example() -> String {
     body[..body.find("```").expect("the fence closes")].to_string()
 }
 
-#[test]
-fn a_users_own_file_runs_like_a_shipped_one() {
-    let dir = scratch_dir("reproduce-own-file");
+/// The README's example written to `my-claim.toml` in a fresh scratch dir `name`: the dir, the
+/// file, and the output of `bn-lab run FILE --out DIR/out` with `more` flags.
+fn run_example(name: &str, more: &[&str]) -> (PathBuf, PathBuf, std::process::Output) {
+    let dir = scratch_dir(name);
     let file = dir.join("my-claim.toml");
     std::fs::write(&file, readme_example()).expect("the scratch dir is writable");
     let out = dir.join("out");
-    let o = bn_lab(&[
+    let mut args = vec![
         "run",
         file.to_str().expect("UTF-8"),
         "--out",
         out.to_str().expect("UTF-8"),
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let o = bn_lab(&args);
+    (dir, file, o)
+}
+
+#[test]
+fn a_users_own_file_runs_like_a_shipped_one() {
+    let (dir, file, o) = run_example("reproduce-own-file", &[]);
+    let out = dir.join("out");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.starts_with("my-claim: A deep tanh net"), "{stdout}");
@@ -418,21 +428,11 @@ fn a_users_own_file_runs_like_a_shipped_one() {
 /// the same count of seeds, and a file without a control is refused for it.
 #[test]
 fn seed_and_seeds_choose_the_runs_and_control_adds_the_controls() {
-    let dir = scratch_dir("reproduce-seeds");
-    let file = dir.join("my-claim.toml");
-    std::fs::write(&file, readme_example()).expect("the scratch dir is writable");
+    let (dir, file, o) = run_example(
+        "reproduce-seeds",
+        &["--seed", "7", "--seeds", "2", "--control"],
+    );
     let out = dir.join("out");
-    let o = bn_lab(&[
-        "run",
-        file.to_str().expect("UTF-8"),
-        "--out",
-        out.to_str().expect("UTF-8"),
-        "--seed",
-        "7",
-        "--seeds",
-        "2",
-        "--control",
-    ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("with seeds 7, 8\n"), "{stdout}");
