@@ -282,8 +282,10 @@ fn reproduce_only_two_cheap_claims_writes_a_page_whose_every_image_exists() {
 /// The hand-made JSON of a grad-norms run, with the BN-off arm's numbers given.
 fn grad_norms_json(ratio_off: f64, growth_off: f64) -> serde_json::Value {
     json!({ "arms": [
-        { "label": "BN off", "weight_grad": { "ratio": ratio_off, "growth_per_layer": growth_off } },
-        { "label": "BN on", "weight_grad": { "ratio": 2.3, "growth_per_layer": 1.02 } },
+        { "label": "BN off", "weight_grad": { "ratio": ratio_off, "growth_per_layer": growth_off,
+                                               "verdict": "vanishing" } },
+        { "label": "BN on", "weight_grad": { "ratio": 2.3, "growth_per_layer": 1.02,
+                                              "verdict": "stable" } },
     ]})
 }
 
@@ -305,8 +307,10 @@ fn a_verdict_flips_when_a_number_crosses_its_threshold() {
     // A gradient that overflowed is a number to judge, not a crash: inf fails `< 1e-6`, an
     // underflow to exactly 0 passes it.
     let inf = json!({ "arms": [
-        { "label": "BN off", "weight_grad": { "ratio": "inf", "growth_per_layer": "NaN" } },
-        { "label": "BN on", "weight_grad": { "ratio": 1.0, "growth_per_layer": 1.0 } },
+        { "label": "BN off", "weight_grad": { "ratio": "inf", "growth_per_layer": "NaN",
+                                               "verdict": "exploding" } },
+        { "label": "BN on", "weight_grad": { "ratio": 1.0, "growth_per_layer": 1.0,
+                                              "verdict": "stable" } },
     ]});
     let found = claim
         .evaluate(&inf, "hand-made.json")

@@ -16,13 +16,59 @@ use crate::plot::{
 };
 use crate::stats::{Num, fmt_num, max_nan, median_nan, min_nan};
 
-/// The x axis' label.
-fn x_label(vary: Vary) -> &'static str {
-    match vary {
-        Vary::WeightScale => "weight std s (log scale)",
-        Vary::Batch => "batch size B (log scale)",
-        Vary::Depth => "hidden layers L (log scale)",
+/// Up to this many swept values a panel draws markers with min-max whiskers, not lines: a
+/// straight line from depth 50 to depth 200 would claim values nobody measured.
+pub const FEW_VALUES: usize = 3;
+
+fn few(r: &SweepReport) -> bool {
+    r.config.values.len() <= FEW_VALUES
+}
+
+/// The x axis' label (a few depths or weight scales sit on a linear axis).
+fn x_label(r: &SweepReport) -> &'static str {
+    match (r.config.vary, few(r)) {
+        (Vary::WeightScale, false) => "weight std s (log scale)",
+        (Vary::WeightScale, true) => "weight std s",
+        (Vary::Batch, _) => "batch size B (log scale)",
+        (Vary::Depth, false) => "hidden layers L (log scale)",
+        (Vary::Depth, true) => "hidden layers L",
     }
+}
+
+/// With [`FEW_VALUES`] or fewer values: every series with markers becomes markers alone, its
+/// band min-max whiskers, and the arms are nudged apart so that their whiskers do not overlap.
+fn markers_only(p: &mut Panel, r: &SweepReport) {
+    if !few(r) {
+        return;
+    }
+    let (lo, hi) = p.x_range.unwrap_or((0.0, 1.0));
+    let step = 0.025 * (hi - lo);
+    let arms = p.series.iter().filter(|s| s.marker.is_some()).count() as f64;
+    let mut whiskers = Vec::new();
+    for (i, s) in p
+        .series
+        .iter_mut()
+        .filter(|s| s.marker.is_some())
+        .enumerate()
+    {
+        let nudge = (i as f64 - (arms - 1.0) / 2.0) * step;
+        s.no_line = true;
+        for pt in &mut s.points {
+            pt.0 += nudge;
+        }
+        for &(x, lo, hi) in &s.band {
+            let mut w = Series::new(
+                format!("{} min-max", s.label),
+                s.color,
+                vec![(x + nudge, lo), (x + nudge, hi)],
+            );
+            w.width = 3;
+            w.legend = false;
+            whiskers.push(w);
+        }
+        s.band.clear();
+    }
+    p.series.extend(whiskers);
 }
 
 /// Where a swept value sits on the x axis: `log2(B)` for batch sizes (so every power of two is
@@ -45,6 +91,23 @@ fn set_x_axis(p: &mut Panel, r: &SweepReport) {
         if lo.is_finite() && hi.is_finite() {
             p.x_range = Some((lo - 0.5, hi + 0.5));
         }
+    } else if few(r) {
+        // A linear axis with room either side: its ticks fall between and on the values.
+        let lo = r
+            .config
+            .values
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let hi = r
+            .config
+            .values
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let pad = (0.1 * (hi - lo)).max(0.1 * hi.abs()).max(f64::MIN_POSITIVE);
+        p.x_range = Some(((lo - pad).max(0.0), hi + pad));
+        p.integer_x = r.config.vary == Vary::Depth;
     } else {
         p.log_x = true;
     }
@@ -94,7 +157,7 @@ fn panel(
     mean: &dyn Fn(&Mean) -> Option<Num>,
     point: &dyn Fn(&Point) -> Option<Num>,
 ) -> Panel {
-    let mut p = Panel::new(caption, x_label(r.config.vary), y_label, true);
+    let mut p = Panel::new(caption, x_label(r), y_label, true);
     set_x_axis(&mut p, r);
     p.series = r
         .config
@@ -198,7 +261,7 @@ fn loss_panel(r: &SweepReport) -> Panel {
     };
     let mut p = Panel::new(
         format!("Final loss, {} SGD steps", r.config.steps),
-        x_label(r.config.vary),
+        x_label(r),
         format!("{} loss, eval mode", r.config.data.loss.title()),
         false,
     );
@@ -225,7 +288,10 @@ fn loss_panel(r: &SweepReport) -> Panel {
             }));
     }
     p.notes = divergence_notes(r, &p.series, cap);
-    for (i, &n) in r.config.norms.iter().enumerate() {
+    // The train losses are dashed lines between the values; with a few values there would be
+    // nothing but lines across gaps, so the panel shows test losses only.
+    let train_lines = if few(r) { 0 } else { r.config.norms.len() };
+    for (i, &n) in r.config.norms.iter().enumerate().take(train_lines) {
         let mut s = loss_series(r, i, n, format!("{}: train", n.label()), cap, &|p| {
             p.final_train_loss
         });
@@ -325,14 +391,25 @@ pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
         }
         Vary::Depth => vec![ratio_panel(r), growth_panel(r)],
     };
+    let mut panels = panels;
+    for p in &mut panels {
+        markers_only(p, r);
+    }
     let mut slide = Slide::new(headline(r), r.config.title(), panels);
     if r.config.seeds > 1 {
+        let (marks, spread) = if few(r) {
+            ("markers", "whiskers")
+        } else {
+            ("lines", "bands")
+        };
         slide.notes.push(LegendItem::text(format!(
-            "lines: over {} seeds, geometric mean of ratios and median of losses (a diverged seed counted as inf); bands: min-max (losses: of the seeds that did not diverge)",
+            "{marks}: over {} seeds, geometric mean of ratios and median of losses (a diverged seed counted as inf); {spread}: min-max (losses: of the seeds that did not diverge)",
             r.config.seeds
         )));
     }
-    if r.config.trains() {
+    if r.config.trains() && few(r) {
+        slide.notes.push(LegendItem::text("losses: test"));
+    } else if r.config.trains() {
         slide
             .notes
             .push(LegendItem::text("losses: solid test, dashed train"));
