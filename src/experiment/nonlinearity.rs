@@ -750,14 +750,7 @@ fn run_typed<T: Float>(
     progress: Progress,
 ) -> (Vec<NlRun>, ReferenceLosses) {
     // One data set for every run: the seeds vary weights and batch order, the task is fixed.
-    let data = data::make_task::<T>(
-        &cfg.data.task,
-        cfg.net.seed,
-        cfg.data.n_train,
-        cfg.data.n_test,
-        cfg.net.d_in,
-        cfg.net.d_out,
-    );
+    let data = data::task_for::<T>(&cfg.data, &cfg.net);
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(cfg.reference_units());
     let runs = cfg

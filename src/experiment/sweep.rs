@@ -508,14 +508,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);
     let mut test_accuracy = None;
     if cfg.trains() {
-        let data = data::make_task::<T>(
-            &cfg.data.task,
-            cfg.net.seed,
-            cfg.data.n_train,
-            cfg.data.n_test,
-            cfg.net.d_in,
-            cfg.net.d_out,
-        );
+        let data = data::task_for::<T>(&cfg.data, &cfg.net);
         let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(p.seed, Stream::Weights));
         let sgd = SgdConfig {
             lr: cfg.lr,
@@ -585,14 +578,7 @@ pub fn zero_predictor(cfg: &SweepConfig) -> Option<(Num, Num)> {
     if !cfg.trains() {
         return None;
     }
-    let data = data::make_task::<f64>(
-        &cfg.data.task,
-        cfg.net.seed,
-        cfg.data.n_train,
-        cfg.data.n_test,
-        cfg.net.d_in,
-        cfg.net.d_out,
-    );
+    let data = data::task_for::<f64>(&cfg.data, &cfg.net);
     let per_sample = crate::experiment::train::zero_losses(&data.test, cfg.data.loss);
     let mean = per_sample.iter().sum::<f64>() / per_sample.len().max(1) as f64;
     let ceiling = crate::experiment::train::loss_ceiling(&per_sample);

@@ -621,14 +621,7 @@ fn run_one<T: Float>(
 type Ran = (Vec<TrainRun>, ReferenceLosses, f64, Option<f64>);
 
 fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> Ran {
-    let data = data::make_task::<T>(
-        &cfg.data.task,
-        cfg.net.seed,
-        cfg.data.n_train,
-        cfg.data.n_test,
-        cfg.net.d_in,
-        cfg.net.d_out,
-    );
+    let data = data::task_for::<T>(&cfg.data, &cfg.net);
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(reference_units(cfg));
     let runs = cfg
