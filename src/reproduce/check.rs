@@ -4,7 +4,9 @@
 //! - A **path** walks the JSON: `arms[label=BN off].weight_grad.ratio` is the key `arms`, its
 //!   first element whose `label` is `BN off`, then `weight_grad`, then `ratio`. A segment is a
 //!   key, an index (`runs.0`, `-1` for the last), or a key followed by `[field=value,...]`
-//!   (values compare as numbers when both sides are numbers, else as text).
+//!   (values compare as numbers when both sides are numbers, else as text). A path that
+//!   reaches an explicit `null` before its end (the slice of a net that diverged) reads as
+//!   null; a key that is not there at all is an error.
 //! - A **quantity** is a path and an optional `reduce` (`max`, `min`, `mean`, `first`, `last`)
 //!   for a path that ends at an array of numbers. Numbers written as `"inf"`, `"-inf"` and
 //!   `"NaN"` (how bn-lab's JSON spells them) read as those numbers.
@@ -155,6 +157,11 @@ impl Path {
             } else {
                 format!("`{walked}`")
             };
+            // A path through an explicit null (something the run did not compute, such as
+            // the slice of a net that diverged) reads as null, not as a missing field.
+            if at.is_null() {
+                return Ok(at);
+            }
             at = match seg {
                 Segment::Key(k) => match at {
                     Json::Object(map) => map.get(k).ok_or_else(|| {
@@ -755,8 +762,16 @@ mod tests {
         let j: Json = serde_json::json!({
             "arms": [{"label": "BN off", "v": [1.0, "inf", 3.0]}, {"label": "BN on", "v": [2.0], "x": 0.5}],
             "means": [{"value": 4.0, "arm": "on", "r": 7}],
+            "slice": null,
         });
         let q = |p: &str, r| quantity(&j, &Path::parse(p).unwrap(), r);
+        // Through an explicit null (a slice a diverged net never drew): null, not an error.
+        assert_eq!(q("slice.max_ratio", None), Ok(Value::Null));
+        assert!(
+            q("nothing.max_ratio", None)
+                .unwrap_err()
+                .contains("has no `nothing`")
+        );
         assert_eq!(q("arms[label=BN on].x", None), Ok(Value::Num(0.5)));
         assert_eq!(q("arms.-1.x", None), Ok(Value::Num(0.5)));
         assert_eq!(q("arms[1].x", None), Ok(Value::Num(0.5)));

@@ -290,13 +290,11 @@ impl Claim {
 
     /// [`Claim::load`] on text already read.
     pub fn parse(file: &FsPath, src: &str) -> Result<Claim, FileError> {
-        let shown = file.display().to_string();
-        let err = |line: Option<usize>, field: Option<String>, message: String| FileError {
-            file: shown.clone(),
-            line,
-            field,
-            message,
+        let reader = Reader {
+            src,
+            shown: file.display().to_string(),
         };
+        let err = |line, field, message| reader.err(line, field, message);
         let name = claim_name(file);
         check_name(&name).map_err(|m| err(None, None, m))?;
         let raw: Raw = toml::from_str(src).map_err(|e| {
@@ -306,26 +304,9 @@ impl Claim {
                 .filter(|f| !e.message().contains(&format!("`{f}`")));
             err(line, field, e.message().trim().replace('\n', " "))
         })?;
-        let at = |s: &Spanned<String>| line_of(src, s.span().start);
-        let text = |s: &Spanned<String>, field: &str, one_line: bool| {
-            // A file saved with CRLF line ends means newlines.
-            let v = s.get_ref().replace("\r\n", "\n");
-            // Before trimming, which would hide a leading `\r` or tab; newlines at either end
-            // are trimmed, and a one-line field is refused one inside below.
-            plain(&v, "\n").map_err(|m| err(Some(at(s)), Some(field.into()), m))?;
-            let v = v.trim();
-            if v.is_empty() {
-                return Err(err(Some(at(s)), Some(field.into()), "is empty".into()));
-            }
-            if one_line && v.contains('\n') {
-                return Err(err(
-                    Some(at(s)),
-                    Some(field.into()),
-                    "must be one line".into(),
-                ));
-            }
-            Ok(v.to_string())
-        };
+        let at = |s: &Spanned<String>| reader.at(s);
+        let text =
+            |s: &Spanned<String>, field: &str, one_line: bool| reader.text(s, field, one_line);
         let title = text(&raw.title, "title", true)?;
         let claim = text(&raw.claim, "claim", true)?;
         let source = text(&raw.source, "source", true)?;
@@ -408,11 +389,11 @@ impl Claim {
         let mut checks = Vec::new();
         for (i, c) in raw.checks.get_ref().iter().enumerate() {
             let field = Some(format!("checks[{i}]"));
-            plain(c.get_ref(), "").map_err(|m| err(Some(at(c)), field.clone(), m))?;
+            plain(c.get_ref(), "").map_err(|m| err(Some(reader.at(c)), field.clone(), m))?;
             let check =
-                Check::parse(c.get_ref()).map_err(|m| err(Some(at(c)), field.clone(), m))?;
+                Check::parse(c.get_ref()).map_err(|m| err(Some(reader.at(c)), field.clone(), m))?;
             if let Some(n) = check.names().into_iter().find(|n| !known.contains(n)) {
-                return Err(err(Some(at(c)), field, unknown(n)));
+                return Err(err(Some(reader.at(c)), field, unknown(n)));
             }
             checks.push(check);
         }
@@ -455,81 +436,16 @@ impl Claim {
             None => None,
             Some(n) => Some(text(n, "note", false)?),
         };
-        let kind_text = text(&raw.kind, "kind", true)?;
-        let kind: Kind = serde_json::from_value(serde_json::Value::String(kind_text.clone()))
-            .map_err(|_| {
-                err(
-                    Some(at(&raw.kind)),
-                    Some("kind".into()),
-                    format!("`{kind_text}` is not one of {}", Kind::NAMES),
-                )
-            })?;
-        let quote = raw
-            .quote
-            .as_ref()
-            .map_or(kind != Kind::Paper, |q| *q.get_ref());
-        let corrected = match (&raw.corrected, kind) {
-            (Some(c), Kind::Correction) => Some(text(c, "corrected", false)?),
-            (None, Kind::Correction) => {
-                return Err(err(
-                    Some(at(&raw.kind)),
-                    Some("corrected".into()),
-                    "kind = \"correction\" needs `corrected`, the corrected statement its checks test".into(),
-                ));
-            }
-            (Some(c), _) => {
-                return Err(err(
-                    Some(at(c)),
-                    Some("corrected".into()),
-                    format!("only a claim of kind = \"correction\" has one (this is {kind_text})"),
-                ));
-            }
-            (None, _) => None,
-        };
-        let argument = text(&raw.argument, "argument", true)?;
-        let seeds = match &raw.seeds {
-            None => DEFAULT_SEEDS,
-            Some(n) => {
-                let v = *n.get_ref();
-                if v < 1 || v as usize > MAX_SEEDS {
-                    return Err(err(
-                        Some(line_of(src, n.span().start)),
-                        Some("seeds".into()),
-                        format!("must be 1 to {MAX_SEEDS} (got {v})"),
-                    ));
-                }
-                v as usize
-            }
-        };
-        let key = match &raw.key {
-            None => 0,
-            Some(k) => {
-                let name = text(k, "key", true)?;
-                known
-                    .iter()
-                    .position(|n| *n == name)
-                    .ok_or_else(|| err(Some(at(k)), Some("key".into()), unknown(&name)))?
-            }
-        };
-        let caption = match &raw.caption {
-            None => None,
-            Some(c) => Some(text(c, "caption", true)?),
-        };
-        let control = match &raw.control {
-            None => None,
-            Some(c) => {
-                let c = c.get_ref();
-                let line = at(&c.command);
-                let words = text(&c.command, "control.command", true)?;
-                let args = command_words(&words)
-                    .map_err(|m| err(Some(line), Some("control.command".into()), m))?;
-                Some(Control {
-                    args,
-                    why: text(&c.why, "control.why", true)?,
-                    line,
-                })
-            }
-        };
+        let Framing {
+            kind,
+            quote,
+            corrected,
+            argument,
+            seeds,
+            key,
+            caption,
+            control,
+        } = framing(&reader, &raw, &known)?;
         let claim = Claim {
             file: file.to_path_buf(),
             name,
@@ -656,6 +572,157 @@ impl Claim {
 pub enum Variant {
     Claim,
     Control,
+}
+
+/// What a claim's words are and how it runs, beyond its command and checks: the fields of
+/// issue 28 (kind, quote, corrected, argument, seeds, key, caption, control).
+struct Framing {
+    kind: Kind,
+    quote: bool,
+    corrected: Option<String>,
+    argument: String,
+    seeds: usize,
+    key: usize,
+    caption: Option<String>,
+    control: Option<Control>,
+}
+
+/// The text of a file being parsed, for errors naming it and for its fields' lines.
+struct Reader<'a> {
+    src: &'a str,
+    shown: String,
+}
+
+impl Reader<'_> {
+    fn err(&self, line: Option<usize>, field: Option<String>, message: String) -> FileError {
+        FileError {
+            file: self.shown.clone(),
+            line,
+            field,
+            message,
+        }
+    }
+
+    fn at<T>(&self, s: &Spanned<T>) -> usize {
+        line_of(self.src, s.span().start)
+    }
+
+    /// A text field: plain text, not empty, trimmed, one line when `one_line`.
+    fn text(&self, s: &Spanned<String>, field: &str, one_line: bool) -> Result<String, FileError> {
+        // A file saved with CRLF line ends means newlines.
+        let v = s.get_ref().replace("\r\n", "\n");
+        // Before trimming, which would hide a leading `\r` or tab; newlines at either end
+        // are trimmed, and a one-line field is refused one inside below.
+        plain(&v, "\n").map_err(|m| self.err(Some(self.at(s)), Some(field.into()), m))?;
+        let v = v.trim();
+        if v.is_empty() {
+            return Err(self.err(Some(self.at(s)), Some(field.into()), "is empty".into()));
+        }
+        if one_line && v.contains('\n') {
+            return Err(self.err(
+                Some(self.at(s)),
+                Some(field.into()),
+                "must be one line".into(),
+            ));
+        }
+        Ok(v.to_string())
+    }
+}
+
+/// The [`Framing`] fields of `raw`, checked (`known` are the file's quantities).
+fn framing(reader: &Reader<'_>, raw: &Raw, known: &[&str]) -> Result<Framing, FileError> {
+    let unknown = |name: &str| {
+        format!(
+            "`{name}` is not a quantity of this file (it has: {})",
+            known.join(", ")
+        )
+    };
+    let kind_text = reader.text(&raw.kind, "kind", true)?;
+    let kind: Kind =
+        serde_json::from_value(serde_json::Value::String(kind_text.clone())).map_err(|_| {
+            reader.err(
+                Some(reader.at(&raw.kind)),
+                Some("kind".into()),
+                format!("`{kind_text}` is not one of {}", Kind::NAMES),
+            )
+        })?;
+    let quote = raw
+        .quote
+        .as_ref()
+        .map_or(kind != Kind::Paper, |q| *q.get_ref());
+    let corrected = match (&raw.corrected, kind) {
+        (Some(c), Kind::Correction) => Some(reader.text(c, "corrected", false)?),
+        (None, Kind::Correction) => {
+            return Err(reader.err(
+                Some(reader.at(&raw.kind)),
+                Some("corrected".into()),
+                "kind = \"correction\" needs `corrected`, the corrected statement its checks test"
+                    .into(),
+            ));
+        }
+        (Some(c), _) => {
+            return Err(reader.err(
+                Some(reader.at(c)),
+                Some("corrected".into()),
+                format!("only a claim of kind = \"correction\" has one (this is {kind_text})"),
+            ));
+        }
+        (None, _) => None,
+    };
+    let argument = reader.text(&raw.argument, "argument", true)?;
+    let seeds = match &raw.seeds {
+        None => DEFAULT_SEEDS,
+        Some(n) => {
+            let v = *n.get_ref();
+            if v < 1 || v as usize > MAX_SEEDS {
+                return Err(reader.err(
+                    Some(line_of(reader.src, n.span().start)),
+                    Some("seeds".into()),
+                    format!("must be 1 to {MAX_SEEDS} (got {v})"),
+                ));
+            }
+            v as usize
+        }
+    };
+    let key = match &raw.key {
+        None => 0,
+        Some(k) => {
+            let name = reader.text(k, "key", true)?;
+            known
+                .iter()
+                .position(|n| *n == name)
+                .ok_or_else(|| reader.err(Some(reader.at(k)), Some("key".into()), unknown(&name)))?
+        }
+    };
+    let caption = match &raw.caption {
+        None => None,
+        Some(c) => Some(reader.text(c, "caption", true)?),
+    };
+    let control = match &raw.control {
+        None => None,
+        Some(c) => {
+            let c = c.get_ref();
+            let line = reader.at(&c.command);
+            let words = reader.text(&c.command, "control.command", true)?;
+            let args = command_words(&words)
+                .map_err(|m| reader.err(Some(line), Some("control.command".into()), m))?;
+            Some(Control {
+                args,
+                why: reader.text(&c.why, "control.why", true)?,
+                line,
+            })
+        }
+    };
+    Ok(Framing {
+        kind,
+        quote,
+        corrected,
+        argument,
+        seeds,
+        key,
+        caption,
+        control,
+    })
 }
 
 /// The largest experiment file read (the shipped ones are under 4 KiB).
