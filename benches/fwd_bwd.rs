@@ -13,10 +13,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bn_lab::config::{Activation, BnConfig, BnNoise, Init, NetConfig, NormKind};
+use bn_lab::config::{Activation, BnConfig, BnNoise, Init, NormKind};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::bench::matmul_ceiling;
 use bn_lab::model::{Mlp, Mode};
+use bn_lab::spec::NetConfig;
 use bn_lab::{Float, ops};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;

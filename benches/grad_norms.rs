@@ -16,7 +16,7 @@ fn benches(c: &mut Criterion) {
     let bn_lab::cli::Command::GradNorms(args) = cli.command else {
         unreachable!("grad-norms parses to grad-norms")
     };
-    let cfg = bn_lab::commands::grad_norms::config(&args);
+    let cfg = bn_lab::experiment::ExperimentArgs::config(&args).unwrap();
     c.bench_function("grad-norms depth 50: run", |b| {
         b.iter(|| GradNorms::run(&cfg, &|_| {}))
     });

@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench theory`
 
-use bn_lab::config::{Activation, Init, NetConfig};
+use bn_lab::config::{Activation, Init};
+use bn_lab::spec::NetConfig;
 use bn_lab::theory;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

@@ -3,9 +3,10 @@
 //!
 //! Run with `cargo run --release --example per_layer_norms`.
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
+use bn_lab::spec::NetConfig;
 use bn_lab::{ops, stats};
 use ndarray::Array2;
 

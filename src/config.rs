@@ -6,8 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Task;
-use crate::limits::{Footprint, MAX_BATCH, MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
+use crate::limits::MAX_POINTS;
 
 /// Element-wise non-linearity applied in every hidden block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -525,101 +524,6 @@ impl clap::ValueEnum for Norm {
     }
 }
 
-/// Everything about a network and its input that is not an axis an experiment compares
-/// along: the shape, initialisation, skip connections, BatchNorm constants, seed and float
-/// type. Every experiment config flattens one, so its JSON keys sit beside the experiment's
-/// own. Depth, activation and normalisation are the experiment's: some compare several.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NetSpec {
-    /// Units per hidden layer.
-    pub width: usize,
-    /// Samples per (mini-)batch.
-    pub batch: usize,
-    pub d_in: usize,
-    pub d_out: usize,
-    /// `auto`: He for (leaky) ReLU, Xavier otherwise.
-    pub init: Init,
-    /// `h_l = h_{l-1} + a_l` wherever the shapes match.
-    pub residual: bool,
-    /// Balduzzi et al.'s beta: `h_l = h_{l-1} + beta a_l` (needs `residual`; 1 by default).
-    #[serde(default = "one")]
-    pub residual_scale: f64,
-    /// BatchNorm's epsilon and running-statistics momentum, shared by every BN arm.
-    pub eps: f64,
-    pub momentum: f64,
-    /// Seed of the data, the weights and the batch order (one stream each).
-    pub seed: u64,
-    pub dtype: Dtype,
-}
-
-impl NetSpec {
-    /// The network with `depth` hidden blocks of activation `act`, normalised by `norm`.
-    pub fn net(&self, depth: usize, act: Activation, norm: Norm) -> NetConfig {
-        NetConfig {
-            d_in: self.d_in,
-            width: self.width,
-            d_out: self.d_out,
-            depth,
-            act,
-            init: self.init.resolve(act),
-            bn: norm.bn_config(self.eps, self.momentum),
-            residual: self.residual,
-            residual_scale: self.residual_scale,
-        }
-    }
-
-    /// The seeds of a run over `count` seeds: `seed, seed + 1, ...` (wrapping at `u64::MAX`).
-    pub fn seed_list(&self, count: usize) -> Vec<u64> {
-        (0..count as u64)
-            .map(|i| self.seed.wrapping_add(i))
-            .collect()
-    }
-
-    /// Check the fields themselves (every network built from them is checked again by
-    /// [`NetConfig::validate`] with its depth and normalisation).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        between("width", 1, MAX_WIDTH, self.width)?;
-        between("batch", 1, MAX_BATCH, self.batch)?;
-        between("d_in", 1, MAX_WIDTH, self.d_in)?;
-        between("d_out", 1, MAX_WIDTH, self.d_out)?;
-        check_residual_scale(self.residual, self.residual_scale)?;
-        check_bn_constants(self.eps, self.momentum)
-    }
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-/// `residual` or `residual x 0.14` (with a branch scale other than 1), for titles; `None` without
-/// skip connections.
-pub fn residual_label(residual: bool, scale: f64) -> Option<String> {
-    match (residual, scale == 1.0) {
-        (false, _) => None,
-        (true, true) => Some("residual".to_string()),
-        (true, false) => Some(format!("residual x {}", crate::stats::Short(scale))),
-    }
-}
-
-/// The largest `residual_scale` (a branch multiplied by more than this is no longer a residual).
-pub const MAX_RESIDUAL_SCALE: f64 = 1000.0;
-
-/// `residual_scale` is finite, in `(0, MAX_RESIDUAL_SCALE]`, and only set with `residual`.
-fn check_residual_scale(residual: bool, scale: f64) -> Result<(), ConfigError> {
-    finite_in("residual_scale", "> 0 and at most 1000", scale, |v| {
-        v > 0.0 && v <= MAX_RESIDUAL_SCALE
-    })?;
-    if !residual && scale != 1.0 {
-        return Err(ConfigError::NeedsOther {
-            field: "residual_scale",
-            needs: "residual",
-            why: "scales the residual branch",
-            got: crate::stats::Short(scale).to_string(),
-        });
-    }
-    Ok(())
-}
-
 /// The loss a network is trained on and measured with.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
@@ -659,15 +563,6 @@ impl Loss {
         }
     }
 
-    /// The loss a task is trained on unless told otherwise.
-    pub fn default_for(task: &Task) -> Loss {
-        if task.is_classification() {
-            Loss::Ce
-        } else {
-            Loss::Mse
-        }
-    }
-
     /// The y label of a loss axis.
     pub fn axis_label(self) -> &'static str {
         match self {
@@ -694,156 +589,8 @@ impl fmt::Display for Loss {
     }
 }
 
-/// The data set of the experiments that train: a seeded synthetic task or an image set, the
-/// sizes of its splits, and the loss.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataSpec {
-    pub task: Task,
-    pub n_train: usize,
-    pub n_test: usize,
-    /// Results written before the loss could be chosen were all MSE.
-    #[serde(default)]
-    pub loss: Loss,
-}
-
-impl DataSpec {
-    /// Mini-batches of `batch` samples are drawn from the training split, so it needs at least
-    /// that many. An image set must be readable, hold the samples asked for, and match the
-    /// network's `d_in` (pixels) and `d_out` (classes); cross-entropy needs classes.
-    pub fn validate(&self, batch: usize, d_in: usize, d_out: usize) -> Result<(), ConfigError> {
-        at_most("n_train", MAX_SAMPLES, self.n_train)?;
-        if self.n_train < batch {
-            return Err(ConfigError::BelowOther {
-                field: "n_train",
-                other: "batch",
-                min: batch,
-                got: self.n_train,
-                why: "",
-            });
-        }
-        between("n_test", 1, MAX_SAMPLES, self.n_test)?;
-        if self.loss == Loss::Ce && !self.task.is_classification() {
-            return Err(ConfigError::Invalid {
-                field: "loss",
-                message: format!(
-                    "ce needs classes, and the {} task is a regression (use --task digits, mnist:DIR or fashion-mnist:DIR, or --loss mse)",
-                    self.task
-                ),
-            });
-        }
-        let Some(shape) = self.task.shape().map_err(|e| ConfigError::Invalid {
-            field: "task",
-            message: e.to_string(),
-        })?
-        else {
-            return Ok(());
-        };
-        for (field, have, got) in [
-            ("n_train", shape.n_train, self.n_train),
-            ("n_test", shape.n_test, self.n_test),
-        ] {
-            if got > have {
-                return Err(ConfigError::Invalid {
-                    field,
-                    message: format!(
-                        "the {} task has {have} {} images (got {got})",
-                        self.task,
-                        if field == "n_train" {
-                            "training"
-                        } else {
-                            "test"
-                        }
-                    ),
-                });
-            }
-        }
-        for (field, have, got, what) in [
-            ("d_in", shape.pixels, d_in, "pixels per image"),
-            ("d_out", shape.classes, d_out, "classes"),
-        ] {
-            if got != have {
-                return Err(ConfigError::Invalid {
-                    field,
-                    message: format!(
-                        "the {} task has {have} {what}, so it must be {have} (got {got})",
-                        self.task
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Bytes one data set holds at its peak: drawn in f64 as one `(n, d_in + d_out)` set
-    /// (with the linear task's teacher) and split into copies of `float_bytes` per value.
-    pub fn bytes(&self, d_in: usize, d_out: usize, float_bytes: usize) -> f64 {
-        let n = self.n_train as f64 + self.n_test as f64;
-        let d = d_in as f64 + d_out as f64;
-        n * d * (8.0 + 2.0 * float_bytes as f64) + 8.0 * d_in as f64 * (d_out as f64 + 2.0)
-    }
-
-    /// Bytes of the least-squares linear fit the training commands compare with: the design
-    /// matrix with its bias column and targets in f64 for one block of at most
-    /// [`crate::train::LINEAR_FIT_ROWS`] rows (the larger split's), its Gram matrix and
-    /// right-hand side.
-    pub fn linear_fit_bytes(&self, d_in: usize, d_out: usize) -> f64 {
-        let n = self
-            .n_train
-            .max(self.n_test)
-            .min(crate::train::LINEAR_FIT_ROWS) as f64;
-        let k = d_in as f64 + 1.0;
-        8.0 * (2.0 * n * k + 2.0 * n * d_out as f64 + 2.0 * k * k + 2.0 * k * d_out as f64)
-    }
-
-    /// The data part of a footprint: `copies` data sets alive at once, a sample order for each
-    /// of `runs` runs training at once, and, with `linear_fit`, the fit. An image task adds the
-    /// whole image set, which the process holds from validation on however few of its images
-    /// the run takes ([`Task::images`]; no flag shrinks it), and names no `d_in` or `d_out` to
-    /// reduce.
-    pub fn footprint(
-        &self,
-        fp: Footprint,
-        net: &NetSpec,
-        copies: usize,
-        runs: usize,
-        linear_fit: bool,
-    ) -> Footprint {
-        // An image task's d_in and d_out are its pixels and classes, which no flag changes.
-        let (data_fields, fit_fields): (&'static [&'static str], &'static [&'static str]) =
-            if self.task.is_classification() {
-                (&["n_train", "n_test"], &["n_train", "n_test"])
-            } else {
-                (
-                    &["n_train", "n_test", "d_in", "d_out"],
-                    &["d_in", "n_train", "n_test"],
-                )
-            };
-        let set = self.bytes(net.d_in, net.d_out, net.dtype.bytes());
-        let orders = 8.0 * self.n_train as f64 * runs as f64;
-        let mut fp = fp.add("data", copies as f64 * set + orders, data_fields);
-        // Validation read the set's headers (an unreadable one was refused there); the set is
-        // read once the run is checked, or is already in memory (an earlier run of this process).
-        if let Ok(Some(shape)) = self.task.shape() {
-            fp = if self.task.is_loaded() {
-                fp.held("image set", shape.bytes())
-            } else {
-                fp.add("image set", shape.bytes(), &[])
-            };
-        }
-        if linear_fit {
-            fp.add(
-                "linear fit",
-                self.linear_fit_bytes(net.d_in, net.d_out),
-                fit_fields,
-            )
-        } else {
-            fp
-        }
-    }
-}
-
 /// BatchNorm's `eps >= 0` and running-statistics `momentum` in [0, 1].
-fn check_bn_constants(eps: f64, momentum: f64) -> Result<(), ConfigError> {
+pub fn check_bn_constants(eps: f64, momentum: f64) -> Result<(), ConfigError> {
     finite_in("eps", ">= 0", eps, |v| v >= 0.0)?;
     finite_in("momentum", "in [0, 1]", momentum, |v| {
         (0.0..=1.0).contains(&v)
@@ -963,26 +710,6 @@ pub fn distinct<T: PartialEq + fmt::Display>(
         }
     }
     Ok(())
-}
-
-/// The architecture of one MLP (see the README's "The network").
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NetConfig {
-    pub d_in: usize,
-    pub width: usize,
-    pub d_out: usize,
-    /// Number of hidden blocks `Linear -> [BN] -> act`.
-    pub depth: usize,
-    pub act: Activation,
-    pub init: Init,
-    /// The normalisation layer of every hidden block (BatchNorm or LayerNorm: its `kind`);
-    /// `None`: none.
-    pub bn: Option<BnConfig>,
-    /// `h_l = h_{l-1} + residual_scale * a_l` wherever the shapes match.
-    pub residual: bool,
-    /// Balduzzi et al.'s beta (1: a plain skip connection).
-    #[serde(default = "one")]
-    pub residual_scale: f64,
 }
 
 /// A configuration that cannot be run. Each names the config field it is about (`n_train`,
@@ -1152,125 +879,30 @@ impl ConfigError {
     }
 }
 
-impl NetConfig {
-    /// Check that a network of this shape can be built and run on `batch` samples.
-    pub fn validate(&self, batch: usize) -> Result<(), ConfigError> {
-        self.validate_as(batch, "batch")
-    }
-
-    /// [`NetConfig::validate`] for a batch that config field `batch_field` sets.
-    pub fn validate_as(&self, batch: usize, batch_field: &'static str) -> Result<(), ConfigError> {
-        between("depth", 1, MAX_DEPTH, self.depth)?;
-        between("width", 1, MAX_WIDTH, self.width)?;
-        between("d_in", 1, MAX_WIDTH, self.d_in)?;
-        between("d_out", 1, MAX_WIDTH, self.d_out)?;
-        between(batch_field, 1, MAX_BATCH, batch)?;
-        check_residual_scale(self.residual, self.residual_scale)?;
-        if let Some(bn) = &self.bn {
-            if batch < 2 && bn.kind == NormKind::Batch {
-                return Err(ConfigError::BatchTooSmallForBn {
-                    field: batch_field,
-                    got: batch,
-                });
-            }
-            check_bn_constants(bn.eps, bn.momentum)?;
-        }
-        Ok(())
-    }
-
-    /// Whether block `l` (0-based) adds a skip connection: only where input and output shapes match.
-    pub fn block_has_skip(&self, l: usize) -> bool {
-        self.residual && (l > 0 || self.d_in == self.width)
-    }
-
-    /// Learnable parameters (weights, biases, and BatchNorm's gamma and beta, counted whether
-    /// or not they are learned), in `f64` so absurd shapes do not overflow.
-    pub fn param_count(&self) -> f64 {
-        let (w, din, dout, depth) = (
-            self.width as f64,
-            self.d_in as f64,
-            self.d_out as f64,
-            self.depth as f64,
-        );
-        let linear = din * w + w + (depth - 1.0) * (w * w + w) + w * dout + dout;
-        let bn = if self.bn.is_some() {
-            depth * 2.0 * w
-        } else {
-            0.0
-        };
-        linear + bn
-    }
-
-    /// Bytes the model holds for one forward+backward on `batch` samples in a float of
-    /// `dtype_bytes` bytes: parameters and their gradients, BN running statistics, the cached
-    /// activations of every block, the gradient scratch buffers, and each block's fixed cost
-    /// (its struct and the small allocations of its buffers). Computed in `f64` so absurd sizes
-    /// do not overflow.
-    pub fn memory_estimate_bytes(&self, batch: usize, dtype_bytes: usize) -> f64 {
-        let (b, w, din, dout) = (
-            batch as f64,
-            self.width as f64,
-            self.d_in as f64,
-            self.d_out as f64,
-        );
-        let depth = self.depth as f64;
-        let mut params = self.param_count();
-        let mut per_block_acts = 1.0; // activation output a_l
-        let post_affine = self
-            .bn
-            .is_some_and(|bn| bn.affine && bn.placement == Placement::Post);
-        if let Some(bn) = &self.bn {
-            if bn.kind == NormKind::Batch {
-                params += depth * 2.0 * w; // running mean, running var
-            }
-            per_block_acts += 1.0; // x_hat
-        }
-        if self.residual || post_affine {
-            // h_l in a buffer of its own: h_{l-1} + branch, or gamma x_hat + beta after the activation.
-            per_block_acts += 1.0;
-        }
-        let acts = depth * per_block_acts * b * w;
-        let io = 3.0 * b * din + 3.0 * b * dout; // x, y, dx; o, d_o, targets
-        let scratch = 3.0 * b * w;
-        // Weights are drawn in f64 one matrix at a time; matrix products pack their operands.
-        let widest = w * w.max(din).max(dout);
-        (2.0 * params + acts + io + scratch) * dtype_bytes as f64
-            + depth * BLOCK_OVERHEAD_BYTES
-            + 8.0 * widest
-            + PACKING_BYTES
-    }
-
-    /// The networks part of a footprint: `copies` of this network alive at once, each on
-    /// `batch` samples.
-    pub fn footprint(
-        &self,
-        fp: Footprint,
-        batch: usize,
-        dtype_bytes: usize,
-        copies: usize,
-    ) -> Footprint {
-        fp.add(
-            "networks",
-            copies as f64 * self.memory_estimate_bytes(batch, dtype_bytes),
-            &["depth", "width", "batch"],
-        )
-    }
-
-    /// Refuse a network whose memory estimate on `batch` samples exceeds what this machine has.
-    pub fn check_memory(&self, batch: usize, dtype_bytes: usize) -> Result<(), ConfigError> {
-        self.footprint(Footprint::new(), batch, dtype_bytes, 1)
-            .check()
-    }
+/// The number of points a history recorded every `every` of `steps` steps keeps.
+pub fn points(steps: usize, every: usize) -> usize {
+    steps / every.max(1) + 1
 }
 
-/// The packing buffers of one matrix product (`matrixmultiply`'s, with room to spare).
-const PACKING_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
-
-/// The fixed cost of one hidden block beyond its `batch x width` buffers: the struct with its
-/// array headers and the per-layer records of a forward/backward (an upper bound of both
-/// dtypes, plus the allocator's minimum for each of its small buffers).
-const BLOCK_OVERHEAD_BYTES: f64 =
-    (std::mem::size_of::<crate::model::Block<f64>>() + 16 * 32 + 64) as f64;
+/// Refuse a history of more than [`MAX_POINTS`] points: `every_field` must be at least
+/// `steps / MAX_POINTS` (rounded up).
+pub fn check_points(
+    every_field: &'static str,
+    steps_field: &'static str,
+    steps: usize,
+    every: usize,
+) -> Result<(), ConfigError> {
+    if points(steps, every) > MAX_POINTS {
+        return Err(ConfigError::TooManyPoints {
+            field: every_field,
+            steps_field,
+            steps,
+            min: steps / MAX_POINTS + 1,
+            got: every,
+        });
+    }
+    Ok(())
+}
 
 /// `1536` -> `"1.5 KiB"`.
 pub fn human_bytes(bytes: f64) -> String {
@@ -1285,5 +917,22 @@ pub fn human_bytes(bytes: f64) -> String {
         format!("{v:.0} {}", UNITS[i])
     } else {
         format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::MAX_POINTS;
+
+    #[test]
+    fn histories_are_capped() {
+        assert!(check_points("every", "steps", 400, 10).is_ok());
+        assert!(check_points("every", "steps", MAX_POINTS - 1, 1).is_ok());
+        let e = check_points("every", "steps", 100_000_000, 1).unwrap_err();
+        let min = 100_000_000 / MAX_POINTS + 1;
+        assert!(points(100_000_000, min) <= MAX_POINTS);
+        assert!(points(100_000_000, min - 1) > MAX_POINTS);
+        assert!(e.to_string().contains(&format!("at least {min}")), "{e}");
     }
 }

@@ -314,22 +314,6 @@ pub struct Dataset<T> {
     pub classes: Option<usize>,
 }
 
-/// The data set a run of `data` on the network `net` trains on: [`make_task`] with the data
-/// spec's task and sizes and the network's seed, input and output widths.
-pub fn task_for<F: Float>(
-    data: &crate::config::DataSpec,
-    net: &crate::config::NetSpec,
-) -> Dataset<F> {
-    make_task(
-        &data.task,
-        net.seed,
-        data.n_train,
-        data.n_test,
-        net.d_in,
-        net.d_out,
-    )
-}
-
 /// Draw `n_train + n_test` samples of `task` from `seed` and split them. An image set is not
 /// drawn: its fixed split is read ([`Task::images`]) and its first `n_train` / `n_test` images
 /// taken, with one-hot targets; `seed`, `d_in` and `d_out` play no part (validation checked that

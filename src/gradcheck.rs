@@ -15,9 +15,10 @@
 use ndarray::{Array2, ArrayD, ArrayView2};
 use serde::Serialize;
 
-use crate::config::{BnNoise, Loss, NetConfig};
+use crate::config::{BnNoise, Loss};
 use crate::data;
 use crate::model::{Mlp, Mode};
+use crate::spec::NetConfig;
 
 use crate::stats::{Num, frobenius_norm};
 use crate::train::Progress;

@@ -12,10 +12,12 @@ pub mod config;
 pub mod data;
 pub mod experiment;
 pub mod files;
+pub mod flags;
 pub mod float;
 pub mod gradcheck;
 pub mod histogram;
 pub mod limits;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod optim;
@@ -23,11 +25,24 @@ pub mod output;
 pub mod parallel;
 pub mod plot;
 pub mod reproduce;
+pub mod spec;
 pub mod stats;
 pub mod text;
 pub mod theory;
 pub mod train;
 
-pub use config::{Activation, BnConfig, Dtype, Init, NetConfig, Placement};
+pub use config::{Activation, BnConfig, Dtype, Init, Placement};
 pub use float::Float;
 pub use model::{Mlp, Mode};
+pub use spec::NetConfig;
+
+/// Run one parsed command line, reporting to the terminal: `run` and `reproduce` run experiment
+/// files (whose commands come back through [`cli::Command::run_in`]); every other command runs
+/// itself.
+pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Run(args) => reproduce::run_file(&args),
+        cli::Command::Reproduce(args) => reproduce::reproduce(&args),
+        command => command.run_in(&commands::Session::default()).map(|_| ()),
+    }
+}

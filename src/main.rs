@@ -21,19 +21,19 @@ fn main() -> ExitCode {
                 _ => {
                     eprintln!(
                         "Error: {}",
-                        visible_except(&bn_lab::commands::clap_error_line(&err), "")
+                        visible_except(&bn_lab::flags::clap_error_line(&err), "")
                     );
                     ExitCode::from(2)
                 }
             };
         }
     };
-    match bn_lab::commands::run(cli) {
+    match bn_lab::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line, and nothing a file name or a value typed can do to the terminal.
             eprintln!("Error: {}", visible_except(&format!("{err:#}"), ""));
-            if bn_lab::commands::is_usage_error(&err) {
+            if bn_lab::flags::is_usage_error(&err) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -20,10 +20,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, BnNoise, Init, NetConfig, NormKind, Placement};
+use crate::config::{Activation, BnConfig, BnNoise, Init, NormKind, Placement};
 use crate::float::Float;
 use crate::ops;
 use crate::parallel::{gemm, par_cols};
+use crate::spec::NetConfig;
 
 /// Whether BatchNorm normalises with the batch's statistics (and updates its running
 /// statistics) or with the running statistics.

@@ -44,6 +44,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::experiment::Extra;
 use crate::plot::{Figure, Figures};
 use rayon::prelude::*;
 
@@ -380,7 +381,7 @@ impl Outputs {
     pub fn prepare<E: Figures>(
         dir: &Path,
         figures: &[Figure<E::Report>],
-        extras: &[Extra<'_, E::Report>],
+        extras: &[Extra<E::Report>],
     ) -> Result<Self> {
         let outputs = Outputs {
             id: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
@@ -783,15 +784,6 @@ fn test_pause(var: &str) {
     }
 }
 
-/// A file written beside an experiment's JSON and figures (`--save-net`): its path and how to
-/// make its bytes from the report.
-pub struct Extra<'a, R> {
-    pub path: PathBuf,
-    /// The flag the path came from, for error messages.
-    pub flag: &'a str,
-    pub bytes: &'a (dyn Fn(&R) -> Result<Vec<u8>> + Sync),
-}
-
 /// Write everything an experiment produces, all or nothing: `<dir>/<STEM>.json` (the `json`
 /// given, serialised once by the caller), every figure of [`Figures::figures`], and the
 /// extras. Returns the paths in the order the summary names them: figures, JSON, extras.
@@ -801,7 +793,7 @@ pub fn export<E: Figures>(
     json: &str,
     dir: &Path,
     figures: &[Figure<E::Report>],
-    extras: &[Extra<'_, E::Report>],
+    extras: &[Extra<E::Report>],
 ) -> Result<Vec<PathBuf>> {
     let mut staged = Staged::new();
     let mut written = Vec::new();

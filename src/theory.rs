@@ -38,8 +38,9 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, NetConfig, NormKind, Placement};
+use crate::config::{Activation, BnConfig, NormKind, Placement};
 use crate::ops::{act_grad_from_output, act_scalar};
+use crate::spec::NetConfig;
 use crate::stats::{Num, nums};
 
 /// A quadrature rule: `integral of f ~ sum_i weights[i] f(nodes[i])`.

@@ -126,7 +126,7 @@ pub fn linear_fit_units(
 
 /// Multiply-adds of one sample's forward pass through `net`: the weight matrices, plus a few
 /// per hidden unit for bias, BatchNorm and activation.
-pub fn forward_macs(net: &crate::config::NetConfig) -> f64 {
+pub fn forward_macs(net: &crate::spec::NetConfig) -> f64 {
     let (w, depth) = (net.width as f64, net.depth as f64);
     net.d_in as f64 * w + (depth - 1.0) * w * w + w * net.d_out as f64 + 8.0 * w * depth
 }

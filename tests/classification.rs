@@ -7,12 +7,13 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig, NormKind};
+use bn_lab::config::{Activation, BnConfig, Init, Loss, NormKind};
 use bn_lab::data::{self, Task};
 use bn_lab::experiment::Experiment;
 use bn_lab::experiment::train::Train;
 use bn_lab::model::Mode;
 use bn_lab::ops::{self, reference};
+use bn_lab::spec::NetConfig;
 use common::{assert_refused, bn_lab_ok, json, num, parse, scratch_dir};
 use ndarray::{Array2, array};
 use ndarray_rand::RandomExt;
@@ -207,7 +208,7 @@ fn the_digits_task_is_the_shipped_split_standardised_with_one_hot_targets() {
 #[test]
 fn on_digits_bn_trains_at_a_learning_rate_where_the_plain_net_diverges() {
     let cfg = match parse(&["train", "--task", "digits", "--configs", "off,on"]) {
-        bn_lab::cli::Command::Train(a) => bn_lab::commands::train::config(&a).unwrap(),
+        bn_lab::cli::Command::Train(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!(),
     };
     assert_eq!((cfg.net.d_in, cfg.net.d_out), (64, 10));
@@ -265,7 +266,7 @@ fn on_digits_bn_trains_at_a_learning_rate_where_the_plain_net_diverges() {
 #[test]
 fn regression_runs_report_no_accuracy() {
     let cfg = match parse(common::TINY_TRAIN) {
-        bn_lab::cli::Command::Train(a) => bn_lab::commands::train::config(&a).unwrap(),
+        bn_lab::cli::Command::Train(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!(),
     };
     assert_eq!(cfg.data.loss, Loss::Mse);
@@ -453,7 +454,6 @@ fn grad_norms_with_cross_entropy_saves_the_loss_function() {
 #[test]
 fn digits_figures_are_clear_for_every_training_command() {
     use bn_lab::cli::Command;
-    use bn_lab::commands;
     use bn_lab::experiment::{
         ics::Ics, landscape::Landscape, nonlinearity::Nonlinearity, sweep::Sweep,
     };
@@ -470,13 +470,13 @@ fn digits_figures_are_clear_for_every_training_command() {
         let args: Vec<&str> = line.split_whitespace().collect();
         match parse(&args) {
             Command::Train(a) => {
-                let cfg = commands::train::config(&a).unwrap();
+                let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
                 let (r, layouts) = common::assert_figures_clear::<Train>(&cfg, "digits");
                 assert_eq!(layouts[0].1.panels.len(), 3, "loss, updates and accuracy");
                 assert!(r.runs.iter().all(|r| r.accuracy.is_some()));
             }
             Command::Nonlinearity(a) => {
-                let cfg = commands::nonlinearity::config(&a).unwrap();
+                let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
                 let (r, _) = common::assert_figures_clear::<Nonlinearity>(&cfg, "digits");
                 assert!(
                     r.runs
@@ -485,17 +485,17 @@ fn digits_figures_are_clear_for_every_training_command() {
                 );
             }
             Command::Landscape(a) => {
-                let cfg = commands::landscape::config(&a).unwrap();
+                let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
                 let (r, _) = common::assert_figures_clear::<Landscape>(&cfg, "digits");
                 assert!(r.arms.iter().all(|a| a.run.final_test_accuracy.is_some()));
             }
             Command::Ics(a) => {
-                let cfg = commands::ics::config(&a).unwrap();
+                let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
                 let (r, _) = common::assert_figures_clear::<Ics>(&cfg, "digits");
                 assert!(r.runs.iter().all(|r| r.final_test_accuracy.is_some()));
             }
             Command::Sweep(a) => {
-                let cfg = commands::sweep::config(&a, a.vary.unwrap()).unwrap();
+                let cfg = a.config(a.vary.unwrap()).unwrap();
                 let (r, _) = common::assert_figures_clear::<Sweep>(&cfg, "digits");
                 assert!(r.points.iter().all(|p| p.final_test_accuracy.is_some()));
                 assert!(Sweep::summary(&r).contains("test acc"));

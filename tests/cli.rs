@@ -469,7 +469,9 @@ fn grad_norms_progress_adds_up_to_its_work_units() {
         "--batch",
         "8",
     ]) {
-        bn_lab::cli::Command::GradNorms(a) => bn_lab::commands::grad_norms::config(&a),
+        bn_lab::cli::Command::GradNorms(a) => {
+            bn_lab::experiment::ExperimentArgs::config(&a).unwrap()
+        }
         _ => unreachable!("a grad-norms command line"),
     };
     assert_eq!(work_units(&cfg), 2 * 2 * (4 + 41));
@@ -510,4 +512,53 @@ fn a_gradient_that_overflows_to_inf_is_exploding_even_with_nan_layers_beside_it(
         stdout.contains("inf (overflow)") && stdout.contains("exploding"),
         "{stdout}"
     );
+}
+
+/// The registry is what the CLI offers: every experiment in it is a subcommand with the output
+/// flags, and its config on the defaults draws its headline `<STEM>.png` first.
+#[test]
+fn every_registered_experiment_is_a_subcommand_with_a_headline() {
+    use bn_lab::commands::VisitConfig;
+    use clap::CommandFactory;
+    struct Drawn;
+    impl VisitConfig for Drawn {
+        type Output = (&'static str, Vec<&'static str>);
+        fn visit<E: bn_lab::plot::Figures>(
+            &mut self,
+            cfg: E::Config,
+            _: bn_lab::flags::Renames,
+        ) -> anyhow::Result<Self::Output> {
+            Ok((E::STEM, E::figures_for(&cfg).iter().map(|f| f.file).collect()))
+        }
+    }
+    let cli = bn_lab::cli::Cli::command();
+    assert!(!bn_lab::cli::EXPERIMENTS.is_empty());
+    for &name in bn_lab::cli::EXPERIMENTS {
+        let sub = cli
+            .find_subcommand(name)
+            .unwrap_or_else(|| panic!("`{name}` is registered but not a subcommand"));
+        for flag in ["out", "json"] {
+            assert!(
+                sub.get_arguments().any(|a| a.get_id() == flag),
+                "`{name}` has no --{flag}"
+            );
+        }
+        let mut args = vec![name];
+        if name == "sweep" {
+            args.extend(["--vary", "depth"]);
+        }
+        let command = common::parse(&args);
+        assert_eq!(command.name(), name);
+        let (stem, figures) = command
+            .visit_config(&mut Drawn)
+            .unwrap_or_else(|| panic!("`{name}` runs no experiment"))
+            .unwrap();
+        assert_eq!(
+            figures.first().copied(),
+            Some(format!("{stem}.png").as_str()),
+            "`{name}` draws {figures:?}"
+        );
+    }
+    // The tools are not experiments.
+    assert!(common::parse(&["gradcheck"]).visit_config(&mut Drawn).is_none());
 }

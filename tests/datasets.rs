@@ -625,10 +625,11 @@ fn idx_a_directory_in_place_of_a_file_is_refused_naming_it() {
 
 #[test]
 fn idx_image_set_counts_in_the_footprint_of_a_run_on_it() {
-    use bn_lab::config::{DataSpec, Dtype, Init, Loss, NetSpec};
+    use bn_lab::config::{Dtype, Init, Loss};
     use bn_lab::data::Task;
     use bn_lab::data::images::image_set_bytes;
-    use bn_lab::limits::Footprint;
+    use bn_lab::memory::Footprint;
+    use bn_lab::spec::{DataSpec, NetSpec};
     let dir = write_dir("footprint", &small_files(), false);
     let net = NetSpec {
         width: 4,

@@ -8,17 +8,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bn_lab::cli::{Cli, Command};
-use bn_lab::commands;
-use bn_lab::experiment::grad_norms::GradNorms;
-use bn_lab::experiment::ics::Ics;
-use bn_lab::experiment::landscape::Landscape;
-use bn_lab::experiment::nonlinearity::Nonlinearity;
-use bn_lab::experiment::shattered::Shattered;
-use bn_lab::experiment::shift::{InputShift, NoisyBn};
-use bn_lab::experiment::sweep::Sweep;
-use bn_lab::experiment::theory::Theory;
-use bn_lab::experiment::train::Train;
+use bn_lab::cli::{Cli, Command, EXPERIMENTS};
+use bn_lab::commands::VisitConfig;
+use bn_lab::flags::Renames;
 use bn_lab::limits::figures_bytes;
 use bn_lab::plot::Figures;
 use clap::Parser;
@@ -180,31 +172,32 @@ fn declared_footprints_bound_the_measured_peaks() {
             "sweep --vary batch --values 2,64 --depth 3 --width 16 --steps 30 --n-train 4096 --n-test 512",
         ),
     ];
+    // Every experiment in the registry has a case here: a new one cannot land unmeasured.
+    let covered: std::collections::BTreeSet<&str> = cases
+        .iter()
+        .map(|(_, line)| line.split_whitespace().next().unwrap())
+        .collect();
+    for name in EXPERIMENTS {
+        assert!(covered.contains(name), "no footprint case runs `{name}`");
+    }
     for (what, line) in cases {
         let args: Vec<&str> = line.split_whitespace().collect();
-        match parse(&args) {
-            Command::GradNorms(a) => check::<GradNorms>(what, &commands::grad_norms::config(&a)),
-            Command::Train(a) => check::<Train>(what, &commands::train::config(&a).unwrap()),
-            Command::Nonlinearity(a) => {
-                check::<Nonlinearity>(what, &commands::nonlinearity::config(&a).unwrap())
-            }
-            Command::Ics(a) => check::<Ics>(what, &commands::ics::config(&a).unwrap()),
-            Command::Landscape(a) => {
-                check::<Landscape>(what, &commands::landscape::config(&a).unwrap())
-            }
-            Command::Shattered(a) => check::<Shattered>(what, &commands::shattered::config(&a)),
-            Command::NoisyBn(a) => {
-                check::<NoisyBn>(what, &commands::shift::noisy_config(&a).unwrap())
-            }
-            Command::InputShift(a) => {
-                check::<InputShift>(what, &commands::shift::input_shift_config(&a).unwrap())
-            }
-            Command::Theory(a) => check::<Theory>(what, &commands::theory::config(&a)),
-            Command::Sweep(a) => check::<Sweep>(
-                what,
-                &commands::sweep::config(&a, a.vary.expect("the cases give --vary")).unwrap(),
-            ),
-            _ => unreachable!("only experiments are listed"),
-        }
+        parse(&args)
+            .visit_config(&mut Measure { what })
+            .expect("only experiments are listed")
+            .unwrap();
+    }
+}
+
+/// [`check`] on any experiment's config, through the registry.
+struct Measure<'a> {
+    what: &'a str,
+}
+
+impl VisitConfig for Measure<'_> {
+    type Output = ();
+    fn visit<E: Figures>(&mut self, cfg: E::Config, _: Renames) -> anyhow::Result<()> {
+        check::<E>(self.what, &cfg);
+        Ok(())
     }
 }

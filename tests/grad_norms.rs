@@ -6,7 +6,6 @@
 mod common;
 
 use bn_lab::cli::Command;
-use bn_lab::commands::grad_norms::config;
 use bn_lab::experiment::grad_norms::{GradNorms, GradNormsConfig, GradNormsReport, Trend};
 
 fn cfg(args: &[&str]) -> GradNormsConfig {
@@ -14,7 +13,7 @@ fn cfg(args: &[&str]) -> GradNormsConfig {
         .chain(args.iter().copied())
         .collect();
     match common::parse(&all) {
-        Command::GradNorms(a) => config(&a),
+        Command::GradNorms(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!("grad-norms parses to grad-norms"),
     }
 }

@@ -2,9 +2,10 @@
 //! activation x normalisation (none, BatchNorm, LayerNorm) x affine on/off x placement pre/post x
 //! residual on/off.
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
 use bn_lab::gradcheck::check;
 use bn_lab::model::Mode;
+use bn_lab::spec::NetConfig;
 
 const TOL: f64 = 1e-6;
 const STEP: f64 = 1e-5;

@@ -17,14 +17,14 @@ fn grad_norms_cfg(args: &[&str]) -> GradNormsConfig {
         .chain(args.iter().copied())
         .collect();
     match parse(&all) {
-        Command::GradNorms(a) => bn_lab::commands::grad_norms::config(&a),
+        Command::GradNorms(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!("grad-norms parses to grad-norms"),
     }
 }
 
 fn train_cfg(args: &[&str]) -> TrainConfig {
     match parse(args) {
-        Command::Train(a) => bn_lab::commands::train::config(&a).unwrap(),
+        Command::Train(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!("a train command line"),
     }
 }

@@ -2,11 +2,12 @@
 
 mod common;
 
-use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init, Loss};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::ics::measure;
 use bn_lab::model::Mlp;
 use bn_lab::optim::{Sgd, SgdConfig};
+use bn_lab::spec::NetConfig;
 use bn_lab::train::loss_and_grad;
 use common::{TINY_ICS, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch};
 use ndarray::Array2;
@@ -162,7 +163,7 @@ fn bad_ics_flags_give_one_line_naming_the_flag_and_write_nothing() {
 
 fn ics_config(args: &[&str]) -> bn_lab::experiment::ics::IcsConfig {
     match common::parse(args) {
-        bn_lab::cli::Command::Ics(a) => bn_lab::commands::ics::config(&a).unwrap(),
+        bn_lab::cli::Command::Ics(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!("an ics command line"),
     }
 }
@@ -313,8 +314,9 @@ fn ics_figures_keep_their_legends_clear() {
 /// are bit for bit those of a full backward.
 #[test]
 fn a_partial_backward_matches_the_full_one_above_its_stop() {
-    use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
+    use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
     use bn_lab::model::{Mlp, Mode};
+    use bn_lab::spec::NetConfig;
     use ndarray::Array2;
     let cfg = NetConfig {
         d_in: 5,

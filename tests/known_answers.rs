@@ -1,8 +1,9 @@
 //! Known answers: BatchNorm's output statistics, closed forms of the gamma/beta gradients, and a
 //! one-layer net computed by hand.
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, Placement};
 use bn_lab::model::{Mlp, Mode};
+use bn_lab::spec::NetConfig;
 use bn_lab::{data, ops, stats};
 use ndarray::{Array2, Axis, array};
 

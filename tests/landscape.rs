@@ -3,7 +3,7 @@
 
 mod common;
 
-use bn_lab::config::{Activation, BnConfig, DataSpec, Dtype, Init, NetConfig, NetSpec, Norm};
+use bn_lab::config::{Activation, BnConfig, Dtype, Init, Norm};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::MeasuredTrainConfig;
 use bn_lab::experiment::landscape::{
@@ -11,6 +11,7 @@ use bn_lab::experiment::landscape::{
 };
 use bn_lab::model::{Mlp, Mode, ParamKind};
 use bn_lab::ops;
+use bn_lab::spec::{DataSpec, NetConfig, NetSpec};
 use common::{
     TINY_LANDSCAPE, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch,
 };
@@ -412,7 +413,9 @@ fn bad_landscape_flags_give_one_line_naming_the_flag_and_write_nothing() {
 
 fn landscape_config(args: &[&str]) -> LandscapeConfig {
     match common::parse(args) {
-        bn_lab::cli::Command::Landscape(a) => bn_lab::commands::landscape::config(&a).unwrap(),
+        bn_lab::cli::Command::Landscape(a) => {
+            bn_lab::experiment::ExperimentArgs::config(&a).unwrap()
+        }
         _ => unreachable!("a landscape command line"),
     }
 }

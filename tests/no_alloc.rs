@@ -9,10 +9,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::optim::{Sgd, SgdConfig};
+use bn_lab::spec::NetConfig;
 use bn_lab::{Float, ops};
 use ndarray::Array2;
 

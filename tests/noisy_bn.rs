@@ -2,10 +2,11 @@
 //! finite differences, zero noise equals BN bit for bit, and the noise moves what the
 //! activation sees as documented.
 
-use bn_lab::config::{Activation, BnConfig, BnNoise, Init, NetConfig, NormKind, Placement};
+use bn_lab::config::{Activation, BnConfig, BnNoise, Init, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::gradcheck::check_noisy;
 use bn_lab::model::{Mlp, Mode, ModelError};
+use bn_lab::spec::NetConfig;
 
 const NOISE: BnNoise = BnNoise {
     mean: 1.0,

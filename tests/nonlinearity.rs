@@ -8,10 +8,11 @@ use common::{
 };
 use std::path::Path;
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::nonlinearity::{Histogram, activation_stats};
 use bn_lab::model::{Mlp, Mode};
+use bn_lab::spec::NetConfig;
 use serde_json::Value;
 
 fn run_tiny(dir: &Path, seed: &str) -> (String, Value) {
@@ -256,7 +257,7 @@ fn bad_nonlinearity_flags_get_a_one_line_error_naming_the_flag_and_write_nothing
 fn nonlinearity_config(args: &[&str]) -> bn_lab::experiment::nonlinearity::NonlinearityConfig {
     match common::parse(args) {
         bn_lab::cli::Command::Nonlinearity(a) => {
-            bn_lab::commands::nonlinearity::config(&a).unwrap()
+            bn_lab::experiment::ExperimentArgs::config(&a).unwrap()
         }
         _ => unreachable!("a nonlinearity command line"),
     }

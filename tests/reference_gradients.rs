@@ -4,10 +4,11 @@
 
 #![allow(clippy::op_ref)] // `&a * &b` reads as the math and keeps every operand borrowed.
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, NormKind, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
+use bn_lab::spec::NetConfig;
 use ndarray::{Array1, Array2, Axis};
 
 /// One block's parameters and running statistics, copied out of an `Mlp`.

@@ -16,10 +16,11 @@
 
 #![allow(clippy::op_ref)] // `&a * &b` reads as the math and keeps every operand borrowed.
 
-use bn_lab::config::{Activation, BnConfig, Init, NetConfig, Placement};
+use bn_lab::config::{Activation, BnConfig, Init, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode, ParamKind};
 use bn_lab::ops::{self, reference as r};
+use bn_lab::spec::NetConfig;
 use ndarray::{Array, Array1, Array2, ArrayView1, Axis, Dimension};
 use rand::Rng;
 use rand_distr::StandardNormal;

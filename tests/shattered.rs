@@ -6,7 +6,6 @@
 mod common;
 
 use bn_lab::cli::Command;
-use bn_lab::commands;
 use bn_lab::experiment::Experiment;
 use bn_lab::experiment::shattered::{
     Agreement, Arch, Shattered, ShatteredConfig, frozen_net, grid, input_gradients, outputs,
@@ -18,7 +17,7 @@ use common::TINY_SHATTERED as TINY;
 
 fn config(args: &[&str]) -> ShatteredConfig {
     match common::parse(args) {
-        Command::Shattered(a) => commands::shattered::config(&a),
+        Command::Shattered(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         other => panic!("not shattered: {other:?}"),
     }
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use bn_lab::cli::Command;
-use bn_lab::commands::shift::{input_shift_config, noisy_config};
 use bn_lab::config::BnNoise;
 use bn_lab::experiment::Experiment;
 use bn_lab::experiment::shift::{
@@ -18,14 +17,14 @@ use common::{
 
 fn noisy_cfg(args: &[&str]) -> ShiftConfig {
     match parse(args) {
-        Command::NoisyBn(a) => noisy_config(&a).unwrap(),
+        Command::NoisyBn(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!("a noisy-bn command line"),
     }
 }
 
 fn shift_cfg(args: &[&str]) -> ShiftConfig {
     match parse(args) {
-        Command::InputShift(a) => input_shift_config(&a).unwrap(),
+        Command::InputShift(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!("an input-shift command line"),
     }
 }

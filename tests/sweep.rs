@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use bn_lab::cli::Command;
-use bn_lab::commands::sweep::{config, plan_lines, shell_quote};
+use bn_lab::commands::sweep::{plan_lines, shell_quote};
 use bn_lab::config::Norm;
 use bn_lab::experiment::sweep::{Sweep, SweepConfig};
 use serde_json::Value;
@@ -39,7 +39,7 @@ const TINY: &[&str] = &[
 
 fn cfg(args: &[&str]) -> SweepConfig {
     match common::parse(args) {
-        Command::Sweep(a) => config(&a, a.vary.expect("the tests give --vary")).unwrap(),
+        Command::Sweep(a) => a.config(a.vary.expect("the tests give --vary")).unwrap(),
         _ => unreachable!("sweep parses to sweep"),
     }
 }

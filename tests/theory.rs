@@ -3,8 +3,9 @@
 
 mod common;
 
-use bn_lab::config::{Activation, Init, NetSpec, Norm, Placement};
+use bn_lab::config::{Activation, Init, Norm, Placement};
 use bn_lab::experiment::grad_norms::{self, GradNormsConfig};
+use bn_lab::spec::NetSpec;
 use bn_lab::theory;
 use common::{assert_refused, assert_schema, bn_lab_ok, json, num, scratch_dir};
 
@@ -211,7 +212,7 @@ fn the_theory_command_refuses_batches_below_four() {
 
 fn theory_config(args: &[&str]) -> bn_lab::experiment::theory::TheoryConfig {
     match common::parse(args) {
-        bn_lab::cli::Command::Theory(a) => bn_lab::commands::theory::config(&a),
+        bn_lab::cli::Command::Theory(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         other => panic!("not theory: {other:?}"),
     }
 }

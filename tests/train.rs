@@ -11,11 +11,12 @@ use common::{
 use std::path::Path;
 use std::process::Output;
 
-use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init, Loss};
 use bn_lab::data::{self, Sampler, Stream, Task};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
 use bn_lab::optim::SgdConfig;
+use bn_lab::spec::NetConfig;
 use bn_lab::stats;
 use bn_lab::train::{self, TrainSettings};
 use ndarray::Array2;
@@ -410,7 +411,7 @@ fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_stati
 
 fn train_config(args: &[&str]) -> bn_lab::experiment::train::TrainConfig {
     match parse(args) {
-        bn_lab::cli::Command::Train(a) => bn_lab::commands::train::config(&a).unwrap(),
+        bn_lab::cli::Command::Train(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!("a train command line"),
     }
 }

@@ -6,11 +6,12 @@
 
 mod common;
 
-use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig};
+use bn_lab::config::{Activation, BnConfig, Init, Loss};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::ics::IcsConfig;
 use bn_lab::model::Mlp;
 use bn_lab::optim::{Sgd, SgdConfig};
+use bn_lab::spec::NetConfig;
 use bn_lab::train::{self, TrainSettings, loss_and_grad};
 use common::{bn_lab_ok, json, parse, scratch_dir};
 use ndarray::Array2;
@@ -194,7 +195,7 @@ fn ics_measures_without_advancing_the_warmup() {
     };
     let cfg = IcsConfig {
         sweep_lrs: Vec::new(),
-        ..bn_lab::commands::ics::config(&a).unwrap()
+        ..bn_lab::experiment::ExperimentArgs::config(&a).unwrap()
     };
     let report = bn_lab::experiment::ics::run(&cfg, &|_| {});
     let trained = |k: usize, norm| {
@@ -230,19 +231,19 @@ fn figures_and_titles_name_the_warmup_and_stay_clear() {
     let Command::Train(a) = with(common::TINY_TRAIN) else {
         unreachable!()
     };
-    let cfg = bn_lab::commands::train::config(&a).unwrap();
+    let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
     assert!(bn_lab::experiment::train::title(&cfg).contains("4 warmup steps"));
     common::assert_figures_clear::<Train>(&cfg, "warmup");
     let Command::Nonlinearity(a) = with(common::TINY_NONLINEARITY) else {
         unreachable!()
     };
-    let cfg = bn_lab::commands::nonlinearity::config(&a).unwrap();
+    let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
     assert!(bn_lab::experiment::nonlinearity::title(&cfg).contains(", 4 warmup steps"));
     common::assert_figures_clear::<Nonlinearity>(&cfg, "warmup");
     let Command::Landscape(a) = with(common::TINY_LANDSCAPE) else {
         unreachable!()
     };
-    let cfg = bn_lab::commands::landscape::config(&a).unwrap();
+    let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
     assert!(
         cfg.run
             .title()
@@ -252,7 +253,7 @@ fn figures_and_titles_name_the_warmup_and_stay_clear() {
     let Command::Ics(a) = with(common::TINY_ICS) else {
         unreachable!()
     };
-    let cfg = bn_lab::commands::ics::config(&a).unwrap();
+    let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
     common::assert_figures_clear::<Ics>(&cfg, "warmup");
     // One warmup step is no warmup, and says "step".
     assert_eq!(bn_lab::optim::warmup_label(0), None);
@@ -264,7 +265,7 @@ fn figures_and_titles_name_the_warmup_and_stay_clear() {
 #[test]
 fn sweep_plans_carry_the_warmup() {
     use bn_lab::cli::Command;
-    use bn_lab::commands::sweep::{config, plan_lines};
+    use bn_lab::commands::sweep::plan_lines;
     let base = [
         "sweep", "--vary", "batch", "--values", "4,16", "--depth", "3", "--width", "8", "--steps",
         "5",
@@ -273,7 +274,7 @@ fn sweep_plans_carry_the_warmup() {
         let mut v = base.to_vec();
         v.extend(extra);
         match parse(&v) {
-            Command::Sweep(a) => config(&a, a.vary.unwrap()).unwrap(),
+            Command::Sweep(a) => a.config(a.vary.unwrap()).unwrap(),
             _ => unreachable!(),
         }
     };
@@ -287,7 +288,7 @@ fn sweep_plans_carry_the_warmup() {
     let Command::Sweep(a) = parse(&words) else {
         unreachable!()
     };
-    let again = config(&a, a.vary.unwrap()).unwrap();
+    let again = a.config(a.vary.unwrap()).unwrap();
     assert_eq!(again.warmup_steps, 7);
     assert_eq!(
         bn_lab::experiment::sweep::SweepConfig {

@@ -1,9 +1,12 @@
 //! `bn-lab bench`.
 
+use clap::Args;
+
+use crate::flags::{NetArgs, NormArgs, count, flag_error, threads};
+use crate::limits::MAX_DEPTH;
 use anyhow::Result;
 
-use crate::cli::{BenchArgs, MAX_CEILING_SIZE};
-use crate::commands::{flag_error, print, threads};
+use crate::commands::print;
 use crate::config::{at_most, between};
 use crate::experiment::bench::{self, BenchConfig};
 use crate::limits::MAX_STEPS;
@@ -44,4 +47,42 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         print(&bench::table(&report))?;
     }
     Ok(())
+}
+
+/// Largest `bench --ceiling-size`: three 4096^2 f64 matrices are 400 MB.
+pub const MAX_CEILING_SIZE: usize = 4096;
+
+/// `bench` takes the network flags of `grad-norms`, with ReLU and He init as defaults (the
+/// setting of the PyTorch figures in the README).
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("bn", |a| a.default_value("on"))
+)]
+pub struct BenchArgs {
+    /// Number of hidden layers.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 50)]
+    pub depth: usize,
+    /// The one network timed: `--bn on|off` or `--norm none|batch|layer`.
+    #[command(flatten)]
+    pub arms: NormArgs,
+    /// Threads for matrix products and BatchNorm/activation kernels [default: all cores].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
+    pub threads: Option<usize>,
+    /// Timed forward+backward steps; the median is reported.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps run first (buffers allocated, caches warm).
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Side n of the n x n x n matrix product timed as the speed ceiling.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_CEILING_SIZE>, long, default_value_t = 512)]
+    pub ceiling_size: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Print one JSON object (median_ms, gflops, ceiling_gflops, ...) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }

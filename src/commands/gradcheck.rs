@@ -1,11 +1,15 @@
 //! `bn-lab gradcheck`.
 
+use clap::Args;
+
+use crate::config::Loss;
+use crate::flags::{NetArgs, NormArgs, count, flag_error, usage};
+use crate::limits::MAX_DEPTH;
 use anyhow::{Result, bail};
 
 use crate::config::finite_in;
 
-use crate::cli::GradcheckArgs;
-use crate::commands::{flag_error, print, progress_bar, usage};
+use crate::commands::{print, progress_bar};
 use crate::gradcheck;
 use crate::model::Mode;
 
@@ -97,4 +101,43 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A tiny network by default: every parameter is perturbed twice.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("width", |a| a.default_value("6")),
+    mut_arg("batch", |a| a.default_value("8")),
+    mut_arg("d_out", |a| a.default_value("3")),
+    mut_arg("dtype", |a| a.hide(true)),
+    mut_arg("bn", |a| a.default_value("on"))
+)]
+pub struct GradcheckArgs {
+    /// Number of hidden layers.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 3)]
+    pub depth: usize,
+    /// The one network checked: `--bn on|off` or `--norm none|batch|layer`.
+    #[command(flatten)]
+    pub arms: NormArgs,
+    /// Check BatchNorm in eval mode (running statistics) instead of train mode.
+    #[arg(long)]
+    pub eval: bool,
+    /// Finite-difference step h in (L(p+h) - L(p-h)) / 2h.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = 1e-5,
+        allow_negative_numbers = true
+    )]
+    pub step: f64,
+    /// Relative error above which the check fails (exit code 1).
+    #[arg(allow_hyphen_values = true, long, default_value_t = 1e-6)]
+    pub tol: f64,
+    /// Loss to check through: mse, or ce (softmax cross-entropy on the teacher's argmax).
+    #[arg(long, value_enum, default_value_t = Loss::Mse)]
+    pub loss: Loss,
+    /// Network flags (gradcheck always computes in f64).
+    #[command(flatten)]
+    pub net: NetArgs,
 }

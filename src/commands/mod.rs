@@ -4,55 +4,19 @@
 //! user typed: config fields are spelled as flags by [`flag_name`].
 
 pub mod bench;
-pub mod grad_norms;
 pub mod gradcheck;
-pub mod ics;
-pub mod landscape;
-pub mod nonlinearity;
-pub mod shattered;
-pub mod shift;
 pub mod sweep;
-pub mod theory;
-pub mod train;
 
 use std::io::Write;
 
 use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{
-    BnFlag, Cli, Command, DataArgs, MeasuredTrainArgs, NetArgs, NormArgs, NormChoice, OutputArgs,
-};
-use crate::config::{Activation, ConfigError, DataSpec, Loss, NetSpec, Norm, NormKind};
-use crate::experiment::MeasuredTrainConfig;
-use crate::output::{self, Extra};
+use crate::experiment::{Experiment, ExperimentArgs, Extra};
+use crate::flags::usage;
+use crate::flags::{OutputArgs, Renames, flag_error, threads};
+use crate::output;
 use crate::plot::Figures;
-
-/// Run one parsed command line, reporting to the terminal.
-pub fn run(cli: Cli) -> Result<()> {
-    run_in(cli.command, &Session::default())
-}
-
-/// Run one command, reporting to `session` (`bn-lab run` and `bn-lab reproduce` run the
-/// commands their files name this way).
-pub fn run_in(command: Command, session: &Session<'_>) -> Result<()> {
-    match command {
-        Command::GradNorms(args) => grad_norms::run(&args, session),
-        Command::Gradcheck(args) => gradcheck::run(&args),
-        Command::Landscape(args) => landscape::run(&args, session),
-        Command::Ics(args) => ics::run(&args, session),
-        Command::NoisyBn(args) => shift::run_noisy(&args, session),
-        Command::InputShift(args) => shift::run_input_shift(&args, session),
-        Command::Train(args) => train::run(&args, session),
-        Command::Nonlinearity(args) => nonlinearity::run(&args, session),
-        Command::Shattered(args) => shattered::run(&args, session),
-        Command::Theory(args) => theory::run(&args, session),
-        Command::Sweep(args) => sweep::run(&args, session),
-        Command::Bench(args) => bench::run(&args),
-        Command::Run(args) => crate::reproduce::run_file(&args),
-        Command::Reproduce(args) => crate::reproduce::reproduce(&args),
-    }
-}
 
 /// A check run on a command's JSON before anything is written (`bn-lab run` names a
 /// quantity the JSON lacks: an error, and no file appears).
@@ -65,9 +29,9 @@ pub type CheckJson<'a> = dyn Fn(&serde_json::Value) -> Result<()> + Sync + 'a;
 #[derive(Default)]
 pub struct Session<'a> {
     /// Stop after the checks that come before any work (the flags, the memory footprint):
-    /// nothing is run or written, and [`Session::ran`] lists the figures a run would draw.
+    /// nothing is run or written, and the returned [`Ran`] lists the figures a run would draw.
     pub dry_run: bool,
-    /// Print nothing: the summary goes to [`Ran::summary`].
+    /// Print nothing (the summary is in the returned [`Ran::summary`]).
     pub quiet: bool,
     /// Instead of the progress bar: called with the units just done and the run's total
     /// (once with 0 done at the start).
@@ -77,8 +41,6 @@ pub struct Session<'a> {
     pub check: Option<&'a CheckJson<'a>>,
     /// Write the JSON only, no figures (the runs of a claim after its first seed).
     pub json_only: bool,
-    /// What the run did (set by [`execute`]).
-    pub ran: std::sync::Mutex<Option<Ran>>,
 }
 
 /// What one command did: its JSON, its summary and the files it wrote.
@@ -98,242 +60,6 @@ pub struct Ran {
     pub seconds: f64,
 }
 
-impl Session<'_> {
-    /// What [`execute`] recorded, if it ran.
-    pub fn take_ran(&self) -> Option<Ran> {
-        self.ran
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-    }
-
-    fn record(&self, ran: Ran) {
-        *self
-            .ran
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ran);
-    }
-}
-
-/// Clap's multi-line error as one line: `invalid value 'x' for '--act <ACT>' [possible values:
-/// ...]` (`main` puts `Error: ` before it).
-pub fn clap_error_line(err: &clap::Error) -> String {
-    let text = err.render().to_string();
-    let parts: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
-        })
-        .collect();
-    let joined = parts.join(" ");
-    joined
-        .strip_prefix("error: ")
-        .unwrap_or(&joined)
-        .to_string()
-}
-
-/// Config fields whose flag is not `--` + the field with `-` for `_`, per command.
-pub type Renames = &'static [(&'static str, &'static str)];
-
-/// The flag that sets config field `field`: `n_train` -> `--n-train`, or its rename.
-pub fn flag_name(renames: Renames, field: &str) -> String {
-    renames.iter().find(|(f, _)| *f == field).map_or_else(
-        || format!("--{}", field.replace('_', "-")),
-        |(_, flag)| flag.to_string(),
-    )
-}
-
-/// A command line refused before any work: a value out of range, flags that do not go
-/// together, a run too large for this machine. `main` exits with 2 for it (as clap does for
-/// the errors it finds), and with 1 for failures while running.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// A [`UsageError`] with this message.
-pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    UsageError(message.into()).into()
-}
-
-/// Whether `e` is a refusal of the command line (exit code 2) rather than a run-time failure.
-pub fn is_usage_error(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<UsageError>().is_some()
-}
-
-/// A config error as this command's users read it: with flag names.
-pub fn flag_error(renames: Renames, e: &ConfigError) -> anyhow::Error {
-    usage(e.render(&|f| flag_name(renames, f)))
-}
-
-/// `--threads`: at least 1; more than the cores available is capped to them (extra threads
-/// only wait, and results are the same for every thread count).
-pub fn threads(flag: Option<usize>) -> Result<usize> {
-    let cores = crate::parallel::available_threads();
-    match flag {
-        Some(0) => Err(usage("--threads must be at least 1 (got 0)")),
-        Some(n) => Ok(n.min(cores)),
-        None => Ok(cores),
-    }
-}
-
-impl NetArgs {
-    /// The network flags as a spec (`--d-in` defaults to the width).
-    pub fn spec(&self) -> NetSpec {
-        NetSpec {
-            width: self.width,
-            batch: self.batch,
-            d_in: self.d_in.unwrap_or(self.width),
-            d_out: self.d_out.unwrap_or(DEFAULT_D_OUT),
-            init: self.init,
-            residual: self.residual,
-            residual_scale: self.residual_scale,
-            eps: self.eps,
-            momentum: self.momentum,
-            seed: self.seed,
-            dtype: self.dtype,
-        }
-    }
-
-    /// `--act`; every command that shows the flag gives it a default.
-    pub fn activation(&self) -> Activation {
-        self.act.unwrap_or(Activation::Sigmoid)
-    }
-
-    /// The BatchNorm variant `--affine`/`--no-affine` and `--placement` describe.
-    pub fn batch_norm(&self) -> Norm {
-        Norm::Batch {
-            affine: !self.no_affine,
-            placement: self.placement,
-        }
-    }
-}
-
-impl NetArgs {
-    /// The normaliser `--norm` names, with the `--affine`/`--no-affine` and `--placement` settings.
-    pub fn normaliser(&self, choice: NormChoice) -> Norm {
-        let (affine, placement) = (!self.no_affine, self.placement);
-        match choice {
-            NormChoice::None => Norm::Off,
-            NormChoice::Batch => Norm::of(NormKind::Batch, affine, placement),
-            NormChoice::Layer => Norm::of(NormKind::Layer, affine, placement),
-        }
-    }
-}
-
-impl NormArgs {
-    /// The arms `--norm` lists, or else the ones `--bn` selects (`on` meaning the BatchNorm of
-    /// `net`'s flags).
-    pub fn norms(&self, net: &NetArgs) -> Vec<Norm> {
-        match &self.norm {
-            Some(list) => list.iter().map(|&c| net.normaliser(c)).collect(),
-            None => match self.bn {
-                BnFlag::Off => vec![Norm::Off],
-                BnFlag::On => vec![net.batch_norm()],
-                BnFlag::Both => vec![Norm::Off, net.batch_norm()],
-            },
-        }
-    }
-
-    /// `--norm` lists each normaliser once; a repeat is named as typed (`none`, where the arm
-    /// it makes is called `off`).
-    pub fn check_distinct(&self) -> Result<()> {
-        distinct_norms(self.norm.as_deref().unwrap_or_default())
-    }
-
-    /// The one network of `gradcheck` and `bench`.
-    pub fn single(&self, net: &NetArgs, what: &str) -> Result<Norm> {
-        match (&self.norm, self.bn) {
-            (Some(list), _) if list.len() == 1 => Ok(net.normaliser(list[0])),
-            (Some(_), _) => Err(usage(format!(
-                "--norm: {what} one network; give one of none, batch or layer"
-            ))),
-            (None, BnFlag::Both) => Err(usage(format!(
-                "--bn both: {what} one network; give --bn on or --bn off"
-            ))),
-            (None, _) => Ok(self.norms(net)[0]),
-        }
-    }
-}
-
-/// A `--norm` list without repeats, or the error naming the repeat as typed.
-pub fn distinct_norms(list: &[NormChoice]) -> Result<()> {
-    if list.is_empty() {
-        return Ok(());
-    }
-    let typed: Vec<String> = list
-        .iter()
-        .map(|c| {
-            clap::ValueEnum::to_possible_value(c)
-                .map_or_else(|| format!("{c:?}"), |v| v.get_name().to_string())
-        })
-        .collect();
-    crate::config::distinct("norm", &typed).map_err(|e| flag_error(&[], &e))
-}
-
-/// `--d-out` when not given (and the task has no classes).
-pub const DEFAULT_D_OUT: usize = 10;
-
-impl DataArgs {
-    /// The data spec and the network spec of a command that trains, with what the flags leave
-    /// open filled in from the task: an image set's whole splits, its pixels as `d_in` and its
-    /// classes as `d_out`, cross-entropy for classes. A flag given is kept as given (a mismatch
-    /// with the image set is the config's validation error). Reading an image set that is not
-    /// there is `--task: cannot read ...`.
-    pub fn specs(&self, net: &NetArgs) -> Result<(NetSpec, DataSpec)> {
-        self.specs_with(net, (2048, 1024))
-    }
-
-    /// [`DataArgs::specs`] with `synthetic` as the `(n_train, n_test)` of a synthetic task.
-    pub fn specs_with(
-        &self,
-        net: &NetArgs,
-        synthetic: (usize, usize),
-    ) -> Result<(NetSpec, DataSpec)> {
-        let shape = self
-            .task
-            .shape()
-            .map_err(|e| usage(format!("--task: {e}")))?;
-        let mut spec = net.spec();
-        let (n_train, n_test) = match shape {
-            Some(s) => {
-                spec.d_in = net.d_in.unwrap_or(s.pixels);
-                spec.d_out = net.d_out.unwrap_or(s.classes);
-                (s.n_train, s.n_test)
-            }
-            None => synthetic,
-        };
-        let data = DataSpec {
-            n_train: self.n_train.unwrap_or(n_train),
-            n_test: self.n_test.unwrap_or(n_test),
-            loss: self.loss.unwrap_or(Loss::default_for(&self.task)),
-            task: self.task.clone(),
-        };
-        Ok((spec, data))
-    }
-}
-
-/// Config fields of `landscape` and `ics` set by flags of another name.
-pub const MEASURED_RENAMES: Renames =
-    &[("norms", "--norm"), ("probe_multipliers", "--probe-steps")];
-
-/// The training runs `landscape` and `ics` measure, from their shared flags.
-pub fn measured_train(t: &MeasuredTrainArgs, net: &NetArgs) -> Result<MeasuredTrainConfig> {
-    t.arms.check_distinct()?;
-    let (spec, data) = t.data.specs_with(net, (4096, 1024))?;
-    Ok(MeasuredTrainConfig {
-        depth: t.depth,
-        act: net.activation(),
-        norms: t.arms.norms(net),
-        net: spec,
-        data,
-        steps: t.steps,
-        lr: t.lr,
-        warmup_steps: t.warmup_steps,
-        every: t.every,
-    })
-}
-
 /// Run experiment `E` on `cfg` the way every command does: validate (errors with flag names),
 /// refuse unwritable or colliding outputs before any work, run with a progress bar, write the
 /// JSON, figures and `extras` all-or-nothing (see [`crate::output`]), and print the summary
@@ -345,9 +71,9 @@ pub fn execute<E: Figures>(
     cfg: &E::Config,
     renames: Renames,
     out: &OutputArgs,
-    extras: &[Extra<'_, E::Report>],
+    extras: &[Extra<E::Report>],
     session: &Session<'_>,
-) -> Result<()> {
+) -> Result<Ran> {
     E::validate(cfg)
         .and_then(|()| E::footprint(cfg).check())
         .map_err(|e| flag_error(renames, &e))?;
@@ -366,8 +92,7 @@ pub fn execute<E: Figures>(
         seconds: 0.0,
     };
     if session.dry_run {
-        session.record(ran);
-        return Ok(());
+        return Ok(ran);
     }
     // The image set's sizes came from its headers; its data are read only now that the run
     // fits in memory (a bad body is still refused before anything is created).
@@ -415,8 +140,56 @@ pub fn execute<E: Figures>(
     }
     ran.summary = text;
     ran.written = written;
-    session.record(ran);
-    Ok(())
+    Ok(ran)
+}
+
+/// What the registry in [`crate::cli`] needs of a subcommand's flags: its name, how to run it
+/// and how to hand its config to a [`VisitConfig`]. Every [`ExperimentArgs`] has it through
+/// [`run_experiment`]; `sweep`, which also plans and collects, writes its own.
+pub trait Registered {
+    /// The subcommand, e.g. `grad-norms`.
+    const NAME: &'static str;
+    /// Run the command, reporting to `session`; what an experiment's run did.
+    fn run(&self, session: &Session<'_>) -> Result<Option<Ran>>;
+    /// The config the flags describe, handed to `visitor` with its experiment's type.
+    fn visit<V: VisitConfig>(&self, visitor: &mut V) -> Result<V::Output>;
+}
+
+/// Something done with any experiment's config, generic over the experiment (the tests that go
+/// over every experiment measure footprints and write figures this way).
+pub trait VisitConfig {
+    type Output;
+    fn visit<E: Figures>(&mut self, cfg: E::Config, renames: Renames) -> Result<Self::Output>;
+}
+
+impl<A: ExperimentArgs> Registered for A
+where
+    A::Experiment: Figures,
+{
+    const NAME: &'static str = <A::Experiment as Experiment>::NAME;
+
+    fn run(&self, session: &Session<'_>) -> Result<Option<Ran>> {
+        run_experiment(self, session).map(Some)
+    }
+
+    fn visit<V: VisitConfig>(&self, visitor: &mut V) -> Result<V::Output> {
+        visitor.visit::<A::Experiment>(self.config()?, A::RENAMES)
+    }
+}
+
+/// Run an experiment's command line: its config from the flags, then [`execute`], on a pool of
+/// `--threads` threads where the command has the flag.
+pub fn run_experiment<A: ExperimentArgs>(args: &A, session: &Session<'_>) -> Result<Ran>
+where
+    A::Experiment: Figures,
+{
+    let cfg = args.config()?;
+    let extras = args.extras();
+    let run = || execute::<A::Experiment>(&cfg, A::RENAMES, args.output(), &extras, session);
+    match args.threads() {
+        Some(flag) => crate::parallel::with_threads(threads(flag)?, run)?,
+        None => run(),
+    }
 }
 
 /// Print to stdout. A closed pipe (`bn-lab ... | head`) is not an error: the reader has seen

@@ -6,59 +6,61 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::ValueEnum;
 
-use crate::cli::{OutputArgs, SweepArgs};
-use crate::commands::{Renames, Session, execute, flag_error, print, threads, usage};
+use crate::commands::{Ran, Registered, Session, VisitConfig, execute, print};
 use crate::config::{Norm, Placement};
+use crate::experiment::sweep::SweepArgs;
 use crate::experiment::sweep::{
     CollectError, PointFile, Sweep, SweepConfig, SweepPoint, Vary, collect,
 };
 use crate::experiment::{Experiment, load_config};
+use crate::flags::{OutputArgs, flag_error, threads, usage};
 use crate::parallel;
 use crate::plot::Figures;
 
-/// Config fields set by flags of another name.
-pub const RENAMES: Renames = &[("norms", "--norm")];
+/// `sweep` in the registry: a local run or one point (an experiment each), a plan, or a
+/// collection of points.
+impl Registered for SweepArgs {
+    const NAME: &'static str = <Sweep as Experiment>::NAME;
 
-/// The config the flags describe (validated by [`execute`]); `vary` is set whenever
-/// `--collect` is not.
-pub fn config(args: &SweepArgs, vary: Vary) -> Result<SweepConfig> {
-    crate::commands::distinct_norms(&args.norm)?;
-    let (net, data) = args.data.specs(&args.net)?;
-    Ok(SweepConfig {
-        vary,
-        values: args.values.clone().unwrap_or_else(|| vary.default_values()),
-        depth: args.depth.or(vary.default_depth()),
-        act: args.net.activation(),
-        norms: args.norm.iter().map(|&c| args.net.normaliser(c)).collect(),
-        seeds: args.seeds,
-        net,
-        data,
-        steps: args.steps.unwrap_or(vary.default_steps()),
-        lr: args.lr,
-        warmup_steps: args.warmup_steps,
-        point: args.point,
-    })
+    fn run(&self, session: &Session<'_>) -> Result<Option<Ran>> {
+        let threads = threads(self.threads)?;
+        if let Some(dir) = &self.collect {
+            return parallel::with_threads(threads, || run_collect(dir, &self.output))?
+                .map(|()| None);
+        }
+        let cfg = self.config(self.vary())?;
+        if let Some(plan) = &self.plan {
+            return parallel::with_threads(threads, || write_plan(&cfg, plan, &self.output.out))?
+                .map(|()| None);
+        }
+        let renames = SweepArgs::RENAMES;
+        parallel::with_threads(threads, || {
+            if cfg.point.is_some() {
+                execute::<SweepPoint>(&cfg, renames, &self.output, &[], session)
+            } else {
+                execute::<Sweep>(&cfg, renames, &self.output, &[], session)
+            }
+        })?
+        .map(Some)
+    }
+
+    fn visit<V: VisitConfig>(&self, visitor: &mut V) -> Result<V::Output> {
+        let cfg = self.config(self.vary())?;
+        if cfg.point.is_some() {
+            visitor.visit::<SweepPoint>(cfg, SweepArgs::RENAMES)
+        } else {
+            visitor.visit::<Sweep>(cfg, SweepArgs::RENAMES)
+        }
+    }
 }
 
-pub fn run(args: &SweepArgs, session: &Session<'_>) -> Result<()> {
-    let threads = threads(args.threads)?;
-    if let Some(dir) = &args.collect {
-        return parallel::with_threads(threads, || run_collect(dir, &args.output))?;
+impl SweepArgs {
+    /// `--vary`, which clap requires unless `--collect` is given (and a collection has no
+    /// config of its own).
+    fn vary(&self) -> Vary {
+        self.vary
+            .expect("clap requires --vary unless --collect is given")
     }
-    let vary = args
-        .vary
-        .expect("clap requires --vary unless --collect is given");
-    let cfg = config(args, vary)?;
-    if let Some(plan) = &args.plan {
-        return parallel::with_threads(threads, || write_plan(&cfg, plan, &args.output.out))?;
-    }
-    parallel::with_threads(threads, || {
-        if cfg.point.is_some() {
-            execute::<SweepPoint>(&cfg, RENAMES, &args.output, &[], session)
-        } else {
-            execute::<Sweep>(&cfg, RENAMES, &args.output, &[], session)
-        }
-    })?
 }
 
 pub use crate::text::shell_quote;
@@ -176,7 +178,7 @@ pub fn plan_lines(cfg: &SweepConfig, dir: &Path) -> Vec<String> {
 fn write_plan(cfg: &SweepConfig, plan: &Path, out: &Path) -> Result<()> {
     Sweep::validate(cfg)
         .and_then(|()| Sweep::footprint(cfg).check())
-        .map_err(|e| flag_error(RENAMES, &e))?;
+        .map_err(|e| flag_error(SweepArgs::RENAMES, &e))?;
     // Every path in a line is absolute (a line runs from any directory: a cluster job's) and
     // spelled exactly (a path that is not UTF-8 cannot be).
     let dir = std::path::absolute(out).map_err(|e| usage(format!("--out: {e}")))?;

@@ -205,11 +205,11 @@ pub fn image_set_bytes(n_train: usize, n_test: usize, pixels: usize) -> f64 {
 /// anything is allocated, and no input makes this panic.
 ///
 /// The four headers are read first: a set that would not fit in
-/// [`crate::limits::memory_limit_bytes`] ([`image_set_bytes`] and [`IDX_READ_BYTES`]) is refused
+/// [`crate::memory::memory_limit_bytes`] ([`image_set_bytes`] and [`IDX_READ_BYTES`]) is refused
 /// before any data is read. Anything but a regular file (a FIFO, a device, a directory) is
 /// refused without waiting on it.
 pub fn read_idx_dir(dir: &Path, what: &str) -> Result<ImageSet, DataError> {
-    read_idx_dir_within(dir, what, crate::limits::memory_limit_bytes())
+    read_idx_dir_within(dir, what, crate::memory::memory_limit_bytes())
 }
 
 /// [`read_idx_dir`] with `limit` bytes of memory for the set.

@@ -13,13 +13,14 @@ use std::time::Instant;
 use ndarray::Array2;
 use serde::Serialize;
 
-use crate::config::{Dtype, NetConfig};
+use crate::config::Dtype;
 use crate::data::{self, Stream};
 use crate::experiment::ToolInfo;
 use crate::float::Float;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::parallel;
+use crate::spec::NetConfig;
 
 /// A validated `bench` configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -169,7 +170,7 @@ pub fn describe(cfg: &BenchConfig) -> String {
         "depth {}, width {}, batch {}, {}, {} init, {bn}, {}",
         n.depth, n.width, cfg.batch, n.act, n.init, cfg.dtype
     );
-    if let Some(r) = crate::config::residual_label(n.residual, n.residual_scale) {
+    if let Some(r) = crate::spec::residual_label(n.residual, n.residual_scale) {
         s.push_str(&format!(", {r}"));
     }
     s.push_str(&format!(

@@ -6,17 +6,24 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, Loss, NetConfig, NetSpec, Norm, NormKind, at_most_values,
-    between, distinct, finite_in, human_bytes,
+    Activation, ConfigError, Dtype, Loss, Norm, NormKind, at_most_values, between, distinct,
+    finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::experiment::{ExperimentArgs, Extra};
+use crate::flags::{NetArgs, NormArgs, OutputArgs, Renames, count};
 use crate::float::Float;
 use crate::histogram::{self, Snapshot};
-use crate::limits::{Footprint, MAX_PANELS, MAX_SEEDS};
+use crate::limits::MAX_DEPTH;
+use crate::limits::{MAX_PANELS, MAX_SEEDS};
+use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
+use crate::spec::{NetConfig, NetSpec};
 use crate::stats::{self, Num, Special, fmt_num, nums};
 use crate::theory;
+use clap::Args;
+use std::path::PathBuf;
 
 /// `E[x^2]` of the inputs `grad-norms` feeds (`data::linear_teacher` draws `x ~ N(0, 1)`).
 pub const INPUT_SECOND_MOMENT: f64 = 1.0;
@@ -566,7 +573,7 @@ fn tensor<T: Float>(a: &Array2<T>) -> SavedTensor {
 /// ```
 /// use bn_lab::config::{BnConfig, NormKind};
 /// use bn_lab::experiment::grad_norms::torch_norm;
-/// let mut net = bn_lab::config::NetSpec {
+/// let mut net = bn_lab::spec::NetSpec {
 ///     width: 64, batch: 8, d_in: 64, d_out: 1, init: bn_lab::config::Init::He,
 ///     residual: false, residual_scale: 1.0, eps: 1e-5, momentum: 0.1, seed: 0,
 ///     dtype: bn_lab::config::Dtype::F32,
@@ -829,8 +836,7 @@ pub fn title(cfg: &GradNormsConfig) -> String {
         };
         let list: Vec<String> = cfg.skips.iter().map(Skips::to_string).collect();
         s.push_str(&format!(", skips {}{scale}", list.join(" vs ")));
-    } else if let Some(r) =
-        crate::config::residual_label(cfg.residuals()[0], cfg.net.residual_scale)
+    } else if let Some(r) = crate::spec::residual_label(cfg.residuals()[0], cfg.net.residual_scale)
     {
         s.push_str(&format!(", {r}"));
     }
@@ -1131,6 +1137,96 @@ impl Experiment for GradNorms {
             ));
         }
         text
+    }
+}
+
+// The command line: the flags of `bn-lab grad-norms` and the config they describe.
+
+/// Per-layer gradient norms of freshly initialised networks, BatchNorm off and on
+/// (one forward + one backward each). Writes grad_norms.png and grad_norms.json.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct GradNormsArgs {
+    /// Number of hidden layers; several, comma-separated, compare depths (e.g. 3,50).
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, value_delimiter = ',', default_value = "50")]
+    pub depth: Vec<usize>,
+    #[command(flatten)]
+    pub arms: NormArgs,
+    /// Repeat over K seeds (seed, seed+1, ...); plots show the geometric mean and a min-max band.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, default_value_t = 1)]
+    pub seeds: usize,
+    /// Skip-connection arms to compare, comma-separated: off (a plain stack) and on (skip
+    /// connections h_l = h_{l-1} + a_l, as --residual). `--skips off,on` measures both from the
+    /// same seeds beside each normalisation arm, labelled `BN on, no skips` and `BN on, skips`.
+    /// Replaces --residual.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "residual")]
+    pub skips: Option<Vec<crate::experiment::grad_norms::Skips>>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Loss whose gradient is measured: mse, or ce (softmax cross-entropy, the linear teacher's
+    /// argmax as the class; needs --d-out of at least 2).
+    #[arg(long, value_enum, default_value_t = Loss::Mse)]
+    pub loss: Loss,
+    /// Also save the batch, targets, every parameter and every gradient of the first
+    /// configuration (first depth, BN off before on, first seed) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_net: Option<PathBuf>,
+    /// Also draw grad_norms_histograms.png: per layer (up to 8, evenly spaced), the
+    /// distribution of the activations h_l (with the tanh/sigmoid saturation share) and of
+    /// dL/dh_l at initialisation, first seed of each configuration; the JSON keeps the bins.
+    #[arg(long)]
+    pub histograms: bool,
+    /// Threads for the configurations run side by side and for each network's matrix
+    /// products and BatchNorm/activation passes [default: all cores].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
+    pub threads: Option<usize>,
+}
+
+impl ExperimentArgs for GradNormsArgs {
+    type Experiment = GradNorms;
+    const RENAMES: Renames = &[("depths", "--depth"), ("norms", "--norm")];
+    fn config(&self) -> anyhow::Result<GradNormsConfig> {
+        self.arms.check_distinct()?;
+        Ok(GradNormsConfig {
+            depths: self.depth.clone(),
+            act: self.net.activation(),
+            norms: self.arms.norms(&self.net),
+            net: self.net.spec(),
+            seeds: self.seeds,
+            skips: self.skips.clone().unwrap_or_default(),
+            vanishing_below: VANISHING_BELOW,
+            exploding_above: EXPLODING_ABOVE,
+            steady_factor: STEADY_FACTOR,
+            exploding_scale: EXPLODING_SCALE,
+            loss: self.loss,
+            histograms: self.histograms,
+            save_net: self.save_net.is_some(),
+        })
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
+    }
+    fn threads(&self) -> Option<Option<usize>> {
+        Some(self.threads)
+    }
+    fn extras(&self) -> Vec<Extra<GradNormsReport>> {
+        let save = |r: &GradNormsReport| -> anyhow::Result<Vec<u8>> {
+            let saved = r
+                .saved_net
+                .as_ref()
+                .expect("save_net is set whenever --save-net is given");
+            Ok(serde_json::to_string(saved)?.into_bytes())
+        };
+        self.save_net
+            .iter()
+            .map(|path| Extra {
+                path: path.clone(),
+                flag: "--save-net",
+                bytes: save,
+            })
+            .collect()
     }
 }
 

@@ -21,13 +21,16 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Dtype, Loss, Norm, check_lr};
+use crate::experiment::ExperimentArgs;
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
+use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
-use crate::limits::Footprint;
+use crate::memory::Footprint;
 use crate::model::{Block, Mlp, Mode};
 use crate::stats::{Num, fmt_num, fmt_ranges, frobenius_norm, positions};
 use crate::stats::{mean_nan, median_nan};
 use crate::train::{step_units, units};
+use clap::Args;
 
 /// A validated `ics` configuration: the training runs it measures, and the learning rates of
 /// the sweep that compares ICS with the final test loss across runs.
@@ -808,5 +811,72 @@ impl Experiment for Ics {
 
     fn summary(report: &IcsReport) -> String {
         table(report)
+    }
+}
+
+// The command line: the flags of `bn-lab ics` and the config they describe.
+
+/// Internal covariate shift while training, BN off vs on (Santurkar et al. 2018): how much
+/// a layer's gradient changes when the layers before it take their update. Writes ics.png
+/// and ics.json.
+// Same network defaults as `landscape`.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("128")),
+    mut_arg("batch", |a| a.default_value("128")),
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+)]
+pub struct IcsArgs {
+    #[command(flatten)]
+    pub train: MeasuredTrainArgs,
+    /// Further learning rates at which both arms train again (summaries only), for the scatter
+    /// of ICS against the final test loss; comma-separated, `none` for no sweep.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "LRS",
+        value_parser = lr_list,
+        default_value = "0.001,0.003,0.015",
+        allow_negative_numbers = true
+    )]
+    pub sweep_lr: LrList,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// A comma-separated list of learning rates, or `none` (an empty list).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrList(pub Vec<f64>);
+
+fn lr_list(s: &str) -> Result<LrList, String> {
+    if s == "none" {
+        return Ok(LrList(Vec::new()));
+    }
+    s.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|e| format!("{v:?} is not a number: {e}"))
+        })
+        .collect::<Result<Vec<f64>, String>>()
+        .map(LrList)
+}
+
+impl ExperimentArgs for IcsArgs {
+    type Experiment = Ics;
+    const RENAMES: Renames = &[("norms", "--norm"), ("sweep_lrs", "--sweep-lr")];
+    fn config(&self) -> anyhow::Result<IcsConfig> {
+        Ok(IcsConfig {
+            run: MeasuredTrainConfig::from_flags(&self.train, &self.net)?,
+            sweep_lrs: self.sweep_lr.0.clone(),
+        })
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
     }
 }

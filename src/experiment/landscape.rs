@@ -35,14 +35,19 @@ use crate::config::{
 use crate::data::{self, Batch, Stream};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
-use crate::limits::{Footprint, MAX_PROBES};
+use crate::limits::MAX_PROBES;
+use crate::memory::Footprint;
 use crate::model::{Mlp, Mode, ParamKind};
 
+use crate::experiment::ExperimentArgs;
+use crate::flags::{MEASURED_RENAMES, MeasuredTrainArgs, NetArgs, OutputArgs, Renames, count};
+use crate::limits::MAX_SAMPLES;
 use crate::stats::{self, Num, fmt_num, nums};
 use crate::stats::{dist, max_nan, median_nan, min_nan, norm};
 use crate::train::{
     self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat, step_units, units,
 };
+use clap::Args;
 
 /// A validated `landscape` configuration: everything needed to reproduce the numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,8 +66,7 @@ pub struct LandscapeConfig {
     pub slice_samples: usize,
 }
 
-/// Most points of the slice grid per side (401^2 forward passes per arm).
-pub const MAX_SLICE_GRID: usize = 401;
+pub use crate::limits::MAX_SLICE_GRID;
 
 impl LandscapeConfig {
     /// Probe step sizes `eta_k = m_k * lr`, with the learning rate after warmup: the probes
@@ -791,5 +795,73 @@ impl Experiment for Landscape {
 
     fn summary(report: &LandscapeReport) -> String {
         table(report)
+    }
+}
+
+// The command line: the flags of `bn-lab landscape` and the config they describe.
+
+/// Loss landscape while training, BN off vs on (Santurkar et al. 2018): loss variation,
+/// gradient predictiveness and effective beta-smoothness along the gradient, and a 2-D
+/// slice of the loss around the trained weights (Li et al. 2018). Writes landscape.png,
+/// landscape_slice.png and landscape.json.
+// ReLU with He init by default: deep sigmoid nets without BN barely move on these tasks, and
+// Santurkar et al. measured ReLU networks.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("128")),
+    mut_arg("batch", |a| a.default_value("128")),
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+)]
+pub struct LandscapeArgs {
+    #[command(flatten)]
+    pub train: MeasuredTrainArgs,
+    /// Probe step sizes as multiples of the learning rate, comma-separated.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_delimiter = ',',
+        default_value = "0.5,1,1.5,2,2.5,3,3.5,4",
+        allow_negative_numbers = true
+    )]
+    pub probe_steps: Vec<f64>,
+    /// Points per side of the 2-D slice grid.
+    #[arg(allow_hyphen_values = true, value_parser = count::<3, MAX_SLICE_GRID>, long, default_value_t = 25)]
+    pub slice_grid: usize,
+    /// The slice covers [-S, S] along each filter-normalised direction.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "S",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub slice_span: f64,
+    /// Training samples the slice's loss is computed on (one batch, BN in train mode).
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, default_value_t = 512)]
+    pub slice_samples: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ExperimentArgs for LandscapeArgs {
+    type Experiment = Landscape;
+    const RENAMES: Renames = MEASURED_RENAMES;
+    fn config(&self) -> anyhow::Result<LandscapeConfig> {
+        Ok(LandscapeConfig {
+            run: MeasuredTrainConfig::from_flags(&self.train, &self.net)?,
+            probe_multipliers: self.probe_steps.clone(),
+            probe_bn_mode: Mode::Train,
+            slice_grid: self.slice_grid,
+            slice_span: self.slice_span,
+            slice_samples: self.slice_samples,
+        })
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
     }
 }

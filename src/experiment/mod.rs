@@ -1,9 +1,10 @@
 //! One module per experiment. Each has a config (`Serialize + Deserialize`, validated by its
-//! own `validate()` whose errors name config fields), a `Serialize` report, and a marker type
-//! implementing [`Experiment`]: its name, how to run it and the summary it prints. Its plot
-//! module implements [`crate::plot::Figures`] for the same marker type (the figures drawn from
-//! the report), `commands::execute` runs any of them the same way, and
-//! [`crate::output::export`] writes their files.
+//! own `validate()` whose errors name config fields), a `Serialize` report, a marker type
+//! implementing [`Experiment`] (its name, how to run it and the summary it prints), and its
+//! subcommand's flags implementing [`ExperimentArgs`] (how they become the config). Its plot
+//! module implements [`crate::plot::Figures`] for the same marker type; one line in
+//! [`crate::cli`]'s registry makes it a subcommand, and every front door (the CLI, `run`,
+//! `reproduce`, the tests that go over all experiments) reads that registry.
 
 pub mod bench;
 pub mod grad_norms;
@@ -19,15 +20,16 @@ pub mod train;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{
-    Activation, ConfigError, DataSpec, NetConfig, NetSpec, Norm, at_least, between, check_lr,
-    distinct,
-};
+use crate::config::{Activation, ConfigError, Norm, at_least, between, check_lr, distinct};
+use crate::config::{check_points, points};
 use crate::data::{self, Dataset, Stream};
+use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
-use crate::limits::{Footprint, MAX_STEPS, check_points, points};
+use crate::limits::MAX_STEPS;
+use crate::memory::Footprint;
 use crate::model::Mlp;
 use crate::optim::SgdConfig;
+use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::Num;
 use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, fit, layer_names, step_units, units};
 
@@ -37,7 +39,7 @@ pub use crate::train::Progress;
 /// `commands::execute` needs to validate, run, export and summarise it.
 pub trait Experiment {
     /// The validated input: every number the run depends on.
-    type Config: Serialize + DeserializeOwned + Clone + Send + Sync;
+    type Config: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
     /// The results: written to `<STEM>.json`, drawn, summarised.
     type Report: Serialize + Sync;
     /// The subcommand, e.g. `grad-norms`.
@@ -49,7 +51,7 @@ pub trait Experiment {
     /// What a run of the (validated) config holds at its peak: networks alive at once (as
     /// many run side by side as the current thread pool has threads), data, recorded numbers
     /// with their JSON and plot copies, figures. `commands::execute` refuses a run whose
-    /// footprint exceeds [`crate::limits::memory_limit_bytes`] before it starts.
+    /// footprint exceeds [`crate::memory::memory_limit_bytes`] before it starts.
     fn footprint(cfg: &Self::Config) -> Footprint;
     /// Units of work `run` reports to its progress callback (0: too quick for a bar).
     fn work_units(cfg: &Self::Config) -> u64;
@@ -58,6 +60,42 @@ pub trait Experiment {
     fn run(cfg: &Self::Config, progress: Progress) -> Self::Report;
     /// The stdout summary (table and verdict).
     fn summary(report: &Self::Report) -> String;
+}
+
+/// The flags of one experiment's subcommand (a clap `Args` struct declared in the experiment's
+/// module) and the config they describe. [`crate::cli`]'s registry lists these types, one line
+/// each; `commands::run_experiment` runs any of them the same way.
+pub trait ExperimentArgs:
+    clap::Args + clap::FromArgMatches + std::fmt::Debug + Send + Sync + 'static
+{
+    /// The experiment the flags configure.
+    type Experiment: Experiment;
+    /// Config fields set by flags of another name (`("norms", "--norm")`); the others are
+    /// `--` + the field with `-` for `_`. Errors name the flags through this.
+    const RENAMES: Renames = &[];
+    /// The config the flags describe, validated later by [`Experiment::validate`]; an error
+    /// here is a refusal that names the flag.
+    fn config(&self) -> anyhow::Result<<Self::Experiment as Experiment>::Config>;
+    /// Where the files go and what stdout shows.
+    fn output(&self) -> &OutputArgs;
+    /// `Some(--threads)` for the commands that have the flag (`Some(None)`: not given, so all
+    /// cores); `None` runs on the thread pool the command is called in.
+    fn threads(&self) -> Option<Option<usize>> {
+        None
+    }
+    /// Files written beside the JSON and figures (`grad-norms --save-net`).
+    fn extras(&self) -> Vec<Extra<<Self::Experiment as Experiment>::Report>> {
+        Vec::new()
+    }
+}
+
+/// A file a command writes besides its JSON and figures: its path, the flag that named it (for
+/// errors), and its bytes drawn from the report.
+pub struct Extra<R> {
+    pub path: std::path::PathBuf,
+    /// The flag the path came from, for error messages.
+    pub flag: &'static str,
+    pub bytes: fn(&R) -> anyhow::Result<Vec<u8>>,
 }
 
 /// Which tool and version produced a results file.
@@ -100,6 +138,24 @@ pub struct MeasuredTrainConfig {
 }
 
 impl MeasuredTrainConfig {
+    /// The training runs the flags of `landscape`, `ics`, `noisy-bn` and `input-shift`
+    /// describe.
+    pub fn from_flags(t: &MeasuredTrainArgs, net: &NetArgs) -> anyhow::Result<Self> {
+        t.arms.check_distinct()?;
+        let (spec, data) = t.data.specs_with(net, (4096, 1024))?;
+        Ok(MeasuredTrainConfig {
+            depth: t.depth,
+            act: net.activation(),
+            norms: t.arms.norms(net),
+            net: spec,
+            data,
+            steps: t.steps,
+            lr: t.lr,
+            warmup_steps: t.warmup_steps,
+            every: t.every,
+        })
+    }
+
     /// The network of one arm.
     pub fn net(&self, norm: Norm) -> NetConfig {
         self.net.net(self.depth, self.act, norm)
@@ -173,7 +229,7 @@ impl MeasuredTrainConfig {
             self.depth,
             self.net.width,
             self.act,
-            crate::config::residual_label(self.net.residual, self.net.residual_scale)
+            crate::spec::residual_label(self.net.residual, self.net.residual_scale)
                 .map_or(String::new(), |r| format!(" {r}")),
             self.net.init.resolve(self.act),
             self.data.task,

@@ -21,19 +21,25 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, DataSpec, Dtype, NetConfig, NetSpec, Norm, Placement, at_least,
-    between, distinct, finite_in,
+    Activation, ConfigError, Dtype, Norm, Placement, at_least, between, distinct, finite_in,
 };
+use crate::config::{check_points, points};
 use crate::data::{self, Stream};
+use crate::experiment::ExperimentArgs;
 use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
-use crate::limits::{Footprint, MAX_SEEDS, MAX_STEPS, check_points, points};
+use crate::limits::MAX_DEPTH;
+use crate::limits::{MAX_SEEDS, MAX_STEPS};
+use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::optim::SgdConfig;
 use crate::optim::{check_sgd, check_warmup};
+use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{Num, fmt_num};
 use crate::train::{self, History, ReferenceLosses, TrainSettings};
+use clap::Args;
 
 /// Sigmoid outputs below this or above `1 - this` count as saturated.
 pub const SIGMOID_SATURATION: f64 = 0.03;
@@ -750,7 +756,7 @@ fn run_typed<T: Float>(
     progress: Progress,
 ) -> (Vec<NlRun>, ReferenceLosses) {
     // One data set for every run: the seeds vary weights and batch order, the task is fixed.
-    let data = data::task_for::<T>(&cfg.data, &cfg.net);
+    let data = cfg.data.task_for::<T>(&cfg.net);
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(cfg.reference_units());
     let runs = cfg
@@ -1017,5 +1023,117 @@ impl Experiment for Nonlinearity {
 
     fn summary(report: &NonlinearityReport) -> String {
         table(report)
+    }
+}
+
+// The command line: the flags of `bn-lab nonlinearity` and the config they describe.
+
+/// Train sigmoid and ReLU networks with BatchNorm with scale/shift, without, and without BN
+/// on the non-linear task: per layer, how many activation inputs sit in (-1, 1), saturate,
+/// or leave ReLU units dead or linear, before and after training, and which fits better.
+/// Writes nonlinearity.png, nonlinearity_detail.png, nonlinearity_hist.png and nonlinearity.json.
+// Flags of `bn-lab nonlinearity`: it compares activations (`--acts`) and BN variants
+// (`--configs`), and picks the initialisation per activation unless `--init` is given.
+#[derive(Debug, Args)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value(None::<&str>).hide(true)),
+    mut_arg("init", |a| a.default_value("auto")),
+    mut_arg("width", |a| a.default_value("64")),
+    mut_arg("batch", |a| a.default_value("64").help(
+        "Samples per mini-batch (also the size of the probe batch the fractions are measured on)"
+    )),
+    mut_arg("affine", |a| a.hide(true)),
+    mut_arg("no_affine", |a| a.hide(true)),
+    mut_arg("residual", |a| a.hide(true)),
+    mut_arg("residual_scale", |a| a.hide(true)),
+    mut_arg("n_test", |a| a.help("Test samples (the first --batch of them are the probe batch) [default: 1024; an image set's whole test split]"))
+)]
+pub struct NonlinearityArgs {
+    /// Activations to compare, comma-separated (sigmoid, tanh, relu, leaky-relu, linear).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sigmoid,relu"
+    )]
+    pub acts: Vec<Activation>,
+    /// BN variants to compare, comma-separated; --placement moves every BN arm.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "on,no-affine,off"
+    )]
+    pub configs: Vec<Norm>,
+    /// Number of hidden layers.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 6)]
+    pub depth: usize,
+    /// Learning rate: one for every run, or one per --acts entry (comma-separated, same order)
+    /// [default: 0.1 for sigmoid and tanh, 0.01 otherwise].
+    #[arg(allow_hyphen_values = true, long, value_delimiter = ',')]
+    pub lr: Option<Vec<f64>>,
+    /// SGD updates per run.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Repeat over K seeds (seed, seed+1, ...): weights and batch order change, the data set does not.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, value_name = "K", default_value_t = 3)]
+    pub seeds: usize,
+    #[command(flatten)]
+    pub sgd: SgdArgs,
+    /// Evaluate the train and test loss every K steps.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 50)]
+    pub eval_every: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ExperimentArgs for NonlinearityArgs {
+    type Experiment = Nonlinearity;
+    const RENAMES: Renames = &[("norms", "--configs"), ("lrs", "--lr")];
+    /// `--lr` is resolved per activation, and `--placement` moves every BN arm.
+    fn config(&self) -> anyhow::Result<NonlinearityConfig> {
+        if self.net.act.is_some() {
+            return Err(usage(
+                "--act: nonlinearity compares activations; choose them with --acts",
+            ));
+        }
+        if self.net.no_affine {
+            return Err(usage(
+                "--no-affine: nonlinearity compares BN with and without scale/shift; choose the arms with --configs",
+            ));
+        }
+        let lrs: Vec<f64> = match &self.lr {
+            None => self.acts.iter().map(|&a| default_lr(a)).collect(),
+            Some(v) if v.len() == 1 => vec![v[0]; self.acts.len()],
+            Some(v) => v.clone(),
+        };
+        let (net, data) = self.data.specs(&self.net)?;
+        Ok(NonlinearityConfig {
+            data,
+            depth: self.depth,
+            acts: self.acts.clone(),
+            net,
+            norms: self
+                .configs
+                .iter()
+                .map(|n| n.placed(self.net.placement))
+                .collect(),
+            lrs,
+            sgd_momentum: self.sgd.sgd_momentum,
+            weight_decay: self.sgd.weight_decay,
+            warmup_steps: self.sgd.warmup_steps,
+            steps: self.steps,
+            eval_every: self.eval_every,
+            diverge_factor: crate::train::DIVERGENCE_FACTOR,
+            seeds: self.seeds,
+        })
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
     }
 }

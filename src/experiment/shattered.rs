@@ -52,17 +52,22 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, NetConfig, NetSpec, Norm, at_most_values, between, distinct,
-    finite_in,
+    Activation, ConfigError, Dtype, Norm, at_most_values, between, distinct, finite_in,
 };
 use crate::data::{self, Stream};
+use crate::experiment::ExperimentArgs;
 use crate::experiment::{Experiment, Progress, ToolInfo};
-use crate::limits::{Footprint, MAX_PANELS, MAX_POINTS, MAX_SEEDS};
+use crate::flags::{NetArgs, NormChoice, OutputArgs, Renames, count};
+use crate::limits::MAX_DEPTH;
+use crate::limits::{MAX_PANELS, MAX_POINTS, MAX_SEEDS};
+use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::parallel::gemm;
+use crate::spec::{NetConfig, NetSpec};
 use crate::stats::{Num, fmt_num, max_nan, mean_nan, min_nan};
 use crate::train::FORWARD_BACKWARD;
+use clap::Args;
 
 /// The input grid covers `[X_MIN, X_MAX]`.
 pub const X_MIN: f64 = -2.0;
@@ -1263,6 +1268,102 @@ impl Experiment for Shattered {
 
     fn summary(report: &ShatteredReport) -> String {
         table(report)
+    }
+}
+
+// The command line: the flags of `bn-lab shattered` and the config they describe.
+
+/// The shattered gradients problem (Balduzzi et al. 2017): dy/dx of scalar networks
+/// (feedforward, with BN, resnet with BN) along a grid of inputs, and how correlated
+/// neighbouring gradients are. Writes shattered.png and shattered.json.
+// Flags of `bn-lab shattered`: the paper's setting by default (ReLU, He init, width 200,
+// depths 1, 24 and 50, 256 grid points). The input and output are scalars and everything is
+// computed in f64, so `--d-in`, `--d-out` and `--dtype` are hidden (and must stay 1, 1 and
+// f64); skip connections come with `--arch resnet+bn`, not `--residual`.
+#[derive(Debug, Args)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("200")),
+    mut_arg("batch", |a| a
+        .long("points")
+        .value_name("N")
+        .value_parser(count::<3, { crate::limits::MAX_POINTS }>)
+        .default_value("256")
+        .help("Grid points on [-2, 2] (also the batch the BN statistics are computed over)")),
+    mut_arg("d_in", |a| a.hide(true)),
+    mut_arg("d_out", |a| a.default_value("1").hide(true)),
+    mut_arg("dtype", |a| a.default_value("f64").hide(true)),
+    mut_arg("residual", |a| a.hide(true))
+)]
+pub struct ShatteredArgs {
+    /// Numbers of hidden layers, comma-separated: one panel column each.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, value_delimiter = ',', default_value = "1,24,50")]
+    pub depth: Vec<usize>,
+    /// Architectures, comma-separated: one panel row each.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "feedforward,feedforward+bn,resnet+bn"
+    )]
+    pub arch: Vec<crate::experiment::shattered::Arch>,
+    /// The normaliser of the +bn architectures: batch (BatchNorm) or layer (LayerNorm).
+    #[arg(long, value_enum, default_value_t = NormChoice::Batch)]
+    pub norm: NormChoice,
+    /// Biases after initialisation: pytorch (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), nn.Linear's
+    /// default), zero, or normal:STD.
+    #[arg(long, default_value = "pytorch", value_parser = parse_bias)]
+    pub bias: crate::experiment::shattered::BiasInit,
+    /// Repeat over K seeds (seed, seed+1, ...); the autocorrelation panels show the mean and a
+    /// min-max band.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, value_name = "K", default_value_t = 8)]
+    pub seeds: usize,
+    /// Largest lag of the recorded autocorrelation (below --points).
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, { crate::limits::MAX_POINTS }>, long, value_name = "K", default_value_t = 64)]
+    pub max_lag: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Threads for the networks run side by side and their kernels [default: all cores].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_bias(s: &str) -> Result<crate::experiment::shattered::BiasInit, String> {
+    s.parse()
+}
+
+impl ExperimentArgs for ShatteredArgs {
+    type Experiment = Shattered;
+    const RENAMES: Renames = &[
+        ("depths", "--depth"),
+        ("archs", "--arch"),
+        ("batch", "--points"),
+        ("bn", "--norm"),
+    ];
+    /// `--d-in` defaults to 1 here.
+    fn config(&self) -> anyhow::Result<ShatteredConfig> {
+        let mut net = self.net.spec();
+        net.d_in = self.net.d_in.unwrap_or(1);
+        Ok(ShatteredConfig {
+            depths: self.depth.clone(),
+            archs: self.arch.clone(),
+            act: self.net.activation(),
+            bn: self.net.normaliser(self.norm),
+            bias: self.bias,
+            net,
+            seeds: self.seeds,
+            max_lag: self.max_lag,
+        })
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
+    }
+    fn threads(&self) -> Option<Option<usize>> {
+        Some(self.threads)
     }
 }
 

@@ -45,12 +45,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{BnNoise, ConfigError, Dtype, Norm, between};
 use crate::data::{self, Stream};
+use crate::experiment::ExperimentArgs;
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
+use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames, count};
 use crate::float::Float;
-use crate::limits::Footprint;
+use crate::limits::{MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
+use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
 use crate::stats::{Num, fmt_num, mean_nan, percentile};
 use crate::train::{evaluate, percent};
+use clap::Args;
 
 /// The percentiles drawn for one unit (Ioffe & Szegedy's Figure 1).
 pub const PERCENTILES: [f64; 3] = [15.0, 50.0, 85.0];
@@ -734,3 +738,188 @@ macro_rules! shift_experiment {
 
 shift_experiment!(NoisyBn, "noisy-bn", "noisy_bn");
 shift_experiment!(InputShift, "input-shift", "input_shift");
+
+// The command line: the flags of `bn-lab noisy-bn` and `bn-lab input-shift` and the configs
+// they describe.
+
+/// The BN mode of `noisy-bn`'s and `input-shift`'s probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeMode {
+    /// BN with the probe's own batch statistics (every BN unit's input then has mean beta and
+    /// spread gamma over the probe by construction); noisy BN with a fresh draw of its noise.
+    Train,
+    /// BN with its running statistics; noisy BN with its noise's mean, the same at every probe.
+    Eval,
+}
+
+impl From<ProbeMode> for crate::model::Mode {
+    fn from(m: ProbeMode) -> Self {
+        match m {
+            ProbeMode::Train => crate::model::Mode::Train,
+            ProbeMode::Eval => crate::model::Mode::Eval,
+        }
+    }
+}
+
+/// The unit whose input's percentiles `noisy-bn` and `input-shift` draw.
+#[derive(Debug, Clone, Args)]
+pub struct UnitArgs {
+    /// Layer (1-based) of the unit whose input percentiles are drawn [default: the last hidden
+    /// layer].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long)]
+    pub layer: Option<usize>,
+    /// That unit's index in its layer (0-based).
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_WIDTH>, long, default_value_t = 0)]
+    pub unit: usize,
+    /// Training samples every measurement runs through a copy of the network (the first N)
+    /// [default: 512, or every training sample if fewer].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SAMPLES>, long, value_name = "N")]
+    pub probe: Option<usize>,
+    /// BN mode of that probe: eval (running statistics, which measure what the updates did to
+    /// the distribution; the first ~44 steps, while they settle, are not counted) or train
+    /// (the probe's own batch statistics).
+    #[arg(long, value_enum, default_value_t = ProbeMode::Eval)]
+    pub probe_mode: ProbeMode,
+}
+
+/// The noise of `noisy-bn`'s noisy arm (see the README's "Noisy BN").
+#[derive(Debug, Clone, Args)]
+pub struct NoiseArgs {
+    /// Each step's shift of each unit is drawn from U(-M, M).
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "M",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub noise_mean: f64,
+    /// Each step's scale of each unit is drawn from U(1, S).
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "S",
+        default_value_t = 2.0,
+        allow_negative_numbers = true
+    )]
+    pub noise_scale: f64,
+    /// Standard deviation of the per-sample jitter around the step's scale (relative) and shift.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_name = "J",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
+    pub noise_jitter: f64,
+}
+
+/// Noisy BN (Santurkar et al. 2018, section 2.1): the same network plain, with BatchNorm,
+/// and with BatchNorm followed by noise that shifts and scales every unit anew at each step;
+/// training curves and how much each layer's input distribution shifts. Writes
+/// noisy_bn.png and noisy_bn.json.
+// ReLU nets on the digits, as deep as Santurkar et al.'s point needs.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("100")),
+    mut_arg("batch", |a| a.default_value("64")),
+    mut_arg("task", |a| a.default_value("digits")),
+    mut_arg("depth", |a| a.default_value("8")),
+    mut_arg("steps", |a| a.default_value("1000")),
+    mut_arg("lr", |a| a.default_value("0.3")),
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+)]
+pub struct NoisyBnArgs {
+    #[command(flatten)]
+    pub train: MeasuredTrainArgs,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+    #[command(flatten)]
+    pub unit: UnitArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Ioffe & Szegedy's Figure 1 (b, c): the 15th, 50th and 85th percentiles of one sigmoid
+/// unit's input over training, BatchNorm off and on (3 hidden layers of 100 sigmoid units
+/// on the digits). Writes input_shift.png and input_shift.json.
+// Ioffe & Szegedy's network: 3 hidden layers of 100 sigmoid units, mini-batches of 60.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+#[command(
+    mut_arg("act", |a| a.default_value("sigmoid")),
+    mut_arg("init", |a| a.default_value("xavier")),
+    mut_arg("width", |a| a.default_value("100")),
+    mut_arg("batch", |a| a.default_value("60")),
+    mut_arg("task", |a| a.default_value("digits")),
+    mut_arg("depth", |a| a.default_value("3")),
+    mut_arg("steps", |a| a.default_value("2000")),
+    mut_arg("lr", |a| a.default_value("0.5")),
+    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+)]
+pub struct InputShiftArgs {
+    #[command(flatten)]
+    pub train: MeasuredTrainArgs,
+    #[command(flatten)]
+    pub unit: UnitArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Probe samples by default.
+pub const DEFAULT_PROBE: usize = 512;
+
+/// Config fields of `noisy-bn` and `input-shift` set by flags of another name.
+const SHIFT_RENAMES: Renames = &[("norms", "--norm")];
+
+fn shift_config(
+    train: &MeasuredTrainArgs,
+    net: &NetArgs,
+    unit: &UnitArgs,
+    noise: Option<BnNoise>,
+) -> anyhow::Result<ShiftConfig> {
+    let run = MeasuredTrainConfig::from_flags(train, net)?;
+    Ok(ShiftConfig {
+        layer: unit.layer.unwrap_or(run.depth),
+        unit: unit.unit,
+        probe: unit.probe.unwrap_or(DEFAULT_PROBE.min(run.data.n_train)),
+        probe_mode: unit.probe_mode.into(),
+        noise,
+        run,
+    })
+}
+
+impl ExperimentArgs for NoisyBnArgs {
+    type Experiment = NoisyBn;
+    const RENAMES: Renames = SHIFT_RENAMES;
+    fn config(&self) -> anyhow::Result<ShiftConfig> {
+        let n = &self.noise;
+        let noise = BnNoise {
+            mean: n.noise_mean,
+            scale: n.noise_scale,
+            jitter: n.noise_jitter,
+        };
+        shift_config(&self.train, &self.net, &self.unit, Some(noise))
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
+    }
+}
+
+impl ExperimentArgs for InputShiftArgs {
+    type Experiment = InputShift;
+    const RENAMES: Renames = SHIFT_RENAMES;
+    fn config(&self) -> anyhow::Result<ShiftConfig> {
+        shift_config(&self.train, &self.net, &self.unit, None)
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
+    }
+}

@@ -14,17 +14,22 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, DataSpec, Dtype, Init, NetConfig, NetSpec, Norm, at_most, between,
-    distinct, distinct_numbers,
+    Activation, ConfigError, Dtype, Init, Norm, at_most, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::flags::{DataArgs, NetArgs, NormChoice, OutputArgs, count};
+use crate::flags::{Renames, distinct_norms};
 use crate::float::Float;
-use crate::limits::{Footprint, MAX_BATCH, MAX_DEPTH, MAX_SEEDS, MAX_STEPS};
+use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_SEEDS, MAX_STEPS};
+use crate::memory::Footprint;
 use crate::model::Mlp;
 use crate::optim::SgdConfig;
+use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{self, Num, fmt_num};
 use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, eval_loss, fit, step_units, units};
+use clap::Args;
+use std::path::PathBuf;
 
 /// The axis a sweep varies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -367,7 +372,7 @@ impl SweepConfig {
         if self.vary != Vary::Batch {
             s.push_str(&format!(", batch {}", self.net.batch));
         }
-        if let Some(r) = crate::config::residual_label(self.net.residual, self.net.residual_scale) {
+        if let Some(r) = crate::spec::residual_label(self.net.residual, self.net.residual_scale) {
             s.push_str(&format!(", {r}"));
         }
         s.push_str(&format!(", {}", self.net.dtype));
@@ -508,7 +513,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);
     let mut test_accuracy = None;
     if cfg.trains() {
-        let data = data::task_for::<T>(&cfg.data, &cfg.net);
+        let data = cfg.data.task_for::<T>(&cfg.net);
         let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(p.seed, Stream::Weights));
         let sgd = SgdConfig {
             lr: cfg.lr,
@@ -578,7 +583,7 @@ pub fn zero_predictor(cfg: &SweepConfig) -> Option<(Num, Num)> {
     if !cfg.trains() {
         return None;
     }
-    let data = data::task_for::<f64>(&cfg.data, &cfg.net);
+    let data = cfg.data.task_for::<f64>(&cfg.net);
     let per_sample = crate::experiment::train::zero_losses(&data.test, cfg.data.loss);
     let mean = per_sample.iter().sum::<f64>() / per_sample.len().max(1) as f64;
     let ceiling = crate::experiment::train::loss_ceiling(&per_sample);
@@ -1030,6 +1035,115 @@ pub fn collect(files: Vec<PointFile>) -> Result<SweepReport, CollectError> {
         }
     }
     Ok(report(&cfg, points))
+}
+
+// The command line: the flags of `bn-lab sweep` and the config they describe (`commands::sweep`
+// runs them: a local run, a plan, one point or a collection).
+
+/// Sweep one axis (weight scale, batch size or depth) for no norm, BatchNorm and LayerNorm
+/// over seeds: gradient ratio and growth per layer at init, final losses of a short
+/// training run. Writes sweep.png and sweep.json; --plan/--point/--collect split it over
+/// a scheduler.
+// Flags of `bn-lab sweep`: ReLU, width 64, batch 64 by default; the depth, steps and init
+// defaults depend on `--vary` (see the README).
+#[derive(Debug, Args)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("auto").help(
+        "Weight initialisation: he, xavier, lecun, normal:STD or auto (he for (leaky) ReLU, xavier otherwise); --vary weight-scale takes it from --values"
+    )),
+    mut_arg("width", |a| a.default_value("64")),
+    mut_arg("batch", |a| a.default_value("64").help(
+        "Samples per batch (--vary batch takes it from --values)"
+    ))
+)]
+pub struct SweepArgs {
+    /// The axis to sweep.
+    #[arg(long, value_enum, required_unless_present = "collect")]
+    pub vary: Option<crate::experiment::sweep::Vary>,
+    /// The axis' values, comma-separated [default: weight-scale 1e-4 .. 1 log-spaced (10),
+    /// batch 2,4,...,512, depth 1,2,3,5,10,20,50,100,200].
+    #[arg(allow_hyphen_values = true, long, value_delimiter = ',')]
+    pub values: Option<Vec<f64>>,
+    /// Normalisers to compare, comma-separated: none, batch (BatchNorm), layer (LayerNorm).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "none,batch,layer"
+    )]
+    pub norm: Vec<NormChoice>,
+    /// Repeat over K seeds (seed, seed+1, ...): weights and batch order change, the data set does not.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_SEEDS>, long, value_name = "K", default_value_t = 3)]
+    pub seeds: usize,
+    /// Number of hidden layers [default: 8 for weight-scale, 32 for batch; --vary depth takes
+    /// it from --values].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long)]
+    pub depth: Option<usize>,
+    /// SGD steps of each point's training run, 0 for none [default: 300 for weight-scale, 150
+    /// for batch, 0 for depth].
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long)]
+    pub steps: Option<usize>,
+    /// SGD learning rate (plain SGD: no momentum, no weight decay).
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        default_value_t = crate::experiment::sweep::DEFAULT_LR,
+        allow_negative_numbers = true
+    )]
+    pub lr: f64,
+    /// Linear learning-rate warmup: update t (0-based) uses lr * min(1, (t + 1) / K); 0: none
+    /// (1 is the same as none).
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, MAX_STEPS>, long, value_name = "K", default_value_t = 0)]
+    pub warmup_steps: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Threads for the points run side by side and each network's kernels [default: all cores].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long)]
+    pub threads: Option<usize>,
+    /// Do not run: write one complete `bn-lab sweep ... --point I --out OUT/point-I` command per
+    /// point to FILE (for xargs -P, GNU parallel or a Slurm array job).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["point", "collect"])]
+    pub plan: Option<PathBuf>,
+    /// Compute only point I of the sweep (its index in the JSON's point order) and write its
+    /// sweep.json without a figure.
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, 0>, long, value_name = "I", conflicts_with = "collect")]
+    pub point: Option<usize>,
+    /// Read DIR/*/sweep.json written by --point runs and write the whole sweep's sweep.json
+    /// and sweep.png into --out (the sweep's flags come from the files).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["vary", "values"])]
+    pub collect: Option<PathBuf>,
+}
+
+impl SweepArgs {
+    /// Config fields set by flags of another name.
+    pub const RENAMES: Renames = &[("norms", "--norm")];
+
+    /// The config the flags describe (validated later); `vary` is set whenever `--collect` is
+    /// not.
+    pub fn config(&self, vary: Vary) -> anyhow::Result<SweepConfig> {
+        distinct_norms(&self.norm)?;
+        let (net, data) = self.data.specs(&self.net)?;
+        Ok(SweepConfig {
+            vary,
+            values: self.values.clone().unwrap_or_else(|| vary.default_values()),
+            depth: self.depth.or(vary.default_depth()),
+            act: self.net.activation(),
+            norms: self.norm.iter().map(|&c| self.net.normaliser(c)).collect(),
+            seeds: self.seeds,
+            net,
+            data,
+            steps: self.steps.unwrap_or(vary.default_steps()),
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            point: self.point,
+        })
+    }
 }
 
 #[cfg(test)]

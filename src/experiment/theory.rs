@@ -5,13 +5,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{
-    Activation, ConfigError, Init, NetConfig, at_most_values, between, distinct, finite_in,
-};
+use crate::config::{Activation, ConfigError, Init, at_most_values, between, distinct, finite_in};
+use crate::experiment::ExperimentArgs;
+use crate::experiment::grad_norms::INPUT_SECOND_MOMENT;
 use crate::experiment::{Experiment, Progress, ToolInfo};
-use crate::limits::{Footprint, MAX_BATCH, MAX_DEPTH, MAX_WIDTH};
+use crate::flags::{OutputArgs, Renames, count, parse_init};
+use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_WIDTH};
+use crate::memory::Footprint;
+use crate::spec::NetConfig;
 use crate::stats::{Num, fmt_num, fmt_rate};
 use crate::theory as mf;
+use clap::Args;
 
 /// The largest `input_second_moment`.
 const MAX_INPUT_MOMENT: f64 = 1e3;
@@ -292,5 +296,61 @@ impl Experiment for Theory {
 
     fn summary(report: &TheoryReport) -> String {
         summary(report)
+    }
+}
+
+// The command line: the flags of `bn-lab theory` and the config they describe.
+
+/// Mean-field theory for the board: Yang et al.'s lambda(B) per activation and batch size
+/// (BN before the activation) and the no-BN variance map q^l / chi^l per layer. Quadrature
+/// only, no network. Writes theory.png and theory.json.
+// Flags of `bn-lab theory`.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct TheoryArgs {
+    /// Activations, comma-separated (sigmoid, tanh, relu, leaky-relu, linear).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sigmoid,tanh,relu,leaky-relu,linear"
+    )]
+    pub acts: Vec<Activation>,
+    /// Batch sizes B of the BN rate lambda(B), comma-separated (each at least 4).
+    #[arg(allow_hyphen_values = true, value_parser = count::<4, MAX_BATCH>, long, value_delimiter = ',', default_value = "4,5,6,8,16,32,64,128,256,1024")]
+    pub batch: Vec<usize>,
+    /// Hidden layers of the no-BN variance map.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 50)]
+    pub depth: usize,
+    /// Width of the no-BN network.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long, default_value_t = 256)]
+    pub width: usize,
+    /// Input dimension of the no-BN network [default: the width].
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_WIDTH>, long)]
+    pub d_in: Option<usize>,
+    /// Weight initialisation of the no-BN network (as grad-norms: he, xavier, lecun,
+    /// normal:STD or auto).
+    #[arg(long, default_value = "xavier", value_parser = parse_init)]
+    pub init: Init,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ExperimentArgs for TheoryArgs {
+    type Experiment = Theory;
+    const RENAMES: Renames = &[("batches", "--batch")];
+    fn config(&self) -> anyhow::Result<TheoryConfig> {
+        Ok(TheoryConfig {
+            acts: self.acts.clone(),
+            batches: self.batch.clone(),
+            depth: self.depth,
+            width: self.width,
+            d_in: self.d_in.unwrap_or(self.width),
+            init: self.init,
+            input_second_moment: INPUT_SECOND_MOMENT,
+        })
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
     }
 }

@@ -10,21 +10,28 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, DataSpec, Dtype, NetConfig, NetSpec, Norm, Placement, at_least,
-    at_most_values, between, distinct, distinct_numbers, finite_in,
+    Activation, ConfigError, Dtype, Norm, Placement, at_least, at_most_values, between, distinct,
+    distinct_numbers, finite_in,
 };
+use crate::config::{check_points, points};
 use crate::data::{self, Stream};
+use crate::experiment::ExperimentArgs;
 use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
 use crate::histogram::{self, Snapshot};
-use crate::limits::{Footprint, MAX_PANELS, MAX_STEPS, check_points, points};
+use crate::limits::MAX_DEPTH;
+use crate::limits::{MAX_PANELS, MAX_STEPS};
+use crate::memory::Footprint;
 use crate::model::Mlp;
 use crate::optim::{SgdConfig, check_sgd, check_warmup, warmup_label};
+use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{Num, Short, fmt_num};
 use crate::train::{
     self, Accuracies, Divergence, History, HistoryRecorder, Observer, ReferenceLosses,
     TrainSettings, Trainer, fit, loss_formula, percent, units,
 };
+use clap::Args;
 
 /// A validated `train` configuration: everything needed to reproduce every number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -621,7 +628,7 @@ fn run_one<T: Float>(
 type Ran = (Vec<TrainRun>, ReferenceLosses, f64, Option<f64>);
 
 fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> Ran {
-    let data = data::task_for::<T>(&cfg.data, &cfg.net);
+    let data = cfg.data.task_for::<T>(&cfg.net);
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(reference_units(cfg));
     let runs = cfg
@@ -769,7 +776,7 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     if let Some(w) = warmup_label(cfg.warmup_steps) {
         parts.push(w);
     }
-    if let Some(r) = crate::config::residual_label(cfg.net.residual, cfg.net.residual_scale) {
+    if let Some(r) = crate::spec::residual_label(cfg.net.residual, cfg.net.residual_scale) {
         parts.push(r);
     }
     parts.push(cfg.net.dtype.to_string());
@@ -778,7 +785,7 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
 }
 
 /// `non-linear task`, or with classes the loss too: `digits task, cross-entropy`.
-pub fn task_part(data: &crate::config::DataSpec) -> String {
+pub fn task_part(data: &crate::spec::DataSpec) -> String {
     if data.task.is_classification() {
         format!("{} task, {}", data.task, data.loss.title())
     } else {
@@ -1090,11 +1097,131 @@ impl Experiment for Train {
     }
 }
 
+// The command line: the flags of `bn-lab train` and the config they describe.
+
+/// Train the same network with BatchNorm off, on, without scale/shift and after the
+/// activation, over a sweep of learning rates: loss curves, divergence, per-layer update
+/// ratios and gradient norms. Writes train.png, train_loss.png, train_layers.png and train.json.
+// Flags of `bn-lab train`: small networks, so 16 runs finish in seconds.
+#[derive(Debug, Args)]
+#[command(
+    allow_negative_numbers = true,
+    mut_arg("act", |a| a.default_value("relu")),
+    mut_arg("init", |a| a.default_value("he")),
+    mut_arg("width", |a| a.default_value("64")),
+    mut_arg("batch", |a| a.default_value("64").help("Samples per mini-batch")),
+    mut_arg("affine", |a| a.hide(true)),
+    mut_arg("no_affine", |a| a.hide(true)),
+    mut_arg("placement", |a| a.hide(true))
+)]
+pub struct TrainArgs {
+    /// Learning rates to compare, comma-separated; one loss panel each.
+    #[arg(
+        allow_hyphen_values = true,
+        long,
+        value_delimiter = ',',
+        default_value = "0.01,0.1,0.3,1"
+    )]
+    pub lr: Vec<f64>,
+    /// Configurations to compare, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "off,on,no-affine,post"
+    )]
+    pub configs: Vec<Norm>,
+    /// Number of hidden layers.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 10)]
+    pub depth: usize,
+    /// SGD updates per run.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_STEPS>, long, default_value_t = 600)]
+    pub steps: usize,
+    #[command(flatten)]
+    pub sgd: SgdArgs,
+    /// Evaluate the train and test loss every K steps.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 20)]
+    pub eval_every: usize,
+    /// Record per-layer update ratios and gradient norms every K steps.
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, 0>, long, value_name = "K", default_value_t = 5)]
+    pub diag_every: usize,
+    /// A run diverges when its mini-batch loss exceeds this factor times its first one.
+    #[arg(allow_hyphen_values = true, long, default_value_t = crate::train::DIVERGENCE_FACTOR)]
+    pub diverge_factor: f64,
+    /// Learning rate whose per-layer diagnostics train_layers.png shows [default: the largest
+    /// at which no configuration diverged, else the smallest].
+    #[arg(allow_hyphen_values = true, long)]
+    pub diag_lr: Option<f64>,
+    /// Also draw train_histograms.png: per layer (up to 8, evenly spaced), the distribution of
+    /// the activations h_l (with the tanh/sigmoid saturation share) and of dL/dh_l at a few
+    /// steps (--histogram-steps), for the runs at --diag-lr; the JSON keeps every run's bins.
+    #[arg(long)]
+    pub histograms: bool,
+    /// Steps at which --histograms records (step s: after s updates, on step s's mini-batch),
+    /// comma-separated, at most 4 [default: 0, 10, 100 and the last, those below --steps].
+    #[arg(allow_hyphen_values = true, value_parser = count::<0, 0>, long, value_delimiter = ',', requires = "histograms")]
+    pub histogram_steps: Option<Vec<usize>>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ExperimentArgs for TrainArgs {
+    type Experiment = Train;
+    const RENAMES: Renames = &[
+        ("norms", "--configs"),
+        ("lrs", "--lr"),
+        ("histogram_steps", "--histogram-steps"),
+    ];
+    /// `train` compares fixed BN variants, so the flags that would change all of them at once
+    /// are refused.
+    fn config(&self) -> anyhow::Result<TrainConfig> {
+        if self.net.no_affine {
+            return Err(usage(
+                "--no-affine: train compares fixed configurations; choose them with --configs (e.g. --configs off,no-affine)",
+            ));
+        }
+        if self.net.placement == Placement::Post {
+            return Err(usage(
+                "--placement: train compares fixed configurations; choose them with --configs (post puts BN after the activation)",
+            ));
+        }
+        let (net, data) = self.data.specs(&self.net)?;
+        Ok(TrainConfig {
+            data,
+            depth: self.depth,
+            act: self.net.activation(),
+            net,
+            norms: self.configs.clone(),
+            lrs: self.lr.clone(),
+            sgd_momentum: self.sgd.sgd_momentum,
+            weight_decay: self.sgd.weight_decay,
+            warmup_steps: self.sgd.warmup_steps,
+            steps: self.steps,
+            eval_every: self.eval_every,
+            diag_every: self.diag_every,
+            diverge_factor: self.diverge_factor,
+            diag_lr: self.diag_lr,
+            histogram_steps: match (&self.histogram_steps, self.histograms) {
+                (Some(steps), _) => Some(steps.clone()),
+                (None, true) => Some(default_histogram_steps(self.steps)),
+                (None, false) => None,
+            },
+        })
+    }
+    fn output(&self) -> &OutputArgs {
+        &self.output
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NetSpec;
     use crate::data::Task;
+    use crate::spec::NetSpec;
     use crate::train::LayerDiagnostics;
 
     fn cfg(lrs: &[f64], norms: &[Norm]) -> TrainConfig {

@@ -22,7 +22,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli::{ReproduceArgs, RunArgs};
-use crate::commands::{Ran, Session, print, run_in, usage};
+use crate::commands::{Ran, Session, print};
+use crate::flags::usage;
 use check::{Outcome, Value, Verdict, fill};
 pub use spec::{Claim, FileError, Kind, Variant};
 
@@ -478,15 +479,15 @@ impl Claim {
             Variant::Control => "control.command",
         };
         let seed = self.seeds_of(variant, 0, 1)[0];
-        run_in(self.parse_words(variant, out, seed)?, &session).map_err(|e| {
-            let line = match (variant, &self.control) {
-                (Variant::Control, Some(c)) => Some(c.line),
-                _ => Some(self.command_line),
-            };
-            self.error(line, field, format!("{e:#}"))
-        })?;
-        session
-            .take_ran()
+        self.parse_words(variant, out, seed)?
+            .run_in(&session)
+            .map_err(|e| {
+                let line = match (variant, &self.control) {
+                    (Variant::Control, Some(c)) => Some(c.line),
+                    _ => Some(self.command_line),
+                };
+                self.error(line, field, format!("{e:#}"))
+            })?
             .ok_or_else(|| self.error(Some(self.command_line), field, "ran nothing"))
     }
 
@@ -558,7 +559,7 @@ impl Claim {
             ..Session::default()
         };
         let start = Instant::now();
-        run_in(command, &session).map_err(|e| {
+        let ran = command.run_in(&session).map_err(|e| {
             let file = self.file.display().to_string();
             let text = format!("{e:#}");
             let text = if text.starts_with(&file) {
@@ -567,15 +568,13 @@ impl Claim {
                 format!("{file}: {text}")
             };
             // A refusal before the command's work (its --out, say) stays one (exit 2).
-            if crate::commands::is_usage_error(&e) {
+            if crate::flags::is_usage_error(&e) {
                 usage(text)
             } else {
                 anyhow!(text)
             }
         })?;
-        let ran = session
-            .take_ran()
-            .ok_or_else(|| anyhow!("{}: the command ran nothing", self.file.display()))?;
+        let ran = ran.ok_or_else(|| anyhow!("{}: the command ran nothing", self.file.display()))?;
         let found = found
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -812,7 +811,7 @@ pub fn run_file(args: &RunArgs) -> Result<()> {
     let plan = Plan::new(args.seed, args.seeds, args.control)?;
     plan.check(&claim)?;
     claim.dry_run(&out).map_err(file_error)?;
-    let jobs = crate::commands::threads(None)?;
+    let jobs = crate::flags::threads(None)?;
     let claims = [claim];
     let dir_of = |_: &Claim| out.clone();
     let runs = run_all(&claims, &plan, jobs, &dir_of, &claims[0].name)?;
@@ -899,7 +898,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let files = experiment_files(&args.experiments)?;
     let claims = select(&files, args.only.as_deref())?;
     // At least 1 (clap refuses 0), capped to the cores as --threads is.
-    let jobs = crate::commands::threads(args.jobs)?;
+    let jobs = crate::flags::threads(args.jobs)?;
     if args.controls
         && let Some(c) = claims.iter().find(|c| c.control.is_none())
     {

@@ -556,7 +556,7 @@ impl Claim {
         Cli::try_parse_from(words)
             .map(|cli| cli.command)
             .map_err(|e| {
-                let message = crate::commands::clap_error_line(&e);
+                let message = crate::flags::clap_error_line(&e);
                 match (variant, &self.control) {
                     (Variant::Control, Some(c)) => {
                         self.error(Some(c.line), "control.command", message)
