@@ -60,6 +60,11 @@ macro_rules! experiments {
         /// The subcommands that run an experiment, in the order of the registry.
         pub const EXPERIMENTS: &[&str] = &[$(<$args as Registered>::NAME,)*];
 
+        /// Each experiment's subcommand with the flags of a small run
+        /// ([`crate::experiment::ExperimentArgs::QUICK`]), in the order of the registry.
+        pub const QUICK_RUNS: &[(&str, &[&str])] =
+            &[$((<$args as Registered>::NAME, <$args as Registered>::QUICK),)*];
+
         impl Command {
             /// Run the command, reporting to `session`; an experiment returns what it did.
             /// `run` and `reproduce` are refused here: [`crate::run`] runs them (they run

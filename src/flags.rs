@@ -205,6 +205,17 @@ pub struct SgdArgs {
     pub warmup_steps: usize,
 }
 
+impl SgdArgs {
+    /// The optimiser flags as a spec.
+    pub fn spec(&self) -> crate::optim::SgdSpec {
+        crate::optim::SgdSpec {
+            sgd_momentum: self.sgd_momentum,
+            weight_decay: self.weight_decay,
+            warmup_steps: self.warmup_steps,
+        }
+    }
+}
+
 /// Where the files go and what stdout shows.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {

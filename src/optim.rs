@@ -46,6 +46,40 @@ impl SgdConfig {
     }
 }
 
+/// The optimiser settings every run of a training experiment shares (`train`, `nonlinearity`;
+/// `landscape`, `ics`, `noisy-bn`, `input-shift` and `sweep` train with plain SGD and keep only
+/// a `warmup_steps`). Flattened into their configs, as [`crate::spec::NetSpec`] is, so the JSON
+/// keys sit beside the experiment's own; the learning rate is the experiment's (some compare
+/// several).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SgdSpec {
+    /// SGD momentum (PyTorch convention; 0: plain SGD).
+    pub sgd_momentum: f64,
+    /// L2 weight decay added to every gradient.
+    pub weight_decay: f64,
+    /// Linear learning-rate warmup over this many updates (0: none; see the module doc).
+    #[serde(default)]
+    pub warmup_steps: usize,
+}
+
+impl SgdSpec {
+    /// Check the fields (errors name them).
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        check_sgd(self.sgd_momentum, self.weight_decay)?;
+        check_warmup(self.warmup_steps)
+    }
+
+    /// The optimiser of one run at learning rate `lr`.
+    pub fn at(&self, lr: f64) -> SgdConfig {
+        SgdConfig {
+            lr,
+            momentum: self.sgd_momentum,
+            weight_decay: self.weight_decay,
+            warmup_steps: self.warmup_steps,
+        }
+    }
+}
+
 /// SGD state: one velocity tensor per parameter, in [`Mlp::params_mut`] order, and the number
 /// of updates done (the warmup's `t`).
 #[derive(Clone, Debug)]

@@ -528,7 +528,10 @@ fn every_registered_experiment_is_a_subcommand_with_a_headline() {
             cfg: E::Config,
             _: bn_lab::flags::Renames,
         ) -> anyhow::Result<Self::Output> {
-            Ok((E::STEM, E::figures_for(&cfg).iter().map(|f| f.file).collect()))
+            Ok((
+                E::STEM,
+                E::figures_for(&cfg).iter().map(|f| f.file).collect(),
+            ))
         }
     }
     let cli = bn_lab::cli::Cli::command();
@@ -560,5 +563,9 @@ fn every_registered_experiment_is_a_subcommand_with_a_headline() {
         );
     }
     // The tools are not experiments.
-    assert!(common::parse(&["gradcheck"]).visit_config(&mut Drawn).is_none());
+    assert!(
+        common::parse(&["gradcheck"])
+            .visit_config(&mut Drawn)
+            .is_none()
+    );
 }

@@ -11,7 +11,10 @@ type Module = Vec<String>;
 
 /// Every module file under `src/`, by module path.
 fn modules(dir: &Path, prefix: &Module, out: &mut BTreeMap<Module, String>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
@@ -109,7 +112,12 @@ fn uses(m: &Module, text: &str, all: &BTreeMap<Module, String>) -> BTreeSet<Modu
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
             .collect();
-        paths.push(seg.split("::").filter(|s| !s.is_empty()).map(String::from).collect());
+        paths.push(
+            seg.split("::")
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        );
     }
     let mut found = BTreeSet::new();
     for mut p in paths {
@@ -200,7 +208,11 @@ fn name(m: &Module) -> String {
 #[test]
 fn no_file_in_src_is_on_an_import_circle() {
     let mut all = BTreeMap::new();
-    modules(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &Vec::new(), &mut all);
+    modules(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &Vec::new(),
+        &mut all,
+    );
     assert!(all.len() > 30, "read {} modules", all.len());
     let graph = graph_of(&all);
     let found = circles(&graph);
@@ -211,8 +223,11 @@ fn no_file_in_src_is_on_an_import_circle() {
             let lines: Vec<String> = comp
                 .iter()
                 .map(|m| {
-                    let to: Vec<String> =
-                        graph[m].iter().filter(|t| on.contains(t)).map(name).collect();
+                    let to: Vec<String> = graph[m]
+                        .iter()
+                        .filter(|t| on.contains(t))
+                        .map(name)
+                        .collect();
                     format!("  {} uses {}", name(m), to.join(", "))
                 })
                 .collect();
@@ -229,7 +244,10 @@ fn the_circle_finder_finds_a_circle_and_reads_use_trees() {
     let files = [
         ("a", "use crate::{x, b::{Thing, other}};"),
         ("b", "use crate::c::{self, inner::{Deep}};\nfn f() {}"),
-        ("c", "fn g() { crate::a::run(); }\n// crate::d in a comment is not a use\n"),
+        (
+            "c",
+            "fn g() { crate::a::run(); }\n// crate::d in a comment is not a use\n",
+        ),
         ("d", "use crate::a::run;"),
         ("e", "pub mod f;\nuse crate::e::f::Item;"),
         ("e::f", "use super::Parent;"),
@@ -242,12 +260,17 @@ fn the_circle_finder_finds_a_circle_and_reads_use_trees() {
     let graph = graph_of(&all);
     assert_eq!(
         graph[&vec!["a".to_string()]],
-        [vec!["b".to_string()], vec!["x".to_string()]].into_iter().collect()
+        [vec!["b".to_string()], vec!["x".to_string()]]
+            .into_iter()
+            .collect()
     );
     let found = circles(&graph);
     assert_eq!(found.len(), 1, "{found:?}");
     let mut names: Vec<String> = found[0].iter().map(name).collect();
     names.sort();
     assert_eq!(names, ["a", "b", "c"]);
-    assert!(graph[&vec!["e".to_string()]].is_empty(), "a folder using its own file");
+    assert!(
+        graph[&vec!["e".to_string()]].is_empty(),
+        "a folder using its own file"
+    );
 }

@@ -311,5 +311,5 @@ fn warmup_runs_rerun_from_their_json_and_old_configs_read_as_no_warmup() {
     assert_eq!(config["warmup_steps"], 0);
     config.as_object_mut().unwrap().remove("warmup_steps");
     let cfg: TrainConfig = load_config(&config).expect("a config without warmup_steps loads");
-    assert_eq!(cfg.warmup_steps, 0);
+    assert_eq!(cfg.sgd.warmup_steps, 0);
 }

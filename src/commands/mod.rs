@@ -149,6 +149,8 @@ pub fn execute<E: Figures>(
 pub trait Registered {
     /// The subcommand, e.g. `grad-norms`.
     const NAME: &'static str;
+    /// The flags of a small run (see [`ExperimentArgs::QUICK`]).
+    const QUICK: &'static [&'static str];
     /// Run the command, reporting to `session`; what an experiment's run did.
     fn run(&self, session: &Session<'_>) -> Result<Option<Ran>>;
     /// The config the flags describe, handed to `visitor` with its experiment's type.
@@ -167,6 +169,7 @@ where
     A::Experiment: Figures,
 {
     const NAME: &'static str = <A::Experiment as Experiment>::NAME;
+    const QUICK: &'static [&'static str] = A::QUICK;
 
     fn run(&self, session: &Session<'_>) -> Result<Option<Ran>> {
         run_experiment(self, session).map(Some)

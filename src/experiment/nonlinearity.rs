@@ -34,8 +34,7 @@ use crate::limits::{MAX_SEEDS, MAX_STEPS};
 use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
 use crate::ops;
-use crate::optim::SgdConfig;
-use crate::optim::{check_sgd, check_warmup};
+use crate::optim::SgdSpec;
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{Num, fmt_num};
 use crate::train::{self, History, ReferenceLosses, TrainSettings};
@@ -75,11 +74,9 @@ pub struct NonlinearityConfig {
     pub norms: Vec<Norm>,
     /// Learning rate per activation, in `acts` order.
     pub lrs: Vec<f64>,
-    pub sgd_momentum: f64,
-    pub weight_decay: f64,
-    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
-    #[serde(default)]
-    pub warmup_steps: usize,
+    /// SGD momentum, weight decay and warmup, shared by every run.
+    #[serde(flatten)]
+    pub sgd: SgdSpec,
     pub steps: usize,
     pub eval_every: usize,
     pub diverge_factor: f64,
@@ -123,8 +120,7 @@ impl NonlinearityConfig {
         for &lr in &self.lrs {
             crate::config::check_lr("lrs", lr)?;
         }
-        check_sgd(self.sgd_momentum, self.weight_decay)?;
-        check_warmup(self.warmup_steps)?;
+        self.sgd.validate()?;
         between("steps", 1, MAX_STEPS, self.steps)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
         at_least("eval_every", 1, self.eval_every)?;
@@ -208,12 +204,7 @@ impl NonlinearityConfig {
         TrainSettings {
             steps: self.steps,
             batch: self.net.batch,
-            sgd: SgdConfig {
-                lr: self.lr(act),
-                momentum: self.sgd_momentum,
-                weight_decay: self.weight_decay,
-                warmup_steps: self.warmup_steps,
-            },
+            sgd: self.sgd.at(self.lr(act)),
             eval_every: self.eval_every,
             diag_every: 0,
             diverge_factor: self.diverge_factor,
@@ -796,8 +787,8 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
         .map(|(a, lr)| format!("{} ({a})", crate::stats::Short(*lr)))
         .collect::<Vec<_>>()
         .join(", ");
-    let warmup =
-        crate::optim::warmup_label(cfg.warmup_steps).map_or(String::new(), |w| format!(", {w}"));
+    let warmup = crate::optim::warmup_label(cfg.sgd.warmup_steps)
+        .map_or(String::new(), |w| format!(", {w}"));
     let mut s = format!(
         "{} · depth {}, width {} · lr {lrs}{warmup} · {} steps, batch {}",
         crate::experiment::train::task_part(&cfg.data),
@@ -817,11 +808,11 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
     }) {
         s.push_str(" · BN after the activation");
     }
-    if cfg.sgd_momentum != 0.0 {
-        s.push_str(&format!(", momentum {}", cfg.sgd_momentum));
+    if cfg.sgd.sgd_momentum != 0.0 {
+        s.push_str(&format!(", momentum {}", cfg.sgd.sgd_momentum));
     }
-    if cfg.weight_decay != 0.0 {
-        s.push_str(&format!(", wd {}", cfg.weight_decay));
+    if cfg.sgd.weight_decay != 0.0 {
+        s.push_str(&format!(", wd {}", cfg.sgd.weight_decay));
     }
 
     if cfg.seeds > 1 {
@@ -1094,6 +1085,26 @@ pub struct NonlinearityArgs {
 
 impl ExperimentArgs for NonlinearityArgs {
     type Experiment = Nonlinearity;
+    const QUICK: &'static [&'static str] = &[
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "16",
+        "--d-out",
+        "2",
+        "--n-train",
+        "64",
+        "--n-test",
+        "32",
+        "--steps",
+        "40",
+        "--eval-every",
+        "10",
+        "--seeds",
+        "2",
+    ];
     const RENAMES: Renames = &[("norms", "--configs"), ("lrs", "--lr")];
     /// `--lr` is resolved per activation, and `--placement` moves every BN arm.
     fn config(&self) -> anyhow::Result<NonlinearityConfig> {
@@ -1124,9 +1135,7 @@ impl ExperimentArgs for NonlinearityArgs {
                 .map(|n| n.placed(self.net.placement))
                 .collect(),
             lrs,
-            sgd_momentum: self.sgd.sgd_momentum,
-            weight_decay: self.sgd.weight_decay,
-            warmup_steps: self.sgd.warmup_steps,
+            sgd: self.sgd.spec(),
             steps: self.steps,
             eval_every: self.eval_every,
             diverge_factor: crate::train::DIVERGENCE_FACTOR,

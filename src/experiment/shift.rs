@@ -898,6 +898,32 @@ fn shift_config(
 
 impl ExperimentArgs for NoisyBnArgs {
     type Experiment = NoisyBn;
+    const QUICK: &'static [&'static str] = &[
+        "--task",
+        "nonlinear",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+        "--d-out",
+        "2",
+        "--steps",
+        "12",
+        "--every",
+        "4",
+        "--n-train",
+        "64",
+        "--n-test",
+        "16",
+        "--lr",
+        "0.05",
+        "--probe",
+        "32",
+        "--momentum",
+        "0.9",
+    ];
     const RENAMES: Renames = SHIFT_RENAMES;
     fn config(&self) -> anyhow::Result<ShiftConfig> {
         let n = &self.noise;
@@ -915,6 +941,32 @@ impl ExperimentArgs for NoisyBnArgs {
 
 impl ExperimentArgs for InputShiftArgs {
     type Experiment = InputShift;
+    const QUICK: &'static [&'static str] = &[
+        "--task",
+        "nonlinear",
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+        "--d-out",
+        "2",
+        "--steps",
+        "12",
+        "--every",
+        "4",
+        "--n-train",
+        "64",
+        "--n-test",
+        "16",
+        "--lr",
+        "0.05",
+        "--probe",
+        "32",
+        "--momentum",
+        "0.9",
+    ];
     const RENAMES: Renames = SHIFT_RENAMES;
     fn config(&self) -> anyhow::Result<ShiftConfig> {
         shift_config(&self.train, &self.net, &self.unit, None)

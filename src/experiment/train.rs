@@ -24,7 +24,7 @@ use crate::limits::MAX_DEPTH;
 use crate::limits::{MAX_PANELS, MAX_STEPS};
 use crate::memory::Footprint;
 use crate::model::Mlp;
-use crate::optim::{SgdConfig, check_sgd, check_warmup, warmup_label};
+use crate::optim::{SgdSpec, warmup_label};
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{Num, Short, fmt_num};
 use crate::train::{
@@ -46,12 +46,9 @@ pub struct TrainConfig {
     pub norms: Vec<Norm>,
     /// Learning rates, one panel each.
     pub lrs: Vec<f64>,
-    /// SGD momentum (PyTorch convention) and weight decay, shared by every run.
-    pub sgd_momentum: f64,
-    pub weight_decay: f64,
-    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
-    #[serde(default)]
-    pub warmup_steps: usize,
+    /// SGD momentum, weight decay and warmup, shared by every run.
+    #[serde(flatten)]
+    pub sgd: SgdSpec,
     pub steps: usize,
     pub eval_every: usize,
     pub diag_every: usize,
@@ -99,12 +96,7 @@ impl TrainConfig {
         TrainSettings {
             steps: self.steps,
             batch: self.net.batch,
-            sgd: SgdConfig {
-                lr,
-                momentum: self.sgd_momentum,
-                weight_decay: self.weight_decay,
-                warmup_steps: self.warmup_steps,
-            },
+            sgd: self.sgd.at(lr),
             eval_every: self.eval_every,
             diag_every: self.diag_every,
             diverge_factor: self.diverge_factor,
@@ -136,8 +128,7 @@ impl TrainConfig {
         at_least("diag_every", 1, self.diag_every)?;
         check_points("diag_every", "steps", self.steps, self.diag_every)?;
         finite_in("diverge_factor", "> 1", self.diverge_factor, |v| v > 1.0)?;
-        check_sgd(self.sgd_momentum, self.weight_decay)?;
-        check_warmup(self.warmup_steps)?;
+        self.sgd.validate()?;
         if let Some(d) = self.diag_lr
             && !self.lrs.contains(&d)
         {
@@ -767,13 +758,13 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
         format!("{}, {} init", cfg.act, cfg.net.init.resolve(cfg.act)),
         format!("batch {}", cfg.net.batch),
     ];
-    if cfg.sgd_momentum != 0.0 {
-        parts.push(format!("SGD momentum {}", cfg.sgd_momentum));
+    if cfg.sgd.sgd_momentum != 0.0 {
+        parts.push(format!("SGD momentum {}", cfg.sgd.sgd_momentum));
     }
-    if cfg.weight_decay != 0.0 {
-        parts.push(format!("weight decay {}", cfg.weight_decay));
+    if cfg.sgd.weight_decay != 0.0 {
+        parts.push(format!("weight decay {}", cfg.sgd.weight_decay));
     }
-    if let Some(w) = warmup_label(cfg.warmup_steps) {
+    if let Some(w) = warmup_label(cfg.sgd.warmup_steps) {
         parts.push(w);
     }
     if let Some(r) = crate::spec::residual_label(cfg.net.residual, cfg.net.residual_scale) {
@@ -1171,6 +1162,28 @@ pub struct TrainArgs {
 
 impl ExperimentArgs for TrainArgs {
     type Experiment = Train;
+    const QUICK: &'static [&'static str] = &[
+        "--depth",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+        "--d-out",
+        "2",
+        "--n-train",
+        "64",
+        "--n-test",
+        "32",
+        "--steps",
+        "30",
+        "--eval-every",
+        "10",
+        "--diag-every",
+        "5",
+        "--lr",
+        "0.02,0.05",
+    ];
     const RENAMES: Renames = &[
         ("norms", "--configs"),
         ("lrs", "--lr"),
@@ -1197,9 +1210,7 @@ impl ExperimentArgs for TrainArgs {
             net,
             norms: self.configs.clone(),
             lrs: self.lr.clone(),
-            sgd_momentum: self.sgd.sgd_momentum,
-            weight_decay: self.sgd.weight_decay,
-            warmup_steps: self.sgd.warmup_steps,
+            sgd: self.sgd.spec(),
             steps: self.steps,
             eval_every: self.eval_every,
             diag_every: self.diag_every,
@@ -1249,9 +1260,11 @@ mod tests {
             },
             norms: norms.to_vec(),
             lrs: lrs.to_vec(),
-            sgd_momentum: 0.0,
-            weight_decay: 0.0,
-            warmup_steps: 0,
+            sgd: SgdSpec {
+                sgd_momentum: 0.0,
+                weight_decay: 0.0,
+                warmup_steps: 0,
+            },
             steps: 10,
             eval_every: 5,
             diag_every: 5,
