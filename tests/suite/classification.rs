@@ -2,18 +2,18 @@
 //! differences, cross-entropy through whole networks (gradcheck), accuracy, the task spellings,
 //! training on the shipped digits, MNIST-format IDX directories end to end, and the refusals.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;
 
+use crate::common::{assert_refused, bn_lab_ok, json, num, parse, scratch_dir};
 use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig, NormKind};
 use bn_lab::data::{self, Task};
 use bn_lab::experiment::Experiment;
 use bn_lab::experiment::train::Train;
 use bn_lab::model::Mode;
 use bn_lab::ops::{self, reference};
-use common::{assert_refused, bn_lab_ok, json, num, parse, scratch_dir};
 use ndarray::{Array2, array};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::StandardNormal;

@@ -1,14 +1,16 @@
 //! `bn-lab ics`: the measure on cases with a known answer, and the command end to end.
 
-mod common;
+use crate::common;
 
+use crate::common::{
+    TINY_ICS, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch,
+};
 use bn_lab::config::{Activation, BnConfig, Init, Loss, NetConfig};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::ics::measure;
 use bn_lab::model::Mlp;
 use bn_lab::optim::{Sgd, SgdConfig};
 use bn_lab::train::loss_and_grad;
-use common::{TINY_ICS, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch};
 use ndarray::Array2;
 
 fn net_cfg(act: Activation, depth: usize, bn: bool) -> NetConfig {

@@ -2,9 +2,9 @@
 //! the loss, divergence recorded instead of a crash, determinism, the diagnostics computed two
 //! ways, and bad flags refused.
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     TINY_TRAIN, assert_progress_adds_up, assert_refused, assert_schema, bn_lab as run, json, num,
     parse, scratch_dir as scratch, with_flag,
 };

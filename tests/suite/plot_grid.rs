@@ -1,7 +1,7 @@
 //! The shared figure layout: a `Grid` figure is exactly its cells plus the title band, its
 //! panels fill the cells in row-major order and cells without a panel stay blank.
 
-mod common;
+use crate::common;
 
 use bn_lab::plot::{Grid, Panel, Series, TITLE_HEIGHT};
 use plotters::style::RGBColor;

@@ -5,13 +5,13 @@
 //! README's example) runs the same way, and `reproduce --only` writes a page whose every image
 //! exists.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
+use crate::common::{bn_lab, json, reproduce_only, scratch, scratch_dir};
 use bn_lab::reproduce::Claim;
 use bn_lab::reproduce::check::Verdict;
-use common::{bn_lab, json, reproduce_only, scratch, scratch_dir};
 use serde_json::json;
 
 /// The shipped experiment files, by name.

@@ -1,8 +1,12 @@
 //! `bn-lab noisy-bn` and `bn-lab input-shift`: known answers of the measures, zero noise equal
 //! to BN bit for bit, the verdicts read from the numbers, and the commands end to end.
 
-mod common;
+use crate::common;
 
+use crate::common::{
+    TINY_INPUT_SHIFT, TINY_NOISY, assert_deterministic, assert_figures_clear,
+    assert_progress_adds_up, assert_schema, bn_lab_ok, json, parse, scratch,
+};
 use bn_lab::cli::Command;
 use bn_lab::commands::shift::{input_shift_config, noisy_config};
 use bn_lab::config::BnNoise;
@@ -11,10 +15,6 @@ use bn_lab::experiment::shift::{
     InputShift, NoisyBn, ShiftArm, ShiftConfig, drift, noisy_verdict, shift_between,
 };
 use bn_lab::stats::Num;
-use common::{
-    TINY_INPUT_SHIFT, TINY_NOISY, assert_deterministic, assert_figures_clear,
-    assert_progress_adds_up, assert_schema, bn_lab_ok, json, parse, scratch,
-};
 
 fn noisy_cfg(args: &[&str]) -> ShiftConfig {
     match parse(args) {

@@ -9,7 +9,7 @@
 //! `.ci/run` installs them, and so does this test (as root, with apt-get) when they are missing.
 //! Where they cannot be found or installed the test fails and says so.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{json, reproduce_only, scratch, scratch_dir};
+use crate::common::{json, reproduce_only, scratch, scratch_dir};
 use serde_json::{Value, json};
 
 /// The browser and its driver: `BN_LAB_CHROMIUM` / `BN_LAB_CHROMEDRIVER`, else on the `PATH`.
@@ -476,7 +476,7 @@ fn the_browser_check_catches_a_missing_image_and_a_network_fetch() {
 /// A page of every shipped claim, from hand-made results at the widest numbers a run prints
 /// (`-1.234e-32 [-5.678e-32, 9.876e-32]`, 5 seeds, controls), with one real figure (a
 /// 1920x1080 headline) for every claim: what the projector test lays out. The layout is what
-/// is tested here; the verdicts come from the real runs of `tests/reproduce.rs`.
+/// is tested here; the verdicts come from the real runs of `tests/suite/reproduce.rs`.
 fn widest_page(out: &Path) {
     use bn_lab::reproduce::check::{Value, Verdict};
     use bn_lab::reproduce::{
