@@ -361,8 +361,13 @@ fn train_reads_an_idx_directory_end_to_end() {
         assert_eq!(v["config"]["d_out"], 10);
         assert_eq!(v["config"]["n_train"], 80);
         assert_eq!(v["config"]["n_test"], 20);
+        // An accuracy over the 20 test images: a whole number of them, at most all.
         for r in v["runs"].as_array().unwrap() {
-            assert!(num(&r["final_test_accuracy"]) >= 0.0);
+            let right = num(&r["final_test_accuracy"]) * 20.0;
+            assert!(
+                (right - right.round()).abs() < 1e-9 && (0.0..=20.0).contains(&right),
+                "{right} of 20 test images"
+            );
         }
     }
 }
