@@ -422,8 +422,25 @@ fn the_page_loads_every_image_and_fetches_nothing_in_chromium() {
 fn the_browser_check_catches_a_missing_image_and_a_network_fetch() {
     let server = TcpListener::bind("127.0.0.1:0").expect("loopback is available");
     let port = server.local_addr().expect("bound").port();
-    // The first line the browser sent, or None if it never connected within a minute (the test
-    // must not hang if a future Chromium blocks the request).
+    let dir = scratch_dir("browser-control");
+    let remote = format!("http://127.0.0.1:{port}/remote.png");
+    std::fs::write(
+        dir.join("index.html"),
+        format!(
+            "<!doctype html><html><body>\
+             <img src=\"missing.png\" alt=\"\"><img src=\"{remote}\" alt=\"\">\
+             <table><tr><td class=\"verdict\" data-claim=\"x\">mixed</td></tr></table>\
+             </body></html>"
+        ),
+    )
+    .expect("the scratch dir is writable");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let session = Session::start("control");
+    // The first line the browser sent, or None if it never connected within a minute of the
+    // browser's start (the test must not hang if a future Chromium blocks the request). The
+    // minute starts once this test has the browser: waiting for the lock and starting
+    // Chromium can take that long on a loaded machine, and the bound listener queues a
+    // connection until it is accepted.
     let asked = std::thread::spawn(move || {
         server
             .set_nonblocking(true)
@@ -450,20 +467,6 @@ fn the_browser_check_catches_a_missing_image_and_a_network_fetch() {
             .next()
             .map(str::to_string)
     });
-    let dir = scratch_dir("browser-control");
-    let remote = format!("http://127.0.0.1:{port}/remote.png");
-    std::fs::write(
-        dir.join("index.html"),
-        format!(
-            "<!doctype html><html><body>\
-             <img src=\"missing.png\" alt=\"\"><img src=\"{remote}\" alt=\"\">\
-             <table><tr><td class=\"verdict\" data-claim=\"x\">mixed</td></tr></table>\
-             </body></html>"
-        ),
-    )
-    .expect("the scratch dir is writable");
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let session = Session::start("control");
     let report = session.inspect(&dir.join("index.html"));
     drop(session);
     assert_eq!(report.broken_images(), ["missing.png", remote.as_str()]);

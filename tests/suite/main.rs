@@ -1,6 +1,7 @@
 //! The integration tests, one binary: each file of `tests/suite/` is a module, so the crate is
 //! linked once instead of once per file. `tests/footprint.rs` and `tests/no_alloc.rs` stay
-//! binaries of their own because their global allocators count the whole process.
+//! binaries of their own because their global allocators count the whole process, and
+//! `tests/peak_rss.rs` because the kernel counts this process's peak memory into its children's.
 //!
 //! One process means shared state. Every test here keeps to these rules:
 //! - the environment, the working directory and the rayon global pool are never changed in the
@@ -22,6 +23,7 @@ mod grad_norms;
 mod gradcheck;
 mod histograms;
 mod ics;
+mod idx_files;
 mod known_answers;
 mod landscape;
 mod noisy_bn;
