@@ -776,7 +776,7 @@ impl Drop for Staged {
 /// Test hook, not for users: when the environment variable `var` holds a number of
 /// milliseconds, sleep that long. `BN_LAB_TEST_WRITE_PAUSE_MS` pauses [`export`] after its
 /// first file is staged, `BN_LAB_TEST_COMMIT_PAUSE_MS` pauses [`Staged::commit`] after its
-/// first rename, so `tests/partial_output.rs` can send a signal in the middle of the write
+/// first rename, so `tests/suite/partial_output.rs` can send a signal in the middle of the write
 /// phase deterministically.
 fn test_pause(var: &str) {
     if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {

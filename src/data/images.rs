@@ -69,7 +69,7 @@ const DIGITS_CLASSES: usize = 10;
 /// (written out, not `rand`'s `shuffle`, so a `rand` upgrade cannot move the split).
 pub fn digits() -> ImageSet {
     let all = parse_digits(DIGITS_GZ)
-        .expect("src/data/digits.csv.gz is part of the crate and tests/datasets.rs reads it");
+        .expect("src/data/digits.csv.gz is part of the crate and tests/suite/datasets.rs reads it");
     let (train_idx, test_idx) = stratified_split(&all.labels, DIGITS_CLASSES, DIGITS_TEST);
     let take = |idx: &[usize]| Labelled {
         x: all.x.select(Axis(0), idx),

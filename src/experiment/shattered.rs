@@ -457,7 +457,7 @@ fn fast_block(block: &crate::model::Block<f64>) -> bool {
 /// matrix product per block and no weight gradients. [`frozen_net`] with [`evaluate`] runs a
 /// train-mode forward, an eval-mode forward and a full backward (four products per block) for
 /// the same function; the two give the same bits on shattered's default run and agree to
-/// rounding in general (tests/shattered.rs). `None` if a block is not [`fast_block`].
+/// rounding in general (tests/suite/shattered.rs). `None` if a block is not [`fast_block`].
 pub fn frozen_gradients(net: &Mlp<f64>, x: ArrayView2<f64>, pool: &mut Pool) -> Option<Evaluation> {
     if !net.blocks.iter().all(fast_block) {
         return None;
@@ -994,94 +994,8 @@ fn predict(cfg: &ShatteredConfig, arch: Arch, arms: &[&ShatteredArm], floor: f64
         .map(|a| predicted_scale(arch, a.depth))
         .collect();
     let exponential = arch != Arch::ResnetBn;
-    // The depths that test the claim, with the measured lag-1 correlation.
-    let tested: Vec<(&ShatteredArm, f64)> = arms
-        .iter()
-        .zip(&predicted)
-        .filter(|(_, p)| {
-            if exponential {
-                **p < floor
-            } else {
-                **p >= floor
-            }
-        })
-        .map(|(a, p)| (*a, *p))
-        .collect();
-    let nan: Vec<String> = tested
-        .iter()
-        .filter(|(a, _)| a.lag1_correlation.0.is_nan())
-        .map(|(a, _)| format!("depth {}", a.depth))
-        .collect();
-    let (verdict, detail, reason) = if cfg.act != Activation::Relu {
-        (
-            Agreement::NotTested,
-            format!(
-                "the results are about ReLU units; this run uses {}",
-                cfg.act
-            ),
-            None,
-        )
-    } else if tested.is_empty() {
-        (
-            Agreement::NotTested,
-            format!(
-                "no depth of this run has a predicted scale {} the band {}",
-                if exponential { "below" } else { "at or above" },
-                fmt_num(floor)
-            ),
-            None,
-        )
-    } else if !nan.is_empty() {
-        (
-            Agreement::Undetermined,
-            String::new(),
-            Some(format!(
-                "the lag-1 correlation is NaN at {} (see the arm's reason)",
-                nan.join(", ")
-            )),
-        )
-    } else {
-        let failing: Vec<String> = tested
-            .iter()
-            .filter(|(a, _)| {
-                let r = a.lag1_correlation.0;
-                if exponential {
-                    r.abs() >= floor
-                } else {
-                    r < floor
-                }
-            })
-            .map(|(a, _)| format!("depth {} ({})", a.depth, fmt_num(a.lag1_correlation.0)))
-            .collect();
-        let depths: Vec<String> = tested.iter().map(|(a, _)| a.depth.to_string()).collect();
-        let claim = if exponential {
-            "|lag-1| below"
-        } else {
-            "lag-1 at or above"
-        };
-        if failing.is_empty() {
-            (
-                Agreement::Agrees,
-                format!(
-                    "{claim} the band {} at depth {} as predicted",
-                    fmt_num(floor),
-                    depths.join(", ")
-                ),
-                None,
-            )
-        } else {
-            (
-                Agreement::Disagrees,
-                format!(
-                    "predicted {claim} the band {} at depth {}, but not at {}",
-                    fmt_num(floor),
-                    depths.join(", "),
-                    failing.join(", ")
-                ),
-                None,
-            )
-        }
-    };
+    let test = PredictionTest::of(cfg.act, arms, &predicted, exponential, floor);
+    let (verdict, detail, reason) = test.words(cfg.act, exponential, floor);
     Prediction {
         name: arch,
         theory: theory(arch).to_string(),
@@ -1089,6 +1003,150 @@ fn predict(cfg: &ShatteredConfig, arch: Arch, arms: &[&ShatteredArm], floor: f64
         verdict,
         detail,
         reason,
+    }
+}
+
+/// What the lag-1 correlations say about one architecture's prediction, in numbers; [`predict`]
+/// puts it in words with [`PredictionTest::words`].
+enum PredictionTest {
+    /// The run's units are not ReLU, which the results are about.
+    OtherActivation,
+    /// No depth has a predicted scale on the tested side of the band.
+    NoDepth,
+    /// The lag-1 correlation is NaN at these depths.
+    Nan(Vec<usize>),
+    /// The depths that test the claim, and those of them where it fails, with their lag-1
+    /// correlation.
+    Tested {
+        depths: Vec<usize>,
+        failing: Vec<(usize, f64)>,
+    },
+}
+
+impl PredictionTest {
+    /// The test on `arms` (one architecture, `predicted` their scales): with exponential decay,
+    /// white noise (`|lag-1| < floor`) where the predicted scale is below `floor`; else
+    /// correlated (`lag-1 >= floor`) where it is at or above.
+    fn of(
+        act: Activation,
+        arms: &[&ShatteredArm],
+        predicted: &[f64],
+        exponential: bool,
+        floor: f64,
+    ) -> Self {
+        // The depths that test the claim.
+        let tested: Vec<&ShatteredArm> = arms
+            .iter()
+            .zip(predicted)
+            .filter(|(_, p)| {
+                if exponential {
+                    **p < floor
+                } else {
+                    **p >= floor
+                }
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        let nan: Vec<usize> = tested
+            .iter()
+            .filter(|a| a.lag1_correlation.0.is_nan())
+            .map(|a| a.depth)
+            .collect();
+        if act != Activation::Relu {
+            PredictionTest::OtherActivation
+        } else if tested.is_empty() {
+            PredictionTest::NoDepth
+        } else if !nan.is_empty() {
+            PredictionTest::Nan(nan)
+        } else {
+            let failing = tested
+                .iter()
+                .map(|a| (a.depth, a.lag1_correlation.0))
+                .filter(|&(_, r)| {
+                    if exponential {
+                        r.abs() >= floor
+                    } else {
+                        r < floor
+                    }
+                })
+                .collect();
+            PredictionTest::Tested {
+                depths: tested.iter().map(|a| a.depth).collect(),
+                failing,
+            }
+        }
+    }
+
+    /// The verdict, the sentence behind it and, when undetermined, why.
+    fn words(
+        &self,
+        act: Activation,
+        exponential: bool,
+        floor: f64,
+    ) -> (Agreement, String, Option<String>) {
+        let at_depths = |d: &[usize]| {
+            d.iter()
+                .map(|d| format!("depth {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            PredictionTest::OtherActivation => (
+                Agreement::NotTested,
+                format!("the results are about ReLU units; this run uses {act}"),
+                None,
+            ),
+            PredictionTest::NoDepth => (
+                Agreement::NotTested,
+                format!(
+                    "no depth of this run has a predicted scale {} the band {}",
+                    if exponential { "below" } else { "at or above" },
+                    fmt_num(floor)
+                ),
+                None,
+            ),
+            PredictionTest::Nan(at) => (
+                Agreement::Undetermined,
+                String::new(),
+                Some(format!(
+                    "the lag-1 correlation is NaN at {} (see the arm's reason)",
+                    at_depths(at)
+                )),
+            ),
+            PredictionTest::Tested { depths, failing } => {
+                let claim = if exponential {
+                    "|lag-1| below"
+                } else {
+                    "lag-1 at or above"
+                };
+                let depths: Vec<String> = depths.iter().map(usize::to_string).collect();
+                if failing.is_empty() {
+                    return (
+                        Agreement::Agrees,
+                        format!(
+                            "{claim} the band {} at depth {} as predicted",
+                            fmt_num(floor),
+                            depths.join(", ")
+                        ),
+                        None,
+                    );
+                }
+                let failing: Vec<String> = failing
+                    .iter()
+                    .map(|&(d, r)| format!("depth {d} ({})", fmt_num(r)))
+                    .collect();
+                (
+                    Agreement::Disagrees,
+                    format!(
+                        "predicted {claim} the band {} at depth {}, but not at {}",
+                        fmt_num(floor),
+                        depths.join(", "),
+                        failing.join(", ")
+                    ),
+                    None,
+                )
+            }
+        }
     }
 }
 

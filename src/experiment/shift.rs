@@ -593,12 +593,32 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
         .max()
         .unwrap_or(8)
         .max(10);
-    out.push_str(&format!("{:<6}", "layer"));
+    out.push_str(&shift_rows(r, w));
+    if r.arms
+        .iter()
+        .any(|a| a.shift.first().is_none_or(Vec::is_empty))
+    {
+        out.push_str(&format!(
+            "note: NaN where an arm has fewer than two measurements from step {} on (BN's running statistics settle by then): raise --steps, or use --probe-mode train\n",
+            cfg.reference_step()
+        ));
+    }
+    for a in &r.arms {
+        out.push_str(&unit_line(cfg, a, w));
+    }
+    out.push_str(&verdict_lines(r));
+    out
+}
+
+/// [`table`]'s shift per layer: a row per layer and one of the means, a column per arm `w`
+/// characters wide.
+fn shift_rows(r: &ShiftReport, w: usize) -> String {
+    let mut out = format!("{:<6}", "layer");
     for a in &r.arms {
         out.push_str(&format!("  {:>w$}", a.run.label));
     }
     out.push('\n');
-    for l in 0..cfg.run.depth {
+    for l in 0..r.config.run.depth {
         out.push_str(&format!("{:<6}", l + 1));
         for a in &r.arms {
             out.push_str(&format!("  {:>w$}", fmt_num(a.mean_shift[l].0)));
@@ -610,42 +630,44 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
         out.push_str(&format!("  {:>w$}", fmt_num(a.net_shift.0)));
     }
     out.push('\n');
-    if r.arms
-        .iter()
-        .any(|a| a.shift.first().is_none_or(Vec::is_empty))
-    {
-        out.push_str(&format!(
-            "note: NaN where an arm has fewer than two measurements from step {} on (BN's running statistics settle by then): raise --steps, or use --probe-mode train\n",
-            cfg.reference_step()
-        ));
+    out
+}
+
+/// [`table`]'s line on one arm: the unit's percentiles at the reference and the last
+/// measurement, its drift, and how the run ended.
+fn unit_line(cfg: &ShiftConfig, a: &ShiftArm, w: usize) -> String {
+    let p = &a.unit_percentiles;
+    let last = p[1].len().saturating_sub(1);
+    let mut out = format!(
+        "{:<w$}  unit {} of layer {}: p15/p50/p85 {} / {} / {} at step {}, {} / {} / {} at step {} (drift {}); final test loss {}",
+        a.run.label,
+        cfg.unit,
+        cfg.layer,
+        fmt_num(p[0].get(a.reference).map_or(f64::NAN, |v| v.0)),
+        fmt_num(p[1].get(a.reference).map_or(f64::NAN, |v| v.0)),
+        fmt_num(p[2].get(a.reference).map_or(f64::NAN, |v| v.0)),
+        a.steps.get(a.reference).copied().unwrap_or(0),
+        fmt_num(p[0].get(last).map_or(f64::NAN, |v| v.0)),
+        fmt_num(p[1].get(last).map_or(f64::NAN, |v| v.0)),
+        fmt_num(p[2].get(last).map_or(f64::NAN, |v| v.0)),
+        a.steps.last().copied().unwrap_or(0),
+        fmt_num(a.unit_drift.0),
+        fmt_num(a.run.final_test_loss.0),
+    );
+    if let Some(acc) = a.run.final_test_accuracy {
+        out.push_str(&format!(", test accuracy {}", percent(acc.0)));
     }
-    for a in &r.arms {
-        let p = &a.unit_percentiles;
-        let last = p[1].len().saturating_sub(1);
-        out.push_str(&format!(
-            "{:<w$}  unit {} of layer {}: p15/p50/p85 {} / {} / {} at step {}, {} / {} / {} at step {} (drift {}); final test loss {}",
-            a.run.label,
-            cfg.unit,
-            cfg.layer,
-            fmt_num(p[0].get(a.reference).map_or(f64::NAN, |v| v.0)),
-            fmt_num(p[1].get(a.reference).map_or(f64::NAN, |v| v.0)),
-            fmt_num(p[2].get(a.reference).map_or(f64::NAN, |v| v.0)),
-            a.steps.get(a.reference).copied().unwrap_or(0),
-            fmt_num(p[0].get(last).map_or(f64::NAN, |v| v.0)),
-            fmt_num(p[1].get(last).map_or(f64::NAN, |v| v.0)),
-            fmt_num(p[2].get(last).map_or(f64::NAN, |v| v.0)),
-            a.steps.last().copied().unwrap_or(0),
-            fmt_num(a.unit_drift.0),
-            fmt_num(a.run.final_test_loss.0),
-        ));
-        if let Some(acc) = a.run.final_test_accuracy {
-            out.push_str(&format!(", test accuracy {}", percent(acc.0)));
-        }
-        if let Some(step) = a.run.diverged_at {
-            out.push_str(&format!("; DIVERGED at step {step}"));
-        }
-        out.push('\n');
+    if let Some(step) = a.run.diverged_at {
+        out.push_str(&format!("; DIVERGED at step {step}"));
     }
+    out.push('\n');
+    out
+}
+
+/// [`table`]'s verdicts: noisy BN's (Santurkar et al.) and the drift's (Ioffe & Szegedy), where
+/// the run has them.
+fn verdict_lines(r: &ShiftReport) -> String {
+    let mut out = String::new();
     if let Some(v) = &r.noisy_verdict {
         out.push_str(&format!(
             "noisy BN trains almost as well as BN (final test loss within {}x either way) and better than the plain net: {} (noisy BN {}, BN {}, plain {}; noisy / BN {})\n",
@@ -658,7 +680,7 @@ pub fn table(r: &ShiftReport, name: &str) -> String {
         ));
         out.push_str(&format!(
             "noisy BN's layer inputs shift more than BN's (probe {}): {} (mean shift: noisy BN {}, BN {}, plain {})\n",
-            probe_words(cfg.probe_mode),
+            probe_words(r.config.probe_mode),
             yes(v.shifts_more_than_bn),
             fmt_num(v.shift_noisy.0),
             fmt_num(v.shift_bn.0),

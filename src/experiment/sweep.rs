@@ -208,6 +208,49 @@ impl SweepConfig {
 
     /// Check the axis, the arms, every network and its data before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_values()?;
+        match (self.vary, self.depth) {
+            (Vary::Depth, Some(d)) => {
+                return Err(ConfigError::Invalid {
+                    field: "depth",
+                    message: format!("--vary depth takes the depths from --values (got {d})"),
+                });
+            }
+            (Vary::Depth, None) => {}
+            (_, None) => return Err(ConfigError::Empty { field: "depth" }),
+            (_, Some(d)) => between("depth", 1, MAX_DEPTH, d)?,
+        }
+        if self.vary == Vary::WeightScale && self.net.init != Init::Auto {
+            return Err(ConfigError::Invalid {
+                field: "init",
+                message: format!(
+                    "--vary weight-scale draws the weights from N(0, s^2) with s from --values (got init {})",
+                    self.net.init
+                ),
+            });
+        }
+        distinct("norms", &self.norms)?;
+        between("seeds", 1, MAX_SEEDS, self.seeds)?;
+        self.net.validate()?;
+        at_most("steps", MAX_STEPS, self.steps)?;
+        crate::config::check_lr("lr", self.lr)?;
+        crate::optim::check_warmup(self.warmup_steps)?;
+        self.validate_points()?;
+        if let Some(p) = self.point {
+            let n = self.point_count();
+            if p >= n {
+                return Err(ConfigError::Invalid {
+                    field: "point",
+                    message: format!("this sweep has points 0 to {} (got {p})", n - 1),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`SweepConfig::validate`] on `--values`: distinct, finite and above 0, whole numbers
+    /// unless the axis is the weight scale, and within the axis's bound.
+    fn validate_values(&self) -> Result<(), ConfigError> {
         distinct_numbers("values", &self.values)?;
         for &v in &self.values {
             if !(v.is_finite() && v > 0.0) {
@@ -248,32 +291,12 @@ impl SweepConfig {
                 });
             }
         }
-        match (self.vary, self.depth) {
-            (Vary::Depth, Some(d)) => {
-                return Err(ConfigError::Invalid {
-                    field: "depth",
-                    message: format!("--vary depth takes the depths from --values (got {d})"),
-                });
-            }
-            (Vary::Depth, None) => {}
-            (_, None) => return Err(ConfigError::Empty { field: "depth" }),
-            (_, Some(d)) => between("depth", 1, MAX_DEPTH, d)?,
-        }
-        if self.vary == Vary::WeightScale && self.net.init != Init::Auto {
-            return Err(ConfigError::Invalid {
-                field: "init",
-                message: format!(
-                    "--vary weight-scale draws the weights from N(0, s^2) with s from --values (got init {})",
-                    self.net.init
-                ),
-            });
-        }
-        distinct("norms", &self.norms)?;
-        between("seeds", 1, MAX_SEEDS, self.seeds)?;
-        self.net.validate()?;
-        at_most("steps", MAX_STEPS, self.steps)?;
-        crate::config::check_lr("lr", self.lr)?;
-        crate::optim::check_warmup(self.warmup_steps)?;
+        Ok(())
+    }
+
+    /// [`SweepConfig::validate`] on every point: its batch with each arm, its network and its
+    /// data.
+    fn validate_points(&self) -> Result<(), ConfigError> {
         for &value in &self.values {
             let batch = self.batch(value);
             let batch_field = if self.vary == Vary::Batch {
@@ -304,15 +327,6 @@ impl SweepConfig {
                     }
                     e => e,
                 })?;
-            }
-        }
-        if let Some(p) = self.point {
-            let n = self.point_count();
-            if p >= n {
-                return Err(ConfigError::Invalid {
-                    field: "point",
-                    message: format!("this sweep has points 0 to {} (got {p})", n - 1),
-                });
             }
         }
         Ok(())

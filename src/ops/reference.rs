@@ -1,7 +1,7 @@
 //! Readable reference pairs: one plain, slow, obviously-right forward/backward per operation,
 //! in f64 (the shape of CS231n's `layers.py`). They are the oracle the fused kernels of
 //! [`crate::ops`] are tested against, and are themselves checked against central finite
-//! differences (`tests/reference_kernels.rs`). The model never calls them.
+//! differences (`tests/suite/reference_kernels.rs`). The model never calls them.
 //!
 //! Each `*_forward` returns its output and a named cache; the matching `*_backward` takes the
 //! upstream gradient and that cache and returns the gradients of every input. They allocate

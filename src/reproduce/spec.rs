@@ -273,6 +273,15 @@ fn field_at(src: &str, line: usize) -> Option<String> {
     })
 }
 
+/// The error for a check or template naming `name`, which is not among the file's `known`
+/// quantities.
+fn not_a_quantity(name: &str, known: &[&str]) -> String {
+    format!(
+        "`{name}` is not a quantity of this file (it has: {})",
+        known.join(", ")
+    )
+}
+
 impl Claim {
     /// Read and check `file`: the TOML, every field, the command (as `bn-lab` parses it), the
     /// checks and the explanations. Nothing is run.
@@ -314,110 +323,11 @@ impl Claim {
         let command_line = at(&raw.command);
         let args = command_words(&command_text)
             .map_err(|m| err(Some(command_line), Some("command".into()), m))?;
-
-        let mut quantities = Vec::new();
-        if raw.quantities.get_ref().0.is_empty() {
-            return Err(err(
-                Some(line_of(src, raw.quantities.span().start)),
-                Some("quantities".into()),
-                "needs at least one quantity".into(),
-            ));
-        }
-        // The table as written (the TOML reader hands its keys over sorted).
-        let mut written: Vec<&(String, Spanned<RawQuantity>)> =
-            raw.quantities.get_ref().0.iter().collect();
-        written.sort_by_key(|(_, q)| q.span().start);
-        for (name, q) in written {
-            let q = q.get_ref();
-            let field = |f: &str| Some(format!("quantities.{name}.{f}"));
-            plain(name, "").map_err(|m| {
-                err(
-                    Some(at(&q.path)),
-                    Some(format!("quantities.{}", visible_except(name, ""))),
-                    m,
-                )
-            })?;
-            for (f, v) in [("path", Some(&q.path)), ("reduce", q.reduce.as_ref())] {
-                if let Some(v) = v {
-                    plain(v.get_ref(), "").map_err(|m| err(Some(at(v)), field(f), m))?;
-                }
-            }
-            if !super::check::Check::parse(&format!("{name} == 0")).is_ok_and(|c| c.left == *name) {
-                return Err(err(
-                    Some(at(&q.path)),
-                    Some(format!("quantities.{name}")),
-                    "a quantity's name is letters, digits and `_`, starting with a letter".into(),
-                ));
-            }
-            let path = Path::parse(q.path.get_ref())
-                .map_err(|m| err(Some(at(&q.path)), field("path"), m))?;
-            let label = text(&q.label, &format!("quantities.{name}.label"), true)?;
-            let reduce = match &q.reduce {
-                None => None,
-                Some(r) => Some(Reduce::parse(r.get_ref().trim()).ok_or_else(|| {
-                    err(
-                        Some(at(r)),
-                        field("reduce"),
-                        format!("`{}` is not one of {}", r.get_ref(), Reduce::NAMES),
-                    )
-                })?),
-            };
-            quantities.push(Quantity {
-                name: name.clone(),
-                label,
-                path,
-                reduce,
-                line: at(&q.path),
-            });
-        }
+        let quantities = Claim::parse_quantities(&reader, &raw)?;
         let known: Vec<&str> = quantities.iter().map(|q| q.name.as_str()).collect();
-        let unknown = |name: &str| {
-            format!(
-                "`{name}` is not a quantity of this file (it has: {})",
-                known.join(", ")
-            )
-        };
-
         let checks_line = line_of(src, raw.checks.span().start);
-        if raw.checks.get_ref().is_empty() {
-            return Err(err(
-                Some(checks_line),
-                Some("checks".into()),
-                "needs at least one check".into(),
-            ));
-        }
-        let mut checks = Vec::new();
-        for (i, c) in raw.checks.get_ref().iter().enumerate() {
-            let field = Some(format!("checks[{i}]"));
-            plain(c.get_ref(), "").map_err(|m| err(Some(reader.at(c)), field.clone(), m))?;
-            let check =
-                Check::parse(c.get_ref()).map_err(|m| err(Some(reader.at(c)), field.clone(), m))?;
-            if let Some(n) = check.names().into_iter().find(|n| !known.contains(n)) {
-                return Err(err(Some(reader.at(c)), field, unknown(n)));
-            }
-            checks.push(check);
-        }
-
-        let e = raw.explain.get_ref();
-        let template = |s: &Spanned<String>, which: &str| {
-            let field = Some(format!("explain.{which}"));
-            let body = text(s, &format!("explain.{which}"), false)?;
-            let pieces = parse_template(&body).map_err(|m| err(Some(at(s)), field.clone(), m))?;
-            for p in &pieces {
-                if let Piece::Quantity { name, .. } = p
-                    && !known.contains(&name.as_str())
-                {
-                    return Err(err(Some(at(s)), field.clone(), unknown(name)));
-                }
-            }
-            Ok(pieces)
-        };
-        let explain = Explain {
-            supported: template(&e.supported, "supported")?,
-            mixed: template(&e.mixed, "mixed")?,
-            not_supported: template(&e.not_supported, "not_supported")?,
-        };
-
+        let checks = Claim::parse_checks(&reader, &raw, &known)?;
+        let explain = Claim::parse_explain(&reader, raw.explain.get_ref(), &known)?;
         let figure = match &raw.figure {
             None => None,
             Some(f) => {
@@ -476,6 +386,128 @@ impl Claim {
             claim.parse_words(Variant::Control, FsPath::new("bn-lab-out"), None)?;
         }
         Ok(claim)
+    }
+
+    /// The `[quantities]` of `raw` in the order written, each name, path, label and reduction
+    /// checked; at least one.
+    fn parse_quantities(reader: &Reader<'_>, raw: &Raw) -> Result<Vec<Quantity>, FileError> {
+        let err = |line, field, message| reader.err(line, field, message);
+        let at = |s: &Spanned<String>| reader.at(s);
+        if raw.quantities.get_ref().0.is_empty() {
+            return Err(err(
+                Some(line_of(reader.src, raw.quantities.span().start)),
+                Some("quantities".into()),
+                "needs at least one quantity".into(),
+            ));
+        }
+        // The table as written (the TOML reader hands its keys over sorted).
+        let mut written: Vec<&(String, Spanned<RawQuantity>)> =
+            raw.quantities.get_ref().0.iter().collect();
+        written.sort_by_key(|(_, q)| q.span().start);
+        let mut quantities = Vec::new();
+        for (name, q) in written {
+            let q = q.get_ref();
+            let field = |f: &str| Some(format!("quantities.{name}.{f}"));
+            plain(name, "").map_err(|m| {
+                err(
+                    Some(at(&q.path)),
+                    Some(format!("quantities.{}", visible_except(name, ""))),
+                    m,
+                )
+            })?;
+            for (f, v) in [("path", Some(&q.path)), ("reduce", q.reduce.as_ref())] {
+                if let Some(v) = v {
+                    plain(v.get_ref(), "").map_err(|m| err(Some(at(v)), field(f), m))?;
+                }
+            }
+            if !super::check::Check::parse(&format!("{name} == 0")).is_ok_and(|c| c.left == *name) {
+                return Err(err(
+                    Some(at(&q.path)),
+                    Some(format!("quantities.{name}")),
+                    "a quantity's name is letters, digits and `_`, starting with a letter".into(),
+                ));
+            }
+            let path = Path::parse(q.path.get_ref())
+                .map_err(|m| err(Some(at(&q.path)), field("path"), m))?;
+            let label = reader.text(&q.label, &format!("quantities.{name}.label"), true)?;
+            let reduce = match &q.reduce {
+                None => None,
+                Some(r) => Some(Reduce::parse(r.get_ref().trim()).ok_or_else(|| {
+                    err(
+                        Some(at(r)),
+                        field("reduce"),
+                        format!("`{}` is not one of {}", r.get_ref(), Reduce::NAMES),
+                    )
+                })?),
+            };
+            quantities.push(Quantity {
+                name: name.clone(),
+                label,
+                path,
+                reduce,
+                line: at(&q.path),
+            });
+        }
+        Ok(quantities)
+    }
+
+    /// The `checks` of `raw`, each parsed and naming only the `known` quantities; at least one.
+    fn parse_checks(
+        reader: &Reader<'_>,
+        raw: &Raw,
+        known: &[&str],
+    ) -> Result<Vec<Check>, FileError> {
+        let err = |line, field, message| reader.err(line, field, message);
+        if raw.checks.get_ref().is_empty() {
+            return Err(err(
+                Some(line_of(reader.src, raw.checks.span().start)),
+                Some("checks".into()),
+                "needs at least one check".into(),
+            ));
+        }
+        let mut checks = Vec::new();
+        for (i, c) in raw.checks.get_ref().iter().enumerate() {
+            let field = Some(format!("checks[{i}]"));
+            plain(c.get_ref(), "").map_err(|m| err(Some(reader.at(c)), field.clone(), m))?;
+            let check =
+                Check::parse(c.get_ref()).map_err(|m| err(Some(reader.at(c)), field.clone(), m))?;
+            if let Some(n) = check.names().into_iter().find(|n| !known.contains(n)) {
+                return Err(err(Some(reader.at(c)), field, not_a_quantity(n, known)));
+            }
+            checks.push(check);
+        }
+        Ok(checks)
+    }
+
+    /// The `[explain]` templates, each naming only the `known` quantities.
+    fn parse_explain(
+        reader: &Reader<'_>,
+        e: &RawExplain,
+        known: &[&str],
+    ) -> Result<Explain, FileError> {
+        let template = |s: &Spanned<String>, which: &str| {
+            let field = Some(format!("explain.{which}"));
+            let body = reader.text(s, &format!("explain.{which}"), false)?;
+            let pieces = parse_template(&body)
+                .map_err(|m| reader.err(Some(reader.at(s)), field.clone(), m))?;
+            for p in &pieces {
+                if let Piece::Quantity { name, .. } = p
+                    && !known.contains(&name.as_str())
+                {
+                    return Err(reader.err(
+                        Some(reader.at(s)),
+                        field.clone(),
+                        not_a_quantity(name, known),
+                    ));
+                }
+            }
+            Ok(pieces)
+        };
+        Ok(Explain {
+            supported: template(&e.supported, "supported")?,
+            mixed: template(&e.mixed, "mixed")?,
+            not_supported: template(&e.not_supported, "not_supported")?,
+        })
     }
 
     /// The command exactly as a user types it (each word quoted for a shell where it needs it).

@@ -3,13 +3,11 @@
 //! declared units, its figures are laid out clear, and a bad `--out` is refused naming the flag
 //! with nothing written. A new experiment is covered here by its registration line alone.
 
-mod common;
-
+use crate::common::{self, bn_lab, bn_lab_ok, json, scratch_dir};
 use bn_lab::commands::VisitConfig;
 use bn_lab::experiment::load_config;
 use bn_lab::flags::Renames;
 use bn_lab::plot::Figures;
-use common::{bn_lab, bn_lab_ok, json, scratch_dir};
 use serde_json::Value;
 
 /// The command line of an experiment's small run.

@@ -9,7 +9,7 @@
 //! `.ci/run` installs them, and so does this test (as root, with apt-get) when they are missing.
 //! Where they cannot be found or installed the test fails and says so.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{json, reproduce_only, scratch, scratch_dir};
+use crate::common::{json, reproduce_only, scratch, scratch_dir};
 use serde_json::{Value, json};
 
 /// The browser and its driver: `BN_LAB_CHROMIUM` / `BN_LAB_CHROMEDRIVER`, else on the `PATH`.
@@ -422,8 +422,25 @@ fn the_page_loads_every_image_and_fetches_nothing_in_chromium() {
 fn the_browser_check_catches_a_missing_image_and_a_network_fetch() {
     let server = TcpListener::bind("127.0.0.1:0").expect("loopback is available");
     let port = server.local_addr().expect("bound").port();
-    // The first line the browser sent, or None if it never connected within a minute (the test
-    // must not hang if a future Chromium blocks the request).
+    let dir = scratch_dir("browser-control");
+    let remote = format!("http://127.0.0.1:{port}/remote.png");
+    std::fs::write(
+        dir.join("index.html"),
+        format!(
+            "<!doctype html><html><body>\
+             <img src=\"missing.png\" alt=\"\"><img src=\"{remote}\" alt=\"\">\
+             <table><tr><td class=\"verdict\" data-claim=\"x\">mixed</td></tr></table>\
+             </body></html>"
+        ),
+    )
+    .expect("the scratch dir is writable");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let session = Session::start("control");
+    // The first line the browser sent, or None if it never connected within a minute of the
+    // browser's start (the test must not hang if a future Chromium blocks the request). The
+    // minute starts once this test has the browser: waiting for the lock and starting
+    // Chromium can take that long on a loaded machine, and the bound listener queues a
+    // connection until it is accepted.
     let asked = std::thread::spawn(move || {
         server
             .set_nonblocking(true)
@@ -450,20 +467,6 @@ fn the_browser_check_catches_a_missing_image_and_a_network_fetch() {
             .next()
             .map(str::to_string)
     });
-    let dir = scratch_dir("browser-control");
-    let remote = format!("http://127.0.0.1:{port}/remote.png");
-    std::fs::write(
-        dir.join("index.html"),
-        format!(
-            "<!doctype html><html><body>\
-             <img src=\"missing.png\" alt=\"\"><img src=\"{remote}\" alt=\"\">\
-             <table><tr><td class=\"verdict\" data-claim=\"x\">mixed</td></tr></table>\
-             </body></html>"
-        ),
-    )
-    .expect("the scratch dir is writable");
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let session = Session::start("control");
     let report = session.inspect(&dir.join("index.html"));
     drop(session);
     assert_eq!(report.broken_images(), ["missing.png", remote.as_str()]);
@@ -476,7 +479,7 @@ fn the_browser_check_catches_a_missing_image_and_a_network_fetch() {
 /// A page of every shipped claim, from hand-made results at the widest numbers a run prints
 /// (`-1.234e-32 [-5.678e-32, 9.876e-32]`, 5 seeds, controls), with one real figure (a
 /// 1920x1080 headline) for every claim: what the projector test lays out. The layout is what
-/// is tested here; the verdicts come from the real runs of `tests/reproduce.rs`.
+/// is tested here; the verdicts come from the real runs of `tests/suite/reproduce.rs`.
 fn widest_page(out: &Path) {
     use bn_lab::reproduce::check::{Value, Verdict};
     use bn_lab::reproduce::{

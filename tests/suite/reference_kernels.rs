@@ -8,8 +8,8 @@
 //!    to within rounding;
 //!
 //! then a whole `Mlp` against a network composed of the pairs. This complements
-//! `tests/gradcheck.rs` (the model against finite differences, through the loss only) and
-//! `tests/reference_gradients.rs` (the model against an inline whole-network formula, also in
+//! `tests/suite/gradcheck.rs` (the model against finite differences, through the loss only) and
+//! `tests/suite/reference_gradients.rs` (the model against an inline whole-network formula, also in
 //! eval mode and over threads): a failure here names the kernel.
 //!
 //! `cargo test --test reference_kernels -- --nocapture` prints the largest error of each test.

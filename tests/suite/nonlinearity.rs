@@ -1,9 +1,9 @@
 //! `bn-lab nonlinearity`: files and documented fields, the probe's measures on cases with a
 //! known answer, determinism, and bad flags refused.
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     TINY_NONLINEARITY, assert_refused, assert_schema, bn_lab as run, num, scratch_dir as scratch,
 };
 use std::path::Path;

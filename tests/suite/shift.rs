@@ -1,8 +1,12 @@
 //! `bn-lab noisy-bn` and `bn-lab input-shift`: known answers of the measures, zero noise equal
 //! to BN bit for bit, the verdicts read from the numbers, and the commands end to end.
 
-mod common;
+use crate::common;
 
+use crate::common::{
+    TINY_INPUT_SHIFT, TINY_NOISY, assert_deterministic, assert_figures_clear,
+    assert_progress_adds_up, assert_schema, bn_lab_ok, json, parse, scratch,
+};
 use bn_lab::cli::Command;
 use bn_lab::config::BnNoise;
 use bn_lab::experiment::Experiment;
@@ -10,10 +14,6 @@ use bn_lab::experiment::shift::{
     InputShift, NoisyBn, ShiftArm, ShiftConfig, drift, noisy_verdict, shift_between,
 };
 use bn_lab::stats::Num;
-use common::{
-    TINY_INPUT_SHIFT, TINY_NOISY, assert_deterministic, assert_figures_clear,
-    assert_progress_adds_up, assert_schema, bn_lab_ok, json, parse, scratch,
-};
 
 fn noisy_cfg(args: &[&str]) -> ShiftConfig {
     match parse(args) {
@@ -225,13 +225,28 @@ fn input_shift_end_to_end() {
     assert_schema(&v, "input_shift");
     let arms = v["arms"].as_array().unwrap();
     assert_eq!(arms.len(), 2);
-    // Percentiles are ordered at every measurement.
+    // The unit's drift is the one its written percentiles (15, 50, 85) give, from the
+    // reference measurement to the last: the median's move plus the 15-85 spread's change, over
+    // the larger spread.
     for a in arms {
         let p = a["unit_percentiles"].as_array().unwrap();
-        let col = |k: usize| p[k].as_array().unwrap().iter().map(common::num);
-        for ((lo, mid), hi) in col(0).zip(col(1)).zip(col(2)) {
-            assert!(lo <= mid && mid <= hi, "{a}");
-        }
+        let col =
+            |k: usize| -> Vec<f64> { p[k].as_array().unwrap().iter().map(common::num).collect() };
+        let (lo, mid, hi) = (col(0), col(1), col(2));
+        let steps = a["steps"].as_array().unwrap().len();
+        assert!(
+            lo.len() == steps && mid.len() == steps && hi.len() == steps,
+            "{a}"
+        );
+        let (from, last) = (a["reference"].as_u64().unwrap() as usize, steps - 1);
+        assert!(
+            from < last,
+            "the reference comes before the last measurement: {a}"
+        );
+        let (s0, s1) = (hi[from] - lo[from], hi[last] - lo[last]);
+        let want = ((mid[last] - mid[from]).abs() + (s1 - s0).abs()) / s0.max(s1);
+        let got = common::num(&a["unit_drift"]);
+        assert!((got - want).abs() <= 1e-12 * want.abs(), "{got} vs {want}");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

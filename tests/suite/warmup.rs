@@ -4,8 +4,9 @@
 //! of the plain one, and the runs that measure a copy of the next step (ics) still follow the
 //! same trajectory.
 
-mod common;
+use crate::common;
 
+use crate::common::{bn_lab_ok, json, parse, scratch_dir};
 use bn_lab::config::{Activation, BnConfig, Init, Loss};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::ics::IcsConfig;
@@ -13,7 +14,6 @@ use bn_lab::model::Mlp;
 use bn_lab::optim::{Sgd, SgdConfig};
 use bn_lab::spec::NetConfig;
 use bn_lab::train::{self, TrainSettings, loss_and_grad};
-use common::{bn_lab_ok, json, parse, scratch_dir};
 use ndarray::Array2;
 use serde_json::Value;
 

@@ -3,17 +3,17 @@
 //! frozen BN statistics reproduce the train-mode forward, bad values are refused, and a tiny
 //! run end to end through the binary.
 
-mod common;
+use crate::common;
 
+use crate::common::{assert_refused, bn_lab_ok, json, num, scratch_dir};
 use bn_lab::cli::Command;
 use bn_lab::experiment::Experiment;
 use bn_lab::experiment::shattered::{
     Agreement, Arch, Shattered, ShatteredConfig, frozen_net, grid, input_gradients, outputs,
 };
 use bn_lab::model::Mode;
-use common::{assert_refused, bn_lab_ok, json, num, scratch_dir};
 
-use common::TINY_SHATTERED as TINY;
+use crate::common::TINY_SHATTERED as TINY;
 
 fn config(args: &[&str]) -> ShatteredConfig {
     match common::parse(args) {

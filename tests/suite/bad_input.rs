@@ -7,13 +7,13 @@
 //! failed check with 1) within [`RUN_LIMIT`], never a panic, an abort or a hang, whatever the
 //! numbers do.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
 use std::time::Duration;
 
-use common::{assert_refused, bn_lab, bn_lab_ok, bn_lab_within, scratch, scratch_dir};
+use crate::common::{assert_refused, bn_lab, bn_lab_ok, bn_lab_within, scratch, scratch_dir};
 
 /// The longest one tiny run here may take: each takes about a second, so one still running
 /// after two minutes hangs (it is killed, and the test fails).

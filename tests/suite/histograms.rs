@@ -2,15 +2,15 @@
 //! one the network's own backward measures, the counts add up, saturation shows where it must,
 //! the figures keep their legend off the data, and without the flag nothing changes.
 
-mod common;
+use crate::common;
 
+use crate::common::{TINY_TRAIN, assert_refused, parse, scratch};
 use bn_lab::cli::Command;
 use bn_lab::config::{Activation, Loss, Norm};
 use bn_lab::experiment::grad_norms::{GradNorms, GradNormsConfig};
 use bn_lab::experiment::train::{Train, TrainConfig};
 use bn_lab::histogram::{self, Histogram, Snapshot};
 use bn_lab::{Mlp, Mode, data};
-use common::{TINY_TRAIN, assert_refused, parse, scratch};
 
 fn grad_norms_cfg(args: &[&str]) -> GradNormsConfig {
     let all: Vec<&str> = std::iter::once("grad-norms")

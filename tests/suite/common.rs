@@ -1,16 +1,39 @@
 //! Helpers shared by the end-to-end tests: run the binary, scratch directories.
 
-#![allow(dead_code)]
-
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A fresh scratch directory path (not created) unique to this test process and `name`.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bn-lab-test-{}-{name}", std::process::id()));
+    claim(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// Record that the running test owns the scratch directory `dir`; panic if another test of this
+/// process has asked for it. All the tests share one process and run in parallel, so two
+/// tests picking the same name would remove each other's files. libtest names each test's
+/// thread after the test; threads a test starts itself (unnamed) are not checked.
+fn claim(dir: &Path) {
+    static OWNERS: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+    let thread = std::thread::current();
+    let Some(test) = thread.name().filter(|n| *n != "main") else {
+        return;
+    };
+    let mut owners = OWNERS.lock().unwrap_or_else(|e| e.into_inner());
+    let owner = owners
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| test.to_string());
+    assert_eq!(
+        owner,
+        test,
+        "the scratch directory {} is used by two tests: give one of them another name",
+        dir.display()
+    );
 }
 
 /// How long any one `bn-lab` run of a test may take before it counts as hung: far above the
@@ -139,6 +162,7 @@ pub fn rejects(args: &[&str], flag: &str, out: &Path) {
 /// A fresh, empty, existing directory under the target dir, for one test.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    claim(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("the target dir is writable");
     dir
@@ -285,7 +309,7 @@ pub fn assert_schema(v: &serde_json::Value, name: &str) {
     }
 }
 
-// Tiny runs of each command, shared by its tests and tests/roundtrip.rs.
+// Tiny runs of each command, shared by its tests and tests/suite/roundtrip.rs.
 
 pub const TINY_SHATTERED: &[&str] = &[
     "shattered",
@@ -529,7 +553,12 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
 ) -> (E::Report, Vec<(String, bn_lab::plot::Layout)>) {
     E::validate(cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
     let report = E::run(cfg, &|_| {});
-    let dir = scratch_dir(&format!("figures-{}-{what}", E::STEM));
+    // Tests in several modules draw the same experiment under the same `what` (grad-norms'
+    // "relu-residual" in grad_norms.rs and histograms.rs): a number of its own keeps each
+    // call's directory apart.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch_dir(&format!("figures-{}-{what}-{n}", E::STEM));
     let mut layouts = Vec::new();
     for (i, fig) in E::figures_for(cfg).into_iter().enumerate() {
         let layout = (fig.draw)(&report, &dir.join(fig.file))

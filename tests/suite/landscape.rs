@@ -1,8 +1,11 @@
 //! `bn-lab landscape`: the measures on cases with a closed-form answer, probes leaving the
 //! training run untouched, and the command end to end.
 
-mod common;
+use crate::common;
 
+use crate::common::{
+    TINY_LANDSCAPE, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch,
+};
 use bn_lab::config::{Activation, BnConfig, Dtype, Init, Norm};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::MeasuredTrainConfig;
@@ -12,9 +15,6 @@ use bn_lab::experiment::landscape::{
 use bn_lab::model::{Mlp, Mode, ParamKind};
 use bn_lab::ops;
 use bn_lab::spec::{DataSpec, NetConfig, NetSpec};
-use common::{
-    TINY_LANDSCAPE, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch,
-};
 use ndarray::{Array1, Array2, Axis, concatenate};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::StandardNormal;

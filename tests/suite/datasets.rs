@@ -3,16 +3,17 @@
 //! here, read back exactly, and refused with one line naming the file when they are wrong.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::idx_files::{
+    TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, fresh_dir, gzip, idx_images, idx_labels,
+    run_bounded,
+};
 use bn_lab::data::images::{
     DIGITS_TEST, DataError, ImageSet, digits, one_hot, read_idx_dir, standardise,
 };
-use flate2::Compression;
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use ndarray::Array2;
 
 // ---------------------------------------------------------------------------------------------
@@ -198,46 +199,6 @@ fn one_hot_puts_a_single_one_at_each_label() {
 
 // ---------------------------------------------------------------------------------------------
 // IDX files
-
-const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
-const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
-const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
-const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
-
-/// A fresh, empty directory unique to this process and call.
-fn fresh_dir(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "bn-lab-datasets-{}-{name}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn idx_images(n: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
-    let mut b = 0x0000_0803u32.to_be_bytes().to_vec();
-    for d in [n, rows, cols] {
-        b.extend(d.to_be_bytes());
-    }
-    b.extend(pixels);
-    b
-}
-
-fn idx_labels(labels: &[u8]) -> Vec<u8> {
-    let mut b = 0x0000_0801u32.to_be_bytes().to_vec();
-    b.extend((labels.len() as u32).to_be_bytes());
-    b.extend(labels);
-    b
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
 
 /// 5 train and 3 test images of 2x3, pixel values 0..=255 spread out, with their labels.
 struct Small {
@@ -681,119 +642,6 @@ fn idx_image_set_counts_in_the_footprint_of_a_run_on_it() {
             p.reduce
         );
     }
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// What `bn-lab ARGS` did, run under `sh -c 'ulimit -v KIB; exec ...'` with `env`.
-#[cfg(target_os = "linux")]
-struct Ran {
-    code: Option<i32>,
-    stderr: String,
-    /// The child's own peak resident set (`wait4`'s `ru_maxrss`), in bytes.
-    max_rss: u64,
-}
-
-/// Run the binary with an address-space limit of `as_kib` KiB and wait for it with `wait4`,
-/// for its own peak RSS; kill it and fail the test if it is still running after `deadline`.
-#[cfg(target_os = "linux")]
-fn run_bounded(
-    name: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-    as_kib: u64,
-    deadline: std::time::Duration,
-) -> Ran {
-    let dir = fresh_dir(name);
-    let err_path = dir.join("stderr");
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("ulimit -v {as_kib} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_bn-lab"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    // Reaped by wait4 below rather than Child::wait, for its resource usage.
-    #[allow(clippy::zombie_processes)]
-    let pid = cmd.spawn().unwrap().id() as libc::pid_t;
-    let start = std::time::Instant::now();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value, and wait4 is given valid pointers to
-    // locals; the child is ours and reaped only here.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
-        if r == pid {
-            break;
-        }
-        if start.elapsed() > deadline {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::wait4(pid, &mut status, 0, &mut usage);
-            }
-            panic!("bn-lab {args:?} still running after {deadline:?}: killed");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let stderr = std::fs::read_to_string(&err_path).unwrap();
-    std::fs::remove_dir_all(dir).unwrap();
-    Ran {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        stderr,
-        max_rss: usage.ru_maxrss as u64 * 1024,
-    }
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn idx_header_bomb_is_refused_before_its_data_is_read() {
-    // A 1 MB gzip that inflates to a valid 2^30-pixel IDX file (16384 images of 256x256): its
-    // header is valid and under every cap, and its data would take 8 GiB as f64. The 1024 gzip
-    // members of 1 MiB of zeros each are the bytes a reader that read first would inflate.
-    let dir = fresh_dir("bomb");
-    let mut images = gzip(&idx_images(16384, 256, 256, &[]));
-    let mib = gzip(&vec![0u8; 1 << 20]);
-    for _ in 0..1024 {
-        images.extend_from_slice(&mib);
-    }
-    assert!(images.len() < 2 << 20, "{} bytes", images.len());
-    std::fs::write(dir.join(format!("{TRAIN_IMAGES}.gz")), &images).unwrap();
-    std::fs::write(dir.join(TRAIN_LABELS), idx_labels(&vec![0; 16384])).unwrap();
-    std::fs::write(dir.join(TEST_IMAGES), idx_images(1, 256, 256, &[0; 65536])).unwrap();
-    std::fs::write(dir.join(TEST_LABELS), idx_labels(&[0])).unwrap();
-    let task = format!("mnist:{}", dir.display());
-    let out = dir.join("out").display().to_string();
-    // 2 GiB of address space: reading the data (1 GiB of bytes, then 8 GiB of f64) cannot
-    // succeed in it, so a refusal that came after reading would not be this message.
-    let ran = run_bounded(
-        "bomb-run",
-        &["train", "--task", &task, "--steps", "1", "--out", &out],
-        &[("BN_LAB_MEMORY_LIMIT", "2G")],
-        2 << 20,
-        std::time::Duration::from_secs(60),
-    );
-    let err = ran.stderr.trim_end();
-    eprintln!(
-        "exit {:?}, peak RSS {} KiB: {err}",
-        ran.code,
-        ran.max_rss / 1024
-    );
-    assert_eq!(ran.code, Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    // The whole run is checked from the headers, the image set among its parts, before any
-    // data is read; its pixels and classes are the set's, so no --d-in or --d-out is offered.
-    assert!(err.starts_with("Error: this run needs about "), "{err}");
-    assert!(
-        err.contains("image set 8.0 GiB") && err.contains("only 2.0 GiB"),
-        "{err}"
-    );
-    assert!(!err.contains("--d-in") && !err.contains("--d-out"), "{err}");
-    // Far below the 1 GiB the data's bytes alone would take.
-    assert!(ran.max_rss < 64 << 20, "peak RSS {} bytes", ran.max_rss);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

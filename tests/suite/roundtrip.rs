@@ -2,8 +2,9 @@
 //! for every command that writes a JSON (`gradcheck` and `bench` write none: bench's only
 //! numbers are timings).
 
-mod common;
+use crate::common;
 
+use crate::common::{bn_lab_ok, json, scratch_dir};
 use bn_lab::experiment::grad_norms::GradNorms;
 use bn_lab::experiment::ics::Ics;
 use bn_lab::experiment::landscape::Landscape;
@@ -14,7 +15,6 @@ use bn_lab::experiment::sweep::Sweep;
 use bn_lab::experiment::theory::Theory;
 use bn_lab::experiment::train::{Train, TrainConfig};
 use bn_lab::experiment::{Experiment, LoadError, load_config};
-use common::{bn_lab_ok, json, scratch_dir};
 use serde_json::Value;
 
 /// Run `args` through the CLI, rebuild the config from its JSON, run it through the library

@@ -2,7 +2,7 @@
 //! thread count, bad input refused in one line, and a plan run point by point and collected
 //! giving exactly the local sweep's numbers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,11 +2,12 @@
 //! differences, cross-entropy through whole networks (gradcheck), accuracy, the task spellings,
 //! training on the shipped digits, MNIST-format IDX directories end to end, and the refusals.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;
 
+use crate::common::{assert_refused, bn_lab_ok, json, num, parse, scratch_dir};
 use bn_lab::config::{Activation, BnConfig, Init, Loss, NormKind};
 use bn_lab::data::{self, Task};
 use bn_lab::experiment::Experiment;
@@ -14,7 +15,6 @@ use bn_lab::experiment::train::Train;
 use bn_lab::model::Mode;
 use bn_lab::ops::{self, reference};
 use bn_lab::spec::NetConfig;
-use common::{assert_refused, bn_lab_ok, json, num, parse, scratch_dir};
 use ndarray::{Array2, array};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::StandardNormal;
@@ -362,8 +362,13 @@ fn train_reads_an_idx_directory_end_to_end() {
         assert_eq!(v["config"]["d_out"], 10);
         assert_eq!(v["config"]["n_train"], 80);
         assert_eq!(v["config"]["n_test"], 20);
+        // An accuracy over the 20 test images: a whole number of them, at most all.
         for r in v["runs"].as_array().unwrap() {
-            assert!(num(&r["final_test_accuracy"]) >= 0.0);
+            let right = num(&r["final_test_accuracy"]) * 20.0;
+            assert!(
+                (right - right.round()).abs() < 1e-9 && (0.0..=20.0).contains(&right),
+                "{right} of 20 test images"
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 //! at depth 200 in f32, overflow with a linear net at weight scale 3, a ReLU residual net whose
 //! gradients reach 1e23), and the verdicts say what the plot shows.
 
-mod common;
+use crate::common;
 
 use bn_lab::cli::Command;
 use bn_lab::experiment::grad_norms::{GradNorms, GradNormsConfig, GradNormsReport, Trend};

@@ -1,13 +1,13 @@
 //! Mean-field theory beside measurement: `bn-lab theory` end to end, the predictions
 //! `grad-norms` records, and measured runs at width 1024 within 2% of the prediction.
 
-mod common;
+use crate::common;
 
+use crate::common::{assert_refused, assert_schema, bn_lab_ok, json, num, scratch_dir};
 use bn_lab::config::{Activation, Init, Norm, Placement};
 use bn_lab::experiment::grad_norms::{self, GradNormsConfig};
 use bn_lab::spec::NetSpec;
 use bn_lab::theory;
-use common::{assert_refused, assert_schema, bn_lab_ok, json, num, scratch_dir};
 
 fn spec(width: usize, batch: usize, init: Init) -> NetSpec {
     NetSpec {

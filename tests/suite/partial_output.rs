@@ -2,14 +2,12 @@
 //! before any work, a failed or interrupted run leaves neither temporaries nor the directories
 //! it created, and stdout write errors are reported.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bn_lab, scratch_dir};
+use crate::common::{bn_lab, scratch_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bn-lab");
 

@@ -1,9 +1,9 @@
 //! The `bn-lab` binary end to end: files written, the diary's vanishing-gradient claim, non-finite
 //! results, determinism, and bad input.
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     assert_refused, assert_schema, bn_lab as run, bn_lab_ok, json, num, scratch_dir as scratch,
 };
 use std::path::Path;
