@@ -9,8 +9,6 @@
 //!   activation inputs under it, with and without scale/shift, and the share inside (−1, 1);
 //! - `nonlinearity_units.png`: the dead and always-active (linear) ReLU units per layer.
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
@@ -20,10 +18,12 @@ use crate::experiment::nonlinearity::{
     SIGMOID_SATURATION, TANH_SATURATION, title,
 };
 use crate::ops;
-use crate::plot::{
-    Dash, Figure, Figures, Fonts, Grid, Layout, LegendItem, Note, Panel, Sample, Series, Slide,
-    draw_legend, draw_panel_bare, figure, layout_legend, norm_color, norm_marker, okabe_ito,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, Fonts, Grid, Layout, LegendItem, Note, Panel, Png, Sample, Series, Slide, draw_legend,
+    draw_panel_bare, figure, layout_legend, okabe_ito,
 };
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, fmt_num, geometric_mean, max_nan, min_nan};
 
 fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRun> {
@@ -176,7 +176,7 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
                 }
             }
             // With classes, what the fits mean: each arm's mean test accuracy.
-            notes.extend(crate::plot::accuracy_note(
+            notes.extend(crate::plot::arms::accuracy_note(
                 &format!("{act} test accuracy"),
                 s.arms.iter().map(|a| (a.norm.label(), a.test_accuracy)),
             ));
@@ -215,9 +215,9 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
     slide
 }
 
-/// Draw the headline into `path`.
-pub fn draw_headline(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    headline(report).draw(path)
+/// Draw the headline.
+pub fn draw_headline(report: &NonlinearityReport) -> Result<Png> {
+    headline(report).draw()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -608,10 +608,10 @@ pub fn detail_columns(report: &NonlinearityReport) -> Vec<Vec<Panel>> {
         .collect()
 }
 
-/// Draw the detail figure into `path`: one column per activation (shorter columns leave their
+/// Draw the detail figure: one column per activation (shorter columns leave their
 /// bottom cells blank), each panel with its legend beside it. A single activation's panels fill
 /// two columns instead, so the figure is wide enough for its title.
-pub fn draw_detail(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+pub fn draw_detail(report: &NonlinearityReport) -> Result<Png> {
     let mut columns = detail_columns(report);
     if columns.len() == 1 {
         let panels = columns.remove(0);
@@ -623,14 +623,13 @@ pub fn draw_detail(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
     let rows = columns.iter().map(|c| c.len()).max().unwrap_or(1);
     let cols = columns.len().max(1);
     Grid::new(rows, cols, (900, 560)).draw(
-        path,
         "Activation inputs per layer, after (solid) and before (dashed) training",
         &title(&report.config),
         |cells| {
             let mut layout = Layout::default();
             for (c, col) in columns.iter().enumerate() {
                 for (r, p) in col.iter().enumerate() {
-                    layout.extend(crate::plot::draw_panel(&cells[r * cols + c], p)?);
+                    layout.extend(crate::plot::chart::draw_panel(&cells[r * cols + c], p)?);
                 }
             }
             Ok(layout)
@@ -859,9 +858,9 @@ pub fn hist_figure(report: &NonlinearityReport) -> HistFigure {
 const HIST_CELL: (u32, u32) = (620, 440);
 const HIST_LEGEND_MAX_W: u32 = 470;
 
-/// Draw the histograms of the first seed into `path`: one row per (activation, configuration),
+/// Draw the histograms of the first seed: one row per (activation, configuration),
 /// one column per probed layer, one legend in a column on the right.
-pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+pub fn draw_histograms(report: &NonlinearityReport) -> Result<Png> {
     let cfg = &report.config;
     let fig = hist_figure(report);
     let subtitle = format!(
@@ -873,10 +872,9 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<Layou
     let grid_w = HIST_CELL.0 * fig.cols as u32;
     let size = (
         grid_w + HIST_LEGEND_MAX_W + 20,
-        crate::plot::TITLE_HEIGHT + HIST_CELL.1 * fig.rows as u32,
+        crate::plot::chart::TITLE_HEIGHT + HIST_CELL.1 * fig.rows as u32,
     );
     figure(
-        path,
         size,
         "Activation inputs before and after training (first, middle, last layer)",
         &subtitle,
@@ -1079,9 +1077,9 @@ pub fn curve_slide(report: &NonlinearityReport) -> Slide {
     slide
 }
 
-/// Draw the curve slide into `path`.
-pub fn draw_curve(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    curve_slide(report).draw(path)
+/// Draw the curve slide.
+pub fn draw_curve(report: &NonlinearityReport) -> Result<Png> {
+    curve_slide(report).draw()
 }
 
 /// The activation the units slide draws: the first (leaky) ReLU of the run, else the first.
@@ -1189,9 +1187,9 @@ pub fn units_slide(report: &NonlinearityReport) -> Slide {
     slide
 }
 
-/// Draw the units slide into `path`.
-pub fn draw_units(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    units_slide(report).draw(path)
+/// Draw the units slide.
+pub fn draw_units(report: &NonlinearityReport) -> Result<Png> {
+    units_slide(report).draw()
 }
 
 impl Figures for crate::experiment::nonlinearity::Nonlinearity {

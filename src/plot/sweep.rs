@@ -5,15 +5,13 @@
 //!   (Yang et al.'s `lambda(B)` for BN, `E[phi'^2] / E[phi^2]` for LN), and the final losses;
 //! - depth: the first/last ratio and the growth per layer.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use crate::config::Norm;
 use crate::experiment::sweep::{HEALTHY, Mean, Point, Sweep, SweepReport, Vary};
-use crate::plot::{
-    Dash, Figure, Figures, Layout, LegendItem, Note, Panel, Series, Slide, norm_color, norm_marker,
-};
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{Dash, LegendItem, Note, Panel, Png, Series, Slide};
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, fmt_num, max_nan, median_nan, min_nan};
 
 /// Up to this many swept values a panel draws markers with min-max whiskers, not lines: a
@@ -375,7 +373,7 @@ fn headline(r: &SweepReport) -> String {
 }
 
 /// The headline slide.
-pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
+pub fn draw(r: &SweepReport) -> Result<Png> {
     let panels = match r.config.vary {
         // The backprop signal first: the plain net's collapse shows there, while the weight
         // gradients' first/last ratio stays near 1 (dW_l = h_{l-1}^T dz_l: the shrinking
@@ -414,7 +412,7 @@ pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
             .notes
             .push(LegendItem::text("losses: solid test, dashed train"));
     }
-    slide.draw(path)
+    slide.draw()
 }
 
 impl Figures for Sweep {

@@ -2,8 +2,6 @@
 //! many updates each run survived), `train_loss.png` (loss curves, one panel per learning rate)
 //! and `train_layers.png` (per-layer update-to-weight ratios and gradient norms over steps).
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
@@ -11,11 +9,12 @@ use crate::config::Norm;
 use crate::experiment::train::{
     HigherLr, PlacementVerdict, TrainConfig, TrainReport, TrainRun, short_title,
 };
-use crate::plot::histograms::{self, Curve};
-use crate::plot::{
-    Dash, Figure, Figures, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT, figure,
-    norm_color, norm_marker, shared_legend,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, Grid, LegendItem, Note, Panel, Png, Series, Slide, TITLE_HEIGHT, figure, shared_legend,
 };
+use crate::plot::histograms::{self, Curve};
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, Short, fmt_num};
 /// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
 pub fn ramp(t: f64) -> RGBColor {
@@ -219,9 +218,9 @@ fn accuracy_panel(report: &TrainReport) -> Panel {
     p
 }
 
-/// Draw the headline into `path`: best test loss against learning rate, the updates each run
+/// Draw the headline: best test loss against learning rate, the updates each run
 /// survived, and (with classes) the test accuracy.
-pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_headline(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let placement = report.verdicts.placement.as_ref().map(|v| v.verdict);
     let title = match report.verdicts.higher_lr.as_ref().map(|v| v.verdict) {
@@ -252,7 +251,7 @@ pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::L
     slide.notes.push(LegendItem::text(
         "best test loss: lowest test-set loss during the run (BN in eval mode); label: the best learning rate",
     ));
-    slide.draw(path)
+    slide.draw()
 }
 
 /// `(x, y)` points of a loss curve; for a diverged run the last point becomes inf, so it is
@@ -455,8 +454,8 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
     p
 }
 
-/// Draw the loss curves into `path`: one panel per learning rate.
-pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+/// Draw the loss curves: one panel per learning rate.
+pub fn draw_loss(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let panels: Vec<Panel> = cfg.lrs.iter().map(|&lr| lr_panel(report, lr)).collect();
     let (cols, rows) = loss_layout(panels.len());
@@ -465,7 +464,6 @@ pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<crate::plot::Layou
         short_title(cfg)
     );
     Grid::new(rows, cols, (900, 640)).draw_panels(
-        path,
         "Training with and without BatchNorm across learning rates",
         &subtitle,
         &panels,
@@ -516,7 +514,7 @@ fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
         let mut b = Series::new(label, color, pts(&d.grad_norm[idx]));
         for s in [&mut a, &mut b] {
             s.dash = if dashed { Dash::Dashed } else { Dash::Solid };
-            s.marker = (few).then_some(crate::plot::Marker::Circle);
+            s.marker = (few).then_some(crate::plot::chart::Marker::Circle);
         }
         ratio.series.push(a);
         norm.series.push(b);
@@ -552,10 +550,10 @@ fn shared_extent<'a>(panels: impl Iterator<Item = &'a Panel>) -> Option<(f64, f6
 const LAYER_CELL: (u32, u32) = (620, 520);
 const LAYER_LEGEND_W: u32 = 430;
 
-/// Draw the per-layer diagnostics of the runs at `config.diag_lr` into `path`: one column per
+/// Draw the per-layer diagnostics of the runs at `config.diag_lr`: one column per
 /// configuration, update-to-weight ratio on top and gradient norm below, each row on one y
 /// scale so the columns compare directly, and one legend for all of them on the right.
-pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_layers(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
@@ -579,12 +577,11 @@ pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<crate::plot::Lay
     let panels: Vec<&Panel> = ratios.iter().chain(&norms).collect();
     let items = shared_legend(panels.iter().copied());
     figure(
-        path,
         size,
         "Per-layer update-to-weight ratio (top) and gradient norm (bottom) during training",
         &subtitle,
         |body| {
-            crate::plot::panels_with_legend(
+            crate::plot::chart::panels_with_legend(
                 body,
                 LAYER_CELL.0 * cols as u32,
                 (2, cols),
@@ -627,7 +624,7 @@ impl Figures for crate::experiment::train::Train {
 
 /// `train_histograms.png`: the histograms of the runs at `config.diag_lr`, one colour per
 /// configuration and one dash per step.
-pub fn draw_histograms(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_histograms(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let steps = cfg.histogram_steps.clone().unwrap_or_default();
@@ -653,7 +650,6 @@ pub fn draw_histograms(report: &TrainReport, path: &Path) -> Result<crate::plot:
         short_title(cfg)
     );
     histograms::draw(
-        path,
         "Per-layer histograms during training: activations h_l (top) and backprop signal dL/dh_l (bottom)",
         &subtitle,
         &curves,

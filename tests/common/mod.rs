@@ -519,8 +519,7 @@ pub fn assert_progress_adds_up<E: bn_lab::experiment::Experiment>(
     report
 }
 
-/// Run experiment `E` on `cfg` through the library, draw every figure into a scratch
-/// directory, and check the layout each figure reports: the first figure is the headline
+/// Run experiment `E` on `cfg` through the library, draw every figure, and check the layout each figure reports: the first figure is the headline
 /// (`<STEM>.png`, a 16:9 slide of 1 to 4 panels), and in no figure does a legend cover a data
 /// point, a label or a plot area, or leave the figure. Returns the report and the layouts.
 pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
@@ -529,11 +528,11 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
 ) -> (E::Report, Vec<(String, bn_lab::plot::Layout)>) {
     E::validate(cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
     let report = E::run(cfg, &|_| {});
-    let dir = scratch_dir(&format!("figures-{}-{what}", E::STEM));
     let mut layouts = Vec::new();
     for (i, fig) in E::figures_for(cfg).into_iter().enumerate() {
-        let layout = (fig.draw)(&report, &dir.join(fig.file))
-            .unwrap_or_else(|e| panic!("{what}: drawing {}: {e:#}", fig.file));
+        let layout = (fig.draw)(&report)
+            .unwrap_or_else(|e| panic!("{what}: drawing {}: {e:#}", fig.file))
+            .layout;
         if i == 0 {
             assert_eq!(fig.file, format!("{}.png", E::STEM), "{what}: the headline");
             assert_eq!(
@@ -563,7 +562,6 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
         );
         layouts.push((fig.file.to_string(), layout));
     }
-    let _ = std::fs::remove_dir_all(&dir);
     (report, layouts)
 }
 
