@@ -104,100 +104,139 @@ fn share_loss_axis(panels: &mut [Panel], linear: Option<f64>, loss: crate::confi
 /// value, and the best linear model as a guide; every panel on the same linear loss axis.
 pub fn headline(report: &NonlinearityReport) -> Slide {
     let cfg = &report.config;
-    let seeds = cfg.seed_list();
-    let first = seeds.first().copied().unwrap_or(0) as f64;
-    let last = seeds.last().copied().unwrap_or(0) as f64;
-    // Room on the left for the mean labels (short of the tick at `first - 1`), half a seed on
-    // the right.
-    let x_range = (first - 0.9, last + 0.5);
+    let x_range = seed_axis(&cfg.seed_list());
     let linear = report.reference.linear_fit_train_loss.map(|v| v.0);
     let mut panels = Vec::new();
     let mut notes = Vec::new();
     for &act in cfg.acts.iter().take(HEADLINE_ACTS) {
         let summary = report.summary.iter().find(|s| s.act == act);
-        let mut p = Panel::new(
-            headline_caption(act, summary),
-            "seed",
-            format!("final training loss ({})", cfg.data.loss.title()),
-            false,
-        );
-        p.integer_x = true;
-        p.x_range = Some(x_range);
-        p.top_edge_label = Some("top strip: inf or NaN (diverged)".into());
-        if let Some(linear) = linear {
-            p.guides
-                .push((linear, "best linear model (training set)".into()));
-        }
-        for (i, &arm) in cfg.norms.iter().enumerate() {
-            let runs = runs_of(report, act, arm);
-            if runs.is_empty() {
-                continue;
-            }
-            let color = norm_color(arm);
-            let pts = runs
-                .iter()
-                .map(|r| {
-                    (
-                        r.seed as f64 + dodge(i, cfg.norms.len()),
-                        r.recalibrated_train_loss.0,
-                    )
-                })
-                .collect();
-            let mut s = Series::new(arm.label(), color, pts);
-            s.no_line = true;
-            s.marker = Some(norm_marker(arm));
-            p.series.push(s);
-            let mean = summary
-                .and_then(|s| s.arms.iter().find(|a| a.norm == arm))
-                .map_or(f64::NAN, |a| a.train_loss.0);
-            if mean.is_finite() {
-                p.series.push(Series::level(
-                    format!("{} mean", arm.label()),
-                    color,
-                    x_range,
-                    mean,
-                ));
-                p.notes.push(Note {
-                    x: x_range.0,
-                    y: mean,
-                    text: fmt_num(mean),
-                    color,
-                    offset: (6, 0),
-                });
-            }
-        }
+        panels.push(headline_panel(report, act, summary, x_range, linear));
         if let Some(s) = summary {
-            if let (Some(better), Some(v)) = (s.seeds_affine_better, s.verdict) {
-                if v != AffineVerdict::Undetermined {
-                    notes.push(LegendItem::text(format!(
-                        "{act}: with γ, β lower in {better} of {} seeds",
-                        cfg.seeds
-                    )));
-                }
-            }
-            // With classes, what the fits mean: each arm's mean test accuracy.
-            notes.extend(crate::plot::arms::accuracy_note(
-                &format!("{act} test accuracy"),
-                s.arms.iter().map(|a| (a.norm.label(), a.test_accuracy)),
-            ));
+            notes.extend(act_notes(report, s));
         }
-        panels.push(p);
     }
     share_loss_axis(&mut panels, linear, cfg.data.loss);
-    notes.push(LegendItem::new(
-        "mean over seeds (value on the left)",
-        Sample::Line {
-            color: RGBColor(90, 90, 90),
-            dash: Dash::Dashed,
-            marker: None,
-            width: 2,
-        },
+    notes.extend(headline_key(&cfg.acts));
+    let mut slide = Slide::new(
+        "Does BatchNorm's scale/shift (γ, β) restore the non-linearity?",
+        title(cfg),
+        panels,
+    );
+    slide.notes = notes;
+    slide
+}
+
+/// The headline's x range over `seeds`: room on the left for the mean labels (short of the
+/// tick at `first - 1`), half a seed on the right.
+fn seed_axis(seeds: &[u64]) -> (f64, f64) {
+    let first = seeds.first().copied().unwrap_or(0) as f64;
+    let last = seeds.last().copied().unwrap_or(0) as f64;
+    (first - 0.9, last + 0.5)
+}
+
+/// One activation's headline panel: every arm's seeds as markers, dodged apart, and its mean
+/// over seeds as a dashed level labelled on the left; the best linear model as a guide.
+fn headline_panel(
+    report: &NonlinearityReport,
+    act: Activation,
+    summary: Option<&ActSummary>,
+    x_range: (f64, f64),
+    linear: Option<f64>,
+) -> Panel {
+    let cfg = &report.config;
+    let mut p = Panel::new(
+        headline_caption(act, summary),
+        "seed",
+        format!("final training loss ({})", cfg.data.loss.title()),
+        false,
+    );
+    p.integer_x = true;
+    p.x_range = Some(x_range);
+    p.top_edge_label = Some("top strip: inf or NaN (diverged)".into());
+    if let Some(linear) = linear {
+        p.guides
+            .push((linear, "best linear model (training set)".into()));
+    }
+    for (i, &arm) in cfg.norms.iter().enumerate() {
+        let runs = runs_of(report, act, arm);
+        if runs.is_empty() {
+            continue;
+        }
+        let color = norm_color(arm);
+        let pts = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.seed as f64 + dodge(i, cfg.norms.len()),
+                    r.recalibrated_train_loss.0,
+                )
+            })
+            .collect();
+        let mut s = Series::new(arm.label(), color, pts);
+        s.no_line = true;
+        s.marker = Some(norm_marker(arm));
+        p.series.push(s);
+        let mean = summary
+            .and_then(|s| s.arms.iter().find(|a| a.norm == arm))
+            .map_or(f64::NAN, |a| a.train_loss.0);
+        if mean.is_finite() {
+            p.series.push(Series::level(
+                format!("{} mean", arm.label()),
+                color,
+                x_range,
+                mean,
+            ));
+            p.notes.push(Note {
+                x: x_range.0,
+                y: mean,
+                text: fmt_num(mean),
+                color,
+                offset: (6, 0),
+            });
+        }
+    }
+    p
+}
+
+/// An activation's legend lines: in how many seeds scale/shift gave the lower loss (when there
+/// is a verdict), and, with classes, each arm's mean test accuracy (what the fits mean).
+fn act_notes(report: &NonlinearityReport, s: &ActSummary) -> Vec<LegendItem> {
+    let act = s.act;
+    let mut notes = Vec::new();
+    if let (Some(better), Some(v)) = (s.seeds_affine_better, s.verdict) {
+        if v != AffineVerdict::Undetermined {
+            notes.push(LegendItem::text(format!(
+                "{act}: with γ, β lower in {better} of {} seeds",
+                report.config.seeds
+            )));
+        }
+    }
+    notes.extend(crate::plot::arms::accuracy_note(
+        &format!("{act} test accuracy"),
+        s.arms.iter().map(|a| (a.norm.label(), a.test_accuracy)),
     ));
-    notes.push(LegendItem::text(
-        "markers: one seed each; loss of the final network with BN statistics recomputed over the training set",
-    ));
-    if cfg.acts.len() > HEADLINE_ACTS {
-        let rest: Vec<String> = cfg.acts[HEADLINE_ACTS..]
+    notes
+}
+
+/// The headline legend's closing lines: how to read the means and markers, and where the
+/// activations beyond the first [`HEADLINE_ACTS`] are shown.
+fn headline_key(acts: &[Activation]) -> Vec<LegendItem> {
+    let mut notes = vec![
+        LegendItem::new(
+            "mean over seeds (value on the left)",
+            Sample::Line {
+                color: RGBColor(90, 90, 90),
+                dash: Dash::Dashed,
+                marker: None,
+                width: 2,
+            },
+        ),
+        LegendItem::text(
+            "markers: one seed each; loss of the final network with BN statistics recomputed over the training set",
+        ),
+    ];
+    if acts.len() > HEADLINE_ACTS {
+        let rest: Vec<String> = acts[HEADLINE_ACTS..]
             .iter()
             .map(|a| a.to_string())
             .collect();
@@ -206,13 +245,7 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
             rest.join(", ")
         )));
     }
-    let mut slide = Slide::new(
-        "Does BatchNorm's scale/shift (γ, β) restore the non-linearity?",
-        title(cfg),
-        panels,
-    );
-    slide.notes = notes;
-    slide
+    notes
 }
 
 /// Draw the headline.
