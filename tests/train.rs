@@ -610,7 +610,7 @@ fn diverged_marks_at_one_learning_rate_do_not_share_a_pixel() {
 
 #[test]
 fn spread_marks_keeps_marks_a_gap_apart_inside_the_range() {
-    use bn_lab::plot::train::spread_marks;
+    use bn_lab::plot::chart::spread_marks;
     let xs = spread_marks(&[3.0, 1.0, 3.0, 3.0, 5.0], 0.5, (0.0, 5.0));
     let mut sorted = xs.clone();
     sorted.sort_by(f64::total_cmp);

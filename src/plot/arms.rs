@@ -2,8 +2,9 @@
 //! and one marker shape per normaliser, the same in every figure, and the legend line of the
 //! arms' test accuracies.
 
-use super::chart::{LegendItem, Marker, okabe_ito};
 use plotters::style::RGBColor;
+
+use super::chart::{LegendItem, Marker, okabe_ito};
 
 /// One colour per normalisation arm, the same in every figure: BN off vermillion, the BN arms
 /// in the palette's blues, green and purple, LayerNorm orange (black after the activation).

@@ -11,10 +11,10 @@ use plotters::prelude::*;
 
 use crate::experiment::landscape::{LandscapeArm, LandscapeReport, Probe, title};
 use crate::plot::arms::{norm_color, norm_marker};
-use crate::plot::chart::error::failed;
 use crate::plot::chart::heatmap::{HeatMap, LogScale, draw_colorbar, draw_heatmap};
 use crate::plot::chart::{
-    Dash, FAMILY, LegendItem, Marker, Note, Panel, PanelLayout, Png, Rect, Series, Slide, figure,
+    Area, Dash, LegendItem, Marker, Note, Panel, PanelLayout, Png, Series, Slide,
+    draw_message_panel, figure,
 };
 use crate::plot::{Figure, Figures};
 use crate::stats::fmt_num;
@@ -359,51 +359,16 @@ fn slice_map<'c>(arm: &LandscapeArm, values: &[Vec<f64>], coords: &'c [f64]) -> 
 }
 
 /// In place of the map of an arm that has no slice: its caption and a framed message saying
-/// why (it diverged at step N); returns the frame as the panel's plot area (no data point).
-fn draw_no_slice(area: &crate::plot::chart::Area<'_>, arm: &LandscapeArm) -> Result<PanelLayout> {
-    let (w, h) = area.dim_in_pixel();
-    let (w, h) = (w as i32, h as i32);
-    let centre = plotters::style::text_anchor::Pos::new(
-        plotters::style::text_anchor::HPos::Center,
-        plotters::style::text_anchor::VPos::Center,
-    );
-    let caption = TextStyle::from((FAMILY, 30).into_font()).pos(centre);
-    area.draw_text(
-        &format!("{}: no slice", arm.run.label),
-        &caption,
-        (w / 2, 30),
-    )
-    .map_err(failed("drawing slice panel"))?;
-    let frame = (106, 70, w - 16, h - 86);
-    area.draw(&Rectangle::new(
-        [(frame.0, frame.1), (frame.2, frame.3)],
-        ShapeStyle::from(&BLACK.mix(0.4)).stroke_width(1),
-    ))
-    .map_err(failed("drawing slice panel"))?;
+/// why (it diverged at step N), in the arm's colour.
+fn draw_no_slice(area: &Area<'_>, arm: &LandscapeArm) -> Result<PanelLayout> {
     let why = match arm.run.diverged_at {
         Some(step) => format!("diverged at step {step}: no slice"),
         None => "no slice".to_string(),
     };
-    let arm_color = norm_color(arm.run.norm);
-    let text = TextStyle::from((FAMILY, 34).into_font())
-        .color(&arm_color)
-        .pos(centre);
-    let mid = ((frame.0 + frame.2) / 2, (frame.1 + frame.3) / 2);
-    area.draw_text(&why, &text, mid)
-        .map_err(failed("drawing slice panel"))?;
-    let base = area.get_base_pixel();
-    Ok(PanelLayout {
-        caption: format!("{}: {why}", arm.run.label),
-        plot: Rect::new(
-            base.0 + frame.0,
-            base.1 + frame.1,
-            base.0 + frame.2,
-            base.1 + frame.3,
-        ),
-        points: Vec::new(),
-        labels: Vec::new(),
-        texts: Vec::new(),
-    })
+    let caption = format!("{}: no slice", arm.run.label);
+    let mut drawn = draw_message_panel(area, &caption, &why, norm_color(arm.run.norm))?;
+    drawn.caption = format!("{}: {why}", arm.run.label);
+    Ok(drawn)
 }
 
 /// Draw the 2-D slices side by side (860 px per map plus 280 px for the colour

@@ -33,40 +33,12 @@ fn x_label(r: &SweepReport) -> &'static str {
     }
 }
 
-/// With [`FEW_VALUES`] or fewer values: every series with markers becomes markers alone, its
-/// band min-max whiskers, and the arms are nudged apart so that their whiskers do not overlap.
+/// With [`FEW_VALUES`] or fewer values: markers with min-max whiskers instead of lines across
+/// the gaps ([`Panel::markers_with_whiskers`]).
 fn markers_only(p: &mut Panel, r: &SweepReport) {
-    if !few(r) {
-        return;
+    if few(r) {
+        p.markers_with_whiskers();
     }
-    let (lo, hi) = p.x_range.unwrap_or((0.0, 1.0));
-    let step = 0.025 * (hi - lo);
-    let arms = p.series.iter().filter(|s| s.marker.is_some()).count() as f64;
-    let mut whiskers = Vec::new();
-    for (i, s) in p
-        .series
-        .iter_mut()
-        .filter(|s| s.marker.is_some())
-        .enumerate()
-    {
-        let nudge = (i as f64 - (arms - 1.0) / 2.0) * step;
-        s.no_line = true;
-        for pt in &mut s.points {
-            pt.0 += nudge;
-        }
-        for &(x, lo, hi) in &s.band {
-            let mut w = Series::new(
-                format!("{} min-max", s.label),
-                s.color,
-                vec![(x + nudge, lo), (x + nudge, hi)],
-            );
-            w.width = 3;
-            w.legend = false;
-            whiskers.push(w);
-        }
-        s.band.clear();
-    }
-    p.series.extend(whiskers);
 }
 
 /// Where a swept value sits on the x axis: `log2(B)` for batch sizes (so every power of two is

@@ -515,3 +515,51 @@ where
     }
     Ok(boxes.into_iter().map(|b| b.0).collect())
 }
+
+/// In place of a chart that has nothing to show: `caption` on top and `message` in `color`,
+/// centred in a frame where the plot would be; returns the frame as the panel's plot area (no
+/// data point).
+pub fn draw_message_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    message: &str,
+    color: RGBColor,
+) -> Result<PanelLayout>
+where
+    DB::ErrorType: 'static,
+{
+    let (w, h) = area.dim_in_pixel();
+    let (w, h) = (w as i32, h as i32);
+    let centre = plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Center,
+    );
+    let caption_style = TextStyle::from((FAMILY, 30).into_font()).pos(centre);
+    area.draw_text(caption, &caption_style, (w / 2, 30))
+        .map_err(failed("drawing message panel"))?;
+    let frame = (106, 70, w - 16, h - 86);
+    area.draw(&Rectangle::new(
+        [(frame.0, frame.1), (frame.2, frame.3)],
+        ShapeStyle::from(&BLACK.mix(0.4)).stroke_width(1),
+    ))
+    .map_err(failed("drawing message panel"))?;
+    let text = TextStyle::from((FAMILY, 34).into_font())
+        .color(&color)
+        .pos(centre);
+    let mid = ((frame.0 + frame.2) / 2, (frame.1 + frame.3) / 2);
+    area.draw_text(message, &text, mid)
+        .map_err(failed("drawing message panel"))?;
+    let base = area.get_base_pixel();
+    Ok(PanelLayout {
+        caption: caption.to_string(),
+        plot: Rect::new(
+            base.0 + frame.0,
+            base.1 + frame.1,
+            base.0 + frame.2,
+            base.1 + frame.3,
+        ),
+        points: Vec::new(),
+        labels: Vec::new(),
+        texts: Vec::new(),
+    })
+}

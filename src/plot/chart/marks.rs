@@ -121,3 +121,23 @@ where
     }
     Ok(())
 }
+
+/// Move the x of marks that would overlap apart: sorted by `x`, each at least `gap` right of
+/// the one before, then the group shifted back left where it would leave `range`. Returns the
+/// new x in the order given.
+pub fn spread_marks(xs: &[f64], gap: f64, range: (f64, f64)) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    let mut out = xs.to_vec();
+    let mut prev = f64::NEG_INFINITY;
+    for &i in &order {
+        out[i] = xs[i].max(prev + gap).max(range.0);
+        prev = out[i];
+    }
+    let mut next = f64::INFINITY;
+    for &i in order.iter().rev() {
+        out[i] = out[i].min(next - gap).min(range.1);
+        next = out[i];
+    }
+    out
+}

@@ -11,6 +11,11 @@
 //! - [`layout`]: where a figure put things, for tests that check nothing covers data;
 //! - [`palette`], [`font`], [`error`].
 //!
+//! The files use each other in one direction only: `font`, `palette`, `error`, `layout` and
+//! `scale` use none of the others; `marks` uses `error`; `panel` uses `marks` and `scale`;
+//! `legend` uses those below it; `draw` uses `legend` and below; `compose` uses `draw` and below;
+//! `heatmap` uses `scale` and the leaves. Nothing here knows about experiments.
+//!
 //! Every range a chart hands plotters goes through [`axis_range`] first: plotters' tick
 //! computation hangs or panics on ranges near `f64::MAX`, of infinite width, or too narrow for
 //! their magnitude, and any finite data must draw.
@@ -30,7 +35,7 @@ pub mod scale;
 mod tests;
 
 pub use compose::{Area, Grid, Png, SLIDE_SIZE, Slide, TITLE_HEIGHT, figure, panels_with_legend};
-pub use draw::{draw_panel, draw_panel_bare, draw_panel_with};
+pub use draw::{draw_message_panel, draw_panel, draw_panel_bare, draw_panel_with};
 pub use error::plot_error_message;
 pub use font::{FAMILY, Fonts, register_font};
 pub use layout::{Layout, PanelLayout, Rect};
@@ -38,7 +43,7 @@ pub use legend::{
     LegendBox, LegendItem, Sample, draw_legend, draw_legend_items, layout_legend, panel_legend,
     shared_legend,
 };
-pub use marks::{Dash, Marker};
-pub use palette::{COOL, WARM, okabe_ito};
-pub use panel::{MARKERS_ALL_UP_TO, Note, Panel, SPARSE_MARKERS, Series};
-pub use scale::{AXIS_LIMIT, axis_range, y_range};
+pub use marks::{Dash, Marker, spread_marks};
+pub use palette::{COOL, WARM, okabe_ito, ramp};
+pub use panel::{MARKERS_ALL_UP_TO, Note, Panel, SPARSE_MARKERS, Series, positive_y_extent};
+pub use scale::{AXIS_LIMIT, axis_range, union, y_range};

@@ -1,12 +1,13 @@
 //! What one chart shows ([`Panel`]: its [`Series`], guides, notes and axes' options), and the
 //! ranges of its axes in plot coordinates ([`Axes`]): a log axis puts `v` at `log10(v)`, and
 //! values a line cannot show (0 on a log axis, inf, NaN) get a strip beyond the data range
-//! where they are marked (▼ at the bottom for 0, ✕ at the top for inf/NaN).
+//! where they are marked (▼ at the bottom for 0, ✕ at the top for inf/NaN). Also what several
+//! panels share: one positive y extent for a common log scale ([`positive_y_extent`]).
 
 use plotters::style::RGBColor;
 
 use super::marks::{Dash, Marker};
-use super::scale::{axis_range, near, usable, y_range};
+use super::scale::{axis_range, near, union, usable, y_range};
 
 /// One curve of a panel. `y` may hold 0, inf and NaN: they are marked, not drawn as lines.
 #[derive(Clone, Debug)]
@@ -144,6 +145,40 @@ impl Panel {
             bottom_edge_label: None,
             x_tick_names: Vec::new(),
         }
+    }
+
+    /// Every series with markers drawn as markers alone, its band as min-max whiskers, and
+    /// the series nudged apart (by 2.5% of the x range each) so that their whiskers do not
+    /// overlap: for a few x values, where lines across the gaps would suggest values between.
+    pub fn markers_with_whiskers(&mut self) {
+        let (lo, hi) = self.x_range.unwrap_or((0.0, 1.0));
+        let step = 0.025 * (hi - lo);
+        let marked = self.series.iter().filter(|s| s.marker.is_some()).count() as f64;
+        let mut whiskers = Vec::new();
+        for (i, s) in self
+            .series
+            .iter_mut()
+            .filter(|s| s.marker.is_some())
+            .enumerate()
+        {
+            let nudge = (i as f64 - (marked - 1.0) / 2.0) * step;
+            s.no_line = true;
+            for pt in &mut s.points {
+                pt.0 += nudge;
+            }
+            for &(x, lo, hi) in &s.band {
+                let mut w = Series::new(
+                    format!("{} min-max", s.label),
+                    s.color,
+                    vec![(x + nudge, lo), (x + nudge, hi)],
+                );
+                w.width = 3;
+                w.legend = false;
+                whiskers.push(w);
+            }
+            s.band.clear();
+        }
+        self.series.extend(whiskers);
     }
 }
 
@@ -297,4 +332,24 @@ fn x_extent(panel: &Panel) -> (f64, f64) {
     } else {
         (0.0, 1.0)
     }
+}
+
+/// The smallest and largest positive finite y over every series of `panels` (a shared log
+/// scale for them).
+pub fn positive_y_extent<'a>(panels: impl Iterator<Item = &'a Panel>) -> Option<(f64, f64)> {
+    panels
+        .flat_map(|p| &p.series)
+        .map(|s| positive_extent(s.points.iter()))
+        .fold(None, union)
+}
+
+/// Smallest and largest positive finite y of `points`.
+fn positive_extent<'a>(values: impl Iterator<Item = &'a (f64, f64)>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .map(|p| p.1)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    lo.is_finite().then_some((lo, hi))
 }

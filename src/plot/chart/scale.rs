@@ -1,6 +1,7 @@
 //! Scales and ticks: ranges safe to hand to plotters whatever the data ([`axis_range`]: NaN,
 //! ±inf, `f64::MAX` and ranges too narrow for their magnitude all draw), the y range of a
-//! panel's values on a linear or log axis, and tick labels.
+//! panel's values on a linear or log axis, tick labels, and the `Chart` type every panel
+//! draws on (`f64` on both axes; a log axis is drawn as `log10` values).
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -136,3 +137,12 @@ pub(crate) fn lin_tick(v: &f64) -> String {
 /// A chart with `f64` on both axes, as every panel and histogram uses (a log y axis is drawn
 /// as `log10` values on a linear axis).
 pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The smallest range covering both (either may be missing).
+pub fn union(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> Option<(f64, f64)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
