@@ -46,7 +46,7 @@ impl Fonts {
         tick: 22,
         legend: 22,
     };
-    /// Headline figures ([`SLIDE_SIZE`]): still about 14 px high when a projector shows the
+    /// Headline figures ([`SLIDE_SIZE`](super::compose::SLIDE_SIZE)): still about 14 px high when a projector shows the
     /// slide at 1024x768.
     pub const SLIDE: Fonts = Fonts {
         caption: 36,

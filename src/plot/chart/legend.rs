@@ -304,7 +304,7 @@ where
 
 /// Draw `items` as one legend in `area`, its upper left corner at `at` (in `area`'s pixels),
 /// wrapped to the area's width; returns its box in PNG pixels. For figures that lay out their
-/// own panels (with [`draw_panel_bare`]) and share one legend column among them.
+/// own panels (with [`draw_panel_bare`](super::draw::draw_panel_bare)) and share one legend column among them.
 pub fn draw_legend_items<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     items: &[LegendItem],

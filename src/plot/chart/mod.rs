@@ -44,6 +44,6 @@ pub use legend::{
     shared_legend,
 };
 pub use marks::{Dash, Marker, spread_marks};
-pub use palette::{COOL, WARM, okabe_ito, ramp};
+pub use palette::{okabe_ito, ramp};
 pub use panel::{MARKERS_ALL_UP_TO, Note, Panel, SPARSE_MARKERS, Series, positive_y_extent};
 pub use scale::{AXIS_LIMIT, axis_range, union, y_range};

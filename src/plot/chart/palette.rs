@@ -1,4 +1,4 @@
-//! Colours: the Okabe-Ito palette, warm and cool sets of it, and a sequential ramp.
+//! Colours: the Okabe-Ito palette and a sequential ramp.
 
 use plotters::style::RGBColor;
 
@@ -14,22 +14,6 @@ pub mod okabe_ito {
     pub const VERMILLION: RGBColor = RGBColor(213, 94, 0);
     pub const REDDISH_PURPLE: RGBColor = RGBColor(204, 121, 167);
 }
-
-/// Curve colours for arms without BatchNorm (warm) and with it (cool), from the Okabe-Ito
-/// palette; figures pair them with a marker shape ([`norm_marker`]) so the arms also read apart
-/// in black and white.
-pub const WARM: [RGBColor; 3] = [
-    okabe_ito::VERMILLION,
-    okabe_ito::ORANGE,
-    okabe_ito::REDDISH_PURPLE,
-];
-
-pub const COOL: [RGBColor; 4] = [
-    okabe_ito::BLUE,
-    okabe_ito::SKY_BLUE,
-    okabe_ito::BLUISH_GREEN,
-    okabe_ito::BLACK,
-];
 
 /// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
 pub fn ramp(t: f64) -> RGBColor {

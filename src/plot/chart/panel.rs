@@ -1,5 +1,5 @@
 //! What one chart shows ([`Panel`]: its [`Series`], guides, notes and axes' options), and the
-//! ranges of its axes in plot coordinates ([`Axes`]): a log axis puts `v` at `log10(v)`, and
+//! ranges of its axes in plot coordinates (`Axes`): a log axis puts `v` at `log10(v)`, and
 //! values a line cannot show (0 on a log axis, inf, NaN) get a strip beyond the data range
 //! where they are marked (▼ at the bottom for 0, ✕ at the top for inf/NaN). Also what several
 //! panels share: one positive y extent for a common log scale ([`positive_y_extent`]).
