@@ -27,7 +27,8 @@
 //! Every file and directory this module creates for a run is created while holding the lock of
 //! one process-wide registry of them, and the signal handler keeps that lock from the moment it
 //! starts cleaning until the process is gone, so nothing can appear after the cleanup. Figures
-//! are therefore rendered in memory and written with [`write_file`].
+//! are therefore rendered in memory (a [`Figure`] returns its PNG's bytes) and written here with
+//! [`write_file`].
 //!
 //! What cannot be undone: bytes already copied into a pipe or device, and an existing file
 //! replaced by a rename of a commit that then fails (the checks make that unlikely). SIGKILL
@@ -191,7 +192,7 @@ fn remove_temp(path: &Path) {
 /// Create (or truncate) `path` and write `bytes` into it, creating the file under the lock of
 /// the registry of this process's output files: a signal handler that has started cleaning up
 /// is never raced by a file appearing afterwards. Every file drawn into a path [`Staged`] hands
-/// out is written this way (the figures: `plot::figure` renders in memory, then calls this).
+/// out is written this way ([`export`] writes each figure's PNG bytes with it).
 pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = {
         let _registry = registry();
@@ -800,8 +801,9 @@ pub fn export<E: Figures>(
     let json_path = dir.join(format!("{}.json", E::STEM));
     staged.write_flagged("--out", &json_path, json.as_bytes())?;
     test_pause("BN_LAB_TEST_WRITE_PAUSE_MS");
-    // The figures are independent: drawn side by side on rayon's pool, each into its own
-    // staged file; the first failure (in figure order) is the one reported.
+    // The figures are independent: drawn side by side on rayon's pool, each PNG written into
+    // its own staged file as soon as it is drawn (so only the figures being drawn are held);
+    // the first failure (in figure order) is the one reported.
     let temps: Vec<(PathBuf, String)> = figures
         .iter()
         .map(|fig| {
@@ -814,7 +816,11 @@ pub fn export<E: Figures>(
     let drawn: Vec<Result<()>> = figures
         .par_iter()
         .zip(temps.par_iter())
-        .map(|(fig, (tmp, context))| (fig.draw)(report, tmp).map(|_| ()).context(context.clone()))
+        .map(|(fig, (tmp, context))| {
+            (fig.draw)(report)
+                .and_then(|png| Ok(write_file(tmp, &png.bytes)?))
+                .context(context.clone())
+        })
         .collect();
     drawn.into_iter().collect::<Result<Vec<()>>>()?;
     written.push(json_path);
@@ -903,6 +909,17 @@ mod tests {
         assert_eq!(names(&dir), ["a.json", "b.png"]);
         assert!(registry().temps.iter().all(|t| !t.starts_with(&dir)));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_says_why_in_one_line() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let err = write_file(Path::new("/dev/full"), b"png").unwrap_err();
+        assert_eq!(err.to_string(), "No space left on device (os error 28)");
+        let err = write_file(Path::new("/nonexistent-bn-lab-dir/f.png"), b"png").unwrap_err();
+        assert_eq!(err.to_string(), "No such file or directory (os error 2)");
     }
 
     #[test]

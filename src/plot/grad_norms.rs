@@ -8,16 +8,15 @@
 //! [`norm_marker`]); several depths are told apart by dash (the deepest solid) and drawn
 //! against `l / L`, so every depth spans the same axis.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use crate::experiment::grad_norms::{ArmResult, GradNormsReport, LayerValues, title};
-use crate::plot::histograms::{self, Curve};
-use crate::plot::{
-    Dash, Figure, Figures, Layout, LegendItem, Marker, Note, Panel, Series, Slide, draw_panel,
-    figure, norm_color, norm_marker, okabe_ito,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, LegendItem, Marker, Note, Panel, Png, Series, Slide, draw_panel, figure, okabe_ito,
 };
+use crate::plot::histograms::{self, Curve};
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, fmt_num, fmt_rate, geometric_mean, max_nan, min_nan};
 
 /// Where layer `l` (1-based) of an arm of depth `depth` sits on the x axis: `l` when the
@@ -312,7 +311,7 @@ fn seed_note(report: &GradNormsReport) -> Option<LegendItem> {
 
 /// The headline slide: weight gradients (annotated, each arm with its fitted factor per layer
 /// dashed) and the forward spread.
-pub fn draw(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+pub fn draw(report: &GradNormsReport) -> Result<Png> {
     let mut weight = weight_panel(report);
     weight.notes = (0..report.arms.len())
         .filter_map(|i| arm_note(report, i, &weight.series[i]))
@@ -334,12 +333,12 @@ pub fn draw(report: &GradNormsReport, path: &Path) -> Result<Layout> {
             "dash: depth (solid = deepest); colour and marker: BatchNorm arm",
         ));
     }
-    slide.draw(path)
+    slide.draw()
 }
 
 /// The detail figure (1800 x 1300 px): weight gradients across the top, the backprop signal
 /// with the mean-field prediction and the forward spread below.
-pub fn draw_detail(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+pub fn draw_detail(report: &GradNormsReport) -> Result<Png> {
     let weight = weight_panel(report);
     let theory: Vec<Series> = (0..report.arms.len())
         .filter_map(|i| theory_series(report, i))
@@ -362,7 +361,6 @@ pub fn draw_detail(report: &GradNormsReport, path: &Path) -> Result<Layout> {
     }
     // Not an even grid: the weight gradients get the full width on top.
     figure(
-        path,
         (1800, 1300),
         &format!("{} (detail)", headline_title(report)),
         &sub,
@@ -489,7 +487,7 @@ fn rate_note(arm: &ArmResult) -> LegendItem {
 /// `grad_norms_theory.png`, a slide: the backprop signal against its mean-field profile, and
 /// the factor per layer measured against the one predicted (the corrected product of the
 /// diary's algebra: `chi = sigma_w^2 E[phi'(z)^2]` without BN, Yang et al.'s `lambda(B)` with).
-pub fn draw_theory(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+pub fn draw_theory(report: &GradNormsReport) -> Result<Png> {
     let mut slide = Slide::new(
         "The backprop signal's factor per layer: measured vs mean-field theory",
         subtitle(report),
@@ -503,7 +501,7 @@ pub fn draw_theory(report: &GradNormsReport, path: &Path) -> Result<Layout> {
     ));
     slide.notes.extend(report.arms.iter().map(rate_note));
     slide.notes.extend(seed_note(report));
-    slide.draw(path)
+    slide.draw()
 }
 
 impl Figures for crate::experiment::grad_norms::GradNorms {
@@ -537,7 +535,7 @@ impl Figures for crate::experiment::grad_norms::GradNorms {
 }
 
 /// `grad_norms_histograms.png`: the first seed's histograms of every arm of the deepest depth.
-pub fn draw_histograms(report: &GradNormsReport, path: &Path) -> Result<Layout> {
+pub fn draw_histograms(report: &GradNormsReport) -> Result<Png> {
     let cfg = &report.config;
     let deepest = cfg.depths.iter().copied().max().unwrap_or(0);
     let curves: Vec<Curve<'_>> = report
@@ -561,7 +559,6 @@ pub fn draw_histograms(report: &GradNormsReport, path: &Path) -> Result<Layout> 
         subtitle.push_str(&format!(" · depth {deepest} shown"));
     }
     histograms::draw(
-        path,
         "Per-layer histograms: activations h_l (top) and backprop signal dL/dh_l (bottom)",
         &subtitle,
         &curves,

@@ -8,14 +8,12 @@
 //! measures), so a shared one would leave all but the widest a spike. Each gradient panel states
 //! every noted curve's standard deviation, so the scales read across the row.
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::histogram::{Histogram, Snapshot, TANH_SATURATED};
-use crate::plot::{
-    Dash, Layout, LegendItem, Marker, Note, Panel, Sample, Series, TITLE_HEIGHT, figure, okabe_ito,
+use crate::plot::chart::{
+    Dash, LegendItem, Marker, Note, Panel, Png, Sample, Series, TITLE_HEIGHT, figure, okabe_ito,
     panels_with_legend,
 };
 
@@ -165,14 +163,13 @@ fn std_notes(curves: &[Curve<'_>], k: usize, x: f64, (lo, hi): (f64, f64)) -> Ve
         .collect()
 }
 
-/// Draw the histograms of `curves` (every snapshot with the same layers) into `path`.
+/// Draw the histograms of `curves` (every snapshot with the same layers).
 pub fn draw(
-    path: &Path,
     title: &str,
     subtitle: &str,
     curves: &[Curve<'_>],
     saturation_note: Option<&str>,
-) -> Result<Layout> {
+) -> Result<Png> {
     let layers: Vec<usize> = curves
         .first()
         .map(|c| c.snapshot.layers.iter().map(|l| l.layer).collect())
@@ -262,7 +259,7 @@ pub fn draw(
         "bins: 41 over the activation's range (tanh, sigmoid) or the data's: [0, max] or ±max|x|",
     ));
     let size = (CELL.0 * cols as u32 + LEGEND_W, TITLE_HEIGHT + 2 * CELL.1);
-    figure(path, size, title, subtitle, |body| {
+    figure(size, title, subtitle, |body| {
         panels_with_legend(body, CELL.0 * cols as u32, (2, cols), &panels, &items)
     })
 }

@@ -3,15 +3,14 @@
 //! Santurkar et al.'s measure over training (top: mean over layers 2..out with a min-max band
 //! over those layers) and per layer (bottom: median over the measured steps) at `--lr`.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use crate::experiment::ics::{IcsArm, IcsRecord, IcsReport, IcsRun, title};
-use crate::plot::{
-    Dash, Figure, Figures, Grid, LegendItem, Marker, Note, Panel, Series, Slide, norm_color,
-    norm_marker, okabe_ito,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, Grid, LegendItem, Marker, Note, Panel, Png, Series, Slide, okabe_ito,
 };
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, Short, fmt_num, max_nan, mean_nan, median_nan, min_nan};
 
 fn color(a: &IcsArm) -> plotters::style::RGBColor {
@@ -148,8 +147,8 @@ fn cos_per_layer(report: &IcsReport) -> Panel {
     p
 }
 
-/// Draw the detail figure into `path` (1800 x 1300 px): over training on top, per layer below.
-pub fn draw_detail(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
+/// Draw the detail figure (1800 x 1300 px): over training on top, per layer below.
+pub fn draw_detail(report: &IcsReport) -> Result<Png> {
     let cfg = &report.config.run;
     let subtitle = format!(
         "{}; G′ = ∂L/∂W_i after layers 1..i−1 step, every {} steps",
@@ -173,7 +172,6 @@ pub fn draw_detail(report: &IcsReport, path: &Path) -> Result<crate::plot::Layou
     cos.guides.push((1.0, "cos = 1: no shift".into()));
     let panels = [l2, cos, l2_per_layer(report), cos_per_layer(report)];
     Grid::new(2, 2, (900, 595)).draw_panels(
-        path,
         &format!(
             "Internal covariate shift (Santurkar et al. 2018): {}",
             arms_title(report)
@@ -333,7 +331,7 @@ fn ratio_panel(report: &IcsReport) -> Option<Panel> {
 
 /// The headline slide: the scatter, and BN's ratios per learning rate, with how well ICS
 /// predicts the loss as the legend's last lines.
-pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw(report: &IcsReport) -> Result<Png> {
     let mut panels = vec![scatter_panel(report)];
     panels.extend(ratio_panel(report));
     let mut slide = Slide::new(
@@ -372,7 +370,7 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
             v.bn_lower_loss, v.lrs, v.bn_lower_ics, v.bn_lower_relative, v.bn_higher_cosine
         )));
     }
-    slide.notes.extend(crate::plot::trained_accuracy_note(
+    slide.notes.extend(crate::plot::arms::trained_accuracy_note(
         report.arms.iter().map(|a| &a.run),
     ));
     let hidden: Vec<String> = report
@@ -387,7 +385,7 @@ pub fn draw(report: &IcsReport, path: &Path) -> Result<crate::plot::Layout> {
             hidden.join(", ")
         )));
     }
-    slide.draw(path)
+    slide.draw()
 }
 
 impl Figures for crate::experiment::ics::Ics {

@@ -6,17 +6,17 @@
 //! is drawn clipped at the top of the range with its value written beside it. A diverged arm
 //! gets a ✕ at its divergence step in the top strip.
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::prelude::*;
 
 use crate::experiment::landscape::{LandscapeArm, LandscapeReport, Probe, title};
-use crate::plot::heatmap::{HeatMap, LogScale, draw_colorbar, draw_heatmap};
-use crate::plot::{
-    Dash, FAMILY, Figure, Figures, LegendItem, Marker, Note, Panel, PanelLayout, Rect, Series,
-    Slide, failed, figure, norm_color, norm_marker,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::heatmap::{HeatMap, LogScale, draw_colorbar, draw_heatmap};
+use crate::plot::chart::{
+    Area, Dash, LegendItem, Marker, Note, Panel, PanelLayout, Png, Series, Slide,
+    draw_message_panel, figure,
 };
+use crate::plot::{Figure, Figures};
 use crate::stats::fmt_num;
 
 fn color(a: &LandscapeArm) -> RGBColor {
@@ -289,7 +289,7 @@ fn arms_title(report: &LandscapeReport) -> String {
 }
 
 /// The headline slide: the four measures over training, one legend for them.
-pub fn draw(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw(report: &LandscapeReport) -> Result<Png> {
     let arm = |a: &LandscapeArm| a.run.label.clone();
     let panels = vec![
         loss_panel(report, arm),
@@ -309,10 +309,10 @@ pub fn draw(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout
             "y ranges from the probes after step 0; a step-0 value above one is drawn at its top, value written",
         ),
     ];
-    slide.notes.extend(crate::plot::trained_accuracy_note(
+    slide.notes.extend(crate::plot::arms::trained_accuracy_note(
         report.arms.iter().map(|a| &a.run),
     ));
-    slide.draw(path)
+    slide.draw()
 }
 
 /// Each arm with its slice's loss values as plain `f64` (`None` for an arm that diverged and
@@ -359,57 +359,22 @@ fn slice_map<'c>(arm: &LandscapeArm, values: &[Vec<f64>], coords: &'c [f64]) -> 
 }
 
 /// In place of the map of an arm that has no slice: its caption and a framed message saying
-/// why (it diverged at step N); returns the frame as the panel's plot area (no data point).
-fn draw_no_slice(area: &crate::plot::Area<'_>, arm: &LandscapeArm) -> Result<PanelLayout> {
-    let (w, h) = area.dim_in_pixel();
-    let (w, h) = (w as i32, h as i32);
-    let centre = plotters::style::text_anchor::Pos::new(
-        plotters::style::text_anchor::HPos::Center,
-        plotters::style::text_anchor::VPos::Center,
-    );
-    let caption = TextStyle::from((FAMILY, 30).into_font()).pos(centre);
-    area.draw_text(
-        &format!("{}: no slice", arm.run.label),
-        &caption,
-        (w / 2, 30),
-    )
-    .map_err(failed("drawing slice panel"))?;
-    let frame = (106, 70, w - 16, h - 86);
-    area.draw(&Rectangle::new(
-        [(frame.0, frame.1), (frame.2, frame.3)],
-        ShapeStyle::from(&BLACK.mix(0.4)).stroke_width(1),
-    ))
-    .map_err(failed("drawing slice panel"))?;
+/// why (it diverged at step N), in the arm's colour.
+fn draw_no_slice(area: &Area<'_>, arm: &LandscapeArm) -> Result<PanelLayout> {
     let why = match arm.run.diverged_at {
         Some(step) => format!("diverged at step {step}: no slice"),
         None => "no slice".to_string(),
     };
-    let arm_color = norm_color(arm.run.norm);
-    let text = TextStyle::from((FAMILY, 34).into_font())
-        .color(&arm_color)
-        .pos(centre);
-    let mid = ((frame.0 + frame.2) / 2, (frame.1 + frame.3) / 2);
-    area.draw_text(&why, &text, mid)
-        .map_err(failed("drawing slice panel"))?;
-    let base = area.get_base_pixel();
-    Ok(PanelLayout {
-        caption: format!("{}: {why}", arm.run.label),
-        plot: Rect::new(
-            base.0 + frame.0,
-            base.1 + frame.1,
-            base.0 + frame.2,
-            base.1 + frame.3,
-        ),
-        points: Vec::new(),
-        labels: Vec::new(),
-        texts: Vec::new(),
-    })
+    let caption = format!("{}: no slice", arm.run.label);
+    let mut drawn = draw_message_panel(area, &caption, &why, norm_color(arm.run.norm))?;
+    drawn.caption = format!("{}: {why}", arm.run.label);
+    Ok(drawn)
 }
 
-/// Draw the 2-D slices side by side into `path` (860 px per map plus 280 px for the colour
+/// Draw the 2-D slices side by side (860 px per map plus 280 px for the colour
 /// bar, 1000 px high), on one shared log colour scale so the maps compare directly. The
 /// layout records each map's plot area and cell centres, and the colour bar as the legend.
-pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_slice(report: &LandscapeReport) -> Result<Png> {
     let cfg = &report.config;
     let slices = slice_values(report);
     let all = slices
@@ -431,14 +396,13 @@ pub fn draw_slice(report: &LandscapeReport, path: &Path) -> Result<crate::plot::
     );
     // Not an even grid: the colour bar takes a narrow column right of the maps.
     figure(
-        path,
         (860 * n_maps + 280, 1000),
         "Loss around the trained weights: L(θ* + a d₁ + b d₂), 2-D slice (Li et al. 2018)",
         &subtitle,
         |body| {
             let (maps, bar) = body.split_horizontally(860 * n_maps);
             let areas = maps.split_evenly((1, n_maps as usize));
-            let mut layout = crate::plot::Layout::default();
+            let mut layout = crate::plot::chart::Layout::default();
             for ((arm, values), area) in slices.iter().zip(areas.iter()) {
                 layout.panels.push(match values {
                     Some(values) => draw_heatmap(area, &slice_map(arm, values, &coords), &scale)?,

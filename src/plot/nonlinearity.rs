@@ -9,8 +9,6 @@
 //!   activation inputs under it, with and without scale/shift, and the share inside (−1, 1);
 //! - `nonlinearity_units.png`: the dead and always-active (linear) ReLU units per layer.
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
@@ -20,10 +18,12 @@ use crate::experiment::nonlinearity::{
     SIGMOID_SATURATION, TANH_SATURATION, title,
 };
 use crate::ops;
-use crate::plot::{
-    Dash, Figure, Figures, Fonts, Grid, Layout, LegendItem, Note, Panel, Sample, Series, Slide,
-    draw_legend, draw_panel_bare, figure, layout_legend, norm_color, norm_marker, okabe_ito,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, Fonts, Grid, Layout, LegendItem, Note, Panel, Png, Sample, Series, Slide, draw_legend,
+    draw_panel_bare, figure, layout_legend, okabe_ito,
 };
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, fmt_num, geometric_mean, max_nan, min_nan};
 
 fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRun> {
@@ -104,108 +104,19 @@ fn share_loss_axis(panels: &mut [Panel], linear: Option<f64>, loss: crate::confi
 /// value, and the best linear model as a guide; every panel on the same linear loss axis.
 pub fn headline(report: &NonlinearityReport) -> Slide {
     let cfg = &report.config;
-    let seeds = cfg.seed_list();
-    let first = seeds.first().copied().unwrap_or(0) as f64;
-    let last = seeds.last().copied().unwrap_or(0) as f64;
-    // Room on the left for the mean labels (short of the tick at `first - 1`), half a seed on
-    // the right.
-    let x_range = (first - 0.9, last + 0.5);
+    let x_range = seed_axis(&cfg.seed_list());
     let linear = report.reference.linear_fit_train_loss.map(|v| v.0);
     let mut panels = Vec::new();
     let mut notes = Vec::new();
     for &act in cfg.acts.iter().take(HEADLINE_ACTS) {
         let summary = report.summary.iter().find(|s| s.act == act);
-        let mut p = Panel::new(
-            headline_caption(act, summary),
-            "seed",
-            format!("final training loss ({})", cfg.data.loss.title()),
-            false,
-        );
-        p.integer_x = true;
-        p.x_range = Some(x_range);
-        p.top_edge_label = Some("top strip: inf or NaN (diverged)".into());
-        if let Some(linear) = linear {
-            p.guides
-                .push((linear, "best linear model (training set)".into()));
-        }
-        for (i, &arm) in cfg.norms.iter().enumerate() {
-            let runs = runs_of(report, act, arm);
-            if runs.is_empty() {
-                continue;
-            }
-            let color = norm_color(arm);
-            let pts = runs
-                .iter()
-                .map(|r| {
-                    (
-                        r.seed as f64 + dodge(i, cfg.norms.len()),
-                        r.recalibrated_train_loss.0,
-                    )
-                })
-                .collect();
-            let mut s = Series::new(arm.label(), color, pts);
-            s.no_line = true;
-            s.marker = Some(norm_marker(arm));
-            p.series.push(s);
-            let mean = summary
-                .and_then(|s| s.arms.iter().find(|a| a.norm == arm))
-                .map_or(f64::NAN, |a| a.train_loss.0);
-            if mean.is_finite() {
-                p.series.push(Series::level(
-                    format!("{} mean", arm.label()),
-                    color,
-                    x_range,
-                    mean,
-                ));
-                p.notes.push(Note {
-                    x: x_range.0,
-                    y: mean,
-                    text: fmt_num(mean),
-                    color,
-                    offset: (6, 0),
-                });
-            }
-        }
+        panels.push(headline_panel(report, act, summary, x_range, linear));
         if let Some(s) = summary {
-            if let (Some(better), Some(v)) = (s.seeds_affine_better, s.verdict) {
-                if v != AffineVerdict::Undetermined {
-                    notes.push(LegendItem::text(format!(
-                        "{act}: with γ, β lower in {better} of {} seeds",
-                        cfg.seeds
-                    )));
-                }
-            }
-            // With classes, what the fits mean: each arm's mean test accuracy.
-            notes.extend(crate::plot::accuracy_note(
-                &format!("{act} test accuracy"),
-                s.arms.iter().map(|a| (a.norm.label(), a.test_accuracy)),
-            ));
+            notes.extend(act_notes(report, s));
         }
-        panels.push(p);
     }
     share_loss_axis(&mut panels, linear, cfg.data.loss);
-    notes.push(LegendItem::new(
-        "mean over seeds (value on the left)",
-        Sample::Line {
-            color: RGBColor(90, 90, 90),
-            dash: Dash::Dashed,
-            marker: None,
-            width: 2,
-        },
-    ));
-    notes.push(LegendItem::text(
-        "markers: one seed each; loss of the final network with BN statistics recomputed over the training set",
-    ));
-    if cfg.acts.len() > HEADLINE_ACTS {
-        let rest: Vec<String> = cfg.acts[HEADLINE_ACTS..]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        notes.push(LegendItem::text(format!(
-            "{}: see nonlinearity_detail.png",
-            rest.join(", ")
-        )));
-    }
+    notes.extend(headline_key(&cfg.acts));
     let mut slide = Slide::new(
         "Does BatchNorm's scale/shift (γ, β) restore the non-linearity?",
         title(cfg),
@@ -215,9 +126,131 @@ pub fn headline(report: &NonlinearityReport) -> Slide {
     slide
 }
 
-/// Draw the headline into `path`.
-pub fn draw_headline(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    headline(report).draw(path)
+/// The headline's x range over `seeds`: room on the left for the mean labels (short of the
+/// tick at `first - 1`), half a seed on the right.
+fn seed_axis(seeds: &[u64]) -> (f64, f64) {
+    let first = seeds.first().copied().unwrap_or(0) as f64;
+    let last = seeds.last().copied().unwrap_or(0) as f64;
+    (first - 0.9, last + 0.5)
+}
+
+/// One activation's headline panel: every arm's seeds as markers, dodged apart, and its mean
+/// over seeds as a dashed level labelled on the left; the best linear model as a guide.
+fn headline_panel(
+    report: &NonlinearityReport,
+    act: Activation,
+    summary: Option<&ActSummary>,
+    x_range: (f64, f64),
+    linear: Option<f64>,
+) -> Panel {
+    let cfg = &report.config;
+    let mut p = Panel::new(
+        headline_caption(act, summary),
+        "seed",
+        format!("final training loss ({})", cfg.data.loss.title()),
+        false,
+    );
+    p.integer_x = true;
+    p.x_range = Some(x_range);
+    p.top_edge_label = Some("top strip: inf or NaN (diverged)".into());
+    if let Some(linear) = linear {
+        p.guides
+            .push((linear, "best linear model (training set)".into()));
+    }
+    for (i, &arm) in cfg.norms.iter().enumerate() {
+        let runs = runs_of(report, act, arm);
+        if runs.is_empty() {
+            continue;
+        }
+        let color = norm_color(arm);
+        let pts = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.seed as f64 + dodge(i, cfg.norms.len()),
+                    r.recalibrated_train_loss.0,
+                )
+            })
+            .collect();
+        let mut s = Series::new(arm.label(), color, pts);
+        s.no_line = true;
+        s.marker = Some(norm_marker(arm));
+        p.series.push(s);
+        let mean = summary
+            .and_then(|s| s.arms.iter().find(|a| a.norm == arm))
+            .map_or(f64::NAN, |a| a.train_loss.0);
+        if mean.is_finite() {
+            p.series.push(Series::level(
+                format!("{} mean", arm.label()),
+                color,
+                x_range,
+                mean,
+            ));
+            p.notes.push(Note {
+                x: x_range.0,
+                y: mean,
+                text: fmt_num(mean),
+                color,
+                offset: (6, 0),
+            });
+        }
+    }
+    p
+}
+
+/// An activation's legend lines: in how many seeds scale/shift gave the lower loss (when there
+/// is a verdict), and, with classes, each arm's mean test accuracy (what the fits mean).
+fn act_notes(report: &NonlinearityReport, s: &ActSummary) -> Vec<LegendItem> {
+    let act = s.act;
+    let mut notes = Vec::new();
+    if let (Some(better), Some(v)) = (s.seeds_affine_better, s.verdict) {
+        if v != AffineVerdict::Undetermined {
+            notes.push(LegendItem::text(format!(
+                "{act}: with γ, β lower in {better} of {} seeds",
+                report.config.seeds
+            )));
+        }
+    }
+    notes.extend(crate::plot::arms::accuracy_note(
+        &format!("{act} test accuracy"),
+        s.arms.iter().map(|a| (a.norm.label(), a.test_accuracy)),
+    ));
+    notes
+}
+
+/// The headline legend's closing lines: how to read the means and markers, and where the
+/// activations beyond the first [`HEADLINE_ACTS`] are shown.
+fn headline_key(acts: &[Activation]) -> Vec<LegendItem> {
+    let mut notes = vec![
+        LegendItem::new(
+            "mean over seeds (value on the left)",
+            Sample::Line {
+                color: RGBColor(90, 90, 90),
+                dash: Dash::Dashed,
+                marker: None,
+                width: 2,
+            },
+        ),
+        LegendItem::text(
+            "markers: one seed each; loss of the final network with BN statistics recomputed over the training set",
+        ),
+    ];
+    if acts.len() > HEADLINE_ACTS {
+        let rest: Vec<String> = acts[HEADLINE_ACTS..]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        notes.push(LegendItem::text(format!(
+            "{}: see nonlinearity_detail.png",
+            rest.join(", ")
+        )));
+    }
+    notes
+}
+
+/// Draw the headline.
+pub fn draw_headline(report: &NonlinearityReport) -> Result<Png> {
+    headline(report).draw()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -608,10 +641,10 @@ pub fn detail_columns(report: &NonlinearityReport) -> Vec<Vec<Panel>> {
         .collect()
 }
 
-/// Draw the detail figure into `path`: one column per activation (shorter columns leave their
+/// Draw the detail figure: one column per activation (shorter columns leave their
 /// bottom cells blank), each panel with its legend beside it. A single activation's panels fill
 /// two columns instead, so the figure is wide enough for its title.
-pub fn draw_detail(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+pub fn draw_detail(report: &NonlinearityReport) -> Result<Png> {
     let mut columns = detail_columns(report);
     if columns.len() == 1 {
         let panels = columns.remove(0);
@@ -623,14 +656,13 @@ pub fn draw_detail(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
     let rows = columns.iter().map(|c| c.len()).max().unwrap_or(1);
     let cols = columns.len().max(1);
     Grid::new(rows, cols, (900, 560)).draw(
-        path,
         "Activation inputs per layer, after (solid) and before (dashed) training",
         &title(&report.config),
         |cells| {
             let mut layout = Layout::default();
             for (c, col) in columns.iter().enumerate() {
                 for (r, p) in col.iter().enumerate() {
-                    layout.extend(crate::plot::draw_panel(&cells[r * cols + c], p)?);
+                    layout.extend(crate::plot::chart::draw_panel(&cells[r * cols + c], p)?);
                 }
             }
             Ok(layout)
@@ -859,9 +891,9 @@ pub fn hist_figure(report: &NonlinearityReport) -> HistFigure {
 const HIST_CELL: (u32, u32) = (620, 440);
 const HIST_LEGEND_MAX_W: u32 = 470;
 
-/// Draw the histograms of the first seed into `path`: one row per (activation, configuration),
+/// Draw the histograms of the first seed: one row per (activation, configuration),
 /// one column per probed layer, one legend in a column on the right.
-pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
+pub fn draw_histograms(report: &NonlinearityReport) -> Result<Png> {
     let cfg = &report.config;
     let fig = hist_figure(report);
     let subtitle = format!(
@@ -873,10 +905,9 @@ pub fn draw_histograms(report: &NonlinearityReport, path: &Path) -> Result<Layou
     let grid_w = HIST_CELL.0 * fig.cols as u32;
     let size = (
         grid_w + HIST_LEGEND_MAX_W + 20,
-        crate::plot::TITLE_HEIGHT + HIST_CELL.1 * fig.rows as u32,
+        crate::plot::chart::TITLE_HEIGHT + HIST_CELL.1 * fig.rows as u32,
     );
     figure(
-        path,
         size,
         "Activation inputs before and after training (first, middle, last layer)",
         &subtitle,
@@ -1079,9 +1110,9 @@ pub fn curve_slide(report: &NonlinearityReport) -> Slide {
     slide
 }
 
-/// Draw the curve slide into `path`.
-pub fn draw_curve(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    curve_slide(report).draw(path)
+/// Draw the curve slide.
+pub fn draw_curve(report: &NonlinearityReport) -> Result<Png> {
+    curve_slide(report).draw()
 }
 
 /// The activation the units slide draws: the first (leaky) ReLU of the run, else the first.
@@ -1189,9 +1220,9 @@ pub fn units_slide(report: &NonlinearityReport) -> Slide {
     slide
 }
 
-/// Draw the units slide into `path`.
-pub fn draw_units(report: &NonlinearityReport, path: &Path) -> Result<Layout> {
-    units_slide(report).draw(path)
+/// Draw the units slide.
+pub fn draw_units(report: &NonlinearityReport) -> Result<Png> {
+    units_slide(report).draw()
 }
 
 impl Figures for crate::experiment::nonlinearity::Nonlinearity {

@@ -14,17 +14,16 @@
 //! elsewhere (vermillion squares), `feedforward+bn` as its BN arm elsewhere
 //! ([`norm_color`]/[`norm_marker`], blue circles for the default BN), `resnet+bn` a third pair.
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::config::Norm;
 use crate::experiment::shattered::{Arch, ShatteredArm, ShatteredReport, X_MAX, X_MIN, title};
-use crate::plot::{
-    Dash, Figure, Figures, Grid, LegendItem, Marker, Note, Panel, Sample, Series, Slide,
-    norm_color, norm_marker, okabe_ito,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, Grid, LegendItem, Marker, Note, Panel, Png, Sample, Series, Slide, okabe_ito,
 };
+use crate::plot::{Figure, Figures};
 
 /// The colour and marker of an architecture whose `+bn` variants use `bn`.
 pub fn arch_style(arch: Arch, bn: Norm) -> (RGBColor, Marker) {
@@ -320,8 +319,8 @@ pub fn headline_panels(report: &ShatteredReport) -> Vec<Panel> {
     panels
 }
 
-/// Draw the headline slide into `path`.
-pub fn draw_headline(report: &ShatteredReport, path: &Path) -> Result<crate::plot::Layout> {
+/// Draw the headline slide.
+pub fn draw_headline(report: &ShatteredReport) -> Result<Png> {
     let cfg = &report.config;
     let (deep, shallow) = (deepest(report), shallowest(report));
     let mut slide = Slide::new(
@@ -350,7 +349,7 @@ pub fn draw_headline(report: &ShatteredReport, path: &Path) -> Result<crate::plo
             },
         ));
     }
-    slide.draw(path)
+    slide.draw()
 }
 
 /// `dy/dx` of the first seed along the grid.
@@ -437,8 +436,8 @@ fn autocorrelation_panel(report: &ShatteredReport, depth: usize, legend: bool) -
     p
 }
 
-/// Draw the detail figure into `path`: `archs + 1` rows of `depths` panels.
-pub fn draw_detail(report: &ShatteredReport, path: &Path) -> Result<crate::plot::Layout> {
+/// Draw the detail figure: `archs + 1` rows of `depths` panels.
+pub fn draw_detail(report: &ShatteredReport) -> Result<Png> {
     let cfg = &report.config;
     let cols = cfg.depths.len();
     let mut panels = Vec::new();
@@ -453,7 +452,6 @@ pub fn draw_detail(report: &ShatteredReport, path: &Path) -> Result<crate::plot:
         panels.push(autocorrelation_panel(report, depth, i + 1 == cols));
     }
     Grid::new(cfg.archs.len() + 1, cols, (800, 520)).draw_panels(
-        path,
         "Shattered gradients (Balduzzi et al. 2017): dy/dx of a scalar network along its input",
         &format!(
             "{}; BN statistics of the grid held fixed; bottom row: autocorrelation over lags{}",

@@ -7,18 +7,17 @@
 //! - `input-shift` (Ioffe & Szegedy 2015, Figure 1): test accuracy over training (their a), and
 //!   one panel per arm with the unit's 15th, 50th and 85th percentiles (their b and c).
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::config::Norm;
 use crate::experiment::shift::{ShiftArm, ShiftReport, noise_label};
 use crate::model::Mode;
-use crate::plot::{
-    Dash, Figure, Figures, Grid, LegendItem, Marker, Panel, Sample, Series, Slide, norm_color,
-    norm_marker, okabe_ito,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, Grid, LegendItem, Marker, Panel, Png, Sample, Series, Slide, okabe_ito,
 };
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, fmt_num, mean_nan};
 
 fn color(a: &ShiftArm) -> RGBColor {
@@ -327,14 +326,14 @@ fn verdict_notes(report: &ShiftReport) -> Vec<LegendItem> {
             v.norm_label, v.verdict
         )));
     }
-    notes.extend(crate::plot::trained_accuracy_note(
+    notes.extend(crate::plot::arms::trained_accuracy_note(
         report.arms.iter().map(|a| &a.run),
     ));
     notes
 }
 
 /// `noisy_bn.png`.
-pub fn draw_noisy(report: &ShiftReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_noisy(report: &ShiftReport) -> Result<Png> {
     let arms: Vec<&ShiftArm> = report.arms.iter().collect();
     let panels = vec![
         curve_panel(report),
@@ -349,12 +348,12 @@ pub fn draw_noisy(report: &ShiftReport, path: &Path) -> Result<crate::plot::Layo
     slide.notes = percentile_key(true);
     slide.notes.push(shift_note(report));
     slide.notes.extend(verdict_notes(report));
-    slide.draw(path)
+    slide.draw()
 }
 
 /// `noisy_bn_detail.png`: each arm's percentiles in a panel of its own, and the shift over
 /// training.
-pub fn draw_noisy_detail(report: &ShiftReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_noisy_detail(report: &ShiftReport) -> Result<Png> {
     let mut panels: Vec<Panel> = report
         .arms
         .iter()
@@ -375,7 +374,6 @@ pub fn draw_noisy_detail(report: &ShiftReport, path: &Path) -> Result<crate::plo
     let cols = 2;
     let rows = panels.len().div_ceil(cols);
     Grid::new(rows, cols, (900, 560)).draw_panels(
-        path,
         "Noisy BN in detail: one unit's input per arm, and the shift over training",
         &subtitle(report),
         &panels,
@@ -383,7 +381,7 @@ pub fn draw_noisy_detail(report: &ShiftReport, path: &Path) -> Result<crate::plo
 }
 
 /// `input_shift.png`.
-pub fn draw_input_shift(report: &ShiftReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_input_shift(report: &ShiftReport) -> Result<Png> {
     let mut panels = vec![curve_panel(report)];
     for a in &report.arms {
         let what = if a.run.norm == Norm::Off {
@@ -401,7 +399,7 @@ pub fn draw_input_shift(report: &ShiftReport, path: &Path) -> Result<crate::plot
     );
     slide.notes = percentile_key(false);
     slide.notes.extend(verdict_notes(report));
-    slide.draw(path)
+    slide.draw()
 }
 
 impl Figures for crate::experiment::shift::NoisyBn {

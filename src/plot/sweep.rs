@@ -5,15 +5,13 @@
 //!   (Yang et al.'s `lambda(B)` for BN, `E[phi'^2] / E[phi^2]` for LN), and the final losses;
 //! - depth: the first/last ratio and the growth per layer.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use crate::config::Norm;
 use crate::experiment::sweep::{HEALTHY, Mean, Point, Sweep, SweepReport, Vary};
-use crate::plot::{
-    Dash, Figure, Figures, Layout, LegendItem, Note, Panel, Series, Slide, norm_color, norm_marker,
-};
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{Dash, LegendItem, Note, Panel, Png, Series, Slide};
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, fmt_num, max_nan, median_nan, min_nan};
 
 /// Up to this many swept values a panel draws markers with min-max whiskers, not lines: a
@@ -35,40 +33,12 @@ fn x_label(r: &SweepReport) -> &'static str {
     }
 }
 
-/// With [`FEW_VALUES`] or fewer values: every series with markers becomes markers alone, its
-/// band min-max whiskers, and the arms are nudged apart so that their whiskers do not overlap.
+/// With [`FEW_VALUES`] or fewer values: markers with min-max whiskers instead of lines across
+/// the gaps ([`Panel::markers_with_whiskers`]).
 fn markers_only(p: &mut Panel, r: &SweepReport) {
-    if !few(r) {
-        return;
+    if few(r) {
+        p.markers_with_whiskers();
     }
-    let (lo, hi) = p.x_range.unwrap_or((0.0, 1.0));
-    let step = 0.025 * (hi - lo);
-    let arms = p.series.iter().filter(|s| s.marker.is_some()).count() as f64;
-    let mut whiskers = Vec::new();
-    for (i, s) in p
-        .series
-        .iter_mut()
-        .filter(|s| s.marker.is_some())
-        .enumerate()
-    {
-        let nudge = (i as f64 - (arms - 1.0) / 2.0) * step;
-        s.no_line = true;
-        for pt in &mut s.points {
-            pt.0 += nudge;
-        }
-        for &(x, lo, hi) in &s.band {
-            let mut w = Series::new(
-                format!("{} min-max", s.label),
-                s.color,
-                vec![(x + nudge, lo), (x + nudge, hi)],
-            );
-            w.width = 3;
-            w.legend = false;
-            whiskers.push(w);
-        }
-        s.band.clear();
-    }
-    p.series.extend(whiskers);
 }
 
 /// Where a swept value sits on the x axis: `log2(B)` for batch sizes (so every power of two is
@@ -375,7 +345,7 @@ fn headline(r: &SweepReport) -> String {
 }
 
 /// The headline slide.
-pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
+pub fn draw(r: &SweepReport) -> Result<Png> {
     let panels = match r.config.vary {
         // The backprop signal first: the plain net's collapse shows there, while the weight
         // gradients' first/last ratio stays near 1 (dW_l = h_{l-1}^T dz_l: the shrinking
@@ -414,7 +384,7 @@ pub fn draw(r: &SweepReport, path: &Path) -> Result<Layout> {
             .notes
             .push(LegendItem::text("losses: solid test, dashed train"));
     }
-    slide.draw(path)
+    slide.draw()
 }
 
 impl Figures for Sweep {

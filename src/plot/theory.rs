@@ -4,16 +4,15 @@
 //! `||dL/dh_l||^2 / ||dL/dh_L||^2` per layer (log scale) with its fitted rate per layer written
 //! beside its middle layer. Each activation has one colour and one marker shape in both panels.
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::config::Activation;
 use crate::experiment::theory::{Theory, TheoryReport};
-use crate::plot::{
-    Dash, Figure, Figures, LegendItem, Marker, Note, Panel, Sample, Series, Slide, okabe_ito,
+use crate::plot::chart::{
+    Dash, LegendItem, Marker, Note, Panel, Png, Sample, Series, Slide, okabe_ito,
 };
+use crate::plot::{Figure, Figures};
 use crate::stats::fmt_rate;
 
 /// The batch whose `lambda(B)` is written on the plot: `grad-norms`' default `--batch`, so the
@@ -157,8 +156,8 @@ pub fn headline_panels(report: &TheoryReport) -> Vec<Panel> {
     vec![rate_panel(report), profile_panel(report)]
 }
 
-/// Draw the headline slide into `path` (two panels side by side).
-pub fn draw(report: &TheoryReport, path: &Path) -> Result<crate::plot::Layout> {
+/// Draw the headline slide (two panels side by side).
+pub fn draw(report: &TheoryReport) -> Result<Png> {
     let cfg = &report.config;
     let mut slide = Slide::new(
         "Mean-field theory: how ‖∂L/∂h‖² grows per layer towards the input",
@@ -178,7 +177,7 @@ pub fn draw(report: &TheoryReport, path: &Path) -> Result<crate::plot::Layout> {
             width: 2,
         },
     ));
-    slide.draw(path)
+    slide.draw()
 }
 
 impl Figures for Theory {

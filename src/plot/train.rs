@@ -2,8 +2,6 @@
 //! many updates each run survived), `train_loss.png` (loss curves, one panel per learning rate)
 //! and `train_layers.png` (per-layer update-to-weight ratios and gradient norms over steps).
 
-use std::path::Path;
-
 use anyhow::Result;
 use plotters::style::RGBColor;
 
@@ -11,27 +9,14 @@ use crate::config::Norm;
 use crate::experiment::train::{
     HigherLr, PlacementVerdict, TrainConfig, TrainReport, TrainRun, short_title,
 };
-use crate::plot::histograms::{self, Curve};
-use crate::plot::{
-    Dash, Figure, Figures, Grid, LegendItem, Note, Panel, Series, Slide, TITLE_HEIGHT, figure,
-    norm_color, norm_marker, shared_legend,
+use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::chart::{
+    Dash, Grid, LegendItem, Note, Panel, Png, Series, Slide, TITLE_HEIGHT, figure,
+    positive_y_extent, ramp, shared_legend, spread_marks, union,
 };
+use crate::plot::histograms::{self, Curve};
+use crate::plot::{Figure, Figures};
 use crate::stats::{Num, Short, fmt_num};
-/// A colour from dark blue-violet (`t = 0`) to orange (`t = 1`) (the readable part of plasma).
-pub fn ramp(t: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 4] = [
-        (13.0, 8.0, 135.0),
-        (126.0, 3.0, 168.0),
-        (204.0, 71.0, 120.0),
-        (240.0, 140.0, 40.0),
-    ];
-    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
-    let i = (t.floor() as usize).min(STOPS.len() - 2);
-    let f = t - i as f64;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    let mix = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
-}
 
 /// Spacing of ✕ marks that would sit on top of each other (runs that diverged at the same
 /// step), as a share of the x axis: 20-25 px on a detail panel, more than a marker is wide.
@@ -219,9 +204,9 @@ fn accuracy_panel(report: &TrainReport) -> Panel {
     p
 }
 
-/// Draw the headline into `path`: best test loss against learning rate, the updates each run
+/// Draw the headline: best test loss against learning rate, the updates each run
 /// survived, and (with classes) the test accuracy.
-pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_headline(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let placement = report.verdicts.placement.as_ref().map(|v| v.verdict);
     let title = match report.verdicts.higher_lr.as_ref().map(|v| v.verdict) {
@@ -252,7 +237,7 @@ pub fn draw_headline(report: &TrainReport, path: &Path) -> Result<crate::plot::L
     slide.notes.push(LegendItem::text(
         "best test loss: lowest test-set loss during the run (BN in eval mode); label: the best learning rate",
     ));
-    slide.draw(path)
+    slide.draw()
 }
 
 /// `(x, y)` points of a loss curve; for a diverged run the last point becomes inf, so it is
@@ -269,45 +254,6 @@ fn loss_points(run: &TrainRun, values: &[Num]) -> Vec<(f64, f64)> {
         *last = (d.step as f64, f64::INFINITY);
     }
     pts
-}
-
-/// Move the x of marks that would overlap apart: sorted by `x`, each at least `gap` right of
-/// the one before, then the group shifted back left where it would leave `range`. Returns the
-/// new x in the order given.
-pub fn spread_marks(xs: &[f64], gap: f64, range: (f64, f64)) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..xs.len()).collect();
-    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
-    let mut out = xs.to_vec();
-    let mut prev = f64::NEG_INFINITY;
-    for &i in &order {
-        out[i] = xs[i].max(prev + gap).max(range.0);
-        prev = out[i];
-    }
-    let mut next = f64::INFINITY;
-    for &i in order.iter().rev() {
-        out[i] = out[i].min(next - gap).min(range.1);
-        next = out[i];
-    }
-    out
-}
-
-/// Smallest and largest positive finite value.
-fn extent<'a>(values: impl Iterator<Item = &'a (f64, f64)>) -> Option<(f64, f64)> {
-    let (lo, hi) = values
-        .map(|p| p.1)
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-    lo.is_finite().then_some((lo, hi))
-}
-
-fn union(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> Option<(f64, f64)> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
-        (a, None) => a,
-        (None, b) => b,
-    }
 }
 
 /// `(columns, rows)` for `n` loss panels: two columns for 2 or 4 panels (a square), at most
@@ -347,24 +293,138 @@ fn lr_caption(report: &TrainReport, lr: f64) -> String {
 /// markers) and test loss dashed in the run's colour, a diverged run ending in a ✕ at its
 /// divergence step; ✕ marks that would overlap are moved apart. When every run diverged, the x
 /// axis covers only the steps they did, and a note says so.
+/// The runs at one learning rate, and where their panel's x axis ends: at the last step any
+/// run reached when all of them diverged, else at `--steps`.
+struct LrRuns<'a> {
+    runs: Vec<&'a TrainRun>,
+    all_diverged: bool,
+    last_step: usize,
+    x_range: (f64, f64),
+}
+
+impl<'a> LrRuns<'a> {
+    fn of(report: &'a TrainReport, lr: f64) -> Self {
+        let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
+        let all_diverged = !runs.is_empty() && runs.iter().all(|r| r.diverged);
+        let last_step = runs.iter().map(|r| r.history.steps_done).max().unwrap_or(0);
+        let x_range = if all_diverged {
+            (0.0, last_step as f64 + 1.0)
+        } else {
+            (0.0, (report.config.steps as f64).max(1.0))
+        };
+        LrRuns {
+            runs,
+            all_diverged,
+            last_step,
+            x_range,
+        }
+    }
+
+    /// Where each diverged run's ✕ goes (in run order), apart from the others'.
+    fn divergence_marks(&self) -> Vec<f64> {
+        let steps: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.history.divergence.as_ref().map(|d| d.step as f64))
+            .collect();
+        let gap = DODGE * (self.x_range.1 - self.x_range.0);
+        spread_marks(&steps, gap, self.x_range)
+    }
+
+    /// The lowest and the largest positive finite training loss of any run.
+    fn loss_extent(&self) -> Option<(f64, f64)> {
+        let finite = self
+            .runs
+            .iter()
+            .flat_map(|r| &r.history.train_loss)
+            .map(|v| v.0)
+            .filter(|v| v.is_finite() && *v > 0.0);
+        let (lo, peak) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        lo.is_finite().then_some((lo, peak))
+    }
+}
+
+/// A curve's points.
+type Points = Vec<(f64, f64)>;
+
+/// A run's training and test losses as drawn. When every run at its learning rate diverged
+/// there is nothing else to squash: the losses at the divergence are drawn as they were (often
+/// finite, and huge), the ✕ above them; otherwise a diverged run ends in a ✕ at its divergence
+/// step ([`loss_points`]).
+fn run_losses(r: &TrainRun, all_diverged: bool) -> (Points, Points) {
+    if all_diverged {
+        let pts = |v: &[Num]| -> Points {
+            r.history
+                .eval_steps
+                .iter()
+                .zip(v)
+                .map(|(&s, v)| (s as f64, v.0))
+                .chain(std::iter::once((f64::NAN, f64::INFINITY)))
+                .collect()
+        };
+        (pts(&r.history.train_loss), pts(&r.history.test_loss))
+    } else {
+        (
+            loss_points(r, &r.history.train_loss),
+            loss_points(r, &r.history.test_loss),
+        )
+    }
+}
+
+/// A run's training curve (in the legend, with markers, saying where it diverged) and its
+/// dashed test curve (unlisted, and without a ✕ of its own: it would sit on the training one).
+fn run_series(cfg: &TrainConfig, r: &TrainRun, train: Points, test: Points) -> [Series; 2] {
+    let color = norm_color(r.norm);
+    let label = match &r.history.divergence {
+        None => r.label.clone(),
+        Some(d) => format!("{} (diverged at step {})", r.label, d.step),
+    };
+    let mut s = Series::new(label, color, train);
+    s.marker = Some(norm_marker(r.norm));
+    s.marker_phase = cfg.norms.iter().position(|&n| n == r.norm).unwrap_or(0);
+    let mut t = Series::new(format!("{} test", r.label), color, test);
+    t.dash = Dash::Dashed;
+    t.legend = false;
+    if r.diverged {
+        t.points.pop();
+    }
+    [s, t]
+}
+
+/// When every run diverged: the largest loss any run reached, written in the lower right
+/// corner, which the curves (rising from the initial loss at step 0) leave empty.
+fn peak_note(at: &LrRuns<'_>) -> Option<Note> {
+    if !at.all_diverged {
+        return None;
+    }
+    let (lo, peak) = at.loss_extent()?;
+    let last_step = at.last_step;
+    Some(Note {
+        x: at.x_range.1,
+        y: lo,
+        text: format!(
+            "loss up to {} within {last_step} update{}",
+            fmt_num(peak),
+            if last_step == 1 { "" } else { "s" }
+        ),
+        color: RGBColor(60, 60, 60),
+        offset: (0, 16),
+    })
+}
+
 fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
     let cfg = &report.config;
+    let at = LrRuns::of(report, lr);
     let mut p = Panel::new(
         lr_caption(report, lr),
         "step (SGD updates)",
         cfg.data.loss.axis_label(),
         true,
     );
-    let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
-    let all_diverged = !runs.is_empty() && runs.iter().all(|r| r.diverged);
-    let last_step = runs.iter().map(|r| r.history.steps_done).max().unwrap_or(0);
-    let x_range = if all_diverged {
-        p.integer_x = true;
-        (0.0, last_step as f64 + 1.0)
-    } else {
-        (0.0, (cfg.steps as f64).max(1.0))
-    };
-    p.x_range = Some(x_range);
+    p.integer_x = at.all_diverged;
+    p.x_range = Some(at.x_range);
     if let Some(linear) = report.reference.linear_fit_train_loss {
         p.guides
             .push((linear.0, "best linear model (train)".into()));
@@ -373,35 +433,9 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
         "top strip: diverged (loss inf/NaN or ×{:.0e})",
         cfg.diverge_factor
     ));
-    // Where each diverged run's ✕ goes, apart from the others'.
-    let div_steps: Vec<f64> = runs
-        .iter()
-        .filter_map(|r| r.history.divergence.as_ref().map(|d| d.step as f64))
-        .collect();
-    let gap = DODGE * (x_range.1 - x_range.0);
-    let mut marks = spread_marks(&div_steps, gap, x_range).into_iter();
-    for r in &runs {
-        let color = norm_color(r.norm);
-        let k = cfg.norms.iter().position(|&n| n == r.norm).unwrap_or(0);
-        let (mut train, mut test) = if all_diverged {
-            // Nothing else to squash: the losses at the divergence are drawn as they were
-            // (often finite, and huge), the ✕ above them.
-            let pts = |v: &[Num]| -> Vec<(f64, f64)> {
-                r.history
-                    .eval_steps
-                    .iter()
-                    .zip(v)
-                    .map(|(&s, v)| (s as f64, v.0))
-                    .chain(std::iter::once((f64::NAN, f64::INFINITY)))
-                    .collect()
-            };
-            (pts(&r.history.train_loss), pts(&r.history.test_loss))
-        } else {
-            (
-                loss_points(r, &r.history.train_loss),
-                loss_points(r, &r.history.test_loss),
-            )
-        };
+    let mut marks = at.divergence_marks().into_iter();
+    for r in &at.runs {
+        let (mut train, mut test) = run_losses(r, at.all_diverged);
         if r.history.divergence.is_some() {
             let x = marks.next().unwrap_or(f64::NAN);
             for pts in [&mut train, &mut test] {
@@ -410,53 +444,14 @@ fn lr_panel(report: &TrainReport, lr: f64) -> Panel {
                 }
             }
         }
-        let label = match &r.history.divergence {
-            None => r.label.clone(),
-            Some(d) => format!("{} (diverged at step {})", r.label, d.step),
-        };
-        let mut s = Series::new(label, color, train);
-        s.marker = Some(norm_marker(r.norm));
-        s.marker_phase = k;
-        p.series.push(s);
-        let mut t = Series::new(format!("{} test", r.label), color, test);
-        t.dash = Dash::Dashed;
-        t.legend = false;
-        // Only the ✕ of the training curve: the test curve's would sit on it.
-        if r.diverged {
-            t.points.pop();
-        }
-        p.series.push(t);
+        p.series.extend(run_series(cfg, r, train, test));
     }
-    if all_diverged {
-        // The largest loss any run reached, written in the lower right corner, which the
-        // curves (rising from the initial loss at step 0) leave empty.
-        let finite = runs
-            .iter()
-            .flat_map(|r| &r.history.train_loss)
-            .map(|v| v.0)
-            .filter(|v| v.is_finite() && *v > 0.0);
-        let (lo, peak) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-        if lo.is_finite() {
-            p.notes.push(Note {
-                x: x_range.1,
-                y: lo,
-                text: format!(
-                    "loss up to {} within {last_step} update{}",
-                    fmt_num(peak),
-                    if last_step == 1 { "" } else { "s" }
-                ),
-                color: RGBColor(60, 60, 60),
-                offset: (0, 16),
-            });
-        }
-    }
+    p.notes.extend(peak_note(&at));
     p
 }
 
-/// Draw the loss curves into `path`: one panel per learning rate.
-pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+/// Draw the loss curves: one panel per learning rate.
+pub fn draw_loss(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let panels: Vec<Panel> = cfg.lrs.iter().map(|&lr| lr_panel(report, lr)).collect();
     let (cols, rows) = loss_layout(panels.len());
@@ -465,7 +460,6 @@ pub fn draw_loss(report: &TrainReport, path: &Path) -> Result<crate::plot::Layou
         short_title(cfg)
     );
     Grid::new(rows, cols, (900, 640)).draw_panels(
-        path,
         "Training with and without BatchNorm across learning rates",
         &subtitle,
         &panels,
@@ -516,7 +510,7 @@ fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
         let mut b = Series::new(label, color, pts(&d.grad_norm[idx]));
         for s in [&mut a, &mut b] {
             s.dash = if dashed { Dash::Dashed } else { Dash::Solid };
-            s.marker = (few).then_some(crate::plot::Marker::Circle);
+            s.marker = (few).then_some(crate::plot::chart::Marker::Circle);
         }
         ratio.series.push(a);
         norm.series.push(b);
@@ -540,30 +534,22 @@ fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
     (ratio, norm)
 }
 
-/// The smallest and largest positive finite value over every series of `panels`.
-fn shared_extent<'a>(panels: impl Iterator<Item = &'a Panel>) -> Option<(f64, f64)> {
-    panels
-        .flat_map(|p| &p.series)
-        .map(|s| extent(s.points.iter()))
-        .fold(None, union)
-}
-
 /// A cell of `train_layers.png`, and the width of its legend column.
 const LAYER_CELL: (u32, u32) = (620, 520);
 const LAYER_LEGEND_W: u32 = 430;
 
-/// Draw the per-layer diagnostics of the runs at `config.diag_lr` into `path`: one column per
+/// Draw the per-layer diagnostics of the runs at `config.diag_lr`: one column per
 /// configuration, update-to-weight ratio on top and gradient norm below, each row on one y
 /// scale so the columns compare directly, and one legend for all of them on the right.
-pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_layers(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let runs: Vec<&TrainRun> = report.runs.iter().filter(|r| r.lr == lr).collect();
     let (mut ratios, mut norms): (Vec<Panel>, Vec<Panel>) =
         runs.iter().map(|r| layer_panels(report, r)).unzip();
     // Keep the 1e-3 guide on the scale.
-    let ratio_range = union(shared_extent(ratios.iter()), Some((1e-3, 1e-3)));
-    let norm_range = shared_extent(norms.iter());
+    let ratio_range = union(positive_y_extent(ratios.iter()), Some((1e-3, 1e-3)));
+    let norm_range = positive_y_extent(norms.iter());
     for p in &mut ratios {
         p.y_range = ratio_range;
     }
@@ -579,12 +565,11 @@ pub fn draw_layers(report: &TrainReport, path: &Path) -> Result<crate::plot::Lay
     let panels: Vec<&Panel> = ratios.iter().chain(&norms).collect();
     let items = shared_legend(panels.iter().copied());
     figure(
-        path,
         size,
         "Per-layer update-to-weight ratio (top) and gradient norm (bottom) during training",
         &subtitle,
         |body| {
-            crate::plot::panels_with_legend(
+            crate::plot::chart::panels_with_legend(
                 body,
                 LAYER_CELL.0 * cols as u32,
                 (2, cols),
@@ -627,7 +612,7 @@ impl Figures for crate::experiment::train::Train {
 
 /// `train_histograms.png`: the histograms of the runs at `config.diag_lr`, one colour per
 /// configuration and one dash per step.
-pub fn draw_histograms(report: &TrainReport, path: &Path) -> Result<crate::plot::Layout> {
+pub fn draw_histograms(report: &TrainReport) -> Result<Png> {
     let cfg = &report.config;
     let lr = cfg.diag_lr.unwrap_or(f64::NAN);
     let steps = cfg.histogram_steps.clone().unwrap_or_default();
@@ -653,7 +638,6 @@ pub fn draw_histograms(report: &TrainReport, path: &Path) -> Result<crate::plot:
         short_title(cfg)
     );
     histograms::draw(
-        path,
         "Per-layer histograms during training: activations h_l (top) and backprop signal dL/dh_l (bottom)",
         &subtitle,
         &curves,

@@ -543,8 +543,7 @@ pub fn assert_progress_adds_up<E: bn_lab::experiment::Experiment>(
     report
 }
 
-/// Run experiment `E` on `cfg` through the library, draw every figure into a scratch
-/// directory, and check the layout each figure reports: the first figure is the headline
+/// Run experiment `E` on `cfg` through the library, draw every figure, and check the layout each figure reports: the first figure is the headline
 /// (`<STEM>.png`, a 16:9 slide of 1 to 4 panels), and in no figure does a legend cover a data
 /// point, a label or a plot area, or leave the figure. Returns the report and the layouts.
 pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
@@ -553,16 +552,11 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
 ) -> (E::Report, Vec<(String, bn_lab::plot::Layout)>) {
     E::validate(cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
     let report = E::run(cfg, &|_| {});
-    // Tests in several modules draw the same experiment under the same `what` (grad-norms'
-    // "relu-residual" in grad_norms.rs and histograms.rs): a number of its own keeps each
-    // call's directory apart.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = scratch_dir(&format!("figures-{}-{what}-{n}", E::STEM));
     let mut layouts = Vec::new();
     for (i, fig) in E::figures_for(cfg).into_iter().enumerate() {
-        let layout = (fig.draw)(&report, &dir.join(fig.file))
-            .unwrap_or_else(|e| panic!("{what}: drawing {}: {e:#}", fig.file));
+        let layout = (fig.draw)(&report)
+            .unwrap_or_else(|e| panic!("{what}: drawing {}: {e:#}", fig.file))
+            .layout;
         if i == 0 {
             assert_eq!(fig.file, format!("{}.png", E::STEM), "{what}: the headline");
             assert_eq!(
@@ -592,7 +586,6 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
         );
         layouts.push((fig.file.to_string(), layout));
     }
-    let _ = std::fs::remove_dir_all(&dir);
     (report, layouts)
 }
 

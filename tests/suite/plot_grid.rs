@@ -1,8 +1,6 @@
 //! The shared figure layout: a `Grid` figure is exactly its cells plus the title band, its
 //! panels fill the cells in row-major order and cells without a panel stay blank.
 
-use crate::common;
-
 use bn_lab::plot::{Grid, Panel, Series, TITLE_HEIGHT};
 use plotters::style::RGBColor;
 
@@ -14,8 +12,6 @@ fn a_grid_figure_is_its_cells_plus_the_title_band() {
 
 #[test]
 fn panels_fill_the_cells_row_by_row_and_the_cells_left_over_stay_white() {
-    let dir = common::scratch_dir("plot_grid");
-    let path = dir.join("grid.png");
     let grid = Grid::new(2, 2, (600, 400));
     let mut panel = Panel::new("a panel", "x", "y", false);
     panel.series.push(Series::new(
@@ -23,10 +19,13 @@ fn panels_fill_the_cells_row_by_row_and_the_cells_left_over_stay_white() {
         RGBColor(214, 39, 40),
         vec![(0.0, 0.0), (1.0, 1.0)],
     ));
-    grid.draw_panels(&path, "a title", "a subtitle", [&panel, &panel, &panel])
+    let png = grid
+        .draw_panels("a title", "a subtitle", [&panel, &panel, &panel])
         .expect("the figure renders");
 
-    let img = image::open(&path).expect("valid PNG").to_rgb8();
+    let img = image::load_from_memory(&png.bytes)
+        .expect("valid PNG")
+        .to_rgb8();
     assert_eq!(img.dimensions(), grid.size());
     let inked = |row: u32, col: u32| {
         let (x0, y0) = (col * 600, TITLE_HEIGHT + row * 400);

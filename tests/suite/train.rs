@@ -586,7 +586,6 @@ fn diverged_marks_at_one_learning_rate_do_not_share_a_pixel() {
         steps.windows(2).any(|w| w[0] == w[1]),
         "two at the same step: {steps:?}"
     );
-    let dir = scratch("train-marks");
     let figures = Train::figures();
     let top_marks = |panel: &bn_lab::plot::PanelLayout| -> Vec<(i32, i32)> {
         let top = panel.points.iter().map(|p| p.1).min().unwrap();
@@ -605,9 +604,9 @@ fn diverged_marks_at_one_learning_rate_do_not_share_a_pixel() {
             }
         }
     };
-    let headline = (figures[0].draw)(&report, &dir.join("train.png")).unwrap();
+    let headline = (figures[0].draw)(&report).unwrap().layout;
     apart(&top_marks(&headline.panels[0]), "train.png");
-    let loss = (figures[1].draw)(&report, &dir.join("train_loss.png")).unwrap();
+    let loss = (figures[1].draw)(&report).unwrap().layout;
     let panel = loss
         .panels
         .iter()
@@ -621,7 +620,7 @@ fn diverged_marks_at_one_learning_rate_do_not_share_a_pixel() {
 
 #[test]
 fn spread_marks_keeps_marks_a_gap_apart_inside_the_range() {
-    use bn_lab::plot::train::spread_marks;
+    use bn_lab::plot::chart::spread_marks;
     let xs = spread_marks(&[3.0, 1.0, 3.0, 3.0, 5.0], 0.5, (0.0, 5.0));
     let mut sorted = xs.clone();
     sorted.sort_by(f64::total_cmp);

@@ -5,7 +5,10 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plot::{Chart, FAMILY, PanelLayout, Rect, axis_range, failed, near};
+use super::error::failed;
+use super::font::FAMILY;
+use super::layout::{PanelLayout, Rect};
+use super::scale::{Chart, axis_range, near};
 
 /// Viridis (matplotlib's perceptually uniform, colour-blind-friendly map) at nine stops.
 const VIRIDIS: [(u8, u8, u8); 9] = [
