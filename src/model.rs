@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::config::{Activation, BnConfig, BnNoise, Init, NetConfig, NormKind, Placement};
 use crate::float::Float;
-use crate::ops;
+use crate::ops::{self, Affine, BnCoeffs, BnGradCoeffs, BnSums, HiddenOut, Residual, RowStats};
 use crate::parallel::{gemm, par_cols};
 
 /// Whether BatchNorm normalises with the batch's statistics (and updates its running
@@ -161,6 +161,17 @@ impl<T: Float> NormLayer<T> {
         scale_shift_of(&self.affine, &self.ones, &self.zeros)
     }
 
+    /// BatchNorm's per-unit coefficients once its statistics are known (`shift`, `inv_std`,
+    /// `gamma`, `beta`).
+    fn coeffs(&self) -> BnCoeffs<'_, T> {
+        let (gamma, beta) = self.scale_shift();
+        BnCoeffs {
+            shift: &self.shift,
+            inv_std: &self.inv_std,
+            affine: Affine { gamma, beta },
+        }
+    }
+
     /// Batch statistics of `x: (N, n)` plus a per-column `bias` not yet added to it (train
     /// mode): `mean = mean_i(x) + bias`, biased `var`, `inv_std`, `shift = mean_i(x)`; updates the
     /// running statistics. Two passes over `x`, in f64.
@@ -239,9 +250,13 @@ fn ln_forward<T: Float>(
     ln.row_mean.resize(rows, 0.0);
     ln.row_inv_std.resize(rows, 0.0);
     ln.batch_stats = true;
-    let eps = ln.eps;
     let (gamma, beta) = scale_shift_of(&ln.affine, &ln.ones, &ln.zeros);
-    let (mean, inv_std) = (&mut ln.row_mean[..], &mut ln.row_inv_std[..]);
+    let affine = Affine { gamma, beta };
+    let stats = RowStats {
+        eps: ln.eps,
+        mean: &mut ln.row_mean[..],
+        inv_std: &mut ln.row_inv_std[..],
+    };
     match placement {
         Placement::Pre => {
             gemm(T::one(), &h_in, &w, T::zero(), &mut c.x_hat.view_mut());
@@ -250,24 +265,23 @@ fn ln_forward<T: Float>(
                 (
                     c.x_hat.view_mut().reversed_axes(),
                     c.a.view_mut().reversed_axes(),
-                    mean,
-                    inv_std,
+                    stats,
                     skip_io,
                 ),
                 width,
-                &|(zx, a, mean, inv_std, skip_io)| {
+                &|(zx, a, stats, skip_io)| {
                     ops::ln_pre_forward(
                         act,
                         zx.reversed_axes(),
                         a.reversed_axes(),
                         b,
-                        gamma,
-                        beta,
-                        eps,
-                        mean,
-                        inv_std,
-                        skip_io.map(|(x, h)| (x.reversed_axes(), h.reversed_axes())),
-                        scale,
+                        affine,
+                        stats,
+                        skip_io.map(|(x, h)| Residual {
+                            h_in: x.reversed_axes(),
+                            h: h.reversed_axes(),
+                            scale,
+                        }),
                     )
                 },
             );
@@ -275,7 +289,7 @@ fn ln_forward<T: Float>(
         Placement::Post => {
             gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
             par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
-                ops::bias_act_forward(act, a, b, None, None, T::one())
+                ops::bias_act_forward(act, a, b, None, None)
             });
             let h_out = has_h.then(|| {
                 (
@@ -287,26 +301,37 @@ fn ln_forward<T: Float>(
                 (
                     c.a.view().reversed_axes(),
                     c.x_hat.view_mut().reversed_axes(),
-                    mean,
-                    inv_std,
+                    stats,
                     h_out,
                 ),
                 width,
-                &|(a, x_hat, mean, inv_std, h_out)| {
+                &|(a, x_hat, stats, h_out)| {
+                    let h_out = h_out.map(|(h, h_in)| {
+                        hidden_out(h.reversed_axes(), h_in.map(|x| x.reversed_axes()), scale)
+                    });
                     ops::ln_post_forward(
                         a.reversed_axes(),
                         x_hat.reversed_axes(),
-                        gamma,
-                        beta,
-                        eps,
-                        mean,
-                        inv_std,
-                        h_out.map(|(h, x)| (h.reversed_axes(), x.map(|x| x.reversed_axes()))),
-                        scale,
+                        affine,
+                        stats,
+                        h_out,
                     )
                 },
             );
         }
+    }
+}
+
+/// Where a normaliser after the activation writes `y = gamma x_hat + beta`: `h = y`, or
+/// `h = h_in + scale * y` with a skip connection (`h_in` given).
+fn hidden_out<'a, T>(
+    h: ArrayViewMut2<'a, T>,
+    h_in: Option<ArrayView2<'a, T>>,
+    scale: T,
+) -> HiddenOut<'a, T> {
+    match h_in {
+        Some(h_in) => HiddenOut::Residual(Residual { h_in, h, scale }),
+        None => HiddenOut::Plain(h),
     }
 }
 
@@ -486,9 +511,13 @@ impl<T: Float> Block<T> {
             }
             (None, _) => {
                 gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
-                let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
-                par_cols((c.a.view_mut(), b, skip_io), rows, &|(a, b, skip_io)| {
-                    ops::bias_act_forward(act, a, b, None, skip_io, scale)
+                let residual = skip.then(|| Residual {
+                    h_in: h_in.view(),
+                    h: c.h.view_mut(),
+                    scale,
+                });
+                par_cols((c.a.view_mut(), b, residual), rows, &|(a, b, residual)| {
+                    ops::bias_act_forward(act, a, b, None, residual)
                 });
             }
             (Some(bn), Placement::Pre) => {
@@ -499,69 +528,41 @@ impl<T: Float> Block<T> {
                     Mode::Train => bn.batch_stats_of(c.x_hat.view(), Some(b)),
                     Mode::Eval => bn.running_stats(Some(b)),
                 }
-                let (gamma, beta) = bn.scale_shift();
-                let skip_io = skip.then(|| (h_in.view(), c.h.view_mut()));
+                let residual = skip.then(|| Residual {
+                    h_in: h_in.view(),
+                    h: c.h.view_mut(),
+                    scale,
+                });
+                let bundle = (c.x_hat.view_mut(), c.a.view_mut(), bn.coeffs(), residual);
                 if let Some(noise) = &mut self.noise {
                     noise.sampled = mode == Mode::Train;
-                    par_cols(
-                        (
-                            (c.x_hat.view_mut(), c.a.view_mut()),
-                            &bn.shift[..],
-                            &bn.inv_std[..],
-                            (gamma, beta),
-                            noise.last(rows),
-                            skip_io,
-                        ),
-                        rows,
-                        &|((zx, a), shift, inv_std, (gamma, beta), noise, skip_io)| {
-                            ops::bn_noisy_pre_forward(
-                                act, zx, a, shift, inv_std, gamma, beta, noise, skip_io, scale,
-                            )
-                        },
-                    );
+                    par_cols((bundle, noise.last(rows)), rows, &|(
+                        (zx, a, coeffs, residual),
+                        noise,
+                    )| {
+                        ops::bn_noisy_pre_forward(act, zx, a, coeffs, noise, residual)
+                    });
                     return;
                 }
-                par_cols(
-                    (
-                        c.x_hat.view_mut(),
-                        c.a.view_mut(),
-                        &bn.shift[..],
-                        &bn.inv_std[..],
-                        gamma,
-                        beta,
-                        skip_io,
-                    ),
-                    rows,
-                    &|(zx, a, shift, inv_std, gamma, beta, skip_io)| {
-                        ops::bn_pre_forward(act, zx, a, shift, inv_std, gamma, beta, skip_io, scale)
-                    },
-                );
+                par_cols(bundle, rows, &|(zx, a, coeffs, residual)| {
+                    ops::bn_pre_forward(act, zx, a, coeffs, residual)
+                });
             }
             (Some(bn), Placement::Post) => {
                 gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
                 par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
-                    ops::bias_act_forward(act, a, b, None, None, T::one())
+                    ops::bias_act_forward(act, a, b, None, None)
                 });
                 match mode {
                     Mode::Train => bn.batch_stats_of(c.a.view(), None),
                     Mode::Eval => bn.running_stats(None),
                 }
-                let (gamma, beta) = bn.scale_shift();
-                let h_out = has_h.then(|| (c.h.view_mut(), skip.then(|| h_in.view())));
+                let h_out =
+                    has_h.then(|| hidden_out(c.h.view_mut(), skip.then(|| h_in.view()), scale));
                 par_cols(
-                    (
-                        c.a.view(),
-                        c.x_hat.view_mut(),
-                        &bn.shift[..],
-                        &bn.inv_std[..],
-                        gamma,
-                        beta,
-                        h_out,
-                    ),
+                    (c.a.view(), c.x_hat.view_mut(), bn.coeffs(), h_out),
                     rows,
-                    &|(a, x_hat, shift, inv_std, gamma, beta, h_out)| {
-                        ops::bn_post_forward(a, x_hat, shift, inv_std, gamma, beta, h_out, scale)
-                    },
+                    &|(a, x_hat, coeffs, h_out)| ops::bn_post_forward(a, x_hat, coeffs, h_out),
                 );
             }
         }
@@ -773,30 +774,16 @@ fn bn_sums_pass<T: Float>(
     copy: Option<ArrayViewMut2<T>>,
     acc: &mut ColScratch,
 ) {
+    let sums = BnSums {
+        s_dy: &mut acc.s_dy,
+        s_dyx: &mut acc.s_dyx,
+        sq: &mut acc.sq,
+    };
     par_cols(
-        (
-            (dh, pre_act),
-            x_hat,
-            noise_scale,
-            dy,
-            &mut acc.s_dy[..],
-            &mut acc.s_dyx[..],
-            &mut acc.sq[..],
-            copy,
-        ),
+        ((dh, pre_act), x_hat, noise_scale, dy, sums, copy),
         dh.nrows(),
-        &|((dh, a), x_hat, noise, dy, s_dy, s_dyx, sq, copy)| {
-            ops::bn_backward_sums_noisy(
-                a.map(|a| (act, a)),
-                dh,
-                x_hat,
-                dy,
-                noise,
-                s_dy,
-                s_dyx,
-                sq,
-                copy,
-            )
+        &|((dh, a), x_hat, noise, dy, sums, copy)| {
+            ops::bn_backward_sums_noisy(a.map(|a| (act, a)), dh, x_hat, dy, noise, sums, copy)
         },
     );
 }
@@ -814,28 +801,17 @@ fn bn_apply_pass<T: Float>(
     acc: &mut ColScratch,
 ) {
     let rows = d.nrows();
+    let coeffs = BnGradCoeffs {
+        k: &acc.k,
+        m_dy: &acc.s_dy,
+        m_dyx: &acc.s_dyx,
+        batch_stats,
+    };
     par_cols(
-        (
-            d,
-            x_hat,
-            &acc.k[..],
-            &acc.s_dy[..],
-            &acc.s_dyx[..],
-            post_act,
-            &mut acc.db[..],
-        ),
+        (d, x_hat, coeffs, post_act, &mut acc.db[..]),
         rows,
-        &|(d, x_hat, k, m_dy, m_dyx, a, db)| {
-            ops::bn_backward_apply(
-                d,
-                x_hat,
-                k,
-                m_dy,
-                m_dyx,
-                batch_stats,
-                a.map(|a| (act, a)),
-                db,
-            )
+        &|(d, x_hat, coeffs, a, db)| {
+            ops::bn_backward_apply(d, x_hat, coeffs, a.map(|a| (act, a)), db)
         },
     );
 }
