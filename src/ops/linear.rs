@@ -1,5 +1,6 @@
-//! The linear layer `z = x W + b` and its gradients; the matrix products go through
-//! [`crate::parallel::gemm`] (ndarray's `general_mat_mul`, that is `matrixmultiply`).
+//! The linear layer `z = x W + b` and its gradients. The matrix products go through
+//! [`crate::parallel::gemm`], that is ndarray's `general_mat_mul`, which runs on `matrixmultiply`'s
+//! kernels; bn-lab lists that crate in Cargo.toml only to turn on its AVX-512 kernels.
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
