@@ -37,7 +37,7 @@ pub struct Block<T> {
     pub skip: bool,
     /// Balduzzi et al.'s beta (`--residual-scale`): 1 for a plain skip and for blocks without one.
     pub skip_scale: T,
-    /// Noisy BN's noise between BN and the activation ([`Mlp::set_bn_noise`]); `None`: none.
+    /// Noisy BN's noise between BN and the activation ([`super::Mlp::set_bn_noise`]); `None`: none.
     pub noise: Option<BlockNoise<T>>,
     pub(super) cache: BlockCache<T>,
 }

@@ -14,13 +14,13 @@
 //! size and reused afterwards, so a training loop allocates nothing per step.
 //! [`Mlp::backward`] overwrites (does not accumulate) every gradient.
 //!
-//! - [`mod@mlp`]: [`Mlp`], its forward and backward over the blocks and the output layer.
-//! - [`mod@block`]: one hidden [`Block`] and its forward and backward passes.
-//! - [`mod@linear`]: the [`Linear`] layer's parameters and gradients.
-//! - [`mod@norm`]: the normaliser [`NormLayer`] (BatchNorm or LayerNorm): statistics and backward.
-//! - [`mod@noise`]: noisy BN's per-step noise.
-//! - [`mod@passes`]: the backward passes over a block's buffers, split over threads.
-//! - [`mod@params`]: parameter names ([`ParamId`]) and the one accessor to every parameter.
+//! - `mlp`: [`Mlp`], its forward and backward over the blocks and the output layer.
+//! - `block`: one hidden [`Block`] and its forward and backward passes.
+//! - `linear`: the [`Linear`] layer's parameters and gradients.
+//! - `norm`: the normaliser [`NormLayer`] (BatchNorm or LayerNorm): statistics and backward.
+//! - `noise`: noisy BN's per-step noise.
+//! - `passes`: a block's cached buffers and the backward passes over them, split over threads.
+//! - `params`: parameter names ([`ParamId`]) and the one accessor to every parameter.
 
 use serde::Serialize;
 

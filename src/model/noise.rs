@@ -37,7 +37,7 @@ impl<T: Float> BlockNoise<T> {
 }
 
 /// Where noisy BN's noise comes from: its settings and generator, and whether the next
-/// train-mode forward draws a new set ([`Mlp::resample_noise`]).
+/// train-mode forward draws a new set ([`super::Mlp::resample_noise`]).
 #[derive(Clone, Debug)]
 pub(super) struct NoiseSource {
     pub(super) spec: BnNoise,
