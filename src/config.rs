@@ -538,31 +538,6 @@ pub enum Loss {
 }
 
 impl Loss {
-    /// The loss of outputs `o` against targets `y` (both `(N, d_out)`), with `dL/do` in `d_o`.
-    pub fn loss_and_grad<T: crate::float::Float>(
-        self,
-        o: ndarray::ArrayView2<T>,
-        y: ndarray::ArrayView2<T>,
-        d_o: ndarray::ArrayViewMut2<T>,
-    ) -> f64 {
-        match self {
-            Loss::Mse => crate::ops::mse_loss(o, y, d_o),
-            Loss::Ce => crate::ops::ce_loss(o, y, d_o),
-        }
-    }
-
-    /// The loss alone.
-    pub fn value<T: crate::float::Float>(
-        self,
-        o: ndarray::ArrayView2<T>,
-        y: ndarray::ArrayView2<T>,
-    ) -> f64 {
-        match self {
-            Loss::Mse => crate::ops::mse_loss_value(o, y),
-            Loss::Ce => crate::ops::ce_loss_value(o, y),
-        }
-    }
-
     /// The y label of a loss axis.
     pub fn axis_label(self) -> &'static str {
         match self {

@@ -533,12 +533,16 @@ fn block_forward(
     let mut z = pool.take((n, width));
     gemm(1.0, &h_in, &block.linear.w.view(), 0.0, &mut z.view_mut());
     let mut h = block.skip.then(|| pool.take((n, width)));
-    let skip_io = h.as_mut().map(|h| (h_in, h.view_mut()));
+    let skip_io = h.as_mut().map(|h| ops::Residual {
+        h_in,
+        h: h.view_mut(),
+        scale: block.skip_scale,
+    });
     let mut a = pool.take((n, width));
     let k = match &block.bn {
         None => {
             a.assign(&z);
-            ops::bias_act_forward(block.act, a.view_mut(), b, None, skip_io, block.skip_scale);
+            ops::bias_act_forward(block.act, a.view_mut(), b, None, skip_io);
             None
         }
         Some(bn) => {
@@ -556,17 +560,15 @@ fn block_forward(
                 Some(ss) => (ss.gamma.to_vec(), ss.beta.to_vec()),
                 None => (vec![1.0; width], vec![0.0; width]),
             };
-            ops::bn_pre_forward(
-                block.act,
-                z.view_mut(),
-                a.view_mut(),
-                &mean,
-                &inv_std,
-                &gamma,
-                &beta,
-                skip_io,
-                block.skip_scale,
-            );
+            let coeffs = ops::BnCoeffs {
+                shift: &mean,
+                inv_std: &inv_std,
+                affine: ops::Affine {
+                    gamma: &gamma,
+                    beta: &beta,
+                },
+            };
+            ops::bn_pre_forward(block.act, z.view_mut(), a.view_mut(), coeffs, skip_io);
             Some(
                 gamma
                     .iter()

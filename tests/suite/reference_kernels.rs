@@ -359,6 +359,37 @@ fn linear_kernels_match_reference() {
 /// Balduzzi et al.'s residual branch scale beta, not 1, so that the kernels' use of it is tested.
 const SKIP_SCALE: f64 = 0.7;
 
+/// The skip connection `h = h_in + SKIP_SCALE * branch`.
+fn residual<'a>(h_in: &'a Array2<f64>, h: &'a mut Array2<f64>) -> ops::Residual<'a, f64> {
+    ops::Residual {
+        h_in: h_in.view(),
+        h: h.view_mut(),
+        scale: SKIP_SCALE,
+    }
+}
+
+/// A normaliser after the activation writes `y` into `h`, through the skip connection if `skip`.
+fn hidden_out<'a>(
+    h_in: &'a Array2<f64>,
+    h: &'a mut Array2<f64>,
+    skip: bool,
+) -> ops::HiddenOut<'a, f64> {
+    if skip {
+        ops::HiddenOut::Residual(residual(h_in, h))
+    } else {
+        ops::HiddenOut::Plain(h.view_mut())
+    }
+}
+
+/// LayerNorm's per-row statistics, written into `mean` and `inv_std`.
+fn row_stats<'a>(mean: &'a mut [f64], inv_std: &'a mut [f64]) -> ops::RowStats<'a> {
+    ops::RowStats {
+        eps: EPS,
+        mean,
+        inv_std,
+    }
+}
+
 #[test]
 fn bias_act_forward_matches_reference_for_every_activation() {
     let mut worst = Worst::new("ops::bias_act_forward vs reference", ROUNDING_TOL);
@@ -378,14 +409,13 @@ fn bias_act_forward_matches_reference_for_every_activation() {
             let mut a = h_in.dot(&w);
             let mut sums = vec![0.0; WIDTH];
             let mut h = Array2::zeros((BATCH, WIDTH));
-            let skip_io = skip.then(|| (h_in.view(), h.view_mut()));
+            let skip_io = skip.then(|| residual(&h_in, &mut h));
             ops::bias_act_forward(
                 act,
                 a.view_mut(),
                 b.as_slice().expect("contiguous"),
                 Some(&mut sums),
                 skip_io,
-                SKIP_SCALE,
             );
             worst.check(&at("a"), &a, &a_ref, 0.0);
             worst.check(
@@ -426,18 +456,16 @@ fn bn_pre_forward_matches_reference_with_and_without_affine() {
                 let (gamma, beta) = fused_scale_shift(&ss);
                 let mut a = Array2::zeros((BATCH, WIDTH));
                 let mut h = Array2::zeros((BATCH, WIDTH));
-                let skip_io = skip.then(|| (h_in.view(), h.view_mut()));
-                ops::bn_pre_forward(
-                    act,
-                    zx.view_mut(),
-                    a.view_mut(),
-                    &shift,
-                    &inv_std,
-                    &gamma,
-                    &beta,
-                    skip_io,
-                    SKIP_SCALE,
-                );
+                let skip_io = skip.then(|| residual(&h_in, &mut h));
+                let coeffs = ops::BnCoeffs {
+                    shift: &shift,
+                    inv_std: &inv_std,
+                    affine: ops::Affine {
+                        gamma: &gamma,
+                        beta: &beta,
+                    },
+                };
+                ops::bn_pre_forward(act, zx.view_mut(), a.view_mut(), coeffs, skip_io);
                 worst.check(&at("inv_std"), &arr(&inv_std), &bn.inv_std, 0.0);
                 worst.check(&at("x_hat"), &zx, &bn.x_hat, 0.0);
                 worst.check(&at("a"), &a, &a_ref, 0.0);
@@ -476,7 +504,6 @@ fn bn_post_forward_matches_reference_with_and_without_affine() {
                     b.as_slice().expect("contiguous"),
                     None,
                     None,
-                    1.0,
                 );
                 let (shift, inv_std) = fused_batch_stats(&a);
                 let (gamma, beta) = fused_scale_shift(&ss);
@@ -484,17 +511,16 @@ fn bn_post_forward_matches_reference_with_and_without_affine() {
                 // As the model: a separate h only where it is not x_hat itself.
                 let has_h = affine || skip;
                 let mut h = Array2::zeros((BATCH, WIDTH));
-                let h_out = has_h.then(|| (h.view_mut(), skip.then(|| h_in.view())));
-                ops::bn_post_forward(
-                    a.view(),
-                    x_hat.view_mut(),
-                    &shift,
-                    &inv_std,
-                    &gamma,
-                    &beta,
-                    h_out,
-                    SKIP_SCALE,
-                );
+                let h_out = has_h.then(|| hidden_out(&h_in, &mut h, skip));
+                let coeffs = ops::BnCoeffs {
+                    shift: &shift,
+                    inv_std: &inv_std,
+                    affine: ops::Affine {
+                        gamma: &gamma,
+                        beta: &beta,
+                    },
+                };
+                ops::bn_post_forward(a.view(), x_hat.view_mut(), coeffs, h_out);
                 worst.check(&at("a"), &a, &a_ref, 0.0);
                 worst.check(&at("inv_std"), &arr(&inv_std), &bn.inv_std, 0.0);
                 worst.check(&at("x_hat"), &x_hat, &bn.x_hat, 0.0);
@@ -636,14 +662,17 @@ fn bn_backward_passes_match_reference_for_both_placements_with_and_without_affin
                         (vec![0.0; WIDTH], vec![0.0; WIDTH], vec![0.0; WIDTH]);
                     let mut copy = Array2::zeros((BATCH, WIDTH));
                     let copy_out = skip.then(|| copy.view_mut());
+                    let sums = ops::BnSums {
+                        s_dy: &mut s_dy,
+                        s_dyx: &mut s_dyx,
+                        sq: &mut sq,
+                    };
                     ops::bn_backward_sums(
                         pre_act,
                         dh.view(),
                         bn.x_hat.view(),
                         d.view_mut(),
-                        &mut s_dy,
-                        &mut s_dyx,
-                        &mut sq,
+                        sums,
                         copy_out,
                     );
                     worst.check(&at("dy"), &d, &dy_ref, 0.0);
@@ -678,13 +707,16 @@ fn bn_backward_passes_match_reference_for_both_placements_with_and_without_affin
                     let m_dy: Vec<f64> = s_dy.iter().map(|s| s / n).collect();
                     let m_dyx: Vec<f64> = s_dyx.iter().map(|s| s / n).collect();
                     let mut db = vec![0.0; WIDTH];
+                    let coeffs = ops::BnGradCoeffs {
+                        k: &k,
+                        m_dy: &m_dy,
+                        m_dyx: &m_dyx,
+                        batch_stats: true,
+                    };
                     ops::bn_backward_apply(
                         d.view_mut(),
                         bn.x_hat.view(),
-                        &k,
-                        &m_dy,
-                        &m_dyx,
-                        true,
+                        coeffs,
                         post_act,
                         &mut db,
                     );
@@ -994,6 +1026,10 @@ fn ln_kernels_match_reference_for_both_placements_with_and_without_affine() {
                     };
                     let ss = scale_shift(affine, 94);
                     let (gamma, beta) = fused_scale_shift(&ss);
+                    let gamma_beta = ops::Affine {
+                        gamma: &gamma,
+                        beta: &beta,
+                    };
                     let (z, _) = r::linear_forward(h_in.view(), w.view(), b.view());
                     // Reference forward and backward of the block's branch.
                     let (branch, a_ref, x_hat_ref, dy_ref, dz_ref, ln_grads) = match placement {
@@ -1031,13 +1067,9 @@ fn ln_kernels_match_reference_for_both_placements_with_and_without_affine() {
                                 x_hat.view_mut(),
                                 a.view_mut(),
                                 b.as_slice().unwrap(),
-                                &gamma,
-                                &beta,
-                                EPS,
-                                &mut mean,
-                                &mut inv_std,
-                                skip.then(|| (h_in.view(), h.view_mut())),
-                                SKIP_SCALE,
+                                gamma_beta,
+                                row_stats(&mut mean, &mut inv_std),
+                                skip.then(|| residual(&h_in, &mut h)),
                             );
                             if skip {
                                 worst.check(&at("h"), &h, &h_ref, 0.0);
@@ -1048,13 +1080,9 @@ fn ln_kernels_match_reference_for_both_placements_with_and_without_affine() {
                             ops::ln_post_forward(
                                 a.view(),
                                 x_hat.view_mut(),
-                                &gamma,
-                                &beta,
-                                EPS,
-                                &mut mean,
-                                &mut inv_std,
-                                Some((h.view_mut(), skip.then(|| h_in.view()))),
-                                SKIP_SCALE,
+                                gamma_beta,
+                                row_stats(&mut mean, &mut inv_std),
+                                Some(hidden_out(&h_in, &mut h, skip)),
                             );
                             worst.check(&at("h"), &h, &h_ref, 0.0);
                         }
@@ -1070,14 +1098,17 @@ fn ln_kernels_match_reference_for_both_placements_with_and_without_affine() {
                     let mut d = Array2::zeros((BATCH, WIDTH));
                     let (mut s_dy, mut s_dyx, mut sq) =
                         (vec![0.0; WIDTH], vec![0.0; WIDTH], vec![0.0; WIDTH]);
+                    let sums = ops::BnSums {
+                        s_dy: &mut s_dy,
+                        s_dyx: &mut s_dyx,
+                        sq: &mut sq,
+                    };
                     ops::bn_backward_sums(
                         pre_act,
                         dh.view(),
                         x_hat.view(),
                         d.view_mut(),
-                        &mut s_dy,
-                        &mut s_dyx,
-                        &mut sq,
+                        sums,
                         None,
                     );
                     worst.check(&at("dy"), &d, &dy_ref, 0.0);

@@ -1,0 +1,311 @@
+//! One hidden block `Linear -> [BN] -> act` with an optional skip connection: its buffers, its
+//! forward (one matrix product and fused passes) and its backward.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use super::Mode;
+use super::linear::Linear;
+use super::noise::BlockNoise;
+use super::norm::{NormLayer, scale_shift_of};
+use super::passes::{BackwardBufs, BlockCache, ColScratch, act_backward_pass};
+use crate::config::{Activation, NormKind, Placement};
+use crate::float::Float;
+use crate::ops::{self, Affine, HiddenOut, Residual, RowStats};
+use crate::parallel::{gemm, par_cols};
+
+/// Where a normaliser after the activation writes `y = gamma x_hat + beta`: `h = y`, or
+/// `h = h_in + scale * y` with a skip connection (`h_in` given).
+fn hidden_out<'a, T>(
+    h: ArrayViewMut2<'a, T>,
+    h_in: Option<ArrayView2<'a, T>>,
+    scale: T,
+) -> HiddenOut<'a, T> {
+    match h_in {
+        Some(h_in) => HiddenOut::Residual(Residual { h_in, h, scale }),
+        None => HiddenOut::Plain(h),
+    }
+}
+
+/// One hidden block `Linear -> [BN] -> act` with an optional skip connection.
+#[derive(Clone, Debug)]
+pub struct Block<T> {
+    pub linear: Linear<T>,
+    pub bn: Option<NormLayer<T>>,
+    pub act: Activation,
+    pub placement: Placement,
+    /// `h_l = h_{l-1} + skip_scale * a_l`.
+    pub skip: bool,
+    /// Balduzzi et al.'s beta (`--residual-scale`): 1 for a plain skip and for blocks without one.
+    pub skip_scale: T,
+    /// Noisy BN's noise between BN and the activation ([`super::Mlp::set_bn_noise`]); `None`: none.
+    pub noise: Option<BlockNoise<T>>,
+    pub(super) cache: BlockCache<T>,
+}
+
+impl<T: Float> Block<T> {
+    fn has_h_buffer(&self) -> bool {
+        self.skip
+            || (self.placement == Placement::Post
+                && self.bn.as_ref().is_some_and(|bn| bn.affine.is_some()))
+    }
+
+    fn ensure_buffers(&mut self, batch: usize) {
+        if self.cache.batch == batch {
+            return;
+        }
+        let n = self.linear.w.ncols();
+        let empty = || Array2::zeros((0, 0));
+        self.cache = BlockCache {
+            batch,
+            a: Array2::zeros((batch, n)),
+            x_hat: if self.bn.is_some() {
+                Array2::zeros((batch, n))
+            } else {
+                empty()
+            },
+            h: if self.has_h_buffer() {
+                Array2::zeros((batch, n))
+            } else {
+                empty()
+            },
+        };
+    }
+
+    /// `h_l` of the last forward, `(batch, width)`.
+    pub fn output(&self) -> ArrayView2<'_, T> {
+        if self.has_h_buffer() {
+            self.cache.h.view()
+        } else if self.bn.is_some() && self.placement == Placement::Post {
+            self.cache.x_hat.view()
+        } else {
+            self.cache.a.view()
+        }
+    }
+
+    /// `a_l = act(.)` of the last forward, `(batch, width)`.
+    pub fn activation_output(&self) -> ArrayView2<'_, T> {
+        self.cache.a.view()
+    }
+
+    /// Forward pass: fills this block's buffers from `h_in = h_{l-1}: (batch, fan_in)`.
+    ///
+    /// One matrix product, then (without BN) one pass `a = act(z + b)`, or (with BN) two
+    /// read-only statistics passes and one pass that normalises and applies scale/shift and the
+    /// activation; the skip connection is added in the last pass.
+    pub(super) fn forward(&mut self, h_in: ArrayView2<T>, mode: Mode) {
+        self.ensure_buffers(h_in.nrows());
+        if self.bn.as_ref().is_some_and(|n| n.kind == NormKind::Layer) {
+            self.ln_forward(h_in);
+            return;
+        }
+        let rows = h_in.nrows();
+        let act = self.act;
+        let has_h = self.has_h_buffer();
+        let (skip, scale) = (self.skip, self.skip_scale);
+        let c = &mut self.cache;
+        let (w, b) = (
+            self.linear.w.view(),
+            self.linear
+                .b
+                .as_slice()
+                .expect("owned arrays are contiguous"),
+        );
+        match (&mut self.bn, self.placement) {
+            (None, _) => {
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                let residual = skip.then(|| Residual {
+                    h_in: h_in.view(),
+                    h: c.h.view_mut(),
+                    scale,
+                });
+                par_cols((c.a.view_mut(), b, residual), rows, &|(a, b, residual)| {
+                    ops::bias_act_forward(act, a, b, None, residual)
+                });
+            }
+            (Some(bn), Placement::Pre) => {
+                // z = h W (without the bias) goes into x_hat's buffer and is standardised in
+                // place; the bias only shifts the mean, so it is folded into `shift`.
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.x_hat.view_mut());
+                match mode {
+                    Mode::Train => bn.batch_stats_of(c.x_hat.view(), Some(b)),
+                    Mode::Eval => bn.running_stats(Some(b)),
+                }
+                let residual = skip.then(|| Residual {
+                    h_in: h_in.view(),
+                    h: c.h.view_mut(),
+                    scale,
+                });
+                let bundle = (c.x_hat.view_mut(), c.a.view_mut(), bn.coeffs(), residual);
+                if let Some(noise) = &mut self.noise {
+                    noise.sampled = mode == Mode::Train;
+                    par_cols((bundle, noise.last(rows)), rows, &|(
+                        (zx, a, coeffs, residual),
+                        noise,
+                    )| {
+                        ops::bn_noisy_pre_forward(act, zx, a, coeffs, noise, residual)
+                    });
+                    return;
+                }
+                par_cols(bundle, rows, &|(zx, a, coeffs, residual)| {
+                    ops::bn_pre_forward(act, zx, a, coeffs, residual)
+                });
+            }
+            (Some(bn), Placement::Post) => {
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
+                    ops::bias_act_forward(act, a, b, None, None)
+                });
+                match mode {
+                    Mode::Train => bn.batch_stats_of(c.a.view(), None),
+                    Mode::Eval => bn.running_stats(None),
+                }
+                let h_out =
+                    has_h.then(|| hidden_out(c.h.view_mut(), skip.then(|| h_in.view()), scale));
+                par_cols(
+                    (c.a.view(), c.x_hat.view_mut(), bn.coeffs(), h_out),
+                    rows,
+                    &|(a, x_hat, coeffs, h_out)| ops::bn_post_forward(a, x_hat, coeffs, h_out),
+                );
+            }
+        }
+    }
+
+    /// Forward of a block with LayerNorm: one matrix product, then before the activation one row
+    /// pass (statistics, standardise, scale/shift, activation, skip), or after it the column pass
+    /// `a = act(z + b)` and one row pass (statistics, standardise, scale/shift, skip). Row passes
+    /// are split over threads by rows: `par_cols` on transposed views.
+    fn ln_forward(&mut self, h_in: ArrayView2<T>) {
+        let has_h = self.has_h_buffer();
+        let Block {
+            linear,
+            bn,
+            act,
+            placement,
+            skip,
+            skip_scale: scale,
+            cache: c,
+            ..
+        } = self;
+        let (act, placement, skip, scale) = (*act, *placement, *skip, *scale);
+        let ln = bn.as_mut().expect("called for blocks with LayerNorm");
+        let (w, b) = (
+            linear.w.view(),
+            linear.b.as_slice().expect("owned arrays are contiguous"),
+        );
+        let (rows, width) = (h_in.nrows(), w.ncols());
+        ln.row_mean.resize(rows, 0.0);
+        ln.row_inv_std.resize(rows, 0.0);
+        ln.batch_stats = true;
+        let (gamma, beta) = scale_shift_of(&ln.affine, &ln.ones, &ln.zeros);
+        let affine = Affine { gamma, beta };
+        let stats = RowStats {
+            eps: ln.eps,
+            mean: &mut ln.row_mean[..],
+            inv_std: &mut ln.row_inv_std[..],
+        };
+        match placement {
+            Placement::Pre => {
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.x_hat.view_mut());
+                let skip_io = skip.then(|| (h_in.reversed_axes(), c.h.view_mut().reversed_axes()));
+                par_cols(
+                    (
+                        c.x_hat.view_mut().reversed_axes(),
+                        c.a.view_mut().reversed_axes(),
+                        stats,
+                        skip_io,
+                    ),
+                    width,
+                    &|(zx, a, stats, skip_io)| {
+                        ops::ln_pre_forward(
+                            act,
+                            zx.reversed_axes(),
+                            a.reversed_axes(),
+                            b,
+                            affine,
+                            stats,
+                            skip_io.map(|(x, h)| Residual {
+                                h_in: x.reversed_axes(),
+                                h: h.reversed_axes(),
+                                scale,
+                            }),
+                        )
+                    },
+                );
+            }
+            Placement::Post => {
+                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
+                    ops::bias_act_forward(act, a, b, None, None)
+                });
+                let h_out = has_h.then(|| {
+                    (
+                        c.h.view_mut().reversed_axes(),
+                        skip.then(|| h_in.reversed_axes()),
+                    )
+                });
+                par_cols(
+                    (
+                        c.a.view().reversed_axes(),
+                        c.x_hat.view_mut().reversed_axes(),
+                        stats,
+                        h_out,
+                    ),
+                    width,
+                    &|(a, x_hat, stats, h_out)| {
+                        let h_out = h_out.map(|(h, h_in)| {
+                            hidden_out(h.reversed_axes(), h_in.map(|x| x.reversed_axes()), scale)
+                        });
+                        ops::ln_post_forward(
+                            a.reversed_axes(),
+                            x_hat.reversed_axes(),
+                            affine,
+                            stats,
+                            h_out,
+                        )
+                    },
+                );
+            }
+        }
+    }
+
+    /// Given `dh = dL/dh_l`, fill this block's gradients and write `dL/dh_{l-1}` into `dh_in`.
+    /// `dz: (batch, width)` receives `dL/dz_l`. Returns `sum dh^2` (f64), for `||dL/dh_l||`.
+    ///
+    /// Without BN one pass `dz = dh * act'(a)`; with BN two passes (sums, then the closed-form
+    /// gradient through the batch statistics); then the two matrix products.
+    pub(super) fn backward(
+        &mut self,
+        h_in: ArrayView2<T>,
+        dh: ArrayView2<T>,
+        mut dz: ArrayViewMut2<T>,
+        mut dh_in: Option<ArrayViewMut2<T>>,
+        acc: &mut ColScratch,
+    ) -> f64 {
+        acc.reset();
+        // The identity path of h_l = h_{l-1} + a_l: dh_in = dh + (dz W^T, added below).
+        let copy = if self.skip {
+            dh_in.as_mut().map(|d| d.view_mut())
+        } else {
+            None
+        };
+        let (act, c) = (self.act, &self.cache);
+        match &mut self.bn {
+            None => act_backward_pass(act, c.a.view(), dh, dz.view_mut(), copy, acc),
+            Some(bn) => {
+                let noise_scale = self.noise.as_ref().map(|n| n.last(dh.nrows()).0);
+                let bufs = BackwardBufs {
+                    dh,
+                    dz: dz.view_mut(),
+                    copy,
+                };
+                bn.backward(act, self.placement, c, bufs, noise_scale, acc);
+                bn.scale_grads(self.skip_scale);
+            }
+        }
+        // The branch receives `skip_scale * dh`; every step above is linear in it, so `dz` holds
+        // `dL/dz_l / skip_scale` and the scale is applied in the products (exactly 1 by default).
+        self.linear
+            .backward(h_in, dz.view(), dh_in, self.skip, self.skip_scale, &acc.db);
+        acc.sq.iter().sum()
+    }
+}

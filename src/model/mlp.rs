@@ -1,0 +1,358 @@
+//! [`Mlp`]: the blocks and the output layer, the forward and backward over them, noisy BN's
+//! switch, and diagnostics recomputed from the cached buffers.
+
+use ndarray::{Array1, Array2, ArrayView2, Zip};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::block::Block;
+use super::linear::Linear;
+use super::noise::{BlockNoise, NoiseSource};
+use super::norm::NormLayer;
+use super::passes::{BlockCache, ColScratch};
+use super::{Mode, ModelError};
+use crate::config::{BnNoise, NormKind, Placement};
+use crate::float::Float;
+use crate::ops;
+use crate::spec::NetConfig;
+
+/// `sqrt(sum_sq)`, or the scaled [`crate::stats::frobenius_norm`] of `m` where squaring may
+/// have overflowed or underflowed (only possible for f64 entries beyond about 1e±150).
+fn norm_from_sum_sq<T: Float>(sum_sq: f64, m: &Array2<T>) -> f64 {
+    if sum_sq.is_finite() && (sum_sq > 1e-280 || T::BYTES == 4) {
+        sum_sq.sqrt()
+    } else {
+        crate::stats::frobenius_norm(m)
+    }
+}
+
+/// The multilayer perceptron. See the module docs for the equations.
+#[derive(Clone, Debug)]
+pub struct Mlp<T> {
+    pub config: NetConfig,
+    pub blocks: Vec<Block<T>>,
+    pub out: Linear<T>,
+    /// `h_0`: a copy of the last forward's input, `(batch, d_in)`.
+    x: Array2<T>,
+    /// `o`: the last forward's output, `(batch, d_out)`.
+    o: Array2<T>,
+    /// Backward ping-pong buffers for `dL/dh_l`, and `dL/dz_l` scratch, all `(batch, width)`.
+    dh: Array2<T>,
+    dh_next: Array2<T>,
+    dz: Array2<T>,
+    /// `dL/dX`, `(batch, d_in)`.
+    dx: Array2<T>,
+    /// Per-column accumulators of the backward pass.
+    cols: ColScratch,
+    /// `||dL/dh_l||_F` for l = 1..depth (input side first), recorded by the last backward:
+    /// the backprop signal reaching each block's output.
+    pub grad_signal_norm: Vec<f64>,
+    last_mode: Option<Mode>,
+    /// Noisy BN's noise generator ([`Mlp::set_bn_noise`]); `None`: no noise.
+    noise_source: Option<NoiseSource>,
+}
+
+impl<T: Float> Mlp<T> {
+    /// Build a network with weights drawn from `rng`. The config must have been validated.
+    pub fn new<R: Rng>(config: &NetConfig, rng: &mut R) -> Self {
+        let blocks = (0..config.depth)
+            .map(|l| {
+                let fan_in = if l == 0 { config.d_in } else { config.width };
+                Block {
+                    linear: Linear::new(fan_in, config.width, config.init, rng),
+                    bn: config
+                        .bn
+                        .as_ref()
+                        .map(|bn| NormLayer::new(config.width, bn)),
+                    act: config.act,
+                    placement: config.bn.map_or(Placement::Pre, |bn| bn.placement),
+                    skip: config.block_has_skip(l),
+                    skip_scale: if config.block_has_skip(l) {
+                        T::of(config.residual_scale)
+                    } else {
+                        T::one()
+                    },
+                    noise: None,
+                    cache: BlockCache::default(),
+                }
+            })
+            .collect();
+        let out = Linear::new(config.width, config.d_out, config.init, rng);
+        let empty = || Array2::zeros((0, 0));
+        Mlp {
+            config: config.clone(),
+            blocks,
+            out,
+            x: empty(),
+            o: empty(),
+            dh: empty(),
+            dh_next: empty(),
+            dz: empty(),
+            dx: empty(),
+            cols: ColScratch::new(config.width),
+            grad_signal_norm: vec![0.0; config.depth],
+            last_mode: None,
+            noise_source: None,
+        }
+    }
+
+    /// Turn this BatchNorm net into noisy BN ([`BnNoise`]): noise between every BN layer and
+    /// its activation, drawn from `rng` at the first train-mode forward after each
+    /// [`Mlp::resample_noise`] (and the first one overall) and reused by later train-mode
+    /// forwards until the next. Needs BatchNorm (not LayerNorm) before the activation.
+    pub fn set_bn_noise(&mut self, spec: BnNoise, rng: ChaCha8Rng) -> Result<(), ModelError> {
+        let bn_pre = self
+            .config
+            .bn
+            .is_some_and(|bn| bn.kind == NormKind::Batch && bn.placement == Placement::Pre);
+        if !bn_pre {
+            return Err(ModelError::NoiseWithoutBatchNormPre);
+        }
+        let width = self.config.width;
+        let mean_s = T::of(spec.mean_scale());
+        for block in &mut self.blocks {
+            block.noise = Some(BlockNoise {
+                s: Array2::zeros((0, width)),
+                m: Array2::zeros((0, width)),
+                mean_s: Array1::from_elem(width, mean_s),
+                mean_m: Array1::zeros(width),
+                sampled: false,
+            });
+        }
+        self.noise_source = Some(NoiseSource {
+            spec,
+            rng,
+            fresh: true,
+        });
+        Ok(())
+    }
+
+    /// Start a new training step: the next train-mode forward draws new noise (noisy BN only;
+    /// nothing to do otherwise). [`crate::train::fit`] calls it before every step.
+    pub fn resample_noise(&mut self) {
+        if let Some(src) = &mut self.noise_source {
+            src.fresh = true;
+        }
+    }
+
+    /// Draw the noise of a train-mode forward over `rows` samples when a new step began or
+    /// the batch size changed.
+    fn prepare_noise(&mut self, rows: usize) {
+        let Some(src) = &mut self.noise_source else {
+            return;
+        };
+        let width = self.config.width;
+        let stale = self
+            .blocks
+            .iter()
+            .any(|b| b.noise.as_ref().is_some_and(|n| n.s.dim() != (rows, width)));
+        if !(src.fresh || stale) {
+            return;
+        }
+        for block in &mut self.blocks {
+            if let Some(noise) = &mut block.noise {
+                if noise.s.dim() != (rows, width) {
+                    noise.s = Array2::zeros((rows, width));
+                    noise.m = Array2::zeros((rows, width));
+                }
+                src.draw(&mut noise.s, &mut noise.m);
+            }
+        }
+        src.fresh = false;
+    }
+
+    pub fn depth(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// `h_0`: the input of the last forward.
+    pub fn input(&self) -> ArrayView2<'_, T> {
+        self.x.view()
+    }
+
+    /// `h_l` for l = 0..=depth from the last forward (`h_0` is the input).
+    pub fn hidden(&self, l: usize) -> ArrayView2<'_, T> {
+        if l == 0 {
+            self.x.view()
+        } else {
+            self.blocks[l - 1].output()
+        }
+    }
+
+    /// `o` of the last forward, `(batch, d_out)`.
+    pub fn output(&self) -> ArrayView2<'_, T> {
+        self.o.view()
+    }
+
+    /// `x: (batch, d_in)` -> `o: (batch, d_out)`. Train mode uses batch statistics in BN and
+    /// updates the running statistics; eval mode uses the running statistics.
+    pub fn forward(
+        &mut self,
+        x: ArrayView2<T>,
+        mode: Mode,
+    ) -> Result<ArrayView2<'_, T>, ModelError> {
+        let (batch, d_in) = x.dim();
+        if d_in != self.config.d_in {
+            return Err(ModelError::Shape {
+                what: "input",
+                expected: (batch, self.config.d_in),
+                got: x.dim(),
+            });
+        }
+        if self.x.dim() != x.dim() {
+            self.x = Array2::zeros(x.dim());
+            self.o = Array2::zeros((batch, self.config.d_out));
+        }
+        self.x.assign(&x);
+        if mode == Mode::Train {
+            self.prepare_noise(batch);
+        }
+        for l in 0..self.blocks.len() {
+            let (before, rest) = self.blocks.split_at_mut(l);
+            let h_in = if l == 0 {
+                self.x.view()
+            } else {
+                before[l - 1].output()
+            };
+            rest[0].forward(h_in, mode);
+        }
+        let h_last = self.blocks.last().map_or(self.x.view(), |b| b.output());
+        ops::linear_forward(
+            h_last,
+            self.out.w.view(),
+            self.out.b.view(),
+            self.o.view_mut(),
+        );
+        self.last_mode = Some(mode);
+        Ok(self.o.view())
+    }
+
+    /// Backpropagate `d_o = dL/do`, `(batch, d_out)`, through the last forward, overwriting every
+    /// parameter gradient and [`Mlp::grad_signal_norm`].
+    pub fn backward(&mut self, d_o: ArrayView2<T>) -> Result<(), ModelError> {
+        self.backward_impl(d_o, false, 0)
+    }
+
+    /// [`Mlp::backward`] that stops at block `first` (0-based): the output layer's and blocks
+    /// `first..depth`'s gradients are those of a full backward, the blocks below keep their
+    /// previous gradients (what `ics` needs of one layer, at about half the cost).
+    pub fn backward_to(&mut self, d_o: ArrayView2<T>, first: usize) -> Result<(), ModelError> {
+        self.backward_impl(d_o, false, first.min(self.blocks.len().saturating_sub(1)))
+    }
+
+    /// [`Mlp::backward`] that also returns `dL/dX`, `(batch, d_in)`.
+    pub fn backward_with_input_grad(
+        &mut self,
+        d_o: ArrayView2<T>,
+    ) -> Result<ArrayView2<'_, T>, ModelError> {
+        self.backward_impl(d_o, true, 0)?;
+        Ok(self.dx.view())
+    }
+
+    fn backward_impl(
+        &mut self,
+        d_o: ArrayView2<T>,
+        want_dx: bool,
+        first: usize,
+    ) -> Result<(), ModelError> {
+        if self.last_mode.is_none() {
+            return Err(ModelError::BackwardBeforeForward);
+        }
+        if d_o.dim() != self.o.dim() {
+            return Err(ModelError::Shape {
+                what: "dL/do",
+                expected: self.o.dim(),
+                got: d_o.dim(),
+            });
+        }
+        let batch = d_o.nrows();
+        let width = self.config.width;
+        if self.dh.dim() != (batch, width) {
+            self.dh = Array2::zeros((batch, width));
+            self.dh_next = Array2::zeros((batch, width));
+            self.dz = Array2::zeros((batch, width));
+        }
+        if want_dx && self.dx.dim() != self.x.dim() {
+            self.dx = Array2::zeros(self.x.dim());
+        }
+        let depth = self.blocks.len();
+        // Output layer: dW_out = h_depth^T d_o, dL/dh_depth = d_o W_out^T.
+        {
+            let h_last = self.blocks[depth - 1].output();
+            let out = &mut self.out;
+            ops::linear_backward(
+                h_last,
+                out.w.view(),
+                d_o,
+                out.dw.view_mut(),
+                out.db.view_mut(),
+                Some((self.dh.view_mut(), false)),
+            );
+        }
+        for l in (first..depth).rev() {
+            let (before, rest) = self.blocks.split_at_mut(l);
+            let h_in = if l == 0 {
+                self.x.view()
+            } else {
+                before[l - 1].output()
+            };
+            let dh_in = if l > first {
+                Some(self.dh_next.view_mut())
+            } else if want_dx {
+                Some(self.dx.view_mut())
+            } else {
+                None
+            };
+            let sum_sq = rest[0].backward(
+                h_in,
+                self.dh.view(),
+                self.dz.view_mut(),
+                dh_in,
+                &mut self.cols,
+            );
+            self.grad_signal_norm[l] = norm_from_sum_sq(sum_sq, &self.dh);
+            std::mem::swap(&mut self.dh, &mut self.dh_next);
+        }
+        Ok(())
+    }
+
+    /// The input of block `l`'s activation (1-based) in the last forward, recomputed from the
+    /// cached buffers: `z_l` without BN or with BN placed after the activation,
+    /// `gamma * x_hat + beta` with BN before it (`s (gamma x_hat + beta) + m` in noisy BN). For
+    /// diagnostics (saturation, histograms, distribution shift).
+    pub fn activation_input(&self, l: usize) -> Array2<T> {
+        let block = &self.blocks[l - 1];
+        match (&block.bn, block.placement) {
+            (Some(bn), Placement::Pre) => {
+                let mut y = block.cache.x_hat.clone();
+                if let Some(ss) = &bn.affine {
+                    for mut row in y.rows_mut() {
+                        Zip::from(&mut row)
+                            .and(&ss.gamma)
+                            .and(&ss.beta)
+                            .for_each(|v, &g, &b| *v = g * *v + b);
+                    }
+                }
+                if let Some(noise) = &block.noise {
+                    let (s, m) = noise.last(y.nrows());
+                    Zip::from(&mut y)
+                        .and(s)
+                        .and(m)
+                        .for_each(|v, &s, &m| *v = s * *v + m);
+                }
+                y
+            }
+            _ => {
+                let h_in = self.hidden(l - 1);
+                let mut z = Array2::zeros((h_in.nrows(), block.linear.w.ncols()));
+                ops::linear_forward(
+                    h_in,
+                    block.linear.w.view(),
+                    block.linear.b.view(),
+                    z.view_mut(),
+                );
+                z
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! One block's `(batch, width)` buffers ([`BlockCache`], kept from its forward for its backward),
+//! the backward passes over them, each split over threads by [`par_cols`], and the per-column
+//! accumulators those share.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::config::Activation;
+use crate::float::Float;
+use crate::ops::{self, BnGradCoeffs, BnSums};
+use crate::parallel::par_cols;
+
+/// Backward through `a = act(z)` without BN: `dz = dh * act'(a)`, adding `db = sum_i dz` and
+/// `sq = sum_i dh^2` into `acc`, and `copy = dh` when given (a skip connection's identity path).
+/// `a, dh, dz, copy: (batch, width)`.
+pub(super) fn act_backward_pass<T: Float>(
+    act: Activation,
+    a: ArrayView2<T>,
+    dh: ArrayView2<T>,
+    dz: ArrayViewMut2<T>,
+    copy: Option<ArrayViewMut2<T>>,
+    acc: &mut ColScratch,
+) {
+    par_cols(
+        (dh, a, dz, &mut acc.db[..], &mut acc.sq[..], copy),
+        dh.nrows(),
+        &|(dh, a, dz, db, sq, copy)| ops::act_backward_fused(act, dh, a, dz, db, sq, copy),
+    );
+}
+
+/// Buffers one block keeps between its forward and backward, all `(batch, width)`.
+/// Which ones are live depends on the block's kind (see [`super::Block::output`]).
+#[derive(Clone, Debug, Default)]
+pub(super) struct BlockCache<T> {
+    pub(super) batch: usize,
+    /// `a_l`: the activation's output (act'(z) is computed from it).
+    pub(super) a: Array2<T>,
+    /// `x_hat`: BN's standardised input (empty without BN).
+    pub(super) x_hat: Array2<T>,
+    /// `h_l` where it is neither `a_l` nor `x_hat` (skip connections, post-BN with scale/shift).
+    pub(super) h: Array2<T>,
+}
+
+/// The gradient buffers of one block's backward, all `(batch, width)`: `dh = dL/dh_l` in, `dz`
+/// receives the pass's result, and `copy` (a skip connection's identity path) `dh`.
+pub(super) struct BackwardBufs<'a, T> {
+    pub dh: ArrayView2<'a, T>,
+    pub dz: ArrayViewMut2<'a, T>,
+    pub copy: Option<ArrayViewMut2<'a, T>>,
+}
+
+/// BN's pass 1 ([`ops::bn_backward_sums`]): `dy = dh * act'(a)` (`pre_act` given: BN before the
+/// activation) or `dy = dh` into `bufs.dz`, adding `s_dy = sum_i dy`, `s_dyx = sum_i dy x_hat`
+/// and `sq = sum_i dh^2` into `acc`; `copy = dh` when given. All views `(batch, width)`.
+pub(super) fn bn_sums_pass<T: Float>(
+    act: Activation,
+    pre_act: Option<ArrayView2<T>>,
+    x_hat: ArrayView2<T>,
+    noise_scale: Option<ArrayView2<T>>,
+    bufs: BackwardBufs<T>,
+    acc: &mut ColScratch,
+) {
+    let BackwardBufs { dh, dz: dy, copy } = bufs;
+    let sums = BnSums {
+        s_dy: &mut acc.s_dy,
+        s_dyx: &mut acc.s_dyx,
+        sq: &mut acc.sq,
+    };
+    par_cols(
+        ((dh, pre_act), x_hat, noise_scale, dy, sums, copy),
+        dh.nrows(),
+        &|((dh, a), x_hat, noise, dy, sums, copy)| {
+            ops::bn_backward_sums_noisy(a.map(|a| (act, a)), dh, x_hat, dy, noise, sums, copy)
+        },
+    );
+}
+
+/// BN's pass 2 ([`ops::bn_backward_apply`]), in place on `d` (`dy` on entry, `dL/dz` on exit),
+/// with the coefficients `k, s_dy, s_dyx` (means by now) in `acc`; `post_act` given: BN after the
+/// activation, `act'(a)` applied last. Adds `db = sum_i dz` into `acc`. `d, x_hat, post_act:
+/// (batch, width)`.
+pub(super) fn bn_apply_pass<T: Float>(
+    act: Activation,
+    post_act: Option<ArrayView2<T>>,
+    x_hat: ArrayView2<T>,
+    batch_stats: bool,
+    d: ArrayViewMut2<T>,
+    acc: &mut ColScratch,
+) {
+    let rows = d.nrows();
+    let coeffs = BnGradCoeffs {
+        k: &acc.k,
+        m_dy: &acc.s_dy,
+        m_dyx: &acc.s_dyx,
+        batch_stats,
+    };
+    par_cols(
+        (d, x_hat, coeffs, post_act, &mut acc.db[..]),
+        rows,
+        &|(d, x_hat, coeffs, a, db)| {
+            ops::bn_backward_apply(d, x_hat, coeffs, a.map(|a| (act, a)), db)
+        },
+    );
+}
+
+/// LayerNorm's pass 2 ([`ops::ln_backward_apply`]), in place on `d` (`dy` on entry, `dL/dz` on
+/// exit), split over threads by rows; then `db = sum_i dz` into `acc` (a column pass, so the sum
+/// keeps one order whatever the thread count). `post_act` given: LayerNorm after the
+/// activation. `d, x_hat, post_act: (batch, width)`; `gamma: (width)`; `inv_std: (batch)`.
+pub(super) fn ln_apply_pass<T: Float>(
+    act: Activation,
+    post_act: Option<ArrayView2<T>>,
+    x_hat: ArrayView2<T>,
+    gamma: &[T],
+    inv_std: &[f64],
+    mut d: ArrayViewMut2<T>,
+    acc: &mut ColScratch,
+) {
+    let (rows, width) = d.dim();
+    par_cols(
+        (
+            d.view_mut().reversed_axes(),
+            x_hat.reversed_axes(),
+            inv_std,
+            post_act.map(|a| a.reversed_axes()),
+        ),
+        width,
+        &|(d, x_hat, inv_std, a)| {
+            ops::ln_backward_apply(
+                d.reversed_axes(),
+                x_hat.reversed_axes(),
+                gamma,
+                inv_std,
+                a.map(|a| (act, a.reversed_axes())),
+            )
+        },
+    );
+    par_cols((d.view(), &mut acc.db[..]), rows, &|(d, db)| {
+        ops::add_col_sums(d, db)
+    });
+}
+
+/// Per-column f64 accumulators of the backward pass, all `(width)`, reused by every block.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ColScratch {
+    pub(super) s_dy: Vec<f64>,
+    pub(super) s_dyx: Vec<f64>,
+    pub(super) sq: Vec<f64>,
+    pub(super) db: Vec<f64>,
+    pub(super) k: Vec<f64>,
+}
+
+impl ColScratch {
+    pub(super) fn new(n: usize) -> Self {
+        ColScratch {
+            s_dy: vec![0.0; n],
+            s_dyx: vec![0.0; n],
+            sq: vec![0.0; n],
+            db: vec![0.0; n],
+            k: vec![0.0; n],
+        }
+    }
+
+    pub(super) fn reset(&mut self) {
+        for v in [
+            &mut self.s_dy,
+            &mut self.s_dyx,
+            &mut self.sq,
+            &mut self.db,
+            &mut self.k,
+        ] {
+            v.fill(0.0);
+        }
+    }
+}
