@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bn_lab::config::{Activation, BnConfig, BnNoise, Init, NormKind};
+use bn_lab::config::{Activation, BnNoise, Init, NormConfig, NormKind};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::bench::matmul_ceiling;
 use bn_lab::model::{Mlp, Mode};
@@ -50,9 +50,9 @@ fn fwd_bwd<T: Float>(
         depth: DEPTH,
         act: Activation::Relu,
         init: Init::He,
-        bn: norm.map(|kind| BnConfig {
+        norm: norm.map(|kind| NormConfig {
             kind,
-            ..BnConfig::default()
+            ..NormConfig::default()
         }),
         residual: false,
         residual_scale: 1.0,

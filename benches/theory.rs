@@ -23,7 +23,7 @@ fn benches(c: &mut Criterion) {
         depth: 50,
         act: Activation::Tanh,
         init: Init::Xavier,
-        bn: None,
+        norm: None,
         residual: false,
         residual_scale: 1.0,
     };

@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run --release --example per_layer_norms`.
 
-use bn_lab::config::{Activation, BnConfig, Init};
+use bn_lab::config::{Activation, Init, NormConfig};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::spec::NetConfig;
@@ -12,7 +12,7 @@ use ndarray::Array2;
 
 fn main() {
     let (depth, width, batch, seed) = (20, 128, 64, 0);
-    for bn in [None, Some(BnConfig::default())] {
+    for bn in [None, Some(NormConfig::default())] {
         let cfg = NetConfig {
             d_in: width,
             width,
@@ -20,7 +20,7 @@ fn main() {
             depth,
             act: Activation::Sigmoid,
             init: Init::Xavier,
-            bn,
+            norm: bn,
             residual: false,
             residual_scale: 1.0,
         };

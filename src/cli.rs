@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::bench::BenchArgs;
 use crate::commands::gradcheck::GradcheckArgs;
-use crate::commands::{Ran, Registered, Session, VisitConfig};
+use crate::commands::{Registered, RunOptions, RunRecord, VisitConfig};
 use crate::experiment::{
     grad_norms, ics, landscape, nonlinearity, shattered, shift, sweep, theory, train,
 };
@@ -66,12 +66,12 @@ macro_rules! experiments {
             &[$((<$args as Registered>::NAME, <$args as Registered>::QUICK),)*];
 
         impl Command {
-            /// Run the command, reporting to `session`; an experiment returns what it did.
+            /// Run the command, reporting to `options`; an experiment returns what it did.
             /// `run` and `reproduce` are refused here: [`crate::run`] runs them (they run
             /// the commands their files name through this).
-            pub fn run_in(self, session: &Session<'_>) -> Result<Option<Ran>> {
+            pub fn run_in(self, options: &RunOptions<'_>) -> Result<Option<RunRecord>> {
                 match self {
-                    $(Command::$variant(args) => args.run(session),)*
+                    $(Command::$variant(args) => args.run(options),)*
                     Command::Gradcheck(args) => crate::commands::gradcheck::run(&args).map(|()| None),
                     Command::Bench(args) => crate::commands::bench::run(&args).map(|()| None),
                     Command::Run(_) | Command::Reproduce(_) => Err(crate::flags::usage(

@@ -283,7 +283,7 @@ impl BnNoise {
 
 /// Normalisation-layer settings (BatchNorm or LayerNorm: `kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BnConfig {
+pub struct NormConfig {
     /// `batch` (BatchNorm) or `layer` (LayerNorm); files written before LayerNorm existed mean `batch`.
     #[serde(default)]
     pub kind: NormKind,
@@ -297,9 +297,9 @@ pub struct BnConfig {
     pub momentum: f64,
 }
 
-impl Default for BnConfig {
+impl Default for NormConfig {
     fn default() -> Self {
-        BnConfig {
+        NormConfig {
             kind: NormKind::Batch,
             affine: true,
             placement: Placement::Pre,
@@ -319,18 +319,18 @@ impl Default for BnConfig {
 /// one run shares them.
 ///
 /// ```
-/// use bn_lab::config::{Norm, NormKind, Placement};
-/// let n: Norm = "post-no-affine".parse().unwrap();
-/// assert_eq!(n, Norm::Batch { affine: false, placement: Placement::Post });
+/// use bn_lab::config::{Normaliser, NormKind, Placement};
+/// let n: Normaliser = "post-no-affine".parse().unwrap();
+/// assert_eq!(n, Normaliser::Batch { affine: false, placement: Placement::Post });
 /// assert_eq!(n.to_string(), "post-no-affine");
 /// assert_eq!(n.label(), "BN after act, no affine");
-/// assert_eq!("affine".parse::<Norm>(), Ok(Norm::BN));
-/// let ln: Norm = "layer".parse().unwrap();
-/// assert_eq!(ln, Norm::LN);
+/// assert_eq!("affine".parse::<Normaliser>(), Ok(Normaliser::BN));
+/// let ln: Normaliser = "layer".parse().unwrap();
+/// assert_eq!(ln, Normaliser::LN);
 /// assert_eq!((ln.kind(), ln.label()), (Some(NormKind::Layer), "LN"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Norm {
+pub enum Normaliser {
     /// No normalisation: `a = act(z)`.
     Off,
     /// BatchNorm (Ioffe & Szegedy 2015): per unit over the batch, with or without learnable
@@ -341,46 +341,46 @@ pub enum Norm {
     Layer { affine: bool, placement: Placement },
 }
 
-impl Norm {
+impl Normaliser {
     /// BatchNorm with scale/shift before the activation, as in the original paper.
-    pub const BN: Norm = Norm::Batch {
+    pub const BN: Normaliser = Normaliser::Batch {
         affine: true,
         placement: Placement::Pre,
     };
 
     /// LayerNorm with scale/shift before the activation.
-    pub const LN: Norm = Norm::Layer {
+    pub const LN: Normaliser = Normaliser::Layer {
         affine: true,
         placement: Placement::Pre,
     };
 
     /// Every variant, in the order the CLI lists them.
-    pub const ALL: [Norm; 9] = [
-        Norm::Off,
-        Norm::BN,
-        Norm::of(NormKind::Batch, false, Placement::Pre),
-        Norm::of(NormKind::Batch, true, Placement::Post),
-        Norm::of(NormKind::Batch, false, Placement::Post),
-        Norm::LN,
-        Norm::of(NormKind::Layer, false, Placement::Pre),
-        Norm::of(NormKind::Layer, true, Placement::Post),
-        Norm::of(NormKind::Layer, false, Placement::Post),
+    pub const ALL: [Normaliser; 9] = [
+        Normaliser::Off,
+        Normaliser::BN,
+        Normaliser::of(NormKind::Batch, false, Placement::Pre),
+        Normaliser::of(NormKind::Batch, true, Placement::Post),
+        Normaliser::of(NormKind::Batch, false, Placement::Post),
+        Normaliser::LN,
+        Normaliser::of(NormKind::Layer, false, Placement::Pre),
+        Normaliser::of(NormKind::Layer, true, Placement::Post),
+        Normaliser::of(NormKind::Layer, false, Placement::Post),
     ];
 
     /// The normaliser of `kind` with these settings.
-    pub const fn of(kind: NormKind, affine: bool, placement: Placement) -> Norm {
+    pub const fn of(kind: NormKind, affine: bool, placement: Placement) -> Normaliser {
         match kind {
-            NormKind::Batch => Norm::Batch { affine, placement },
-            NormKind::Layer => Norm::Layer { affine, placement },
+            NormKind::Batch => Normaliser::Batch { affine, placement },
+            NormKind::Layer => Normaliser::Layer { affine, placement },
         }
     }
 
     /// `(kind, affine, placement)`, or `None` without normalisation.
     pub fn parts(self) -> Option<(NormKind, bool, Placement)> {
         match self {
-            Norm::Off => None,
-            Norm::Batch { affine, placement } => Some((NormKind::Batch, affine, placement)),
-            Norm::Layer { affine, placement } => Some((NormKind::Layer, affine, placement)),
+            Normaliser::Off => None,
+            Normaliser::Batch { affine, placement } => Some((NormKind::Batch, affine, placement)),
+            Normaliser::Layer { affine, placement } => Some((NormKind::Layer, affine, placement)),
         }
     }
 
@@ -440,7 +440,7 @@ impl Norm {
 
     /// Whether the blocks are normalised at all.
     pub fn is_on(self) -> bool {
-        self != Norm::Off
+        self != Normaliser::Off
     }
 
     /// Whether the blocks are normalised with batch statistics (BatchNorm), so that a batch of
@@ -455,16 +455,16 @@ impl Norm {
     }
 
     /// The same variant with the normaliser moved to `placement` (no norm stays no norm).
-    pub fn placed(self, placement: Placement) -> Norm {
+    pub fn placed(self, placement: Placement) -> Normaliser {
         match self.parts() {
-            None => Norm::Off,
-            Some((kind, affine, _)) => Norm::of(kind, affine, placement),
+            None => Normaliser::Off,
+            Some((kind, affine, _)) => Normaliser::of(kind, affine, placement),
         }
     }
 
     /// The normalisation settings of a block, with the run's shared constants.
-    pub fn bn_config(self, eps: f64, momentum: f64) -> Option<BnConfig> {
-        self.parts().map(|(kind, affine, placement)| BnConfig {
+    pub fn bn_config(self, eps: f64, momentum: f64) -> Option<NormConfig> {
+        self.parts().map(|(kind, affine, placement)| NormConfig {
             kind,
             affine,
             placement,
@@ -474,20 +474,20 @@ impl Norm {
     }
 }
 
-impl fmt::Display for Norm {
+impl fmt::Display for Normaliser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl FromStr for Norm {
+impl FromStr for Normaliser {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "affine" | "batch" => Ok(Norm::BN),
-            "none" => Ok(Norm::Off),
-            _ => Norm::ALL.into_iter().find(|n| n.name() == s).ok_or_else(|| {
+            "affine" | "batch" => Ok(Normaliser::BN),
+            "none" => Ok(Normaliser::Off),
+            _ => Normaliser::ALL.into_iter().find(|n| n.name() == s).ok_or_else(|| {
                 format!(
                     "unknown normalisation '{s}' (expected off, on, no-affine, post, post-no-affine, layer, layer-no-affine, layer-post or layer-post-no-affine)"
                 )
@@ -496,29 +496,29 @@ impl FromStr for Norm {
     }
 }
 
-impl Serialize for Norm {
+impl Serialize for Normaliser {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name())
     }
 }
 
-impl<'de> Deserialize<'de> for Norm {
+impl<'de> Deserialize<'de> for Normaliser {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
 }
 
-impl clap::ValueEnum for Norm {
+impl clap::ValueEnum for Normaliser {
     fn value_variants<'a>() -> &'a [Self] {
-        &Norm::ALL
+        &Normaliser::ALL
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         let v = clap::builder::PossibleValue::new(self.name()).help(self.help());
         Some(match *self {
-            Norm::BN => v.aliases(["affine", "batch"]),
-            Norm::Off => v.alias("none"),
+            Normaliser::BN => v.aliases(["affine", "batch"]),
+            Normaliser::Off => v.alias("none"),
             _ => v,
         })
     }
@@ -637,7 +637,7 @@ pub fn distinct_numbers(field: &'static str, v: &[f64]) -> Result<(), ConfigErro
 /// A non-empty list of normalisers (`--configs`) without repeats. The typed words are gone by
 /// now and several spell one configuration (`off` and `none`), so a repeat is named with every
 /// spelling: `'off' (also written 'none') is given twice`.
-pub fn distinct_norms(field: &'static str, v: &[Norm]) -> Result<(), ConfigError> {
+pub fn distinct_norms(field: &'static str, v: &[Normaliser]) -> Result<(), ConfigError> {
     distinct(field, v).map_err(|e| match e {
         ConfigError::Repeated { field, .. } => {
             let repeated = v

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::config::{Activation, ConfigError, Dtype, Init, Loss, Norm, NormKind, Placement};
+use crate::config::{Activation, ConfigError, Dtype, Init, Loss, NormKind, Normaliser, Placement};
 use crate::data::Task;
 use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_SAMPLES, MAX_STEPS, MAX_WIDTH};
 use crate::spec::{DataSpec, NetSpec};
@@ -343,8 +343,8 @@ impl NetArgs {
     }
 
     /// The BatchNorm variant `--affine`/`--no-affine` and `--placement` describe.
-    pub fn batch_norm(&self) -> Norm {
-        Norm::Batch {
+    pub fn batch_norm(&self) -> Normaliser {
+        Normaliser::Batch {
             affine: !self.no_affine,
             placement: self.placement,
         }
@@ -353,12 +353,12 @@ impl NetArgs {
 
 impl NetArgs {
     /// The normaliser `--norm` names, with the `--affine`/`--no-affine` and `--placement` settings.
-    pub fn normaliser(&self, choice: NormChoice) -> Norm {
+    pub fn normaliser(&self, choice: NormChoice) -> Normaliser {
         let (affine, placement) = (!self.no_affine, self.placement);
         match choice {
-            NormChoice::None => Norm::Off,
-            NormChoice::Batch => Norm::of(NormKind::Batch, affine, placement),
-            NormChoice::Layer => Norm::of(NormKind::Layer, affine, placement),
+            NormChoice::None => Normaliser::Off,
+            NormChoice::Batch => Normaliser::of(NormKind::Batch, affine, placement),
+            NormChoice::Layer => Normaliser::of(NormKind::Layer, affine, placement),
         }
     }
 }
@@ -366,13 +366,13 @@ impl NetArgs {
 impl NormArgs {
     /// The arms `--norm` lists, or else the ones `--bn` selects (`on` meaning the BatchNorm of
     /// `net`'s flags).
-    pub fn norms(&self, net: &NetArgs) -> Vec<Norm> {
+    pub fn norms(&self, net: &NetArgs) -> Vec<Normaliser> {
         match &self.norm {
             Some(list) => list.iter().map(|&c| net.normaliser(c)).collect(),
             None => match self.bn {
-                BnFlag::Off => vec![Norm::Off],
+                BnFlag::Off => vec![Normaliser::Off],
                 BnFlag::On => vec![net.batch_norm()],
-                BnFlag::Both => vec![Norm::Off, net.batch_norm()],
+                BnFlag::Both => vec![Normaliser::Off, net.batch_norm()],
             },
         }
     }
@@ -384,7 +384,7 @@ impl NormArgs {
     }
 
     /// The one network of `gradcheck` and `bench`.
-    pub fn single(&self, net: &NetArgs, what: &str) -> Result<Norm> {
+    pub fn single(&self, net: &NetArgs, what: &str) -> Result<Normaliser> {
         match (&self.norm, self.bn) {
             (Some(list), _) if list.len() == 1 => Ok(net.normaliser(list[0])),
             (Some(_), _) => Err(usage(format!(

@@ -34,7 +34,7 @@ pub mod text;
 pub mod theory;
 pub mod train;
 
-pub use config::{Activation, BnConfig, Dtype, Init, Placement};
+pub use config::{Activation, Dtype, Init, NormConfig, Placement};
 pub use float::Float;
 pub use model::{Mlp, Mode};
 pub use spec::NetConfig;
@@ -46,6 +46,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Run(args) => reproduce::run_file(&args),
         cli::Command::Reproduce(args) => reproduce::reproduce(&args),
-        command => command.run_in(&commands::Session::default()).map(|_| ()),
+        command => command.run_in(&commands::RunOptions::default()).map(|_| ()),
     }
 }

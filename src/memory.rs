@@ -174,9 +174,9 @@ impl NetConfig {
         let mut params = self.param_count();
         let mut per_block_acts = 1.0; // activation output a_l
         let post_affine = self
-            .bn
+            .norm
             .is_some_and(|bn| bn.affine && bn.placement == Placement::Post);
-        if let Some(bn) = &self.bn {
+        if let Some(bn) = &self.norm {
             if bn.kind == NormKind::Batch {
                 params += depth * 2.0 * w; // running mean, running var
             }

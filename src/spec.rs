@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, BnConfig, ConfigError, Dtype, Init, Loss, Norm, NormKind, at_most, between,
+    Activation, ConfigError, Dtype, Init, Loss, NormConfig, NormKind, Normaliser, at_most, between,
     check_bn_constants, finite_in,
 };
 use crate::data::{self, Dataset, Task};
@@ -43,7 +43,7 @@ pub struct NetSpec {
 
 impl NetSpec {
     /// The network with `depth` hidden blocks of activation `act`, normalised by `norm`.
-    pub fn net(&self, depth: usize, act: Activation, norm: Norm) -> NetConfig {
+    pub fn net(&self, depth: usize, act: Activation, norm: Normaliser) -> NetConfig {
         NetConfig {
             d_in: self.d_in,
             width: self.width,
@@ -51,7 +51,7 @@ impl NetSpec {
             depth,
             act,
             init: self.init.resolve(act),
-            bn: norm.bn_config(self.eps, self.momentum),
+            norm: norm.bn_config(self.eps, self.momentum),
             residual: self.residual,
             residual_scale: self.residual_scale,
         }
@@ -120,8 +120,9 @@ pub struct NetConfig {
     pub act: Activation,
     pub init: Init,
     /// The normalisation layer of every hidden block (BatchNorm or LayerNorm: its `kind`);
-    /// `None`: none.
-    pub bn: Option<BnConfig>,
+    /// `None`: none. Written `bn` in JSON, as files have always had it.
+    #[serde(rename = "bn")]
+    pub norm: Option<NormConfig>,
     /// `h_l = h_{l-1} + residual_scale * a_l` wherever the shapes match.
     pub residual: bool,
     /// Balduzzi et al.'s beta (1: a plain skip connection).
@@ -143,7 +144,7 @@ impl NetConfig {
         between("d_out", 1, MAX_WIDTH, self.d_out)?;
         between(batch_field, 1, MAX_BATCH, batch)?;
         check_residual_scale(self.residual, self.residual_scale)?;
-        if let Some(bn) = &self.bn {
+        if let Some(bn) = &self.norm {
             if batch < 2 && bn.kind == NormKind::Batch {
                 return Err(ConfigError::BatchTooSmallForBn {
                     field: batch_field,
@@ -170,7 +171,7 @@ impl NetConfig {
             self.depth as f64,
         );
         let linear = din * w + w + (depth - 1.0) * (w * w + w) + w * dout + dout;
-        let bn = if self.bn.is_some() {
+        let bn = if self.norm.is_some() {
             depth * 2.0 * w
         } else {
             0.0

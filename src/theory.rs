@@ -38,7 +38,7 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use crate::config::{Activation, BnConfig, NormKind, Placement};
+use crate::config::{Activation, NormConfig, NormKind, Placement};
 use crate::ops::{act_grad_from_output, act_scalar};
 use crate::spec::NetConfig;
 use crate::stats::{Num, nums};
@@ -420,7 +420,7 @@ pub fn predict(
         );
     }
     let rate_of = |ln_profile: &[f64]| slope(ln_profile).map_or(1.0, |s| (-s).exp());
-    match net.bn {
+    match net.norm {
         None => {
             let map = variance_map(net, input_second_moment);
             Ok(Prediction {
@@ -458,7 +458,7 @@ pub fn predict(
 /// The mean-field rate of `||dL/dh_l||^2` per layer of `net` normalised by `bn` on batches of
 /// `batch`: [`bn_rate`] (`lambda(B)`) for BatchNorm, [`ln_rate`] for LayerNorm; or why there is
 /// none (skip connections, the normaliser after the activation, a BatchNorm batch below 4).
-pub fn normalised_rate(net: &NetConfig, bn: &BnConfig, batch: usize) -> Result<f64, String> {
+pub fn normalised_rate(net: &NetConfig, bn: &NormConfig, batch: usize) -> Result<f64, String> {
     if net.residual {
         return Err(
             "skip connections: the mean-field map of a residual stream is not implemented".into(),
@@ -751,7 +751,7 @@ mod reference_values {
             depth: 50,
             act,
             init,
-            bn: None,
+            norm: None,
             residual: false,
             residual_scale: 1.0,
         }

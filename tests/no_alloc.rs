@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
+use bn_lab::config::{Activation, Init, NormConfig, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::optim::{Sgd, SgdConfig};
@@ -126,10 +126,10 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
             depth: 4,
             act,
             init: Init::He,
-            bn: bn.map(|(kind, placement)| BnConfig {
+            norm: bn.map(|(kind, placement)| NormConfig {
                 kind,
                 placement,
-                ..BnConfig::default()
+                ..NormConfig::default()
             }),
             residual,
             residual_scale: 1.0,

@@ -55,7 +55,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         net.width,
         net.act,
         net.init,
-        match &net.bn {
+        match &net.norm {
             None => "BN off".to_string(),
             Some(bn) => format!(
                 "{} on ({}, {})",

@@ -22,16 +22,16 @@ use crate::plot::Figures;
 /// quantity the JSON lacks: an error, and no file appears).
 pub type CheckJson<'a> = dyn Fn(&serde_json::Value) -> Result<()> + Sync + 'a;
 
-/// Who a command reports to. The default is the terminal's: a progress bar on stderr, the
+/// How a command runs and whom it reports to. The default is the terminal's: a progress bar on stderr, the
 /// summary on stdout. `bn-lab run` and `bn-lab reproduce` run commands as steps of a larger
 /// job: they look at the JSON before it is written, follow the progress themselves, and keep
 /// stdout for their own report.
 #[derive(Default)]
-pub struct Session<'a> {
+pub struct RunOptions<'a> {
     /// Stop after the checks that come before any work (the flags, the memory footprint):
-    /// nothing is run or written, and the returned [`Ran`] lists the figures a run would draw.
+    /// nothing is run or written, and the returned [`RunRecord`] lists the figures a run would draw.
     pub dry_run: bool,
-    /// Print nothing (the summary is in the returned [`Ran::summary`]).
+    /// Print nothing (the summary is in the returned [`RunRecord::summary`]).
     pub quiet: bool,
     /// Instead of the progress bar: called with the units just done and the run's total
     /// (once with 0 done at the start).
@@ -45,7 +45,7 @@ pub struct Session<'a> {
 
 /// What one command did: its JSON, its summary and the files it wrote.
 #[derive(Debug, Clone)]
-pub struct Ran {
+pub struct RunRecord {
     /// The report as written to `<STEM>.json` (`None` for a dry run).
     pub json: Option<serde_json::Value>,
     /// The JSON file's name, e.g. `grad_norms.json`.
@@ -65,25 +65,25 @@ pub struct Ran {
 /// JSON, figures and `extras` all-or-nothing (see [`crate::output`]), and print the summary
 /// (or the JSON with `--json`) and the time taken.
 /// Validation runs inside the caller's thread pool, so memory checks see its size.
-/// With a [`Session`] other than the terminal's, the dry run, the check of the JSON, the
-/// progress and the summary go to the session.
+/// With [`RunOptions`] other than the terminal's, the dry run, the check of the JSON, the
+/// progress and the summary go where they say.
 pub fn execute<E: Figures>(
     cfg: &E::Config,
     renames: Renames,
     out: &OutputArgs,
     extras: &[Extra<E::Report>],
-    session: &Session<'_>,
-) -> Result<Ran> {
+    options: &RunOptions<'_>,
+) -> Result<RunRecord> {
     E::validate(cfg)
         .and_then(|()| E::footprint(cfg).check())
         .map_err(|e| flag_error(renames, &e))?;
-    let figures = if session.json_only {
+    let figures = if options.json_only {
         Vec::new()
     } else {
         E::figures_for(cfg)
     };
-    let extras = if session.json_only { &[] } else { extras };
-    let mut ran = Ran {
+    let extras = if options.json_only { &[] } else { extras };
+    let mut ran = RunRecord {
         json: None,
         json_file: format!("{}.json", E::STEM),
         figures: figures.iter().map(|f| f.file.to_string()).collect(),
@@ -91,7 +91,7 @@ pub fn execute<E: Figures>(
         written: Vec::new(),
         seconds: 0.0,
     };
-    if session.dry_run {
+    if options.dry_run {
         return Ok(ran);
     }
     // The image set's sizes came from its headers; its data are read only now that the run
@@ -104,7 +104,7 @@ pub fn execute<E: Figures>(
         .map_err(|e| usage(format!("{e:#}")))?;
     let start = std::time::Instant::now();
     let total = E::work_units(cfg);
-    let report = match session.progress {
+    let report = match options.progress {
         Some(progress) => {
             progress(0, total);
             E::run(cfg, &|n| progress(n, total))
@@ -117,7 +117,7 @@ pub fn execute<E: Figures>(
         }
     };
     let json = serde_json::to_string_pretty(&report)?;
-    if let Some(check) = session.check {
+    if let Some(check) = options.check {
         let value: serde_json::Value = serde_json::from_str(&json)?;
         check(&value)?;
         ran.json = Some(value);
@@ -131,7 +131,7 @@ pub fn execute<E: Figures>(
         output::join_paths(&written),
         ran.seconds
     ));
-    if !session.quiet {
+    if !options.quiet {
         if out.json {
             print(&format!("{json}\n"))?;
         } else {
@@ -151,8 +151,8 @@ pub trait Registered {
     const NAME: &'static str;
     /// The flags of a small run (see [`ExperimentArgs::QUICK`]).
     const QUICK: &'static [&'static str];
-    /// Run the command, reporting to `session`; what an experiment's run did.
-    fn run(&self, session: &Session<'_>) -> Result<Option<Ran>>;
+    /// Run the command, reporting to `options`; what an experiment's run did.
+    fn run(&self, options: &RunOptions<'_>) -> Result<Option<RunRecord>>;
     /// The config the flags describe, handed to `visitor` with its experiment's type.
     fn visit<V: VisitConfig>(&self, visitor: &mut V) -> Result<V::Output>;
 }
@@ -171,8 +171,8 @@ where
     const NAME: &'static str = <A::Experiment as Experiment>::NAME;
     const QUICK: &'static [&'static str] = A::QUICK;
 
-    fn run(&self, session: &Session<'_>) -> Result<Option<Ran>> {
-        run_experiment(self, session).map(Some)
+    fn run(&self, options: &RunOptions<'_>) -> Result<Option<RunRecord>> {
+        run_experiment(self, options).map(Some)
     }
 
     fn visit<V: VisitConfig>(&self, visitor: &mut V) -> Result<V::Output> {
@@ -182,13 +182,13 @@ where
 
 /// Run an experiment's command line: its config from the flags, then [`execute`], on a pool of
 /// `--threads` threads where the command has the flag.
-pub fn run_experiment<A: ExperimentArgs>(args: &A, session: &Session<'_>) -> Result<Ran>
+pub fn run_experiment<A: ExperimentArgs>(args: &A, options: &RunOptions<'_>) -> Result<RunRecord>
 where
     A::Experiment: Figures,
 {
     let cfg = args.config()?;
     let extras = args.extras();
-    let run = || execute::<A::Experiment>(&cfg, A::RENAMES, args.output(), &extras, session);
+    let run = || execute::<A::Experiment>(&cfg, A::RENAMES, args.output(), &extras, options);
     match args.threads() {
         Some(flag) => crate::parallel::with_threads(threads(flag)?, run)?,
         None => run(),

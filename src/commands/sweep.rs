@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::ValueEnum;
 
-use crate::commands::{Ran, Registered, Session, VisitConfig, execute, print};
-use crate::config::{Norm, Placement};
+use crate::commands::{Registered, RunOptions, RunRecord, VisitConfig, execute, print};
+use crate::config::{Normaliser, Placement};
 use crate::experiment::sweep::SweepArgs;
 use crate::experiment::sweep::{
     CollectError, PointFile, Sweep, SweepConfig, SweepPoint, Vary, collect,
@@ -42,7 +42,7 @@ impl Registered for SweepArgs {
         "32",
     ];
 
-    fn run(&self, session: &Session<'_>) -> Result<Option<Ran>> {
+    fn run(&self, options: &RunOptions<'_>) -> Result<Option<RunRecord>> {
         let threads = threads(self.threads)?;
         if let Some(dir) = &self.collect {
             return parallel::with_threads(threads, || run_collect(dir, &self.output))?
@@ -56,9 +56,9 @@ impl Registered for SweepArgs {
         let renames = SweepArgs::RENAMES;
         parallel::with_threads(threads, || {
             if cfg.point.is_some() {
-                execute::<SweepPoint>(&cfg, renames, &self.output, &[], session)
+                execute::<SweepPoint>(&cfg, renames, &self.output, &[], options)
             } else {
-                execute::<Sweep>(&cfg, renames, &self.output, &[], session)
+                execute::<Sweep>(&cfg, renames, &self.output, &[], options)
             }
         })?
         .map(Some)
@@ -110,9 +110,9 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
             cfg.norms
                 .iter()
                 .map(|n| match n {
-                    Norm::Off => "none".to_string(),
-                    Norm::Batch { .. } => "batch".to_string(),
-                    Norm::Layer { .. } => "layer".to_string(),
+                    Normaliser::Off => "none".to_string(),
+                    Normaliser::Batch { .. } => "batch".to_string(),
+                    Normaliser::Layer { .. } => "layer".to_string(),
                 })
                 .collect(),
         ),

@@ -157,7 +157,7 @@ pub fn matmul_ceiling<T: Float>(n: usize) -> f64 {
 /// A one-line description of the network, e.g. `depth 50, width 256, batch 256, relu, he init, BN on (pre, affine), f32`.
 pub fn describe(cfg: &BenchConfig) -> String {
     let n = &cfg.net;
-    let bn = match &n.bn {
+    let bn = match &n.norm {
         None => "BN off".to_string(),
         Some(bn) => format!(
             "{} on ({}, {})",

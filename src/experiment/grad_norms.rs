@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, Loss, Norm, NormKind, at_most_values, between, distinct,
+    Activation, ConfigError, Dtype, Loss, NormKind, Normaliser, at_most_values, between, distinct,
     finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
@@ -53,7 +53,7 @@ impl std::fmt::Display for Skips {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Arm {
     pub depth: usize,
-    pub norm: Norm,
+    pub norm: Normaliser,
     pub residual: bool,
 }
 
@@ -63,7 +63,7 @@ pub struct GradNormsConfig {
     pub depths: Vec<usize>,
     pub act: Activation,
     /// The normalisation arms, BN off first by default.
-    pub norms: Vec<Norm>,
+    pub norms: Vec<Normaliser>,
     #[serde(flatten)]
     pub net: NetSpec,
     /// Seeds `seed .. seed + seeds` are run.
@@ -483,7 +483,7 @@ pub struct ArmResult {
     /// Short label for legends and tables, e.g. `depth 50, BN on` or `BN on, skips`.
     pub label: String,
     pub depth: usize,
-    pub norm: Norm,
+    pub norm: Normaliser,
     /// Skip connections `h_l = h_{l-1} + beta a_l` (as `net.residual`; here so an experiment
     /// file can pick the arm: `arms[residual=true]`).
     pub residual: bool,
@@ -571,21 +571,21 @@ fn tensor<T: Float>(a: &Array2<T>) -> SavedTensor {
 /// `nn.LayerNorm(width, eps=.., elementwise_affine=..)`; `None` without one.
 ///
 /// ```
-/// use bn_lab::config::{BnConfig, NormKind};
+/// use bn_lab::config::{NormConfig, NormKind};
 /// use bn_lab::experiment::grad_norms::torch_norm;
 /// let mut net = bn_lab::spec::NetSpec {
 ///     width: 64, batch: 8, d_in: 64, d_out: 1, init: bn_lab::config::Init::He,
 ///     residual: false, residual_scale: 1.0, eps: 1e-5, momentum: 0.1, seed: 0,
 ///     dtype: bn_lab::config::Dtype::F32,
 /// }
-/// .net(3, bn_lab::config::Activation::Relu, bn_lab::config::Norm::LN);
+/// .net(3, bn_lab::config::Activation::Relu, bn_lab::config::Normaliser::LN);
 /// assert_eq!(torch_norm(&net).unwrap(), "nn.LayerNorm(64, eps=1e-5, elementwise_affine=True)");
 /// net.bn = None;
 /// assert_eq!(torch_norm(&net), None);
 /// ```
 pub fn torch_norm(net: &NetConfig) -> Option<String> {
     let py_bool = |b: bool| if b { "True" } else { "False" };
-    net.bn.map(|bn| match bn.kind {
+    net.norm.map(|bn| match bn.kind {
         NormKind::Batch => format!(
             "nn.BatchNorm1d({}, eps={:e}, momentum={}, affine={})",
             net.width,
@@ -1253,7 +1253,7 @@ mod tests {
         GradNormsConfig {
             depths: vec![3],
             act: crate::config::Activation::Relu,
-            norms: vec![Norm::BN],
+            norms: vec![Normaliser::BN],
             net: NetSpec {
                 width: 8,
                 batch: 8,

@@ -20,7 +20,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Dtype, Loss, Norm, check_lr};
+use crate::config::{ConfigError, Dtype, Loss, Normaliser, check_lr};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
@@ -368,7 +368,7 @@ pub struct IcsReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct IcsRun {
     pub label: String,
-    pub norm: Norm,
+    pub norm: Normaliser,
     pub lr: f64,
     /// Summary `||G - G'||`, relative `||G - G'|| / ||G||` and `cos(G, G')` (means over layers
     /// 2..out of the per-layer medians, see [`IcsSummary`]).
@@ -594,7 +594,7 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
     }
 }
 
-fn run_arm<T: Float>(cfg: &MeasuredTrainConfig, norm: Norm, progress: Progress) -> IcsArm {
+fn run_arm<T: Float>(cfg: &MeasuredTrainConfig, norm: Normaliser, progress: Progress) -> IcsArm {
     let mut records = Vec::new();
     let data = cfg.dataset::<T>();
     let mut net = cfg.initial_net::<T>(norm);

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    ConfigError, Dtype, Norm, at_least, at_most, at_most_values, distinct_numbers, finite_in,
+    ConfigError, Dtype, Normaliser, at_least, at_most, at_most_values, distinct_numbers, finite_in,
 };
 use crate::data::{self, Batch, Stream};
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
@@ -530,7 +530,7 @@ fn probe<T: Float>(tr: &mut Trainer<'_, T>, loss: f64, step_sizes: &[f64]) -> Pa
     })
 }
 
-fn run_arm<T: Float>(cfg: &LandscapeConfig, norm: Norm, progress: Progress) -> LandscapeArm {
+fn run_arm<T: Float>(cfg: &LandscapeConfig, norm: Normaliser, progress: Progress) -> LandscapeArm {
     let step_sizes = cfg.step_sizes();
     let mut probes = Vec::new();
     let data = cfg.run.dataset::<T>();

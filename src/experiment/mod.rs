@@ -20,7 +20,7 @@ pub mod train;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Activation, ConfigError, Norm, at_least, between, check_lr, distinct};
+use crate::config::{Activation, ConfigError, Normaliser, at_least, between, check_lr, distinct};
 use crate::config::{check_points, points};
 use crate::data::{self, Dataset, Stream};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
@@ -125,7 +125,7 @@ pub struct MeasuredTrainConfig {
     pub depth: usize,
     pub act: Activation,
     /// The arms, in legend order.
-    pub norms: Vec<Norm>,
+    pub norms: Vec<Normaliser>,
     #[serde(flatten)]
     pub net: NetSpec,
     #[serde(flatten)]
@@ -160,7 +160,7 @@ impl MeasuredTrainConfig {
     }
 
     /// The network of one arm.
-    pub fn net(&self, norm: Norm) -> NetConfig {
+    pub fn net(&self, norm: Normaliser) -> NetConfig {
         self.net.net(self.depth, self.act, norm)
     }
 
@@ -217,7 +217,7 @@ impl MeasuredTrainConfig {
 
     /// One arm's network as initialised: every arm draws the same weights (the `Weights` stream
     /// of the seed; BN draws no random numbers).
-    pub fn initial_net<T: Float>(&self, norm: Norm) -> Mlp<T> {
+    pub fn initial_net<T: Float>(&self, norm: Normaliser) -> Mlp<T> {
         Mlp::new(
             &self.net(norm),
             &mut data::rng(self.net.seed, Stream::Weights),
@@ -268,7 +268,7 @@ impl MeasuredTrainConfig {
     /// cuts off are counted at it). Returns what every arm reports.
     pub fn train_measured<T: Float>(
         &self,
-        norm: Norm,
+        norm: Normaliser,
         net: &mut Mlp<T>,
         data: &Dataset<T>,
         progress: Progress,
@@ -360,9 +360,9 @@ impl<T: Float, F: FnMut(&mut Trainer<'_, T>, usize, f64)> Observer<T> for Measur
 /// `landscape.json` and `ics.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainedArm {
-    /// `BN off`, `BN on`, `BN, no affine`, ... ([`Norm::label`]).
+    /// `BN off`, `BN on`, `BN, no affine`, ... ([`Normaliser::label`]).
     pub label: String,
-    pub norm: Norm,
+    pub norm: Normaliser,
     pub net: NetConfig,
     /// Loss of each step's mini-batch before its update (train mode).
     pub train_loss: Vec<Num>,

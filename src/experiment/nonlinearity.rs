@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, Norm, Placement, at_least, between, distinct, finite_in,
+    Activation, ConfigError, Dtype, Normaliser, Placement, at_least, between, distinct, finite_in,
 };
 use crate::config::{check_points, points};
 use crate::data::{self, Stream};
@@ -71,7 +71,7 @@ pub struct NonlinearityConfig {
     pub net: NetSpec,
     /// The normalisation arms; the verdict compares the BN arm with scale/shift with the one
     /// without (same placement).
-    pub norms: Vec<Norm>,
+    pub norms: Vec<Normaliser>,
     /// Learning rate per activation, in `acts` order.
     pub lrs: Vec<f64>,
     /// SGD momentum, weight decay and warmup, shared by every run.
@@ -85,18 +85,18 @@ pub struct NonlinearityConfig {
 }
 
 impl NonlinearityConfig {
-    pub fn net(&self, act: Activation, norm: Norm) -> NetConfig {
+    pub fn net(&self, act: Activation, norm: Normaliser) -> NetConfig {
         self.net.net(self.depth, act, norm)
     }
 
     /// The two arms the verdict compares: BN with scale/shift and BN without, at the same
     /// placement (the first BN arm's).
-    pub fn affine_pair(&self) -> Option<(Norm, Norm)> {
+    pub fn affine_pair(&self) -> Option<(Normaliser, Normaliser)> {
         let with = self.norms.iter().copied().find(|n| n.affine())?;
-        let Norm::Batch { placement, .. } = with else {
+        let Normaliser::Batch { placement, .. } = with else {
             return None;
         };
-        let without = Norm::Batch {
+        let without = Normaliser::Batch {
             affine: false,
             placement,
         };
@@ -218,7 +218,7 @@ impl NonlinearityConfig {
     }
 
     /// Every (activation, configuration, seed) in run order.
-    pub fn runs(&self) -> Vec<(Activation, Norm, u64)> {
+    pub fn runs(&self) -> Vec<(Activation, Normaliser, u64)> {
         let seeds = self.seed_list();
         let mut v = Vec::new();
         for &act in &self.acts {
@@ -251,7 +251,7 @@ impl NonlinearityConfig {
     /// Work units of one run, in forward passes of one sample (see
     /// [`train::FORWARD_BACKWARD`]): the probe before and after training, the training with
     /// its evaluations, and the recalibrated losses.
-    pub fn run_units(&self, act: Activation, norm: Norm) -> u64 {
+    pub fn run_units(&self, act: Activation, norm: Normaliser) -> u64 {
         let (n_train, n_test) = (self.data.n_train, self.data.n_test);
         train::units(2, self.net.batch as u64)
             .saturating_add(self.settings(act, 0).work_units(n_train, n_test))
@@ -426,7 +426,7 @@ pub fn activation_stats<T: Float>(
 #[derive(Clone, Debug, Serialize)]
 pub struct NlRun {
     pub act: Activation,
-    pub norm: Norm,
+    pub norm: Normaliser,
     pub seed: u64,
     pub label: String,
     pub net: NetConfig,
@@ -476,7 +476,7 @@ pub enum AffineVerdict {
 /// Per configuration of one activation, averaged over seeds.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArmMeans {
-    pub norm: Norm,
+    pub norm: Normaliser,
     /// Mean over seeds of `recalibrated_train_loss` (the fit) and `recalibrated_test_loss`.
     pub train_loss: Num,
     pub test_loss: Num,
@@ -531,7 +531,7 @@ pub struct NonlinearityReport {
 fn run_one<T: Float>(
     cfg: &NonlinearityConfig,
     data: &data::Dataset<T>,
-    (act, norm, seed): (Activation, Norm, u64),
+    (act, norm, seed): (Activation, Normaliser, u64),
     progress: Progress,
 ) -> NlRun {
     let net_cfg = cfg.net(act, norm);
@@ -604,14 +604,14 @@ fn layer_mean(runs: &[&NlRun], pick: impl Fn(&NlRun) -> Option<&Vec<Num>>) -> Op
 /// Why the compared arms' runs are no evidence for the verdict, if they are not: runs that
 /// diverged (their loss is where training stopped, not how well the network fits) and runs whose
 /// recalibrated train loss is inf/NaN, per arm and seed.
-fn missing_evidence(arms: &[(Norm, &Vec<&NlRun>)]) -> Option<String> {
+fn missing_evidence(arms: &[(Normaliser, &Vec<&NlRun>)]) -> Option<String> {
     let seeds_of = |rs: &[&&NlRun]| -> String {
         rs.iter()
             .map(|r| r.seed.to_string())
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let diverged: Vec<(Norm, String)> = arms
+    let diverged: Vec<(Normaliser, String)> = arms
         .iter()
         .filter_map(|(norm, runs)| {
             let d: Vec<&&NlRun> = runs.iter().filter(|r| r.diverged).collect();
@@ -662,7 +662,7 @@ fn summarise(cfg: &NonlinearityConfig, runs: &[NlRun], tolerance: f64) -> Vec<Ac
     cfg.acts
         .iter()
         .map(|&act| {
-            let of = |norm: Norm| -> Vec<&NlRun> {
+            let of = |norm: Normaliser| -> Vec<&NlRun> {
                 runs.iter()
                     .filter(|r| r.act == act && r.norm == norm)
                     .collect()
@@ -800,7 +800,7 @@ pub fn title(cfg: &NonlinearityConfig) -> String {
     if cfg.norms.iter().any(|n| {
         matches!(
             n,
-            Norm::Batch {
+            Normaliser::Batch {
                 placement: Placement::Post,
                 ..
             }
@@ -1056,7 +1056,7 @@ pub struct NonlinearityArgs {
         value_delimiter = ',',
         default_value = "on,no-affine,off"
     )]
-    pub configs: Vec<Norm>,
+    pub configs: Vec<Normaliser>,
     /// Number of hidden layers.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 6)]
     pub depth: usize,

@@ -52,7 +52,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, Norm, at_most_values, between, distinct, finite_in,
+    Activation, ConfigError, Dtype, Normaliser, at_most_values, between, distinct, finite_in,
 };
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
@@ -114,9 +114,9 @@ impl Arch {
     }
 
     /// The normalisation of its blocks, `bn` for the BN architectures.
-    pub fn norm(self, bn: Norm) -> Norm {
+    pub fn norm(self, bn: Normaliser) -> Normaliser {
         match self {
-            Arch::Feedforward => Norm::Off,
+            Arch::Feedforward => Normaliser::Off,
             Arch::FeedforwardBn | Arch::ResnetBn => bn,
         }
     }
@@ -207,7 +207,7 @@ pub struct ShatteredConfig {
     pub act: Activation,
     /// The normaliser of the `+bn` architectures: a BatchNorm variant, or LayerNorm
     /// (`--norm layer`).
-    pub bn: Norm,
+    pub bn: Normaliser,
     pub bias: BiasInit,
     /// The network; `batch` is the number of grid points (`--points`), `d_in = d_out = 1`,
     /// `dtype` f64, and `residual` is set per architecture, so it must be `false` here;
@@ -386,7 +386,7 @@ pub fn frozen_net(cfg: &ShatteredConfig, arch: Arch, depth: usize, seed: u64) ->
     let net_cfg = cfg.net(arch, depth);
     let mut net = Mlp::<f64>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
     init_biases(&mut net, cfg.bias, seed);
-    if net_cfg.bn.is_some() {
+    if net_cfg.norm.is_some() {
         net.forward(grid(cfg.points()).view(), Mode::Train)
             .expect("the grid has d_in = 1 column");
         freeze_batch_stats(&mut net);
@@ -850,9 +850,9 @@ pub struct ShatteredReport {
 fn job_units(cfg: &ShatteredConfig, arch: Arch) -> u64 {
     let n = cfg.points() as u64;
     let general = match arch.norm(cfg.bn) {
-        Norm::Off => false,
-        Norm::Batch { placement, .. } => placement != crate::config::Placement::Pre,
-        Norm::Layer { .. } => true,
+        Normaliser::Off => false,
+        Normaliser::Batch { placement, .. } => placement != crate::config::Placement::Pre,
+        Normaliser::Layer { .. } => true,
     };
     let train = if general { n } else { 0 };
     train + FORWARD_BACKWARD * n
@@ -1211,7 +1211,7 @@ pub fn title(cfg: &ShatteredConfig) -> String {
         X_MAX,
         cfg.bias
     );
-    if cfg.bn != Norm::BN {
+    if cfg.bn != Normaliser::BN {
         s.push_str(&format!(", +bn = {}", cfg.bn.label()));
     }
     if cfg.net.residual_scale != 1.0 && cfg.archs.contains(&Arch::ResnetBn) {

@@ -43,7 +43,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BnNoise, ConfigError, Dtype, Norm, between};
+use crate::config::{BnNoise, ConfigError, Dtype, Normaliser, between};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
@@ -91,11 +91,11 @@ pub const SETTLED: f64 = 0.01;
 
 impl ShiftConfig {
     /// The arms in legend order: `norms`, then noisy BN.
-    pub fn arms(&self) -> Vec<(Norm, Option<BnNoise>)> {
-        let mut out: Vec<(Norm, Option<BnNoise>)> =
+    pub fn arms(&self) -> Vec<(Normaliser, Option<BnNoise>)> {
+        let mut out: Vec<(Normaliser, Option<BnNoise>)> =
             self.run.norms.iter().map(|&n| (n, None)).collect();
         if let Some(noise) = self.noise {
-            out.push((Norm::BN, Some(noise)));
+            out.push((Normaliser::BN, Some(noise)));
         }
         out
     }
@@ -121,7 +121,7 @@ impl ShiftConfig {
         self.run.validate()?;
         if let Some(noise) = &self.noise {
             noise.validate()?;
-            self.run.net(Norm::BN).validate(self.run.net.batch)?;
+            self.run.net(Normaliser::BN).validate(self.run.net.batch)?;
         }
         if self.arms().is_empty() {
             return Err(ConfigError::Invalid {
@@ -184,7 +184,7 @@ impl ShiftConfig {
     }
 
     /// The arm's legend label: `BN off`, `BN on`, ..., `noisy BN`.
-    pub fn label(norm: Norm, noise: Option<BnNoise>) -> String {
+    pub fn label(norm: Normaliser, noise: Option<BnNoise>) -> String {
         match noise {
             Some(_) => "noisy BN".to_string(),
             None => norm.label().to_string(),
@@ -295,7 +295,7 @@ pub struct ShiftReport {
 
 impl ShiftReport {
     /// The first arm with or without noise whose normaliser passes `norm`.
-    fn arm(&self, noisy: bool, norm: fn(Norm) -> bool) -> Option<&ShiftArm> {
+    fn arm(&self, noisy: bool, norm: fn(Normaliser) -> bool) -> Option<&ShiftArm> {
         self.arms
             .iter()
             .find(|a| a.noise.is_some() == noisy && norm(a.run.norm))
@@ -383,7 +383,7 @@ impl ShiftSeries {
 
 fn run_arm<T: Float>(
     cfg: &ShiftConfig,
-    norm: Norm,
+    norm: Normaliser,
     noise: Option<BnNoise>,
     progress: Progress,
 ) -> ShiftArm {
@@ -490,9 +490,9 @@ pub fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
         drift_verdict: None,
     };
     let (plain, bn, noisy) = (
-        report.arm(false, |n| n == Norm::Off),
-        report.arm(false, Norm::is_on),
-        report.arm(true, Norm::is_batch),
+        report.arm(false, |n| n == Normaliser::Off),
+        report.arm(false, Normaliser::is_on),
+        report.arm(true, Normaliser::is_batch),
     );
     let noisy_verdict = match (plain, bn, noisy) {
         (Some(p), Some(b), Some(n)) => Some(noisy_verdict(p, b, n)),

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, Init, Norm, at_most, between, distinct, distinct_numbers,
+    Activation, ConfigError, Dtype, Init, Normaliser, at_most, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Progress, ToolInfo};
@@ -118,7 +118,7 @@ pub struct SweepConfig {
     pub depth: Option<usize>,
     pub act: Activation,
     /// The arms, in legend order.
-    pub norms: Vec<Norm>,
+    pub norms: Vec<Normaliser>,
     /// Seeds `seed .. seed + seeds`: weights and batch order change, the data set does not.
     pub seeds: usize,
     /// Network settings; with `vary` `weight-scale` the init is `normal:s` and `init` is not
@@ -144,7 +144,7 @@ pub struct SweepConfig {
 pub struct PointId {
     pub index: usize,
     pub value: f64,
-    pub norm: Norm,
+    pub norm: Normaliser,
     pub seed: u64,
 }
 
@@ -189,7 +189,7 @@ impl SweepConfig {
     }
 
     /// The network of a point at `value` with normaliser `norm`.
-    pub fn net(&self, value: f64, norm: Norm) -> NetConfig {
+    pub fn net(&self, value: f64, norm: Normaliser) -> NetConfig {
         let depth = match self.vary {
             Vary::Depth => value as usize,
             _ => self.depth.unwrap_or(1),
@@ -414,8 +414,8 @@ impl SweepConfig {
 pub struct Point {
     pub value: f64,
     /// The normaliser's text form (`off`, `on`, `layer`, ...).
-    pub arm: Norm,
-    /// [`Norm::label`].
+    pub arm: Normaliser,
+    /// [`Normaliser::label`].
     pub label: String,
     pub seed: u64,
     /// `||dL/dW_1||_F / ||dL/dW_L||_F` at initialisation (first / last hidden layer).
@@ -446,7 +446,7 @@ pub struct Point {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mean {
     pub value: f64,
-    pub arm: Norm,
+    pub arm: Normaliser,
     pub label: String,
     /// Seeds averaged.
     pub seeds: usize,
@@ -520,7 +520,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     // The mean-field rates hold for a plain (no skip) stack with the normaliser before the
     // activation; `None` elsewhere and without a normaliser.
     let theory_rate = net_cfg
-        .bn
+        .norm
         .as_ref()
         .and_then(|bn| crate::theory::normalised_rate(&net_cfg, bn, batch).ok())
         .map(Num);
@@ -606,7 +606,7 @@ pub fn zero_predictor(cfg: &SweepConfig) -> Option<(Num, Num)> {
 
 /// The means per (value, arm) of `points`, in the order they first appear (the config's).
 pub fn means(points: &[Point]) -> Vec<Mean> {
-    let mut keys: Vec<(f64, Norm)> = Vec::new();
+    let mut keys: Vec<(f64, Normaliser)> = Vec::new();
     for p in points {
         if !keys.contains(&(p.value, p.arm)) {
             keys.push((p.value, p.arm));
@@ -793,7 +793,7 @@ pub fn table(r: &SweepReport) -> String {
 }
 
 /// One sentence on what arm `norm`'s curve does, from the means.
-pub fn verdict(r: &SweepReport, norm: Norm) -> String {
+pub fn verdict(r: &SweepReport, norm: Normaliser) -> String {
     let cfg = &r.config;
     let ms: Vec<&Mean> = r.means.iter().filter(|m| m.arm == norm).collect();
     let (Some(first), Some(last)) = (ms.first(), ms.last()) else {
@@ -1177,7 +1177,7 @@ mod tests {
     fn means_are_geometric_for_ratios_and_arithmetic_for_losses() {
         let p = |seed, ratio, loss| Point {
             value: 1.0,
-            arm: Norm::Off,
+            arm: Normaliser::Off,
             label: "BN off".into(),
             seed,
             grad_ratio: Num(ratio),

@@ -68,7 +68,7 @@ impl TheoryConfig {
             depth: self.depth,
             act,
             init: self.init.resolve(act),
-            bn: None,
+            norm: None,
             residual: false,
             residual_scale: 1.0,
         }

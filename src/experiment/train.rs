@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, Norm, Placement, at_least, at_most_values, between, distinct,
-    distinct_numbers, finite_in,
+    Activation, ConfigError, Dtype, Normaliser, Placement, at_least, at_most_values, between,
+    distinct, distinct_numbers, finite_in,
 };
 use crate::config::{check_points, points};
 use crate::data::{self, Stream};
@@ -43,7 +43,7 @@ pub struct TrainConfig {
     #[serde(flatten)]
     pub net: NetSpec,
     /// Configurations, in legend order.
-    pub norms: Vec<Norm>,
+    pub norms: Vec<Normaliser>,
     /// Learning rates, one panel each.
     pub lrs: Vec<f64>,
     /// SGD momentum, weight decay and warmup, shared by every run.
@@ -88,7 +88,7 @@ pub fn default_histogram_steps(steps: usize) -> Vec<usize> {
 }
 
 impl TrainConfig {
-    pub fn net(&self, norm: Norm) -> NetConfig {
+    pub fn net(&self, norm: Normaliser) -> NetConfig {
         self.net.net(self.depth, self.act, norm)
     }
 
@@ -107,7 +107,7 @@ impl TrainConfig {
 
     /// Every (lr, configuration) pair in run order: learning rates as given, configurations in
     /// `norms` order within each.
-    pub fn runs(&self) -> Vec<(f64, Norm)> {
+    pub fn runs(&self) -> Vec<(f64, Normaliser)> {
         self.lrs
             .iter()
             .flat_map(|&lr| self.norms.iter().map(move |&n| (lr, n)))
@@ -228,7 +228,7 @@ impl TrainConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainRun {
     pub label: String,
-    pub norm: Norm,
+    pub norm: Normaliser,
     pub lr: f64,
     pub net: NetConfig,
     pub diverged: bool,
@@ -350,7 +350,7 @@ fn train_with_histograms<T: Float>(
 /// Per configuration, over the learning-rate sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArmSummary {
-    pub norm: Norm,
+    pub norm: Normaliser,
     pub label: String,
     /// Learning rates at which this configuration diverged.
     pub diverged_at: Vec<f64>,
@@ -519,7 +519,7 @@ pub struct TrainVerdicts {
 /// Does some BN configuration learn at a learning rate where BN off does not (it diverged or
 /// learned nothing)? `None` without a BN-off configuration.
 fn higher_lr_verdict(cfg: &TrainConfig, runs: &[TrainRun]) -> Option<Judged<HigherLr>> {
-    if !cfg.norms.contains(&Norm::Off) {
+    if !cfg.norms.contains(&Normaliser::Off) {
         return None;
     }
     let helped = rescues(&cfg.lrs, runs).iter().any(|(_, ok)| !ok.is_empty());
@@ -538,7 +538,10 @@ fn placement_verdict(
     runs: &[TrainRun],
 ) -> Option<Judged<PlacementVerdict>> {
     let best = |norm| summary.iter().find(|s| s.norm == norm);
-    let (pre, post) = (best(Norm::BN)?, best(Norm::BN.placed(Placement::Post))?);
+    let (pre, post) = (
+        best(Normaliser::BN)?,
+        best(Normaliser::BN.placed(Placement::Post))?,
+    );
     // Each placement needs a run that learned: a best test loss of runs that all diverged is
     // the loss of a network that never trained (often the initial one).
     let missing: Vec<String> = [pre, post]
@@ -581,7 +584,7 @@ fn run_one<T: Float>(
     cfg: &TrainConfig,
     data: &data::Dataset<T>,
     lr: f64,
-    norm: Norm,
+    norm: Normaliser,
     progress: Progress,
 ) -> TrainRun {
     let net_cfg = cfg.net(norm);
@@ -653,7 +656,7 @@ fn majority_share<T: Float>(y: ndarray::ArrayView2<T>) -> f64 {
 }
 
 /// Configuration `norm`'s summary over the learning rates of `runs` (whose `learned` is set).
-fn summarise(norm: Norm, runs: &[TrainRun]) -> ArmSummary {
+fn summarise(norm: Normaliser, runs: &[TrainRun]) -> ArmSummary {
     let mine: Vec<&TrainRun> = runs.iter().filter(|r| r.norm == norm).collect();
     let lrs = |keep: &dyn Fn(&TrainRun) -> bool| -> Vec<f64> {
         mine.iter().filter(|r| keep(r)).map(|r| r.lr).collect()
@@ -807,16 +810,16 @@ pub fn status(r: &TrainRun) -> String {
 
 /// Per learning rate at which BN off did not learn (it diverged or learned nothing), the BN
 /// configurations that learned there.
-pub fn rescues(lrs: &[f64], runs: &[TrainRun]) -> Vec<(f64, Vec<Norm>)> {
+pub fn rescues(lrs: &[f64], runs: &[TrainRun]) -> Vec<(f64, Vec<Normaliser>)> {
     let mut out = Vec::new();
     for &lr in lrs {
         let at: Vec<&TrainRun> = runs.iter().filter(|r| r.lr == lr).collect();
-        if !at.iter().any(|r| r.norm == Norm::Off && !r.learned) {
+        if !at.iter().any(|r| r.norm == Normaliser::Off && !r.learned) {
             continue;
         }
-        let ok: Vec<Norm> = at
+        let ok: Vec<Normaliser> = at
             .iter()
-            .filter(|r| r.norm != Norm::Off && r.learned)
+            .filter(|r| r.norm != Normaliser::Off && r.learned)
             .map(|r| r.norm)
             .collect();
         out.push((lr, ok));
@@ -825,7 +828,7 @@ pub fn rescues(lrs: &[f64], runs: &[TrainRun]) -> Vec<(f64, Vec<Norm>)> {
 }
 
 /// [`rescues`] of a report.
-pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Norm>)> {
+pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Normaliser>)> {
     rescues(&report.config.lrs, &report.runs)
 }
 
@@ -998,7 +1001,7 @@ pub fn verdict(report: &TrainReport) -> String {
     }
     // Placement: the diary's remark that BN after the activation can do better.
     if let Some(v) = &report.verdicts.placement {
-        let post_norm = Norm::BN.placed(Placement::Post);
+        let post_norm = Normaliser::BN.placed(Placement::Post);
         let best = |norm| {
             report
                 .summary
@@ -1006,13 +1009,13 @@ pub fn verdict(report: &TrainReport) -> String {
                 .find(|s| s.norm == norm)
                 .map_or(f64::NAN, |s| s.best_test_loss.0)
         };
-        let (pre, post) = (best(Norm::BN), best(post_norm));
+        let (pre, post) = (best(Normaliser::BN), best(post_norm));
         // Runs without any finite test loss are not part of "best over the sweep": say so.
         let left_out: Vec<String> = report
             .runs
             .iter()
             .filter(|r| {
-                (r.norm == Norm::BN || r.norm == post_norm) && !r.best_test_loss.0.is_finite()
+                (r.norm == Normaliser::BN || r.norm == post_norm) && !r.best_test_loss.0.is_finite()
             })
             .map(|r| format!("{} at lr {}", r.label, Short(r.lr)))
             .collect();
@@ -1121,7 +1124,7 @@ pub struct TrainArgs {
         value_delimiter = ',',
         default_value = "off,on,no-affine,post"
     )]
-    pub configs: Vec<Norm>,
+    pub configs: Vec<Normaliser>,
     /// Number of hidden layers.
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 10)]
     pub depth: usize,
@@ -1235,7 +1238,7 @@ mod tests {
     use crate::spec::NetSpec;
     use crate::train::LayerDiagnostics;
 
-    fn cfg(lrs: &[f64], norms: &[Norm]) -> TrainConfig {
+    fn cfg(lrs: &[f64], norms: &[Normaliser]) -> TrainConfig {
         TrainConfig {
             data: DataSpec {
                 task: Task::Nonlinear,
@@ -1275,7 +1278,7 @@ mod tests {
     }
 
     /// A run that diverged or not, with final (and best) train and test loss `loss`.
-    fn run(c: &TrainConfig, lr: f64, norm: Norm, diverged: bool, loss: f64) -> TrainRun {
+    fn run(c: &TrainConfig, lr: f64, norm: Normaliser, diverged: bool, loss: f64) -> TrainRun {
         TrainRun {
             label: norm.label().to_string(),
             norm,
@@ -1312,12 +1315,12 @@ mod tests {
 
     #[test]
     fn bn_shows_a_higher_rate_only_where_it_learned_and_the_plain_net_did_not() {
-        let c = cfg(&[1.0], &[Norm::Off, Norm::BN]);
+        let c = cfg(&[1.0], &[Normaliser::Off, Normaliser::BN]);
         // Losses below 1 (the zero predictor here) learned; NaN, or at the zero level, not.
         let verdict = |off: (bool, f64), bn: (bool, f64)| {
             let runs = [
-                run(&c, 1.0, Norm::Off, off.0, off.1),
-                run(&c, 1.0, Norm::BN, bn.0, bn.1),
+                run(&c, 1.0, Normaliser::Off, off.0, off.1),
+                run(&c, 1.0, Normaliser::BN, bn.0, bn.1),
             ];
             higher_lr_verdict(&c, &runs).unwrap().verdict
         };
@@ -1329,8 +1332,8 @@ mod tests {
         assert_eq!(verdict((true, 1e9), (false, 1.0)), HigherLr::NotShown);
         assert_eq!(verdict((true, 1e9), (true, 1e9)), HigherLr::NotShown);
         assert_eq!(verdict((false, 0.5), (false, 0.2)), HigherLr::NotShown);
-        let only_bn = [run(&c, 1.0, Norm::BN, false, 0.2)];
-        assert!(higher_lr_verdict(&cfg(&[1.0], &[Norm::BN]), &only_bn).is_none());
+        let only_bn = [run(&c, 1.0, Normaliser::BN, false, 0.2)];
+        assert!(higher_lr_verdict(&cfg(&[1.0], &[Normaliser::BN]), &only_bn).is_none());
     }
 
     #[test]
@@ -1367,13 +1370,13 @@ mod tests {
 
     #[test]
     fn the_largest_stable_rate_is_the_largest_the_run_learned_at() {
-        let c = cfg(&[0.1, 0.3, 1.0], &[Norm::Off]);
+        let c = cfg(&[0.1, 0.3, 1.0], &[Normaliser::Off]);
         let runs = [
-            run(&c, 0.1, Norm::Off, false, 0.3),
-            run(&c, 0.3, Norm::Off, false, 0.2),
-            run(&c, 1.0, Norm::Off, false, 1.5),
+            run(&c, 0.1, Normaliser::Off, false, 0.3),
+            run(&c, 0.3, Normaliser::Off, false, 0.2),
+            run(&c, 1.0, Normaliser::Off, false, 1.5),
         ];
-        let s = summarise(Norm::Off, &runs);
+        let s = summarise(Normaliser::Off, &runs);
         assert_eq!(s.largest_stable_lr, Some(0.3));
         assert_eq!(s.not_learned_at, vec![1.0]);
         assert_eq!(s.at_largest_stable_lr.unwrap().final_test_loss, Num(0.2));
@@ -1388,12 +1391,12 @@ mod tests {
 
     #[test]
     fn placement_needs_a_trained_run_of_each_placement() {
-        let post = Norm::BN.placed(Placement::Post);
-        let c = cfg(&[0.1, 1.0], &[Norm::BN, post]);
+        let post = Normaliser::BN.placed(Placement::Post);
+        let c = cfg(&[0.1, 1.0], &[Normaliser::BN, post]);
         let runs = [
-            run(&c, 0.1, Norm::BN, false, 0.3),
+            run(&c, 0.1, Normaliser::BN, false, 0.3),
             run(&c, 0.1, post, false, 0.2),
-            run(&c, 1.0, Norm::BN, true, 0.1),
+            run(&c, 1.0, Normaliser::BN, true, 0.1),
             run(&c, 1.0, post, true, f64::NAN),
         ];
         let v = placement_verdict(&summary(&c, &runs), &runs).unwrap();
@@ -1422,7 +1425,7 @@ mod tests {
             .iter()
             .flat_map(|&lr| {
                 [
-                    run(&c, lr, Norm::BN, false, 0.3),
+                    run(&c, lr, Normaliser::BN, false, 0.3),
                     run(&c, lr, post, false, f64::NAN),
                 ]
             })

@@ -61,11 +61,11 @@ impl<T: Float> Mlp<T> {
                 Block {
                     linear: Linear::new(fan_in, config.width, config.init, rng),
                     bn: config
-                        .bn
+                        .norm
                         .as_ref()
                         .map(|bn| NormLayer::new(config.width, bn)),
                     act: config.act,
-                    placement: config.bn.map_or(Placement::Pre, |bn| bn.placement),
+                    placement: config.norm.map_or(Placement::Pre, |bn| bn.placement),
                     skip: config.block_has_skip(l),
                     skip_scale: if config.block_has_skip(l) {
                         T::of(config.residual_scale)
@@ -103,7 +103,7 @@ impl<T: Float> Mlp<T> {
     pub fn set_bn_noise(&mut self, spec: BnNoise, rng: ChaCha8Rng) -> Result<(), ModelError> {
         let bn_pre = self
             .config
-            .bn
+            .norm
             .is_some_and(|bn| bn.kind == NormKind::Batch && bn.placement == Placement::Pre);
         if !bn_pre {
             return Err(ModelError::NoiseWithoutBatchNormPre);

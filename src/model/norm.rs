@@ -6,7 +6,7 @@ use ndarray::{Array1, ArrayView2};
 use super::passes::{
     BackwardBufs, BlockCache, ColScratch, bn_apply_pass, bn_sums_pass, ln_apply_pass,
 };
-use crate::config::{Activation, BnConfig, NormKind, Placement};
+use crate::config::{Activation, NormConfig, NormKind, Placement};
 use crate::float::Float;
 use crate::ops::{self, Affine, BnCoeffs};
 use crate::parallel::par_cols;
@@ -64,7 +64,7 @@ pub struct NormLayer<T> {
 }
 
 impl<T: Float> NormLayer<T> {
-    pub fn new(n: usize, cfg: &BnConfig) -> Self {
+    pub fn new(n: usize, cfg: &NormConfig) -> Self {
         let affine = cfg.affine.then(|| ScaleShift {
             gamma: Array1::ones(n),
             beta: Array1::zeros(n),

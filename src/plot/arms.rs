@@ -8,7 +8,7 @@ use super::chart::{LegendItem, Marker, okabe_ito};
 
 /// One colour per normalisation arm, the same in every figure: BN off vermillion, the BN arms
 /// in the palette's blues, green and purple, LayerNorm orange (black after the activation).
-pub fn norm_color(norm: crate::config::Norm) -> RGBColor {
+pub fn norm_color(norm: crate::config::Normaliser) -> RGBColor {
     use crate::config::{NormKind, Placement};
     match norm.parts() {
         None => okabe_ito::VERMILLION,
@@ -24,7 +24,7 @@ pub fn norm_color(norm: crate::config::Norm) -> RGBColor {
 /// One marker shape per normalisation arm, the second channel beside [`norm_color`]: BN off
 /// squares, BN (pre, with scale/shift) circles, the other BN variants triangles and diamonds,
 /// LayerNorm crosses (diamonds without scale/shift).
-pub fn norm_marker(norm: crate::config::Norm) -> Marker {
+pub fn norm_marker(norm: crate::config::Normaliser) -> Marker {
     use crate::config::{NormKind, Placement};
     match norm.parts() {
         None => Marker::Square,

@@ -252,7 +252,7 @@ fn headline_title(report: &GradNormsReport) -> String {
 }
 
 /// `Gradient norms at initialisation: ...` naming the normalisation arms that ran.
-pub fn compared_title(norms: &[crate::config::Norm]) -> String {
+pub fn compared_title(norms: &[crate::config::Normaliser]) -> String {
     let off = norms.iter().any(|n| !n.is_on());
     let on: Vec<_> = norms.iter().filter(|n| n.is_on()).collect();
     let what = match (off, on.len()) {
@@ -569,7 +569,7 @@ pub fn draw_histograms(report: &GradNormsReport) -> Result<Png> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Norm, Placement};
+    use crate::config::{Normaliser, Placement};
 
     #[test]
     fn the_fit_line_is_the_least_squares_line_of_a_geometric_curve() {
@@ -614,14 +614,16 @@ mod tests {
 
     #[test]
     fn titles_follow_the_arms_that_ran() {
-        let no_affine = Norm::Batch {
+        let no_affine = Normaliser::Batch {
             affine: false,
             placement: Placement::Pre,
         };
-        assert!(compared_title(&[Norm::Off, Norm::BN]).ends_with("BatchNorm off vs on"));
-        assert!(compared_title(&[Norm::BN]).ends_with(": with BatchNorm"));
-        assert!(compared_title(&[Norm::Off]).ends_with(": without BatchNorm"));
-        let t = compared_title(&[Norm::Off, Norm::BN, no_affine]);
+        assert!(
+            compared_title(&[Normaliser::Off, Normaliser::BN]).ends_with("BatchNorm off vs on")
+        );
+        assert!(compared_title(&[Normaliser::BN]).ends_with(": with BatchNorm"));
+        assert!(compared_title(&[Normaliser::Off]).ends_with(": without BatchNorm"));
+        let t = compared_title(&[Normaliser::Off, Normaliser::BN, no_affine]);
         assert!(t.contains("BN off vs BN on vs"), "{t}");
         assert!(!compared_title(&[no_affine]).contains("off"));
     }

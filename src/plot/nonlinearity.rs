@@ -12,7 +12,7 @@
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::config::{Activation, Norm};
+use crate::config::{Activation, Normaliser};
 use crate::experiment::nonlinearity::{
     ActSummary, ActivationStats, AffineVerdict, HIST_RANGE, Histogram, NlRun, NonlinearityReport,
     SIGMOID_SATURATION, TANH_SATURATION, title,
@@ -26,7 +26,7 @@ use crate::plot::chart::{
 use crate::plot::{Figure, Figures};
 use crate::stats::{Num, fmt_num, geometric_mean, max_nan, min_nan};
 
-fn runs_of(report: &NonlinearityReport, act: Activation, arm: Norm) -> Vec<&NlRun> {
+fn runs_of(report: &NonlinearityReport, act: Activation, arm: Normaliser) -> Vec<&NlRun> {
     report
         .runs
         .iter()
@@ -721,7 +721,7 @@ fn hist_half_width(hists: &[(&Histogram, &Histogram)], thresholds: &[f64]) -> f6
 fn hist_panel(
     caption: String,
     act: Activation,
-    arm: Norm,
+    arm: Normaliser,
     (before, after): (&Histogram, &Histogram),
     half_width: f64,
     top: f64,
@@ -965,7 +965,11 @@ pub fn curve_act(report: &NonlinearityReport) -> Activation {
 
 /// The after-training histograms of `act`'s runs in `arm`, every seed and probed layer summed
 /// into one (`None` without any).
-pub fn pooled_after(report: &NonlinearityReport, act: Activation, arm: Norm) -> Option<Histogram> {
+pub fn pooled_after(
+    report: &NonlinearityReport,
+    act: Activation,
+    arm: Normaliser,
+) -> Option<Histogram> {
     let mut hists = runs_of(report, act, arm)
         .into_iter()
         .flat_map(|r| r.after.histograms.iter().map(|h| &h.hist));
@@ -989,7 +993,7 @@ pub fn pooled_after(report: &NonlinearityReport, act: Activation, arm: Norm) -> 
 pub fn curve_panel(report: &NonlinearityReport) -> Panel {
     let act = curve_act(report);
     let cfg = &report.config;
-    let arms: Vec<(Norm, Histogram)> = cfg
+    let arms: Vec<(Normaliser, Histogram)> = cfg
         .norms
         .iter()
         .filter_map(|&n| Some((n, pooled_after(report, act, n)?)))

@@ -17,7 +17,7 @@
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::config::Norm;
+use crate::config::Normaliser;
 use crate::experiment::shattered::{Arch, ShatteredArm, ShatteredReport, X_MAX, X_MIN, title};
 use crate::plot::arms::{norm_color, norm_marker};
 use crate::plot::chart::{
@@ -26,9 +26,9 @@ use crate::plot::chart::{
 use crate::plot::{Figure, Figures};
 
 /// The colour and marker of an architecture whose `+bn` variants use `bn`.
-pub fn arch_style(arch: Arch, bn: Norm) -> (RGBColor, Marker) {
+pub fn arch_style(arch: Arch, bn: Normaliser) -> (RGBColor, Marker) {
     match arch {
-        Arch::Feedforward => (norm_color(Norm::Off), norm_marker(Norm::Off)),
+        Arch::Feedforward => (norm_color(Normaliser::Off), norm_marker(Normaliser::Off)),
         Arch::FeedforwardBn => (norm_color(bn), norm_marker(bn)),
         Arch::ResnetBn => {
             // A pair that no BN arm of this run uses.

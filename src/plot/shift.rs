@@ -10,7 +10,7 @@
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::config::Norm;
+use crate::config::Normaliser;
 use crate::experiment::shift::{ShiftArm, ShiftReport, noise_label};
 use crate::model::Mode;
 use crate::plot::arms::{norm_color, norm_marker};
@@ -384,7 +384,7 @@ pub fn draw_noisy_detail(report: &ShiftReport) -> Result<Png> {
 pub fn draw_input_shift(report: &ShiftReport) -> Result<Png> {
     let mut panels = vec![curve_panel(report)];
     for a in &report.arms {
-        let what = if a.run.norm == Norm::Off {
+        let what = if a.run.norm == Normaliser::Off {
             "Without BN".to_string()
         } else {
             format!("With {}", a.run.label)

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 
-use crate::config::Norm;
+use crate::config::Normaliser;
 use crate::experiment::sweep::{HEALTHY, Mean, Point, Sweep, SweepReport, Vary};
 use crate::plot::arms::{norm_color, norm_marker};
 use crate::plot::chart::{Dash, LegendItem, Note, Panel, Png, Series, Slide};
@@ -87,7 +87,7 @@ fn set_x_axis(p: &mut Panel, r: &SweepReport) {
 fn arm_series(
     r: &SweepReport,
     i: usize,
-    norm: Norm,
+    norm: Normaliser,
     label: String,
     mean: &dyn Fn(&Mean) -> Option<Num>,
     point: &dyn Fn(&Point) -> Option<Num>,
@@ -150,7 +150,7 @@ const LOSS_CAP: f64 = 2.0;
 fn loss_series(
     r: &SweepReport,
     i: usize,
-    norm: Norm,
+    norm: Normaliser,
     label: String,
     cap: f64,
     pick: &dyn Fn(&Point) -> Option<Num>,

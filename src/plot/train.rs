@@ -5,7 +5,7 @@
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::config::Norm;
+use crate::config::Normaliser;
 use crate::experiment::train::{
     HigherLr, PlacementVerdict, TrainConfig, TrainReport, TrainRun, short_title,
 };
@@ -66,7 +66,7 @@ fn headline_loss(run: &TrainRun) -> f64 {
 }
 
 /// The runs of configuration `norm`, in the order of the sweep.
-fn runs_of(report: &TrainReport, norm: Norm) -> impl Iterator<Item = &TrainRun> {
+fn runs_of(report: &TrainReport, norm: Normaliser) -> impl Iterator<Item = &TrainRun> {
     report.runs.iter().filter(move |r| r.norm == norm)
 }
 

@@ -6,7 +6,7 @@
 //! - [`page`]: `index.html` and `summary.json`.
 //!
 //! A claim runs through [`crate::commands::run_in`] exactly as its command line would, with a
-//! [`Session`] that reads the JSON before anything is written: a quantity that is not in the
+//! [`RunOptions`] that reads the JSON before anything is written: a quantity that is not in the
 //! JSON stops the run with nothing written.
 
 pub mod check;
@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli::{ReproduceArgs, RunArgs};
-use crate::commands::{Ran, Session, print};
+use crate::commands::{RunOptions, RunRecord, print};
 use crate::flags::usage;
 use check::{Outcome, Value, Verdict, fill};
 pub use spec::{Claim, FileError, Kind, Variant};
@@ -351,7 +351,7 @@ pub struct Job {
 /// A [`Job`] done.
 pub struct Done {
     pub found: Found,
-    pub ran: Ran,
+    pub ran: RunRecord,
     pub seconds: f64,
 }
 
@@ -448,7 +448,7 @@ impl Claim {
 
     /// Check the command as `bn-lab` would before any work (its flags' values, the memory it
     /// needs) and the figure named, without running it or writing anything.
-    pub fn dry_run(&self, out: &Path) -> Result<Ran, FileError> {
+    pub fn dry_run(&self, out: &Path) -> Result<RunRecord, FileError> {
         let ran = self.dry_run_of(Variant::Claim, out)?;
         if let Some(f) = &self.figure
             && !ran.figures.contains(f)
@@ -469,10 +469,10 @@ impl Claim {
         Ok(ran)
     }
 
-    fn dry_run_of(&self, variant: Variant, out: &Path) -> Result<Ran, FileError> {
-        let session = Session {
+    fn dry_run_of(&self, variant: Variant, out: &Path) -> Result<RunRecord, FileError> {
+        let options = RunOptions {
             dry_run: true,
-            ..Session::default()
+            ..RunOptions::default()
         };
         let field = match variant {
             Variant::Claim => "command",
@@ -480,7 +480,7 @@ impl Claim {
         };
         let seed = self.seeds_of(variant, 0, 1)[0];
         self.parse_words(variant, out, seed)?
-            .run_in(&session)
+            .run_in(&options)
             .map_err(|e| {
                 let line = match (variant, &self.control) {
                     (Variant::Control, Some(c)) => Some(c.line),
@@ -551,15 +551,15 @@ impl Claim {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
             Ok(())
         };
-        let session = Session {
+        let options = RunOptions {
             quiet: true,
             progress,
             check: Some(&check),
             json_only: !job.first,
-            ..Session::default()
+            ..RunOptions::default()
         };
         let start = Instant::now();
-        let ran = command.run_in(&session).map_err(|e| {
+        let ran = command.run_in(&options).map_err(|e| {
             let file = self.file.display().to_string();
             let text = format!("{e:#}");
             let text = if text.starts_with(&file) {

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::common::{assert_refused, bn_lab_ok, json, num, parse, scratch_dir};
-use bn_lab::config::{Activation, BnConfig, Init, Loss, NormKind};
+use bn_lab::config::{Activation, Init, Loss, NormConfig, NormKind};
 use bn_lab::data::{self, Task};
 use bn_lab::experiment::Experiment;
 use bn_lab::experiment::train::Train;
@@ -112,7 +112,7 @@ fn accuracy_counts_rows_whose_largest_output_is_the_label() {
     );
 }
 
-fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
+fn net(act: Activation, bn: Option<NormConfig>, residual: bool) -> NetConfig {
     NetConfig {
         d_in: 5,
         width: 6,
@@ -120,7 +120,7 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
         depth: 3,
         act,
         init: Init::Auto,
-        bn,
+        norm: bn,
         residual,
         residual_scale: 1.0,
     }
@@ -130,14 +130,14 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
 /// backward agrees with central differences of the loss.
 #[test]
 fn gradcheck_through_cross_entropy_passes_for_every_normaliser() {
-    let layer = BnConfig {
+    let layer = NormConfig {
         kind: NormKind::Layer,
-        ..BnConfig::default()
+        ..NormConfig::default()
     };
     for act in [Activation::Tanh, Activation::Relu, Activation::Sigmoid] {
         for (bn, residual) in [
             (None, false),
-            (Some(BnConfig::default()), false),
+            (Some(NormConfig::default()), false),
             (Some(layer), true),
         ] {
             for mode in [Mode::Train, Mode::Eval] {

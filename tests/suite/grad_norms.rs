@@ -118,7 +118,7 @@ fn several_depths_share_one_axis_with_notes_per_arm() {
 /// flat where BatchNorm explodes, and its measured rate sits beside its mean-field rate.
 #[test]
 fn layer_norm_stays_flat_where_batch_norm_explodes() {
-    use bn_lab::config::Norm;
+    use bn_lab::config::Normaliser;
     let report = figures(
         &[
             "--norm",
@@ -130,8 +130,8 @@ fn layer_norm_stays_flat_where_batch_norm_explodes() {
         ],
         "relu-three-norms",
     );
-    let norms: Vec<Norm> = report.arms.iter().map(|a| a.norm).collect();
-    assert_eq!(norms, [Norm::Off, Norm::BN, Norm::LN]);
+    let norms: Vec<Normaliser> = report.arms.iter().map(|a| a.norm).collect();
+    assert_eq!(norms, [Normaliser::Off, Normaliser::BN, Normaliser::LN]);
     let (bn, ln) = (&report.arms[1], &report.arms[2]);
     assert_eq!(ln.label, "LN");
     assert_eq!(bn.weight_grad.verdict, Trend::Exploding);
@@ -145,7 +145,7 @@ fn layer_norm_stays_flat_where_batch_norm_explodes() {
         "{measured} vs {predicted}"
     );
     assert_eq!(
-        ln.net.bn.map(|b| b.kind),
+        ln.net.norm.map(|b| b.kind),
         Some(bn_lab::config::NormKind::Layer)
     );
     // `--bn` and `--norm` do not go together; `--norm` with a repeat names the flag.

@@ -2,7 +2,7 @@
 //! activation x normalisation (none, BatchNorm, LayerNorm) x affine on/off x placement pre/post x
 //! residual on/off.
 
-use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
+use bn_lab::config::{Activation, Init, NormConfig, NormKind, Placement};
 use bn_lab::gradcheck::check;
 use bn_lab::model::Mode;
 use bn_lab::spec::NetConfig;
@@ -10,7 +10,7 @@ use bn_lab::spec::NetConfig;
 const TOL: f64 = 1e-6;
 const STEP: f64 = 1e-5;
 
-fn net(act: Activation, bn: Option<BnConfig>, residual: bool, d_in: usize) -> NetConfig {
+fn net(act: Activation, bn: Option<NormConfig>, residual: bool, d_in: usize) -> NetConfig {
     NetConfig {
         d_in,
         width: 6,
@@ -18,7 +18,7 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool, d_in: usize) -> Ne
         depth: 3,
         act,
         init: Init::Xavier,
-        bn,
+        norm: bn,
         residual,
         residual_scale: 1.0,
     }
@@ -32,11 +32,11 @@ fn all_configs() -> Vec<NetConfig> {
             for kind in [NormKind::Batch, NormKind::Layer] {
                 for affine in [false, true] {
                     for placement in [Placement::Pre, Placement::Post] {
-                        let bn = BnConfig {
+                        let bn = NormConfig {
                             kind,
                             affine,
                             placement,
-                            ..BnConfig::default()
+                            ..NormConfig::default()
                         };
                         out.push(net(act, Some(bn), residual, 6));
                     }
@@ -51,7 +51,7 @@ fn assert_passes(cfg: &NetConfig, mode: Mode, seed: u64) {
     let r = check(cfg, 8, seed, STEP, mode);
     // Every parameter tensor and the input are checked.
     let expected_tensors = cfg.depth
-        * if cfg.bn.is_some_and(|b| b.affine) {
+        * if cfg.norm.is_some_and(|b| b.affine) {
             4
         } else {
             2
@@ -78,7 +78,7 @@ fn backward_matches_finite_differences_for_every_configuration_in_train_mode() {
 
 #[test]
 fn backward_matches_finite_differences_with_bn_in_eval_mode() {
-    for cfg in all_configs().into_iter().filter(|c| c.bn.is_some()) {
+    for cfg in all_configs().into_iter().filter(|c| c.norm.is_some()) {
         assert_passes(&cfg, Mode::Eval, 0);
     }
 }
@@ -87,13 +87,13 @@ fn backward_matches_finite_differences_with_bn_in_eval_mode() {
 fn backward_matches_finite_differences_when_input_width_differs() {
     // d_in != width: the first block has no skip connection even with --residual.
     for act in [Activation::Tanh, Activation::Relu] {
-        let bn = BnConfig {
+        let bn = NormConfig {
             kind: NormKind::Batch,
             affine: true,
             placement: Placement::Pre,
-            ..BnConfig::default()
+            ..NormConfig::default()
         };
-        let ln = BnConfig {
+        let ln = NormConfig {
             kind: NormKind::Layer,
             ..bn
         };
@@ -109,20 +109,20 @@ fn backward_matches_finite_differences_with_a_residual_scale() {
     for act in Activation::ALL {
         let bns = [
             None,
-            Some(BnConfig::default()),
-            Some(BnConfig {
+            Some(NormConfig::default()),
+            Some(NormConfig {
                 kind: NormKind::Batch,
                 placement: Placement::Post,
-                ..BnConfig::default()
+                ..NormConfig::default()
             }),
-            Some(BnConfig {
+            Some(NormConfig {
                 kind: NormKind::Layer,
-                ..BnConfig::default()
+                ..NormConfig::default()
             }),
-            Some(BnConfig {
+            Some(NormConfig {
                 kind: NormKind::Layer,
                 placement: Placement::Post,
-                ..BnConfig::default()
+                ..NormConfig::default()
             }),
         ];
         for bn in bns {
@@ -160,7 +160,7 @@ fn the_error_measure_flags_a_gradient_that_is_off_by_one_percent() {
 fn progress_counts_every_perturbed_element_and_changes_nothing() {
     use bn_lab::gradcheck::{check_with_progress, perturbations};
     use std::sync::atomic::{AtomicU64, Ordering};
-    let bn = BnConfig::default();
+    let bn = NormConfig::default();
     for (cfg, mode) in [
         (net(Activation::Tanh, Some(bn), true, 4), Mode::Train),
         (net(Activation::Relu, None, false, 6), Mode::Eval),
@@ -202,7 +202,7 @@ fn the_cost_estimate_admits_the_defaults_and_refuses_width_300_and_depth_2000() 
         d_in: width,
         width,
         depth,
-        ..net(Activation::Sigmoid, Some(BnConfig::default()), false, 6)
+        ..net(Activation::Sigmoid, Some(NormConfig::default()), false, 6)
     };
     let default = sized(3, 6);
     // 3 blocks of 6x6 weights, 6 biases, 6 gammas, 6 betas; out 6x3 + 3; input 8x6.

@@ -6,7 +6,7 @@ use crate::common;
 
 use crate::common::{TINY_TRAIN, assert_refused, parse, scratch};
 use bn_lab::cli::Command;
-use bn_lab::config::{Activation, Loss, Norm};
+use bn_lab::config::{Activation, Loss, Normaliser};
 use bn_lab::experiment::grad_norms::{GradNorms, GradNormsConfig};
 use bn_lab::experiment::train::{Train, TrainConfig};
 use bn_lab::histogram::{self, Histogram, Snapshot};
@@ -53,14 +53,14 @@ fn snapshots_add_up(s: &Snapshot, n: u64, what: &str) {
 #[test]
 fn the_tail_gradient_is_the_backward_signal_of_every_layer() {
     for (act, norm, residual) in [
-        (Activation::Tanh, Norm::Off, false),
-        (Activation::Tanh, Norm::BN, false),
+        (Activation::Tanh, Normaliser::Off, false),
+        (Activation::Tanh, Normaliser::BN, false),
         (
             Activation::Sigmoid,
-            Norm::BN.placed(bn_lab::Placement::Post),
+            Normaliser::BN.placed(bn_lab::Placement::Post),
             false,
         ),
-        (Activation::Relu, Norm::LN, true),
+        (Activation::Relu, Normaliser::LN, true),
     ] {
         let mut spec = grad_norms_cfg(&["--width", "12", "--d-in", "12", "--batch", "16"]).net;
         spec.residual = residual;

@@ -5,7 +5,7 @@ use crate::common;
 use crate::common::{
     TINY_ICS, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch,
 };
-use bn_lab::config::{Activation, BnConfig, Init, Loss};
+use bn_lab::config::{Activation, Init, Loss, NormConfig};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::ics::measure;
 use bn_lab::model::Mlp;
@@ -22,7 +22,7 @@ fn net_cfg(act: Activation, depth: usize, bn: bool) -> NetConfig {
         depth,
         act,
         init: Init::Xavier,
-        bn: bn.then(BnConfig::default),
+        norm: bn.then(NormConfig::default),
         residual: false,
         residual_scale: 1.0,
     }
@@ -330,7 +330,7 @@ fn ics_figures_keep_their_legends_clear() {
 /// are bit for bit those of a full backward.
 #[test]
 fn a_partial_backward_matches_the_full_one_above_its_stop() {
-    use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
+    use bn_lab::config::{Activation, Init, NormConfig, NormKind, Placement};
     use bn_lab::model::{Mlp, Mode};
     use bn_lab::spec::NetConfig;
     use ndarray::Array2;
@@ -341,7 +341,7 @@ fn a_partial_backward_matches_the_full_one_above_its_stop() {
         depth: 4,
         act: Activation::Relu,
         init: Init::He,
-        bn: Some(BnConfig {
+        norm: Some(NormConfig {
             kind: NormKind::Batch,
             affine: true,
             placement: Placement::Pre,
@@ -376,10 +376,10 @@ fn a_partial_backward_matches_the_full_one_above_its_stop() {
 /// more by the raw measure only (not counted as "more by all three").
 #[test]
 fn the_counts_per_measure_follow_the_runs() {
-    use bn_lab::config::Norm;
+    use bn_lab::config::Normaliser;
     use bn_lab::experiment::ics::{IcsRun, IcsVsLoss};
     use bn_lab::stats::Num;
-    let run = |norm: Norm, lr: f64, l2: f64, rel: f64, cos: f64, loss: f64| IcsRun {
+    let run = |norm: Normaliser, lr: f64, l2: f64, rel: f64, cos: f64, loss: f64| IcsRun {
         label: norm.label().to_string(),
         norm,
         lr,
@@ -391,12 +391,12 @@ fn the_counts_per_measure_follow_the_runs() {
         diverged_at: None,
     };
     let runs = [
-        run(Norm::Off, 0.001, 0.4, 0.2, 0.97, 1.0),
-        run(Norm::BN, 0.001, 1.0, 0.4, 0.92, 0.4),
-        run(Norm::Off, 0.01, 0.7, 0.7, 0.65, 0.6),
-        run(Norm::BN, 0.01, 0.5, 0.4, 0.91, 0.1),
-        run(Norm::Off, 0.1, 0.3, 0.5, 0.80, 0.9),
-        run(Norm::BN, 0.1, 0.4, 0.3, 0.90, 0.2),
+        run(Normaliser::Off, 0.001, 0.4, 0.2, 0.97, 1.0),
+        run(Normaliser::BN, 0.001, 1.0, 0.4, 0.92, 0.4),
+        run(Normaliser::Off, 0.01, 0.7, 0.7, 0.65, 0.6),
+        run(Normaliser::BN, 0.01, 0.5, 0.4, 0.91, 0.1),
+        run(Normaliser::Off, 0.1, 0.3, 0.5, 0.80, 0.9),
+        run(Normaliser::BN, 0.1, 0.4, 0.3, 0.90, 0.2),
     ];
     let v = IcsVsLoss::of(&runs);
     assert_eq!((v.runs, v.lrs, v.bn_lower_loss), (6, 3, 3));

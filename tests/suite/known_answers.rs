@@ -1,7 +1,7 @@
 //! Known answers: BatchNorm's output statistics, closed forms of the gamma/beta gradients, and a
 //! one-layer net computed by hand.
 
-use bn_lab::config::{Activation, BnConfig, Init, Placement};
+use bn_lab::config::{Activation, Init, NormConfig, Placement};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::spec::NetConfig;
 use bn_lab::{data, ops, stats};
@@ -15,7 +15,7 @@ fn bn_net(affine: bool) -> NetConfig {
         depth: 1,
         act: Activation::Linear,
         init: Init::Normal(2.0),
-        bn: Some(BnConfig {
+        norm: Some(NormConfig {
             kind: bn_lab::config::NormKind::Batch,
             affine,
             placement: Placement::Pre,
@@ -122,7 +122,7 @@ fn hand_net(act: Activation) -> Mlp<f64> {
         depth: 1,
         act,
         init: Init::Xavier,
-        bn: None,
+        norm: None,
         residual: false,
         residual_scale: 1.0,
     };

@@ -6,7 +6,7 @@ use crate::common;
 use crate::common::{
     TINY_LANDSCAPE, assert_deterministic, assert_schema, bn_lab_ok, json, rejects, scratch,
 };
-use bn_lab::config::{Activation, BnConfig, Dtype, Init, Norm};
+use bn_lab::config::{Activation, Dtype, Init, NormConfig, Normaliser};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::MeasuredTrainConfig;
 use bn_lab::experiment::landscape::{
@@ -86,7 +86,7 @@ fn effective_beta_of_a_linear_nets_output_layer_matches_its_closed_form_hessian(
         depth: 1,
         act: Activation::Linear,
         init: Init::Xavier,
-        bn: None,
+        norm: None,
         residual: false,
         residual_scale: 1.0,
     };
@@ -142,7 +142,7 @@ fn filter_normalized_directions_scale_each_neuron_to_its_weights_and_leave_biase
         depth: 3,
         act: Activation::Relu,
         init: Init::He,
-        bn: Some(BnConfig::default()),
+        norm: Some(NormConfig::default()),
         residual: false,
         residual_scale: 1.0,
     };
@@ -179,7 +179,7 @@ fn filter_normalized_directions_scale_each_neuron_to_its_weights_and_leave_biase
     );
 }
 
-fn tiny(every: usize, norms: &[Norm]) -> LandscapeConfig {
+fn tiny(every: usize, norms: &[Normaliser]) -> LandscapeConfig {
     LandscapeConfig {
         run: MeasuredTrainConfig {
             depth: 3,
@@ -222,8 +222,8 @@ fn tiny(every: usize, norms: &[Norm]) -> LandscapeConfig {
 /// run is probed at every step or only at step 0.
 #[test]
 fn probes_do_not_change_the_training_trajectory() {
-    let every_step = landscape::run(&tiny(1, &[Norm::Off, Norm::BN]), &|_| {});
-    let once = landscape::run(&tiny(1000, &[Norm::Off, Norm::BN]), &|_| {});
+    let every_step = landscape::run(&tiny(1, &[Normaliser::Off, Normaliser::BN]), &|_| {});
+    let once = landscape::run(&tiny(1000, &[Normaliser::Off, Normaliser::BN]), &|_| {});
     for (a, b) in every_step.arms.iter().zip(&once.arms) {
         assert_eq!(a.probes.len(), 25);
         assert_eq!(b.probes.len(), 1);
@@ -259,7 +259,7 @@ fn probes_do_not_change_the_training_trajectory() {
 /// with the step's batch its loss is that batch's loss after the step (recomputed here).
 #[test]
 fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
-    let base = tiny(1, &[Norm::Off]);
+    let base = tiny(1, &[Normaliser::Off]);
     let cfg = LandscapeConfig {
         run: MeasuredTrainConfig {
             net: NetSpec {
@@ -275,7 +275,7 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
     let arm = &report.arms[0];
     // Rebuild the run by hand: same seed streams, same batches.
     let data = cfg.run.dataset::<f64>();
-    let mut net = cfg.run.initial_net::<f64>(Norm::Off);
+    let mut net = cfg.run.initial_net::<f64>(Normaliser::Off);
     let sgd = bn_lab::optim::SgdConfig {
         lr: cfg.run.lr,
         momentum: 0.0,

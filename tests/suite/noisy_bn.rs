@@ -2,7 +2,7 @@
 //! finite differences, zero noise equals BN bit for bit, and the noise moves what the
 //! activation sees as documented.
 
-use bn_lab::config::{Activation, BnConfig, BnNoise, Init, NormKind, Placement};
+use bn_lab::config::{Activation, BnNoise, Init, NormConfig, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::gradcheck::check_noisy;
 use bn_lab::model::{Mlp, Mode, ModelError};
@@ -27,9 +27,9 @@ fn net(act: Activation, affine: bool, residual: bool) -> NetConfig {
         depth: 3,
         act,
         init: Init::Xavier,
-        bn: Some(BnConfig {
+        norm: Some(NormConfig {
             affine,
-            ..BnConfig::default()
+            ..NormConfig::default()
         }),
         residual,
         residual_scale: if residual { 0.7 } else { 1.0 },
@@ -157,17 +157,17 @@ fn the_noise_shifts_and_scales_each_unit_and_changes_every_step() {
 fn noise_needs_batchnorm_before_the_activation() {
     for bn in [
         None,
-        Some(BnConfig {
+        Some(NormConfig {
             placement: Placement::Post,
-            ..BnConfig::default()
+            ..NormConfig::default()
         }),
-        Some(BnConfig {
+        Some(NormConfig {
             kind: NormKind::Layer,
-            ..BnConfig::default()
+            ..NormConfig::default()
         }),
     ] {
         let cfg = NetConfig {
-            bn,
+            norm: bn,
             ..net(Activation::Tanh, true, false)
         };
         let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(0, Stream::Weights));

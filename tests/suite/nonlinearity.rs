@@ -8,7 +8,7 @@ use crate::common::{
 };
 use std::path::Path;
 
-use bn_lab::config::{Activation, BnConfig, Init};
+use bn_lab::config::{Activation, Init, NormConfig};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::nonlinearity::{Histogram, activation_stats};
 use bn_lab::model::{Mlp, Mode};
@@ -145,10 +145,10 @@ fn bn_net(act: Activation, affine: bool) -> NetConfig {
         depth: 3,
         act,
         init: Init::Xavier,
-        bn: Some(BnConfig {
+        norm: Some(NormConfig {
             kind: bn_lab::config::NormKind::Batch,
             affine,
-            ..BnConfig::default()
+            ..NormConfig::default()
         }),
         residual: false,
         residual_scale: 1.0,
@@ -267,14 +267,14 @@ fn nonlinearity_config(args: &[&str]) -> bn_lab::experiment::nonlinearity::Nonli
 /// fit) in forward passes of one sample; the runs report exactly that, also when they diverge.
 #[test]
 fn nonlinearity_progress_adds_up_to_its_work_units() {
-    use bn_lab::config::Norm;
+    use bn_lab::config::Normaliser;
     use bn_lab::experiment::nonlinearity::Nonlinearity;
     let cfg = nonlinearity_config(TINY_NONLINEARITY);
     // Probe twice (16 samples), 40 steps of 16 samples, 5 evaluations over 64 + 32 samples,
     // recalibration forward over the 64 training samples (BN only) and the eval losses.
     let bn = 2 * 16 + 40 * 3 * 16 + 5 * 96 + 64 + 96;
-    assert_eq!(cfg.run_units(Activation::Sigmoid, Norm::BN), bn);
-    assert_eq!(cfg.run_units(Activation::Relu, Norm::Off), bn - 64);
+    assert_eq!(cfg.run_units(Activation::Sigmoid, Normaliser::BN), bn);
+    assert_eq!(cfg.run_units(Activation::Relu, Normaliser::Off), bn - 64);
     let r = common::assert_progress_adds_up::<Nonlinearity>(&cfg, 160, "nonlinearity");
     assert!(r.runs.iter().all(|r| !r.diverged));
     let cfg = nonlinearity_config(&[TINY_NONLINEARITY, &["--lr", "1e10"]].concat());
@@ -290,7 +290,7 @@ fn a_layer_with_nan_inputs_has_nan_fractions() {
     let data = data::make_task::<f64>(&Task::Nonlinear, 8, 32, 32, 6, 2);
     for act in [Activation::Sigmoid, Activation::Relu] {
         let cfg = NetConfig {
-            bn: None,
+            norm: None,
             ..bn_net(act, false)
         };
         let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(8, Stream::Weights));

@@ -4,7 +4,7 @@
 
 #![allow(clippy::op_ref)] // `&a * &b` reads as the math and keeps every operand borrowed.
 
-use bn_lab::config::{Activation, BnConfig, Init, NormKind, Placement};
+use bn_lab::config::{Activation, Init, NormConfig, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
@@ -84,7 +84,7 @@ fn reference(
     mode: Mode,
 ) -> RefResult {
     let n = x.nrows() as f64;
-    let bn = cfg.bn;
+    let bn = cfg.norm;
     // Forward, keeping what the backward needs.
     struct Fwd {
         z: Array2<f64>,
@@ -409,7 +409,7 @@ fn weight_grad_norm(grads: &[Array2<f64>], i: usize) -> f64 {
     grads[w].mapv(|v| v * v).sum().sqrt()
 }
 
-fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
+fn net(act: Activation, bn: Option<NormConfig>, residual: bool) -> NetConfig {
     NetConfig {
         d_in: 12,
         width: 20,
@@ -417,27 +417,27 @@ fn net(act: Activation, bn: Option<BnConfig>, residual: bool) -> NetConfig {
         depth: 4,
         act,
         init: Init::Xavier,
-        bn,
+        norm: bn,
         residual,
         residual_scale: 1.0,
     }
 }
 
-fn bn(affine: bool, placement: Placement) -> Option<BnConfig> {
-    Some(BnConfig {
+fn bn(affine: bool, placement: Placement) -> Option<NormConfig> {
+    Some(NormConfig {
         kind: NormKind::Batch,
         affine,
         placement,
-        ..BnConfig::default()
+        ..NormConfig::default()
     })
 }
 
-fn ln(affine: bool, placement: Placement) -> Option<BnConfig> {
-    Some(BnConfig {
+fn ln(affine: bool, placement: Placement) -> Option<NormConfig> {
+    Some(NormConfig {
         kind: NormKind::Layer,
         affine,
         placement,
-        ..BnConfig::default()
+        ..NormConfig::default()
     })
 }
 

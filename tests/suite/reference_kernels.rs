@@ -16,7 +16,7 @@
 
 #![allow(clippy::op_ref)] // `&a * &b` reads as the math and keeps every operand borrowed.
 
-use bn_lab::config::{Activation, BnConfig, Init, Placement};
+use bn_lab::config::{Activation, Init, NormConfig, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode, ParamKind};
 use bn_lab::ops::{self, reference as r};
@@ -779,7 +779,7 @@ fn reference_network(
     x: &Array2<f64>,
     y: &Array2<f64>,
 ) -> (Vec<Array2<f64>>, Array2<f64>, Vec<f64>) {
-    let eps = net.config.bn.map_or(EPS, |bn| bn.eps);
+    let eps = net.config.norm.map_or(EPS, |bn| bn.eps);
     let mut h = x.clone();
     let mut tapes = Vec::new();
     for block in &net.blocks {
@@ -899,11 +899,11 @@ fn mlp_gradients_match_a_network_composed_of_reference_pairs() {
                     depth: 3,
                     act,
                     init: Init::Xavier,
-                    bn: bn.map(|(affine, placement)| BnConfig {
+                    norm: bn.map(|(affine, placement)| NormConfig {
                         kind: bn_lab::config::NormKind::Batch,
                         affine,
                         placement,
-                        ..BnConfig::default()
+                        ..NormConfig::default()
                     }),
                     residual,
                     // Balduzzi's beta-rescaled branch, so that its backward is tested too.

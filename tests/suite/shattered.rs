@@ -367,8 +367,8 @@ fn the_headline_plots_and_writes_the_reports_lag1_correlations() {
     assert_eq!(
         styles[0],
         (
-            bn_lab::plot::norm_color(bn_lab::config::Norm::Off),
-            bn_lab::plot::norm_marker(bn_lab::config::Norm::Off)
+            bn_lab::plot::norm_color(bn_lab::config::Normaliser::Off),
+            bn_lab::plot::norm_marker(bn_lab::config::Normaliser::Off)
         )
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bn_lab::cli::Command;
 use bn_lab::commands::sweep::{plan_lines, shell_quote};
-use bn_lab::config::Norm;
+use bn_lab::config::Normaliser;
 use bn_lab::experiment::sweep::{Sweep, SweepConfig};
 use serde_json::Value;
 
@@ -49,14 +49,14 @@ fn every_axis_draws_a_clear_headline() {
     let (r, _) = common::assert_figures_clear::<Sweep>(&cfg(TINY), "weight-scale");
     assert_eq!(r.points.len(), 3 * 3 * 2);
     // s = 3 with 3 layers of width 8: the plain net's loss blows up, BN's does not.
-    let last = |arm: Norm| {
+    let last = |arm: Normaliser| {
         r.means
             .iter()
             .find(|m| m.value == 3.0 && m.arm == arm)
             .unwrap()
             .clone()
     };
-    assert!(last(Norm::BN).final_test_loss.unwrap().0.is_finite());
+    assert!(last(Normaliser::BN).final_test_loss.unwrap().0.is_finite());
     let batch = [
         "sweep",
         "--vary",
@@ -79,13 +79,13 @@ fn every_axis_draws_a_clear_headline() {
         "16",
     ];
     let (r, _) = common::assert_figures_clear::<Sweep>(&cfg(&batch), "batch");
-    let bn: Vec<_> = r.means.iter().filter(|m| m.arm == Norm::BN).collect();
+    let bn: Vec<_> = r.means.iter().filter(|m| m.arm == Normaliser::BN).collect();
     assert_eq!(bn[0].theory_rate, None, "no lambda(B) below B = 4");
     assert!(bn[1].theory_rate.unwrap().0 > bn[3].theory_rate.unwrap().0);
     assert!(
         r.means
             .iter()
-            .filter(|m| m.arm == Norm::Off)
+            .filter(|m| m.arm == Normaliser::Off)
             .all(|m| m.theory_rate.is_none())
     );
     let depth = [
@@ -103,11 +103,12 @@ fn every_axis_draws_a_clear_headline() {
 fn points_run_values_then_arms_then_seeds_and_means_follow() {
     let c = cfg(TINY);
     let r = bn_lab::experiment::sweep::run(&c, &|_| {});
-    let order: Vec<(f64, Norm, u64)> = r.points.iter().map(|p| (p.value, p.arm, p.seed)).collect();
-    assert_eq!(order[0], (0.01, Norm::Off, 0));
-    assert_eq!(order[1], (0.01, Norm::Off, 1));
-    assert_eq!(order[2], (0.01, Norm::BN, 0));
-    assert_eq!(order[6], (0.3, Norm::Off, 0));
+    let order: Vec<(f64, Normaliser, u64)> =
+        r.points.iter().map(|p| (p.value, p.arm, p.seed)).collect();
+    assert_eq!(order[0], (0.01, Normaliser::Off, 0));
+    assert_eq!(order[1], (0.01, Normaliser::Off, 1));
+    assert_eq!(order[2], (0.01, Normaliser::BN, 0));
+    assert_eq!(order[6], (0.3, Normaliser::Off, 0));
     assert_eq!(r.means.len(), 9);
     let m = &r.means[0];
     let g = (r.points[0].grad_ratio.0 * r.points[1].grad_ratio.0).sqrt();

@@ -4,7 +4,7 @@
 use crate::common;
 
 use crate::common::{assert_refused, assert_schema, bn_lab_ok, json, num, scratch_dir};
-use bn_lab::config::{Activation, Init, Norm, Placement};
+use bn_lab::config::{Activation, Init, Normaliser, Placement};
 use bn_lab::experiment::grad_norms::{self, GradNormsConfig};
 use bn_lab::spec::NetSpec;
 use bn_lab::theory;
@@ -25,7 +25,12 @@ fn spec(width: usize, batch: usize, init: Init) -> NetSpec {
     }
 }
 
-fn measured_vs_predicted(act: Activation, init: Init, norm: Norm, width: usize) -> (f64, f64) {
+fn measured_vs_predicted(
+    act: Activation,
+    init: Init,
+    norm: Normaliser,
+    width: usize,
+) -> (f64, f64) {
     let cfg = GradNormsConfig {
         depths: vec![50],
         act,
@@ -50,13 +55,13 @@ fn measured_vs_predicted(act: Activation, init: Init, norm: Norm, width: usize) 
 
 #[test]
 fn a_wide_network_measures_within_two_percent_of_the_theory() {
-    let bn = Norm::Batch {
+    let bn = Normaliser::Batch {
         affine: true,
         placement: Placement::Pre,
     };
     for (act, init, norm) in [
         (Activation::Relu, Init::He, bn),
-        (Activation::Tanh, Init::Xavier, Norm::Off),
+        (Activation::Tanh, Init::Xavier, Normaliser::Off),
     ] {
         let (measured, predicted) = measured_vs_predicted(act, init, norm, 1024);
         let off = measured / predicted - 1.0;
@@ -83,7 +88,7 @@ fn layer_norm_measures_within_two_percent_of_its_mean_field_rate() {
         (Activation::Tanh, Init::Xavier),
         (Activation::Relu, Init::He),
     ] {
-        let (measured, predicted) = measured_vs_predicted(act, init, Norm::LN, 1024);
+        let (measured, predicted) = measured_vs_predicted(act, init, Normaliser::LN, 1024);
         let off = measured / predicted - 1.0;
         assert!(
             off.abs() < 0.02,
@@ -93,8 +98,9 @@ fn layer_norm_measures_within_two_percent_of_its_mean_field_rate() {
         assert_eq!(predicted, theory::ln_rate(act));
     }
     assert!((theory::ln_rate(Activation::Sigmoid) - 0.1528).abs() < 1e-3);
-    let (_, he) = measured_vs_predicted(Activation::Relu, Init::He, Norm::LN, 16);
-    let (_, small) = measured_vs_predicted(Activation::Relu, Init::Normal(0.01), Norm::LN, 16);
+    let (_, he) = measured_vs_predicted(Activation::Relu, Init::He, Normaliser::LN, 16);
+    let (_, small) =
+        measured_vs_predicted(Activation::Relu, Init::Normal(0.01), Normaliser::LN, 16);
     assert_eq!(he, small);
 }
 

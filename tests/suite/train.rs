@@ -11,7 +11,7 @@ use crate::common::{
 use std::path::Path;
 use std::process::Output;
 
-use bn_lab::config::{Activation, BnConfig, Init, Loss};
+use bn_lab::config::{Activation, Init, Loss, NormConfig};
 use bn_lab::data::{self, Sampler, Stream, Task};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::ops;
@@ -171,7 +171,7 @@ fn the_same_seed_gives_the_same_numbers_and_another_seed_does_not() {
     assert_ne!(ra["runs"], rc["runs"]);
 }
 
-fn net(act: Activation, bn: Option<BnConfig>, depth: usize) -> NetConfig {
+fn net(act: Activation, bn: Option<NormConfig>, depth: usize) -> NetConfig {
     NetConfig {
         d_in: 8,
         width: 16,
@@ -179,7 +179,7 @@ fn net(act: Activation, bn: Option<BnConfig>, depth: usize) -> NetConfig {
         depth,
         act,
         init: Init::He,
-        bn,
+        norm: bn,
         residual: false,
         residual_scale: 1.0,
     }
@@ -206,7 +206,7 @@ fn settings(lr: f64, steps: usize) -> TrainSettings {
 #[test]
 fn sgd_on_the_linear_task_reduces_the_train_and_test_loss() {
     let data = data::make_task::<f64>(&Task::Linear, 2, 256, 128, 8, 2);
-    for bn in [None, Some(BnConfig::default())] {
+    for bn in [None, Some(NormConfig::default())] {
         let cfg = net(Activation::Relu, bn, 2);
         let mut m = Mlp::<f64>::new(&cfg, &mut data::rng(2, Stream::Weights));
         let h = train::train(&mut m, &data, &settings(0.05, 400), &|_| {});
@@ -244,7 +244,7 @@ fn divergence_stops_the_run_at_the_step_it_happens() {
 #[test]
 fn update_ratio_and_gradient_norm_match_a_forward_backward_done_by_hand() {
     let data = data::make_task::<f64>(&Task::Nonlinear, 4, 128, 32, 8, 2);
-    let cfg = net(Activation::Tanh, Some(BnConfig::default()), 3);
+    let cfg = net(Activation::Tanh, Some(NormConfig::default()), 3);
     let lr = 0.3;
     let mut a = Mlp::<f64>::new(&cfg, &mut data::rng(4, Stream::Weights));
     let mut b = a.clone();
@@ -304,7 +304,7 @@ fn output_lr_limit_separates_stable_from_divergent_for_a_linear_model() {
         depth: 1,
         act: Activation::Linear,
         init: Init::Lecun,
-        bn: None,
+        norm: None,
         residual: false,
         residual_scale: 1.0,
     };
@@ -387,10 +387,10 @@ fn recalibrated_losses_equal_the_eval_losses_without_bn_and_use_population_stati
     let bn = Mlp::<f64>::new(
         &net(
             Activation::Tanh,
-            Some(BnConfig {
+            Some(NormConfig {
                 kind: bn_lab::config::NormKind::Batch,
                 eps: 0.0,
-                ..BnConfig::default()
+                ..NormConfig::default()
             }),
             2,
         ),

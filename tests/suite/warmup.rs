@@ -7,7 +7,7 @@
 use crate::common;
 
 use crate::common::{bn_lab_ok, json, parse, scratch_dir};
-use bn_lab::config::{Activation, BnConfig, Init, Loss};
+use bn_lab::config::{Activation, Init, Loss, NormConfig};
 use bn_lab::data::{self, Stream, Task};
 use bn_lab::experiment::ics::IcsConfig;
 use bn_lab::model::Mlp;
@@ -34,7 +34,7 @@ fn net(bn: bool, depth: usize) -> NetConfig {
         depth,
         act: Activation::Relu,
         init: Init::He,
-        bn: bn.then(BnConfig::default),
+        norm: bn.then(NormConfig::default),
         residual: false,
         residual_scale: 1.0,
     }
