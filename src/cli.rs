@@ -60,9 +60,9 @@ macro_rules! experiments {
         /// The subcommands that run an experiment, in the order of the registry.
         pub const EXPERIMENTS: &[&str] = &[$(<$args as Registered>::NAME,)*];
 
-        /// Each experiment's subcommand with the flags of a small run
+        /// Each experiment's subcommand with the flags of a small run (separated by spaces)
         /// ([`crate::experiment::ExperimentArgs::QUICK`]), in the order of the registry.
-        pub const QUICK_RUNS: &[(&str, &[&str])] =
+        pub const QUICK_RUNS: &[(&str, &str)] =
             &[$((<$args as Registered>::NAME, <$args as Registered>::QUICK),)*];
 
         impl Command {

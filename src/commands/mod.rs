@@ -150,7 +150,7 @@ pub trait Registered {
     /// The subcommand, e.g. `grad-norms`.
     const NAME: &'static str;
     /// The flags of a small run (see [`ExperimentArgs::QUICK`]).
-    const QUICK: &'static [&'static str];
+    const QUICK: &'static str;
     /// Run the command, reporting to `options`; what an experiment's run did.
     fn run(&self, options: &RunOptions<'_>) -> Result<Option<RunRecord>>;
     /// The config the flags describe, handed to `visitor` with its experiment's type.
@@ -169,7 +169,7 @@ where
     A::Experiment: Figures,
 {
     const NAME: &'static str = <A::Experiment as Experiment>::NAME;
-    const QUICK: &'static [&'static str] = A::QUICK;
+    const QUICK: &'static str = A::QUICK;
 
     fn run(&self, options: &RunOptions<'_>) -> Result<Option<RunRecord>> {
         run_experiment(self, options).map(Some)

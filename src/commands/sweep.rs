@@ -21,26 +21,7 @@ use crate::plot::Figures;
 /// collection of points.
 impl Registered for SweepArgs {
     const NAME: &'static str = <Sweep as Experiment>::NAME;
-    const QUICK: &'static [&'static str] = &[
-        "--vary",
-        "batch",
-        "--values",
-        "4,16",
-        "--norm",
-        "none,batch,layer",
-        "--depth",
-        "5",
-        "--width",
-        "16",
-        "--seeds",
-        "2",
-        "--steps",
-        "8",
-        "--n-train",
-        "64",
-        "--n-test",
-        "32",
-    ];
+    const QUICK: &'static str = "--vary batch --values 4,16 --norm none,batch,layer --depth 5 --width 16 --seeds 2 --steps 8 --n-train 64 --n-test 32";
 
     fn run(&self, options: &RunOptions<'_>) -> Result<Option<RunRecord>> {
         let threads = threads(self.threads)?;

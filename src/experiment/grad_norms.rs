@@ -1186,9 +1186,7 @@ pub struct GradNormsArgs {
 
 impl ExperimentArgs for GradNormsArgs {
     type Experiment = GradNorms;
-    const QUICK: &'static [&'static str] = &[
-        "--depth", "4,12", "--width", "16", "--batch", "32", "--seeds", "2",
-    ];
+    const QUICK: &'static str = "--depth 4,12 --width 16 --batch 32 --seeds 2";
     const RENAMES: Renames = &[("depths", "--depth"), ("norms", "--norm")];
     fn config(&self) -> anyhow::Result<GradNormsConfig> {
         self.arms.check_distinct()?;

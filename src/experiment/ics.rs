@@ -869,26 +869,7 @@ fn lr_list(s: &str) -> Result<LrList, String> {
 
 impl ExperimentArgs for IcsArgs {
     type Experiment = Ics;
-    const QUICK: &'static [&'static str] = &[
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "8",
-        "--d-out",
-        "2",
-        "--steps",
-        "12",
-        "--every",
-        "4",
-        "--n-train",
-        "64",
-        "--n-test",
-        "16",
-        "--lr",
-        "0.05",
-    ];
+    const QUICK: &'static str = "--depth 3 --width 8 --batch 8 --d-out 2 --steps 12 --every 4 --n-train 64 --n-test 16 --lr 0.05";
     const RENAMES: Renames = &[("norms", "--norm"), ("sweep_lrs", "--sweep-lr")];
     fn config(&self) -> anyhow::Result<IcsConfig> {
         Ok(IcsConfig {

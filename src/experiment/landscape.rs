@@ -850,30 +850,7 @@ pub struct LandscapeArgs {
 
 impl ExperimentArgs for LandscapeArgs {
     type Experiment = Landscape;
-    const QUICK: &'static [&'static str] = &[
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "8",
-        "--d-out",
-        "2",
-        "--steps",
-        "12",
-        "--every",
-        "4",
-        "--n-train",
-        "64",
-        "--n-test",
-        "16",
-        "--slice-grid",
-        "5",
-        "--slice-samples",
-        "16",
-        "--lr",
-        "0.05",
-    ];
+    const QUICK: &'static str = "--depth 3 --width 8 --batch 8 --d-out 2 --steps 12 --every 4 --n-train 64 --n-test 16 --slice-grid 5 --slice-samples 16 --lr 0.05";
     const RENAMES: Renames = MEASURED_RENAMES;
     fn config(&self) -> anyhow::Result<LandscapeConfig> {
         Ok(LandscapeConfig {

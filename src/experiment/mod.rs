@@ -70,9 +70,10 @@ pub trait ExperimentArgs:
 {
     /// The experiment the flags configure.
     type Experiment: Experiment;
-    /// The flags of a small run that finishes in well under a second (after the subcommand):
-    /// the tests that go over every experiment run it, and it shows a quick first result.
-    const QUICK: &'static [&'static str];
+    /// The flags of a small run that finishes in well under a second (after the subcommand,
+    /// separated by spaces): the tests that go over every experiment run it, and it shows a
+    /// quick first result.
+    const QUICK: &'static str;
     /// Config fields set by flags of another name (`("norms", "--norm")`); the others are
     /// `--` + the field with `-` for `_`. Errors name the flags through this.
     const RENAMES: Renames = &[];

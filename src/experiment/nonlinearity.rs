@@ -1085,26 +1085,7 @@ pub struct NonlinearityArgs {
 
 impl ExperimentArgs for NonlinearityArgs {
     type Experiment = Nonlinearity;
-    const QUICK: &'static [&'static str] = &[
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "16",
-        "--d-out",
-        "2",
-        "--n-train",
-        "64",
-        "--n-test",
-        "32",
-        "--steps",
-        "40",
-        "--eval-every",
-        "10",
-        "--seeds",
-        "2",
-    ];
+    const QUICK: &'static str = "--depth 3 --width 8 --batch 16 --d-out 2 --n-train 64 --n-test 32 --steps 40 --eval-every 10 --seeds 2";
     const RENAMES: Renames = &[("norms", "--configs"), ("lrs", "--lr")];
     /// `--lr` is resolved per activation, and `--placement` moves every BN arm.
     fn config(&self) -> anyhow::Result<NonlinearityConfig> {

@@ -1398,18 +1398,7 @@ fn parse_bias(s: &str) -> Result<crate::experiment::shattered::BiasInit, String>
 
 impl ExperimentArgs for ShatteredArgs {
     type Experiment = Shattered;
-    const QUICK: &'static [&'static str] = &[
-        "--depth",
-        "1,3",
-        "--width",
-        "8",
-        "--points",
-        "32",
-        "--seeds",
-        "2",
-        "--max-lag",
-        "8",
-    ];
+    const QUICK: &'static str = "--depth 1,3 --width 8 --points 32 --seeds 2 --max-lag 8";
     const RENAMES: Renames = &[
         ("depths", "--depth"),
         ("archs", "--arch"),

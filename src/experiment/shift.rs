@@ -898,6 +898,10 @@ pub struct InputShiftArgs {
 /// Probe samples by default.
 pub const DEFAULT_PROBE: usize = 512;
 
+/// The small run of `noisy-bn` and `input-shift` (BN's running statistics settle in 2 steps, so
+/// the eval-mode probe counts from step 4 of 12).
+const SHIFT_QUICK: &str = "--task nonlinear --depth 3 --width 8 --batch 8 --d-out 2 --steps 12 --every 4 --n-train 64 --n-test 16 --lr 0.05 --probe 32 --momentum 0.9";
+
 /// Config fields of `noisy-bn` and `input-shift` set by flags of another name.
 const SHIFT_RENAMES: Renames = &[("norms", "--norm")];
 
@@ -920,32 +924,7 @@ fn shift_config(
 
 impl ExperimentArgs for NoisyBnArgs {
     type Experiment = NoisyBn;
-    const QUICK: &'static [&'static str] = &[
-        "--task",
-        "nonlinear",
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "8",
-        "--d-out",
-        "2",
-        "--steps",
-        "12",
-        "--every",
-        "4",
-        "--n-train",
-        "64",
-        "--n-test",
-        "16",
-        "--lr",
-        "0.05",
-        "--probe",
-        "32",
-        "--momentum",
-        "0.9",
-    ];
+    const QUICK: &'static str = SHIFT_QUICK;
     const RENAMES: Renames = SHIFT_RENAMES;
     fn config(&self) -> anyhow::Result<ShiftConfig> {
         let n = &self.noise;
@@ -963,32 +942,7 @@ impl ExperimentArgs for NoisyBnArgs {
 
 impl ExperimentArgs for InputShiftArgs {
     type Experiment = InputShift;
-    const QUICK: &'static [&'static str] = &[
-        "--task",
-        "nonlinear",
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "8",
-        "--d-out",
-        "2",
-        "--steps",
-        "12",
-        "--every",
-        "4",
-        "--n-train",
-        "64",
-        "--n-test",
-        "16",
-        "--lr",
-        "0.05",
-        "--probe",
-        "32",
-        "--momentum",
-        "0.9",
-    ];
+    const QUICK: &'static str = SHIFT_QUICK;
     const RENAMES: Renames = SHIFT_RENAMES;
     fn config(&self) -> anyhow::Result<ShiftConfig> {
         shift_config(&self.train, &self.net, &self.unit, None)

@@ -338,16 +338,7 @@ pub struct TheoryArgs {
 
 impl ExperimentArgs for TheoryArgs {
     type Experiment = Theory;
-    const QUICK: &'static [&'static str] = &[
-        "--acts",
-        "tanh,relu",
-        "--batch",
-        "4,9",
-        "--depth",
-        "7",
-        "--width",
-        "32",
-    ];
+    const QUICK: &'static str = "--acts tanh,relu --batch 4,9 --depth 7 --width 32";
     const RENAMES: Renames = &[("batches", "--batch")];
     fn config(&self) -> anyhow::Result<TheoryConfig> {
         Ok(TheoryConfig {

@@ -1165,28 +1165,7 @@ pub struct TrainArgs {
 
 impl ExperimentArgs for TrainArgs {
     type Experiment = Train;
-    const QUICK: &'static [&'static str] = &[
-        "--depth",
-        "3",
-        "--width",
-        "8",
-        "--batch",
-        "8",
-        "--d-out",
-        "2",
-        "--n-train",
-        "64",
-        "--n-test",
-        "32",
-        "--steps",
-        "30",
-        "--eval-every",
-        "10",
-        "--diag-every",
-        "5",
-        "--lr",
-        "0.02,0.05",
-    ];
+    const QUICK: &'static str = "--depth 3 --width 8 --batch 8 --d-out 2 --n-train 64 --n-test 32 --steps 30 --eval-every 10 --diag-every 5 --lr 0.02,50";
     const RENAMES: Renames = &[
         ("norms", "--configs"),
         ("lrs", "--lr"),

@@ -442,7 +442,7 @@ fn landscape_bounds_every_numeric_flag() {
         ("--slice-span", Float(up_to_1000)),
         ("--slice-samples", Count { min: 1, max: 16 }),
     ]);
-    sweep("landscape", common::TINY_LANDSCAPE, &flags, true);
+    sweep("landscape", &common::TINY_LANDSCAPE[..], &flags, true);
 }
 
 #[test]
@@ -450,7 +450,7 @@ fn ics_bounds_every_numeric_flag() {
     let mut flags = measured_flags();
     // Extra learning rates, each its own run: a repeat is run once.
     flags.push(("--sweep-lr", FloatSeq(lr)));
-    sweep("ics", common::TINY_ICS, &flags, true);
+    sweep("ics", &common::TINY_ICS[..], &flags, true);
 }
 
 fn in_0_100(v: f64) -> bool {
@@ -482,14 +482,14 @@ fn noisy_bn_bounds_every_numeric_flag() {
         ("--noise-scale", Float(in_1_100)),
         ("--noise-jitter", Float(in_0_10)),
     ]);
-    sweep("noisy-bn", common::TINY_NOISY, &flags, true);
+    sweep("noisy-bn", &common::TINY_NOISY[..], &flags, true);
 }
 
 #[test]
 fn input_shift_bounds_every_numeric_flag() {
     let mut flags = measured_flags();
     flags.extend(unit_flags());
-    sweep("input-shift", common::TINY_INPUT_SHIFT, &flags, true);
+    sweep("input-shift", &common::TINY_INPUT_SHIFT[..], &flags, true);
 }
 
 fn training_flags() -> Vec<(&'static str, Kind)> {
@@ -515,7 +515,7 @@ fn train_bounds_every_numeric_flag() {
         ("--diverge-factor", Float(above_one)),
         ("--diag-lr", Never),
     ]);
-    sweep("train", common::TINY_TRAIN, &flags, true);
+    sweep("train", &common::TINY_TRAIN[..], &flags, true);
 }
 
 #[test]
@@ -526,7 +526,7 @@ fn nonlinearity_bounds_every_numeric_flag() {
         f.1 = FloatSeq(lr);
     }
     flags.push(("--seeds", Count { min: 1, max: 1000 }));
-    sweep("nonlinearity", common::TINY_NONLINEARITY, &flags, true);
+    sweep("nonlinearity", &common::TINY_NONLINEARITY[..], &flags, true);
 }
 
 /// A run too large for the memory allowed is refused before work, with the estimate, the

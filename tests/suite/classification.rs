@@ -265,7 +265,7 @@ fn on_digits_bn_trains_at_a_learning_rate_where_the_plain_net_diverges() {
 /// Regression tasks keep their JSON: no accuracy anywhere.
 #[test]
 fn regression_runs_report_no_accuracy() {
-    let cfg = match parse(common::TINY_TRAIN) {
+    let cfg = match parse(&common::TINY_TRAIN[..]) {
         bn_lab::cli::Command::Train(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
         _ => unreachable!(),
     };

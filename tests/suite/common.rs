@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::LazyLock;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -309,191 +310,46 @@ pub fn assert_schema(v: &serde_json::Value, name: &str) {
     }
 }
 
-// Tiny runs of each command, shared by its tests and tests/suite/roundtrip.rs.
+/// `name`, its registered small run ([`bn_lab::experiment::ExperimentArgs::QUICK`], listed in
+/// `bn_lab::cli::QUICK_RUNS`) and then `extra`: the tests' tiny runs are the registry's.
+pub fn quick(name: &str, extra: &[&'static str]) -> Vec<&'static str> {
+    let (name, flags) = bn_lab::cli::QUICK_RUNS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("`{name}` is not a registered experiment"));
+    let mut args = vec![*name];
+    args.extend(flags.split_whitespace());
+    args.extend(extra);
+    args
+}
 
-pub const TINY_SHATTERED: &[&str] = &[
-    "shattered",
-    "--depth",
-    "1,3",
-    "--width",
-    "8",
-    "--points",
-    "32",
-    "--seeds",
-    "2",
-    "--max-lag",
-    "8",
-];
-
-pub const TINY_ICS: &[&str] = &[
-    "ics",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--d-out",
-    "2",
-    "--steps",
-    "12",
-    "--every",
-    "4",
-    "--n-train",
-    "64",
-    "--n-test",
-    "16",
-    "--lr",
-    "0.05",
-];
-
-pub const TINY_NOISY: &[&str] = &[
-    "noisy-bn",
-    "--task",
-    "nonlinear",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--d-out",
-    "2",
-    "--steps",
-    "12",
-    "--every",
-    "4",
-    "--n-train",
-    "64",
-    "--n-test",
-    "16",
-    "--lr",
-    "0.05",
-    "--probe",
-    "32",
-    "--layer",
-    "2",
-    "--unit",
-    "1",
-    "--noise-mean",
-    "1",
-    "--noise-scale",
-    "2",
-    "--noise-jitter",
-    "0.1",
-    // BN running statistics that settle in 2 steps (0.1^2 = 1%), so the eval-mode probe
-    // counts from step 4 of 12.
-    "--momentum",
-    "0.9",
-];
-
-pub const TINY_INPUT_SHIFT: &[&str] = &[
-    "input-shift",
-    "--task",
-    "nonlinear",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--d-out",
-    "2",
-    "--steps",
-    "12",
-    "--every",
-    "4",
-    "--n-train",
-    "64",
-    "--n-test",
-    "16",
-    "--lr",
-    "0.05",
-    "--probe",
-    "32",
-    "--layer",
-    "2",
-    "--unit",
-    "1",
-    // BN running statistics that settle in 2 steps (0.1^2 = 1%), so the eval-mode probe
-    // counts from step 4 of 12.
-    "--momentum",
-    "0.9",
-];
-
-pub const TINY_LANDSCAPE: &[&str] = &[
-    "landscape",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--d-out",
-    "2",
-    "--steps",
-    "12",
-    "--every",
-    "4",
-    "--n-train",
-    "64",
-    "--n-test",
-    "16",
-    "--slice-grid",
-    "5",
-    "--slice-samples",
-    "16",
-    "--lr",
-    "0.05",
-];
-
-/// A tiny `train` run: two learning rates, the second absurd, so it diverges.
-pub const TINY_TRAIN: &[&str] = &[
-    "train",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--d-out",
-    "2",
-    "--n-train",
-    "64",
-    "--n-test",
-    "32",
-    "--steps",
-    "30",
-    "--eval-every",
-    "10",
-    "--diag-every",
-    "5",
-    "--lr",
-    "0.02,50",
-];
-
-/// A tiny `nonlinearity` run: sigmoid and ReLU, every arm, two seeds.
-pub const TINY_NONLINEARITY: &[&str] = &[
-    "nonlinearity",
-    "--depth",
-    "3",
-    "--width",
-    "8",
-    "--batch",
-    "16",
-    "--d-out",
-    "2",
-    "--n-train",
-    "64",
-    "--n-test",
-    "32",
-    "--steps",
-    "40",
-    "--eval-every",
-    "10",
-    "--seeds",
-    "2",
-];
+/// A tiny run of each experiment: its registered small run, with the unit the tests follow.
+pub static TINY_SHATTERED: LazyLock<Vec<&str>> = LazyLock::new(|| quick("shattered", &[]));
+pub static TINY_ICS: LazyLock<Vec<&str>> = LazyLock::new(|| quick("ics", &[]));
+pub static TINY_NOISY: LazyLock<Vec<&str>> = LazyLock::new(|| {
+    quick(
+        "noisy-bn",
+        &[
+            "--layer",
+            "2",
+            "--unit",
+            "1",
+            "--noise-mean",
+            "1",
+            "--noise-scale",
+            "2",
+            "--noise-jitter",
+            "0.1",
+        ],
+    )
+});
+pub static TINY_INPUT_SHIFT: LazyLock<Vec<&str>> =
+    LazyLock::new(|| quick("input-shift", &["--layer", "2", "--unit", "1"]));
+pub static TINY_LANDSCAPE: LazyLock<Vec<&str>> = LazyLock::new(|| quick("landscape", &[]));
+/// Two learning rates, the second absurd, so it diverges.
+pub static TINY_TRAIN: LazyLock<Vec<&str>> = LazyLock::new(|| quick("train", &[]));
+/// Sigmoid and ReLU, every arm, two seeds.
+pub static TINY_NONLINEARITY: LazyLock<Vec<&str>> = LazyLock::new(|| quick("nonlinearity", &[]));
 
 /// The subcommand `args` (without the program name, as the `TINY_*` runs) parse to.
 pub fn parse(args: &[&str]) -> bn_lab::cli::Command {

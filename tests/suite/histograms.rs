@@ -155,7 +155,7 @@ fn without_the_flag_nothing_is_added() {
     let cfg = grad_norms_cfg(&["--depth", "3", "--width", "8", "--batch", "8"]);
     let v = serde_json::to_string(&bn_lab::experiment::grad_norms::run(&cfg, &|_| {})).unwrap();
     assert!(!v.contains("histogram"), "{v}");
-    let cfg = train_cfg(TINY_TRAIN);
+    let cfg = train_cfg(&TINY_TRAIN[..]);
     let v = serde_json::to_value(bn_lab::experiment::train::run(&cfg, &|_| {})).unwrap();
     assert!(!v.to_string().contains("histogram"));
     assert_eq!(

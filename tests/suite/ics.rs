@@ -104,7 +104,7 @@ fn the_output_layers_ics_of_a_linear_net_matches_the_closed_form() {
 #[test]
 fn ics_writes_the_documented_json_and_picture() {
     let out = scratch("ics-e2e");
-    let o = bn_lab_ok(TINY_ICS, &out);
+    let o = bn_lab_ok(&TINY_ICS[..], &out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("BN reduced internal covariate shift in this run: "),
@@ -138,7 +138,7 @@ fn ics_writes_the_documented_json_and_picture() {
 
 #[test]
 fn ics_is_deterministic_for_a_seed() {
-    assert_deterministic(TINY_ICS, "ics.json", "ics");
+    assert_deterministic(&TINY_ICS[..], "ics.json", "ics");
 }
 
 #[test]
@@ -184,11 +184,11 @@ fn ics_progress_adds_up_to_its_work_units() {
     assert_eq!(measure_units(&cfg), 3 * 3 * 8);
     assert_eq!(work_units(&cfg), 2 * (12 * 24 + 3 * 72 + 16));
     // The default sweep trains both arms again at three more learning rates.
-    let cfg = ics_config(TINY_ICS);
+    let cfg = ics_config(&TINY_ICS[..]);
     assert_eq!(work_units(&cfg), 4 * 2 * (12 * 24 + 3 * 72 + 16));
     let r = common::assert_progress_adds_up::<Ics>(&cfg, measure_units(&cfg), "ics");
     assert!(r.arms.iter().all(|a| a.run.diverged_at.is_none()));
-    let cfg = ics_config(&common::with_flag(TINY_ICS, "--lr", "1e10"));
+    let cfg = ics_config(&common::with_flag(&TINY_ICS[..], "--lr", "1e10"));
     let r = common::assert_progress_adds_up::<Ics>(&cfg, u64::MAX, "ics --lr 1e10");
     assert!(r.arms.iter().all(|a| a.run.diverged_at.is_some()));
 }
@@ -199,7 +199,7 @@ fn ics_progress_adds_up_to_its_work_units() {
 #[test]
 fn a_verdict_needs_finite_medians_in_both_arms() {
     let out = scratch("ics-undetermined");
-    bn_lab_ok(TINY_ICS, &out);
+    bn_lab_ok(&TINY_ICS[..], &out);
     let v = json(&out.join("ics.json"));
     let verdict = &v["verdict"];
     assert!(
@@ -208,7 +208,7 @@ fn a_verdict_needs_finite_medians_in_both_arms() {
     );
     assert!(verdict["reason"].is_null(), "{verdict}");
 
-    let diverging = common::with_flag(TINY_ICS, "--lr", "1e10");
+    let diverging = common::with_flag(&TINY_ICS[..], "--lr", "1e10");
     let o = bn_lab_ok(&diverging, &out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let v = json(&out.join("ics.json"));
@@ -243,7 +243,7 @@ fn a_verdict_needs_finite_medians_in_both_arms() {
 fn the_scatter_points_are_the_reports_numbers() {
     use bn_lab::experiment::ics::{Ics, run};
     use bn_lab::plot::ics::scatter_points;
-    let cfg = ics_config(TINY_ICS);
+    let cfg = ics_config(&TINY_ICS[..]);
     let r = run(&cfg, &|_| {});
     assert_eq!(r.runs.len(), 8, "2 arms x 4 learning rates");
     let lrs: Vec<f64> = r.runs.iter().map(|x| x.lr).collect();
@@ -266,7 +266,7 @@ fn the_scatter_points_are_the_reports_numbers() {
         assert_eq!(main.l2_diff.0, a.summary.l2_diff.0);
         assert_eq!(main.final_test_loss.0, a.run.final_test_loss.0);
     }
-    let mut at = common::with_flag(TINY_ICS, "--lr", "0.015");
+    let mut at = common::with_flag(&TINY_ICS[..], "--lr", "0.015");
     at.extend(["--sweep-lr", "none"]);
     let alone = run(&ics_config(&at), &|_| {});
     for a in &alone.arms {
@@ -316,13 +316,13 @@ fn spearman_matches_hand_computed_cases() {
 #[test]
 fn ics_figures_keep_their_legends_clear() {
     use bn_lab::experiment::ics::Ics;
-    let (_, layouts) = common::assert_figures_clear::<Ics>(&ics_config(TINY_ICS), "tiny");
+    let (_, layouts) = common::assert_figures_clear::<Ics>(&ics_config(&TINY_ICS[..]), "tiny");
     assert_eq!(layouts[0].1.panels.len(), 2, "scatter and ratios");
     // Each scatter point is recorded by its line vertex and its marker: 8 distinct pixels.
     let distinct: std::collections::BTreeSet<(i32, i32)> =
         layouts[0].1.panels[0].points.iter().copied().collect();
     assert_eq!(distinct.len(), 8, "one point per arm and learning rate");
-    let diverging = common::with_flag(TINY_ICS, "--lr", "1e10");
+    let diverging = common::with_flag(&TINY_ICS[..], "--lr", "1e10");
     common::assert_figures_clear::<Ics>(&ics_config(&diverging), "diverging");
 }
 

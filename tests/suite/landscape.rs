@@ -311,7 +311,7 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
 #[test]
 fn landscape_writes_the_documented_json_and_both_pictures() {
     let out = scratch("landscape-e2e");
-    let o = bn_lab_ok(TINY_LANDSCAPE, &out);
+    let o = bn_lab_ok(&TINY_LANDSCAPE[..], &out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("effective beta-smoothness"), "{stdout}");
     assert!(stdout.contains(" s\n"), "prints the time taken: {stdout}");
@@ -362,7 +362,7 @@ fn landscape_writes_the_documented_json_and_both_pictures() {
 
 #[test]
 fn landscape_is_deterministic_for_a_seed() {
-    assert_deterministic(TINY_LANDSCAPE, "landscape.json", "landscape");
+    assert_deterministic(&TINY_LANDSCAPE[..], "landscape.json", "landscape");
 }
 
 #[test]
@@ -429,7 +429,7 @@ fn landscape_progress_adds_up_to_its_work_units_and_moves_during_the_slice() {
     use bn_lab::experiment::landscape::{
         Landscape, probe_units, slice_row_units, slice_units, work_units,
     };
-    let cfg = landscape_config(TINY_LANDSCAPE);
+    let cfg = landscape_config(&TINY_LANDSCAPE[..]);
     assert_eq!(probe_units(&cfg), 8 * 3 * 8);
     assert_eq!(slice_row_units(&cfg), 5 * 16);
     assert_eq!(slice_units(&cfg), 25 * 16 + 16);
@@ -449,7 +449,7 @@ fn landscape_progress_adds_up_to_its_work_units_and_moves_during_the_slice() {
     let slice_share = (2 * slice_units(&big)) as f64 / work_units(&big) as f64;
     assert!(slice_share > 0.99, "{slice_share}");
 
-    let cfg = landscape_config(&common::with_flag(TINY_LANDSCAPE, "--lr", "1e10"));
+    let cfg = landscape_config(&common::with_flag(&TINY_LANDSCAPE[..], "--lr", "1e10"));
     let r = common::assert_progress_adds_up::<Landscape>(&cfg, u64::MAX, "landscape --lr 1e10");
     assert!(r.arms.iter().any(|a| a.slice.is_none()));
 }
@@ -461,7 +461,7 @@ fn landscape_progress_adds_up_to_its_work_units_and_moves_during_the_slice() {
 #[test]
 fn comparisons_need_a_non_nan_median_in_both_arms() {
     let out = scratch("landscape-undetermined");
-    bn_lab_ok(TINY_LANDSCAPE, &out);
+    bn_lab_ok(&TINY_LANDSCAPE[..], &out);
     let v = json(&out.join("landscape.json"));
     let measures = [
         "loss_variation",
@@ -479,7 +479,10 @@ fn comparisons_need_a_non_nan_median_in_both_arms() {
         assert!(c["reason"].is_null(), "{m}: {c}");
     }
 
-    let o = bn_lab_ok(&common::with_flag(TINY_LANDSCAPE, "--lr", "1e10"), &out);
+    let o = bn_lab_ok(
+        &common::with_flag(&TINY_LANDSCAPE[..], "--lr", "1e10"),
+        &out,
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     let v = json(&out.join("landscape.json"));
     let off = &v["arms"][0]["summary"];
@@ -527,7 +530,7 @@ fn comparisons_need_a_non_nan_median_in_both_arms() {
 fn landscape_figures_keep_their_legends_clear() {
     use bn_lab::experiment::landscape::Landscape;
     let (_, layouts) =
-        common::assert_figures_clear::<Landscape>(&landscape_config(TINY_LANDSCAPE), "tiny");
+        common::assert_figures_clear::<Landscape>(&landscape_config(&TINY_LANDSCAPE[..]), "tiny");
     let names: Vec<&str> = layouts.iter().map(|l| l.0.as_str()).collect();
     assert_eq!(names, ["landscape.png", "landscape_slice.png"]);
     assert_eq!(layouts[0].1.panels.len(), 4);

@@ -269,7 +269,7 @@ fn nonlinearity_config(args: &[&str]) -> bn_lab::experiment::nonlinearity::Nonli
 fn nonlinearity_progress_adds_up_to_its_work_units() {
     use bn_lab::config::Normaliser;
     use bn_lab::experiment::nonlinearity::Nonlinearity;
-    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let cfg = nonlinearity_config(&TINY_NONLINEARITY[..]);
     // Probe twice (16 samples), 40 steps of 16 samples, 5 evaluations over 64 + 32 samples,
     // recalibration forward over the 64 training samples (BN only) and the eval losses.
     let bn = 2 * 16 + 40 * 3 * 16 + 5 * 96 + 64 + 96;
@@ -277,7 +277,7 @@ fn nonlinearity_progress_adds_up_to_its_work_units() {
     assert_eq!(cfg.run_units(Activation::Relu, Normaliser::Off), bn - 64);
     let r = common::assert_progress_adds_up::<Nonlinearity>(&cfg, 160, "nonlinearity");
     assert!(r.runs.iter().all(|r| !r.diverged));
-    let cfg = nonlinearity_config(&[TINY_NONLINEARITY, &["--lr", "1e10"]].concat());
+    let cfg = nonlinearity_config(&[&TINY_NONLINEARITY[..], &["--lr", "1e10"]].concat());
     let r = common::assert_progress_adds_up::<Nonlinearity>(&cfg, u64::MAX, "--lr 1e10");
     assert!(r.runs.iter().all(|r| r.diverged));
 }
@@ -379,7 +379,7 @@ fn a_verdict_needs_compared_runs_that_trained() {
 #[test]
 fn nonlinearity_figures_keep_legends_off_the_data() {
     use bn_lab::experiment::nonlinearity::Nonlinearity;
-    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let cfg = nonlinearity_config(&TINY_NONLINEARITY[..]);
     let (_, layouts) = common::assert_figures_clear::<Nonlinearity>(&cfg, "tiny");
     let files: Vec<&str> = layouts.iter().map(|l| l.0.as_str()).collect();
     assert_eq!(
@@ -402,7 +402,7 @@ fn nonlinearity_figures_keep_legends_off_the_data() {
     let hist = &layouts[2].1;
     assert_eq!(hist.panels.len(), 2 * 3 * 3, "acts x arms x layers");
     assert_eq!(hist.legends.len(), 1, "one legend for every histogram");
-    let diverged = nonlinearity_config(&[TINY_NONLINEARITY, &["--lr", "1e10"]].concat());
+    let diverged = nonlinearity_config(&[&TINY_NONLINEARITY[..], &["--lr", "1e10"]].concat());
     common::assert_figures_clear::<Nonlinearity>(&diverged, "diverged");
 }
 
@@ -413,7 +413,7 @@ fn nonlinearity_figures_keep_legends_off_the_data() {
 fn the_headline_shows_the_reports_losses_on_one_linear_axis() {
     use bn_lab::experiment::nonlinearity::run;
     use bn_lab::plot::nonlinearity::{dodge, headline};
-    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let cfg = nonlinearity_config(&TINY_NONLINEARITY[..]);
     let report = run(&cfg, &|_| {});
     let slide = headline(&report);
     assert_eq!(slide.panels.len(), cfg.acts.len());
@@ -456,7 +456,7 @@ fn the_headline_shows_the_reports_losses_on_one_linear_axis() {
 fn the_detail_figures_gamma_histograms_share_one_x_range() {
     use bn_lab::experiment::nonlinearity::run;
     use bn_lab::plot::nonlinearity::{detail_columns, gamma_range};
-    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let cfg = nonlinearity_config(&TINY_NONLINEARITY[..]);
     let report = run(&cfg, &|_| {});
     let range = gamma_range(&report);
     let columns = detail_columns(&report);
@@ -509,7 +509,7 @@ fn the_detail_figures_gamma_histograms_share_one_x_range() {
 fn the_histograms_share_their_axes() {
     use bn_lab::experiment::nonlinearity::run;
     use bn_lab::plot::nonlinearity::{hist_figure, mode};
-    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let cfg = nonlinearity_config(&TINY_NONLINEARITY[..]);
     let report = run(&cfg, &|_| {});
     let fig = hist_figure(&report);
     assert_eq!((fig.rows, fig.cols), (6, 3));
@@ -593,7 +593,7 @@ fn the_saturated_share_agrees_with_the_histogram_beyond_the_threshold() {
 fn the_diarys_pictures_draw_the_reports_numbers() {
     use bn_lab::experiment::nonlinearity::Nonlinearity;
     use bn_lab::plot::nonlinearity::{curve_act, curve_panel, pooled_after, units_slide};
-    let cfg = nonlinearity_config(TINY_NONLINEARITY);
+    let cfg = nonlinearity_config(&TINY_NONLINEARITY[..]);
     cfg.validate().unwrap();
     let report = <Nonlinearity as bn_lab::experiment::Experiment>::run(&cfg, &|_| {});
     assert_eq!(curve_act(&report), Activation::Sigmoid);

@@ -11,9 +11,9 @@ use bn_lab::plot::Figures;
 use serde_json::Value;
 
 /// The command line of an experiment's small run.
-fn quick_args(name: &'static str, quick: &[&'static str]) -> Vec<&'static str> {
+fn quick_args(name: &'static str, quick: &'static str) -> Vec<&'static str> {
     let mut args = vec![name];
-    args.extend(quick);
+    args.extend(quick.split_whitespace());
     args
 }
 

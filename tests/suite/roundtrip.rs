@@ -164,7 +164,7 @@ fn noisy_bn_and_input_shift_rerun_from_their_json() {
     let mut args = common::TINY_NOISY.to_vec();
     args.extend(["--dtype", "f64", "--warmup-steps", "3"]);
     rerun_gives_the_same_report::<NoisyBn>(&args, "noisy-bn");
-    rerun_gives_the_same_report::<InputShift>(common::TINY_INPUT_SHIFT, "input-shift");
+    rerun_gives_the_same_report::<InputShift>(&common::TINY_INPUT_SHIFT[..], "input-shift");
 }
 
 #[test]
@@ -306,7 +306,7 @@ fn warmup_runs_rerun_from_their_json_and_old_configs_read_as_no_warmup() {
         "sweep-warmup",
     );
     let dir = scratch_dir("roundtrip-train-old-config");
-    bn_lab_ok(common::TINY_TRAIN, &dir);
+    bn_lab_ok(&common::TINY_TRAIN[..], &dir);
     let mut config = json(&dir.join("train.json"))["config"].clone();
     assert_eq!(config["warmup_steps"], 0);
     config.as_object_mut().unwrap().remove("warmup_steps");

@@ -181,14 +181,14 @@ fn overflowing_gradients_are_recorded_and_make_the_verdict_undetermined() {
 
 #[test]
 fn progress_adds_up() {
-    let cfg = config(TINY);
+    let cfg = config(&TINY);
     common::assert_progress_adds_up::<Shattered>(&cfg, 4 * 32, "shattered");
 }
 
 #[test]
 fn a_tiny_run_writes_its_json_and_figure() {
     let dir = scratch_dir("shattered-tiny");
-    let o = bn_lab_ok(TINY, &dir);
+    let o = bn_lab_ok(&TINY, &dir);
     let stdout = String::from_utf8_lossy(&o.stdout);
     for want in [
         "feedforward+bn",
@@ -251,12 +251,12 @@ fn the_scalar_network_and_its_counts_are_enforced() {
 
 #[test]
 fn runs_are_deterministic() {
-    common::assert_deterministic(TINY, "shattered.json", "shattered");
+    common::assert_deterministic(&TINY, "shattered.json", "shattered");
 }
 
 #[test]
 fn the_residual_scale_is_the_resnets_branch_scale_only() {
-    let base = config(TINY);
+    let base = config(&TINY);
     let mut args = TINY.to_vec();
     args.extend(["--residual-scale", "0.25"]);
     let cfg = config(&args);
@@ -284,8 +284,8 @@ fn the_residual_scale_is_the_resnets_branch_scale_only() {
 
 #[test]
 fn the_shattered_figures_are_clear_on_a_tiny_run_one_depth_and_an_overflow() {
-    common::assert_figures_clear::<Shattered>(&config(TINY), "tiny");
-    let one_depth = common::with_flag(TINY, "--depth", "4");
+    common::assert_figures_clear::<Shattered>(&config(&TINY), "tiny");
+    let one_depth = common::with_flag(&TINY, "--depth", "4");
     common::assert_figures_clear::<Shattered>(&config(&one_depth), "one-depth");
     // NaN lag-1 correlations (the forward overflows) are marked, not lost.
     let overflow = config(&[
@@ -312,7 +312,7 @@ fn the_shattered_figures_are_clear_on_a_tiny_run_one_depth_and_an_overflow() {
 #[test]
 fn the_headline_plots_and_writes_the_reports_lag1_correlations() {
     use bn_lab::plot::shattered::{arch_style, headline_panels, lag1_panel};
-    let cfg = config(&common::with_flag(TINY, "--depth", "3,1"));
+    let cfg = config(&common::with_flag(&TINY, "--depth", "3,1"));
     let report = Shattered::run(&cfg, &|_| {});
     let panel = lag1_panel(&report);
     // One series of means per architecture (the others are its min-max whiskers).

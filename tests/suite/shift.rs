@@ -46,7 +46,7 @@ fn measured(a: &ShiftArm) -> serde_json::Value {
 
 #[test]
 fn zero_noise_makes_noisy_bn_identical_to_bn() {
-    let mut cfg = noisy_cfg(TINY_NOISY);
+    let mut cfg = noisy_cfg(&TINY_NOISY[..]);
     cfg.noise = Some(BnNoise {
         mean: 0.0,
         scale: 1.0,
@@ -58,7 +58,7 @@ fn zero_noise_makes_noisy_bn_identical_to_bn() {
     assert_eq!(noisy.run.label, "noisy BN");
     assert_eq!(measured(bn), measured(noisy));
     // With the default noise the two differ.
-    let r = NoisyBn::run(&noisy_cfg(TINY_NOISY), &|_| {});
+    let r = NoisyBn::run(&noisy_cfg(&TINY_NOISY[..]), &|_| {});
     assert_ne!(measured(&r.arms[1]), measured(&r.arms[2]));
 }
 
@@ -67,7 +67,7 @@ fn nothing_shifts_when_the_weights_do_not_move_but_the_noise_does() {
     // lr 1e-12: the weights stay put to rounding and the probe is the same samples every time,
     // so the plain and BN nets' inputs keep their moments; noisy BN's noise moves them anyway.
     // In train mode: each probe standardises with its own statistics and draws fresh noise.
-    let train = plus(TINY_NOISY, &["--probe-mode", "train"]);
+    let train = plus(&TINY_NOISY[..], &["--probe-mode", "train"]);
     let cfg = noisy_cfg(&common::with_flag(&train, "--lr", "1e-12"));
     let r = NoisyBn::run(&cfg, &|_| {});
     for a in &r.arms[..2] {
@@ -82,7 +82,7 @@ fn bn_inputs_start_standardised() {
     // At step 0 BN's scale is 1 and its shift 0, so over the probe every unit's input has mean 0
     // and standard deviation sqrt(var / (var + eps)), just under 1.
     // (In train mode: the probe's own statistics.)
-    let train = plus(TINY_INPUT_SHIFT, &["--probe-mode", "train"]);
+    let train = plus(&TINY_INPUT_SHIFT[..], &["--probe-mode", "train"]);
     let r = InputShift::run(&shift_cfg(&train), &|_| {});
     let bn = r.arms.iter().find(|a| a.run.label == "BN on").unwrap();
     for l in 0..3 {
@@ -118,7 +118,7 @@ fn the_shift_of_known_moments() {
 
 #[test]
 fn the_verdict_follows_the_numbers() {
-    let r = NoisyBn::run(&noisy_cfg(TINY_NOISY), &|_| {});
+    let r = NoisyBn::run(&noisy_cfg(&TINY_NOISY[..]), &|_| {});
     let (plain, bn, noisy) = (&r.arms[0], &r.arms[1], &r.arms[2]);
     let mut p = plain.clone();
     let mut n = noisy.clone();
@@ -146,22 +146,26 @@ fn the_verdict_follows_the_numbers() {
 #[test]
 fn the_eval_probe_counts_from_settled_running_statistics() {
     // Momentum 0.1: 0.9^44 < 1% < 0.9^43.
-    let cfg = shift_cfg(&common::with_flag(TINY_INPUT_SHIFT, "--momentum", "0.1"));
+    let cfg = shift_cfg(&common::with_flag(
+        &TINY_INPUT_SHIFT[..],
+        "--momentum",
+        "0.1",
+    ));
     assert_eq!(cfg.reference_step(), 44);
     // Train mode, or no BN arm: from the start.
-    let cfg = shift_cfg(&plus(TINY_INPUT_SHIFT, &["--probe-mode", "train"]));
+    let cfg = shift_cfg(&plus(&TINY_INPUT_SHIFT[..], &["--probe-mode", "train"]));
     assert_eq!(cfg.reference_step(), 0);
-    let cfg = shift_cfg(&plus(TINY_INPUT_SHIFT, &["--bn", "off"]));
+    let cfg = shift_cfg(&plus(&TINY_INPUT_SHIFT[..], &["--bn", "off"]));
     assert_eq!(cfg.reference_step(), 0);
     // The tiny run (momentum 0.9: 2 steps) counts its shifts and drift from step 4.
-    let r = InputShift::run(&shift_cfg(TINY_INPUT_SHIFT), &|_| {});
+    let r = InputShift::run(&shift_cfg(&TINY_INPUT_SHIFT[..]), &|_| {});
     for a in &r.arms {
         assert_eq!(a.steps[a.reference], 4, "{}", a.run.label);
         assert_eq!(a.shift[0].len(), 1, "{}", a.run.label);
         assert!(a.seen_shift.is_none());
     }
     // Noisy BN probed in eval mode also records what its layers see in training.
-    let r = NoisyBn::run(&noisy_cfg(TINY_NOISY), &|_| {});
+    let r = NoisyBn::run(&noisy_cfg(&TINY_NOISY[..]), &|_| {});
     let noisy = &r.arms[2];
     let seen = noisy.net_seen_shift.unwrap().0;
     assert!(seen.is_finite() && seen > 0.0, "{seen}");
@@ -174,7 +178,11 @@ fn the_eval_probe_counts_from_settled_running_statistics() {
 fn an_eval_probe_without_settled_measurements_measures_no_shift() {
     // Momentum 0.1 settles at step 44, after the 12 steps: nothing to count, so NaN (and a
     // verdict on NaN is undetermined), with a note saying why.
-    let cfg = shift_cfg(&common::with_flag(TINY_INPUT_SHIFT, "--momentum", "0.1"));
+    let cfg = shift_cfg(&common::with_flag(
+        &TINY_INPUT_SHIFT[..],
+        "--momentum",
+        "0.1",
+    ));
     let r = InputShift::run(&cfg, &|_| {});
     for a in &r.arms {
         assert!(
@@ -190,7 +198,7 @@ fn an_eval_probe_without_settled_measurements_measures_no_shift() {
 #[test]
 fn noisy_bn_end_to_end() {
     let dir = scratch("noisy-bn-cli");
-    let out = bn_lab_ok(TINY_NOISY, &dir);
+    let out = bn_lab_ok(&TINY_NOISY[..], &dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Santurkar et al."), "{stdout}");
     for f in ["noisy_bn.png", "noisy_bn_detail.png", "noisy_bn.json"] {
@@ -218,7 +226,7 @@ fn noisy_bn_end_to_end() {
 #[test]
 fn input_shift_end_to_end() {
     let dir = scratch("input-shift-cli");
-    let out = bn_lab_ok(TINY_INPUT_SHIFT, &dir);
+    let out = bn_lab_ok(&TINY_INPUT_SHIFT[..], &dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Ioffe & Szegedy"), "{stdout}");
     let v = json(&dir.join("input_shift.json"));
@@ -253,26 +261,26 @@ fn input_shift_end_to_end() {
 
 #[test]
 fn runs_are_deterministic_per_seed() {
-    assert_deterministic(TINY_NOISY, "noisy_bn.json", "noisy-bn");
-    assert_deterministic(TINY_INPUT_SHIFT, "input_shift.json", "input-shift");
+    assert_deterministic(&TINY_NOISY[..], "noisy_bn.json", "noisy-bn");
+    assert_deterministic(&TINY_INPUT_SHIFT[..], "input_shift.json", "input-shift");
 }
 
 #[test]
 fn progress_adds_up() {
-    let cfg = noisy_cfg(TINY_NOISY);
+    let cfg = noisy_cfg(&TINY_NOISY[..]);
     assert_progress_adds_up::<NoisyBn>(&cfg, NoisyBn::work_units(&cfg) / 4, "noisy-bn");
 }
 
 #[test]
 fn figures_are_clear() {
-    assert_figures_clear::<NoisyBn>(&noisy_cfg(TINY_NOISY), "tiny");
-    assert_figures_clear::<InputShift>(&shift_cfg(TINY_INPUT_SHIFT), "tiny");
+    assert_figures_clear::<NoisyBn>(&noisy_cfg(&TINY_NOISY[..]), "tiny");
+    assert_figures_clear::<InputShift>(&shift_cfg(&TINY_INPUT_SHIFT[..]), "tiny");
     // Digits (accuracy panels) at a size that trains, and a diverging plain net.
     let digits = [
         "noisy-bn", "--depth", "4", "--steps", "60", "--every", "5", "--probe", "64",
     ];
     assert_figures_clear::<NoisyBn>(&noisy_cfg(&digits), "digits");
-    let hot = common::with_flag(TINY_NOISY, "--lr", "30");
+    let hot = common::with_flag(&TINY_NOISY[..], "--lr", "30");
     assert_figures_clear::<NoisyBn>(&noisy_cfg(&hot), "diverging");
     let ioffe = [
         "input-shift",

@@ -432,7 +432,7 @@ fn train_config(args: &[&str]) -> bn_lab::experiment::train::TrainConfig {
 #[test]
 fn train_progress_adds_up_to_its_work_units() {
     use bn_lab::experiment::train::{Train, reference_units};
-    let cfg = train_config(&with_flag(TINY_TRAIN, "--lr", "0.02"));
+    let cfg = train_config(&with_flag(&TINY_TRAIN[..], "--lr", "0.02"));
     let s = cfg.settings(0.02);
     // 30 steps of 8 samples, evaluations at 0, 10, 20, 30 over 64 + 32 samples.
     assert_eq!(s.evaluations(), 4);
@@ -443,7 +443,7 @@ fn train_progress_adds_up_to_its_work_units() {
     );
     let r = assert_progress_adds_up::<Train>(&cfg, reference_units(&cfg).max(96), "train");
     assert!(r.runs.iter().all(|r| !r.diverged));
-    let cfg = train_config(TINY_TRAIN);
+    let cfg = train_config(&TINY_TRAIN[..]);
     let r = assert_progress_adds_up::<Train>(&cfg, u64::MAX, "train, lr 50 diverges");
     assert!(r.runs.iter().any(|r| r.diverged));
 }
@@ -468,7 +468,7 @@ fn verdicts_need_runs_that_learned() {
         "{v}"
     );
 
-    let mut args = with_flag(TINY_TRAIN, "--lr", "1e10");
+    let mut args = with_flag(&TINY_TRAIN[..], "--lr", "1e10");
     let d = dir.join("diverged");
     args.extend(["--out", d.to_str().unwrap()]);
     let out = run(&args);
@@ -501,9 +501,9 @@ fn verdicts_need_runs_that_learned() {
 #[test]
 fn train_figures_are_clear_on_the_tiny_sweep_and_when_every_run_diverges() {
     use bn_lab::experiment::train::Train;
-    common::assert_figures_clear::<Train>(&train_config(TINY_TRAIN), "tiny");
+    common::assert_figures_clear::<Train>(&train_config(&TINY_TRAIN[..]), "tiny");
     let (r, _) = common::assert_figures_clear::<Train>(
-        &train_config(&with_flag(TINY_TRAIN, "--lr", "0.02,1e10")),
+        &train_config(&with_flag(&TINY_TRAIN[..], "--lr", "0.02,1e10")),
         "all diverge at 1e10",
     );
     assert!(r.runs.iter().filter(|r| r.lr == 1e10).all(|r| r.diverged));
@@ -515,7 +515,7 @@ fn train_figures_are_clear_on_the_tiny_sweep_and_when_every_run_diverges() {
 /// configuration, and by a few percent of the axis.
 #[test]
 fn the_headline_draws_each_runs_best_test_loss_and_diverged_runs_in_the_top_strip() {
-    let cfg = train_config(TINY_TRAIN);
+    let cfg = train_config(&TINY_TRAIN[..]);
     let report = bn_lab::experiment::train::run(&cfg, &|_| {});
     assert!(report.runs.iter().any(|r| r.diverged) && report.runs.iter().any(|r| !r.diverged));
     let panel = bn_lab::plot::train::best_loss_panel(&report);
@@ -573,7 +573,7 @@ fn diverged_marks_at_one_learning_rate_do_not_share_a_pixel() {
     use bn_lab::experiment::Experiment;
     use bn_lab::experiment::train::Train;
     use bn_lab::plot::Figures;
-    let cfg = train_config(&with_flag(TINY_TRAIN, "--lr", "0.02,1e10"));
+    let cfg = train_config(&with_flag(&TINY_TRAIN[..], "--lr", "0.02,1e10"));
     let report = Train::run(&cfg, &|_| {});
     let diverged: Vec<_> = report.runs.iter().filter(|r| r.diverged).collect();
     assert_eq!(

@@ -228,19 +228,19 @@ fn figures_and_titles_name_the_warmup_and_stay_clear() {
         v.extend(["--warmup-steps", "4"]);
         parse(&v)
     };
-    let Command::Train(a) = with(common::TINY_TRAIN) else {
+    let Command::Train(a) = with(&common::TINY_TRAIN[..]) else {
         unreachable!()
     };
     let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
     assert!(bn_lab::experiment::train::title(&cfg).contains("4 warmup steps"));
     common::assert_figures_clear::<Train>(&cfg, "warmup");
-    let Command::Nonlinearity(a) = with(common::TINY_NONLINEARITY) else {
+    let Command::Nonlinearity(a) = with(&common::TINY_NONLINEARITY[..]) else {
         unreachable!()
     };
     let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
     assert!(bn_lab::experiment::nonlinearity::title(&cfg).contains(", 4 warmup steps"));
     common::assert_figures_clear::<Nonlinearity>(&cfg, "warmup");
-    let Command::Landscape(a) = with(common::TINY_LANDSCAPE) else {
+    let Command::Landscape(a) = with(&common::TINY_LANDSCAPE[..]) else {
         unreachable!()
     };
     let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
@@ -250,7 +250,7 @@ fn figures_and_titles_name_the_warmup_and_stay_clear() {
             .contains("lr 0.05, 4 warmup steps, 12 steps")
     );
     common::assert_figures_clear::<Landscape>(&cfg, "warmup");
-    let Command::Ics(a) = with(common::TINY_ICS) else {
+    let Command::Ics(a) = with(&common::TINY_ICS[..]) else {
         unreachable!()
     };
     let cfg = bn_lab::experiment::ExperimentArgs::config(&a).unwrap();
