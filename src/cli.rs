@@ -1,5 +1,5 @@
 //! The command line and the registry of subcommands. Every experiment is one line in
-//! [`experiments!`]'s list below: its subcommand (the variant's name in kebab case, its help
+//! `experiments!`'s list below: its subcommand (the variant's name in kebab case, its help
 //! the doc comment of its flags struct), its dispatch, and the lists that `run`, `reproduce`
 //! and the tests that go over every experiment read. The tools (`gradcheck`, `bench`, `run`,
 //! `reproduce`) are written out after them.
@@ -151,7 +151,7 @@ pub struct RunArgs {
     /// The first seed; run i uses --seed K + i (times the command's own --seeds, if any).
     #[arg(long, default_value_t = 0, value_parser = seed)]
     pub seed: u64,
-    /// Run the file's [control] too: the command changed the least that should flip the verdict.
+    /// Run the file's `[control]` too: the command changed the least that should flip the verdict.
     #[arg(long)]
     pub control: bool,
 }

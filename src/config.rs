@@ -1,5 +1,7 @@
-//! Network configuration: the closed sets of activations, initialisations and
-//! BatchNorm placements, and [`NetConfig`], validated once at the boundary.
+//! The vocabulary every layer uses: the closed sets of activations, initialisations, float types,
+//! placements and normalisers ([`Normaliser`]), the loss, and the typed [`ConfigError`]s (with
+//! the validators that make them) that name the config field they are about. The specs built
+//! from these words are in [`crate::spec`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -315,7 +317,7 @@ impl Default for NormConfig {
 /// before the activation; `affine`, its old name in `nonlinearity`, and `batch` are accepted
 /// too), `no-affine`, `post`, `post-no-affine`, and for LayerNorm `layer`, `layer-no-affine`,
 /// `layer-post`, `layer-post-no-affine` (`none` is accepted for `off`). The numeric constants
-/// (`eps`, `momentum`) are not part of the variant: they live in [`NetSpec`], so every arm of
+/// (`eps`, `momentum`) are not part of the variant: they live in [`crate::spec::NetSpec`], so every arm of
 /// one run shares them.
 ///
 /// ```

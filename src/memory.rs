@@ -254,7 +254,7 @@ impl DataSpec {
     /// The data part of a footprint: `copies` data sets alive at once, a sample order for each
     /// of `runs` runs training at once, and, with `linear_fit`, the fit. An image task adds the
     /// whole image set, which the process holds from validation on however few of its images
-    /// the run takes ([`Task::images`]; no flag shrinks it), and names no `d_in` or `d_out` to
+    /// the run takes ([`crate::data::Task::images`]; no flag shrinks it), and names no `d_in` or `d_out` to
     /// reduce.
     pub fn footprint(
         &self,

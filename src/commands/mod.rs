@@ -1,7 +1,9 @@
-//! The CLI's commands: turn parsed arguments into a validated experiment config once, then run
-//! it with [`execute`], which is the same for every experiment: validate, run with a progress
-//! bar, write JSON and figures all-or-nothing, print the summary. Errors name the flags the
-//! user typed: config fields are spelled as flags by [`flag_name`].
+//! Running a command: an experiment's flags become its config once ([`run_experiment`]), then
+//! [`execute`], the same for every experiment, validates it, runs it with a progress bar,
+//! writes JSON and figures all-or-nothing, prints the summary and returns its [`RunRecord`].
+//! Errors name the flags the user typed: config fields are spelled as flags by
+//! [`crate::flags::flag_name`]. The tools `gradcheck` and `bench`, and `sweep`'s plans and
+//! collections, are here too.
 
 pub mod bench;
 pub mod gradcheck;

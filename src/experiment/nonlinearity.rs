@@ -349,7 +349,7 @@ pub struct ActivationStats {
 }
 
 /// Measure `net` on `x` in `mode`, on a copy (so a train-mode probe leaves the running
-/// statistics as they were). [`run_one`] probes the untrained network in train mode (its
+/// statistics as they were). `run_one` probes the untrained network in train mode (its
 /// running statistics are still the defaults 0 and 1, and a train-mode forward is what the
 /// first step sees) and the trained one in eval mode, with the running statistics it predicts
 /// with: in train mode BN centres every unit over the probe batch by construction, so a

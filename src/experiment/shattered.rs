@@ -457,7 +457,7 @@ fn fast_block(block: &crate::model::Block<f64>) -> bool {
 /// matrix product per block and no weight gradients. [`frozen_net`] with [`evaluate`] runs a
 /// train-mode forward, an eval-mode forward and a full backward (four products per block) for
 /// the same function; the two give the same bits on shattered's default run and agree to
-/// rounding in general (tests/suite/shattered.rs). `None` if a block is not [`fast_block`].
+/// rounding in general (tests/suite/shattered.rs). `None` if a block is not `fast_block`.
 pub fn frozen_gradients(net: &Mlp<f64>, x: ArrayView2<f64>, pool: &mut Pool) -> Option<Evaluation> {
     if !net.blocks.iter().all(fast_block) {
         return None;

@@ -5,8 +5,8 @@
 //! - [`check`]: quantities, checks and verdicts.
 //! - [`page`]: `index.html` and `summary.json`.
 //!
-//! A claim runs through [`crate::commands::run_in`] exactly as its command line would, with a
-//! [`RunOptions`] that reads the JSON before anything is written: a quantity that is not in the
+//! A claim runs through [`crate::cli::Command::run_in`] exactly as its command line would, with
+//! [`RunOptions`] whose check reads the JSON before anything is written: a quantity that is not in the
 //! JSON stops the run with nothing written.
 
 pub mod check;
