@@ -4,9 +4,34 @@
 //! those requests ask for SIMD alignment (16, 32 or 64 bytes on x86-64), which none of
 //! bn-lab's buffers do (4 or 8), so the counting allocator below tells them apart.
 //!
-//! One test per file: the allocator counts the whole process.
+//! Which threads are counted. The step runs inside `pool.install`, so bn-lab code during the
+//! step runs only on the threads of that pool: the worker that runs the step and the workers that
+//! steal halves of its `rayon::join`s. The allocator counts an allocation when the step is under
+//! way (`COUNTING`) *and* the allocating thread is one of those workers (the thread-local
+//! `IN_STEP_POOL`, switched on and off on every worker of the pool by `rayon::broadcast` while
+//! `COUNTING` is off). Anything bn-lab code allocates during the step is therefore counted, and
+//! so is anything rayon allocates on those threads to run the step's work.
+//!
+//! What is not counted are other threads of the process that happen to allocate during the step.
+//! Counting every thread made the test fail now and then (most often for the first net at 2
+//! threads, more often under load), because of two things rayon and crossbeam do on threads that
+//! run none of the step's work (backtraces recorded in the allocator showed exactly these):
+//! - a worker of a freshly built pool that the OS starts late, after the warm-up steps: it
+//!   allocates its FIFO job queue's first block (1520 bytes) in `WorkerThread::from`;
+//! - a worker of the pool of the previous `count_steps` call, still exiting (dropping a
+//!   `ThreadPool` does not wait for its threads): crossbeam-epoch's thread-local destructor
+//!   (`Local::finalize`) moves its garbage bag onto the global queue (a 2072-byte node).
+//!
+//! The first no longer happens during the count at all: the broadcast that switches
+//! `IN_STEP_POOL` on has to run on every worker, so each has started before counting begins. The
+//! second happens on a thread that is not a worker of this pool and runs no bn-lab code. Work
+//! bn-lab might hand to a thread outside the pool (a spawned thread, another pool) is still
+//! caught: handing it over allocates on the handing thread, which is counted.
+//!
+//! One test per file: the allocator is the whole process's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bn_lab::config::{Activation, Init, NormConfig, NormKind, Placement};
@@ -23,9 +48,20 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 static ORDINARY: AtomicUsize = AtomicUsize::new(0);
 static SIMD_ALIGNED: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// This thread is a worker of the pool the counted steps run on. A `const` cell without
+    /// destructor: readable from the allocator at any time, even while the thread exits.
+    static IN_STEP_POOL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The step is under way and this thread may run its work.
+fn counted() -> bool {
+    COUNTING.load(Ordering::Relaxed) && IN_STEP_POOL.try_with(Cell::get).unwrap_or(false)
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counted() {
             if layout.align() >= 16 {
                 SIMD_ALIGNED.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -38,7 +74,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counted() {
             ORDINARY.fetch_add(1, Ordering::Relaxed);
         }
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -81,11 +117,14 @@ fn count_steps<T: Float>(
         }
         ORDINARY.store(0, Ordering::SeqCst);
         SIMD_ALIGNED.store(0, Ordering::SeqCst);
+        // On every worker of this pool, the caller included; returns once all have run it.
+        rayon::broadcast(|_| IN_STEP_POOL.set(true));
         for _ in 0..steps {
             COUNTING.store(true, Ordering::SeqCst);
             step(&mut net, &mut opt);
         }
         COUNTING.store(false, Ordering::SeqCst);
+        rayon::broadcast(|_| IN_STEP_POOL.set(false));
         (
             ORDINARY.load(Ordering::SeqCst),
             SIMD_ALIGNED.load(Ordering::SeqCst),
