@@ -580,7 +580,7 @@ fn tensor<T: Float>(a: &Array2<T>) -> SavedTensor {
 /// }
 /// .net(3, bn_lab::config::Activation::Relu, bn_lab::config::Normaliser::LN);
 /// assert_eq!(torch_norm(&net).unwrap(), "nn.LayerNorm(64, eps=1e-5, elementwise_affine=True)");
-/// net.bn = None;
+/// net.norm = None;
 /// assert_eq!(torch_norm(&net), None);
 /// ```
 pub fn torch_norm(net: &NetConfig) -> Option<String> {
