@@ -455,6 +455,10 @@ impl DataArgs {
     }
 }
 
+/// `--n-train`'s help in the commands that flatten [`MeasuredTrainArgs`], whose synthetic
+/// default is 4096 (`DataArgs::specs_with`), not the 2048 of the others.
+pub const MEASURED_N_TRAIN_HELP: &str = "Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]";
+
 /// Config fields of `landscape` and `ics` set by flags of another name.
 pub const MEASURED_RENAMES: Renames =
     &[("norms", "--norm"), ("probe_multipliers", "--probe-steps")];

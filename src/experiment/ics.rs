@@ -827,7 +827,7 @@ impl Experiment for Ics {
     mut_arg("init", |a| a.default_value("he")),
     mut_arg("width", |a| a.default_value("128")),
     mut_arg("batch", |a| a.default_value("128")),
-    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+    mut_arg("n_train", |a| a.help(crate::flags::MEASURED_N_TRAIN_HELP))
 )]
 pub struct IcsArgs {
     #[command(flatten)]

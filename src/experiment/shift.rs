@@ -852,7 +852,7 @@ pub struct NoiseArgs {
     mut_arg("depth", |a| a.default_value("8")),
     mut_arg("steps", |a| a.default_value("1000")),
     mut_arg("lr", |a| a.default_value("0.3")),
-    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+    mut_arg("n_train", |a| a.help(crate::flags::MEASURED_N_TRAIN_HELP))
 )]
 pub struct NoisyBnArgs {
     #[command(flatten)]
@@ -882,7 +882,7 @@ pub struct NoisyBnArgs {
     mut_arg("depth", |a| a.default_value("3")),
     mut_arg("steps", |a| a.default_value("2000")),
     mut_arg("lr", |a| a.default_value("0.5")),
-    mut_arg("n_train", |a| a.help("Training samples (mini-batches are drawn from these without replacement per epoch) [default: 4096; an image set's whole training split]"))
+    mut_arg("n_train", |a| a.help(crate::flags::MEASURED_N_TRAIN_HELP))
 )]
 pub struct InputShiftArgs {
     #[command(flatten)]
