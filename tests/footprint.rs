@@ -5,6 +5,8 @@
 //!
 //! One test in this file: the allocator counts the whole process.
 
+use bn_lab::experiment::Plan;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -57,8 +59,8 @@ fn peak_of<R>(f: impl FnOnce() -> R) -> (R, f64) {
 /// Run `E` on `cfg` as `commands::execute` does (run, JSON, figures) and check both phases
 /// against the declared footprint.
 fn check<E: Figures>(what: &str, cfg: &E::Config) {
-    E::validate(cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let fp = E::footprint(cfg);
+    cfg.validate().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let fp = cfg.footprint();
     let total = fp.total();
     let ((report, json), run_peak) = peak_of(|| {
         let report = E::run(cfg, &|_| {});

@@ -14,7 +14,7 @@ use std::io::Write;
 use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::experiment::{Experiment, ExperimentArgs, Extra};
+use crate::experiment::{Experiment, ExperimentArgs, Extra, Plan};
 use crate::flags::usage;
 use crate::flags::{OutputArgs, Renames, flag_error, threads};
 use crate::output;
@@ -76,8 +76,8 @@ pub fn execute<E: Figures>(
     extras: &[Extra<E::Report>],
     options: &RunOptions<'_>,
 ) -> Result<RunRecord> {
-    E::validate(cfg)
-        .and_then(|()| E::footprint(cfg).check())
+    cfg.validate()
+        .and_then(|()| cfg.footprint().check())
         .map_err(|e| flag_error(renames, &e))?;
     let figures = if options.json_only {
         Vec::new()
@@ -105,7 +105,7 @@ pub fn execute<E: Figures>(
     let outputs = output::Outputs::prepare::<E>(&out.out, &figures, extras)
         .map_err(|e| usage(format!("{e:#}")))?;
     let start = std::time::Instant::now();
-    let total = E::work_units(cfg);
+    let total = cfg.work_units();
     let report = match options.progress {
         Some(progress) => {
             progress(0, total);

@@ -12,7 +12,7 @@ use crate::experiment::sweep::SweepArgs;
 use crate::experiment::sweep::{
     CollectError, PointFile, Sweep, SweepConfig, SweepPoint, Vary, collect,
 };
-use crate::experiment::{Experiment, load_config};
+use crate::experiment::{Experiment, Plan, load_config};
 use crate::flags::{OutputArgs, flag_error, threads, usage};
 use crate::parallel;
 use crate::plot::Figures;
@@ -177,8 +177,8 @@ pub fn plan_lines(cfg: &SweepConfig, dir: &Path) -> Vec<String> {
 
 /// `--plan FILE`: validate, then write the lines (nothing else).
 fn write_plan(cfg: &SweepConfig, plan: &Path, out: &Path) -> Result<()> {
-    Sweep::validate(cfg)
-        .and_then(|()| Sweep::footprint(cfg).check())
+    cfg.validate()
+        .and_then(|()| cfg.footprint().check())
         .map_err(|e| flag_error(SweepArgs::RENAMES, &e))?;
     // Every path in a line is absolute (a line runs from any directory: a cluster job's) and
     // spelled exactly (a path that is not UTF-8 cannot be).
@@ -217,7 +217,9 @@ fn read_point_file(path: &Path) -> Result<PointFile, CollectError> {
     let config: SweepConfig =
         load_config(&v["config"]).map_err(|e| bad(format!("not a sweep's config: {e}")))?;
     // Validated like a config typed on the command line, its fields named as in the file.
-    SweepPoint::validate(&config).map_err(|e| bad(e.render(&|f| format!("config.{f}"))))?;
+    config
+        .validate()
+        .map_err(|e| bad(e.render(&|f| format!("config.{f}"))))?;
     let point = v["point"]
         .as_u64()
         .ok_or_else(|| bad("not written by a --point run (no 'point')".into()))?
@@ -278,7 +280,10 @@ fn run_collect(dir: &Path, out: &OutputArgs) -> Result<()> {
         )));
     }
     let report = collect(read).map_err(|e| usage(format!("--collect: {e}")))?;
-    Sweep::validate(&report.config).map_err(|e| usage(format!("--collect: {e}")))?;
+    report
+        .config
+        .validate()
+        .map_err(|e| usage(format!("--collect: {e}")))?;
     crate::output::install_signal_handler()?;
     let outputs = crate::output::Outputs::prepare::<Sweep>(&out.out, &Sweep::figures(), &[])
         .map_err(|e| usage(format!("{e:#}")))?;

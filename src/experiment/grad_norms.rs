@@ -10,7 +10,7 @@ use crate::config::{
     finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
 use crate::experiment::{ExperimentArgs, Extra};
 use crate::flags::{NetArgs, NormArgs, OutputArgs, Renames, count};
 use crate::float::Float;
@@ -186,10 +186,12 @@ impl GradNormsConfig {
     pub fn parallel_runs(&self) -> usize {
         crate::parallel::side_by_side(self.arms().len().saturating_mul(self.seeds))
     }
+}
 
+impl Plan for GradNormsConfig {
     /// Check every network it will build, including its memory estimate with as many running
     /// at once as the current thread pool allows, before anything is allocated.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         distinct("depths", &self.depths)?;
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("norms", &self.norms)?;
@@ -235,7 +237,7 @@ impl GradNormsConfig {
     /// estimate), the largest first; per network and seed three numbers per layer and its
     /// summaries; with `save_net`, every parameter and gradient of the first network twice
     /// (values and JSON) and its batch; the figure.
-    pub fn footprint(&self) -> Footprint {
+    fn footprint(&self) -> Footprint {
         let bytes = self.net.dtype.bytes();
         let mut nets: Vec<f64> = self
             .arms()
@@ -293,6 +295,17 @@ impl GradNormsConfig {
                 .add("networks", tails, &["depth", "width", "batch"]);
         }
         fp
+    }
+
+    /// Work units [`run`] reports: one per layer (hidden and output) of every network's forward
+    /// and backward pass, so deep configurations weigh in proportion.
+    fn work_units(&self) -> u64 {
+        self.arms()
+            .iter()
+            .map(|a| (a.depth as u64).saturating_add(1))
+            .fold(0u64, u64::saturating_add)
+            .saturating_mul(self.seeds as u64)
+            .saturating_add(histogram_units(self))
     }
 }
 
@@ -678,17 +691,6 @@ pub fn measure_with<T: Float>(
             .collect(),
     });
     (values, saved, snapshot)
-}
-
-/// Work units [`run`] reports: one per layer (hidden and output) of every network's forward
-/// and backward pass, so deep configurations weigh in proportion.
-pub fn work_units(cfg: &GradNormsConfig) -> u64 {
-    cfg.arms()
-        .iter()
-        .map(|a| (a.depth as u64).saturating_add(1))
-        .fold(0u64, u64::saturating_add)
-        .saturating_mul(cfg.seeds as u64)
-        .saturating_add(histogram_units(cfg))
 }
 
 /// Work units of the histograms: the copied tails, once per arm.
@@ -1100,19 +1102,6 @@ impl Experiment for GradNorms {
     type Report = GradNormsReport;
     const NAME: &'static str = "grad-norms";
     const STEM: &'static str = "grad_norms";
-
-    fn validate(cfg: &GradNormsConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    fn footprint(cfg: &GradNormsConfig) -> Footprint {
-        cfg.footprint()
-    }
-
-    /// One unit per layer (hidden and output) of each network's forward and backward pass.
-    fn work_units(cfg: &GradNormsConfig) -> u64 {
-        work_units(cfg)
-    }
 
     fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
         run(cfg, progress)

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Dtype, Loss, Normaliser, check_lr};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
+use crate::experiment::{Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo, TrainedArm};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
 use crate::memory::Footprint;
@@ -66,34 +66,48 @@ impl IcsConfig {
     }
 }
 
-/// Check the runs and the sweep's learning rates.
-pub fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
-    cfg.run.validate()?;
-    for &lr in &cfg.sweep_lrs {
-        check_lr("sweep_lrs", lr)?;
+impl Plan for IcsConfig {
+    /// Check the runs and the sweep's learning rates.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.run.validate()?;
+        for &lr in &self.sweep_lrs {
+            check_lr("sweep_lrs", lr)?;
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// Per arm: the training net, the copy before the update and the measuring copy (on up to
-/// the test set's samples), the f64 difference of one weight gradient, and per measured step
-/// the loss and three numbers per layer (with the per-layer summary). The sweep's runs come
-/// first and keep only their summaries, so they add nothing to the peak.
-pub fn footprint(cfg: &IcsConfig) -> Footprint {
-    let cfg = &cfg.run;
-    let samples = cfg.net.batch.max(cfg.data.n_test);
-    let layers = cfg.depth as f64 + 1.0;
-    let (w, d_in, d_out) = (
-        cfg.net.width as f64,
-        cfg.net.d_in as f64,
-        cfg.net.d_out as f64,
-    );
-    let diff = 8.0 * (w * w.max(d_in).max(d_out));
-    cfg.footprint(samples, 3, 1.0 + 6.0 * layers).add(
-        "networks",
-        cfg.norms.len() as f64 * diff,
-        &["width"],
-    )
+    /// Per arm: the training net, the copy before the update and the measuring copy (on up to
+    /// the test set's samples), the f64 difference of one weight gradient, and per measured step
+    /// the loss and three numbers per layer (with the per-layer summary). The sweep's runs come
+    /// first and keep only their summaries, so they add nothing to the peak.
+    fn footprint(&self) -> Footprint {
+        let run = &self.run;
+        let samples = run.net.batch.max(run.data.n_test);
+        let layers = run.depth as f64 + 1.0;
+        let (w, d_in, d_out) = (
+            run.net.width as f64,
+            run.net.d_in as f64,
+            run.net.d_out as f64,
+        );
+        let diff = 8.0 * (w * w.max(d_in).max(d_out));
+        run.footprint(samples, 3, 1.0 + 6.0 * layers).add(
+            "networks",
+            run.norms.len() as f64 * diff,
+            &["width"],
+        )
+    }
+
+    /// Units of work [`run`] reports, in forward passes of one sample: per arm and learning rate
+    /// (`lr` and the sweep's others), every training step, every measurement ([`measure_units`])
+    /// and the final test loss.
+    fn work_units(&self) -> u64 {
+        let runs = self
+            .run
+            .norms
+            .len()
+            .saturating_mul(1 + self.extra_lrs().len());
+        units(runs, self.run.arm_units(measure_units(self)))
+    }
 }
 
 /// ICS of one layer at one step.
@@ -538,18 +552,6 @@ pub fn measure_units(cfg: &IcsConfig) -> u64 {
     units(cfg.run.depth, step_units(cfg.run.net.batch))
 }
 
-/// Units of work [`run`] reports, in forward passes of one sample: per arm and learning rate
-/// (`lr` and the sweep's others), every training step, every measurement ([`measure_units`])
-/// and the final test loss.
-pub fn work_units(cfg: &IcsConfig) -> u64 {
-    let runs = cfg
-        .run
-        .norms
-        .len()
-        .saturating_mul(1 + cfg.extra_lrs().len());
-    units(runs, cfg.run.arm_units(measure_units(cfg)))
-}
-
 /// Train every arm (in parallel) at `cfg.lr`, measuring ICS every `every` steps.
 fn run_arms(cfg: &MeasuredTrainConfig, progress: Progress) -> Vec<IcsArm> {
     cfg.norms
@@ -792,18 +794,6 @@ impl Experiment for Ics {
     type Report = IcsReport;
     const NAME: &'static str = "ics";
     const STEM: &'static str = "ics";
-
-    fn validate(cfg: &IcsConfig) -> Result<(), ConfigError> {
-        validate(cfg)
-    }
-
-    fn footprint(cfg: &IcsConfig) -> Footprint {
-        footprint(cfg)
-    }
-
-    fn work_units(cfg: &IcsConfig) -> u64 {
-        work_units(cfg)
-    }
 
     fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
         run(cfg, progress)

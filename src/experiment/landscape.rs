@@ -33,7 +33,7 @@ use crate::config::{
     ConfigError, Dtype, Normaliser, at_least, at_most, at_most_values, distinct_numbers, finite_in,
 };
 use crate::data::{self, Batch, Stream};
-use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
+use crate::experiment::{Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo, TrainedArm};
 use crate::float::Float;
 use crate::limits::MAX_PROBES;
 use crate::memory::Footprint;
@@ -77,10 +77,12 @@ impl LandscapeConfig {
             .map(|m| m * self.run.lr)
             .collect()
     }
+}
 
+impl Plan for LandscapeConfig {
     /// Check every field and every network, with the copies the run keeps alive, before
     /// anything is allocated.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
         distinct_numbers("probe_multipliers", &self.probe_multipliers)?;
         at_most_values("probe_multipliers", MAX_PROBES, &self.probe_multipliers)?;
@@ -120,7 +122,7 @@ impl LandscapeConfig {
     /// largest batch any of them runs), five flat f64 copies of the parameters (the probes'
     /// and the slice's directions and points), per measured step three numbers per probe
     /// step size, and the slice's grid.
-    pub fn footprint(&self) -> Footprint {
+    fn footprint(&self) -> Footprint {
         let samples = self
             .run
             .net
@@ -142,6 +144,19 @@ impl LandscapeConfig {
             .records(arms * grid, &["slice_grid"])
     }
 
+    /// Units of work [`run`] reports to its progress callback, in forward passes of one sample:
+    /// per arm, every training step, every probe ([`probe_units`]), the final test loss and the
+    /// slice ([`slice_units`]; an arm that diverged counts it when it skips it).
+    fn work_units(&self) -> u64 {
+        let arm = self
+            .run
+            .arm_units(probe_units(self))
+            .saturating_add(slice_units(self));
+        units(self.run.norms.len(), arm)
+    }
+}
+
+impl LandscapeConfig {
     /// Slice coordinates, `slice_grid` values evenly from `-slice_span` to `slice_span`.
     pub fn slice_coords(&self) -> Vec<f64> {
         let n = self.slice_grid;
@@ -477,17 +492,6 @@ pub fn slice_units(cfg: &LandscapeConfig) -> u64 {
     units(cfg.slice_grid, slice_row_units(cfg)).saturating_add(cfg.slice_samples as u64)
 }
 
-/// Units of work [`run`] reports to its progress callback, in forward passes of one sample:
-/// per arm, every training step, every probe ([`probe_units`]), the final test loss and the
-/// slice ([`slice_units`]; an arm that diverged counts it when it skips it).
-pub fn work_units(cfg: &LandscapeConfig) -> u64 {
-    let arm = cfg
-        .run
-        .arm_units(probe_units(cfg))
-        .saturating_add(slice_units(cfg));
-    units(cfg.run.norms.len(), arm)
-}
-
 /// Train every arm (in parallel), probing as configured, then slice around the final weights.
 pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
     let arms: Vec<LandscapeArm> = cfg
@@ -776,18 +780,6 @@ impl Experiment for Landscape {
     type Report = LandscapeReport;
     const NAME: &'static str = "landscape";
     const STEM: &'static str = "landscape";
-
-    fn validate(cfg: &LandscapeConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    fn footprint(cfg: &LandscapeConfig) -> Footprint {
-        cfg.footprint()
-    }
-
-    fn work_units(cfg: &LandscapeConfig) -> u64 {
-        work_units(cfg)
-    }
 
     fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
         run(cfg, progress)

@@ -35,26 +35,32 @@ use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, fit, layer_names, step_
 
 pub use crate::train::Progress;
 
-/// An experiment the CLI (and, later, experiment files) can run: everything
-/// `commands::execute` needs to validate, run, export and summarise it.
+/// A config seen as the plan of its run: checked, sized and counted before any of it runs.
+/// `commands::execute` validates it, refuses it when its footprint is over
+/// [`crate::memory::memory_limit_bytes`], and sizes the progress bar from its work units; the
+/// experiment's `run` then executes the same config.
+pub trait Plan {
+    /// Check the config before anything is allocated; errors name config fields.
+    fn validate(&self) -> Result<(), ConfigError>;
+    /// What a run of the (validated) config holds at its peak: networks alive at once (as
+    /// many run side by side as the current thread pool has threads), data, recorded numbers
+    /// with their JSON and plot copies, figures.
+    fn footprint(&self) -> Footprint;
+    /// Units of work `run` reports to its progress callback (0: too quick for a bar).
+    fn work_units(&self) -> u64;
+}
+
+/// An experiment the CLI (and experiment files) can run: its names, how to run its config and
+/// the summary it prints. Checking, sizing and counting the run are its config's [`Plan`].
 pub trait Experiment {
-    /// The validated input: every number the run depends on.
-    type Config: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    /// The input: every number the run depends on, and its [`Plan`].
+    type Config: Plan + Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
     /// The results: written to `<STEM>.json`, drawn, summarised.
     type Report: Serialize + Sync;
     /// The subcommand, e.g. `grad-norms`.
     const NAME: &'static str;
     /// Stem of the JSON file, e.g. `grad_norms`.
     const STEM: &'static str;
-    /// Check the config before anything is allocated; errors name config fields.
-    fn validate(cfg: &Self::Config) -> Result<(), ConfigError>;
-    /// What a run of the (validated) config holds at its peak: networks alive at once (as
-    /// many run side by side as the current thread pool has threads), data, recorded numbers
-    /// with their JSON and plot copies, figures. `commands::execute` refuses a run whose
-    /// footprint exceeds [`crate::memory::memory_limit_bytes`] before it starts.
-    fn footprint(cfg: &Self::Config) -> Footprint;
-    /// Units of work `run` reports to its progress callback (0: too quick for a bar).
-    fn work_units(cfg: &Self::Config) -> u64;
     /// Run the experiment. Values the config leaves open are resolved here and recorded in the
     /// report's config, so the report's config reruns to the same numbers.
     fn run(cfg: &Self::Config, progress: Progress) -> Self::Report;

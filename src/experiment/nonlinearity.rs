@@ -26,7 +26,7 @@ use crate::config::{
 use crate::config::{check_points, points};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
 use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
 use crate::limits::MAX_DEPTH;
@@ -102,9 +102,11 @@ impl NonlinearityConfig {
         };
         self.norms.contains(&without).then_some((with, without))
     }
+}
 
+impl Plan for NonlinearityConfig {
     /// Check every field and every network before anything is allocated.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         distinct("acts", &self.acts)?;
         crate::config::distinct_norms("norms", &self.norms)?;
         if self.lrs.len() != self.acts.len() {
@@ -146,17 +148,12 @@ impl NonlinearityConfig {
         Ok(())
     }
 
-    /// Runs: activations x configurations x seeds.
-    pub fn n_runs(&self) -> usize {
-        self.acts.len() * self.norms.len() * self.seeds
-    }
-
     /// One data set and its linear fit; per run training side by side, its network on the
     /// batch, a probe copy (batch rows) and the final recalibration forward (up to
     /// `RECALIBRATION_SAMPLES` rows); per run, its scalars, activation statistics before and
     /// after (five numbers per layer, three histograms), gamma and beta, and three losses per
     /// evaluation.
-    pub fn footprint(&self) -> Footprint {
+    fn footprint(&self) -> Footprint {
         let parallel = crate::parallel::side_by_side(self.n_runs());
         let rows = 2 * self.net.batch + self.data.n_train.min(crate::train::RECALIBRATION_SAMPLES);
         let mut fp = self
@@ -188,6 +185,22 @@ impl NonlinearityConfig {
             &["seeds", "steps", "eval_every"],
         )
         .figures()
+    }
+
+    /// Work units [`run`] reports: the reference fit and every run.
+    fn work_units(&self) -> u64 {
+        self.runs()
+            .iter()
+            .fold(self.reference_units(), |acc, &(act, norm, _)| {
+                acc.saturating_add(self.run_units(act, norm))
+            })
+    }
+}
+
+impl NonlinearityConfig {
+    /// Runs: activations x configurations x seeds.
+    pub fn n_runs(&self) -> usize {
+        self.acts.len() * self.norms.len() * self.seeds
     }
 
     /// The learning rate of `act`'s runs.
@@ -256,15 +269,6 @@ impl NonlinearityConfig {
         train::units(2, self.net.batch as u64)
             .saturating_add(self.settings(act, 0).work_units(n_train, n_test))
             .saturating_add(train::recalibration_units(norm.is_batch(), n_train, n_test))
-    }
-
-    /// Work units [`run`] reports: the reference fit and every run.
-    pub fn work_units(&self) -> u64 {
-        self.runs()
-            .iter()
-            .fold(self.reference_units(), |acc, &(act, norm, _)| {
-                acc.saturating_add(self.run_units(act, norm))
-            })
     }
 
     /// Hidden layers (1-based) whose histograms are kept: first, middle, last.
@@ -995,18 +999,6 @@ impl Experiment for Nonlinearity {
     type Report = NonlinearityReport;
     const NAME: &'static str = "nonlinearity";
     const STEM: &'static str = "nonlinearity";
-
-    fn validate(cfg: &NonlinearityConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    fn footprint(cfg: &NonlinearityConfig) -> Footprint {
-        cfg.footprint()
-    }
-
-    fn work_units(cfg: &NonlinearityConfig) -> u64 {
-        cfg.work_units()
-    }
 
     fn run(cfg: &NonlinearityConfig, progress: Progress) -> NonlinearityReport {
         run(cfg, progress)

@@ -56,7 +56,7 @@ use crate::config::{
 };
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
 use crate::flags::{NetArgs, NormChoice, OutputArgs, Renames, count};
 use crate::limits::MAX_DEPTH;
 use crate::limits::{MAX_PANELS, MAX_POINTS, MAX_SEEDS};
@@ -254,8 +254,10 @@ impl ShatteredConfig {
     pub fn parallel_runs(&self) -> usize {
         crate::parallel::side_by_side(self.arms().len().saturating_mul(self.seeds))
     }
+}
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl Plan for ShatteredConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
         distinct("depths", &self.depths)?;
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("archs", &self.archs)?;
@@ -310,7 +312,7 @@ impl ShatteredConfig {
     /// counted in its estimate) with their gradient and grid copies; every recorded number
     /// (per arm and seed the gradients, autocorrelations and lag-1 correlation; per arm the
     /// mean and band of the autocorrelation; the grid); the figure.
-    pub fn footprint(&self) -> Footprint {
+    fn footprint(&self) -> Footprint {
         let n = self.points() as f64;
         let mut nets: Vec<f64> = self
             .arms()
@@ -333,6 +335,15 @@ impl ShatteredConfig {
                 &["seeds", "batch", "max_lag"],
             )
             .figures()
+    }
+
+    /// Per network: with BN a train-mode forward on the grid, then an eval forward and backward.
+    fn work_units(&self) -> u64 {
+        self.arms()
+            .iter()
+            .map(|&(a, _)| job_units(self, a))
+            .fold(0u64, u64::saturating_add)
+            .saturating_mul(self.seeds as u64)
     }
 }
 
@@ -858,14 +869,6 @@ fn job_units(cfg: &ShatteredConfig, arch: Arch) -> u64 {
     train + FORWARD_BACKWARD * n
 }
 
-pub fn work_units(cfg: &ShatteredConfig) -> u64 {
-    cfg.arms()
-        .iter()
-        .map(|&(a, _)| job_units(cfg, a))
-        .fold(0u64, u64::saturating_add)
-        .saturating_mul(cfg.seeds as u64)
-}
-
 fn seed_result(seed: u64, e: Evaluation, max_lag: usize) -> SeedGradients {
     let g = e.gradient;
     let (autocorrelation, lag1) = if e.overflow_from_layer.is_some() {
@@ -1308,19 +1311,6 @@ impl Experiment for Shattered {
     type Report = ShatteredReport;
     const NAME: &'static str = "shattered";
     const STEM: &'static str = "shattered";
-
-    fn validate(cfg: &ShatteredConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    fn footprint(cfg: &ShatteredConfig) -> Footprint {
-        cfg.footprint()
-    }
-
-    /// Per network: with BN a train-mode forward on the grid, then an eval forward and backward.
-    fn work_units(cfg: &ShatteredConfig) -> u64 {
-        work_units(cfg)
-    }
 
     fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
         run(cfg, progress)

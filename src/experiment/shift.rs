@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{BnNoise, ConfigError, Dtype, Normaliser, between};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, MeasuredTrainConfig, Progress, ToolInfo, TrainedArm};
+use crate::experiment::{Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo, TrainedArm};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames, count};
 use crate::float::Float;
 use crate::limits::{MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
@@ -115,9 +115,11 @@ impl ShiftConfig {
         }
         (SETTLED.ln() / (1.0 - m).ln()).ceil() as usize
     }
+}
 
+impl Plan for ShiftConfig {
     /// Every arm's network, the noise, the unit, the training fields.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
         if let Some(noise) = &self.noise {
             noise.validate()?;
@@ -144,7 +146,7 @@ impl ShiftConfig {
 
     /// Per arm the training net on up to the test set's samples; per measurement the test
     /// evaluation, one copy of each layer's activation input and three numbers per layer.
-    pub fn footprint(&self) -> Footprint {
+    fn footprint(&self) -> Footprint {
         let samples = self.run.net.batch.max(self.run.data.n_test).max(self.probe);
         let per_point = 4.0 + 3.0 * self.run.depth as f64;
         // Every arm, the noisy one a BN-on network; each with its probe copy.
@@ -165,6 +167,15 @@ impl ShiftConfig {
         )
     }
 
+    fn work_units(&self) -> u64 {
+        self.arms()
+            .iter()
+            .map(|&(_, noise)| self.run.arm_units(self.measure_units(noise.is_some())))
+            .fold(0u64, u64::saturating_add)
+    }
+}
+
+impl ShiftConfig {
     /// Units of one measurement of an arm: the probe's forward (twice for noisy BN probed in
     /// eval mode, which also probes what training sees) and the test evaluation.
     fn measure_units(&self, noisy: bool) -> u64 {
@@ -174,13 +185,6 @@ impl ShiftConfig {
             1
         };
         (self.run.data.n_test as u64).saturating_add(probes * self.probe as u64)
-    }
-
-    pub fn work_units(&self) -> u64 {
-        self.arms()
-            .iter()
-            .map(|&(_, noise)| self.run.arm_units(self.measure_units(noise.is_some())))
-            .fold(0u64, u64::saturating_add)
     }
 
     /// The arm's legend label: `BN off`, `BN on`, ..., `noisy BN`.
@@ -734,18 +738,6 @@ macro_rules! shift_experiment {
             type Report = ShiftReport;
             const NAME: &'static str = $name;
             const STEM: &'static str = $stem;
-
-            fn validate(cfg: &ShiftConfig) -> Result<(), ConfigError> {
-                cfg.validate()
-            }
-
-            fn footprint(cfg: &ShiftConfig) -> Footprint {
-                cfg.footprint()
-            }
-
-            fn work_units(cfg: &ShiftConfig) -> u64 {
-                cfg.work_units()
-            }
 
             fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
                 run(cfg, progress)

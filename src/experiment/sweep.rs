@@ -17,7 +17,7 @@ use crate::config::{
     Activation, ConfigError, Dtype, Init, Normaliser, at_most, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
 use crate::flags::{DataArgs, NetArgs, NormChoice, OutputArgs, count};
 use crate::flags::{Renames, distinct_norms};
 use crate::float::Float;
@@ -205,9 +205,11 @@ impl SweepConfig {
     pub fn trains(&self) -> bool {
         self.steps > 0
     }
+}
 
+impl Plan for SweepConfig {
     /// Check the axis, the arms, every network and its data before anything is allocated.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.validate_values()?;
         match (self.vary, self.depth) {
             (Vary::Depth, Some(d)) => {
@@ -248,6 +250,48 @@ impl SweepConfig {
         Ok(())
     }
 
+    /// As many networks alive as run side by side (the largest ones), each with its data set
+    /// when the points train; the numbers and the figure.
+    fn footprint(&self) -> Footprint {
+        let bytes = self.net.dtype.bytes();
+        let mut nets: Vec<f64> = self
+            .values
+            .iter()
+            .flat_map(|&v| {
+                self.norms
+                    .iter()
+                    .map(move |&n| self.net(v, n).memory_estimate_bytes(self.batch(v), bytes))
+            })
+            .collect();
+        nets.sort_by(|a, b| b.total_cmp(a));
+        let alive = crate::parallel::side_by_side(self.point_count());
+        let live: f64 = nets.iter().take(alive).sum();
+        let mut fp = Footprint::new().add("networks", live, &["depth", "width", "values"]);
+        if self.trains() {
+            fp = self.data.footprint(fp, &self.net, alive, alive, false);
+        }
+        fp.records(self.point_count() as f64 * 12.0, &["values", "seeds"])
+            .figures()
+    }
+
+    /// Work units of [`run`].
+    fn work_units(&self) -> u64 {
+        match self.point {
+            Some(i) => self
+                .points()
+                .get(i)
+                .map_or(0, |p| self.point_units(p.value)),
+            None => self
+                .values
+                .iter()
+                .map(|&v| self.point_units(v))
+                .fold(0u64, u64::saturating_add)
+                .saturating_mul((self.norms.len() * self.seeds) as u64),
+        }
+    }
+}
+
+impl SweepConfig {
     /// [`SweepConfig::validate`] on `--values`: distinct, finite and above 0, whole numbers
     /// unless the axis is the weight scale, and within the axis's bound.
     fn validate_values(&self) -> Result<(), ConfigError> {
@@ -330,30 +374,6 @@ impl SweepConfig {
             }
         }
         Ok(())
-    }
-
-    /// As many networks alive as run side by side (the largest ones), each with its data set
-    /// when the points train; the numbers and the figure.
-    pub fn footprint(&self) -> Footprint {
-        let bytes = self.net.dtype.bytes();
-        let mut nets: Vec<f64> = self
-            .values
-            .iter()
-            .flat_map(|&v| {
-                self.norms
-                    .iter()
-                    .map(move |&n| self.net(v, n).memory_estimate_bytes(self.batch(v), bytes))
-            })
-            .collect();
-        nets.sort_by(|a, b| b.total_cmp(a));
-        let alive = crate::parallel::side_by_side(self.point_count());
-        let live: f64 = nets.iter().take(alive).sum();
-        let mut fp = Footprint::new().add("networks", live, &["depth", "width", "values"]);
-        if self.trains() {
-            fp = self.data.footprint(fp, &self.net, alive, alive, false);
-        }
-        fp.records(self.point_count() as f64 * 12.0, &["values", "seeds"])
-            .figures()
     }
 
     /// Work units of the point at `value`: a forward and backward per sample of the batch (as
@@ -677,19 +697,6 @@ pub fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
     report(cfg, points)
 }
 
-/// Work units of [`run`].
-pub fn work_units(cfg: &SweepConfig) -> u64 {
-    match cfg.point {
-        Some(i) => cfg.points().get(i).map_or(0, |p| cfg.point_units(p.value)),
-        None => cfg
-            .values
-            .iter()
-            .map(|&v| cfg.point_units(v))
-            .fold(0u64, u64::saturating_add)
-            .saturating_mul((cfg.norms.len() * cfg.seeds) as u64),
-    }
-}
-
 /// An axis value as the table writes it: `1e-4`, `0.0028`, `64`.
 pub fn fmt_value(vary: Vary, v: f64) -> String {
     match vary {
@@ -903,18 +910,6 @@ impl Experiment for Sweep {
     const NAME: &'static str = "sweep";
     const STEM: &'static str = "sweep";
 
-    fn validate(cfg: &SweepConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    fn footprint(cfg: &SweepConfig) -> Footprint {
-        cfg.footprint()
-    }
-
-    fn work_units(cfg: &SweepConfig) -> u64 {
-        work_units(cfg)
-    }
-
     fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
         run(cfg, progress)
     }
@@ -932,18 +927,6 @@ impl Experiment for SweepPoint {
     type Report = SweepReport;
     const NAME: &'static str = "sweep";
     const STEM: &'static str = "sweep";
-
-    fn validate(cfg: &SweepConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    fn footprint(cfg: &SweepConfig) -> Footprint {
-        cfg.footprint()
-    }
-
-    fn work_units(cfg: &SweepConfig) -> u64 {
-        work_units(cfg)
-    }
 
     fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
         run(cfg, progress)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Activation, ConfigError, Init, at_most_values, between, distinct, finite_in};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::grad_norms::INPUT_SECOND_MOMENT;
-use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
 use crate::flags::{OutputArgs, Renames, count, parse_init};
 use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_WIDTH};
 use crate::memory::Footprint;
@@ -40,8 +40,8 @@ pub struct TheoryConfig {
     pub input_second_moment: f64,
 }
 
-impl TheoryConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl Plan for TheoryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
         distinct("acts", &self.acts)?;
         distinct("batches", &self.batches)?;
         at_most_values("batches", MAX_BATCHES, &self.batches)?;
@@ -59,6 +59,22 @@ impl TheoryConfig {
         )
     }
 
+    /// Per activation: the rates (three numbers per batch size) and four numbers per layer;
+    /// no network, no data; one figure.
+    fn footprint(&self) -> Footprint {
+        let per_act = 3.0 * self.batches.len() as f64 + 4.0 * self.depth as f64;
+        Footprint::new()
+            .records(self.acts.len() as f64 * per_act, &["depth", "acts"])
+            .figures()
+    }
+
+    /// One unit per (activation, batch size) rate and per activation's variance map.
+    fn work_units(&self) -> u64 {
+        (self.acts.len() * (self.batches.len() + 1)) as u64
+    }
+}
+
+impl TheoryConfig {
     /// The network whose variance map is computed for `act`.
     pub fn net(&self, act: Activation) -> NetConfig {
         NetConfig {
@@ -271,24 +287,6 @@ impl Experiment for Theory {
     type Report = TheoryReport;
     const NAME: &'static str = "theory";
     const STEM: &'static str = "theory";
-
-    fn validate(cfg: &TheoryConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    /// Per activation: the rates (three numbers per batch size) and four numbers per layer;
-    /// no network, no data; one figure.
-    fn footprint(cfg: &TheoryConfig) -> Footprint {
-        let per_act = 3.0 * cfg.batches.len() as f64 + 4.0 * cfg.depth as f64;
-        Footprint::new()
-            .records(cfg.acts.len() as f64 * per_act, &["depth", "acts"])
-            .figures()
-    }
-
-    /// One unit per (activation, batch size) rate and per activation's variance map.
-    fn work_units(cfg: &TheoryConfig) -> u64 {
-        (cfg.acts.len() * (cfg.batches.len() + 1)) as u64
-    }
 
     fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
         run(cfg, progress)

@@ -16,7 +16,7 @@ use crate::config::{
 use crate::config::{check_points, points};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, Progress, ToolInfo};
+use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
 use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
 use crate::histogram::{self, Snapshot};
@@ -113,9 +113,11 @@ impl TrainConfig {
             .flat_map(|&lr| self.norms.iter().map(move |&n| (lr, n)))
             .collect()
     }
+}
 
+impl Plan for TrainConfig {
     /// Check every field and every network before anything is allocated.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         distinct_numbers("lrs", &self.lrs)?;
         at_most_values("lrs", MAX_PANELS, &self.lrs)?;
         for &lr in &self.lrs {
@@ -168,15 +170,10 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Runs: learning rates x configurations.
-    pub fn n_runs(&self) -> usize {
-        self.lrs.len() * self.norms.len()
-    }
-
     /// One data set and its linear fit; per run training side by side, its network on the
     /// batch (evaluations run in chunks of the batch); per run, a few scalars, three losses
     /// per evaluation and two numbers per layer per diagnostic record.
-    pub fn footprint(&self) -> Footprint {
+    fn footprint(&self) -> Footprint {
         let parallel = crate::parallel::side_by_side(self.n_runs());
         let mut fp = self
             .data
@@ -213,6 +210,27 @@ impl TrainConfig {
             &["steps", "diag_every", "eval_every"],
         )
         .figures()
+    }
+
+    /// Work units [`run`] reports, in forward passes of one sample (see
+    /// [`train::FORWARD_BACKWARD`]): the reference fit, and per run every step and evaluation.
+    fn work_units(&self) -> u64 {
+        self.runs()
+            .iter()
+            .fold(reference_units(self), |acc, &(lr, _)| {
+                acc.saturating_add(
+                    self.settings(lr)
+                        .work_units(self.data.n_train, self.data.n_test),
+                )
+                .saturating_add(self.histogram_units())
+            })
+    }
+}
+
+impl TrainConfig {
+    /// Runs: learning rates x configurations.
+    pub fn n_runs(&self) -> usize {
+        self.lrs.len() * self.norms.len()
     }
 
     /// Work units of one run's histograms (in the units of [`train::step_units`]): per
@@ -697,20 +715,6 @@ pub fn reference_units(cfg: &TrainConfig) -> u64 {
     )
 }
 
-/// Work units [`run`] reports, in forward passes of one sample (see
-/// [`train::FORWARD_BACKWARD`]): the reference fit, and per run every step and evaluation.
-pub fn work_units(cfg: &TrainConfig) -> u64 {
-    cfg.runs()
-        .iter()
-        .fold(reference_units(cfg), |acc, &(lr, _)| {
-            acc.saturating_add(
-                cfg.settings(lr)
-                    .work_units(cfg.data.n_train, cfg.data.n_test),
-            )
-            .saturating_add(cfg.histogram_units())
-        })
-}
-
 /// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress(n)`
 /// is told of every `n` work units done ([`work_units`] in all).
 pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
@@ -1069,18 +1073,6 @@ impl Experiment for Train {
     type Report = TrainReport;
     const NAME: &'static str = "train";
     const STEM: &'static str = "train";
-
-    fn validate(cfg: &TrainConfig) -> Result<(), ConfigError> {
-        cfg.validate()
-    }
-
-    fn footprint(cfg: &TrainConfig) -> Footprint {
-        cfg.footprint()
-    }
-
-    fn work_units(cfg: &TrainConfig) -> u64 {
-        work_units(cfg)
-    }
 
     fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
         run(cfg, progress)

@@ -2,6 +2,8 @@
 //! differences, cross-entropy through whole networks (gradcheck), accuracy, the task spellings,
 //! training on the shipped digits, MNIST-format IDX directories end to end, and the refusals.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use std::io::Write;
@@ -216,7 +218,7 @@ fn on_digits_bn_trains_at_a_learning_rate_where_the_plain_net_diverges() {
         (cfg.data.n_train, cfg.data.n_test, cfg.data.loss),
         (1437, 360, Loss::Ce)
     );
-    Train::validate(&cfg).unwrap();
+    cfg.validate().unwrap();
     let report = Train::run(&cfg, &|_| {});
     let run = |norm: &str, lr: f64| {
         report

@@ -1,6 +1,8 @@
 //! The `bn-lab` binary end to end: files written, the diary's vanishing-gradient claim, non-finite
 //! results, determinism, and bad input.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use crate::common::{
@@ -457,7 +459,7 @@ fn gradcheck_refuses_oversized_checks_and_bad_tolerances_in_one_line() {
 /// deep configuration weighs in proportion; the run reports exactly that total.
 #[test]
 fn grad_norms_progress_adds_up_to_its_work_units() {
-    use bn_lab::experiment::grad_norms::{GradNorms, work_units};
+    use bn_lab::experiment::grad_norms::GradNorms;
     let cfg = match common::parse(&[
         "grad-norms",
         "--depth",
@@ -474,7 +476,7 @@ fn grad_norms_progress_adds_up_to_its_work_units() {
         }
         _ => unreachable!("a grad-norms command line"),
     };
-    assert_eq!(work_units(&cfg), 2 * 2 * (4 + 41));
+    assert_eq!(cfg.work_units(), 2 * 2 * (4 + 41));
     common::assert_progress_adds_up::<GradNorms>(&cfg, 41, "grad-norms");
 }
 

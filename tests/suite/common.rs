@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the binary, scratch directories.
 
+use bn_lab::experiment::Plan;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -380,15 +382,15 @@ pub fn counting_progress<R>(f: impl FnOnce(&(dyn Fn(u64) + Sync)) -> R) -> (R, V
 }
 
 /// Run experiment `E` on `cfg` through the library with a counting progress callback and check
-/// that the increments add up to exactly `E::work_units(cfg)` (so a bar always completes and
+/// that the increments add up to exactly `cfg.work_units()` (so a bar always completes and
 /// never overshoots) and that no increment is larger than `max_step` (so the bar moves).
 pub fn assert_progress_adds_up<E: bn_lab::experiment::Experiment>(
     cfg: &E::Config,
     max_step: u64,
     what: &str,
 ) -> E::Report {
-    E::validate(cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let total = E::work_units(cfg);
+    cfg.validate().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let total = cfg.work_units();
     let (report, seen) = counting_progress(|p| E::run(cfg, p));
     assert_eq!(seen.iter().sum::<u64>(), total, "{what}: {seen:?}");
     let largest = seen.iter().copied().max().unwrap_or(0);
@@ -406,7 +408,7 @@ pub fn assert_figures_clear<E: bn_lab::plot::Figures>(
     cfg: &E::Config,
     what: &str,
 ) -> (E::Report, Vec<(String, bn_lab::plot::Layout)>) {
-    E::validate(cfg).unwrap_or_else(|e| panic!("{what}: {e}"));
+    cfg.validate().unwrap_or_else(|e| panic!("{what}: {e}"));
     let report = E::run(cfg, &|_| {});
     let mut layouts = Vec::new();
     for (i, fig) in E::figures_for(cfg).into_iter().enumerate() {

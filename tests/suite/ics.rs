@@ -1,5 +1,7 @@
 //! `bn-lab ics`: the measure on cases with a known answer, and the command end to end.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use crate::common::{
@@ -177,15 +179,15 @@ fn ics_config(args: &[&str]) -> bn_lab::experiment::ics::IcsConfig {
 /// diverge at once.
 #[test]
 fn ics_progress_adds_up_to_its_work_units() {
-    use bn_lab::experiment::ics::{Ics, measure_units, work_units};
+    use bn_lab::experiment::ics::{Ics, measure_units};
     let mut single = TINY_ICS.to_vec();
     single.extend(["--sweep-lr", "none"]);
     let cfg = ics_config(&single);
     assert_eq!(measure_units(&cfg), 3 * 3 * 8);
-    assert_eq!(work_units(&cfg), 2 * (12 * 24 + 3 * 72 + 16));
+    assert_eq!(cfg.work_units(), 2 * (12 * 24 + 3 * 72 + 16));
     // The default sweep trains both arms again at three more learning rates.
     let cfg = ics_config(&TINY_ICS[..]);
-    assert_eq!(work_units(&cfg), 4 * 2 * (12 * 24 + 3 * 72 + 16));
+    assert_eq!(cfg.work_units(), 4 * 2 * (12 * 24 + 3 * 72 + 16));
     let r = common::assert_progress_adds_up::<Ics>(&cfg, measure_units(&cfg), "ics");
     assert!(r.arms.iter().all(|a| a.run.diverged_at.is_none()));
     let cfg = ics_config(&common::with_flag(&TINY_ICS[..], "--lr", "1e10"));

@@ -1,6 +1,8 @@
 //! `bn-lab landscape`: the measures on cases with a closed-form answer, probes leaving the
 //! training run untouched, and the command end to end.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use crate::common::{
@@ -426,19 +428,17 @@ fn landscape_config(args: &[&str]) -> LandscapeConfig {
 /// is reported row by row so the bar moves during it. A diverged arm counts the slice it skips.
 #[test]
 fn landscape_progress_adds_up_to_its_work_units_and_moves_during_the_slice() {
-    use bn_lab::experiment::landscape::{
-        Landscape, probe_units, slice_row_units, slice_units, work_units,
-    };
+    use bn_lab::experiment::landscape::{Landscape, probe_units, slice_row_units, slice_units};
     let cfg = landscape_config(&TINY_LANDSCAPE[..]);
     assert_eq!(probe_units(&cfg), 8 * 3 * 8);
     assert_eq!(slice_row_units(&cfg), 5 * 16);
     assert_eq!(slice_units(&cfg), 25 * 16 + 16);
     assert_eq!(
-        work_units(&cfg),
+        cfg.work_units(),
         2 * (12 * 24 + 3 * probe_units(&cfg) + 16 + slice_units(&cfg))
     );
     let (report, seen) = common::counting_progress(|p| landscape::run(&cfg, p));
-    assert_eq!(seen.iter().sum::<u64>(), work_units(&cfg));
+    assert_eq!(seen.iter().sum::<u64>(), cfg.work_units());
     assert!(report.arms.iter().all(|a| a.slice.is_some()));
     let rows = seen.iter().filter(|&&n| n == slice_row_units(&cfg)).count();
     assert_eq!(rows, 2 * 5, "one increment per slice row and arm: {seen:?}");
@@ -446,7 +446,7 @@ fn landscape_progress_adds_up_to_its_work_units_and_moves_during_the_slice() {
 
     // The grid that ran ten minutes behind an "eta 4s" bar: the slice is now nearly all of it.
     let big = landscape_config(&["landscape", "--slice-grid", "401", "--steps", "400"]);
-    let slice_share = (2 * slice_units(&big)) as f64 / work_units(&big) as f64;
+    let slice_share = (2 * slice_units(&big)) as f64 / big.work_units() as f64;
     assert!(slice_share > 0.99, "{slice_share}");
 
     let cfg = landscape_config(&common::with_flag(&TINY_LANDSCAPE[..], "--lr", "1e10"));

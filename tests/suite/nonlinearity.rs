@@ -2,6 +2,7 @@
 //! known answer, determinism, and bad flags refused.
 
 use crate::common;
+use bn_lab::experiment::Plan;
 
 use crate::common::{
     TINY_NONLINEARITY, assert_refused, assert_schema, bn_lab as run, num, scratch_dir as scratch,

@@ -3,6 +3,8 @@
 //! declared units, its figures are laid out clear, and a bad `--out` is refused naming the flag
 //! with nothing written. A new experiment is covered here by its registration line alone.
 
+use bn_lab::experiment::Plan;
+
 use crate::common::{self, bn_lab, bn_lab_ok, json, scratch_dir};
 use bn_lab::commands::VisitConfig;
 use bn_lab::experiment::load_config;
@@ -32,7 +34,7 @@ impl VisitConfig for Checks<'_> {
         let mut written = json(&dir.join(format!("{}.json", E::STEM)));
         let recorded: E::Config =
             load_config(&written["config"]).expect("the recorded config loads");
-        E::validate(&recorded).expect("the recorded config is valid");
+        recorded.validate().expect("the recorded config is valid");
         // The progress callback adds up to the declared units, whatever the experiment.
         let report = common::assert_progress_adds_up::<E>(&recorded, u64::MAX, self.name);
         let mut again = serde_json::to_value(&report).unwrap();
@@ -47,7 +49,7 @@ impl VisitConfig for Checks<'_> {
             self.name
         );
         // The config the flags describe is the one recorded, but for what the run resolved.
-        assert!(E::validate(&cfg).is_ok(), "{}", self.name);
+        assert!(cfg.validate().is_ok(), "{}", self.name);
         common::assert_figures_clear::<E>(&cfg, self.name);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
@@ -105,8 +107,8 @@ fn every_quick_run_declares_a_small_footprint() {
     impl VisitConfig for Footprint<'_> {
         type Output = f64;
         fn visit<E: Figures>(&mut self, cfg: E::Config, _: Renames) -> anyhow::Result<f64> {
-            E::validate(&cfg).unwrap_or_else(|e| panic!("{}: {e}", self.0));
-            Ok(E::footprint(&cfg).total() - bn_lab::limits::figures_bytes())
+            cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", self.0));
+            Ok(cfg.footprint().total() - bn_lab::limits::figures_bytes())
         }
     }
     for &(name, quick) in bn_lab::cli::QUICK_RUNS {

@@ -2,6 +2,8 @@
 //! for every command that writes a JSON (`gradcheck` and `bench` write none: bench's only
 //! numbers are timings).
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use crate::common::{bn_lab_ok, json, scratch_dir};
@@ -24,7 +26,7 @@ fn rerun_gives_the_same_report<E: Experiment>(args: &[&str], name: &str) {
     bn_lab_ok(args, &dir);
     let mut written = json(&dir.join(format!("{}.json", E::STEM)));
     let cfg: E::Config = load_config(&written["config"]).expect("the recorded config loads");
-    E::validate(&cfg).expect("the recorded config is valid");
+    cfg.validate().expect("the recorded config is valid");
     let mut again = serde_json::to_value(E::run(&cfg, &|_| {})).unwrap();
     for v in [&mut written, &mut again] {
         if let Value::Object(m) = v {

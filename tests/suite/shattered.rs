@@ -3,6 +3,8 @@
 //! frozen BN statistics reproduce the train-mode forward, bad values are refused, and a tiny
 //! run end to end through the binary.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use crate::common::{assert_refused, bn_lab_ok, json, num, scratch_dir};
@@ -397,7 +399,7 @@ fn layer_norm_does_not_shatter_the_feedforward_gradient_as_batch_norm_does() {
             "--seeds",
             "4",
         ]);
-        Shattered::validate(&cfg).unwrap();
+        cfg.validate().unwrap();
         let report = Shattered::run(&cfg, &|_| {});
         (report.arms[0].lag1_correlation.0, report.mean_noise_band)
     };

@@ -1,6 +1,8 @@
 //! `bn-lab noisy-bn` and `bn-lab input-shift`: known answers of the measures, zero noise equal
 //! to BN bit for bit, the verdicts read from the numbers, and the commands end to end.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use crate::common::{
@@ -268,7 +270,7 @@ fn runs_are_deterministic_per_seed() {
 #[test]
 fn progress_adds_up() {
     let cfg = noisy_cfg(&TINY_NOISY[..]);
-    assert_progress_adds_up::<NoisyBn>(&cfg, NoisyBn::work_units(&cfg) / 4, "noisy-bn");
+    assert_progress_adds_up::<NoisyBn>(&cfg, cfg.work_units() / 4, "noisy-bn");
 }
 
 #[test]

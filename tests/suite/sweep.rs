@@ -2,6 +2,8 @@
 //! thread count, bad input refused in one line, and a plan run point by point and collected
 //! giving exactly the local sweep's numbers.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use std::path::Path;
@@ -116,10 +118,7 @@ fn points_run_values_then_arms_then_seeds_and_means_follow() {
     let l = (r.points[0].final_test_loss.unwrap().0 + r.points[1].final_test_loss.unwrap().0) / 2.0;
     assert_eq!(m.final_test_loss.unwrap().0, l, "arithmetic mean");
     let (_, seen) = common::counting_progress(|p| bn_lab::experiment::sweep::run(&c, p));
-    assert_eq!(
-        seen.iter().sum::<u64>(),
-        bn_lab::experiment::sweep::work_units(&c)
-    );
+    assert_eq!(seen.iter().sum::<u64>(), c.work_units());
 }
 
 #[test]

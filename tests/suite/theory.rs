@@ -2,6 +2,7 @@
 //! `grad-norms` records, and measured runs at width 1024 within 2% of the prediction.
 
 use crate::common;
+use bn_lab::experiment::Plan;
 
 use crate::common::{assert_refused, assert_schema, bn_lab_ok, json, num, scratch_dir};
 use bn_lab::config::{Activation, Init, Normaliser, Placement};

@@ -2,6 +2,8 @@
 //! the loss, divergence recorded instead of a crash, determinism, the diagnostics computed two
 //! ways, and bad flags refused.
 
+use bn_lab::experiment::Plan;
+
 use crate::common;
 
 use crate::common::{
@@ -438,7 +440,7 @@ fn train_progress_adds_up_to_its_work_units() {
     assert_eq!(s.evaluations(), 4);
     assert_eq!(s.work_units(64, 32), 30 * 3 * 8 + 4 * 96);
     assert_eq!(
-        <Train as bn_lab::experiment::Experiment>::work_units(&cfg),
+        cfg.work_units(),
         reference_units(&cfg) + 4 * s.work_units(64, 32)
     );
     let r = assert_progress_adds_up::<Train>(&cfg, reference_units(&cfg).max(96), "train");
