@@ -5,6 +5,8 @@
 //!
 //! One test in this file: the allocator counts the whole process.
 
+#![warn(clippy::too_many_lines)] // as in src/: no test function over 100 lines either
+
 use bn_lab::experiment::Plan;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -30,6 +30,8 @@
 //!
 //! One test per file: the allocator is the whole process's.
 
+#![warn(clippy::too_many_lines)] // as in src/: no test function over 100 lines either
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,6 +3,8 @@
 //! child's `exec`), so it is the child's only when the test process is small, and the suite's
 //! process holds hundreds of MiB while its tests run.
 
+#![warn(clippy::too_many_lines)] // as in src/: no test function over 100 lines either
+
 #[path = "suite/idx_files.rs"]
 mod idx_files;
 

@@ -12,6 +12,8 @@
 //! - each scratch directory ([`common::scratch`], [`common::scratch_dir`]) belongs to one test:
 //!   a name that two tests ask for fails the second with both names.
 
+#![warn(clippy::too_many_lines)] // as in src/: no test function over 100 lines either
+
 mod common;
 
 mod bad_input;

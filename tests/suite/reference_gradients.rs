@@ -75,6 +75,145 @@ fn row(v: &Array1<f64>) -> ndarray::ArrayView2<'_, f64> {
     v.view().insert_axis(Axis(0))
 }
 
+/// One block's forward values the backward needs.
+struct Fwd {
+    z: Array2<f64>,
+    x_hat: Array2<f64>,
+    y: Array2<f64>,
+    /// `(1, width)` for BatchNorm, `(batch, 1)` for LayerNorm (broadcast against `x_hat`).
+    inv_std: Array2<f64>,
+}
+
+/// A BatchNorm block's running mean and variance (LayerNorm blocks carry BN's unused pair).
+type Running = Option<(Array1<f64>, Array1<f64>)>;
+
+/// One block's forward: `(branch, cache, activation input, running statistics after it)`.
+type BlockForward = (Array2<f64>, Fwd, Array2<f64>, Running);
+
+/// The normaliser's mean and variance of `input` and the running statistics after the pass:
+/// LayerNorm over each row in both modes (running statistics untouched), BatchNorm over the
+/// batch in train mode (running statistics updated with the unbiased variance), BatchNorm's
+/// running statistics in eval mode.
+fn norm_stats(
+    bc: &NormConfig,
+    blk: &RefBlock,
+    input: &Array2<f64>,
+    mode: Mode,
+) -> (Array2<f64>, Array2<f64>, Running) {
+    let n = input.nrows() as f64;
+    let (rm, rv) = blk.running.clone().expect("BN block");
+    match mode {
+        _ if bc.kind == NormKind::Layer => {
+            let mean = input.mean_axis(Axis(1)).unwrap().insert_axis(Axis(1));
+            let var = (input - &mean)
+                .mapv(|v| v * v)
+                .mean_axis(Axis(1))
+                .unwrap()
+                .insert_axis(Axis(1));
+            (mean, var, Some((rm, rv)))
+        }
+        Mode::Train => {
+            let mean = input.mean_axis(Axis(0)).unwrap();
+            let var = (input - &row(&mean))
+                .mapv(|v| v * v)
+                .mean_axis(Axis(0))
+                .unwrap();
+            let m = bc.momentum;
+            let running = (
+                &rm * (1.0 - m) + &mean * m,
+                &rv * (1.0 - m) + &var * (m * n / (n - 1.0)),
+            );
+            (row(&mean).to_owned(), row(&var).to_owned(), Some(running))
+        }
+        Mode::Eval => (row(&rm).to_owned(), row(&rv).to_owned(), Some((rm, rv))),
+    }
+}
+
+/// One block's branch from its pre-activation `z = h W + b`.
+fn block_forward(cfg: &NetConfig, blk: &RefBlock, z: Array2<f64>, mode: Mode) -> BlockForward {
+    let Some(bc) = cfg.norm else {
+        let a = z.mapv(|v| act(cfg.act, v));
+        let empty = || Array2::zeros((0, 0));
+        let f = Fwd {
+            z: z.clone(),
+            x_hat: empty(),
+            y: empty(),
+            inv_std: empty(),
+        };
+        return (a, f, z, None);
+    };
+    let pre_input = match bc.placement {
+        Placement::Pre => z.clone(),
+        Placement::Post => z.mapv(|v| act(cfg.act, v)),
+    };
+    let (mean, var, running) = norm_stats(&bc, blk, &pre_input, mode);
+    let inv_std = var.mapv(|v| 1.0 / (v + bc.eps).sqrt());
+    let x_hat = (&pre_input - &mean) * &inv_std;
+    let yb = match (&blk.gamma, &blk.beta) {
+        (Some(g), Some(b)) => &x_hat * &row(g) + &row(b),
+        _ => x_hat.clone(),
+    };
+    let (branch, act_in) = match bc.placement {
+        Placement::Pre => (yb.mapv(|v| act(cfg.act, v)), yb.clone()),
+        Placement::Post => (yb.clone(), z.clone()),
+    };
+    let f = Fwd {
+        z,
+        x_hat,
+        y: yb,
+        inv_std,
+    };
+    (branch, f, act_in, running)
+}
+
+/// `(dL/dgamma, dL/dbeta)` of a block with scale/shift.
+type ScaleShiftGrads = Option<(Array1<f64>, Array1<f64>)>;
+
+/// `dL/dz` of one block from `dL/d(branch)`, and with scale/shift `(dL/dgamma, dL/dbeta)`.
+fn block_backward(
+    cfg: &NetConfig,
+    blk: &RefBlock,
+    f: &Fwd,
+    dbranch: Array2<f64>,
+    mode: Mode,
+) -> (Array2<f64>, ScaleShiftGrads) {
+    let Some(bc) = cfg.norm else {
+        return (&dbranch * &f.z.mapv(|v| act_grad(cfg.act, v)), None);
+    };
+    let n = dbranch.nrows() as f64;
+    let dy = match bc.placement {
+        Placement::Pre => &dbranch * &f.y.mapv(|v| act_grad(cfg.act, v)),
+        Placement::Post => dbranch,
+    };
+    let bn_grads = blk
+        .gamma
+        .as_ref()
+        .map(|_| ((&dy * &f.x_hat).sum_axis(Axis(0)), dy.sum_axis(Axis(0))));
+    let dxh = match &blk.gamma {
+        Some(g) => &dy * &row(g),
+        None => dy,
+    };
+    let d_in = match mode {
+        _ if bc.kind == NormKind::Layer => {
+            let c = dxh.ncols() as f64;
+            let s = dxh.sum_axis(Axis(1)).insert_axis(Axis(1));
+            let sx = (&dxh * &f.x_hat).sum_axis(Axis(1)).insert_axis(Axis(1));
+            (&dxh * c - &s - &(&f.x_hat * &sx)) * &f.inv_std / c
+        }
+        Mode::Train => {
+            let s = dxh.sum_axis(Axis(0));
+            let sx = (&dxh * &f.x_hat).sum_axis(Axis(0));
+            (&dxh * n - &row(&s) - &(&f.x_hat * &row(&sx))) * &f.inv_std / n
+        }
+        Mode::Eval => &dxh * &f.inv_std,
+    };
+    let dz = match bc.placement {
+        Placement::Pre => d_in,
+        Placement::Post => &d_in * &f.z.mapv(|v| act_grad(cfg.act, v)),
+    };
+    (dz, bn_grads)
+}
+
 fn reference(
     cfg: &NetConfig,
     blocks: &[RefBlock],
@@ -84,15 +223,7 @@ fn reference(
     mode: Mode,
 ) -> RefResult {
     let n = x.nrows() as f64;
-    let bn = cfg.norm;
     // Forward, keeping what the backward needs.
-    struct Fwd {
-        z: Array2<f64>,
-        x_hat: Array2<f64>,
-        y: Array2<f64>,
-        /// `(1, width)` for BatchNorm, `(batch, 1)` for LayerNorm (broadcast against `x_hat`).
-        inv_std: Array2<f64>,
-    }
     let mut h = x.clone();
     let mut hs = vec![h.clone()];
     let mut fwd = Vec::new();
@@ -100,83 +231,9 @@ fn reference(
     let mut running = Vec::new();
     for blk in blocks {
         let z = h.dot(&blk.w) + &row(&blk.b);
-        let (branch, f) = match bn {
-            None => {
-                act_input.push(z.clone());
-                let a = z.mapv(|v| act(cfg.act, v));
-                running.push(None);
-                let f = Fwd {
-                    z,
-                    x_hat: Array2::zeros((0, 0)),
-                    y: Array2::zeros((0, 0)),
-                    inv_std: Array2::zeros((0, 0)),
-                };
-                (a, f)
-            }
-            Some(bc) => {
-                let pre_input = match bc.placement {
-                    Placement::Pre => z.clone(),
-                    Placement::Post => z.mapv(|v| act(cfg.act, v)),
-                };
-                let (rm, rv) = blk.running.clone().expect("BN block");
-                let layer = bc.kind == NormKind::Layer;
-                let (mean, var) = match mode {
-                    // LayerNorm: each row over its units, in both modes; no running statistics.
-                    _ if layer => {
-                        let mean = pre_input.mean_axis(Axis(1)).unwrap().insert_axis(Axis(1));
-                        let var = (&pre_input - &mean)
-                            .mapv(|v| v * v)
-                            .mean_axis(Axis(1))
-                            .unwrap()
-                            .insert_axis(Axis(1));
-                        running.push(Some((rm.clone(), rv.clone())));
-                        (mean, var)
-                    }
-                    Mode::Train => {
-                        let mean = pre_input.mean_axis(Axis(0)).unwrap();
-                        let var = (&pre_input - &row(&mean))
-                            .mapv(|v| v * v)
-                            .mean_axis(Axis(0))
-                            .unwrap();
-                        let m = bc.momentum;
-                        running.push(Some((
-                            &rm * (1.0 - m) + &mean * m,
-                            &rv * (1.0 - m) + &var * (m * n / (n - 1.0)),
-                        )));
-                        (row(&mean).to_owned(), row(&var).to_owned())
-                    }
-                    Mode::Eval => {
-                        running.push(Some((rm.clone(), rv.clone())));
-                        (row(&rm).to_owned(), row(&rv).to_owned())
-                    }
-                };
-                let inv_std = var.mapv(|v| 1.0 / (v + bc.eps).sqrt());
-                let x_hat = (&pre_input - &mean) * &inv_std;
-                let yb = match (&blk.gamma, &blk.beta) {
-                    (Some(g), Some(b)) => &x_hat * &row(g) + &row(b),
-                    _ => x_hat.clone(),
-                };
-                let branch = match bc.placement {
-                    Placement::Pre => {
-                        act_input.push(yb.clone());
-                        yb.mapv(|v| act(cfg.act, v))
-                    }
-                    Placement::Post => {
-                        act_input.push(z.clone());
-                        yb.clone()
-                    }
-                };
-                (
-                    branch,
-                    Fwd {
-                        z,
-                        x_hat,
-                        y: yb,
-                        inv_std,
-                    },
-                )
-            }
-        };
+        let (branch, f, act_in, run) = block_forward(cfg, blk, z, mode);
+        act_input.push(act_in);
+        running.push(run);
         h = if blk.skip {
             &h + &(&branch * blk.scale)
         } else {
@@ -189,7 +246,6 @@ fn reference(
 
     // Backward of L = 1/(2N) sum (o - y)^2.
     let d_o = (&o - y) / n;
-    let mut grads_rev: Vec<Array2<f64>> = Vec::new();
     let d_wout = h.t().dot(&d_o);
     let d_bout = d_o.sum_axis(Axis(0)).insert_axis(Axis(0));
     let mut dh = d_o.dot(&out.0.t());
@@ -203,41 +259,7 @@ fn reference(
         } else {
             dh.clone()
         };
-        let mut bn_grads = None;
-        let dz = match bn {
-            None => &dbranch * &f.z.mapv(|v| act_grad(cfg.act, v)),
-            Some(bc) => {
-                let dy = match bc.placement {
-                    Placement::Pre => &dbranch * &f.y.mapv(|v| act_grad(cfg.act, v)),
-                    Placement::Post => dbranch.clone(),
-                };
-                if blk.gamma.is_some() {
-                    bn_grads = Some(((&dy * &f.x_hat).sum_axis(Axis(0)), dy.sum_axis(Axis(0))));
-                }
-                let dxh = match &blk.gamma {
-                    Some(g) => &dy * &row(g),
-                    None => dy,
-                };
-                let d_in = match mode {
-                    _ if bc.kind == NormKind::Layer => {
-                        let c = dxh.ncols() as f64;
-                        let s = dxh.sum_axis(Axis(1)).insert_axis(Axis(1));
-                        let sx = (&dxh * &f.x_hat).sum_axis(Axis(1)).insert_axis(Axis(1));
-                        (&dxh * c - &s - &(&f.x_hat * &sx)) * &f.inv_std / c
-                    }
-                    Mode::Train => {
-                        let s = dxh.sum_axis(Axis(0));
-                        let sx = (&dxh * &f.x_hat).sum_axis(Axis(0));
-                        (&dxh * n - &row(&s) - &(&f.x_hat * &row(&sx))) * &f.inv_std / n
-                    }
-                    Mode::Eval => &dxh * &f.inv_std,
-                };
-                match bc.placement {
-                    Placement::Pre => d_in,
-                    Placement::Post => &d_in * &f.z.mapv(|v| act_grad(cfg.act, v)),
-                }
-            }
-        };
+        let (dz, bn_grads) = block_backward(cfg, blk, f, dbranch, mode);
         let dw = hs[l].t().dot(&dz);
         let db = dz.sum_axis(Axis(0));
         let mut dprev = dz.dot(&blk.w.t());
@@ -248,21 +270,22 @@ fn reference(
         dh = dprev;
     }
     per_block.reverse();
+    let mut grads = Vec::new();
     for (dw, db, bn_grads) in per_block {
-        grads_rev.push(dw);
-        grads_rev.push(db.insert_axis(Axis(0)));
+        grads.push(dw);
+        grads.push(db.insert_axis(Axis(0)));
         if let Some((dg, dbeta)) = bn_grads {
-            grads_rev.push(dg.insert_axis(Axis(0)));
-            grads_rev.push(dbeta.insert_axis(Axis(0)));
+            grads.push(dg.insert_axis(Axis(0)));
+            grads.push(dbeta.insert_axis(Axis(0)));
         }
     }
-    grads_rev.push(d_wout);
-    grads_rev.push(d_bout);
+    grads.push(d_wout);
+    grads.push(d_bout);
     RefResult {
         o,
         hidden: hs,
         act_input,
-        grads: grads_rev,
+        grads,
         dx: dh,
         signal,
         running,

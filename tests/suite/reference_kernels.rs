@@ -627,6 +627,95 @@ fn reference_block(
     }
 }
 
+/// One case of the fused BatchNorm backward against the reference: pass 1 (`dy`, its column
+/// sums, the identity path's copy) and pass 2 (`dz`, `db`).
+fn check_bn_backward_case(
+    worst: &mut Worst,
+    (act, affine, placement, skip): (Activation, bool, Placement, bool),
+    z: &Array2<f64>,
+    dh: &Array2<f64>,
+) {
+    let n = BATCH as f64;
+    let at = |what: &str| format!("{act}, affine {affine}, {placement}, skip {skip}: {what}");
+    let ss = scale_shift(affine, 72);
+    let RefBlock {
+        a,
+        bn,
+        dy: dy_ref,
+        grads,
+        dz: dz_ref,
+    } = reference_block(act, placement, z, dh, &ss);
+
+    // Pass 1: dy and its column sums.
+    let (pre_act, post_act) = match placement {
+        Placement::Pre => (Some((act, a.view())), None),
+        Placement::Post => (None, Some((act, a.view()))),
+    };
+    let mut d = Array2::zeros((BATCH, WIDTH));
+    let (mut s_dy, mut s_dyx, mut sq) = (vec![0.0; WIDTH], vec![0.0; WIDTH], vec![0.0; WIDTH]);
+    let mut copy = Array2::zeros((BATCH, WIDTH));
+    let copy_out = skip.then(|| copy.view_mut());
+    let sums = ops::BnSums {
+        s_dy: &mut s_dy,
+        s_dyx: &mut s_dyx,
+        sq: &mut sq,
+    };
+    ops::bn_backward_sums(
+        pre_act,
+        dh.view(),
+        bn.x_hat.view(),
+        d.view_mut(),
+        sums,
+        copy_out,
+    );
+    worst.check(&at("dy"), &d, &dy_ref, 0.0);
+    worst.check(
+        &at("sum_i dh^2"),
+        &arr(&sq),
+        &dh.mapv(|v| v * v).sum_axis(Axis(0)),
+        0.0,
+    );
+    if skip {
+        assert_eq!(&copy, dh, "{}", at("the identity path copies dh"));
+    }
+    if affine {
+        // The model reads dgamma and dbeta straight off the two sums.
+        worst.check(
+            &at("dgamma"),
+            &arr(&s_dyx),
+            grads.dgamma.as_ref().expect("affine"),
+            0.0,
+        );
+        worst.check(
+            &at("dbeta"),
+            &arr(&s_dy),
+            grads.dbeta.as_ref().expect("affine"),
+            0.0,
+        );
+    }
+
+    // Pass 2, with the coefficients the model forms between the passes.
+    let (gamma, _) = fused_scale_shift(&ss);
+    let k: Vec<f64> = gamma.iter().zip(&bn.inv_std).map(|(g, s)| g * s).collect();
+    let m_dy: Vec<f64> = s_dy.iter().map(|s| s / n).collect();
+    let m_dyx: Vec<f64> = s_dyx.iter().map(|s| s / n).collect();
+    let mut db = vec![0.0; WIDTH];
+    let coeffs = ops::BnGradCoeffs {
+        k: &k,
+        m_dy: &m_dy,
+        m_dyx: &m_dyx,
+        batch_stats: true,
+    };
+    ops::bn_backward_apply(d.view_mut(), bn.x_hat.view(), coeffs, post_act, &mut db);
+    worst.check(&at("dz"), &d, &dz_ref, 0.0);
+    worst.check(
+        &at("db = sum_i dz"),
+        &arr(&db),
+        &dz_ref.sum_axis(Axis(0)),
+        norm(&dz_ref),
+    );
+}
+
 #[test]
 fn bn_backward_passes_match_reference_for_both_placements_with_and_without_affine() {
     let mut worst = Worst::new(
@@ -635,98 +724,11 @@ fn bn_backward_passes_match_reference_for_both_placements_with_and_without_affin
     );
     let z = randn(70, (BATCH, WIDTH)) * 2.0 + 0.5;
     let dh = randn(71, (BATCH, WIDTH));
-    let n = BATCH as f64;
     for act in Activation::ALL {
         for affine in [false, true] {
             for placement in [Placement::Pre, Placement::Post] {
                 for skip in [false, true] {
-                    let at = |what: &str| {
-                        format!("{act}, affine {affine}, {placement}, skip {skip}: {what}")
-                    };
-                    let ss = scale_shift(affine, 72);
-                    let RefBlock {
-                        a,
-                        bn,
-                        dy: dy_ref,
-                        grads,
-                        dz: dz_ref,
-                    } = reference_block(act, placement, &z, &dh, &ss);
-
-                    // Pass 1: dy and its column sums.
-                    let (pre_act, post_act) = match placement {
-                        Placement::Pre => (Some((act, a.view())), None),
-                        Placement::Post => (None, Some((act, a.view()))),
-                    };
-                    let mut d = Array2::zeros((BATCH, WIDTH));
-                    let (mut s_dy, mut s_dyx, mut sq) =
-                        (vec![0.0; WIDTH], vec![0.0; WIDTH], vec![0.0; WIDTH]);
-                    let mut copy = Array2::zeros((BATCH, WIDTH));
-                    let copy_out = skip.then(|| copy.view_mut());
-                    let sums = ops::BnSums {
-                        s_dy: &mut s_dy,
-                        s_dyx: &mut s_dyx,
-                        sq: &mut sq,
-                    };
-                    ops::bn_backward_sums(
-                        pre_act,
-                        dh.view(),
-                        bn.x_hat.view(),
-                        d.view_mut(),
-                        sums,
-                        copy_out,
-                    );
-                    worst.check(&at("dy"), &d, &dy_ref, 0.0);
-                    worst.check(
-                        &at("sum_i dh^2"),
-                        &arr(&sq),
-                        &dh.mapv(|v| v * v).sum_axis(Axis(0)),
-                        0.0,
-                    );
-                    if skip {
-                        assert_eq!(copy, dh, "{}", at("the identity path copies dh"));
-                    }
-                    if affine {
-                        // The model reads dgamma and dbeta straight off the two sums.
-                        worst.check(
-                            &at("dgamma"),
-                            &arr(&s_dyx),
-                            grads.dgamma.as_ref().expect("affine"),
-                            0.0,
-                        );
-                        worst.check(
-                            &at("dbeta"),
-                            &arr(&s_dy),
-                            grads.dbeta.as_ref().expect("affine"),
-                            0.0,
-                        );
-                    }
-
-                    // Pass 2, with the coefficients the model forms between the passes.
-                    let (gamma, _) = fused_scale_shift(&ss);
-                    let k: Vec<f64> = gamma.iter().zip(&bn.inv_std).map(|(g, s)| g * s).collect();
-                    let m_dy: Vec<f64> = s_dy.iter().map(|s| s / n).collect();
-                    let m_dyx: Vec<f64> = s_dyx.iter().map(|s| s / n).collect();
-                    let mut db = vec![0.0; WIDTH];
-                    let coeffs = ops::BnGradCoeffs {
-                        k: &k,
-                        m_dy: &m_dy,
-                        m_dyx: &m_dyx,
-                        batch_stats: true,
-                    };
-                    ops::bn_backward_apply(
-                        d.view_mut(),
-                        bn.x_hat.view(),
-                        coeffs,
-                        post_act,
-                        &mut db,
-                    );
-                    worst.check(&at("dz"), &d, &dz_ref, 0.0);
-                    worst.check(
-                        &at("db = sum_i dz"),
-                        &arr(&db),
-                        &dz_ref.sum_axis(Axis(0)),
-                        norm(&dz_ref),
-                    );
+                    check_bn_backward_case(&mut worst, (act, affine, placement, skip), &z, &dh);
                 }
             }
         }
@@ -1005,6 +1007,162 @@ fn layernorm_pair_matches_finite_differences_with_and_without_affine() {
     worst.report();
 }
 
+/// The reference LayerNorm block's branch, forward and backward from `dh`: `act(LN(z))` (pre)
+/// or `LN(act(z))` (post).
+struct LnRef {
+    branch: Array2<f64>,
+    a: Array2<f64>,
+    x_hat: Array2<f64>,
+    dy: Array2<f64>,
+    dz: Array2<f64>,
+    grads: r::BatchNormGrads,
+}
+
+fn ln_reference(
+    act: Activation,
+    placement: Placement,
+    z: &Array2<f64>,
+    dh: &Array2<f64>,
+    ss: &Option<(Array1<f64>, Array1<f64>)>,
+) -> LnRef {
+    match placement {
+        Placement::Pre => {
+            let (y, ln) = r::layernorm_forward(z.view(), views(ss), EPS);
+            let (a, ac) = r::activation_forward(act, y.view());
+            let dy = r::activation_backward(dh.view(), &ac);
+            let g = r::layernorm_backward(dy.view(), &ln);
+            LnRef {
+                branch: a.clone(),
+                a,
+                x_hat: ln.x_hat,
+                dy,
+                dz: g.dx.clone(),
+                grads: g,
+            }
+        }
+        Placement::Post => {
+            let (a, ac) = r::activation_forward(act, z.view());
+            let (y, ln) = r::layernorm_forward(a.view(), views(ss), EPS);
+            let g = r::layernorm_backward(dh.view(), &ln);
+            let dz = r::activation_backward(g.dx.view(), &ac);
+            LnRef {
+                branch: y,
+                a,
+                x_hat: ln.x_hat,
+                dy: dh.clone(),
+                dz,
+                grads: g,
+            }
+        }
+    }
+}
+
+/// One case of the fused LayerNorm kernels against [`ln_reference`]: the forward (`h`, `x_hat`,
+/// `a`), then the backward (`dy`, `dgamma`, `dbeta`, `dz`, `db`).
+fn check_ln_case(
+    worst: &mut Worst,
+    (act, affine, placement, skip): (Activation, bool, Placement, bool),
+    (h_in, w, b): (&Array2<f64>, &Array2<f64>, &Array1<f64>),
+    dh: &Array2<f64>,
+) {
+    let at = |what: &str| format!("{act}, affine {affine}, {placement}, skip {skip}: {what}");
+    let ss = scale_shift(affine, 94);
+    let (gamma, beta) = fused_scale_shift(&ss);
+    let gamma_beta = ops::Affine {
+        gamma: &gamma,
+        beta: &beta,
+    };
+    let (z, _) = r::linear_forward(h_in.view(), w.view(), b.view());
+    let LnRef {
+        branch,
+        a: a_ref,
+        x_hat: x_hat_ref,
+        dy: dy_ref,
+        dz: dz_ref,
+        grads: ln_grads,
+    } = ln_reference(act, placement, &z, dh, &ss);
+    let h_ref = if skip {
+        h_in + &(&branch * SKIP_SCALE)
+    } else {
+        branch.clone()
+    };
+
+    // Fused forward.
+    let (mut mean, mut inv_std) = (vec![0.0; BATCH], vec![0.0; BATCH]);
+    let mut a = Array2::zeros((BATCH, WIDTH));
+    let mut x_hat = Array2::zeros((BATCH, WIDTH));
+    let mut h = Array2::zeros((BATCH, WIDTH));
+    match placement {
+        Placement::Pre => {
+            x_hat.assign(&h_in.dot(w));
+            ops::ln_pre_forward(
+                act,
+                x_hat.view_mut(),
+                a.view_mut(),
+                b.as_slice().unwrap(),
+                gamma_beta,
+                row_stats(&mut mean, &mut inv_std),
+                skip.then(|| residual(h_in, &mut h)),
+            );
+            if skip {
+                worst.check(&at("h"), &h, &h_ref, 0.0);
+            }
+        }
+        Placement::Post => {
+            a.assign(&z.mapv(|v| r::activation(act, v)));
+            ops::ln_post_forward(
+                a.view(),
+                x_hat.view_mut(),
+                gamma_beta,
+                row_stats(&mut mean, &mut inv_std),
+                Some(hidden_out(h_in, &mut h, skip)),
+            );
+            worst.check(&at("h"), &h, &h_ref, 0.0);
+        }
+    }
+    worst.check(&at("x_hat"), &x_hat, &x_hat_ref, 0.0);
+    worst.check(&at("a"), &a, &a_ref, 0.0);
+
+    // Fused backward: pass 1 (BN's column sums), the row pass, the bias sums.
+    let (pre_act, post_act) = match placement {
+        Placement::Pre => (Some((act, a.view())), None),
+        Placement::Post => (None, Some((act, a.view()))),
+    };
+    let mut d = Array2::zeros((BATCH, WIDTH));
+    let (mut s_dy, mut s_dyx, mut sq) = (vec![0.0; WIDTH], vec![0.0; WIDTH], vec![0.0; WIDTH]);
+    let sums = ops::BnSums {
+        s_dy: &mut s_dy,
+        s_dyx: &mut s_dyx,
+        sq: &mut sq,
+    };
+    ops::bn_backward_sums(pre_act, dh.view(), x_hat.view(), d.view_mut(), sums, None);
+    worst.check(&at("dy"), &d, &dy_ref, 0.0);
+    if affine {
+        worst.check(
+            &at("dgamma"),
+            &arr(&s_dyx),
+            ln_grads.dgamma.as_ref().unwrap(),
+            0.0,
+        );
+        worst.check(
+            &at("dbeta"),
+            &arr(&s_dy),
+            ln_grads.dbeta.as_ref().unwrap(),
+            0.0,
+        );
+    }
+    ops::ln_backward_apply(d.view_mut(), x_hat.view(), &gamma, &inv_std, post_act);
+    worst.check(&at("dz"), &d, &dz_ref, norm(&dz_ref));
+    let mut db = vec![0.0; WIDTH];
+    ops::add_col_sums(d.view(), &mut db);
+    worst.check(
+        &at("db = sum_i dz"),
+        &arr(&db),
+        &dz_ref.sum_axis(Axis(0)),
+        norm(&dz_ref),
+    );
+}
+
 /// The fused LayerNorm kernels (`ln_pre_forward`, `ln_post_forward`, and the backward of
 /// `bn_backward_sums` + `ln_backward_apply` + the bias column sums) against the reference pair,
 /// for every activation, with and without scale/shift, both placements, with and without a skip.
@@ -1021,120 +1179,11 @@ fn ln_kernels_match_reference_for_both_placements_with_and_without_affine() {
         for affine in [false, true] {
             for placement in [Placement::Pre, Placement::Post] {
                 for skip in [false, true] {
-                    let at = |what: &str| {
-                        format!("{act}, affine {affine}, {placement}, skip {skip}: {what}")
-                    };
-                    let ss = scale_shift(affine, 94);
-                    let (gamma, beta) = fused_scale_shift(&ss);
-                    let gamma_beta = ops::Affine {
-                        gamma: &gamma,
-                        beta: &beta,
-                    };
-                    let (z, _) = r::linear_forward(h_in.view(), w.view(), b.view());
-                    // Reference forward and backward of the block's branch.
-                    let (branch, a_ref, x_hat_ref, dy_ref, dz_ref, ln_grads) = match placement {
-                        Placement::Pre => {
-                            let (y, ln) = r::layernorm_forward(z.view(), views(&ss), EPS);
-                            let (a, ac) = r::activation_forward(act, y.view());
-                            let dy = r::activation_backward(dh.view(), &ac);
-                            let g = r::layernorm_backward(dy.view(), &ln);
-                            (a.clone(), a, ln.x_hat, dy, g.dx.clone(), g)
-                        }
-                        Placement::Post => {
-                            let (a, ac) = r::activation_forward(act, z.view());
-                            let (y, ln) = r::layernorm_forward(a.view(), views(&ss), EPS);
-                            let g = r::layernorm_backward(dh.view(), &ln);
-                            let dz = r::activation_backward(g.dx.view(), &ac);
-                            (y, a, ln.x_hat, dh.clone(), dz, g)
-                        }
-                    };
-                    let h_ref = if skip {
-                        &h_in + &(&branch * SKIP_SCALE)
-                    } else {
-                        branch.clone()
-                    };
-
-                    // Fused forward.
-                    let (mut mean, mut inv_std) = (vec![0.0; BATCH], vec![0.0; BATCH]);
-                    let mut a = Array2::zeros((BATCH, WIDTH));
-                    let mut x_hat = Array2::zeros((BATCH, WIDTH));
-                    let mut h = Array2::zeros((BATCH, WIDTH));
-                    match placement {
-                        Placement::Pre => {
-                            x_hat.assign(&h_in.dot(&w));
-                            ops::ln_pre_forward(
-                                act,
-                                x_hat.view_mut(),
-                                a.view_mut(),
-                                b.as_slice().unwrap(),
-                                gamma_beta,
-                                row_stats(&mut mean, &mut inv_std),
-                                skip.then(|| residual(&h_in, &mut h)),
-                            );
-                            if skip {
-                                worst.check(&at("h"), &h, &h_ref, 0.0);
-                            }
-                        }
-                        Placement::Post => {
-                            a.assign(&z.mapv(|v| r::activation(act, v)));
-                            ops::ln_post_forward(
-                                a.view(),
-                                x_hat.view_mut(),
-                                gamma_beta,
-                                row_stats(&mut mean, &mut inv_std),
-                                Some(hidden_out(&h_in, &mut h, skip)),
-                            );
-                            worst.check(&at("h"), &h, &h_ref, 0.0);
-                        }
-                    }
-                    worst.check(&at("x_hat"), &x_hat, &x_hat_ref, 0.0);
-                    worst.check(&at("a"), &a, &a_ref, 0.0);
-
-                    // Fused backward: pass 1 (BN's column sums), the row pass, the bias sums.
-                    let (pre_act, post_act) = match placement {
-                        Placement::Pre => (Some((act, a.view())), None),
-                        Placement::Post => (None, Some((act, a.view()))),
-                    };
-                    let mut d = Array2::zeros((BATCH, WIDTH));
-                    let (mut s_dy, mut s_dyx, mut sq) =
-                        (vec![0.0; WIDTH], vec![0.0; WIDTH], vec![0.0; WIDTH]);
-                    let sums = ops::BnSums {
-                        s_dy: &mut s_dy,
-                        s_dyx: &mut s_dyx,
-                        sq: &mut sq,
-                    };
-                    ops::bn_backward_sums(
-                        pre_act,
-                        dh.view(),
-                        x_hat.view(),
-                        d.view_mut(),
-                        sums,
-                        None,
-                    );
-                    worst.check(&at("dy"), &d, &dy_ref, 0.0);
-                    if affine {
-                        worst.check(
-                            &at("dgamma"),
-                            &arr(&s_dyx),
-                            ln_grads.dgamma.as_ref().unwrap(),
-                            0.0,
-                        );
-                        worst.check(
-                            &at("dbeta"),
-                            &arr(&s_dy),
-                            ln_grads.dbeta.as_ref().unwrap(),
-                            0.0,
-                        );
-                    }
-                    ops::ln_backward_apply(d.view_mut(), x_hat.view(), &gamma, &inv_std, post_act);
-                    worst.check(&at("dz"), &d, &dz_ref, norm(&dz_ref));
-                    let mut db = vec![0.0; WIDTH];
-                    ops::add_col_sums(d.view(), &mut db);
-                    worst.check(
-                        &at("db = sum_i dz"),
-                        &arr(&db),
-                        &dz_ref.sum_axis(Axis(0)),
-                        norm(&dz_ref),
+                    check_ln_case(
+                        &mut worst,
+                        (act, affine, placement, skip),
+                        (&h_in, &w, &b),
+                        &dh,
                     );
                 }
             }
