@@ -706,7 +706,7 @@ fn histogram_units(cfg: &GradNormsConfig) -> u64 {
 
 /// Run every configuration and seed (in parallel on rayon's pool). With `cfg.save_net`, also
 /// keep the first configuration's first seed as a [`SavedNet`]; `progress` is told of
-/// [`work_units`] in all.
+/// [`Plan::work_units`] in all.
 pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     let arms = cfg.arms();
     let seeds = cfg.seed_list();

@@ -83,7 +83,7 @@ pub trait ExperimentArgs:
     /// Config fields set by flags of another name (`("norms", "--norm")`); the others are
     /// `--` + the field with `-` for `_`. Errors name the flags through this.
     const RENAMES: Renames = &[];
-    /// The config the flags describe, validated later by [`Experiment::validate`]; an error
+    /// The config the flags describe, validated later by [`Plan::validate`]; an error
     /// here is a refusal that names the flag.
     fn config(&self) -> anyhow::Result<<Self::Experiment as Experiment>::Config>;
     /// Where the files go and what stdout shows.

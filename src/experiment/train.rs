@@ -716,7 +716,7 @@ pub fn reference_units(cfg: &TrainConfig) -> u64 {
 }
 
 /// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress(n)`
-/// is told of every `n` work units done ([`work_units`] in all).
+/// is told of every `n` work units done ([`Plan::work_units`] in all).
 pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
     let start = std::time::Instant::now();
     let (mut runs, reference, ceiling, chance) = match cfg.net.dtype {
