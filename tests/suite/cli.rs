@@ -443,7 +443,7 @@ fn gradcheck_refuses_oversized_checks_and_bad_tolerances_in_one_line() {
         );
         assert!(out.stdout.is_empty(), "{args:?}");
         assert!(
-            start.elapsed().as_secs_f64() < 5.0,
+            start.elapsed().as_secs_f64() < 20.0,
             "{args:?} was not refused at once"
         );
     }
