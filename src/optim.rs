@@ -48,9 +48,9 @@ impl SgdConfig {
 
 /// The optimiser settings every run of `train` and `nonlinearity` shares: momentum, weight
 /// decay and warmup. Flattened into their configs, as [`crate::spec::NetSpec`] is, so the JSON
-/// keys sit beside the experiment's own. The learning rate and the number of steps are the
-/// experiment's (they compare several learning rates, and their `steps` follows other fields
-/// in the JSON).
+/// keys sit beside the experiment's own. The learning rates (`lrs`: they compare several) and
+/// `steps` stay the experiment's fields: their JSON reads `lrs, sgd_momentum, weight_decay,
+/// warmup_steps, steps`, an order no spec holding `steps, lr, warmup_steps` could keep.
 ///
 /// The experiments that train with plain SGD (`landscape`, `ics`, `noisy-bn`, `input-shift`,
 /// `sweep`) flatten a [`PlainSgdSpec`] instead: steps, one learning rate and the warmup, no
