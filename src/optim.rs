@@ -46,11 +46,16 @@ impl SgdConfig {
     }
 }
 
-/// The optimiser settings every run of a training experiment shares (`train`, `nonlinearity`;
-/// `landscape`, `ics`, `noisy-bn`, `input-shift` and `sweep` train with plain SGD and keep only
-/// a `warmup_steps`). Flattened into their configs, as [`crate::spec::NetSpec`] is, so the JSON
-/// keys sit beside the experiment's own; the learning rate is the experiment's (some compare
-/// several).
+/// The optimiser settings every run of `train` and `nonlinearity` shares: momentum, weight
+/// decay and warmup. Flattened into their configs, as [`crate::spec::NetSpec`] is, so the JSON
+/// keys sit beside the experiment's own. The learning rates (`lrs`: they compare several) and
+/// `steps` stay the experiment's fields: their JSON reads `lrs, sgd_momentum, weight_decay,
+/// warmup_steps, steps`, an order no spec holding `steps, lr, warmup_steps` could keep.
+///
+/// The experiments that train with plain SGD (`landscape`, `ics`, `noisy-bn`, `input-shift`,
+/// `sweep`) flatten a [`PlainSgdSpec`] instead: steps, one learning rate and the warmup, no
+/// momentum and no weight decay (their JSON has neither key). [`SgdSpec::plain`] is the
+/// `SgdSpec` a `PlainSgdSpec` trains with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SgdSpec {
     /// SGD momentum (PyTorch convention; 0: plain SGD).
@@ -63,6 +68,15 @@ pub struct SgdSpec {
 }
 
 impl SgdSpec {
+    /// Plain SGD (no momentum, no weight decay) with a linear warmup over `warmup_steps`.
+    pub fn plain(warmup_steps: usize) -> Self {
+        SgdSpec {
+            sgd_momentum: 0.0,
+            weight_decay: 0.0,
+            warmup_steps,
+        }
+    }
+
     /// Check the fields (errors name them).
     pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         check_sgd(self.sgd_momentum, self.weight_decay)?;
@@ -77,6 +91,43 @@ impl SgdSpec {
             weight_decay: self.weight_decay,
             warmup_steps: self.warmup_steps,
         }
+    }
+}
+
+/// The training of the experiments that measure plain SGD (`landscape`, `ics`, `noisy-bn`,
+/// `input-shift`, `sweep`): how many updates, at which learning rate, after which warmup. No
+/// momentum, so one update moves the weights by exactly `-lr_t * g`. Flattened into their
+/// configs, so the JSON keys stay `steps`, `lr`, `warmup_steps`, in that order; a file without
+/// `warmup_steps` loads with no warmup. `train` and `nonlinearity` use [`SgdSpec`] beside their
+/// own `lrs` and `steps` instead; [`PlainSgdSpec::sgd`] is [`SgdSpec::plain`] at `lr`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlainSgdSpec {
+    /// SGD steps (updates).
+    pub steps: usize,
+    /// The learning rate after warmup.
+    pub lr: f64,
+    /// Linear learning-rate warmup over this many updates (0: none; see the module doc).
+    #[serde(default)]
+    pub warmup_steps: usize,
+}
+
+impl PlainSgdSpec {
+    /// Check the fields (errors name them: `steps`, `lr`, `warmup_steps`). `min_steps` is 1
+    /// where every run trains, 0 where a run may only measure at initialisation (`sweep`).
+    pub fn validate(&self, min_steps: usize) -> Result<(), crate::config::ConfigError> {
+        crate::config::between("steps", min_steps, crate::limits::MAX_STEPS, self.steps)?;
+        crate::config::check_lr("lr", self.lr)?;
+        check_warmup(self.warmup_steps)
+    }
+
+    /// The same training at learning rate `lr`.
+    pub fn at_lr(self, lr: f64) -> Self {
+        PlainSgdSpec { lr, ..self }
+    }
+
+    /// The optimiser: plain SGD at `lr` with the warmup.
+    pub fn sgd(&self) -> SgdConfig {
+        SgdSpec::plain(self.warmup_steps).at(self.lr)
     }
 }
 

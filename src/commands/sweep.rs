@@ -142,9 +142,9 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
         "--dtype".into(),
         enum_name(&n.dtype),
         "--steps".into(),
-        cfg.steps.to_string(),
+        cfg.sgd.steps.to_string(),
         "--lr".into(),
-        short_float(cfg.lr),
+        short_float(cfg.sgd.lr),
         "--task".into(),
         cfg.data.task.spelling(),
         "--loss".into(),
@@ -154,8 +154,8 @@ pub fn flags(cfg: &SweepConfig) -> Vec<String> {
         "--n-test".into(),
         cfg.data.n_test.to_string(),
     ]);
-    if cfg.warmup_steps > 0 {
-        f.extend(["--warmup-steps".into(), cfg.warmup_steps.to_string()]);
+    if cfg.sgd.warmup_steps > 0 {
+        f.extend(["--warmup-steps".into(), cfg.sgd.warmup_steps.to_string()]);
     }
     f
 }

@@ -36,21 +36,21 @@ use clap::Args;
 /// the sweep that compares ICS with the final test loss across runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IcsConfig {
-    /// The runs measured in detail (every record kept), at `run.lr`.
+    /// The runs measured in detail (every record kept), at `run.sgd.lr` (the JSON's `lr`).
     #[serde(flatten)]
     pub run: MeasuredTrainConfig,
     /// Further learning rates at which every arm trains again, keeping only its summary: the
-    /// points of the scatter of ICS against the final test loss. A rate equal to `run.lr` is not
-    /// run twice; may be empty.
+    /// points of the scatter of ICS against the final test loss. A rate equal to `run.sgd.lr`
+    /// is not run twice; may be empty.
     pub sweep_lrs: Vec<f64>,
 }
 
 impl IcsConfig {
-    /// The sweep's learning rates other than `run.lr`, in the given order.
+    /// The sweep's learning rates other than `run.sgd.lr`, in the given order.
     pub fn extra_lrs(&self) -> Vec<f64> {
         let mut out: Vec<f64> = Vec::new();
         for &lr in &self.sweep_lrs {
-            if lr != self.run.lr && !out.contains(&lr) {
+            if lr != self.run.sgd.lr && !out.contains(&lr) {
                 out.push(lr);
             }
         }
@@ -60,7 +60,7 @@ impl IcsConfig {
     /// The same runs at learning rate `lr`.
     fn at_lr(&self, lr: f64) -> MeasuredTrainConfig {
         MeasuredTrainConfig {
-            lr,
+            sgd: self.run.sgd.at_lr(lr),
             ..self.run.clone()
         }
     }
@@ -575,7 +575,7 @@ pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
         );
     }
     let arms = run_arms(&cfg.run, progress);
-    runs.extend(arms.iter().map(|a| IcsRun::of(a, cfg.run.lr)));
+    runs.extend(arms.iter().map(|a| IcsRun::of(a, cfg.run.sgd.lr)));
     // Stable: within a learning rate the arms keep their legend order.
     runs.sort_by(|a, b| a.lr.total_cmp(&b.lr));
     let verdict = match (

@@ -74,7 +74,7 @@ impl LandscapeConfig {
     pub fn step_sizes(&self) -> Vec<f64> {
         self.probe_multipliers
             .iter()
-            .map(|m| m * self.run.lr)
+            .map(|m| m * self.run.sgd.lr)
             .collect()
     }
 }

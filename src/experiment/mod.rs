@@ -20,15 +20,14 @@ pub mod train;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Activation, ConfigError, Normaliser, at_least, between, check_lr, distinct};
+use crate::config::{Activation, ConfigError, Normaliser, at_least, distinct};
 use crate::config::{check_points, points};
 use crate::data::{self, Dataset, Stream};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
-use crate::limits::MAX_STEPS;
 use crate::memory::Footprint;
 use crate::model::Mlp;
-use crate::optim::SgdConfig;
+use crate::optim::PlainSgdSpec;
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::Num;
 use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, fit, layer_names, step_units, units};
@@ -124,9 +123,10 @@ impl ToolInfo {
     }
 }
 
-/// The training runs `landscape` and `ics` measure while they train: one per normalisation
-/// arm, from the same weights on the same batches, plain SGD (no momentum, so one step moves
-/// the weights by exactly `-lr_t * g`, `lr_t = lr` after the optional linear warmup).
+/// The training runs `landscape`, `ics`, `noisy-bn` and `input-shift` measure while they
+/// train: one per normalisation arm, from the same weights on the same batches, plain SGD
+/// ([`PlainSgdSpec`]: no momentum, so one step moves the weights by exactly `-lr_t * g`,
+/// `lr_t = lr` after the optional linear warmup).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredTrainConfig {
     pub depth: usize,
@@ -137,12 +137,9 @@ pub struct MeasuredTrainConfig {
     pub net: NetSpec,
     #[serde(flatten)]
     pub data: DataSpec,
-    /// SGD steps.
-    pub steps: usize,
-    pub lr: f64,
-    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
-    #[serde(default)]
-    pub warmup_steps: usize,
+    /// Steps, learning rate and warmup (JSON keys `steps`, `lr`, `warmup_steps`).
+    #[serde(flatten)]
+    pub sgd: PlainSgdSpec,
     /// Measure at steps 0, every, 2 every, ...
     pub every: usize,
 }
@@ -159,9 +156,11 @@ impl MeasuredTrainConfig {
             norms: t.arms.norms(net),
             net: spec,
             data,
-            steps: t.steps,
-            lr: t.lr,
-            warmup_steps: t.warmup_steps,
+            sgd: PlainSgdSpec {
+                steps: t.steps,
+                lr: t.lr,
+                warmup_steps: t.warmup_steps,
+            },
             every: t.every,
         })
     }
@@ -176,11 +175,9 @@ impl MeasuredTrainConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         distinct("norms", &self.norms)?;
         self.net.validate()?;
-        between("steps", 1, MAX_STEPS, self.steps)?;
+        self.sgd.validate(1)?;
         at_least("every", 1, self.every)?;
-        check_points("every", "steps", self.steps, self.every)?;
-        check_lr("lr", self.lr)?;
-        crate::optim::check_warmup(self.warmup_steps)?;
+        check_points("every", "steps", self.sgd.steps, self.every)?;
         self.data
             .validate(self.net.batch, self.net.d_in, self.net.d_out)?;
         for &norm in &self.norms {
@@ -202,9 +199,9 @@ impl MeasuredTrainConfig {
                 .net(norm)
                 .footprint(fp, samples, self.net.dtype.bytes(), copies);
         }
-        let measured = points(self.steps, self.every) as f64;
+        let measured = points(self.sgd.steps, self.every) as f64;
         fp.records(
-            arms as f64 * (self.steps as f64 + measured * per_point),
+            arms as f64 * (self.sgd.steps as f64 + measured * per_point),
             &["steps", "every", "depth"],
         )
         .figures()
@@ -244,10 +241,10 @@ impl MeasuredTrainConfig {
             self.net.init.resolve(self.act),
             self.data.task,
             self.net.batch,
-            crate::stats::Short(self.lr),
-            crate::optim::warmup_label(self.warmup_steps)
+            crate::stats::Short(self.sgd.lr),
+            crate::optim::warmup_label(self.sgd.warmup_steps)
                 .map_or(String::new(), |w| format!(", {w}")),
-            self.steps,
+            self.sgd.steps,
             self.net.seed,
             self.net.dtype,
         )
@@ -255,14 +252,14 @@ impl MeasuredTrainConfig {
 
     /// Steps measured by a run that does not diverge: 0, every, 2 every, ... below `steps`.
     pub fn measurements(&self) -> usize {
-        self.steps.div_ceil(self.every.max(1))
+        self.sgd.steps.div_ceil(self.every.max(1))
     }
 
     /// Work units [`MeasuredTrainConfig::train_measured`] reports for one arm whose
     /// measurements cost `measure_units` each (in forward passes of one sample, see
     /// [`crate::train::FORWARD_BACKWARD`]): every step, every measurement and the final test loss.
     pub fn arm_units(&self, measure_units: u64) -> u64 {
-        units(self.steps, step_units(self.net.batch))
+        units(self.sgd.steps, step_units(self.net.batch))
             .saturating_add(units(self.measurements(), measure_units))
             .saturating_add(self.data.n_test as u64)
     }
@@ -282,23 +279,17 @@ impl MeasuredTrainConfig {
         measure_units: u64,
         measure: impl FnMut(&mut Trainer<'_, T>, usize, f64),
     ) -> TrainedArm {
-        let sgd = SgdConfig {
-            lr: self.lr,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            warmup_steps: self.warmup_steps,
-        };
         let mut tr = Trainer::new(
             net,
             data,
-            sgd,
+            self.sgd.sgd(),
             self.net.batch,
             self.net.seed,
             self.data.loss,
         );
         let mut observer = Measured {
             every: self.every,
-            train_loss: Vec::with_capacity(self.steps),
+            train_loss: Vec::with_capacity(self.sgd.steps),
             measure,
             progress,
             measure_units,
@@ -307,7 +298,7 @@ impl MeasuredTrainConfig {
         };
         let divergence = fit(
             &mut tr,
-            self.steps,
+            self.sgd.steps,
             DIVERGENCE_FACTOR,
             progress,
             &mut observer,

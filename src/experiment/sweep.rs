@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ConfigError, Dtype, Init, Normaliser, at_most, between, distinct, distinct_numbers,
+    Activation, ConfigError, Dtype, Init, Normaliser, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
 use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
@@ -24,7 +24,7 @@ use crate::float::Float;
 use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_SEEDS, MAX_STEPS};
 use crate::memory::Footprint;
 use crate::model::Mlp;
-use crate::optim::SgdConfig;
+use crate::optim::PlainSgdSpec;
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{self, Num, fmt_num};
 use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, eval_loss, fit, step_units, units};
@@ -127,13 +127,10 @@ pub struct SweepConfig {
     pub net: NetSpec,
     #[serde(flatten)]
     pub data: DataSpec,
-    /// SGD steps of each point's training run (0: no training).
-    pub steps: usize,
-    /// Plain SGD (no momentum, no weight decay).
-    pub lr: f64,
-    /// Linear learning-rate warmup over this many updates (0: none; see [`crate::optim`]).
-    #[serde(default)]
-    pub warmup_steps: usize,
+    /// Each point's training run: steps (0: no training), learning rate and warmup (JSON
+    /// keys `steps`, `lr`, `warmup_steps`).
+    #[serde(flatten)]
+    pub sgd: PlainSgdSpec,
     /// Compute only this point (an index into [`SweepConfig::points`]): `--point`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<usize>,
@@ -203,7 +200,7 @@ impl SweepConfig {
 
     /// Whether the points train.
     pub fn trains(&self) -> bool {
-        self.steps > 0
+        self.sgd.steps > 0
     }
 }
 
@@ -234,9 +231,7 @@ impl Plan for SweepConfig {
         distinct("norms", &self.norms)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
         self.net.validate()?;
-        at_most("steps", MAX_STEPS, self.steps)?;
-        crate::config::check_lr("lr", self.lr)?;
-        crate::optim::check_warmup(self.warmup_steps)?;
+        self.sgd.validate(0)?;
         self.validate_points()?;
         if let Some(p) = self.point {
             let n = self.point_count();
@@ -384,7 +379,7 @@ impl SweepConfig {
         let mut u = step_units(batch);
         if self.trains() {
             u = u
-                .saturating_add(units(self.steps, step_units(batch)))
+                .saturating_add(units(self.sgd.steps, step_units(batch)))
                 .saturating_add((self.data.n_train as u64).saturating_add(self.data.n_test as u64));
         }
         u
@@ -418,9 +413,9 @@ impl SweepConfig {
         if self.trains() {
             s.push_str(&format!(
                 "; {} SGD steps at lr {}{} on the {} task",
-                self.steps,
-                stats::Short(self.lr),
-                crate::optim::warmup_label(self.warmup_steps)
+                self.sgd.steps,
+                stats::Short(self.sgd.lr),
+                crate::optim::warmup_label(self.sgd.warmup_steps)
                     .map_or(String::new(), |w| format!(" ({w})")),
                 self.data.task
             ));
@@ -549,14 +544,14 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
     if cfg.trains() {
         let data = cfg.data.task_for::<T>(&cfg.net);
         let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(p.seed, Stream::Weights));
-        let sgd = SgdConfig {
-            lr: cfg.lr,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            warmup_steps: cfg.warmup_steps,
-        };
-        let mut tr = Trainer::new(&mut net, &data, sgd, batch, p.seed, cfg.data.loss);
-        let d = fit(&mut tr, cfg.steps, DIVERGENCE_FACTOR, &|_| {}, &mut Quiet);
+        let mut tr = Trainer::new(&mut net, &data, cfg.sgd.sgd(), batch, p.seed, cfg.data.loss);
+        let d = fit(
+            &mut tr,
+            cfg.sgd.steps,
+            DIVERGENCE_FACTOR,
+            &|_| {},
+            &mut Quiet,
+        );
         diverged_at = d.map(|d| d.step);
         // Eval mode does not depend on the batch: chunks only bound the memory.
         let chunk = batch.max(EVAL_CHUNK);
@@ -1135,9 +1130,11 @@ impl SweepArgs {
             seeds: self.seeds,
             net,
             data,
-            steps: self.steps.unwrap_or(vary.default_steps()),
-            lr: self.lr,
-            warmup_steps: self.warmup_steps,
+            sgd: PlainSgdSpec {
+                steps: self.steps.unwrap_or(vary.default_steps()),
+                lr: self.lr,
+                warmup_steps: self.warmup_steps,
+            },
             point: self.point,
         })
     }

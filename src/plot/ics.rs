@@ -42,7 +42,10 @@ fn over_steps(a: &IcsArm, label: String, pick: impl Fn(&IcsRecord) -> Vec<f64>) 
 
 /// x range of the over-training panels: the whole run, one step at least.
 fn steps_x(report: &IcsReport) -> Option<(f64, f64)> {
-    Some((0.0, report.config.run.steps.saturating_sub(1).max(1) as f64))
+    Some((
+        0.0,
+        report.config.run.sgd.steps.saturating_sub(1).max(1) as f64,
+    ))
 }
 
 /// A per-layer panel: x over the layers with a little room either side of the end layers'

@@ -167,7 +167,10 @@ fn over_steps(
     series: impl Fn(&LandscapeArm) -> Vec<Series>,
 ) -> Panel {
     let mut p = Panel::new(caption, "training step", y_label, true);
-    p.x_range = Some((0.0, report.config.run.steps.saturating_sub(1).max(1) as f64));
+    p.x_range = Some((
+        0.0,
+        report.config.run.sgd.steps.saturating_sub(1).max(1) as f64,
+    ));
     p.series = report.arms.iter().flat_map(series).collect();
     clip_step0(&mut p);
     p.series.extend(divergence_marks(report));

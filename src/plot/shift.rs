@@ -37,7 +37,10 @@ fn marker(a: &ShiftArm) -> Marker {
 }
 
 fn steps_x(report: &ShiftReport) -> Option<(f64, f64)> {
-    Some((0.0, report.config.run.steps.saturating_sub(1).max(1) as f64))
+    Some((
+        0.0,
+        report.config.run.sgd.steps.saturating_sub(1).max(1) as f64,
+    ))
 }
 
 fn over_steps(a: &ShiftArm, v: &[Num]) -> Vec<(f64, f64)> {

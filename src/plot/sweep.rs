@@ -230,7 +230,7 @@ fn loss_panel(r: &SweepReport) -> Panel {
         f64::INFINITY
     };
     let mut p = Panel::new(
-        format!("Final loss, {} SGD steps", r.config.steps),
+        format!("Final loss, {} SGD steps", r.config.sgd.steps),
         x_label(r),
         format!("{} loss, eval mode", r.config.data.loss.title()),
         false,

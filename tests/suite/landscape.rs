@@ -206,9 +206,11 @@ fn tiny(every: usize, norms: &[Normaliser]) -> LandscapeConfig {
                 n_test: 16,
                 loss: bn_lab::config::Loss::Mse,
             },
-            steps: 25,
-            lr: 0.05,
-            warmup_steps: 0,
+            sgd: bn_lab::optim::PlainSgdSpec {
+                steps: 25,
+                lr: 0.05,
+                warmup_steps: 0,
+            },
             every,
         },
         probe_multipliers: vec![0.5, 1.0, 4.0],
@@ -279,7 +281,7 @@ fn the_probe_at_one_learning_rate_lands_where_training_goes_next() {
     let data = cfg.run.dataset::<f64>();
     let mut net = cfg.run.initial_net::<f64>(Normaliser::Off);
     let sgd = bn_lab::optim::SgdConfig {
-        lr: cfg.run.lr,
+        lr: cfg.run.sgd.lr,
         momentum: 0.0,
         weight_decay: 0.0,
         warmup_steps: 0,

@@ -199,10 +199,8 @@ fn ics_measures_without_advancing_the_warmup() {
     };
     let report = bn_lab::experiment::ics::run(&cfg, &|_| {});
     let trained = |k: usize, norm| {
-        let run = bn_lab::experiment::MeasuredTrainConfig {
-            warmup_steps: k,
-            ..cfg.run.clone()
-        };
+        let mut run = cfg.run.clone();
+        run.sgd.warmup_steps = k;
         let data = run.dataset::<f32>();
         let mut net = run.initial_net::<f32>(norm);
         run.train_measured(norm, &mut net, &data, &|_| {}, 0, |_, _, _| {})
@@ -289,12 +287,77 @@ fn sweep_plans_carry_the_warmup() {
         unreachable!()
     };
     let again = a.config(a.vary.unwrap()).unwrap();
-    assert_eq!(again.warmup_steps, 7);
+    assert_eq!(again.sgd.warmup_steps, 7);
     assert_eq!(
         bn_lab::experiment::sweep::SweepConfig {
             point: None,
             ..again
         },
         warm
+    );
+}
+
+/// The commands that train with plain SGD flatten one [`PlainSgdSpec`]: their JSON keeps
+/// `steps`, `lr`, `warmup_steps` side by side, in that order and before the same key as before
+/// the spec existed, and a config written without `warmup_steps` loads with no warmup.
+#[test]
+fn plain_sgd_configs_keep_their_keys_and_read_a_missing_warmup_as_none() {
+    use bn_lab::cli::Command;
+    use bn_lab::experiment::ExperimentArgs;
+    use bn_lab::optim::PlainSgdSpec;
+    fn check<C>(name: &str, cfg: &C, spec: impl Fn(&C) -> PlainSgdSpec, next: &str)
+    where
+        C: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let s = spec(cfg);
+        assert_eq!(s.warmup_steps, 3, "{name}: the flag reaches the config");
+        let text = serde_json::to_string(cfg).unwrap();
+        let keys = format!(
+            r#""steps":{},"lr":{},"warmup_steps":3,"{next}":"#,
+            s.steps,
+            serde_json::to_string(&s.lr).unwrap()
+        );
+        assert!(text.contains(&keys), "{name}: {keys} not in {text}");
+        let mut old = serde_json::to_value(cfg).unwrap();
+        old.as_object_mut().unwrap().remove("warmup_steps");
+        let loaded: C = bn_lab::experiment::load_config(&old).expect("loads without warmup_steps");
+        assert_eq!(
+            spec(&loaded),
+            PlainSgdSpec {
+                warmup_steps: 0,
+                ..s
+            },
+            "{name}"
+        );
+    }
+    let with = |base: &[&'static str]| {
+        let mut v = base.to_vec();
+        v.extend(["--warmup-steps", "3"]);
+        parse(&v)
+    };
+    let Command::Landscape(a) = with(&common::TINY_LANDSCAPE[..]) else {
+        unreachable!()
+    };
+    check("landscape", &a.config().unwrap(), |c| c.run.sgd, "every");
+    let Command::Ics(a) = with(&common::TINY_ICS[..]) else {
+        unreachable!()
+    };
+    check("ics", &a.config().unwrap(), |c| c.run.sgd, "every");
+    let Command::NoisyBn(a) = with(&common::TINY_NOISY[..]) else {
+        unreachable!()
+    };
+    check("noisy-bn", &a.config().unwrap(), |c| c.run.sgd, "every");
+    let Command::InputShift(a) = with(&common::TINY_INPUT_SHIFT[..]) else {
+        unreachable!()
+    };
+    check("input-shift", &a.config().unwrap(), |c| c.run.sgd, "every");
+    let Command::Sweep(a) = with(&["sweep", "--vary", "batch", "--point", "0"]) else {
+        unreachable!()
+    };
+    check(
+        "sweep",
+        &a.config(a.vary.unwrap()).unwrap(),
+        |c| c.sgd,
+        "point",
     );
 }
