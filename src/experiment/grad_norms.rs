@@ -1097,6 +1097,31 @@ pub struct GradNorms;
 /// Networks whose estimate is at least this large get it printed under the table.
 const SHOW_MEMORY_FROM: f64 = 64.0 * 1024.0 * 1024.0;
 
+/// What the summary's memory line says: the largest network's estimated bytes and how many
+/// networks run at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryNote {
+    pub largest_bytes: f64,
+    pub parallel_runs: usize,
+}
+
+/// The [`MemoryNote`] of a config; `None` when its largest network needs less than 64 MiB
+/// (the summary says nothing then).
+pub fn memory_note(cfg: &GradNormsConfig) -> Option<MemoryNote> {
+    let largest = cfg
+        .arms()
+        .iter()
+        .map(|&arm| {
+            cfg.net(arm)
+                .memory_estimate_bytes(cfg.net.batch, cfg.net.dtype.bytes())
+        })
+        .fold(0.0, f64::max);
+    (largest >= SHOW_MEMORY_FROM).then(|| MemoryNote {
+        largest_bytes: largest,
+        parallel_runs: cfg.parallel_runs(),
+    })
+}
+
 impl Experiment for GradNorms {
     type Config = GradNormsConfig;
     type Report = GradNormsReport;
@@ -1108,21 +1133,12 @@ impl Experiment for GradNorms {
     }
 
     fn summary(report: &GradNormsReport) -> String {
-        let cfg = &report.config;
         let mut text = table(report);
-        let largest = cfg
-            .arms()
-            .iter()
-            .map(|&arm| {
-                cfg.net(arm)
-                    .memory_estimate_bytes(cfg.net.batch, cfg.net.dtype.bytes())
-            })
-            .fold(0.0, f64::max);
-        if largest >= SHOW_MEMORY_FROM {
+        if let Some(m) = memory_note(&report.config) {
             text.push_str(&format!(
                 "memory: the largest network needs about {} (parameters, gradients, cached activations); up to {} run at once\n",
-                human_bytes(largest),
-                cfg.parallel_runs()
+                human_bytes(m.largest_bytes),
+                m.parallel_runs
             ));
         }
         text
@@ -1390,5 +1406,26 @@ mod tests {
         let inf = nums(&[f64::INFINITY, 1.0, 1.0, 1.0]);
         let c = CurveSummary::new(&[&inf], &[0], Some(2), 1.0, Thresholds::DEFAULT);
         assert_eq!(c.verdict, Trend::Exploding);
+    }
+
+    #[test]
+    fn the_memory_note_names_the_largest_network_and_only_from_64_mib() {
+        let mut cfg = skips_config(Vec::new(), false, 1.0);
+        assert_eq!(memory_note(&cfg), None);
+        // 40 layers of 1024 x 1024 f32 weights: 160 MiB of parameters alone; 3 layers: 12 MiB.
+        cfg.net.width = 1024;
+        cfg.depths = vec![40, 3];
+        let deep = cfg.arms().into_iter().find(|a| a.depth == 40).unwrap();
+        let bytes = cfg.net(deep).memory_estimate_bytes(cfg.net.batch, 4);
+        assert!(bytes > SHOW_MEMORY_FROM);
+        assert_eq!(
+            memory_note(&cfg),
+            Some(MemoryNote {
+                largest_bytes: bytes,
+                parallel_runs: cfg.parallel_runs()
+            })
+        );
+        cfg.depths = vec![3];
+        assert_eq!(memory_note(&cfg), None);
     }
 }

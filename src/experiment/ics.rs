@@ -635,6 +635,30 @@ pub fn title(cfg: &IcsConfig) -> String {
     cfg.run.title()
 }
 
+/// An arm that diverged after some measurements: its medians cover only those.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartialMedians<'a> {
+    pub label: &'a str,
+    pub diverged_at: usize,
+    /// Steps measured before it diverged (at least one).
+    pub measured: usize,
+}
+
+/// The arms whose medians cover only part of the run (see [`PartialMedians`]), in order; an
+/// arm that diverged before its first measurement has no medians to qualify.
+pub fn partial_medians(arms: &[IcsArm]) -> Vec<PartialMedians<'_>> {
+    arms.iter()
+        .filter(|a| !a.records.is_empty())
+        .filter_map(|a| {
+            a.run.diverged_at.map(|step| PartialMedians {
+                label: &a.run.label,
+                diverged_at: step,
+                measured: a.records.len(),
+            })
+        })
+        .collect()
+}
+
 /// The stdout summary.
 pub fn table(report: &IcsReport) -> String {
     let cfg = &report.config.run;
@@ -709,17 +733,13 @@ pub fn table(report: &IcsReport) -> String {
                 "BN reduced internal covariate shift in this run: undetermined: {reason}; a verdict needs finite medians of layers 2 to out in both arms\n"
             )),
         }
-        let diverged: Vec<String> = report
-            .arms
+        let diverged: Vec<String> = partial_medians(&report.arms)
             .iter()
-            .filter_map(|a| {
-                a.run.diverged_at.filter(|_| !a.records.is_empty()).map(|s| {
-                    format!(
-                        "{} diverged at step {s}, so its medians cover only the {} step(s) measured before",
-                        a.run.label,
-                        a.records.len()
-                    )
-                })
+            .map(|p| {
+                format!(
+                    "{} diverged at step {}, so its medians cover only the {} step(s) measured before",
+                    p.label, p.diverged_at, p.measured
+                )
             })
             .collect();
         if v.reason.is_none() && !diverged.is_empty() {

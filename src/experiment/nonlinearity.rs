@@ -916,77 +916,154 @@ pub fn table(report: &NonlinearityReport) -> String {
     out
 }
 
-/// The plain-words answer to the diary's claim, one paragraph per activation.
+/// What one activation's runs say about the diary's claim that scale/shift fits the non-linear
+/// task better: the facts [`verdict_text`] writes out.
+#[derive(Clone, Debug)]
+pub enum AffineEvidence<'a> {
+    /// A compared run diverged or reached no finite loss (`reason`: which; see
+    /// [`AffineVerdict::Undetermined`]).
+    Undetermined {
+        act: Activation,
+        reason: Option<&'a str>,
+    },
+    /// Both arms trained: how they compare.
+    Compared(AffineComparison<'a>),
+}
+
+/// Which of the two arms reached the lower mean train loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LowerArm {
+    WithAffine,
+    WithoutAffine,
+}
+
+/// The comparison of BN with and without scale/shift for one activation.
+#[derive(Clone, Debug)]
+pub struct AffineComparison<'a> {
+    pub act: Activation,
+    pub verdict: AffineVerdict,
+    /// The arms with (`with`) and without (`without`) scale/shift.
+    pub with: &'a ArmMeans,
+    pub without: &'a ArmMeans,
+    /// The arm with the lower mean train loss (without affine when the ratio is NaN) and by
+    /// what factor: the larger mean over the smaller.
+    pub lower: LowerArm,
+    pub factor: f64,
+    /// Mean test loss without over with affine.
+    pub test_ratio: f64,
+    /// Seeds in which affine reached the lower train loss, of `seeds`.
+    pub seeds_affine_better: usize,
+    pub seeds: usize,
+    /// `Some(tolerance)` when there is no clear difference because the train losses are
+    /// within `tolerance` of each other (rather than because the seeds disagree).
+    pub within_tolerance: Option<f64>,
+}
+
+/// The [`AffineEvidence`] of activation summary `s` of a run with config `cfg` and ratio
+/// tolerance `tolerance`; `None` when `s` has no verdict (the pair was not compared).
+pub fn affine_evidence<'a>(
+    cfg: &NonlinearityConfig,
+    tolerance: f64,
+    s: &'a ActSummary,
+) -> Option<AffineEvidence<'a>> {
+    if s.verdict == Some(AffineVerdict::Undetermined) {
+        return Some(AffineEvidence::Undetermined {
+            act: s.act,
+            reason: s.verdict_reason.as_deref(),
+        });
+    }
+    let (Some(rt), Some(rtest), Some(better), Some(verdict)) = (
+        s.no_affine_over_affine_train,
+        s.no_affine_over_affine_test,
+        s.seeds_affine_better,
+        s.verdict,
+    ) else {
+        return None;
+    };
+    let find = |norm| s.arms.iter().find(|a| a.norm == norm);
+    let (with, without) = cfg.affine_pair().expect("a verdict implies both arms");
+    let (lower, factor) = if rt.0 >= 1.0 {
+        (LowerArm::WithAffine, rt.0)
+    } else {
+        (LowerArm::WithoutAffine, 1.0 / rt.0)
+    };
+    let close = verdict == AffineVerdict::NoClearDifference && (rt.0 - 1.0).abs() <= tolerance;
+    Some(AffineEvidence::Compared(AffineComparison {
+        act: s.act,
+        verdict,
+        with: find(with).expect("a verdict implies both arms"),
+        without: find(without).expect("a verdict implies both arms"),
+        lower,
+        factor,
+        test_ratio: rtest.0,
+        seeds_affine_better: better,
+        seeds: cfg.seeds,
+        within_tolerance: close.then_some(tolerance),
+    }))
+}
+
+/// The plain-words answer to the diary's claim, one paragraph per activation: each
+/// [`affine_evidence`] written out.
 pub fn verdict_text(report: &NonlinearityReport) -> String {
     let mut out = String::new();
     for s in &report.summary {
-        if s.verdict == Some(AffineVerdict::Undetermined) {
-            out.push_str(&format!(
+        match affine_evidence(&report.config, report.tolerance, s) {
+            Some(AffineEvidence::Undetermined { act, reason }) => out.push_str(&format!(
                 "{}: this run does not tell whether scale/shift fits the non-linear task better (UNDETERMINED): {}; \
                  a verdict needs every compared run trained to the end with a finite loss (try a smaller --lr).\n",
-                s.act.name(),
-                s.verdict_reason.as_deref().unwrap_or("no finite evidence"),
-            ));
-            continue;
+                act.name(),
+                reason.unwrap_or("no finite evidence"),
+            )),
+            Some(AffineEvidence::Compared(c)) => out.push_str(&comparison_text(&c)),
+            None => {}
         }
-        let (Some(rt), Some(rtest), Some(better), Some(verdict)) = (
-            s.no_affine_over_affine_train,
-            s.no_affine_over_affine_test,
-            s.seeds_affine_better,
-            s.verdict,
-        ) else {
-            continue;
-        };
-        let find = |norm| s.arms.iter().find(|a| a.norm == norm);
-        let (with, without) = report
-            .config
-            .affine_pair()
-            .expect("a verdict implies both arms");
-        let (a, n) = (
-            find(with).expect("a verdict implies both arms"),
-            find(without).expect("a verdict implies both arms"),
-        );
-        let seeds = report.config.seeds;
-        let how = if rt.0 >= 1.0 {
-            format!("{}x lower with affine", fmt_num(rt.0))
-        } else {
-            format!("{}x lower without affine", fmt_num(1.0 / rt.0))
-        };
-        let word = match verdict {
-            AffineVerdict::Supports => "SUPPORTS",
-            AffineVerdict::Contradicts => "CONTRADICTS",
-            AffineVerdict::NoClearDifference => "does NOT clearly support",
-            AffineVerdict::Undetermined => unreachable!("handled above"),
-        };
+    }
+    out
+}
+
+/// One activation's [`AffineComparison`] in words: two or three lines.
+fn comparison_text(c: &AffineComparison) -> String {
+    let (a, n) = (c.with, c.without);
+    let how = match c.lower {
+        LowerArm::WithAffine => format!("{}x lower with affine", fmt_num(c.factor)),
+        LowerArm::WithoutAffine => format!("{}x lower without affine", fmt_num(c.factor)),
+    };
+    let word = match c.verdict {
+        AffineVerdict::Supports => "SUPPORTS",
+        AffineVerdict::Contradicts => "CONTRADICTS",
+        AffineVerdict::NoClearDifference => "does NOT clearly support",
+        AffineVerdict::Undetermined => unreachable!("undetermined has no comparison"),
+    };
+    let mut out = format!(
+        "{}: this run {word} the diary's claim that scale/shift fits the non-linear task better: \
+         train loss {} with affine vs {} without ({how}; affine lower in {} of {} seed(s)); test loss without/with affine {}x.\n",
+        c.act.name(),
+        fmt_num(a.train_loss.0),
+        fmt_num(n.train_loss.0),
+        c.seeds_affine_better,
+        c.seeds,
+        fmt_num(c.test_ratio),
+    );
+    out.push_str(&format!(
+        "  inputs in (-1, 1): without affine {} -> {} (pinned by standardisation), with affine {} -> {}",
+        pct(Some(n.inside_unit_before)),
+        pct(Some(n.inside_unit_after)),
+        pct(Some(a.inside_unit_before)),
+        pct(Some(a.inside_unit_after)),
+    ));
+    if let (Some(sb), Some(sa)) = (a.saturated_before, a.saturated_after) {
         out.push_str(&format!(
-            "{}: this run {word} the diary's claim that scale/shift fits the non-linear task better: \
-             train loss {} with affine vs {} without ({how}; affine lower in {better} of {seeds} seed(s)); test loss without/with affine {}x.\n",
-            s.act.name(),
-            fmt_num(a.train_loss.0),
-            fmt_num(n.train_loss.0),
-            fmt_num(rtest.0),
+            "; saturated with affine {} -> {}",
+            pct(Some(sb)),
+            pct(Some(sa))
         ));
+    }
+    out.push_str(".\n");
+    if let Some(tolerance) = c.within_tolerance {
         out.push_str(&format!(
-            "  inputs in (-1, 1): without affine {} -> {} (pinned by standardisation), with affine {} -> {}",
-            pct(Some(n.inside_unit_before)),
-            pct(Some(n.inside_unit_after)),
-            pct(Some(a.inside_unit_before)),
-            pct(Some(a.inside_unit_after)),
+            "  (the two are within {:.0}% of each other)\n",
+            100.0 * tolerance
         ));
-        if let (Some(sb), Some(sa)) = (a.saturated_before, a.saturated_after) {
-            out.push_str(&format!(
-                "; saturated with affine {} -> {}",
-                pct(Some(sb)),
-                pct(Some(sa))
-            ));
-        }
-        out.push_str(".\n");
-        if verdict == AffineVerdict::NoClearDifference && (rt.0 - 1.0).abs() <= report.tolerance {
-            out.push_str(&format!(
-                "  (the two are within {:.0}% of each other)\n",
-                100.0 * report.tolerance
-            ));
-        }
     }
     out
 }

@@ -637,24 +637,45 @@ fn shift_rows(r: &ShiftReport, w: usize) -> String {
     out
 }
 
-/// [`table`]'s line on one arm: the unit's percentiles at the reference and the last
-/// measurement, its drift, and how the run ended.
-fn unit_line(cfg: &ShiftConfig, a: &ShiftArm, w: usize) -> String {
+/// The tracked unit's input percentiles ([`PERCENTILES`]) at one measurement, and its step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnitPercentilesAt {
+    pub step: usize,
+    pub percentiles: [f64; 3],
+}
+
+/// The unit's percentiles at the arm's reference measurement and at its last one: what its
+/// drift compares (NaN, and step 0, where the arm has no such measurement).
+pub fn unit_ends(a: &ShiftArm) -> [UnitPercentilesAt; 2] {
     let p = &a.unit_percentiles;
+    let at =
+        |i: usize| -> [f64; 3] { std::array::from_fn(|k| p[k].get(i).map_or(f64::NAN, |v| v.0)) };
     let last = p[1].len().saturating_sub(1);
+    [
+        UnitPercentilesAt {
+            step: a.steps.get(a.reference).copied().unwrap_or(0),
+            percentiles: at(a.reference),
+        },
+        UnitPercentilesAt {
+            step: a.steps.last().copied().unwrap_or(0),
+            percentiles: at(last),
+        },
+    ]
+}
+
+/// [`table`]'s line on one arm: the unit's percentiles at the reference and the last
+/// measurement ([`unit_ends`]), its drift, and how the run ended.
+fn unit_line(cfg: &ShiftConfig, a: &ShiftArm, w: usize) -> String {
+    let [from, to] = unit_ends(a);
+    let [f0, f1, f2] = from.percentiles.map(fmt_num);
+    let [t0, t1, t2] = to.percentiles.map(fmt_num);
     let mut out = format!(
-        "{:<w$}  unit {} of layer {}: p15/p50/p85 {} / {} / {} at step {}, {} / {} / {} at step {} (drift {}); final test loss {}",
+        "{:<w$}  unit {} of layer {}: p15/p50/p85 {f0} / {f1} / {f2} at step {}, {t0} / {t1} / {t2} at step {} (drift {}); final test loss {}",
         a.run.label,
         cfg.unit,
         cfg.layer,
-        fmt_num(p[0].get(a.reference).map_or(f64::NAN, |v| v.0)),
-        fmt_num(p[1].get(a.reference).map_or(f64::NAN, |v| v.0)),
-        fmt_num(p[2].get(a.reference).map_or(f64::NAN, |v| v.0)),
-        a.steps.get(a.reference).copied().unwrap_or(0),
-        fmt_num(p[0].get(last).map_or(f64::NAN, |v| v.0)),
-        fmt_num(p[1].get(last).map_or(f64::NAN, |v| v.0)),
-        fmt_num(p[2].get(last).map_or(f64::NAN, |v| v.0)),
-        a.steps.last().copied().unwrap_or(0),
+        from.step,
+        to.step,
         fmt_num(a.unit_drift.0),
         fmt_num(a.run.final_test_loss.0),
     );

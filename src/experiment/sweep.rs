@@ -794,103 +794,196 @@ pub fn table(r: &SweepReport) -> String {
     out
 }
 
-/// One sentence on what arm `norm`'s curve does, from the means.
+/// What one arm's curve does along the axis, from the means: the facts [`verdict`] writes out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArmCurve {
+    pub norm: Normaliser,
+    /// The axis values of the curve's first and last point.
+    pub first_value: f64,
+    pub last_value: f64,
+    pub gradients: GradientTrend,
+    /// `None` when the sweep does not train.
+    pub training: Option<TrainingTrend>,
+}
+
+/// How the backward signal changes along the axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GradientTrend {
+    /// `--vary batch`: the measured growth rate of `|dL/dh|^2` per layer at the first and last
+    /// point, and the mean-field rate at the first and last point that has one, as
+    /// `(value, rate)` pairs.
+    GrowthRate {
+        first: Option<f64>,
+        last: Option<f64>,
+        theory: Option<[(f64, f64); 2]>,
+    },
+    /// Every other axis: the grad ratio at the first and last point, and the axis values at
+    /// which it lies outside [`HEALTHY`].
+    GradRatio {
+        first: f64,
+        last: f64,
+        outside_healthy: Vec<f64>,
+    },
+}
+
+/// How training ended along the axis (mean final test losses over seeds).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingTrend {
+    pub first_test_loss: Option<f64>,
+    pub last_test_loss: Option<f64>,
+    /// The point with the lowest finite test loss, as `(value, loss)`; `None` if none is finite.
+    pub best: Option<(f64, f64)>,
+    /// The points at which some seed diverged.
+    pub diverged: Vec<DivergedAt>,
+}
+
+/// A point at which `diverged` of its `seeds` seeds diverged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DivergedAt {
+    pub value: f64,
+    pub diverged: usize,
+    pub seeds: usize,
+}
+
+/// The [`ArmCurve`] of arm `norm` from a sweep's `means` along axis `vary` (`trains`: whether
+/// the sweep trained); `None` when the arm has no points.
+pub fn arm_curve(vary: Vary, trains: bool, means: &[Mean], norm: Normaliser) -> Option<ArmCurve> {
+    let ms: Vec<&Mean> = means.iter().filter(|m| m.arm == norm).collect();
+    let (first, last) = (*ms.first()?, *ms.last()?);
+    let gradients = match vary {
+        Vary::Batch => {
+            let theory: Vec<(f64, f64)> = ms
+                .iter()
+                .filter_map(|m| m.theory_rate.map(|t| (m.value, t.0)))
+                .collect();
+            GradientTrend::GrowthRate {
+                first: first.growth_rate.map(|g| g.0),
+                last: last.growth_rate.map(|g| g.0),
+                theory: theory.first().zip(theory.last()).map(|(&a, &b)| [a, b]),
+            }
+        }
+        _ => GradientTrend::GradRatio {
+            first: first.grad_ratio.0,
+            last: last.grad_ratio.0,
+            outside_healthy: ms
+                .iter()
+                .filter(|m| !(HEALTHY.0..=HEALTHY.1).contains(&m.grad_ratio.0))
+                .map(|m| m.value)
+                .collect(),
+        },
+    };
+    let training = trains.then(|| {
+        let best = ms
+            .iter()
+            .filter_map(|m| m.final_test_loss.map(|l| (m.value, l.0)))
+            .filter(|(_, l)| l.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        TrainingTrend {
+            first_test_loss: first.final_test_loss.map(|l| l.0),
+            last_test_loss: last.final_test_loss.map(|l| l.0),
+            best,
+            diverged: ms
+                .iter()
+                .filter(|m| m.diverged > 0)
+                .map(|m| DivergedAt {
+                    value: m.value,
+                    diverged: m.diverged,
+                    seeds: m.seeds,
+                })
+                .collect(),
+        }
+    });
+    Some(ArmCurve {
+        norm,
+        first_value: first.value,
+        last_value: last.value,
+        gradients,
+        training,
+    })
+}
+
+/// One sentence on what arm `norm`'s curve does: its [`ArmCurve`] written out.
 pub fn verdict(r: &SweepReport, norm: Normaliser) -> String {
-    let cfg = &r.config;
-    let ms: Vec<&Mean> = r.means.iter().filter(|m| m.arm == norm).collect();
-    let (Some(first), Some(last)) = (ms.first(), ms.last()) else {
+    let Some(c) = arm_curve(r.config.vary, r.config.trains(), &r.means, norm) else {
         return format!("{}: no points", norm.label());
     };
-    let sym = cfg.vary.symbol();
-    let fv = |v: f64| fmt_value(cfg.vary, v);
+    let vary = r.config.vary;
+    let sym = vary.symbol();
+    let fv = |v: f64| fmt_value(vary, v);
+    let rate = |g: Option<f64>| g.map_or("-".into(), stats::fmt_rate);
+    let (first, last) = (fv(c.first_value), fv(c.last_value));
     let mut s = format!("{}: ", norm.label());
-    match cfg.vary {
-        Vary::Batch => {
+    match &c.gradients {
+        GradientTrend::GrowthRate {
+            first: g0,
+            last: g1,
+            theory,
+        } => {
             s.push_str(&format!(
-                "|dL/dh|^2 grows x{} per layer at {sym} = {} and x{} at {sym} = {}",
-                first
-                    .growth_rate
-                    .map_or("-".into(), |g| stats::fmt_rate(g.0)),
-                fv(first.value),
-                last.growth_rate
-                    .map_or("-".into(), |g| stats::fmt_rate(g.0)),
-                fv(last.value)
+                "|dL/dh|^2 grows x{} per layer at {sym} = {first} and x{} at {sym} = {last}",
+                rate(*g0),
+                rate(*g1),
             ));
-            let theory: Vec<&&Mean> = ms.iter().filter(|m| m.theory_rate.is_some()).collect();
-            if let (Some(a), Some(b)) = (theory.first(), theory.last()) {
+            if let Some([(va, ta), (vb, tb)]) = theory {
                 s.push_str(&format!(
                     " (theory x{} at {sym} = {} to x{} at {sym} = {})",
-                    stats::fmt_rate(a.theory_rate.unwrap().0),
-                    fv(a.value),
-                    stats::fmt_rate(b.theory_rate.unwrap().0),
-                    fv(b.value)
+                    stats::fmt_rate(*ta),
+                    fv(*va),
+                    stats::fmt_rate(*tb),
+                    fv(*vb)
                 ));
             }
         }
-        _ => {
+        GradientTrend::GradRatio {
+            first: r0,
+            last: r1,
+            outside_healthy,
+        } => {
             s.push_str(&format!(
-                "grad ratio {} at {sym} = {} and {} at {sym} = {}",
-                fmt_num(first.grad_ratio.0),
-                fv(first.value),
-                fmt_num(last.grad_ratio.0),
-                fv(last.value)
+                "grad ratio {} at {sym} = {first} and {} at {sym} = {last}",
+                fmt_num(*r0),
+                fmt_num(*r1),
             ));
-            let outside: Vec<&&Mean> = ms
-                .iter()
-                .filter(|m| !(HEALTHY.0..=HEALTHY.1).contains(&m.grad_ratio.0))
-                .collect();
-            if outside.is_empty() {
-                s.push_str(&format!(
-                    ", inside [{}, {}] everywhere",
-                    stats::Short(HEALTHY.0),
-                    stats::Short(HEALTHY.1)
-                ));
+            let band = format!("[{}, {}]", stats::Short(HEALTHY.0), stats::Short(HEALTHY.1));
+            if outside_healthy.is_empty() {
+                s.push_str(&format!(", inside {band} everywhere"));
             } else {
-                s.push_str(&format!(
-                    ", outside [{}, {}] at {sym} = {}",
-                    stats::Short(HEALTHY.0),
-                    stats::Short(HEALTHY.1),
-                    outside
-                        .iter()
-                        .map(|m| fv(m.value))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                let at: Vec<String> = outside_healthy.iter().map(|&v| fv(v)).collect();
+                s.push_str(&format!(", outside {band} at {sym} = {}", at.join(", ")));
             }
         }
     }
-    if cfg.trains() {
-        let best = ms
-            .iter()
-            .filter(|m| m.final_test_loss.is_some_and(|l| l.0.is_finite()))
-            .min_by(|a, b| {
-                let (x, y) = (a.final_test_loss.unwrap().0, b.final_test_loss.unwrap().0);
-                x.total_cmp(&y)
-            });
-        match best {
-            Some(b) => s.push_str(&format!(
-                "; test loss {} at {sym} = {}, {} at {sym} = {}, best {} at {sym} = {}",
-                opt(first.final_test_loss),
-                fv(first.value),
-                opt(last.final_test_loss),
-                fv(last.value),
-                opt(b.final_test_loss),
-                fv(b.value)
-            )),
-            None => s.push_str("; no finite test loss"),
-        }
-        let div: Vec<String> = ms
-            .iter()
-            .filter(|m| m.diverged > 0)
-            .map(|m| format!("{} ({}/{})", fv(m.value), m.diverged, m.seeds))
-            .collect();
-        if div.is_empty() {
-            s.push_str(", no run diverged.");
-        } else {
-            s.push_str(&format!(", diverged at {sym} = {}.", div.join(", ")));
-        }
+    match &c.training {
+        Some(t) => s.push_str(&training_clause(t, &first, &last, vary)),
+        None => s.push('.'),
+    }
+    s
+}
+
+/// The training part of [`verdict`]'s sentence (`first`/`last`: the end points' axis values,
+/// written).
+fn training_clause(t: &TrainingTrend, first: &str, last: &str, vary: Vary) -> String {
+    let sym = vary.symbol();
+    let loss = |l: Option<f64>| l.map_or("-".to_string(), fmt_num);
+    let mut s = match t.best {
+        Some((v, l)) => format!(
+            "; test loss {} at {sym} = {first}, {} at {sym} = {last}, best {} at {sym} = {}",
+            loss(t.first_test_loss),
+            loss(t.last_test_loss),
+            fmt_num(l),
+            fmt_value(vary, v)
+        ),
+        None => "; no finite test loss".to_string(),
+    };
+    if t.diverged.is_empty() {
+        s.push_str(", no run diverged.");
     } else {
-        s.push('.');
+        let at: Vec<String> = t
+            .diverged
+            .iter()
+            .map(|d| format!("{} ({}/{})", fmt_value(vary, d.value), d.diverged, d.seeds))
+            .collect();
+        s.push_str(&format!(", diverged at {sym} = {}.", at.join(", ")));
     }
     s
 }
@@ -1180,5 +1273,75 @@ mod tests {
         let m = means(&[p(0, 1.0, 1.0), p(1, 1.0, 3.0), p(2, 1.0, 1.5)]);
         assert_eq!(m[0].median_final_test_loss, Some(Num(1.5)));
         assert!(m[0].final_test_loss.unwrap().0 > 1.8);
+    }
+
+    /// A mean of `arm` at axis value `value` with grad ratio `ratio`, test loss `loss` and
+    /// `diverged` of 2 seeds diverged.
+    fn mean_at(arm: Normaliser, value: f64, ratio: f64, loss: f64, diverged: usize) -> Mean {
+        Mean {
+            value,
+            arm,
+            label: arm.label().to_string(),
+            seeds: 2,
+            grad_ratio: Num(ratio),
+            growth_per_layer: None,
+            growth_rate: Some(Num(ratio.sqrt())),
+            theory_rate: (value > 4.0).then_some(Num(value)),
+            final_train_loss: Some(Num(loss)),
+            final_test_loss: Some(Num(loss)),
+            final_test_accuracy: None,
+            median_final_test_loss: Some(Num(loss)),
+            diverged,
+        }
+    }
+
+    #[test]
+    fn an_arm_curve_lists_the_points_outside_the_healthy_band_and_its_best_loss() {
+        let means = [
+            mean_at(Normaliser::Off, 2.0, 1.5, 0.4, 0),
+            mean_at(Normaliser::BN, 2.0, 3.0, 0.5, 0),
+            mean_at(Normaliser::Off, 8.0, HEALTHY.1 * 10.0, f64::NAN, 2),
+            mean_at(Normaliser::BN, 8.0, 2.0, 0.3, 0),
+            mean_at(Normaliser::Off, 20.0, HEALTHY.0 / 10.0, 0.7, 1),
+            mean_at(Normaliser::BN, 20.0, 4.0, 0.6, 0),
+        ];
+        let c = arm_curve(Vary::Depth, true, &means, Normaliser::Off).unwrap();
+        assert_eq!((c.first_value, c.last_value), (2.0, 20.0));
+        assert_eq!(
+            c.gradients,
+            GradientTrend::GradRatio {
+                first: 1.5,
+                last: HEALTHY.0 / 10.0,
+                outside_healthy: vec![8.0, 20.0],
+            }
+        );
+        let t = c.training.unwrap();
+        // The NaN loss at 8 is not a best.
+        assert_eq!(t.best, Some((2.0, 0.4)));
+        assert_eq!(
+            t.diverged
+                .iter()
+                .map(|d| (d.value, d.diverged))
+                .collect::<Vec<_>>(),
+            vec![(8.0, 2), (20.0, 1)]
+        );
+        let bn = arm_curve(Vary::Depth, true, &means, Normaliser::BN).unwrap();
+        assert!(matches!(
+            bn.gradients,
+            GradientTrend::GradRatio { ref outside_healthy, .. } if outside_healthy.is_empty()
+        ));
+        assert_eq!(bn.training.unwrap().best, Some((8.0, 0.3)));
+        // Along the batch axis: growth rates at the ends, theory from the points that have it.
+        let b = arm_curve(Vary::Batch, false, &means, Normaliser::BN).unwrap();
+        assert_eq!(
+            b.gradients,
+            GradientTrend::GrowthRate {
+                first: Some(3f64.sqrt()),
+                last: Some(2.0),
+                theory: Some([(8.0, 8.0), (20.0, 20.0)]),
+            }
+        );
+        assert!(b.training.is_none());
+        assert!(arm_curve(Vary::Depth, true, &means, Normaliser::LN).is_none());
     }
 }

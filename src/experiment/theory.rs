@@ -197,6 +197,20 @@ fn shown_layers(depth: usize) -> Vec<usize> {
     v
 }
 
+/// The largest relative difference between the quadrature's `lambda(B)` and the closed form,
+/// over the batch sizes; `None` where the activation has no closed form.
+pub fn closed_form_disagreement(r: &BnRates) -> Option<f64> {
+    let closed = r.closed_form.as_ref()?;
+    Some(
+        r.lambda
+            .iter()
+            .zip(closed)
+            .map(|(a, b)| ((a.0 - b.0) / b.0).abs())
+            .fold(0.0, f64::max),
+    )
+}
+
+/// The stdout summary: the BN rates (with [`closed_form_disagreement`]) and the no-BN maps.
 pub fn summary(report: &TheoryReport) -> String {
     let cfg = &report.config;
     let mut out = String::from(
@@ -219,13 +233,7 @@ pub fn summary(report: &TheoryReport) -> String {
         out.push_str(&format!("{:>9}\n", fmt_rate(r.large_batch_limit.0)));
     }
     for r in &report.bn {
-        if let Some(closed) = &r.closed_form {
-            let worst = r
-                .lambda
-                .iter()
-                .zip(closed)
-                .map(|(a, b)| ((a.0 - b.0) / b.0).abs())
-                .fold(0.0, f64::max);
+        if let Some(worst) = closed_form_disagreement(r) {
             out.push_str(&format!(
                 "  {}: the closed form ({}) agrees to a relative {:.0e}\n",
                 r.act,

@@ -535,67 +535,21 @@ pub struct TrainVerdicts {
 }
 
 /// Does some BN configuration learn at a learning rate where BN off does not (it diverged or
-/// learned nothing)? `None` without a BN-off configuration.
+/// learned nothing)? `None` without a BN-off configuration. See [`higher_lr_evidence`].
 fn higher_lr_verdict(cfg: &TrainConfig, runs: &[TrainRun]) -> Option<Judged<HigherLr>> {
-    if !cfg.norms.contains(&Normaliser::Off) {
-        return None;
-    }
-    let helped = rescues(&cfg.lrs, runs).iter().any(|(_, ok)| !ok.is_empty());
-    Some(Judged {
-        verdict: if helped {
-            HigherLr::Shown
-        } else {
-            HigherLr::NotShown
-        },
+    higher_lr_evidence(cfg, runs).map(|e| Judged {
+        verdict: e.verdict(),
         reason: None,
     })
 }
 
+/// Which BN placement reached the lower best test loss; `None` unless both ran. See
+/// [`placement_evidence`].
 fn placement_verdict(
     summary: &[ArmSummary],
     runs: &[TrainRun],
 ) -> Option<Judged<PlacementVerdict>> {
-    let best = |norm| summary.iter().find(|s| s.norm == norm);
-    let (pre, post) = (
-        best(Normaliser::BN)?,
-        best(Normaliser::BN.placed(Placement::Post))?,
-    );
-    // Each placement needs a run that learned: a best test loss of runs that all diverged is
-    // the loss of a network that never trained (often the initial one).
-    let missing: Vec<String> = [pre, post]
-        .iter()
-        .filter_map(|s| {
-            if !s.best_test_loss.0.is_finite() {
-                Some(format!(
-                    "{} reached no finite test loss at any learning rate",
-                    s.label
-                ))
-            } else if !runs.iter().any(|r| r.norm == s.norm && r.learned) {
-                Some(format!(
-                    "{} learned at no learning rate (every run diverged or learned nothing)",
-                    s.label
-                ))
-            } else {
-                None
-            }
-        })
-        .collect();
-    Some(if !missing.is_empty() {
-        Judged {
-            verdict: PlacementVerdict::Undetermined,
-            reason: Some(missing.join("; ")),
-        }
-    } else if post.best_test_loss.0 < pre.best_test_loss.0 {
-        Judged {
-            verdict: PlacementVerdict::AfterActivation,
-            reason: None,
-        }
-    } else {
-        Judged {
-            verdict: PlacementVerdict::BeforeActivation,
-            reason: None,
-        }
-    })
+    placement_evidence(summary, runs).map(|e| e.judged)
 }
 
 fn run_one<T: Float>(
@@ -812,28 +766,161 @@ pub fn status(r: &TrainRun) -> String {
     }
 }
 
-/// Per learning rate at which BN off did not learn (it diverged or learned nothing), the BN
-/// configurations that learned there.
-pub fn rescues(lrs: &[f64], runs: &[TrainRun]) -> Vec<(f64, Vec<Normaliser>)> {
+/// At one learning rate where BN off did not learn (it diverged or learned nothing): the BN
+/// configurations that learned there, in run order (possibly none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rescue {
+    pub lr: f64,
+    pub learned: Vec<Normaliser>,
+}
+
+/// Per learning rate at which BN off did not learn, in sweep order, the BN configurations that
+/// learned there.
+pub fn rescues(lrs: &[f64], runs: &[TrainRun]) -> Vec<Rescue> {
     let mut out = Vec::new();
     for &lr in lrs {
         let at: Vec<&TrainRun> = runs.iter().filter(|r| r.lr == lr).collect();
         if !at.iter().any(|r| r.norm == Normaliser::Off && !r.learned) {
             continue;
         }
-        let ok: Vec<Normaliser> = at
+        let learned: Vec<Normaliser> = at
             .iter()
             .filter(|r| r.norm != Normaliser::Off && r.learned)
             .map(|r| r.norm)
             .collect();
-        out.push((lr, ok));
+        out.push(Rescue { lr, learned });
     }
     out
 }
 
 /// [`rescues`] of a report.
-pub fn bn_rescues(report: &TrainReport) -> Vec<(f64, Vec<Normaliser>)> {
+pub fn bn_rescues(report: &TrainReport) -> Vec<Rescue> {
     rescues(&report.config.lrs, &report.runs)
+}
+
+/// What the sweep shows about the diary's "higher learning rates with BN": the facts
+/// [`HigherLr`] is decided from, and that [`verdict`] writes out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HigherLrEvidence {
+    /// BN off learned at every learning rate of the sweep (`lrs`).
+    OffLearnedEverywhere { lrs: Vec<f64> },
+    /// BN off did not learn at `failed`, and no BN configuration learned at any of them.
+    NotRescued { failed: Vec<f64> },
+    /// BN off did not learn at `failed`; `rescues` keeps those of them where some BN
+    /// configuration learned.
+    Rescued {
+        failed: Vec<f64>,
+        rescues: Vec<Rescue>,
+    },
+}
+
+impl HigherLrEvidence {
+    pub fn verdict(&self) -> HigherLr {
+        match self {
+            HigherLrEvidence::Rescued { .. } => HigherLr::Shown,
+            _ => HigherLr::NotShown,
+        }
+    }
+}
+
+/// The [`HigherLrEvidence`] of `runs` (whose `learned` is set); `None` without a BN-off
+/// configuration.
+pub fn higher_lr_evidence(cfg: &TrainConfig, runs: &[TrainRun]) -> Option<HigherLrEvidence> {
+    if !cfg.norms.contains(&Normaliser::Off) {
+        return None;
+    }
+    let all = rescues(&cfg.lrs, runs);
+    let failed: Vec<f64> = all.iter().map(|r| r.lr).collect();
+    let rescued: Vec<Rescue> = all.into_iter().filter(|r| !r.learned.is_empty()).collect();
+    Some(if failed.is_empty() {
+        HigherLrEvidence::OffLearnedEverywhere {
+            lrs: cfg.lrs.clone(),
+        }
+    } else if rescued.is_empty() {
+        HigherLrEvidence::NotRescued { failed }
+    } else {
+        HigherLrEvidence::Rescued {
+            failed,
+            rescues: rescued,
+        }
+    })
+}
+
+/// The runs of configurations `norms` with no finite test loss, in run order: a configuration's
+/// best test loss is over its other runs.
+pub fn left_out_of_best<'a>(runs: &'a [TrainRun], norms: &[Normaliser]) -> Vec<&'a TrainRun> {
+    runs.iter()
+        .filter(|r| norms.contains(&r.norm) && !r.best_test_loss.0.is_finite())
+        .collect()
+}
+
+/// What the sweep shows about BN before against after the activation (both with scale/shift):
+/// the facts [`PlacementVerdict`] is decided from, and that [`verdict`] writes out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlacementEvidence {
+    pub judged: Judged<PlacementVerdict>,
+    /// Best test loss over the sweep with BN before (`before`) and after (`after`) the
+    /// activation (NaN when no run reached a finite one).
+    pub before: f64,
+    pub after: f64,
+    /// The larger best over the smaller: how much better the better placement did.
+    pub ratio: f64,
+    /// Runs of either placement left out of those bests (no finite test loss): label and lr.
+    pub left_out: Vec<(String, f64)>,
+}
+
+/// The [`PlacementEvidence`] of a sweep's per-configuration `summary` and its `runs`; `None`
+/// unless both placements ran.
+pub fn placement_evidence(summary: &[ArmSummary], runs: &[TrainRun]) -> Option<PlacementEvidence> {
+    let post_norm = Normaliser::BN.placed(Placement::Post);
+    let of = |norm| summary.iter().find(|s| s.norm == norm);
+    let (pre, post) = (of(Normaliser::BN)?, of(post_norm)?);
+    // Each placement needs a run that learned: a best test loss of runs that all diverged is
+    // the loss of a network that never trained (often the initial one).
+    let missing: Vec<String> = [pre, post]
+        .iter()
+        .filter_map(|s| {
+            if !s.best_test_loss.0.is_finite() {
+                Some(format!(
+                    "{} reached no finite test loss at any learning rate",
+                    s.label
+                ))
+            } else if !runs.iter().any(|r| r.norm == s.norm && r.learned) {
+                Some(format!(
+                    "{} learned at no learning rate (every run diverged or learned nothing)",
+                    s.label
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let (before, after) = (pre.best_test_loss.0, post.best_test_loss.0);
+    let judged = if !missing.is_empty() {
+        Judged {
+            verdict: PlacementVerdict::Undetermined,
+            reason: Some(missing.join("; ")),
+        }
+    } else {
+        Judged {
+            verdict: if after < before {
+                PlacementVerdict::AfterActivation
+            } else {
+                PlacementVerdict::BeforeActivation
+            },
+            reason: None,
+        }
+    };
+    Some(PlacementEvidence {
+        judged,
+        before,
+        after,
+        ratio: before.max(after) / before.min(after),
+        left_out: left_out_of_best(runs, &[Normaliser::BN, post_norm])
+            .iter()
+            .map(|r| (r.label.clone(), r.lr))
+            .collect(),
+    })
 }
 
 fn fmt_lrs(v: &[f64]) -> String {
@@ -949,10 +1036,8 @@ fn per_configuration(report: &TrainReport, w: usize) -> String {
             s.best_lr.map_or("-".to_string(), |v| Short(v).to_string()),
         ));
         // The best is over the runs with a finite test loss: name the others.
-        let left_out: Vec<f64> = report
-            .runs
+        let left_out: Vec<f64> = left_out_of_best(&report.runs, &[s.norm])
             .iter()
-            .filter(|r| r.norm == s.norm && !r.best_test_loss.0.is_finite())
             .map(|r| r.lr)
             .collect();
         if !left_out.is_empty() {
@@ -966,87 +1051,89 @@ fn per_configuration(report: &TrainReport, w: usize) -> String {
     out
 }
 
-/// The plain-words conclusion of this run about the diary's claims ([`TrainReport::verdicts`]).
+/// The plain-words conclusion of this run about the diary's claims ([`TrainReport::verdicts`]):
+/// [`higher_lr_evidence`] and [`placement_evidence`], written out.
 pub fn verdict(report: &TrainReport) -> String {
-    let cfg = &report.config;
     let mut out = String::new();
-    if let Some(v) = &report.verdicts.higher_lr {
-        let rescues = bn_rescues(report);
-        let failed = rescues.iter().map(|r| r.0).collect::<Vec<_>>();
-        let text = match v.verdict {
-            HigherLr::NotShown if rescues.is_empty() => format!(
-                "NOT shown by this run: BN off learned at every lr ({})",
-                fmt_lrs(&cfg.lrs)
-            ),
-            HigherLr::NotShown => format!(
-                "NOT shown by this run: BN off did not learn at lr {}, and neither did any BN configuration",
-                fmt_lrs(&failed)
-            ),
-            HigherLr::Shown => {
-                let helped: Vec<String> = rescues
-                    .iter()
-                    .filter(|(_, ok)| !ok.is_empty())
-                    .map(|(lr, ok)| {
-                        format!(
-                            "lr {}: {}",
-                            Short(*lr),
-                            ok.iter().map(|a| a.label()).collect::<Vec<_>>().join(", ")
-                        )
-                    })
-                    .collect();
-                format!(
-                    "shown: BN off did not learn at lr {} (diverged or stuck), where these BN configurations learned: {}",
-                    fmt_lrs(&failed),
-                    helped.join("; ")
-                )
-            }
-        };
-        out.push_str(&format!("\nhigher learning rates with BN: {text}.\n"));
+    if let Some(e) = higher_lr_evidence(&report.config, &report.runs) {
+        out.push_str(&format!(
+            "\nhigher learning rates with BN: {}.\n",
+            higher_lr_text(&e)
+        ));
     }
     // Placement: the diary's remark that BN after the activation can do better.
-    if let Some(v) = &report.verdicts.placement {
-        let post_norm = Normaliser::BN.placed(Placement::Post);
-        let best = |norm| {
-            report
-                .summary
-                .iter()
-                .find(|s| s.norm == norm)
-                .map_or(f64::NAN, |s| s.best_test_loss.0)
-        };
-        let (pre, post) = (best(Normaliser::BN), best(post_norm));
-        // Runs without any finite test loss are not part of "best over the sweep": say so.
-        let left_out: Vec<String> = report
-            .runs
-            .iter()
-            .filter(|r| {
-                (r.norm == Normaliser::BN || r.norm == post_norm) && !r.best_test_loss.0.is_finite()
-            })
-            .map(|r| format!("{} at lr {}", r.label, Short(r.lr)))
-            .collect();
-        let note = if left_out.is_empty() {
-            String::new()
-        } else {
-            format!(" (left out, no finite test loss: {})", left_out.join(", "))
-        };
-        match v.verdict {
-            PlacementVerdict::Undetermined => out.push_str(&format!(
-                "BN placement (best test loss over the sweep): UNDETERMINED: {}.\n",
-                v.reason.as_deref().unwrap_or("no finite evidence")
-            )),
-            verdict => out.push_str(&format!(
-                "BN placement (best test loss over the sweep{note}): before the activation {}, after it {}: {} in this run ({}x).\n",
-                fmt_num(pre),
-                fmt_num(post),
-                if verdict == PlacementVerdict::AfterActivation {
-                    "after the activation did better"
-                } else {
-                    "before the activation did better"
-                },
-                fmt_num(pre.max(post) / pre.min(post)),
-            )),
-        }
+    if let Some(e) = placement_evidence(&report.summary, &report.runs) {
+        out.push_str(&placement_text(&e));
     }
     out
+}
+
+/// [`HigherLrEvidence`] in words, without the heading.
+fn higher_lr_text(e: &HigherLrEvidence) -> String {
+    match e {
+        HigherLrEvidence::OffLearnedEverywhere { lrs } => format!(
+            "NOT shown by this run: BN off learned at every lr ({})",
+            fmt_lrs(lrs)
+        ),
+        HigherLrEvidence::NotRescued { failed } => format!(
+            "NOT shown by this run: BN off did not learn at lr {}, and neither did any BN configuration",
+            fmt_lrs(failed)
+        ),
+        HigherLrEvidence::Rescued { failed, rescues } => {
+            let helped: Vec<String> = rescues
+                .iter()
+                .map(|r| {
+                    format!(
+                        "lr {}: {}",
+                        Short(r.lr),
+                        r.learned
+                            .iter()
+                            .map(|a| a.label())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .collect();
+            format!(
+                "shown: BN off did not learn at lr {} (diverged or stuck), where these BN configurations learned: {}",
+                fmt_lrs(failed),
+                helped.join("; ")
+            )
+        }
+    }
+}
+
+/// [`PlacementEvidence`] in words: one line.
+fn placement_text(e: &PlacementEvidence) -> String {
+    let verdict = e.judged.verdict;
+    if verdict == PlacementVerdict::Undetermined {
+        return format!(
+            "BN placement (best test loss over the sweep): UNDETERMINED: {}.\n",
+            e.judged.reason.as_deref().unwrap_or("no finite evidence")
+        );
+    }
+    // Runs without any finite test loss are not part of "best over the sweep": say so.
+    let note = if e.left_out.is_empty() {
+        String::new()
+    } else {
+        let runs: Vec<String> = e
+            .left_out
+            .iter()
+            .map(|(label, lr)| format!("{label} at lr {}", Short(*lr)))
+            .collect();
+        format!(" (left out, no finite test loss: {})", runs.join(", "))
+    };
+    format!(
+        "BN placement (best test loss over the sweep{note}): before the activation {}, after it {}: {} in this run ({}x).\n",
+        fmt_num(e.before),
+        fmt_num(e.after),
+        if verdict == PlacementVerdict::AfterActivation {
+            "after the activation did better"
+        } else {
+            "before the activation did better"
+        },
+        fmt_num(e.ratio),
+    )
 }
 
 /// The learning rate `train_layers.png` shows by default: the largest at which no
@@ -1404,5 +1491,89 @@ mod tests {
         let v = placement_verdict(&summary(&c, &nan), &nan).unwrap();
         assert_eq!(v.verdict, PlacementVerdict::Undetermined);
         assert!(v.reason.unwrap().contains("reached no finite test loss"));
+    }
+
+    #[test]
+    fn higher_lr_evidence_lists_where_bn_off_failed_and_who_learned_there() {
+        let c = cfg(&[0.1, 1.0, 3.0], &[Normaliser::Off, Normaliser::BN]);
+        let mut runs = vec![
+            run(&c, 0.1, Normaliser::Off, false, 0.5),
+            run(&c, 0.1, Normaliser::BN, false, 0.4),
+            run(&c, 1.0, Normaliser::Off, true, 1e9),
+            run(&c, 1.0, Normaliser::BN, false, 0.3),
+            run(&c, 3.0, Normaliser::Off, true, 1e9),
+            run(&c, 3.0, Normaliser::BN, true, 1e9),
+        ];
+        let e = higher_lr_evidence(&c, &runs).unwrap();
+        assert_eq!(
+            e,
+            HigherLrEvidence::Rescued {
+                failed: vec![1.0, 3.0],
+                rescues: vec![Rescue {
+                    lr: 1.0,
+                    learned: vec![Normaliser::BN]
+                }],
+            }
+        );
+        assert_eq!(e.verdict(), HigherLr::Shown);
+        assert_eq!(
+            higher_lr_text(&e),
+            format!(
+                "shown: BN off did not learn at lr 1, 3 (diverged or stuck), where these BN configurations learned: lr 1: {}",
+                Normaliser::BN.label()
+            )
+        );
+        // BN stuck at lr 1 too: BN off failed there and nobody learned.
+        runs[3] = run(&c, 1.0, Normaliser::BN, false, 1.0);
+        let e = higher_lr_evidence(&c, &runs).unwrap();
+        assert_eq!(
+            e,
+            HigherLrEvidence::NotRescued {
+                failed: vec![1.0, 3.0]
+            }
+        );
+        assert_eq!(e.verdict(), HigherLr::NotShown);
+        let fine: Vec<TrainRun> = runs.iter().filter(|r| r.lr == 0.1).cloned().collect();
+        let c = cfg(&[0.1], &[Normaliser::Off, Normaliser::BN]);
+        assert_eq!(
+            higher_lr_evidence(&c, &fine).unwrap(),
+            HigherLrEvidence::OffLearnedEverywhere { lrs: vec![0.1] }
+        );
+    }
+
+    #[test]
+    fn placement_evidence_takes_each_placements_best_and_names_the_runs_left_out() {
+        let post = Normaliser::BN.placed(Placement::Post);
+        let c = cfg(&[0.1, 1.0, 3.0], &[Normaliser::Off, Normaliser::BN, post]);
+        let runs = [
+            run(&c, 0.1, Normaliser::Off, false, 0.9),
+            run(&c, 0.1, Normaliser::BN, false, 0.3),
+            run(&c, 0.1, post, false, 0.2),
+            run(&c, 1.0, Normaliser::Off, false, f64::NAN),
+            run(&c, 1.0, Normaliser::BN, false, f64::NAN),
+            run(&c, 1.0, post, false, 0.15),
+            run(&c, 3.0, Normaliser::BN, false, 0.6),
+            run(&c, 3.0, post, true, f64::INFINITY),
+        ];
+        let e = placement_evidence(&summary(&c, &runs), &runs).unwrap();
+        assert_eq!(e.judged.verdict, PlacementVerdict::AfterActivation);
+        assert_eq!((e.before, e.after), (0.3, 0.15));
+        assert!((e.ratio - 2.0).abs() < 1e-12);
+        // BN off's NaN run is not part of the placement comparison.
+        assert_eq!(
+            e.left_out,
+            vec![
+                (Normaliser::BN.label().to_string(), 1.0),
+                (post.label().to_string(), 3.0)
+            ]
+        );
+        assert!(placement_text(&e).contains(&format!(
+            "(left out, no finite test loss: {} at lr 1, {} at lr 3)",
+            Normaliser::BN.label(),
+            post.label()
+        )));
+        // Without the post-activation arm there is nothing to compare.
+        let c = cfg(&[0.1], &[Normaliser::BN]);
+        assert!(placement_evidence(&summary(&c, &runs[1..2]), &runs[1..2]).is_none());
     }
 }

@@ -416,3 +416,29 @@ fn the_counts_per_measure_follow_the_runs() {
         bn_lab::experiment::ics::spearman(&one_minus_cos, &loss)
     );
 }
+
+/// The summary's "medians cover only ..." note lists the arms that diverged after at least one
+/// measurement, with the step and how many steps were measured; not an arm that finished, nor
+/// one that diverged before its first measurement.
+#[test]
+fn partial_medians_name_the_arms_that_diverged_after_measuring() {
+    use bn_lab::experiment::ics::{PartialMedians, partial_medians, run};
+    let mut single = TINY_ICS.to_vec();
+    single.extend(["--sweep-lr", "none"]);
+    let cfg = ics_config(&single);
+    let mut arms = run(&cfg, &|_| {}).arms;
+    assert!(arms.len() >= 2 && arms.iter().all(|a| a.records.len() >= 2));
+    assert_eq!(partial_medians(&arms), Vec::new());
+    arms[1].run.diverged_at = Some(7);
+    arms[1].records.truncate(2);
+    arms[0].run.diverged_at = Some(1);
+    arms[0].records.clear();
+    assert_eq!(
+        partial_medians(&arms),
+        vec![PartialMedians {
+            label: &arms[1].run.label,
+            diverged_at: 7,
+            measured: 2
+        }]
+    );
+}

@@ -655,3 +655,74 @@ fn an_eval_mode_probe_sees_units_that_running_statistics_kill() {
     assert_eq!(train.dead.as_ref().unwrap()[0].0, 0.0);
     assert_eq!(eval.dead.as_ref().unwrap()[0].0, 1.0);
 }
+
+/// The facts behind each verdict paragraph: which arm reached the lower train loss and by what
+/// factor, and the "within tolerance" note only when the ratio is near 1 (not when the seeds
+/// merely disagree); an undetermined activation carries its reason, one without a verdict none.
+#[test]
+fn affine_evidence_names_the_lower_arm_its_factor_and_when_the_two_are_within_tolerance() {
+    use bn_lab::config::Normaliser;
+    use bn_lab::experiment::nonlinearity::{
+        ActSummary, AffineEvidence, AffineVerdict, ArmMeans, LowerArm, affine_evidence,
+    };
+    use bn_lab::stats::Num;
+    let cfg = nonlinearity_config(&TINY_NONLINEARITY[..]);
+    let (with, without) = cfg.affine_pair().unwrap();
+    let arm = |norm: Normaliser, loss: f64| ArmMeans {
+        norm,
+        train_loss: Num(loss),
+        test_loss: Num(loss),
+        batch_loss: Num(loss),
+        test_accuracy: None,
+        inside_unit_before: Num(0.5),
+        inside_unit_after: Num(0.5),
+        saturated_before: None,
+        saturated_after: None,
+        always_active_after: None,
+        dead_after: None,
+        diverged_runs: 0,
+    };
+    let summary = |with_loss: f64, without_loss: f64, better, verdict| ActSummary {
+        act: Activation::Tanh,
+        arms: vec![arm(with, with_loss), arm(without, without_loss)],
+        no_affine_over_affine_train: Some(Num(without_loss / with_loss)),
+        no_affine_over_affine_test: Some(Num(2.0 * without_loss / with_loss)),
+        seeds_affine_better: Some(better),
+        verdict: Some(verdict),
+        verdict_reason: None,
+    };
+    let compared = |s: &ActSummary| match affine_evidence(&cfg, 0.05, s) {
+        Some(AffineEvidence::Compared(c)) => {
+            assert_eq!(
+                (c.with.norm, c.without.norm, c.seeds),
+                (with, without, cfg.seeds)
+            );
+            assert_eq!(
+                c.test_ratio,
+                2.0 * c.without.train_loss.0 / c.with.train_loss.0
+            );
+            (c.lower, c.factor, c.within_tolerance)
+        }
+        other => panic!("{other:?}"),
+    };
+    let s = summary(0.125, 0.5, 2, AffineVerdict::Supports);
+    assert_eq!(compared(&s), (LowerArm::WithAffine, 4.0, None));
+    let s = summary(0.5, 0.125, 0, AffineVerdict::Contradicts);
+    assert_eq!(compared(&s), (LowerArm::WithoutAffine, 4.0, None));
+    let s = summary(0.5, 0.51, 1, AffineVerdict::NoClearDifference);
+    assert_eq!(compared(&s).2, Some(0.05));
+    // No clear difference because the seeds disagree, though affine is 4x lower on average.
+    let s = summary(0.125, 0.5, 1, AffineVerdict::NoClearDifference);
+    assert_eq!(compared(&s), (LowerArm::WithAffine, 4.0, None));
+    let mut s = summary(0.125, 0.5, 2, AffineVerdict::Undetermined);
+    s.verdict_reason = Some("a run diverged".into());
+    assert!(matches!(
+        affine_evidence(&cfg, 0.05, &s),
+        Some(AffineEvidence::Undetermined {
+            act: Activation::Tanh,
+            reason: Some("a run diverged")
+        })
+    ));
+    s.verdict = None;
+    assert!(affine_evidence(&cfg, 0.05, &s).is_none());
+}

@@ -295,3 +295,33 @@ fn figures_are_clear() {
     ];
     assert_figures_clear::<InputShift>(&shift_cfg(&ioffe), "digits");
 }
+
+/// The summary's unit line reads the percentiles at the reference measurement and at the last
+/// one, with their steps; an arm with no measurement there gets NaN at step 0.
+#[test]
+fn unit_ends_are_the_reference_and_the_last_measurement() {
+    use bn_lab::experiment::shift::{UnitPercentilesAt, run, unit_ends};
+    let mut arm = run(&shift_cfg(&TINY_INPUT_SHIFT[..]), &|_| {})
+        .arms
+        .remove(0);
+    arm.steps = vec![0, 10, 20];
+    arm.reference = 1;
+    arm.unit_percentiles = (0..3)
+        .map(|k| (0..3).map(|i| Num((3 * k + i) as f64)).collect())
+        .collect();
+    let at = |step, percentiles| UnitPercentilesAt { step, percentiles };
+    assert_eq!(
+        unit_ends(&arm),
+        [at(10, [1.0, 4.0, 7.0]), at(20, [2.0, 5.0, 8.0])]
+    );
+    arm.steps.clear();
+    arm.unit_percentiles = vec![Vec::new(); 3];
+    let [from, to] = unit_ends(&arm);
+    assert_eq!((from.step, to.step), (0, 0));
+    assert!(
+        from.percentiles
+            .iter()
+            .chain(&to.percentiles)
+            .all(|v| v.is_nan())
+    );
+}

@@ -278,3 +278,24 @@ fn the_theory_slide_writes_lambda_at_the_default_batch_and_each_rate() {
     let report = <Theory as bn_lab::experiment::Experiment>::run(&cfg, &|_| {});
     assert_eq!(annotated_batch(&report), Some((1, 64)));
 }
+
+/// The summary's "agrees to a relative ..." is the worst relative gap over the batch sizes,
+/// measured against the closed form; an activation without one has no such number.
+#[test]
+fn closed_form_disagreement_is_the_worst_relative_gap_over_batch_sizes() {
+    use bn_lab::experiment::theory::{BnRates, closed_form_disagreement};
+    use bn_lab::stats::Num;
+    let rates = |closed: Option<Vec<Num>>| BnRates {
+        act: Activation::Relu,
+        lambda: vec![Num(2.0), Num(3.3), Num(1.5)],
+        closed_form: closed,
+        large_batch_limit: Num(1.0),
+    };
+    let gap = closed_form_disagreement(&rates(Some(vec![Num(2.0), Num(3.0), Num(1.6)]))).unwrap();
+    assert!((gap - 0.1).abs() < 1e-12, "{gap}");
+    assert_eq!(
+        closed_form_disagreement(&rates(Some(vec![Num(2.0), Num(3.3), Num(1.5)]))),
+        Some(0.0)
+    );
+    assert_eq!(closed_form_disagreement(&rates(None)), None);
+}
