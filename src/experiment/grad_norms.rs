@@ -10,7 +10,7 @@ use crate::config::{
     finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
 use crate::experiment::{ExperimentArgs, Extra};
 use crate::flags::{NetArgs, NormArgs, OutputArgs, Renames, count};
 use crate::float::Float;
@@ -186,6 +186,53 @@ impl GradNormsConfig {
     pub fn parallel_runs(&self) -> usize {
         crate::parallel::side_by_side(self.arms().len().saturating_mul(self.seeds))
     }
+
+    /// Every network [`run`] measures, in run order (each arm's seeds in turn): what `run`
+    /// executes, [`Plan::work_units`] counts and [`Plan::footprint`] sizes.
+    pub fn jobs(&self) -> Vec<GradNormsJob> {
+        let seeds = self.seed_list();
+        let bytes = self.net.dtype.bytes();
+        let mut jobs = Vec::with_capacity(self.arms().len() * seeds.len());
+        for (a, arm) in self.arms().into_iter().enumerate() {
+            let net = self.net(arm);
+            let memory = net.memory_estimate_bytes(self.net.batch, bytes);
+            for &seed in &seeds {
+                let histograms = self.histograms && seed == seeds[0];
+                let hist_units = if histograms {
+                    histogram::snapshot_units(arm.depth)
+                } else {
+                    0
+                };
+                jobs.push(GradNormsJob {
+                    arm: a,
+                    seed,
+                    net: net.clone(),
+                    save: self.save_net && jobs.is_empty(),
+                    histograms,
+                    units: (arm.depth as u64 + 1).saturating_add(hist_units),
+                    bytes: memory,
+                });
+            }
+        }
+        jobs
+    }
+}
+
+/// One network [`run`] measures: an arm (index into [`GradNormsConfig::arms`]) at one seed.
+#[derive(Clone, Debug)]
+pub struct GradNormsJob {
+    pub arm: usize,
+    pub seed: u64,
+    pub net: NetConfig,
+    /// Kept as the [`SavedNet`] (the first job, with `save_net`).
+    pub save: bool,
+    /// Histograms recorded (each arm's first seed, with `histograms`).
+    pub histograms: bool,
+    /// Progress units: one per layer (hidden and output) of the forward and backward, and the
+    /// histograms' copied tails.
+    pub units: u64,
+    /// The network's memory estimate on the batch.
+    pub bytes: f64,
 }
 
 impl Plan for GradNormsConfig {
@@ -239,13 +286,8 @@ impl Plan for GradNormsConfig {
     /// (values and JSON) and its batch; the figure.
     fn footprint(&self) -> Footprint {
         let bytes = self.net.dtype.bytes();
-        let mut nets: Vec<f64> = self
-            .arms()
-            .iter()
-            .map(|&a| self.net(a).memory_estimate_bytes(self.net.batch, bytes))
-            .collect();
-        nets.sort_by(|a, b| b.total_cmp(a));
-        let alive: f64 = nets.iter().take(self.parallel_runs()).sum();
+        let jobs = self.jobs();
+        let alive = largest_alive(jobs.iter().map(|j| j.bytes));
         // Each network's batch is drawn in f64 with its linear teacher, then converted.
         let (b, d_in, d_out) = (
             self.net.batch as f64,
@@ -267,29 +309,21 @@ impl Plan for GradNormsConfig {
             )
             .records(self.seeds as f64 * per_seed + theory, &["seeds", "depth"])
             .figures();
-        if self.save_net {
-            let net = self.net(self.arms()[0]);
-            let params = 2.0 * net.param_count();
+        if let Some(saved) = jobs.iter().find(|j| j.save) {
+            let params = 2.0 * saved.net.param_count();
             let batch = self.net.batch as f64 * (self.net.d_in + self.net.d_out) as f64;
             fp = fp.records(params + batch, &["width", "depth"]);
         }
         if self.histograms {
-            // Per arm, two histograms of each histogram layer; while one is measured, the
-            // copied tail of its network (at most the network again) and `dL/dh_l`.
-            let hists = self
-                .arms()
+            // Per arm (its first seed's job), two histograms of each histogram layer; while one
+            // is measured, the copied tail of its network (at most the network again) and
+            // `dL/dh_l`.
+            let hist_jobs: Vec<&GradNormsJob> = jobs.iter().filter(|j| j.histograms).collect();
+            let hists = hist_jobs
                 .iter()
-                .map(|a| histogram::layers(a.depth).len() as f64 * 2.0 * 96.0)
+                .map(|j| histogram::layers(j.net.depth).len() as f64 * 2.0 * 96.0)
                 .sum::<f64>();
-            let tails: f64 = {
-                let mut v: Vec<f64> = self
-                    .arms()
-                    .iter()
-                    .map(|&a| self.net(a).memory_estimate_bytes(self.net.batch, bytes))
-                    .collect();
-                v.sort_by(|a, b| b.total_cmp(a));
-                v.iter().take(self.parallel_runs()).sum()
-            };
+            let tails = largest_alive(hist_jobs.iter().map(|j| j.bytes));
             fp = fp
                 .records(hists, &["depth"])
                 .add("networks", tails, &["depth", "width", "batch"]);
@@ -300,12 +334,14 @@ impl Plan for GradNormsConfig {
     /// Work units [`run`] reports: one per layer (hidden and output) of every network's forward
     /// and backward pass, so deep configurations weigh in proportion.
     fn work_units(&self) -> u64 {
-        self.arms()
+        total_units(self.jobs().iter().map(|j| j.units))
+    }
+
+    fn costs(&self) -> Vec<Cost> {
+        self.jobs()
             .iter()
-            .map(|a| (a.depth as u64).saturating_add(1))
-            .fold(0u64, u64::saturating_add)
-            .saturating_mul(self.seeds as u64)
-            .saturating_add(histogram_units(self))
+            .map(|j| Cost::new(j.units, j.bytes))
+            .collect()
     }
 }
 
@@ -693,43 +729,23 @@ pub fn measure_with<T: Float>(
     (values, saved, snapshot)
 }
 
-/// Work units of the histograms: the copied tails, once per arm.
-fn histogram_units(cfg: &GradNormsConfig) -> u64 {
-    if !cfg.histograms {
-        return 0;
-    }
-    cfg.arms()
-        .iter()
-        .map(|a| histogram::snapshot_units(a.depth))
-        .fold(0u64, u64::saturating_add)
-}
-
 /// Run every configuration and seed (in parallel on rayon's pool). With `cfg.save_net`, also
 /// keep the first configuration's first seed as a [`SavedNet`]; `progress` is told of
 /// [`Plan::work_units`] in all.
 pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     let arms = cfg.arms();
     let seeds = cfg.seed_list();
-    let jobs: Vec<(usize, u64)> = (0..arms.len())
-        .flat_map(|a| seeds.iter().map(move |&s| (a, s)))
-        .collect();
-    let mut results: Vec<(LayerValues, Option<SavedNet>, Option<Snapshot>)> = jobs
+    let mut results: Vec<(LayerValues, Option<SavedNet>, Option<Snapshot>)> = cfg
+        .jobs()
         .par_iter()
-        .enumerate()
-        .map(|(i, &(a, seed))| {
-            let depth = arms[a].depth;
-            let net = cfg.net(arms[a]);
-            let save = cfg.save_net && i == 0;
-            let hist = cfg.histograms && seed == seeds[0];
+        .map(|job| {
+            let (net, seed, save, hist) = (&job.net, job.seed, job.save, job.histograms);
             let (b, loss) = (cfg.net.batch, cfg.loss);
             let result = match cfg.net.dtype {
-                Dtype::F32 => measure_with::<f32>(&net, b, seed, loss, save, hist),
-                Dtype::F64 => measure_with::<f64>(&net, b, seed, loss, save, hist),
+                Dtype::F32 => measure_with::<f32>(net, b, seed, loss, save, hist),
+                Dtype::F64 => measure_with::<f64>(net, b, seed, loss, save, hist),
             };
-            progress(depth as u64 + 1);
-            if hist {
-                progress(histogram::snapshot_units(depth));
-            }
+            progress(job.units);
             result
         })
         .collect();

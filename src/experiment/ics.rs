@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Dtype, Loss, Normaliser, check_lr};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo, TrainedArm};
+use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
+use crate::experiment::{TrainedArm, total_units};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
 use crate::memory::Footprint;
@@ -64,6 +65,40 @@ impl IcsConfig {
             ..self.run.clone()
         }
     }
+
+    /// Every arm [`run`] trains, in run order: each arm at each of the sweep's other learning
+    /// rates, then at `lr` (the pass whose records are kept). Each reports its training with its
+    /// measurements ([`measure_units`]) and holds the training net, the copy before the update
+    /// and the measuring copy (on up to the test set's samples).
+    pub fn jobs(&self) -> Vec<IcsJob> {
+        let run = &self.run;
+        let samples = run.net.batch.max(run.data.n_test);
+        let units = run.arm_units(measure_units(self));
+        let passes = self.extra_lrs().into_iter().map(|lr| (lr, false));
+        passes
+            .chain([(run.sgd.lr, true)])
+            .enumerate()
+            .flat_map(|(pass, (lr, kept))| {
+                run.norms.iter().map(move |&norm| IcsJob {
+                    lr,
+                    pass,
+                    kept,
+                    arm: run.arm_job(norm, units, samples, 3),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One training run of [`run`]: an arm at one learning rate.
+#[derive(Clone, Debug)]
+pub struct IcsJob {
+    pub lr: f64,
+    /// The learning rates run one after the other, a pass each (`lr` last).
+    pub pass: usize,
+    /// At `lr`: every record kept (the sweep's other rates keep their summaries only).
+    pub kept: bool,
+    pub arm: ArmJob,
 }
 
 impl Plan for IcsConfig {
@@ -82,7 +117,12 @@ impl Plan for IcsConfig {
     /// first and keep only their summaries, so they add nothing to the peak.
     fn footprint(&self) -> Footprint {
         let run = &self.run;
-        let samples = run.net.batch.max(run.data.n_test);
+        let kept: Vec<ArmJob> = self
+            .jobs()
+            .into_iter()
+            .filter(|j| j.kept)
+            .map(|j| j.arm)
+            .collect();
         let layers = run.depth as f64 + 1.0;
         let (w, d_in, d_out) = (
             run.net.width as f64,
@@ -90,9 +130,9 @@ impl Plan for IcsConfig {
             run.net.d_out as f64,
         );
         let diff = 8.0 * (w * w.max(d_in).max(d_out));
-        run.footprint(samples, 3, 1.0 + 6.0 * layers).add(
+        run.footprint(&kept, 1.0 + 6.0 * layers).add(
             "networks",
-            run.norms.len() as f64 * diff,
+            kept.len() as f64 * diff,
             &["width"],
         )
     }
@@ -101,12 +141,15 @@ impl Plan for IcsConfig {
     /// (`lr` and the sweep's others), every training step, every measurement ([`measure_units`])
     /// and the final test loss.
     fn work_units(&self) -> u64 {
-        let runs = self
-            .run
-            .norms
-            .len()
-            .saturating_mul(1 + self.extra_lrs().len());
-        units(runs, self.run.arm_units(measure_units(self)))
+        total_units(self.jobs().iter().map(|j| j.arm.units))
+    }
+
+    fn costs(&self) -> Vec<Cost> {
+        let cost = |j: &IcsJob| Cost {
+            pass: j.pass,
+            ..j.arm.cost()
+        };
+        self.jobs().iter().map(cost).collect()
     }
 }
 
@@ -552,29 +595,30 @@ pub fn measure_units(cfg: &IcsConfig) -> u64 {
     units(cfg.run.depth, step_units(cfg.run.net.batch))
 }
 
-/// Train every arm (in parallel) at `cfg.lr`, measuring ICS every `every` steps.
-fn run_arms(cfg: &MeasuredTrainConfig, progress: Progress) -> Vec<IcsArm> {
-    cfg.norms
-        .par_iter()
-        .map(|&norm| match cfg.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, norm, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, norm, progress),
+/// Train the arms of `pass` (in parallel) at `cfg.sgd.lr`, measuring ICS every `every` steps.
+fn run_arms(cfg: &MeasuredTrainConfig, pass: &[IcsJob], progress: Progress) -> Vec<IcsArm> {
+    pass.par_iter()
+        .map(|job| match cfg.net.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, progress),
         })
         .collect()
 }
 
 /// Train every arm at each of the sweep's other learning rates first (keeping only their
-/// summaries), then at `lr` with every record kept.
+/// summaries), then at `lr` with every record kept: the passes of [`IcsConfig::jobs`].
 pub fn run(cfg: &IcsConfig, progress: Progress) -> IcsReport {
+    let (kept, sweep): (Vec<IcsJob>, Vec<IcsJob>) = cfg.jobs().into_iter().partition(|j| j.kept);
     let mut runs: Vec<IcsRun> = Vec::new();
-    for lr in cfg.extra_lrs() {
+    for pass in sweep.chunk_by(|a, b| a.pass == b.pass) {
+        let lr = pass[0].lr;
         runs.extend(
-            run_arms(&cfg.at_lr(lr), progress)
+            run_arms(&cfg.at_lr(lr), pass, progress)
                 .iter()
                 .map(|a| IcsRun::of(a, lr)),
         );
     }
-    let arms = run_arms(&cfg.run, progress);
+    let arms = run_arms(&cfg.run, &kept, progress);
     runs.extend(arms.iter().map(|a| IcsRun::of(a, cfg.run.sgd.lr)));
     // Stable: within a learning rate the arms keep their legend order.
     runs.sort_by(|a, b| a.lr.total_cmp(&b.lr));

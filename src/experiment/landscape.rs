@@ -33,7 +33,8 @@ use crate::config::{
     ConfigError, Dtype, Normaliser, at_least, at_most, at_most_values, distinct_numbers, finite_in,
 };
 use crate::data::{self, Batch, Stream};
-use crate::experiment::{Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo, TrainedArm};
+use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
+use crate::experiment::{TrainedArm, total_units};
 use crate::float::Float;
 use crate::limits::MAX_PROBES;
 use crate::memory::Footprint;
@@ -123,23 +124,13 @@ impl Plan for LandscapeConfig {
     /// and the slice's directions and points), per measured step three numbers per probe
     /// step size, and the slice's grid.
     fn footprint(&self) -> Footprint {
-        let samples = self
-            .run
-            .net
-            .batch
-            .max(self.slice_samples)
-            .max(self.run.data.n_test);
+        let jobs = self.jobs();
         let per_point = 4.0 + 3.0 * self.probe_multipliers.len() as f64;
-        let arms = self.run.norms.len() as f64;
-        let params = self
-            .run
-            .norms
-            .iter()
-            .map(|&n| self.run.net(n).param_count())
-            .fold(0.0, f64::max);
+        let arms = jobs.len() as f64;
+        let params = jobs.iter().map(|j| j.net.param_count()).fold(0.0, f64::max);
         let grid = (self.slice_grid as f64).powi(2);
         self.run
-            .footprint(samples, 4, per_point)
+            .footprint(&jobs, per_point)
             .add("networks", arms * 5.0 * 8.0 * params, &["depth", "width"])
             .records(arms * grid, &["slice_grid"])
     }
@@ -148,15 +139,37 @@ impl Plan for LandscapeConfig {
     /// per arm, every training step, every probe ([`probe_units`]), the final test loss and the
     /// slice ([`slice_units`]; an arm that diverged counts it when it skips it).
     fn work_units(&self) -> u64 {
-        let arm = self
-            .run
-            .arm_units(probe_units(self))
-            .saturating_add(slice_units(self));
-        units(self.run.norms.len(), arm)
+        total_units(self.jobs().iter().map(|j| j.units))
+    }
+
+    fn costs(&self) -> Vec<Cost> {
+        self.jobs().iter().map(ArmJob::cost).collect()
     }
 }
 
 impl LandscapeConfig {
+    /// Every arm [`run`] trains (side by side), in legend order: each reports its training
+    /// with its probes and the slice ([`slice_units`]; an arm that diverged counts it when it
+    /// skips it), and holds the training net, a probe copy and up to two slice copies (on up to
+    /// the largest batch any of them runs).
+    pub fn jobs(&self) -> Vec<ArmJob> {
+        let samples = self
+            .run
+            .net
+            .batch
+            .max(self.slice_samples)
+            .max(self.run.data.n_test);
+        let units = self
+            .run
+            .arm_units(probe_units(self))
+            .saturating_add(slice_units(self));
+        self.run
+            .norms
+            .iter()
+            .map(|&norm| self.run.arm_job(norm, units, samples, 4))
+            .collect()
+    }
+
     /// Slice coordinates, `slice_grid` values evenly from `-slice_span` to `slice_span`.
     pub fn slice_coords(&self) -> Vec<f64> {
         let n = self.slice_grid;
@@ -495,12 +508,11 @@ pub fn slice_units(cfg: &LandscapeConfig) -> u64 {
 /// Train every arm (in parallel), probing as configured, then slice around the final weights.
 pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
     let arms: Vec<LandscapeArm> = cfg
-        .run
-        .norms
+        .jobs()
         .par_iter()
-        .map(|&norm| match cfg.run.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, norm, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, norm, progress),
+        .map(|job| match cfg.run.net.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, job.norm, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, job.norm, progress),
         })
         .collect();
     let comparison = match (

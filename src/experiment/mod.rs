@@ -47,6 +47,55 @@ pub trait Plan {
     fn footprint(&self) -> Footprint;
     /// Units of work `run` reports to its progress callback (0: too quick for a bar).
     fn work_units(&self) -> u64;
+    /// What each job `run` executes costs, in run order (a job: one unit of its parallel map,
+    /// one network measured or trained). [`Plan::work_units`] and [`Plan::footprint`] are
+    /// derived from the same jobs, so the tests check them against these.
+    fn costs(&self) -> Vec<Cost>;
+}
+
+/// What one job of a run costs: the progress units `run` reports for it, and the bytes its
+/// network (with the copies it keeps, on the samples it runs) holds while it runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    pub units: u64,
+    pub bytes: f64,
+    /// Jobs of different passes never run at once (`ics` trains one learning rate after the
+    /// other); most runs are one pass, 0.
+    pub pass: usize,
+}
+
+impl Cost {
+    /// A job of the run's only pass.
+    pub fn new(units: u64, bytes: f64) -> Self {
+        Cost {
+            units,
+            bytes,
+            pass: 0,
+        }
+    }
+}
+
+/// What the networks of the jobs costing `costs` hold at most at once: in each pass, the
+/// largest that run side by side ([`largest_alive`]); the largest pass.
+pub fn alive_at_once(costs: &[Cost]) -> f64 {
+    let passes = costs.iter().map(|c| c.pass).max().map_or(0, |p| p + 1);
+    (0..passes)
+        .map(|p| largest_alive(costs.iter().filter(|c| c.pass == p).map(|c| c.bytes)))
+        .fold(0.0, f64::max)
+}
+
+/// Units of all `units`, added up (saturating): the jobs' part of [`Plan::work_units`].
+pub fn total_units(units: impl IntoIterator<Item = u64>) -> u64 {
+    units.into_iter().fold(0u64, u64::saturating_add)
+}
+
+/// What the networks of jobs costing `bytes` hold at most when as many of them run at once as
+/// the current thread pool has threads ([`crate::parallel::side_by_side`]): the largest that
+/// many, added up.
+pub fn largest_alive(bytes: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = bytes.into_iter().collect();
+    v.sort_by(|a, b| b.total_cmp(a));
+    v.iter().take(crate::parallel::side_by_side(v.len())).sum()
 }
 
 /// An experiment the CLI (and experiment files) can run: its names, how to run its config and
@@ -186,18 +235,29 @@ impl MeasuredTrainConfig {
         Ok(())
     }
 
-    /// What every measured run holds: per arm (all train at once), its data set, `copies`
-    /// networks on up to `samples` samples each, the per-step loss and `per_point` numbers at
-    /// every measured step; and the figures.
-    pub fn footprint(&self, samples: usize, copies: usize, per_point: f64) -> Footprint {
-        let arms = self.norms.len();
+    /// The arm of `norm` as a job of `run`'s parallel map: it reports `units` (its
+    /// [`MeasuredTrainConfig::arm_units`] and what the experiment adds) and holds `copies`
+    /// networks on up to `samples` samples each.
+    pub fn arm_job(&self, norm: Normaliser, units: u64, samples: usize, copies: usize) -> ArmJob {
+        let net = self.net(norm);
+        ArmJob {
+            norm,
+            units,
+            bytes: copies as f64 * net.memory_estimate_bytes(samples, self.net.dtype.bytes()),
+            net,
+        }
+    }
+
+    /// What every measured run holds: per arm (all of `jobs` train at once, and an arm's
+    /// nested parallel work may start another), its data set, its networks (the job's bytes),
+    /// the per-step loss and `per_point` numbers at every measured step; and the figures.
+    pub fn footprint(&self, jobs: &[ArmJob], per_point: f64) -> Footprint {
+        let arms = jobs.len();
         let mut fp = self
             .data
             .footprint(Footprint::new(), &self.net, arms, arms, false);
-        for &norm in &self.norms {
-            fp = self
-                .net(norm)
-                .footprint(fp, samples, self.net.dtype.bytes(), copies);
+        for job in jobs {
+            fp = fp.add("networks", job.bytes, &["depth", "width", "batch"]);
         }
         let measured = points(self.sgd.steps, self.every) as f64;
         fp.records(
@@ -319,6 +379,24 @@ impl MeasuredTrainConfig {
     /// Layer names: `1` .. `depth`, then `out`.
     pub fn layer_names(&self) -> Vec<String> {
         layer_names(self.depth)
+    }
+}
+
+/// One arm of a measured training run (`landscape`, `ics`, `noisy-bn`, `input-shift`): what
+/// `run` trains in its parallel map ([`MeasuredTrainConfig::arm_job`]).
+#[derive(Clone, Debug)]
+pub struct ArmJob {
+    pub norm: Normaliser,
+    pub net: NetConfig,
+    /// Progress units the arm reports.
+    pub units: u64,
+    /// Its networks' memory: the training net and the copies it keeps.
+    pub bytes: f64,
+}
+
+impl ArmJob {
+    pub fn cost(&self) -> Cost {
+        Cost::new(self.units, self.bytes)
     }
 }
 

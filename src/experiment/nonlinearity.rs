@@ -26,7 +26,7 @@ use crate::config::{
 use crate::config::{check_points, points};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
 use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
 use crate::limits::MAX_DEPTH;
@@ -155,27 +155,14 @@ impl Plan for NonlinearityConfig {
     /// evaluation.
     fn footprint(&self) -> Footprint {
         let parallel = crate::parallel::side_by_side(self.n_runs());
-        let rows = 2 * self.net.batch + self.data.n_train.min(crate::train::RECALIBRATION_SAMPLES);
-        let mut fp = self
+        let fp = self
             .data
-            .footprint(Footprint::new(), &self.net, 1, parallel, true);
-        let mut largest = Footprint::new();
-        for &act in &self.acts {
-            for &norm in &self.norms {
-                let one = self.net(act, norm).footprint(
-                    Footprint::new(),
-                    rows,
-                    self.net.dtype.bytes(),
-                    parallel,
-                );
-                if one.total() > largest.total() {
-                    largest = one;
-                }
-            }
-        }
-        for p in largest.parts {
-            fp = fp.add(p.what, p.bytes, p.reduce);
-        }
+            .footprint(Footprint::new(), &self.net, 1, parallel, true)
+            .add(
+                "networks",
+                largest_alive(self.jobs().iter().map(|j| j.bytes)),
+                &["depth", "width", "batch"],
+            );
         let (depth, width) = (self.depth as f64, self.net.width as f64);
         let stats = 2.0 * (8.0 * depth + 3.0 * (HIST_BINS as f64 + 8.0));
         let per_run =
@@ -189,12 +176,30 @@ impl Plan for NonlinearityConfig {
 
     /// Work units [`run`] reports: the reference fit and every run.
     fn work_units(&self) -> u64 {
-        self.runs()
-            .iter()
-            .fold(self.reference_units(), |acc, &(act, norm, _)| {
-                acc.saturating_add(self.run_units(act, norm))
-            })
+        self.reference_units()
+            .saturating_add(total_units(self.jobs().iter().map(|j| j.units)))
     }
+
+    fn costs(&self) -> Vec<Cost> {
+        self.jobs()
+            .iter()
+            .map(|j| Cost::new(j.units, j.bytes))
+            .collect()
+    }
+}
+
+/// One training run of [`run`]: an activation and configuration at one seed.
+#[derive(Clone, Debug)]
+pub struct NlJob {
+    pub act: Activation,
+    pub norm: Normaliser,
+    pub seed: u64,
+    pub net: NetConfig,
+    /// Progress units ([`NonlinearityConfig::run_units`]).
+    pub units: u64,
+    /// The network's memory estimate on the rows it runs: the batch, the probe copy (batch
+    /// rows) and the final recalibration forward.
+    pub bytes: f64,
 }
 
 impl NonlinearityConfig {
@@ -242,6 +247,26 @@ impl NonlinearityConfig {
             }
         }
         v
+    }
+
+    /// Every training run [`run`] executes, in the order of [`NonlinearityConfig::runs`]:
+    /// what `run` trains, [`Plan::work_units`] counts and [`Plan::footprint`] sizes.
+    pub fn jobs(&self) -> Vec<NlJob> {
+        let rows = 2 * self.net.batch + self.data.n_train.min(crate::train::RECALIBRATION_SAMPLES);
+        self.runs()
+            .into_iter()
+            .map(|(act, norm, seed)| {
+                let net = self.net(act, norm);
+                NlJob {
+                    act,
+                    norm,
+                    seed,
+                    units: self.run_units(act, norm),
+                    bytes: net.memory_estimate_bytes(rows, self.net.dtype.bytes()),
+                    net,
+                }
+            })
+            .collect()
     }
 
     /// Work units of the least-squares reference fit (see [`train::linear_fit_units`]).
@@ -535,10 +560,10 @@ pub struct NonlinearityReport {
 fn run_one<T: Float>(
     cfg: &NonlinearityConfig,
     data: &data::Dataset<T>,
-    (act, norm, seed): (Activation, Normaliser, u64),
+    job: &NlJob,
     progress: Progress,
 ) -> NlRun {
-    let net_cfg = cfg.net(act, norm);
+    let (act, norm, seed, net_cfg) = (job.act, job.norm, job.seed, job.net.clone());
     let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
     let probe_x = data.test.x.slice(ndarray::s![..cfg.net.batch, ..]);
     let layers = cfg.hist_layers();
@@ -755,8 +780,8 @@ fn run_typed<T: Float>(
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(cfg.reference_units());
     let runs = cfg
-        .runs()
-        .into_par_iter()
+        .jobs()
+        .par_iter()
         .map(|job| run_one(cfg, &data, job, progress))
         .collect();
     (runs, reference)

@@ -56,7 +56,7 @@ use crate::config::{
 };
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
 use crate::flags::{NetArgs, NormChoice, OutputArgs, Renames, count};
 use crate::limits::MAX_DEPTH;
 use crate::limits::{MAX_PANELS, MAX_POINTS, MAX_SEEDS};
@@ -254,6 +254,43 @@ impl ShatteredConfig {
     pub fn parallel_runs(&self) -> usize {
         crate::parallel::side_by_side(self.arms().len().saturating_mul(self.seeds))
     }
+
+    /// Every network [`run`] evaluates on the grid, in run order (each arm's seeds in turn):
+    /// what `run` executes, [`Plan::work_units`] counts and [`Plan::footprint`] sizes.
+    pub fn jobs(&self) -> Vec<ShatteredJob> {
+        let seeds = self.seed_list();
+        let mut jobs = Vec::new();
+        for (arm, (arch, depth)) in self.arms().into_iter().enumerate() {
+            let bytes = self
+                .net(arch, depth)
+                .memory_estimate_bytes(self.points(), 8);
+            for &seed in &seeds {
+                jobs.push(ShatteredJob {
+                    arm,
+                    arch,
+                    depth,
+                    seed,
+                    units: job_units(self, arch),
+                    bytes,
+                });
+            }
+        }
+        jobs
+    }
+}
+
+/// One network [`run`] evaluates: an arm (index into [`ShatteredConfig::arms`]) at one seed.
+#[derive(Clone, Copy, Debug)]
+pub struct ShatteredJob {
+    pub arm: usize,
+    pub arch: Arch,
+    pub depth: usize,
+    pub seed: u64,
+    /// Progress units: with BN a train-mode forward on the grid, then an eval forward and
+    /// backward.
+    pub units: u64,
+    /// The network's memory estimate on the grid (its input and output counted in it).
+    pub bytes: f64,
 }
 
 impl Plan for ShatteredConfig {
@@ -314,13 +351,7 @@ impl Plan for ShatteredConfig {
     /// mean and band of the autocorrelation; the grid); the figure.
     fn footprint(&self) -> Footprint {
         let n = self.points() as f64;
-        let mut nets: Vec<f64> = self
-            .arms()
-            .iter()
-            .map(|&(a, d)| self.net(a, d).memory_estimate_bytes(self.points(), 8))
-            .collect();
-        nets.sort_by(|a, b| b.total_cmp(a));
-        let alive: f64 = nets.iter().take(self.parallel_runs()).sum();
+        let alive = largest_alive(self.jobs().iter().map(|j| j.bytes));
         let lags = self.max_lag as f64 + 1.0;
         let per_arm = self.seeds as f64 * (n + lags + 2.0) + 3.0 * lags + 4.0;
         Footprint::new()
@@ -339,11 +370,14 @@ impl Plan for ShatteredConfig {
 
     /// Per network: with BN a train-mode forward on the grid, then an eval forward and backward.
     fn work_units(&self) -> u64 {
-        self.arms()
+        total_units(self.jobs().iter().map(|j| j.units))
+    }
+
+    fn costs(&self) -> Vec<Cost> {
+        self.jobs()
             .iter()
-            .map(|&(a, _)| job_units(self, a))
-            .fold(0u64, u64::saturating_add)
-            .saturating_mul(self.seeds as u64)
+            .map(|j| Cost::new(j.units, j.bytes))
+            .collect()
     }
 }
 
@@ -1159,17 +1193,14 @@ impl PredictionTest {
 pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
     let arms = cfg.arms();
     let seeds = cfg.seed_list();
-    let jobs: Vec<(usize, u64)> = (0..arms.len())
-        .flat_map(|a| seeds.iter().map(move |&s| (a, s)))
-        .collect();
     let x = grid(cfg.points());
-    let mut results = jobs
+    let mut results = cfg
+        .jobs()
         .par_iter()
-        .map_init(Pool::default, |pool, &(a, seed)| {
-            let (arch, depth) = arms[a];
-            let e = grid_gradients(cfg, arch, depth, seed, x.view(), pool);
-            let r = seed_result(seed, e, cfg.max_lag);
-            progress(job_units(cfg, arch));
+        .map_init(Pool::default, |pool, job| {
+            let e = grid_gradients(cfg, job.arch, job.depth, job.seed, x.view(), pool);
+            let r = seed_result(job.seed, e, cfg.max_lag);
+            progress(job.units);
             r
         })
         .collect::<Vec<_>>()

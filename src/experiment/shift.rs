@@ -46,7 +46,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{BnNoise, ConfigError, Dtype, Normaliser, between};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo, TrainedArm};
+use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
+use crate::experiment::{TrainedArm, total_units};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames, count};
 use crate::float::Float;
 use crate::limits::{MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
@@ -100,6 +101,24 @@ impl ShiftConfig {
         out
     }
 
+    /// Every arm [`run`] trains (side by side), in legend order: each reports its training with
+    /// its measurements and holds the training net and its probe copy (on up to the test set's
+    /// or the probe's samples).
+    pub fn jobs(&self) -> Vec<ShiftJob> {
+        let run = &self.run;
+        let samples = run.net.batch.max(run.data.n_test).max(self.probe);
+        self.arms()
+            .into_iter()
+            .map(|(norm, noise)| {
+                let units = run.arm_units(self.measure_units(noise.is_some()));
+                ShiftJob {
+                    noise,
+                    arm: run.arm_job(norm, units, samples, 2),
+                }
+            })
+            .collect()
+    }
+
     /// Whether an arm normalises with running statistics in eval mode (BatchNorm, noisy or not).
     fn has_running_stats(&self) -> bool {
         self.arms().iter().any(|&(norm, _)| norm.is_batch())
@@ -147,12 +166,10 @@ impl Plan for ShiftConfig {
     /// Per arm the training net on up to the test set's samples; per measurement the test
     /// evaluation, one copy of each layer's activation input and three numbers per layer.
     fn footprint(&self) -> Footprint {
-        let samples = self.run.net.batch.max(self.run.data.n_test).max(self.probe);
         let per_point = 4.0 + 3.0 * self.run.depth as f64;
         // Every arm, the noisy one a BN-on network; each with its probe copy.
-        let mut all = self.run.clone();
-        all.norms = self.arms().iter().map(|&(norm, _)| norm).collect();
-        let fp = all.footprint(samples, 2, per_point);
+        let arms: Vec<ArmJob> = self.jobs().into_iter().map(|j| j.arm).collect();
+        let fp = self.run.footprint(&arms, per_point);
         if self.noise.is_none() {
             return fp;
         }
@@ -168,11 +185,19 @@ impl Plan for ShiftConfig {
     }
 
     fn work_units(&self) -> u64 {
-        self.arms()
-            .iter()
-            .map(|&(_, noise)| self.run.arm_units(self.measure_units(noise.is_some())))
-            .fold(0u64, u64::saturating_add)
+        total_units(self.jobs().iter().map(|j| j.arm.units))
     }
+
+    fn costs(&self) -> Vec<Cost> {
+        self.jobs().iter().map(|j| j.arm.cost()).collect()
+    }
+}
+
+/// One arm of [`run`]: a normalisation, noisy or not.
+#[derive(Clone, Debug)]
+pub struct ShiftJob {
+    pub noise: Option<BnNoise>,
+    pub arm: ArmJob,
 }
 
 impl ShiftConfig {
@@ -479,11 +504,11 @@ fn run_arm<T: Float>(
 /// Train every arm (side by side) and measure.
 pub fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
     let arms: Vec<ShiftArm> = cfg
-        .arms()
+        .jobs()
         .par_iter()
-        .map(|&(norm, noise)| match cfg.run.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, norm, noise, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, norm, noise, progress),
+        .map(|job| match cfg.run.net.dtype {
+            Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, job.noise, progress),
+            Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, job.noise, progress),
         })
         .collect();
     let mut report = ShiftReport {

@@ -17,7 +17,7 @@ use crate::config::{
     Activation, ConfigError, Dtype, Init, Normaliser, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
 use crate::flags::{DataArgs, NetArgs, NormChoice, OutputArgs, count};
 use crate::flags::{Renames, distinct_norms};
 use crate::float::Float;
@@ -202,6 +202,37 @@ impl SweepConfig {
     pub fn trains(&self) -> bool {
         self.sgd.steps > 0
     }
+
+    /// The points [`run`] measures (every point, or only `point`), in the order of
+    /// [`SweepConfig::points`]: what `run` executes, [`Plan::work_units`] counts and
+    /// [`Plan::footprint`] sizes.
+    pub fn jobs(&self) -> Vec<SweepJob> {
+        let all = self.points();
+        let todo = match self.point {
+            Some(i) => all.get(i).copied().into_iter().collect(),
+            None => all,
+        };
+        let bytes = self.net.dtype.bytes();
+        todo.into_iter()
+            .map(|point| SweepJob {
+                point,
+                units: self.point_units(point.value),
+                bytes: self
+                    .net(point.value, point.norm)
+                    .memory_estimate_bytes(self.batch(point.value), bytes),
+            })
+            .collect()
+    }
+}
+
+/// One point [`run`] measures.
+#[derive(Clone, Copy, Debug)]
+pub struct SweepJob {
+    pub point: PointId,
+    /// Progress units ([`SweepConfig::point_units`]).
+    pub units: u64,
+    /// The point's network's memory estimate on its batch.
+    pub bytes: f64,
 }
 
 impl Plan for SweepConfig {
@@ -248,19 +279,9 @@ impl Plan for SweepConfig {
     /// As many networks alive as run side by side (the largest ones), each with its data set
     /// when the points train; the numbers and the figure.
     fn footprint(&self) -> Footprint {
-        let bytes = self.net.dtype.bytes();
-        let mut nets: Vec<f64> = self
-            .values
-            .iter()
-            .flat_map(|&v| {
-                self.norms
-                    .iter()
-                    .map(move |&n| self.net(v, n).memory_estimate_bytes(self.batch(v), bytes))
-            })
-            .collect();
-        nets.sort_by(|a, b| b.total_cmp(a));
-        let alive = crate::parallel::side_by_side(self.point_count());
-        let live: f64 = nets.iter().take(alive).sum();
+        let jobs = self.jobs();
+        let alive = crate::parallel::side_by_side(jobs.len());
+        let live = largest_alive(jobs.iter().map(|j| j.bytes));
         let mut fp = Footprint::new().add("networks", live, &["depth", "width", "values"]);
         if self.trains() {
             fp = self.data.footprint(fp, &self.net, alive, alive, false);
@@ -271,18 +292,14 @@ impl Plan for SweepConfig {
 
     /// Work units of [`run`].
     fn work_units(&self) -> u64 {
-        match self.point {
-            Some(i) => self
-                .points()
-                .get(i)
-                .map_or(0, |p| self.point_units(p.value)),
-            None => self
-                .values
-                .iter()
-                .map(|&v| self.point_units(v))
-                .fold(0u64, u64::saturating_add)
-                .saturating_mul((self.norms.len() * self.seeds) as u64),
-        }
+        total_units(self.jobs().iter().map(|j| j.units))
+    }
+
+    fn costs(&self) -> Vec<Cost> {
+        self.jobs()
+            .iter()
+            .map(|j| Cost::new(j.units, j.bytes))
+            .collect()
     }
 }
 
@@ -676,16 +693,12 @@ pub fn report(cfg: &SweepConfig, points: Vec<Point>) -> SweepReport {
 /// Run every point (or only `cfg.point`) on rayon's pool; `progress` is told of each point's
 /// [`SweepConfig::point_units`] when it is done.
 pub fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
-    let all = cfg.points();
-    let todo: Vec<PointId> = match cfg.point {
-        Some(i) => vec![all[i]],
-        None => all,
-    };
-    let points: Vec<Point> = todo
+    let points: Vec<Point> = cfg
+        .jobs()
         .par_iter()
-        .map(|p| {
-            let r = measure_point(cfg, p);
-            progress(cfg.point_units(p.value));
+        .map(|job| {
+            let r = measure_point(cfg, &job.point);
+            progress(job.units);
             r
         })
         .collect();

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Activation, ConfigError, Init, at_most_values, between, distinct, finite_in};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::grad_norms::INPUT_SECOND_MOMENT;
-use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo};
 use crate::flags::{OutputArgs, Renames, count, parse_init};
 use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_WIDTH};
 use crate::memory::Footprint;
@@ -71,6 +71,12 @@ impl Plan for TheoryConfig {
     /// One unit per (activation, batch size) rate and per activation's variance map.
     fn work_units(&self) -> u64 {
         (self.acts.len() * (self.batches.len() + 1)) as u64
+    }
+
+    /// No network and no parallel map: every rate and variance map is a job of one unit that
+    /// holds nothing but its records (counted in the footprint's records).
+    fn costs(&self) -> Vec<Cost> {
+        vec![Cost::new(1, 0.0); self.acts.len() * (self.batches.len() + 1)]
     }
 }
 

@@ -16,7 +16,7 @@ use crate::config::{
 use crate::config::{check_points, points};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Experiment, Plan, Progress, ToolInfo};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
 use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
 use crate::histogram::{self, Snapshot};
@@ -113,6 +113,40 @@ impl TrainConfig {
             .flat_map(|&lr| self.norms.iter().map(move |&n| (lr, n)))
             .collect()
     }
+
+    /// Every training run [`run`] executes, in the order of [`TrainConfig::runs`]: what `run`
+    /// trains, [`Plan::work_units`] counts and [`Plan::footprint`] sizes.
+    pub fn jobs(&self) -> Vec<TrainJob> {
+        let (dtype, batch) = (self.net.dtype.bytes(), self.net.batch);
+        self.runs()
+            .into_iter()
+            .map(|(lr, norm)| {
+                let net = self.net(norm);
+                TrainJob {
+                    lr,
+                    norm,
+                    units: self
+                        .settings(lr)
+                        .work_units(self.data.n_train, self.data.n_test)
+                        .saturating_add(self.histogram_units()),
+                    bytes: net.memory_estimate_bytes(batch, dtype),
+                    net,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One training run of [`run`]: a configuration at a learning rate.
+#[derive(Clone, Debug)]
+pub struct TrainJob {
+    pub lr: f64,
+    pub norm: Normaliser,
+    pub net: NetConfig,
+    /// Progress units: every step and evaluation, and the histograms' snapshots.
+    pub units: u64,
+    /// The network's memory estimate on the batch (evaluations run in chunks of it).
+    pub bytes: f64,
 }
 
 impl Plan for TrainConfig {
@@ -178,19 +212,8 @@ impl Plan for TrainConfig {
         let mut fp = self
             .data
             .footprint(Footprint::new(), &self.net, 1, parallel, true);
-        let largest = self
-            .norms
-            .iter()
-            .map(|&n| {
-                self.net(n)
-                    .memory_estimate_bytes(self.net.batch, self.net.dtype.bytes())
-            })
-            .fold(0.0, f64::max);
-        fp = fp.add(
-            "networks",
-            parallel as f64 * largest,
-            &["depth", "width", "batch"],
-        );
+        let alive = largest_alive(self.jobs().iter().map(|j| j.bytes));
+        fp = fp.add("networks", alive, &["depth", "width", "batch"]);
         let layers = self.depth as f64 + 1.0;
         let per_run = 32.0
             + 3.0 * points(self.steps, self.eval_every) as f64
@@ -201,7 +224,7 @@ impl Plan for TrainConfig {
             let hists = hs.len() as f64 * histogram::layers(self.depth).len() as f64 * 2.0 * 96.0;
             fp = fp.records(self.n_runs() as f64 * hists, &["depth"]).add(
                 "networks",
-                parallel as f64 * largest,
+                alive,
                 &["depth", "width", "batch"],
             );
         }
@@ -215,15 +238,14 @@ impl Plan for TrainConfig {
     /// Work units [`run`] reports, in forward passes of one sample (see
     /// [`train::FORWARD_BACKWARD`]): the reference fit, and per run every step and evaluation.
     fn work_units(&self) -> u64 {
-        self.runs()
+        reference_units(self).saturating_add(total_units(self.jobs().iter().map(|j| j.units)))
+    }
+
+    fn costs(&self) -> Vec<Cost> {
+        self.jobs()
             .iter()
-            .fold(reference_units(self), |acc, &(lr, _)| {
-                acc.saturating_add(
-                    self.settings(lr)
-                        .work_units(self.data.n_train, self.data.n_test),
-                )
-                .saturating_add(self.histogram_units())
-            })
+            .map(|j| Cost::new(j.units, j.bytes))
+            .collect()
     }
 }
 
@@ -555,11 +577,10 @@ fn placement_verdict(
 fn run_one<T: Float>(
     cfg: &TrainConfig,
     data: &data::Dataset<T>,
-    lr: f64,
-    norm: Normaliser,
+    job: &TrainJob,
     progress: Progress,
 ) -> TrainRun {
-    let net_cfg = cfg.net(norm);
+    let (lr, norm, net_cfg) = (job.lr, job.norm, job.net.clone());
     let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(cfg.net.seed, Stream::Weights));
     let (history, histograms) = if cfg.histogram_steps.is_some() {
         let (h, s) = train_with_histograms(cfg, &mut net, data, &cfg.settings(lr), progress);
@@ -598,9 +619,9 @@ fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> Ran {
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
     progress(reference_units(cfg));
     let runs = cfg
-        .runs()
+        .jobs()
         .par_iter()
-        .map(|&(lr, norm)| run_one(cfg, &data, lr, norm, progress))
+        .map(|job| run_one(cfg, &data, job, progress))
         .collect();
     let chance = data.classes.map(|_| majority_share(data.test.y.view()));
     let ceiling = loss_ceiling(&zero_losses(&data.test, cfg.data.loss));

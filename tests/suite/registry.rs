@@ -7,7 +7,7 @@ use bn_lab::experiment::Plan;
 
 use crate::common::{self, bn_lab, bn_lab_ok, json, scratch_dir};
 use bn_lab::commands::VisitConfig;
-use bn_lab::experiment::load_config;
+use bn_lab::experiment::{alive_at_once, load_config, total_units};
 use bn_lab::flags::Renames;
 use bn_lab::plot::Figures;
 use serde_json::Value;
@@ -117,5 +117,53 @@ fn every_quick_run_declares_a_small_footprint() {
             .unwrap()
             .unwrap();
         assert!(bytes < 64e6, "{name}: {bytes} bytes besides the figures");
+    }
+}
+
+/// The plan is derived from the jobs `run` executes ([`Plan::costs`]): every job reports
+/// progress, the work units hold every job's units (the QUICK run's progress adding up to them
+/// is checked above, so a job `run` executes beyond its config's jobs is caught there), and the
+/// footprint's networks hold at least the largest jobs that run side by side (in each pass), so
+/// a footprint that misses a job (an arm, a seed) is caught here.
+#[test]
+fn every_plan_counts_and_sizes_every_job() {
+    struct Jobs<'a>(&'a str);
+    impl VisitConfig for Jobs<'_> {
+        type Output = ();
+        fn visit<E: Figures>(&mut self, cfg: E::Config, _: Renames) -> anyhow::Result<()> {
+            let name = self.0;
+            cfg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let costs = cfg.costs();
+            assert!(!costs.is_empty(), "{name}: no jobs");
+            assert!(
+                costs.iter().all(|c| c.units > 0),
+                "{name}: a job reports no progress: {costs:?}"
+            );
+            let units = total_units(costs.iter().map(|c| c.units));
+            assert!(
+                cfg.work_units() >= units,
+                "{name}: {} work units for jobs of {units}",
+                cfg.work_units()
+            );
+            let alive = alive_at_once(&costs);
+            let networks: f64 = cfg
+                .footprint()
+                .parts
+                .iter()
+                .filter(|p| p.what == "networks")
+                .map(|p| p.bytes)
+                .sum();
+            assert!(
+                networks >= alive,
+                "{name}: the footprint's networks ({networks} bytes) hold less than the jobs running side by side ({alive}): {costs:?}"
+            );
+            Ok(())
+        }
+    }
+    for &(name, quick) in bn_lab::cli::QUICK_RUNS {
+        common::parse(&quick_args(name, quick))
+            .visit_config(&mut Jobs(name))
+            .unwrap()
+            .unwrap();
     }
 }
