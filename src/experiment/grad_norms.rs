@@ -1124,17 +1124,11 @@ pub struct MemoryNote {
 /// The [`MemoryNote`] of a config; `None` when its largest network needs less than 64 MiB
 /// (the summary says nothing then).
 pub fn memory_note(cfg: &GradNormsConfig) -> Option<MemoryNote> {
-    let largest = cfg
-        .arms()
-        .iter()
-        .map(|&arm| {
-            cfg.net(arm)
-                .memory_estimate_bytes(cfg.net.batch, cfg.net.dtype.bytes())
-        })
-        .fold(0.0, f64::max);
+    let jobs = cfg.jobs();
+    let largest = jobs.iter().map(|j| j.bytes).fold(0.0, f64::max);
     (largest >= SHOW_MEMORY_FROM).then(|| MemoryNote {
         largest_bytes: largest,
-        parallel_runs: cfg.parallel_runs(),
+        parallel_runs: crate::parallel::side_by_side(jobs.len()),
     })
 }
 
