@@ -10,7 +10,7 @@ use crate::config::{
     finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
 use crate::experiment::{ExperimentArgs, Extra};
 use crate::flags::{NetArgs, NormArgs, OutputArgs, Renames, count};
 use crate::float::Float;
@@ -331,12 +331,8 @@ impl Plan for GradNormsConfig {
         fp
     }
 
-    /// Work units [`run`] reports: one per layer (hidden and output) of every network's forward
-    /// and backward pass, so deep configurations weigh in proportion.
-    fn work_units(&self) -> u64 {
-        total_units(self.jobs().iter().map(|j| j.units))
-    }
-
+    /// Every job with its units, one per layer (hidden and output) of its forward and backward
+    /// pass (so deep configurations weigh in proportion), and its network's estimate.
     fn costs(&self) -> Vec<Cost> {
         self.jobs()
             .iter()

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Dtype, Loss, Normaliser, check_lr};
 use crate::experiment::ExperimentArgs;
+use crate::experiment::TrainedArm;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
-use crate::experiment::{TrainedArm, total_units};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
 use crate::memory::Footprint;
@@ -135,13 +135,6 @@ impl Plan for IcsConfig {
             kept.len() as f64 * diff,
             &["width"],
         )
-    }
-
-    /// Units of work [`run`] reports, in forward passes of one sample: per arm and learning rate
-    /// (`lr` and the sweep's others), every training step, every measurement ([`measure_units`])
-    /// and the final test loss.
-    fn work_units(&self) -> u64 {
-        total_units(self.jobs().iter().map(|j| j.arm.units))
     }
 
     fn costs(&self) -> Vec<Cost> {

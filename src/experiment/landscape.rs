@@ -33,8 +33,8 @@ use crate::config::{
     ConfigError, Dtype, Normaliser, at_least, at_most, at_most_values, distinct_numbers, finite_in,
 };
 use crate::data::{self, Batch, Stream};
+use crate::experiment::TrainedArm;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
-use crate::experiment::{TrainedArm, total_units};
 use crate::float::Float;
 use crate::limits::MAX_PROBES;
 use crate::memory::Footprint;
@@ -133,13 +133,6 @@ impl Plan for LandscapeConfig {
             .footprint(&jobs, per_point)
             .add("networks", arms * 5.0 * 8.0 * params, &["depth", "width"])
             .records(arms * grid, &["slice_grid"])
-    }
-
-    /// Units of work [`run`] reports to its progress callback, in forward passes of one sample:
-    /// per arm, every training step, every probe ([`probe_units`]), the final test loss and the
-    /// slice ([`slice_units`]; an arm that diverged counts it when it skips it).
-    fn work_units(&self) -> u64 {
-        total_units(self.jobs().iter().map(|j| j.units))
     }
 
     fn costs(&self) -> Vec<Cost> {

@@ -45,8 +45,12 @@ pub trait Plan {
     /// many run side by side as the current thread pool has threads), data, recorded numbers
     /// with their JSON and plot copies, figures.
     fn footprint(&self) -> Footprint;
-    /// Units of work `run` reports to its progress callback (0: too quick for a bar).
-    fn work_units(&self) -> u64;
+    /// Units of work `run` reports to its progress callback (0: too quick for a bar): by
+    /// default its jobs' units ([`Plan::costs`]); a run with work outside its jobs (`train`'s
+    /// reference fit) adds it.
+    fn work_units(&self) -> u64 {
+        total_units(self.costs().iter().map(|c| c.units))
+    }
     /// What each job `run` executes costs, in run order (a job: one unit of its parallel map,
     /// one network measured or trained). [`Plan::work_units`] and [`Plan::footprint`] are
     /// derived from the same jobs, so the tests check them against these.

@@ -56,7 +56,7 @@ use crate::config::{
 };
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
 use crate::flags::{NetArgs, NormChoice, OutputArgs, Renames, count};
 use crate::limits::MAX_DEPTH;
 use crate::limits::{MAX_PANELS, MAX_POINTS, MAX_SEEDS};
@@ -368,11 +368,8 @@ impl Plan for ShatteredConfig {
             .figures()
     }
 
-    /// Per network: with BN a train-mode forward on the grid, then an eval forward and backward.
-    fn work_units(&self) -> u64 {
-        total_units(self.jobs().iter().map(|j| j.units))
-    }
-
+    /// Every network with its units (with BN a train-mode forward on the grid, then an eval
+    /// forward and backward) and its estimate.
     fn costs(&self) -> Vec<Cost> {
         self.jobs()
             .iter()

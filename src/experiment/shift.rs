@@ -46,8 +46,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{BnNoise, ConfigError, Dtype, Normaliser, between};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
+use crate::experiment::TrainedArm;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
-use crate::experiment::{TrainedArm, total_units};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames, count};
 use crate::float::Float;
 use crate::limits::{MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
@@ -182,10 +182,6 @@ impl Plan for ShiftConfig {
             per_row * (self.run.net.batch + self.probe) as f64,
             &["batch", "probe", "width", "depth"],
         )
-    }
-
-    fn work_units(&self) -> u64 {
-        total_units(self.jobs().iter().map(|j| j.arm.units))
     }
 
     fn costs(&self) -> Vec<Cost> {

@@ -17,7 +17,7 @@ use crate::config::{
     Activation, ConfigError, Dtype, Init, Normaliser, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
 use crate::flags::{DataArgs, NetArgs, NormChoice, OutputArgs, count};
 use crate::flags::{Renames, distinct_norms};
 use crate::float::Float;
@@ -288,11 +288,6 @@ impl Plan for SweepConfig {
         }
         fp.records(self.point_count() as f64 * 12.0, &["values", "seeds"])
             .figures()
-    }
-
-    /// Work units of [`run`].
-    fn work_units(&self) -> u64 {
-        total_units(self.jobs().iter().map(|j| j.units))
     }
 
     fn costs(&self) -> Vec<Cost> {

@@ -68,11 +68,6 @@ impl Plan for TheoryConfig {
             .figures()
     }
 
-    /// One unit per (activation, batch size) rate and per activation's variance map.
-    fn work_units(&self) -> u64 {
-        (self.acts.len() * (self.batches.len() + 1)) as u64
-    }
-
     /// No network and no parallel map: every rate and variance map is a job of one unit that
     /// holds nothing but its records (counted in the footprint's records).
     fn costs(&self) -> Vec<Cost> {
