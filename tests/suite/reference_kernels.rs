@@ -21,7 +21,7 @@ use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode, ParamKind};
 use bn_lab::ops::{self, reference as r};
 use bn_lab::spec::NetConfig;
-use ndarray::{Array, Array1, Array2, ArrayView1, Axis, Dimension};
+use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Axis, Dimension};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
@@ -576,49 +576,75 @@ fn act_backward_fused_matches_reference_for_every_activation() {
     worst.report();
 }
 
-/// One block's BatchNorm and activation run forward and backward through the reference pairs.
-struct RefBlock {
+/// Scale and shift as the reference pairs take them.
+type ScaleShift<'a> = Option<(ArrayView1<'a, f64>, ArrayView1<'a, f64>)>;
+
+/// A reference normaliser's forward: `(x, scale/shift, eps) -> (y, cache)`.
+type NormForward<C> = fn(ArrayView2<f64>, ScaleShift, f64) -> (Array2<f64>, C);
+
+/// A reference normaliser pair (BatchNorm's or LayerNorm's): forward with its cache, backward.
+struct NormPair<C> {
+    forward: NormForward<C>,
+    backward: fn(ArrayView2<f64>, &C) -> r::BatchNormGrads,
+}
+
+const BN_PAIR: NormPair<r::BatchNormCache> = NormPair {
+    forward: r::batchnorm_forward,
+    backward: r::batchnorm_backward,
+};
+
+const LN_PAIR: NormPair<r::LayerNormCache> = NormPair {
+    forward: r::layernorm_forward,
+    backward: r::layernorm_backward,
+};
+
+/// One block's normaliser and activation run forward and backward through the reference pairs.
+struct RefBlock<C> {
+    /// The branch's output: the activation's (pre) or the normaliser's (post).
+    branch: Array2<f64>,
     /// The activation's output.
     a: Array2<f64>,
-    bn: r::BatchNormCache,
-    /// The gradient reaching BN's output.
+    /// The normaliser's cache.
+    norm: C,
+    /// The gradient reaching the normaliser's output.
     dy: Array2<f64>,
     grads: r::BatchNormGrads,
     /// The gradient reaching the block's pre-activation `z`.
     dz: Array2<f64>,
 }
 
-/// `act(BN(z))` (pre) or `BN(act(z))` (post), forward, then backward from `dh`.
-fn reference_block(
-    act: Activation,
-    placement: Placement,
+/// `act(norm(z))` (pre) or `norm(act(z))` (post), forward, then backward from `dh`.
+fn reference_block<C>(
+    pair: &NormPair<C>,
+    (act, placement): (Activation, Placement),
     z: &Array2<f64>,
     dh: &Array2<f64>,
     ss: &Option<(Array1<f64>, Array1<f64>)>,
-) -> RefBlock {
+) -> RefBlock<C> {
     match placement {
         Placement::Pre => {
-            let (y, bn) = r::batchnorm_forward(z.view(), views(ss), EPS);
+            let (y, norm) = (pair.forward)(z.view(), views(ss), EPS);
             let (a, act_cache) = r::activation_forward(act, y.view());
             let dy = r::activation_backward(dh.view(), &act_cache);
-            let grads = r::batchnorm_backward(dy.view(), &bn);
-            let dz = grads.dx.clone();
+            let grads = (pair.backward)(dy.view(), &norm);
             RefBlock {
+                branch: a.clone(),
                 a,
-                bn,
+                norm,
                 dy,
+                dz: grads.dx.clone(),
                 grads,
-                dz,
             }
         }
         Placement::Post => {
             let (a, act_cache) = r::activation_forward(act, z.view());
-            let (_, bn) = r::batchnorm_forward(a.view(), views(ss), EPS);
-            let grads = r::batchnorm_backward(dh.view(), &bn);
+            let (y, norm) = (pair.forward)(a.view(), views(ss), EPS);
+            let grads = (pair.backward)(dh.view(), &norm);
             let dz = r::activation_backward(grads.dx.view(), &act_cache);
             RefBlock {
+                branch: y,
                 a,
-                bn,
+                norm,
                 dy: dh.clone(),
                 grads,
                 dz,
@@ -640,11 +666,12 @@ fn check_bn_backward_case(
     let ss = scale_shift(affine, 72);
     let RefBlock {
         a,
-        bn,
+        norm: bn,
         dy: dy_ref,
         grads,
         dz: dz_ref,
-    } = reference_block(act, placement, z, dh, &ss);
+        ..
+    } = reference_block(&BN_PAIR, (act, placement), z, dh, &ss);
 
     // Pass 1: dy and its column sums.
     let (pre_act, post_act) = match placement {
@@ -1007,57 +1034,7 @@ fn layernorm_pair_matches_finite_differences_with_and_without_affine() {
     worst.report();
 }
 
-/// The reference LayerNorm block's branch, forward and backward from `dh`: `act(LN(z))` (pre)
-/// or `LN(act(z))` (post).
-struct LnRef {
-    branch: Array2<f64>,
-    a: Array2<f64>,
-    x_hat: Array2<f64>,
-    dy: Array2<f64>,
-    dz: Array2<f64>,
-    grads: r::BatchNormGrads,
-}
-
-fn ln_reference(
-    act: Activation,
-    placement: Placement,
-    z: &Array2<f64>,
-    dh: &Array2<f64>,
-    ss: &Option<(Array1<f64>, Array1<f64>)>,
-) -> LnRef {
-    match placement {
-        Placement::Pre => {
-            let (y, ln) = r::layernorm_forward(z.view(), views(ss), EPS);
-            let (a, ac) = r::activation_forward(act, y.view());
-            let dy = r::activation_backward(dh.view(), &ac);
-            let g = r::layernorm_backward(dy.view(), &ln);
-            LnRef {
-                branch: a.clone(),
-                a,
-                x_hat: ln.x_hat,
-                dy,
-                dz: g.dx.clone(),
-                grads: g,
-            }
-        }
-        Placement::Post => {
-            let (a, ac) = r::activation_forward(act, z.view());
-            let (y, ln) = r::layernorm_forward(a.view(), views(ss), EPS);
-            let g = r::layernorm_backward(dh.view(), &ln);
-            let dz = r::activation_backward(g.dx.view(), &ac);
-            LnRef {
-                branch: y,
-                a,
-                x_hat: ln.x_hat,
-                dy: dh.clone(),
-                dz,
-                grads: g,
-            }
-        }
-    }
-}
-
-/// One case of the fused LayerNorm kernels against [`ln_reference`]: the forward (`h`, `x_hat`,
+/// One case of the fused LayerNorm kernels against [`reference_block`] with [`LN_PAIR`]: the forward (`h`, `x_hat`,
 /// `a`), then the backward (`dy`, `dgamma`, `dbeta`, `dz`, `db`).
 fn check_ln_case(
     worst: &mut Worst,
@@ -1073,14 +1050,15 @@ fn check_ln_case(
         beta: &beta,
     };
     let (z, _) = r::linear_forward(h_in.view(), w.view(), b.view());
-    let LnRef {
+    let RefBlock {
         branch,
         a: a_ref,
-        x_hat: x_hat_ref,
+        norm: ln,
         dy: dy_ref,
         dz: dz_ref,
         grads: ln_grads,
-    } = ln_reference(act, placement, &z, dh, &ss);
+    } = reference_block(&LN_PAIR, (act, placement), &z, dh, &ss);
+    let x_hat_ref = ln.x_hat;
     let h_ref = if skip {
         h_in + &(&branch * SKIP_SCALE)
     } else {
