@@ -1034,8 +1034,60 @@ fn layernorm_pair_matches_finite_differences_with_and_without_affine() {
     worst.report();
 }
 
-/// One case of the fused LayerNorm kernels against [`reference_block`] with [`LN_PAIR`]: the forward (`h`, `x_hat`,
-/// `a`), then the backward (`dy`, `dgamma`, `dbeta`, `dz`, `db`).
+/// What the fused LayerNorm forward writes.
+struct LnFused {
+    a: Array2<f64>,
+    x_hat: Array2<f64>,
+    h: Array2<f64>,
+    inv_std: Vec<f64>,
+}
+
+/// The fused LayerNorm forward of one block: `ln_pre_forward` from `h_in W` (the bias and the
+/// skip fused in), or `ln_post_forward` from the activation of `z`.
+fn ln_fused_forward(
+    (act, placement, skip): (Activation, Placement, bool),
+    (h_in, w, b): (&Array2<f64>, &Array2<f64>, &Array1<f64>),
+    z: &Array2<f64>,
+    gamma_beta: ops::Affine<f64>,
+) -> LnFused {
+    let (mut mean, mut inv_std) = (vec![0.0; BATCH], vec![0.0; BATCH]);
+    let mut a = Array2::zeros((BATCH, WIDTH));
+    let mut x_hat = Array2::zeros((BATCH, WIDTH));
+    let mut h = Array2::zeros((BATCH, WIDTH));
+    match placement {
+        Placement::Pre => {
+            x_hat.assign(&h_in.dot(w));
+            ops::ln_pre_forward(
+                act,
+                x_hat.view_mut(),
+                a.view_mut(),
+                b.as_slice().unwrap(),
+                gamma_beta,
+                row_stats(&mut mean, &mut inv_std),
+                skip.then(|| residual(h_in, &mut h)),
+            );
+        }
+        Placement::Post => {
+            a.assign(&z.mapv(|v| r::activation(act, v)));
+            ops::ln_post_forward(
+                a.view(),
+                x_hat.view_mut(),
+                gamma_beta,
+                row_stats(&mut mean, &mut inv_std),
+                Some(hidden_out(h_in, &mut h, skip)),
+            );
+        }
+    }
+    LnFused {
+        a,
+        x_hat,
+        h,
+        inv_std,
+    }
+}
+
+/// One case of the fused LayerNorm kernels against [`reference_block`] with [`LN_PAIR`]: the
+/// forward (`h`, `x_hat`, `a`), then the backward (`dy`, `dgamma`, `dbeta`, `dz`, `db`).
 fn check_ln_case(
     worst: &mut Worst,
     (act, affine, placement, skip): (Activation, bool, Placement, bool),
@@ -1065,38 +1117,15 @@ fn check_ln_case(
         branch.clone()
     };
 
-    // Fused forward.
-    let (mut mean, mut inv_std) = (vec![0.0; BATCH], vec![0.0; BATCH]);
-    let mut a = Array2::zeros((BATCH, WIDTH));
-    let mut x_hat = Array2::zeros((BATCH, WIDTH));
-    let mut h = Array2::zeros((BATCH, WIDTH));
-    match placement {
-        Placement::Pre => {
-            x_hat.assign(&h_in.dot(w));
-            ops::ln_pre_forward(
-                act,
-                x_hat.view_mut(),
-                a.view_mut(),
-                b.as_slice().unwrap(),
-                gamma_beta,
-                row_stats(&mut mean, &mut inv_std),
-                skip.then(|| residual(h_in, &mut h)),
-            );
-            if skip {
-                worst.check(&at("h"), &h, &h_ref, 0.0);
-            }
-        }
-        Placement::Post => {
-            a.assign(&z.mapv(|v| r::activation(act, v)));
-            ops::ln_post_forward(
-                a.view(),
-                x_hat.view_mut(),
-                gamma_beta,
-                row_stats(&mut mean, &mut inv_std),
-                Some(hidden_out(h_in, &mut h, skip)),
-            );
-            worst.check(&at("h"), &h, &h_ref, 0.0);
-        }
+    // Fused forward: `h` is written with a skip, and always after the activation.
+    let LnFused {
+        a,
+        x_hat,
+        h,
+        inv_std,
+    } = ln_fused_forward((act, placement, skip), (h_in, w, b), &z, gamma_beta);
+    if skip || placement == Placement::Post {
+        worst.check(&at("h"), &h, &h_ref, 0.0);
     }
     worst.check(&at("x_hat"), &x_hat, &x_hat_ref, 0.0);
     worst.check(&at("a"), &a, &a_ref, 0.0);
