@@ -58,6 +58,10 @@ macro_rules! experiments {
     /// Time one forward+backward pass (median after warm-up) and compare its speed with a
     /// matrix-multiply ceiling measured on the spot. Prints only; writes no files.
             Bench(BenchArgs),
+    /// Serve the live page and its API (GET /api/run?args=...): a browser moves a control and
+    /// the plot recomputes. Prints `listening on http://HOST:PORT/`; stops on Ctrl-C. Requests
+    /// only compute: flags that write or read files are refused.
+            Serve(crate::serve::ServeArgs),
         }
 
         /// The subcommands that run an experiment, in the order of the registry.
@@ -77,6 +81,7 @@ macro_rules! experiments {
                     $(Command::$variant(args) => args.run(options),)*
                     Command::Gradcheck(args) => crate::commands::gradcheck::run(&args).map(|()| None),
                     Command::Bench(args) => crate::commands::bench::run(&args).map(|()| None),
+                    Command::Serve(args) => crate::serve::run(&args).map(|()| None),
                     Command::Run(_) | Command::Reproduce(_) => Err(crate::flags::usage(
                         "run and reproduce run experiment files; a file cannot name them",
                     )),
@@ -100,6 +105,7 @@ macro_rules! experiments {
                     Command::Run(_) => "run",
                     Command::Reproduce(_) => "reproduce",
                     Command::Bench(_) => "bench",
+                    Command::Serve(_) => "serve",
                 }
             }
         }

@@ -28,6 +28,7 @@ pub mod output;
 pub mod parallel;
 pub mod plot;
 pub mod reproduce;
+pub mod serve;
 pub mod spec;
 pub mod stats;
 pub mod text;

@@ -43,6 +43,9 @@ pub struct RunOptions<'a> {
     pub check: Option<&'a CheckJson<'a>>,
     /// Write the JSON only, no figures (the runs of a claim after its first seed).
     pub json_only: bool,
+    /// Compute only (`bn-lab serve`): nothing is written or created, no signal handler is
+    /// installed, no summary is printed; the JSON is returned in [`RunRecord::json`].
+    pub in_memory: bool,
 }
 
 /// What one command did: its JSON, its summary and the files it wrote.
@@ -50,6 +53,9 @@ pub struct RunOptions<'a> {
 pub struct RunRecord {
     /// The report as written to `<STEM>.json` (`None` for a dry run).
     pub json: Option<serde_json::Value>,
+    /// The same report as compact JSON text, its keys in the file's order (only for
+    /// [`RunOptions::in_memory`]).
+    pub json_text: Option<String>,
     /// The JSON file's name, e.g. `grad_norms.json`.
     pub json_file: String,
     /// The figures' file names, headline first.
@@ -79,6 +85,9 @@ pub fn execute<E: Figures>(
     cfg.validate()
         .and_then(|()| cfg.footprint().check())
         .map_err(|e| flag_error(renames, &e))?;
+    if options.in_memory {
+        return compute_in_memory::<E>(cfg, options);
+    }
     let figures = if options.json_only {
         Vec::new()
     } else {
@@ -87,6 +96,7 @@ pub fn execute<E: Figures>(
     let extras = if options.json_only { &[] } else { extras };
     let mut ran = RunRecord {
         json: None,
+        json_text: None,
         json_file: format!("{}.json", E::STEM),
         figures: figures.iter().map(|f| f.file.to_string()).collect(),
         summary: String::new(),
@@ -143,6 +153,31 @@ pub fn execute<E: Figures>(
     ran.summary = text;
     ran.written = written;
     Ok(ran)
+}
+
+/// [`execute`] without files: run `E` on the validated `cfg`, reporting to `options.progress`,
+/// and return its JSON (as the CLI would write it) and summary.
+fn compute_in_memory<E: Figures>(cfg: &E::Config, options: &RunOptions<'_>) -> Result<RunRecord> {
+    let start = std::time::Instant::now();
+    let total = cfg.work_units();
+    let report = match options.progress {
+        Some(progress) => {
+            progress(0, total);
+            E::run(cfg, &|n| progress(n, total))
+        }
+        None => E::run(cfg, &|_| {}),
+    };
+    // Compact: the same values and key order as the file, without its indentation.
+    let json = serde_json::to_string(&report)?;
+    Ok(RunRecord {
+        json: Some(serde_json::from_str(&json)?),
+        json_text: Some(json),
+        json_file: format!("{}.json", E::STEM),
+        figures: Vec::new(),
+        summary: E::summary(&report),
+        written: Vec::new(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// What the registry in [`crate::cli`] needs of a subcommand's flags: its name, how to run it

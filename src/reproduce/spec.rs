@@ -220,7 +220,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
 
 /// Subcommands an experiment file may not name: they write no JSON to check, or run files
 /// themselves.
-const NOT_IN_FILES: &[&str] = &["bench", "gradcheck", "run", "reproduce", "help"];
+const NOT_IN_FILES: &[&str] = &["bench", "gradcheck", "run", "reproduce", "serve", "help"];
 
 /// Flags an experiment file may not give: `bn-lab run` and `reproduce` decide where the files
 /// go and what stdout shows, and a sweep's scheduler modes are not one run.
