@@ -7,6 +7,7 @@
 // Doc comments here are `--help` text for a terminal, where `<claim>` is a placeholder, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -61,7 +62,7 @@ macro_rules! experiments {
     /// Serve the live page and its API (GET /api/run?args=...): a browser moves a control and
     /// the plot recomputes. Prints `listening on http://HOST:PORT/`; stops on Ctrl-C. Requests
     /// only compute: flags that write or read files are refused.
-            Serve(crate::serve::ServeArgs),
+            Serve(ServeArgs),
         }
 
         /// The subcommands that run an experiment, in the order of the registry.
@@ -81,9 +82,11 @@ macro_rules! experiments {
                     $(Command::$variant(args) => args.run(options),)*
                     Command::Gradcheck(args) => crate::commands::gradcheck::run(&args).map(|()| None),
                     Command::Bench(args) => crate::commands::bench::run(&args).map(|()| None),
-                    Command::Serve(args) => crate::serve::run(&args).map(|()| None),
                     Command::Run(_) | Command::Reproduce(_) => Err(crate::flags::usage(
                         "run and reproduce run experiment files; a file cannot name them",
+                    )),
+                    Command::Serve(_) => Err(crate::flags::usage(
+                        "serve serves the live page; a file or a request cannot name it",
                     )),
                 }
             }
@@ -189,4 +192,16 @@ pub struct ReproduceArgs {
     /// Run every claim's control as well, and show its verdict beside the claim's.
     #[arg(long)]
     pub controls: bool,
+}
+
+/// `bn-lab serve`'s flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. The default, 127.0.0.1, lets only this machine in; 0.0.0.0 lets
+    /// every machine on the network in (a classroom: students open http://<this machine>:PORT/).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0: any free port; the one chosen is printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
 }

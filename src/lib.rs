@@ -41,12 +41,13 @@ pub use model::{Mlp, Mode};
 pub use spec::NetConfig;
 
 /// Run one parsed command line, reporting to the terminal: `run` and `reproduce` run experiment
-/// files (whose commands come back through [`cli::Command::run_in`]); every other command runs
-/// itself.
+/// files (whose commands come back through [`cli::Command::run_in`]), `serve` serves the live page
+/// (whose requests come back the same way); every other command runs itself.
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Run(args) => reproduce::run_file(&args),
         cli::Command::Reproduce(args) => reproduce::reproduce(&args),
+        cli::Command::Serve(args) => serve::run(&args),
         command => command.run_in(&commands::RunOptions::default()).map(|_| ()),
     }
 }

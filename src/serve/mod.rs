@@ -23,22 +23,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use clap::Args;
 use tokio::sync::Semaphore;
 
 use self::request::{Failure, Request};
-
-/// `bn-lab serve`'s flags.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address to listen on. The default, 127.0.0.1, lets only this machine in; 0.0.0.0 lets
-    /// every machine on the network in (a classroom: students open http://<this machine>:PORT/).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: IpAddr,
-    /// Port to listen on (0: any free port; the one chosen is printed).
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-}
+use crate::cli::ServeArgs;
 
 /// The longest request target (path and query) the server reads, in bytes.
 pub const MAX_URI_BYTES: usize = 4096;
