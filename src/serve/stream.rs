@@ -134,26 +134,25 @@ fn stream_run(
     stopping: &AtomicBool,
 ) -> Result<String, Failure> {
     let throttle = Mutex::new(Throttle::new(EVENT_INTERVAL));
-    let send = |events: Vec<(&'static str, String)>| {
-        for (name, data) in events {
+    // Events are sent with the throttle held, so they leave in the order they were made (the
+    // progress never goes back) even when several of the run's threads report at once.
+    let report = |f: &dyn Fn(&mut Throttle) -> Vec<(&'static str, String)>| {
+        let mut throttle = throttle.lock().unwrap_or_else(PoisonError::into_inner);
+        for (name, data) in f(&mut throttle) {
             // A closed channel is the client gone: the next progress report cancels the run.
             let _ = tx.blocking_send(Event::default().event(name).data(data));
         }
     };
-    let lock = || throttle.lock().unwrap_or_else(PoisonError::into_inner);
     let cancelled = || tx.is_closed() || stopping.load(Ordering::Relaxed);
     let progress = |units: u64, total: u64| {
-        let due = lock().progress(units, total, Instant::now());
-        send(due);
+        report(&|t| t.progress(units, total, Instant::now()));
     };
     let partial = |arm: &str, step: usize, loss: f64| {
-        let due = lock().partial(arm, step, loss, Instant::now());
-        send(due);
+        report(&|t| t.partial(arm, step, loss, Instant::now()));
     };
     let result = request::compute_with(request, &cancelled, &progress, Some(&partial));
     if result.is_ok() {
-        let last = lock().finish();
-        send(last);
+        report(&Throttle::finish);
     }
     result
 }

@@ -125,6 +125,15 @@ fn stream_of_a_short_training_run_sends_progress_and_partial_losses_then_the_rep
         "the report ends it: {names:?}"
     );
     assert_eq!(names[0], "progress", "{names:?}");
+    let done: Vec<u64> = events
+        .iter()
+        .filter(|e| e.name == "progress")
+        .map(|e| e.json()["done"].as_u64().unwrap())
+        .collect();
+    assert!(
+        done.windows(2).all(|w| w[0] < w[1]),
+        "progress only grows: {done:?}"
+    );
     let last_progress = events
         .iter()
         .rfind(|e| e.name == "progress")
@@ -340,4 +349,23 @@ fn partial_losses_keep_at_most_about_200_evenly_spaced_steps_per_arm_and_the_las
         assert!(gaps.iter().all(|&g| g == 5 || g == 4), "{arm}: {gaps:?}");
         assert!(p.iter().all(|(_, l)| l.is_finite()), "{arm}");
     }
+}
+
+#[test]
+fn a_stream_open_at_sigterm_ends_with_an_error_and_the_server_stops_within_seconds() {
+    let mut server = Server::start(&[]);
+    let mut stream = open_stream(&server, LONG_TRAIN);
+    let first = read_first_event(&mut stream);
+    assert!(first.contains("event: progress"), "{first}");
+    let status = server
+        .stop_within(Duration::from_secs(10))
+        .expect("bn-lab serve stops within 10 s of SIGTERM with a stream open");
+    assert!(status.success(), "exit status {status:?}");
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.contains("event: error") && rest.contains("the server is stopping"),
+        "{rest}"
+    );
 }
