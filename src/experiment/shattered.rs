@@ -56,7 +56,7 @@ use crate::config::{
 };
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
 use crate::flags::{NetArgs, NormChoice, OutputArgs, Renames, count};
 use crate::limits::MAX_DEPTH;
 use crate::limits::{MAX_PANELS, MAX_POINTS, MAX_SEEDS};
@@ -375,6 +375,16 @@ impl Plan for ShatteredConfig {
             .iter()
             .map(|j| Cost::new(j.units, j.bytes))
             .collect()
+    }
+
+    /// Every network's passes over the grid.
+    fn macs(&self) -> f64 {
+        let net = |j: &ShatteredJob| self.net(j.arch, j.depth);
+        let rows = self.points();
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.units, &net(j), rows))
+            .sum()
     }
 }
 

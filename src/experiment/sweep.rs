@@ -17,7 +17,7 @@ use crate::config::{
     Activation, ConfigError, Dtype, Init, Normaliser, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
 use crate::flags::{DataArgs, NetArgs, NormChoice, OutputArgs, count};
 use crate::flags::{Renames, distinct_norms};
 use crate::float::Float;
@@ -295,6 +295,16 @@ impl Plan for SweepConfig {
             .iter()
             .map(|j| Cost::new(j.units, j.bytes))
             .collect()
+    }
+
+    /// Every point's passes through its network.
+    fn macs(&self) -> f64 {
+        let net = |j: &SweepJob| self.net(j.point.value, j.point.norm);
+        let rows = |j: &SweepJob| self.batch(j.point.value);
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.units, &net(j), rows(j)))
+            .sum()
     }
 }
 
