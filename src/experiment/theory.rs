@@ -42,12 +42,12 @@ pub struct TheoryConfig {
 
 /// Evaluations of `phi` in one [`crate::theory::sphere_moments`]: one coordinate on 2 x 16
 /// panels of 20 nodes, two on up to 6 arcs of 20 nodes times 16 x 20 radii, two each.
-const SPHERE_EVALS: f64 = 640.0 + 2.0 * 6.0 * 20.0 * 320.0;
+pub const SPHERE_EVALS: f64 = 640.0 + 2.0 * 6.0 * 20.0 * 320.0;
 /// Evaluations in one [`crate::theory::gaussian_mean`]: about 14 halving panels of 20 nodes, two each.
-const GAUSSIAN_MEAN_EVALS: f64 = 2.0 * 14.0 * 20.0;
+pub const GAUSSIAN_MEAN_EVALS: f64 = 2.0 * 14.0 * 20.0;
 /// Multiply-adds one evaluation of an activation and its weight stands for (an `exp`, a `ln`,
 /// and the loops around them): measured against grad-norms's passes on the reference machine.
-const PHI_MACS: f64 = 270.0;
+pub const PHI_MACS: f64 = 270.0;
 
 impl Plan for TheoryConfig {
     fn validate(&self) -> Result<(), ConfigError> {

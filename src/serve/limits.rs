@@ -41,7 +41,7 @@ pub const MACS_PER_SECOND: f64 = 3.0e10;
 const FLOOR_SECONDS: f64 = 0.001;
 /// The flags that size a run, in the order a refusal suggests reducing them (only those the
 /// command has, at most four).
-const SIZE_FLAGS: &[&str] = &[
+pub const SIZE_FLAGS: &[&str] = &[
     "--depth",
     "--steps",
     "--values",

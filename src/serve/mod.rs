@@ -38,6 +38,8 @@ use self::cache::{Shared, Source};
 use self::limits::Slots;
 
 /// `bn-lab serve`'s flags.
+// Doc comments here are `--help` text for a terminal, where `<this machine>` is a placeholder.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on. The default, 127.0.0.1, lets only this machine in; 0.0.0.0 lets
