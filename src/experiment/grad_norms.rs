@@ -767,6 +767,9 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
         .jobs()
         .par_iter()
         .map(|job| {
+            // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
+            // before the job's work, instead of finishing every job still queued on the pool.
+            progress(0);
             let (net, seed, save, hist) = (&job.net, job.seed, job.save, job.histograms);
             let (b, loss) = (cfg.net.batch, cfg.loss);
             let result = match cfg.net.dtype {

@@ -1205,6 +1205,9 @@ pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
         .jobs()
         .par_iter()
         .map_init(Pool::default, |pool, job| {
+            // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
+            // before the job's work, instead of finishing every job still queued on the pool.
+            progress(0);
             let e = grid_gradients(cfg, job.arch, job.depth, job.seed, x.view(), pool);
             let r = seed_result(job.seed, e, cfg.max_lag);
             progress(job.units);

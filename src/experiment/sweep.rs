@@ -702,6 +702,9 @@ pub fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
         .jobs()
         .par_iter()
         .map(|job| {
+            // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
+            // before the job's work, instead of finishing every job still queued on the pool.
+            progress(0);
             let r = measure_point(cfg, &job.point);
             progress(job.units);
             r
