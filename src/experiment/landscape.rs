@@ -34,6 +34,7 @@ use crate::config::{
 };
 use crate::data::{self, Batch, Stream};
 use crate::experiment::TrainedArm;
+use crate::experiment::pass_macs;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
 use crate::float::Float;
 use crate::limits::MAX_PROBES;
@@ -138,6 +139,15 @@ impl Plan for LandscapeConfig {
 
     fn costs(&self) -> Vec<Cost> {
         self.jobs().iter().map(ArmJob::cost).collect()
+    }
+
+    /// Every arm's passes: its steps, measurements and evaluations.
+    fn macs(&self) -> f64 {
+        let rows = self.run.net.batch;
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.units, &j.net, rows))
+            .sum()
     }
 }
 

@@ -17,7 +17,7 @@ use crate::config::{
     Activation, ConfigError, Dtype, Init, Normaliser, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
 use crate::flags::{DataArgs, NetArgs, NormChoice, OutputArgs, count};
 use crate::flags::{Renames, distinct_norms};
 use crate::float::Float;
@@ -297,6 +297,16 @@ impl Plan for SweepConfig {
             .iter()
             .map(|j| Cost::new(j.units, j.bytes))
             .collect()
+    }
+
+    /// Every point's passes through its network.
+    fn macs(&self) -> f64 {
+        let net = |j: &SweepJob| self.net(j.point.value, j.point.norm);
+        let rows = |j: &SweepJob| self.batch(j.point.value);
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.units, &net(j), rows(j)))
+            .sum()
     }
 }
 
@@ -696,6 +706,9 @@ pub fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
         .jobs()
         .par_iter()
         .map(|job| {
+            // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
+            // before the job's work, instead of finishing every job still queued on the pool.
+            progress.units(0);
             let p = &job.point;
             let seed = if cfg.seed_list().len() > 1 {
                 format!(" seed={}", p.seed)

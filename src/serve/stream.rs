@@ -8,15 +8,16 @@
 //! event: error      data: {"error": "..."}                         a refusal or failure; then the end
 //! ```
 //!
-//! A command refused before any work (its parse) is answered 400 like `/api/run`, and a full
-//! server 503 with `Retry-After`, not a stream. Admission is `/api/run`'s: a permit of
-//! `admitted` for the whole stream, one of `running` while it computes. The run happens on a
-//! blocking thread and sends its events into a bounded channel whose receiver is the response
-//! body; when the client goes away, hyper drops the body, the channel closes, and the run stops
-//! at its next progress report ([`super::request::compute`]'s cancellation), freeing its slot.
+//! A command refused before any work (its parse, the work limit) is answered 400 like
+//! `/api/run`, and a full queue 503 with `Retry-After`, not a stream. A report in the cache is
+//! streamed at once (a `report` event alone). Otherwise the run has a place of its own
+//! ([`App::run_exclusive`]: it is not shared with identical requests, since its events are this
+//! client's) and computes on a blocking thread, sending its events into a bounded channel whose
+//! receiver is the response body. When the client goes away, hyper drops the body, the channel
+//! closes, and the run stops at its next progress report ([`super::request::compute`]'s
+//! cancellation), freeing its core and its place.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,9 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::cache::{Waiter, Work};
 use super::request::{self, Failure, Request};
-use super::{App, ArgsQuery, busy, error};
+use super::{App, ArgsQuery, error};
 
 /// The shortest time between two `progress` (or two `partial`) events: at most 10 a second.
 pub const EVENT_INTERVAL: Duration = Duration::from_millis(100);
@@ -43,79 +45,57 @@ pub async fn api_stream(State(app): State<Arc<App>>, Query(q): Query<ArgsQuery>)
         Ok(r) => r,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let Ok(permit) = app.admitted.try_acquire() else {
-        return busy();
+    let admission = match app.admit(&request) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
     };
-    // The permit outlives this handler (the stream goes on after the answer's head): it is
-    // given back by `Admitted`'s drop, in the task that runs the stream.
-    permit.forget();
-    let admitted = Admitted(app.clone());
+    let line = request.line.clone();
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
-    tokio::spawn(run_stream(admitted, request, tx));
-    Sse::new(ReceiverStream::new(rx).map(Ok::<Event, Infallible>))
+    let body = Sse::new(ReceiverStream::new(rx).map(Ok::<Event, Infallible>))
         .keep_alive(KeepAlive::default())
-        .into_response()
-}
-
-/// `GET /api/status`: `{"running": n, "waiting": m}`, the runs computing now and the
-/// requests admitted that wait for a slot.
-pub async fn api_status(State(app): State<Arc<App>>) -> Response {
-    let cores = crate::parallel::available_threads();
-    let running = cores.saturating_sub(app.running.available_permits());
-    let admitted = (cores * 4).saturating_sub(app.admitted.available_permits());
-    axum::Json(serde_json::json!({
-        "running": running,
-        "waiting": admitted.saturating_sub(running),
-    }))
-    .into_response()
-}
-
-/// An `admitted` permit taken with `forget`, given back when dropped.
-struct Admitted(Arc<App>);
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.0.admitted.add_permits(1);
+        .into_response();
+    if let Some(cached) = app.cached(&admission.key) {
+        let _ = tx.try_send(report_event(&line, &cached.report));
+        return body;
+    }
+    let sender = tx.clone();
+    let work: Work = Box::new(move |cancelled| stream_run(request, &sender, cancelled));
+    match app.run_exclusive(admission, work) {
+        Ok(waiter) => {
+            tokio::spawn(end_stream(waiter, line, tx));
+            body
+        }
+        Err(refusal) => refusal,
     }
 }
 
-/// Wait for a running slot (or for the client to leave), compute on a blocking thread, and
-/// end the stream with `report` or `error`.
-async fn run_stream(admitted: Admitted, request: Request, tx: mpsc::Sender<Event>) {
-    let app = admitted.0.clone();
-    let running = tokio::select! {
-        permit = app.running.acquire() => permit,
+/// Wait for the run's outcome and end the stream with `report` or `error`; if the client
+/// leaves first, drop `waiter`, which cancels the run (or takes it out of the queue).
+async fn end_stream(mut waiter: Waiter, line: String, tx: mpsc::Sender<Event>) {
+    let outcome = tokio::select! {
+        outcome = waiter.outcome() => outcome,
         () = tx.closed() => return,
     };
-    let Ok(running) = running else {
-        let _ = tx.send(error_event("the server is stopping")).await;
-        return;
-    };
-    let line = request.line.clone();
-    let stopping = app.stopping.clone();
-    let sender = tx.clone();
-    let result = tokio::task::spawn_blocking(move || stream_run(request, &sender, &stopping)).await;
-    // The slot is free as soon as the computation is; the last event may wait for the client.
-    drop(running);
-    let event = match result {
-        Ok(Ok(report)) => Event::default()
-            .event("report")
-            .data(report_body(&line, &report)),
-        Ok(Err(Failure::Cancelled)) if tx.is_closed() => return,
-        Ok(Err(Failure::Cancelled)) => error_event("the run was cancelled: the server is stopping"),
-        Ok(Err(Failure::Refused(message) | Failure::Failed(message))) => error_event(&message),
-        Err(e) => error_event(&format!("the run failed: {e}")),
+    let event = match outcome {
+        Ok(computed) => report_event(&line, &computed.report),
+        Err((_, message)) => error_event(&message),
     };
     let _ = tx.send(event).await;
-    drop(admitted);
 }
 
-/// `{"command": line, "report": report}`, the body of `/api/run`'s 200.
-fn report_body(line: &str, report: &str) -> String {
-    format!(
+/// `GET /api/status`: `{"running": n, "waiting": m}`, the computations on a core now and those
+/// waiting for one.
+pub async fn api_status(State(app): State<Arc<App>>) -> Response {
+    let (running, waiting) = app.slots.load();
+    axum::Json(serde_json::json!({ "running": running, "waiting": waiting })).into_response()
+}
+
+/// `event: report` with `{"command": line, "report": report}`, the body of `/api/run`'s 200.
+fn report_event(line: &str, report: &str) -> Event {
+    Event::default().event("report").data(format!(
         "{{\"command\":{},\"report\":{report}}}",
         serde_json::Value::String(line.to_string())
-    )
+    ))
 }
 
 /// `event: error` with `{"error": message}`.
@@ -126,12 +106,12 @@ fn error_event(message: &str) -> Event {
 }
 
 /// Compute `request` on this (blocking) thread, sending its progress and partial results to
-/// `tx` through a [`Throttle`]; cancelled when the client is gone (`tx` closed) or the server
-/// is stopping.
+/// `tx` through a [`Throttle`]; cancelled when the client is gone (`tx` closed) or `cancelled()`
+/// (the server is stopping, or the run is over its time).
 fn stream_run(
     request: Request,
     tx: &mpsc::Sender<Event>,
-    stopping: &AtomicBool,
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<String, Failure> {
     let throttle = Mutex::new(Throttle::new(EVENT_INTERVAL));
     // Events are sent with the throttle held, so they leave in the order they were made (the
@@ -143,7 +123,7 @@ fn stream_run(
             let _ = tx.blocking_send(Event::default().event(name).data(data));
         }
     };
-    let cancelled = || tx.is_closed() || stopping.load(Ordering::Relaxed);
+    let cancelled = || tx.is_closed() || cancelled();
     let progress = |units: u64, total: u64| {
         report(&|t| t.progress(units, total, Instant::now()));
     };
