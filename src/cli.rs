@@ -204,4 +204,34 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port; the one chosen is printed).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
+    /// Work limit: refuse (400, before any work) a request whose run is estimated to take more
+    /// than this many seconds on this machine, estimated from its config (networks, passes,
+    /// samples). A run still computing at 4 times the limit is stopped (503).
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_MAX_SECONDS, value_parser = max_seconds)]
+    pub max_seconds: f64,
+    /// Runs that may wait for a core while every core computes; beyond, a request is answered
+    /// 503 with Retry-After [default: 3 per core].
+    #[arg(long, value_name = "N", value_parser = crate::flags::count::<0, 10000>)]
+    pub queue: Option<usize>,
+    /// Reports kept for identical requests (the least recently used goes first; at most 64 MB in
+    /// all); 0 keeps none.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CACHE_ENTRIES, value_parser = crate::flags::count::<0, 100000>)]
+    pub cache: usize,
+}
+
+/// `bn-lab serve --max-seconds`'s default: a request's run may take about this many seconds.
+pub const DEFAULT_MAX_SECONDS: f64 = 5.0;
+/// The largest `--max-seconds` (an hour).
+pub const MAX_MAX_SECONDS: f64 = 3600.0;
+/// `bn-lab serve --cache`'s default: reports kept for identical requests.
+pub const DEFAULT_CACHE_ENTRIES: usize = 64;
+
+/// `--max-seconds`: seconds above 0, at most [`MAX_MAX_SECONDS`].
+pub fn max_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= MAX_MAX_SECONDS => Ok(v),
+        _ => Err(format!(
+            "expected seconds above 0 and at most {MAX_MAX_SECONDS} (got {s})"
+        )),
+    }
 }

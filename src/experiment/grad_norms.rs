@@ -10,7 +10,7 @@ use crate::config::{
     finite_in, human_bytes,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
 use crate::experiment::{ExperimentArgs, Extra};
 use crate::flags::{NetArgs, NormArgs, OutputArgs, Renames, count};
 use crate::float::Float;
@@ -339,6 +339,38 @@ impl Plan for GradNormsConfig {
             .map(|j| Cost::new(j.units, j.bytes))
             .collect()
     }
+
+    /// Per network, a forward and backward pass on the batch.
+    fn macs(&self) -> f64 {
+        let passes = crate::train::step_units(self.net.batch);
+        self.jobs()
+            .iter()
+            .map(|j| {
+                pass_macs(passes, &j.net, self.net.batch)
+                    + subnormal_macs(&j.net, self.net.batch, self.net.dtype)
+            })
+            .sum()
+    }
+}
+
+/// Layers of the same network's passes that a deep f32 sigmoid network without normalisation
+/// costs extra: its vanishing gradients cross the subnormal floats (about 100 times slower per
+/// operation) before they flush to zero. Measured on the reference machine (width and batch 256):
+/// depth 50 takes 0.18 s, depth 60 1.0 s, depth 80 to 300 1.9 to 2.6 s.
+const SUBNORMAL_LAYERS: f64 = 470.0;
+/// The depth beyond which [`SUBNORMAL_LAYERS`] are counted (Xavier's sigmoid gradient shrinks
+/// by about 4 per layer: below f32's smallest normal, 1e-38, after about 60 layers).
+const SUBNORMAL_DEPTH: usize = 55;
+
+/// The multiply-adds [`SUBNORMAL_LAYERS`] stand for in a forward and backward pass of `net` on
+/// `batch` samples, when its gradients go subnormal (0 otherwise).
+fn subnormal_macs(net: &NetConfig, batch: usize, dtype: Dtype) -> f64 {
+    let saturating = net.act == Activation::Sigmoid && net.norm.is_none() && !net.residual;
+    if !saturating || dtype != Dtype::F32 || net.depth <= SUBNORMAL_DEPTH {
+        return 0.0;
+    }
+    let w = net.width as f64;
+    SUBNORMAL_LAYERS * w * w * batch as f64 * crate::train::FORWARD_BACKWARD as f64
 }
 
 /// Per-layer measurements of one network at initialisation, input side first (layer 1 .. depth).
@@ -735,13 +767,16 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
         .jobs()
         .par_iter()
         .map(|job| {
+            // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
+            // before the job's work, instead of finishing every job still queued on the pool.
+            progress.units(0);
             let (net, seed, save, hist) = (&job.net, job.seed, job.save, job.histograms);
             let (b, loss) = (cfg.net.batch, cfg.loss);
             let result = match cfg.net.dtype {
                 Dtype::F32 => measure_with::<f32>(net, b, seed, loss, save, hist),
                 Dtype::F64 => measure_with::<f64>(net, b, seed, loss, save, hist),
             };
-            progress(job.units);
+            progress.units(job.units);
             result
         })
         .collect();

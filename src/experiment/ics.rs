@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, Dtype, Loss, Normaliser, check_lr};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::TrainedArm;
+use crate::experiment::pass_macs;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
@@ -30,7 +31,7 @@ use crate::memory::Footprint;
 use crate::model::{Block, Mlp, Mode};
 use crate::stats::{Num, fmt_num, fmt_ranges, frobenius_norm, positions};
 use crate::stats::{mean_nan, median_nan};
-use crate::train::{step_units, units};
+use crate::train::{Tagged, step_units, units};
 use clap::Args;
 
 /// A validated `ics` configuration: the training runs it measures, and the learning rates of
@@ -143,6 +144,15 @@ impl Plan for IcsConfig {
             ..j.arm.cost()
         };
         self.jobs().iter().map(cost).collect()
+    }
+
+    /// Every arm's passes: its steps, measurements and evaluations.
+    fn macs(&self) -> f64 {
+        let rows = self.run.net.batch;
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.arm.units, &j.arm.net, rows))
+            .sum()
     }
 }
 
@@ -591,9 +601,12 @@ pub fn measure_units(cfg: &IcsConfig) -> u64 {
 /// Train the arms of `pass` (in parallel) at `cfg.sgd.lr`, measuring ICS every `every` steps.
 fn run_arms(cfg: &MeasuredTrainConfig, pass: &[IcsJob], progress: Progress) -> Vec<IcsArm> {
     pass.par_iter()
-        .map(|job| match cfg.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, progress),
+        .map(|job| {
+            let arm = Tagged::new(progress, format!("{} lr={}", job.arm.norm.label(), job.lr));
+            match cfg.net.dtype {
+                Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, &arm),
+                Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, &arm),
+            }
         })
         .collect()
 }

@@ -34,6 +34,7 @@ use crate::config::{
 };
 use crate::data::{self, Batch, Stream};
 use crate::experiment::TrainedArm;
+use crate::experiment::pass_macs;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
 use crate::float::Float;
 use crate::limits::MAX_PROBES;
@@ -46,7 +47,8 @@ use crate::limits::MAX_SAMPLES;
 use crate::stats::{self, Num, fmt_num, nums};
 use crate::stats::{dist, max_nan, median_nan, min_nan, norm};
 use crate::train::{
-    self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat, step_units, units,
+    self, Tagged, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat,
+    step_units, units,
 };
 use clap::Args;
 
@@ -137,6 +139,15 @@ impl Plan for LandscapeConfig {
 
     fn costs(&self) -> Vec<Cost> {
         self.jobs().iter().map(ArmJob::cost).collect()
+    }
+
+    /// Every arm's passes: its steps, measurements and evaluations.
+    fn macs(&self) -> f64 {
+        let rows = self.run.net.batch;
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.units, &j.net, rows))
+            .sum()
     }
 }
 
@@ -503,9 +514,12 @@ pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
     let arms: Vec<LandscapeArm> = cfg
         .jobs()
         .par_iter()
-        .map(|job| match cfg.run.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, job.norm, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, job.norm, progress),
+        .map(|job| {
+            let arm = Tagged::new(progress, job.norm.label().to_string());
+            match cfg.run.net.dtype {
+                Dtype::F32 => run_arm::<f32>(cfg, job.norm, &arm),
+                Dtype::F64 => run_arm::<f64>(cfg, job.norm, &arm),
+            }
         })
         .collect();
     let comparison = match (
@@ -557,7 +571,7 @@ fn run_arm<T: Float>(cfg: &LandscapeConfig, norm: Normaliser, progress: Progress
     let slice = if run.diverged_at.is_none() {
         Some(slice(&mut net, &data.train, cfg, progress))
     } else {
-        progress(slice_units(cfg));
+        progress.units(slice_units(cfg));
         None
     };
     LandscapeArm {
@@ -590,7 +604,7 @@ fn slice<T: Float>(
         cfg.run.data.loss.value(o, y.view())
     };
     let center_loss = loss_at(&mut net.clone(), &theta);
-    progress(cfg.slice_samples as u64);
+    progress.units(cfg.slice_samples as u64);
     let row_units = slice_row_units(cfg);
     let coords = cfg.slice_coords();
     let loss: Vec<Vec<f64>> = coords
@@ -607,7 +621,7 @@ fn slice<T: Float>(
                         loss_at(copy, point)
                     })
                     .collect();
-                progress(row_units);
+                progress.units(row_units);
                 row
             },
         )

@@ -55,6 +55,24 @@ pub trait Plan {
     /// one network measured or trained). [`Plan::work_units`] and [`Plan::footprint`] are
     /// derived from the same jobs, so the tests check them against these.
     fn costs(&self) -> Vec<Cost>;
+    /// About how many multiply-adds a run does (every pass of every network, or the
+    /// quadrature's function evaluations), counted from the same jobs as [`Plan::costs`]: the
+    /// same on every machine. `bn-lab serve` divides it by a measured rate to refuse, before
+    /// any work, runs over its work limit ([`crate::serve::limits`]).
+    fn macs(&self) -> f64;
+}
+
+/// What one call of a layer's kernels costs beyond its arithmetic (allocation, dispatch, the
+/// small loops around it), in multiply-adds: measured on the reference machine as 0.7 us per
+/// layer and call, with tiny networks (width 8) trained for many steps.
+pub const LAYER_CALL_MACS: f64 = 22_000.0;
+
+/// Multiply-adds of `units` work units in forward passes of one sample (the units of every
+/// experiment that trains, see [`crate::train::FORWARD_BACKWARD`]) through `net`, run `rows`
+/// samples at a time: its arithmetic, and [`LAYER_CALL_MACS`] per layer and call.
+pub fn pass_macs(units: u64, net: &NetConfig, rows: usize) -> f64 {
+    let calls = (net.depth + 1) as f64 / rows.max(1) as f64;
+    units as f64 * (crate::train::forward_macs(net) + LAYER_CALL_MACS * calls)
 }
 
 /// What one job of a run costs: the progress units `run` reports for it, and the bytes its
@@ -368,7 +386,7 @@ impl MeasuredTrainConfig {
             &mut observer,
         );
         let test = crate::train::evaluate(tr.net, &data.test, self.net.batch, self.data.loss);
-        progress(self.data.n_test as u64);
+        progress.units(self.data.n_test as u64);
         TrainedArm {
             label: norm.label().to_string(),
             norm,
@@ -424,14 +442,14 @@ impl<T: Float, F: FnMut(&mut Trainer<'_, T>, usize, f64)> Observer<T> for Measur
 
     fn diverged(&mut self, _tr: &mut Trainer<'_, T>, _d: &crate::train::Divergence) {
         let skipped = self.planned.saturating_sub(self.measured);
-        (self.progress)(units(skipped, self.measure_units));
+        self.progress.units(units(skipped, self.measure_units));
     }
 
     fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
         if step % self.every == 0 {
             (self.measure)(tr, step, loss);
             self.measured += 1;
-            (self.progress)(self.measure_units);
+            self.progress.units(self.measure_units);
         }
     }
 }

@@ -56,7 +56,7 @@ use crate::config::{
 };
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
 use crate::flags::{NetArgs, NormChoice, OutputArgs, Renames, count};
 use crate::limits::MAX_DEPTH;
 use crate::limits::{MAX_PANELS, MAX_POINTS, MAX_SEEDS};
@@ -375,6 +375,16 @@ impl Plan for ShatteredConfig {
             .iter()
             .map(|j| Cost::new(j.units, j.bytes))
             .collect()
+    }
+
+    /// Every network's passes over the grid.
+    fn macs(&self) -> f64 {
+        let net = |j: &ShatteredJob| self.net(j.arch, j.depth);
+        let rows = self.points();
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.units, &net(j), rows))
+            .sum()
     }
 }
 
@@ -1195,9 +1205,12 @@ pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
         .jobs()
         .par_iter()
         .map_init(Pool::default, |pool, job| {
+            // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
+            // before the job's work, instead of finishing every job still queued on the pool.
+            progress.units(0);
             let e = grid_gradients(cfg, job.arch, job.depth, job.seed, x.view(), pool);
             let r = seed_result(job.seed, e, cfg.max_lag);
-            progress(job.units);
+            progress.units(job.units);
             r
         })
         .collect::<Vec<_>>()

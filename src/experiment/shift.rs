@@ -47,6 +47,7 @@ use crate::config::{BnNoise, ConfigError, Dtype, Normaliser, between};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::TrainedArm;
+use crate::experiment::pass_macs;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames, count};
 use crate::float::Float;
@@ -54,7 +55,7 @@ use crate::limits::{MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
 use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
 use crate::stats::{Num, fmt_num, mean_nan, percentile};
-use crate::train::{evaluate, percent};
+use crate::train::{Tagged, evaluate, percent};
 use clap::Args;
 
 /// The percentiles drawn for one unit (Ioffe & Szegedy's Figure 1).
@@ -186,6 +187,15 @@ impl Plan for ShiftConfig {
 
     fn costs(&self) -> Vec<Cost> {
         self.jobs().iter().map(|j| j.arm.cost()).collect()
+    }
+
+    /// Every arm's passes: its steps, measurements and evaluations.
+    fn macs(&self) -> f64 {
+        let rows = self.run.net.batch;
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.arm.units, &j.arm.net, rows))
+            .sum()
     }
 }
 
@@ -502,9 +512,12 @@ pub fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
     let arms: Vec<ShiftArm> = cfg
         .jobs()
         .par_iter()
-        .map(|job| match cfg.run.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, job.noise, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, job.noise, progress),
+        .map(|job| {
+            let arm = Tagged::new(progress, ShiftConfig::label(job.arm.norm, job.noise));
+            match cfg.run.net.dtype {
+                Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, job.noise, &arm),
+                Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, job.noise, &arm),
+            }
         })
         .collect();
     let mut report = ShiftReport {

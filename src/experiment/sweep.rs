@@ -17,7 +17,7 @@ use crate::config::{
     Activation, ConfigError, Dtype, Init, Normaliser, between, distinct, distinct_numbers,
 };
 use crate::data::{self, Stream};
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
 use crate::flags::{DataArgs, NetArgs, NormChoice, OutputArgs, count};
 use crate::flags::{Renames, distinct_norms};
 use crate::float::Float;
@@ -27,7 +27,9 @@ use crate::model::Mlp;
 use crate::optim::PlainSgdSpec;
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{self, Num, fmt_num};
-use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, eval_loss, fit, step_units, units};
+use crate::train::{
+    DIVERGENCE_FACTOR, Observer, PartialsOnly, Tagged, Trainer, eval_loss, fit, step_units, units,
+};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -296,6 +298,16 @@ impl Plan for SweepConfig {
             .map(|j| Cost::new(j.units, j.bytes))
             .collect()
     }
+
+    /// Every point's passes through its network.
+    fn macs(&self) -> f64 {
+        let net = |j: &SweepJob| self.net(j.point.value, j.point.norm);
+        let rows = |j: &SweepJob| self.batch(j.point.value);
+        self.jobs()
+            .iter()
+            .map(|j| pass_macs(j.units, &net(j), rows(j)))
+            .sum()
+    }
 }
 
 impl SweepConfig {
@@ -528,14 +540,16 @@ struct Quiet;
 impl<T: Float> Observer<T> for Quiet {}
 
 /// The one pure function of a sweep: the measurements of point `p` of `cfg`.
-pub fn measure_point(cfg: &SweepConfig, p: &PointId) -> Point {
+/// `partials` gets the training's partial results (not its work units: [`run`] counts the
+/// point's units when it is done).
+pub fn measure_point(cfg: &SweepConfig, p: &PointId, partials: Progress) -> Point {
     match cfg.net.dtype {
-        Dtype::F32 => measure_typed::<f32>(cfg, p),
-        Dtype::F64 => measure_typed::<f64>(cfg, p),
+        Dtype::F32 => measure_typed::<f32>(cfg, p, partials),
+        Dtype::F64 => measure_typed::<f64>(cfg, p, partials),
     }
 }
 
-fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
+fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId, partials: Progress) -> Point {
     let net_cfg = cfg.net(p.value, p.norm);
     let batch = cfg.batch(p.value);
     let (init, _) =
@@ -561,7 +575,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
             &mut tr,
             cfg.sgd.steps,
             DIVERGENCE_FACTOR,
-            &|_| {},
+            partials,
             &mut Quiet,
         );
         diverged_at = d.map(|d| d.step);
@@ -692,8 +706,19 @@ pub fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
         .jobs()
         .par_iter()
         .map(|job| {
-            let r = measure_point(cfg, &job.point);
-            progress(job.units);
+            // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
+            // before the job's work, instead of finishing every job still queued on the pool.
+            progress.units(0);
+            let p = &job.point;
+            let seed = if cfg.seed_list().len() > 1 {
+                format!(" seed={}", p.seed)
+            } else {
+                String::new()
+            };
+            let value = fmt_value(cfg.vary, p.value);
+            let key = format!("{} {}={value}{seed}", p.norm.label(), cfg.vary.name());
+            let r = measure_point(cfg, p, &Tagged::new(&PartialsOnly(progress), key));
+            progress.units(job.units);
             r
         })
         .collect();

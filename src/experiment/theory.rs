@@ -40,6 +40,15 @@ pub struct TheoryConfig {
     pub input_second_moment: f64,
 }
 
+/// Evaluations of `phi` in one [`crate::theory::sphere_moments`]: one coordinate on 2 x 16
+/// panels of 20 nodes, two on up to 6 arcs of 20 nodes times 16 x 20 radii, two each.
+pub const SPHERE_EVALS: f64 = 640.0 + 2.0 * 6.0 * 20.0 * 320.0;
+/// Evaluations in one [`crate::theory::gaussian_mean`]: about 14 halving panels of 20 nodes, two each.
+pub const GAUSSIAN_MEAN_EVALS: f64 = 2.0 * 14.0 * 20.0;
+/// Multiply-adds one evaluation of an activation and its weight stands for (an `exp`, a `ln`,
+/// and the loops around them): measured against grad-norms's passes on the reference machine.
+pub const PHI_MACS: f64 = 270.0;
+
 impl Plan for TheoryConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         distinct("acts", &self.acts)?;
@@ -72,6 +81,15 @@ impl Plan for TheoryConfig {
     /// holds nothing but its records (counted in the footprint's records).
     fn costs(&self) -> Vec<Cost> {
         vec![Cost::new(1, 0.0); self.acts.len() * (self.batches.len() + 1)]
+    }
+
+    /// Function evaluations of the quadratures, at [`PHI_MACS`] each: per activation, the
+    /// sphere moments of every batch size, the large-batch limit, and the variance map's two
+    /// Gaussian means per layer (at most: it stops at its fixed point).
+    fn macs(&self) -> f64 {
+        let per_act = self.batches.len() as f64 * SPHERE_EVALS
+            + (3.0 + 2.0 * self.depth as f64) * GAUSSIAN_MEAN_EVALS;
+        self.acts.len() as f64 * per_act * PHI_MACS
     }
 }
 
@@ -137,7 +155,7 @@ pub fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
                 .iter()
                 .map(|&b| {
                     let l = mf::bn_rate(act, b).expect("batches are validated to be >= 4");
-                    progress(1);
+                    progress.units(1);
                     Num(l)
                 })
                 .collect();
@@ -162,7 +180,7 @@ pub fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
             let net = cfg.net(act);
             let p = mf::predict(&net, 1, cfg.input_second_moment)
                 .expect("a plain network without BN always has a prediction");
-            progress(1);
+            progress.units(1);
             NoBnMap {
                 act,
                 init: net.init,

@@ -16,7 +16,8 @@ use crate::config::{
 use crate::config::{check_points, points};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, total_units};
+use crate::experiment::total_units;
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
 use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
 use crate::histogram::{self, Snapshot};
@@ -28,7 +29,7 @@ use crate::optim::{SgdSpec, warmup_label};
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{Num, Short, fmt_num};
 use crate::train::{
-    self, Accuracies, Divergence, History, HistoryRecorder, Observer, ReferenceLosses,
+    self, Accuracies, Divergence, History, HistoryRecorder, Observer, ReferenceLosses, Tagged,
     TrainSettings, Trainer, fit, loss_formula, percent, units,
 };
 use clap::Args;
@@ -247,6 +248,18 @@ impl Plan for TrainConfig {
             .map(|j| Cost::new(j.units, j.bytes))
             .collect()
     }
+
+    /// Every run's passes, and the reference fit counted in passes of the largest network.
+    fn macs(&self) -> f64 {
+        let jobs = self.jobs();
+        let largest = jobs
+            .iter()
+            .map(|j| train::forward_macs(&j.net))
+            .fold(1.0, f64::max);
+        let rows = self.net.batch;
+        let runs: f64 = jobs.iter().map(|j| pass_macs(j.units, &j.net, rows)).sum();
+        runs + reference_units(self) as f64 * largest
+    }
 }
 
 impl TrainConfig {
@@ -324,12 +337,12 @@ impl<T: Float> Observer<T> for HistogramRecorder<'_, T> {
             step,
             loss,
         ));
-        (self.progress)(self.units);
+        self.progress.units(self.units);
     }
 
     fn diverged(&mut self, _tr: &mut Trainer<'_, T>, d: &Divergence) {
         let skipped = self.steps.iter().filter(|&&s| s > d.step).count();
-        (self.progress)(units(skipped, self.units));
+        self.progress.units(units(skipped, self.units));
     }
 }
 
@@ -617,11 +630,14 @@ type Ran = (Vec<TrainRun>, ReferenceLosses, f64, Option<f64>);
 fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> Ran {
     let data = cfg.data.task_for::<T>(&cfg.net);
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
-    progress(reference_units(cfg));
+    progress.units(reference_units(cfg));
     let runs = cfg
         .jobs()
         .par_iter()
-        .map(|job| run_one(cfg, &data, job, progress))
+        .map(|job| {
+            let arm = Tagged::new(progress, format!("{} lr={}", job.norm.label(), job.lr));
+            run_one(cfg, &data, job, &arm)
+        })
         .collect();
     let chance = data.classes.map(|_| majority_share(data.test.y.view()));
     let ceiling = loss_ceiling(&zero_losses(&data.test, cfg.data.loss));
@@ -690,7 +706,7 @@ pub fn reference_units(cfg: &TrainConfig) -> u64 {
     )
 }
 
-/// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress(n)`
+/// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress.units(n)`
 /// is told of every `n` work units done ([`Plan::work_units`] in all).
 pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
     let start = std::time::Instant::now();

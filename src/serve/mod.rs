@@ -5,17 +5,30 @@
 //!   the CLI writes for that command; a refusal is 400 `{"error": "..."}`.
 //!
 //! Every computation runs on a blocking thread (never on the async threads) inside the CLI's own
-//! validation ([`request`]); at most one per core runs at a time, a few more wait, and the rest
-//! are answered 503 with `Retry-After`. A run whose client goes away is cancelled.
+//! validation ([`request`]), after the work limit's estimate ([`limits`]); at most one per core
+//! runs at a time, `--queue` more wait, and the rest are answered 503 with `Retry-After`.
+//! Identical requests share one computation, and recent reports are cached ([`cache`]). A run
+//! whose clients all went away is cancelled.
+//!
+//! For a handler (`/api/run`, `/api/stream`): [`request::parse`] the command line (400), then
+//! [`App::admit`] it (400 over the work limit), then either [`App::report_for`] (cached, shared
+//! or computed; 503 when busy) or, for a run that reports progress to its own client,
+//! [`App::run_exclusive`].
 
+pub mod cache;
+pub mod limits;
 pub mod page;
 pub mod request;
+pub mod stream;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use self::cache::{Shared, Source};
+use self::limits::Slots;
+use crate::cli::ServeArgs;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{Query, Request as HttpRequest, State};
@@ -23,10 +36,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::Semaphore;
-
-use self::request::{Failure, Request};
-use crate::cli::ServeArgs;
 
 /// The longest request target (path and query) the server reads, in bytes.
 pub const MAX_URI_BYTES: usize = 4096;
@@ -39,21 +48,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct App {
     /// The address the server listens on (for the `Host` check).
     pub addr: SocketAddr,
-    /// One permit per run at once (as many as cores).
-    running: Semaphore,
-    /// One permit per request admitted (running or waiting); beyond, 503.
-    admitted: Semaphore,
+    /// `--max-seconds`.
+    pub max_seconds: f64,
+    /// Cores to compute on and the queue for them.
+    slots: Slots,
+    /// Computations running (with their waiters) and recent reports.
+    shared: Mutex<Shared>,
     /// Set when the server stops: every run is cancelled.
     stopping: Arc<AtomicBool>,
 }
 
 impl App {
-    pub fn new(addr: SocketAddr, stopping: Arc<AtomicBool>) -> App {
+    /// The state of a server on `addr` with `args`' limits, stopping when `stopping` is set.
+    pub fn new(addr: SocketAddr, stopping: Arc<AtomicBool>, args: &ServeArgs) -> App {
         let cores = crate::parallel::available_threads();
         App {
             addr,
-            running: Semaphore::new(cores),
-            admitted: Semaphore::new(cores * 4),
+            max_seconds: args.max_seconds,
+            slots: Slots::new(cores, args.queue.unwrap_or(3 * cores)),
+            shared: cache::shared_state(args.cache),
             stopping,
         }
     }
@@ -64,6 +77,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page::index))
         .route("/api/run", get(api_run))
+        .route("/api/stream", get(stream::api_stream))
+        .route("/api/status", get(stream::api_status))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
@@ -97,7 +112,7 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     };
     crate::commands::print(&format!("listening on http://{host}:{}/\n", addr.port()))?;
     let stopping = Arc::new(AtomicBool::new(false));
-    let app = Arc::new(App::new(addr, stopping.clone()));
+    let app = Arc::new(App::new(addr, stopping.clone(), args));
     let server = axum::serve(listener, router(app)).with_graceful_shutdown({
         let stopping = stopping.clone();
         async move {
@@ -207,57 +222,44 @@ pub struct ArgsQuery {
     pub args: Option<String>,
 }
 
-/// Sets its flag when dropped: the handler's future is dropped when its client goes away, and
-/// the run it started stops at its next progress report.
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// `GET /api/run?args=...`.
+/// `GET /api/run?args=...`: parse, admit, then the report (cached, shared or computed). The
+/// answer says where it came from in `X-Bn-Lab-Cache: hit|shared|miss`, and what the run cost in
+/// `Server-Timing` (`compute`: the milliseconds it computed, not given for a cache hit;
+/// `estimate`: the work limit's estimate).
 async fn api_run(State(app): State<Arc<App>>, Query(q): Query<ArgsQuery>) -> Response {
     let request = match request::parse(q.args.as_deref().unwrap_or("")) {
         Ok(r) => r,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let Ok(_admitted) = app.admitted.try_acquire() else {
-        return busy();
+    let admission = match app.admit(&request) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
     };
-    let Ok(_running) = app.running.acquire().await else {
-        return busy();
-    };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let _guard = CancelOnDrop(cancel.clone());
-    let line = request.line.clone();
-    let stopping = app.stopping.clone();
-    let result =
-        tokio::task::spawn_blocking(move || run_request(request, &cancel, &stopping)).await;
-    match result {
-        Ok(Ok(report)) => answer(&line, &report),
-        Ok(Err(Failure::Refused(message))) => error(StatusCode::BAD_REQUEST, &message),
-        Ok(Err(Failure::Cancelled)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the run was cancelled: the server is stopping",
-        ),
-        Ok(Err(Failure::Failed(message))) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the run failed: {e}"),
-        ),
+    let (line, estimate) = (request.line.clone(), admission.estimate);
+    match app.report_for(request, admission).await {
+        Ok((computed, source)) => {
+            let mut r = answer(&line, &computed.report);
+            let estimate = estimate.map_or(String::new(), |e| {
+                format!(", estimate;dur={:.1}", e.seconds * 1e3)
+            });
+            let timing = match source {
+                Source::Hit => format!("cache{estimate}"),
+                _ => format!("compute;dur={:.1}{estimate}", computed.seconds * 1e3),
+            };
+            headers(&mut r, source, &timing);
+            r
+        }
+        Err(refusal) => refusal,
     }
 }
 
-/// Compute `request` on this (blocking) thread; cancelled by `cancel` or `stopping`.
-fn run_request(
-    request: Request,
-    cancel: &AtomicBool,
-    stopping: &AtomicBool,
-) -> Result<String, Failure> {
-    let cancelled = || cancel.load(Ordering::Relaxed) || stopping.load(Ordering::Relaxed);
-    request::compute(request, &cancelled, &|_, _| {})
+/// Set `X-Bn-Lab-Cache` and `Server-Timing` on `r`.
+fn headers(r: &mut Response, source: Source, timing: &str) {
+    let h = r.headers_mut();
+    h.insert("x-bn-lab-cache", HeaderValue::from_static(source.as_str()));
+    if let Ok(v) = HeaderValue::from_str(timing) {
+        h.insert("server-timing", v);
+    }
 }
 
 /// `{"command": line, "report": report}` with `report` as the CLI's JSON text.
@@ -272,15 +274,4 @@ fn answer(line: &str, report: &str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// 503 with `Retry-After: 1`: too many requests are running or waiting.
-fn busy() -> Response {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the server is busy: every core is computing and the queue is full; retry in a second",
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
 }

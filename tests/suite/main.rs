@@ -38,6 +38,8 @@ mod reference_kernels;
 mod registry;
 mod reproduce;
 mod roundtrip;
+mod serve_api;
+mod serve_stream;
 mod server;
 mod shattered;
 mod shift;

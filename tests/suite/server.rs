@@ -21,7 +21,14 @@ impl Server {
     /// Start `bn-lab serve --host 127.0.0.1 --port 0 EXTRA...` and wait for its
     /// `listening on http://127.0.0.1:PORT/` line.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_in(std::path::Path::new("."), extra)
+    }
+
+    /// [`Server::start`] with its working directory in `dir` (a test checks that requests write
+    /// nothing there).
+    pub fn start_in(dir: &std::path::Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bn-lab"))
+            .current_dir(dir)
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .args(extra)
             .stdin(Stdio::null())
@@ -117,22 +124,35 @@ impl Answer {
 
 /// `GET path` on 127.0.0.1:`port` with `headers` and `Connection: close`; reads the whole answer.
 pub fn request(port: u16, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
-    stream.set_read_timeout(Some(ANSWER_LIMIT)).unwrap();
-    stream.set_write_timeout(Some(ANSWER_LIMIT)).unwrap();
+    try_request(port, path, headers).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// [`request`], with a refused or dropped connection (or no answer within [`ANSWER_LIMIT`]) as
+/// an error instead of a panic.
+pub fn try_request(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Answer> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(ANSWER_LIMIT))?;
+    stream.set_write_timeout(Some(ANSWER_LIMIT))?;
+    stream.write_all(request_head(path, headers).as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    if !raw.starts_with(b"HTTP/1.1 ") || !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::other(format!(
+            "not an HTTP answer: {:?}",
+            String::from_utf8_lossy(&raw)
+        )));
+    }
+    Ok(parse_answer(&raw))
+}
+
+/// The bytes of `GET path` with `headers` and `Connection: close`.
+pub fn request_head(path: &str, headers: &[(&str, &str)]) -> String {
     let mut head = format!("GET {path} HTTP/1.1\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("Connection: close\r\n\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .expect("the request is sent");
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .expect("the answer arrives in time");
-    parse_answer(&raw)
+    head
 }
 
 /// Split a raw HTTP/1.1 answer (without chunked encoding, or with it: both are read).
