@@ -74,7 +74,7 @@ impl App {
 /// The routes and layers of the server, for `addr`.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(page::index))
+        .merge(page::routes())
         .route("/api/run", get(api_run))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
