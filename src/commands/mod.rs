@@ -24,6 +24,9 @@ use crate::plot::Figures;
 /// quantity the JSON lacks: an error, and no file appears).
 pub type CheckJson<'a> = dyn Fn(&serde_json::Value) -> Result<()> + Sync + 'a;
 
+/// Where partial results go: `(arm, step, loss)` (see [`RunOptions::partial`]).
+pub type PartialSink<'a> = dyn Fn(&str, usize, f64) + Sync + 'a;
+
 /// How a command runs and whom it reports to. The default is the terminal's: a progress bar on stderr, the
 /// summary on stdout. `bn-lab run` and `bn-lab reproduce` run commands as steps of a larger
 /// job: they look at the JSON before it is written, follow the progress themselves, and keep
@@ -38,6 +41,10 @@ pub struct RunOptions<'a> {
     /// Instead of the progress bar: called with the units just done and the run's total
     /// (once with 0 done at the start).
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// Called with partial results of a training command as it runs (`bn-lab serve`'s
+    /// stream): an arm's key, a step and its mini-batch loss, on about 200 evenly spaced steps
+    /// of each training run (see [`crate::train::Progress`]).
+    pub partial: Option<&'a PartialSink<'a>>,
     /// Called with the run's JSON before anything is written; its error stops the run and
     /// nothing is written.
     pub check: Option<&'a CheckJson<'a>>,

@@ -10,6 +10,7 @@
 
 pub mod page;
 pub mod request;
+pub mod stream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(page::routes())
         .route("/api/run", get(api_run))
+        .route("/api/stream", get(stream::api_stream))
+        .route("/api/status", get(stream::api_status))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)

@@ -8,7 +8,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command, EXPERIMENTS};
-use crate::commands::RunOptions;
+use crate::commands::{PartialSink, RunOptions};
 
 /// The longest command line a request may carry, in bytes.
 pub const MAX_ARGS_BYTES: usize = 2048;
@@ -140,6 +140,17 @@ pub fn compute(
     cancelled: &(dyn Fn() -> bool + Sync),
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<String, Failure> {
+    compute_with(request, cancelled, progress, None)
+}
+
+/// [`compute`], also handing the partial results of a training command to `partial` (see
+/// [`RunOptions::partial`]).
+pub fn compute_with(
+    request: Request,
+    cancelled: &(dyn Fn() -> bool + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
+    partial: Option<&PartialSink<'_>>,
+) -> Result<String, Failure> {
     let tick = |done: u64, total: u64| {
         if cancelled() {
             std::panic::resume_unwind(Box::new(Cancelled));
@@ -150,6 +161,7 @@ pub fn compute(
         in_memory: true,
         quiet: true,
         progress: Some(&tick),
+        partial,
         ..RunOptions::default()
     };
     let command = request.command;

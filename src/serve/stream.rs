@@ -1,0 +1,308 @@
+//! `GET /api/stream?args=...`: a run as server-sent events (`text/event-stream`).
+//!
+//! ```text
+//! event: progress   data: {"done": <u64>, "total": <u64>}         at most every 100 ms, first and last
+//! event: partial    data: {"points": [{"arm": "...", "step": n, "loss": x or null}, ...]}
+//!                   (training commands: about 200 steps per arm, batched, at most every 100 ms)
+//! event: report     data: {"command": "...", "report": {...}}      as /api/run's 200; then the end
+//! event: error      data: {"error": "..."}                         a refusal or failure; then the end
+//! ```
+//!
+//! A command refused before any work (its parse) is answered 400 like `/api/run`, and a full
+//! server 503 with `Retry-After`, not a stream. Admission is `/api/run`'s: a permit of
+//! `admitted` for the whole stream, one of `running` while it computes. The run happens on a
+//! blocking thread and sends its events into a bounded channel whose receiver is the response
+//! body; when the client goes away, hyper drops the body, the channel closes, and the run stops
+//! at its next progress report ([`super::request::compute`]'s cancellation), freeing its slot.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::request::{self, Failure, Request};
+use super::{App, ArgsQuery, busy, error};
+
+/// The shortest time between two `progress` (or two `partial`) events: at most 10 a second.
+pub const EVENT_INTERVAL: Duration = Duration::from_millis(100);
+/// Events the channel holds before the run waits for the client to read.
+const CHANNEL_EVENTS: usize = 64;
+
+/// `GET /api/stream?args=...`.
+pub async fn api_stream(State(app): State<Arc<App>>, Query(q): Query<ArgsQuery>) -> Response {
+    let request = match request::parse(q.args.as_deref().unwrap_or("")) {
+        Ok(r) => r,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let Ok(permit) = app.admitted.try_acquire() else {
+        return busy();
+    };
+    // The permit outlives this handler (the stream goes on after the answer's head): it is
+    // given back by `Admitted`'s drop, in the task that runs the stream.
+    permit.forget();
+    let admitted = Admitted(app.clone());
+    let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
+    tokio::spawn(run_stream(admitted, request, tx));
+    Sse::new(ReceiverStream::new(rx).map(Ok::<Event, Infallible>))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `GET /api/status`: `{"running": n, "waiting": m}`, the runs computing now and the
+/// requests admitted that wait for a slot.
+pub async fn api_status(State(app): State<Arc<App>>) -> Response {
+    let cores = crate::parallel::available_threads();
+    let running = cores.saturating_sub(app.running.available_permits());
+    let admitted = (cores * 4).saturating_sub(app.admitted.available_permits());
+    axum::Json(serde_json::json!({
+        "running": running,
+        "waiting": admitted.saturating_sub(running),
+    }))
+    .into_response()
+}
+
+/// An `admitted` permit taken with `forget`, given back when dropped.
+struct Admitted(Arc<App>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.admitted.add_permits(1);
+    }
+}
+
+/// Wait for a running slot (or for the client to leave), compute on a blocking thread, and
+/// end the stream with `report` or `error`.
+async fn run_stream(admitted: Admitted, request: Request, tx: mpsc::Sender<Event>) {
+    let app = admitted.0.clone();
+    let running = tokio::select! {
+        permit = app.running.acquire() => permit,
+        () = tx.closed() => return,
+    };
+    let Ok(running) = running else {
+        let _ = tx.send(error_event("the server is stopping")).await;
+        return;
+    };
+    let line = request.line.clone();
+    let stopping = app.stopping.clone();
+    let sender = tx.clone();
+    let result = tokio::task::spawn_blocking(move || stream_run(request, &sender, &stopping)).await;
+    // The slot is free as soon as the computation is; the last event may wait for the client.
+    drop(running);
+    let event = match result {
+        Ok(Ok(report)) => Event::default()
+            .event("report")
+            .data(report_body(&line, &report)),
+        Ok(Err(Failure::Cancelled)) if tx.is_closed() => return,
+        Ok(Err(Failure::Cancelled)) => error_event("the run was cancelled: the server is stopping"),
+        Ok(Err(Failure::Refused(message) | Failure::Failed(message))) => error_event(&message),
+        Err(e) => error_event(&format!("the run failed: {e}")),
+    };
+    let _ = tx.send(event).await;
+    drop(admitted);
+}
+
+/// `{"command": line, "report": report}`, the body of `/api/run`'s 200.
+fn report_body(line: &str, report: &str) -> String {
+    format!(
+        "{{\"command\":{},\"report\":{report}}}",
+        serde_json::Value::String(line.to_string())
+    )
+}
+
+/// `event: error` with `{"error": message}`.
+fn error_event(message: &str) -> Event {
+    Event::default()
+        .event("error")
+        .data(serde_json::json!({ "error": message }).to_string())
+}
+
+/// Compute `request` on this (blocking) thread, sending its progress and partial results to
+/// `tx` through a [`Throttle`]; cancelled when the client is gone (`tx` closed) or the server
+/// is stopping.
+fn stream_run(
+    request: Request,
+    tx: &mpsc::Sender<Event>,
+    stopping: &AtomicBool,
+) -> Result<String, Failure> {
+    let throttle = Mutex::new(Throttle::new(EVENT_INTERVAL));
+    let send = |events: Vec<(&'static str, String)>| {
+        for (name, data) in events {
+            // A closed channel is the client gone: the next progress report cancels the run.
+            let _ = tx.blocking_send(Event::default().event(name).data(data));
+        }
+    };
+    let lock = || throttle.lock().unwrap_or_else(PoisonError::into_inner);
+    let cancelled = || tx.is_closed() || stopping.load(Ordering::Relaxed);
+    let progress = |units: u64, total: u64| {
+        let due = lock().progress(units, total, Instant::now());
+        send(due);
+    };
+    let partial = |arm: &str, step: usize, loss: f64| {
+        let due = lock().partial(arm, step, loss, Instant::now());
+        send(due);
+    };
+    let result = request::compute_with(request, &cancelled, &progress, Some(&partial));
+    if result.is_ok() {
+        let last = lock().finish();
+        send(last);
+    }
+    result
+}
+
+/// One point of a `partial` event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub arm: String,
+    pub step: usize,
+    /// `null` in the JSON when not finite (a diverged run).
+    pub loss: f64,
+}
+
+/// The data of a `partial` event.
+#[derive(Serialize)]
+struct Points<'a> {
+    points: &'a [Point],
+}
+
+/// What the run has reported since the last events, and when those went: `progress` and
+/// `partial` events at most every `interval` (the first progress at once; [`Throttle::finish`]
+/// sends what is left, so the last progress always goes).
+#[derive(Debug)]
+pub struct Throttle {
+    interval: Duration,
+    last_sent: Option<Instant>,
+    /// The latest `(done, total)`, and the one last sent.
+    progress: Option<(u64, u64)>,
+    sent_progress: Option<(u64, u64)>,
+    points: Vec<Point>,
+}
+
+impl Throttle {
+    pub fn new(interval: Duration) -> Throttle {
+        Throttle {
+            interval,
+            last_sent: None,
+            progress: None,
+            sent_progress: None,
+            points: Vec::new(),
+        }
+    }
+
+    /// The run has just done `units` more of its `total` (as [`crate::commands::RunOptions::progress`]
+    /// tells): the events due at `now`, as `(name, data)`.
+    pub fn progress(
+        &mut self,
+        units: u64,
+        total: u64,
+        now: Instant,
+    ) -> Vec<(&'static str, String)> {
+        let done = self.progress.map_or(0, |(d, _)| d).saturating_add(units);
+        self.progress = Some((done, total));
+        self.due(now)
+    }
+
+    /// A partial result: `arm`'s mini-batch loss at `step`; the events due at `now`.
+    pub fn partial(
+        &mut self,
+        arm: &str,
+        step: usize,
+        loss: f64,
+        now: Instant,
+    ) -> Vec<(&'static str, String)> {
+        self.points.push(Point {
+            arm: arm.to_string(),
+            step,
+            loss,
+        });
+        self.due(now)
+    }
+
+    /// Everything not sent yet (the last progress, the last points).
+    pub fn finish(&mut self) -> Vec<(&'static str, String)> {
+        self.take()
+    }
+
+    fn due(&mut self, now: Instant) -> Vec<(&'static str, String)> {
+        match self.last_sent {
+            Some(t) if now.duration_since(t) < self.interval => Vec::new(),
+            _ => {
+                self.last_sent = Some(now);
+                self.take()
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<(&'static str, String)> {
+        let mut events = Vec::new();
+        if let Some((done, total)) = self.progress
+            && self.sent_progress != self.progress
+        {
+            self.sent_progress = self.progress;
+            events.push(("progress", format!(r#"{{"done":{done},"total":{total}}}"#)));
+        }
+        if !self.points.is_empty() {
+            let points = Points {
+                points: &self.points,
+            };
+            let data = serde_json::to_string(&points).expect("points serialise");
+            self.points.clear();
+            events.push(("partial", data));
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_sends_the_first_progress_at_once_then_at_most_every_interval_and_the_last() {
+        let mut t = Throttle::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut sent = t.progress(0, 1000, ms(0));
+        for i in 1..=1000u64 {
+            sent.extend(t.progress(1, 1000, ms(i)));
+        }
+        sent.extend(t.finish());
+        // 1 s of reports every millisecond: the first, one per 100 ms, and the last.
+        assert!(sent.len() <= 12, "{} events", sent.len());
+        assert_eq!(
+            sent[0],
+            ("progress", r#"{"done":0,"total":1000}"#.to_string())
+        );
+        assert_eq!(
+            sent.last().unwrap().1,
+            r#"{"done":1000,"total":1000}"#.to_string()
+        );
+        assert!(t.finish().is_empty(), "nothing is sent twice");
+    }
+
+    #[test]
+    fn throttle_batches_points_and_writes_a_non_finite_loss_as_null() {
+        let mut t = Throttle::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        assert_eq!(t.progress(0, 10, t0).len(), 1);
+        assert!(t.partial("BN on", 0, 1.5, t0).is_empty());
+        assert!(t.partial("BN off", 0, f64::NAN, t0).is_empty());
+        let sent = t.finish();
+        assert_eq!(
+            sent,
+            vec![(
+                "partial",
+                r#"{"points":[{"arm":"BN on","step":0,"loss":1.5},{"arm":"BN off","step":0,"loss":null}]}"#
+                    .to_string()
+            )]
+        );
+    }
+}
