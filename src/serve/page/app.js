@@ -27,7 +27,7 @@ const STARTERS = {
   'grad-norms': 'grad-norms',
   theory: 'theory',
   sweep: 'sweep --vary depth --values 5,10,20,50 --steps 0',
-  train: 'train --configs off,on --lr 0.1 --steps 200',
+  train: 'train --configs off,on --lr 0.01,0.1',
   shattered: 'shattered --seeds 2',
   other: 'nonlinearity --acts relu',
 };
@@ -310,6 +310,7 @@ function fmt(v) {
   if (Number.isNaN(v)) return 'NaN';
   if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
   if (v === 0) return '0';
+  if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
   const a = Math.abs(v);
   if (a >= 1e-2 && a < 1e4) return v.toFixed(3);
   return v.toExponential(2).replace('e+', 'e');
@@ -351,7 +352,7 @@ function chart(spec) {
   const H = spec.height;
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': spec.title });
   el('title', {}, svg).textContent = spec.title;
-  const m = { l: 74, r: 14, t: 34, b: 50 };
+  const m = { l: 74, r: 24, t: 34, b: 50 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const ys = [];
@@ -664,9 +665,29 @@ function renderSweep(report) {
   legend(series, charts);
 }
 
+// theory: BatchNorm's gradient growth factor per layer λ(B) against the batch, one line per
+// activation (the report's numbers; the colours are a fixed list, not arms).
+function renderTheory(report) {
+  const charts = $('charts');
+  charts.className = 'single';
+  const colors = ['#d55e00', '#0072b2', '#009e73', '#cc79a7', '#000000'];
+  const markers = ['square', 'circle', 'triangle-up', 'diamond', 'cross'];
+  const batches = report.config.batches || [];
+  const series = (report.bn || []).map((b, i) => ({
+    label: b.act, color: colors[i % 5], marker: markers[i % 5], what: 'λ(B)',
+    points: (b.lambda || []).map((v, j) => [batches[j], v]),
+  }));
+  panel(charts).appendChild(chart({
+    title: 'With BatchNorm: gradient factor per layer λ(B) (Yang et al. 2019)', ylabel: 'λ(B) (log)',
+    xlabel: 'batch B', xname: 'B', xlog: true, width: charts.clientWidth || 900, height: 380, series,
+  }));
+  legend(series, charts);
+}
+
 // Every list of objects in the report as a table of its plain fields.
 function genericTables(report) {
   for (const [key, v] of Object.entries(report)) {
+    if (key === 'points' && report.means) continue; // a sweep: the means over seeds suffice
     if (key === 'config' || key === 'tool' || !Array.isArray(v) || !v.length || typeof v[0] !== 'object') continue;
     const cols = Object.keys(v[0]).filter((c) => v.some((r) => r[c] !== null && typeof r[c] !== 'object'));
     if (!cols.length) continue;
@@ -678,7 +699,10 @@ function genericTables(report) {
     const body = h('tbody', null, t);
     for (const r of v.slice(0, 40)) {
       const tr = h('tr', null, body);
-      for (const c of cols) h('td', typeof r[c] === 'object' && r[c] !== null ? '…' : fmt(r[c]), tr);
+      for (const c of cols) {
+        const td = h('td', typeof r[c] === 'object' && r[c] !== null ? '…' : fmt(r[c]), tr);
+        if (typeof r[c] === 'string') td.style.textAlign = 'left';
+      }
     }
   }
 }
@@ -692,6 +716,7 @@ function render(command, report) {
   try {
     if (cmd === 'grad-norms') renderGradNorms(report);
     else if (cmd === 'train' && report.runs) { renderTrain(report); genericTables(report); }
+    else if (cmd === 'theory' && report.bn) { renderTheory(report); genericTables(report); }
     else if (cmd === 'sweep' && report.means) { renderSweep(report); genericTables(report); }
     else genericTables(report);
   } catch (e) {
