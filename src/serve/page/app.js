@@ -459,7 +459,7 @@ function chart(spec) {
   for (let i = notes.length - 1; i >= 0; i--) {
     notes[i].y = Math.min(notes[i].y, m.t + ph - 8, i < notes.length - 1 ? notes[i + 1].y - gap : Infinity);
   }
-  const ng = el('g', { class: 'notes' }, svg);
+  const ng = el('g', { class: 'notes', 'data-right': m.l + pw - 4 }, svg);
   for (const n of notes) {
     const tx = el('text', {
       x: n.x, y: n.y + 6, 'font-size': 17, 'font-weight': 'bold', fill: n.color,
@@ -467,6 +467,19 @@ function chart(spec) {
     }, ng);
     tx.textContent = n.text;
     tx.style.fill = n.color;
+  }
+  return svg;
+}
+
+// Once `svg` is on the page (text has a size only then): notes that would run past the plot's
+// right edge move left.
+function fitNotes(svg) {
+  for (const g of svg.querySelectorAll('g.notes')) {
+    const right = Number(g.dataset.right);
+    for (const t of g.querySelectorAll('text')) {
+      const b = t.getBBox();
+      if (b.x + b.width > right) t.setAttribute('x', Math.max(0, right - b.width));
+    }
   }
   return svg;
 }
@@ -515,7 +528,7 @@ function renderGradNorms(report) {
   const maxDepth = Math.max(...report.arms.map((a) => a.depth));
   const xrange = [1, Math.max(2, maxDepth)];
   const total = charts.clientWidth || 900;
-  const wide = Math.floor((total - 10) * 0.6);
+  const wide = Math.floor((total - 10) * 0.62);
   const narrow = total - 10 - wide;
   const base = (a, i, key, what) => Object.assign(armStyle(a, report), {
     label: name(a), points: perLayer(a, key), what, width: 3,
@@ -542,10 +555,10 @@ function renderGradNorms(report) {
   });
   const fSeries = report.arms.map((a, i) => base(a, i, 'activation_std', 'std(h)'));
   const common = { xlabel: 'layer l (1 = input)', xname: 'layer', xrange, integerX: true };
-  panel(charts, 'wide').appendChild(chart(Object.assign({
+  fitNotes(panel(charts, 'wide').appendChild(chart(Object.assign({
     title: 'Weight gradients ‖∂L/∂W_l‖ (dashed: fit)', ylabel: '‖∂L/∂W_l‖ (log)',
     width: wide, height: 540, series: wSeries.concat(fits), notes,
-  }, common)));
+  }, common))));
   panel(charts).appendChild(chart(Object.assign({
     title: '‖∂L/∂h_l‖' + (theory.length ? ' · dotted: theory' : ''), ylabel: '‖∂L/∂h_l‖ (log)',
     width: narrow, height: 265, series: sSeries.concat(theory),
