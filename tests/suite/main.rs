@@ -39,6 +39,7 @@ mod reference_kernels;
 mod registry;
 mod reproduce;
 mod roundtrip;
+mod serve_stream;
 mod server;
 mod shattered;
 mod shift;

@@ -1,0 +1,198 @@
+//! `GET /api/stream?args=...` of `bn-lab serve`: the events of a run in order (progress, partial
+//! training losses, then the report, equal to `/api/run`'s), a refusal answered 400 before any
+//! stream, and a client that disconnects freeing its slot (seen on `GET /api/status`).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::server::{ANSWER_LIMIT, Server, encode, parse_answer};
+
+/// `train`'s small run (its QUICK flags): 2 learning rates x 4 configurations, 30 steps.
+const SHORT_TRAIN: &str = "train --depth 3 --width 8 --batch 8 --d-out 2 --n-train 64 --n-test 32 --steps 30 --eval-every 10 --diag-every 5 --lr 0.02,50";
+
+/// A training run of minutes even in a release build (two arms of 100 000 steps).
+const LONG_TRAIN: &str =
+    "train --steps 100000 --lr 0.01 --configs off,on --eval-every 1000 --diag-every 1000";
+
+/// One server-sent event: its name and data.
+#[derive(Debug, Clone)]
+struct SseEvent {
+    name: String,
+    data: String,
+}
+
+impl SseEvent {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("event {} is not JSON ({e}): {}", self.name, self.data))
+    }
+}
+
+/// The events of an event-stream body, in order (comments, such as keep-alives, skipped).
+fn events(body: &str) -> Vec<SseEvent> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = Some(v.trim_start().to_string());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                }
+            }
+            name.map(|name| SseEvent {
+                name,
+                data: data.join("\n"),
+            })
+        })
+        .collect()
+}
+
+/// Open `/api/stream?args=ARGS` on `server` and send the request; the connection, unread.
+fn open_stream(server: &Server, args: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("the server accepts");
+    stream.set_read_timeout(Some(ANSWER_LIMIT)).unwrap();
+    let head = format!(
+        "GET /api/stream?args={} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
+        encode(args),
+        server.port
+    );
+    stream
+        .write_all(head.as_bytes())
+        .expect("the request is sent");
+    stream
+}
+
+/// Read from `stream` until `raw` holds an event (or the answer ends); what was read.
+fn read_first_event(stream: &mut TcpStream) -> String {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).expect("the stream answers in time");
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if n == 0 || text.contains("\nevent: ") || text.starts_with("event: ") {
+            return text.into_owned();
+        }
+    }
+}
+
+/// The JSON without its timing fields (`seconds`, wherever they are).
+fn without_timing(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("seconds");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+#[test]
+fn stream_of_a_short_training_run_sends_progress_then_the_report() {
+    let server = Server::start(&[]);
+    let start = Instant::now();
+    let mut stream = open_stream(&server, SHORT_TRAIN);
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .expect("the stream ends in time");
+    assert!(start.elapsed() < ANSWER_LIMIT);
+    let answer = parse_answer(&raw);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.header("content-type"), Some("text/event-stream"));
+    let events = events(&answer.body);
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let report_at = names.iter().position(|n| *n == "report");
+    assert_eq!(
+        report_at,
+        Some(names.len() - 1),
+        "the report ends it: {names:?}"
+    );
+    assert_eq!(names[0], "progress", "{names:?}");
+    let last_progress = events
+        .iter()
+        .rfind(|e| e.name == "progress")
+        .unwrap()
+        .json();
+    assert_eq!(
+        last_progress["done"], last_progress["total"],
+        "the last progress is 100%"
+    );
+    let run = server.get(&format!("/api/run?args={}", encode(SHORT_TRAIN)));
+    assert_eq!(run.status, 200, "{}", run.body);
+    let streamed = events[report_at.unwrap()].json();
+    assert_eq!(streamed["command"], run.json()["command"]);
+    assert_eq!(
+        without_timing(streamed["report"].clone()),
+        without_timing(run.json()["report"].clone())
+    );
+}
+
+#[test]
+fn stream_refuses_a_file_flag_with_400_naming_it_before_any_stream() {
+    let server = Server::start(&[]);
+    let a = server.get(&format!(
+        "/api/stream?args={}",
+        encode("train --steps 5 --out /tmp/x")
+    ));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(
+        a.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    let message = a.json()["error"].as_str().unwrap().to_string();
+    assert!(message.contains("--out"), "{message}");
+}
+
+/// `GET /api/status` as `(running, waiting)`.
+fn status(server: &Server) -> (u64, u64) {
+    let v = server.get("/api/status").json();
+    (
+        v["running"].as_u64().unwrap(),
+        v["waiting"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn closing_a_stream_cancels_its_run_and_frees_its_slot() {
+    let server = Server::start(&[]);
+    // Two long runs: both computing on a 2-core machine, or one waiting on a single core.
+    let mut streams: Vec<TcpStream> = (0..2).map(|_| open_stream(&server, LONG_TRAIN)).collect();
+    for s in &mut streams {
+        let first = read_first_event(s);
+        assert!(first.contains("event: progress"), "{first}");
+    }
+    let (running, waiting) = status(&server);
+    assert!(
+        running >= 1 && running + waiting == 2,
+        "{running} running, {waiting} waiting"
+    );
+    let closed = Instant::now();
+    for s in streams {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+    // Without cancellation the runs would go on for minutes.
+    let limit = Duration::from_secs(20);
+    loop {
+        let (running, waiting) = status(&server);
+        if running == 0 && waiting == 0 {
+            break;
+        }
+        assert!(
+            closed.elapsed() < limit,
+            "still {running} running and {waiting} waiting {limit:?} after the clients left"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("slots freed {:?} after the disconnect", closed.elapsed());
+    let a = server.get(&format!("/api/run?args={}", encode("theory --depth 5")));
+    assert_eq!(a.status, 200, "{}", a.body);
+}
