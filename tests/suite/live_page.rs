@@ -227,3 +227,74 @@ fn the_live_page_draws_recomputes_on_a_control_and_goes_back_in_chromium() {
         .collect();
     assert!(foreign.is_empty(), "requests off this server: {foreign:?}");
 }
+
+/// The page beyond grad-norms: a theory chart, a claim chosen from the list loads its command
+/// into the URL, and a training run streams its progress (`/api/stream`) until the stop button
+/// closes the stream, after which the server frees the run's slot.
+#[test]
+fn the_live_page_loads_a_claim_streams_a_run_and_stops_it_in_chromium() {
+    let server = Server::start(&[]);
+    let origin = format!("http://127.0.0.1:{}", server.port);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let session = Session::start("live-page-stream");
+    session.call("POST", "/url", Some(&json!({ "url": "about:blank" })));
+    requests(&session);
+    let url = format!("{origin}/?args=theory");
+    session.call("POST", "/url", Some(&json!({ "url": url })));
+    let lines = wait_for(
+        &session,
+        "the theory chart",
+        "return document.body.dataset.shown === 'theory' \
+         ? document.querySelectorAll('#charts svg g.line').length : null;",
+    );
+    assert_eq!(lines, json!(5), "a line per activation");
+
+    session.run(
+        "const s = document.getElementById('claims'); s.value = '03-diary-algebra.toml'; \
+         s.dispatchEvent(new Event('change')); return 0;",
+    );
+    let at = shown(&session, "grad-norms --depth 50");
+    assert_eq!(at["search"], "?args=grad-norms%20--depth%2050", "{at}");
+
+    // A training run long enough to stop: progress arrives, then the stop button.
+    session.run(
+        "const c = document.getElementById('cmdline'); \
+         c.value = 'train --configs off,on --lr 0.1 --steps 2000'; \
+         c.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' })); return 0;",
+    );
+    wait_for(
+        &session,
+        "progress of the training run",
+        "const p = document.getElementById('progress'); \
+         return document.getElementById('busy').classList.contains('running') && p.value > 0 \
+         ? p.value : null;",
+    );
+    let stopped = session.run(
+        "document.getElementById('stop').click(); \
+         return [document.getElementById('status').textContent, document.body.dataset.shown];",
+    );
+    assert_eq!(stopped[0], "stopped", "{stopped}");
+    assert_eq!(
+        stopped[1], "grad-norms --depth 50",
+        "no report was drawn: {stopped}"
+    );
+    let start = Instant::now();
+    loop {
+        let status = server.get("/api/status").json();
+        if status["running"] == json!(0) && status["waiting"] == json!(0) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the stopped run still holds its slot: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = requests(&session);
+    assert!(
+        asked
+            .iter()
+            .any(|u| u.starts_with(&format!("{origin}/api/stream?args=train"))),
+        "{asked:?}"
+    );
+}

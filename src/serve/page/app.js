@@ -639,8 +639,9 @@ function drawPartial(partial) {
   charts.textContent = '';
   charts.className = 'single';
   const series = Array.from(partial.entries()).map(([arm, pts], i) => {
-    const key = arm.split(/[@ ,]/)[0];
-    const st = ARMS.norms[key] || Object.values(ARMS.norms).find((n) => n.label === arm) || {};
+    // The arm's normaliser: the one whose label starts the arm's name (`BN on, lr 0.1`).
+    const st = Object.values(ARMS.norms).filter((n) => arm === n.label || arm.startsWith(n.label + ','))
+      .sort((a, b) => b.label.length - a.label.length)[0] || {};
     return {
       label: arm, color: st.color || ['#000', '#e69f00', '#56b4e9', '#009e73'][i % 4],
       marker: st.marker || 'circle', dash: 'none', what: 'loss', points: pts,
