@@ -143,7 +143,7 @@ pub fn check_loss(
     check_with_progress(config, batch, seed, step, mode, loss_fn, &|_| {})
 }
 
-/// [`check`], calling `progress(1)` after each perturbed element (parameters first, then the
+/// [`check`], calling `progress.units(1)` after each perturbed element (parameters first, then the
 /// input): [`perturbations`] units in all. The progress calls change no number.
 pub fn check_with_progress(
     config: &NetConfig,
@@ -238,7 +238,7 @@ fn check_impl(
             flat_set(&mut net, i, k, orig);
             numeric.as_slice_mut().expect("fresh arrays are contiguous")[k] =
                 (lp - lm) / (2.0 * step);
-            progress(1);
+            progress.units(1);
         }
         tensors.push(compare(name.clone(), grad, &numeric, loss));
     }
@@ -253,7 +253,7 @@ fn check_impl(
         let lm = loss_at(&mut net, x_pert.view(), y, mode, loss_fn);
         x_pert[idx] = orig;
         numeric[idx] = (lp - lm) / (2.0 * step);
-        progress(1);
+        progress.units(1);
     }
     tensors.push(compare(
         "input".to_string(),

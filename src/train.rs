@@ -28,8 +28,83 @@ use crate::ops;
 use crate::optim::{Sgd, SgdConfig};
 use crate::stats::{self, Num};
 
-/// Progress callback: called with the number of work units just finished.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+/// What a run tells its caller as it goes: its work units, and (for `bn-lab serve`'s stream)
+/// partial results. Every closure `Fn(u64) + Sync` is one (units only); see [`Report`].
+pub type Progress<'a> = &'a dyn Report;
+
+/// Whom a run reports to. [`Report::units`] is the progress bar's; the partial results are
+/// optional and cost nothing when nobody listens (the default methods do nothing):
+/// [`fit`] calls [`Report::partial`] on about [`PARTIAL_POINTS`] evenly spaced steps of a run,
+/// an experiment's job map wraps the reporter in [`Tagged`] with the arm's key, and `Tagged`
+/// hands the point on to [`Report::point`] with that key, up to the command's reporter.
+pub trait Report: Sync {
+    /// `n` more work units are done.
+    fn units(&self, n: u64);
+
+    /// The mini-batch loss at `step` of the training run this reporter follows.
+    fn partial(&self, _step: usize, _loss: f64) {}
+
+    /// The mini-batch loss at `step` of the run of arm `arm`.
+    fn point(&self, _arm: &str, _step: usize, _loss: f64) {}
+}
+
+impl<F: Fn(u64) + Sync> Report for F {
+    fn units(&self, n: u64) {
+        self(n)
+    }
+}
+
+/// A reporter for one arm's runs: units go on unchanged, partial results go on as points of
+/// `arm` (a short label matching the report's, e.g. `BN on lr=0.1`).
+pub struct Tagged<'a> {
+    inner: Progress<'a>,
+    arm: String,
+}
+
+impl<'a> Tagged<'a> {
+    pub fn new(inner: Progress<'a>, arm: String) -> Tagged<'a> {
+        Tagged { inner, arm }
+    }
+}
+
+impl Report for Tagged<'_> {
+    fn units(&self, n: u64) {
+        self.inner.units(n);
+    }
+
+    fn partial(&self, step: usize, loss: f64) {
+        self.inner.point(&self.arm, step, loss);
+    }
+
+    fn point(&self, arm: &str, step: usize, loss: f64) {
+        self.inner.point(arm, step, loss);
+    }
+}
+
+/// A reporter that passes on partial results only (for a run whose work units are counted
+/// elsewhere).
+pub struct PartialsOnly<'a>(pub Progress<'a>);
+
+impl Report for PartialsOnly<'_> {
+    fn units(&self, _n: u64) {}
+
+    fn partial(&self, step: usize, loss: f64) {
+        self.0.partial(step, loss);
+    }
+
+    fn point(&self, arm: &str, step: usize, loss: f64) {
+        self.0.point(arm, step, loss);
+    }
+}
+
+/// About how many steps of a run [`fit`] reports as partial results: every
+/// [`partial_stride`]-th from step 0, and the last (at most one more).
+pub const PARTIAL_POINTS: usize = 200;
+
+/// The spacing of the steps [`fit`] reports as partial results for a run of `steps` steps.
+pub fn partial_stride(steps: usize) -> usize {
+    steps.div_ceil(PARTIAL_POINTS).max(1)
+}
 
 /// Work units of a progress bar, for every experiment that trains: one unit is one sample
 /// through one forward pass of the network, so the bar's total counts every pass a run makes
@@ -529,7 +604,7 @@ impl<'a> HistoryRecorder<'a> {
             h.test_accuracy.push(Num(test.accuracy));
         }
         self.evaluations += 1;
-        (self.progress)(Self::eval_units(tr));
+        self.progress.units(Self::eval_units(tr));
     }
 }
 
@@ -556,7 +631,8 @@ impl<T: Float> Observer<T> for HistoryRecorder<'_> {
         }
         // The evaluation at a divergence takes the place of a planned one (the last, at least).
         let skipped = self.planned.saturating_sub(self.evaluations);
-        (self.progress)(skipped.saturating_mul(Self::eval_units(tr)));
+        self.progress
+            .units(skipped.saturating_mul(Self::eval_units(tr)));
     }
 
     fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, _loss: f64) {
@@ -864,9 +940,10 @@ pub trait Observer<T: Float> {
 ///     optimiser step                           after_update
 /// ```
 ///
-/// `progress(n)` gets [`step_units`] of the batch per step (the remaining steps' at once at a
-/// divergence); observers report the work of their own measurements. Returns the divergence,
-/// if any.
+/// `progress` gets [`step_units`] of the batch per step (the remaining steps' at once at a
+/// divergence), and the mini-batch loss as a partial result ([`Report::partial`]) every
+/// [`partial_stride`] steps from step 0, at the last step and at a divergence; observers report
+/// the work of their own measurements. Returns the divergence, if any.
 pub fn fit<T: Float>(
     tr: &mut Trainer<'_, T>,
     steps: usize,
@@ -876,6 +953,7 @@ pub fn fit<T: Float>(
 ) -> Option<Divergence> {
     observer.start(tr);
     let per_step = step_units(tr.x.nrows());
+    let stride = partial_stride(steps);
     let mut first_loss = f64::NAN;
     for step in 0..steps {
         // Noisy BN draws a new set of noise for every step (nothing to do otherwise).
@@ -892,14 +970,18 @@ pub fn fit<T: Float>(
                 reason,
             };
             observer.diverged(tr, &d);
-            progress(units(steps - step, per_step));
+            progress.partial(step, loss);
+            progress.units(units(steps - step, per_step));
             return Some(d);
         }
         tr.backward();
         observer.before_update(tr, step, loss);
         tr.step();
         observer.after_update(tr, step + 1, loss);
-        progress(per_step);
+        if step % stride == 0 || step + 1 == steps {
+            progress.partial(step, loss);
+        }
+        progress.units(per_step);
     }
     None
 }

@@ -19,6 +19,7 @@ use crate::flags::usage;
 use crate::flags::{OutputArgs, Renames, flag_error, threads};
 use crate::output;
 use crate::plot::Figures;
+use crate::train::Report;
 
 /// A check run on a command's JSON before anything is written (`bn-lab run` names a
 /// quantity the JSON lacks: an error, and no file appears).
@@ -126,7 +127,7 @@ pub fn execute<E: Figures>(
     let report = match options.progress {
         Some(progress) => {
             progress(0, total);
-            E::run(cfg, &|n| progress(n, total))
+            E::run(cfg, &Reporter::new(progress, total, options))
         }
         None => {
             let pb = progress_bar(total, E::NAME);
@@ -167,13 +168,9 @@ pub fn execute<E: Figures>(
 fn compute_in_memory<E: Figures>(cfg: &E::Config, options: &RunOptions<'_>) -> Result<RunRecord> {
     let start = std::time::Instant::now();
     let total = cfg.work_units();
-    let report = match options.progress {
-        Some(progress) => {
-            progress(0, total);
-            E::run(cfg, &|n| progress(n, total))
-        }
-        None => E::run(cfg, &|_| {}),
-    };
+    let progress = options.progress.unwrap_or(&|_, _| {});
+    progress(0, total);
+    let report = E::run(cfg, &Reporter::new(progress, total, options));
     // Compact: the same values and key order as the file, without its indentation.
     let json = serde_json::to_string(&report)?;
     Ok(RunRecord {
@@ -185,6 +182,40 @@ fn compute_in_memory<E: Figures>(cfg: &E::Config, options: &RunOptions<'_>) -> R
         written: Vec::new(),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The reporter of a run with [`RunOptions::progress`]: units go to `progress` with the run's
+/// total, partial results to [`RunOptions::partial`].
+struct Reporter<'a> {
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+    total: u64,
+    partial: Option<&'a PartialSink<'a>>,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(
+        progress: &'a (dyn Fn(u64, u64) + Sync),
+        total: u64,
+        options: &RunOptions<'a>,
+    ) -> Reporter<'a> {
+        Reporter {
+            progress,
+            total,
+            partial: options.partial,
+        }
+    }
+}
+
+impl Report for Reporter<'_> {
+    fn units(&self, n: u64) {
+        (self.progress)(n, self.total);
+    }
+
+    fn point(&self, arm: &str, step: usize, loss: f64) {
+        if let Some(partial) = self.partial {
+            partial(arm, step, loss);
+        }
+    }
 }
 
 /// What the registry in [`crate::cli`] needs of a subcommand's flags: its name, how to run it

@@ -741,7 +741,7 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                 Dtype::F32 => measure_with::<f32>(net, b, seed, loss, save, hist),
                 Dtype::F64 => measure_with::<f64>(net, b, seed, loss, save, hist),
             };
-            progress(job.units);
+            progress.units(job.units);
             result
         })
         .collect();

@@ -30,7 +30,7 @@ use crate::memory::Footprint;
 use crate::model::{Block, Mlp, Mode};
 use crate::stats::{Num, fmt_num, fmt_ranges, frobenius_norm, positions};
 use crate::stats::{mean_nan, median_nan};
-use crate::train::{step_units, units};
+use crate::train::{Tagged, step_units, units};
 use clap::Args;
 
 /// A validated `ics` configuration: the training runs it measures, and the learning rates of
@@ -591,9 +591,12 @@ pub fn measure_units(cfg: &IcsConfig) -> u64 {
 /// Train the arms of `pass` (in parallel) at `cfg.sgd.lr`, measuring ICS every `every` steps.
 fn run_arms(cfg: &MeasuredTrainConfig, pass: &[IcsJob], progress: Progress) -> Vec<IcsArm> {
     pass.par_iter()
-        .map(|job| match cfg.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, progress),
+        .map(|job| {
+            let arm = Tagged::new(progress, format!("{} lr={}", job.arm.norm.label(), job.lr));
+            match cfg.net.dtype {
+                Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, &arm),
+                Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, &arm),
+            }
         })
         .collect()
 }

@@ -46,7 +46,8 @@ use crate::limits::MAX_SAMPLES;
 use crate::stats::{self, Num, fmt_num, nums};
 use crate::stats::{dist, max_nan, median_nan, min_nan, norm};
 use crate::train::{
-    self, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat, step_units, units,
+    self, Tagged, Trainer, grads_flat_into, loss_and_grad, params_flat, set_params_flat,
+    step_units, units,
 };
 use clap::Args;
 
@@ -503,9 +504,12 @@ pub fn run(cfg: &LandscapeConfig, progress: Progress) -> LandscapeReport {
     let arms: Vec<LandscapeArm> = cfg
         .jobs()
         .par_iter()
-        .map(|job| match cfg.run.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, job.norm, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, job.norm, progress),
+        .map(|job| {
+            let arm = Tagged::new(progress, job.norm.label().to_string());
+            match cfg.run.net.dtype {
+                Dtype::F32 => run_arm::<f32>(cfg, job.norm, &arm),
+                Dtype::F64 => run_arm::<f64>(cfg, job.norm, &arm),
+            }
         })
         .collect();
     let comparison = match (
@@ -557,7 +561,7 @@ fn run_arm<T: Float>(cfg: &LandscapeConfig, norm: Normaliser, progress: Progress
     let slice = if run.diverged_at.is_none() {
         Some(slice(&mut net, &data.train, cfg, progress))
     } else {
-        progress(slice_units(cfg));
+        progress.units(slice_units(cfg));
         None
     };
     LandscapeArm {
@@ -590,7 +594,7 @@ fn slice<T: Float>(
         cfg.run.data.loss.value(o, y.view())
     };
     let center_loss = loss_at(&mut net.clone(), &theta);
-    progress(cfg.slice_samples as u64);
+    progress.units(cfg.slice_samples as u64);
     let row_units = slice_row_units(cfg);
     let coords = cfg.slice_coords();
     let loss: Vec<Vec<f64>> = coords
@@ -607,7 +611,7 @@ fn slice<T: Float>(
                         loss_at(copy, point)
                     })
                     .collect();
-                progress(row_units);
+                progress.units(row_units);
                 row
             },
         )

@@ -368,7 +368,7 @@ impl MeasuredTrainConfig {
             &mut observer,
         );
         let test = crate::train::evaluate(tr.net, &data.test, self.net.batch, self.data.loss);
-        progress(self.data.n_test as u64);
+        progress.units(self.data.n_test as u64);
         TrainedArm {
             label: norm.label().to_string(),
             norm,
@@ -424,14 +424,14 @@ impl<T: Float, F: FnMut(&mut Trainer<'_, T>, usize, f64)> Observer<T> for Measur
 
     fn diverged(&mut self, _tr: &mut Trainer<'_, T>, _d: &crate::train::Divergence) {
         let skipped = self.planned.saturating_sub(self.measured);
-        (self.progress)(units(skipped, self.measure_units));
+        self.progress.units(units(skipped, self.measure_units));
     }
 
     fn before_update(&mut self, tr: &mut Trainer<'_, T>, step: usize, loss: f64) {
         if step % self.every == 0 {
             (self.measure)(tr, step, loss);
             self.measured += 1;
-            (self.progress)(self.measure_units);
+            self.progress.units(self.measure_units);
         }
     }
 }

@@ -37,7 +37,7 @@ use crate::ops;
 use crate::optim::SgdSpec;
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{Num, fmt_num};
-use crate::train::{self, History, ReferenceLosses, TrainSettings};
+use crate::train::{self, History, ReferenceLosses, Tagged, TrainSettings};
 use clap::Args;
 
 /// Sigmoid outputs below this or above `1 - this` count as saturated.
@@ -568,13 +568,13 @@ fn run_one<T: Float>(
     let probe_x = data.test.x.slice(ndarray::s![..cfg.net.batch, ..]);
     let layers = cfg.hist_layers();
     let before = activation_stats(&net, probe_x, &layers, Mode::Train);
-    progress(cfg.net.batch as u64);
+    progress.units(cfg.net.batch as u64);
     let history = train::train(&mut net, data, &cfg.settings(act, seed), progress);
     let after = activation_stats(&net, probe_x, &layers, Mode::Eval);
-    progress(cfg.net.batch as u64);
+    progress.units(cfg.net.batch as u64);
     let (recal_train, recal_test) =
         train::recalibrated_losses(&net, data, cfg.net.batch, cfg.data.loss);
-    progress(train::recalibration_units(
+    progress.units(train::recalibration_units(
         norm.is_batch(),
         cfg.data.n_train,
         cfg.data.n_test,
@@ -778,16 +778,24 @@ fn run_typed<T: Float>(
     // One data set for every run: the seeds vary weights and batch order, the task is fixed.
     let data = cfg.data.task_for::<T>(&cfg.net);
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
-    progress(cfg.reference_units());
+    progress.units(cfg.reference_units());
     let runs = cfg
         .jobs()
         .par_iter()
-        .map(|job| run_one(cfg, &data, job, progress))
+        .map(|job| {
+            let seed = if cfg.seeds > 1 {
+                format!(" seed={}", job.seed)
+            } else {
+                String::new()
+            };
+            let key = format!("{} {}{seed}", job.act.name(), job.norm.label());
+            run_one(cfg, &data, job, &Tagged::new(progress, key))
+        })
         .collect();
     (runs, reference)
 }
 
-/// Run every (activation, configuration, seed) in parallel; `progress(n)` is told of every `n`
+/// Run every (activation, configuration, seed) in parallel; `progress.units(n)` is told of every `n`
 /// work units done ([`NonlinearityConfig::work_units`] in all).
 pub fn run(cfg: &NonlinearityConfig, progress: Progress) -> NonlinearityReport {
     let start = std::time::Instant::now();

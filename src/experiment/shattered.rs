@@ -1197,7 +1197,7 @@ pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
         .map_init(Pool::default, |pool, job| {
             let e = grid_gradients(cfg, job.arch, job.depth, job.seed, x.view(), pool);
             let r = seed_result(job.seed, e, cfg.max_lag);
-            progress(job.units);
+            progress.units(job.units);
             r
         })
         .collect::<Vec<_>>()

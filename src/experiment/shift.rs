@@ -54,7 +54,7 @@ use crate::limits::{MAX_DEPTH, MAX_SAMPLES, MAX_WIDTH};
 use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
 use crate::stats::{Num, fmt_num, mean_nan, percentile};
-use crate::train::{evaluate, percent};
+use crate::train::{Tagged, evaluate, percent};
 use clap::Args;
 
 /// The percentiles drawn for one unit (Ioffe & Szegedy's Figure 1).
@@ -502,9 +502,12 @@ pub fn run(cfg: &ShiftConfig, progress: Progress) -> ShiftReport {
     let arms: Vec<ShiftArm> = cfg
         .jobs()
         .par_iter()
-        .map(|job| match cfg.run.net.dtype {
-            Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, job.noise, progress),
-            Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, job.noise, progress),
+        .map(|job| {
+            let arm = Tagged::new(progress, ShiftConfig::label(job.arm.norm, job.noise));
+            match cfg.run.net.dtype {
+                Dtype::F32 => run_arm::<f32>(cfg, job.arm.norm, job.noise, &arm),
+                Dtype::F64 => run_arm::<f64>(cfg, job.arm.norm, job.noise, &arm),
+            }
         })
         .collect();
     let mut report = ShiftReport {

@@ -27,7 +27,9 @@ use crate::model::Mlp;
 use crate::optim::PlainSgdSpec;
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{self, Num, fmt_num};
-use crate::train::{DIVERGENCE_FACTOR, Observer, Trainer, eval_loss, fit, step_units, units};
+use crate::train::{
+    DIVERGENCE_FACTOR, Observer, PartialsOnly, Tagged, Trainer, eval_loss, fit, step_units, units,
+};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -528,14 +530,16 @@ struct Quiet;
 impl<T: Float> Observer<T> for Quiet {}
 
 /// The one pure function of a sweep: the measurements of point `p` of `cfg`.
-pub fn measure_point(cfg: &SweepConfig, p: &PointId) -> Point {
+/// `partials` gets the training's partial results (not its work units: [`run`] counts the
+/// point's units when it is done).
+pub fn measure_point(cfg: &SweepConfig, p: &PointId, partials: Progress) -> Point {
     match cfg.net.dtype {
-        Dtype::F32 => measure_typed::<f32>(cfg, p),
-        Dtype::F64 => measure_typed::<f64>(cfg, p),
+        Dtype::F32 => measure_typed::<f32>(cfg, p, partials),
+        Dtype::F64 => measure_typed::<f64>(cfg, p, partials),
     }
 }
 
-fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
+fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId, partials: Progress) -> Point {
     let net_cfg = cfg.net(p.value, p.norm);
     let batch = cfg.batch(p.value);
     let (init, _) =
@@ -561,7 +565,7 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId) -> Point {
             &mut tr,
             cfg.sgd.steps,
             DIVERGENCE_FACTOR,
-            &|_| {},
+            partials,
             &mut Quiet,
         );
         diverged_at = d.map(|d| d.step);
@@ -692,8 +696,16 @@ pub fn run(cfg: &SweepConfig, progress: Progress) -> SweepReport {
         .jobs()
         .par_iter()
         .map(|job| {
-            let r = measure_point(cfg, &job.point);
-            progress(job.units);
+            let p = &job.point;
+            let seed = if cfg.seed_list().len() > 1 {
+                format!(" seed={}", p.seed)
+            } else {
+                String::new()
+            };
+            let value = fmt_value(cfg.vary, p.value);
+            let key = format!("{} {}={value}{seed}", p.norm.label(), cfg.vary.name());
+            let r = measure_point(cfg, p, &Tagged::new(&PartialsOnly(progress), key));
+            progress.units(job.units);
             r
         })
         .collect();

@@ -137,7 +137,7 @@ pub fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
                 .iter()
                 .map(|&b| {
                     let l = mf::bn_rate(act, b).expect("batches are validated to be >= 4");
-                    progress(1);
+                    progress.units(1);
                     Num(l)
                 })
                 .collect();
@@ -162,7 +162,7 @@ pub fn run(cfg: &TheoryConfig, progress: Progress) -> TheoryReport {
             let net = cfg.net(act);
             let p = mf::predict(&net, 1, cfg.input_second_moment)
                 .expect("a plain network without BN always has a prediction");
-            progress(1);
+            progress.units(1);
             NoBnMap {
                 act,
                 init: net.init,

@@ -28,7 +28,7 @@ use crate::optim::{SgdSpec, warmup_label};
 use crate::spec::{DataSpec, NetConfig, NetSpec};
 use crate::stats::{Num, Short, fmt_num};
 use crate::train::{
-    self, Accuracies, Divergence, History, HistoryRecorder, Observer, ReferenceLosses,
+    self, Accuracies, Divergence, History, HistoryRecorder, Observer, ReferenceLosses, Tagged,
     TrainSettings, Trainer, fit, loss_formula, percent, units,
 };
 use clap::Args;
@@ -324,12 +324,12 @@ impl<T: Float> Observer<T> for HistogramRecorder<'_, T> {
             step,
             loss,
         ));
-        (self.progress)(self.units);
+        self.progress.units(self.units);
     }
 
     fn diverged(&mut self, _tr: &mut Trainer<'_, T>, d: &Divergence) {
         let skipped = self.steps.iter().filter(|&&s| s > d.step).count();
-        (self.progress)(units(skipped, self.units));
+        self.progress.units(units(skipped, self.units));
     }
 }
 
@@ -617,11 +617,14 @@ type Ran = (Vec<TrainRun>, ReferenceLosses, f64, Option<f64>);
 fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> Ran {
     let data = cfg.data.task_for::<T>(&cfg.net);
     let reference = ReferenceLosses::of(&data, cfg.data.loss);
-    progress(reference_units(cfg));
+    progress.units(reference_units(cfg));
     let runs = cfg
         .jobs()
         .par_iter()
-        .map(|job| run_one(cfg, &data, job, progress))
+        .map(|job| {
+            let arm = Tagged::new(progress, format!("{} lr={}", job.norm.label(), job.lr));
+            run_one(cfg, &data, job, &arm)
+        })
         .collect();
     let chance = data.classes.map(|_| majority_share(data.test.y.view()));
     let ceiling = loss_ceiling(&zero_losses(&data.test, cfg.data.loss));
@@ -690,7 +693,7 @@ pub fn reference_units(cfg: &TrainConfig) -> u64 {
     )
 }
 
-/// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress(n)`
+/// Run every (learning rate, configuration) pair, in parallel on rayon's pool. `progress.units(n)`
 /// is told of every `n` work units done ([`Plan::work_units`] in all).
 pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
     let start = std::time::Instant::now();

@@ -33,7 +33,7 @@ use self::request::{Failure, Request};
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on. The default, 127.0.0.1, lets only this machine in; 0.0.0.0 lets
-    /// every machine on the network in (a classroom: students open http://<this machine>:PORT/).
+    /// every machine on the network in (a classroom: students open `http://<this machine>:PORT/`).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Port to listen on (0: any free port; the one chosen is printed).

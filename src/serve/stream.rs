@@ -163,7 +163,7 @@ fn stream_run(
 pub struct Point {
     pub arm: String,
     pub step: usize,
-    /// `null` in the JSON when not finite (a diverged run).
+    /// To 6 significant digits; `null` in the JSON when not finite (a diverged run).
     pub loss: f64,
 }
 
@@ -221,7 +221,7 @@ impl Throttle {
         self.points.push(Point {
             arm: arm.to_string(),
             step,
-            loss,
+            loss: significant(loss),
         });
         self.due(now)
     }
@@ -261,6 +261,15 @@ impl Throttle {
     }
 }
 
+/// `x` to 6 significant digits (a curve on a page needs no more; the JSON is a third as long).
+fn significant(x: f64) -> f64 {
+    if x.is_finite() {
+        format!("{x:.5e}").parse().unwrap_or(x)
+    } else {
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +302,7 @@ mod tests {
         let mut t = Throttle::new(Duration::from_millis(100));
         let t0 = Instant::now();
         assert_eq!(t.progress(0, 10, t0).len(), 1);
-        assert!(t.partial("BN on", 0, 1.5, t0).is_empty());
+        assert!(t.partial("BN on", 0, 1.500_000_123, t0).is_empty());
         assert!(t.partial("BN off", 0, f64::NAN, t0).is_empty());
         let sent = t.finish();
         assert_eq!(

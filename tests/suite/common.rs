@@ -375,7 +375,7 @@ pub fn with_flag<'a>(args: &[&'a str], flag: &str, value: &'a str) -> Vec<&'a st
 
 /// Run `f` with a progress callback that records every increment; returns `f`'s result and
 /// the increments in the order they came.
-pub fn counting_progress<R>(f: impl FnOnce(&(dyn Fn(u64) + Sync)) -> R) -> (R, Vec<u64>) {
+pub fn counting_progress<R>(f: impl FnOnce(bn_lab::train::Progress) -> R) -> (R, Vec<u64>) {
     let seen = std::sync::Mutex::new(Vec::new());
     let r = f(&|n| seen.lock().expect("no test thread panicked").push(n));
     (r, seen.into_inner().expect("no test thread panicked"))

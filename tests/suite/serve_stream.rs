@@ -1,11 +1,19 @@
 //! `GET /api/stream?args=...` of `bn-lab serve`: the events of a run in order (progress, partial
 //! training losses, then the report, equal to `/api/run`'s), a refusal answered 400 before any
-//! stream, and a client that disconnects freeing its slot (seen on `GET /api/status`).
+//! stream, and a client that disconnects freeing its slot (seen on `GET /api/status`). Through
+//! the library: every training command hands out partial losses ([`RunOptions::partial`]),
+//! about 200 steps per arm, without changing its report.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use bn_lab::commands::RunOptions;
+
+use crate::common;
 use crate::server::{ANSWER_LIMIT, Server, encode, parse_answer};
 
 /// `train`'s small run (its QUICK flags): 2 learning rates x 4 configurations, 30 steps.
@@ -96,7 +104,7 @@ fn without_timing(mut v: serde_json::Value) -> serde_json::Value {
 }
 
 #[test]
-fn stream_of_a_short_training_run_sends_progress_then_the_report() {
+fn stream_of_a_short_training_run_sends_progress_and_partial_losses_then_the_report() {
     let server = Server::start(&[]);
     let start = Instant::now();
     let mut stream = open_stream(&server, SHORT_TRAIN);
@@ -126,6 +134,24 @@ fn stream_of_a_short_training_run_sends_progress_then_the_report() {
         last_progress["done"], last_progress["total"],
         "the last progress is 100%"
     );
+    let points: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.name == "partial")
+        .flat_map(|e| e.json()["points"].as_array().unwrap().clone())
+        .collect();
+    assert!(
+        !points.is_empty(),
+        "partial losses before the report: {names:?}"
+    );
+    for p in &points {
+        assert!(p["arm"].is_string() && p["step"].is_u64(), "{p}");
+        assert!(p["loss"].is_f64() || p["loss"].is_null(), "{p}");
+    }
+    // 2 learning rates x 4 configurations, each its own curve.
+    let arms: std::collections::BTreeSet<&str> =
+        points.iter().map(|p| p["arm"].as_str().unwrap()).collect();
+    assert_eq!(arms.len(), 8, "{arms:?}");
+    assert!(arms.contains("BN on lr=0.02"), "{arms:?}");
     let run = server.get(&format!("/api/run?args={}", encode(SHORT_TRAIN)));
     assert_eq!(run.status, 200, "{}", run.body);
     let streamed = events[report_at.unwrap()].json();
@@ -195,4 +221,123 @@ fn closing_a_stream_cancels_its_run_and_frees_its_slot() {
     eprintln!("slots freed {:?} after the disconnect", closed.elapsed());
     let a = server.get(&format!("/api/run?args={}", encode("theory --depth 5")));
     assert_eq!(a.status, 200, "{}", a.body);
+}
+
+/// Run `args` in memory with a partial sink; its JSON and the points by arm, in arrival order.
+fn run_with_partials(args: &[&str]) -> (String, BTreeMap<String, Vec<(usize, f64)>>) {
+    let points = Mutex::new(BTreeMap::<String, Vec<(usize, f64)>>::new());
+    let sink = |arm: &str, step: usize, loss: f64| {
+        let mut p = points.lock().unwrap();
+        p.entry(arm.to_string()).or_default().push((step, loss));
+    };
+    let options = RunOptions {
+        in_memory: true,
+        quiet: true,
+        partial: Some(&sink),
+        ..RunOptions::default()
+    };
+    let record = common::parse(args).run_in(&options).unwrap().unwrap();
+    (record.json_text.unwrap(), points.into_inner().unwrap())
+}
+
+/// The JSON of `args` computed in memory without partial results.
+fn run_plain(args: &[&str]) -> String {
+    let options = RunOptions {
+        in_memory: true,
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let record = common::parse(args).run_in(&options).unwrap().unwrap();
+    record.json_text.unwrap()
+}
+
+/// Without the timing fields.
+fn plain_json(text: &str) -> serde_json::Value {
+    without_timing(serde_json::from_str(text).unwrap())
+}
+
+#[test]
+fn every_training_command_hands_out_partial_losses_per_arm_without_changing_its_report() {
+    let training = [
+        "train",
+        "nonlinearity",
+        "sweep",
+        "landscape",
+        "ics",
+        "noisy-bn",
+        "input-shift",
+    ];
+    for name in training {
+        let args = common::quick(name, &[]);
+        let (json, points) = run_with_partials(&args);
+        assert!(!points.is_empty(), "{name}: no partial results");
+        for (arm, p) in &points {
+            assert!(!arm.is_empty(), "{name}: an arm without a key");
+            assert_eq!(p[0].0, 0, "{name} {arm}: the curve starts at step 0: {p:?}");
+        }
+        assert_eq!(
+            plain_json(&json),
+            plain_json(&run_plain(&args)),
+            "{name}: partial results changed the report"
+        );
+    }
+}
+
+#[test]
+fn partial_losses_keep_at_most_about_200_evenly_spaced_steps_per_arm_and_the_last() {
+    let steps = 1000;
+    let args = [
+        "train",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--batch",
+        "8",
+        "--d-out",
+        "2",
+        "--n-train",
+        "64",
+        "--n-test",
+        "32",
+        "--steps",
+        "1000",
+        "--eval-every",
+        "100",
+        "--diag-every",
+        "100",
+        "--lr",
+        "0.02",
+        "--configs",
+        "off,on",
+    ];
+    let (_, points) = run_with_partials(&args);
+    let arms: Vec<&String> = points.keys().collect();
+    assert_eq!(arms, ["BN off lr=0.02", "BN on lr=0.02"]);
+    for (arm, p) in &points {
+        let steps_seen: Vec<usize> = p.iter().map(|(s, _)| *s).collect();
+        assert!(
+            steps_seen.len() <= 201,
+            "{arm}: {} points",
+            steps_seen.len()
+        );
+        assert!(
+            steps_seen.len() >= 150,
+            "{arm}: {} points",
+            steps_seen.len()
+        );
+        assert!(
+            steps_seen.windows(2).all(|w| w[0] < w[1]),
+            "{arm}: {steps_seen:?}"
+        );
+        assert_eq!(steps_seen.first(), Some(&0));
+        assert_eq!(
+            steps_seen.last(),
+            Some(&(steps - 1)),
+            "{arm}: the last step"
+        );
+        let gaps: Vec<usize> = steps_seen.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|&g| g == 5 || g == 4), "{arm}: {gaps:?}");
+        assert!(p.iter().all(|(_, l)| l.is_finite()), "{arm}");
+    }
 }
