@@ -259,7 +259,7 @@ fn the_live_page_loads_a_claim_streams_a_run_and_stops_it_in_chromium() {
     // A training run long enough to stop: progress arrives, then the stop button.
     session.run(
         "const c = document.getElementById('cmdline'); \
-         c.value = 'train --configs off,on --lr 0.1 --steps 2000'; \
+         c.value = 'train --configs off,on --lr 0.1 --steps 1000'; \
          c.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' })); return 0;",
     );
     wait_for(

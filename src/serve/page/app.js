@@ -257,7 +257,7 @@ function stream(line) {
   es.addEventListener('progress', (ev) => {
     const p = JSON.parse(ev.data);
     if (p.total > 0) { $('progress').max = p.total; $('progress').value = p.done; }
-    $('status').textContent = p.done + ' / ' + p.total;
+    $('status').textContent = p.total > 0 ? 'running: ' + Math.floor((100 * p.done) / p.total) + '%' : 'running';
   });
   es.addEventListener('partial', (ev) => {
     for (const pt of JSON.parse(ev.data).points) {
@@ -638,17 +638,24 @@ function drawPartial(partial) {
   const charts = $('charts');
   charts.textContent = '';
   charts.className = 'single';
+  // The arm's normaliser is the one whose label starts the arm's name (`BN on lr=0.1`); what
+  // follows the label (the learning rate) picks the dash, as in the final chart.
+  const dashes = ['none', '9 5', '2 6', '12 4 2 4'];
+  const rests = [];
   const series = Array.from(partial.entries()).map(([arm, pts], i) => {
-    // The arm's normaliser: the one whose label starts the arm's name (`BN on, lr 0.1`).
-    const st = Object.values(ARMS.norms).filter((n) => arm === n.label || arm.startsWith(n.label + ','))
-      .sort((a, b) => b.label.length - a.label.length)[0] || {};
+    const st = Object.values(ARMS.norms)
+      .filter((n) => arm === n.label || arm.startsWith(n.label + ' ') || arm.startsWith(n.label + ','))
+      .sort((a, b) => b.label.length - a.label.length)[0];
+    const rest = st ? arm.slice(st.label.length) : arm;
+    if (!rests.includes(rest)) rests.push(rest);
     return {
-      label: arm, color: st.color || ['#000', '#e69f00', '#56b4e9', '#009e73'][i % 4],
-      marker: st.marker || 'circle', dash: 'none', what: 'loss', points: pts,
+      label: arm, color: st ? st.color : ['#000', '#e69f00', '#56b4e9', '#009e73'][i % 4],
+      marker: st ? st.marker : 'circle', dash: dashes[rests.indexOf(rest) % dashes.length],
+      what: 'loss', points: pts,
     };
   });
   panel(charts).appendChild(chart({
-    title: 'Loss so far', ylabel: 'loss (log)', xlabel: 'step', xname: 'step',
+    title: 'Mini-batch loss so far', ylabel: 'loss (log)', xlabel: 'step', xname: 'step',
     width: charts.clientWidth || 900, height: 460, series,
   }));
   legend(series, charts);
