@@ -75,7 +75,7 @@ impl App {
 /// The routes and layers of the server, for `addr`.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(page::index))
+        .merge(page::routes())
         .route("/api/run", get(api_run))
         .route("/api/stream", get(stream::api_stream))
         .route("/api/status", get(stream::api_status))

@@ -1,16 +1,269 @@
-//! The live page: one HTML document with its script and style, served from the binary.
+//! The live page: static files compiled into the binary (`page/index.html`, `page/app.js`,
+//! `page/style.css`, and the plots' DejaVu Sans as `/font.ttf`), plus two small JSON answers
+//! the page reads once: the arm styles of the slides (`/api/arms`) and the shipped claims
+//! (`/api/claims`).
+//!
+//! No server-side HTML templating: the page is the same bytes for everyone and draws itself from
+//! the API's JSON, so nothing is interpolated into HTML on the server. Its Content-Security-Policy
+//! (`default-src 'self'`) lets it load only its own script, style and font: nothing from the
+//! network, no inline script.
 
-use axum::http::header;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
 
-/// The page (placeholder until the live page lands).
-const INDEX_HTML: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bn-lab</title></head><body><h1>bn-lab</h1><p>The API is /api/run?args=...</p></body></html>";
+use super::App;
+use crate::config::Normaliser;
+use crate::plot::chart::{Marker, okabe_ito};
+use crate::reproduce::spec::Claim;
 
-/// `GET /`.
+const INDEX_HTML: &str = include_str!("page/index.html");
+const APP_JS: &str = include_str!("page/app.js");
+const STYLE_CSS: &str = include_str!("page/style.css");
+
+/// What every file of the page is sent with: only this server's own script, style and font.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `("NN-name.toml", <its text>)` of a file of `experiments/`.
+macro_rules! claim_file {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/", $name)),
+        )
+    };
+}
+
+/// The shipped claims, embedded (the server reads no file at run time), as `(file, text)`.
+/// `every_shipped_claim_is_embedded` checks this list against `experiments/`.
+pub const CLAIM_FILES: &[(&str, &str)] = &[
+    claim_file!("01-vanishing-sigmoid.toml"),
+    claim_file!("02-bn-fixes-sigmoid.toml"),
+    claim_file!("03-diary-algebra.toml"),
+    claim_file!("04-bn-relu-explodes.toml"),
+    claim_file!("05-small-batches-explode-more.toml"),
+    claim_file!("06-skips-tame-it.toml"),
+    claim_file!("07-theory-predicts-rates.toml"),
+    claim_file!("08-shattered-gradients.toml"),
+    claim_file!("09-scale-shift-nonlinearity.toml"),
+    claim_file!("10-relu-dead-or-linear.toml"),
+    claim_file!("11-higher-learning-rates.toml"),
+    claim_file!("12-smoother-landscape.toml"),
+    claim_file!("13-ics-not-reduced.toml"),
+    claim_file!("14-noisy-bn.toml"),
+    claim_file!("15-input-shift.toml"),
+    claim_file!("16-bn-after-activation.toml"),
+    claim_file!("17-weight-scale.toml"),
+    claim_file!("18-bn-vs-layernorm-batch.toml"),
+    claim_file!("19-digits.toml"),
+];
+
+/// The page's routes: `/`, its files, `/api/arms` and `/api/claims`.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/style.css", get(style_css))
+        .route("/font.ttf", get(font))
+        .route("/api/arms", get(arms))
+        .route("/api/claims", get(claims))
+}
+
+/// `body` as `content_type`, with the page's Content-Security-Policy; `cache` for the files
+/// that never change while the server runs (the font is 760 kB: a class fetches it once).
+fn file(content_type: &'static str, body: impl IntoResponse, cache: bool) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if cache { "max-age=3600" } else { "no-cache" }),
+    );
+    r
+}
+
+/// `GET /` (with or without `?args=`: the page reads its query itself).
 pub async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        INDEX_HTML,
-    )
-        .into_response()
+    file("text/html; charset=utf-8", INDEX_HTML, false)
+}
+
+async fn app_js() -> Response {
+    file("text/javascript; charset=utf-8", APP_JS, false)
+}
+
+async fn style_css() -> Response {
+    file("text/css; charset=utf-8", STYLE_CSS, false)
+}
+
+async fn font() -> Response {
+    file("font/ttf", crate::plot::chart::font::FONT, true)
+}
+
+fn json(value: &impl Serialize) -> Response {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+    file("application/json; charset=utf-8", body, false)
+}
+
+/// One arm's look on the slides: its colour (`#rrggbb`) and marker.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ArmStyle {
+    pub label: &'static str,
+    pub color: String,
+    pub marker: &'static str,
+}
+
+/// What `/api/arms` answers: the style of every normaliser by its JSON name (`off`, `on`,
+/// `layer`, ...), and of the skip arms when a report compares skips off and on.
+#[derive(Debug, Serialize)]
+pub struct ArmStyles {
+    pub norms: std::collections::BTreeMap<&'static str, ArmStyle>,
+    /// `{"on": ..., "off": ...}`: the arm with skip connections beside a normalised arm and
+    /// beside BN off (as `src/plot/grad_norms.rs` draws them).
+    pub skips: std::collections::BTreeMap<&'static str, ArmStyle>,
+}
+
+fn hex(c: plotters::style::RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+fn marker_name(m: Marker) -> &'static str {
+    match m {
+        Marker::Circle => "circle",
+        Marker::Square => "square",
+        Marker::Diamond => "diamond",
+        Marker::TriangleUp => "triangle-up",
+        Marker::TriangleDown => "triangle-down",
+        Marker::Cross => "cross",
+    }
+}
+
+/// The arm styles of the figures ([`crate::plot::arms`]), the one source the page draws from.
+pub fn arm_styles() -> ArmStyles {
+    let norms = Normaliser::ALL
+        .into_iter()
+        .map(|n| {
+            (
+                n.name(),
+                ArmStyle {
+                    label: n.label(),
+                    color: hex(crate::plot::norm_color(n)),
+                    marker: marker_name(crate::plot::norm_marker(n)),
+                },
+            )
+        })
+        .collect();
+    let skip = |label, color| ArmStyle {
+        label,
+        color: hex(color),
+        marker: marker_name(Marker::TriangleUp),
+    };
+    let skips = [
+        ("on", skip("normalised, skips", okabe_ito::BLUISH_GREEN)),
+        ("off", skip("BN off, skips", okabe_ito::REDDISH_PURPLE)),
+    ]
+    .into_iter()
+    .collect();
+    ArmStyles { norms, skips }
+}
+
+async fn arms() -> Response {
+    json(&arm_styles())
+}
+
+/// One shipped claim as the page lists it.
+#[derive(Debug, Serialize)]
+pub struct ClaimEntry {
+    /// The file's name without `NN-` and `.toml`.
+    pub name: String,
+    pub file: String,
+    pub title: String,
+    pub claim: String,
+    /// The claim's command after `bn-lab`.
+    pub command: String,
+    /// Its control's command, if it has one.
+    pub control: Option<String>,
+    /// Why the server will not run the command (its one-line refusal); `None` when it will.
+    pub refused: Option<String>,
+}
+
+/// The shipped claims read from [`CLAIM_FILES`] with the experiment-file parser, each with the
+/// server's verdict on its command. Parsed once.
+pub fn claim_entries() -> &'static [ClaimEntry] {
+    static ENTRIES: OnceLock<Vec<ClaimEntry>> = OnceLock::new();
+    ENTRIES.get_or_init(|| {
+        CLAIM_FILES
+            .iter()
+            .filter_map(|(file, src)| {
+                let path = Path::new("experiments").join(file);
+                let claim = Claim::parse(&path, src).ok()?;
+                let command = claim.args.join(" ");
+                let refused = super::request::parse(&command).err();
+                Some(ClaimEntry {
+                    name: claim.name.clone(),
+                    file: (*file).to_string(),
+                    title: claim.title.clone(),
+                    claim: claim.claim.clone(),
+                    command,
+                    control: claim.control.as_ref().map(|c| c.args.join(" ")),
+                    refused,
+                })
+            })
+            .collect()
+    })
+}
+
+async fn claims() -> Response {
+    json(&claim_entries())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_claim_is_embedded_and_parses() {
+        let mut on_disk: Vec<String> = std::fs::read_dir("experiments")
+            .expect("experiments/ is readable")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<&str> = CLAIM_FILES.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            embedded, on_disk,
+            "CLAIM_FILES must list experiments/*.toml"
+        );
+        assert_eq!(
+            claim_entries().len(),
+            CLAIM_FILES.len(),
+            "a claim did not parse"
+        );
+        let first = &claim_entries()[0];
+        assert_eq!(first.command, "grad-norms --depth 50 --bn off");
+        assert_eq!(first.refused, None);
+    }
+
+    #[test]
+    fn arm_styles_are_the_figures() {
+        let s = arm_styles();
+        assert_eq!(s.norms.len(), Normaliser::ALL.len());
+        assert_eq!(s.norms["off"].color, "#d55e00");
+        assert_eq!(s.norms["off"].marker, "square");
+        assert_eq!(s.norms["on"].color, "#0072b2");
+        assert_eq!(s.norms["on"].marker, "circle");
+        assert_eq!(s.norms["layer"].label, "LN");
+    }
 }

@@ -138,7 +138,7 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
 }
 
 /// A ChromeDriver with one headless Chromium session; both end when it is dropped.
-struct Session {
+pub(crate) struct Session {
     driver: Child,
     port: u16,
     id: String,
@@ -146,7 +146,7 @@ struct Session {
 }
 
 impl Session {
-    fn start(name: &str) -> Session {
+    pub(crate) fn start(name: &str) -> Session {
         let b = browser();
         let port = free_port();
         let driver = Command::new(&b.driver)
@@ -193,7 +193,7 @@ impl Session {
         session
     }
 
-    fn call(&self, method: &str, what: &str, body: Option<&Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, what: &str, body: Option<&Value>) -> Value {
         http(
             self.port,
             method,
@@ -271,7 +271,7 @@ impl Session {
     }
 
     /// Run `script` in the page and give what it returns.
-    fn run(&self, script: &str) -> Value {
+    pub(crate) fn run(&self, script: &str) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -280,7 +280,7 @@ impl Session {
     }
 
     /// Save what the window shows as a PNG.
-    fn screenshot(&self, file: &Path) {
+    pub(crate) fn screenshot(&self, file: &Path) {
         use base64_decode as b64;
         let v = self.call("GET", "/screenshot", None);
         let bytes = b64(v.as_str().expect("a screenshot is base64 text"));
@@ -288,7 +288,7 @@ impl Session {
     }
 
     /// Size the window so that the page itself (the viewport) is `width` x `height`.
-    fn set_viewport(&self, width: u32, height: u32) {
+    pub(crate) fn set_viewport(&self, width: u32, height: u32) {
         self.set_window(width, height);
         let v = self.run("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];");
         let extra = |i: usize| v[i].as_u64().unwrap_or(0) as u32;
@@ -350,7 +350,7 @@ impl Report {
 }
 
 /// One browser at a time: two Chromiums on two cores make each test slower than both in turn.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+pub(crate) static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn the_page_loads_every_image_and_fetches_nothing_in_chromium() {

@@ -29,6 +29,7 @@ mod idx_files;
 mod known_answers;
 mod landscape;
 mod layers;
+mod live_page;
 mod noisy_bn;
 mod nonlinearity;
 mod partial_output;

@@ -6,7 +6,8 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
-const FONT: &[u8] = include_bytes!("../DejaVuSans.ttf");
+/// DejaVu Sans, TrueType (also served to the live page as `/font.ttf`).
+pub const FONT: &[u8] = include_bytes!("../DejaVuSans.ttf");
 
 /// The family name every plot asks for.
 pub const FAMILY: &str = "sans-serif";
