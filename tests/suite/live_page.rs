@@ -2,7 +2,8 @@
 //! Content-Security-Policy), and the page itself in headless Chromium through the WebDriver
 //! harness of [`crate::browser`]: opened on `?args=grad-norms --depth 20`, it draws the plot and
 //! the factor text; a control moved changes the plot and the URL; back restores both; a refused
-//! command shows the server's one-line error; and every request stays on 127.0.0.1.
+//! command shows the server's one-line error; every request stays on 127.0.0.1; and a busy
+//! server (503, `Retry-After`) makes the page wait and ask again rather than fail.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::browser::{ONE_AT_A_TIME, Session};
 use crate::common::scratch_dir;
+use crate::serve_stream::{LONG_TRAIN, open_stream, read_first_event};
 use crate::server::{Server, encode};
 
 /// How long the page may take to show a run (a debug build on a shared 2-core machine).
@@ -297,4 +299,49 @@ fn the_live_page_loads_a_claim_streams_a_run_and_stops_it_in_chromium() {
             .any(|u| u.starts_with(&format!("{origin}/api/stream?args=train"))),
         "{asked:?}"
     );
+}
+
+#[test]
+fn a_busy_server_makes_the_page_wait_and_retry_not_fail_in_chromium() {
+    // No queue: every place is a core, and long training streams take them all.
+    let server = Server::start(&["--queue", "0", "--max-seconds", "3600"]);
+    let mut streams = Vec::new();
+    for probe in 0..16 {
+        let busy = server.get(&format!(
+            "/api/run?args={}",
+            encode(&format!("theory --depth {}", 3 + probe))
+        ));
+        if busy.status == 503 {
+            assert_eq!(busy.header("retry-after"), Some("1"), "{}", busy.body);
+            break;
+        }
+        assert_eq!(busy.status, 200, "{}", busy.body);
+        let mut s = open_stream(&server, LONG_TRAIN);
+        let first = read_first_event(&mut s);
+        assert!(first.contains("event: progress"), "{first}");
+        streams.push(s);
+    }
+    assert!(
+        !streams.is_empty(),
+        "the server was busy before any long run"
+    );
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let session = Session::start("live-page-busy");
+    let url = format!(
+        "http://127.0.0.1:{}/?args={}",
+        server.port,
+        encode("grad-norms --depth 5")
+    );
+    session.call("POST", "/url", Some(&json!({ "url": url })));
+    wait_for(
+        &session,
+        "the page saying the server is busy",
+        "const s = document.getElementById('status').textContent; \
+         return s.includes('busy') && document.getElementById('error').textContent === '' ? s : null;",
+    );
+    for s in streams {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+    let at = shown(&session, "grad-norms --depth 5");
+    assert_eq!(at["depth"], "5", "{at}");
 }

@@ -21,7 +21,7 @@ const SHORT_TRAIN: &str = "train --depth 3 --width 8 --batch 8 --d-out 2 --n-tra
 
 /// A training run of minutes even in a release build (two arms of 100 000 steps), over the
 /// server's default work limit: the tests that run it raise the limit ([`LONG_LIMIT`]).
-const LONG_TRAIN: &str =
+pub(crate) const LONG_TRAIN: &str =
     "train --steps 100000 --lr 0.01 --configs off,on --eval-every 1000 --diag-every 1000";
 /// `bn-lab serve`'s flags that let [`LONG_TRAIN`] in (an hour's limit).
 const LONG_LIMIT: &[&str] = &["--max-seconds", "3600"];
@@ -62,7 +62,7 @@ fn events(body: &str) -> Vec<SseEvent> {
 }
 
 /// Open `/api/stream?args=ARGS` on `server` and send the request; the connection, unread.
-fn open_stream(server: &Server, args: &str) -> TcpStream {
+pub(crate) fn open_stream(server: &Server, args: &str) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("the server accepts");
     stream.set_read_timeout(Some(ANSWER_LIMIT)).unwrap();
     let head = format!(
@@ -77,7 +77,7 @@ fn open_stream(server: &Server, args: &str) -> TcpStream {
 }
 
 /// Read from `stream` until `raw` holds an event (or the answer ends); what was read.
-fn read_first_event(stream: &mut TcpStream) -> String {
+pub(crate) fn read_first_event(stream: &mut TcpStream) -> String {
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

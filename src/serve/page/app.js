@@ -213,17 +213,28 @@ function run(line) {
   else fetchRun(line);
 }
 
-function fetchRun(line) {
+// A busy server (a class on one machine) answers 503 with Retry-After: ask again after that
+// many seconds, with a little jitter so that a room of browsers does not come back at once,
+// up to MAX_RETRIES times, unless a newer request has replaced this one.
+const MAX_RETRIES = 20;
+
+function fetchRun(line, attempt = 0) {
   const ctl = new AbortController();
-  const mine = { abort: () => ctl.abort() };
+  let timer = null;
+  const mine = { abort: () => { ctl.abort(); if (timer) clearTimeout(timer); } };
   inflight = mine;
   const t0 = performance.now();
-  setBusy(true, 'computing…');
+  setBusy(true, attempt > 0 ? 'server busy: waiting for a free core…' : 'computing…');
   $('progress').removeAttribute('value');
   fetch('/api/run?args=' + encodeURIComponent(line), { signal: ctl.signal })
-    .then((r) => r.json().then((body) => ({ status: r.status, body })))
-    .then(({ status, body }) => {
+    .then((r) => r.json().then((body) => ({ status: r.status, body, retry: r.headers.get('Retry-After') })))
+    .then(({ status, body, retry }) => {
       if (inflight !== mine) return;
+      if (status === 503 && retry && attempt < MAX_RETRIES) {
+        const wait = 1000 * (Number(retry) || 1) + Math.random() * 500;
+        timer = setTimeout(() => { if (inflight === mine) fetchRun(line, attempt + 1); }, wait);
+        return;
+      }
       inflight = null;
       setBusy(false, '');
       if (status === 200) {
