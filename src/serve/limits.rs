@@ -108,10 +108,14 @@ pub fn over_limit_message(command: &str, seconds: f64, limit: f64) -> String {
     )
 }
 
-/// `0.3 s`, `12 s`, `1.2e+03 s`.
+/// `0.25 s`, `8.2 s`, `12 s`, `1.2e5 s`: two digits or so, for an estimate.
 fn seconds_text(s: f64) -> String {
-    if s < 10.0 {
-        format!("{} s", crate::stats::Short(s))
+    if s.fract() == 0.0 && s < 1e5 {
+        format!("{s:.0} s")
+    } else if s < 1.0 {
+        format!("{s:.2} s")
+    } else if s < 10.0 {
+        format!("{s:.1} s")
     } else if s < 1e5 {
         format!("{:.0} s", s)
     } else {
@@ -167,6 +171,14 @@ impl App {
             key,
             estimate: Some(estimate),
         })
+    }
+
+    /// Why `line` would be refused for its work ([`App::admit`]'s message), if it would.
+    pub fn over_limit(&self, line: &str) -> Option<String> {
+        let request = super::request::parse(line).ok()?;
+        let (estimate, _) = estimate(&request.command)?;
+        (estimate.seconds > self.max_seconds)
+            .then(|| over_limit_message(request.command.name(), estimate.seconds, self.max_seconds))
     }
 
     /// The wall-clock time after which a running computation is stopped.
@@ -276,6 +288,14 @@ mod tests {
             "this run is about 40 s of work here; the server takes runs of at most 5 s (bn-lab serve --max-seconds); reduce --depth, --width, --batch or --seeds"
         );
         assert!(over_limit_message("train", 9.0, 5.0).contains("--steps"));
+        let m = over_limit_message("ics", 8.1868594176, 2.5);
+        assert!(
+            m.starts_with(
+                "this run is about 8.2 s of work here; the server takes runs of at most 2.5 s"
+            ),
+            "{m}"
+        );
+        assert!(over_limit_message("ics", 0.123, 0.05).contains("about 0.12 s"));
     }
 
     #[test]

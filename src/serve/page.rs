@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -184,7 +185,7 @@ async fn arms() -> Response {
 }
 
 /// One shipped claim as the page lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ClaimEntry {
     /// The file's name without `NN-` and `.toml`.
     pub name: String,
@@ -225,8 +226,20 @@ pub fn claim_entries() -> &'static [ClaimEntry] {
     })
 }
 
-async fn claims() -> Response {
-    json(&claim_entries())
+/// `GET /api/claims`: the shipped claims, each refused where the server would refuse its
+/// command, including a run over this server's `--max-seconds`.
+async fn claims(State(app): State<Arc<App>>) -> Response {
+    let entries: Vec<ClaimEntry> = claim_entries()
+        .iter()
+        .cloned()
+        .map(|mut c| {
+            if c.refused.is_none() {
+                c.refused = app.over_limit(&c.command);
+            }
+            c
+        })
+        .collect();
+    json(&entries)
 }
 
 #[cfg(test)]

@@ -65,6 +65,14 @@ fn the_page_files_and_its_json_answer_with_their_types() {
     );
     assert_eq!(claims[0]["command"], "grad-norms --depth 50 --bn off");
     assert!(claims.iter().all(|c| c["title"].is_string()), "{claims:?}");
+    // A claim over the server's work limit is listed as refused, with the limit's message.
+    let by_name = |n: &str| claims.iter().find(|c| c["name"] == n).expect(n).clone();
+    assert_eq!(by_name("vanishing-sigmoid")["refused"], Value::Null);
+    let ics = by_name("ics-not-reduced")["refused"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ics.contains("--max-seconds"), "{ics:?}");
     let arms = server.get("/api/arms").json();
     assert_eq!(arms["norms"]["off"]["marker"], "square", "{arms}");
     assert_eq!(arms["norms"]["on"]["color"], "#0072b2", "{arms}");
