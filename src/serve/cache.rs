@@ -276,7 +276,7 @@ impl App {
 
     /// Start a computation of `work` holding `place` (listed in `shared.running` under `key`
     /// when `share`): it waits for a core, runs on a blocking thread with the backstop and the
-    /// cancellation checks, then caches its report (when `share`) and tells its waiters.
+    /// cancellation checks, then caches its report and tells its waiters.
     fn launch(
         self: &Arc<Self>,
         shared: &mut Shared,
@@ -306,7 +306,8 @@ impl App {
             if listed {
                 shared.running.remove(&task_key);
             }
-            if let (Ok(c), true) = (&outcome, share) {
+            // Every report is cached, a stream's too: it is the same function of the config.
+            if let Ok(c) = &outcome {
                 shared.cache.put(task_key, c.clone());
             }
             // Under the lock: a request now finds the report cached, or this flight gone.

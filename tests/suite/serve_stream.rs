@@ -154,19 +154,25 @@ fn stream_of_a_short_training_run_sends_progress_and_partial_losses_then_the_rep
         points.iter().map(|p| p["arm"].as_str().unwrap()).collect();
     assert_eq!(arms.len(), 8, "{arms:?}");
     assert!(arms.contains("BN on lr=0.02"), "{arms:?}");
-    let run = server.get(&format!("/api/run?args={}", encode(SHORT_TRAIN)));
+    // The same run computed afresh by /api/run (a server that keeps no reports).
+    let fresh = Server::start(&["--cache", "0"]);
+    let run = fresh.get(&format!("/api/run?args={}", encode(SHORT_TRAIN)));
     assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(run.header("x-bn-lab-cache"), Some("miss"));
     let streamed = events[report_at.unwrap()].json();
     assert_eq!(streamed["command"], run.json()["command"]);
     assert_eq!(
         without_timing(streamed["report"].clone()),
         without_timing(run.json()["report"].clone())
     );
-    // Now in the cache (/api/run put it there): the stream is the report alone, at once.
+    // The stream's report is cached: /api/run and a second stream answer it at once.
+    let hit = server.get(&format!("/api/run?args={}", encode(SHORT_TRAIN)));
+    assert_eq!(hit.header("x-bn-lab-cache"), Some("hit"), "{}", hit.body);
+    assert_eq!(hit.json(), streamed);
     let again = stream_events(&server, SHORT_TRAIN);
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0].name, "report");
-    assert_eq!(again[0].json(), run.json());
+    assert_eq!(again[0].json(), streamed);
 }
 
 /// The events of `/api/stream?args=ARGS` on `server`, read to the end (status 200 and
