@@ -238,7 +238,7 @@ fn the_live_page_draws_recomputes_on_a_control_and_goes_back_in_chromium() {
     assert!(foreign.is_empty(), "requests off this server: {foreign:?}");
 }
 
-/// The page beyond grad-norms: a theory chart, a claim chosen from the list loads its command
+/// The page beyond grad-norms: a theory chart, a shattered chart, a claim chosen from the list loads its command
 /// into the URL, and a training run streams its progress (`/api/stream`) until the stop button
 /// closes the stream, after which the server frees the run's slot.
 #[test]
@@ -258,6 +258,29 @@ fn the_live_page_loads_a_claim_streams_a_run_and_stops_it_in_chromium() {
          ? document.querySelectorAll('#charts svg g.line').length : null;",
     );
     assert_eq!(lines, json!(5), "a line per activation");
+
+    // shattered (QUICK's sizes): a line per architecture, the noise band, a note per line.
+    let line = "shattered --depth 1,3 --width 8 --points 32 --seeds 2 --max-lag 8";
+    let url = format!("{origin}/?args={}", encode(line));
+    session.call("POST", "/url", Some(&json!({ "url": url })));
+    let drawn = wait_for(
+        &session,
+        "the shattered chart",
+        &format!(
+            "return document.body.dataset.shown === {line:?} ? [\
+             Array.from(document.querySelectorAll('#charts svg g.line')).map(g => g.dataset.label), \
+             document.querySelectorAll('#charts svg text.note').length] : null;"
+        ),
+    );
+    let labels = ["feedforward", "feedforward+bn", "resnet+bn"];
+    let got: Vec<&str> = drawn[0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(got.len() == 4 && got[..3] == labels, "{drawn}");
+    assert_eq!(drawn[1], json!(3), "a note per architecture: {drawn}");
 
     session.run(
         "const s = document.getElementById('claims'); s.value = '03-diary-algebra.toml'; \

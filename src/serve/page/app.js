@@ -716,6 +716,49 @@ function renderTheory(report) {
   legend(series, charts);
 }
 
+// shattered: the slide's headline, the lag-1 correlation of dy/dx against depth per
+// architecture, here |mean over seeds| on a log axis, with the white-noise band dashed and the
+// deepest value beside each line (styles as src/plot/shattered.rs arch_style).
+function renderShattered(report) {
+  const charts = $('charts');
+  charts.className = 'single';
+  const cfg = report.config;
+  const depths = cfg.depths.slice().sort((a, b) => a - b);
+  const deep = depths[depths.length - 1];
+  const bn = ARMS.norms[cfg.bn] || {};
+  const green = bn.color === '#009e73';
+  const looks = {
+    feedforward: ARMS.norms.off || {},
+    'feedforward+bn': bn,
+    'resnet+bn': { color: green ? '#000000' : '#009e73', marker: bn.marker === 'triangle-up' ? 'diamond' : 'triangle-up' },
+  };
+  const series = cfg.archs.map((arch) => {
+    const st = looks[arch] || {};
+    return {
+      label: arch, color: st.color || '#000', marker: st.marker || 'circle', what: '|lag-1 r|',
+      points: depths.map((d) => {
+        const a = report.arms.find((x) => x.name === arch && x.depth === d);
+        return [d, a ? Math.abs(a.lag1_correlation) : NaN];
+      }),
+    };
+  });
+  const notes = cfg.archs.map((arch, i) => {
+    const a = report.arms.find((x) => x.name === arch && x.depth === deep);
+    return { series: i, text: `${arch}: r = ${fmt(a ? a.lag1_correlation : NaN)} at L = ${deep}` };
+  });
+  const pad = Math.max(1, (deep - depths[0]) * 0.06);
+  series.push({
+    label: `white noise: |r| < ${fmt(report.mean_noise_band)}`, color: '#777', dash: '8 6', width: 2,
+    points: [[depths[0] - pad, report.mean_noise_band], [deep + pad, report.mean_noise_band]],
+  });
+  fitNotes(panel(charts).appendChild(chart({
+    title: `Lag-1 correlation of dy/dx against depth (|mean over ${cfg.seeds} seeds|)`,
+    ylabel: '|lag-1 correlation r| (log)', xlabel: 'depth L (hidden layers)', xname: 'L', integerX: true,
+    xrange: [depths[0] - pad, deep + pad], width: charts.clientWidth || 900, height: 440, series, notes,
+  })));
+  legend(series, charts);
+}
+
 // Every list of objects in the report as a table of its plain fields.
 function genericTables(report) {
   for (const [key, v] of Object.entries(report)) {
@@ -750,6 +793,7 @@ function render(command, report) {
     else if (cmd === 'train' && report.runs) { renderTrain(report); genericTables(report); }
     else if (cmd === 'theory' && report.bn) { renderTheory(report); genericTables(report); }
     else if (cmd === 'sweep' && report.means) { renderSweep(report); genericTables(report); }
+    else if (cmd === 'shattered' && report.arms) { renderShattered(report); genericTables(report); }
     else genericTables(report);
   } catch (e) {
     $('error').textContent = 'cannot draw this report: ' + e.message;
