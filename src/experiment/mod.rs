@@ -75,6 +75,22 @@ pub fn pass_macs(units: u64, net: &NetConfig, rows: usize) -> f64 {
     units as f64 * (crate::train::forward_macs(net) + LAYER_CALL_MACS * calls)
 }
 
+/// Multiply-adds of a training run whose jobs are `(units, net)` run `rows` samples at a time,
+/// plus a reference fit of `reference_units` counted in forward passes of the largest network
+/// (`train` and `nonlinearity`).
+pub fn fit_macs<'a>(
+    jobs: impl Iterator<Item = (u64, &'a NetConfig)> + Clone,
+    rows: usize,
+    reference_units: u64,
+) -> f64 {
+    let largest = jobs
+        .clone()
+        .map(|(_, net)| crate::train::forward_macs(net))
+        .fold(1.0, f64::max);
+    let runs: f64 = jobs.map(|(units, net)| pass_macs(units, net, rows)).sum();
+    runs + reference_units as f64 * largest
+}
+
 /// What one job of a run costs: the progress units `run` reports for it, and the bytes its
 /// network (with the copies it keeps, on the samples it runs) holds while it runs.
 #[derive(Clone, Copy, Debug, PartialEq)]

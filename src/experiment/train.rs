@@ -17,7 +17,7 @@ use crate::config::{check_points, points};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::total_units;
-use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, largest_alive, pass_macs};
+use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, fit_macs, largest_alive};
 use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
 use crate::histogram::{self, Snapshot};
@@ -252,13 +252,8 @@ impl Plan for TrainConfig {
     /// Every run's passes, and the reference fit counted in passes of the largest network.
     fn macs(&self) -> f64 {
         let jobs = self.jobs();
-        let largest = jobs
-            .iter()
-            .map(|j| train::forward_macs(&j.net))
-            .fold(1.0, f64::max);
-        let rows = self.net.batch;
-        let runs: f64 = jobs.iter().map(|j| pass_macs(j.units, &j.net, rows)).sum();
-        runs + reference_units(self) as f64 * largest
+        let units_and_nets = jobs.iter().map(|j| (j.units, &j.net));
+        fit_macs(units_and_nets, self.net.batch, reference_units(self))
     }
 }
 

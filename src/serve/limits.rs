@@ -173,6 +173,15 @@ impl App {
         })
     }
 
+    /// A request's `?args=` read ([`super::request::parse`], 400 naming the flag) and let in
+    /// ([`App::admit`]): what every computing endpoint does first.
+    pub fn read(&self, q: &super::ArgsQuery) -> Result<(Request, Admission), Response> {
+        let request = super::request::parse(q.args.as_deref().unwrap_or(""))
+            .map_err(|message| error(StatusCode::BAD_REQUEST, &message))?;
+        let admission = self.admit(&request)?;
+        Ok((request, admission))
+    }
+
     /// Why `line` would be refused for its work ([`App::admit`]'s message), if it would.
     pub fn over_limit(&self, line: &str) -> Option<String> {
         let request = super::request::parse(line).ok()?;

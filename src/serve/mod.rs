@@ -227,12 +227,8 @@ pub struct ArgsQuery {
 /// `Server-Timing` (`compute`: the milliseconds it computed, not given for a cache hit;
 /// `estimate`: the work limit's estimate).
 async fn api_run(State(app): State<Arc<App>>, Query(q): Query<ArgsQuery>) -> Response {
-    let request = match request::parse(q.args.as_deref().unwrap_or("")) {
+    let (request, admission) = match app.read(&q) {
         Ok(r) => r,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-    };
-    let admission = match app.admit(&request) {
-        Ok(a) => a,
         Err(refusal) => return refusal,
     };
     let (line, estimate) = (request.line.clone(), admission.estimate);

@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -32,7 +31,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::cache::{Waiter, Work};
 use super::request::{self, Failure, Request};
-use super::{App, ArgsQuery, error};
+use super::{App, ArgsQuery};
 
 /// The shortest time between two `progress` (or two `partial`) events: at most 10 a second.
 pub const EVENT_INTERVAL: Duration = Duration::from_millis(100);
@@ -41,12 +40,8 @@ const CHANNEL_EVENTS: usize = 64;
 
 /// `GET /api/stream?args=...`.
 pub async fn api_stream(State(app): State<Arc<App>>, Query(q): Query<ArgsQuery>) -> Response {
-    let request = match request::parse(q.args.as_deref().unwrap_or("")) {
+    let (request, admission) = match app.read(&q) {
         Ok(r) => r,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-    };
-    let admission = match app.admit(&request) {
-        Ok(a) => a,
         Err(refusal) => return refusal,
     };
     let line = request.line.clone();
