@@ -1,4 +1,4 @@
-//! `bn-lab serve`: the live page and its API, on axum (tokio, hyper) with tower-http's limits.
+//! `bn-lab serve`: the live page and its API, on axum (tokio, hyper), with its own limits (see [`limits`]).
 //!
 //! - `GET /`: the page ([`page`]); its state is a bn-lab command line in `?args=`.
 //! - `GET /api/run?args=...`: `{"command": "...", "report": {...}}`, the report being the JSON
