@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, Dtype, Loss, Normaliser, check_lr};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::TrainedArm;
-use crate::experiment::pass_macs;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames};
 use crate::float::Float;
@@ -149,10 +148,7 @@ impl Plan for IcsConfig {
     /// Every arm's passes: its steps, measurements and evaluations.
     fn macs(&self) -> f64 {
         let rows = self.run.net.batch;
-        self.jobs()
-            .iter()
-            .map(|j| pass_macs(j.arm.units, &j.arm.net, rows))
-            .sum()
+        self.jobs().iter().map(|j| j.arm.macs(rows)).sum()
     }
 }
 

@@ -436,6 +436,12 @@ impl ArmJob {
     pub fn cost(&self) -> Cost {
         Cost::new(self.units, self.bytes)
     }
+
+    /// Multiply-adds of the arm's passes (its steps, measurements and evaluations), `rows`
+    /// samples at a time ([`pass_macs`]).
+    pub fn macs(&self, rows: usize) -> f64 {
+        pass_macs(self.units, &self.net, rows)
+    }
 }
 
 /// Records every step's mini-batch loss and hands the trainer to `measure` every `every` steps,

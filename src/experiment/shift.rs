@@ -47,7 +47,6 @@ use crate::config::{BnNoise, ConfigError, Dtype, Normaliser, between};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::TrainedArm;
-use crate::experiment::pass_macs;
 use crate::experiment::{ArmJob, Cost, Experiment, MeasuredTrainConfig, Plan, Progress, ToolInfo};
 use crate::flags::{MeasuredTrainArgs, NetArgs, OutputArgs, Renames, count};
 use crate::float::Float;
@@ -192,10 +191,7 @@ impl Plan for ShiftConfig {
     /// Every arm's passes: its steps, measurements and evaluations.
     fn macs(&self) -> f64 {
         let rows = self.run.net.batch;
-        self.jobs()
-            .iter()
-            .map(|j| pass_macs(j.arm.units, &j.arm.net, rows))
-            .sum()
+        self.jobs().iter().map(|j| j.arm.macs(rows)).sum()
     }
 }
 

@@ -200,7 +200,7 @@ pub fn host_allowed(headers: &HeaderMap, port: u16) -> bool {
 
 /// A JSON error answer: `{"error": message}`.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = error_body(message);
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
@@ -258,16 +258,26 @@ fn headers(r: &mut Response, source: Source, timing: &str) {
     }
 }
 
-/// `{"command": line, "report": report}` with `report` as the CLI's JSON text.
-fn answer(line: &str, report: &str) -> Response {
-    let body = format!(
+/// `{"command": line, "report": report}` with `report` as the CLI's JSON text: the body of
+/// `/api/run`'s 200 and of `/api/stream`'s `report` event.
+pub fn report_body(line: &str, report: &str) -> String {
+    format!(
         "{{\"command\":{},\"report\":{report}}}",
         serde_json::Value::String(line.to_string())
-    );
+    )
+}
+
+/// `{"error": message}`: the body of every refusal and of `/api/stream`'s `error` event.
+pub fn error_body(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+/// `/api/run`'s 200: [`report_body`].
+fn answer(line: &str, report: &str) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body,
+        report_body(line, report),
     )
         .into_response()
 }

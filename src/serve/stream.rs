@@ -87,17 +87,16 @@ pub async fn api_status(State(app): State<Arc<App>>) -> Response {
 
 /// `event: report` with `{"command": line, "report": report}`, the body of `/api/run`'s 200.
 fn report_event(line: &str, report: &str) -> Event {
-    Event::default().event("report").data(format!(
-        "{{\"command\":{},\"report\":{report}}}",
-        serde_json::Value::String(line.to_string())
-    ))
+    Event::default()
+        .event("report")
+        .data(super::report_body(line, report))
 }
 
 /// `event: error` with `{"error": message}`.
 fn error_event(message: &str) -> Event {
     Event::default()
         .event("error")
-        .data(serde_json::json!({ "error": message }).to_string())
+        .data(super::error_body(message))
 }
 
 /// Compute `request` on this (blocking) thread, sending its progress and partial results to
