@@ -56,6 +56,8 @@ fn fwd_bwd<T: Float>(
         }),
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     };
     let d = data::linear_teacher::<T>(0, BATCH, cfg.d_in, cfg.d_out);
     let mut net = Mlp::<T>::new(&cfg, &mut data::rng(0, Stream::Weights));

@@ -26,6 +26,8 @@ fn benches(c: &mut Criterion) {
         norm: None,
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     };
     c.bench_function("variance map, tanh, depth 50", |bench| {
         bench.iter(|| theory::variance_map(black_box(&net), 1.0))

@@ -23,6 +23,8 @@ fn main() {
             norm: bn,
             residual: false,
             residual_scale: 1.0,
+            block: None,
+            skip_init: false,
         };
         cfg.validate(batch).expect("a valid configuration");
         let batch_data = data::linear_teacher::<f32>(seed, batch, cfg.d_in, cfg.d_out);

@@ -13,7 +13,7 @@ use clap::Args;
 use crate::config::{Activation, ConfigError, Dtype, Init, Loss, NormKind, Normaliser, Placement};
 use crate::data::Task;
 use crate::limits::{MAX_BATCH, MAX_DEPTH, MAX_SAMPLES, MAX_STEPS, MAX_WIDTH};
-use crate::spec::{DataSpec, NetSpec};
+use crate::spec::{DataSpec, NetSpec, StdBlock};
 
 /// them with `mut_arg`).
 #[derive(Debug, Clone, Args)]
@@ -41,11 +41,22 @@ pub struct NetArgs {
     /// BN(act(z))).
     #[arg(long, value_enum, default_value_t = Placement::Pre)]
     pub placement: Placement,
-    /// Add skip connections h_l = h_{l-1} + a_l wherever the shapes match.
+    /// Add skip connections h_l = h_{l-1} + a_l wherever the shapes match (the same as
+    /// --block residual).
     #[arg(long)]
     pub residual: bool,
+    /// The block: plain (Linear -> [norm] -> act), residual (the same with a skip, h + a),
+    /// basic (He et al. 2016a: act(h + norm(W2 act(norm(W1 h))))) or preact (He et al. 2016b:
+    /// h + W2 act(norm(W1 act(norm(h))))); for basic and preact --depth counts blocks.
+    #[arg(long, value_enum, conflicts_with = "residual")]
+    pub block: Option<BlockChoice>,
+    /// SkipInit (De & Smith 2020): a learnable scalar on each residual branch, initialised to
+    /// 0; needs --block basic or preact.
+    #[arg(long)]
+    pub skip_init: bool,
     /// Residual branch scale beta (Balduzzi et al. 2017): h_l = h_{l-1} + beta a_l; needs
-    /// --residual. About 1/sqrt(depth) keeps the residual stream's variance bounded without BN.
+    /// a skip (--block residual, basic or preact). About 1/sqrt(depth) keeps the residual
+    /// stream's variance bounded without BN.
     #[arg(allow_hyphen_values = true, long, default_value_t = 1.0)]
     pub residual_scale: f64,
     /// Epsilon added to the variance by BatchNorm and LayerNorm.
@@ -100,6 +111,15 @@ pub fn seed(s: &str) -> Result<u64, String> {
     s.trim()
         .parse::<u64>()
         .map_err(|_| format!("expected a whole number from 0 to {}", u64::MAX))
+}
+
+/// `--block`: the one-layer blocks without and with a skip, or a standard residual block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BlockChoice {
+    Plain,
+    Residual,
+    Basic,
+    Preact,
 }
 
 /// Which BatchNorm arms to run: off, on (with the `--affine`/`--no-affine` and `--placement`
@@ -328,8 +348,14 @@ impl NetArgs {
             d_in: self.d_in.unwrap_or(self.width),
             d_out: self.d_out.unwrap_or(DEFAULT_D_OUT),
             init: self.init,
-            residual: self.residual,
+            residual: self.residual || self.block == Some(BlockChoice::Residual),
             residual_scale: self.residual_scale,
+            block: match self.block {
+                Some(BlockChoice::Basic) => Some(StdBlock::Basic),
+                Some(BlockChoice::Preact) => Some(StdBlock::Preact),
+                _ => None,
+            },
+            skip_init: self.skip_init,
             eps: self.eps,
             momentum: self.momentum,
             seed: self.seed,

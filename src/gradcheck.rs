@@ -124,7 +124,8 @@ pub fn cost_ops(config: &NetConfig, batch: usize) -> f64 {
 }
 
 /// Check every parameter tensor and the input of a net built from `config` on the
-/// linear-teacher batch of `seed`, with central differences of step `step`.
+/// linear-teacher batch of `seed`, with central differences of step `step` (SkipInit's gains set
+/// to [`CHECK_GAIN`] first).
 /// The config must have been validated.
 pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode) -> GradCheck {
     check_with_progress(config, batch, seed, step, mode, Loss::Mse, &|_| {})
@@ -180,6 +181,19 @@ pub fn check_noisy(
     )
 }
 
+/// SkipInit's gain at which [`check`] differentiates. At its initial 0 every branch gradient is
+/// exactly 0 and agrees with any difference quotient, which would check nothing but the gain.
+pub const CHECK_GAIN: f64 = 0.5;
+
+/// Set every SkipInit gain of `net` to [`CHECK_GAIN`] (nothing to do without `--skip-init`).
+fn set_gains(net: &mut Mlp<f64>) {
+    for unit in &mut net.units {
+        if let Some(g) = &mut unit.gain {
+            g.alpha.fill(CHECK_GAIN);
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check_impl(
     config: &NetConfig,
@@ -193,6 +207,7 @@ fn check_impl(
 ) -> GradCheck {
     let data = data::teacher_batch::<f64>(loss_fn, seed, batch, config.d_in, config.d_out);
     let mut net = Mlp::<f64>::new(config, &mut data::rng(seed, data::Stream::Weights));
+    set_gains(&mut net);
     if let Some(noise) = noise {
         net.set_bn_noise(noise, data::rng(seed, data::Stream::Noise))
             .expect("noisy BN needs BatchNorm before the activation");

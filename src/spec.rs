@@ -30,9 +30,18 @@ pub struct NetSpec {
     pub init: Init,
     /// `h_l = h_{l-1} + a_l` wherever the shapes match.
     pub residual: bool,
-    /// Balduzzi et al.'s beta: `h_l = h_{l-1} + beta a_l` (needs `residual`; 1 by default).
+    /// Balduzzi et al.'s beta: `h_l = h_{l-1} + beta a_l` (needs `residual` or `block`; 1 by
+    /// default).
     #[serde(default = "one")]
     pub residual_scale: f64,
+    /// A standard two-layer residual block ([`StdBlock`]); `None`: one-layer blocks (`residual`
+    /// says whether they have a skip). Left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<StdBlock>,
+    /// SkipInit (De & Smith 2020): a learnable scalar on every residual branch, initialised to 0.
+    /// Left out of the JSON when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_init: bool,
     /// BatchNorm's epsilon and running-statistics momentum, shared by every BN arm.
     pub eps: f64,
     pub momentum: f64,
@@ -54,6 +63,8 @@ impl NetSpec {
             norm: norm.bn_config(self.eps, self.momentum),
             residual: self.residual,
             residual_scale: self.residual_scale,
+            block: self.block,
+            skip_init: self.skip_init,
         }
     }
 
@@ -71,13 +82,84 @@ impl NetSpec {
         between("batch", 1, MAX_BATCH, self.batch)?;
         between("d_in", 1, MAX_WIDTH, self.d_in)?;
         between("d_out", 1, MAX_WIDTH, self.d_out)?;
-        check_residual_scale(self.residual, self.residual_scale)?;
+        check_skips(
+            self.residual,
+            self.block,
+            self.residual_scale,
+            self.skip_init,
+        )?;
         check_bn_constants(self.eps, self.momentum)
     }
 }
 
 fn one() -> f64 {
     1.0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The standard residual blocks of He et al. (2016), for `--block basic|preact`. With
+/// `norm` the block's normaliser (none, BatchNorm or LayerNorm), `act` its activation and `s`
+/// the branch's multiplier (`--residual-scale` beta, times SkipInit's learnable `alpha` with
+/// `--skip-init`):
+///
+/// ```text
+/// basic   (He et al. 2016a, post-activation):  h_{l+1} = act(h_l + s norm(W2 act(norm(W1 h_l))))
+/// preact  (He et al. 2016b, pre-activation):   h_{l+1} = h_l + s W2 act(norm(W1 act(norm(h_l))))
+/// ```
+///
+/// A stem maps the input to the width first: `act(norm(x W0))` for `basic` (as the first
+/// convolution, BN and ReLU of He et al. 2016a), the linear `x W0` for `preact` (whose first
+/// block normalises and activates it). Every matrix has a bias, as every layer of this tool's
+/// networks has (BatchNorm before an activation cancels it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StdBlock {
+    Basic,
+    Preact,
+}
+
+impl StdBlock {
+    pub fn name(self) -> &'static str {
+        match self {
+            StdBlock::Basic => "basic",
+            StdBlock::Preact => "preact",
+        }
+    }
+}
+
+impl std::fmt::Display for StdBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The skip settings go together: one architecture (`residual` or a `block`, not both), and
+/// `residual_scale` other than 1 and `skip_init` only with one of them.
+fn check_skips(
+    residual: bool,
+    block: Option<StdBlock>,
+    scale: f64,
+    skip_init: bool,
+) -> Result<(), ConfigError> {
+    if let (true, Some(b)) = (residual, block) {
+        return Err(ConfigError::Invalid {
+            field: "block",
+            message: format!(
+                "{b} and residual are two architectures (residual is the one-layer block); choose one"
+            ),
+        });
+    }
+    check_residual_scale(residual || block.is_some(), scale)?;
+    if skip_init && block.is_none() {
+        return Err(ConfigError::Invalid {
+            field: "skip_init",
+            message: "puts a learnable gain on each residual branch of a standard block, so it needs --block basic or preact".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `residual` or `residual x 0.14` (with a branch scale other than 1), for titles; `None` without
@@ -128,6 +210,13 @@ pub struct NetConfig {
     /// Balduzzi et al.'s beta (1: a plain skip connection).
     #[serde(default = "one")]
     pub residual_scale: f64,
+    /// A standard two-layer residual block; `None`: one-layer blocks. `depth` then counts these
+    /// blocks (each holds two matrices), after a stem layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<StdBlock>,
+    /// SkipInit (De & Smith 2020): a learnable gain `alpha` on every residual branch, from 0.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_init: bool,
 }
 
 impl NetConfig {
@@ -143,8 +232,19 @@ impl NetConfig {
         between("d_in", 1, MAX_WIDTH, self.d_in)?;
         between("d_out", 1, MAX_WIDTH, self.d_out)?;
         between(batch_field, 1, MAX_BATCH, batch)?;
-        check_residual_scale(self.residual, self.residual_scale)?;
+        check_skips(
+            self.residual,
+            self.block,
+            self.residual_scale,
+            self.skip_init,
+        )?;
         if let Some(bn) = &self.norm {
+            if self.block.is_some() && bn.placement == crate::config::Placement::Post {
+                return Err(ConfigError::Invalid {
+                    field: "placement",
+                    message: "the standard blocks fix where the normaliser goes (before each activation); use --placement pre".into(),
+                });
+            }
             if batch < 2 && bn.kind == NormKind::Batch {
                 return Err(ConfigError::BatchTooSmallForBn {
                     field: batch_field,
@@ -161,6 +261,15 @@ impl NetConfig {
         self.residual && (l > 0 || self.d_in == self.width)
     }
 
+    /// Layers with a weight matrix below the output layer: `depth`, or a stem and two per
+    /// standard block.
+    pub fn layers(&self) -> usize {
+        match self.block {
+            None => self.depth,
+            Some(_) => 1 + 2 * self.depth,
+        }
+    }
+
     /// Learnable parameters (weights, biases, and BatchNorm's gamma and beta, counted whether
     /// or not they are learned), in `f64` so absurd shapes do not overflow.
     pub fn param_count(&self) -> f64 {
@@ -170,13 +279,21 @@ impl NetConfig {
             self.d_out as f64,
             self.depth as f64,
         );
-        let linear = din * w + w + (depth - 1.0) * (w * w + w) + w * dout + dout;
+        let layers = self.layers() as f64;
+        let linear = din * w + w + (layers - 1.0) * (w * w + w) + w * dout + dout;
+        // The stem and each block's layers, plus a preact block's first normaliser.
+        let norms = match self.block {
+            Some(StdBlock::Preact) => 2.0 * depth,
+            Some(StdBlock::Basic) => layers,
+            None => depth,
+        };
         let bn = if self.norm.is_some() {
-            depth * 2.0 * w
+            norms * 2.0 * w
         } else {
             0.0
         };
-        linear + bn
+        let gains = if self.skip_init { depth } else { 0.0 };
+        linear + bn + gains
     }
 }
 

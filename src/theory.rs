@@ -754,6 +754,8 @@ mod reference_values {
             norm: None,
             residual: false,
             residual_scale: 1.0,
+            block: None,
+            skip_init: false,
         }
     }
 

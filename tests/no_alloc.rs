@@ -174,6 +174,8 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
             }),
             residual,
             residual_scale: 1.0,
+            block: None,
+            skip_init: false,
         };
         for threads in [1, 2] {
             let (ordinary, packing) = count_steps::<f32>(&cfg, 256, threads, 3);

@@ -652,7 +652,8 @@ fn tensor<T: Float>(a: &Array2<T>) -> SavedTensor {
 /// use bn_lab::experiment::grad_norms::torch_norm;
 /// let mut net = bn_lab::spec::NetSpec {
 ///     width: 64, batch: 8, d_in: 64, d_out: 1, init: bn_lab::config::Init::He,
-///     residual: false, residual_scale: 1.0, eps: 1e-5, momentum: 0.1, seed: 0,
+///     residual: false, residual_scale: 1.0, block: None, skip_init: false, eps: 1e-5,
+///     momentum: 0.1, seed: 0,
 ///     dtype: bn_lab::config::Dtype::F32,
 /// }
 /// .net(3, bn_lab::config::Activation::Relu, bn_lab::config::Normaliser::LN);
@@ -1306,6 +1307,8 @@ mod tests {
                 init: crate::config::Init::He,
                 residual,
                 residual_scale: scale,
+                block: None,
+                skip_init: false,
                 eps: 1e-5,
                 momentum: 0.1,
                 seed: 0,

@@ -106,6 +106,8 @@ impl TheoryConfig {
             norm: None,
             residual: false,
             residual_scale: 1.0,
+            block: None,
+            skip_init: false,
         }
     }
 }

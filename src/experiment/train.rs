@@ -1346,6 +1346,8 @@ mod tests {
                 init: crate::config::Init::He,
                 residual: false,
                 residual_scale: 1.0,
+                block: None,
+                skip_init: false,
                 eps: 1e-5,
                 momentum: 0.1,
                 seed: 0,

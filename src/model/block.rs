@@ -26,6 +26,16 @@ fn hidden_out<'a, T>(
     }
 }
 
+/// `z = h_in W` into `z`, or `z = h_in` where `w` is empty (an identity [`Linear`]: the first
+/// normaliser and activation of a pre-activation block, which has no matrix of its own).
+fn project<T: Float>(h_in: &ArrayView2<T>, w: &ArrayView2<T>, z: &mut ArrayViewMut2<T>) {
+    if w.is_empty() {
+        z.assign(h_in);
+    } else {
+        gemm(T::one(), h_in, w, T::zero(), z);
+    }
+}
+
 /// One hidden block `Linear -> [BN] -> act` with an optional skip connection.
 #[derive(Clone, Debug)]
 pub struct Block<T> {
@@ -53,7 +63,7 @@ impl<T: Float> Block<T> {
         if self.cache.batch == batch {
             return;
         }
-        let n = self.linear.w.ncols();
+        let n = self.linear.fan_out();
         let empty = || Array2::zeros((0, 0));
         self.cache = BlockCache {
             batch,
@@ -112,7 +122,7 @@ impl<T: Float> Block<T> {
         );
         match (&mut self.bn, self.placement) {
             (None, _) => {
-                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                project(&h_in, &w, &mut c.a.view_mut());
                 let residual = skip.then(|| Residual {
                     h_in: h_in.view(),
                     h: c.h.view_mut(),
@@ -125,7 +135,7 @@ impl<T: Float> Block<T> {
             (Some(bn), Placement::Pre) => {
                 // z = h W (without the bias) goes into x_hat's buffer and is standardised in
                 // place; the bias only shifts the mean, so it is folded into `shift`.
-                gemm(T::one(), &h_in, &w, T::zero(), &mut c.x_hat.view_mut());
+                project(&h_in, &w, &mut c.x_hat.view_mut());
                 match mode {
                     Mode::Train => bn.batch_stats_of(c.x_hat.view(), Some(b)),
                     Mode::Eval => bn.running_stats(Some(b)),
@@ -151,7 +161,7 @@ impl<T: Float> Block<T> {
                 });
             }
             (Some(bn), Placement::Post) => {
-                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                project(&h_in, &w, &mut c.a.view_mut());
                 par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
                     ops::bias_act_forward(act, a, b, None, None)
                 });
@@ -192,7 +202,7 @@ impl<T: Float> Block<T> {
             linear.w.view(),
             linear.b.as_slice().expect("owned arrays are contiguous"),
         );
-        let (rows, width) = (h_in.nrows(), w.ncols());
+        let (rows, width) = (h_in.nrows(), linear.fan_out());
         ln.row_mean.resize(rows, 0.0);
         ln.row_inv_std.resize(rows, 0.0);
         ln.batch_stats = true;
@@ -205,7 +215,7 @@ impl<T: Float> Block<T> {
         };
         match placement {
             Placement::Pre => {
-                gemm(T::one(), &h_in, &w, T::zero(), &mut c.x_hat.view_mut());
+                project(&h_in, &w, &mut c.x_hat.view_mut());
                 let skip_io = skip.then(|| (h_in.reversed_axes(), c.h.view_mut().reversed_axes()));
                 par_cols(
                     (
@@ -233,7 +243,7 @@ impl<T: Float> Block<T> {
                 );
             }
             Placement::Post => {
-                gemm(T::one(), &h_in, &w, T::zero(), &mut c.a.view_mut());
+                project(&h_in, &w, &mut c.a.view_mut());
                 par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
                     ops::bias_act_forward(act, a, b, None, None)
                 });
@@ -268,8 +278,10 @@ impl<T: Float> Block<T> {
         }
     }
 
-    /// Given `dh = dL/dh_l`, fill this block's gradients and write `dL/dh_{l-1}` into `dh_in`.
-    /// `dz: (batch, width)` receives `dL/dz_l`. Returns `sum dh^2` (f64), for `||dL/dh_l||`.
+    /// Given `dh = dL/dh_l`, fill this block's gradients and write `dL/dh_{l-1}` into `dh_in`
+    /// (add it to what `dh_in` holds when `add`: a standard block's identity path, written
+    /// there first). `dz: (batch, width)` receives `dL/dz_l`. Returns `sum dh^2` (f64), for
+    /// `||dL/dh_l||`.
     ///
     /// Without BN one pass `dz = dh * act'(a)`; with BN two passes (sums, then the closed-form
     /// gradient through the batch statistics); then the two matrix products.
@@ -279,6 +291,7 @@ impl<T: Float> Block<T> {
         dh: ArrayView2<T>,
         mut dz: ArrayViewMut2<T>,
         mut dh_in: Option<ArrayViewMut2<T>>,
+        add: bool,
         acc: &mut ColScratch,
     ) -> f64 {
         acc.reset();
@@ -304,8 +317,14 @@ impl<T: Float> Block<T> {
         }
         // The branch receives `skip_scale * dh`; every step above is linear in it, so `dz` holds
         // `dL/dz_l / skip_scale` and the scale is applied in the products (exactly 1 by default).
-        self.linear
-            .backward(h_in, dz.view(), dh_in, self.skip, self.skip_scale, &acc.db);
+        self.linear.backward(
+            h_in,
+            dz.view(),
+            dh_in,
+            self.skip || add,
+            self.skip_scale,
+            &acc.db,
+        );
         acc.sq.iter().sum()
     }
 }

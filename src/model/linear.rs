@@ -37,6 +37,28 @@ impl<T: Float> Linear<T> {
 }
 
 impl<T: Float> Linear<T> {
+    /// The identity `z = h_in` on `n` units: no matrix (`w` and `dw` are empty) and a bias of
+    /// zeros that no optimiser sees. It stands where a block has a normaliser and activation but
+    /// no matrix of its own (the first half of a pre-activation block).
+    pub fn identity(n: usize) -> Self {
+        Linear {
+            w: Array2::zeros((0, 0)),
+            b: Array1::zeros(n),
+            dw: Array2::zeros((0, 0)),
+            db: Array1::zeros(n),
+        }
+    }
+
+    /// Whether this is [`Linear::identity`].
+    pub fn is_identity(&self) -> bool {
+        self.w.is_empty()
+    }
+
+    /// Output units.
+    pub fn fan_out(&self) -> usize {
+        self.b.len()
+    }
+
     /// Gradients of `z = h_in W + b` given `dz = dL/dz / scale`: `db = scale * db_sums` (the f64
     /// column sums of `dz` that the last backward pass accumulated), `dW = scale h_in^T dz`, and,
     /// when `dh_in` is given, `dh_in = scale dz W^T`, added to the identity path already written
@@ -53,6 +75,16 @@ impl<T: Float> Linear<T> {
         let k = scale.f64();
         for (db, &s) in self.db.iter_mut().zip(db_sums) {
             *db = T::of(k * s);
+        }
+        if self.is_identity() {
+            if let Some(mut d) = dh_in {
+                if skip {
+                    d.zip_mut_with(&dz, |d, &g| *d += scale * g);
+                } else {
+                    d.zip_mut_with(&dz, |d, &g| *d = scale * g);
+                }
+            }
+            return;
         }
         gemm(scale, &h_in.t(), &dz, T::zero(), &mut self.dw.view_mut());
         if let Some(mut d) = dh_in {

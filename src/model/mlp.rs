@@ -10,11 +10,12 @@ use super::linear::Linear;
 use super::noise::{BlockNoise, NoiseSource};
 use super::norm::NormLayer;
 use super::passes::{BlockCache, ColScratch};
+use super::unit::{Gain, ResUnit};
 use super::{Mode, ModelError};
-use crate::config::{BnNoise, NormKind, Placement};
+use crate::config::{Activation, BnNoise, NormConfig, NormKind, Placement};
 use crate::float::Float;
 use crate::ops;
-use crate::spec::NetConfig;
+use crate::spec::{NetConfig, StdBlock};
 
 /// `sqrt(sum_sq)`, or the scaled [`crate::stats::frobenius_norm`] of `m` where squaring may
 /// have overflowed or underflowed (only possible for f64 entries beyond about 1e±150).
@@ -30,7 +31,11 @@ fn norm_from_sum_sq<T: Float>(sum_sq: f64, m: &Array2<T>) -> f64 {
 #[derive(Clone, Debug)]
 pub struct Mlp<T> {
     pub config: NetConfig,
+    /// The hidden layers, each with a weight matrix: `depth` one-layer blocks, or for a
+    /// standard block ([`NetConfig::block`]) the stem and then `W1`, `W2` of every block.
     pub blocks: Vec<Block<T>>,
+    /// The standard residual blocks around `blocks[1..]` (empty for one-layer blocks).
+    pub units: Vec<ResUnit<T>>,
     pub out: Linear<T>,
     /// `h_0`: a copy of the last forward's input, `(batch, d_in)`.
     x: Array2<T>,
@@ -40,54 +45,118 @@ pub struct Mlp<T> {
     dh: Array2<T>,
     dh_next: Array2<T>,
     dz: Array2<T>,
+    /// A standard block's branch gradients: `dy` and the layer between its two matrices.
+    dy: Array2<T>,
+    mid: Array2<T>,
     /// `dL/dX`, `(batch, d_in)`.
     dx: Array2<T>,
     /// Per-column accumulators of the backward pass.
     cols: ColScratch,
     /// `||dL/dh_l||_F` for l = 1..depth (input side first), recorded by the last backward:
-    /// the backprop signal reaching each block's output.
+    /// the backprop signal reaching each block's output (for standard blocks, the stream's).
     pub grad_signal_norm: Vec<f64>,
     last_mode: Option<Mode>,
     /// Noisy BN's noise generator ([`Mlp::set_bn_noise`]); `None`: no noise.
     noise_source: Option<NoiseSource>,
 }
 
+/// A hidden layer `Linear -> [norm] -> act` from `fan_in` units to the width, without a skip.
+/// (`fan_in` 0: the identity linear of a pre-activation block's first normaliser.)
+fn layer<T: Float, R: Rng>(
+    config: &NetConfig,
+    fan_in: usize,
+    norm: Option<&NormConfig>,
+    act: Activation,
+    rng: &mut R,
+) -> Block<T> {
+    Block {
+        linear: if fan_in == 0 {
+            Linear::identity(config.width)
+        } else {
+            Linear::new(fan_in, config.width, config.init, rng)
+        },
+        bn: norm.map(|n| NormLayer::new(config.width, n)),
+        act,
+        placement: norm.map_or(Placement::Pre, |n| n.placement),
+        skip: false,
+        skip_scale: T::one(),
+        noise: None,
+        cache: BlockCache::default(),
+    }
+}
+
+/// The stem and the layers and [`ResUnit`]s of `config.depth` standard blocks of `kind`
+/// ([`StdBlock`]'s equations); every matrix drawn with the config's `init`.
+fn std_blocks<T: Float, R: Rng>(
+    config: &NetConfig,
+    kind: StdBlock,
+    rng: &mut R,
+) -> (Vec<Block<T>>, Vec<ResUnit<T>>) {
+    let norm = config.norm.as_ref();
+    let (act, identity) = (config.act, Activation::Linear);
+    let mut blocks = Vec::with_capacity(1 + 2 * config.depth);
+    blocks.push(match kind {
+        StdBlock::Basic => layer(config, config.d_in, norm, act, rng),
+        StdBlock::Preact => layer(config, config.d_in, None, identity, rng),
+    });
+    let units = (0..config.depth)
+        .map(|u| {
+            blocks.push(layer(config, config.width, norm, act, rng));
+            let second_norm = if kind == StdBlock::Basic { norm } else { None };
+            blocks.push(layer(config, config.width, second_norm, identity, rng));
+            ResUnit {
+                kind,
+                first: 1 + 2 * u,
+                pre: (kind == StdBlock::Preact).then(|| layer(config, 0, norm, act, rng)),
+                act,
+                beta: T::of(config.residual_scale),
+                gain: config.skip_init.then(|| Gain {
+                    alpha: Array1::zeros(1),
+                    dalpha: Array1::zeros(1),
+                }),
+                h: Array2::zeros((0, 0)),
+            }
+        })
+        .collect();
+    (blocks, units)
+}
+
 impl<T: Float> Mlp<T> {
-    /// Build a network with weights drawn from `rng`. The config must have been validated.
+    /// Build a network with weights drawn from `rng` (layer by layer from the input, then the
+    /// output layer). The config must have been validated.
     pub fn new<R: Rng>(config: &NetConfig, rng: &mut R) -> Self {
-        let blocks = (0..config.depth)
-            .map(|l| {
-                let fan_in = if l == 0 { config.d_in } else { config.width };
-                Block {
-                    linear: Linear::new(fan_in, config.width, config.init, rng),
-                    bn: config
-                        .norm
-                        .as_ref()
-                        .map(|bn| NormLayer::new(config.width, bn)),
-                    act: config.act,
-                    placement: config.norm.map_or(Placement::Pre, |bn| bn.placement),
-                    skip: config.block_has_skip(l),
-                    skip_scale: if config.block_has_skip(l) {
-                        T::of(config.residual_scale)
-                    } else {
-                        T::one()
-                    },
-                    noise: None,
-                    cache: BlockCache::default(),
-                }
-            })
-            .collect();
+        let (blocks, units) = match config.block {
+            None => (
+                (0..config.depth)
+                    .map(|l| {
+                        let fan_in = if l == 0 { config.d_in } else { config.width };
+                        let mut block =
+                            layer(config, fan_in, config.norm.as_ref(), config.act, rng);
+                        if config.block_has_skip(l) {
+                            block.skip = true;
+                            block.skip_scale = T::of(config.residual_scale);
+                        }
+                        block
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+            Some(kind) => std_blocks(config, kind, rng),
+        };
         let out = Linear::new(config.width, config.d_out, config.init, rng);
         let empty = || Array2::zeros((0, 0));
         Mlp {
             config: config.clone(),
             blocks,
+            units,
             out,
             x: empty(),
             o: empty(),
             dh: empty(),
             dh_next: empty(),
             dz: empty(),
+            dy: empty(),
+            mid: empty(),
             dx: empty(),
             cols: ColScratch::new(config.width),
             grad_signal_norm: vec![0.0; config.depth],
@@ -105,7 +174,7 @@ impl<T: Float> Mlp<T> {
             .config
             .norm
             .is_some_and(|bn| bn.kind == NormKind::Batch && bn.placement == Placement::Pre);
-        if !bn_pre {
+        if !bn_pre || self.config.block.is_some() {
             return Err(ModelError::NoiseWithoutBatchNormPre);
         }
         let width = self.config.width;
@@ -161,8 +230,9 @@ impl<T: Float> Mlp<T> {
         src.fresh = false;
     }
 
+    /// Hidden blocks: layers, or standard blocks (each two layers, after the stem).
     pub fn depth(&self) -> usize {
-        self.blocks.len()
+        self.config.depth
     }
 
     /// `h_0`: the input of the last forward.
@@ -170,12 +240,23 @@ impl<T: Float> Mlp<T> {
         self.x.view()
     }
 
-    /// `h_l` for l = 0..=depth from the last forward (`h_0` is the input).
+    /// `h_l` for l = 0..=depth from the last forward (`h_0` is the input); for standard
+    /// blocks `h_l` (l >= 1) is the residual stream after block `l`.
     pub fn hidden(&self, l: usize) -> ArrayView2<'_, T> {
-        if l == 0 {
-            self.x.view()
+        match (l, self.units.is_empty()) {
+            (0, _) => self.x.view(),
+            (_, true) => self.blocks[l - 1].output(),
+            (_, false) => self.units[l - 1].h.view(),
+        }
+    }
+
+    /// The residual stream entering standard block `l + 1` (l = 0..=depth): the stem's output
+    /// for `l = 0`, then [`Mlp::hidden`]. For one-layer blocks the same as [`Mlp::hidden`].
+    pub fn stream(&self, l: usize) -> ArrayView2<'_, T> {
+        if l == 0 && !self.units.is_empty() {
+            self.blocks[0].output()
         } else {
-            self.blocks[l - 1].output()
+            self.hidden(l)
         }
     }
 
@@ -207,16 +288,23 @@ impl<T: Float> Mlp<T> {
         if mode == Mode::Train {
             self.prepare_noise(batch);
         }
-        for l in 0..self.blocks.len() {
-            let (before, rest) = self.blocks.split_at_mut(l);
-            let h_in = if l == 0 {
-                self.x.view()
-            } else {
-                before[l - 1].output()
-            };
-            rest[0].forward(h_in, mode);
+        if self.units.is_empty() {
+            for l in 0..self.blocks.len() {
+                let (before, rest) = self.blocks.split_at_mut(l);
+                let h_in = if l == 0 {
+                    self.x.view()
+                } else {
+                    before[l - 1].output()
+                };
+                rest[0].forward(h_in, mode);
+            }
+        } else {
+            self.forward_units(mode);
         }
-        let h_last = self.blocks.last().map_or(self.x.view(), |b| b.output());
+        let h_last = match self.units.last() {
+            Some(unit) => unit.h.view(),
+            None => self.blocks.last().map_or(self.x.view(), |b| b.output()),
+        };
         ops::linear_forward(
             h_last,
             self.out.w.view(),
@@ -271,6 +359,10 @@ impl<T: Float> Mlp<T> {
             self.dh = Array2::zeros((batch, width));
             self.dh_next = Array2::zeros((batch, width));
             self.dz = Array2::zeros((batch, width));
+            if !self.units.is_empty() {
+                self.dy = Array2::zeros((batch, width));
+                self.mid = Array2::zeros((batch, width));
+            }
         }
         if want_dx && self.dx.dim() != self.x.dim() {
             self.dx = Array2::zeros(self.x.dim());
@@ -278,7 +370,10 @@ impl<T: Float> Mlp<T> {
         let depth = self.blocks.len();
         // Output layer: dW_out = h_depth^T d_o, dL/dh_depth = d_o W_out^T.
         {
-            let h_last = self.blocks[depth - 1].output();
+            let h_last = match self.units.last() {
+                Some(unit) => unit.h.view(),
+                None => self.blocks[depth - 1].output(),
+            };
             let out = &mut self.out;
             ops::linear_backward(
                 h_last,
@@ -288,6 +383,10 @@ impl<T: Float> Mlp<T> {
                 out.db.view_mut(),
                 Some((self.dh.view_mut(), false)),
             );
+        }
+        if !self.units.is_empty() {
+            self.backward_units(want_dx);
+            return Ok(());
         }
         for l in (first..depth).rev() {
             let (before, rest) = self.blocks.split_at_mut(l);
@@ -308,12 +407,71 @@ impl<T: Float> Mlp<T> {
                 self.dh.view(),
                 self.dz.view_mut(),
                 dh_in,
+                false,
                 &mut self.cols,
             );
             self.grad_signal_norm[l] = norm_from_sum_sq(sum_sq, &self.dh);
             std::mem::swap(&mut self.dh, &mut self.dh_next);
         }
         Ok(())
+    }
+
+    /// The standard blocks' forward: the stem on the input, then every [`ResUnit`] on the
+    /// stream the one before it left.
+    fn forward_units(&mut self, mode: Mode) {
+        self.blocks[0].forward(self.x.view(), mode);
+        for u in 0..self.units.len() {
+            let (before, rest) = self.units.split_at_mut(u);
+            let unit = &mut rest[0];
+            let (lower, layers) = self.blocks.split_at_mut(unit.first);
+            let h_in = match before.last() {
+                Some(prev) => prev.h.view(),
+                None => lower[0].output(),
+            };
+            let (b1, b2) = layers.split_at_mut(1);
+            unit.forward(h_in, &mut b1[0], &mut b2[0], mode);
+        }
+    }
+
+    /// The standard blocks' backward from `dL/dh_depth` in `dh`: every [`ResUnit`] from the
+    /// top (identity path, then its branch added), then the stem; `dL/dX` into `dx` if asked.
+    fn backward_units(&mut self, want_dx: bool) {
+        for u in (0..self.units.len()).rev() {
+            let (before, rest) = self.units.split_at_mut(u);
+            let unit = &mut rest[0];
+            let (lower, layers) = self.blocks.split_at_mut(unit.first);
+            let h_in = match before.last() {
+                Some(prev) => prev.h.view(),
+                None => lower[0].output(),
+            };
+            let (b1, b2) = layers.split_at_mut(1);
+            let sum_sq = unit.backward_head(
+                b2[0].output(),
+                self.dh.view_mut(),
+                self.dy.view_mut(),
+                self.dh_next.view_mut(),
+            );
+            self.grad_signal_norm[u] = norm_from_sum_sq(sum_sq, &self.dh);
+            unit.backward_branch(
+                h_in,
+                (&mut b1[0], &mut b2[0]),
+                self.dy.view_mut(),
+                self.mid.view_mut(),
+                self.dz.view_mut(),
+                self.dh_next.view_mut(),
+                &mut self.cols,
+            );
+            std::mem::swap(&mut self.dh, &mut self.dh_next);
+        }
+        let dx = want_dx.then(|| self.dx.view_mut());
+        self.blocks[0].backward(
+            self.x.view(),
+            self.dh.view(),
+            self.dz.view_mut(),
+            dx,
+            false,
+            &mut self.cols,
+        );
     }
 
     /// The input of block `l`'s activation (1-based) in the last forward, recomputed from the

@@ -20,6 +20,8 @@
 //! - `norm`: the normaliser [`NormLayer`] (BatchNorm or LayerNorm): statistics and backward.
 //! - `noise`: noisy BN's per-step noise.
 //! - `passes`: a block's cached buffers and the backward passes over them, split over threads.
+//! - `unit`: a standard residual block ([`ResUnit`]) around two layers: its stream, gain and
+//!   pre-activation normaliser.
 //! - `params`: parameter names ([`ParamId`]) and the one accessor to every parameter.
 
 use serde::Serialize;
@@ -31,6 +33,7 @@ mod noise;
 mod norm;
 mod params;
 mod passes;
+mod unit;
 
 pub use block::Block;
 pub use linear::Linear;
@@ -38,6 +41,7 @@ pub use mlp::Mlp;
 pub use noise::BlockNoise;
 pub use norm::{NormLayer, ScaleShift};
 pub use params::{LayerId, Param, ParamId, ParamKind};
+pub use unit::{Gain, ResUnit};
 
 /// Whether BatchNorm normalises with the batch's statistics (and updates its running
 /// statistics) or with the running statistics.

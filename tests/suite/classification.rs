@@ -125,6 +125,8 @@ fn net(act: Activation, bn: Option<NormConfig>, residual: bool) -> NetConfig {
         norm: bn,
         residual,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     }
 }
 

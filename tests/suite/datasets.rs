@@ -600,6 +600,8 @@ fn idx_image_set_counts_in_the_footprint_of_a_run_on_it() {
         init: Init::He,
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
         eps: 1e-5,
         momentum: 0.1,
         seed: 0,

@@ -21,6 +21,8 @@ fn net(act: Activation, bn: Option<NormConfig>, residual: bool, d_in: usize) -> 
         norm: bn,
         residual,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     }
 }
 
@@ -128,6 +130,8 @@ fn backward_matches_finite_differences_with_a_residual_scale() {
         for bn in bns {
             let cfg = NetConfig {
                 residual_scale: 0.3,
+                block: None,
+                skip_init: false,
                 ..net(act, bn, true, 6)
             };
             assert_passes(&cfg, Mode::Train, 1);

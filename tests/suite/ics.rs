@@ -27,6 +27,8 @@ fn net_cfg(act: Activation, depth: usize, bn: bool) -> NetConfig {
         norm: bn.then(NormConfig::default),
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     }
 }
 
@@ -352,6 +354,8 @@ fn a_partial_backward_matches_the_full_one_above_its_stop() {
         }),
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     };
     let mut rng = bn_lab::data::rng(3, bn_lab::data::Stream::Weights);
     let mut full = Mlp::<f64>::new(&cfg, &mut rng);

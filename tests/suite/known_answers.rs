@@ -24,6 +24,8 @@ fn bn_net(affine: bool) -> NetConfig {
         }),
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     }
 }
 
@@ -125,6 +127,8 @@ fn hand_net(act: Activation) -> Mlp<f64> {
         norm: None,
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     };
     let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(0, data::Stream::Weights));
     net.blocks[0].linear.w = array![[1.0, 0.0], [0.0, 1.0]];

@@ -91,6 +91,8 @@ fn effective_beta_of_a_linear_nets_output_layer_matches_its_closed_form_hessian(
         norm: None,
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     };
     let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(3, Stream::Weights));
     let d = data::linear_teacher::<f64>(3, batch, d_in, d_out);
@@ -147,6 +149,8 @@ fn filter_normalized_directions_scale_each_neuron_to_its_weights_and_leave_biase
         norm: Some(NormConfig::default()),
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     };
     let mut net = Mlp::<f32>::new(&cfg, &mut data::rng(5, Stream::Weights));
     let dir = filter_normalized_direction(&mut net, &mut data::rng(5, Stream::Directions));
@@ -195,6 +199,8 @@ fn tiny(every: usize, norms: &[Normaliser]) -> LandscapeConfig {
                 init: Init::He,
                 residual: false,
                 residual_scale: 1.0,
+                block: None,
+                skip_init: false,
                 eps: 1e-5,
                 momentum: 0.1,
                 seed: 7,

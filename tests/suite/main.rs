@@ -38,6 +38,7 @@ mod reference_gradients;
 mod reference_kernels;
 mod registry;
 mod reproduce;
+mod resblocks;
 mod roundtrip;
 mod serve_api;
 mod serve_stream;

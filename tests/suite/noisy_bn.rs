@@ -33,6 +33,8 @@ fn net(act: Activation, affine: bool, residual: bool) -> NetConfig {
         }),
         residual,
         residual_scale: if residual { 0.7 } else { 1.0 },
+        block: None,
+        skip_init: false,
     }
 }
 

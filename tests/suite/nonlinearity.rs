@@ -153,6 +153,8 @@ fn bn_net(act: Activation, affine: bool) -> NetConfig {
         }),
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     }
 }
 

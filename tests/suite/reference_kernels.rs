@@ -937,6 +937,8 @@ fn mlp_gradients_match_a_network_composed_of_reference_pairs() {
                     residual,
                     // Balduzzi's beta-rescaled branch, so that its backward is tested too.
                     residual_scale: if residual { 0.6 } else { 1.0 },
+                    block: None,
+                    skip_init: false,
                 };
                 let d = data::linear_teacher::<f64>(3, 8, cfg.d_in, cfg.d_out);
                 let mut net = Mlp::<f64>::new(&cfg, &mut data::rng(3, Stream::Weights));

@@ -19,6 +19,8 @@ fn spec(width: usize, batch: usize, init: Init) -> NetSpec {
         init,
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
         eps: 1e-5,
         momentum: 0.1,
         seed: 0,

@@ -184,6 +184,8 @@ fn net(act: Activation, bn: Option<NormConfig>, depth: usize) -> NetConfig {
         norm: bn,
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     }
 }
 
@@ -309,6 +311,8 @@ fn output_lr_limit_separates_stable_from_divergent_for_a_linear_model() {
         norm: None,
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     };
     let fresh = || Mlp::<f64>::new(&cfg, &mut data::rng(7, Stream::Weights));
     let probe = train::train(&mut fresh(), &data, &settings(1e-3, 1), &|_| {});

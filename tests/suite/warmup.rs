@@ -37,6 +37,8 @@ fn net(bn: bool, depth: usize) -> NetConfig {
         norm: bn.then(NormConfig::default),
         residual: false,
         residual_scale: 1.0,
+        block: None,
+        skip_init: false,
     }
 }
 
