@@ -170,29 +170,44 @@ impl NetConfig {
             self.d_in as f64,
             self.d_out as f64,
         );
-        let depth = self.depth as f64;
+        // Layers with a matrix (a standard block has two, after a stem), and what a standard
+        // block keeps beyond its layers: the stream `h'`, and a preact block's first
+        // normaliser's `a` and `x_hat`.
+        let layers = self.layers() as f64;
+        let units = if self.block.is_some() {
+            self.depth as f64
+        } else {
+            0.0
+        };
+        let preact = self.block == Some(crate::spec::StdBlock::Preact);
         let mut params = self.param_count();
         let mut per_block_acts = 1.0; // activation output a_l
+        let mut per_unit_acts = 1.0; // the stream h'
         let post_affine = self
             .norm
             .is_some_and(|bn| bn.affine && bn.placement == Placement::Post);
         if let Some(bn) = &self.norm {
+            let norms = layers + if preact { units } else { 0.0 };
             if bn.kind == NormKind::Batch {
-                params += depth * 2.0 * w; // running mean, running var
+                params += norms * 2.0 * w; // running mean, running var
             }
             per_block_acts += 1.0; // x_hat
+        }
+        if preact {
+            per_unit_acts += per_block_acts;
         }
         if self.residual || post_affine {
             // h_l in a buffer of its own: h_{l-1} + branch, or gamma x_hat + beta after the activation.
             per_block_acts += 1.0;
         }
-        let acts = depth * per_block_acts * b * w;
+        let acts = (layers * per_block_acts + units * per_unit_acts) * b * w;
         let io = 3.0 * b * din + 3.0 * b * dout; // x, y, dx; o, d_o, targets
-        let scratch = 3.0 * b * w;
+        // dh, dh_next, dz; a standard block's branch gradients dy and mid.
+        let scratch = if units > 0.0 { 5.0 } else { 3.0 } * b * w;
         // Weights are drawn in f64 one matrix at a time; matrix products pack their operands.
         let widest = w * w.max(din).max(dout);
         (2.0 * params + acts + io + scratch) * dtype_bytes as f64
-            + depth * BLOCK_OVERHEAD_BYTES
+            + (layers + 2.0 * units) * BLOCK_OVERHEAD_BYTES
             + 8.0 * widest
             + PACKING_BYTES
     }

@@ -92,6 +92,22 @@ impl NetSpec {
     }
 }
 
+impl NetSpec {
+    /// Refuse the standard blocks in a command that studies one-layer blocks layer by layer
+    /// (`why` says what it looks at), naming `--block`.
+    pub fn one_layer_blocks(&self, why: &str) -> Result<(), ConfigError> {
+        match self.block {
+            None => Ok(()),
+            Some(b) => Err(ConfigError::Invalid {
+                field: "block",
+                message: format!(
+                    "{b} is not supported here: this command {why}, which a two-layer block does not have (use plain or residual)"
+                ),
+            }),
+        }
+    }
+}
+
 fn one() -> f64 {
     1.0
 }

@@ -202,8 +202,14 @@ pub fn linear_fit_units(
 /// Multiply-adds of one sample's forward pass through `net`: the weight matrices, plus a few
 /// per hidden unit for bias, BatchNorm and activation.
 pub fn forward_macs(net: &crate::spec::NetConfig) -> f64 {
-    let (w, depth) = (net.width as f64, net.depth as f64);
-    net.d_in as f64 * w + (depth - 1.0) * w * w + w * net.d_out as f64 + 8.0 * w * depth
+    let (w, layers) = (net.width as f64, net.layers() as f64);
+    // A standard block's own passes (the stream's sum, a preact block's first normaliser).
+    let units = if net.block.is_some() {
+        8.0 * w * net.depth as f64
+    } else {
+        0.0
+    };
+    net.d_in as f64 * w + (layers - 1.0) * w * w + w * net.d_out as f64 + 8.0 * w * layers + units
 }
 
 /// Why a run was stopped.
@@ -482,13 +488,13 @@ pub fn recalibrated_losses<T: Float>(
 ) -> (Evaluation, Evaluation) {
     let mut c = net.clone();
     let mut has_bn = false;
-    for b in &mut c.blocks {
-        if let Some(bn) = b.bn.as_mut().filter(|bn| bn.kind == NormKind::Batch) {
+    c.for_each_norm_mut(|bn| {
+        if bn.kind == NormKind::Batch {
             // running = batch statistics of the one forward below (variance unbiased).
             bn.momentum = 1.0;
             has_bn = true;
         }
-    }
+    });
     if has_bn {
         let n = data.train.x.nrows().min(RECALIBRATION_SAMPLES);
         c.forward(data.train.x.slice(s![..n, ..]), Mode::Train)

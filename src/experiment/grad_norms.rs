@@ -243,6 +243,10 @@ impl Plan for GradNormsConfig {
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("norms", &self.norms)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
+        if self.histograms {
+            self.net
+                .one_layer_blocks("--histograms reruns the layers above each one from its input")?;
+        }
         if !self.skips.is_empty() {
             distinct("skips", &self.skips)?;
             if self.net.residual {

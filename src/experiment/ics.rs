@@ -105,6 +105,9 @@ impl Plan for IcsConfig {
     /// Check the runs and the sweep's learning rates.
     fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
+        self.run
+            .net
+            .one_layer_blocks("compares each layer's update with the change of its input")?;
         for &lr in &self.sweep_lrs {
             check_lr("sweep_lrs", lr)?;
         }

@@ -87,6 +87,9 @@ impl Plan for LandscapeConfig {
     /// anything is allocated.
     fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
+        self.run
+            .net
+            .one_layer_blocks("compares one-layer arms layer by layer")?;
         distinct_numbers("probe_multipliers", &self.probe_multipliers)?;
         at_most_values("probe_multipliers", MAX_PROBES, &self.probe_multipliers)?;
         for &m in &self.probe_multipliers {

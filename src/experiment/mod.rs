@@ -71,7 +71,7 @@ pub const LAYER_CALL_MACS: f64 = 22_000.0;
 /// experiment that trains, see [`crate::train::FORWARD_BACKWARD`]) through `net`, run `rows`
 /// samples at a time: its arithmetic, and [`LAYER_CALL_MACS`] per layer and call.
 pub fn pass_macs(units: u64, net: &NetConfig, rows: usize) -> f64 {
-    let calls = (net.depth + 1) as f64 / rows.max(1) as f64;
+    let calls = (net.layers() + 1) as f64 / rows.max(1) as f64;
     units as f64 * (crate::train::forward_macs(net) + LAYER_CALL_MACS * calls)
 }
 

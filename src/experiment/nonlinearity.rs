@@ -108,6 +108,8 @@ impl NonlinearityConfig {
 impl Plan for NonlinearityConfig {
     /// Check every field and every network before anything is allocated.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.net
+            .one_layer_blocks("measures the input of each layer's activation")?;
         distinct("acts", &self.acts)?;
         crate::config::distinct_norms("norms", &self.norms)?;
         if self.lrs.len() != self.acts.len() {

@@ -140,6 +140,9 @@ impl Plan for ShiftConfig {
     /// Every arm's network, the noise, the unit, the training fields.
     fn validate(&self) -> Result<(), ConfigError> {
         self.run.validate()?;
+        self.run
+            .net
+            .one_layer_blocks("follows the input of each layer's activation")?;
         if let Some(noise) = &self.noise {
             noise.validate()?;
             self.run.net(Normaliser::BN).validate(self.run.net.batch)?;

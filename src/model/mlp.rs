@@ -230,6 +230,16 @@ impl<T: Float> Mlp<T> {
         src.fresh = false;
     }
 
+    /// Call `f` on every normaliser: each layer's, then each pre-activation block's first.
+    pub fn for_each_norm_mut(&mut self, mut f: impl FnMut(&mut NormLayer<T>)) {
+        let pre = self.units.iter_mut().filter_map(|u| u.pre.as_mut());
+        for block in self.blocks.iter_mut().chain(pre) {
+            if let Some(norm) = block.bn.as_mut() {
+                f(norm);
+            }
+        }
+    }
+
     /// Hidden blocks: layers, or standard blocks (each two layers, after the stem).
     pub fn depth(&self) -> usize {
         self.config.depth
