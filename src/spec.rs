@@ -188,6 +188,27 @@ pub fn residual_label(residual: bool, scale: f64) -> Option<String> {
     }
 }
 
+/// [`residual_label`] for any architecture: `preact blocks`, `basic blocks x 0.14 + SkipInit`,
+/// `residual`, ...; `None` for one-layer blocks without skips.
+pub fn arch_label(
+    residual: bool,
+    block: Option<StdBlock>,
+    skip_init: bool,
+    scale: f64,
+) -> Option<String> {
+    let Some(b) = block else {
+        return residual_label(residual, scale);
+    };
+    let mut s = format!("{b} blocks");
+    if scale != 1.0 {
+        s.push_str(&format!(" x {}", crate::stats::Short(scale)));
+    }
+    if skip_init {
+        s.push_str(" + SkipInit");
+    }
+    Some(s)
+}
+
 /// The largest `residual_scale` (a branch multiplied by more than this is no longer a residual).
 pub const MAX_RESIDUAL_SCALE: f64 = 1000.0;
 

@@ -63,9 +63,10 @@ pub struct BenchReport {
     pub num_params: usize,
 }
 
-/// Number of weights (entries of the weight matrices, not biases or BN parameters).
+/// Number of weights (entries of the weight matrices, not biases or BN parameters); a
+/// standard block has two matrices.
 pub fn num_weights(net: &NetConfig) -> usize {
-    net.d_in * net.width + (net.depth - 1) * net.width * net.width + net.width * net.d_out
+    net.d_in * net.width + (net.layers() - 1) * net.width * net.width + net.width * net.d_out
 }
 
 /// `6 * batch * weights / 1e9`: matrix-product GFLOP of one forward+backward.
@@ -154,7 +155,8 @@ pub fn matmul_ceiling<T: Float>(n: usize) -> f64 {
     flop / best / 1e9
 }
 
-/// A one-line description of the network, e.g. `depth 50, width 256, batch 256, relu, he init, BN on (pre, affine), f32`.
+/// A one-line description of the network, e.g. `depth 50, width 256, batch 256, relu, he init, BN on (pre, affine), f32`
+/// (for standard blocks the depth counts blocks, and `preact blocks` follows).
 pub fn describe(cfg: &BenchConfig) -> String {
     let n = &cfg.net;
     let bn = match &n.norm {
@@ -170,7 +172,7 @@ pub fn describe(cfg: &BenchConfig) -> String {
         "depth {}, width {}, batch {}, {}, {} init, {bn}, {}",
         n.depth, n.width, cfg.batch, n.act, n.init, cfg.dtype
     );
-    if let Some(r) = crate::spec::residual_label(n.residual, n.residual_scale) {
+    if let Some(r) = crate::spec::arch_label(n.residual, n.block, n.skip_init, n.residual_scale) {
         s.push_str(&format!(", {r}"));
     }
     s.push_str(&format!(

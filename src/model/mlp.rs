@@ -459,8 +459,10 @@ impl<T: Float> Mlp<T> {
                 b2[0].output(),
                 self.dh.view_mut(),
                 self.dy.view_mut(),
-                self.dh_next.view_mut(),
+                &mut self.cols,
             );
+            // (Where the sum over- or underflowed, the norm is recomputed from `du`, which for a
+            // basic block is `dh act'(u)`: the f64 sum covers every finite case there is.)
             self.grad_signal_norm[u] = norm_from_sum_sq(sum_sq, &self.dh);
             unit.backward_branch(
                 h_in,
@@ -468,10 +470,9 @@ impl<T: Float> Mlp<T> {
                 self.dy.view_mut(),
                 self.mid.view_mut(),
                 self.dz.view_mut(),
-                self.dh_next.view_mut(),
+                self.dh.view_mut(),
                 &mut self.cols,
             );
-            std::mem::swap(&mut self.dh, &mut self.dh_next);
         }
         let dx = want_dx.then(|| self.dx.view_mut());
         self.blocks[0].backward(

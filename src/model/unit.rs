@@ -16,10 +16,10 @@
 //!
 //! Backward, given `dh' = dL/dh'`: `du = dh' act'(u)` (basic; `act'` from its output `h'`) or
 //! `du = dh'` (preact); `dalpha = beta sum(du y)`; the branch receives `dy = s du`; and
-//! `dL/dh = du + (the branch's input gradient)`, the identity path written first and the branch
-//! added to it.
+//! `dL/dh = du + (the branch's input gradient)`: `du` overwrites `dh'` in place and the branch's
+//! input gradient is added to it, so the stream's gradient needs no buffer of its own.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 use super::Mode;
 use super::block::Block;
@@ -27,6 +27,7 @@ use super::passes::ColScratch;
 use crate::config::Activation;
 use crate::float::Float;
 use crate::ops;
+use crate::parallel::par_cols;
 use crate::spec::StdBlock;
 
 /// SkipInit's learnable scalar on a residual branch (De & Smith 2020) and its gradient, as
@@ -83,62 +84,74 @@ impl<T: Float> ResUnit<T> {
             None => b1.forward(h_in, mode),
         }
         b2.forward(b1.output(), mode);
-        let s = self.multiplier();
-        let y = b2.output();
-        match self.kind {
-            StdBlock::Preact => Zip::from(&mut self.h)
-                .and(&h_in)
-                .and(&y)
-                .for_each(|h, &x, &y| *h = x + s * y),
-            StdBlock::Basic => {
-                let act = self.act;
-                Zip::from(&mut self.h)
-                    .and(&h_in)
-                    .and(&y)
-                    .for_each(|h, &x, &y| *h = ops::act_scalar(act, x + s * y));
-            }
-        }
+        let (s, act, basic) = (self.multiplier(), self.act, self.kind == StdBlock::Basic);
+        let rows = h_in.nrows();
+        par_cols((self.h.view_mut(), h_in, b2.output()), rows, &|(
+            mut h,
+            x,
+            y,
+        )| {
+            Zip::from(&mut h).and(&x).and(&y).for_each(|h, &x, &y| {
+                let u = x + s * y;
+                *h = if basic { ops::act_scalar(act, u) } else { u };
+            })
+        });
     }
 
-    /// The first half of the backward: turn `dh = dL/dh'` into `du` in place (basic), write
-    /// `dy = s du` into `dy` and the identity path `du` into `dh_in`, and set `dalpha`. Returns
-    /// `sum dh^2` (before `act'`), for `||dL/dh'||`.
+    /// The first half of the backward, one pass: turn `dh = dL/dh'` into the identity path
+    /// `du` in place (`dh act'(u)` for basic, `dh` for preact), write the branch's `dy = s du`,
+    /// and set `dalpha = beta sum(du y)`; the branch's input gradient is then added to `dh`.
+    /// Returns `sum dh^2` (before `act'`), for `||dL/dh'||`. `acc`'s `sq` and `s_dy` columns
+    /// hold the sums on the way.
     pub(super) fn backward_head(
         &mut self,
         y: ArrayView2<T>,
-        mut dh: ArrayViewMut2<T>,
-        mut dy: ArrayViewMut2<T>,
-        mut dh_in: ArrayViewMut2<T>,
+        dh: ArrayViewMut2<T>,
+        dy: ArrayViewMut2<T>,
+        acc: &mut ColScratch,
     ) -> f64 {
-        let mut sum_sq = 0.0;
-        let act = self.act;
-        let basic = self.kind == StdBlock::Basic;
-        Zip::from(&mut dh).and(&self.h).for_each(|d, &h| {
-            sum_sq += d.f64() * d.f64();
-            if basic {
-                *d *= ops::act_grad_from_output(act, h);
-            }
-        });
-        let s = self.multiplier();
-        let mut dot = 0.0;
-        Zip::from(&mut dy)
-            .and(&mut dh_in)
-            .and(&dh)
-            .and(&y)
-            .for_each(|dy, dx, &du, &y| {
-                dot += du.f64() * y.f64();
-                *dy = s * du;
-                *dx = du;
-            });
+        acc.reset();
+        let (s, act, basic) = (self.multiplier(), self.act, self.kind == StdBlock::Basic);
+        let rows = dh.nrows();
+        par_cols(
+            (dh, self.h.view(), y, dy, &mut acc.sq[..], &mut acc.s_dy[..]),
+            rows,
+            &|(mut dh, h, y, mut dy, sq, dot)| {
+                let (mut sq, mut dot) = (ArrayViewMut1::from(sq), ArrayViewMut1::from(dot));
+                for (((mut dh, h), y), mut dy) in dh
+                    .rows_mut()
+                    .into_iter()
+                    .zip(h.rows())
+                    .zip(y.rows())
+                    .zip(dy.rows_mut())
+                {
+                    Zip::from(&mut dh)
+                        .and(&h)
+                        .and(&y)
+                        .and(&mut dy)
+                        .and(&mut sq)
+                        .and(&mut dot)
+                        .for_each(|d, &h, &y, dy, sq, dot| {
+                            *sq += d.f64() * d.f64();
+                            if basic {
+                                *d *= ops::act_grad_from_output(act, h);
+                            }
+                            *dot += d.f64() * y.f64();
+                            *dy = s * *d;
+                        });
+                }
+            },
+        );
         if let Some(g) = &mut self.gain {
-            g.dalpha[0] = T::of(self.beta.f64() * dot);
+            g.dalpha[0] = T::of(self.beta.f64() * acc.s_dy.iter().sum::<f64>());
         }
-        sum_sq
+        acc.sq.iter().sum()
     }
 
     /// The second half of the backward, given `dy` from [`ResUnit::backward_head`]: through
     /// `b2`, `b1` and (preact) the first normaliser and activation, adding the branch's input
-    /// gradient to `dh_in`. `mid`, `dz`: `(batch, width)` scratch.
+    /// gradient to `dh_in` (which holds the identity path `du`). `mid`, `dz`: `(batch, width)`
+    /// scratch.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn backward_branch(
         &mut self,
