@@ -40,7 +40,7 @@ use bn_lab::config::{Activation, Init, NormConfig, NormKind, Placement};
 use bn_lab::data::{self, Stream};
 use bn_lab::model::{Mlp, Mode};
 use bn_lab::optim::{Sgd, SgdConfig};
-use bn_lab::spec::NetConfig;
+use bn_lab::spec::{NetConfig, StdBlock};
 use bn_lab::{Float, ops};
 use ndarray::Array2;
 
@@ -159,8 +159,9 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
             false,
         ),
     ];
-    for (act, bn, residual) in nets {
-        let cfg = NetConfig {
+    let mut cfgs: Vec<NetConfig> = nets
+        .into_iter()
+        .map(|(act, bn, residual)| NetConfig {
             d_in: 64,
             width: 128,
             d_out: 4,
@@ -176,9 +177,29 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
             residual_scale: 1.0,
             block: None,
             skip_init: false,
-        };
+        })
+        .collect();
+    // The standard blocks: their stream, gains and preact's first normaliser too.
+    for (block, kind, skip_init) in [
+        (StdBlock::Preact, Some(NormKind::Batch), false),
+        (StdBlock::Preact, None, true),
+        (StdBlock::Basic, Some(NormKind::Layer), true),
+    ] {
+        cfgs.push(NetConfig {
+            act: Activation::Relu,
+            norm: kind.map(|kind| NormConfig {
+                kind,
+                ..NormConfig::default()
+            }),
+            residual: false,
+            block: Some(block),
+            skip_init,
+            ..cfgs[0].clone()
+        });
+    }
+    for cfg in &cfgs {
         for threads in [1, 2] {
-            let (ordinary, packing) = count_steps::<f32>(&cfg, 256, threads, 3);
+            let (ordinary, packing) = count_steps::<f32>(cfg, 256, threads, 3);
             assert_eq!(
                 ordinary, 0,
                 "{ordinary} allocations in 3 steady-state steps ({threads} threads, {cfg:?})"
@@ -186,9 +207,9 @@ fn steady_state_forward_backward_allocates_nothing_of_its_own() {
             if cfg!(target_arch = "x86_64") {
                 // At least one packing buffer per product: not bn-lab's, but it shows the
                 // counter sees the products at all.
-                assert!(packing >= 3 * 3 * cfg.depth, "{packing} packing buffers");
+                assert!(packing >= 3 * 3 * cfg.layers(), "{packing} packing buffers");
             }
-            let (ordinary, _) = count_steps::<f64>(&cfg, 256, threads, 3);
+            let (ordinary, _) = count_steps::<f64>(cfg, 256, threads, 3);
             assert_eq!(
                 ordinary, 0,
                 "f64: {ordinary} allocations ({threads} threads)"
