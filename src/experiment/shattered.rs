@@ -87,6 +87,11 @@ pub fn bias_rng(seed: u64) -> ChaCha8Rng {
 }
 
 /// One of the architectures the paper compares.
+///
+/// Each is a set of [`ArchParts`] (normalised or not, which skip), so that an architecture
+/// built from other parts (the standard two-layer blocks `preact`, `preact+bn`,
+/// `preact+skipinit`, `basic+bn`) is one variant here, its parts and its theory
+/// ([`Arch::theory`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Arch {
     /// `Linear -> act` blocks.
@@ -98,31 +103,84 @@ pub enum Arch {
     #[serde(rename = "feedforward+bn")]
     #[value(name = "feedforward+bn")]
     FeedforwardBn,
+    /// The plain blocks with skip connections from block 2 on, `h_l = h_{l-1} + beta
+    /// act(z_l)`: Balduzzi et al.'s resnet without batch normalisation (their Theorem 2).
+    #[serde(rename = "resnet")]
+    #[value(name = "resnet")]
+    Resnet,
     /// The BN blocks with skip connections from block 2 on.
     #[serde(rename = "resnet+bn")]
     #[value(name = "resnet+bn")]
     ResnetBn,
 }
 
+/// Which skip connection an architecture's blocks have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// None: a feedforward net.
+    None,
+    /// The one-layer block `h_l = h_{l-1} + beta act(norm(W h_{l-1}))` (`NetConfig.residual`),
+    /// from block 2 on.
+    OneLayer,
+}
+
+/// What an architecture is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArchParts {
+    /// Its blocks use the run's normaliser (`--norm`); else none.
+    pub normalised: bool,
+    pub skip: Skip,
+}
+
 impl Arch {
+    /// Every architecture, in the order of `--arch`'s help.
+    pub const ALL: [Arch; 4] = [
+        Arch::Feedforward,
+        Arch::FeedforwardBn,
+        Arch::Resnet,
+        Arch::ResnetBn,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Arch::Feedforward => "feedforward",
             Arch::FeedforwardBn => "feedforward+bn",
+            Arch::Resnet => "resnet",
             Arch::ResnetBn => "resnet+bn",
         }
     }
 
-    /// The normalisation of its blocks, `bn` for the BN architectures.
+    pub fn parts(self) -> ArchParts {
+        let (normalised, skip) = match self {
+            Arch::Feedforward => (false, Skip::None),
+            Arch::FeedforwardBn => (true, Skip::None),
+            Arch::Resnet => (false, Skip::OneLayer),
+            Arch::ResnetBn => (true, Skip::OneLayer),
+        };
+        ArchParts { normalised, skip }
+    }
+
+    /// The normalisation of its blocks, `bn` for the normalised architectures.
     pub fn norm(self, bn: Normaliser) -> Normaliser {
-        match self {
-            Arch::Feedforward => Normaliser::Off,
-            Arch::FeedforwardBn | Arch::ResnetBn => bn,
+        if self.parts().normalised {
+            bn
+        } else {
+            Normaliser::Off
         }
     }
 
     pub fn residual(self) -> bool {
-        self == Arch::ResnetBn
+        self.parts().skip == Skip::OneLayer
+    }
+
+    /// The result of Balduzzi et al. 2017 its prediction is drawn from.
+    pub fn theory(self) -> Theorem {
+        match self {
+            Arch::Feedforward => Theorem::Feedforward,
+            Arch::FeedforwardBn => Theorem::FeedforwardBn,
+            Arch::Resnet => Theorem::Resnet,
+            Arch::ResnetBn => Theorem::ResnetBn,
+        }
     }
 }
 
@@ -218,6 +276,11 @@ pub struct ShatteredConfig {
     pub seeds: usize,
     /// Autocorrelations are recorded at lags `0 ..= max_lag`.
     pub max_lag: usize,
+    /// Further grids (points on the same interval), each run with every architecture, depth
+    /// and seed to show how the lag-1 correlation depends on the grid spacing
+    /// ([`SpacingReport`]); empty by default, and then left out of the JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grids: Vec<usize>,
 }
 
 impl ShatteredConfig {
@@ -260,22 +323,33 @@ impl ShatteredConfig {
     pub fn jobs(&self) -> Vec<ShatteredJob> {
         let seeds = self.seed_list();
         let mut jobs = Vec::new();
-        for (arm, (arch, depth)) in self.arms().into_iter().enumerate() {
-            let bytes = self
-                .net(arch, depth)
-                .memory_estimate_bytes(self.points(), 8);
-            for &seed in &seeds {
-                jobs.push(ShatteredJob {
-                    arm,
-                    arch,
-                    depth,
-                    seed,
-                    units: job_units(self, arch),
-                    bytes,
-                });
+        let grids = std::iter::once((None, self.points()))
+            .chain(self.grids.iter().enumerate().map(|(i, &p)| (Some(i), p)));
+        for (grid, points) in grids {
+            for (arm, (arch, depth)) in self.arms().into_iter().enumerate() {
+                let bytes = self.net(arch, depth).memory_estimate_bytes(points, 8);
+                for &seed in &seeds {
+                    jobs.push(ShatteredJob {
+                        arm,
+                        arch,
+                        depth,
+                        seed,
+                        grid,
+                        points,
+                        units: job_units(self, arch, points),
+                        bytes,
+                    });
+                }
             }
         }
         jobs
+    }
+
+    /// Every grid's point count, the main grid's (`--points`) first.
+    pub fn all_points(&self) -> Vec<usize> {
+        std::iter::once(self.points())
+            .chain(self.grids.iter().copied())
+            .collect()
     }
 }
 
@@ -286,6 +360,10 @@ pub struct ShatteredJob {
     pub arch: Arch,
     pub depth: usize,
     pub seed: u64,
+    /// `None`: the main grid (`--points`); `Some(i)`: `config.grids[i]`.
+    pub grid: Option<usize>,
+    /// Its grid's points.
+    pub points: usize,
     /// Progress units: with BN a train-mode forward on the grid, then an eval forward and
     /// backward.
     pub units: u64,
@@ -307,6 +385,17 @@ impl Plan for ShatteredConfig {
         .validate()?;
         between("batch", MIN_POINTS, MAX_POINTS, self.net.batch)?;
         between("max_lag", 1, self.net.batch - 1, self.max_lag)?;
+        at_most_values("grids", MAX_PANELS, &self.grids)?;
+        distinct("grids", &self.all_points()).map_err(|_| ConfigError::Invalid {
+            field: "grids",
+            message: format!(
+                "must differ from each other and from batch ({})",
+                self.net.batch
+            ),
+        })?;
+        for &p in &self.grids {
+            between("grids", MIN_POINTS, MAX_POINTS, p)?;
+        }
         for (field, got) in [("d_in", self.net.d_in), ("d_out", self.net.d_out)] {
             if got != 1 {
                 return Err(ConfigError::Invalid {
@@ -351,19 +440,22 @@ impl Plan for ShatteredConfig {
     /// mean and band of the autocorrelation; the grid); the figure.
     fn footprint(&self) -> Footprint {
         let n = self.points() as f64;
+        let largest = self.all_points().into_iter().max().unwrap_or(0) as f64;
         let alive = largest_alive(self.jobs().iter().map(|j| j.bytes));
         let lags = self.max_lag as f64 + 1.0;
-        let per_arm = self.seeds as f64 * (n + lags + 2.0) + 3.0 * lags + 4.0;
+        // Per arm and extra grid: a gradient per seed while its job runs, then two numbers.
+        let spacing = self.grids.len() as f64 * (2.0 * self.seeds as f64 + 2.0);
+        let per_arm = self.seeds as f64 * (n + lags + 2.0) + 3.0 * lags + 4.0 + spacing;
         Footprint::new()
             .add("networks", alive, &["depth", "width", "batch"])
             .add(
                 "data",
-                self.parallel_runs() as f64 * 4.0 * 8.0 * n,
-                &["batch"],
+                self.parallel_runs() as f64 * 4.0 * 8.0 * largest,
+                &["batch", "grids"],
             )
             .records(
                 self.arms().len() as f64 * per_arm + n,
-                &["seeds", "batch", "max_lag"],
+                &["seeds", "batch", "max_lag", "grids"],
             )
             .figures()
     }
@@ -380,10 +472,9 @@ impl Plan for ShatteredConfig {
     /// Every network's passes over the grid.
     fn macs(&self) -> f64 {
         let net = |j: &ShatteredJob| self.net(j.arch, j.depth);
-        let rows = self.points();
         self.jobs()
             .iter()
-            .map(|j| pass_macs(j.units, &net(j), rows))
+            .map(|j| pass_macs(j.units, &net(j), j.points))
             .sum()
     }
 }
@@ -435,11 +526,22 @@ pub fn freeze_batch_stats(net: &mut Mlp<f64>) {
 /// The network of `arch` at `depth` for `seed`, biases set and BN statistics frozen on the
 /// grid: ready for eval-mode forwards, in which it is a fixed function `y(x)`.
 pub fn frozen_net(cfg: &ShatteredConfig, arch: Arch, depth: usize, seed: u64) -> Mlp<f64> {
+    frozen_net_on(cfg, arch, depth, seed, grid(cfg.points()).view())
+}
+
+/// [`frozen_net`] with the BN statistics of the inputs `x: (n, 1)` (an extra grid's).
+pub fn frozen_net_on(
+    cfg: &ShatteredConfig,
+    arch: Arch,
+    depth: usize,
+    seed: u64,
+    x: ArrayView2<f64>,
+) -> Mlp<f64> {
     let net_cfg = cfg.net(arch, depth);
     let mut net = Mlp::<f64>::new(&net_cfg, &mut data::rng(seed, Stream::Weights));
     init_biases(&mut net, cfg.bias, seed);
     if net_cfg.norm.is_some() {
-        net.forward(grid(cfg.points()).view(), Mode::Train)
+        net.forward(x, Mode::Train)
             .expect("the grid has d_in = 1 column");
         freeze_batch_stats(&mut net);
     }
@@ -464,7 +566,7 @@ pub fn grid_gradients(
     if let Some(e) = frozen_gradients(&net, x, pool) {
         return e;
     }
-    let mut net = frozen_net(cfg, arch, depth, seed);
+    let mut net = frozen_net_on(cfg, arch, depth, seed, x);
     evaluate(&mut net, x)
 }
 
@@ -729,12 +831,19 @@ pub fn autocorrelation(g: &[f64], max_lag: usize) -> Vec<f64> {
 
 /// Pearson correlation of the neighbouring pairs `(g_i, g_{i+1})`: 1 if both sides are
 /// constant, NaN if only one is (undefined) or a value is inf/NaN or there are fewer than two
-/// pairs.
+/// pairs ([`lag_pearson`] at lag 1).
 pub fn lag1_pearson(g: &[f64]) -> f64 {
-    if g.len() < 3 || g.iter().any(|v| !v.is_finite()) {
+    lag_pearson(g, 1)
+}
+
+/// Pearson correlation of the pairs `(g_i, g_{i+k})`, each side with its own mean and standard
+/// deviation: 1 if both sides are constant, NaN if only one is (undefined), if a value is
+/// inf/NaN, or if there are fewer than two pairs; `k = 0` gives 1.
+pub fn lag_pearson(g: &[f64], k: usize) -> f64 {
+    if g.len() < k + 2 || g.iter().any(|v| !v.is_finite()) {
         return f64::NAN;
     }
-    let (a, b) = (&g[..g.len() - 1], &g[1..]);
+    let (a, b) = (&g[..g.len() - k], &g[k..]);
     let constant = |s: &[f64]| s.iter().all(|&v| v == s[0]);
     match (constant(a), constant(b)) {
         (true, true) => return 1.0,
@@ -864,9 +973,18 @@ pub struct Prediction {
     pub name: Arch,
     /// What the paper predicts, in words.
     pub theory: String,
-    /// The predicted correlation scale per depth (`2^-L` or `1/sqrt(L)`), in `config.depths`
+    /// The result it comes from ([`Theorem::source`]): `Balduzzi et al. 2017, Thm 1`.
+    pub source: String,
+    /// Its formula in depth `L` ([`Theorem::formula`]): `2^-L`, `(3/4)^L`, `1/sqrt(L)`.
+    pub formula: String,
+    /// The predicted correlation per depth ([`Theorem::correlation`]), in `config.depths`
     /// order.
     pub predicted: Vec<Num>,
+    /// The predicted correlation at every depth from 1 to the deepest of the run
+    /// ([`curve_depths`]), computed from the formula: the dotted curve of the figures.
+    pub curve: Vec<CurvePoint>,
+    /// The measured decay over the run's depths beside the predicted one.
+    pub decay: Decay,
     /// The tested claim: white noise (`|lag-1| < mean_noise_band`) at every depth whose predicted
     /// scale is below the floor (exponential decay), or correlated (`lag-1 >= mean_noise_band`) at
     /// every depth whose predicted scale is at or above it (sublinear decay).
@@ -875,6 +993,72 @@ pub struct Prediction {
     pub detail: String,
     /// Why the verdict is `undetermined` (`null` otherwise).
     pub reason: Option<String>,
+}
+
+/// One point of a predicted curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct CurvePoint {
+    pub depth: usize,
+    /// The predicted correlation at `depth`.
+    pub r: Num,
+}
+
+/// An architecture's measured lag-1 correlation over the run's depths beside its prediction
+/// (the theorems are about inputs whose activation patterns are unrelated, the lag-1
+/// correlation about neighbours one grid step apart: see [`Theorem`]; the comparison is of
+/// shapes).
+#[derive(Clone, Debug, Serialize)]
+pub struct Decay {
+    /// The shallowest and the deepest depth of the run.
+    pub from_depth: usize,
+    pub to_depth: usize,
+    /// `|r(to_depth)| / |r(from_depth)|` of the mean lag-1 correlations (NaN if either is NaN
+    /// or the first is 0).
+    pub measured_ratio: Num,
+    /// `R(to_depth) / R(from_depth)` of the prediction.
+    pub predicted_ratio: Num,
+    /// The first depth of the run from which every deeper depth of the run has a mean lag-1
+    /// correlation inside the white-noise band (`null`: the deepest is outside it, or NaN).
+    pub white_from_depth: Option<usize>,
+    /// The first depth (any integer up to [`MAX_DEPTH`]) at which the prediction is below the
+    /// same band (`null`: none).
+    pub predicted_white_from_depth: Option<usize>,
+}
+
+impl Decay {
+    /// `arms`: one architecture's arms in `config.depths` order; `floor`: the white-noise band.
+    fn of(arms: &[&ShatteredArm], theorem: Theorem, beta: f64, floor: f64) -> Decay {
+        let mut sorted: Vec<&ShatteredArm> = arms.to_vec();
+        sorted.sort_by_key(|a| a.depth);
+        let (first, last) = (sorted[0], sorted[sorted.len() - 1]);
+        let (r0, r1) = (
+            first.lag1_correlation.0.abs(),
+            last.lag1_correlation.0.abs(),
+        );
+        let measured_ratio = if r0 > 0.0 { r1 / r0 } else { f64::NAN };
+        let white = |a: &&ShatteredArm| a.lag1_correlation.0.abs() < floor;
+        let white_from_depth = if sorted.iter().rev().take(1).all(white) {
+            let outside = sorted.iter().rposition(|a| !white(a));
+            Some(sorted[outside.map_or(0, |i| i + 1)].depth)
+        } else {
+            None
+        };
+        Decay {
+            from_depth: first.depth,
+            to_depth: last.depth,
+            measured_ratio: Num(measured_ratio),
+            predicted_ratio: Num(
+                theorem.correlation(last.depth, beta) / theorem.correlation(first.depth, beta)
+            ),
+            white_from_depth,
+            predicted_white_from_depth: first_below(theorem, beta, floor),
+        }
+    }
+}
+
+/// The first depth `1 ..= MAX_DEPTH` whose predicted correlation is below `floor`.
+fn first_below(theorem: Theorem, beta: f64, floor: f64) -> Option<usize> {
+    (1..=MAX_DEPTH).find(|&l| theorem.correlation(l, beta) < floor)
 }
 
 /// Everything `shattered` computed; written to `shattered.json`, drawn in `shattered.png`.
@@ -894,13 +1078,173 @@ pub struct ShatteredReport {
     /// Per depth with both `feedforward+bn` and `resnet+bn`: what the skip connections keep.
     pub skips: Vec<SkipGain>,
     pub predictions: Vec<Prediction>,
+    /// With `--grids`: every grid's lag-1 correlation and correlation at one fixed distance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spacing: Option<SpacingReport>,
+}
+
+/// The lag-1 correlation depends on the grid: a finer grid samples the same function more
+/// densely, so neighbours are closer and more alike (at `h -> 0` a piecewise-linear function's
+/// neighbours share their piece and gradient, correlation 1). The correlation at a fixed
+/// *distance* between inputs does not depend on the grid that samples it, apart from the
+/// grid's BatchNorm statistics (each grid's own, over the same interval). So every grid
+/// records both: the lag-1 correlation, and the correlation at [`SpacingReport::distance`],
+/// the coarsest grid's step (at lag `k = distance / step`, linearly interpolated between the
+/// Pearson correlations at lags `floor(k)` and `ceil(k)` when `k` is not a whole number).
+#[derive(Clone, Debug, Serialize)]
+pub struct SpacingReport {
+    /// The fixed distance between two inputs: the coarsest grid's step, `4 / (points - 1)`.
+    pub distance: f64,
+    /// Every grid, the main one (`--points`) among them, by points.
+    pub grids: Vec<SpacingGrid>,
+}
+
+/// One grid of [`SpacingReport`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SpacingGrid {
+    pub points: usize,
+    /// `4 / (points - 1)`.
+    pub step: f64,
+    /// `distance / step`: the lag that is the fixed distance on this grid.
+    pub lag: f64,
+    /// Every architecture and depth, in [`ShatteredConfig::arms`] order.
+    pub arms: Vec<SpacingArm>,
+}
+
+/// One architecture and depth on one grid: means over seeds, and each seed's value.
+#[derive(Clone, Debug, Serialize)]
+pub struct SpacingArm {
+    pub name: Arch,
+    pub depth: usize,
+    pub lag1_correlation: Num,
+    /// The correlation at the fixed distance.
+    pub at_distance: Num,
+    pub seeds_lag1: Vec<Num>,
+    pub seeds_at_distance: Vec<Num>,
+}
+
+/// One seed's numbers on an extra grid.
+#[derive(Clone, Copy, Debug)]
+pub struct SpacingSeed {
+    pub lag1: f64,
+    pub at_distance: f64,
+}
+
+impl SpacingSeed {
+    /// The lag-1 correlation and the correlation at `distance` of `e`'s gradient on a grid of
+    /// `points` (NaN where the forward overflowed).
+    fn of(e: &Evaluation, distance: f64, points: usize) -> SpacingSeed {
+        if e.overflow_from_layer.is_some() {
+            return SpacingSeed {
+                lag1: f64::NAN,
+                at_distance: f64::NAN,
+            };
+        }
+        SpacingSeed {
+            lag1: lag1_pearson(&e.gradient),
+            at_distance: correlation_at(&e.gradient, distance / step(points)),
+        }
+    }
+}
+
+/// The grid step of `points` points on `[X_MIN, X_MAX]`.
+pub fn step(points: usize) -> f64 {
+    (X_MAX - X_MIN) / (points.max(2) - 1) as f64
+}
+
+/// The Pearson correlation of `g` at the (possibly fractional) lag `k`: at a whole `k`
+/// [`lag_pearson`], else linearly interpolated between `floor(k)` and `ceil(k)`.
+pub fn correlation_at(g: &[f64], k: f64) -> f64 {
+    let (lo, frac) = (k.floor(), k - k.floor());
+    if frac < 1e-9 {
+        return lag_pearson(g, lo as usize);
+    }
+    if frac > 1.0 - 1e-9 {
+        return lag_pearson(g, lo as usize + 1);
+    }
+    let lo = lo as usize;
+    (1.0 - frac) * lag_pearson(g, lo) + frac * lag_pearson(g, lo + 1)
+}
+
+impl SpacingReport {
+    /// The coarsest grid's step.
+    pub fn distance(cfg: &ShatteredConfig) -> f64 {
+        step(cfg.all_points().into_iter().min().unwrap_or(MIN_POINTS))
+    }
+
+    /// `spaced`: the extra grids' seeds in [`ShatteredConfig::jobs`] order; the main grid's
+    /// numbers come from `arms`' gradients.
+    fn of(cfg: &ShatteredConfig, arms: &[ShatteredArm], spaced: Vec<SpacingSeed>) -> Self {
+        let distance = Self::distance(cfg);
+        let main = SpacingGrid::new(
+            cfg.points(),
+            distance,
+            arms.iter()
+                .map(|a| {
+                    let seeds = a.seeds.iter().map(|s| {
+                        let g: Vec<f64> = s.gradient.iter().map(|v| v.0).collect();
+                        let nan = s.overflow_from_layer.is_some();
+                        SpacingSeed {
+                            lag1: s.lag1_correlation.0,
+                            at_distance: if nan {
+                                f64::NAN
+                            } else {
+                                correlation_at(&g, distance / step(cfg.points()))
+                            },
+                        }
+                    });
+                    SpacingArm::new(a.name, a.depth, seeds.collect())
+                })
+                .collect(),
+        );
+        let mut spaced = spaced.into_iter();
+        let mut grids = vec![main];
+        for &points in &cfg.grids {
+            let arms = cfg
+                .arms()
+                .into_iter()
+                .map(|(arch, depth)| {
+                    SpacingArm::new(arch, depth, spaced.by_ref().take(cfg.seeds).collect())
+                })
+                .collect();
+            grids.push(SpacingGrid::new(points, distance, arms));
+        }
+        grids.sort_by_key(|g| g.points);
+        SpacingReport { distance, grids }
+    }
+}
+
+impl SpacingGrid {
+    fn new(points: usize, distance: f64, arms: Vec<SpacingArm>) -> Self {
+        SpacingGrid {
+            points,
+            step: step(points),
+            lag: distance / step(points),
+            arms,
+        }
+    }
+}
+
+impl SpacingArm {
+    fn new(name: Arch, depth: usize, seeds: Vec<SpacingSeed>) -> Self {
+        let lag1: Vec<f64> = seeds.iter().map(|s| s.lag1).collect();
+        let at: Vec<f64> = seeds.iter().map(|s| s.at_distance).collect();
+        SpacingArm {
+            name,
+            depth,
+            lag1_correlation: Num(mean_nan(lag1.iter().copied())),
+            at_distance: Num(mean_nan(at.iter().copied())),
+            seeds_lag1: lag1.into_iter().map(Num).collect(),
+            seeds_at_distance: at.into_iter().map(Num).collect(),
+        }
+    }
 }
 
 /// Work units of one network (forward passes of one sample, a forward plus backward counting
 /// 3): a forward and a backward on the grid ([`frozen_gradients`]), plus a train-mode forward
 /// where the normaliser takes the general path (LayerNorm, or BN after the activation).
-fn job_units(cfg: &ShatteredConfig, arch: Arch) -> u64 {
-    let n = cfg.points() as u64;
+fn job_units(cfg: &ShatteredConfig, arch: Arch, points: usize) -> u64 {
+    let n = points as u64;
     let general = match arch.norm(cfg.bn) {
         Normaliser::Off => false,
         Normaliser::Batch { placement, .. } => placement != crate::config::Placement::Pre,
@@ -1010,42 +1354,172 @@ fn skip_gains(arms: &[ShatteredArm]) -> Vec<SkipGain> {
         .collect()
 }
 
-/// How the paper's predicted correlation scales with depth for an architecture: `2^-L` for
-/// feedforward rectifier nets (exponential), `1/sqrt(L)` for resnets with BN (sublinear).
-fn predicted_scale(arch: Arch, depth: usize) -> f64 {
-    match arch {
-        Arch::Feedforward | Arch::FeedforwardBn => 0.5f64.powi(depth.min(10_000) as i32),
-        Arch::ResnetBn => 1.0 / (depth as f64).sqrt(),
+/// The results of Balduzzi et al. 2017 ("The Shattered Gradients Problem: If resnets are the
+/// answer, then what is the question?", ICML, arXiv 1702.08591, section 3) for the
+/// correlation `R(i, j) = C(i, j) / C(i)` between the gradients at two inputs `x^(i)`,
+/// `x^(j)` of a net of `L` layers of `N` rectifiers at He initialisation (`sigma^2 = 2/N`),
+/// `C(i)` the variance of the gradient at one input and `C(i, j)` the covariance at the two,
+/// both over the random weights:
+///
+/// - **Theorem 1** (covariance of gradients in feedforward nets): `C(i) = 1`,
+///   `C(i, j) = 2^-L`, so `R = 2^-L`.
+/// - **Theorem 2** (resnets without batch normalisation, `beta = 1`): `C(i) = 2^L`,
+///   `C(i, j) = (3/2)^L`, so `R = (3/4)^L`. For `beta != 1` this tool draws the same path count
+///   with the branch scaled (its own step, not the paper's statement): a layer multiplies the
+///   variance by `1 + beta^2` and the covariance by `1 + beta^2/2`, so
+///   `R = ((1 + beta^2/2) / (1 + beta^2))^L`, which is `(3/4)^L` at `beta = 1`.
+/// - **Theorem 3** (resnets with batch normalisation and beta-rescaling):
+///   `C(i) = beta^2 (L - 1) + 1`, `C(i, j) ~ beta sqrt(L)`, so `R ~ 1/(beta sqrt(L))`: an
+///   asymptotic scale, drawn here as `min(1, 1/(beta sqrt(L)))`.
+///
+/// Theorem 1 is not stated for nets with batch normalisation; `feedforward+bn` is drawn with its
+/// `2^-L` (the run shows whether BN's centring makes the feedforward net follow it).
+///
+/// **What is compared.** The proofs write the gradient as a sum over paths of active units and
+/// count the paths active at both inputs. The per-layer factors above (variance `N sigma^2 / 2
+/// = 1`, covariance `N sigma^2 / 4 = 1/2` for a plain layer) mean that a unit is active at both
+/// inputs with probability `1/4 = (1/2)^2`, as if its activations at the two inputs were
+/// independent: the theorems describe inputs far enough apart that their activation patterns
+/// are unrelated. This experiment measures the lag-1 correlation of `dy/dx` along a grid, the
+/// correlation at one grid step `h`: as `h -> 0` neighbours share their linear piece and their
+/// gradient, so the measured correlation tends to 1 at every depth, and it sits above the
+/// theorem's value at any finite `h` until depth has decorrelated the neighbours' activation
+/// patterns. The curves are the theorems' values, to be compared in shape (exponential against
+/// power-law decay, which falls into the white-noise band first), not number for number; how the
+/// lag-1 correlation moves with `h` is measured by `--grids`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Theorem {
+    /// Theorem 1, `2^-L`.
+    Feedforward,
+    /// Theorem 1's `2^-L`, drawn for the BN feedforward net (no theorem of its own).
+    FeedforwardBn,
+    /// Theorem 2, `(3/4)^L` at `beta = 1`.
+    Resnet,
+    /// Theorem 3, `~ 1/(beta sqrt(L))`.
+    ResnetBn,
+}
+
+impl Theorem {
+    /// The predicted correlation at depth `depth` (hidden layers) with branch scale `beta`.
+    pub fn correlation(self, depth: usize, beta: f64) -> f64 {
+        let l = depth as f64;
+        match self {
+            Theorem::Feedforward | Theorem::FeedforwardBn => 0.5f64.powf(l),
+            Theorem::Resnet => {
+                let b2 = beta * beta;
+                ((1.0 + b2 / 2.0) / (1.0 + b2)).powf(l)
+            }
+            Theorem::ResnetBn => (1.0 / (beta * l.sqrt())).min(1.0),
+        }
+    }
+
+    /// Exponential decay in depth (falls below any band), or the sublinear `1/sqrt(L)`.
+    pub fn exponential(self) -> bool {
+        self != Theorem::ResnetBn
+    }
+
+    /// Where the prediction comes from: `Balduzzi et al. 2017, Thm 1`.
+    pub fn source(self) -> &'static str {
+        match self {
+            Theorem::Feedforward => "Balduzzi et al. 2017, Thm 1",
+            Theorem::FeedforwardBn => "Balduzzi et al. 2017, Thm 1, stated without BN",
+            Theorem::Resnet => "Balduzzi et al. 2017, Thm 2",
+            Theorem::ResnetBn => "Balduzzi et al. 2017, Thm 3",
+        }
+    }
+
+    /// The formula in ASCII, with `beta` written in where it is not 1: `2^-L`, `(3/4)^L`,
+    /// `1/sqrt(L)`, `1/(0.1 sqrt(L))`.
+    pub fn formula(self, beta: f64) -> String {
+        let b = crate::stats::Short(beta);
+        match self {
+            Theorem::Feedforward | Theorem::FeedforwardBn => "2^-L".into(),
+            Theorem::Resnet if beta == 1.0 => "(3/4)^L".into(),
+            Theorem::Resnet => format!("((1+{b}^2/2)/(1+{b}^2))^L"),
+            Theorem::ResnetBn if beta == 1.0 => "1/sqrt(L)".into(),
+            Theorem::ResnetBn => format!("1/({b} sqrt(L))"),
+        }
+    }
+
+    /// What the paper predicts, in words.
+    fn words(self) -> &'static str {
+        match self {
+            Theorem::Feedforward => {
+                "feedforward rectifier nets: correlation decays exponentially with depth, about 2^-L (white noise once below the band)"
+            }
+            Theorem::FeedforwardBn => {
+                "no separate result here; tested against the feedforward prediction (BN alone does not stop shattering)"
+            }
+            Theorem::Resnet => {
+                "resnets without BN: correlation decays exponentially, (3/4)^L at beta 1, slower than 2^-L (white noise once below the band)"
+            }
+            Theorem::ResnetBn => {
+                "resnets with BN: correlation decays sublinearly, about 1/sqrt(L) (stays above the band while 1/sqrt(L) does)"
+            }
+        }
     }
 }
 
-fn theory(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Feedforward => {
-            "feedforward rectifier nets: correlation decays exponentially with depth, about 2^-L (white noise once below the band)"
-        }
-        Arch::FeedforwardBn => {
-            "no separate result here; tested against the feedforward prediction (BN alone does not stop shattering)"
-        }
-        Arch::ResnetBn => {
-            "resnets with BN: correlation decays sublinearly, about 1/sqrt(L) (stays above the band while 1/sqrt(L) does)"
-        }
+/// The branch scale an architecture's prediction uses: `--residual-scale` for a skip
+/// architecture, else 1.
+fn beta_of(cfg: &ShatteredConfig, arch: Arch) -> f64 {
+    if arch.residual() {
+        cfg.net.residual_scale
+    } else {
+        1.0
     }
+}
+
+/// The predicted correlation of `arch` at `depth` in this run ([`Theorem::correlation`]).
+fn predicted_scale(cfg: &ShatteredConfig, arch: Arch, depth: usize) -> f64 {
+    arch.theory().correlation(depth, beta_of(cfg, arch))
+}
+
+/// Most points of a prediction's curve: every depth up to this, else this many log-spaced.
+pub const CURVE_POINTS: usize = 200;
+
+/// The depths a prediction's curve is computed at: every depth from 1 to `deepest` when there
+/// are at most [`CURVE_POINTS`], else [`CURVE_POINTS`] depths spaced evenly in log (distinct,
+/// from 1 to `deepest`).
+pub fn curve_depths(deepest: usize) -> Vec<usize> {
+    if deepest <= CURVE_POINTS {
+        return (1..=deepest).collect();
+    }
+    let top = (deepest as f64).ln();
+    let mut d: Vec<usize> = (0..CURVE_POINTS)
+        .map(|i| (top * i as f64 / (CURVE_POINTS - 1) as f64).exp().round() as usize)
+        .collect();
+    d.dedup();
+    d
 }
 
 /// Compare the arms of one architecture with its prediction.
 fn predict(cfg: &ShatteredConfig, arch: Arch, arms: &[&ShatteredArm], floor: f64) -> Prediction {
+    let theorem = arch.theory();
+    let beta = beta_of(cfg, arch);
     let predicted: Vec<f64> = arms
         .iter()
-        .map(|a| predicted_scale(arch, a.depth))
+        .map(|a| theorem.correlation(a.depth, beta))
         .collect();
-    let exponential = arch != Arch::ResnetBn;
+    let exponential = theorem.exponential();
     let test = PredictionTest::of(cfg.act, arms, &predicted, exponential, floor);
     let (verdict, detail, reason) = test.words(cfg.act, exponential, floor);
+    let deepest = cfg.depths.iter().copied().max().unwrap_or(1);
     Prediction {
         name: arch,
-        theory: theory(arch).to_string(),
+        theory: theorem.words().to_string(),
+        source: theorem.source().to_string(),
+        formula: theorem.formula(beta),
         predicted: predicted.into_iter().map(Num).collect(),
+        curve: curve_depths(deepest)
+            .into_iter()
+            .map(|depth| CurvePoint {
+                depth,
+                r: Num(theorem.correlation(depth, beta)),
+            })
+            .collect(),
+        decay: Decay::of(arms, theorem, beta, floor),
         verdict,
         detail,
         reason,
@@ -1201,20 +1675,28 @@ pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
     let arms = cfg.arms();
     let seeds = cfg.seed_list();
     let x = grid(cfg.points());
-    let mut results = cfg
+    let extra: Vec<Array2<f64>> = cfg.grids.iter().map(|&p| grid(p)).collect();
+    let distance = SpacingReport::distance(cfg);
+    let (main, spaced): (Vec<_>, Vec<_>) = cfg
         .jobs()
         .par_iter()
         .map_init(Pool::default, |pool, job| {
             // Told of nothing first: a cancelled run (`bn-lab serve`'s client left) stops here,
             // before the job's work, instead of finishing every job still queued on the pool.
             progress.units(0);
-            let e = grid_gradients(cfg, job.arch, job.depth, job.seed, x.view(), pool);
-            let r = seed_result(job.seed, e, cfg.max_lag);
+            let on = job.grid.map_or(x.view(), |i| extra[i].view());
+            let e = grid_gradients(cfg, job.arch, job.depth, job.seed, on, pool);
+            let r = match job.grid {
+                None => Ok(seed_result(job.seed, e, cfg.max_lag)),
+                Some(_) => Err(SpacingSeed::of(&e, distance, job.points)),
+            };
             progress.units(job.units);
             r
         })
         .collect::<Vec<_>>()
-        .into_iter();
+        .into_iter()
+        .partition(Result::is_ok);
+    let mut results = main.into_iter().map(|r| r.expect("partitioned"));
     let arm_results: Vec<ShatteredArm> = arms
         .iter()
         .map(|&(arch, depth)| {
@@ -1222,6 +1704,11 @@ pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
             summarise(cfg, arch, depth, per_seed)
         })
         .collect();
+    let spaced: Vec<SpacingSeed> = spaced
+        .into_iter()
+        .map(|r| r.expect_err("partitioned"))
+        .collect();
+    let spacing = (!cfg.grids.is_empty()).then(|| SpacingReport::of(cfg, &arm_results, spaced));
     let floor = mean_noise_band(cfg.points(), cfg.seeds);
     let predictions = cfg
         .archs
@@ -1238,6 +1725,7 @@ pub fn run(cfg: &ShatteredConfig, progress: Progress) -> ShatteredReport {
         noise_floor: noise_floor(cfg.points()),
         mean_noise_band: floor,
         skips: skip_gains(&arm_results),
+        spacing,
         arms: arm_results,
         predictions,
     }
@@ -1258,7 +1746,7 @@ pub fn title(cfg: &ShatteredConfig) -> String {
     if cfg.bn != Normaliser::BN {
         s.push_str(&format!(", +bn = {}", cfg.bn.label()));
     }
-    if cfg.net.residual_scale != 1.0 && cfg.archs.contains(&Arch::ResnetBn) {
+    if cfg.net.residual_scale != 1.0 && cfg.archs.iter().any(|a| a.residual()) {
         s.push_str(&format!(
             ", resnet beta {}",
             crate::stats::Short(cfg.net.residual_scale)
@@ -1291,7 +1779,7 @@ pub fn table(report: &ShatteredReport) -> String {
         } else {
             "correlated"
         };
-        let p = predicted_scale(a.name, a.depth);
+        let p = predicted_scale(cfg, a.name, a.depth);
         out.push_str(&format!(
             "{:<15}  {:>5}  {:>9}  {:>8}  {:>10}  {:<12}  {}\n",
             a.name.name(),
@@ -1300,10 +1788,7 @@ pub fn table(report: &ShatteredReport) -> String {
             fmt_num(a.lag1_sd.0),
             fmt_num(p),
             looks,
-            match a.name {
-                Arch::ResnetBn => "1/sqrt(L)",
-                _ => "2^-L",
-            }
+            a.name.theory().formula(beta_of(cfg, a.name))
         ));
         if let Some(reason) = &a.reason {
             notes.push(format!(
@@ -1335,7 +1820,7 @@ pub fn table(report: &ShatteredReport) -> String {
         cfg.seeds
     ));
     for p in &report.predictions {
-        out.push_str(&format!("  {}: {}\n", p.name, p.theory));
+        out.push_str(&format!("  {} ({}): {}\n", p.name, p.source, p.theory));
         match &p.reason {
             Some(reason) => out.push_str(&format!("    undetermined: {reason}\n")),
             None => out.push_str(&format!("    {}: {}\n", p.verdict, p.detail)),
@@ -1389,8 +1874,9 @@ impl Experiment for Shattered {
     mut_arg("residual", |a| a.hide(true))
 )]
 pub struct ShatteredArgs {
-    /// Numbers of hidden layers, comma-separated: one panel column each.
-    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, value_delimiter = ',', default_value = "1,24,50")]
+    /// Numbers of hidden layers, comma-separated: one panel column each (at most 8; the dense
+    /// grid of Balduzzi et al.'s decay: --depth 1,2,4,8,16,24,32,50).
+    #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, visible_alias = "depths", value_delimiter = ',', default_value = "1,24,50")]
     pub depth: Vec<usize>,
     /// Architectures, comma-separated: one panel row each.
     #[arg(
@@ -1414,6 +1900,12 @@ pub struct ShatteredArgs {
     /// Largest lag of the recorded autocorrelation (below --points).
     #[arg(allow_hyphen_values = true, value_parser = count::<1, { crate::limits::MAX_POINTS }>, long, value_name = "K", default_value_t = 64)]
     pub max_lag: usize,
+    /// Further grids, comma-separated point counts (e.g. 64,1024): every architecture, depth
+    /// and seed is run on each too, and shattered_spacing.png shows how the lag-1 correlation
+    /// moves with the grid step while the correlation at one fixed distance (the coarsest
+    /// grid's step) does not.
+    #[arg(allow_hyphen_values = true, value_parser = count::<3, { crate::limits::MAX_POINTS }>, long, value_name = "N,...", value_delimiter = ',')]
+    pub grids: Vec<usize>,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
@@ -1435,6 +1927,7 @@ impl ExperimentArgs for ShatteredArgs {
         ("archs", "--arch"),
         ("batch", "--points"),
         ("bn", "--norm"),
+        ("grids", "--grids"),
     ];
     /// `--d-in` defaults to 1 here.
     fn config(&self) -> anyhow::Result<ShatteredConfig> {
@@ -1449,6 +1942,7 @@ impl ExperimentArgs for ShatteredArgs {
             net,
             seeds: self.seeds,
             max_lag: self.max_lag,
+            grids: self.grids.clone(),
         })
     }
     fn output(&self) -> &OutputArgs {

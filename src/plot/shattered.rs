@@ -18,7 +18,9 @@ use anyhow::Result;
 use plotters::style::RGBColor;
 
 use crate::config::Normaliser;
-use crate::experiment::shattered::{Arch, ShatteredArm, ShatteredReport, X_MAX, X_MIN, title};
+use crate::experiment::shattered::{
+    Arch, Prediction, ShatteredArm, ShatteredReport, X_MAX, X_MIN, title,
+};
 use crate::plot::arms::{norm_color, norm_marker};
 use crate::plot::chart::{
     Dash, Grid, LegendItem, Marker, Note, Panel, Png, Sample, Series, Slide, okabe_ito,
@@ -41,6 +43,20 @@ pub fn arch_style(arch: Arch, bn: Normaliser) -> (RGBColor, Marker) {
                 Marker::Diamond
             } else {
                 Marker::TriangleUp
+            };
+            (color, marker)
+        }
+        Arch::Resnet => {
+            // A fourth pair that neither the BN arm nor resnet+bn uses.
+            let color = if norm_color(bn) == okabe_ito::REDDISH_PURPLE {
+                okabe_ito::ORANGE
+            } else {
+                okabe_ito::REDDISH_PURPLE
+            };
+            let marker = if norm_marker(bn) == Marker::TriangleDown {
+                Marker::Cross
+            } else {
+                Marker::TriangleDown
             };
             (color, marker)
         }
@@ -122,11 +138,20 @@ pub fn lag1_panel(report: &ShatteredReport) -> Panel {
     depths.sort_unstable();
     let (lo, hi) = (depths[0] as f64, depths[depths.len() - 1] as f64);
     let pad = ((hi - lo) * 0.06).max(1.0);
-    p.x_range = Some((lo - pad, hi + pad));
+    let few = depths.len() <= FEW_DEPTHS;
+    if few {
+        p.x_range = Some((lo - pad, hi + pad));
+    } else {
+        // A dense depth grid (1, 2, 4, ..., 50) on a log axis, with each architecture's
+        // prediction (Balduzzi et al. 2017) dotted beside its measured line.
+        p.log_x = true;
+        p.x_range = Some((lo / 1.2, hi * 1.2));
+        p.x_label = "depth L (hidden layers, log)".into();
+        p.caption = "Lag-1 r vs depth (dotted: theory)".into();
+    }
     p.y_range = Some((-0.3, 1.05));
     p.integer_x = true;
     p.guides = noise_guides(report);
-    let few = depths.len() <= FEW_DEPTHS;
     let archs = cfg.archs.len() as f64;
     for (i, &arch) in cfg.archs.iter().enumerate() {
         let (color, marker) = style(report, arch);
@@ -166,9 +191,16 @@ pub fn lag1_panel(report: &ShatteredReport) -> Panel {
             s.band = spread;
         }
         p.series.push(s);
+        if !few {
+            p.series.push(prediction_series(report, arch, color));
+        }
         for a in &arms {
-            // Left of the last point, right of the others, so a note stays beside its point.
+            // Left of the last point, right of the others, so a note stays beside its point;
+            // on a dense grid only the deepest is written.
             let last = a.depth as f64 == hi && depths.len() > 1;
+            if !few && !last {
+                continue;
+            }
             p.notes.push(Note {
                 x: x(a),
                 y: a.lag1_correlation.0,
@@ -179,6 +211,43 @@ pub fn lag1_panel(report: &ShatteredReport) -> Panel {
         }
     }
     p
+}
+
+/// `arch`'s predicted correlation against depth ([`Prediction::curve`]), dotted in its colour,
+/// without a legend line (the slide's note says what dotted means).
+pub fn prediction_series(report: &ShatteredReport, arch: Arch, color: RGBColor) -> Series {
+    let p = prediction(report, arch);
+    let mut s = Series::new(
+        format!("{arch}: {} ({})", p.formula, p.source),
+        color,
+        p.curve.iter().map(|c| (c.depth as f64, c.r.0)).collect(),
+    );
+    s.dash = Dash::Dotted;
+    s.width = 3;
+    s.legend = false;
+    s
+}
+
+/// `Thm 1: 2^-L; Thm 3: 1/sqrt(L)`: each theorem drawn, once.
+fn theory_list(report: &ShatteredReport) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for &a in &report.config.archs {
+        let p = prediction(report, a);
+        let thm = p.source.split(", ").nth(1).unwrap_or(&p.source);
+        let item = format!("{thm}: {}", p.formula);
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen.join("; ")
+}
+
+fn prediction(report: &ShatteredReport, arch: Arch) -> &Prediction {
+    report
+        .predictions
+        .iter()
+        .find(|p| p.name == arch)
+        .expect("one prediction per architecture")
 }
 
 /// Headline panel: the autocorrelation against the lag at the deepest depth (solid, band
@@ -338,6 +407,20 @@ pub fn draw_headline(report: &ShatteredReport) -> Result<Png> {
             Sample::Band(RGBColor(120, 120, 120)),
         ));
     }
+    if cfg.depths.len() > FEW_DEPTHS {
+        slide.notes.push(LegendItem::new(
+            format!(
+                "dotted, lag-1 panel: Balduzzi et al. 2017 ({}), for inputs whose activation patterns are unrelated",
+                theory_list(report)
+            ),
+            Sample::Line {
+                color: RGBColor(90, 90, 90),
+                dash: Dash::Dotted,
+                marker: None,
+                width: 3,
+            },
+        ));
+    }
     if shallow < deep {
         slide.notes.push(LegendItem::new(
             format!("dotted: depth {shallow}"),
@@ -466,6 +549,114 @@ pub fn draw_detail(report: &ShatteredReport) -> Result<Png> {
     )
 }
 
+/// One colour and marker per grid of the spacing figure, coarsest first.
+const GRID_STYLES: [(RGBColor, Marker); 4] = [
+    (okabe_ito::ORANGE, Marker::Square),
+    (okabe_ito::BLUE, Marker::Circle),
+    (okabe_ito::BLACK, Marker::TriangleUp),
+    (okabe_ito::REDDISH_PURPLE, Marker::Diamond),
+];
+
+fn grid_style(i: usize) -> (RGBColor, Marker) {
+    let (color, marker) = GRID_STYLES[i % GRID_STYLES.len()];
+    // Past the fourth grid the colours repeat with other markers.
+    let marker = if i >= GRID_STYLES.len() {
+        [
+            Marker::Cross,
+            Marker::TriangleDown,
+            Marker::Diamond,
+            Marker::Circle,
+        ][i % 4]
+    } else {
+        marker
+    };
+    (color, marker)
+}
+
+/// One architecture of the spacing figure: per grid its lag-1 correlation against depth
+/// (solid, markers) and its correlation at the fixed distance (dotted, same colour).
+pub fn spacing_panel(report: &ShatteredReport, arch: Arch, legend: bool) -> Panel {
+    let spacing = report
+        .spacing
+        .as_ref()
+        .expect("the spacing figure is drawn only with --grids");
+    let mut depths = report.config.depths.clone();
+    depths.sort_unstable();
+    let (lo, hi) = (depths[0] as f64, depths[depths.len() - 1] as f64);
+    let mut p = Panel::new(
+        format!("{arch}"),
+        "depth L (hidden layers)",
+        "correlation of dy/dx",
+        false,
+    );
+    if hi >= 4.0 * lo {
+        p.log_x = true;
+        p.x_range = Some((lo / 1.2, hi * 1.2));
+        p.x_label = "depth L (hidden layers, log)".into();
+    } else {
+        let pad = ((hi - lo) * 0.06).max(1.0);
+        p.x_range = Some((lo - pad, hi + pad));
+    }
+    p.integer_x = true;
+    p.y_range = Some((-0.3, 1.05));
+    for (i, g) in spacing.grids.iter().enumerate() {
+        let (color, marker) = grid_style(i);
+        let arms: Vec<_> = depths
+            .iter()
+            .filter_map(|&d| g.arms.iter().find(|a| a.name == arch && a.depth == d))
+            .collect();
+        let mut s = Series::new(
+            format!("lag 1, {} points (step {:.4})", g.points, g.step),
+            color,
+            arms.iter()
+                .map(|a| (a.depth as f64, a.lag1_correlation.0))
+                .collect(),
+        );
+        s.marker = Some(marker);
+        s.marker_phase = i;
+        s.legend = legend;
+        p.series.push(s);
+        let mut d = Series::new(
+            format!(
+                "at distance {:.4}, {} points (lag {:.2})",
+                spacing.distance, g.points, g.lag
+            ),
+            color,
+            arms.iter()
+                .map(|a| (a.depth as f64, a.at_distance.0))
+                .collect(),
+        );
+        d.dash = Dash::Dotted;
+        d.width = 3;
+        d.legend = legend;
+        p.series.push(d);
+    }
+    p
+}
+
+/// The spacing figure (`--grids`): one panel per architecture.
+pub fn draw_spacing(report: &ShatteredReport) -> Result<Png> {
+    let cfg = &report.config;
+    let distance = report.spacing.as_ref().map_or(f64::NAN, |s| s.distance);
+    let cols = cfg.archs.len().min(2);
+    let rows = cfg.archs.len().div_ceil(cols);
+    let panels: Vec<Panel> = cfg
+        .archs
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| spacing_panel(report, a, i + 1 == cols))
+        .collect();
+    Grid::new(rows, cols, (1100, 560)).draw_panels(
+        "Grid spacing: lag-1 r (solid) rises on finer grids; r at a fixed distance (dotted) does not",
+        &format!(
+            "{}; distance {:.4} = the coarsest grid's step (lag distance/step, interpolated)",
+            title(cfg),
+            distance
+        ),
+        &panels,
+    )
+}
+
 impl Figures for crate::experiment::shattered::Shattered {
     fn figures() -> Vec<Figure<Self::Report>> {
         vec![
@@ -478,5 +669,19 @@ impl Figures for crate::experiment::shattered::Shattered {
                 draw: draw_detail,
             },
         ]
+    }
+
+    /// With `--grids`, the spacing figure too.
+    fn figures_for(
+        cfg: &crate::experiment::shattered::ShatteredConfig,
+    ) -> Vec<Figure<Self::Report>> {
+        let mut f = Self::figures();
+        if !cfg.grids.is_empty() {
+            f.push(Figure {
+                file: "shattered_spacing.png",
+                draw: draw_spacing,
+            });
+        }
+        f
     }
 }

@@ -17,6 +17,7 @@
 mod common;
 
 mod bad_input;
+mod balduzzi;
 mod browser;
 mod classification;
 mod cli;

@@ -731,6 +731,7 @@ function renderShattered(report) {
     feedforward: ARMS.norms.off || {},
     'feedforward+bn': bn,
     'resnet+bn': { color: green ? '#000000' : '#009e73', marker: bn.marker === 'triangle-up' ? 'diamond' : 'triangle-up' },
+    resnet: { color: bn.color === '#cc79a7' ? '#e69f00' : '#cc79a7', marker: bn.marker === 'triangle-down' ? 'cross' : 'triangle-down' },
   };
   const series = cfg.archs.map((arch) => {
     const st = looks[arch] || {};
