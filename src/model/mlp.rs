@@ -60,6 +60,29 @@ pub struct Mlp<T> {
     noise_source: Option<NoiseSource>,
 }
 
+/// Standard block `u`, the stream entering it (the stem's output or the block below's) and its
+/// two layers, borrowed apart.
+#[allow(clippy::type_complexity)]
+fn unit_parts<'a, T: Float>(
+    units: &'a mut [ResUnit<T>],
+    blocks: &'a mut [Block<T>],
+    u: usize,
+) -> (
+    &'a mut ResUnit<T>,
+    ArrayView2<'a, T>,
+    (&'a mut Block<T>, &'a mut Block<T>),
+) {
+    let (before, rest) = units.split_at_mut(u);
+    let unit = &mut rest[0];
+    let (lower, layers) = blocks.split_at_mut(unit.first);
+    let h_in = match before.last() {
+        Some(prev) => prev.h.view(),
+        None => lower[0].output(),
+    };
+    let (b1, b2) = layers.split_at_mut(1);
+    (unit, h_in, (&mut b1[0], &mut b2[0]))
+}
+
 /// A hidden layer `Linear -> [norm] -> act` from `fan_in` units to the width, without a skip.
 /// (`fan_in` 0: the identity linear of a pre-activation block's first normaliser.)
 fn layer<T: Float, R: Rng>(
@@ -431,15 +454,8 @@ impl<T: Float> Mlp<T> {
     fn forward_units(&mut self, mode: Mode) {
         self.blocks[0].forward(self.x.view(), mode);
         for u in 0..self.units.len() {
-            let (before, rest) = self.units.split_at_mut(u);
-            let unit = &mut rest[0];
-            let (lower, layers) = self.blocks.split_at_mut(unit.first);
-            let h_in = match before.last() {
-                Some(prev) => prev.h.view(),
-                None => lower[0].output(),
-            };
-            let (b1, b2) = layers.split_at_mut(1);
-            unit.forward(h_in, &mut b1[0], &mut b2[0], mode);
+            let (unit, h_in, (b1, b2)) = unit_parts(&mut self.units, &mut self.blocks, u);
+            unit.forward(h_in, b1, b2, mode);
         }
     }
 
@@ -447,16 +463,9 @@ impl<T: Float> Mlp<T> {
     /// top (identity path, then its branch added), then the stem; `dL/dX` into `dx` if asked.
     fn backward_units(&mut self, want_dx: bool) {
         for u in (0..self.units.len()).rev() {
-            let (before, rest) = self.units.split_at_mut(u);
-            let unit = &mut rest[0];
-            let (lower, layers) = self.blocks.split_at_mut(unit.first);
-            let h_in = match before.last() {
-                Some(prev) => prev.h.view(),
-                None => lower[0].output(),
-            };
-            let (b1, b2) = layers.split_at_mut(1);
+            let (unit, h_in, (b1, b2)) = unit_parts(&mut self.units, &mut self.blocks, u);
             let sum_sq = unit.backward_head(
-                b2[0].output(),
+                b2.output(),
                 self.dh.view_mut(),
                 self.dy.view_mut(),
                 &mut self.cols,
@@ -466,7 +475,7 @@ impl<T: Float> Mlp<T> {
             self.grad_signal_norm[u] = norm_from_sum_sq(sum_sq, &self.dh);
             unit.backward_branch(
                 h_in,
-                (&mut b1[0], &mut b2[0]),
+                (b1, b2),
                 self.dy.view_mut(),
                 self.mid.view_mut(),
                 self.dz.view_mut(),

@@ -4,7 +4,7 @@
 use ndarray::{ArrayViewD, ArrayViewMutD};
 use serde::Serialize;
 
-use super::Mlp;
+use super::{Mlp, ScaleShift};
 use crate::float::Float;
 
 /// Which layer a parameter belongs to: hidden layer `l` (1-based, as `W_l` in the math; for
@@ -62,6 +62,30 @@ pub struct Param<'a, T> {
     pub grad: ArrayViewD<'a, T>,
 }
 
+/// A normaliser's `gamma` and `beta` as parameters of `layer`, in that order.
+fn scale_shift_params<'a, T>(
+    layer: LayerId,
+    ss: &'a mut ScaleShift<T>,
+    f: &mut impl FnMut(Param<'a, T>),
+) {
+    f(Param {
+        id: ParamId {
+            layer,
+            kind: ParamKind::Gamma,
+        },
+        value: ss.gamma.view_mut().into_dyn(),
+        grad: ss.dgamma.view().into_dyn(),
+    });
+    f(Param {
+        id: ParamId {
+            layer,
+            kind: ParamKind::Beta,
+        },
+        value: ss.beta.view_mut().into_dyn(),
+        grad: ss.dbeta.view().into_dyn(),
+    });
+}
+
 impl<T: Float> Mlp<T> {
     /// Call `f` on every parameter with its gradient, hidden layers first (weight, bias, gamma,
     /// beta), then each standard block's own (its first normaliser's gamma and beta, its gain),
@@ -88,22 +112,7 @@ impl<T: Float> Mlp<T> {
                 grad: lin.db.view().into_dyn(),
             });
             if let Some(ss) = block.bn.as_mut().and_then(|bn| bn.affine.as_mut()) {
-                f(Param {
-                    id: ParamId {
-                        layer,
-                        kind: ParamKind::Gamma,
-                    },
-                    value: ss.gamma.view_mut().into_dyn(),
-                    grad: ss.dgamma.view().into_dyn(),
-                });
-                f(Param {
-                    id: ParamId {
-                        layer,
-                        kind: ParamKind::Beta,
-                    },
-                    value: ss.beta.view_mut().into_dyn(),
-                    grad: ss.dbeta.view().into_dyn(),
-                });
+                scale_shift_params(layer, ss, &mut f);
             }
         }
         for (i, unit) in self.units.iter_mut().enumerate() {
@@ -114,22 +123,7 @@ impl<T: Float> Mlp<T> {
                 .and_then(|pre| pre.bn.as_mut())
                 .and_then(|bn| bn.affine.as_mut())
             {
-                f(Param {
-                    id: ParamId {
-                        layer,
-                        kind: ParamKind::Gamma,
-                    },
-                    value: ss.gamma.view_mut().into_dyn(),
-                    grad: ss.dgamma.view().into_dyn(),
-                });
-                f(Param {
-                    id: ParamId {
-                        layer,
-                        kind: ParamKind::Beta,
-                    },
-                    value: ss.beta.view_mut().into_dyn(),
-                    grad: ss.dbeta.view().into_dyn(),
-                });
+                scale_shift_params(layer, ss, &mut f);
             }
             if let Some(g) = &mut unit.gain {
                 f(Param {
