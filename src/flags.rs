@@ -45,7 +45,7 @@ pub struct NetArgs {
     /// --block residual).
     #[arg(long)]
     pub residual: bool,
-    /// The block: plain (Linear -> [norm] -> act), residual (the same with a skip, h + a),
+    /// The block: plain (Linear -> norm -> act, norm optional), residual (the same with a skip, h + a),
     /// basic (He et al. 2016a: act(h + norm(W2 act(norm(W1 h))))) or preact (He et al. 2016b:
     /// h + W2 act(norm(W1 act(norm(h))))); for basic and preact --depth counts blocks.
     #[arg(long, value_enum, conflicts_with = "residual")]

@@ -419,6 +419,11 @@ pub fn predict(
             "skip connections: the mean-field map of a residual stream is not implemented".into(),
         );
     }
+    if let Some(b) = net.block {
+        return Err(format!(
+            "standard {b} blocks: no per-layer rate of the backprop signal is implemented (the residual stream's variance is predicted instead: the table above, `stream` in the JSON)"
+        ));
+    }
     let rate_of = |ln_profile: &[f64]| slope(ln_profile).map_or(1.0, |s| (-s).exp());
     match net.norm {
         None => {
@@ -815,4 +820,62 @@ mod reference_values {
             p(500) / p(1000)
         );
     }
+}
+
+/// The mean-field prediction of a pre-activation ResNet's residual stream at initialisation
+/// ([`crate::spec::StdBlock::Preact`], `h_{l+1} = h_l + s W2 act(norm(W1 act(norm(h_l))))`):
+/// the second moment `q_l = E[h_l^2]` for `l = 0..=depth`, from the stem's `q_0`, at infinite
+/// width, with zero biases and the normaliser (if any) before the activation with its initial
+/// unit gain.
+///
+/// Each branch is independent of the stream at initialisation (fresh zero-mean weights), so
+/// `q_{l+1} = q_l + s^2 v(q_l)` with `s` the branch multiplier (`--residual-scale` beta; 0 with
+/// SkipInit, whose `alpha` starts at 0) and `v` the branch's output variance:
+/// `v(q) = n sigma_w^2 E[act(sqrt(q_a) z)^2]`, `q_a = n sigma_w^2 E[act(sqrt(q) z)^2]`, where
+/// a normaliser replaces the `q` it acts on by 1. Without a normaliser, ReLU and He init this
+/// is `v(q) = q`: the stream doubles per block. With BatchNorm or LayerNorm `v` is a constant
+/// (1 for ReLU and He init), so `q_l = q_0 + l v`: linear growth. This is the argument of De &
+/// Smith (2020, "Batch normalization biases residual blocks towards the identity function in
+/// deep networks", arXiv 2002.10444): on its second page, `Var(x_{l+1}) = Var(x_l) +
+/// Var(f_l(x_l))` for a branch `f_l` independent of the skip path; doubling per block
+/// unnormalised, `Var(x_l) ~ l` normalised, so a normalised branch is down-weighted by about
+/// `1/sqrt(l)` relative to the skip path.
+///
+/// `Err` says why there is no prediction: another block, or a normaliser after the activation.
+pub fn preact_stream(net: &NetConfig, q0: f64) -> Result<Vec<f64>, String> {
+    match net.block {
+        Some(crate::spec::StdBlock::Preact) => {}
+        Some(b) => {
+            return Err(format!(
+                "{b} blocks: the activation after the sum acts on a non-Gaussian stream (a rectified stream plus a Gaussian branch), so no closed-form variance map is implemented; measured only"
+            ));
+        }
+        None => return Err("not a standard block".into()),
+    }
+    if let Some(n) = &net.norm
+        && n.placement == Placement::Post
+    {
+        return Err(
+            "the normaliser after the activation: no stream prediction of that placement".into(),
+        );
+    }
+    let act = net.act;
+    let n = net.width as f64;
+    let gain = n * net.init.std(net.width, net.width).powi(2);
+    let sq_phi = |x: f64| phi(act, x).0.powi(2);
+    let normalised = net.norm.is_some();
+    // E[act(sqrt(q) z)^2] after a normaliser (if any) that sets q to 1.
+    let moment = |q: f64| gaussian_mean(&sq_phi, if normalised { 1.0 } else { q.sqrt() });
+    let s2 = if net.skip_init {
+        0.0
+    } else {
+        net.residual_scale.powi(2)
+    };
+    let mut q = Vec::with_capacity(net.depth + 1);
+    q.push(q0);
+    for l in 0..net.depth {
+        let branch = gain * moment(gain * moment(q[l]));
+        q.push(q[l] + s2 * branch);
+    }
+    Ok(q)
 }

@@ -19,7 +19,7 @@ use crate::limits::MAX_DEPTH;
 use crate::limits::{MAX_PANELS, MAX_SEEDS};
 use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
-use crate::spec::{NetConfig, NetSpec};
+use crate::spec::{NetConfig, NetSpec, StdBlock};
 use crate::stats::{self, Num, Special, fmt_num, nums};
 use crate::theory;
 use clap::Args;
@@ -28,15 +28,48 @@ use std::path::PathBuf;
 /// `E[x^2]` of the inputs `grad-norms` feeds (`data::linear_teacher` draws `x ~ N(0, 1)`).
 pub const INPUT_SECOND_MOMENT: f64 = 1.0;
 
-/// A skip-connection arm of `grad-norms --skips`: a plain stack, or `h_l = h_{l-1} + beta a_l`
-/// wherever the shapes match (as `--residual`).
+/// A skip-connection arm of `grad-norms --skips`: a plain stack, `h_l = h_{l-1} + beta a_l`
+/// wherever the shapes match (as `--residual`), or a standard block ([`StdBlock`]) with or
+/// without SkipInit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Skips {
-    /// No skip connections: a plain stack of blocks.
+    /// No skip connections: a plain stack of blocks (also `plain`).
+    #[value(alias = "plain")]
+    #[serde(alias = "plain")]
     Off,
-    /// Skip connections h_l = h_{l-1} + a_l (with --residual-scale beta: h_{l-1} + beta a_l).
+    /// Skip connections h_l = h_{l-1} + a_l (with --residual-scale beta: h_{l-1} + beta a_l),
+    /// the one-layer block (also `residual`).
+    #[value(alias = "residual")]
+    #[serde(alias = "residual")]
     On,
+    /// Standard post-activation blocks (--block basic).
+    Basic,
+    /// Standard pre-activation blocks (--block preact).
+    Preact,
+    /// Post-activation blocks with SkipInit (--block basic --skip-init).
+    BasicSkipinit,
+    /// Pre-activation blocks with SkipInit (--block preact --skip-init).
+    PreactSkipinit,
+}
+
+impl Skips {
+    /// The arm's architecture: `(residual, block, skip_init)` as [`NetConfig`] spells it.
+    pub fn shape(self) -> Shape {
+        let (residual, block, skip_init) = match self {
+            Skips::Off => (false, None, false),
+            Skips::On => (true, None, false),
+            Skips::Basic => (false, Some(StdBlock::Basic), false),
+            Skips::Preact => (false, Some(StdBlock::Preact), false),
+            Skips::BasicSkipinit => (false, Some(StdBlock::Basic), true),
+            Skips::PreactSkipinit => (false, Some(StdBlock::Preact), true),
+        };
+        Shape {
+            residual,
+            block,
+            skip_init,
+        }
+    }
 }
 
 impl std::fmt::Display for Skips {
@@ -44,17 +77,49 @@ impl std::fmt::Display for Skips {
         f.write_str(match self {
             Skips::Off => "off",
             Skips::On => "on",
+            Skips::Basic => "basic",
+            Skips::Preact => "preact",
+            Skips::BasicSkipinit => "basic-skipinit",
+            Skips::PreactSkipinit => "preact-skipinit",
         })
     }
 }
 
-/// One configuration `grad-norms` measures: a depth, a normalisation, with or without skip
-/// connections.
+/// The skip architecture of an arm: the one-layer skip (`residual`), or a standard block with
+/// or without SkipInit, or neither (a plain stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub residual: bool,
+    pub block: Option<StdBlock>,
+    pub skip_init: bool,
+}
+
+impl Shape {
+    /// Any skip connection (one-layer or a standard block).
+    pub fn has_skip(self) -> bool {
+        self.residual || self.block.is_some()
+    }
+
+    /// `skips`, `no skips`, `basic`, `preact`, `preact+SkipInit`, ...
+    pub fn label(self) -> String {
+        match self.block {
+            Some(b) if self.skip_init => format!("{b}+SkipInit"),
+            Some(b) => b.to_string(),
+            None if self.residual => "skips".into(),
+            None => "no skips".into(),
+        }
+    }
+}
+
+/// One configuration `grad-norms` measures: a depth, a normalisation, and a skip architecture.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Arm {
     pub depth: usize,
     pub norm: Normaliser,
     pub residual: bool,
+    /// A standard block (for these `depth` counts blocks); `None`: one-layer blocks.
+    pub block: Option<StdBlock>,
+    pub skip_init: bool,
 }
 
 /// A validated `grad-norms` configuration (everything needed to reproduce the numbers).
@@ -135,33 +200,46 @@ impl GradNormsConfig {
     pub fn net(&self, arm: Arm) -> NetConfig {
         let mut net = self.net.net(arm.depth, self.act, arm.norm);
         net.residual = arm.residual;
-        if !arm.residual {
+        net.block = arm.block;
+        net.skip_init = arm.skip_init;
+        if !arm.residual && arm.block.is_none() {
             net.residual_scale = 1.0;
         }
         net
     }
 
-    /// With or without skip connections, per skip arm: `skips`, else `residual` alone.
-    pub fn residuals(&self) -> Vec<bool> {
+    /// The skip architecture per skip arm: `skips`, else the one `net` describes.
+    pub fn shapes(&self) -> Vec<Shape> {
         if self.skips.is_empty() {
-            vec![self.net.residual]
+            vec![Shape {
+                residual: self.net.residual,
+                block: self.net.block,
+                skip_init: self.net.skip_init,
+            }]
         } else {
-            self.skips.iter().map(|&s| s == Skips::On).collect()
+            self.skips.iter().map(|&s| s.shape()).collect()
         }
+    }
+
+    /// With or without one-layer skip connections, per skip arm.
+    pub fn residuals(&self) -> Vec<bool> {
+        self.shapes().iter().map(|s| s.residual).collect()
     }
 
     /// Every configuration in run order: depths as given, norms as given within each, skip
     /// arms as given within each norm.
     pub fn arms(&self) -> Vec<Arm> {
-        let residuals = self.residuals();
+        let shapes = self.shapes();
         let mut arms = Vec::new();
         for &depth in &self.depths {
             for &norm in &self.norms {
-                for &residual in &residuals {
+                for &shape in &shapes {
                     arms.push(Arm {
                         depth,
                         norm,
-                        residual,
+                        residual: shape.residual,
+                        block: shape.block,
+                        skip_init: shape.skip_init,
                     });
                 }
             }
@@ -246,19 +324,27 @@ impl Plan for GradNormsConfig {
         if self.histograms {
             self.net
                 .one_layer_blocks("--histograms reruns the layers above each one from its input")?;
-        }
-        if !self.skips.is_empty() {
-            distinct("skips", &self.skips)?;
-            if self.net.residual {
+            if self.shapes().iter().any(|s| s.block.is_some()) {
                 return Err(ConfigError::Invalid {
                     field: "skips",
-                    message: "lists the skip-connection arms, so it replaces --residual; give one of them".into(),
+                    message: "basic and preact arms cannot go with --histograms, which reruns the layers above each one from its input".into(),
                 });
             }
         }
-        // A branch scale needs skip connections in some arm.
+        if !self.skips.is_empty() {
+            distinct("skips", &self.skips)?;
+            if self.net.residual || self.net.block.is_some() || self.net.skip_init {
+                return Err(ConfigError::Invalid {
+                    field: "skips",
+                    message: "lists the skip-connection arms, so it replaces --residual, --block and --skip-init; give one of them".into(),
+                });
+            }
+        }
+        // A branch scale needs skip connections in some arm; each arm's net is checked below.
         let mut spec = self.net.clone();
-        spec.residual = self.residuals().contains(&true);
+        if !self.skips.is_empty() {
+            spec.residual = self.shapes().iter().any(|s| s.has_skip());
+        }
         spec.validate()?;
         finite_in("vanishing_below", "> 0", self.vanishing_below, |v| v > 0.0)?;
         finite_in(
@@ -300,7 +386,7 @@ impl Plan for GradNormsConfig {
         );
         let batch_data = b * (d_in + d_out) * (8.0 + bytes as f64) + 8.0 * d_in * d_out;
         let layers: f64 = self.depths.iter().map(|&d| d as f64 + 8.0).sum();
-        let arms_per_depth = (self.norms.len() * self.residuals().len()) as f64;
+        let arms_per_depth = (self.norms.len() * self.shapes().len()) as f64;
         let per_seed = arms_per_depth * 3.0 * layers;
         // The theory's profile, q and chi per layer of every arm.
         let theory = arms_per_depth * 3.0 * layers;
@@ -388,6 +474,18 @@ pub struct LayerValues {
     pub activation_grad_norm: Vec<Num>,
     /// Standard deviation of `h_l` over batch and units.
     pub activation_std: Vec<Num>,
+    /// Standard blocks only: std of the residual stream `h_l` for `l = 0..=depth` (`h_0` the
+    /// stem's output, [`Mlp::stream`]); left out of the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_std: Option<Vec<Num>>,
+    /// Standard blocks only: per block, `sqrt(||dL/dW1||^2 + ||dL/dW2||^2)` (the per-matrix
+    /// norms are in `weight_grad_norm`: the stem, then W1, W2 of each block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_weight_grad_norm: Option<Vec<Num>>,
+    /// SkipInit only: `|dL/dalpha_l|` per block, the one nonzero gradient of a branch at
+    /// initialisation (alpha = 0 stops every gradient into the branch's matrices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_gain_grad: Option<Vec<Num>>,
 }
 
 /// Layers (1-based) where a quantity is 0, inf or NaN.
@@ -568,6 +666,12 @@ pub struct ArmResult {
     /// Skip connections `h_l = h_{l-1} + beta a_l` (as `net.residual`; here so an experiment
     /// file can pick the arm: `arms[residual=true]`).
     pub residual: bool,
+    /// The standard block (as `net.block`); left out when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<StdBlock>,
+    /// SkipInit (as `net.skip_init`); left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skip_init: bool,
     pub net: NetConfig,
     pub seeds: Vec<LayerValues>,
     /// Summary of `weight_grad_norm` (the verdict the table shows).
@@ -582,10 +686,68 @@ pub struct ArmResult {
     /// applies: `theory_note` says why).
     pub theory: Option<theory::Prediction>,
     pub theory_note: Option<String>,
+    /// Standard blocks only (left out otherwise): the residual stream at initialisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamSummary>,
     /// With `histograms`: the first seed's per-layer histograms at initialisation (the layers
     /// of [`histogram::layers`]); left out of the JSON otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub histograms: Option<Snapshot>,
+}
+
+/// The residual stream of a standard-block arm at initialisation, measured beside its
+/// prediction ([`theory::preact_stream`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamSummary {
+    /// `std(h_l)`, `l = 0..=depth`, geometric mean over seeds.
+    pub std: Vec<Num>,
+    /// `Var(h_depth) / Var(h_0)` (geometric mean over seeds of each seed's ratio).
+    pub var_ratio: Num,
+    /// The predicted `std(h_l)`, anchored at the measured `std(h_0)`; `null` without a theory
+    /// (`note` says why).
+    pub predicted_std: Option<Vec<Num>>,
+    /// The predicted `Var(h_depth) / Var(h_0)`.
+    pub predicted_var_ratio: Option<Num>,
+    /// `var_ratio / predicted_var_ratio - 1`.
+    pub off_by: Option<Num>,
+    pub note: Option<String>,
+    /// The branch's share at the top, `sqrt(Var(h_L) - Var(h_(L-1))) / std(h_(L-1))` measured
+    /// (geometric mean over seeds of the per-seed value): about `1/sqrt(L)` with a normaliser
+    /// (De & Smith's down-weighting), 1 without one (He init, ReLU), 0 with SkipInit.
+    pub branch_share_last: Num,
+}
+
+impl StreamSummary {
+    /// From the per-seed stream stds of one arm of `net`.
+    pub fn new(net: &NetConfig, per_seed: &[&[Num]]) -> Self {
+        let depth = per_seed[0].len() - 1;
+        let std: Vec<f64> = (0..=depth)
+            .map(|l| stats::geometric_mean(&per_seed.iter().map(|s| s[l].0).collect::<Vec<_>>()))
+            .collect();
+        let ratio_of = |s: &[Num]| (s[depth].0 / s[0].0).powi(2);
+        let var_ratio =
+            stats::geometric_mean(&per_seed.iter().map(|s| ratio_of(s)).collect::<Vec<_>>());
+        let share = |s: &[Num]| {
+            let (top, below) = (s[depth].0.powi(2), s[depth - 1].0.powi(2));
+            (top - below).max(0.0).sqrt() / below.sqrt()
+        };
+        let branch_share_last =
+            stats::geometric_mean(&per_seed.iter().map(|s| share(s)).collect::<Vec<_>>());
+        let (predicted, note) = match theory::preact_stream(net, std[0] * std[0]) {
+            Ok(q) => (Some(q), None),
+            Err(why) => (None, Some(why)),
+        };
+        let predicted_var_ratio = predicted.as_ref().map(|q| q[depth] / q[0]);
+        StreamSummary {
+            std: nums(&std),
+            var_ratio: Num(var_ratio),
+            predicted_std: predicted.map(|q| q.iter().map(|v| Num(v.sqrt())).collect()),
+            predicted_var_ratio: predicted_var_ratio.map(Num),
+            off_by: predicted_var_ratio.map(|p| Num(var_ratio / p - 1.0)),
+            note,
+            branch_share_last: Num(branch_share_last),
+        }
+    }
 }
 
 /// Everything `grad-norms` computed; written to `grad_norms.json` and drawn in `grad_norms.png`.
@@ -719,6 +881,7 @@ pub fn measure_with<T: Float>(
     let snapshot = histograms
         .then(|| histogram::snapshot(&net, d_o.view(), &histogram::layers(net.depth()), 0, loss));
     net.backward(d_o.view()).expect("forward ran just before");
+    let blocks = net_cfg.block.is_some();
     let values = LayerValues {
         seed,
         loss: Num(loss),
@@ -731,6 +894,31 @@ pub fn measure_with<T: Float>(
         activation_std: (1..=net.depth())
             .map(|l| Num(stats::std_dev(&net.hidden(l))))
             .collect(),
+        stream_std: blocks.then(|| {
+            (0..=net.depth())
+                .map(|l| Num(stats::std_dev(&net.stream(l))))
+                .collect()
+        }),
+        block_weight_grad_norm: blocks.then(|| {
+            net.units
+                .iter()
+                .map(|u| {
+                    let sq = |b: usize| stats::frobenius_norm(&net.blocks[b].linear.dw).powi(2);
+                    Num((sq(u.first) + sq(u.first + 1)).sqrt())
+                })
+                .collect()
+        }),
+        skip_gain_grad: net_cfg.skip_init.then(|| {
+            net.units
+                .iter()
+                .map(|u| {
+                    Num(u
+                        .gain
+                        .as_ref()
+                        .map_or(f64::NAN, |g| g.dalpha[0].f64().abs()))
+                })
+                .collect()
+        }),
     };
     let saved = save.then(|| SavedNet {
         format: "bn-lab-net-v1",
@@ -824,13 +1012,23 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
                     Err(why) => (None, Some(why)),
                 };
             let activation_grad = summary(&g);
+            let stream = arm.block.map(|_| {
+                let s: Vec<&[Num]> = per_seed
+                    .iter()
+                    .filter_map(|s| s.stream_std.as_deref())
+                    .collect();
+                StreamSummary::new(&net, &s)
+            });
             ArmResult {
                 label: arm_label(cfg, arm),
                 depth: arm.depth,
                 norm: arm.norm,
                 residual: arm.residual,
+                block: arm.block,
+                skip_init: arm.skip_init,
+                weight_grad: weight_summary(summary(&w), arm.skip_init),
+                stream,
                 net,
-                weight_grad: summary(&w),
                 measured_rate: activation_grad.growth_per_layer.map(|g| Num(g.0 * g.0)),
                 activation_grad,
                 theory: prediction,
@@ -848,6 +1046,21 @@ pub fn run(cfg: &GradNormsConfig, progress: Progress) -> GradNormsReport {
     }
 }
 
+/// The weight-gradient summary, except that with SkipInit (alpha = 0 at initialisation) every
+/// branch matrix's gradient is exactly 0 by construction: not an underflow and no evidence of
+/// vanishing or exploding, so the verdict is `undetermined` and says why.
+fn weight_summary(mut c: CurveSummary, skip_init: bool) -> CurveSummary {
+    if skip_init {
+        c.verdict = Trend::Undetermined;
+        c.verdict_basis = "SkipInit: alpha = 0".into();
+        c.verdict_reason = Some(SKIP_INIT_REASON.into());
+    }
+    c
+}
+
+/// Why a SkipInit arm's weight gradients are not judged.
+pub const SKIP_INIT_REASON: &str = "SkipInit's alpha is 0 at initialisation, so every branch matrix gets a gradient of exactly 0 (by construction, not an underflow) until alpha moves; only the stem and each alpha (skip_gain_grad) have one, and the stream signal |dL/dh_l| is judged instead";
+
 /// What sets an arm apart from the others: its depth (with several), its normalisation, and
 /// `skips` or `no skips` (with both skip arms), e.g. `depth 50, BN on, skips`.
 fn arm_label(cfg: &GradNormsConfig, arm: Arm) -> String {
@@ -857,7 +1070,14 @@ fn arm_label(cfg: &GradNormsConfig, arm: Arm) -> String {
     }
     parts.push(arm.norm.label().to_string());
     if cfg.skips.len() > 1 {
-        parts.push(if arm.residual { "skips" } else { "no skips" }.to_string());
+        parts.push(
+            Shape {
+                residual: arm.residual,
+                block: arm.block,
+                skip_init: arm.skip_init,
+            }
+            .label(),
+        );
     }
     parts.join(", ")
 }
@@ -890,6 +1110,9 @@ pub fn title(cfg: &GradNormsConfig) -> String {
         };
         let list: Vec<String> = cfg.skips.iter().map(Skips::to_string).collect();
         s.push_str(&format!(", skips {}{scale}", list.join(" vs ")));
+    } else if let Some(b) = cfg.net.block {
+        let skip_init = if cfg.net.skip_init { "+SkipInit" } else { "" };
+        s.push_str(&format!(", {b}{skip_init} blocks"));
     } else if let Some(r) = crate::spec::residual_label(cfg.residuals()[0], cfg.net.residual_scale)
     {
         s.push_str(&format!(", {r}"));
@@ -1058,8 +1281,13 @@ pub fn table(report: &GradNormsReport) -> String {
             ("|dW_l|", &w.special),
             ("|dL/dh_l|", &a.activation_grad.special),
         ] {
+            let zero = if a.skip_init && what == "|dW_l|" {
+                "exactly 0 (alpha = 0, not an underflow)"
+            } else {
+                "0 (underflow)"
+            };
             for (kind, layers) in [
-                ("0 (underflow)", &sp.zero),
+                (zero, &sp.zero),
                 ("inf (overflow)", &sp.inf),
                 ("NaN", &sp.nan),
             ] {
@@ -1090,8 +1318,80 @@ pub fn table(report: &GradNormsReport) -> String {
         short(cfg.steady_factor),
         1.0 / cfg.steady_factor
     ));
+    if report.arms.iter().any(|a| a.block.is_some()) {
+        out.push_str(
+            "standard blocks: |dW_l| is per MATRIX (1 = the stem, then W1, W2 of each block: 1 + 2 x depth; L = the last W2);\n\
+             |dL/dh_l| is per BLOCK (the residual stream after block l); the JSON also keeps per block\n\
+             sqrt(|dW1|^2 + |dW2|^2) (block_weight_grad_norm) and, with SkipInit, |dL/dalpha_l| (skip_gain_grad).\n",
+        );
+        out.push_str(&stream_table(report, label_w));
+    }
     out.push_str(&theory_table(report, label_w));
     out
+}
+
+/// The residual stream's variance at initialisation per standard-block arm, measured beside
+/// [`theory::preact_stream`]'s prediction, and the SkipInit arms' `|dL/dalpha_l|`.
+fn stream_table(report: &GradNormsReport, label_w: usize) -> String {
+    let mut out = format!(
+        "\nresidual stream at initialisation, per block: Var(h_L) / Var(h_0) measured vs predicted (De & Smith 2020)\n{:<label_w$}  {:>10}  {:>10}  {:>10}  {:>9}  {:>12}  prediction\n",
+        "config", "std(h_0)", "measured", "predicted", "off by", "branch share"
+    );
+    for a in &report.arms {
+        let Some(st) = &a.stream else { continue };
+        let (pred, off, how) = match (st.predicted_var_ratio, st.off_by) {
+            (Some(p), Some(o)) => (
+                fmt_num(p.0),
+                format!("{:+.1}%", 100.0 * o.0),
+                stream_rule(&a.net),
+            ),
+            _ => (
+                "-".into(),
+                "-".into(),
+                format!("none: {}", st.note.as_deref().unwrap_or("")),
+            ),
+        };
+        out.push_str(&format!(
+            "{:<label_w$}  {:>10}  {:>10}  {pred:>10}  {off:>9}  {:>12}  {how}\n",
+            a.label,
+            fmt_num(st.std[0].0),
+            fmt_num(st.var_ratio.0),
+            fmt_num(st.branch_share_last.0),
+        ));
+    }
+    for a in report.arms.iter().filter(|a| a.skip_init) {
+        let g: Vec<f64> = a
+            .seeds
+            .iter()
+            .filter_map(|s| s.skip_gain_grad.as_ref())
+            .flatten()
+            .map(|v| v.0)
+            .collect();
+        out.push_str(&format!(
+            "  {}: |dL/dalpha_l| over blocks and seeds from {} to {} (the branches' only gradient at initialisation)\n",
+            a.label,
+            fmt_num(g.iter().copied().fold(f64::INFINITY, f64::min)),
+            fmt_num(g.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+        ));
+    }
+    out.push_str(
+        "measured = geometric mean over seeds of (std(h_L) / std(h_0))^2, h_0 = the stem's output; predicted = the infinite-width\n\
+         recursion Var(h_(l+1)) = Var(h_l) + s^2 Var(branch) from the measured Var(h_0) (De & Smith 2020, arXiv 2002.10444, p. 2);\n\
+         branch share = sqrt(Var(h_L) - Var(h_(L-1))) / std(h_(L-1)): the last branch's size beside the skip path (about 1/sqrt(L)\n\
+         normalised, 1 unnormalised with ReLU and He init, 0 with SkipInit).\n",
+    );
+    out
+}
+
+/// The form the stream prediction takes for `net`, for the table.
+fn stream_rule(net: &NetConfig) -> String {
+    if net.skip_init {
+        "constant: alpha = 0 (SkipInit)".into()
+    } else if net.norm.is_some() {
+        "linear: + Var(branch) per block".into()
+    } else {
+        "geometric: x (1 + Var(branch)/Var(h_l)) per block".into()
+    }
 }
 
 /// A short name of a prediction's theory for the table: `lambda(B=256), Yang et al. 2019`.

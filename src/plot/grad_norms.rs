@@ -43,6 +43,20 @@ fn x_label(report: &GradNormsReport) -> String {
 /// purple beside BN off), so the two read apart on a projector and in black and white.
 fn arm_style(report: &GradNormsReport, i: usize) -> (plotters::style::RGBColor, Marker) {
     let arm = &report.arms[i];
+    if let Some(block) = arm.block {
+        // Standard blocks: the marker names the block, SkipInit a lighter colour and a cross.
+        let (color, marker) = match (arm.skip_init, arm.norm.is_on()) {
+            (true, true) => (okabe_ito::SKY_BLUE, Marker::Cross),
+            (true, false) => (okabe_ito::ORANGE, Marker::Cross),
+            (false, _) => (norm_color(arm.norm), norm_marker(arm.norm)),
+        };
+        let marker = match (arm.skip_init, block) {
+            (false, crate::spec::StdBlock::Preact) => Marker::Diamond,
+            (false, crate::spec::StdBlock::Basic) => Marker::TriangleDown,
+            (true, _) => marker,
+        };
+        return (color, marker);
+    }
     if arm.residual && report.config.skips.len() > 1 {
         let color = if arm.norm.is_on() {
             okabe_ito::BLUISH_GREEN
@@ -137,6 +151,10 @@ pub fn fit_line(
 /// `weight_grad.growth_per_layer` reports, dashed black across its layers.
 fn fit_series(report: &GradNormsReport, i: usize) -> Option<Series> {
     let arm = &report.arms[i];
+    // A standard block's fit is over its 1 + 2 depth matrices, not the per-block axis drawn.
+    if arm.block.is_some() {
+        return None;
+    }
     let growth = arm.weight_grad.growth_per_layer?.0;
     let per_layer: Vec<(f64, f64)> = (0..arm.depth)
         .map(|l| {
@@ -224,11 +242,15 @@ fn arm_note(report: &GradNormsReport, i: usize, series: &Series) -> Option<Note>
     let factor = w
         .growth_per_layer
         .map_or("-".to_string(), |g| format!("×{}", fmt_num(g.0)));
-    let prefix = if report.arms.len() > 1 {
+    let mut prefix = if report.arms.len() > 1 {
         format!("{}: ", arm.label)
     } else {
         String::new()
     };
+    if arm.block.is_some() {
+        // The summary is over the 1 + 2 depth matrices, not the per-block curve drawn.
+        prefix.push_str("per matrix ");
+    }
     Some(Note {
         x,
         y,
@@ -282,6 +304,19 @@ fn subtitle(report: &GradNormsReport) -> String {
 }
 
 fn weight_panel(report: &GradNormsReport) -> Panel {
+    if report.arms.iter().any(|a| a.block.is_some()) {
+        // Standard blocks: one value per block (the per-matrix norms stay in the JSON).
+        return layer_panel(
+            report,
+            "‖∂L/∂W‖ per block (one-layer arms: per layer)",
+            "per block ‖∂L/∂W‖ (Frobenius, log scale)",
+            &|s| {
+                s.block_weight_grad_norm
+                    .as_ref()
+                    .unwrap_or(&s.weight_grad_norm)
+            },
+        );
+    }
     layer_panel(
         report,
         "Weight gradients ‖∂L/∂W_l‖ (backprop runs ←)",
@@ -524,6 +559,12 @@ impl Figures for crate::experiment::grad_norms::GradNorms {
 
     fn figures_for(cfg: &Self::Config) -> Vec<Figure<Self::Report>> {
         let mut v = Self::figures();
+        if cfg.shapes().iter().any(|s| s.block.is_some()) {
+            v.push(Figure {
+                file: "grad_norms_stream.png",
+                draw: draw_stream,
+            });
+        }
         if cfg.histograms {
             v.push(Figure {
                 file: "grad_norms_histograms.png",
@@ -564,6 +605,150 @@ pub fn draw_histograms(report: &GradNormsReport) -> Result<Png> {
         &curves,
         histograms::saturation_note(cfg.act, "one per configuration").as_deref(),
     )
+}
+
+/// The x of block `l` (0 = the stem's output) of an arm of `depth` blocks.
+fn block_x(report: &GradNormsReport, l: usize, depth: usize) -> f64 {
+    if report.config.depths.len() > 1 {
+        l as f64 / depth as f64
+    } else {
+        l as f64
+    }
+}
+
+/// A per-block panel (log y) of the standard-block arms: `value(seed, l)` for `l` in `from..=to`
+/// of each arm's depth, geometric mean over seeds with a min-max band.
+fn block_panel(
+    report: &GradNormsReport,
+    caption: &str,
+    y_label: &str,
+    first: usize,
+    value: &dyn Fn(&LayerValues, usize) -> f64,
+) -> Panel {
+    let x_label = if report.config.depths.len() > 1 {
+        "block / depth l/L"
+    } else {
+        "block l (0 = the stem's output)"
+    };
+    let mut p = Panel::new(caption, x_label, y_label, true);
+    p.integer_x = report.config.depths.len() == 1;
+    for (i, arm) in report.arms.iter().enumerate() {
+        if arm.block.is_none() {
+            continue;
+        }
+        let mut points = Vec::new();
+        let mut band = Vec::new();
+        for l in first..=arm.depth {
+            let vals: Vec<f64> = arm.seeds.iter().map(|s| value(s, l)).collect();
+            let x = block_x(report, l, arm.depth);
+            points.push((x, geometric_mean(&vals)));
+            if vals.len() > 1 {
+                band.push((
+                    x,
+                    min_nan(vals.iter().copied()),
+                    max_nan(vals.iter().copied()),
+                ));
+            }
+        }
+        let mut s = arm_series(report, i, arm.label.clone(), points);
+        s.band = band;
+        p.series.push(s);
+    }
+    p
+}
+
+/// The stream's variance per block, measured, each arm's prediction dotted (anchored at the
+/// measured `h_0`).
+fn stream_panel(report: &GradNormsReport) -> Panel {
+    let at = |s: &LayerValues, l: usize| s.stream_std.as_ref().map_or(f64::NAN, |v| v[l].0.powi(2));
+    let mut p = block_panel(
+        report,
+        "Var(h_l) · dotted: predicted",
+        "Var(h_l) (log scale)",
+        0,
+        &at,
+    );
+    for (i, arm) in report.arms.iter().enumerate() {
+        let Some(pred) = arm.stream.as_ref().and_then(|s| s.predicted_std.as_ref()) else {
+            continue;
+        };
+        let points = pred
+            .iter()
+            .enumerate()
+            .map(|(l, v)| (block_x(report, l, arm.depth), v.0 * v.0))
+            .filter(|&(_, y)| y.is_finite() && y > 0.0)
+            .collect();
+        let mut t = arm_series(report, i, format!("{}: predicted", arm.label), points);
+        t.dash = Dash::Dotted;
+        t.marker = None;
+        t.width = 3;
+        t.legend = false;
+        p.series.push(t);
+    }
+    p
+}
+
+/// `grad_norms_stream.png` (standard blocks): the residual stream's variance per block beside
+/// its prediction, and the gradients per block that follow: the backprop signal `||dL/dh_l||`
+/// and the per-block weight gradient `sqrt(||dL/dW1||^2 + ||dL/dW2||^2)` (SkipInit: exactly 0,
+/// so not drawn on the log axis).
+pub fn draw_stream(report: &GradNormsReport) -> Result<Png> {
+    let signal = block_panel(
+        report,
+        "‖∂L/∂h_l‖ per block",
+        "‖∂L/∂h_l‖ (log scale)",
+        1,
+        &|s, l| s.activation_grad_norm[l - 1].0,
+    );
+    let weight = block_panel(
+        report,
+        "‖∂L/∂W‖ per block",
+        "√(‖∂L/∂W1‖²+‖∂L/∂W2‖²) (log scale)",
+        1,
+        &|s, l| {
+            s.block_weight_grad_norm
+                .as_ref()
+                .map_or(f64::NAN, |v| v[l - 1].0)
+        },
+    );
+    // SkipInit's branch gradients are exactly 0 by construction, not an underflow: left out.
+    let mut weight = weight;
+    let skip_init: Vec<String> = report
+        .arms
+        .iter()
+        .filter(|a| a.skip_init)
+        .map(|a| a.label.clone())
+        .collect();
+    weight.series.retain(|s| !skip_init.contains(&s.label));
+    let mut slide = Slide::new(
+        "The residual stream at initialisation: doubling, linear with a normaliser, constant with SkipInit",
+        subtitle(report),
+        vec![stream_panel(report), signal, weight],
+    );
+    slide.notes.push(LegendItem::text(
+        "prediction: Var(h_(l+1)) = Var(h_l) + s² Var(branch), from the measured Var(h_0) (De & Smith 2020, arXiv 2002.10444)",
+    ));
+    for arm in &report.arms {
+        if let Some(st) = &arm.stream {
+            let pred = st
+                .predicted_var_ratio
+                .map_or("no prediction".to_string(), |p| {
+                    format!("predicted {}", fmt_num(p.0))
+                });
+            let zero = if arm.skip_init {
+                "; branch weights get exactly 0 (alpha = 0)"
+            } else {
+                ""
+            };
+            slide.notes.push(LegendItem::text(format!(
+                "{}: Var(h_L)/Var(h_0) = {} ({pred}){zero}",
+                arm.label,
+                fmt_num(st.var_ratio.0)
+            )));
+        }
+    }
+    slide.notes.extend(seed_note(report));
+    slide.draw()
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ pub const CLAIM_FILES: &[(&str, &str)] = &[
     claim_file!("17-weight-scale.toml"),
     claim_file!("18-bn-vs-layernorm-batch.toml"),
     claim_file!("19-digits.toml"),
+    claim_file!("20-bn-biases-identity.toml"),
     claim_file!("21-balduzzi-decay.toml"),
 ];
 

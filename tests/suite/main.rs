@@ -40,6 +40,7 @@ mod reference_kernels;
 mod registry;
 mod reproduce;
 mod resblocks;
+mod resnet_grads;
 mod resnet_input;
 mod roundtrip;
 mod serve_api;

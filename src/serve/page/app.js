@@ -544,8 +544,11 @@ function renderGradNorms(report) {
   const base = (a, i, key, what) => Object.assign(armStyle(a, report), {
     label: name(a), points: perLayer(a, key), what, width: 3,
   });
-  const wSeries = report.arms.map((a, i) => base(a, i, 'weight_grad_norm', '‖∂L/∂W‖'));
-  const fits = report.arms.map((a) => ({
+  // Standard blocks record 1 + 2L matrices: draw their per-block norm, without the per-matrix fit.
+  const blocks = report.arms.some((a) => a.block);
+  const wKey = (a) => (a.block ? 'block_weight_grad_norm' : 'weight_grad_norm');
+  const wSeries = report.arms.map((a, i) => base(a, i, wKey(a), '‖∂L/∂W‖'));
+  const fits = report.arms.filter((a) => !a.block).map((a) => ({
     label: name(a) + ' fit', color: '#000', dash: '9 6', width: 2,
     points: fitLine(perLayer(a, 'weight_grad_norm'), a.weight_grad.growth_per_layer, a.depth),
   }));
@@ -567,7 +570,9 @@ function renderGradNorms(report) {
   const fSeries = report.arms.map((a, i) => base(a, i, 'activation_std', 'std(h)'));
   const common = { xlabel: 'layer l (1 = input)', xname: 'layer', xrange, integerX: true };
   fitNotes(panel(charts, 'wide').appendChild(chart(Object.assign({
-    title: 'Weight gradients ‖∂L/∂W_l‖ (dashed: fit)', ylabel: '‖∂L/∂W_l‖ (log)',
+    title: blocks ? 'Weight gradients per block √(‖∂L/∂W1‖²+‖∂L/∂W2‖²) (one-layer arms: per layer)'
+      : 'Weight gradients ‖∂L/∂W_l‖ (dashed: fit)',
+    ylabel: '‖∂L/∂W_l‖ (log)',
     width: wide, height: 540, series: wSeries.concat(fits), notes,
   }, common))));
   panel(charts).appendChild(chart(Object.assign({
