@@ -12,6 +12,15 @@
 //!   (`NetConfig.residual`). Block 1 has no skip: its input is the scalar x and its output has
 //!   `width` units, so the shapes do not match ([`NetConfig::block_has_skip`]).
 //!
+//! and, when asked for with `--arch`, `resnet` (the one-layer blocks without BN) and the
+//! standard two-layer blocks ([`StdBlock`]; depth counts blocks, after a stem): `preact`
+//! (no normaliser), `preact+bn`, `preact+skipinit` (no normaliser, SkipInit's gain on each
+//! branch) and `basic+bn`. SkipInit's gain is 0 at initialisation, so every block is the
+//! identity and `preact+skipinit` is its linear stem and head at every depth: `y = a x + b`,
+//! a constant gradient (lag-1 correlation 1 by the convention below). It is drawn anyway, as
+//! the measured control that the gain, not the blocks, decides the function at
+//! initialisation. Standard blocks take the slow path ([`frozen_net`] and [`evaluate`]).
+//!
 //! **Frozen BatchNorm statistics.** In train mode BN makes every sample's output depend on
 //! every other sample of the batch, so `dL/dx_i` of a train-mode backward is not the derivative
 //! of a function of `x_i` alone. Instead the statistics are computed once over the grid and
@@ -64,7 +73,7 @@ use crate::memory::Footprint;
 use crate::model::{Mlp, Mode};
 use crate::ops;
 use crate::parallel::gemm;
-use crate::spec::{NetConfig, NetSpec};
+use crate::spec::{NetConfig, NetSpec, StdBlock};
 use crate::stats::{Num, fmt_num, max_nan, mean_nan, min_nan};
 use crate::train::FORWARD_BACKWARD;
 use clap::Args;
@@ -112,6 +121,28 @@ pub enum Arch {
     #[serde(rename = "resnet+bn")]
     #[value(name = "resnet+bn")]
     ResnetBn,
+    /// Standard pre-activation blocks (He et al. 2016b, [`StdBlock::Preact`]) without a
+    /// normaliser: `h_{l+1} = h_l + beta W2 act(W1 act(h_l))` after a linear stem; depth counts
+    /// blocks.
+    #[serde(rename = "preact")]
+    #[value(name = "preact")]
+    Preact,
+    /// Standard pre-activation blocks with the run's normaliser before each activation.
+    #[serde(rename = "preact+bn")]
+    #[value(name = "preact+bn")]
+    PreactBn,
+    /// Standard pre-activation blocks without a normaliser, with SkipInit (De & Smith 2020): a
+    /// gain `alpha` on each branch, 0 at initialisation, so that at initialisation every block
+    /// is the identity and the net is its linear stem and head, `y = a x + b` at every depth.
+    #[serde(rename = "preact+skipinit")]
+    #[value(name = "preact+skipinit")]
+    PreactSkipinit,
+    /// Standard post-activation blocks (He et al. 2016a, [`StdBlock::Basic`]) with the run's
+    /// normaliser: `h_{l+1} = act(h_l + beta norm(W2 act(norm(W1 h_l))))` after the stem
+    /// `act(norm(x W0))`.
+    #[serde(rename = "basic+bn")]
+    #[value(name = "basic+bn")]
+    BasicBn,
 }
 
 /// Which skip connection an architecture's blocks have.
@@ -122,6 +153,8 @@ pub enum Skip {
     /// The one-layer block `h_l = h_{l-1} + beta act(norm(W h_{l-1}))` (`NetConfig.residual`),
     /// from block 2 on.
     OneLayer,
+    /// A standard two-layer block (`NetConfig.block`) from block 1 on, after a stem.
+    Std(StdBlock),
 }
 
 /// What an architecture is built from.
@@ -130,15 +163,21 @@ pub struct ArchParts {
     /// Its blocks use the run's normaliser (`--norm`); else none.
     pub normalised: bool,
     pub skip: Skip,
+    /// SkipInit's gain on each branch (`NetConfig.skip_init`).
+    pub skip_init: bool,
 }
 
 impl Arch {
     /// Every architecture, in the order of `--arch`'s help.
-    pub const ALL: [Arch; 4] = [
+    pub const ALL: [Arch; 8] = [
         Arch::Feedforward,
         Arch::FeedforwardBn,
         Arch::Resnet,
         Arch::ResnetBn,
+        Arch::Preact,
+        Arch::PreactBn,
+        Arch::PreactSkipinit,
+        Arch::BasicBn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -147,17 +186,29 @@ impl Arch {
             Arch::FeedforwardBn => "feedforward+bn",
             Arch::Resnet => "resnet",
             Arch::ResnetBn => "resnet+bn",
+            Arch::Preact => "preact",
+            Arch::PreactBn => "preact+bn",
+            Arch::PreactSkipinit => "preact+skipinit",
+            Arch::BasicBn => "basic+bn",
         }
     }
 
     pub fn parts(self) -> ArchParts {
+        let preact = Skip::Std(StdBlock::Preact);
         let (normalised, skip) = match self {
             Arch::Feedforward => (false, Skip::None),
             Arch::FeedforwardBn => (true, Skip::None),
             Arch::Resnet => (false, Skip::OneLayer),
             Arch::ResnetBn => (true, Skip::OneLayer),
+            Arch::Preact | Arch::PreactSkipinit => (false, preact),
+            Arch::PreactBn => (true, preact),
+            Arch::BasicBn => (true, Skip::Std(StdBlock::Basic)),
         };
-        ArchParts { normalised, skip }
+        ArchParts {
+            normalised,
+            skip,
+            skip_init: self == Arch::PreactSkipinit,
+        }
     }
 
     /// The normalisation of its blocks, `bn` for the normalised architectures.
@@ -169,8 +220,22 @@ impl Arch {
         }
     }
 
+    /// One-layer skip blocks (`NetConfig.residual`).
     pub fn residual(self) -> bool {
         self.parts().skip == Skip::OneLayer
+    }
+
+    /// The standard block it is built from, if any (`NetConfig.block`).
+    pub fn block(self) -> Option<StdBlock> {
+        match self.parts().skip {
+            Skip::Std(b) => Some(b),
+            Skip::None | Skip::OneLayer => None,
+        }
+    }
+
+    /// Whether it has a residual branch, which `--residual-scale` scales.
+    pub fn has_branch(self) -> bool {
+        self.parts().skip != Skip::None
     }
 
     /// The result of Balduzzi et al. 2017 its prediction is drawn from.
@@ -180,6 +245,9 @@ impl Arch {
             Arch::FeedforwardBn => Theorem::FeedforwardBn,
             Arch::Resnet => Theorem::Resnet,
             Arch::ResnetBn => Theorem::ResnetBn,
+            Arch::Preact => Theorem::PreactResnet,
+            Arch::PreactBn | Arch::BasicBn => Theorem::StdResnetBn,
+            Arch::PreactSkipinit => Theorem::SkipInit,
         }
     }
 }
@@ -292,9 +360,12 @@ impl ShatteredConfig {
     /// The network of one architecture and depth.
     pub fn net(&self, arch: Arch, depth: usize) -> NetConfig {
         let mut n = self.net.net(depth, self.act, arch.norm(self.bn));
+        let parts = arch.parts();
         n.residual = arch.residual();
-        // `--residual-scale` is the resnet's branch scale; the feedforward nets have no branch.
-        if !n.residual {
+        n.block = arch.block();
+        n.skip_init = parts.skip_init;
+        // `--residual-scale` is the resnets' branch scale; the feedforward nets have no branch.
+        if !arch.has_branch() {
             n.residual_scale = 1.0;
         }
         n
@@ -377,6 +448,20 @@ impl Plan for ShatteredConfig {
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("archs", &self.archs)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
+        if let Some(block) = self.net.block {
+            return Err(ConfigError::Invalid {
+                field: "block",
+                message: format!(
+                    "blocks are set per architecture (--arch preact,preact+bn,preact+skipinit,basic+bn), not --block {block}"
+                ),
+            });
+        }
+        if self.net.skip_init {
+            return Err(ConfigError::Invalid {
+                field: "skip_init",
+                message: "SkipInit is set per architecture (--arch preact+skipinit)".into(),
+            });
+        }
         // `residual` is per architecture, and `residual_scale` is the resnet's branch scale.
         NetSpec {
             residual: true,
@@ -486,7 +571,11 @@ pub fn grid(points: usize) -> Array2<f64> {
 }
 
 /// Set every bias of `net` (hidden blocks in order, then the output layer) as `bias` says,
-/// drawing from [`bias_rng`] of `seed`.
+/// drawing from [`bias_rng`] of `seed`. For standard blocks `net.blocks` is every layer with
+/// a matrix (the stem, then `W1`, `W2` of each block), so each gets the bias of its `fan_in`;
+/// a pre-activation block's first normaliser and activation stand on an identity linear
+/// outside `net.blocks` whose bias stays 0, as it has no matrix of its own (a bias there would
+/// be an extra shift of the stream that no standard block has).
 pub fn init_biases(net: &mut Mlp<f64>, bias: BiasInit, seed: u64) {
     let mut rng = bias_rng(seed);
     let mut set = |b: &mut ndarray::Array1<f64>, fan_in: usize| match bias {
@@ -509,18 +598,18 @@ pub fn init_biases(net: &mut Mlp<f64>, bias: BiasInit, seed: u64) {
     set(&mut net.out.b, fan_in);
 }
 
-/// Hold every BN layer's statistics of the last (train-mode) forward fixed: copy the batch
+/// Hold every BN layer's statistics (each layer's and each pre-activation block's first
+/// normaliser's) of the last (train-mode) forward fixed: copy the batch
 /// mean (bias included for BN before the activation) and the biased batch variance into the
 /// running statistics, so an eval-mode forward normalises exactly as that forward did.
 pub fn freeze_batch_stats(net: &mut Mlp<f64>) {
-    for block in &mut net.blocks {
-        if let Some(bn) = &mut block.bn {
-            for j in 0..bn.mean.len() {
-                bn.running_mean[j] = bn.mean[j];
-                bn.running_var[j] = bn.var[j];
-            }
+    // Every normaliser, a pre-activation block's first one included.
+    net.for_each_norm_mut(|bn| {
+        for j in 0..bn.mean.len() {
+            bn.running_mean[j] = bn.mean[j];
+            bn.running_var[j] = bn.var[j];
         }
-    }
+    });
 }
 
 /// The network of `arch` at `depth` for `seed`, biases set and BN statistics frozen on the
@@ -611,9 +700,11 @@ fn fast_block(block: &crate::model::Block<f64>) -> bool {
 /// matrix product per block and no weight gradients. [`frozen_net`] with [`evaluate`] runs a
 /// train-mode forward, an eval-mode forward and a full backward (four products per block) for
 /// the same function; the two give the same bits on shattered's default run and agree to
-/// rounding in general (tests/suite/shattered.rs). `None` if a block is not `fast_block`.
+/// rounding in general (tests/suite/shattered.rs). `None` if a block is not `fast_block` or
+/// the net has standard blocks (`net.units`).
 pub fn frozen_gradients(net: &Mlp<f64>, x: ArrayView2<f64>, pool: &mut Pool) -> Option<Evaluation> {
-    if !net.blocks.iter().all(fast_block) {
+    // Standard blocks ([`Mlp::units`]) take the slow path.
+    if !net.units.is_empty() || !net.blocks.iter().all(fast_block) {
         return None;
     }
     let n = x.nrows();
@@ -1242,12 +1333,15 @@ impl SpacingArm {
 
 /// Work units of one network (forward passes of one sample, a forward plus backward counting
 /// 3): a forward and a backward on the grid ([`frozen_gradients`]), plus a train-mode forward
-/// where the normaliser takes the general path (LayerNorm, or BN after the activation).
+/// where the normaliser takes the general path (LayerNorm, BN after the activation, or any
+/// normaliser in standard blocks, which [`frozen_gradients`] leaves to the slow path).
 fn job_units(cfg: &ShatteredConfig, arch: Arch, points: usize) -> u64 {
     let n = points as u64;
     let general = match arch.norm(cfg.bn) {
         Normaliser::Off => false,
-        Normaliser::Batch { placement, .. } => placement != crate::config::Placement::Pre,
+        Normaliser::Batch { placement, .. } => {
+            placement != crate::config::Placement::Pre || arch.block().is_some()
+        }
         Normaliser::Layer { .. } => true,
     };
     let train = if general { n } else { 0 };
@@ -1398,6 +1492,16 @@ pub enum Theorem {
     Resnet,
     /// Theorem 3, `~ 1/(beta sqrt(L))`.
     ResnetBn,
+    /// Theorem 2's path count applied to a two-layer branch (this tool's step, not a stated
+    /// result): `((1 + beta^2/4) / (1 + beta^2))^L`, `(5/8)^L` at `beta = 1`.
+    PreactResnet,
+    /// Theorem 3's `~ 1/(beta sqrt(L))`, drawn for standard blocks with a normaliser (stated
+    /// for one-layer blocks).
+    StdResnetBn,
+    /// SkipInit at initialisation: every branch's gain is 0, the net is its linear stem and
+    /// head, so `dy/dx` is one constant and the correlation 1 at every depth (exact, from the
+    /// construction; no theorem).
+    SkipInit,
 }
 
 impl Theorem {
@@ -1410,13 +1514,21 @@ impl Theorem {
                 let b2 = beta * beta;
                 ((1.0 + b2 / 2.0) / (1.0 + b2)).powf(l)
             }
-            Theorem::ResnetBn => (1.0 / (beta * l.sqrt())).min(1.0),
+            Theorem::ResnetBn | Theorem::StdResnetBn => (1.0 / (beta * l.sqrt())).min(1.0),
+            Theorem::PreactResnet => {
+                let b2 = beta * beta;
+                ((1.0 + b2 / 4.0) / (1.0 + b2)).powf(l)
+            }
+            Theorem::SkipInit => 1.0,
         }
     }
 
     /// Exponential decay in depth (falls below any band), or the sublinear `1/sqrt(L)`.
     pub fn exponential(self) -> bool {
-        self != Theorem::ResnetBn
+        !matches!(
+            self,
+            Theorem::ResnetBn | Theorem::StdResnetBn | Theorem::SkipInit
+        )
     }
 
     /// Where the prediction comes from: `Balduzzi et al. 2017, Thm 1`.
@@ -1426,6 +1538,11 @@ impl Theorem {
             Theorem::FeedforwardBn => "Balduzzi et al. 2017, Thm 1, stated without BN",
             Theorem::Resnet => "Balduzzi et al. 2017, Thm 2",
             Theorem::ResnetBn => "Balduzzi et al. 2017, Thm 3",
+            Theorem::PreactResnet => {
+                "Balduzzi et al. 2017, Thm 2's path count for a two-layer branch (this tool's step)"
+            }
+            Theorem::StdResnetBn => "Balduzzi et al. 2017, Thm 3, stated for one-layer blocks",
+            Theorem::SkipInit => "De & Smith 2020 (SkipInit): alpha = 0 at initialisation",
         }
     }
 
@@ -1437,8 +1554,11 @@ impl Theorem {
             Theorem::Feedforward | Theorem::FeedforwardBn => "2^-L".into(),
             Theorem::Resnet if beta == 1.0 => "(3/4)^L".into(),
             Theorem::Resnet => format!("((1+{b}^2/2)/(1+{b}^2))^L"),
-            Theorem::ResnetBn if beta == 1.0 => "1/sqrt(L)".into(),
-            Theorem::ResnetBn => format!("1/({b} sqrt(L))"),
+            Theorem::ResnetBn | Theorem::StdResnetBn if beta == 1.0 => "1/sqrt(L)".into(),
+            Theorem::ResnetBn | Theorem::StdResnetBn => format!("1/({b} sqrt(L))"),
+            Theorem::PreactResnet if beta == 1.0 => "(5/8)^L".into(),
+            Theorem::PreactResnet => format!("((1+{b}^2/4)/(1+{b}^2))^L"),
+            Theorem::SkipInit => "1".into(),
         }
     }
 
@@ -1457,6 +1577,15 @@ impl Theorem {
             Theorem::ResnetBn => {
                 "resnets with BN: correlation decays sublinearly, about 1/sqrt(L) (stays above the band while 1/sqrt(L) does)"
             }
+            Theorem::PreactResnet => {
+                "pre-activation blocks without BN: Thm 2's path count with two rectifier layers per branch, (5/8)^L at beta 1, exponential (white noise once below the band)"
+            }
+            Theorem::StdResnetBn => {
+                "standard blocks with BN: tested against Thm 3's sublinear 1/sqrt(L) (stays above the band while 1/sqrt(L) does)"
+            }
+            Theorem::SkipInit => {
+                "SkipInit at initialisation: alpha = 0 makes every block the identity, so the net is its linear stem and head (a depth-0 net) and dy/dx is constant: correlation 1 at every depth"
+            }
         }
     }
 }
@@ -1464,7 +1593,7 @@ impl Theorem {
 /// The branch scale an architecture's prediction uses: `--residual-scale` for a skip
 /// architecture, else 1.
 fn beta_of(cfg: &ShatteredConfig, arch: Arch) -> f64 {
-    if arch.residual() {
+    if arch.has_branch() {
         cfg.net.residual_scale
     } else {
         1.0
@@ -1746,7 +1875,7 @@ pub fn title(cfg: &ShatteredConfig) -> String {
     if cfg.bn != Normaliser::BN {
         s.push_str(&format!(", +bn = {}", cfg.bn.label()));
     }
-    if cfg.net.residual_scale != 1.0 && cfg.archs.iter().any(|a| a.residual()) {
+    if cfg.net.residual_scale != 1.0 && cfg.archs.iter().any(|a| a.has_branch()) {
         s.push_str(&format!(
             ", resnet beta {}",
             crate::stats::Short(cfg.net.residual_scale)

@@ -29,7 +29,12 @@ use crate::plot::{Figure, Figures};
 
 /// The colour and marker of an architecture whose `+bn` variants use `bn`.
 pub fn arch_style(arch: Arch, bn: Normaliser) -> (RGBColor, Marker) {
+    let std = |k: usize| std_block_style(k, bn);
     match arch {
+        Arch::Preact => std(0),
+        Arch::PreactBn => std(1),
+        Arch::PreactSkipinit => std(2),
+        Arch::BasicBn => std(3),
         Arch::Feedforward => (norm_color(Normaliser::Off), norm_marker(Normaliser::Off)),
         Arch::FeedforwardBn => (norm_color(bn), norm_marker(bn)),
         Arch::ResnetBn => {
@@ -61,6 +66,45 @@ pub fn arch_style(arch: Arch, bn: Normaliser) -> (RGBColor, Marker) {
             (color, marker)
         }
     }
+}
+
+/// The `k`-th standard-block architecture's pair: the colours and markers the four
+/// one-layer architectures leave free, in turn (three colours and two markers, so the four
+/// pairs differ from each other and from the one-layer architectures' by colour).
+fn std_block_style(k: usize, bn: Normaliser) -> (RGBColor, Marker) {
+    let taken: Vec<(RGBColor, Marker)> = [
+        Arch::Feedforward,
+        Arch::FeedforwardBn,
+        Arch::ResnetBn,
+        Arch::Resnet,
+    ]
+    .into_iter()
+    .map(|a| arch_style(a, bn))
+    .collect();
+    let colors: Vec<RGBColor> = [
+        okabe_ito::SKY_BLUE,
+        okabe_ito::BLACK,
+        okabe_ito::ORANGE,
+        okabe_ito::BLUISH_GREEN,
+        okabe_ito::REDDISH_PURPLE,
+        okabe_ito::BLUE,
+        okabe_ito::VERMILLION,
+    ]
+    .into_iter()
+    .filter(|c| taken.iter().all(|t| t.0 != *c))
+    .collect();
+    let markers: Vec<Marker> = [
+        Marker::Diamond,
+        Marker::Cross,
+        Marker::TriangleUp,
+        Marker::TriangleDown,
+        Marker::Circle,
+        Marker::Square,
+    ]
+    .into_iter()
+    .filter(|m| taken.iter().all(|t| t.1 != *m))
+    .collect();
+    (colors[k % colors.len()], markers[k % markers.len()])
 }
 
 fn style(report: &ShatteredReport, arch: Arch) -> (RGBColor, Marker) {

@@ -6,10 +6,12 @@
 
 use bn_lab::cli::Command;
 use bn_lab::experiment::shattered::{
-    Arch, Shattered, ShatteredConfig, Theorem, correlation_at, curve_depths, evaluate,
-    frozen_net_on, grid, lag_pearson, lag1_pearson, step,
+    Arch, Pool, Shattered, ShatteredConfig, Theorem, correlation_at, curve_depths, evaluate,
+    frozen_gradients, frozen_net_on, grid, grid_gradients, lag_pearson, lag1_pearson, outputs,
+    step,
 };
 use bn_lab::experiment::{Experiment, Plan};
+use bn_lab::limits::{MAX_FIGURE_PIXELS, MAX_PANELS};
 
 use crate::common;
 use crate::common::{assert_refused, bn_lab_ok, json, scratch_dir};
@@ -279,4 +281,152 @@ fn a_dense_depth_grid_draws_its_predictions_dotted_on_a_log_axis() {
     let few = config(&common::with_flag(&DENSE, "--depths", "1,8"));
     let few = bn_lab::plot::shattered::lag1_panel(&Shattered::run(&few, &|_| {}));
     assert!(!few.log_x && few.series.iter().all(|s| s.dash != Dash::Dotted));
+}
+
+/// The standard-block architectures, each its block, normaliser and SkipInit.
+const STD_ARCHS: [Arch; 4] = [
+    Arch::Preact,
+    Arch::PreactBn,
+    Arch::PreactSkipinit,
+    Arch::BasicBn,
+];
+
+fn std_config() -> ShatteredConfig {
+    config(&[
+        "shattered",
+        "--depths",
+        "1,3",
+        "--arch",
+        "preact,preact+bn,preact+skipinit,basic+bn",
+        "--width",
+        "8",
+        "--points",
+        "32",
+        "--seeds",
+        "1",
+        "--max-lag",
+        "4",
+    ])
+}
+
+/// Each standard-block arm builds its block (depth counts blocks), takes the slow path, and
+/// its `dy/dx` on the grid is the derivative of its `y(x)`: a central finite difference of the
+/// frozen net's outputs. The frozen statistics (a pre-activation block's first normaliser
+/// included) reproduce the train-mode forward they were taken from. An even grid keeps x = 0
+/// (where BN centring puts kinks) off the grid.
+#[test]
+fn standard_block_arms_differentiate_their_function_on_the_grid() {
+    let cfg = std_config();
+    cfg.validate().unwrap();
+    let x = grid(cfg.points());
+    for arch in STD_ARCHS {
+        let n = cfg.net(arch, 3);
+        assert_eq!(n.block, arch.block(), "{arch}");
+        assert!(n.block.is_some() && !n.residual, "{arch}");
+        assert_eq!(n.skip_init, arch == Arch::PreactSkipinit, "{arch}");
+        assert_eq!(n.norm.is_some(), arch.parts().normalised, "{arch}");
+        let mut net = frozen_net_on(&cfg, arch, 3, 0, x.view());
+        assert_eq!((net.units.len(), net.blocks.len()), (3, 7), "{arch}");
+        assert!(frozen_gradients(&net, x.view(), &mut Pool::default()).is_none());
+        let e = evaluate(&mut net, x.view());
+        assert!(e.overflow_from_layer.is_none());
+        // The fallback of the run's own path gives the same bits.
+        let g = grid_gradients(&cfg, arch, 3, 0, x.view(), &mut Pool::default());
+        assert_eq!(g.gradient, e.gradient, "{arch}");
+        assert_eq!(g.y, e.y, "{arch}");
+        if n.norm.is_some() {
+            let mut fresh = bn_lab::model::Mlp::<f64>::new(
+                &n,
+                &mut bn_lab::data::rng(0, bn_lab::data::Stream::Weights),
+            );
+            bn_lab::experiment::shattered::init_biases(&mut fresh, cfg.bias, 0);
+            let train: Vec<f64> = fresh
+                .forward(x.view(), bn_lab::model::Mode::Train)
+                .unwrap()
+                .column(0)
+                .to_vec();
+            for (a, b) in train.iter().zip(&e.y) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + a.abs()),
+                    "{arch}: {a} vs {b}"
+                );
+            }
+        }
+        let h = 1e-6;
+        let mut shifted = |d: f64| outputs(&mut net, x.mapv(|v| v + d).view());
+        let (up, down) = (shifted(h), shifted(-h));
+        let mut agree = 0;
+        for i in 0..x.nrows() {
+            let fd = (up[i] - down[i]) / (2.0 * h);
+            if (fd - e.gradient[i]).abs() <= 1e-5 * (1.0 + fd.abs()) {
+                agree += 1;
+            }
+        }
+        // A kink within h of a grid point spoils its difference: allow one.
+        assert!(
+            agree + 1 >= x.nrows(),
+            "{arch}: {agree} of {} agree",
+            x.nrows()
+        );
+        if arch == Arch::PreactSkipinit {
+            // alpha = 0: the linear stem and head, one slope everywhere.
+            assert!(e.gradient.iter().all(|&v| v == e.gradient[0]), "{arch}");
+        } else {
+            assert!(e.gradient.iter().any(|&v| v != e.gradient[0]), "{arch}");
+        }
+    }
+}
+
+/// The standard-block arms run end to end, each predicted as its parts say, and the detail
+/// figure of every architecture at the most depths stays under the pixel limit.
+#[test]
+fn standard_block_arms_run_with_their_predictions() {
+    let cfg = std_config();
+    let report = Shattered::run(&cfg, &|_| {});
+    assert_eq!(report.arms.len(), 8);
+    for p in &report.predictions {
+        let t = p.name.theory();
+        assert_eq!(p.formula, t.formula(1.0));
+        match p.name {
+            Arch::Preact => assert_eq!(p.formula, "(5/8)^L"),
+            Arch::PreactBn | Arch::BasicBn => assert_eq!(p.formula, "1/sqrt(L)"),
+            Arch::PreactSkipinit => assert_eq!(p.formula, "1"),
+            other => panic!("not asked for: {other}"),
+        }
+    }
+    let skip = report
+        .arms
+        .iter()
+        .filter(|a| a.name == Arch::PreactSkipinit);
+    for a in skip {
+        assert_eq!(a.lag1_correlation.0, 1.0, "a constant gradient");
+    }
+    // Two-layer branches under Thm 2's path count: 1 + beta^2/4 over 1 + beta^2 per block.
+    assert!((Theorem::PreactResnet.correlation(3, 1.0) - 0.625f64.powi(3)).abs() < 1e-15);
+    let size = bn_lab::plot::chart::Grid::new(Arch::ALL.len() + 1, MAX_PANELS, (800, 520)).size();
+    assert!(f64::from(size.0) * f64::from(size.1) <= MAX_FIGURE_PIXELS);
+}
+
+#[test]
+fn blocks_and_skip_init_are_set_per_architecture() {
+    for (flag, field) in [("--block=preact", "--arch"), ("--skip-init", "--arch")] {
+        let mut args = std_config_args();
+        args.push(flag);
+        let err = config(&args).validate().unwrap_err().to_string();
+        assert!(err.contains(field), "{flag}: {err}");
+    }
+}
+
+fn std_config_args() -> Vec<&'static str> {
+    vec![
+        "shattered",
+        "--depths",
+        "1",
+        "--arch",
+        "preact",
+        "--width",
+        "8",
+        "--points",
+        "32",
+    ]
 }

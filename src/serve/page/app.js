@@ -738,6 +738,15 @@ function renderShattered(report) {
     'resnet+bn': { color: green ? '#000000' : '#009e73', marker: bn.marker === 'triangle-up' ? 'diamond' : 'triangle-up' },
     resnet: { color: bn.color === '#cc79a7' ? '#e69f00' : '#cc79a7', marker: bn.marker === 'triangle-down' ? 'cross' : 'triangle-down' },
   };
+  // The standard blocks: the colours and markers the four above leave free, in turn.
+  const taken = Object.values(looks);
+  const freeColors = ['#56b4e9', '#000000', '#e69f00', '#009e73', '#cc79a7', '#0072b2', '#d55e00']
+    .filter((c) => taken.every((t) => t.color !== c));
+  const freeMarkers = ['diamond', 'cross', 'triangle-up', 'triangle-down', 'circle', 'square']
+    .filter((m) => taken.every((t) => t.marker !== m));
+  ['preact', 'preact+bn', 'preact+skipinit', 'basic+bn'].forEach((arch, k) => {
+    looks[arch] = { color: freeColors[k % freeColors.length], marker: freeMarkers[k % freeMarkers.length] };
+  });
   const series = cfg.archs.map((arch) => {
     const st = looks[arch] || {};
     return {
