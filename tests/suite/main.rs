@@ -39,6 +39,7 @@ mod reference_kernels;
 mod registry;
 mod reproduce;
 mod resblocks;
+mod resnet_train;
 mod roundtrip;
 mod serve_api;
 mod serve_stream;
