@@ -233,12 +233,14 @@ pub struct Divergence {
 }
 
 /// Per-layer diagnostics, recorded from the gradients of the mini-batch at `steps[i]`, before
-/// its update. Layers are the hidden weight matrices `W_1 .. W_L` and the output layer.
+/// its update. Layers are the hidden weight matrices `W_1 .. W_L` and the output layer (for
+/// standard blocks: the stem, each block's `W1` and `W2`, and the output layer).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LayerDiagnostics {
     /// Update count at each record.
     pub steps: Vec<usize>,
-    /// `"1" .. "L"` and `"out"`.
+    /// `"1" .. "L"` and `"out"`; for standard blocks `"stem"`, `"1.W1"`, `"1.W2"`, ...,
+    /// `"out"` ([`matrix_names`]).
     pub layers: Vec<String>,
     /// `update_ratio[layer][i] = std(lr_t * dL/dW) / std(W)` at `steps[i]`: the relative size of
     /// the plain SGD step (makemore's rule of thumb: around 1e-3), with `lr_t` the learning rate
@@ -561,7 +563,8 @@ pub struct HistoryRecorder<'a> {
 
 impl<'a> HistoryRecorder<'a> {
     pub fn new<T: Float>(net: &Mlp<T>, s: &TrainSettings, progress: Progress<'a>) -> Self {
-        let n_layers = net.depth() + 1;
+        let names = matrix_names(&net.config);
+        let n_layers = names.len();
         HistoryRecorder {
             history: History {
                 eval_steps: Vec::new(),
@@ -571,7 +574,7 @@ impl<'a> HistoryRecorder<'a> {
                 train_accuracy: Vec::new(),
                 test_accuracy: Vec::new(),
                 layers: LayerDiagnostics {
-                    layers: layer_names(net.depth()),
+                    layers: names,
                     update_ratio: vec![Vec::new(); n_layers],
                     grad_norm: vec![Vec::new(); n_layers],
                     ..LayerDiagnostics::default()
@@ -658,6 +661,34 @@ impl<T: Float> Observer<T> for HistoryRecorder<'_> {
             self.acc_n = 0;
         }
     }
+}
+
+/// The names of `net`'s weight matrices in [`Mlp::blocks`] order, then the output layer: for
+/// one-layer blocks [`layer_names`] (`1` .. `depth`, `out`); for standard blocks `stem`, then
+/// `1.W1`, `1.W2` (block 1's two matrices), ..., `out`.
+///
+/// ```
+/// use bn_lab::spec::StdBlock;
+/// let mut net = bn_lab::spec::NetConfig {
+///     d_in: 4, width: 4, d_out: 2, depth: 2, act: bn_lab::config::Activation::Relu,
+///     init: bn_lab::config::Init::He, norm: None, residual: false, residual_scale: 1.0,
+///     block: None, skip_init: false,
+/// };
+/// assert_eq!(bn_lab::train::matrix_names(&net), ["1", "2", "out"]);
+/// net.block = Some(StdBlock::Preact);
+/// assert_eq!(
+///     bn_lab::train::matrix_names(&net),
+///     ["stem", "1.W1", "1.W2", "2.W1", "2.W2", "out"]
+/// );
+/// ```
+pub fn matrix_names(net: &crate::spec::NetConfig) -> Vec<String> {
+    if net.block.is_none() {
+        return layer_names(net.depth);
+    }
+    std::iter::once("stem".to_string())
+        .chain((1..=net.depth).flat_map(|b| [format!("{b}.W1"), format!("{b}.W2")]))
+        .chain(std::iter::once("out".to_string()))
+        .collect()
 }
 
 /// Layer names of a net of `depth` blocks: `1` .. `depth`, then `out`.

@@ -16,6 +16,7 @@ pub mod shift;
 pub mod sweep;
 pub mod theory;
 pub mod train;
+pub mod train_arm;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

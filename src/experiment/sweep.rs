@@ -457,7 +457,9 @@ pub struct Point {
     /// [`Normaliser::label`].
     pub label: String,
     pub seed: u64,
-    /// `||dL/dW_1||_F / ||dL/dW_L||_F` at initialisation (first / last hidden layer).
+    /// `||dL/dW_1||_F / ||dL/dW_L||_F` at initialisation (first / last hidden layer; with
+    /// `--block basic|preact` the stem's over the last block's `W2`, which SkipInit's zero gain
+    /// leaves without a gradient at initialisation, so the ratio is inf there).
     pub grad_ratio: Num,
     /// `exp(-slope)` of `ln ||dL/dh_l||` against `l` over the hidden layers: the factor the
     /// backprop signal is multiplied by per layer towards the input (`grad-norms`' fit); `null`
@@ -559,10 +561,11 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId, partials: Progress) -
     let signal: Vec<f64> = init.activation_grad_norm.iter().map(|v| v.0).collect();
     let growth = stats::log_slope(&signal).map(|s| (-s).exp());
     // The mean-field rates hold for a plain (no skip) stack with the normaliser before the
-    // activation; `None` elsewhere and without a normaliser.
+    // activation; `None` elsewhere (standard blocks too) and without a normaliser.
     let theory_rate = net_cfg
         .norm
         .as_ref()
+        .filter(|_| net_cfg.block.is_none())
         .and_then(|bn| crate::theory::normalised_rate(&net_cfg, bn, batch).ok())
         .map(Num);
     let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);

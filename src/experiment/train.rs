@@ -17,6 +17,7 @@ use crate::config::{check_points, points};
 use crate::data::{self, Stream};
 use crate::experiment::ExperimentArgs;
 use crate::experiment::total_units;
+pub use crate::experiment::train_arm::TrainArm;
 use crate::experiment::{Cost, Experiment, Plan, Progress, ToolInfo, fit_macs, largest_alive};
 use crate::flags::{DataArgs, NetArgs, OutputArgs, Renames, SgdArgs, count, usage};
 use crate::float::Float;
@@ -43,8 +44,8 @@ pub struct TrainConfig {
     pub act: Activation,
     #[serde(flatten)]
     pub net: NetSpec,
-    /// Configurations, in legend order.
-    pub norms: Vec<Normaliser>,
+    /// Configurations, in legend order: a normaliser, with or without SkipInit ([`TrainArm`]).
+    pub norms: Vec<TrainArm>,
     /// Learning rates, one panel each.
     pub lrs: Vec<f64>,
     /// SGD momentum, weight decay and warmup, shared by every run.
@@ -89,8 +90,11 @@ pub fn default_histogram_steps(steps: usize) -> Vec<usize> {
 }
 
 impl TrainConfig {
-    pub fn net(&self, norm: Normaliser) -> NetConfig {
-        self.net.net(self.depth, self.act, norm)
+    /// The network of configuration `arm`.
+    pub fn net(&self, arm: TrainArm) -> NetConfig {
+        let mut net = self.net.net(self.depth, self.act, arm.norm);
+        net.skip_init = net.skip_init || arm.skip_init;
+        net
     }
 
     pub fn settings(&self, lr: f64) -> TrainSettings {
@@ -108,7 +112,7 @@ impl TrainConfig {
 
     /// Every (lr, configuration) pair in run order: learning rates as given, configurations in
     /// `norms` order within each.
-    pub fn runs(&self) -> Vec<(f64, Normaliser)> {
+    pub fn runs(&self) -> Vec<(f64, TrainArm)> {
         self.lrs
             .iter()
             .flat_map(|&lr| self.norms.iter().map(move |&n| (lr, n)))
@@ -121,11 +125,11 @@ impl TrainConfig {
         let (dtype, batch) = (self.net.dtype.bytes(), self.net.batch);
         self.runs()
             .into_iter()
-            .map(|(lr, norm)| {
-                let net = self.net(norm);
+            .map(|(lr, arm)| {
+                let net = self.net(arm);
                 TrainJob {
                     lr,
-                    norm,
+                    arm,
                     units: self
                         .settings(lr)
                         .work_units(self.data.n_train, self.data.n_test)
@@ -142,7 +146,7 @@ impl TrainConfig {
 #[derive(Clone, Debug)]
 pub struct TrainJob {
     pub lr: f64,
-    pub norm: Normaliser,
+    pub arm: TrainArm,
     pub net: NetConfig,
     /// Progress units: every step and evaluation, and the histograms' snapshots.
     pub units: u64,
@@ -158,7 +162,8 @@ impl Plan for TrainConfig {
         for &lr in &self.lrs {
             crate::config::check_lr("lrs", lr)?;
         }
-        crate::config::distinct_norms("norms", &self.norms)?;
+        crate::experiment::train_arm::distinct_arms("norms", &self.norms)?;
+        self.validate_blocks()?;
         between("steps", 1, MAX_STEPS, self.steps)?;
         at_least("eval_every", 1, self.eval_every)?;
         check_points("eval_every", "steps", self.steps, self.eval_every)?;
@@ -199,8 +204,8 @@ impl Plan for TrainConfig {
         self.net.validate()?;
         self.data
             .validate(self.net.batch, self.net.d_in, self.net.d_out)?;
-        for &norm in &self.norms {
-            self.net(norm).validate(self.net.batch)?;
+        for &arm in &self.norms {
+            self.net(arm).validate(self.net.batch)?;
         }
         Ok(())
     }
@@ -215,7 +220,8 @@ impl Plan for TrainConfig {
             .footprint(Footprint::new(), &self.net, 1, parallel, true);
         let alive = largest_alive(self.jobs().iter().map(|j| j.bytes));
         fp = fp.add("networks", alive, &["depth", "width", "batch"]);
-        let layers = self.depth as f64 + 1.0;
+        // Every weight matrix and the output layer.
+        let layers = self.net.net(self.depth, self.act, Normaliser::Off).layers() as f64 + 1.0;
         let per_run = 32.0
             + 3.0 * points(self.steps, self.eval_every) as f64
             + (1.0 + 2.0 * layers) * points(self.steps, self.diag_every) as f64;
@@ -258,6 +264,33 @@ impl Plan for TrainConfig {
 }
 
 impl TrainConfig {
+    /// SkipInit is a configuration here (`--configs skip-init`), so the shared `skip_init` is
+    /// off; `--histograms` reruns the layers above each one from its input, which a standard
+    /// block does not have.
+    fn validate_blocks(&self) -> Result<(), ConfigError> {
+        if self.net.skip_init {
+            return Err(ConfigError::Invalid {
+                field: "skip_init",
+                message: "train compares SkipInit as a configuration: name it in --configs (skip-init, on+skip-init, ...)".into(),
+            });
+        }
+        if let Some(a) = self.norms.iter().find(|a| a.skip_init)
+            && self.net.block.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                field: "norms",
+                message: format!(
+                    "{a} puts a learnable gain on each residual branch of a standard block, so it needs --block basic or preact"
+                ),
+            });
+        }
+        if self.histogram_steps.is_some() {
+            self.net
+                .one_layer_blocks("--histograms reruns the layers above each one from its input")?;
+        }
+        Ok(())
+    }
+
     /// Runs: learning rates x configurations.
     pub fn n_runs(&self) -> usize {
         self.lrs.len() * self.norms.len()
@@ -276,6 +309,9 @@ impl TrainConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainRun {
     pub label: String,
+    /// The configuration's text form (`on`, `skip-init`, `on+skip-init`).
+    pub arm: TrainArm,
+    /// Its normaliser (`off` for `skip-init`).
     pub norm: Normaliser,
     pub lr: f64,
     pub net: NetConfig,
@@ -300,6 +336,18 @@ pub struct TrainRun {
     /// With `histogram_steps`: the histograms at each of those steps the run reached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub histograms: Option<Vec<Snapshot>>,
+    /// SkipInit: each block's gain `alpha` at the end of the run (input side first; 0 at
+    /// initialisation). Left out without SkipInit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub final_alpha: Vec<Num>,
+}
+
+/// SkipInit's gains of `net`, input side first (empty without SkipInit).
+pub fn gains<T: Float>(net: &Mlp<T>) -> Vec<Num> {
+    net.units
+        .iter()
+        .filter_map(|u| u.gain.as_ref().map(|g| Num(g.alpha[0].f64())))
+        .collect()
 }
 
 /// Work units of one snapshot of a depth-`depth` net on a batch of `batch`.
@@ -398,6 +446,8 @@ fn train_with_histograms<T: Float>(
 /// Per configuration, over the learning-rate sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArmSummary {
+    /// The configuration's text form, as [`TrainRun::arm`].
+    pub arm: TrainArm,
     pub norm: Normaliser,
     pub label: String,
     /// Learning rates at which this configuration diverged.
@@ -588,7 +638,7 @@ fn run_one<T: Float>(
     job: &TrainJob,
     progress: Progress,
 ) -> TrainRun {
-    let (lr, norm, net_cfg) = (job.lr, job.norm, job.net.clone());
+    let (lr, arm, net_cfg) = (job.lr, job.arm, job.net.clone());
     let mut net = Mlp::<T>::new(&net_cfg, &mut data::rng(cfg.net.seed, Stream::Weights));
     let (history, histograms) = if cfg.histogram_steps.is_some() {
         let (h, s) = train_with_histograms(cfg, &mut net, data, &cfg.settings(lr), progress);
@@ -600,8 +650,9 @@ fn run_one<T: Float>(
         )
     };
     TrainRun {
-        label: norm.label().to_string(),
-        norm,
+        label: arm.label(),
+        arm,
+        norm: arm.norm,
         lr,
         net: net_cfg,
         diverged: history.divergence.is_some(),
@@ -615,6 +666,7 @@ fn run_one<T: Float>(
         accuracy: history.accuracies(),
         history,
         histograms,
+        final_alpha: gains(&net),
     }
 }
 
@@ -630,7 +682,7 @@ fn run_typed<T: Float>(cfg: &TrainConfig, progress: Progress) -> Ran {
         .jobs()
         .par_iter()
         .map(|job| {
-            let arm = Tagged::new(progress, format!("{} lr={}", job.norm.label(), job.lr));
+            let arm = Tagged::new(progress, format!("{} lr={}", job.arm.label(), job.lr));
             run_one(cfg, &data, job, &arm)
         })
         .collect();
@@ -659,9 +711,9 @@ fn majority_share<T: Float>(y: ndarray::ArrayView2<T>) -> f64 {
     largest / y.nrows().max(1) as f64
 }
 
-/// Configuration `norm`'s summary over the learning rates of `runs` (whose `learned` is set).
-fn summarise(norm: Normaliser, runs: &[TrainRun]) -> ArmSummary {
-    let mine: Vec<&TrainRun> = runs.iter().filter(|r| r.norm == norm).collect();
+/// Configuration `arm`'s summary over the learning rates of `runs` (whose `learned` is set).
+fn summarise(arm: TrainArm, runs: &[TrainRun]) -> ArmSummary {
+    let mine: Vec<&TrainRun> = runs.iter().filter(|r| r.arm == arm).collect();
     let lrs = |keep: &dyn Fn(&TrainRun) -> bool| -> Vec<f64> {
         mine.iter().filter(|r| keep(r)).map(|r| r.lr).collect()
     };
@@ -674,8 +726,9 @@ fn summarise(norm: Normaliser, runs: &[TrainRun]) -> ArmSummary {
         .filter(|r| r.best_test_loss.0.is_finite())
         .min_by(|a, b| a.best_test_loss.0.total_cmp(&b.best_test_loss.0));
     ArmSummary {
-        norm,
-        label: norm.label().to_string(),
+        arm,
+        norm: arm.norm,
+        label: arm.label(),
         diverged_at: lrs(&|r| r.diverged),
         not_learned_at: lrs(&|r| !r.diverged && !r.learned),
         largest_stable_lr: stable.map(|r| r.lr),
@@ -690,7 +743,7 @@ pub fn reference_units(cfg: &TrainConfig) -> u64 {
     let macs = cfg
         .norms
         .iter()
-        .map(|&n| train::forward_macs(&cfg.net(n)))
+        .map(|&a| train::forward_macs(&cfg.net(a)))
         .fold(1.0, f64::max);
     train::linear_fit_units(
         cfg.data.n_train,
@@ -719,7 +772,7 @@ pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
             floor,
         );
     }
-    let summary: Vec<ArmSummary> = cfg.norms.iter().map(|&n| summarise(n, &runs)).collect();
+    let summary: Vec<ArmSummary> = cfg.norms.iter().map(|&a| summarise(a, &runs)).collect();
     let mut config = cfg.clone();
     config.diag_lr = Some(
         cfg.diag_lr
@@ -745,9 +798,13 @@ pub fn run(cfg: &TrainConfig, progress: Progress) -> TrainReport {
 
 /// The shared settings as short phrases: `non-linear task`, `depth 10`, ...
 fn title_parts(cfg: &TrainConfig) -> Vec<String> {
+    let shape = match cfg.net.block {
+        None => format!("depth {}, width {}", cfg.depth, cfg.net.width),
+        Some(b) => format!("{} {b} blocks, width {}", cfg.depth, cfg.net.width),
+    };
     let mut parts = vec![
         task_part(&cfg.data),
-        format!("depth {}, width {}", cfg.depth, cfg.net.width),
+        shape,
         format!("{}, {} init", cfg.act, cfg.net.init.resolve(cfg.act)),
         format!("batch {}", cfg.net.batch),
     ];
@@ -762,6 +819,9 @@ fn title_parts(cfg: &TrainConfig) -> Vec<String> {
     }
     if let Some(r) = crate::spec::residual_label(cfg.net.residual, cfg.net.residual_scale) {
         parts.push(r);
+    }
+    if cfg.net.block.is_some() && cfg.net.residual_scale != 1.0 {
+        parts.push(format!("branch x {}", Short(cfg.net.residual_scale)));
     }
     parts.push(cfg.net.dtype.to_string());
     parts.push(format!("seed {}", cfg.net.seed));
@@ -803,22 +863,22 @@ pub fn status(r: &TrainRun) -> String {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rescue {
     pub lr: f64,
-    pub learned: Vec<Normaliser>,
+    pub learned: Vec<TrainArm>,
 }
 
-/// Per learning rate at which BN off did not learn, in sweep order, the BN configurations that
-/// learned there.
+/// Per learning rate at which BN off (without SkipInit) did not learn, in sweep order, the
+/// configurations with a normaliser that learned there (SkipInit without one is no BN).
 pub fn rescues(lrs: &[f64], runs: &[TrainRun]) -> Vec<Rescue> {
     let mut out = Vec::new();
     for &lr in lrs {
         let at: Vec<&TrainRun> = runs.iter().filter(|r| r.lr == lr).collect();
-        if !at.iter().any(|r| r.norm == Normaliser::Off && !r.learned) {
+        if !at.iter().any(|r| r.arm == TrainArm::OFF && !r.learned) {
             continue;
         }
-        let learned: Vec<Normaliser> = at
+        let learned: Vec<TrainArm> = at
             .iter()
             .filter(|r| r.norm != Normaliser::Off && r.learned)
-            .map(|r| r.norm)
+            .map(|r| r.arm)
             .collect();
         out.push(Rescue { lr, learned });
     }
@@ -858,7 +918,7 @@ impl HigherLrEvidence {
 /// The [`HigherLrEvidence`] of `runs` (whose `learned` is set); `None` without a BN-off
 /// configuration.
 pub fn higher_lr_evidence(cfg: &TrainConfig, runs: &[TrainRun]) -> Option<HigherLrEvidence> {
-    if !cfg.norms.contains(&Normaliser::Off) {
+    if !cfg.norms.contains(&TrainArm::OFF) {
         return None;
     }
     let all = rescues(&cfg.lrs, runs);
@@ -880,9 +940,9 @@ pub fn higher_lr_evidence(cfg: &TrainConfig, runs: &[TrainRun]) -> Option<Higher
 
 /// The runs of configurations `norms` with no finite test loss, in run order: a configuration's
 /// best test loss is over its other runs.
-pub fn left_out_of_best<'a>(runs: &'a [TrainRun], norms: &[Normaliser]) -> Vec<&'a TrainRun> {
+pub fn left_out_of_best<'a>(runs: &'a [TrainRun], arms: &[TrainArm]) -> Vec<&'a TrainRun> {
     runs.iter()
-        .filter(|r| norms.contains(&r.norm) && !r.best_test_loss.0.is_finite())
+        .filter(|r| arms.contains(&r.arm) && !r.best_test_loss.0.is_finite())
         .collect()
 }
 
@@ -904,9 +964,10 @@ pub struct PlacementEvidence {
 /// The [`PlacementEvidence`] of a sweep's per-configuration `summary` and its `runs`; `None`
 /// unless both placements ran.
 pub fn placement_evidence(summary: &[ArmSummary], runs: &[TrainRun]) -> Option<PlacementEvidence> {
-    let post_norm = Normaliser::BN.placed(Placement::Post);
-    let of = |norm| summary.iter().find(|s| s.norm == norm);
-    let (pre, post) = (of(Normaliser::BN)?, of(post_norm)?);
+    let pre_arm = TrainArm::plain(Normaliser::BN);
+    let post_arm = TrainArm::plain(Normaliser::BN.placed(Placement::Post));
+    let of = |arm| summary.iter().find(|s| s.arm == arm);
+    let (pre, post) = (of(pre_arm)?, of(post_arm)?);
     // Each placement needs a run that learned: a best test loss of runs that all diverged is
     // the loss of a network that never trained (often the initial one).
     let missing: Vec<String> = [pre, post]
@@ -917,7 +978,7 @@ pub fn placement_evidence(summary: &[ArmSummary], runs: &[TrainRun]) -> Option<P
                     "{} reached no finite test loss at any learning rate",
                     s.label
                 ))
-            } else if !runs.iter().any(|r| r.norm == s.norm && r.learned) {
+            } else if !runs.iter().any(|r| r.arm == s.arm && r.learned) {
                 Some(format!(
                     "{} learned at no learning rate (every run diverged or learned nothing)",
                     s.label
@@ -948,7 +1009,7 @@ pub fn placement_evidence(summary: &[ArmSummary], runs: &[TrainRun]) -> Option<P
         before,
         after,
         ratio: before.max(after) / before.min(after),
-        left_out: left_out_of_best(runs, &[Normaliser::BN, post_norm])
+        left_out: left_out_of_best(runs, &[pre_arm, post_arm])
             .iter()
             .map(|r| (r.label.clone(), r.lr))
             .collect(),
@@ -1068,7 +1129,7 @@ fn per_configuration(report: &TrainReport, w: usize) -> String {
             s.best_lr.map_or("-".to_string(), |v| Short(v).to_string()),
         ));
         // The best is over the runs with a finite test loss: name the others.
-        let left_out: Vec<f64> = left_out_of_best(&report.runs, &[s.norm])
+        let left_out: Vec<f64> = left_out_of_best(&report.runs, &[s.arm])
             .iter()
             .map(|r| r.lr)
             .collect();
@@ -1228,15 +1289,13 @@ pub struct TrainArgs {
         default_value = "0.01,0.1,0.3,1"
     )]
     pub lr: Vec<f64>,
-    /// Configurations to compare, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "off,on,no-affine,post"
-    )]
-    pub configs: Vec<Normaliser>,
-    /// Number of hidden layers.
+    /// Configurations to compare, comma-separated: normalisers, skip-init (SkipInit without a
+    /// normaliser) and NORMALISER+skip-init [default: off,on,no-affine,post; with --block
+    /// basic|preact: off,on,layer,skip-init].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub configs: Option<Vec<TrainArm>>,
+    /// Number of hidden layers (with --block basic|preact: of blocks, each two layers, after a
+    /// stem layer).
     #[arg(allow_hyphen_values = true, value_parser = count::<1, MAX_DEPTH>, long, default_value_t = 10)]
     pub depth: usize,
     /// SGD updates per run.
@@ -1295,13 +1354,30 @@ impl ExperimentArgs for TrainArgs {
                 "--placement: train compares fixed configurations; choose them with --configs (post puts BN after the activation)",
             ));
         }
-        let (net, data) = self.data.specs(&self.net)?;
+        let (mut net, data) = self.data.specs(&self.net)?;
+        let mut norms = self.configs.clone().unwrap_or_else(|| {
+            let names: &[&str] = match net.block {
+                None => &["off", "on", "no-affine", "post"],
+                Some(_) => &["off", "on", "layer", "skip-init"],
+            };
+            names
+                .iter()
+                .map(|n| n.parse().expect("a configuration's name"))
+                .collect()
+        });
+        // --skip-init puts SkipInit on every configuration.
+        if net.skip_init {
+            net.skip_init = false;
+            for arm in &mut norms {
+                arm.skip_init = true;
+            }
+        }
         Ok(TrainConfig {
             data,
             depth: self.depth,
             act: self.net.activation(),
             net,
-            norms: self.configs.clone(),
+            norms,
             lrs: self.lr.clone(),
             sgd: self.sgd.spec(),
             steps: self.steps,
@@ -1353,7 +1429,7 @@ mod tests {
                 seed: 0,
                 dtype: Dtype::F32,
             },
-            norms: norms.to_vec(),
+            norms: norms.iter().map(|&n| TrainArm::plain(n)).collect(),
             lrs: lrs.to_vec(),
             sgd: SgdSpec {
                 sgd_momentum: 0.0,
@@ -1373,9 +1449,10 @@ mod tests {
     fn run(c: &TrainConfig, lr: f64, norm: Normaliser, diverged: bool, loss: f64) -> TrainRun {
         TrainRun {
             label: norm.label().to_string(),
+            arm: TrainArm::plain(norm),
             norm,
             lr,
-            net: c.net(norm),
+            net: c.net(TrainArm::plain(norm)),
             diverged,
             learned: learned(diverged, loss, None, 1.0, None),
             late_batch_loss: Num(loss),
@@ -1398,11 +1475,12 @@ mod tests {
                 output_curvature: Num(1.0),
             },
             histograms: None,
+            final_alpha: Vec::new(),
         }
     }
 
     fn summary(c: &TrainConfig, runs: &[TrainRun]) -> Vec<ArmSummary> {
-        c.norms.iter().map(|&norm| summarise(norm, runs)).collect()
+        c.norms.iter().map(|&arm| summarise(arm, runs)).collect()
     }
 
     #[test]
@@ -1468,7 +1546,7 @@ mod tests {
             run(&c, 0.3, Normaliser::Off, false, 0.2),
             run(&c, 1.0, Normaliser::Off, false, 1.5),
         ];
-        let s = summarise(Normaliser::Off, &runs);
+        let s = summarise(TrainArm::OFF, &runs);
         assert_eq!(s.largest_stable_lr, Some(0.3));
         assert_eq!(s.not_learned_at, vec![1.0]);
         assert_eq!(s.at_largest_stable_lr.unwrap().final_test_loss, Num(0.2));
@@ -1545,7 +1623,7 @@ mod tests {
                 failed: vec![1.0, 3.0],
                 rescues: vec![Rescue {
                     lr: 1.0,
-                    learned: vec![Normaliser::BN]
+                    learned: vec![TrainArm::plain(Normaliser::BN)]
                 }],
             }
         );

@@ -37,6 +37,29 @@ pub fn norm_marker(norm: crate::config::Normaliser) -> Marker {
     }
 }
 
+/// [`norm_color`] of a `train` configuration; SkipInit (which needs a standard block, where
+/// normalisers go before the activation) takes the colours of the placements after it: bluish
+/// green without a normaliser, reddish purple with BatchNorm, black with LayerNorm.
+pub fn arm_color(arm: crate::experiment::train::TrainArm) -> RGBColor {
+    use crate::config::NormKind;
+    match (arm.skip_init, arm.norm.kind()) {
+        (false, _) => norm_color(arm.norm),
+        (true, None) => okabe_ito::BLUISH_GREEN,
+        (true, Some(NormKind::Batch)) => okabe_ito::REDDISH_PURPLE,
+        (true, Some(NormKind::Layer)) => okabe_ito::BLACK,
+    }
+}
+
+/// [`norm_marker`] of a `train` configuration; SkipInit arms take triangles (up without a
+/// normaliser, down with one).
+pub fn arm_marker(arm: crate::experiment::train::TrainArm) -> Marker {
+    match (arm.skip_init, arm.norm.is_on()) {
+        (false, _) => norm_marker(arm.norm),
+        (true, false) => Marker::TriangleUp,
+        (true, true) => Marker::TriangleDown,
+    }
+}
+
 /// `{what}: BN off 95.6%, BN on 91.4%`, a legend line of the arms' test accuracies on a
 /// classification task; `None` when no arm has one (a regression task).
 pub fn accuracy_note<'a>(

@@ -5,11 +5,10 @@
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::config::Normaliser;
 use crate::experiment::train::{
-    HigherLr, PlacementVerdict, TrainConfig, TrainReport, TrainRun, short_title,
+    HigherLr, PlacementVerdict, TrainArm, TrainConfig, TrainReport, TrainRun, short_title,
 };
-use crate::plot::arms::{norm_color, norm_marker};
+use crate::plot::arms::{arm_color, arm_marker};
 use crate::plot::chart::{
     Dash, Grid, LegendItem, Note, Panel, Png, Series, Slide, TITLE_HEIGHT, figure,
     positive_y_extent, ramp, shared_legend, spread_marks, union,
@@ -65,9 +64,9 @@ fn headline_loss(run: &TrainRun) -> f64 {
     }
 }
 
-/// The runs of configuration `norm`, in the order of the sweep.
-fn runs_of(report: &TrainReport, norm: Normaliser) -> impl Iterator<Item = &TrainRun> {
-    report.runs.iter().filter(move |r| r.norm == norm)
+/// The runs of configuration `arm`, in the order of the sweep.
+fn runs_of(report: &TrainReport, arm: TrainArm) -> impl Iterator<Item = &TrainRun> {
+    report.runs.iter().filter(move |r| r.arm == arm)
 }
 
 /// The headline's left panel: per configuration (its colour and marker), the best test loss at
@@ -128,12 +127,12 @@ pub fn best_loss_panel(report: &TrainReport) -> Panel {
                 x: dodged_lr(cfg, k, b.lr),
                 y: b.best_test_loss.0,
                 text: format!("{} at lr {}", fmt_num(b.best_test_loss.0), Short(b.lr)),
-                color: norm_color(norm),
+                color: arm_color(norm),
                 offset: (-12, -48),
             });
         }
-        let mut s = Series::new(norm.label(), norm_color(norm), points);
-        s.marker = Some(norm_marker(norm));
+        let mut s = Series::new(norm.label(), arm_color(norm), points);
+        s.marker = Some(arm_marker(norm));
         p.series.push(s);
     }
     p
@@ -157,8 +156,8 @@ fn per_run_panel(
         let points = runs_of(report, norm)
             .map(|r| (dodged_lr(cfg, k, r.lr), value(r)))
             .collect();
-        let mut s = Series::new(norm.label(), norm_color(norm), points);
-        s.marker = Some(norm_marker(norm));
+        let mut s = Series::new(norm.label(), arm_color(norm), points);
+        s.marker = Some(arm_marker(norm));
         p.series.push(s);
     }
     p
@@ -376,14 +375,14 @@ fn run_losses(r: &TrainRun, all_diverged: bool) -> (Points, Points) {
 /// A run's training curve (in the legend, with markers, saying where it diverged) and its
 /// dashed test curve (unlisted, and without a ✕ of its own: it would sit on the training one).
 fn run_series(cfg: &TrainConfig, r: &TrainRun, train: Points, test: Points) -> [Series; 2] {
-    let color = norm_color(r.norm);
+    let color = arm_color(r.arm);
     let label = match &r.history.divergence {
         None => r.label.clone(),
         Some(d) => format!("{} (diverged at step {})", r.label, d.step),
     };
     let mut s = Series::new(label, color, train);
-    s.marker = Some(norm_marker(r.norm));
-    s.marker_phase = cfg.norms.iter().position(|&n| n == r.norm).unwrap_or(0);
+    s.marker = Some(arm_marker(r.arm));
+    s.marker_phase = cfg.norms.iter().position(|&n| n == r.arm).unwrap_or(0);
     let mut t = Series::new(format!("{} test", r.label), color, test);
     t.dash = Dash::Dashed;
     t.legend = false;
@@ -466,8 +465,18 @@ pub fn draw_loss(report: &TrainReport) -> Result<Png> {
     )
 }
 
-/// Up to four hidden layers spread from the input side to the output side (1-based), and the
-/// output layer.
+/// A weight matrix's legend label from its name in [`crate::train::LayerDiagnostics::layers`]:
+/// `layer 3`, `stem`, `block 7 W2`.
+fn matrix_label(name: &str) -> String {
+    match name.split_once('.') {
+        Some((b, w)) => format!("block {b} {w}"),
+        None if name == "stem" => name.to_string(),
+        None => format!("layer {name}"),
+    }
+}
+
+/// Up to four of `depth` hidden weight matrices spread from the input side to the output side
+/// (1-based).
 pub fn shown_layers(depth: usize) -> Vec<usize> {
     let mut v: Vec<usize> = (0..4)
         .map(|k| 1 + ((depth - 1) as f64 * k as f64 / 3.0).round() as usize)
@@ -515,7 +524,9 @@ fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
         ratio.series.push(a);
         norm.series.push(b);
     };
-    let hidden = shown_layers(cfg.depth);
+    // The hidden weight matrices (one per layer, or a stem and two per standard block).
+    let matrices = d.layers.len().saturating_sub(1);
+    let hidden = shown_layers(matrices);
     let n = hidden.len();
     for (k, &l) in hidden.iter().enumerate() {
         let t = if n > 1 {
@@ -523,10 +534,10 @@ fn layer_panels(report: &TrainReport, run: &TrainRun) -> (Panel, Panel) {
         } else {
             0.0
         };
-        layer_series(l - 1, format!("layer {l}"), ramp(t), false);
+        layer_series(l - 1, matrix_label(&d.layers[l - 1]), ramp(t), false);
     }
     layer_series(
-        cfg.depth,
+        matrices,
         "output layer".to_string(),
         RGBColor(40, 40, 40),
         true,
@@ -624,8 +635,8 @@ pub fn draw_histograms(report: &TrainReport) -> Result<Png> {
             curves.push(Curve {
                 label: r.label.clone(),
                 variant: Some(format!("step {}", snap.step)),
-                color: norm_color(r.norm),
-                marker: norm_marker(r.norm),
+                color: arm_color(r.arm),
+                marker: arm_marker(r.arm),
                 dash: Dash::nth(k),
                 snapshot: snap,
                 note: i + 1 == snaps.len(),

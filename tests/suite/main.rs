@@ -42,6 +42,7 @@ mod reproduce;
 mod resblocks;
 mod resnet_grads;
 mod resnet_input;
+mod resnet_train;
 mod roundtrip;
 mod serve_api;
 mod serve_stream;

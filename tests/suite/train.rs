@@ -529,7 +529,7 @@ fn the_headline_draws_each_runs_best_test_loss_and_diverged_runs_in_the_top_stri
     let mut factors = Vec::new();
     for (s, &norm) in panel.series.iter().zip(&cfg.norms) {
         assert_eq!(s.label, norm.label());
-        let runs: Vec<_> = report.runs.iter().filter(|r| r.norm == norm).collect();
+        let runs: Vec<_> = report.runs.iter().filter(|r| r.arm == norm).collect();
         assert_eq!(s.points.len(), runs.len(), "{}", s.label);
         let factor = s.points[0].0 / runs[0].lr;
         for (&(x, y), r) in s.points.iter().zip(&runs) {
