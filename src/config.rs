@@ -640,6 +640,15 @@ pub fn distinct_numbers(field: &'static str, v: &[f64]) -> Result<(), ConfigErro
 /// now and several spell one configuration (`off` and `none`), so a repeat is named with every
 /// spelling: `'off' (also written 'none') is given twice`.
 pub fn distinct_norms(field: &'static str, v: &[Normaliser]) -> Result<(), ConfigError> {
+    distinct_spelt(field, v)
+}
+
+/// [`distinct`] for values several words spell (`clap::ValueEnum` aliases): a repeat is named
+/// with every spelling.
+pub fn distinct_spelt<T: PartialEq + Copy + fmt::Display + clap::ValueEnum>(
+    field: &'static str,
+    v: &[T],
+) -> Result<(), ConfigError> {
     distinct(field, v).map_err(|e| match e {
         ConfigError::Repeated { field, .. } => {
             let repeated = v

@@ -174,32 +174,5 @@ fn skip_name(norm: Normaliser) -> &'static str {
 /// [`crate::config::distinct_norms`] for configurations: a repeat is named with every spelling
 /// (`'skip-init' (also written 'skipinit' or ...) is given twice`).
 pub fn distinct_arms(field: &'static str, v: &[TrainArm]) -> Result<(), ConfigError> {
-    crate::config::distinct(field, v).map_err(|e| match e {
-        ConfigError::Repeated { field, .. } => {
-            let repeated = v
-                .iter()
-                .enumerate()
-                .find(|(i, a)| v[..*i].contains(a))
-                .map(|(_, a)| *a)
-                .expect("a repeat was found");
-            let aliases: Vec<String> = clap::ValueEnum::to_possible_value(&repeated)
-                .map(|p| {
-                    p.get_name_and_aliases()
-                        .skip(1)
-                        .map(|a| format!("'{a}'"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let also = if aliases.is_empty() {
-                String::new()
-            } else {
-                format!(" (also written {})", aliases.join(" or "))
-            };
-            ConfigError::Invalid {
-                field,
-                message: format!("'{repeated}'{also} is given twice"),
-            }
-        }
-        other => other,
-    })
+    crate::config::distinct_spelt(field, v)
 }
