@@ -462,9 +462,10 @@ pub fn predict(
 
 /// The mean-field rate of `||dL/dh_l||^2` per layer of `net` normalised by `bn` on batches of
 /// `batch`: [`bn_rate`] (`lambda(B)`) for BatchNorm, [`ln_rate`] for LayerNorm; or why there is
-/// none (skip connections, the normaliser after the activation, a BatchNorm batch below 4).
+/// none (skip connections, standard blocks, the normaliser after the activation, a BatchNorm
+/// batch below 4).
 pub fn normalised_rate(net: &NetConfig, bn: &NormConfig, batch: usize) -> Result<f64, String> {
-    if net.residual {
+    if net.residual || net.block.is_some() {
         return Err(
             "skip connections: the mean-field map of a residual stream is not implemented".into(),
         );
@@ -746,6 +747,25 @@ mod reference_values {
                 "{act} B={b}: quadrature {quad} vs Monte Carlo {mc} +- {se}"
             );
         }
+    }
+
+    #[test]
+    fn no_per_layer_rate_is_claimed_for_skips_or_standard_blocks() {
+        let bn = NormConfig::default();
+        let plain = net(Activation::Relu, Init::He);
+        assert!(normalised_rate(&plain, &bn, 256).is_ok());
+        for block in [crate::spec::StdBlock::Basic, crate::spec::StdBlock::Preact] {
+            let blocks = NetConfig {
+                block: Some(block),
+                ..plain.clone()
+            };
+            assert!(normalised_rate(&blocks, &bn, 256).is_err(), "{block}");
+        }
+        let residual = NetConfig {
+            residual: true,
+            ..plain
+        };
+        assert!(normalised_rate(&residual, &bn, 256).is_err());
     }
 
     fn net(act: Activation, init: Init) -> NetConfig {

@@ -561,11 +561,11 @@ fn measure_typed<T: Float>(cfg: &SweepConfig, p: &PointId, partials: Progress) -
     let signal: Vec<f64> = init.activation_grad_norm.iter().map(|v| v.0).collect();
     let growth = stats::log_slope(&signal).map(|s| (-s).exp());
     // The mean-field rates hold for a plain (no skip) stack with the normaliser before the
-    // activation; `None` elsewhere (standard blocks too) and without a normaliser.
+    // activation; `None` elsewhere (standard blocks too: `normalised_rate` refuses them) and
+    // without a normaliser.
     let theory_rate = net_cfg
         .norm
         .as_ref()
-        .filter(|_| net_cfg.block.is_none())
         .and_then(|bn| crate::theory::normalised_rate(&net_cfg, bn, batch).ok())
         .map(Num);
     let (mut train_loss, mut test_loss, mut diverged_at) = (None, None, None);
