@@ -101,13 +101,31 @@ fn curve_of(
     i: usize,
     value: &dyn Fn(&LayerValues, usize) -> f64,
 ) -> Series {
+    let depth = report.arms[i].depth;
+    seed_series(
+        report,
+        i,
+        0..depth,
+        &|l| layer_x(report, l + 1, depth),
+        value,
+    )
+}
+
+/// Arm `i`'s series over the indices `ls`: at `x(l)` the geometric mean over seeds of
+/// `value(seed, l)`, with the seeds' min-max band when there are several.
+fn seed_series(
+    report: &GradNormsReport,
+    i: usize,
+    ls: impl Iterator<Item = usize>,
+    x: &dyn Fn(usize) -> f64,
+    value: &dyn Fn(&LayerValues, usize) -> f64,
+) -> Series {
     let arm = &report.arms[i];
-    let depth = arm.depth;
-    let mut points = Vec::with_capacity(depth);
+    let mut points = Vec::new();
     let mut band = Vec::new();
-    for l in 0..depth {
+    for l in ls {
         let vals: Vec<f64> = arm.seeds.iter().map(|s| value(s, l)).collect();
-        let x = layer_x(report, l + 1, depth);
+        let x = x(l);
         points.push((x, geometric_mean(&vals)));
         if vals.len() > 1 {
             band.push((
@@ -636,23 +654,14 @@ fn block_panel(
         if arm.block.is_none() {
             continue;
         }
-        let mut points = Vec::new();
-        let mut band = Vec::new();
-        for l in first..=arm.depth {
-            let vals: Vec<f64> = arm.seeds.iter().map(|s| value(s, l)).collect();
-            let x = block_x(report, l, arm.depth);
-            points.push((x, geometric_mean(&vals)));
-            if vals.len() > 1 {
-                band.push((
-                    x,
-                    min_nan(vals.iter().copied()),
-                    max_nan(vals.iter().copied()),
-                ));
-            }
-        }
-        let mut s = arm_series(report, i, arm.label.clone(), points);
-        s.band = band;
-        p.series.push(s);
+        let depth = arm.depth;
+        p.series.push(seed_series(
+            report,
+            i,
+            first..=depth,
+            &|l| block_x(report, l, depth),
+            value,
+        ));
     }
     p
 }
