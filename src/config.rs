@@ -122,6 +122,13 @@ pub enum Init {
     /// He for (leaky) ReLU, Xavier otherwise: resolved per activation by [`Init::resolve`]
     /// before a network is built.
     Auto,
+    /// Fixup (Zhang, Dauphin & Ma 2019, "Fixup Initialization: Residual Learning Without
+    /// Normalization", ICLR, arXiv 1901.09321, section 3, rules 1-3) for the standard residual
+    /// blocks: He for the stem; each branch's first matrix He scaled by `L^(-1/(2m-2))`
+    /// = `L^(-1/2)` (`L` blocks of `m = 2` matrices); each branch's last matrix and the head 0;
+    /// a learnable scalar multiplier on each branch, from 1. The paper's scalar biases before
+    /// each layer are not added (every layer here has its own bias vector after it, from 0).
+    Fixup,
 }
 
 impl Init {
@@ -134,7 +141,23 @@ impl Init {
             Init::Normal(std) => std,
             // `NetSpec::net` resolves `auto`; a hand-built config means what `xavier` means.
             Init::Auto => Init::Xavier.std(fan_in, fan_out),
+            // The draw before Fixup's rescaling (`Mlp::new` scales and zeroes the branches).
+            Init::Fixup => Init::He.std(fan_in, fan_out),
         }
+    }
+
+    /// Refuse Fixup in a command that looks at gradients at initialisation (`what` it does):
+    /// Fixup's head is 0 there, so every gradient below the head is exactly 0.
+    pub fn refuse_fixup(self, what: &str) -> Result<(), ConfigError> {
+        if self != Init::Fixup {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            field: "init",
+            message: format!(
+                "fixup is not supported here: this command {what}, where Fixup's head is 0 and so is every gradient below it (train it instead: bn-lab train --init fixup)"
+            ),
+        })
     }
 
     /// `auto` made concrete for `act`: He for (leaky) ReLU, Xavier otherwise.
@@ -155,6 +178,7 @@ impl fmt::Display for Init {
             Init::Lecun => f.write_str("lecun"),
             Init::Normal(std) => write!(f, "normal:{}", crate::stats::Short(*std)),
             Init::Auto => f.write_str("auto"),
+            Init::Fixup => f.write_str("fixup"),
         }
     }
 }
@@ -168,6 +192,7 @@ impl FromStr for Init {
             "xavier" => Ok(Init::Xavier),
             "lecun" => Ok(Init::Lecun),
             "auto" => Ok(Init::Auto),
+            "fixup" => Ok(Init::Fixup),
             _ => {
                 if let Some(std) = s.strip_prefix("normal:") {
                     let std: f64 = std.trim().parse().map_err(|_| {
@@ -186,7 +211,7 @@ impl FromStr for Init {
                     Err("'normal' needs a std, e.g. normal:0.05".to_string())
                 } else {
                     Err(format!(
-                        "unknown init '{s}' (expected he, xavier, lecun, normal:STD or auto)"
+                        "unknown init '{s}' (expected he, xavier, lecun, normal:STD, auto or fixup)"
                     ))
                 }
             }

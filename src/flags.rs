@@ -27,8 +27,10 @@ pub struct NetArgs {
     /// Activation function.
     #[arg(long, value_enum, default_value = "sigmoid")]
     pub act: Option<Activation>,
-    /// Weight initialisation: he, xavier, lecun, normal:STD (e.g. normal:0.05) or auto (he for
-    /// (leaky) ReLU, xavier otherwise).
+    /// Weight initialisation: he, xavier, lecun, normal:STD (e.g. normal:0.05), auto (he for
+    /// (leaky) ReLU, xavier otherwise) or fixup (Zhang et al. 2019, for --block basic|preact:
+    /// each branch's last matrix and the head 0, its first scaled by 1/sqrt(depth), a scalar
+    /// multiplier on each branch from 1).
     #[arg(long, default_value = "xavier", value_parser = parse_init)]
     pub init: Init,
     /// BatchNorm (or LayerNorm) with learnable scale gamma and shift beta (the default).

@@ -124,8 +124,8 @@ pub fn cost_ops(config: &NetConfig, batch: usize) -> f64 {
 }
 
 /// Check every parameter tensor and the input of a net built from `config` on the
-/// linear-teacher batch of `seed`, with central differences of step `step` (SkipInit's gains set
-/// to [`CHECK_GAIN`] first).
+/// linear-teacher batch of `seed`, with central differences of step `step` (SkipInit's and
+/// Fixup's gains set to [`CHECK_GAIN`] first; Fixup's net at its He draws, see `drawn`).
 /// The config must have been validated.
 pub fn check(config: &NetConfig, batch: usize, seed: u64, step: f64, mode: Mode) -> GradCheck {
     check_with_progress(config, batch, seed, step, mode, Loss::Mse, &|_| {})
@@ -185,13 +185,30 @@ pub fn check_noisy(
 /// exactly 0 and agrees with any difference quotient, which would check nothing but the gain.
 pub const CHECK_GAIN: f64 = 0.5;
 
-/// Set every SkipInit gain of `net` to [`CHECK_GAIN`] (nothing to do without `--skip-init`).
+/// Set every branch gain of `net` (SkipInit's or Fixup's) to [`CHECK_GAIN`] (nothing to do
+/// without one).
 fn set_gains(net: &mut Mlp<f64>) {
     for unit in &mut net.units {
         if let Some(g) = &mut unit.gain {
             g.alpha.fill(CHECK_GAIN);
         }
     }
+}
+
+/// The config whose net [`check`] differentiates: Fixup's model (the gain on each branch) at
+/// its He draws, before Fixup zeroes each branch's last matrix and the head. At Fixup's own
+/// starting point every gradient below the zero head is exactly 0 and agrees with any
+/// difference quotient, which would check nothing but the head.
+fn drawn(config: &NetConfig) -> std::borrow::Cow<'_, NetConfig> {
+    if config.init != crate::config::Init::Fixup {
+        return std::borrow::Cow::Borrowed(config);
+    }
+    // SkipInit's net is Fixup's with another starting gain; `set_gains` sets it either way.
+    std::borrow::Cow::Owned(NetConfig {
+        init: crate::config::Init::He,
+        skip_init: true,
+        ..config.clone()
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -206,7 +223,7 @@ fn check_impl(
     progress: Progress,
 ) -> GradCheck {
     let data = data::teacher_batch::<f64>(loss_fn, seed, batch, config.d_in, config.d_out);
-    let mut net = Mlp::<f64>::new(config, &mut data::rng(seed, data::Stream::Weights));
+    let mut net = Mlp::<f64>::new(&drawn(config), &mut data::rng(seed, data::Stream::Weights));
     set_gains(&mut net);
     if let Some(noise) = noise {
         net.set_bn_noise(noise, data::rng(seed, data::Stream::Noise))

@@ -88,6 +88,7 @@ impl NetSpec {
             self.residual_scale,
             self.skip_init,
         )?;
+        check_fixup(self.init, self.block, self.skip_init)?;
         check_bn_constants(self.eps, self.momentum)
     }
 }
@@ -173,6 +174,27 @@ fn check_skips(
         return Err(ConfigError::Invalid {
             field: "skip_init",
             message: "puts a learnable gain on each residual branch of a standard block, so it needs --block basic or preact".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Fixup initialises the branches of a standard block, and brings its own multiplier on each
+/// branch (from 1), so it needs `block` and is not combined with SkipInit's (from 0).
+fn check_fixup(init: Init, block: Option<StdBlock>, skip_init: bool) -> Result<(), ConfigError> {
+    if init != Init::Fixup {
+        return Ok(());
+    }
+    if block.is_none() {
+        return Err(ConfigError::Invalid {
+            field: "init",
+            message: "fixup initialises the two-layer branches of a standard block, so it needs --block basic or preact".into(),
+        });
+    }
+    if skip_init {
+        return Err(ConfigError::Invalid {
+            field: "init",
+            message: "fixup puts its own multiplier on each branch (from 1), and SkipInit's starts at 0; choose one (drop --skip-init or --init fixup)".into(),
         });
     }
     Ok(())
@@ -275,6 +297,7 @@ impl NetConfig {
             self.residual_scale,
             self.skip_init,
         )?;
+        check_fixup(self.init, self.block, self.skip_init)?;
         if let Some(bn) = &self.norm {
             if self.block.is_some() && bn.placement == crate::config::Placement::Post {
                 return Err(ConfigError::Invalid {
@@ -291,6 +314,17 @@ impl NetConfig {
             check_bn_constants(bn.eps, bn.momentum)?;
         }
         Ok(())
+    }
+
+    /// Whether each residual branch carries a learnable scalar gain `alpha`: SkipInit's (from 0)
+    /// or Fixup's multiplier (from 1).
+    pub fn has_gain(&self) -> bool {
+        self.block.is_some() && (self.skip_init || self.init == Init::Fixup)
+    }
+
+    /// The gain's value at initialisation: 0 for SkipInit, 1 for Fixup.
+    pub fn initial_gain(&self) -> f64 {
+        if self.skip_init { 0.0 } else { 1.0 }
     }
 
     /// Whether block `l` (0-based) adds a skip connection: only where input and output shapes match.
@@ -329,7 +363,7 @@ impl NetConfig {
         } else {
             0.0
         };
-        let gains = if self.skip_init { depth } else { 0.0 };
+        let gains = if self.has_gain() { depth } else { 0.0 };
         linear + bn + gains
     }
 }

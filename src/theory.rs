@@ -886,7 +886,8 @@ pub fn preact_stream(net: &NetConfig, q0: f64) -> Result<Vec<f64>, String> {
     let normalised = net.norm.is_some();
     // E[act(sqrt(q) z)^2] after a normaliser (if any) that sets q to 1.
     let moment = |q: f64| gaussian_mean(&sq_phi, if normalised { 1.0 } else { q.sqrt() });
-    let s2 = if net.skip_init {
+    // SkipInit's gain and Fixup's last matrix are 0: every branch adds nothing.
+    let s2 = if net.skip_init || net.init == crate::config::Init::Fixup {
         0.0
     } else {
         net.residual_scale.powi(2)

@@ -321,6 +321,9 @@ impl Plan for GradNormsConfig {
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("norms", &self.norms)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
+        self.net
+            .init
+            .refuse_fixup("compares gradients at initialisation")?;
         if self.histograms {
             self.net
                 .one_layer_blocks("--histograms reruns the layers above each one from its input")?;

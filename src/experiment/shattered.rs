@@ -448,6 +448,9 @@ impl Plan for ShatteredConfig {
         at_most_values("depths", MAX_PANELS, &self.depths)?;
         distinct("archs", &self.archs)?;
         between("seeds", 1, MAX_SEEDS, self.seeds)?;
+        self.net
+            .init
+            .refuse_fixup("correlates dy/dx at initialisation")?;
         if let Some(block) = self.net.block {
             return Err(ConfigError::Invalid {
                 field: "block",

@@ -12,7 +12,7 @@ use super::norm::NormLayer;
 use super::passes::{BlockCache, ColScratch};
 use super::unit::{Gain, ResUnit};
 use super::{Mode, ModelError};
-use crate::config::{Activation, BnNoise, NormConfig, NormKind, Placement};
+use crate::config::{Activation, BnNoise, Init, NormConfig, NormKind, Placement};
 use crate::float::Float;
 use crate::ops;
 use crate::spec::{NetConfig, StdBlock};
@@ -133,8 +133,8 @@ fn std_blocks<T: Float, R: Rng>(
                 pre: (kind == StdBlock::Preact).then(|| layer(config, 0, norm, act, rng)),
                 act,
                 beta: T::of(config.residual_scale),
-                gain: config.skip_init.then(|| Gain {
-                    alpha: Array1::zeros(1),
+                gain: config.has_gain().then(|| Gain {
+                    alpha: Array1::from_elem(1, T::of(config.initial_gain())),
                     dalpha: Array1::zeros(1),
                 }),
                 h: Array2::zeros((0, 0)),
@@ -144,11 +144,24 @@ fn std_blocks<T: Float, R: Rng>(
     (blocks, units)
 }
 
+/// Fixup's rules 1 and 2 (Zhang et al. 2019, section 3) on He-drawn standard blocks
+/// (`blocks`: the stem, then W1 and W2 of each of `depth` blocks): each branch's first matrix
+/// scaled by `depth^(-1/2)` (`L^(-1/(2m-2))` with `m = 2` matrices per branch), each branch's
+/// last matrix and the head `out` set to 0. Rule 3's multiplier is the units' gain, from 1.
+fn fixup<T: Float>(blocks: &mut [Block<T>], depth: usize, out: &mut Linear<T>) {
+    let scale = T::of((depth as f64).powf(-0.5));
+    for pair in blocks[1..].chunks_exact_mut(2) {
+        pair[0].linear.w.mapv_inplace(|w| w * scale);
+        pair[1].linear.w.fill(T::zero());
+    }
+    out.w.fill(T::zero());
+}
+
 impl<T: Float> Mlp<T> {
     /// Build a network with weights drawn from `rng` (layer by layer from the input, then the
     /// output layer). The config must have been validated.
     pub fn new<R: Rng>(config: &NetConfig, rng: &mut R) -> Self {
-        let (blocks, units) = match config.block {
+        let (mut blocks, units) = match config.block {
             None => (
                 (0..config.depth)
                     .map(|l| {
@@ -166,7 +179,10 @@ impl<T: Float> Mlp<T> {
             ),
             Some(kind) => std_blocks(config, kind, rng),
         };
-        let out = Linear::new(config.width, config.d_out, config.init, rng);
+        let mut out = Linear::new(config.width, config.d_out, config.init, rng);
+        if config.init == Init::Fixup {
+            fixup(&mut blocks, config.depth, &mut out);
+        }
         let empty = || Array2::zeros((0, 0));
         Mlp {
             config: config.clone(),

@@ -22,6 +22,7 @@ mod browser;
 mod classification;
 mod cli;
 mod datasets;
+mod fixup;
 mod grad_norms;
 mod gradcheck;
 mod histograms;
