@@ -60,6 +60,24 @@ pub fn arm_marker(arm: crate::experiment::train::TrainArm) -> Marker {
     }
 }
 
+/// The colour and marker of a `grad-norms` arm with a standard block (the PNG figures' and
+/// the live page's): its normaliser's colour, SkipInit sky blue with a normaliser and orange
+/// without; the marker names the block (preact diamonds, basic downward triangles), SkipInit
+/// crosses.
+pub fn block_arm_style(
+    block: crate::spec::StdBlock,
+    skip_init: bool,
+    norm: crate::config::Normaliser,
+) -> (RGBColor, Marker) {
+    use crate::spec::StdBlock;
+    match (skip_init, norm.is_on(), block) {
+        (true, true, _) => (okabe_ito::SKY_BLUE, Marker::Cross),
+        (true, false, _) => (okabe_ito::ORANGE, Marker::Cross),
+        (false, _, StdBlock::Preact) => (norm_color(norm), Marker::Diamond),
+        (false, _, StdBlock::Basic) => (norm_color(norm), Marker::TriangleDown),
+    }
+}
+
 /// `{what}: BN off 95.6%, BN on 91.4%`, a legend line of the arms' test accuracies on a
 /// classification task; `None` when no arm has one (a regression task).
 pub fn accuracy_note<'a>(

@@ -45,17 +45,7 @@ fn arm_style(report: &GradNormsReport, i: usize) -> (plotters::style::RGBColor, 
     let arm = &report.arms[i];
     if let Some(block) = arm.block {
         // Standard blocks: the marker names the block, SkipInit a lighter colour and a cross.
-        let (color, marker) = match (arm.skip_init, arm.norm.is_on()) {
-            (true, true) => (okabe_ito::SKY_BLUE, Marker::Cross),
-            (true, false) => (okabe_ito::ORANGE, Marker::Cross),
-            (false, _) => (norm_color(arm.norm), norm_marker(arm.norm)),
-        };
-        let marker = match (arm.skip_init, block) {
-            (false, crate::spec::StdBlock::Preact) => Marker::Diamond,
-            (false, crate::spec::StdBlock::Basic) => Marker::TriangleDown,
-            (true, _) => marker,
-        };
-        return (color, marker);
+        return crate::plot::arms::block_arm_style(block, arm.skip_init, arm.norm);
     }
     if arm.residual && report.config.skips.len() > 1 {
         let color = if arm.norm.is_on() {

@@ -8,6 +8,7 @@
 //! (`default-src 'self'`) lets it load only its own script, style and font: nothing from the
 //! network, no inline script.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -20,7 +21,9 @@ use serde::Serialize;
 
 use super::App;
 use crate::config::Normaliser;
+use crate::experiment::train::TrainArm;
 use crate::plot::chart::{Marker, okabe_ito};
+use crate::plot::{norm_color, norm_marker};
 use crate::reproduce::spec::Claim;
 
 const INDEX_HTML: &str = include_str!("page/index.html");
@@ -124,19 +127,27 @@ fn json(value: &impl Serialize) -> Response {
 /// One arm's look on the slides: its colour (`#rrggbb`) and marker.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct ArmStyle {
-    pub label: &'static str,
+    pub label: String,
     pub color: String,
     pub marker: &'static str,
 }
 
 /// What `/api/arms` answers: the style of every normaliser by its JSON name (`off`, `on`,
-/// `layer`, ...), and of the skip arms when a report compares skips off and on.
+/// `layer`, ...), of the skip arms when a report compares skips off and on, of `train`'s
+/// configurations, and of `grad-norms`' standard-block arms.
 #[derive(Debug, Serialize)]
 pub struct ArmStyles {
-    pub norms: std::collections::BTreeMap<&'static str, ArmStyle>,
+    pub norms: BTreeMap<&'static str, ArmStyle>,
     /// `{"on": ..., "off": ...}`: the arm with skip connections beside a normalised arm and
     /// beside BN off (as `src/plot/grad_norms.rs` draws them).
-    pub skips: std::collections::BTreeMap<&'static str, ArmStyle>,
+    pub skips: BTreeMap<&'static str, ArmStyle>,
+    /// `train`'s configurations by their text form (`arm` of a run: `on`, `skip-init`,
+    /// `on+skip-init`, ...), as `src/plot/train.rs` draws them ([`crate::plot::arms::arm_color`]).
+    pub configs: BTreeMap<String, ArmStyle>,
+    /// `grad-norms`' standard-block arms: by the `--skips` name of the architecture (`basic`,
+    /// `preact`, `basic-skipinit`, `preact-skipinit`), then by normaliser
+    /// ([`crate::plot::arms::block_arm_style`]).
+    pub blocks: BTreeMap<String, BTreeMap<&'static str, ArmStyle>>,
 }
 
 fn hex(c: plotters::style::RGBColor) -> String {
@@ -154,33 +165,63 @@ fn marker_name(m: Marker) -> &'static str {
     }
 }
 
+fn style(label: String, color: plotters::style::RGBColor, marker: Marker) -> ArmStyle {
+    ArmStyle {
+        label,
+        color: hex(color),
+        marker: marker_name(marker),
+    }
+}
+
 /// The arm styles of the figures ([`crate::plot::arms`]), the one source the page draws from.
 pub fn arm_styles() -> ArmStyles {
+    use crate::experiment::grad_norms::Skips;
+    use crate::plot::arms::{arm_color, arm_marker, block_arm_style};
     let norms = Normaliser::ALL
         .into_iter()
         .map(|n| {
-            (
-                n.name(),
-                ArmStyle {
-                    label: n.label(),
-                    color: hex(crate::plot::norm_color(n)),
-                    marker: marker_name(crate::plot::norm_marker(n)),
-                },
-            )
+            let look = style(n.label().into(), norm_color(n), norm_marker(n));
+            (n.name(), look)
         })
         .collect();
-    let skip = |label, color| ArmStyle {
-        label,
-        color: hex(color),
-        marker: marker_name(Marker::TriangleUp),
-    };
     let skips = [
-        ("on", skip("normalised, skips", okabe_ito::BLUISH_GREEN)),
-        ("off", skip("BN off, skips", okabe_ito::REDDISH_PURPLE)),
+        ("on", "normalised, skips", okabe_ito::BLUISH_GREEN),
+        ("off", "BN off, skips", okabe_ito::REDDISH_PURPLE),
     ]
     .into_iter()
+    .map(|(k, label, color)| (k, style(label.into(), color, Marker::TriangleUp)))
     .collect();
-    ArmStyles { norms, skips }
+    let configs = TrainArm::ALL
+        .into_iter()
+        .map(|a| (a.name(), style(a.label(), arm_color(a), arm_marker(a))))
+        .collect();
+    let blocks = [
+        Skips::Basic,
+        Skips::Preact,
+        Skips::BasicSkipinit,
+        Skips::PreactSkipinit,
+    ]
+    .into_iter()
+    .filter_map(|s| {
+        let shape = s.shape();
+        let block = shape.block?;
+        let per_norm = Normaliser::ALL
+            .into_iter()
+            .map(|n| {
+                let (color, marker) = block_arm_style(block, shape.skip_init, n);
+                let label = format!("{}, {}", n.label(), shape.label());
+                (n.name(), style(label, color, marker))
+            })
+            .collect();
+        Some((s.to_string(), per_norm))
+    })
+    .collect();
+    ArmStyles {
+        norms,
+        skips,
+        configs,
+        blocks,
+    }
 }
 
 async fn arms() -> Response {
@@ -281,5 +322,24 @@ mod tests {
         assert_eq!(s.norms["on"].color, "#0072b2");
         assert_eq!(s.norms["on"].marker, "circle");
         assert_eq!(s.norms["layer"].label, "LN");
+        // train's SkipInit arm is not BN off's (src/plot/arms.rs arm_color, arm_marker).
+        assert_eq!(s.configs["off"], s.norms["off"]);
+        assert_eq!(s.configs["skip-init"].label, "SkipInit");
+        assert_eq!(s.configs["skip-init"].color, "#009e73");
+        assert_eq!(s.configs["skip-init"].marker, "triangle-up");
+        assert_eq!(s.configs["on+skip-init"].label, "BN on + SkipInit");
+        assert_eq!(s.configs["on+skip-init"].color, "#cc79a7");
+        // grad-norms' block arms (src/plot/grad_norms.rs arm_style).
+        assert_eq!(s.blocks.len(), 4);
+        assert_eq!(s.blocks["preact"]["on"].color, "#0072b2");
+        assert_eq!(s.blocks["preact"]["on"].marker, "diamond");
+        assert_eq!(s.blocks["basic"]["off"].marker, "triangle-down");
+        assert_eq!(s.blocks["preact-skipinit"]["off"].color, "#e69f00");
+        assert_eq!(s.blocks["preact-skipinit"]["on"].color, "#56b4e9");
+        assert_eq!(s.blocks["preact-skipinit"]["on"].marker, "cross");
+        assert_eq!(
+            s.blocks["preact-skipinit"]["off"].label,
+            "BN off, preact+SkipInit"
+        );
     }
 }

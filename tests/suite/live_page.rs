@@ -80,7 +80,7 @@ fn the_page_files_and_its_json_answer_with_their_types() {
 
 /// Run `script` (which returns `null` until it is satisfied) until it returns something else,
 /// for at most [`PAGE_LIMIT`]; panic with `what` and the last page state otherwise.
-fn wait_for(session: &Session, what: &str, script: &str) -> Value {
+pub(crate) fn wait_for(session: &Session, what: &str, script: &str) -> Value {
     let start = Instant::now();
     loop {
         let v = session.run(script);
@@ -101,7 +101,7 @@ fn wait_for(session: &Session, what: &str, script: &str) -> Value {
 
 /// What the page shows once `line` is drawn: the URL's query, the depth control, the notes
 /// beside the lines, the first line's path, its hover points, the table's rows, the claims.
-fn shown(session: &Session, line: &str) -> Value {
+pub(crate) fn shown(session: &Session, line: &str) -> Value {
     let script = r#"
         const line = arguments[0];
         if (document.body.dataset.shown !== line) return null;

@@ -32,6 +32,7 @@ mod known_answers;
 mod landscape;
 mod layers;
 mod live_page;
+mod live_page_blocks;
 mod noisy_bn;
 mod nonlinearity;
 mod partial_output;

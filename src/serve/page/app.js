@@ -14,13 +14,36 @@ const $ = (id) => document.getElementById(id);
 // grad-norms' defaults, from `bn-lab grad-norms --help`: only flags that differ go on the line.
 const GN_DEFAULTS = {
   depth: '50', width: '256', batch: '256', act: 'sigmoid', init: 'xavier', sigma: '0.05',
-  norms: ['none', 'batch'], placement: 'pre', affine: true, skips: 'off', beta: '1',
-  dtype: 'f32', seeds: '1', seed: '0',
+  norms: ['none', 'batch'], placement: 'pre', affine: true, block: 'plain', skipinit: false,
+  vsplain: false, beta: '1', dtype: 'f32', seeds: '1', seed: '0',
 };
 // grad-norms flags that take a value (the form reads them; others are kept as written).
 const GN_VALUE_FLAGS = ['--depth', '--width', '--batch', '--act', '--init', '--placement',
-  '--residual-scale', '--dtype', '--seeds', '--seed', '--bn', '--norm', '--skips'];
+  '--residual-scale', '--dtype', '--seeds', '--seed', '--bn', '--norm', '--skips', '--block'];
 const NORM_ORDER = ['none', 'batch', 'layer'];
+// The form's block and SkipInit as one arm of `grad-norms --skips` (the CLI's names) and back.
+// The page never judges a combination itself: the line goes to the server, which refuses
+// what the CLI refuses (SkipInit without basic or preact, ...) in the CLI's one line.
+const SKIP_ARMS = {
+  off: ['plain', false], plain: ['plain', false], on: ['residual', false], residual: ['residual', false],
+  basic: ['basic', false], preact: ['preact', false],
+  'basic-skipinit': ['basic', true], 'preact-skipinit': ['preact', true],
+};
+function skipArm(block, skipinit) {
+  const name = block === 'plain' ? 'off' : block === 'residual' ? 'on' : block;
+  return skipinit && (block === 'basic' || block === 'preact') ? name + '-skipinit' : name;
+}
+// `--skips LIST` into the form when it is one arm, or plain beside one arm; else null (the
+// words stay on the line as written).
+function skipsState(list) {
+  const arms = list.split(',');
+  const known = arms.every((a) => Object.prototype.hasOwnProperty.call(SKIP_ARMS, a));
+  if (!known || arms.length > 2) return null;
+  const vsplain = arms.length === 2;
+  if (vsplain && (SKIP_ARMS[arms[0]][0] !== 'plain' || SKIP_ARMS[arms[1]][0] === 'plain')) return null;
+  const [block, skipinit] = SKIP_ARMS[arms[arms.length - 1]];
+  return { block, skipinit, vsplain };
+}
 
 // A first command for each entry of the command selector: answers in seconds.
 const STARTERS = {
@@ -35,7 +58,7 @@ const STREAMED = new Set(['train', 'sweep', 'shattered', 'nonlinearity', 'landsc
   'noisy-bn', 'input-shift']);
 const DEBOUNCE_MS = 150;
 
-let ARMS = { norms: {}, skips: {} };
+let ARMS = { norms: {}, skips: {}, configs: {}, blocks: {} };
 let CLAIMS = [];
 let extraWords = []; // words of a grad-norms line the form does not show, kept as written
 let pending = null; // debounce timer
@@ -86,11 +109,18 @@ function parseGradNorms(ws) {
         case '--seed': s.seed = value; break;
         case '--bn': s.norms = value === 'off' ? ['none'] : value === 'on' ? ['batch'] : ['none', 'batch']; break;
         case '--norm': s.norms = value.split(',').filter((n) => NORM_ORDER.includes(n)); break;
-        case '--skips': s.skips = value.includes('on') ? (value.includes('off') ? 'both' : 'on') : 'off'; break;
+        case '--skips': {
+          const st = skipsState(value);
+          if (st) Object.assign(s, st); else extra.push('--skips', value);
+          break;
+        }
+        case '--block': s.block = value; break;
         default: break;
       }
     } else if (flag === '--residual') {
-      if (s.skips === 'off') s.skips = 'on';
+      if (s.block === 'plain') s.block = 'residual';
+    } else if (flag === '--skip-init') {
+      s.skipinit = true;
     } else if (flag === '--affine') {
       s.affine = true;
     } else if (flag === '--no-affine') {
@@ -116,9 +146,16 @@ function gradNormsLine(s, extra) {
   add('--init', s.init === 'normal' ? 'normal:' + s.sigma : s.init, d.init);
   add('--placement', s.placement, d.placement);
   if (!s.affine) w.push('--no-affine');
-  if (s.skips === 'on') w.push('--residual');
-  if (s.skips === 'both') w.push('--skips', 'off,on');
-  if (s.skips !== 'off') add('--residual-scale', s.beta, d.beta);
+  const arm = skipArm(s.block, s.skipinit);
+  if (s.vsplain && s.block !== 'plain') {
+    w.push('--skips', 'off,' + arm);
+    if (s.skipinit && !arm.endsWith('-skipinit')) w.push('--skip-init');
+  } else {
+    if (s.block === 'residual') w.push('--residual');
+    if (s.block === 'basic' || s.block === 'preact') w.push('--block', s.block);
+    if (s.skipinit) w.push('--skip-init');
+  }
+  if (s.block !== 'plain') add('--residual-scale', s.beta, d.beta);
   add('--dtype', s.dtype, d.dtype);
   add('--seeds', s.seeds, d.seeds);
   add('--seed', s.seed, d.seed);
@@ -130,8 +167,8 @@ function readForm() {
     depth: $('depth').value, width: $('width').value, batch: $('batch').value, act: $('act').value,
     init: $('init').value, sigma: $('sigma').value,
     norms: Array.from(document.querySelectorAll('input[name=norm]:checked')).map((c) => c.value),
-    placement: $('placement').value, affine: $('affine').checked, skips: $('skips').value,
-    beta: $('beta').value, dtype: $('dtype').value, seeds: $('seeds').value, seed: $('seed').value,
+    placement: $('placement').value, affine: $('affine').checked, block: $('block').value,
+    skipinit: $('skipinit').checked, vsplain: $('vsplain').checked, beta: $('beta').value, dtype: $('dtype').value, seeds: $('seeds').value, seed: $('seed').value,
   };
 }
 
@@ -139,17 +176,22 @@ function writeForm(s) {
   const first = String(s.depth).split(',')[0];
   $('depth').value = first;
   $('depth-range').value = first;
-  for (const k of ['width', 'batch', 'act', 'init', 'sigma', 'placement', 'skips', 'beta', 'dtype', 'seeds', 'seed']) {
+  for (const k of ['width', 'batch', 'act', 'init', 'sigma', 'placement', 'beta', 'dtype', 'seeds', 'seed']) {
     $(k).value = s[k];
   }
+  // A block the select does not list (a typo on the line) shows as plain; the server refuses it.
+  $('block').value = SKIP_ARMS[s.block] ? SKIP_ARMS[s.block][0] : 'plain';
   $('affine').checked = s.affine;
+  $('skipinit').checked = s.skipinit;
+  $('vsplain').checked = s.vsplain;
   for (const c of document.querySelectorAll('input[name=norm]')) c.checked = s.norms.includes(c.value);
   enableDependents();
 }
 
 function enableDependents() {
   $('sigma').disabled = $('init').value !== 'normal';
-  $('beta').disabled = $('skips').value === 'off';
+  $('beta').disabled = $('block').value === 'plain';
+  $('vsplain').disabled = $('block').value === 'plain';
   const normed = Array.from(document.querySelectorAll('input[name=norm]:checked')).some((c) => c.value !== 'none');
   $('placement').disabled = !normed;
   $('affine').disabled = !normed;
@@ -377,7 +419,8 @@ function chart(spec) {
   const t = el('text', { x: m.l, y: 22, 'font-size': 18, 'font-weight': 'bold' }, svg);
   t.textContent = spec.title;
   if (!ys.length) {
-    el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'font-size': 18 }, svg).textContent = 'no finite positive values';
+    el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'font-size': 18, class: 'empty' }, svg)
+      .textContent = spec.empty || 'no finite positive values';
     return svg;
   }
   let lo = Math.floor(Math.log10(Math.min(...ys)));
@@ -501,9 +544,14 @@ function panel(container, cls) {
   return d;
 }
 
-// The arm's look as on the slides: its normaliser's colour and marker; with both skip arms, the
-// arm with skips takes the skip style (src/plot/grad_norms.rs arm_style).
+// The arm's look as on the slides: its normaliser's colour and marker; a standard block's arm
+// the block's (its marker names the block, SkipInit a cross); with both skip arms, the arm
+// with one-layer skips takes the skip style (src/plot/grad_norms.rs arm_style).
 function armStyle(arm, report) {
+  if (arm.block) {
+    const st = (ARMS.blocks[arm.block + (arm.skip_init ? '-skipinit' : '')] || {})[arm.norm] || {};
+    return { color: st.color || '#000', marker: st.marker || 'diamond' };
+  }
   const skipsCompared = (report.config.skips || []).length > 1
     || new Set(report.arms.map((a) => a.residual)).size > 1;
   if (arm.residual && skipsCompared) {
@@ -555,7 +603,9 @@ function renderGradNorms(report) {
   const notes = report.arms.map((a, i) => {
     const w = a.weight_grad;
     const factor = w.growth_per_layer === null ? '–' : '×' + fmt(w.growth_per_layer);
-    return { series: i, text: `${name(a)}: ${factor}/layer, first/last ${fmt(w.ratio)} (${w.verdict})` };
+    // A block arm's summary is the report's, over its 1 + 2L matrices (stem first), not its blocks.
+    const per = a.block ? '/matrix, first/last matrix' : '/layer, first/last';
+    return { series: i, text: `${name(a)}: ${factor}${per} ${fmt(w.ratio)} (${w.verdict})` };
   });
   const sSeries = report.arms.map((a, i) => base(a, i, 'activation_grad_norm', '‖∂L/∂h‖'));
   const theory = report.arms.filter((a) => a.theory && a.theory.profile && a.theory.profile.length).map((a) => {
@@ -568,21 +618,41 @@ function renderGradNorms(report) {
     });
   });
   const fSeries = report.arms.map((a, i) => base(a, i, 'activation_std', 'std(h)'));
-  const common = { xlabel: 'layer l (1 = input)', xname: 'layer', xrange, integerX: true };
+  // A standard block's forward spread is its residual stream's: its prediction dotted, from the
+  // measured stem output h_0 (src/plot/grad_norms.rs stream_panel).
+  const predicted = report.arms.filter((a) => a.block && a.stream && a.stream.predicted_std).map((a) => (
+    Object.assign(armStyle(a, report), {
+      label: name(a) + ' predicted', dash: '2 7', width: 3, marker: null,
+      points: a.stream.predicted_std.slice(1).map((v, l) => [l + 1, v]),
+    })));
+  const common = {
+    xlabel: blocks ? 'layer or block l (1 = input)' : 'layer l (1 = input)',
+    xname: blocks ? 'layer/block' : 'layer', xrange, integerX: true,
+  };
   fitNotes(panel(charts, 'wide').appendChild(chart(Object.assign({
     title: blocks ? 'Weight gradients per block √(‖∂L/∂W1‖²+‖∂L/∂W2‖²) (one-layer arms: per layer)'
       : 'Weight gradients ‖∂L/∂W_l‖ (dashed: fit)',
     ylabel: '‖∂L/∂W_l‖ (log)',
     width: wide, height: 540, series: wSeries.concat(fits), notes,
+    empty: report.arms.every((a) => a.skip_init) ? 'SkipInit: α = 0, so every branch weight gradient is exactly 0' : null,
   }, common))));
   panel(charts).appendChild(chart(Object.assign({
     title: '‖∂L/∂h_l‖' + (theory.length ? ' · dotted: theory' : ''), ylabel: '‖∂L/∂h_l‖ (log)',
     width: narrow, height: 265, series: sSeries.concat(theory),
   }, common)));
   panel(charts).appendChild(chart(Object.assign({
-    title: 'Forward spread std(h_l)', ylabel: 'std(h_l) (log)', width: narrow, height: 265, series: fSeries,
+    title: predicted.length ? 'std(h_l) · dotted: predicted' : 'Forward spread std(h_l)',
+    ylabel: 'std(h_l) (log)', width: narrow, height: 265, series: fSeries.concat(predicted),
   }, common)));
   gradNormsTable(report, name);
+  // SkipInit's branch matrices get exactly 0 at initialisation: no line on a log axis, and the
+  // page says why rather than leave a line missing.
+  const zero = report.arms.filter((a) => a.skip_init);
+  if (zero.length) {
+    const p = h('p', zero.map(name).join(', ') + ': no weight-gradient line. ' + (zero[0].weight_grad.verdict_reason || ''), $('numbers'));
+    p.className = 'hint';
+    p.id = 'skipinit-note';
+  }
 }
 
 function swatch(style, td) {
@@ -618,7 +688,9 @@ function lossSeries(report) {
   const lrs = Array.from(new Set(report.runs.map((r) => r.lr)));
   const dashes = ['none', '9 5', '2 6', '12 4 2 4'];
   return report.runs.map((r) => {
-    const st = ARMS.norms[r.norm] || {};
+    // The configuration's look (SkipInit its own, src/plot/arms.rs arm_color); files written
+    // before `arm` was recorded go by the normaliser.
+    const st = ARMS.configs[r.arm] || ARMS.norms[r.norm] || {};
     const hst = r.history || {};
     return {
       label: `${r.label}, lr ${r.lr}`, color: st.color || '#000', marker: st.marker || 'circle',
@@ -659,7 +731,8 @@ function drawPartial(partial) {
   const dashes = ['none', '9 5', '2 6', '12 4 2 4'];
   const rests = [];
   const series = Array.from(partial.entries()).map(([arm, pts], i) => {
-    const st = Object.values(ARMS.norms)
+    const looks = Object.values(ARMS.configs).length ? Object.values(ARMS.configs) : Object.values(ARMS.norms);
+    const st = looks
       .filter((n) => arm === n.label || arm.startsWith(n.label + ' ') || arm.startsWith(n.label + ','))
       .sort((a, b) => b.label.length - a.label.length)[0];
     const rest = st ? arm.slice(st.label.length) : arm;
