@@ -240,11 +240,12 @@ fn check_residual_scale(residual: bool, scale: f64) -> Result<(), ConfigError> {
         v > 0.0 && v <= MAX_RESIDUAL_SCALE
     })?;
     if !residual && scale != 1.0 {
-        return Err(ConfigError::NeedsOther {
+        return Err(ConfigError::Invalid {
             field: "residual_scale",
-            needs: "residual",
-            why: "scales the residual branch",
-            got: crate::stats::Short(scale).to_string(),
+            message: format!(
+                "scales the residual branch, so it needs a skip: --block residual (--residual), basic or preact (got {} without one)",
+                crate::stats::Short(scale)
+            ),
         });
     }
     Ok(())

@@ -1356,8 +1356,12 @@ impl ExperimentArgs for TrainArgs {
         }
         let (mut net, data) = self.data.specs(&self.net)?;
         let mut norms = self.configs.clone().unwrap_or_else(|| {
+            // With --skip-init (every configuration gets it below) or Fixup's own multiplier,
+            // SkipInit is not a configuration of its own.
+            let gained = net.skip_init || net.init == crate::config::Init::Fixup;
             let names: &[&str] = match net.block {
                 None => &["off", "on", "no-affine", "post"],
+                Some(_) if gained => &["off", "on", "layer"],
                 Some(_) => &["off", "on", "layer", "skip-init"],
             };
             names

@@ -831,7 +831,7 @@ fn residual_scale_needs_residual_and_a_positive_finite_value() {
     }
     assert_refused(
         &["grad-norms", "--residual-scale", "0.5"],
-        "--residual-scale scales the residual branch, so it needs --residual (got 0.5 without it)",
+        "--residual-scale: scales the residual branch, so it needs a skip: --block residual (--residual), basic or preact (got 0.5 without one)",
         &dir,
     );
     // The smallest subnormal scale is a (useless) residual branch, not an error.

@@ -139,6 +139,15 @@ fn block_nets_compare_the_four_configurations_by_default_and_skip_init_is_one_of
     );
     assert!(!all.net.skip_init);
     assert_eq!(all.norms[1].label(), "BN on + SkipInit");
+    // Without --configs, --skip-init goes on the three others (not `skip-init` twice), and
+    // Fixup's multiplier leaves SkipInit out.
+    let default = train_config(&quick("train", &["--block", "preact", "--skip-init"]));
+    assert_eq!(
+        names(&default),
+        ["skip-init", "on+skip-init", "layer+skip-init"]
+    );
+    let fixup = train_config(&quick("train", &["--block", "preact", "--init", "fixup"]));
+    assert_eq!(names(&fixup), ["off", "on", "layer"]);
 }
 
 #[test]
