@@ -161,6 +161,21 @@ fn noise_guides(report: &ShatteredReport) -> Vec<(f64, String)> {
     ]
 }
 
+/// What the depth axis counts, as its label says it: hidden layers for the feedforward and
+/// one-layer residual architectures, blocks (each two layers, after a stem) for the standard
+/// ones ([`Arch::block`]), and which is which when a run has both.
+pub fn depth_axis_label(archs: &[Arch], log: bool) -> String {
+    let blocks = archs.iter().filter(|a| a.block().is_some()).count();
+    let log = if log { ", log" } else { "" };
+    if blocks == 0 {
+        format!("depth L (hidden layers{log})")
+    } else if blocks == archs.len() {
+        format!("depth L (blocks{log})")
+    } else {
+        format!("depth L{log} (layers, or blocks for preact/basic)")
+    }
+}
+
 /// Up to this many depths the lag-1 panel draws markers with min-max whiskers, not lines:
 /// a straight line between depths 24 and 50 would claim values nobody measured.
 pub const FEW_DEPTHS: usize = 5;
@@ -174,7 +189,7 @@ pub fn lag1_panel(report: &ShatteredReport) -> Panel {
     let cfg = &report.config;
     let mut p = Panel::new(
         "Lag-1 correlation vs depth",
-        "depth L (hidden layers)",
+        depth_axis_label(&cfg.archs, false),
         "lag-1 correlation r",
         false,
     );
@@ -190,7 +205,7 @@ pub fn lag1_panel(report: &ShatteredReport) -> Panel {
         // prediction (Balduzzi et al. 2017) dotted beside its measured line.
         p.log_x = true;
         p.x_range = Some((lo / 1.2, hi * 1.2));
-        p.x_label = "depth L (hidden layers, log)".into();
+        p.x_label = depth_axis_label(&cfg.archs, true);
         p.caption = "Lag-1 r vs depth (dotted: theory)".into();
     }
     p.y_range = Some((-0.3, 1.05));
@@ -629,14 +644,14 @@ pub fn spacing_panel(report: &ShatteredReport, arch: Arch, legend: bool) -> Pane
     let (lo, hi) = (depths[0] as f64, depths[depths.len() - 1] as f64);
     let mut p = Panel::new(
         format!("{arch}"),
-        "depth L (hidden layers)",
+        depth_axis_label(&[arch], false),
         "correlation of dy/dx",
         false,
     );
     if hi >= 4.0 * lo {
         p.log_x = true;
         p.x_range = Some((lo / 1.2, hi * 1.2));
-        p.x_label = "depth L (hidden layers, log)".into();
+        p.x_label = depth_axis_label(&[arch], true);
     } else {
         let pad = ((hi - lo) * 0.06).max(1.0);
         p.x_range = Some((lo - pad, hi + pad));

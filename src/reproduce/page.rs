@@ -201,7 +201,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .fails::before { content: "\2717  "; }
 .flips::before { content: "\00B1  "; }
 .line { margin: 0.1rem 0 0.3rem; font-size: 1rem; }
-table.summary { width: 100%; table-layout: fixed; font-size: 0.85rem; line-height: 1.3; margin: 0.2rem 0; }
+table.summary { width: 100%; table-layout: fixed; font-size: 0.85rem; line-height: 1.2; margin: 0.2rem 0; }
 table.summary th, table.summary td { padding: 0.12rem 0.4rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 table.summary tr.group th { font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.05em; color: #374151; background: #f3f4f6; padding-top: 0.15rem; }
 table.summary .key { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.78rem; }

@@ -50,6 +50,7 @@ mod serve_api;
 mod serve_stream;
 mod server;
 mod shattered;
+mod shclaim;
 mod shift;
 mod sweep;
 mod theory;

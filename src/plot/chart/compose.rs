@@ -12,7 +12,7 @@ use super::draw::{draw_panel, draw_panel_bare};
 use super::error::failed;
 use super::font::{FAMILY, Fonts, register_font};
 use super::layout::Layout;
-use super::legend::{LegendItem, draw_legend, draw_legend_items, layout_legend, shared_legend};
+use super::legend::{LegendItem, draw_legend, draw_legend_items, fit_legend, shared_legend};
 use super::panel::Panel;
 
 /// Height in pixels of the band at the top of every figure that holds its title and subtitle.
@@ -187,7 +187,8 @@ impl Grid {
 
 /// A headline figure: a [`SLIDE_SIZE`] slide with 1 to 4 panels in `cols` columns (relative
 /// widths `widths` when in one row), in [`Fonts::SLIDE`], and one legend for all of them in a
-/// column on the right, outside every plot, ending with the `notes` lines.
+/// column on the right, outside every plot, ending with the `notes` lines (in a smaller font,
+/// then in several columns, when it would not fit the slide's height otherwise).
 #[derive(Clone, Debug)]
 pub struct Slide {
     pub title: String,
@@ -202,6 +203,18 @@ pub struct Slide {
 
 /// The widest a slide's legend column may be.
 const SLIDE_LEGEND_MAX_W: u32 = 520;
+
+/// The legend fonts a slide tries, largest first, until its legend fits the slide's height:
+/// [`Fonts::SLIDE`]'s, down to 23 px (about 12 px when a projector shows the slide at
+/// 1024x768; [`Fonts::DETAIL`]'s 22 is for reading at home).
+const SLIDE_LEGEND_FONTS: [u32; 5] = [Fonts::SLIDE.legend, 26, 25, 24, 23];
+
+/// The bottom of a slide's body that holds the panels' x-axis labels, which a wide label can
+/// stretch into the legend's column: a legend that has to shrink to fit ends above it.
+const SLIDE_AXIS_LABEL_ROW: u32 = 70;
+
+/// The widest each column may be when a slide's legend needs several to fit.
+const SLIDE_LEGEND_COLUMN_W: u32 = 440;
 
 impl Slide {
     pub fn new(title: impl Into<String>, subtitle: impl Into<String>, panels: Vec<Panel>) -> Self {
@@ -231,7 +244,14 @@ impl Slide {
         items.extend(self.notes.iter().cloned());
         figure(SLIDE_SIZE, &self.title, &self.subtitle, |body| {
             let (w, h) = body.dim_in_pixel();
-            let legend = layout_legend(body, &items, Fonts::SLIDE.legend, SLIDE_LEGEND_MAX_W)?;
+            // A legend too tall for the slide takes a smaller font, then columns.
+            let legend = fit_legend(
+                body,
+                &items,
+                &SLIDE_LEGEND_FONTS,
+                (SLIDE_LEGEND_MAX_W, SLIDE_LEGEND_COLUMN_W),
+                (h, h.saturating_sub(SLIDE_AXIS_LABEL_ROW)),
+            )?;
             let (plots, side) = body.split_horizontally(w - legend.size.0 - 20);
             let rows = self.panels.len().div_ceil(self.cols);
             let cells: Vec<Area<'_>> = if rows == 1 && self.widths.len() == self.panels.len() {

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use super::error::failed;
 use super::font::{FAMILY, Fonts, text_style};
 use super::layout::{Layout, PanelLayout, Rect};
-use super::legend::{draw_legend, layout_legend, panel_legend};
+use super::legend::{draw_legend, fit_legend, panel_legend};
 use super::marks::{Marker, draw_marker_px};
 use super::panel::{Axes, Note, Panel, Series};
 use super::scale::{Chart, lin_tick, log_tick, segments, usable};
@@ -43,7 +43,10 @@ where
         layout.panels.push(draw_panel_bare(area, panel, fonts)?);
         return Ok(layout);
     }
-    let legend = layout_legend(area, &items, fonts.legend, (w as f64 * 0.36) as u32)?;
+    // A legend taller than the panel takes a font up to 4 px smaller, then columns.
+    let max_w = (w as f64 * 0.36) as u32;
+    let shrunk: Vec<u32> = (0..=4).map(|d| fonts.legend.saturating_sub(d)).collect();
+    let legend = fit_legend(area, &items, &shrunk, (max_w, max_w), (h, h))?;
     let (plot_area, legend_area) = area.split_horizontally(w.saturating_sub(legend.size.0 + 16));
     let drawn = draw_panel_bare(&plot_area, panel, fonts)?;
     // Level with the top of the plot, or as high as it fits.

@@ -186,9 +186,13 @@ fn spread_value(s: &str) -> f64 {
     s.trim_start_matches(['×', '±']).parse().unwrap_or(0.0)
 }
 
-/// A legend laid out: its lines (the sample on each item's first line) and its size.
+/// A legend laid out: its lines (the sample on each item's first line), its columns and its
+/// size.
 pub struct LegendBox {
     lines: Vec<(Option<Sample>, String)>,
+    /// Each column's first line (an index into `lines`) and its left edge in pixels from the
+    /// box's; one column, `(0, 0)`, unless the legend was laid out in several.
+    columns: Vec<(usize, u32)>,
     /// Width and height in pixels.
     pub size: (u32, u32),
     font: u32,
@@ -200,13 +204,19 @@ const SAMPLE_W: u32 = 48;
 
 const SAMPLE_GAP: u32 = 10;
 
-/// Lay out `items` in at most `max_w` pixels of width, wrapping long labels at spaces.
-pub fn layout_legend<DB: DrawingBackend>(
+/// Between two columns of a legend laid out in several.
+const COLUMN_GAP: u32 = 24;
+
+/// One item's lines as laid out, and the widest line's width in pixels.
+type Wrapped = (Vec<(Option<Sample>, String)>, u32);
+
+/// Each item's lines with long labels wrapped at spaces to `text_max` pixels of text.
+fn wrap_items<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     items: &[LegendItem],
     font: u32,
-    max_w: u32,
-) -> Result<LegendBox>
+    text_max: u32,
+) -> Result<Vec<Wrapped>>
 where
     DB::ErrorType: 'static,
 {
@@ -217,13 +227,11 @@ where
             .map_err(failed("measuring legend"))?
             .0)
     };
-    let text_max = max_w
-        .saturating_sub(2 * LEGEND_PAD + SAMPLE_W + SAMPLE_GAP)
-        .max(80);
-    let mut lines = Vec::new();
-    let mut widest = 0;
+    let mut wrapped = Vec::new();
     for item in items {
         let mut sample = (item.sample != Sample::Text).then(|| item.sample.clone());
+        let mut lines = Vec::new();
+        let mut widest = 0;
         let mut line = String::new();
         for word in item.label.split(' ') {
             let candidate = if line.is_empty() {
@@ -241,15 +249,113 @@ where
         }
         widest = widest.max(measure(&line)?);
         lines.push((sample.take(), line));
+        wrapped.push((lines, widest));
+    }
+    Ok(wrapped)
+}
+
+/// The width of text a legend line may have in a column `max_w` pixels wide.
+fn text_max(max_w: u32) -> u32 {
+    max_w
+        .saturating_sub(2 * LEGEND_PAD + SAMPLE_W + SAMPLE_GAP)
+        .max(80)
+}
+
+/// Lay out `items` in at most `max_w` pixels of width, wrapping long labels at spaces.
+pub fn layout_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[LegendItem],
+    font: u32,
+    max_w: u32,
+) -> Result<LegendBox>
+where
+    DB::ErrorType: 'static,
+{
+    layout_legend_columns(area, items, font, max_w, 1)
+}
+
+/// Lay out `items` in `cols` columns side by side, each at most `max_w` pixels wide (labels
+/// wrapped at spaces), filled in order, an item never split between columns, each column
+/// about as long as the others.
+pub fn layout_legend_columns<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[LegendItem],
+    font: u32,
+    max_w: u32,
+    cols: usize,
+) -> Result<LegendBox>
+where
+    DB::ErrorType: 'static,
+{
+    let wrapped = wrap_items(area, items, font, text_max(max_w))?;
+    let total: usize = wrapped.iter().map(|w| w.0.len()).sum();
+    let per_col = total.div_ceil(cols.max(1)).max(1);
+    let mut lines = Vec::new();
+    let mut columns = vec![(0, 0)];
+    let (mut x, mut widest, mut rows, mut tallest) = (0, 0, 0, 0);
+    for (item_lines, w) in wrapped {
+        // A new column once this one holds its share (never an empty one).
+        if rows > 0 && rows + item_lines.len() > per_col && columns.len() < cols {
+            x += LEGEND_PAD + SAMPLE_W + SAMPLE_GAP + widest + COLUMN_GAP;
+            columns.push((lines.len(), x));
+            (widest, rows) = (0, 0);
+        }
+        widest = widest.max(w);
+        rows += item_lines.len();
+        tallest = tallest.max(rows);
+        lines.extend(item_lines);
     }
     let row = row_height(font);
-    let w = 2 * LEGEND_PAD + SAMPLE_W + SAMPLE_GAP + widest;
-    let h = 2 * LEGEND_PAD + row * lines.len() as u32;
+    let w = x + 2 * LEGEND_PAD + SAMPLE_W + SAMPLE_GAP + widest;
+    let h = 2 * LEGEND_PAD + row * tallest as u32;
     Ok(LegendBox {
         lines,
+        columns,
         size: (w, h),
         font,
     })
+}
+
+/// Lay out `items` to fit a column of the figure: in one column at most `max_w` wide at the
+/// first font of `fonts` (largest first) if it is at most `max_h` high, as it always was;
+/// else at the first smaller font at which it is at most `shrunk_h` high (a legend that had
+/// to shrink keeps clear of the bottom row of axis labels too); else in as many columns as
+/// it needs at the last font (up to 3, each at most `column_w` wide); else as the last try
+/// left it.
+pub fn fit_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[LegendItem],
+    fonts: &[u32],
+    (max_w, column_w): (u32, u32),
+    (max_h, shrunk_h): (u32, u32),
+) -> Result<LegendBox>
+where
+    DB::ErrorType: 'static,
+{
+    let mut legend = None;
+    for (i, &font) in fonts.iter().enumerate() {
+        let l = layout_legend(area, items, font, max_w)?;
+        if l.size.1 <= if i == 0 { max_h } else { shrunk_h } {
+            return Ok(l);
+        }
+        legend = Some(l);
+    }
+    let smallest = fonts
+        .last()
+        .copied()
+        .unwrap_or(super::font::Fonts::SLIDE.legend);
+    for cols in 2..=3 {
+        let l = layout_legend_columns(area, items, smallest, column_w, cols)?;
+        let fits = l.size.1 <= shrunk_h;
+        legend = Some(l);
+        if fits {
+            break;
+        }
+    }
+    match legend {
+        Some(l) => Ok(l),
+        None => layout_legend(area, items, smallest, max_w),
+    }
 }
 
 fn row_height(font: u32) -> u32 {
@@ -280,8 +386,15 @@ where
         plotters::style::text_anchor::VPos::Center,
     ));
     for (i, (sample, text)) in legend.lines.iter().enumerate() {
-        let y = at.1 + LEGEND_PAD as i32 + row * i as i32 + row / 2;
-        let x = at.0 + LEGEND_PAD as i32;
+        let (first, dx) = legend
+            .columns
+            .iter()
+            .rev()
+            .find(|c| c.0 <= i)
+            .copied()
+            .unwrap_or((0, 0));
+        let y = at.1 + LEGEND_PAD as i32 + row * (i - first) as i32 + row / 2;
+        let x = at.0 + LEGEND_PAD as i32 + dx as i32;
         if let Some(sample) = sample {
             draw_sample(area, sample, (x, y))?;
         }

@@ -40,8 +40,8 @@ pub use error::plot_error_message;
 pub use font::{FAMILY, Fonts, register_font};
 pub use layout::{Layout, PanelLayout, Rect};
 pub use legend::{
-    LegendBox, LegendItem, Sample, draw_legend, draw_legend_items, layout_legend, panel_legend,
-    shared_legend,
+    LegendBox, LegendItem, Sample, draw_legend, draw_legend_items, fit_legend, layout_legend,
+    layout_legend_columns, panel_legend, shared_legend,
 };
 pub use marks::{Dash, Marker, spread_marks};
 pub use palette::{okabe_ito, ramp};
