@@ -74,17 +74,20 @@ pub mod reference;
 pub mod residual;
 
 pub use activation::{
-    act_backward_fused, act_grad_from_output, act_scalar, bias_act_forward, sigmoid,
+    act_backward_add, act_backward_fused, act_grad_from_output, act_scalar, bias_act_forward,
+    bias_act_forward_from, sigmoid,
 };
 pub use batch_norm::{
-    BnCoeffs, BnGradCoeffs, BnSums, add_col_sq_dev, add_col_sums, bn_backward_apply,
-    bn_backward_sums, bn_backward_sums_noisy, bn_noisy_pre_forward, bn_post_forward,
-    bn_pre_forward,
+    BnCoeffs, BnGradCoeffs, BnSums, add_col_sq_dev, add_col_sums, add_col_sums_and_add,
+    bn_backward_apply, bn_backward_apply_add, bn_backward_sums, bn_backward_sums_noisy,
+    bn_noisy_pre_forward, bn_post_forward, bn_pre_forward, bn_pre_forward_from,
 };
-pub use layer_norm::{RowStats, ln_backward_apply, ln_post_forward, ln_pre_forward};
+pub use layer_norm::{
+    RowStats, ln_backward_apply, ln_post_forward, ln_pre_forward, ln_pre_forward_from,
+};
 pub use linear::{linear_backward, linear_forward};
 pub use loss::{accuracy, argmax, ce_loss, ce_loss_value, mse_loss, mse_loss_value};
-pub use residual::{Affine, HiddenOut, Residual};
+pub use residual::{Affine, HeadSums, HiddenOut, Residual, stream_backward_head};
 
 /// Rows of `x` as slices.
 #[inline]
