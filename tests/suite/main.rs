@@ -22,6 +22,7 @@ mod browser;
 mod classification;
 mod cli;
 mod datasets;
+mod fused_passes;
 mod grad_norms;
 mod gradcheck;
 mod histograms;
