@@ -8,6 +8,7 @@
 //! - [`mod@batch_norm`] and [`mod@layer_norm`]: the fused passes of a block with BatchNorm or
 //!   LayerNorm, before or after the activation.
 //! - [`mod@residual`]: the skip connection `h = h_in + scale * branch`, written once for all passes.
+//! - [`mod@stream`]: the first backward pass of a standard residual block.
 //! - [`mod@loss`]: MSE and softmax cross-entropy with their gradients, and [`crate::config::Loss`]'s
 //!   dispatch to them.
 //!
@@ -72,6 +73,7 @@ pub mod linear;
 pub mod loss;
 pub mod reference;
 pub mod residual;
+pub mod stream;
 
 pub use activation::{
     act_backward_add, act_backward_fused, act_grad_from_output, act_scalar, bias_act_forward,
@@ -87,7 +89,8 @@ pub use layer_norm::{
 };
 pub use linear::{linear_backward, linear_forward};
 pub use loss::{accuracy, argmax, ce_loss, ce_loss_value, mse_loss, mse_loss_value};
-pub use residual::{Affine, HeadSums, HiddenOut, Residual, stream_backward_head};
+pub use residual::{Affine, HiddenOut, Residual};
+pub use stream::{HeadSums, stream_backward_head};
 
 /// Rows of `x` as slices.
 #[inline]
