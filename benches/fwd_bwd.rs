@@ -4,7 +4,9 @@
 //! training); and the matrix-multiply ceiling `bn-lab bench` compares against.
 //!
 //! Ids: `fwd_bwd/{f32,f64}/{bn_off,bn_on,ln}/d50_w256_b256/t{threads}` and
-//! `fwd_bwd/f32/noisy_bn/d50_w256_b256/t{threads}`, then a printed
+//! `fwd_bwd/f32/noisy_bn/d50_w256_b256/t{threads}`, the pre-activation ResNet of half the depth
+//! in blocks (two matrices each, so about the same matrix-product work: issue 31 wants it within
+//! 10% of the plain net) `fwd_bwd/f32/preact_{bn_off,bn_on}/d25_w256_b256/t{threads}`, then a printed
 //! `ceiling/t{threads}` line (best GFLOP/s of 512^3 products), and the two losses alone on a
 //! batch of 256 x 10 outputs, `loss/{mse,ce}/b256_k10` (f32). Thread counts come from
 //! `BN_LAB_BENCH_THREADS` (comma-separated, default `1,2`), e.g.
@@ -17,7 +19,7 @@ use bn_lab::config::{Activation, BnNoise, Init, NormConfig, NormKind};
 use bn_lab::data::{self, Stream};
 use bn_lab::experiment::bench::matmul_ceiling;
 use bn_lab::model::{Mlp, Mode};
-use bn_lab::spec::NetConfig;
+use bn_lab::spec::{NetConfig, StdBlock};
 use bn_lab::{Float, ops};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
@@ -42,12 +44,13 @@ fn fwd_bwd<T: Float>(
     norm: Option<NormKind>,
     noise: Option<BnNoise>,
     threads: usize,
+    block: Option<StdBlock>,
 ) {
     let cfg = NetConfig {
         d_in: WIDTH,
         width: WIDTH,
         d_out: 10,
-        depth: DEPTH,
+        depth: if block.is_some() { DEPTH / 2 } else { DEPTH },
         act: Activation::Relu,
         init: Init::He,
         norm: norm.map(|kind| NormConfig {
@@ -56,7 +59,7 @@ fn fwd_bwd<T: Float>(
         }),
         residual: false,
         residual_scale: 1.0,
-        block: None,
+        block,
         skip_init: false,
     };
     let d = data::linear_teacher::<T>(0, BATCH, cfg.d_in, cfg.d_out);
@@ -71,14 +74,16 @@ fn fwd_bwd<T: Float>(
         .build()
         .expect("thread pool");
     let id = format!(
-        "fwd_bwd/{}/{}/d{DEPTH}_w{WIDTH}_b{BATCH}/t{threads}",
+        "fwd_bwd/{}/{}{}/d{}_w{WIDTH}_b{BATCH}/t{threads}",
         T::NAME,
+        if block.is_some() { "preact_" } else { "" },
         match (norm, noise) {
             (_, Some(_)) => "noisy_bn",
             (None, _) => "bn_off",
             (Some(NormKind::Batch), _) => "bn_on",
             (Some(NormKind::Layer), _) => "ln",
-        }
+        },
+        cfg.depth,
     );
     // Each step runs on the pool (criterion itself stays on this thread); entering the pool
     // costs microseconds against steps of tens of milliseconds.
@@ -113,15 +118,18 @@ fn benches(c: &mut Criterion) {
     losses(c);
     for t in threads() {
         for norm in [None, Some(NormKind::Batch), Some(NormKind::Layer)] {
-            fwd_bwd::<f32>(c, norm, None, t);
-            fwd_bwd::<f64>(c, norm, None, t);
+            fwd_bwd::<f32>(c, norm, None, t, None);
+            fwd_bwd::<f64>(c, norm, None, t, None);
+        }
+        for norm in [None, Some(NormKind::Batch)] {
+            fwd_bwd::<f32>(c, norm, None, t, Some(StdBlock::Preact));
         }
         let noise = BnNoise {
             mean: 1.0,
             scale: 2.0,
             jitter: 0.1,
         };
-        fwd_bwd::<f32>(c, Some(NormKind::Batch), Some(noise), t);
+        fwd_bwd::<f32>(c, Some(NormKind::Batch), Some(noise), t, None);
     }
     // The ceiling as `bn-lab bench` measures it (best of repeated 512^3 products).
     for t in threads() {

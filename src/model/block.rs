@@ -7,7 +7,9 @@ use super::Mode;
 use super::linear::Linear;
 use super::noise::BlockNoise;
 use super::norm::{NormLayer, scale_shift_of};
-use super::passes::{BackwardBufs, BlockCache, ColScratch, act_backward_pass};
+use super::passes::{
+    BackwardBufs, BlockCache, ColScratch, act_backward_add_pass, act_backward_pass,
+};
 use crate::config::{Activation, NormKind, Placement};
 use crate::float::Float;
 use crate::ops::{self, Affine, HiddenOut, Residual, RowStats};
@@ -33,6 +35,22 @@ fn project<T: Float>(h_in: &ArrayView2<T>, w: &ArrayView2<T>, z: &mut ArrayViewM
         z.assign(h_in);
     } else {
         gemm(T::one(), h_in, w, T::zero(), z);
+    }
+}
+
+/// [`project`] for a pass that can read its input from elsewhere: `z = h_in W` into `z` and
+/// `None`, or, where `w` is empty (an identity [`Linear`]), nothing written and `Some(h_in)`: the
+/// pass reads `z = h_in` from the stream itself instead of from a copy.
+fn project_or_source<'a, T: Float>(
+    h_in: ArrayView2<'a, T>,
+    w: &ArrayView2<T>,
+    z: &mut ArrayViewMut2<T>,
+) -> Option<ArrayView2<'a, T>> {
+    if w.is_empty() {
+        Some(h_in)
+    } else {
+        gemm(T::one(), &h_in, w, T::zero(), z);
+        None
     }
 }
 
@@ -122,22 +140,29 @@ impl<T: Float> Block<T> {
         );
         match (&mut self.bn, self.placement) {
             (None, _) => {
-                project(&h_in, &w, &mut c.a.view_mut());
+                let src = project_or_source(h_in.view(), &w, &mut c.a.view_mut());
                 let residual = skip.then(|| Residual {
                     h_in: h_in.view(),
                     h: c.h.view_mut(),
                     scale,
                 });
-                par_cols((c.a.view_mut(), b, residual), rows, &|(a, b, residual)| {
-                    ops::bias_act_forward(act, a, b, None, residual)
-                });
+                par_cols(
+                    (c.a.view_mut(), src, b, residual),
+                    rows,
+                    &|(a, src, b, residual)| {
+                        ops::bias_act_forward_from(act, src, a, b, None, residual)
+                    },
+                );
             }
             (Some(bn), Placement::Pre) => {
                 // z = h W (without the bias) goes into x_hat's buffer and is standardised in
-                // place; the bias only shifts the mean, so it is folded into `shift`.
-                project(&h_in, &w, &mut c.x_hat.view_mut());
+                // place; the bias only shifts the mean, so it is folded into `shift`. An
+                // identity linear's z is h_in itself: read from there, not copied.
+                let src = project_or_source(h_in.view(), &w, &mut c.x_hat.view_mut());
                 match mode {
-                    Mode::Train => bn.batch_stats_of(c.x_hat.view(), Some(b)),
+                    Mode::Train => {
+                        bn.batch_stats_of(src.unwrap_or(c.x_hat.view()), Some(b));
+                    }
                     Mode::Eval => bn.running_stats(Some(b)),
                 }
                 let residual = skip.then(|| Residual {
@@ -145,8 +170,11 @@ impl<T: Float> Block<T> {
                     h: c.h.view_mut(),
                     scale,
                 });
-                let bundle = (c.x_hat.view_mut(), c.a.view_mut(), bn.coeffs(), residual);
                 if let Some(noise) = &mut self.noise {
+                    if let Some(src) = &src {
+                        c.x_hat.assign(src);
+                    }
+                    let bundle = (c.x_hat.view_mut(), c.a.view_mut(), bn.coeffs(), residual);
                     noise.sampled = mode == Mode::Train;
                     par_cols((bundle, noise.last(rows)), rows, &|(
                         (zx, a, coeffs, residual),
@@ -156,9 +184,19 @@ impl<T: Float> Block<T> {
                     });
                     return;
                 }
-                par_cols(bundle, rows, &|(zx, a, coeffs, residual)| {
-                    ops::bn_pre_forward(act, zx, a, coeffs, residual)
-                });
+                par_cols(
+                    (
+                        c.x_hat.view_mut(),
+                        src,
+                        c.a.view_mut(),
+                        bn.coeffs(),
+                        residual,
+                    ),
+                    rows,
+                    &|(zx, src, a, coeffs, residual)| {
+                        ops::bn_pre_forward_from(act, src, zx, a, coeffs, residual)
+                    },
+                );
             }
             (Some(bn), Placement::Post) => {
                 project(&h_in, &w, &mut c.a.view_mut());
@@ -178,6 +216,28 @@ impl<T: Float> Block<T> {
                 );
             }
         }
+    }
+
+    /// Forward of a layer without normaliser or skip connection that also writes a residual
+    /// stream in its one pass: `a = act(h_in W + b)` and `stream.h = stream.h_in + stream.scale *
+    /// a` (a pre-activation block's second layer and sum, `h' = h + s (z + b)`).
+    pub(super) fn forward_stream(&mut self, h_in: ArrayView2<T>, stream: Residual<T>) {
+        assert!(
+            self.bn.is_none() && !self.skip,
+            "a layer without normaliser or skip"
+        );
+        self.ensure_buffers(h_in.nrows());
+        let (rows, act) = (h_in.nrows(), self.act);
+        let c = &mut self.cache;
+        project(&h_in, &self.linear.w.view(), &mut c.a.view_mut());
+        let b = self
+            .linear
+            .b
+            .as_slice()
+            .expect("owned arrays are contiguous");
+        par_cols((c.a.view_mut(), b, stream), rows, &|(a, b, stream)| {
+            ops::bias_act_forward(act, a, b, None, Some(stream))
+        });
     }
 
     /// Forward of a block with LayerNorm: one matrix product, then before the activation one row
@@ -215,22 +275,22 @@ impl<T: Float> Block<T> {
         };
         match placement {
             Placement::Pre => {
-                project(&h_in, &w, &mut c.x_hat.view_mut());
+                let src = project_or_source(h_in.view(), &w, &mut c.x_hat.view_mut());
                 let skip_io = skip.then(|| (h_in.reversed_axes(), c.h.view_mut().reversed_axes()));
                 par_cols(
                     (
                         c.x_hat.view_mut().reversed_axes(),
                         c.a.view_mut().reversed_axes(),
                         stats,
-                        skip_io,
+                        (skip_io, src.map(|s| s.reversed_axes())),
                     ),
                     width,
-                    &|(zx, a, stats, skip_io)| {
-                        ops::ln_pre_forward(
+                    &|(zx, a, stats, (skip_io, src))| {
+                        ops::ln_pre_forward_from(
                             act,
+                            (src.map(|s| s.reversed_axes()), b),
                             zx.reversed_axes(),
                             a.reversed_axes(),
-                            b,
                             affine,
                             stats,
                             skip_io.map(|(x, h)| Residual {
@@ -295,6 +355,15 @@ impl<T: Float> Block<T> {
         acc: &mut ColScratch,
     ) -> f64 {
         acc.reset();
+        // An identity linear whose input gradient is added to `dh_in` (a pre-activation block's
+        // first normaliser and activation, onto the stream's gradient): the last pass adds
+        // `dL/dz` there itself instead of writing `dz`.
+        let fold = add
+            && !self.skip
+            && self.linear.is_identity()
+            && self.skip_scale == T::one()
+            && (self.bn.is_none() || self.placement == Placement::Pre);
+        let into = if fold { dh_in.take() } else { None };
         // The identity path of h_l = h_{l-1} + a_l: dh_in = dh + (dz W^T, added below).
         let copy = if self.skip {
             dh_in.as_mut().map(|d| d.view_mut())
@@ -303,13 +372,17 @@ impl<T: Float> Block<T> {
         };
         let (act, c) = (self.act, &self.cache);
         match &mut self.bn {
-            None => act_backward_pass(act, c.a.view(), dh, dz.view_mut(), copy, acc),
+            None => match into {
+                Some(into) => act_backward_add_pass(act, c.a.view(), dh, into, acc),
+                None => act_backward_pass(act, c.a.view(), dh, dz.view_mut(), copy, acc),
+            },
             Some(bn) => {
                 let noise_scale = self.noise.as_ref().map(|n| n.last(dh.nrows()).0);
                 let bufs = BackwardBufs {
                     dh,
                     dz: dz.view_mut(),
                     copy,
+                    into,
                 };
                 bn.backward(act, self.placement, c, bufs, noise_scale, acc);
                 bn.scale_grads(self.skip_scale);
@@ -326,5 +399,26 @@ impl<T: Float> Block<T> {
             &acc.db,
         );
         acc.sq.iter().sum()
+    }
+
+    /// The backward of a layer without normaliser or skip connection whose activation is the
+    /// identity, given `dz = dL/dz` itself and its column sums in `acc.db` (a standard block's
+    /// second layer: [`super::ResUnit::backward_head`] writes both): the two matrix products,
+    /// `dL/dh_in` into `dh_in`.
+    pub(super) fn backward_linear(
+        &mut self,
+        h_in: ArrayView2<T>,
+        dz: ArrayView2<T>,
+        dh_in: ArrayViewMut2<T>,
+        acc: &ColScratch,
+    ) {
+        debug_assert!(self.is_linear_layer());
+        self.linear
+            .backward(h_in, dz, Some(dh_in), false, self.skip_scale, &acc.db);
+    }
+
+    /// No normaliser, no skip connection and the identity activation: `dL/dz = dL/dh_l`.
+    pub(super) fn is_linear_layer(&self) -> bool {
+        self.bn.is_none() && !self.skip && self.act == Activation::Linear
     }
 }

@@ -480,12 +480,8 @@ impl<T: Float> Mlp<T> {
     fn backward_units(&mut self, want_dx: bool) {
         for u in (0..self.units.len()).rev() {
             let (unit, h_in, (b1, b2)) = unit_parts(&mut self.units, &mut self.blocks, u);
-            let sum_sq = unit.backward_head(
-                b2.output(),
-                self.dh.view_mut(),
-                self.dy.view_mut(),
-                &mut self.cols,
-            );
+            let sum_sq =
+                unit.backward_head(b2, self.dh.view_mut(), self.dy.view_mut(), &mut self.cols);
             // (Where the sum over- or underflowed, the norm is recomputed from `du`, which for a
             // basic block is `dh act'(u)`: the f64 sum covers every finite case there is.)
             self.grad_signal_norm[u] = norm_from_sum_sq(sum_sq, &self.dh);

@@ -176,7 +176,8 @@ impl<T: Float> NormLayer<T> {
     ///
     /// `bufs.dz` receives `dy`, then `dL/dz_l`; [`NormLayer::affine`] `dgamma = sum_i dy x_hat`
     /// and `dbeta = sum_i dy`; `acc` the column sums `db = sum_i dz` and `sq = sum_i dh^2`;
-    /// `bufs.copy` (when given) `dh`. `noise_scale`: noisy BN's `s` (see
+    /// `bufs.copy` (when given) `dh`; with `bufs.into`, `dL/dz_l` is added there instead of
+    /// left in `bufs.dz` (which then holds `dy`). `noise_scale`: noisy BN's `s` (see
     /// [`ops::bn_backward_sums_noisy`]).
     pub(super) fn backward(
         &mut self,
@@ -187,7 +188,12 @@ impl<T: Float> NormLayer<T> {
         noise_scale: Option<ArrayView2<T>>,
         acc: &mut ColScratch,
     ) {
-        let BackwardBufs { dh, mut dz, copy } = bufs;
+        let BackwardBufs {
+            dh,
+            mut dz,
+            copy,
+            into,
+        } = bufs;
         let (pre_act, post_act) = match placement {
             Placement::Pre => (Some(c.a.view()), None),
             Placement::Post => (None, Some(c.a.view())),
@@ -196,13 +202,15 @@ impl<T: Float> NormLayer<T> {
             dh,
             dz: dz.view_mut(),
             copy,
+            into: None,
         };
         bn_sums_pass(act, pre_act, c.x_hat.view(), noise_scale, pass1, acc);
         self.scale_shift_grads(acc);
         match self.kind {
             NormKind::Batch => {
                 self.backward_coefficients(dh.nrows(), acc);
-                bn_apply_pass(act, post_act, c.x_hat.view(), self.batch_stats, dz, acc);
+                let x_hat = c.x_hat.view();
+                bn_apply_pass(act, post_act, x_hat, self.batch_stats, dz, into, acc);
             }
             NormKind::Layer => {
                 let (gamma, _) = scale_shift_of(&self.affine, &self.ones, &self.zeros);
@@ -212,7 +220,7 @@ impl<T: Float> NormLayer<T> {
                     c.x_hat.view(),
                     gamma,
                     &self.row_inv_std,
-                    dz,
+                    (dz, into),
                     acc,
                 );
             }

@@ -27,6 +27,22 @@ pub(super) fn act_backward_pass<T: Float>(
     );
 }
 
+/// [`act_backward_pass`] adding `dL/dz = dh * act'(a)` to `out` instead of writing it (an
+/// identity linear's input gradient onto a residual stream's, [`ops::act_backward_add`]).
+pub(super) fn act_backward_add_pass<T: Float>(
+    act: Activation,
+    a: ArrayView2<T>,
+    dh: ArrayView2<T>,
+    out: ArrayViewMut2<T>,
+    acc: &mut ColScratch,
+) {
+    par_cols(
+        (dh, a, out, &mut acc.db[..], &mut acc.sq[..]),
+        dh.nrows(),
+        &|(dh, a, out, db, sq)| ops::act_backward_add(act, dh, a, out, db, sq),
+    );
+}
+
 /// Buffers one block keeps between its forward and backward, all `(batch, width)`.
 /// Which ones are live depends on the block's kind (see [`super::Block::output`]).
 #[derive(Clone, Debug, Default)]
@@ -41,11 +57,14 @@ pub(super) struct BlockCache<T> {
 }
 
 /// The gradient buffers of one block's backward, all `(batch, width)`: `dh = dL/dh_l` in, `dz`
-/// receives the pass's result, and `copy` (a skip connection's identity path) `dh`.
+/// receives the pass's result, and `copy` (a skip connection's identity path) `dh`. With `into`
+/// (an identity linear's input gradient, added to a residual stream's), the last pass adds
+/// `dL/dz` to `into` instead of leaving it in `dz`.
 pub(super) struct BackwardBufs<'a, T> {
     pub dh: ArrayView2<'a, T>,
     pub dz: ArrayViewMut2<'a, T>,
     pub copy: Option<ArrayViewMut2<'a, T>>,
+    pub into: Option<ArrayViewMut2<'a, T>>,
 }
 
 /// BN's pass 1 ([`ops::bn_backward_sums`]): `dy = dh * act'(a)` (`pre_act` given: BN before the
@@ -59,7 +78,9 @@ pub(super) fn bn_sums_pass<T: Float>(
     bufs: BackwardBufs<T>,
     acc: &mut ColScratch,
 ) {
-    let BackwardBufs { dh, dz: dy, copy } = bufs;
+    let BackwardBufs {
+        dh, dz: dy, copy, ..
+    } = bufs;
     let sums = BnSums {
         s_dy: &mut acc.s_dy,
         s_dyx: &mut acc.s_dyx,
@@ -76,14 +97,16 @@ pub(super) fn bn_sums_pass<T: Float>(
 
 /// BN's pass 2 ([`ops::bn_backward_apply`]), in place on `d` (`dy` on entry, `dL/dz` on exit),
 /// with the coefficients `k, s_dy, s_dyx` (means by now) in `acc`; `post_act` given: BN after the
-/// activation, `act'(a)` applied last. Adds `db = sum_i dz` into `acc`. `d, x_hat, post_act:
-/// (batch, width)`.
+/// activation, `act'(a)` applied last. Adds `db = sum_i dz` into `acc`. With `into` (BN before
+/// the activation only), `dL/dz` is added to `into` instead ([`ops::bn_backward_apply_add`]) and
+/// `d` is left as it was. `d, x_hat, post_act, into: (batch, width)`.
 pub(super) fn bn_apply_pass<T: Float>(
     act: Activation,
     post_act: Option<ArrayView2<T>>,
     x_hat: ArrayView2<T>,
     batch_stats: bool,
     d: ArrayViewMut2<T>,
+    into: Option<ArrayViewMut2<T>>,
     acc: &mut ColScratch,
 ) {
     let rows = d.nrows();
@@ -93,6 +116,15 @@ pub(super) fn bn_apply_pass<T: Float>(
         m_dyx: &acc.s_dyx,
         batch_stats,
     };
+    if let Some(into) = into {
+        assert!(post_act.is_none(), "BN before the activation");
+        par_cols(
+            (d.view(), x_hat, coeffs, into, &mut acc.db[..]),
+            rows,
+            &|(d, x_hat, coeffs, into, db)| ops::bn_backward_apply_add(d, x_hat, coeffs, into, db),
+        );
+        return;
+    }
     par_cols(
         (d, x_hat, coeffs, post_act, &mut acc.db[..]),
         rows,
@@ -104,15 +136,16 @@ pub(super) fn bn_apply_pass<T: Float>(
 
 /// LayerNorm's pass 2 ([`ops::ln_backward_apply`]), in place on `d` (`dy` on entry, `dL/dz` on
 /// exit), split over threads by rows; then `db = sum_i dz` into `acc` (a column pass, so the sum
-/// keeps one order whatever the thread count). `post_act` given: LayerNorm after the
-/// activation. `d, x_hat, post_act: (batch, width)`; `gamma: (width)`; `inv_std: (batch)`.
+/// keeps one order whatever the thread count), and `into += dz` in the same pass when `into` is
+/// given. `post_act` given: LayerNorm after the activation. `d, x_hat, post_act, into:
+/// (batch, width)`; `gamma: (width)`; `inv_std: (batch)`.
 pub(super) fn ln_apply_pass<T: Float>(
     act: Activation,
     post_act: Option<ArrayView2<T>>,
     x_hat: ArrayView2<T>,
     gamma: &[T],
     inv_std: &[f64],
-    mut d: ArrayViewMut2<T>,
+    (mut d, into): (ArrayViewMut2<T>, Option<ArrayViewMut2<T>>),
     acc: &mut ColScratch,
 ) {
     let (rows, width) = d.dim();
@@ -134,8 +167,8 @@ pub(super) fn ln_apply_pass<T: Float>(
             )
         },
     );
-    par_cols((d.view(), &mut acc.db[..]), rows, &|(d, db)| {
-        ops::add_col_sums(d, db)
+    par_cols((d.view(), &mut acc.db[..], into), rows, &|(d, db, into)| {
+        ops::add_col_sums_and_add(d, db, into)
     });
 }
 

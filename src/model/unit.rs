@@ -19,14 +19,14 @@
 //! `dL/dh = du + (the branch's input gradient)`: `du` overwrites `dh'` in place and the branch's
 //! input gradient is added to it, so the stream's gradient needs no buffer of its own.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
 
 use super::Mode;
 use super::block::Block;
 use super::passes::ColScratch;
 use crate::config::Activation;
 use crate::float::Float;
-use crate::ops;
+use crate::ops::{self, HeadSums, Residual};
 use crate::parallel::par_cols;
 use crate::spec::StdBlock;
 
@@ -83,8 +83,18 @@ impl<T: Float> ResUnit<T> {
             }
             None => b1.forward(h_in, mode),
         }
-        b2.forward(b1.output(), mode);
         let (s, act, basic) = (self.multiplier(), self.act, self.kind == StdBlock::Basic);
+        if !basic && b2.bn.is_none() && !b2.skip {
+            // preact: W2's bias and the sum in one pass, h' = h + s (z + b).
+            let stream = Residual {
+                h_in,
+                h: self.h.view_mut(),
+                scale: s,
+            };
+            b2.forward_stream(b1.output(), stream);
+            return;
+        }
+        b2.forward(b1.output(), mode);
         let rows = h_in.nrows();
         par_cols((self.h.view_mut(), h_in, b2.output()), rows, &|(
             mut h,
@@ -98,14 +108,16 @@ impl<T: Float> ResUnit<T> {
         });
     }
 
-    /// The first half of the backward, one pass: turn `dh = dL/dh'` into the identity path
-    /// `du` in place (`dh act'(u)` for basic, `dh` for preact), write the branch's `dy = s du`,
-    /// and set `dalpha = beta sum(du y)`; the branch's input gradient is then added to `dh`.
-    /// Returns `sum dh^2` (before `act'`), for `||dL/dh'||`. `acc`'s `sq` and `s_dy` columns
-    /// hold the sums on the way.
+    /// The first half of the backward, one pass ([`ops::stream_backward_head`]): turn
+    /// `dh = dL/dh'` into the identity path `du` in place (`dh act'(u)` for basic, `dh` for
+    /// preact), write the branch's `dy = s du`, and set `dalpha = beta sum(du y)` (`y` is `b2`'s
+    /// output); the branch's input gradient is then added to `dh`. Where `b2` is a linear layer
+    /// (no normaliser, identity activation), `dy` is its `dL/dz` too, and its bias gradient's
+    /// sums go into `acc.db` for [`ResUnit::backward_branch`]. Returns `sum dh^2` (before
+    /// `act'`), for `||dL/dh'||`. `acc`'s `sq` and `s_dy` columns hold the sums on the way.
     pub(super) fn backward_head(
         &mut self,
-        y: ArrayView2<T>,
+        b2: &Block<T>,
         dh: ArrayViewMut2<T>,
         dy: ArrayViewMut2<T>,
         acc: &mut ColScratch,
@@ -113,35 +125,16 @@ impl<T: Float> ResUnit<T> {
         acc.reset();
         let (s, act, basic) = (self.multiplier(), self.act, self.kind == StdBlock::Basic);
         let rows = dh.nrows();
-        par_cols(
-            (dh, self.h.view(), y, dy, &mut acc.sq[..], &mut acc.s_dy[..]),
-            rows,
-            &|(mut dh, h, y, mut dy, sq, dot)| {
-                let (mut sq, mut dot) = (ArrayViewMut1::from(sq), ArrayViewMut1::from(dot));
-                for (((mut dh, h), y), mut dy) in dh
-                    .rows_mut()
-                    .into_iter()
-                    .zip(h.rows())
-                    .zip(y.rows())
-                    .zip(dy.rows_mut())
-                {
-                    Zip::from(&mut dh)
-                        .and(&h)
-                        .and(&y)
-                        .and(&mut dy)
-                        .and(&mut sq)
-                        .and(&mut dot)
-                        .for_each(|d, &h, &y, dy, sq, dot| {
-                            *sq += d.f64() * d.f64();
-                            if basic {
-                                *d *= ops::act_grad_from_output(act, h);
-                            }
-                            *dot += d.f64() * y.f64();
-                            *dy = s * *d;
-                        });
-                }
-            },
-        );
+        let sums = HeadSums {
+            sq: &mut acc.sq,
+            dot: &mut acc.s_dy,
+            db: b2.is_linear_layer().then_some(&mut acc.db[..]),
+        };
+        let h = basic.then(|| self.h.view());
+        let y = self.gain.is_some().then(|| b2.output());
+        par_cols((dh, dy, h, y, sums), rows, &|(dh, dy, h, y, sums)| {
+            ops::stream_backward_head(h.map(|h| (act, h)), dh, y, (dy, s), sums)
+        });
         if let Some(g) = &mut self.gain {
             g.dalpha[0] = T::of(self.beta.f64() * acc.s_dy.iter().sum::<f64>());
         }
@@ -163,14 +156,19 @@ impl<T: Float> ResUnit<T> {
         dh_in: ArrayViewMut2<T>,
         acc: &mut ColScratch,
     ) {
-        b2.backward(
-            b1.output(),
-            dy.view(),
-            dz.view_mut(),
-            Some(mid.view_mut()),
-            false,
-            acc,
-        );
+        if b2.is_linear_layer() {
+            // `dy` is W2's dL/dz, and backward_head summed it for W2's bias.
+            b2.backward_linear(b1.output(), dy.view(), mid.view_mut(), acc);
+        } else {
+            b2.backward(
+                b1.output(),
+                dy.view(),
+                dz.view_mut(),
+                Some(mid.view_mut()),
+                false,
+                acc,
+            );
+        }
         match &mut self.pre {
             Some(pre) => {
                 // dL/dp into dy's buffer (dy is spent), then through p = act(norm(h)).

@@ -182,16 +182,40 @@ pub(super) fn mul_act_grad_row_inplace<T: Float>(act: Activation, d: &mut [T], a
 /// Compiled for AVX2 where the CPU has it.
 pub fn bias_act_forward<T: Float>(
     act: Activation,
-    mut z: ArrayViewMut2<T>,
+    z: ArrayViewMut2<T>,
+    b: &[T],
+    sums: Option<&mut [f64]>,
+    skip: Option<Residual<T>>,
+) {
+    bias_act_forward_from(act, None, z, b, sums, skip);
+}
+
+/// [`bias_act_forward`] reading `z` from `src` when given (`a = act(src + b)` into `a`, which
+/// then need not hold a copy of `src` first), else from `a` itself. `src, a: (N, c)`.
+pub fn bias_act_forward_from<T: Float>(
+    act: Activation,
+    src: Option<ArrayView2<T>>,
+    mut a: ArrayViewMut2<T>,
     b: &[T],
     mut sums: Option<&mut [f64]>,
     mut skip: Option<Residual<T>>,
 ) {
     with_avx2!(per_act!(act, A => {
         let mut out = skip.as_mut().map(|r| r.rows());
-        for row in rows_mut(&mut z) {
-            for (v, &b) in row.iter_mut().zip(b) {
-                *v = act_k::<T, A>(*v + b);
+        let mut src_rows = src.as_ref().map(|s| rows(s));
+        for row in rows_mut(&mut a) {
+            match src_rows.as_mut() {
+                Some(src) => {
+                    let src = src.next().expect("same rows");
+                    for ((v, &x), &b) in row.iter_mut().zip(src).zip(b) {
+                        *v = act_k::<T, A>(x + b);
+                    }
+                }
+                None => {
+                    for (v, &b) in row.iter_mut().zip(b) {
+                        *v = act_k::<T, A>(*v + b);
+                    }
+                }
             }
             if let Some(sums) = sums.as_deref_mut() {
                 for (s, &v) in sums.iter_mut().zip(row.iter()) {
@@ -229,6 +253,36 @@ pub fn act_backward_fused<T: Float>(
             }
             if let Some(c) = copy_rows.as_mut() {
                 c.next().expect("same rows").copy_from_slice(dh);
+            }
+        }
+    })
+}
+
+/// [`act_backward_fused`] adding its result to `out` instead of writing it (the input gradient
+/// of an identity linear, accumulated onto the residual stream's): `out += dh * act'(a)`,
+/// `db_j += sum_i dh_ij act'(a_ij)` and `sq_j += sum_i dh_ij^2` (f64). `dh, a, out: (N, c)`;
+/// `db, sq: (c)`.
+pub fn act_backward_add<T: Float>(
+    act: Activation,
+    dh: ArrayView2<T>,
+    a: ArrayView2<T>,
+    mut out: ArrayViewMut2<T>,
+    db: &mut [f64],
+    sq: &mut [f64],
+) {
+    per_act!(act, A => {
+        for ((dh, a), out) in rows(&dh).zip(rows(&a)).zip(rows_mut(&mut out)) {
+            for ((((o, &d), &a), s), q) in out
+                .iter_mut()
+                .zip(dh)
+                .zip(a)
+                .zip(db.iter_mut())
+                .zip(sq.iter_mut())
+            {
+                let g = d * grad_k::<T, A>(a);
+                *o += g;
+                *s += g.f64();
+                *q += d.f64() * d.f64();
             }
         }
     })

@@ -48,6 +48,24 @@ pub fn add_col_sums<T: Float>(x: ArrayView2<T>, acc: &mut [f64]) {
     }
 }
 
+/// [`add_col_sums`], and `out += x` in the same pass when `out` is given. `x, out: (N, c)`.
+pub fn add_col_sums_and_add<T: Float>(
+    x: ArrayView2<T>,
+    acc: &mut [f64],
+    out: Option<ArrayViewMut2<T>>,
+) {
+    let Some(mut out) = out else {
+        add_col_sums(x, acc);
+        return;
+    };
+    for (row, out) in rows(&x).zip(rows_mut(&mut out)) {
+        for ((a, &v), o) in acc.iter_mut().zip(row).zip(out.iter_mut()) {
+            *a += v.f64();
+            *o += v;
+        }
+    }
+}
+
 /// `acc_j += sum_i (x_ij - shift_j)^2` (f64): the second pass of a two-pass variance.
 /// `x: (N, c)`; `shift, acc: (c)`.
 pub fn add_col_sq_dev<T: Float>(x: ArrayView2<T>, shift: &[f64], acc: &mut [f64]) {
@@ -73,6 +91,20 @@ fn standardise_row<T: Float>(x_hat: &mut [T], v: &[T], shift: &[f64], inv_std: &
 /// `zx, a, h_in, h: (N, c)`. Compiled for AVX2 where the CPU has it.
 pub fn bn_pre_forward<T: Float>(
     act: Activation,
+    zx: ArrayViewMut2<T>,
+    a: ArrayViewMut2<T>,
+    coeffs: BnCoeffs<T>,
+    skip: Option<Residual<T>>,
+) {
+    bn_pre_forward_from(act, None, zx, a, coeffs, skip);
+}
+
+/// [`bn_pre_forward`] reading `z` from `src` when given (`x_hat = (src - shift) * inv_std` into
+/// `zx`, which then need not hold a copy of `src` first), else from `zx` itself.
+/// `src: (N, c)`.
+pub fn bn_pre_forward_from<T: Float>(
+    act: Activation,
+    src: Option<ArrayView2<T>>,
     mut zx: ArrayViewMut2<T>,
     mut a: ArrayViewMut2<T>,
     coeffs: BnCoeffs<T>,
@@ -85,9 +117,15 @@ pub fn bn_pre_forward<T: Float>(
     } = coeffs;
     with_avx2!(per_act!(act, A => {
         let mut out = skip.as_mut().map(|r| r.rows());
+        let mut src_rows = src.as_ref().map(|s| rows(s));
         for (xh, a) in rows_mut(&mut zx).zip(rows_mut(&mut a)) {
-            for ((v, &m), &s) in xh.iter_mut().zip(shift).zip(inv_std) {
-                *v = T::of((v.f64() - m) * s);
+            match src_rows.as_mut() {
+                Some(src) => standardise_row(xh, src.next().expect("same rows"), shift, inv_std),
+                None => {
+                    for ((v, &m), &s) in xh.iter_mut().zip(shift).zip(inv_std) {
+                        *v = T::of((v.f64() - m) * s);
+                    }
+                }
             }
             for (((a, &x), &g), &b) in a.iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
                 *a = act_k::<T, A>(g * x + b);
@@ -271,6 +309,47 @@ pub fn bn_backward_apply<T: Float>(
         }
         for (s, &v) in db.iter_mut().zip(d.iter()) {
             *s += v.f64();
+        }
+    }
+}
+
+/// [`bn_backward_apply`] for BatchNorm before the activation, adding `dL/dz` to `out` instead of
+/// writing it over `d` (the input gradient of an identity linear, accumulated onto the residual
+/// stream's): `out += k * (dy - m_dy - x_hat * m_dyx)` (or `k * dy`), `db_j += sum_i` of the
+/// same (f64). `d` (`dy`) is only read. `d, x_hat, out: (N, c)`; `db: (c)`.
+pub fn bn_backward_apply_add<T: Float>(
+    d: ArrayView2<T>,
+    x_hat: ArrayView2<T>,
+    coeffs: BnGradCoeffs,
+    mut out: ArrayViewMut2<T>,
+    db: &mut [f64],
+) {
+    let BnGradCoeffs {
+        k,
+        m_dy,
+        m_dyx,
+        batch_stats,
+    } = coeffs;
+    for ((d, xh), out) in rows(&d).zip(rows(&x_hat)).zip(rows_mut(&mut out)) {
+        if batch_stats {
+            for (((((o, &v), &x), &k), &m), (&mx, s)) in out
+                .iter_mut()
+                .zip(d)
+                .zip(xh)
+                .zip(k)
+                .zip(m_dy)
+                .zip(m_dyx.iter().zip(db.iter_mut()))
+            {
+                let g = T::of(k * (v.f64() - m - x.f64() * mx));
+                *o += g;
+                *s += g.f64();
+            }
+        } else {
+            for (((o, &v), &k), s) in out.iter_mut().zip(d).zip(k).zip(db.iter_mut()) {
+                let g = T::of(k * v.f64());
+                *o += g;
+                *s += g.f64();
+            }
         }
     }
 }

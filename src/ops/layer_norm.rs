@@ -49,9 +49,23 @@ fn ln_row_stats<T: Float>(x: &[T], eps: f64) -> (f64, f64) {
 /// `zx, a, h_in, h: (N, c)`; `b: (c)`. Compiled for AVX2 where the CPU has it.
 pub fn ln_pre_forward<T: Float>(
     act: Activation,
+    zx: ArrayViewMut2<T>,
+    a: ArrayViewMut2<T>,
+    b: &[T],
+    affine: Affine<T>,
+    stats: RowStats,
+    skip: Option<Residual<T>>,
+) {
+    ln_pre_forward_from(act, (None, b), zx, a, affine, stats, skip);
+}
+
+/// [`ln_pre_forward`] with `z = src + b` read from `src` when given (written into `zx`, which
+/// then need not hold a copy of `src` first), else `z = zx + b` in place. `src: (N, c)`.
+pub fn ln_pre_forward_from<T: Float>(
+    act: Activation,
+    (src, b): (Option<ArrayView2<T>>, &[T]),
     mut zx: ArrayViewMut2<T>,
     mut a: ArrayViewMut2<T>,
-    b: &[T],
     Affine { gamma, beta }: Affine<T>,
     stats: RowStats,
     mut skip: Option<Residual<T>>,
@@ -59,13 +73,23 @@ pub fn ln_pre_forward<T: Float>(
     let RowStats { eps, mean, inv_std } = stats;
     with_avx2!(per_act!(act, A => {
         let mut out = skip.as_mut().map(|r| r.rows());
+        let mut src_rows = src.as_ref().map(|s| rows(s));
         for (((xh, a), m), s) in rows_mut(&mut zx)
             .zip(rows_mut(&mut a))
             .zip(mean.iter_mut())
             .zip(inv_std.iter_mut())
         {
-            for (v, &b) in xh.iter_mut().zip(b) {
-                *v += b;
+            match src_rows.as_mut() {
+                Some(src) => {
+                    for ((v, &x), &b) in xh.iter_mut().zip(src.next().expect("same rows")).zip(b) {
+                        *v = x + b;
+                    }
+                }
+                None => {
+                    for (v, &b) in xh.iter_mut().zip(b) {
+                        *v += b;
+                    }
+                }
             }
             (*m, *s) = ln_row_stats(xh, eps);
             let (mu, is) = (*m, *s);

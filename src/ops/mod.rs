@@ -8,6 +8,7 @@
 //! - [`mod@batch_norm`] and [`mod@layer_norm`]: the fused passes of a block with BatchNorm or
 //!   LayerNorm, before or after the activation.
 //! - [`mod@residual`]: the skip connection `h = h_in + scale * branch`, written once for all passes.
+//! - [`mod@stream`]: the first backward pass of a standard residual block.
 //! - [`mod@loss`]: MSE and softmax cross-entropy with their gradients, and [`crate::config::Loss`]'s
 //!   dispatch to them.
 //!
@@ -72,19 +73,24 @@ pub mod linear;
 pub mod loss;
 pub mod reference;
 pub mod residual;
+pub mod stream;
 
 pub use activation::{
-    act_backward_fused, act_grad_from_output, act_scalar, bias_act_forward, sigmoid,
+    act_backward_add, act_backward_fused, act_grad_from_output, act_scalar, bias_act_forward,
+    bias_act_forward_from, sigmoid,
 };
 pub use batch_norm::{
-    BnCoeffs, BnGradCoeffs, BnSums, add_col_sq_dev, add_col_sums, bn_backward_apply,
-    bn_backward_sums, bn_backward_sums_noisy, bn_noisy_pre_forward, bn_post_forward,
-    bn_pre_forward,
+    BnCoeffs, BnGradCoeffs, BnSums, add_col_sq_dev, add_col_sums, add_col_sums_and_add,
+    bn_backward_apply, bn_backward_apply_add, bn_backward_sums, bn_backward_sums_noisy,
+    bn_noisy_pre_forward, bn_post_forward, bn_pre_forward, bn_pre_forward_from,
 };
-pub use layer_norm::{RowStats, ln_backward_apply, ln_post_forward, ln_pre_forward};
+pub use layer_norm::{
+    RowStats, ln_backward_apply, ln_post_forward, ln_pre_forward, ln_pre_forward_from,
+};
 pub use linear::{linear_backward, linear_forward};
 pub use loss::{accuracy, argmax, ce_loss, ce_loss_value, mse_loss, mse_loss_value};
 pub use residual::{Affine, HiddenOut, Residual};
+pub use stream::{HeadSums, stream_backward_head};
 
 /// Rows of `x` as slices.
 #[inline]

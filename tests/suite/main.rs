@@ -23,6 +23,7 @@ mod classification;
 mod cli;
 mod datasets;
 mod fixup;
+mod fused_passes;
 mod grad_norms;
 mod gradcheck;
 mod histograms;
