@@ -139,6 +139,23 @@ const CHARTS: &str = "return Array.from(document.querySelectorAll('#charts svg')
     }),
 }));";
 
+/// The solid (measured, not fitted or predicted) lines of one chart in [`CHARTS`]: each one's
+/// label and whether it has markers.
+fn solid_lines(lines: &serde_json::Value) -> Vec<(String, bool)> {
+    lines
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| !l["color"].is_null() && l["dash"] == "none")
+        .map(|l| {
+            (
+                l["label"].as_str().unwrap_or("").to_string(),
+                l["marker"] == true,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn the_form_picks_preact_with_skipinit_and_the_charts_draw_block_arms_in_chromium() {
     let server = Server::start(&[]);
@@ -207,18 +224,7 @@ fn the_form_picks_preact_with_skipinit_and_the_charts_draw_block_arms_in_chromiu
     let line = format!("{start} --skips off,preact");
     shown(&session, &line);
     let charts = session.run(CHARTS);
-    let weight: Vec<(String, bool)> = charts[0]["lines"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|l| !l["color"].is_null() && l["dash"] == "none")
-        .map(|l| {
-            (
-                l["label"].as_str().unwrap_or("").to_string(),
-                l["marker"] == true,
-            )
-        })
-        .collect();
+    let weight = solid_lines(&charts[0]["lines"]);
     assert_eq!(weight.len(), 4, "{charts}");
     assert!(weight.iter().any(|(l, _)| l == "BN on, preact"), "{charts}");
     let shots = scratch_dir("live-page-blocks");
