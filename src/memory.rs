@@ -171,8 +171,9 @@ impl NetConfig {
             self.d_out as f64,
         );
         // Layers with a matrix (a standard block has two, after a stem), and what a standard
-        // block keeps beyond its layers: the stream `h'`, and a preact block's first
-        // normaliser's `a` and `x_hat`.
+        // block keeps beyond its layers: the stream `h'` (a preact block without a gain writes
+        // it over its second layer's output), and a preact block's first normaliser's `a` and
+        // `x_hat`.
         let layers = self.layers() as f64;
         let units = if self.block.is_some() {
             self.depth as f64
@@ -182,7 +183,8 @@ impl NetConfig {
         let preact = self.block == Some(crate::spec::StdBlock::Preact);
         let mut params = self.param_count();
         let mut per_block_acts = 1.0; // activation output a_l
-        let mut per_unit_acts = 1.0; // the stream h'
+        // the stream h'
+        let mut per_unit_acts = if preact && !self.has_gain() { 0.0 } else { 1.0 };
         let post_affine = self
             .norm
             .is_some_and(|bn| bn.affine && bn.placement == Placement::Post);

@@ -240,6 +240,25 @@ impl<T: Float> Block<T> {
         });
     }
 
+    /// [`Block::forward_stream`] that writes the stream over this layer's own buffer:
+    /// `a = s (h_in W + b) + h` (a pre-activation block without a gain, whose second layer's
+    /// output `y` nothing reads after the sum), so [`Block::output`] is then the stream `h'`.
+    pub(super) fn forward_stream_in_place(&mut self, h_in: ArrayView2<T>, h: ArrayView2<T>, s: T) {
+        assert!(self.is_linear_layer(), "a linear layer");
+        self.ensure_buffers(h_in.nrows());
+        let rows = h_in.nrows();
+        let c = &mut self.cache;
+        project(&h_in, &self.linear.w.view(), &mut c.a.view_mut());
+        let b = self
+            .linear
+            .b
+            .as_slice()
+            .expect("owned arrays are contiguous");
+        par_cols((c.a.view_mut(), b, h), rows, &|(a, b, h)| {
+            ops::stream_sum_in_place(a, b, h, s)
+        });
+    }
+
     /// Forward of a block with LayerNorm: one matrix product, then before the activation one row
     /// pass (statistics, standardise, scale/shift, activation, skip), or after it the column pass
     /// `a = act(z + b)` and one row pass (statistics, standardise, scale/shift, skip). Row passes

@@ -76,11 +76,21 @@ fn unit_parts<'a, T: Float>(
     let unit = &mut rest[0];
     let (lower, layers) = blocks.split_at_mut(unit.first);
     let h_in = match before.last() {
-        Some(prev) => prev.h.view(),
+        Some(prev) => prev.stream(&lower[prev.first + 1]),
         None => lower[0].output(),
     };
     let (b1, b2) = layers.split_at_mut(1);
     (unit, h_in, (&mut b1[0], &mut b2[0]))
+}
+
+/// The stream after standard block `u` (0-based): its own buffer, or its second layer's.
+fn unit_stream<'a, T: Float>(
+    units: &'a [ResUnit<T>],
+    blocks: &'a [Block<T>],
+    u: usize,
+) -> ArrayView2<'a, T> {
+    let unit = &units[u];
+    unit.stream(&blocks[unit.first + 1])
 }
 
 /// A hidden layer `Linear -> [norm] -> act` from `fan_in` units to the width, without a skip.
@@ -295,7 +305,7 @@ impl<T: Float> Mlp<T> {
         match (l, self.units.is_empty()) {
             (0, _) => self.x.view(),
             (_, true) => self.blocks[l - 1].output(),
-            (_, false) => self.units[l - 1].h.view(),
+            (_, false) => unit_stream(&self.units, &self.blocks, l - 1),
         }
     }
 
@@ -350,9 +360,10 @@ impl<T: Float> Mlp<T> {
         } else {
             self.forward_units(mode);
         }
-        let h_last = match self.units.last() {
-            Some(unit) => unit.h.view(),
-            None => self.blocks.last().map_or(self.x.view(), |b| b.output()),
+        let h_last = if self.units.is_empty() {
+            self.blocks.last().map_or(self.x.view(), |b| b.output())
+        } else {
+            unit_stream(&self.units, &self.blocks, self.units.len() - 1)
         };
         ops::linear_forward(
             h_last,
@@ -419,9 +430,10 @@ impl<T: Float> Mlp<T> {
         let depth = self.blocks.len();
         // Output layer: dW_out = h_depth^T d_o, dL/dh_depth = d_o W_out^T.
         {
-            let h_last = match self.units.last() {
-                Some(unit) => unit.h.view(),
-                None => self.blocks[depth - 1].output(),
+            let h_last = if self.units.is_empty() {
+                self.blocks[depth - 1].output()
+            } else {
+                unit_stream(&self.units, &self.blocks, self.units.len() - 1)
             };
             let out = &mut self.out;
             ops::linear_backward(

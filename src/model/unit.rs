@@ -12,7 +12,8 @@
 //! identity activation, and for `preact` without a normaliser), so every per-matrix record
 //! (gradient norms, update ratios, parameter names) covers them as it covers any layer. The
 //! unit owns what is not a layer: `p`'s normaliser and activation (a [`Block`] whose linear is
-//! [`super::Linear::identity`]), the gain and the stream `h'`.
+//! [`super::Linear::identity`]), the gain and the stream `h'` (a pre-activation block without a
+//! gain writes `h'` over its second layer's output instead, which nothing reads after the sum).
 //!
 //! Backward, given `dh' = dL/dh'`: `du = dh' act'(u)` (basic; `act'` from its output `h'`) or
 //! `du = dh'` (preact); `dalpha = beta sum(du y)`; the branch receives `dy = s du`; and
@@ -52,11 +53,34 @@ pub struct ResUnit<T> {
     pub beta: T,
     /// SkipInit's `alpha` (`--skip-init`), from 0; `None`: no gain.
     pub gain: Option<Gain<T>>,
-    /// `h'`: the stream after this block, `(batch, width)`.
+    /// `h'`: the stream after this block, `(batch, width)`; empty where the stream lives in the
+    /// second layer's buffer ([`ResUnit::stream_in_branch`]): read it with [`ResUnit::stream`].
     pub h: Array2<T>,
 }
 
 impl<T: Float> ResUnit<T> {
+    /// Whether the stream `h'` lives in the second layer's buffer: a pre-activation block
+    /// without a gain, where nothing reads the branch's `y` after the sum (SkipInit's and
+    /// Fixup's `dalpha` does), so the sum overwrites it and [`ResUnit::h`] stays empty.
+    pub fn stream_in_branch(&self) -> bool {
+        self.kind == StdBlock::Preact && self.gain.is_none()
+    }
+
+    /// The stream after this block, `h'`, given its second layer `b2`.
+    pub fn stream<'a>(&'a self, b2: &'a Block<T>) -> ArrayView2<'a, T> {
+        if self.stream_in_branch() {
+            b2.output()
+        } else {
+            self.h.view()
+        }
+    }
+
+    /// Whether the branch's `dy = s du` is `du` itself (no gain and beta 1): then the backward
+    /// writes no `dy` and the branch reads `du` where it is, in the stream's gradient.
+    fn dy_is_du(&self) -> bool {
+        self.gain.is_none() && self.beta == T::one()
+    }
+
     /// The branch multiplier `s`.
     pub fn multiplier(&self) -> T {
         self.gain
@@ -73,7 +97,7 @@ impl<T: Float> ResUnit<T> {
         b2: &mut Block<T>,
         mode: Mode,
     ) {
-        if self.h.dim() != h_in.dim() {
+        if !self.stream_in_branch() && self.h.dim() != h_in.dim() {
             self.h = Array2::zeros(h_in.dim());
         }
         match &mut self.pre {
@@ -84,6 +108,11 @@ impl<T: Float> ResUnit<T> {
             None => b1.forward(h_in, mode),
         }
         let (s, act, basic) = (self.multiplier(), self.act, self.kind == StdBlock::Basic);
+        if self.stream_in_branch() {
+            // preact without a gain: h' = h + s (z + b) over W2's own z, in one pass.
+            b2.forward_stream_in_place(b1.output(), h_in, s);
+            return;
+        }
         if !basic && b2.bn.is_none() && !b2.skip {
             // preact: W2's bias and the sum in one pass, h' = h + s (z + b).
             let stream = Residual {
@@ -132,6 +161,7 @@ impl<T: Float> ResUnit<T> {
         };
         let h = basic.then(|| self.h.view());
         let y = self.gain.is_some().then(|| b2.output());
+        let dy = (!self.dy_is_du()).then_some(dy);
         par_cols((dh, dy, h, y, sums), rows, &|(dh, dy, h, y, sums)| {
             ops::stream_backward_head(h.map(|h| (act, h)), dh, y, (dy, s), sums)
         });
@@ -156,13 +186,20 @@ impl<T: Float> ResUnit<T> {
         dh_in: ArrayViewMut2<T>,
         acc: &mut ColScratch,
     ) {
+        // Without a gain and with beta 1, `dy` is `du`, which `dh_in` holds until the branch's
+        // input gradient is added to it below.
+        let dy_in = if self.dy_is_du() {
+            dh_in.view()
+        } else {
+            dy.view()
+        };
         if b2.is_linear_layer() {
             // `dy` is W2's dL/dz, and backward_head summed it for W2's bias.
-            b2.backward_linear(b1.output(), dy.view(), mid.view_mut(), acc);
+            b2.backward_linear(b1.output(), dy_in, mid.view_mut(), acc);
         } else {
             b2.backward(
                 b1.output(),
-                dy.view(),
+                dy_in,
                 dz.view_mut(),
                 Some(mid.view_mut()),
                 false,

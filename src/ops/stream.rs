@@ -1,4 +1,5 @@
-//! The first backward pass of a standard residual block ([`stream_backward_head`]): the
+//! A pre-activation block's stream in the second layer's own buffer ([`stream_sum_in_place`]),
+//! and the first backward pass of a standard residual block ([`stream_backward_head`]): the
 //! stream's gradient turned into the identity path and the branch's gradient in one pass.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -8,6 +9,21 @@ use super::{rows, rows_mut};
 use crate::config::Activation;
 use crate::float::Float;
 use crate::parallel::Cols;
+
+/// A pre-activation block's last forward pass, in place: `z` (the second layer's `h W2`) becomes
+/// the stream after the block, `h' = s (z + b) + h`, with the arithmetic of
+/// [`super::bias_act_forward`] (identity activation) and a [`super::Residual`] write, so the bits
+/// are the same; only the buffer differs. `z, h: (N, c)`; `b: (c)`. Compiled for AVX2 where the
+/// CPU has it.
+pub fn stream_sum_in_place<T: Float>(mut z: ArrayViewMut2<T>, b: &[T], h: ArrayView2<T>, s: T) {
+    with_avx2!({
+        for (z, h) in rows_mut(&mut z).zip(rows(&h)) {
+            for ((v, &b), &x) in z.iter_mut().zip(b).zip(h) {
+                *v = s * (*v + b) + x;
+            }
+        }
+    })
+}
 
 /// Per-column f64 sums of [`stream_backward_head`], all `(c)`: `sq = sum_i dh^2`,
 /// `dot = sum_i du y` (when `y` is given) and `db = sum_i dy` (when given).
@@ -21,21 +37,23 @@ pub struct HeadSums<'a> {
 /// The first backward pass of a standard residual block `h' = h + s y` (preact) or
 /// `h' = act(h + s y)` (basic), one pass over `dh = dL/dh'`: `sq += dh^2`; `du = dh act'(h')` in
 /// place (`post_act = (act, h')`, basic) or `du = dh` (preact); `dot += du y` when `y` is given
-/// (SkipInit's gradient); the branch's `dy = s du`; and `db += dy` when asked (the bias gradient
-/// of a second layer without normaliser or activation, whose `dL/dz` is `dy` itself).
+/// (SkipInit's gradient); the branch's `dy = s du` (`dy` not given: `s` is 1 and the branch reads
+/// `du` itself); and `db += dy` when asked (the bias gradient of a second layer without
+/// normaliser or activation, whose `dL/dz` is `dy` itself).
 /// `dh, h', y, dy: (N, c)`. Compiled for AVX2 where the CPU has it.
 pub fn stream_backward_head<T: Float>(
     post_act: Option<(Activation, ArrayView2<T>)>,
     mut dh: ArrayViewMut2<T>,
     y: Option<ArrayView2<T>>,
-    (mut dy, s): (ArrayViewMut2<T>, T),
+    (mut dy, s): (Option<ArrayViewMut2<T>>, T),
     sums: HeadSums,
 ) {
     let HeadSums { sq, dot, mut db } = sums;
     with_avx2!({
         let mut act_rows = post_act.as_ref().map(|(act, h)| (*act, rows(h)));
         let mut y_rows = y.as_ref().map(|y| rows(y));
-        for (d, dy) in rows_mut(&mut dh).zip(rows_mut(&mut dy)) {
+        let mut dy_rows = dy.as_mut().map(|dy| rows_mut(dy));
+        for d in rows_mut(&mut dh) {
             for (q, &v) in sq.iter_mut().zip(d.iter()) {
                 *q += v.f64() * v.f64();
             }
@@ -51,11 +69,18 @@ pub fn stream_backward_head<T: Float>(
                     *t += v.f64() * y.f64();
                 }
             }
-            for (o, &v) in dy.iter_mut().zip(d.iter()) {
-                *o = s * v;
-            }
+            let dy: &[T] = match dy_rows.as_mut() {
+                Some(dy_rows) => {
+                    let dy = dy_rows.next().expect("same rows");
+                    for (o, &v) in dy.iter_mut().zip(d.iter()) {
+                        *o = s * v;
+                    }
+                    dy
+                }
+                None => &*d,
+            };
             if let Some(db) = db.as_deref_mut() {
-                for (b, &o) in db.iter_mut().zip(dy.iter()) {
+                for (b, &o) in db.iter_mut().zip(dy) {
                     *b += o.f64();
                 }
             }

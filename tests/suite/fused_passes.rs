@@ -193,7 +193,7 @@ fn the_backward_head_is_the_per_element_loop() {
             post_act.map(|act| (act, h.view())),
             d1.view_mut(),
             Some(y.view()),
-            (dy1.view_mut(), s),
+            (Some(dy1.view_mut()), s),
             sums,
         );
         assert_eq!(
@@ -201,5 +201,55 @@ fn the_backward_head_is_the_per_element_loop() {
             (&d1, &dy1, &sq1, &dot1, &db1),
             "{post_act:?}, s = {s}"
         );
+    }
+}
+
+#[test]
+fn the_backward_head_without_dy_leaves_du_where_dy_would_be_it() {
+    let (dh, h) = (values(18, N, C), values(19, N, C).mapv(f32::abs));
+    for post_act in [None, Some(Activation::Relu), Some(Activation::Sigmoid)] {
+        let run = |write_dy: bool| {
+            let (mut d, mut dy) = (dh.clone(), Array2::<f32>::zeros((N, C)));
+            let (mut sq, mut dot, mut db) = (vec![0.0; C], vec![0.0; C], vec![0.0; C]);
+            let sums = HeadSums {
+                sq: &mut sq,
+                dot: &mut dot,
+                db: Some(&mut db),
+            };
+            let dy_out = write_dy.then(|| dy.view_mut());
+            ops::stream_backward_head(
+                post_act.map(|act| (act, h.view())),
+                d.view_mut(),
+                None,
+                (dy_out, 1.0),
+                sums,
+            );
+            (d, if write_dy { dy } else { Array2::zeros((0, 0)) }, sq, db)
+        };
+        let ((d0, dy0, sq0, db0), (d1, _, sq1, db1)) = (run(true), run(false));
+        // s = 1: dy is du bit for bit, and the sums are the same without it.
+        assert_eq!(dy0, d0, "{post_act:?}");
+        assert_eq!((&d0, &sq0, &db0), (&d1, &sq1, &db1), "{post_act:?}");
+        assert!(db1.iter().any(|&v| v != 0.0));
+    }
+}
+
+#[test]
+fn the_stream_sum_in_place_gives_the_bits_of_the_pass_with_a_stream_buffer() {
+    let (z, h_in, b) = (values(20, N, C), values(21, N, C), row(22));
+    for s in [1.0f32, 0.5, 0.1] {
+        // Before: y = z + b in place (identity activation) and h' = h + s y into a buffer.
+        let (mut y, mut h0) = (z.clone(), Array2::zeros((N, C)));
+        let stream = Residual {
+            h_in: h_in.view(),
+            h: h0.view_mut(),
+            scale: s,
+        };
+        ops::bias_act_forward(Activation::Linear, y.view_mut(), &b, None, Some(stream));
+        // After: h' over z itself.
+        let mut h1 = z.clone();
+        ops::stream_sum_in_place(h1.view_mut(), &b, h_in.view(), s);
+        assert_eq!(h0, h1, "s = {s}");
+        assert_ne!(h1, z);
     }
 }
