@@ -491,12 +491,15 @@ impl<T: Float> Mlp<T> {
     /// top (identity path, then its branch added), then the stem; `dL/dX` into `dx` if asked.
     fn backward_units(&mut self, want_dx: bool) {
         for u in (0..self.units.len()).rev() {
+            // The block below's head sums, taken by this block's last pass onto the stream.
+            let below_takes_sums = u > 0 && self.units[u - 1].head_is_sums_only();
             let (unit, h_in, (b1, b2)) = unit_parts(&mut self.units, &mut self.blocks, u);
             let sum_sq =
                 unit.backward_head(b2, self.dh.view_mut(), self.dy.view_mut(), &mut self.cols);
             // (Where the sum over- or underflowed, the norm is recomputed from `du`, which for a
             // basic block is `dh act'(u)`: the f64 sum covers every finite case there is.)
             self.grad_signal_norm[u] = norm_from_sum_sq(sum_sq, &self.dh);
+            self.cols.next.wanted = below_takes_sums;
             unit.backward_branch(
                 h_in,
                 (b1, b2),
@@ -506,6 +509,7 @@ impl<T: Float> Mlp<T> {
                 self.dh.view_mut(),
                 &mut self.cols,
             );
+            self.cols.next.wanted = false;
         }
         let dx = want_dx.then(|| self.dx.view_mut());
         self.blocks[0].backward(

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::config::Activation;
 use crate::float::Float;
-use crate::ops::{self, BnGradCoeffs, BnSums};
+use crate::ops::{self, BnGradCoeffs, BnSums, NextHead};
 use crate::parallel::par_cols;
 
 /// Backward through `a = act(z)` without BN: `dz = dh * act'(a)`, adding `db = sum_i dz` and
@@ -36,10 +36,11 @@ pub(super) fn act_backward_add_pass<T: Float>(
     out: ArrayViewMut2<T>,
     acc: &mut ColScratch,
 ) {
+    let next = acc.next.open();
     par_cols(
-        (dh, a, out, &mut acc.db[..], &mut acc.sq[..]),
+        (dh, a, out, &mut acc.db[..], &mut acc.sq[..], next),
         dh.nrows(),
-        &|(dh, a, out, db, sq)| ops::act_backward_add(act, dh, a, out, db, sq),
+        &|(dh, a, out, db, sq, next)| ops::act_backward_add(act, dh, a, out, db, sq, next),
     );
 }
 
@@ -118,10 +119,13 @@ pub(super) fn bn_apply_pass<T: Float>(
     };
     if let Some(into) = into {
         assert!(post_act.is_none(), "BN before the activation");
+        let next = acc.next.open();
         par_cols(
-            (d.view(), x_hat, coeffs, into, &mut acc.db[..]),
+            (d.view(), x_hat, coeffs, into, &mut acc.db[..], next),
             rows,
-            &|(d, x_hat, coeffs, into, db)| ops::bn_backward_apply_add(d, x_hat, coeffs, into, db),
+            &|(d, x_hat, coeffs, into, db, next)| {
+                ops::bn_backward_apply_add(d, x_hat, coeffs, into, db, next)
+            },
         );
         return;
     }
@@ -167,9 +171,52 @@ pub(super) fn ln_apply_pass<T: Float>(
             )
         },
     );
-    par_cols((d.view(), &mut acc.db[..], into), rows, &|(d, db, into)| {
-        ops::add_col_sums_and_add(d, db, into)
+    let next = into.is_some().then(|| acc.next.open()).flatten();
+    par_cols((d.view(), &mut acc.db[..], into, next), rows, &|(
+        d,
+        db,
+        into,
+        next,
+    )| {
+        ops::add_col_sums_and_add(d, db, into, next)
     });
+}
+
+/// The head sums ([`NextHead`]) a pre-activation block below asks the block above to take of
+/// the stream's gradient as it finishes it, so that its own head pass need not run.
+#[derive(Clone, Debug, Default)]
+pub(super) struct NextSums {
+    /// Set by the caller before the block above's backward, for its one adding pass.
+    pub(super) wanted: bool,
+    ready: bool,
+    sq: Vec<f64>,
+    db: Vec<f64>,
+}
+
+impl NextSums {
+    /// For the pass that finishes the stream's gradient: the sums, zeroed, when they are wanted
+    /// (once: the pass that takes them marks them ready).
+    pub(super) fn open(&mut self) -> Option<NextHead<'_>> {
+        if !self.wanted {
+            return None;
+        }
+        self.wanted = false;
+        self.ready = true;
+        self.sq.fill(0.0);
+        self.db.fill(0.0);
+        Some(NextHead {
+            sq: &mut self.sq,
+            db: &mut self.db,
+        })
+    }
+
+    /// For the block below's head: `(sq, db)` if a pass took them since the last call.
+    pub(super) fn take(&mut self) -> Option<(&[f64], &[f64])> {
+        if !std::mem::take(&mut self.ready) {
+            return None;
+        }
+        Some((&self.sq, &self.db))
+    }
 }
 
 /// Per-column f64 accumulators of the backward pass, all `(width)`, reused by every block.
@@ -180,6 +227,8 @@ pub(super) struct ColScratch {
     pub(super) sq: Vec<f64>,
     pub(super) db: Vec<f64>,
     pub(super) k: Vec<f64>,
+    /// Not cleared by [`ColScratch::reset`]: it carries sums from one block to the next.
+    pub(super) next: NextSums,
 }
 
 impl ColScratch {
@@ -190,6 +239,12 @@ impl ColScratch {
             sq: vec![0.0; n],
             db: vec![0.0; n],
             k: vec![0.0; n],
+            next: NextSums {
+                wanted: false,
+                ready: false,
+                sq: vec![0.0; n],
+                db: vec![0.0; n],
+            },
         }
     }
 

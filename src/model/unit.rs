@@ -81,6 +81,13 @@ impl<T: Float> ResUnit<T> {
         self.gain.is_none() && self.beta == T::one()
     }
 
+    /// Whether this block's head pass only takes sums (`sq` and W2's bias gradient) of the
+    /// stream's gradient, with nothing to write: a pre-activation block with `dy = du = dh`. Then
+    /// the block above takes them as it finishes that gradient ([`super::passes::NextSums`]).
+    pub(super) fn head_is_sums_only(&self) -> bool {
+        self.kind == StdBlock::Preact && self.dy_is_du()
+    }
+
     /// The branch multiplier `s`.
     pub fn multiplier(&self) -> T {
         self.gain
@@ -152,6 +159,16 @@ impl<T: Float> ResUnit<T> {
         acc: &mut ColScratch,
     ) -> f64 {
         acc.reset();
+        if self.head_is_sums_only()
+            && let Some((sq, db)) = acc.next.take()
+        {
+            // The block above took this head's sums as it finished `dh` (same rows, same order).
+            acc.sq.copy_from_slice(sq);
+            if b2.is_linear_layer() {
+                acc.db.copy_from_slice(db);
+            }
+            return acc.sq.iter().sum();
+        }
         let (s, act, basic) = (self.multiplier(), self.act, self.kind == StdBlock::Basic);
         let rows = dh.nrows();
         let sums = HeadSums {

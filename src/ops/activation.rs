@@ -4,7 +4,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::residual::Residual;
+use super::residual::{NextHead, Residual};
 use super::{rows, rows_mut};
 use crate::config::Activation;
 use crate::float::Float;
@@ -260,8 +260,8 @@ pub fn act_backward_fused<T: Float>(
 
 /// [`act_backward_fused`] adding its result to `out` instead of writing it (the input gradient
 /// of an identity linear, accumulated onto the residual stream's): `out += dh * act'(a)`,
-/// `db_j += sum_i dh_ij act'(a_ij)` and `sq_j += sum_i dh_ij^2` (f64). `dh, a, out: (N, c)`;
-/// `db, sq: (c)`.
+/// `db_j += sum_i dh_ij act'(a_ij)` and `sq_j += sum_i dh_ij^2` (f64), and the next block's
+/// head sums of the finished `out` when `next` is given. `dh, a, out: (N, c)`; `db, sq: (c)`.
 pub fn act_backward_add<T: Float>(
     act: Activation,
     dh: ArrayView2<T>,
@@ -269,6 +269,7 @@ pub fn act_backward_add<T: Float>(
     mut out: ArrayViewMut2<T>,
     db: &mut [f64],
     sq: &mut [f64],
+    mut next: Option<NextHead>,
 ) {
     per_act!(act, A => {
         for ((dh, a), out) in rows(&dh).zip(rows(&a)).zip(rows_mut(&mut out)) {
@@ -283,6 +284,9 @@ pub fn act_backward_add<T: Float>(
                 *o += g;
                 *s += g.f64();
                 *q += d.f64() * d.f64();
+            }
+            if let Some(next) = next.as_mut() {
+                next.add_row(out);
             }
         }
     })

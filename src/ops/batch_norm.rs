@@ -5,7 +5,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::activation::{act_k, mul_act_grad_row, mul_act_grad_row_inplace};
-use super::residual::{Affine, HiddenOut, Residual};
+use super::residual::{Affine, HiddenOut, NextHead, Residual};
 use super::{rows, rows_mut};
 use crate::config::Activation;
 use crate::float::Float;
@@ -48,11 +48,13 @@ pub fn add_col_sums<T: Float>(x: ArrayView2<T>, acc: &mut [f64]) {
     }
 }
 
-/// [`add_col_sums`], and `out += x` in the same pass when `out` is given. `x, out: (N, c)`.
+/// [`add_col_sums`], and `out += x` in the same pass when `out` is given, with the next block's
+/// head sums of the finished `out` when `next` is given too. `x, out: (N, c)`.
 pub fn add_col_sums_and_add<T: Float>(
     x: ArrayView2<T>,
     acc: &mut [f64],
     out: Option<ArrayViewMut2<T>>,
+    mut next: Option<NextHead>,
 ) {
     let Some(mut out) = out else {
         add_col_sums(x, acc);
@@ -62,6 +64,9 @@ pub fn add_col_sums_and_add<T: Float>(
         for ((a, &v), o) in acc.iter_mut().zip(row).zip(out.iter_mut()) {
             *a += v.f64();
             *o += v;
+        }
+        if let Some(next) = next.as_mut() {
+            next.add_row(out);
         }
     }
 }
@@ -316,13 +321,15 @@ pub fn bn_backward_apply<T: Float>(
 /// [`bn_backward_apply`] for BatchNorm before the activation, adding `dL/dz` to `out` instead of
 /// writing it over `d` (the input gradient of an identity linear, accumulated onto the residual
 /// stream's): `out += k * (dy - m_dy - x_hat * m_dyx)` (or `k * dy`), `db_j += sum_i` of the
-/// same (f64). `d` (`dy`) is only read. `d, x_hat, out: (N, c)`; `db: (c)`.
+/// same (f64), and the next block's head sums of the finished `out` when `next` is given. `d`
+/// (`dy`) is only read. `d, x_hat, out: (N, c)`; `db: (c)`.
 pub fn bn_backward_apply_add<T: Float>(
     d: ArrayView2<T>,
     x_hat: ArrayView2<T>,
     coeffs: BnGradCoeffs,
     mut out: ArrayViewMut2<T>,
     db: &mut [f64],
+    mut next: Option<NextHead>,
 ) {
     let BnGradCoeffs {
         k,
@@ -350,6 +357,9 @@ pub fn bn_backward_apply_add<T: Float>(
                 *o += g;
                 *s += g.f64();
             }
+        }
+        if let Some(next) = next.as_mut() {
+            next.add_row(out);
         }
     }
 }

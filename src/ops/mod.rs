@@ -89,7 +89,7 @@ pub use layer_norm::{
 };
 pub use linear::{linear_backward, linear_forward};
 pub use loss::{accuracy, argmax, ce_loss, ce_loss_value, mse_loss, mse_loss_value};
-pub use residual::{Affine, HiddenOut, Residual};
+pub use residual::{Affine, HiddenOut, NextHead, Residual};
 pub use stream::{HeadSums, stream_backward_head, stream_sum_in_place};
 
 /// Rows of `x` as slices.

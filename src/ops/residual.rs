@@ -1,6 +1,7 @@
 //! Where a block's last pass writes its output `h_l`: the skip connection
 //! `h = h_in + scale * branch` ([`Residual`]), written once here for every pass, and the
-//! normaliser's scale and shift `y = gamma x_hat + beta` ([`Affine`]).
+//! normaliser's scale and shift `y = gamma x_hat + beta` ([`Affine`]); and the sums of the
+//! stream's gradient a pass that finishes it takes for the block below ([`NextHead`]).
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -24,6 +25,39 @@ pub enum HiddenOut<'a, T> {
     Plain(ArrayViewMut2<'a, T>),
     /// `h = h_in + scale * y`.
     Residual(Residual<'a, T>),
+}
+
+/// The sums a pre-activation block's head pass ([`super::stream_backward_head`] with `dy = du = dh`)
+/// takes of the stream's gradient, taken instead by the pass that finishes that gradient (the
+/// block above's first normaliser, adding its input gradient): per column, `sq += g^2` and
+/// `db += g` (f64), row by row in the order the head pass takes them, so the sums are the same
+/// bits and the head needs no pass of its own. Both `(c)`.
+#[derive(Debug)]
+pub struct NextHead<'a> {
+    pub sq: &'a mut [f64],
+    pub db: &'a mut [f64],
+}
+
+impl NextHead<'_> {
+    /// Add one finished row of the stream's gradient.
+    #[inline(always)]
+    pub(super) fn add_row<T: Float>(&mut self, g: &[T]) {
+        for ((q, b), &v) in self.sq.iter_mut().zip(self.db.iter_mut()).zip(g) {
+            let v = v.f64();
+            *q += v * v;
+            *b += v;
+        }
+    }
+}
+
+impl Cols for NextHead<'_> {
+    fn ncols(&self) -> usize {
+        self.sq.len()
+    }
+    fn split(self, at: usize) -> (Self, Self) {
+        let ((sq0, db0), (sq1, db1)) = (self.sq, self.db).split(at);
+        (NextHead { sq: sq0, db: db0 }, NextHead { sq: sq1, db: db1 })
+    }
 }
 
 /// The normaliser's per-unit scale and shift, `y = gamma * x_hat + beta`, both `(c)`.

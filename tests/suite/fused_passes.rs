@@ -4,7 +4,7 @@
 //! backward head against the per-element loop it replaced.
 
 use bn_lab::config::Activation;
-use bn_lab::ops::{self, Affine, BnCoeffs, BnGradCoeffs, HeadSums, Residual, RowStats};
+use bn_lab::ops::{self, Affine, BnCoeffs, BnGradCoeffs, HeadSums, NextHead, Residual, RowStats};
 use ndarray::Array2;
 
 const N: usize = 37;
@@ -122,12 +122,26 @@ fn backward_passes_add_to_the_stream_as_write_then_add_did() {
         );
         want += &dz;
         let mut got = stream.clone();
-        ops::act_backward_add(act, dh.view(), a.view(), got.view_mut(), &mut db1, &mut sq1);
+        let (mut nsq, mut ndb) = (vec![0.0; C], vec![0.0; C]);
+        let next = Some(NextHead {
+            sq: &mut nsq,
+            db: &mut ndb,
+        });
+        ops::act_backward_add(
+            act,
+            dh.view(),
+            a.view(),
+            got.view_mut(),
+            &mut db1,
+            &mut sq1,
+            next,
+        );
         assert_eq!(
             (&got, &db0, &sq0),
             (&want, &db1, &sq1),
             "act_backward {act:?}"
         );
+        assert_eq!((nsq, ndb), head_sums(&got), "act_backward {act:?}");
     }
     // BatchNorm's second pass, with batch and with running statistics.
     let k: Vec<f64> = row(12).iter().map(|&v| f64::from(v)).collect();
@@ -146,13 +160,53 @@ fn backward_passes_add_to_the_stream_as_write_then_add_did() {
         let (mut db0, mut db1) = (vec![0.0; C], vec![0.0; C]);
         ops::bn_backward_apply(d.view_mut(), x_hat.view(), coeffs, None, &mut db0);
         want += &d;
-        ops::bn_backward_apply_add(dh.view(), x_hat.view(), coeffs, got.view_mut(), &mut db1);
+        let (mut nsq, mut ndb) = (vec![0.0; C], vec![0.0; C]);
+        let next = Some(NextHead {
+            sq: &mut nsq,
+            db: &mut ndb,
+        });
+        ops::bn_backward_apply_add(
+            dh.view(),
+            x_hat.view(),
+            coeffs,
+            got.view_mut(),
+            &mut db1,
+            next,
+        );
         assert_eq!(
             (&got, &db0),
             (&want, &db1),
             "bn_backward_apply, batch stats {batch_stats}"
         );
+        assert_eq!((nsq, ndb), head_sums(&got), "batch stats {batch_stats}");
     }
+    // LayerNorm's column pass.
+    let (mut want, mut got) = (stream.clone(), stream.clone());
+    want += &dh;
+    let (mut db0, mut db1, mut nsq, mut ndb) =
+        (vec![0.0; C], vec![0.0; C], vec![0.0; C], vec![0.0; C]);
+    ops::add_col_sums(dh.view(), &mut db0);
+    let next = Some(NextHead {
+        sq: &mut nsq,
+        db: &mut ndb,
+    });
+    ops::add_col_sums_and_add(dh.view(), &mut db1, Some(got.view_mut()), next);
+    assert_eq!((&got, &db0), (&want, &db1));
+    assert_eq!((nsq, ndb), head_sums(&got));
+}
+
+/// The sums a pre-activation block's head pass takes of a finished stream gradient `g`
+/// (`dy = du = g`, no gain): `(sum_i g^2, sum_i g)` per column.
+fn head_sums(g: &Array2<f32>) -> (Vec<f64>, Vec<f64>) {
+    let (mut sq, mut dot, mut db) = (vec![0.0; C], vec![0.0; C], vec![0.0; C]);
+    let sums = HeadSums {
+        sq: &mut sq,
+        dot: &mut dot,
+        db: Some(&mut db),
+    };
+    ops::stream_backward_head(None, g.clone().view_mut(), None, (None, 1.0), sums);
+    assert!(db.iter().any(|&v| v != 0.0));
+    (sq, db)
 }
 
 #[test]
