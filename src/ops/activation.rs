@@ -158,7 +158,7 @@ fn grad_k<T: Float, const A: usize>(a: T) -> T {
 }
 
 /// `out = d * act'(a)` for one row.
-#[inline]
+#[inline(always)]
 pub(super) fn mul_act_grad_row<T: Float>(act: Activation, out: &mut [T], d: &[T], a: &[T]) {
     per_act!(act, A => {
         for ((o, &d), &a) in out.iter_mut().zip(d).zip(a) {
@@ -168,7 +168,7 @@ pub(super) fn mul_act_grad_row<T: Float>(act: Activation, out: &mut [T], d: &[T]
 }
 
 /// `d *= act'(a)` for one row.
-#[inline]
+#[inline(always)]
 pub(super) fn mul_act_grad_row_inplace<T: Float>(act: Activation, d: &mut [T], a: &[T]) {
     per_act!(act, A => {
         for (v, &a) in d.iter_mut().zip(a) {

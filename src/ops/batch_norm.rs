@@ -241,39 +241,41 @@ pub fn bn_backward_sums_noisy<T: Float>(
     mut copy: Option<ArrayViewMut2<T>>,
 ) {
     let BnSums { s_dy, s_dyx, sq } = sums;
-    let mut copy_rows = copy.as_mut().map(|c| rows_mut(c));
-    let mut act_rows = act.as_ref().map(|(act, a)| (*act, rows(a)));
-    let mut noise_rows = noise_scale.as_ref().map(|s| s.rows().into_iter());
-    for ((dh, xh), dy) in rows(&dh).zip(rows(&x_hat)).zip(rows_mut(&mut dy)) {
-        match act_rows.as_mut() {
-            Some((act, a_rows)) => {
-                let a = a_rows.next().expect("same rows");
-                mul_act_grad_row(*act, dy, dh, a);
+    with_avx2!({
+        let mut copy_rows = copy.as_mut().map(|c| rows_mut(c));
+        let mut act_rows = act.as_ref().map(|(act, a)| (*act, rows(a)));
+        let mut noise_rows = noise_scale.as_ref().map(|s| s.rows().into_iter());
+        for ((dh, xh), dy) in rows(&dh).zip(rows(&x_hat)).zip(rows_mut(&mut dy)) {
+            match act_rows.as_mut() {
+                Some((act, a_rows)) => {
+                    let a = a_rows.next().expect("same rows");
+                    mul_act_grad_row(*act, dy, dh, a);
+                }
+                None => dy.copy_from_slice(dh),
             }
-            None => dy.copy_from_slice(dh),
-        }
-        if let Some(s_rows) = noise_rows.as_mut() {
-            let s = s_rows.next().expect("same rows");
-            for (d, &s) in dy.iter_mut().zip(s.iter()) {
-                *d *= s;
+            if let Some(s_rows) = noise_rows.as_mut() {
+                let s = s_rows.next().expect("same rows");
+                for (d, &s) in dy.iter_mut().zip(s.iter()) {
+                    *d *= s;
+                }
+            }
+            for ((((s, sx), q), (&y, &x)), &g) in s_dy
+                .iter_mut()
+                .zip(s_dyx.iter_mut())
+                .zip(sq.iter_mut())
+                .zip(dy.iter().zip(xh))
+                .zip(dh)
+            {
+                let y = y.f64();
+                *s += y;
+                *sx += y * x.f64();
+                *q += g.f64() * g.f64();
+            }
+            if let Some(c) = copy_rows.as_mut() {
+                c.next().expect("same rows").copy_from_slice(dh);
             }
         }
-        for ((((s, sx), q), (&y, &x)), &g) in s_dy
-            .iter_mut()
-            .zip(s_dyx.iter_mut())
-            .zip(sq.iter_mut())
-            .zip(dy.iter().zip(xh))
-            .zip(dh)
-        {
-            let y = y.f64();
-            *s += y;
-            *sx += y * x.f64();
-            *q += g.f64() * g.f64();
-        }
-        if let Some(c) = copy_rows.as_mut() {
-            c.next().expect("same rows").copy_from_slice(dh);
-        }
-    }
+    })
 }
 
 /// Second backward pass through BatchNorm, in place on `d` (`dy` on entry, `dL/dz` on exit).
@@ -298,24 +300,26 @@ pub fn bn_backward_apply<T: Float>(
         m_dyx,
         batch_stats,
     } = coeffs;
-    let mut act_rows = post_act.as_ref().map(|(act, a)| (*act, rows(a)));
-    for (d, xh) in rows_mut(&mut d).zip(rows(&x_hat)) {
-        if batch_stats {
-            for ((((v, &x), &k), &m), &mx) in d.iter_mut().zip(xh).zip(k).zip(m_dy).zip(m_dyx) {
-                *v = T::of(k * (v.f64() - m - x.f64() * mx));
+    with_avx2!({
+        let mut act_rows = post_act.as_ref().map(|(act, a)| (*act, rows(a)));
+        for (d, xh) in rows_mut(&mut d).zip(rows(&x_hat)) {
+            if batch_stats {
+                for ((((v, &x), &k), &m), &mx) in d.iter_mut().zip(xh).zip(k).zip(m_dy).zip(m_dyx) {
+                    *v = T::of(k * (v.f64() - m - x.f64() * mx));
+                }
+            } else {
+                for (v, &k) in d.iter_mut().zip(k) {
+                    *v = T::of(k * v.f64());
+                }
             }
-        } else {
-            for (v, &k) in d.iter_mut().zip(k) {
-                *v = T::of(k * v.f64());
+            if let Some((act, a_rows)) = act_rows.as_mut() {
+                mul_act_grad_row_inplace(*act, d, a_rows.next().expect("same rows"));
+            }
+            for (s, &v) in db.iter_mut().zip(d.iter()) {
+                *s += v.f64();
             }
         }
-        if let Some((act, a_rows)) = act_rows.as_mut() {
-            mul_act_grad_row_inplace(*act, d, a_rows.next().expect("same rows"));
-        }
-        for (s, &v) in db.iter_mut().zip(d.iter()) {
-            *s += v.f64();
-        }
-    }
+    })
 }
 
 /// [`bn_backward_apply`] for BatchNorm before the activation, adding `dL/dz` to `out` instead of
@@ -337,31 +341,33 @@ pub fn bn_backward_apply_add<T: Float>(
         m_dyx,
         batch_stats,
     } = coeffs;
-    for ((d, xh), out) in rows(&d).zip(rows(&x_hat)).zip(rows_mut(&mut out)) {
-        if batch_stats {
-            for (((((o, &v), &x), &k), &m), (&mx, s)) in out
-                .iter_mut()
-                .zip(d)
-                .zip(xh)
-                .zip(k)
-                .zip(m_dy)
-                .zip(m_dyx.iter().zip(db.iter_mut()))
-            {
-                let g = T::of(k * (v.f64() - m - x.f64() * mx));
-                *o += g;
-                *s += g.f64();
+    with_avx2!({
+        for ((d, xh), out) in rows(&d).zip(rows(&x_hat)).zip(rows_mut(&mut out)) {
+            if batch_stats {
+                for (((((o, &v), &x), &k), &m), (&mx, s)) in out
+                    .iter_mut()
+                    .zip(d)
+                    .zip(xh)
+                    .zip(k)
+                    .zip(m_dy)
+                    .zip(m_dyx.iter().zip(db.iter_mut()))
+                {
+                    let g = T::of(k * (v.f64() - m - x.f64() * mx));
+                    *o += g;
+                    *s += g.f64();
+                }
+            } else {
+                for (((o, &v), &k), s) in out.iter_mut().zip(d).zip(k).zip(db.iter_mut()) {
+                    let g = T::of(k * v.f64());
+                    *o += g;
+                    *s += g.f64();
+                }
             }
-        } else {
-            for (((o, &v), &k), s) in out.iter_mut().zip(d).zip(k).zip(db.iter_mut()) {
-                let g = T::of(k * v.f64());
-                *o += g;
-                *s += g.f64();
+            if let Some(next) = next.as_mut() {
+                next.add_row(out);
             }
         }
-        if let Some(next) = next.as_mut() {
-            next.add_row(out);
-        }
-    }
+    })
 }
 
 impl<T: Sync> Cols for BnCoeffs<'_, T> {
