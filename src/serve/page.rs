@@ -69,6 +69,7 @@ pub const CLAIM_FILES: &[(&str, &str)] = &[
     claim_file!("21-balduzzi-decay.toml"),
     claim_file!("22-skipinit-trains.toml"),
     claim_file!("23-standard-blocks-shatter.toml"),
+    claim_file!("24-fixup-trains.toml"),
 ];
 
 /// The page's routes: `/`, its files, `/api/arms` and `/api/claims`.
