@@ -172,8 +172,8 @@ impl NetConfig {
         );
         // Layers with a matrix (a standard block has two, after a stem), and what a standard
         // block keeps beyond its layers: the stream `h'` (a preact block without a gain writes
-        // it over its second layer's output), and a preact block's first normaliser's `a` and
-        // `x_hat`.
+        // it over its second layer's output), and a preact block's first normaliser's `a` (and
+        // `x_hat` with LayerNorm).
         let layers = self.layers() as f64;
         let units = if self.block.is_some() {
             self.depth as f64
@@ -196,7 +196,13 @@ impl NetConfig {
             per_block_acts += 1.0; // x_hat
         }
         if preact {
-            per_unit_acts += per_block_acts;
+            // The first normaliser's `a`, and its `x_hat` with LayerNorm (BatchNorm recomputes
+            // it from the stream).
+            per_unit_acts += if self.norm.is_some_and(|n| n.kind == NormKind::Batch) {
+                1.0
+            } else {
+                per_block_acts
+            };
         }
         if self.residual || post_affine {
             // h_l in a buffer of its own: h_{l-1} + branch, or gamma x_hat + beta after the activation.

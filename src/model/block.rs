@@ -77,8 +77,26 @@ impl<T: Float> Block<T> {
                 && self.bn.as_ref().is_some_and(|bn| bn.affine.is_some()))
     }
 
+    /// Whether the forward keeps BatchNorm's `x_hat` for the backward. A pre-activation block's
+    /// first normaliser (BatchNorm before the activation on an identity linear, without noise)
+    /// does not: its input is the residual stream, kept anyway, and the backward recomputes
+    /// `x_hat` from it ([`ops::XHat::From`]).
+    fn keeps_x_hat(&self) -> bool {
+        match &self.bn {
+            None => false,
+            Some(bn) => {
+                !(bn.kind == NormKind::Batch
+                    && self.placement == Placement::Pre
+                    && self.linear.is_identity()
+                    && !self.skip
+                    && self.noise.is_none())
+            }
+        }
+    }
+
     fn ensure_buffers(&mut self, batch: usize) {
-        if self.cache.batch == batch {
+        let x_hat_rows = if self.keeps_x_hat() { batch } else { 0 };
+        if self.cache.batch == batch && self.cache.x_hat.nrows() == x_hat_rows {
             return;
         }
         let n = self.linear.fan_out();
@@ -86,7 +104,7 @@ impl<T: Float> Block<T> {
         self.cache = BlockCache {
             batch,
             a: Array2::zeros((batch, n)),
-            x_hat: if self.bn.is_some() {
+            x_hat: if self.keeps_x_hat() {
                 Array2::zeros((batch, n))
             } else {
                 empty()
@@ -182,6 +200,15 @@ impl<T: Float> Block<T> {
                     )| {
                         ops::bn_noisy_pre_forward(act, zx, a, coeffs, noise, residual)
                     });
+                    return;
+                }
+                if let (Some(src), None) = (src, &residual) {
+                    // An identity linear's normaliser: x_hat is not kept (see `keeps_x_hat`).
+                    par_cols(
+                        (src, c.a.view_mut(), bn.coeffs()),
+                        rows,
+                        &|(src, a, coeffs)| ops::bn_pre_forward_unkept(act, src, a, coeffs),
+                    );
                     return;
                 }
                 par_cols(
@@ -389,6 +416,7 @@ impl<T: Float> Block<T> {
         } else {
             None
         };
+        let x_from = (!self.keeps_x_hat()).then(|| h_in.view());
         let (act, c) = (self.act, &self.cache);
         match &mut self.bn {
             None => match into {
@@ -402,6 +430,7 @@ impl<T: Float> Block<T> {
                     dz: dz.view_mut(),
                     copy,
                     into,
+                    x_from,
                 };
                 bn.backward(act, self.placement, c, bufs, noise_scale, acc);
                 bn.scale_grads(self.skip_scale);

@@ -8,7 +8,7 @@ use super::passes::{
 };
 use crate::config::{Activation, NormConfig, NormKind, Placement};
 use crate::float::Float;
-use crate::ops::{self, Affine, BnCoeffs};
+use crate::ops::{self, Affine, BnCoeffs, XHat};
 use crate::parallel::par_cols;
 
 /// BatchNorm's learnable scale and shift, `y = gamma * x_hat + beta`, all `(n)`.
@@ -148,6 +148,17 @@ impl<T: Float> NormLayer<T> {
     }
 }
 
+/// `dgamma = sum_i dy_i x_hat_i`, `dbeta = sum_i dy_i`: pass 1's sums, as they stand (a free
+/// function, so that the backward can keep its layer's statistics borrowed beside it).
+fn scale_shift_grads<T: Float>(affine: &mut Option<ScaleShift<T>>, acc: &ColScratch) {
+    if let Some(ss) = affine {
+        for j in 0..acc.s_dy.len() {
+            ss.dgamma[j] = T::of(acc.s_dyx[j]);
+            ss.dbeta[j] = T::of(acc.s_dy[j]);
+        }
+    }
+}
+
 /// `(gamma, beta)` of `affine`, or `ones` and `zeros` without scale/shift (a free function, so
 /// that a caller can borrow other fields of the layer mutably beside it).
 pub(super) fn scale_shift_of<'a, T>(
@@ -193,23 +204,32 @@ impl<T: Float> NormLayer<T> {
             mut dz,
             copy,
             into,
+            x_from,
         } = bufs;
         let (pre_act, post_act) = match placement {
             Placement::Pre => (Some(c.a.view()), None),
             Placement::Post => (None, Some(c.a.view())),
+        };
+        let x_hat = match x_from {
+            Some(z) => XHat::From {
+                z,
+                shift: &self.shift,
+                inv_std: &self.inv_std,
+            },
+            None => XHat::Stored(c.x_hat.view()),
         };
         let pass1 = BackwardBufs {
             dh,
             dz: dz.view_mut(),
             copy,
             into: None,
+            x_from: None,
         };
-        bn_sums_pass(act, pre_act, c.x_hat.view(), noise_scale, pass1, acc);
-        self.scale_shift_grads(acc);
+        bn_sums_pass(act, pre_act, x_hat, noise_scale, pass1, acc);
+        scale_shift_grads(&mut self.affine, acc);
         match self.kind {
             NormKind::Batch => {
                 self.backward_coefficients(dh.nrows(), acc);
-                let x_hat = c.x_hat.view();
                 bn_apply_pass(act, post_act, x_hat, self.batch_stats, dz, into, acc);
             }
             NormKind::Layer => {
@@ -235,16 +255,6 @@ impl<T: Float> NormLayer<T> {
         if let Some(ss) = &mut self.affine {
             ss.dgamma.mapv_inplace(|g| g * scale);
             ss.dbeta.mapv_inplace(|g| g * scale);
-        }
-    }
-
-    /// `dgamma = sum_i dy_i x_hat_i`, `dbeta = sum_i dy_i`: pass 1's sums, as they stand.
-    fn scale_shift_grads(&mut self, acc: &ColScratch) {
-        if let Some(ss) = &mut self.affine {
-            for j in 0..acc.s_dy.len() {
-                ss.dgamma[j] = T::of(acc.s_dyx[j]);
-                ss.dbeta[j] = T::of(acc.s_dy[j]);
-            }
         }
     }
 

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::config::Activation;
 use crate::float::Float;
-use crate::ops::{self, BnGradCoeffs, BnSums, NextHead};
+use crate::ops::{self, BnGradCoeffs, BnSums, NextHead, XHat};
 use crate::parallel::par_cols;
 
 /// Backward through `a = act(z)` without BN: `dz = dh * act'(a)`, adding `db = sum_i dz` and
@@ -60,12 +60,14 @@ pub(super) struct BlockCache<T> {
 /// The gradient buffers of one block's backward, all `(batch, width)`: `dh = dL/dh_l` in, `dz`
 /// receives the pass's result, and `copy` (a skip connection's identity path) `dh`. With `into`
 /// (an identity linear's input gradient, added to a residual stream's), the last pass adds
-/// `dL/dz` to `into` instead of leaving it in `dz`.
+/// `dL/dz` to `into` instead of leaving it in `dz`; `x_from`: see [`XHat::From`].
 pub(super) struct BackwardBufs<'a, T> {
     pub dh: ArrayView2<'a, T>,
     pub dz: ArrayViewMut2<'a, T>,
     pub copy: Option<ArrayViewMut2<'a, T>>,
     pub into: Option<ArrayViewMut2<'a, T>>,
+    /// The normaliser's input `z` where its forward kept no `x_hat` (recomputed from it).
+    pub x_from: Option<ArrayView2<'a, T>>,
 }
 
 /// BN's pass 1 ([`ops::bn_backward_sums`]): `dy = dh * act'(a)` (`pre_act` given: BN before the
@@ -74,7 +76,7 @@ pub(super) struct BackwardBufs<'a, T> {
 pub(super) fn bn_sums_pass<T: Float>(
     act: Activation,
     pre_act: Option<ArrayView2<T>>,
-    x_hat: ArrayView2<T>,
+    x_hat: XHat<T>,
     noise_scale: Option<ArrayView2<T>>,
     bufs: BackwardBufs<T>,
     acc: &mut ColScratch,
@@ -91,7 +93,7 @@ pub(super) fn bn_sums_pass<T: Float>(
         ((dh, pre_act), x_hat, noise_scale, dy, sums, copy),
         dh.nrows(),
         &|((dh, a), x_hat, noise, dy, sums, copy)| {
-            ops::bn_backward_sums_noisy(a.map(|a| (act, a)), dh, x_hat, dy, noise, sums, copy)
+            ops::bn_backward_sums_x(a.map(|a| (act, a)), dh, x_hat, dy, noise, sums, copy)
         },
     );
 }
@@ -104,7 +106,7 @@ pub(super) fn bn_sums_pass<T: Float>(
 pub(super) fn bn_apply_pass<T: Float>(
     act: Activation,
     post_act: Option<ArrayView2<T>>,
-    x_hat: ArrayView2<T>,
+    x_hat: XHat<T>,
     batch_stats: bool,
     d: ArrayViewMut2<T>,
     into: Option<ArrayViewMut2<T>>,
@@ -124,7 +126,7 @@ pub(super) fn bn_apply_pass<T: Float>(
             (d.view(), x_hat, coeffs, into, &mut acc.db[..], next),
             rows,
             &|(d, x_hat, coeffs, into, db, next)| {
-                ops::bn_backward_apply_add(d, x_hat, coeffs, into, db, next)
+                ops::bn_backward_apply_add_x(d, x_hat, coeffs, into, db, next)
             },
         );
         return;
@@ -133,7 +135,7 @@ pub(super) fn bn_apply_pass<T: Float>(
         (d, x_hat, coeffs, post_act, &mut acc.db[..]),
         rows,
         &|(d, x_hat, coeffs, a, db)| {
-            ops::bn_backward_apply(d, x_hat, coeffs, a.map(|a| (act, a)), db)
+            ops::bn_backward_apply_x(d, x_hat, coeffs, a.map(|a| (act, a)), db)
         },
     );
 }

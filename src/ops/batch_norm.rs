@@ -90,6 +90,107 @@ fn standardise_row<T: Float>(x_hat: &mut [T], v: &[T], shift: &[f64], inv_std: &
     }
 }
 
+/// Where a backward pass reads BatchNorm's `x_hat`, `(N, c)`: the buffer its forward wrote, or
+/// its forward's input `z` with the `shift` and `inv_std` that forward used, from which each
+/// value is recomputed as the forward computed it, `x_hat = (z - shift) * inv_std` (the same
+/// bits; a pre-activation block's first normaliser keeps no `x_hat`, since `z` is the residual
+/// stream, kept anyway).
+#[derive(Clone, Copy, Debug)]
+pub enum XHat<'a, T> {
+    Stored(ArrayView2<'a, T>),
+    From {
+        z: ArrayView2<'a, T>,
+        shift: &'a [f64],
+        inv_std: &'a [f64],
+    },
+}
+
+/// One row of an [`XHat`] (see the `x_values!` macro).
+pub(super) enum XRow<'r, T> {
+    Stored(&'r [T]),
+    From(&'r [T], &'r [f64], &'r [f64]),
+}
+
+impl<T> XHat<'_, T> {
+    /// Row by row, in step with the pass's other buffers.
+    #[inline]
+    fn rows(&self) -> impl Iterator<Item = XRow<'_, T>> + '_ {
+        let (view, stats) = match self {
+            XHat::Stored(x) => (x, None),
+            XHat::From { z, shift, inv_std } => (z, Some((*shift, *inv_std))),
+        };
+        rows(view).map(move |r| match stats {
+            None => XRow::Stored(r),
+            Some((shift, inv_std)) => XRow::From(r, shift, inv_std),
+        })
+    }
+}
+
+impl<T: Sync> Cols for XHat<'_, T> {
+    fn ncols(&self) -> usize {
+        match self {
+            XHat::Stored(x) => x.ncols(),
+            XHat::From { z, .. } => z.ncols(),
+        }
+    }
+    fn split(self, at: usize) -> (Self, Self) {
+        match self {
+            XHat::Stored(x) => {
+                let (l, r) = x.split(at);
+                (XHat::Stored(l), XHat::Stored(r))
+            }
+            XHat::From { z, shift, inv_std } => {
+                let ((z0, s0, i0), (z1, s1, i1)) = (z, shift, inv_std).split(at);
+                (
+                    XHat::From {
+                        z: z0,
+                        shift: s0,
+                        inv_std: i0,
+                    },
+                    XHat::From {
+                        z: z1,
+                        shift: s1,
+                        inv_std: i1,
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// [`bn_pre_forward_from`] that keeps no `x_hat`: `a = act(gamma x_hat + beta)` with
+/// `x_hat = (src - shift) * inv_std` computed on the way (a pre-activation block's first
+/// normaliser, whose backward recomputes `x_hat` from the stream, [`XHat::From`]). The values
+/// are those [`bn_pre_forward_from`] writes. `src, a: (N, c)`. Compiled for AVX2 where the CPU
+/// has it.
+pub fn bn_pre_forward_unkept<T: Float>(
+    act: Activation,
+    src: ArrayView2<T>,
+    mut a: ArrayViewMut2<T>,
+    coeffs: BnCoeffs<T>,
+) {
+    let BnCoeffs {
+        shift,
+        inv_std,
+        affine: Affine { gamma, beta },
+    } = coeffs;
+    with_avx2!(per_act!(act, A => {
+        for (z, a) in rows(&src).zip(rows_mut(&mut a)) {
+            for (((((a, &v), &m), &s), &g), &b) in a
+                .iter_mut()
+                .zip(z)
+                .zip(shift)
+                .zip(inv_std)
+                .zip(gamma)
+                .zip(beta)
+            {
+                let x = T::of((v.f64() - m) * s);
+                *a = act_k::<T, A>(g * x + b);
+            }
+        }
+    }))
+}
+
 /// BatchNorm before the activation, after its statistics are known:
 /// `x_hat = (z - shift) * inv_std` in place (`zx` holds `z` on entry and `x_hat` on exit),
 /// `a = act(gamma * x_hat + beta)`, and `h = h_in + scale * a` when `skip` is given.
@@ -235,6 +336,20 @@ pub fn bn_backward_sums_noisy<T: Float>(
     act: Option<(Activation, ArrayView2<T>)>,
     dh: ArrayView2<T>,
     x_hat: ArrayView2<T>,
+    dy: ArrayViewMut2<T>,
+    noise_scale: Option<ArrayView2<T>>,
+    sums: BnSums,
+    copy: Option<ArrayViewMut2<T>>,
+) {
+    let x_hat = XHat::Stored(x_hat);
+    bn_backward_sums_x(act, dh, x_hat, dy, noise_scale, sums, copy)
+}
+
+/// [`bn_backward_sums_noisy`] reading `x_hat` from an [`XHat`].
+pub fn bn_backward_sums_x<T: Float>(
+    act: Option<(Activation, ArrayView2<T>)>,
+    dh: ArrayView2<T>,
+    x_hat: XHat<T>,
     mut dy: ArrayViewMut2<T>,
     noise_scale: Option<ArrayView2<T>>,
     sums: BnSums,
@@ -245,7 +360,7 @@ pub fn bn_backward_sums_noisy<T: Float>(
         let mut copy_rows = copy.as_mut().map(|c| rows_mut(c));
         let mut act_rows = act.as_ref().map(|(act, a)| (*act, rows(a)));
         let mut noise_rows = noise_scale.as_ref().map(|s| s.rows().into_iter());
-        for ((dh, xh), dy) in rows(&dh).zip(rows(&x_hat)).zip(rows_mut(&mut dy)) {
+        for ((dh, xh), dy) in rows(&dh).zip(x_hat.rows()).zip(rows_mut(&mut dy)) {
             match act_rows.as_mut() {
                 Some((act, a_rows)) => {
                     let a = a_rows.next().expect("same rows");
@@ -259,18 +374,20 @@ pub fn bn_backward_sums_noisy<T: Float>(
                     *d *= s;
                 }
             }
-            for ((((s, sx), q), (&y, &x)), &g) in s_dy
-                .iter_mut()
-                .zip(s_dyx.iter_mut())
-                .zip(sq.iter_mut())
-                .zip(dy.iter().zip(xh))
-                .zip(dh)
-            {
-                let y = y.f64();
-                *s += y;
-                *sx += y * x.f64();
-                *q += g.f64() * g.f64();
-            }
+            x_values!(xh, xh => {
+                for ((((s, sx), q), (&y, x)), &g) in s_dy
+                    .iter_mut()
+                    .zip(s_dyx.iter_mut())
+                    .zip(sq.iter_mut())
+                    .zip(dy.iter().zip(xh))
+                    .zip(dh)
+                {
+                    let y = y.f64();
+                    *s += y;
+                    *sx += y * x.f64();
+                    *q += g.f64() * g.f64();
+                }
+            });
             if let Some(c) = copy_rows.as_mut() {
                 c.next().expect("same rows").copy_from_slice(dh);
             }
@@ -288,8 +405,19 @@ pub fn bn_backward_sums_noisy<T: Float>(
 /// given), `dz = dx * act'(a)`, else `dz = dx`. Then `db_j += sum_i dz_ij` (f64).
 /// `d, x_hat, a: (N, c)`; `db: (c)`.
 pub fn bn_backward_apply<T: Float>(
-    mut d: ArrayViewMut2<T>,
+    d: ArrayViewMut2<T>,
     x_hat: ArrayView2<T>,
+    coeffs: BnGradCoeffs,
+    post_act: Option<(Activation, ArrayView2<T>)>,
+    db: &mut [f64],
+) {
+    bn_backward_apply_x(d, XHat::Stored(x_hat), coeffs, post_act, db);
+}
+
+/// [`bn_backward_apply`] reading `x_hat` from an [`XHat`].
+pub fn bn_backward_apply_x<T: Float>(
+    mut d: ArrayViewMut2<T>,
+    x_hat: XHat<T>,
     coeffs: BnGradCoeffs,
     post_act: Option<(Activation, ArrayView2<T>)>,
     db: &mut [f64],
@@ -302,11 +430,13 @@ pub fn bn_backward_apply<T: Float>(
     } = coeffs;
     with_avx2!({
         let mut act_rows = post_act.as_ref().map(|(act, a)| (*act, rows(a)));
-        for (d, xh) in rows_mut(&mut d).zip(rows(&x_hat)) {
+        for (d, xh) in rows_mut(&mut d).zip(x_hat.rows()) {
             if batch_stats {
-                for ((((v, &x), &k), &m), &mx) in d.iter_mut().zip(xh).zip(k).zip(m_dy).zip(m_dyx) {
-                    *v = T::of(k * (v.f64() - m - x.f64() * mx));
-                }
+                x_values!(xh, xh => {
+                    for ((((v, x), &k), &m), &mx) in d.iter_mut().zip(xh).zip(k).zip(m_dy).zip(m_dyx) {
+                        *v = T::of(k * (v.f64() - m - x.f64() * mx));
+                    }
+                });
             } else {
                 for (v, &k) in d.iter_mut().zip(k) {
                     *v = T::of(k * v.f64());
@@ -331,6 +461,18 @@ pub fn bn_backward_apply_add<T: Float>(
     d: ArrayView2<T>,
     x_hat: ArrayView2<T>,
     coeffs: BnGradCoeffs,
+    out: ArrayViewMut2<T>,
+    db: &mut [f64],
+    next: Option<NextHead>,
+) {
+    bn_backward_apply_add_x(d, XHat::Stored(x_hat), coeffs, out, db, next);
+}
+
+/// [`bn_backward_apply_add`] reading `x_hat` from an [`XHat`].
+pub fn bn_backward_apply_add_x<T: Float>(
+    d: ArrayView2<T>,
+    x_hat: XHat<T>,
+    coeffs: BnGradCoeffs,
     mut out: ArrayViewMut2<T>,
     db: &mut [f64],
     mut next: Option<NextHead>,
@@ -342,20 +484,22 @@ pub fn bn_backward_apply_add<T: Float>(
         batch_stats,
     } = coeffs;
     with_avx2!({
-        for ((d, xh), out) in rows(&d).zip(rows(&x_hat)).zip(rows_mut(&mut out)) {
+        for ((d, xh), out) in rows(&d).zip(x_hat.rows()).zip(rows_mut(&mut out)) {
             if batch_stats {
-                for (((((o, &v), &x), &k), &m), (&mx, s)) in out
-                    .iter_mut()
-                    .zip(d)
-                    .zip(xh)
-                    .zip(k)
-                    .zip(m_dy)
-                    .zip(m_dyx.iter().zip(db.iter_mut()))
-                {
-                    let g = T::of(k * (v.f64() - m - x.f64() * mx));
-                    *o += g;
-                    *s += g.f64();
-                }
+                x_values!(xh, xh => {
+                    for (((((o, &v), x), &k), &m), (&mx, s)) in out
+                        .iter_mut()
+                        .zip(d)
+                        .zip(xh)
+                        .zip(k)
+                        .zip(m_dy)
+                        .zip(m_dyx.iter().zip(db.iter_mut()))
+                    {
+                        let g = T::of(k * (v.f64() - m - x.f64() * mx));
+                        *o += g;
+                        *s += g.f64();
+                    }
+                });
             } else {
                 for (((o, &v), &k), s) in out.iter_mut().zip(d).zip(k).zip(db.iter_mut()) {
                     let g = T::of(k * v.f64());

@@ -65,6 +65,29 @@ macro_rules! with_avx2 {
     };
 }
 
+/// Evaluate `$body` with `$x` an iterator over one row's `x_hat` values ([`batch_norm::XRow`]):
+/// the stored row, or the row recomputed from the forward's input as the forward computed it,
+/// `T::of((z - shift) * inv_std)`, so the values are the same bits. `$body` is compiled once per
+/// kind of row.
+macro_rules! x_values {
+    ($row:expr, $x:ident => $body:expr) => {
+        match $row {
+            $crate::ops::batch_norm::XRow::Stored(r) => {
+                let $x = r.iter().copied();
+                $body
+            }
+            $crate::ops::batch_norm::XRow::From(z, shift, inv_std) => {
+                let $x = z
+                    .iter()
+                    .zip(shift)
+                    .zip(inv_std)
+                    .map(|((&v, &m), &s)| T::of((v.f64() - m) * s));
+                $body
+            }
+        }
+    };
+}
+
 pub mod activation;
 mod avx2;
 pub mod batch_norm;
@@ -80,9 +103,10 @@ pub use activation::{
     bias_act_forward_from, sigmoid,
 };
 pub use batch_norm::{
-    BnCoeffs, BnGradCoeffs, BnSums, add_col_sq_dev, add_col_sums, add_col_sums_and_add,
-    bn_backward_apply, bn_backward_apply_add, bn_backward_sums, bn_backward_sums_noisy,
-    bn_noisy_pre_forward, bn_post_forward, bn_pre_forward, bn_pre_forward_from,
+    BnCoeffs, BnGradCoeffs, BnSums, XHat, add_col_sq_dev, add_col_sums, add_col_sums_and_add,
+    bn_backward_apply, bn_backward_apply_add, bn_backward_apply_add_x, bn_backward_apply_x,
+    bn_backward_sums, bn_backward_sums_noisy, bn_backward_sums_x, bn_noisy_pre_forward,
+    bn_post_forward, bn_pre_forward, bn_pre_forward_from, bn_pre_forward_unkept,
 };
 pub use layer_norm::{
     RowStats, ln_backward_apply, ln_post_forward, ln_pre_forward, ln_pre_forward_from,

@@ -57,3 +57,4 @@ mod sweep;
 mod theory;
 mod train;
 mod warmup;
+mod x_hat_recomputed;
