@@ -253,18 +253,24 @@ impl<T: Float> Block<T> {
             self.bn.is_none() && !self.skip,
             "a layer without normaliser or skip"
         );
-        self.ensure_buffers(h_in.nrows());
         let (rows, act) = (h_in.nrows(), self.act);
-        let c = &mut self.cache;
-        project(&h_in, &self.linear.w.view(), &mut c.a.view_mut());
+        let (z, b) = self.product_into_a(h_in);
+        par_cols((z, b, stream), rows, &|(a, b, stream)| {
+            ops::bias_act_forward(act, a, b, None, Some(stream))
+        });
+    }
+
+    /// `z = h_in W` into this layer's `a` buffer: that buffer and the bias, for the pass after.
+    fn product_into_a(&mut self, h_in: ArrayView2<T>) -> (ArrayViewMut2<'_, T>, &[T]) {
+        self.ensure_buffers(h_in.nrows());
+        let mut z = self.cache.a.view_mut();
+        project(&h_in, &self.linear.w.view(), &mut z);
         let b = self
             .linear
             .b
             .as_slice()
             .expect("owned arrays are contiguous");
-        par_cols((c.a.view_mut(), b, stream), rows, &|(a, b, stream)| {
-            ops::bias_act_forward(act, a, b, None, Some(stream))
-        });
+        (z, b)
     }
 
     /// [`Block::forward_stream`] that writes the stream over this layer's own buffer:
@@ -272,16 +278,9 @@ impl<T: Float> Block<T> {
     /// output `y` nothing reads after the sum), so [`Block::output`] is then the stream `h'`.
     pub(super) fn forward_stream_in_place(&mut self, h_in: ArrayView2<T>, h: ArrayView2<T>, s: T) {
         assert!(self.is_linear_layer(), "a linear layer");
-        self.ensure_buffers(h_in.nrows());
         let rows = h_in.nrows();
-        let c = &mut self.cache;
-        project(&h_in, &self.linear.w.view(), &mut c.a.view_mut());
-        let b = self
-            .linear
-            .b
-            .as_slice()
-            .expect("owned arrays are contiguous");
-        par_cols((c.a.view_mut(), b, h), rows, &|(a, b, h)| {
+        let (z, b) = self.product_into_a(h_in);
+        par_cols((z, b, h), rows, &|(a, b, h)| {
             ops::stream_sum_in_place(a, b, h, s)
         });
     }
