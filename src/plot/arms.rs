@@ -38,15 +38,26 @@ pub fn norm_marker(norm: crate::config::Normaliser) -> Marker {
 }
 
 /// [`norm_color`] of a `train` configuration; SkipInit (which needs a standard block, where
-/// normalisers go before the activation) takes the colours of the placements after it: bluish
-/// green without a normaliser, reddish purple with BatchNorm, black with LayerNorm.
+/// normalisers go before the activation) takes the colours of the placements after it:
+/// [`skip_init_color`].
 pub fn arm_color(arm: crate::experiment::train::TrainArm) -> RGBColor {
+    if arm.skip_init {
+        skip_init_color(arm.norm)
+    } else {
+        norm_color(arm.norm)
+    }
+}
+
+/// The colour of a SkipInit arm, in `train` and `grad-norms` alike: bluish green without a
+/// normaliser, reddish purple with BatchNorm, black with LayerNorm. These are the colours of
+/// the normalisers after the activation, which a standard block (the only kind SkipInit
+/// needs) never has, so no normaliser arm of the same figure shares them.
+pub fn skip_init_color(norm: crate::config::Normaliser) -> RGBColor {
     use crate::config::NormKind;
-    match (arm.skip_init, arm.norm.kind()) {
-        (false, _) => norm_color(arm.norm),
-        (true, None) => okabe_ito::BLUISH_GREEN,
-        (true, Some(NormKind::Batch)) => okabe_ito::REDDISH_PURPLE,
-        (true, Some(NormKind::Layer)) => okabe_ito::BLACK,
+    match norm.kind() {
+        None => okabe_ito::BLUISH_GREEN,
+        Some(NormKind::Batch) => okabe_ito::REDDISH_PURPLE,
+        Some(NormKind::Layer) => okabe_ito::BLACK,
     }
 }
 
@@ -61,21 +72,28 @@ pub fn arm_marker(arm: crate::experiment::train::TrainArm) -> Marker {
 }
 
 /// The colour and marker of a `grad-norms` arm with a standard block (the PNG figures' and
-/// the live page's): its normaliser's colour, SkipInit sky blue with a normaliser and orange
-/// without; the marker names the block (preact diamonds, basic downward triangles), SkipInit
-/// crosses.
+/// the live page's): the colour says what `train` says of the same configuration (its
+/// normaliser's colour, SkipInit's [`skip_init_color`]: bluish green without a normaliser,
+/// as in `train.png`), the marker names the block (preact diamonds, basic downward
+/// triangles). So a SkipInit arm differs in colour from every arm without SkipInit, and from
+/// the one-layer skip arms (upward triangles) in marker; `basic` and `preact` with SkipInit
+/// differ in marker.
 pub fn block_arm_style(
     block: crate::spec::StdBlock,
     skip_init: bool,
     norm: crate::config::Normaliser,
 ) -> (RGBColor, Marker) {
     use crate::spec::StdBlock;
-    match (skip_init, norm.is_on(), block) {
-        (true, true, _) => (okabe_ito::SKY_BLUE, Marker::Cross),
-        (true, false, _) => (okabe_ito::ORANGE, Marker::Cross),
-        (false, _, StdBlock::Preact) => (norm_color(norm), Marker::Diamond),
-        (false, _, StdBlock::Basic) => (norm_color(norm), Marker::TriangleDown),
-    }
+    let color = if skip_init {
+        skip_init_color(norm)
+    } else {
+        norm_color(norm)
+    };
+    let marker = match block {
+        StdBlock::Preact => Marker::Diamond,
+        StdBlock::Basic => Marker::TriangleDown,
+    };
+    (color, marker)
 }
 
 /// `{what}: BN off 95.6%, BN on 91.4%`, a legend line of the arms' test accuracies on a

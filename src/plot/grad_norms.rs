@@ -43,19 +43,34 @@ fn x_label(report: &GradNormsReport) -> String {
 /// purple beside BN off), so the two read apart on a projector and in black and white.
 fn arm_style(report: &GradNormsReport, i: usize) -> (plotters::style::RGBColor, Marker) {
     let arm = &report.arms[i];
-    if let Some(block) = arm.block {
-        // Standard blocks: the marker names the block, SkipInit a lighter colour and a cross.
-        return crate::plot::arms::block_arm_style(block, arm.skip_init, arm.norm);
+    let shape = crate::experiment::grad_norms::Shape {
+        residual: arm.residual,
+        block: arm.block,
+        skip_init: arm.skip_init,
+    };
+    shape_style(shape, arm.norm, report.config.skips.len() > 1)
+}
+
+/// [`arm_style`] of an arm of architecture `shape` and normaliser `norm`, in a figure that
+/// compares several architectures (`skips_compared`) or not.
+fn shape_style(
+    shape: crate::experiment::grad_norms::Shape,
+    norm: crate::config::Normaliser,
+    skips_compared: bool,
+) -> (plotters::style::RGBColor, Marker) {
+    if let Some(block) = shape.block {
+        // Standard blocks: the marker names the block, SkipInit takes train's SkipInit colour.
+        return crate::plot::arms::block_arm_style(block, shape.skip_init, norm);
     }
-    if arm.residual && report.config.skips.len() > 1 {
-        let color = if arm.norm.is_on() {
+    if shape.residual && skips_compared {
+        let color = if norm.is_on() {
             okabe_ito::BLUISH_GREEN
         } else {
             okabe_ito::REDDISH_PURPLE
         };
         (color, Marker::TriangleUp)
     } else {
-        (norm_color(arm.norm), norm_marker(arm.norm))
+        (norm_color(norm), norm_marker(norm))
     }
 }
 
@@ -250,20 +265,23 @@ fn arm_note(report: &GradNormsReport, i: usize, series: &Series) -> Option<Note>
     let factor = w
         .growth_per_layer
         .map_or("-".to_string(), |g| format!("×{}", fmt_num(g.0)));
-    let mut prefix = if report.arms.len() > 1 {
+    let prefix = if report.arms.len() > 1 {
         format!("{}: ", arm.label)
     } else {
         String::new()
     };
-    if arm.block.is_some() {
-        // The summary is over the 1 + 2 depth matrices, not the per-block curve drawn.
-        prefix.push_str("per matrix ");
-    }
+    // A standard block's summary is over its 1 + 2 depth matrices (the stem, then W1 and W2 of
+    // each block: `weight_grad_norm`), not the per-block curve drawn; as the live page says it.
+    let per = if arm.block.is_some() {
+        "/matrix, first/last matrix"
+    } else {
+        "/layer, first/last"
+    };
     Some(Note {
         x,
         y,
         text: format!(
-            "{prefix}{factor}/layer, first/last {} ({})",
+            "{prefix}{factor}{per} {} ({})",
             fmt_num(w.ratio.0),
             w.verdict
         ),
@@ -636,7 +654,7 @@ fn block_panel(
     let x_label = if report.config.depths.len() > 1 {
         "block / depth l/L"
     } else {
-        "block l (0 = the stem's output)"
+        "block l (0 = the stem)"
     };
     let mut p = Panel::new(caption, x_label, y_label, true);
     p.integer_x = report.config.depths.len() == 1;
@@ -727,24 +745,26 @@ pub fn draw_stream(report: &GradNormsReport) -> Result<Png> {
     slide.notes.push(LegendItem::text(
         "prediction: Var(h_(l+1)) = Var(h_l) + s² Var(branch), from the measured Var(h_0) (De & Smith 2020, arXiv 2002.10444)",
     ));
+    // One short line per arm (many arms must fit under the panels), the words said once.
+    slide
+        .notes
+        .push(LegendItem::text("Var(h_L)/Var(h_0), measured (predicted):"));
     for arm in &report.arms {
         if let Some(st) = &arm.stream {
             let pred = st
                 .predicted_var_ratio
-                .map_or("no prediction".to_string(), |p| {
-                    format!("predicted {}", fmt_num(p.0))
-                });
-            let zero = if arm.skip_init {
-                "; branch weights get exactly 0 (alpha = 0)"
-            } else {
-                ""
-            };
+                .map_or("no prediction".to_string(), |p| fmt_num(p.0));
             slide.notes.push(LegendItem::text(format!(
-                "{}: Var(h_L)/Var(h_0) = {} ({pred}){zero}",
+                "{}: {} ({pred})",
                 arm.label,
                 fmt_num(st.var_ratio.0)
             )));
         }
+    }
+    if report.arms.iter().any(|a| a.skip_init) {
+        slide.notes.push(LegendItem::text(
+            "SkipInit: branch weights get exactly 0 (alpha = 0), so no ‖∂L/∂W‖ line",
+        ));
     }
     slide.notes.extend(seed_note(report));
     slide.draw()
@@ -794,6 +814,44 @@ mod tests {
         assert_eq!(predicted_factors(&p, 3), vec![(2, 0.7), (3, 0.6)]);
         p.chi = None;
         assert_eq!(predicted_factors(&p, 3), vec![(2, 0.5), (3, 0.5)]);
+    }
+
+    #[test]
+    fn a_skipinit_arm_looks_like_no_other_arm_of_its_figure() {
+        use crate::config::{NormKind, Placement};
+        use crate::experiment::grad_norms::Skips;
+        use clap::ValueEnum;
+        // Every figure --skips (all architectures) x --norm none,batch,layer can draw, with
+        // and without --affine (standard blocks refuse --placement post).
+        for affine in [true, false] {
+            let norms = [
+                Normaliser::Off,
+                Normaliser::of(NormKind::Batch, affine, Placement::Pre),
+                Normaliser::of(NormKind::Layer, affine, Placement::Pre),
+            ];
+            let arms: Vec<_> = Skips::value_variants()
+                .iter()
+                .flat_map(|s| norms.map(|n| (s.shape(), n)))
+                .collect();
+            for &(shape, norm) in arms.iter().filter(|a| a.0.skip_init) {
+                let style = shape_style(shape, norm, true);
+                for &(other, other_norm) in &arms {
+                    if (other, other_norm) != (shape, norm) {
+                        assert_ne!(
+                            style,
+                            shape_style(other, other_norm, true),
+                            "{shape:?} {norm:?} vs {other:?} {other_norm:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // As train.png draws SkipInit without a normaliser: bluish green.
+        let skip_init = Skips::PreactSkipinit.shape();
+        assert_eq!(
+            shape_style(skip_init, Normaliser::Off, true).0,
+            okabe_ito::BLUISH_GREEN
+        );
     }
 
     #[test]

@@ -336,9 +336,12 @@ mod tests {
         assert_eq!(s.blocks["preact"]["on"].color, "#0072b2");
         assert_eq!(s.blocks["preact"]["on"].marker, "diamond");
         assert_eq!(s.blocks["basic"]["off"].marker, "triangle-down");
-        assert_eq!(s.blocks["preact-skipinit"]["off"].color, "#e69f00");
-        assert_eq!(s.blocks["preact-skipinit"]["on"].color, "#56b4e9");
-        assert_eq!(s.blocks["preact-skipinit"]["on"].marker, "cross");
+        // SkipInit in train's SkipInit colours, the marker naming the block.
+        assert_eq!(s.blocks["preact-skipinit"]["off"].color, "#009e73");
+        assert_eq!(s.blocks["preact-skipinit"]["on"].color, "#cc79a7");
+        assert_eq!(s.blocks["preact-skipinit"]["on"].marker, "diamond");
+        assert_eq!(s.blocks["basic-skipinit"]["layer"].color, "#000000");
+        assert_eq!(s.blocks["basic-skipinit"]["layer"].marker, "triangle-down");
         assert_eq!(
             s.blocks["preact-skipinit"]["off"].label,
             "BN off, preact+SkipInit"

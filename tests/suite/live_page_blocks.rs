@@ -96,8 +96,9 @@ fn the_server_refuses_a_bad_block_combination_in_the_clis_own_line() {
     // The styles the page draws them with, from the figures' code.
     let styles = server.get("/api/arms").json();
     assert_eq!(
-        styles["blocks"]["preact-skipinit"]["off"]["color"], "#e69f00",
-        "{styles}"
+        styles["blocks"]["preact-skipinit"]["off"]["color"],
+        styles["configs"]["skip-init"]["color"],
+        "grad-norms' SkipInit arm in train's SkipInit colour: {styles}"
     );
     assert_eq!(
         styles["blocks"]["preact"]["on"]["marker"], "diamond",
@@ -211,10 +212,10 @@ fn the_form_picks_preact_with_skipinit_and_the_charts_draw_block_arms_in_chromiu
     assert_eq!(
         drawn,
         [
-            ("BN off", "#e69f00"),
-            ("BN on", "#56b4e9"),
-            ("BN off predicted", "#e69f00"),
-            ("BN on predicted", "#56b4e9")
+            ("BN off", "#009e73"),
+            ("BN on", "#cc79a7"),
+            ("BN off predicted", "#009e73"),
+            ("BN on predicted", "#cc79a7")
         ],
         "{charts}"
     );

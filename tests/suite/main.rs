@@ -37,6 +37,7 @@ mod live_page_blocks;
 mod noisy_bn;
 mod nonlinearity;
 mod partial_output;
+mod plot_fixes;
 mod plot_grid;
 mod reference_gradients;
 mod reference_kernels;

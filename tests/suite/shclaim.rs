@@ -32,7 +32,7 @@ fn grad_norms(args: &[&str]) -> GradNormsConfig {
 
 /// Ten arms (five skips x two normalisers) overflowed the theory and stream slides' legends
 /// below the figure: now every figure is clear. Fifteen need columns, and every legend stays
-/// on its figure (the stream slide's three panels are then too narrow for their captions).
+/// on its figure (`plot_fixes.rs` checks eighteen arms' figures clear as well).
 #[test]
 fn ten_and_fifteen_grad_norms_arms_keep_every_legend_on_its_figure() {
     let skips = "off,on,basic,preact,preact-skipinit";

@@ -12,7 +12,10 @@ use super::draw::{draw_panel, draw_panel_bare};
 use super::error::failed;
 use super::font::{FAMILY, Fonts, register_font};
 use super::layout::Layout;
-use super::legend::{LegendItem, draw_legend, draw_legend_items, fit_legend, shared_legend};
+use super::legend::{
+    LegendBox, LegendItem, draw_legend, draw_legend_items, fit_legend, layout_legend_columns,
+    shared_legend,
+};
 use super::panel::Panel;
 
 /// Height in pixels of the band at the top of every figure that holds its title and subtitle.
@@ -233,7 +236,10 @@ impl Slide {
         }
     }
 
-    /// Render the slide.
+    /// Render the slide. A legend that needs several columns beside the panels (many arms, a
+    /// note each) would squeeze them until their captions run together: its text-only notes
+    /// then go in a box under the panels, across their width, and the column on the right
+    /// keeps the lines with samples, when that fits.
     pub fn draw(&self) -> Result<Png> {
         anyhow::ensure!(
             (1..=4).contains(&self.panels.len()),
@@ -245,39 +251,32 @@ impl Slide {
         figure(SLIDE_SIZE, &self.title, &self.subtitle, |body| {
             let (w, h) = body.dim_in_pixel();
             // A legend too tall for the slide takes a smaller font, then columns.
-            let legend = fit_legend(
-                body,
-                &items,
-                &SLIDE_LEGEND_FONTS,
-                (SLIDE_LEGEND_MAX_W, SLIDE_LEGEND_COLUMN_W),
-                (h, h.saturating_sub(SLIDE_AXIS_LABEL_ROW)),
-            )?;
-            let (plots, side) = body.split_horizontally(w - legend.size.0 - 20);
-            let rows = self.panels.len().div_ceil(self.cols);
-            let cells: Vec<Area<'_>> = if rows == 1 && self.widths.len() == self.panels.len() {
-                let total: u32 = self.widths.iter().sum();
-                let pw = plots.dim_in_pixel().0;
-                let mut rest = plots.clone();
-                let mut cells = Vec::new();
-                for (i, &wi) in self.widths.iter().enumerate() {
-                    if i + 1 == self.widths.len() {
-                        cells.push(rest.clone());
-                    } else {
-                        let (a, b) = rest.split_horizontally(pw * wi / total.max(1));
-                        cells.push(a);
-                        rest = b;
-                    }
-                }
-                cells
-            } else {
-                plots.split_evenly((rows, self.cols))
+            let fit = |items: &[LegendItem]| {
+                fit_legend(
+                    body,
+                    items,
+                    &SLIDE_LEGEND_FONTS,
+                    (SLIDE_LEGEND_MAX_W, SLIDE_LEGEND_COLUMN_W),
+                    (h, h.saturating_sub(SLIDE_AXIS_LABEL_ROW)),
+                )
             };
-            let mut layout = Layout::default();
-            for (cell, panel) in cells.iter().zip(&self.panels) {
-                layout
-                    .panels
-                    .push(draw_panel_bare(cell, panel, Fonts::SLIDE)?);
+            let mut legend = fit(&items)?;
+            let mut below = None;
+            if legend.column_count() > 1 {
+                if let Some((side, notes)) = split_notes(body, &items, &fit)? {
+                    legend = side;
+                    below = Some(notes);
+                }
             }
+            let (plots, side) = body.split_horizontally(w - legend.size.0 - 20);
+            let (plots, notes_area) = match &below {
+                Some(notes) => {
+                    let (p, n) = plots.split_vertically(h - notes.size.1 - NOTES_GAP);
+                    (p, Some(n))
+                }
+                None => (plots, None),
+            };
+            let mut layout = self.draw_panels(&plots)?;
             if !items.is_empty() {
                 let top = layout
                     .panels
@@ -288,9 +287,86 @@ impl Slide {
                     .max(0);
                 layout.legends.push(draw_legend(&side, &legend, (6, top))?);
             }
+            if let (Some(notes), Some(area)) = (&below, &notes_area) {
+                let left = (area.dim_in_pixel().0 as i32 - notes.size.0 as i32) / 2;
+                let at = (left.max(0), NOTES_GAP as i32 / 2);
+                layout.legends.push(draw_legend(area, notes, at)?);
+            }
             Ok(layout)
         })
     }
+
+    /// The panels in `plots`: in `widths` when one row has them, else in equal cells.
+    fn draw_panels(&self, plots: &Area<'_>) -> Result<Layout> {
+        let rows = self.panels.len().div_ceil(self.cols);
+        let cells: Vec<Area<'_>> = if rows == 1 && self.widths.len() == self.panels.len() {
+            let total: u32 = self.widths.iter().sum();
+            let pw = plots.dim_in_pixel().0;
+            let mut rest = plots.clone();
+            let mut cells = Vec::new();
+            for (i, &wi) in self.widths.iter().enumerate() {
+                if i + 1 == self.widths.len() {
+                    cells.push(rest.clone());
+                } else {
+                    let (a, b) = rest.split_horizontally(pw * wi / total.max(1));
+                    cells.push(a);
+                    rest = b;
+                }
+            }
+            cells
+        } else {
+            plots.split_evenly((rows, self.cols))
+        };
+        let mut layout = Layout::default();
+        for (cell, panel) in cells.iter().zip(&self.panels) {
+            layout
+                .panels
+                .push(draw_panel_bare(cell, panel, Fonts::SLIDE)?);
+        }
+        Ok(layout)
+    }
+}
+
+/// Between the panels and a box of notes under them, split evenly above and below the box.
+const NOTES_GAP: u32 = 16;
+
+/// The tallest share of a slide's body a box of notes under the panels may take.
+const NOTES_MAX_SHARE: f64 = 0.45;
+
+/// A slide's legend split in two: the lines with samples (`fit` lays them out, in one column)
+/// and the text-only notes in a box under the panels, across the width the panels keep, in the
+/// largest font of [`SLIDE_LEGEND_FONTS`] at which 1 to 3 columns hold them in at most
+/// [`NOTES_MAX_SHARE`] of the body's height. `None` when there are no notes, the samples
+/// alone still need several columns, or the notes do not fit.
+fn split_notes(
+    body: &Area<'_>,
+    items: &[LegendItem],
+    fit: &dyn Fn(&[LegendItem]) -> Result<LegendBox>,
+) -> Result<Option<(LegendBox, LegendBox)>> {
+    let (samples, notes): (Vec<LegendItem>, Vec<LegendItem>) = items
+        .iter()
+        .cloned()
+        .partition(|i| i.sample != super::legend::Sample::Text);
+    if notes.is_empty() || samples.is_empty() {
+        return Ok(None);
+    }
+    let side = fit(&samples)?;
+    if side.column_count() > 1 {
+        return Ok(None);
+    }
+    let (w, h) = body.dim_in_pixel();
+    let width = w.saturating_sub(side.size.0 + 20 + 2 * NOTES_GAP);
+    let max_h = (h as f64 * NOTES_MAX_SHARE) as u32;
+    for &font in &SLIDE_LEGEND_FONTS {
+        for cols in 1..=3u32 {
+            let column_w = width.saturating_sub((cols - 1) * 24) / cols;
+            let l = layout_legend_columns(body, &notes, font, column_w, cols as usize)?;
+            if l.size.0 <= width && l.size.1 <= max_h {
+                return Ok(Some((side, l)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -101,6 +101,34 @@ where
     Ok(out)
 }
 
+/// The smallest font a caption or axis label is shrunk to so that it fits its panel's width
+/// (about 12.5 px when a projector shows a 1920-pixel slide at 1024x768).
+const MIN_FIT_FONT: u32 = 24;
+
+/// The size, from `size` down to [`MIN_FIT_FONT`] 2 px at a time, at which `text` is at most
+/// `room` pixels wide (the smallest when none is): text that fits keeps its size.
+fn fit_font<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    mut size: u32,
+    room: u32,
+) -> Result<u32>
+where
+    DB::ErrorType: 'static,
+{
+    while size > MIN_FIT_FONT {
+        let w = area
+            .estimate_text_size(text, &text_style(size))
+            .map_err(failed("measuring a caption"))?
+            .0;
+        if w <= room {
+            break;
+        }
+        size = size.saturating_sub(2).max(MIN_FIT_FONT);
+    }
+    Ok(size)
+}
+
 /// Draw one panel's chart into `area` without a legend (a figure with a shared legend draws
 /// it elsewhere); returns where its plot and data went.
 pub fn draw_panel_bare<DB: DrawingBackend>(
@@ -112,6 +140,16 @@ where
     DB::ErrorType: 'static,
 {
     let axes = Axes::of(panel);
+    // A caption or an x-axis label wider than its panel would run into the next panel's: it
+    // takes a smaller font.
+    let (ax, _) = area.get_pixel_range();
+    let caption = fit_font(
+        area,
+        &panel.caption,
+        fonts.caption,
+        (ax.len() as u32).saturating_sub(2 * 16),
+    )?;
+    let fonts = Fonts { caption, ..fonts };
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.caption, (FAMILY, fonts.caption))
         .margin(16)
@@ -119,6 +157,15 @@ where
         .y_label_area_size(fonts.axis + fonts.tick * 4 + 10)
         .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)
         .map_err(failed("building chart"))?;
+    // The x-axis label may reach past its plot's side into the free corner of the next
+    // panel's y-label area, as long as it is no wider than its own panel.
+    let axis = fit_font(
+        area,
+        &panel.x_label,
+        fonts.axis,
+        (ax.len() as u32).saturating_sub(2 * 16),
+    )?;
+    let fonts = Fonts { axis, ..fonts };
     draw_panel_axes(&mut chart, panel, &axes, fonts)?;
     draw_edge_strips(&mut chart, &axes)?;
     draw_guides(&mut chart, panel, &axes)?;

@@ -57,6 +57,12 @@ impl LegendItem {
     }
 }
 
+/// What a legend line adds to a series with no value its panel can draw.
+const NO_FINITE: &str = " (no finite value)";
+
+/// What a shared legend's line adds to a series drawn in some of its panels but not all.
+const NO_FINITE_SOMEWHERE: &str = " (no finite value in some panels)";
+
 /// Below this share of the y range a band is too thin to see: the legend states the spread.
 const THIN_BAND: f64 = 0.012;
 
@@ -84,7 +90,7 @@ fn legend_entries(panel: &Panel) -> Vec<(LegendItem, Option<String>)> {
         let mut label = s.label.clone();
         let mut thin = None;
         if !s.points.iter().any(|p| usable(p.1, axes.log)) {
-            label.push_str(" (no finite value)");
+            label.push_str(NO_FINITE);
         } else {
             thin = thin_band_spread(s, &axes);
         }
@@ -155,6 +161,16 @@ pub fn shared_legend<'p>(panels: impl IntoIterator<Item = &'p Panel>) -> Vec<Leg
     // panel it appears in (the widest spread is stated: the band is visible somewhere else).
     let mut items: Vec<(LegendItem, Option<String>, bool)> = Vec::new();
     for (item, thin) in panels.into_iter().flat_map(legend_entries) {
+        // A series with values in one panel and none in another is one line, saying so.
+        if let Some(kept) = items.iter_mut().find(|(i, _, _)| {
+            i.sample == item.sample
+                && i.label != item.label
+                && bare_label(&i.label) == bare_label(&item.label)
+        }) {
+            kept.0.label = format!("{}{NO_FINITE_SOMEWHERE}", bare_label(&item.label));
+            kept.2 |= thin.is_none();
+            continue;
+        }
         match items.iter_mut().find(|(i, _, _)| *i == item) {
             Some((_, kept, visible)) => {
                 *visible |= thin.is_none();
@@ -181,6 +197,14 @@ pub fn shared_legend<'p>(panels: impl IntoIterator<Item = &'p Panel>) -> Vec<Leg
         .collect()
 }
 
+/// A legend line's label without what [`NO_FINITE`] or [`NO_FINITE_SOMEWHERE`] added.
+fn bare_label(label: &str) -> &str {
+    label
+        .strip_suffix(NO_FINITE)
+        .or_else(|| label.strip_suffix(NO_FINITE_SOMEWHERE))
+        .unwrap_or(label)
+}
+
 /// The number in a spread text (`×1.78`, `±0.002`).
 fn spread_value(s: &str) -> f64 {
     s.trim_start_matches(['×', '±']).parse().unwrap_or(0.0)
@@ -196,6 +220,13 @@ pub struct LegendBox {
     /// Width and height in pixels.
     pub size: (u32, u32),
     font: u32,
+}
+
+impl LegendBox {
+    /// How many columns it was laid out in.
+    pub fn column_count(&self) -> usize {
+        self.columns.len()
+    }
 }
 
 const LEGEND_PAD: u32 = 12;

@@ -223,3 +223,35 @@ fn figures_of_extreme_values_are_drawn() {
         }
     });
 }
+
+#[test]
+fn a_series_with_no_value_in_one_panel_is_one_shared_legend_line_saying_so() {
+    use super::legend::shared_legend;
+    let panel = |y: f64| {
+        let mut p = Panel::new("p", "x", "y", true);
+        p.series = vec![Series::new(
+            "SkipInit",
+            okabe_ito::BLUISH_GREEN,
+            vec![(1.0, y)],
+        )];
+        p
+    };
+    // Exactly 0 on a log axis in the first panel, drawn in the other two.
+    let items = shared_legend(&[panel(0.0), panel(1.0), panel(2.0)]);
+    let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+    assert!(
+        labels.contains(&"SkipInit (no finite value in some panels)"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.iter().filter(|l| l.starts_with("SkipInit")).count(),
+        1,
+        "{labels:?}"
+    );
+    // In no panel at all: said as before.
+    let none = shared_legend(&[panel(0.0), panel(0.0)]);
+    assert!(
+        none.iter().any(|i| i.label == "SkipInit (no finite value)"),
+        "{none:?}"
+    );
+}

@@ -416,7 +416,7 @@ function chart(spec) {
       if (Number.isFinite(x)) xs.push(x);
     }
   }
-  const t = el('text', { x: m.l, y: 22, 'font-size': 18, 'font-weight': 'bold' }, svg);
+  const t = el('text', { x: m.l, y: 22, 'font-size': 18, 'font-weight': 'bold', class: 'chart-title' }, svg);
   t.textContent = spec.title;
   if (!ys.length) {
     el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'font-size': 18, class: 'empty' }, svg)
@@ -513,7 +513,10 @@ function chart(spec) {
   for (let i = notes.length - 1; i >= 0; i--) {
     notes[i].y = Math.min(notes[i].y, m.t + ph - 8, i < notes.length - 1 ? notes[i + 1].y - gap : Infinity);
   }
-  const ng = el('g', { class: 'notes', 'data-right': m.l + pw - 4 }, svg);
+  const ng = el('g', {
+    class: 'notes', 'data-left': m.l + 6, 'data-right': m.l + pw - 4,
+    'data-top': m.t + 4, 'data-bottom': m.t + ph - 2, 'data-gap': gap,
+  }, svg);
   for (const n of notes) {
     const tx = el('text', {
       x: n.x, y: n.y + 6, 'font-size': 17, 'font-weight': 'bold', fill: n.color,
@@ -525,17 +528,68 @@ function chart(spec) {
   return svg;
 }
 
-// Once `svg` is on the page (text has a size only then): notes that would run past the plot's
-// right edge move left.
+// Once `svg` is on the page (text has a size only then): notes stay inside the plot, clear of
+// the tick labels left of it and below it. A note that would run past the plot's right edge
+// moves left, but never past its left edge (the y tick labels are there); one wider than the
+// plot wraps at spaces; then the notes are pushed apart again by their drawn heights.
 function fitNotes(svg) {
+  // A title wider than the chart takes a smaller font (down to 13), not the next panel's room.
+  const title = svg.querySelector('text.chart-title');
+  const room = svg.viewBox.baseVal.width - Number(title.getAttribute('x')) - 4;
+  const tw = title.getBBox().width;
+  if (tw > room) title.setAttribute('font-size', Math.max(13, Math.floor(18 * room / tw)));
   for (const g of svg.querySelectorAll('g.notes')) {
-    const right = Number(g.dataset.right);
-    for (const t of g.querySelectorAll('text')) {
+    const [left, right, top, bottom, gap] = ['left', 'right', 'top', 'bottom', 'gap'].map((k) => Number(g.dataset[k]));
+    const texts = Array.from(g.querySelectorAll('text'));
+    for (const t of texts) {
+      if (t.getBBox().width > right - left) wrapNote(t, left, right - left);
       const b = t.getBBox();
-      if (b.x + b.width > right) t.setAttribute('x', Math.max(0, right - b.width));
+      const x = Math.max(left, Math.min(b.x, right - b.width));
+      if (x !== b.x) moveNote(t, x - b.x, 0);
+    }
+    // Top to bottom by where they sit now: each below the one above, then back up from the
+    // bottom edge where they ran past it (as chart() stacks them, with their real heights).
+    texts.sort((a, b) => a.getBBox().y - b.getBBox().y);
+    let floor = top;
+    for (const t of texts) {
+      const b = t.getBBox();
+      if (b.y < floor) moveNote(t, 0, floor - b.y);
+      floor = t.getBBox().y + t.getBBox().height + Math.max(0, gap - b.height);
+    }
+    let ceiling = bottom;
+    for (const t of texts.slice().reverse()) {
+      const b = t.getBBox();
+      if (b.y + b.height > ceiling) moveNote(t, 0, ceiling - b.y - b.height);
+      ceiling = t.getBBox().y - Math.max(0, gap - b.height);
     }
   }
   return svg;
+}
+
+// Shift a note (and its wrapped lines) by (dx, dy).
+function moveNote(t, dx, dy) {
+  for (const n of [t, ...t.querySelectorAll('tspan')]) {
+    if (n.hasAttribute('x')) n.setAttribute('x', Number(n.getAttribute('x')) + dx);
+    if (n === t) t.setAttribute('y', Number(t.getAttribute('y')) + dy);
+  }
+}
+
+// Break a note's text at spaces into lines at most `width` wide, each starting at `x`; the
+// text stays the same words, a space ending every line but the last.
+function wrapNote(t, x, width) {
+  const words = t.textContent.split(' ');
+  t.textContent = '';
+  t.setAttribute('x', x);
+  let line = el('tspan', { x, dy: 0 }, t);
+  for (const w of words) {
+    const before = line.textContent;
+    line.textContent = before ? before + ' ' + w : w;
+    if (before && line.getComputedTextLength() > width) {
+      line.textContent = before + ' ';
+      line = el('tspan', { x, dy: '1.15em' }, t);
+      line.textContent = w;
+    }
+  }
 }
 
 function panel(container, cls) {
@@ -545,7 +599,7 @@ function panel(container, cls) {
 }
 
 // The arm's look as on the slides: its normaliser's colour and marker; a standard block's arm
-// the block's (its marker names the block, SkipInit a cross); with both skip arms, the arm
+// the block's (its marker names the block, SkipInit train's SkipInit colour); with both skip arms, the arm
 // with one-layer skips takes the skip style (src/plot/grad_norms.rs arm_style).
 function armStyle(arm, report) {
   if (arm.block) {
