@@ -201,8 +201,14 @@ tuple_cols!(A, B, C, D, E, F);
 tuple_cols!(A, B, C, D, E, F, G);
 tuple_cols!(A, B, C, D, E, F, G, H);
 
-/// Element-wise passes smaller than this many elements run on one thread.
-const MIN_PARALLEL_ELEMS: usize = 1 << 15;
+/// Element-wise passes smaller than this many elements run on one thread. They are
+/// memory-bound, and waking a second thread for each costs more than it saves below about a
+/// million bytes of f32: on 2 cores, a depth-50 width-256 batch-256 BatchNorm step (65,536
+/// elements per pass) took 37.4 ms with its passes on one thread against 41.1 ms split at 2^15
+/// (`benches/preact_cost.py`, medians of 5 rounds); at width 1024 (2^18 elements per pass) the
+/// split was about 2% faster. The results are the same bits either way (every pass is
+/// column-local).
+pub const MIN_PARALLEL_ELEMS: usize = 1 << 18;
 
 /// Run `f` over `bundle` (`rows` rows), cut into one column block per thread of the current
 /// rayon pool when the pass is large enough. Blocks are multiples of 16 columns.

@@ -505,6 +505,7 @@ fn optimised_gradients_match_reference_on_small_nets() {
 #[test]
 fn threads_split_work_without_changing_a_bit() {
     // Large enough that products and element-wise passes are split over threads.
+    let batch = bn_lab::parallel::MIN_PARALLEL_ELEMS.div_ceil(144) + 16;
     for (act, b, residual) in [
         (Activation::Relu, None, false),
         (Activation::Tanh, bn(true, Placement::Pre), true),
@@ -522,9 +523,9 @@ fn threads_split_work_without_changing_a_bit() {
             depth: 3,
             ..net(act, b, residual)
         };
-        let one = check(&cfg, 240, Mode::Train, 1, 1e-10);
-        let two = check(&cfg, 240, Mode::Train, 2, 1e-10);
-        let three = check(&cfg, 240, Mode::Train, 3, 1e-10);
+        let one = check(&cfg, batch, Mode::Train, 1, 1e-10);
+        let two = check(&cfg, batch, Mode::Train, 2, 1e-10);
+        let three = check(&cfg, batch, Mode::Train, 3, 1e-10);
         assert_eq!(one, two, "1 vs 2 threads: {cfg:?}");
         assert_eq!(one, three, "1 vs 3 threads: {cfg:?}");
     }
