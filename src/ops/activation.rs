@@ -231,7 +231,8 @@ pub fn bias_act_forward_from<T: Float>(
 
 /// Backward through `a = act(z + b)` (no BatchNorm): `dz = dh * act'(a)`, `db_j += sum_i dz_ij`
 /// and `sq_j += sum_i dh_ij^2` (f64, for `||dL/dh||`), and `copy = dh` when given (the identity
-/// path of a skip connection). `dh, a, dz, copy: (N, c)`; `db, sq: (c)`.
+/// path of a skip connection). `dh, a, dz, copy: (N, c)`; `db, sq: (c)`. Compiled for AVX2
+/// where the CPU has it.
 pub fn act_backward_fused<T: Float>(
     act: Activation,
     dh: ArrayView2<T>,
@@ -241,7 +242,7 @@ pub fn act_backward_fused<T: Float>(
     sq: &mut [f64],
     mut copy: Option<ArrayViewMut2<T>>,
 ) {
-    per_act!(act, A => {
+    with_avx2!(per_act!(act, A => {
         let mut copy_rows = copy.as_mut().map(|c| rows_mut(c));
         for ((dh, a), dz) in rows(&dh).zip(rows(&a)).zip(rows_mut(&mut dz)) {
             for ((dz, &d), &a) in dz.iter_mut().zip(dh).zip(a) {
@@ -255,7 +256,7 @@ pub fn act_backward_fused<T: Float>(
                 c.next().expect("same rows").copy_from_slice(dh);
             }
         }
-    })
+    }))
 }
 
 /// [`act_backward_fused`] adding its result to `out` instead of writing it (the input gradient
@@ -271,7 +272,7 @@ pub fn act_backward_add<T: Float>(
     sq: &mut [f64],
     mut next: Option<NextHead>,
 ) {
-    per_act!(act, A => {
+    with_avx2!(per_act!(act, A => {
         for ((dh, a), out) in rows(&dh).zip(rows(&a)).zip(rows_mut(&mut out)) {
             for ((((o, &d), &a), s), q) in out
                 .iter_mut()
@@ -289,7 +290,7 @@ pub fn act_backward_add<T: Float>(
                 next.add_row(out);
             }
         }
-    })
+    }))
 }
 
 #[cfg(test)]
