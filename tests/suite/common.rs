@@ -458,3 +458,41 @@ pub fn reproduce_only(only: &str, out: &Path) -> Output {
     );
     o
 }
+
+/// A small `grad-norms` configuration (width 16, batch 16, `depth` layers or blocks) with `args`
+/// added, validated as the CLI validates it.
+pub fn small_grad_norms(
+    depth: &str,
+    args: &[&str],
+) -> bn_lab::experiment::grad_norms::GradNormsConfig {
+    let all: Vec<&str> = [
+        "grad-norms",
+        "--width",
+        "16",
+        "--batch",
+        "16",
+        "--depth",
+        depth,
+    ]
+    .into_iter()
+    .chain(args.iter().copied())
+    .collect();
+    match parse(&all) {
+        bn_lab::cli::Command::GradNorms(a) => {
+            bn_lab::experiment::ExperimentArgs::config(&a).expect("a valid line")
+        }
+        _ => unreachable!("grad-norms parses to grad-norms"),
+    }
+}
+
+/// Deterministic kernel inputs in about [-2, 2), some of them exactly 0 (an LCG, no RNG crate).
+pub fn lcg_values(seed: u64, rows: usize, cols: usize) -> ndarray::Array2<f32> {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    ndarray::Array2::from_shape_simple_fn((rows, cols), || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let v = ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0;
+        if x % 11 == 0 { 0.0 } else { v }
+    })
+}

@@ -13,24 +13,7 @@ use crate::live_page::shown;
 use crate::server::{Server, encode};
 
 fn grad_norms(args: &[&str]) -> GradNormsConfig {
-    let all: Vec<&str> = [
-        "grad-norms",
-        "--width",
-        "16",
-        "--batch",
-        "16",
-        "--depth",
-        "6",
-    ]
-    .into_iter()
-    .chain(args.iter().copied())
-    .collect();
-    match common::parse(&all) {
-        bn_lab::cli::Command::GradNorms(a) => {
-            bn_lab::experiment::ExperimentArgs::config(&a).expect("a valid line")
-        }
-        _ => unreachable!("grad-norms parses to grad-norms"),
-    }
+    common::small_grad_norms("6", args)
 }
 
 /// Eighteen arms need more legend than a column beside the panels holds: on the theory and

@@ -4,7 +4,6 @@
 
 use crate::common;
 
-use bn_lab::cli::Command;
 use bn_lab::experiment::Experiment;
 use bn_lab::experiment::grad_norms::{GradNorms, GradNormsConfig};
 use bn_lab::experiment::shattered::Arch;
@@ -12,22 +11,7 @@ use bn_lab::plot::Figures;
 use bn_lab::plot::shattered::depth_axis_label;
 
 fn grad_norms(args: &[&str]) -> GradNormsConfig {
-    let all: Vec<&str> = [
-        "grad-norms",
-        "--width",
-        "16",
-        "--batch",
-        "16",
-        "--depth",
-        "3",
-    ]
-    .into_iter()
-    .chain(args.iter().copied())
-    .collect();
-    match common::parse(&all) {
-        Command::GradNorms(a) => bn_lab::experiment::ExperimentArgs::config(&a).unwrap(),
-        _ => unreachable!("grad-norms parses to grad-norms"),
-    }
+    common::small_grad_norms("3", args)
 }
 
 /// Ten arms (five skips x two normalisers) overflowed the theory and stream slides' legends

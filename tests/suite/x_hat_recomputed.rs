@@ -10,16 +10,8 @@ use ndarray::Array2;
 const N: usize = 29;
 const C: usize = 21;
 
-/// Deterministic values in about [-2, 2), some of them exactly 0.
 fn values(seed: u64, rows: usize, cols: usize) -> Array2<f32> {
-    let mut x = seed.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(3);
-    Array2::from_shape_simple_fn((rows, cols), || {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let v = ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0;
-        if x % 13 == 0 { 0.0 } else { v }
-    })
+    crate::common::lcg_values(seed + 100, rows, cols)
 }
 
 fn col(seed: u64) -> Vec<f64> {
