@@ -172,59 +172,7 @@ impl<T: Float> Block<T> {
                     },
                 );
             }
-            (Some(bn), Placement::Pre) => {
-                // z = h W (without the bias) goes into x_hat's buffer and is standardised in
-                // place; the bias only shifts the mean, so it is folded into `shift`. An
-                // identity linear's z is h_in itself: read from there, not copied.
-                let src = project_or_source(h_in.view(), &w, &mut c.x_hat.view_mut());
-                match mode {
-                    Mode::Train => {
-                        bn.batch_stats_of(src.unwrap_or(c.x_hat.view()), Some(b));
-                    }
-                    Mode::Eval => bn.running_stats(Some(b)),
-                }
-                let residual = skip.then(|| Residual {
-                    h_in: h_in.view(),
-                    h: c.h.view_mut(),
-                    scale,
-                });
-                if let Some(noise) = &mut self.noise {
-                    if let Some(src) = &src {
-                        c.x_hat.assign(src);
-                    }
-                    let bundle = (c.x_hat.view_mut(), c.a.view_mut(), bn.coeffs(), residual);
-                    noise.sampled = mode == Mode::Train;
-                    par_cols((bundle, noise.last(rows)), rows, &|(
-                        (zx, a, coeffs, residual),
-                        noise,
-                    )| {
-                        ops::bn_noisy_pre_forward(act, zx, a, coeffs, noise, residual)
-                    });
-                    return;
-                }
-                if let (Some(src), None) = (src, &residual) {
-                    // An identity linear's normaliser: x_hat is not kept (see `keeps_x_hat`).
-                    par_cols(
-                        (src, c.a.view_mut(), bn.coeffs()),
-                        rows,
-                        &|(src, a, coeffs)| ops::bn_pre_forward_unkept(act, src, a, coeffs),
-                    );
-                    return;
-                }
-                par_cols(
-                    (
-                        c.x_hat.view_mut(),
-                        src,
-                        c.a.view_mut(),
-                        bn.coeffs(),
-                        residual,
-                    ),
-                    rows,
-                    &|(zx, src, a, coeffs, residual)| {
-                        ops::bn_pre_forward_from(act, src, zx, a, coeffs, residual)
-                    },
-                );
-            }
+            (Some(_), Placement::Pre) => self.bn_pre_forward(h_in, mode),
             (Some(bn), Placement::Post) => {
                 project(&h_in, &w, &mut c.a.view_mut());
                 par_cols((c.a.view_mut(), b), rows, &|(a, b)| {
@@ -243,6 +191,77 @@ impl<T: Float> Block<T> {
                 );
             }
         }
+    }
+
+    /// [`Block::forward`] with BatchNorm before the activation: `z = h W` (without the bias) into
+    /// `x_hat`'s buffer, its statistics, then one pass that standardises it in place, applies
+    /// scale/shift and the activation (and noisy BN's noise, and the skip). An identity linear's
+    /// `z` is `h_in` itself, read from there, and its `x_hat` is not kept (see `keeps_x_hat`).
+    fn bn_pre_forward(&mut self, h_in: ArrayView2<T>, mode: Mode) {
+        let (rows, act) = (h_in.nrows(), self.act);
+        let (skip, scale) = (self.skip, self.skip_scale);
+        let c = &mut self.cache;
+        let (w, b) = (
+            self.linear.w.view(),
+            self.linear
+                .b
+                .as_slice()
+                .expect("owned arrays are contiguous"),
+        );
+        let bn = self.bn.as_mut().expect("called for blocks with BatchNorm");
+        // z = h W (without the bias) goes into x_hat's buffer and is standardised in
+        // place; the bias only shifts the mean, so it is folded into `shift`. An
+        // identity linear's z is h_in itself: read from there, not copied.
+        let src = project_or_source(h_in.view(), &w, &mut c.x_hat.view_mut());
+        match mode {
+            Mode::Train => {
+                bn.batch_stats_of(src.unwrap_or(c.x_hat.view()), Some(b));
+            }
+            Mode::Eval => bn.running_stats(Some(b)),
+        }
+        let residual = skip.then(|| Residual {
+            h_in: h_in.view(),
+            h: c.h.view_mut(),
+            scale,
+        });
+        if let Some(noise) = &mut self.noise {
+            if let Some(src) = &src {
+                c.x_hat.assign(src);
+            }
+            let bundle = (c.x_hat.view_mut(), c.a.view_mut(), bn.coeffs(), residual);
+            noise.sampled = mode == Mode::Train;
+            par_cols((bundle, noise.last(rows)), rows, &|(
+                (zx, a, coeffs, residual),
+                noise,
+            )| {
+                ops::bn_noisy_pre_forward(act, zx, a, coeffs, noise, residual)
+            });
+            return;
+        }
+        if let (Some(src), None) = (src, &residual) {
+            // An identity linear's normaliser: x_hat is not kept (see `keeps_x_hat`).
+            par_cols((src, c.a.view_mut(), bn.coeffs()), rows, &|(
+                src,
+                a,
+                coeffs,
+            )| {
+                ops::bn_pre_forward_unkept(act, src, a, coeffs)
+            });
+            return;
+        }
+        par_cols(
+            (
+                c.x_hat.view_mut(),
+                src,
+                c.a.view_mut(),
+                bn.coeffs(),
+                residual,
+            ),
+            rows,
+            &|(zx, src, a, coeffs, residual)| {
+                ops::bn_pre_forward_from(act, src, zx, a, coeffs, residual)
+            },
+        );
     }
 
     /// Forward of a layer without normaliser or skip connection that also writes a residual
